@@ -1,0 +1,170 @@
+// Package cli holds what every orderseal command line shares: swappable
+// stdio, one-line errors with hints on stderr, exit codes, flag sets.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Exit codes of every orderseal command.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the command ran and failed
+	ExitUsage   = 2 // the command line was wrong
+)
+
+// Stdio is where a command reads and writes; tests swap it.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// OS is the process's own stdio.
+func OS() Stdio { return Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }
+
+// Error is a failure with an optional hint for the user.
+type Error struct {
+	Err  error
+	Hint string
+	Code int
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Usagef is a command-line mistake: exit code 2.
+func Usagef(hint, format string, a ...any) error {
+	return &Error{Err: fmt.Errorf(format, a...), Hint: hint, Code: ExitUsage}
+}
+
+// WithHint attaches a hint to err.
+func WithHint(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Err: err, Hint: hint, Code: ExitFailure}
+}
+
+// Report prints err as "prog: error: …" (one line) and an optional
+// "prog: hint: …", and returns the exit code.
+func Report(prog string, w io.Writer, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitUsage
+	}
+	code, hint := ExitFailure, ""
+	var ce *Error
+	if errors.As(err, &ce) {
+		code, hint = ce.Code, ce.Hint
+	}
+	fmt.Fprintf(w, "%s: error: %s\n", prog, oneLine(err.Error()))
+	if hint != "" {
+		fmt.Fprintf(w, "%s: hint: %s\n", prog, oneLine(hint))
+	}
+	return code
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// FlagSet makes a flag set for one subcommand whose usage text lists the
+// flags and the examples.
+func FlagSet(prog, sub, synopsis string, stdio Stdio, examples ...string) *flag.FlagSet {
+	fs := flag.NewFlagSet(prog+" "+sub, flag.ContinueOnError)
+	fs.SetOutput(stdio.Err)
+	fs.Usage = func() {
+		fmt.Fprintf(stdio.Err, "usage: %s %s %s\n", prog, sub, synopsis)
+		fs.PrintDefaults()
+		if len(examples) > 0 {
+			fmt.Fprintln(stdio.Err, "examples:")
+			for _, e := range examples {
+				fmt.Fprintf(stdio.Err, "  %s\n", e)
+			}
+		}
+	}
+	return fs
+}
+
+// Parse parses args and turns flag mistakes and stray arguments into usage errors.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &Error{Err: err, Code: ExitUsage, Hint: "run '" + fs.Name() + " -h' for usage"}
+	}
+	if fs.NArg() > 0 {
+		return Usagef("run '"+fs.Name()+" -h' for usage", "unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// Require returns a usage error naming the first empty required flag.
+func Require(fs *flag.FlagSet, names ...string) error {
+	for _, n := range names {
+		if f := fs.Lookup(n); f != nil && f.Value.String() == "" {
+			return Usagef("run '"+fs.Name()+" -h' for usage", "-%s is required", n)
+		}
+	}
+	return nil
+}
+
+// Command is one subcommand of a program.
+type Command struct {
+	Name    string
+	Summary string
+	Run     func(args []string) error
+}
+
+// Dispatch runs the subcommand named by args[0] and returns the exit code.
+func Dispatch(prog string, stdio Stdio, args []string, cmds []Command) int {
+	usage := func() {
+		fmt.Fprintf(stdio.Err, "usage: %s <command> [flags]\ncommands:\n", prog)
+		for _, c := range cmds {
+			fmt.Fprintf(stdio.Err, "  %-12s %s\n", c.Name, c.Summary)
+		}
+		fmt.Fprintf(stdio.Err, "run '%s <command> -h' for a command's flags\n", prog)
+	}
+	if len(args) == 0 {
+		usage()
+		return ExitUsage
+	}
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		return ExitOK
+	}
+	for _, c := range cmds {
+		if c.Name == args[0] {
+			return Report(prog, stdio.Err, c.Run(args[1:]))
+		}
+	}
+	return Report(prog, stdio.Err, Usagef("run '"+prog+" -h' for the list", "unknown command %q", args[0]))
+}
+
+// ReadInput reads a file, or stdin when path is "-", up to max bytes.
+func ReadInput(stdio Stdio, path string, max int64) ([]byte, error) {
+	var r io.Reader = stdio.In
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("input is larger than %d bytes", max)
+	}
+	return data, nil
+}

@@ -1,0 +1,46 @@
+package keygen
+
+import (
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Cache holds the pairwise keys of one party with its recent peers, so a
+// daemon derives each K once rather than per request. Safe for concurrent use.
+type Cache struct {
+	key *PartyKey
+	lru *lru.Cache[string, Pairwise]
+}
+
+// NewCache bounds the cache to size peers (least recently used evicted first).
+func NewCache(key *PartyKey, size int) *Cache {
+	if size < 1 {
+		size = 1
+	}
+	c, err := lru.New[string, Pairwise](size)
+	if err != nil {
+		panic(err) // only for size ≤ 0, excluded above
+	}
+	return &Cache{key: key, lru: c}
+}
+
+// Key returns the party key the cache derives from.
+func (c *Cache) Key() *PartyKey { return c.key }
+
+// Pairwise returns K(self, peer), deriving it on a miss.
+func (c *Cache) Pairwise(peer string) (Pairwise, error) {
+	if p, ok := c.lru.Get(peer); ok {
+		return p, nil
+	}
+	p, err := c.key.Pairwise(peer)
+	if err != nil {
+		return p, err
+	}
+	c.lru.Add(peer, p)
+	return p, nil
+}
+
+// Len reports how many peers are cached.
+func (c *Cache) Len() int { return c.lru.Len() }
+
+// Purge drops every cached key.
+func (c *Cache) Purge() { c.lru.Purge() }

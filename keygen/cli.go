@@ -1,0 +1,263 @@
+package keygen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"orderseal/internal/cli"
+)
+
+// PassphraseEnv names the variable the key center reads its passphrase from
+// when no terminal is at hand.
+const PassphraseEnv = "ORDERSEAL_CENTER_PASSPHRASE"
+
+// maxIDsFile bounds a batch identities file.
+const maxIDsFile = 256 << 20
+
+// Main is the keygen command: key center set-up and party key issuance.
+func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
+	return cli.Dispatch("keygen", stdio, args, []cli.Command{
+		{Name: "init", Summary: "create a key center (encrypted master, params.json)", Run: func(a []string) error { return cmdInit(a, stdio) }},
+		{Name: "issue", Summary: "issue party keys for one identity or a batch", Run: func(a []string) error { return cmdIssue(ctx, a, stdio) }},
+		{Name: "params", Summary: "print the public parameters", Run: func(a []string) error { return cmdParams(a, stdio) }},
+		{Name: "fingerprint", Summary: "print a short fingerprint of K(self, peer)", Run: func(a []string) error { return cmdFingerprint(a, stdio) }},
+	})
+}
+
+func cmdInit(args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet("keygen", "init", "-dir DIR [-k N]", stdio,
+		"ORDERSEAL_CENTER_PASSPHRASE=… keygen init -dir center -k 1024")
+	dir := fs.String("dir", "", "key center directory (created 0700)")
+	k := fs.Int("k", DefaultK, "coefficients per row: a coalition of k parties can rebuild the master, k−1 learn nothing of others' keys")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "dir"); err != nil {
+		return err
+	}
+	pass, err := passphrase(stdio, true)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	c, err := Init(*dir, *k, pass, InitOptions{KDF: kdfFromEnv()})
+	if err != nil {
+		if errors.Is(err, ErrCenterExists) {
+			return cli.WithHint(err, "choose another -dir; a key center is never overwritten")
+		}
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(stdio.Err, "keygen: key center ready in %s (system %s, k=%d; a coalition of %d parties can rebuild the master)\n",
+		*dir, c.Params().SystemHex(), c.Params().K, c.Params().K)
+	return nil
+}
+
+func cmdIssue(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet("keygen", "issue", "-dir DIR (-id IDENTITY -out FILE | -ids FILE -out-dir DIR)", stdio,
+		"keygen issue -dir center -id merchant:shop.example -out shop.key",
+		"keygen issue -dir center -ids cardholders.txt -out-dir keys/")
+	dir := fs.String("dir", "", "key center directory")
+	id := fs.String("id", "", "identity to issue, role:name")
+	out := fs.String("out", "", "key file to create (0600, never overwritten)")
+	ids := fs.String("ids", "", "file of identities, one per line ('-' for stdin; # comments)")
+	outDir := fs.String("out-dir", "", "directory for batch key files")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "dir"); err != nil {
+		return err
+	}
+	single, batch := *id != "" || *out != "", *ids != "" || *outDir != ""
+	switch {
+	case single == batch:
+		return cli.Usagef("give -id with -out, or -ids with -out-dir", "choose one of single or batch issuance")
+	case single:
+		if err := cli.Require(fs, "id", "out"); err != nil {
+			return err
+		}
+		if err := ValidateIdentity(*id); err != nil {
+			return cli.WithHint(err, "identities look like merchant:shop.example")
+		}
+		if _, err := os.Lstat(*out); err == nil {
+			return cli.WithHint(fmt.Errorf("%s already exists", *out), "key files are never overwritten; remove it first or choose another -out")
+		}
+	default:
+		if err := cli.Require(fs, "ids", "out-dir"); err != nil {
+			return err
+		}
+	}
+	pass, err := passphrase(stdio, false)
+	if err != nil {
+		return err
+	}
+	c, err := OpenCenter(*dir, pass)
+	clear(pass)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if single {
+		k, err := c.Issue(*id)
+		if err != nil {
+			return err
+		}
+		defer k.Destroy()
+		if err := k.WriteFile(*out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Err, "keygen: issued %s to %s\n", *id, *out)
+		return nil
+	}
+	return issueBatch(ctx, c, *ids, *outDir, stdio)
+}
+
+func issueBatch(ctx context.Context, c *Center, idsPath, outDir string, stdio cli.Stdio) error {
+	data, err := cli.ReadInput(stdio, idsPath, maxIDsFile)
+	if err != nil {
+		return err
+	}
+	var list []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 4096), 4096)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		list = append(list, line)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", idsPath, err)
+	}
+	if len(list) == 0 {
+		return fmt.Errorf("%s: no identities", idsPath)
+	}
+	if err := os.MkdirAll(outDir, 0o700); err != nil {
+		return err
+	}
+	bar := progressbar.NewOptions(len(list),
+		progressbar.OptionSetWriter(stdio.Err),
+		progressbar.OptionSetDescription("issuing"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("keys"),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(stdio.Err) }),
+	)
+	results := c.IssueBatch(ctx, list, outDir, func(BatchResult) { bar.Add(1) })
+	bar.Finish()
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+			fmt.Fprintf(stdio.Err, "keygen: %s: %s\n", printable(r.Identity), r.Err)
+		}
+	}
+	fmt.Fprintf(stdio.Err, "keygen: issued %d of %d identities into %s\n", len(list)-failed, len(list), outDir)
+	if failed > 0 {
+		return fmt.Errorf("%d identities failed", failed)
+	}
+	return nil
+}
+
+// printable keeps a hostile identity line from smuggling control bytes into the terminal.
+func printable(s string) string {
+	s = truncate(s, 220)
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func cmdParams(args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet("keygen", "params", "-dir DIR", stdio, "keygen params -dir center > params.json")
+	dir := fs.String("dir", "", "key center directory")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "dir"); err != nil {
+		return err
+	}
+	p, err := ReadParams(*dir)
+	if err != nil {
+		return err
+	}
+	b, _ := p.MarshalJSON()
+	fmt.Fprintf(stdio.Out, "%s\n", b)
+	return nil
+}
+
+func cmdFingerprint(args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet("keygen", "fingerprint", "-key FILE -peer IDENTITY", stdio,
+		"keygen fingerprint -key shop.key -peer issuer:bank.example")
+	keyPath := fs.String("key", "", "your party key file")
+	peer := fs.String("peer", "", "the other party's identity")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "key", "peer"); err != nil {
+		return err
+	}
+	k, err := LoadPartyKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	defer k.Destroy()
+	p, err := k.Pairwise(*peer)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdio.Out, p.Fingerprint())
+	return nil
+}
+
+// passphrase reads the center passphrase from the environment or, on a
+// terminal, from a prompt that does not echo (twice when confirm is set).
+func passphrase(stdio cli.Stdio, confirm bool) ([]byte, error) {
+	if v, ok := os.LookupEnv(PassphraseEnv); ok {
+		return []byte(v), nil
+	}
+	f, ok := stdio.In.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, cli.WithHint(errors.New("no passphrase: stdin is not a terminal"), "set "+PassphraseEnv)
+	}
+	fmt.Fprint(stdio.Err, "key center passphrase: ")
+	p, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stdio.Err)
+	if err != nil {
+		return nil, err
+	}
+	if confirm {
+		fmt.Fprint(stdio.Err, "again: ")
+		q, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stdio.Err)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(p, q) {
+			return nil, errors.New("passphrases differ")
+		}
+	}
+	return p, nil
+}
+
+// kdfFromEnv lets tests and demos choose a cheaper argon2id cost
+// (ORDERSEAL_CENTER_KDF=fast); production uses DefaultKDF.
+func kdfFromEnv() KDF {
+	if os.Getenv("ORDERSEAL_CENTER_KDF") == "fast" {
+		return KDF{Time: 1, Memory: 8 * 1024, Threads: 1}
+	}
+	return DefaultKDF
+}

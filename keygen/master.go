@@ -1,0 +1,260 @@
+package keygen
+
+import (
+	"crypto/rand"
+	"crypto/sha3"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	fp "github.com/cloudflare/circl/math/fp25519"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"orderseal/internal/strictjson"
+	"orderseal/internal/wire"
+)
+
+// ErrPassphrase is returned when the master file does not open with the
+// passphrase given (or was altered).
+var ErrPassphrase = errors.New("wrong passphrase or damaged master file")
+
+// Master is the key center's secret: a 32-byte seed from which the symmetric
+// matrix D is expanded. It never leaves the center in clear.
+type Master struct {
+	params Params
+	seed   [32]byte
+	tri    []fp.Elt // upper triangle of D, row-major, expanded on first use
+}
+
+// NewMaster creates fresh parameters with k coefficients per row and a fresh seed.
+func NewMaster(k int, r io.Reader) (*Master, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	m := &Master{params: Params{K: k}}
+	if err := m.params.Check(); err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(r, m.params.System[:]); err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(r, m.seed[:]); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// MasterFromSeed rebuilds a master from its parts (known-answer tests, recovery).
+func MasterFromSeed(params Params, seed [32]byte) (*Master, error) {
+	if err := params.Check(); err != nil {
+		return nil, err
+	}
+	return &Master{params: params, seed: seed}, nil
+}
+
+// Params returns the public parameters.
+func (m *Master) Params() Params { return m.params }
+
+// Destroy zeroes the seed and the expanded matrix.
+func (m *Master) Destroy() {
+	m.seed = [32]byte{}
+	clear(m.tri)
+	m.tri = nil
+}
+
+// expand fills the upper triangle of D. Row a of the triangle comes from
+// SHAKE256("orderseal-v1-master" || seed || be32(k) || be32(a)); each element
+// is 32 bytes little-endian with bit 255 cleared, redrawn while ≥ p.
+func (m *Master) expand() {
+	if m.tri != nil {
+		return
+	}
+	k := m.params.K
+	tri := make([]fp.Elt, k*(k+1)/2)
+	var hdr [19 + 32 + 8]byte
+	copy(hdr[:], "orderseal-v1-master")
+	copy(hdr[19:], m.seed[:])
+	binary.BigEndian.PutUint32(hdr[51:], uint32(k))
+	idx := 0
+	for a := 0; a < k; a++ {
+		binary.BigEndian.PutUint32(hdr[55:], uint32(a))
+		x := sha3.NewSHAKE256()
+		x.Write(hdr[:])
+		for b := a; b < k; b++ {
+			e := &tri[idx]
+			for {
+				x.Read(e[:])
+				e[31] &= 0x7f
+				if isCanonical(e) {
+					break
+				}
+			}
+			idx++
+		}
+	}
+	clear(hdr[:])
+	m.tri = tri
+}
+
+// entry returns D[a][b].
+func (m *Master) entry(a, b int) fp.Elt {
+	m.expand()
+	if a > b {
+		a, b = b, a
+	}
+	k := m.params.K
+	return m.tri[a*k-a*(a-1)/2+(b-a)]
+}
+
+// Issue computes the party key for id: r = D · v(x(id)).
+func (m *Master) Issue(id string) (*PartyKey, error) {
+	x, err := IdentityPoint(m.params.System, id)
+	if err != nil {
+		return nil, err
+	}
+	m.expand()
+	return &PartyKey{params: m.params, identity: id, row: m.row(&x)}, nil
+}
+
+// row evaluates D · (1, x, …, x^(k−1)) walking the upper triangle once.
+func (m *Master) row(x *fp.Elt) []fp.Elt {
+	k := m.params.K
+	v := make([]fp.Elt, k)
+	fp.SetOne(&v[0])
+	for i := 1; i < k; i++ {
+		fp.Mul(&v[i], &v[i-1], x)
+	}
+	r := make([]fp.Elt, k)
+	var t fp.Elt
+	idx := 0
+	for a := 0; a < k; a++ {
+		fp.Mul(&t, &m.tri[idx], &v[a])
+		fp.Add(&r[a], &r[a], &t)
+		idx++
+		for b := a + 1; b < k; b++ {
+			d := &m.tri[idx]
+			fp.Mul(&t, d, &v[b])
+			fp.Add(&r[a], &r[a], &t)
+			fp.Mul(&t, d, &v[a])
+			fp.Add(&r[b], &r[b], &t)
+			idx++
+		}
+	}
+	for i := range r {
+		fp.Modp(&r[i])
+	}
+	clear(v)
+	return r
+}
+
+// KDF is the argon2id cost that protects the master file.
+type KDF struct {
+	Time    uint32 `json:"t"`
+	Memory  uint32 `json:"m"` // KiB
+	Threads uint8  `json:"p"`
+}
+
+// DefaultKDF follows RFC 9106's second recommended option (64 MiB, 3 passes).
+var DefaultKDF = KDF{Time: 3, Memory: 64 * 1024, Threads: 2}
+
+func (k KDF) check() error {
+	if k.Time < 1 || k.Time > 64 || k.Memory < 8*1024 || k.Memory > 4<<20 || k.Threads < 1 {
+		return fmt.Errorf("%w: argon2id cost out of range", ErrParams)
+	}
+	return nil
+}
+
+type masterWire struct {
+	V      int    `json:"v"`
+	Suite  string `json:"suite"`
+	System string `json:"system"`
+	K      int    `json:"k"`
+	KDF    KDF    `json:"argon2id"`
+	Salt   string `json:"salt"`
+	Nonce  string `json:"nonce"`
+	CT     string `json:"ct"`
+}
+
+func (w *masterWire) aad() []byte {
+	b := []byte("orderseal-v1-master-file")
+	b = wire.LP16(b, []byte(w.Suite))
+	b = wire.LP16(b, []byte(w.System))
+	b = binary.BigEndian.AppendUint32(b, uint32(w.K))
+	b = binary.BigEndian.AppendUint32(b, w.KDF.Time)
+	b = binary.BigEndian.AppendUint32(b, w.KDF.Memory)
+	b = append(b, w.KDF.Threads)
+	return wire.LP16(b, []byte(w.Salt))
+}
+
+// Seal encrypts the master under an argon2id key derived from passphrase;
+// the result is the master file's contents.
+func (m *Master) Seal(passphrase []byte, kdf KDF, r io.Reader) ([]byte, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	if err := kdf.check(); err != nil {
+		return nil, err
+	}
+	var salt [16]byte
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	if _, err := io.ReadFull(r, salt[:]); err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(r, nonce); err != nil {
+		return nil, err
+	}
+	w := masterWire{V: 1, Suite: Suite, System: m.params.SystemHex(), K: m.params.K, KDF: kdf,
+		Salt: wire.B64(salt[:]), Nonce: wire.B64(nonce)}
+	key := argon2.IDKey(passphrase, salt[:], kdf.Time, kdf.Memory, kdf.Threads, chacha20poly1305.KeySize)
+	defer clear(key)
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, err
+	}
+	w.CT = wire.B64(aead.Seal(nil, nonce, m.seed[:], w.aad()))
+	return json.MarshalIndent(w, "", "  ")
+}
+
+// OpenMaster decrypts a master file.
+func OpenMaster(data, passphrase []byte) (*Master, error) {
+	var w masterWire
+	if err := strictjson.Decode(data, &w, 4096); err != nil {
+		return nil, err
+	}
+	params, err := paramsWire{V: w.V, Suite: w.Suite, System: w.System, K: w.K}.params()
+	if err != nil {
+		return nil, err
+	}
+	if err := w.KDF.check(); err != nil {
+		return nil, err
+	}
+	salt, err := wire.UnB64Len(w.Salt, 16)
+	if err != nil {
+		return nil, fmt.Errorf("master salt: %w", err)
+	}
+	nonce, err := wire.UnB64Len(w.Nonce, chacha20poly1305.NonceSizeX)
+	if err != nil {
+		return nil, fmt.Errorf("master nonce: %w", err)
+	}
+	ct, err := wire.UnB64Len(w.CT, 32+chacha20poly1305.Overhead)
+	if err != nil {
+		return nil, fmt.Errorf("master ciphertext: %w", err)
+	}
+	key := argon2.IDKey(passphrase, salt, w.KDF.Time, w.KDF.Memory, w.KDF.Threads, chacha20poly1305.KeySize)
+	defer clear(key)
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, err
+	}
+	seed, err := aead.Open(nil, nonce, ct, w.aad())
+	if err != nil {
+		return nil, ErrPassphrase
+	}
+	m := &Master{params: params}
+	copy(m.seed[:], seed)
+	clear(seed)
+	return m, nil
+}

@@ -1,0 +1,100 @@
+package keygen
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"fmt"
+	"io"
+	"strings"
+
+	fp "github.com/cloudflare/circl/math/fp25519"
+	"golang.org/x/crypto/hkdf"
+
+	"orderseal/internal/wire"
+)
+
+// Pairwise is K(A,B), the 32-byte key two parties share. It is only ever
+// used through Expand, one label per purpose. Not comparable with ==.
+type Pairwise struct {
+	key [32]byte
+	_   [0]func()
+}
+
+// RawSecret is s(self, peer) = Σ r_a · x(peer)^a, canonical little-endian.
+func (k *PartyKey) rawSecret(peer string) ([32]byte, error) {
+	var out [32]byte
+	if peer == k.identity {
+		return out, ErrSameIdentity
+	}
+	x, err := IdentityPoint(k.params.System, peer)
+	if err != nil {
+		return out, err
+	}
+	s := horner(k.row, &x)
+	encodeElt(out[:], &s)
+	return out, nil
+}
+
+// horner evaluates Σ row[a]·x^a.
+func horner(row []fp.Elt, x *fp.Elt) fp.Elt {
+	s := row[len(row)-1]
+	for a := len(row) - 2; a >= 0; a-- {
+		fp.Mul(&s, &s, x)
+		fp.Add(&s, &s, &row[a])
+	}
+	return s
+}
+
+// Pairwise derives K(self, peer) = HKDF-SHA256(salt = system, ikm = s,
+// info = "orderseal-v1-pairwise" || lp16(min) || lp16(max)).
+func (k *PartyKey) Pairwise(peer string) (Pairwise, error) {
+	var p Pairwise
+	s, err := k.rawSecret(peer)
+	if err != nil {
+		return p, err
+	}
+	defer clear(s[:])
+	lo, hi := k.identity, peer
+	if hi < lo {
+		lo, hi = hi, lo
+	}
+	info := []byte("orderseal-v1-pairwise")
+	info = wire.LP16(info, []byte(lo))
+	info = wire.LP16(info, []byte(hi))
+	if _, err := io.ReadFull(hkdf.New(sha256.New, s[:], k.params.System[:], info), p.key[:]); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// Equal compares in constant time.
+func (p *Pairwise) Equal(q *Pairwise) bool {
+	return subtle.ConstantTimeCompare(p.key[:], q.key[:]) == 1
+}
+
+// Expand derives a 32-byte sub-key: HKDF-Expand(K, "orderseal-v1-" + label ||
+// lp16(context[0]) || …). Labels are lowercase words naming one purpose
+// ("section", "http", "reveal", …); a malformed label is a programming error.
+func (p *Pairwise) Expand(label string, context ...string) [32]byte {
+	if label == "" || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz-") != "" {
+		panic(fmt.Sprintf("keygen: malformed sub-key label %q", label))
+	}
+	info := []byte("orderseal-v1-" + label)
+	for _, c := range context {
+		info = wire.LP16(info, []byte(c))
+	}
+	var out [32]byte
+	if _, err := io.ReadFull(hkdf.Expand(sha256.New, p.key[:], info), out[:]); err != nil {
+		panic(err) // 32 bytes is always within HKDF-SHA256's output limit
+	}
+	return out
+}
+
+// Fingerprint is a short code two parties compare out of band to confirm
+// they derived the same K; it is a one-way sub-key, so it reveals nothing of K.
+func (p *Pairwise) Fingerprint() string {
+	sub := p.Expand("fingerprint")
+	s := base32.StdEncoding.EncodeToString(sub[:15])[:20]
+	return s[0:5] + "-" + s[5:10] + "-" + s[10:15] + "-" + s[15:20]
+}

@@ -1,0 +1,135 @@
+package keygen
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	fp "github.com/cloudflare/circl/math/fp25519"
+
+	"orderseal/internal/secfile"
+	"orderseal/internal/strictjson"
+	"orderseal/internal/wire"
+)
+
+// ErrKeyFile is wrapped by every structural error in a party key file.
+var ErrKeyFile = errors.New("invalid party key file")
+
+// maxKeyFile bounds a key file: MaxK elements in base64 plus the envelope.
+var maxKeyFile = base64.RawURLEncoding.EncodedLen(MaxK*fp.Size) + 2048
+
+// PartyKey is one party's secret row of the key center's matrix, bound to
+// one identity. It is not comparable with ==; use Equal.
+type PartyKey struct {
+	params   Params
+	identity string
+	row      []fp.Elt
+}
+
+type partyKeyWire struct {
+	V        int    `json:"v"`
+	Suite    string `json:"suite"`
+	System   string `json:"system"`
+	K        int    `json:"k"`
+	Identity string `json:"identity"`
+	Row      string `json:"row"`
+}
+
+// Identity is the public identity the key is bound to.
+func (k *PartyKey) Identity() string { return k.identity }
+
+// Params returns the key center parameters the key belongs to.
+func (k *PartyKey) Params() Params { return k.params }
+
+// Equal compares two party keys in constant time (for equal-size rows).
+func (k *PartyKey) Equal(o *PartyKey) bool {
+	if !k.params.Equal(o.params) || k.identity != o.identity || len(k.row) != len(o.row) {
+		return false
+	}
+	var acc int
+	for i := range k.row {
+		acc |= subtle.ConstantTimeCompare(k.row[i][:], o.row[i][:]) ^ 1
+	}
+	return acc == 0
+}
+
+// Destroy zeroes the row.
+func (k *PartyKey) Destroy() { clear(k.row) }
+
+// MarshalJSON writes the key file of DESIGN.md §4.1.
+func (k *PartyKey) MarshalJSON() ([]byte, error) {
+	raw := make([]byte, len(k.row)*fp.Size)
+	defer clear(raw)
+	for i := range k.row {
+		encodeElt(raw[i*fp.Size:], &k.row[i])
+	}
+	return json.Marshal(partyKeyWire{V: 1, Suite: Suite, System: k.params.SystemHex(),
+		K: k.params.K, Identity: k.identity, Row: wire.B64(raw)})
+}
+
+// ParsePartyKey reads a key file strictly: unknown or duplicate fields,
+// a row of the wrong length and non-canonical field elements are refused.
+func ParsePartyKey(data []byte) (*PartyKey, error) {
+	var w partyKeyWire
+	if err := strictjson.Decode(data, &w, maxKeyFile); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
+	}
+	params, err := paramsWire{V: w.V, Suite: w.Suite, System: w.System, K: w.K}.params()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
+	}
+	if err := ValidateIdentity(w.Identity); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
+	}
+	raw, err := wire.UnB64Len(w.Row, params.K*fp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: row must be k×32 bytes of base64url: %w", ErrKeyFile, err)
+	}
+	defer clear(raw)
+	row := make([]fp.Elt, params.K)
+	for i := range row {
+		if row[i], err = decodeElt(raw[i*fp.Size : (i+1)*fp.Size]); err != nil {
+			clear(row)
+			return nil, fmt.Errorf("%w: row element %d: %w", ErrKeyFile, i, err)
+		}
+	}
+	return &PartyKey{params: params, identity: w.Identity, row: row}, nil
+}
+
+// LoadPartyKey reads a key file, refusing one that group or others can read.
+func LoadPartyKey(path string) (*PartyKey, error) {
+	data, err := secfile.Read(path, int64(maxKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	defer clear(data)
+	k, err := ParsePartyKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// LoadPartyKeyFor loads a key file and checks it belongs to params' system.
+func LoadPartyKeyFor(path string, params Params) (*PartyKey, error) {
+	k, err := LoadPartyKey(path)
+	if err != nil {
+		return nil, err
+	}
+	if !k.params.Equal(params) {
+		return nil, fmt.Errorf("%s: %w", path, ErrSystem)
+	}
+	return k, nil
+}
+
+// WriteFile stores the key at path with mode 0600; an existing file is never overwritten.
+func (k *PartyKey) WriteFile(path string) error {
+	data, err := k.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	defer clear(data)
+	return secfile.WriteNew(path, append(data, '\n'))
+}
