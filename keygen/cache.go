@@ -26,6 +26,12 @@ func NewCache(key *PartyKey, size int) *Cache {
 // Key returns the party key the cache derives from.
 func (c *Cache) Key() *PartyKey { return c.key }
 
+// Identity is the cached party's identity.
+func (c *Cache) Identity() string { return c.key.identity }
+
+// Params are the cached party's key center parameters.
+func (c *Cache) Params() Params { return c.key.params }
+
 // Pairwise returns K(self, peer), deriving it on a miss.
 func (c *Cache) Pairwise(peer string) (Pairwise, error) {
 	if p, ok := c.lru.Get(peer); ok {

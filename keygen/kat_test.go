@@ -1,0 +1,267 @@
+package keygen
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	fp "github.com/cloudflare/circl/math/fp25519"
+)
+
+// The known-answer vectors in testdata/kat.json come from
+// testdata/kat_gen.py, an independent Python reference written from
+// DESIGN.md §2 and §4.1 without reading this package. See testdata/README.md.
+
+const katFile = "kat.json"
+
+// katSectionField is the pair field holding
+// Expand("section", katSectionRole, katSectionOrder).
+const (
+	katSectionField = "section_issuer_ord-0001"
+	katSectionRole  = "issuer"
+	katSectionOrder = "ord-0001"
+)
+
+type katDoc struct {
+	Inputs struct {
+		Seed        string   `json:"seed"`
+		System      string   `json:"system"`
+		IdentityDST string   `json:"identity_dst"`
+		Ks          []int    `json:"ks"`
+		Identities  []string `json:"identities"`
+		Section     struct {
+			Role    string `json:"role"`
+			OrderID string `json:"order_id"`
+			Field   string `json:"field"`
+		} `json:"section"`
+	} `json:"inputs"`
+	Vectors []katVector `json:"vectors"`
+}
+
+type katVector struct {
+	K      int `json:"k"`
+	Master struct {
+		Row0First3 []string `json:"D_row0_first3"`
+		D12        *string  `json:"D_1_2"`
+	} `json:"master"`
+	Identities []katIdentity `json:"identities"`
+	Pairs      []katPair     `json:"pairs"`
+}
+
+type katIdentity struct {
+	ID        string   `json:"id"`
+	X         string   `json:"x"`
+	Row       []string `json:"row"`        // whole row (small k)
+	RowFirst4 []string `json:"row_first4"` // large k: r_0..r_3 …
+	RowSHA256 string   `json:"row_sha256"` // … and SHA-256(r_0 || … || r_{k-1})
+}
+
+type katPair struct {
+	A           string `json:"a"`
+	B           string `json:"b"`
+	S           string `json:"s"`
+	K           string `json:"K"`
+	Fingerprint string `json:"fingerprint"`
+	Section     string `json:"section_issuer_ord-0001"`
+}
+
+func loadKAT(t *testing.T) *katDoc {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", katFile))
+	if err != nil {
+		t.Fatalf("known-answer vectors missing: %v (regenerate with `python3 keygen/testdata/kat_gen.py` from the repo root)", err)
+	}
+	var doc katDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("testdata/%s: %v", katFile, err)
+	}
+	if len(doc.Vectors) == 0 {
+		t.Fatalf("testdata/%s holds zero vectors", katFile)
+	}
+	for _, v := range doc.Vectors {
+		if len(v.Identities) == 0 || len(v.Pairs) == 0 {
+			t.Fatalf("testdata/%s: k=%d holds no identities or no pairs", katFile, v.K)
+		}
+	}
+	if doc.Inputs.Section.Field != katSectionField || doc.Inputs.Section.Role != katSectionRole ||
+		doc.Inputs.Section.OrderID != katSectionOrder {
+		t.Fatalf("testdata/%s: section inputs %+v, test expects role %q order %q in field %q",
+			katFile, doc.Inputs.Section, katSectionRole, katSectionOrder, katSectionField)
+	}
+	return &doc
+}
+
+func katHex(t *testing.T, what, s string, n int) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != n {
+		t.Fatalf("%s: bad hex %q (want %d bytes)", what, s, n)
+	}
+	return b
+}
+
+func eltHex(e fp.Elt) string {
+	var b [fp.Size]byte
+	encodeElt(b[:], &e)
+	return hex.EncodeToString(b[:])
+}
+
+func TestKAT(t *testing.T) {
+	doc := loadKAT(t)
+
+	var seed [32]byte
+	copy(seed[:], katHex(t, "inputs.seed", doc.Inputs.Seed, 32))
+	var system [16]byte
+	copy(system[:], katHex(t, "inputs.system", doc.Inputs.System, 16))
+	if want := "orderseal-v1-id:" + hex.EncodeToString(system[:]); doc.Inputs.IdentityDST != want {
+		t.Errorf("inputs.identity_dst = %q, want %q", doc.Inputs.IdentityDST, want)
+	}
+	if len(doc.Inputs.Ks) != len(doc.Vectors) {
+		t.Errorf("inputs.ks lists %d values, file holds %d vector sets", len(doc.Inputs.Ks), len(doc.Vectors))
+	}
+
+	var checked int
+	for _, v := range doc.Vectors {
+		t.Run("k="+strconv.Itoa(v.K), func(t *testing.T) {
+			m, err := MasterFromSeed(Params{System: system, K: v.K}, seed)
+			if err != nil {
+				t.Fatalf("MasterFromSeed: %v", err)
+			}
+
+			// Master matrix entries.
+			if want := min(3, v.K); len(v.Master.Row0First3) != want {
+				t.Fatalf("D_row0_first3 has %d entries, want %d", len(v.Master.Row0First3), want)
+			}
+			for b, want := range v.Master.Row0First3 {
+				if got := eltHex(m.entry(0, b)); got != want {
+					t.Errorf("D[0][%d] = %s, want %s", b, got, want)
+				}
+				if got := eltHex(m.entry(b, 0)); got != want {
+					t.Errorf("D[%d][0] = %s, want %s (symmetry)", b, got, want)
+				}
+				checked++
+			}
+			switch {
+			case v.K >= 3 && v.Master.D12 == nil:
+				t.Errorf("D_1_2 missing for k=%d", v.K)
+			case v.K >= 3:
+				if got := eltHex(m.entry(1, 2)); got != *v.Master.D12 {
+					t.Errorf("D[1][2] = %s, want %s", got, *v.Master.D12)
+				}
+				if got := eltHex(m.entry(2, 1)); got != *v.Master.D12 {
+					t.Errorf("D[2][1] = %s, want %s (symmetry)", got, *v.Master.D12)
+				}
+				checked++
+			case v.Master.D12 != nil:
+				t.Errorf("D_1_2 given for k=%d < 3", v.K)
+			}
+
+			// Identity points and rows.
+			keys := make(map[string]*PartyKey, len(v.Identities))
+			for _, id := range v.Identities {
+				t.Run("id="+id.ID, func(t *testing.T) {
+					x, err := IdentityPoint(system, id.ID)
+					if err != nil {
+						t.Fatalf("IdentityPoint: %v", err)
+					}
+					if got := eltHex(x); got != id.X {
+						t.Errorf("x = %s, want %s", got, id.X)
+					}
+					pk, err := m.Issue(id.ID)
+					if err != nil {
+						t.Fatalf("Issue: %v", err)
+					}
+					keys[id.ID] = pk
+					if len(pk.row) != v.K {
+						t.Fatalf("row has %d elements, want k=%d", len(pk.row), v.K)
+					}
+					switch {
+					case id.Row != nil:
+						if len(id.Row) != v.K {
+							t.Fatalf("vector row has %d elements, want k=%d", len(id.Row), v.K)
+						}
+						for a, want := range id.Row {
+							if got := eltHex(pk.row[a]); got != want {
+								t.Errorf("r_%d = %s, want %s", a, got, want)
+							}
+						}
+					case id.RowFirst4 != nil && id.RowSHA256 != "":
+						if len(id.RowFirst4) != min(4, v.K) {
+							t.Fatalf("row_first4 has %d elements", len(id.RowFirst4))
+						}
+						for a, want := range id.RowFirst4 {
+							if got := eltHex(pk.row[a]); got != want {
+								t.Errorf("r_%d = %s, want %s", a, got, want)
+							}
+						}
+						h := sha256.New()
+						var b [fp.Size]byte
+						for a := range pk.row {
+							encodeElt(b[:], &pk.row[a])
+							h.Write(b[:])
+						}
+						if got := hex.EncodeToString(h.Sum(nil)); got != id.RowSHA256 {
+							t.Errorf("SHA-256(row) = %s, want %s", got, id.RowSHA256)
+						}
+					default:
+						t.Fatalf("vector gives neither row nor row_first4+row_sha256")
+					}
+					checked++
+				})
+			}
+
+			// Pairs, both directions.
+			for _, p := range v.Pairs {
+				t.Run("pair="+p.A+"|"+p.B, func(t *testing.T) {
+					ka, kb := keys[p.A], keys[p.B]
+					if ka == nil || kb == nil {
+						t.Fatalf("pair names an identity with no issued key")
+					}
+					wantSection := strings.HasPrefix(p.A, "cardholder:") || strings.HasPrefix(p.B, "cardholder:")
+					if wantSection != (p.Section != "") {
+						t.Fatalf("%s present = %v, want %v", katSectionField, p.Section != "", wantSection)
+					}
+					for _, dir := range []struct {
+						name string
+						self *PartyKey
+						peer string
+					}{{"A→B", ka, p.B}, {"B→A", kb, p.A}} {
+						s, err := dir.self.rawSecret(dir.peer)
+						if err != nil {
+							t.Fatalf("%s rawSecret: %v", dir.name, err)
+						}
+						if got := hex.EncodeToString(s[:]); got != p.S {
+							t.Errorf("%s s = %s, want %s", dir.name, got, p.S)
+						}
+						pw, err := dir.self.Pairwise(dir.peer)
+						if err != nil {
+							t.Fatalf("%s Pairwise: %v", dir.name, err)
+						}
+						if got := hex.EncodeToString(pw.key[:]); got != p.K {
+							t.Errorf("%s K = %s, want %s", dir.name, got, p.K)
+						}
+						if got := pw.Fingerprint(); got != p.Fingerprint {
+							t.Errorf("%s fingerprint = %s, want %s", dir.name, got, p.Fingerprint)
+						}
+						if p.Section != "" {
+							sk := pw.Expand("section", katSectionRole, katSectionOrder)
+							if got := hex.EncodeToString(sk[:]); got != p.Section {
+								t.Errorf("%s section key = %s, want %s", dir.name, got, p.Section)
+							}
+						}
+					}
+					checked++
+				})
+			}
+		})
+	}
+	if checked == 0 {
+		t.Fatal("no known-answer values were checked")
+	}
+	t.Logf("%d known-answer groups checked across %d parameter sets", checked, len(doc.Vectors))
+}

@@ -1,0 +1,289 @@
+package order
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"time"
+
+	"orderseal/internal/strictjson"
+	"orderseal/internal/wire"
+	"orderseal/keygen"
+)
+
+// Version is the bundle format version this package writes and reads.
+const Version = 1
+
+// Limits on what a bundle may hold.
+const (
+	MaxBundleSize   = 256 << 10
+	MaxSectionSize  = 64 << 10 // plaintext bytes of one section
+	MaxLifetime     = 30 * 24 * time.Hour
+	DefaultLifetime = 24 * time.Hour
+	// ClockSkew is how far in the future a bundle's created time may be.
+	ClockSkew = 5 * time.Minute
+)
+
+const (
+	nonceSize      = 24
+	commitmentSize = 32
+	aeadOverhead   = 16
+)
+
+var orderIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// Sealed is one encrypted section.
+type Sealed struct {
+	Nonce [nonceSize]byte
+	CT    []byte
+}
+
+// Bundle is a sealed order (DESIGN.md §4). Created and Expires keep the exact
+// strings the cardholder sent, because the header hash covers those bytes.
+type Bundle struct {
+	Version     int
+	Suite       string
+	System      [16]byte
+	OrderID     string
+	Cardholder  string
+	Created     string
+	Expires     string
+	Parties     map[Role]string
+	Commitments map[Role][commitmentSize]byte
+	Sections    map[Role]Sealed
+}
+
+type sealedWire struct {
+	Nonce string `json:"nonce"`
+	CT    string `json:"ct"`
+}
+
+type bundleWire struct {
+	V           int                 `json:"v"`
+	Suite       string              `json:"suite"`
+	System      string              `json:"system"`
+	OrderID     string              `json:"order_id"`
+	Cardholder  string              `json:"cardholder"`
+	Created     string              `json:"created"`
+	Expires     string              `json:"expires"`
+	Parties     map[Role]string     `json:"parties"`
+	Commitments map[Role]string     `json:"commitments"`
+	Sections    map[Role]sealedWire `json:"sections"`
+}
+
+// MarshalJSON writes the wire form of DESIGN.md §4.
+func (b *Bundle) MarshalJSON() ([]byte, error) {
+	w := bundleWire{V: b.Version, Suite: b.Suite, System: fmt.Sprintf("%x", b.System[:]),
+		OrderID: b.OrderID, Cardholder: b.Cardholder, Created: b.Created, Expires: b.Expires,
+		Parties: b.Parties, Commitments: map[Role]string{}, Sections: map[Role]sealedWire{}}
+	for r, c := range b.Commitments {
+		w.Commitments[r] = wire.B64(c[:])
+	}
+	for r, s := range b.Sections {
+		w.Sections[r] = sealedWire{Nonce: wire.B64(s.Nonce[:]), CT: wire.B64(s.CT)}
+	}
+	return json.Marshal(w)
+}
+
+// ParseBundle decodes a bundle strictly: size limit, no unknown fields or
+// duplicate keys, canonical base64url, and a consistent structure.
+func ParseBundle(data []byte) (*Bundle, error) {
+	if len(data) > MaxBundleSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxBundleSize)
+	}
+	var w bundleWire
+	if err := strictjson.Decode(data, &w, MaxBundleSize); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	b := &Bundle{Version: w.V, Suite: w.Suite, OrderID: w.OrderID, Cardholder: w.Cardholder,
+		Created: w.Created, Expires: w.Expires, Parties: w.Parties,
+		Commitments: map[Role][commitmentSize]byte{}, Sections: map[Role]Sealed{}}
+	if w.V != Version {
+		return nil, fmt.Errorf("%w: v=%d", ErrVersion, w.V)
+	}
+	if w.Suite != keygen.Suite {
+		return nil, fmt.Errorf("%w: %.64q", ErrSuite, w.Suite)
+	}
+	sys, err := keygen.ParseSystem(w.System)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	b.System = sys
+	for r, s := range w.Commitments {
+		c, err := wire.UnB64Len(s, commitmentSize)
+		if err != nil {
+			return nil, fmt.Errorf("%w: commitment %.16q: %w", ErrMalformed, r, err)
+		}
+		b.Commitments[r] = [commitmentSize]byte(c)
+	}
+	for r, s := range w.Sections {
+		n, err := wire.UnB64Len(s.Nonce, nonceSize)
+		if err != nil {
+			return nil, fmt.Errorf("%w: section %.16q nonce: %w", ErrMalformed, r, err)
+		}
+		ct, err := wire.UnB64(s.CT)
+		if err != nil {
+			return nil, fmt.Errorf("%w: section %.16q ciphertext: %w", ErrMalformed, r, err)
+		}
+		b.Sections[r] = Sealed{Nonce: [nonceSize]byte(n), CT: ct}
+	}
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Check validates the structure: version, suite, identities, the role sets,
+// the time window and section sizes. It does not need any key.
+func (b *Bundle) Check() error {
+	if b.Version != Version {
+		return fmt.Errorf("%w: v=%d", ErrVersion, b.Version)
+	}
+	if b.Suite != keygen.Suite {
+		return fmt.Errorf("%w: %.64q", ErrSuite, b.Suite)
+	}
+	if !orderIDRe.MatchString(b.OrderID) {
+		return fmt.Errorf("%w: order_id must be 1–64 characters of [A-Za-z0-9._-]", ErrMalformed)
+	}
+	if err := checkSealer(b.Cardholder); err != nil {
+		return err
+	}
+	if _, _, err := b.window(); err != nil {
+		return err
+	}
+	for _, r := range []Role{RoleMerchant, RoleIssuer, RoleCarrier} {
+		if _, ok := b.Parties[r]; !ok {
+			return fmt.Errorf("%w: no %s", ErrParties, r)
+		}
+	}
+	for r, id := range b.Parties {
+		if !r.known() {
+			return fmt.Errorf("%w: unknown role %.16q", ErrParties, r)
+		}
+		if err := keygen.ValidateIdentity(id); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrParties, r, err)
+		}
+		if keygen.RoleOf(id) != string(r) {
+			return fmt.Errorf("%w: %s identity has role %q", ErrParties, r, keygen.RoleOf(id))
+		}
+		if _, ok := b.Commitments[r]; !ok {
+			return fmt.Errorf("%w: no commitment for %s", ErrMalformed, r)
+		}
+	}
+	if len(b.Commitments) != len(b.Parties) {
+		return fmt.Errorf("%w: a commitment names no party", ErrMalformed)
+	}
+	if len(b.Sections) == 0 {
+		return fmt.Errorf("%w: no sections", ErrMalformed)
+	}
+	for r, s := range b.Sections {
+		if _, ok := b.Parties[r]; !ok {
+			return fmt.Errorf("%w: a section names no party", ErrMalformed)
+		}
+		if len(s.CT) < aeadOverhead || len(s.CT) > MaxSectionSize+aeadOverhead {
+			return fmt.Errorf("%w: %s section has %d bytes of ciphertext", ErrMalformed, r, len(s.CT))
+		}
+	}
+	return nil
+}
+
+func checkSealer(id string) error {
+	if err := keygen.ValidateIdentity(id); err != nil {
+		return fmt.Errorf("%w: cardholder: %w", ErrParties, err)
+	}
+	if role := keygen.RoleOf(id); role != "cardholder" && role != "consultant" {
+		return fmt.Errorf("%w: cardholder identity has role %q", ErrParties, role)
+	}
+	return nil
+}
+
+// window parses created and expires and checks their order and span.
+func (b *Bundle) window() (created, expires time.Time, err error) {
+	created, err = time.Parse(time.RFC3339, b.Created)
+	if err != nil || len(b.Created) > 64 {
+		return created, expires, fmt.Errorf("%w: created is not RFC 3339", ErrMalformed)
+	}
+	expires, err = time.Parse(time.RFC3339, b.Expires)
+	if err != nil || len(b.Expires) > 64 {
+		return created, expires, fmt.Errorf("%w: expires is not RFC 3339", ErrMalformed)
+	}
+	if !expires.After(created) || expires.Sub(created) > MaxLifetime {
+		return created, expires, fmt.Errorf("%w: expires must be after created and within %s", ErrMalformed, MaxLifetime)
+	}
+	return created, expires, nil
+}
+
+// CheckTime refuses a bundle outside its validity window at now.
+func (b *Bundle) CheckTime(now time.Time) error {
+	created, expires, err := b.window()
+	if err != nil {
+		return err
+	}
+	if now.After(expires) {
+		return ErrExpired
+	}
+	if created.After(now.Add(ClockSkew)) {
+		return ErrNotYetValid
+	}
+	return nil
+}
+
+// ExpiresAt is the parsed expiry.
+func (b *Bundle) ExpiresAt() time.Time {
+	_, e, _ := b.window()
+	return e
+}
+
+// presentRoles lists the bundle's roles in ascending byte order.
+func (b *Bundle) presentRoles() []Role {
+	rs := make([]Role, 0, len(b.Parties))
+	for r := range b.Parties {
+		rs = append(rs, r)
+	}
+	slices.Sort(rs)
+	return rs
+}
+
+// CanonicalHeader is the byte encoding of DESIGN.md §4.1 that the header
+// hash covers: each item length-prefixed with lp32, roles in byte order.
+func (b *Bundle) CanonicalHeader() []byte {
+	out := wire.LP32(nil, []byte{byte(b.Version)})
+	out = wire.LP32(out, []byte(b.Suite))
+	out = wire.LP32(out, b.System[:])
+	out = wire.LP32(out, []byte(b.OrderID))
+	out = wire.LP32(out, []byte(b.Cardholder))
+	out = wire.LP32(out, []byte(b.Created))
+	out = wire.LP32(out, []byte(b.Expires))
+	for _, r := range b.presentRoles() {
+		c := b.Commitments[r]
+		out = wire.LP32(out, []byte(r))
+		out = wire.LP32(out, []byte(b.Parties[r]))
+		out = wire.LP32(out, c[:])
+	}
+	return out
+}
+
+// HeaderHash is hH = SHA-256("orderseal-v1-header" || canonical(header)).
+func (b *Bundle) HeaderHash() [32]byte {
+	h := sha256.New()
+	h.Write([]byte("orderseal-v1-header"))
+	h.Write(b.CanonicalHeader())
+	return [32]byte(h.Sum(nil))
+}
+
+// ForRole returns a copy carrying the full header but only role's section:
+// what the merchant relays to that party.
+func (b *Bundle) ForRole(role Role) (*Bundle, error) {
+	s, ok := b.Sections[role]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoSection, role)
+	}
+	c := *b
+	c.Parties = maps.Clone(b.Parties)
+	c.Commitments = maps.Clone(b.Commitments)
+	c.Sections = map[Role]Sealed{role: {Nonce: s.Nonce, CT: slices.Clone(s.CT)}}
+	return &c, nil
+}

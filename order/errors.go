@@ -1,0 +1,22 @@
+package order
+
+import "errors"
+
+// Errors returned by bundle decoding, Seal and Open. Each refusal has its own
+// sentinel so callers (and problem+json codes) can tell them apart with errors.Is.
+var (
+	ErrMalformed    = errors.New("malformed bundle")
+	ErrTooLarge     = errors.New("bundle too large")
+	ErrVersion      = errors.New("unsupported bundle version")
+	ErrSuite        = errors.New("unsupported suite")
+	ErrSystem       = errors.New("bundle belongs to another key system")
+	ErrParties      = errors.New("invalid party identities")
+	ErrNoSection    = errors.New("no section for this role")
+	ErrNotRecipient = errors.New("key is not the recipient of this section")
+	ErrExpired      = errors.New("bundle expired")
+	ErrNotYetValid  = errors.New("bundle created in the future")
+	ErrAuth         = errors.New("section does not authenticate")
+	ErrCommitment   = errors.New("section does not match its commitment")
+	ErrSectionBody  = errors.New("section plaintext invalid")
+	ErrSealer       = errors.New("key cannot seal orders")
+)

@@ -1,0 +1,360 @@
+package order
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"orderseal/internal/strictjson"
+)
+
+// fixedNow keeps expiry tests independent of the wall clock.
+var fixedNow = time.Date(2026, time.June, 15, 12, 0, 0, 0, time.UTC)
+
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func exampleOrder(t testing.TB, name string) *Order {
+	t.Helper()
+	o, err := ParseOrder(readTestdata(t, name))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return o
+}
+
+func TestExampleOrdersValid(t *testing.T) {
+	for _, name := range []string{"order.json", "order_token.json"} {
+		t.Run(name, func(t *testing.T) {
+			o := exampleOrder(t, name)
+			if err := o.Validate(fixedNow); err != nil {
+				t.Fatalf("fixed now: %v", err)
+			}
+			if err := o.Validate(time.Now()); err != nil {
+				t.Fatalf("wall clock (has the example card expired?): %v", err)
+			}
+		})
+	}
+}
+
+func TestExampleOrderContents(t *testing.T) {
+	o := exampleOrder(t, "order.json")
+	if o.Card.Number != "4111111111111111" || o.Card.Expiry != "2031-12" || o.Currency != "EUR" ||
+		len(o.Items) != 2 || o.ShipTo.Address == nil || o.ShipTo.Address.Country != "DE" || o.ShipTo.Token != "" {
+		t.Fatalf("order.json is not the documented example: %+v", o)
+	}
+	tok := exampleOrder(t, "order_token.json")
+	if tok.ShipTo.Token == "" || tok.ShipTo.Address != nil {
+		t.Fatalf("order_token.json should ship to a token only: %+v", tok.ShipTo)
+	}
+}
+
+// TestValidateAccepts covers edge cases that must pass.
+func TestValidateAccepts(t *testing.T) {
+	cases := []struct {
+		name string
+		mut  func(*Order)
+	}{
+		{"expires this month", func(o *Order) { o.Card.Expiry = "2026-06" }},
+		{"no cvc", func(o *Order) { o.Card.CVC = "" }},
+		{"four digit cvc", func(o *Order) { o.Card.CVC = "1234" }},
+		{"12 digit card", func(o *Order) { o.Card.Number = "123456789007" }},
+		{"19 digit card", func(o *Order) { o.Card.Number = "4111111111111111110" }},
+		{"free item", func(o *Order) { o.Items = append(o.Items, Item{SKU: "gift-wrap", Name: "Gift wrap", Qty: 1}) }},
+		{"100 items", func(o *Order) {
+			o.Items = nil
+			for range 100 {
+				o.Items = append(o.Items, Item{SKU: "x", Name: "x", Qty: 1, UnitPrice: 1})
+			}
+			o.Total = 100
+		}},
+		{"max qty and price", func(o *Order) {
+			o.Items = []Item{{SKU: "x", Name: "x", Qty: 10000, UnitPrice: 1_000_000_000_000}}
+			o.Total = 10_000_000_000_000_000
+		}},
+		{"60 installments", func(o *Order) { o.Plan.Installments = 60 }},
+		{"no gift note", func(o *Order) { o.GiftNote = "" }},
+		{"500 char gift note", func(o *Order) { o.GiftNote = strings.Repeat("é", 500) }},
+		{"200 char name", func(o *Order) { o.Buyer.Name = strings.Repeat("ß", 200) }},
+		{"no line2, region, postal code", func(o *Order) {
+			o.ShipTo.Address.Line2, o.ShipTo.Address.Region, o.ShipTo.Address.PostalCode = "", "", ""
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := exampleOrder(t, "order.json")
+			c.mut(o)
+			if err := o.Validate(fixedNow); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// invalidOrders are mutations of testdata/order.json that Validate must refuse.
+var invalidOrders = []struct {
+	name  string
+	field string // the field the error must name
+	mut   func(*Order)
+}{
+	{"bad luhn", "card.number", func(o *Order) { o.Card.Number = "4111111111111112" }},
+	{"non-digit card", "card.number", func(o *Order) { o.Card.Number = "4111-1111-1111-1111" }},
+	{"card with spaces", "card.number", func(o *Order) { o.Card.Number = "4111 1111 1111 1111" }},
+	{"short card", "card.number", func(o *Order) { o.Card.Number = "42" }},
+	{"long card", "card.number", func(o *Order) { o.Card.Number = "41111111111111111111" }},
+	{"no card", "card.number", func(o *Order) { o.Card.Number = "" }},
+	{"expired card", "card.expiry", func(o *Order) { o.Card.Expiry = "2026-05" }},
+	{"long expired card", "card.expiry", func(o *Order) { o.Card.Expiry = "1999-12" }},
+	{"month 13", "card.expiry", func(o *Order) { o.Card.Expiry = "2031-13" }},
+	{"month 00", "card.expiry", func(o *Order) { o.Card.Expiry = "2031-00" }},
+	{"expiry MM/YY", "card.expiry", func(o *Order) { o.Card.Expiry = "12/31" }},
+	{"expiry slash", "card.expiry", func(o *Order) { o.Card.Expiry = "2031/12" }},
+	{"expiry with day", "card.expiry", func(o *Order) { o.Card.Expiry = "2031-12-01" }},
+	{"expiry sign", "card.expiry", func(o *Order) { o.Card.Expiry = "+031-12" }},
+	{"no expiry", "card.expiry", func(o *Order) { o.Card.Expiry = "" }},
+	{"cvc letters", "card.cvc", func(o *Order) { o.Card.CVC = "12a" }},
+	{"cvc too long", "card.cvc", func(o *Order) { o.Card.CVC = "12345" }},
+	{"currency EURO", "currency", func(o *Order) { o.Currency = "EURO" }},
+	{"currency lowercase", "currency", func(o *Order) { o.Currency = "eur" }},
+	{"no currency", "currency", func(o *Order) { o.Currency = "" }},
+	{"buyer phone without plus", "buyer.phone", func(o *Order) { o.Buyer.Phone = "4915112345678" }},
+	{"buyer phone local", "buyer.phone", func(o *Order) { o.Buyer.Phone = "0151 12345678" }},
+	{"recipient phone too long", "recipient.phone", func(o *Order) { o.Recipient.Phone = "+491511234567890123" }},
+	{"bad email", "buyer.email", func(o *Order) { o.Buyer.Email = "alice.example.org" }},
+	{"no buyer name", "buyer.name", func(o *Order) { o.Buyer.Name = "" }},
+	{"blank buyer name", "buyer.name", func(o *Order) { o.Buyer.Name = "   " }},
+	{"buyer name newline", "buyer.name", func(o *Order) { o.Buyer.Name = "Alice\nExample" }},
+	{"201 char name", "recipient.name", func(o *Order) { o.Recipient.Name = strings.Repeat("a", 201) }},
+	{"bad country", "ship_to.address.country", func(o *Order) { o.ShipTo.Address.Country = "XX" }},
+	{"lowercase country", "ship_to.address.country", func(o *Order) { o.ShipTo.Address.Country = "de" }},
+	{"alpha-3 country", "ship_to.address.country", func(o *Order) { o.ShipTo.Address.Country = "DEU" }},
+	{"long address line", "ship_to.address.line1", func(o *Order) { o.ShipTo.Address.Line1 = strings.Repeat("a", 201) }},
+	{"long postal code", "ship_to.address.postal_code", func(o *Order) { o.ShipTo.Address.PostalCode = strings.Repeat("1", 21) }},
+	{"no city", "ship_to.address.city", func(o *Order) { o.ShipTo.Address.City = "" }},
+	{"total mismatch", "total", func(o *Order) { o.Total++ }},
+	{"total zero", "total", func(o *Order) {
+		o.Items = []Item{{SKU: "x", Name: "x", Qty: 1, UnitPrice: 0}}
+		o.Total = 0
+	}},
+	{"negative total", "total", func(o *Order) { o.Total = -1 }},
+	{"overflow qty×price", "items[0].unit_price", func(o *Order) {
+		o.Items = []Item{{SKU: "x", Name: "x", Qty: 10000, UnitPrice: math.MaxInt64 / 2}}
+		o.Total = math.MaxInt64
+	}},
+	{"zero items", "items", func(o *Order) { o.Items = []Item{} }},
+	{"nil items", "items", func(o *Order) { o.Items = nil }},
+	{"101 items", "items", func(o *Order) {
+		o.Items = nil
+		for range 101 {
+			o.Items = append(o.Items, Item{SKU: "x", Name: "x", Qty: 1, UnitPrice: 1})
+		}
+		o.Total = 101
+	}},
+	{"qty 0", "items[1].qty", func(o *Order) { o.Items[1].Qty = 0 }},
+	{"qty 10001", "items[0].qty", func(o *Order) { o.Items[0].Qty = 10001 }},
+	{"negative price", "items[0].unit_price", func(o *Order) { o.Items[0].UnitPrice = -1 }},
+	{"price over 10^12", "items[0].unit_price", func(o *Order) { o.Items[0].UnitPrice = 1_000_000_000_001 }},
+	{"bad sku", "items[0].sku", func(o *Order) { o.Items[0].SKU = "BOOK 1984" }},
+	{"long sku", "items[0].sku", func(o *Order) { o.Items[0].SKU = strings.Repeat("a", 65) }},
+	{"no item name", "items[1].name", func(o *Order) { o.Items[1].Name = "" }},
+	{"installments 0", "plan.installments", func(o *Order) { o.Plan.Installments = 0 }},
+	{"installments 61", "plan.installments", func(o *Order) { o.Plan.Installments = 61 }},
+	{"both token and address", "ship_to", func(o *Order) { o.ShipTo.Token = "tok_abc_adr" }},
+	{"neither token nor address", "ship_to", func(o *Order) { o.ShipTo.Address = nil }},
+	{"bad token", "ship_to.token", func(o *Order) { o.ShipTo.Address, o.ShipTo.Token = nil, "tok/../adr" }},
+	{"long token", "ship_to.token", func(o *Order) { o.ShipTo.Address, o.ShipTo.Token = nil, strings.Repeat("t", 129) }},
+	{"long gift note", "gift_note", func(o *Order) { o.GiftNote = strings.Repeat("a", 501) }},
+	{"gift note escape", "gift_note", func(o *Order) { o.GiftNote = "hi \x1b[2J" }},
+}
+
+func TestValidateRefuses(t *testing.T) {
+	for _, c := range invalidOrders {
+		t.Run(c.name, func(t *testing.T) {
+			o := exampleOrder(t, "order.json")
+			c.mut(o)
+			err := o.Validate(fixedNow)
+			if !errors.Is(err, ErrInvalidOrder) {
+				t.Fatalf("want ErrInvalidOrder, got %v", err)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != c.field {
+				t.Fatalf("error %q should name field %q", err, c.field)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "order: "+c.field+": ") || strings.Contains(msg, "\n") {
+				t.Fatalf("not a one-line message naming %s: %q", c.field, msg)
+			}
+		})
+	}
+}
+
+// TestValidationErrorsNameNoValues checks that no message repeats a
+// sensitive value of the order that produced it.
+func TestValidationErrorsNameNoValues(t *testing.T) {
+	for _, c := range invalidOrders {
+		t.Run(c.name, func(t *testing.T) {
+			o := exampleOrder(t, "order.json")
+			c.mut(o)
+			err := o.Validate(fixedNow)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			secrets := []string{o.Card.Number, o.Card.CVC, o.Card.Expiry, o.Buyer.Phone, o.Buyer.Email, o.Recipient.Phone}
+			if a := o.ShipTo.Address; a != nil {
+				secrets = append(secrets, a.Name, a.Line1, a.Line2, a.City, a.PostalCode)
+			}
+			for _, s := range secrets {
+				// Values of one or two characters ("", "de") cannot be told from prose.
+				if len(s) >= 3 && strings.Contains(msg, s) {
+					t.Fatalf("message %q contains the value %q", msg, s)
+				}
+			}
+		})
+	}
+}
+
+func TestParseOrderRefusesMalformed(t *testing.T) {
+	good := readTestdata(t, "order.json")
+	cases := []struct {
+		name string
+		in   []byte
+	}{
+		{"unknown field", bytes.Replace(good, []byte(`"currency"`), []byte(`"pin": "1234", "currency"`), 1)},
+		{"unknown nested field", bytes.Replace(good, []byte(`"cvc"`), []byte(`"pin": "1234", "cvc"`), 1)},
+		{"duplicate key", bytes.Replace(good, []byte(`"currency"`), []byte(`"total": 1, "currency"`), 1)},
+		{"duplicate nested key", bytes.Replace(good, []byte(`"cvc"`), []byte(`"number": "4111111111111111", "cvc"`), 1)},
+		{"oversize", append(bytes.Clone(good), bytes.Repeat([]byte(" "), MaxOrderSize)...)},
+		{"trailing data", append(bytes.Clone(good), []byte(`{}`)...)},
+		{"float total", bytes.Replace(good, []byte(`"total": 3448`), []byte(`"total": 34.48`), 1)},
+		{"string qty", bytes.Replace(good, []byte(`"qty": 2`), []byte(`"qty": "2"`), 1)},
+		{"not an object", []byte(`[]`)},
+		{"empty", nil},
+		{"truncated", good[:len(good)/2]},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if bytes.Equal(c.in, good) {
+				t.Fatal("mutation did not apply")
+			}
+			_, err := ParseOrder(c.in)
+			if !errors.Is(err, strictjson.ErrMalformed) || !errors.Is(err, ErrInvalidOrder) {
+				t.Fatalf("want ErrMalformed and ErrInvalidOrder, got %v", err)
+			}
+			if strings.Contains(err.Error(), "4111111111111111") {
+				t.Fatalf("message contains the card number: %v", err)
+			}
+		})
+	}
+}
+
+func TestItemsTotalOverflow(t *testing.T) {
+	cases := []struct {
+		name  string
+		items []Item
+		sum   int64
+		ok    bool
+	}{
+		{"empty", nil, 0, true},
+		{"plain", []Item{{Qty: 2, UnitPrice: 1299}, {Qty: 1, UnitPrice: 850}}, 3448, true},
+		{"max product", []Item{{Qty: 1, UnitPrice: math.MaxInt64}}, math.MaxInt64, true},
+		{"product overflows", []Item{{Qty: 2, UnitPrice: math.MaxInt64/2 + 1}}, 0, false},
+		{"product overflows 128 bits", []Item{{Qty: math.MaxInt64, UnitPrice: math.MaxInt64}}, 0, false},
+		{"sum overflows", []Item{{Qty: 1, UnitPrice: math.MaxInt64}, {Qty: 1, UnitPrice: 1}}, 0, false},
+		{"negative qty", []Item{{Qty: -1, UnitPrice: 5}}, 0, false},
+		{"negative price", []Item{{Qty: 1, UnitPrice: -5}}, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sum, ok := itemsTotal(c.items)
+			if ok != c.ok || (ok && sum != c.sum) {
+				t.Fatalf("itemsTotal = %d, %v; want %d, %v", sum, ok, c.sum, c.ok)
+			}
+		})
+	}
+}
+
+func TestValidateNil(t *testing.T) {
+	var o *Order
+	if err := o.Validate(fixedNow); !errors.Is(err, ErrInvalidOrder) {
+		t.Fatalf("nil order: %v", err)
+	}
+}
+
+// leakPattern matches what a leaked email, phone or card number would look
+// like; fixed reasons contain no '@', no '+' and no long digit runs.
+var leakPattern = regexp.MustCompile(`[@+]|[0-9]{14}`)
+
+func seedFiles(f *testing.F, pattern string) {
+	f.Helper()
+	names, err := filepath.Glob(filepath.Join("testdata", pattern))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	if len(names) == 0 {
+		f.Fatalf("no seed files match testdata/%s", pattern)
+	}
+}
+
+func FuzzParseOrder(f *testing.F) {
+	seedFiles(f, "order*.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o, err := ParseOrder(data)
+		if err != nil {
+			if !errors.Is(err, strictjson.ErrMalformed) || !errors.Is(err, ErrInvalidOrder) {
+				t.Fatalf("parse error wraps neither sentinel: %v", err)
+			}
+			return
+		}
+		err = o.Validate(fixedNow)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrInvalidOrder) {
+				t.Fatalf("validation error of type %T: %v", err, err)
+			}
+			if msg := err.Error(); strings.Contains(msg, "\n") || leakPattern.MatchString(msg) {
+				t.Fatalf("message may leak a value: %q", msg)
+			}
+			return
+		}
+		// A valid order survives a round trip unchanged.
+		again, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(again) > MaxOrderSize {
+			return // HTML escaping can grow a valid order past the limit
+		}
+		o2, err := ParseOrder(again)
+		if err != nil {
+			t.Fatalf("re-parse: %v", err)
+		}
+		if err := o2.Validate(fixedNow); err != nil {
+			t.Fatalf("re-validate: %v", err)
+		}
+		again2, _ := json.Marshal(o2)
+		if !bytes.Equal(again, again2) {
+			t.Fatalf("round trip changed the order:\n%s\n%s", again, again2)
+		}
+	})
+}

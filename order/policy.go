@@ -1,0 +1,359 @@
+package order
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"orderseal/internal/strictjson"
+)
+
+// Field names: the unit a Policy assigns to roles.
+const (
+	FieldBuyerName      = "buyer.name"
+	FieldBuyerPhone     = "buyer.phone"
+	FieldBuyerEmail     = "buyer.email"
+	FieldItems          = "items"
+	FieldTotal          = "total" // amount and currency together
+	FieldPlan           = "plan"
+	FieldCardNumber     = "card.number"
+	FieldCardExpiry     = "card.expiry"
+	FieldCardCVC        = "card.cvc"
+	FieldShipToToken    = "ship_to.token"
+	FieldShipToAddress  = "ship_to.address"
+	FieldRecipientName  = "recipient.name"
+	FieldRecipientPhone = "recipient.phone"
+	FieldGiftNote       = "gift_note"
+)
+
+// fieldOrder is every field name in the order the model declares them;
+// Preview prints rows in this order.
+var fieldOrder = []string{
+	FieldBuyerName, FieldBuyerPhone, FieldBuyerEmail,
+	FieldItems, FieldTotal, FieldPlan,
+	FieldCardNumber, FieldCardExpiry, FieldCardCVC,
+	FieldShipToToken, FieldShipToAddress,
+	FieldRecipientName, FieldRecipientPhone, FieldGiftNote,
+}
+
+// PolicyFields returns every field name a Policy may assign, in model order.
+func PolicyFields() []string { return slices.Clone(fieldOrder) }
+
+// MaxPolicySize is the largest policy JSON, in bytes, that ParsePolicy accepts.
+const MaxPolicySize = 16 << 10
+
+// ErrPolicy is wrapped by every error ParsePolicy and Check return.
+var ErrPolicy = errors.New("invalid section policy")
+
+// Policy says which role sees which field (DESIGN.md §3). A field that no
+// role lists goes to nobody. The vault is not a policy role: its section is
+// fixed by the bundle code.
+type Policy struct {
+	Fields map[string][]Role `json:"fields"`
+}
+
+//go:embed policy_default.json
+var defaultPolicyJSON []byte
+
+var defaultPolicy = sync.OnceValue(func() *Policy {
+	p, err := ParsePolicy(defaultPolicyJSON)
+	if err != nil {
+		panic("order: embedded default policy: " + err.Error())
+	}
+	return p
+})
+
+// DefaultPolicy returns a fresh copy of the DESIGN.md §3 table, parsed from
+// the embedded policy_default.json.
+func DefaultPolicy() *Policy { return defaultPolicy().clone() }
+
+func (p *Policy) clone() *Policy {
+	c := &Policy{Fields: make(map[string][]Role, len(p.Fields))}
+	for f, rs := range p.Fields {
+		c.Fields[f] = slices.Clone(rs)
+	}
+	return c
+}
+
+// ParsePolicy decodes policy JSON strictly and then runs Check. Errors wrap
+// ErrPolicy (and strictjson.ErrMalformed when the JSON itself is bad).
+func ParsePolicy(data []byte) (*Policy, error) {
+	var p Policy
+	if err := strictjson.Decode(data, &p, MaxPolicySize); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	if err := p.Check(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Check refuses unknown field names, unknown or repeated roles, and any
+// policy that breaks the invariants every bundle relies on:
+//   - card.number, card.expiry and card.cvc go to the issuer only;
+//   - ship_to.address goes to the carrier only;
+//   - nothing goes to the vault, whose section is separate;
+//   - the merchant receives items and total (it checks them against its catalog);
+//   - the issuer receives card.number, card.expiry and total (it authorizes
+//     and binds the captured amount to its own section);
+//   - the carrier receives ship_to.token and ship_to.address (it must be able
+//     to deliver whichever form the order uses).
+func (p *Policy) Check() error {
+	if p == nil {
+		return fmt.Errorf("%w: no policy", ErrPolicy)
+	}
+	for _, f := range slices.Sorted(maps.Keys(p.Fields)) {
+		if !slices.Contains(fieldOrder, f) {
+			return fmt.Errorf("%w: unknown field %q", ErrPolicy, f)
+		}
+		seen := map[Role]bool{}
+		for _, r := range p.Fields[f] {
+			switch {
+			case !r.known():
+				return fmt.Errorf("%w: %s: unknown role %q", ErrPolicy, f, r)
+			case seen[r]:
+				return fmt.Errorf("%w: %s: role %s listed twice", ErrPolicy, f, r)
+			case r == RoleVault:
+				return fmt.Errorf("%w: %s: nothing may be assigned to the vault", ErrPolicy, f)
+			}
+			seen[r] = true
+		}
+	}
+	only := map[string]Role{
+		FieldCardNumber:    RoleIssuer,
+		FieldCardExpiry:    RoleIssuer,
+		FieldCardCVC:       RoleIssuer,
+		FieldShipToAddress: RoleCarrier,
+	}
+	for _, f := range slices.Sorted(maps.Keys(only)) {
+		for _, r := range p.Fields[f] {
+			if r != only[f] {
+				return fmt.Errorf("%w: %s may go to the %s only, not the %s", ErrPolicy, f, only[f], r)
+			}
+		}
+	}
+	need := []struct {
+		role   Role
+		fields []string
+	}{
+		{RoleMerchant, []string{FieldItems, FieldTotal}},
+		{RoleIssuer, []string{FieldCardNumber, FieldCardExpiry, FieldTotal}},
+		{RoleCarrier, []string{FieldShipToToken, FieldShipToAddress}},
+	}
+	for _, n := range need {
+		for _, f := range n.fields {
+			if !p.sees(n.role, f) {
+				return fmt.Errorf("%w: the %s must receive %s", ErrPolicy, n.role, f)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Policy) sees(role Role, field string) bool {
+	return slices.Contains(p.Fields[field], role)
+}
+
+// Visible returns the field names role sees, sorted.
+func (p *Policy) Visible(role Role) []string {
+	var out []string
+	for f, rs := range p.Fields {
+		if slices.Contains(rs, role) && slices.Contains(fieldOrder, f) {
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Content is the field payload of one section. The bundle code embeds it in
+// the section plaintext next to "role", "salt" and "order_id".
+type Content struct {
+	BuyerName  string     `json:"buyer_name,omitempty"`
+	BuyerPhone string     `json:"buyer_phone,omitempty"`
+	BuyerEmail string     `json:"buyer_email,omitempty"`
+	Items      []Item     `json:"items,omitempty"`
+	Total      *Money     `json:"total,omitempty"`
+	Plan       *Plan      `json:"plan,omitempty"`
+	Card       *Card      `json:"card,omitempty"` // only the sub-fields the role sees
+	ShipToken  string     `json:"ship_to_token,omitempty"`
+	ShipTo     *Address   `json:"ship_to,omitempty"`
+	Recipient  *Recipient `json:"recipient,omitempty"`
+	GiftNote   string     `json:"gift_note,omitempty"`
+}
+
+// Project copies out of o only the fields role sees under p. The card
+// fields reach the issuer only and the inline address the carrier only,
+// whatever p says, so even a policy that skipped Check cannot leak them.
+func (p *Policy) Project(o *Order, role Role) Content {
+	var c Content
+	if o == nil || role == RoleVault || !role.known() {
+		return c
+	}
+	sees := func(f string) bool { return p.sees(role, f) }
+	if sees(FieldBuyerName) {
+		c.BuyerName = o.Buyer.Name
+	}
+	if sees(FieldBuyerPhone) {
+		c.BuyerPhone = o.Buyer.Phone
+	}
+	if sees(FieldBuyerEmail) {
+		c.BuyerEmail = o.Buyer.Email
+	}
+	if sees(FieldItems) && len(o.Items) > 0 {
+		c.Items = slices.Clone(o.Items)
+	}
+	if sees(FieldTotal) {
+		c.Total = &Money{Amount: o.Total, Currency: o.Currency}
+	}
+	if sees(FieldPlan) {
+		plan := o.Plan
+		c.Plan = &plan
+	}
+	if role == RoleIssuer {
+		var card Card
+		if sees(FieldCardNumber) {
+			card.Number = o.Card.Number
+		}
+		if sees(FieldCardExpiry) {
+			card.Expiry = o.Card.Expiry
+		}
+		if sees(FieldCardCVC) {
+			card.CVC = o.Card.CVC
+		}
+		if card != (Card{}) {
+			c.Card = &card
+		}
+	}
+	if sees(FieldShipToToken) {
+		c.ShipToken = o.ShipTo.Token
+	}
+	if role == RoleCarrier && sees(FieldShipToAddress) && o.ShipTo.Address != nil {
+		addr := *o.ShipTo.Address
+		c.ShipTo = &addr
+	}
+	var rcpt Recipient
+	if sees(FieldRecipientName) {
+		rcpt.Name = o.Recipient.Name
+	}
+	if sees(FieldRecipientPhone) {
+		rcpt.Phone = o.Recipient.Phone
+	}
+	if rcpt != (Recipient{}) {
+		c.Recipient = &rcpt
+	}
+	if sees(FieldGiftNote) {
+		c.GiftNote = o.GiftNote
+	}
+	return c
+}
+
+// PreviewRow is one line of a policy preview: a field, the roles that see
+// it, and whether the order has a value there. It never holds the value.
+type PreviewRow struct {
+	Field   string
+	Roles   []Role
+	Present bool
+}
+
+// Preview lists, for every field in model order, who would see it in o.
+func (p *Policy) Preview(o *Order) []PreviewRow {
+	rows := make([]PreviewRow, 0, len(fieldOrder))
+	for _, f := range fieldOrder {
+		row := PreviewRow{Field: f, Present: o != nil && present(o, f)}
+		for _, r := range Roles {
+			if p.sees(r, f) {
+				row.Roles = append(row.Roles, r)
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func present(o *Order, field string) bool {
+	switch field {
+	case FieldBuyerName:
+		return o.Buyer.Name != ""
+	case FieldBuyerPhone:
+		return o.Buyer.Phone != ""
+	case FieldBuyerEmail:
+		return o.Buyer.Email != ""
+	case FieldItems:
+		return len(o.Items) > 0
+	case FieldTotal:
+		return o.Total != 0 || o.Currency != ""
+	case FieldPlan:
+		return o.Plan != Plan{}
+	case FieldCardNumber:
+		return o.Card.Number != ""
+	case FieldCardExpiry:
+		return o.Card.Expiry != ""
+	case FieldCardCVC:
+		return o.Card.CVC != ""
+	case FieldShipToToken:
+		return o.ShipTo.Token != ""
+	case FieldShipToAddress:
+		return o.ShipTo.Address != nil
+	case FieldRecipientName:
+		return o.Recipient.Name != ""
+	case FieldRecipientPhone:
+		return o.Recipient.Phone != ""
+	case FieldGiftNote:
+		return o.GiftNote != ""
+	}
+	return false
+}
+
+// previewRoles are the columns of WritePreview; the vault is never a policy role.
+var previewRoles = []Role{RoleMerchant, RoleIssuer, RoleCarrier}
+
+// WritePreview prints rows as an aligned table of field names and ✓ marks,
+// with "(empty)" after fields the order leaves unset. It prints no values.
+// Write errors are the caller's to notice on w.
+func WritePreview(w io.Writer, rows []PreviewRow) {
+	width := len("field")
+	for _, row := range rows {
+		width = max(width, utf8.RuneCountInString(row.Field))
+	}
+	line := func(cells ...string) {
+		var b strings.Builder
+		for i, c := range cells {
+			b.WriteString(c)
+			if i < len(cells)-1 {
+				pad := len(previewRoles[max(i-1, 0)])
+				if i == 0 {
+					pad = width
+				}
+				b.WriteString(strings.Repeat(" ", max(pad-utf8.RuneCountInString(c), 0)+2))
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	header := []string{"field"}
+	for _, r := range previewRoles {
+		header = append(header, string(r))
+	}
+	line(header...)
+	for _, row := range rows {
+		cells := []string{row.Field}
+		for _, r := range previewRoles {
+			mark := ""
+			if slices.Contains(row.Roles, r) {
+				mark = "✓"
+			}
+			cells = append(cells, mark)
+		}
+		if !row.Present {
+			cells = append(cells, "(empty)")
+		}
+		line(cells...)
+	}
+}

@@ -1,0 +1,273 @@
+package order
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"orderseal/internal/strictjson"
+	"orderseal/internal/wire"
+	"orderseal/keygen"
+)
+
+// Keyring is what sealing and opening need of a party: its identity, its
+// system and pairwise keys. Both *keygen.PartyKey and *keygen.Cache are one.
+type Keyring interface {
+	Identity() string
+	Params() keygen.Params
+	Pairwise(peer string) (keygen.Pairwise, error)
+}
+
+// Parties names the recipients of a bundle. Vault is required exactly when
+// the order ships to a vault token.
+type Parties struct {
+	Merchant string
+	Issuer   string
+	Carrier  string
+	Vault    string
+}
+
+// VaultGrant is the vault section's authorization: the cardholder lets this
+// carrier see this token's address for this order, relayed by this merchant.
+type VaultGrant struct {
+	Token    string `json:"token"`
+	Merchant string `json:"merchant"`
+	Carrier  string `json:"carrier"`
+	Expires  string `json:"expires"` // RFC 3339; the grant's last moment
+}
+
+// Section is the plaintext of one sealed section.
+type Section struct {
+	Role    Role   `json:"role"`
+	Salt    string `json:"salt"`
+	OrderID string `json:"order_id"`
+	Content
+	Grant *VaultGrant `json:"grant,omitempty"`
+}
+
+// SealOptions tune Seal; the zero value is the production choice.
+type SealOptions struct {
+	Policy   *Policy       // nil: DefaultPolicy
+	OrderID  string        // "": a fresh random id
+	Now      time.Time     // zero: time.Now
+	Lifetime time.Duration // 0: DefaultLifetime
+	GrantTTL time.Duration // 0: 30 days, how long the carrier may print the label
+	Rand     io.Reader     // nil: crypto/rand
+}
+
+// NewOrderID returns a random order id "ord_" + 26 base32 characters.
+func NewOrderID(r io.Reader) (string, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", err
+	}
+	return "ord_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+}
+
+// Seal splits o into one section per party under the policy and seals each
+// with a key derived from K(cardholder, party).
+func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, error) {
+	rnd := opt.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	now := opt.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = now.UTC().Truncate(time.Second)
+	life := opt.Lifetime
+	if life == 0 {
+		life = DefaultLifetime
+	}
+	if life < 0 || life > MaxLifetime {
+		return nil, fmt.Errorf("%w: lifetime must be within %s", ErrMalformed, MaxLifetime)
+	}
+	grantTTL := opt.GrantTTL
+	if grantTTL <= 0 {
+		grantTTL = MaxLifetime
+	}
+	policy := opt.Policy
+	if policy == nil {
+		policy = DefaultPolicy()
+	}
+	if err := policy.Check(); err != nil {
+		return nil, err
+	}
+	if err := checkSealer(key.Identity()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSealer, err)
+	}
+	if err := o.Validate(now); err != nil {
+		return nil, err
+	}
+	b := &Bundle{Version: Version, Suite: keygen.Suite, System: key.Params().System,
+		OrderID: opt.OrderID, Cardholder: key.Identity(),
+		Created: now.Format(time.RFC3339), Expires: now.Add(life).Format(time.RFC3339),
+		Parties: map[Role]string{RoleMerchant: parties.Merchant, RoleIssuer: parties.Issuer, RoleCarrier: parties.Carrier},
+		Commitments: map[Role][commitmentSize]byte{}, Sections: map[Role]Sealed{}}
+	switch {
+	case o.ShipTo.Token != "" && parties.Vault == "":
+		return nil, fmt.Errorf("%w: the order ships to a vault token, so a vault identity is required", ErrParties)
+	case o.ShipTo.Token == "" && parties.Vault != "":
+		return nil, fmt.Errorf("%w: a vault section is only for orders that ship to a token", ErrParties)
+	case parties.Vault != "":
+		b.Parties[RoleVault] = parties.Vault
+	}
+	if b.OrderID == "" {
+		id, err := NewOrderID(rnd)
+		if err != nil {
+			return nil, err
+		}
+		b.OrderID = id
+	}
+	for r := range b.Parties {
+		b.Commitments[r] = [commitmentSize]byte{} // placeholders so Check sees the role set
+	}
+	b.Sections[RoleMerchant] = Sealed{CT: make([]byte, aeadOverhead)}
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+
+	plain := map[Role][]byte{}
+	defer func() {
+		for _, p := range plain {
+			clear(p)
+		}
+	}()
+	for r := range b.Parties {
+		var salt [32]byte
+		if _, err := io.ReadFull(rnd, salt[:]); err != nil {
+			return nil, err
+		}
+		s := Section{Role: r, Salt: wire.B64(salt[:]), OrderID: b.OrderID}
+		if r == RoleVault {
+			s.Grant = &VaultGrant{Token: o.ShipTo.Token, Merchant: parties.Merchant, Carrier: parties.Carrier,
+				Expires: now.Add(grantTTL).Format(time.RFC3339)}
+		} else {
+			s.Content = policy.Project(o, r)
+		}
+		pt, err := json.Marshal(&s)
+		if err != nil {
+			return nil, err
+		}
+		if len(pt) > MaxSectionSize {
+			return nil, fmt.Errorf("%w: %s section is %d bytes", ErrTooLarge, r, len(pt))
+		}
+		plain[r] = pt
+		b.Commitments[r] = commit(pt)
+	}
+	hH := b.HeaderHash()
+	for r, pt := range plain {
+		aead, err := sectionAEAD(key, b.Parties[r], b, r)
+		if err != nil {
+			return nil, err
+		}
+		var sealed Sealed
+		if _, err := io.ReadFull(rnd, sealed.Nonce[:]); err != nil {
+			return nil, err
+		}
+		sealed.CT = aead.Seal(nil, sealed.Nonce[:], pt, aad(hH, r))
+		b.Sections[r] = sealed
+	}
+	return b, nil
+}
+
+// commit is SHA-256("orderseal-v1-commit" || plaintext).
+func commit(pt []byte) [commitmentSize]byte {
+	h := sha256.New()
+	h.Write([]byte("orderseal-v1-commit"))
+	h.Write(pt)
+	return [commitmentSize]byte(h.Sum(nil))
+}
+
+func aad(hH [32]byte, r Role) []byte { return append(hH[:], r...) }
+
+// sectionAEAD keys XChaCha20-Poly1305 with HKDF-Expand(K(cardholder, party),
+// "orderseal-v1-section" || lp16(role) || lp16(order_id)).
+func sectionAEAD(key Keyring, peer string, b *Bundle, r Role) (interface {
+	Seal(dst, nonce, plaintext, additionalData []byte) []byte
+	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
+}, error) {
+	k, err := key.Pairwise(peer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrParties, err)
+	}
+	sk := k.Expand("section", string(r), b.OrderID)
+	defer clear(sk[:])
+	return chacha20poly1305.NewX(sk[:])
+}
+
+// OpenOptions tune Open.
+type OpenOptions struct {
+	Now time.Time // zero: time.Now
+}
+
+// Open decrypts role's section with the recipient's key, checks its
+// commitment in constant time and returns it. Success proves the whole
+// header, with every other section's commitment, came from the cardholder.
+func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) {
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	if p := key.Params(); p.System != b.System {
+		return nil, ErrSystem
+	}
+	id, ok := b.Parties[role]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoSection, role)
+	}
+	sealed, ok := b.Sections[role]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoSection, role)
+	}
+	if id != key.Identity() {
+		return nil, fmt.Errorf("%w: the %s section is for another party", ErrNotRecipient, role)
+	}
+	now := opt.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if err := b.CheckTime(now); err != nil {
+		return nil, err
+	}
+	aead, err := sectionAEAD(key, b.Cardholder, b, role)
+	if err != nil {
+		return nil, err
+	}
+	hH := b.HeaderHash()
+	pt, err := aead.Open(nil, sealed.Nonce[:], sealed.CT, aad(hH, role))
+	if err != nil {
+		return nil, ErrAuth
+	}
+	defer clear(pt)
+	want := b.Commitments[role]
+	got := commit(pt)
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		return nil, ErrCommitment
+	}
+	var s Section
+	if err := strictjson.Decode(pt, &s, MaxSectionSize); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSectionBody, err)
+	}
+	if s.Role != role || s.OrderID != b.OrderID {
+		return nil, fmt.Errorf("%w: names another role or order", ErrSectionBody)
+	}
+	if salt, err := wire.UnB64Len(s.Salt, 32); err != nil || len(salt) != 32 {
+		return nil, fmt.Errorf("%w: salt must be 32 bytes", ErrSectionBody)
+	}
+	if (role == RoleVault) != (s.Grant != nil) {
+		return nil, fmt.Errorf("%w: grant belongs in the vault section only", ErrSectionBody)
+	}
+	return &s, nil
+}

@@ -1,0 +1,227 @@
+package order
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// ErrInvalidOrder is wrapped by every error ParseOrder and Validate return.
+var ErrInvalidOrder = errors.New("invalid order")
+
+// FieldError is one validation failure. It names the field by its JSON path
+// (e.g. "items[2].qty") and says what is wrong, never what the value was:
+// order errors end up in logs and problem+json responses.
+type FieldError struct {
+	Field  string // JSON path, e.g. "card.number"
+	Reason string // fixed text, free of input values
+}
+
+func (e *FieldError) Error() string { return "order: " + e.Field + ": " + e.Reason }
+
+// Unwrap makes every FieldError match ErrInvalidOrder.
+func (e *FieldError) Unwrap() error { return ErrInvalidOrder }
+
+var (
+	skuPattern   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+)
+
+// validate is the one validator instance; it caches struct metadata and is
+// safe for concurrent use once set up here.
+var validate = newValidator()
+
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			return f.Name
+		}
+		return name
+	})
+	custom := map[string]func(string) bool{
+		"sku":       skuPattern.MatchString,
+		"shiptoken": tokenPattern.MatchString,
+		"text":      isLine,
+		"note":      isNote,
+	}
+	for tag, ok := range custom {
+		if err := v.RegisterValidation(tag, func(fl validator.FieldLevel) bool {
+			return ok(fl.Field().String())
+		}); err != nil {
+			panic(err)
+		}
+	}
+	return v
+}
+
+// isLine accepts non-blank, single-line text without control characters:
+// names and address lines end up on labels and in fixed-width tables.
+func isLine(s string) bool {
+	if !utf8.ValidString(s) || strings.TrimSpace(s) == "" {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+	}
+	return true
+}
+
+// isNote accepts free text: newlines and tabs, but no other control characters.
+func isNote(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks o against the order rules of DESIGN.md §3. now decides
+// whether the card has expired: a card is valid through the last day of its
+// expiry month, compared in UTC. The error, if any, is a *FieldError for the
+// first problem found and wraps ErrInvalidOrder; it names fields only.
+func (o *Order) Validate(now time.Time) error {
+	if o == nil {
+		return &FieldError{Field: "order", Reason: "is missing"}
+	}
+	if err := validate.Struct(o); err != nil {
+		var fes validator.ValidationErrors
+		if !errors.As(err, &fes) || len(fes) == 0 {
+			// InvalidValidationError: a programming error, not bad input.
+			panic(fmt.Sprintf("order: validator: %v", err))
+		}
+		return &FieldError{Field: fieldPath(fes[0]), Reason: reason(fes[0])}
+	}
+	if r := checkExpiry(o.Card.Expiry, now); r != "" {
+		return &FieldError{Field: "card.expiry", Reason: r}
+	}
+	if (o.ShipTo.Token == "") == (o.ShipTo.Address == nil) {
+		return &FieldError{Field: "ship_to", Reason: "needs exactly one of token and address"}
+	}
+	sum, ok := itemsTotal(o.Items)
+	if !ok {
+		return &FieldError{Field: "total", Reason: "the sum of qty × unit_price overflows"}
+	}
+	if sum != o.Total {
+		return &FieldError{Field: "total", Reason: "does not equal the sum of qty × unit_price over items"}
+	}
+	return nil
+}
+
+// checkExpiry returns why expiry is unacceptable at now, or "".
+func checkExpiry(expiry string, now time.Time) string {
+	if len(expiry) != 7 || expiry[4] != '-' {
+		return "must be YYYY-MM"
+	}
+	year, month := 0, 0
+	for i, c := range []byte(expiry) {
+		switch {
+		case i == 4:
+		case c < '0' || c > '9':
+			return "must be YYYY-MM"
+		case i < 4:
+			year = year*10 + int(c-'0')
+		default:
+			month = month*10 + int(c-'0')
+		}
+	}
+	if month < 1 || month > 12 {
+		return "month must be 01 to 12"
+	}
+	now = now.UTC()
+	if year*12+month < now.Year()*12+int(now.Month()) {
+		return "the card has expired"
+	}
+	return ""
+}
+
+// itemsTotal returns Σ qty × unit_price, or false if a term is negative or
+// anything overflows int64.
+func itemsTotal(items []Item) (int64, bool) {
+	var sum uint64
+	for _, it := range items {
+		if it.Qty < 0 || it.UnitPrice < 0 {
+			return 0, false
+		}
+		hi, lo := bits.Mul64(uint64(it.Qty), uint64(it.UnitPrice))
+		if hi != 0 || lo > math.MaxInt64 {
+			return 0, false
+		}
+		var carry uint64
+		sum, carry = bits.Add64(sum, lo, 0)
+		if carry != 0 || sum > math.MaxInt64 {
+			return 0, false
+		}
+	}
+	return int64(sum), true
+}
+
+// fieldPath turns the validator's "Order.items[0].sku" into "items[0].sku".
+func fieldPath(fe validator.FieldError) string {
+	_, path, ok := strings.Cut(fe.Namespace(), ".")
+	if !ok {
+		return fe.Field()
+	}
+	return path
+}
+
+// reason describes a failed tag from the tag and its parameter alone; it
+// must never use fe.Value().
+func reason(fe validator.FieldError) string {
+	p := fe.Param()
+	switch fe.Tag() {
+	case "required":
+		return "is required"
+	case "min", "gt", "max":
+		word := map[string]string{"min": "at least", "gt": "more than", "max": "at most"}[fe.Tag()]
+		switch fe.Kind() {
+		case reflect.String:
+			return fmt.Sprintf("must be %s %s characters long", word, p)
+		case reflect.Slice:
+			unit := "entries"
+			if p == "1" {
+				unit = "entry"
+			}
+			return fmt.Sprintf("must have %s %s %s", word, p, unit)
+		default:
+			return fmt.Sprintf("must be %s %s", word, p)
+		}
+	case "number":
+		return "must contain digits only"
+	case "luhn_checksum":
+		return "fails the Luhn check"
+	case "e164", "startswith":
+		return "must be an E.164 phone number with a leading plus sign"
+	case "email":
+		return "must be an email address"
+	case "iso4217":
+		return "must be an ISO 4217 currency code in upper case"
+	case "iso3166_1_alpha2":
+		return "must be an ISO 3166-1 alpha-2 country code in upper case"
+	case "sku":
+		return "must be 1 to 64 characters of A-Z a-z 0-9 . _ -"
+	case "shiptoken":
+		return "must be 1 to 128 characters of A-Z a-z 0-9 . _ -"
+	case "text":
+		return "must be non-blank text on one line without control characters"
+	case "note":
+		return "must not contain control characters other than newline and tab"
+	}
+	return "fails the " + fe.Tag() + " check"
+}
