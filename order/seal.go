@@ -114,7 +114,7 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	b := &Bundle{Version: Version, Suite: keygen.Suite, System: key.Params().System,
 		OrderID: opt.OrderID, Cardholder: key.Identity(),
 		Created: now.Format(time.RFC3339), Expires: now.Add(life).Format(time.RFC3339),
-		Parties: map[Role]string{RoleMerchant: parties.Merchant, RoleIssuer: parties.Issuer, RoleCarrier: parties.Carrier},
+		Parties:     map[Role]string{RoleMerchant: parties.Merchant, RoleIssuer: parties.Issuer, RoleCarrier: parties.Carrier},
 		Commitments: map[Role][commitmentSize]byte{}, Sections: map[Role]Sealed{}}
 	switch {
 	case o.ShipTo.Token != "" && parties.Vault == "":

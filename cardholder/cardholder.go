@@ -1,0 +1,126 @@
+// Package cardholder is the cardholder's side of orderseal (DESIGN.md §6):
+// compose an order, preview who sees what, seal it for the parties.
+// It never imports a web framework or a database.
+package cardholder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"orderseal/internal/cli"
+	"orderseal/keygen"
+	"orderseal/order"
+)
+
+const prog = "cardholder"
+
+// Main is the cardholder command.
+func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
+	return cli.Dispatch(prog, stdio, args, []cli.Command{
+		{Name: "seal", Summary: "seal an order for merchant, issuer and carrier (bundle on stdout)", Run: func(a []string) error { return cmdSeal(a, stdio) }},
+		{Name: "preview", Summary: "show which party will see which field of an order", Run: func(a []string) error { return cmdPreview(a, stdio) }},
+	})
+}
+
+func loadPolicy(stdio cli.Stdio, path string) (*order.Policy, error) {
+	if path == "" {
+		return order.DefaultPolicy(), nil
+	}
+	data, err := cli.ReadInput(stdio, path, order.MaxPolicySize)
+	if err != nil {
+		return nil, err
+	}
+	return order.ParsePolicy(data)
+}
+
+func loadOrder(stdio cli.Stdio, path string) (*order.Order, error) {
+	data, err := cli.ReadInput(stdio, path, order.MaxOrderSize)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(data)
+	o, err := order.ParseOrder(data)
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func cmdSeal(args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "seal", "-key FILE -order ORDER.json -merchant ID -issuer ID -carrier ID [-vault ID]", stdio,
+		"cardholder seal -key alice.key -order order/testdata/order.json -merchant merchant:shop.example -issuer issuer:bank.example -carrier carrier:parcel.example > bundle.json")
+	keyPath := fs.String("key", "", "your cardholder key file")
+	orderPath := fs.String("order", "", "order JSON ('-' for stdin)")
+	merchant := fs.String("merchant", "", "merchant identity")
+	issuer := fs.String("issuer", "", "card issuer identity")
+	carrier := fs.String("carrier", "", "carrier identity")
+	vault := fs.String("vault", "", "vault identity (required when the order ships to a vault token)")
+	policyPath := fs.String("policy", "", "section policy JSON (default: DESIGN.md §3)")
+	orderID := fs.String("order-id", "", "order id (default: fresh random)")
+	life := fs.Duration("lifetime", order.DefaultLifetime, "how long the bundle stays valid")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "key", "order", "merchant", "issuer", "carrier"); err != nil {
+		return err
+	}
+	policy, err := loadPolicy(stdio, *policyPath)
+	if err != nil {
+		return err
+	}
+	key, err := keygen.LoadPartyKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	defer key.Destroy()
+	o, err := loadOrder(stdio, *orderPath)
+	if err != nil {
+		return err
+	}
+	b, err := order.Seal(o, key, order.Parties{Merchant: *merchant, Issuer: *issuer, Carrier: *carrier, Vault: *vault},
+		order.SealOptions{Policy: policy, OrderID: *orderID, Lifetime: *life})
+	if err != nil {
+		if o.ShipTo.Token != "" && *vault == "" {
+			return cli.WithHint(err, "add -vault vault:… for an order shipped to a vault token")
+		}
+		return err
+	}
+	out, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Out, "%s\n", out)
+	fmt.Fprintf(stdio.Err, "%s: sealed order %s for %d parties, valid until %s\n", prog, b.OrderID, len(b.Parties), b.ExpiresAt().Format(time.RFC3339))
+	return nil
+}
+
+func cmdPreview(args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "preview", "-order ORDER.json [-policy FILE]", stdio,
+		"cardholder preview -order order/testdata/order.json")
+	orderPath := fs.String("order", "", "order JSON ('-' for stdin)")
+	policyPath := fs.String("policy", "", "section policy JSON (default: DESIGN.md §3)")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "order"); err != nil {
+		return err
+	}
+	policy, err := loadPolicy(stdio, *policyPath)
+	if err != nil {
+		return err
+	}
+	o, err := loadOrder(stdio, *orderPath)
+	if err != nil {
+		return err
+	}
+	if err := o.Validate(time.Now()); err != nil {
+		return err
+	}
+	order.WritePreview(stdio.Out, policy.Preview(o))
+	if o.ShipTo.Token != "" {
+		fmt.Fprintln(stdio.Out, "vault: the ship-to token, merchant, carrier and order id (a grant for this carrier to print this label)")
+	}
+	return nil
+}

@@ -1,0 +1,21 @@
+// Package merchant is the merchant node of orderseal (DESIGN.md §6.4): it opens its own section and relays the others.
+package merchant
+
+import (
+	"context"
+
+	"orderseal/internal/cli"
+	"orderseal/internal/partycli"
+	"orderseal/order"
+)
+
+const prog = "merchant"
+
+// Main is the merchant command.
+func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
+	return cli.Dispatch(prog, stdio, args, []cli.Command{
+		{Name: "open", Summary: "open the merchant section of a bundle read from stdin", Run: func(a []string) error {
+			return partycli.Open(prog, order.RoleMerchant, a, stdio)
+		}},
+	})
+}
