@@ -5,6 +5,8 @@ package partycli
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"orderseal/internal/cli"
 	"orderseal/keygen"
@@ -17,6 +19,7 @@ func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 		prog+" open -key "+string(role)+".key < bundle.json")
 	keyPath := fs.String("key", "", "your party key file")
 	in := fs.String("in", "-", "bundle JSON ('-' for stdin)")
+	fields := fs.Bool("fields", false, "print only the names of the fields this party can read")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -29,7 +32,7 @@ func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 	}
 	defer key.Destroy()
 	if keygen.RoleOf(key.Identity()) != string(role) {
-		return cli.WithHint(fmt.Errorf("%s is a %s key, not a %s key", *keyPath, keygen.RoleOf(key.Identity()), role),
+		return cli.WithHint(fmt.Errorf("%s is the key of %s, which has no %s section to open", *keyPath, key.Identity(), role),
 			"use the key the key center issued to this "+string(role))
 	}
 	data, err := cli.ReadInput(stdio, *in, order.MaxBundleSize)
@@ -44,6 +47,9 @@ func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
+	if *fields {
+		return printFields(stdio, s)
+	}
 	hH := b.HeaderHash()
 	out, err := json.MarshalIndent(struct {
 		OrderID    string         `json:"order_id"`
@@ -55,5 +61,26 @@ func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	fmt.Fprintf(stdio.Out, "%s\n", out)
+	return nil
+}
+
+// printFields lists the content fields present in a section, one line, sorted.
+func printFields(stdio cli.Stdio, s *order.Section) error {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		if k != "role" && k != "salt" && k != "order_id" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	fmt.Fprintln(stdio.Out, strings.Join(names, " "))
 	return nil
 }

@@ -1,0 +1,41 @@
+# orderseal — build, test, demo, bench, fuzz. Everything runs on loopback.
+GO       ?= go
+BIN      := bin
+BINARIES := keygen cardholder merchant issuer carrier
+FUZZTIME ?= 10s
+
+.PHONY: all build test demo bench bench-quick fuzz vet fmt-check clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	@for b in $(BINARIES); do $(GO) build -o $(BIN)/$$b ./cmd/$$b || exit 1; done
+	@echo "built: $(addprefix $(BIN)/,$(BINARIES))"
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+test: fmt-check vet
+	$(GO) test -race -count=1 ./...
+
+demo: build
+	@bash scripts/demo.sh
+
+# Benchmarks: ratios against a baseline measured in the same process.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./bench/
+
+bench-quick:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./bench/
+
+# Every fuzz target for FUZZTIME each (go test -fuzz runs one target at a time).
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf $(BIN)
