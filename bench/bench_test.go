@@ -1,0 +1,186 @@
+// Package bench holds orderseal's benchmarks. Every figure that matters is
+// reported as a ratio against a baseline measured in the same benchmark, so
+// it holds on a shared, noisy machine: run `make bench`.
+package bench
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"orderseal/keygen"
+	"orderseal/order"
+)
+
+// x25519 is the baseline: one X25519 shared secret, as crypto/ecdh computes it.
+func x25519(b *testing.B) func() {
+	a, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := peer.PublicKey()
+	return func() {
+		if _, err := a.ECDH(pub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// paired runs op and base alternately in blocks, so drift in machine speed
+// hits both, and reports op's ns/op plus the ratio op/base.
+func paired(b *testing.B, op, base func(), baseName string) {
+	const block = 16
+	var tOp, tBase time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; done += block {
+		n := min(block, b.N-done)
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			op()
+		}
+		t1 := time.Now()
+		b.StopTimer()
+		for i := 0; i < n; i++ {
+			base()
+		}
+		tBase += time.Since(t1)
+		b.StartTimer()
+		tOp += t1.Sub(t0)
+	}
+	b.ReportMetric(float64(tBase.Nanoseconds())/float64(b.N), baseName+"-ns/op")
+	b.ReportMetric(float64(tOp)/float64(tBase), "ratio-vs-"+baseName)
+}
+
+var masters = map[int]*keygen.Master{}
+
+func partyKey(b *testing.B, k int, id string) *keygen.PartyKey {
+	b.Helper()
+	m, ok := masters[k]
+	if !ok {
+		var err error
+		m, err = keygen.MasterFromSeed(keygen.Params{System: [16]byte{1}, K: k}, [32]byte{byte(k)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		masters[k] = m
+	}
+	key, err := m.Issue(id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return key
+}
+
+// BenchmarkDerive: K(A,B) from A's row and B's identity, beside X25519.
+func BenchmarkDerive(b *testing.B) {
+	for _, k := range []int{256, 1024, 4096} {
+		b.Run(fmt.Sprintf("k=%d", k), func(b *testing.B) {
+			key := partyKey(b, k, "merchant:shop.example")
+			peer := "cardholder:alice@example.org"
+			paired(b, func() {
+				if _, err := key.Pairwise(peer); err != nil {
+					b.Fatal(err)
+				}
+			}, x25519(b), "x25519")
+		})
+	}
+}
+
+// BenchmarkX25519 is the baseline alone, for benchstat comparisons.
+func BenchmarkX25519(b *testing.B) {
+	f := x25519(b)
+	for b.Loop() {
+		f()
+	}
+}
+
+
+func loadSealFixture(b *testing.B, k int) (*order.Order, *keygen.PartyKey, order.Parties, map[order.Role]*keygen.PartyKey) {
+	data, err := os.ReadFile(filepath.Join("..", "order", "testdata", "order.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	o, err := order.ParseOrder(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := order.Parties{Merchant: "merchant:shop.example", Issuer: "issuer:bank.example", Carrier: "carrier:parcel.example"}
+	keys := map[order.Role]*keygen.PartyKey{
+		order.RoleMerchant: partyKey(b, k, p.Merchant),
+		order.RoleIssuer:   partyKey(b, k, p.Issuer),
+		order.RoleCarrier:  partyKey(b, k, p.Carrier),
+	}
+	return o, partyKey(b, k, "cardholder:alice@example.org"), p, keys
+}
+
+// BenchmarkSeal: a three-section order at the default k, pairwise keys
+// derived per seal (uncached) and from a warm cache, beside X25519.
+func BenchmarkSeal(b *testing.B) {
+	o, alice, parties, _ := loadSealFixture(b, keygen.DefaultK)
+	now := time.Now()
+	b.Run("uncached", func(b *testing.B) {
+		paired(b, func() {
+			if _, err := order.Seal(o, alice, parties, order.SealOptions{Now: now}); err != nil {
+				b.Fatal(err)
+			}
+		}, x25519(b), "x25519")
+	})
+	b.Run("cached", func(b *testing.B) {
+		cache := keygen.NewCache(alice, 16)
+		paired(b, func() {
+			if _, err := order.Seal(o, cache, parties, order.SealOptions{Now: now}); err != nil {
+				b.Fatal(err)
+			}
+		}, x25519(b), "x25519")
+	})
+}
+
+// BenchmarkOpen: the issuer opens its section of a three-section order.
+func BenchmarkOpen(b *testing.B) {
+	o, alice, parties, keys := loadSealFixture(b, keygen.DefaultK)
+	bundle, err := order.Seal(o, alice, parties, order.SealOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("uncached", func(b *testing.B) {
+		paired(b, func() {
+			if _, err := order.Open(bundle, keys[order.RoleIssuer], order.RoleIssuer, order.OpenOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}, x25519(b), "x25519")
+	})
+	b.Run("cached", func(b *testing.B) {
+		cache := keygen.NewCache(keys[order.RoleIssuer], 16)
+		paired(b, func() {
+			if _, err := order.Open(bundle, cache, order.RoleIssuer, order.OpenOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}, x25519(b), "x25519")
+	})
+}
+
+// BenchmarkIssue: one party key at k=1024 from an expanded master.
+func BenchmarkIssue(b *testing.B) {
+	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{2}, K: keygen.DefaultK}, [32]byte{2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.Issue("cardholder:warm-up"); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := m.Issue(fmt.Sprintf("cardholder:u%d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
