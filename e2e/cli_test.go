@@ -1,0 +1,52 @@
+// Package e2e runs orderseal's programs as a user would: testscript files
+// drive the real command mains in child processes.
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"orderseal/cardholder"
+	"orderseal/carrier"
+	"orderseal/internal/cli"
+	"orderseal/issuer"
+	"orderseal/keygen"
+	"orderseal/merchant"
+)
+
+func TestMain(m *testing.M) {
+	mains := map[string]func(context.Context, []string, cli.Stdio) int{
+		"keygen": keygen.Main, "cardholder": cardholder.Main, "merchant": merchant.Main,
+		"issuer": issuer.Main, "carrier": carrier.Main,
+	}
+	cmds := map[string]func(){}
+	for name, fn := range mains {
+		cmds[name] = func() { os.Exit(fn(context.Background(), os.Args[1:], cli.OS())) }
+	}
+	testscript.Main(m, cmds)
+}
+
+func TestScripts(t *testing.T) {
+	files, _ := filepath.Glob("testdata/script/*.txtar")
+	if len(files) == 0 {
+		t.Fatal("no scripts in testdata/script")
+	}
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("REPO", repo)
+			env.Setenv("ORDERSEAL_CENTER_PASSPHRASE", "script-passphrase")
+			env.Setenv("ORDERSEAL_CENTER_KDF", "fast")
+			return nil
+		},
+		RequireExplicitExec: false,
+	})
+}
