@@ -228,8 +228,14 @@ func TestTamper(t *testing.T) {
 				k = f.other
 			}
 			c.mutate(b)
-			if _, err := openAt(b, k, c.role); !errors.Is(err, c.want) {
+			_, err := openAt(b, k, c.role)
+			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			for _, secret := range []string{"4111111111111111", "Musterstra", "737"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error text carries a secret: %v", err)
+				}
 			}
 		})
 	}
