@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 )
 
 // ErrMalformed is wrapped by every error this package returns.
@@ -23,6 +25,9 @@ func Decode(data []byte, v any, max int) error {
 		return fmt.Errorf("%w: %d bytes exceeds the limit of %d", ErrMalformed, len(data), max)
 	}
 	if err := CheckDuplicates(data); err != nil {
+		return err
+	}
+	if err := checkExactKeys(data, reflect.TypeOf(v)); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -104,4 +109,93 @@ func CheckDuplicates(data []byte) error {
 			}
 		}
 	}
+}
+
+// checkExactKeys refuses object keys that match a struct field only when
+// case is ignored (encoding/json would accept "V" for "v"), so each value
+// has one spelling on the wire.
+func checkExactKeys(data []byte, t reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var generic any
+	if err := dec.Decode(&generic); err != nil {
+		return fmt.Errorf("%w: %s", ErrMalformed, describe(err))
+	}
+	return walk(generic, t, "")
+}
+
+func walk(v any, t reflect.Type, path string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return nil
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		switch t.Kind() {
+		case reflect.Struct:
+			fields := fieldTypes(t)
+			for k, sub := range x {
+				ft, ok := fields[k]
+				if !ok {
+					return fmt.Errorf("%w: unknown field %q", ErrMalformed, path+k)
+				}
+				if err := walk(sub, ft, path+k+"."); err != nil {
+					return err
+				}
+			}
+		case reflect.Map:
+			for k, sub := range x {
+				if err := walk(sub, t.Elem(), path+k+"."); err != nil {
+					return err
+				}
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for _, sub := range x {
+				if err := walk(sub, t.Elem(), path); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// fieldTypes maps each exact JSON name of struct t (embedded structs
+// flattened) to its field type.
+func fieldTypes(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			et := f.Type
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				for k, v := range fieldTypes(et) {
+					if _, dup := out[k]; !dup {
+						out[k] = v
+					}
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
 }
