@@ -102,7 +102,6 @@ func BenchmarkX25519(b *testing.B) {
 	}
 }
 
-
 func loadSealFixture(b *testing.B, k int) (*order.Order, *keygen.PartyKey, order.Parties, map[order.Role]*keygen.PartyKey) {
 	data, err := os.ReadFile(filepath.Join("..", "order", "testdata", "order.json"))
 	if err != nil {
