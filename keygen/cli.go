@@ -165,6 +165,9 @@ func issueBatch(ctx context.Context, c *Center, idsPath, outDir string, stdio cl
 	}
 	fmt.Fprintf(stdio.Err, "keygen: issued %d of %d identities into %s\n", len(list)-failed, len(list), outDir)
 	if failed > 0 {
+		if failed == 1 {
+			return errors.New("1 identity failed")
+		}
 		return fmt.Errorf("%d identities failed", failed)
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	fp "github.com/cloudflare/circl/math/fp25519"
 
 	"orderseal/internal/secfile"
+	"orderseal/internal/strictjson"
 )
 
 // Key files, the master file and batch issuance (DESIGN.md §2 "Key files",
@@ -161,6 +162,10 @@ func TestPartyKeyFile(t *testing.T) {
 	}{
 		{name: "unknown field", edit: func(f map[string]any) { f["note"] = "x" }, want: []error{ErrKeyFile}},
 		{name: "duplicate key", raw: strings.Replace(string(data), `"v":1,`, `"v":1,"v":1,`, 1), want: []error{ErrKeyFile}},
+		// encoding/json matches keys case-insensitively; strict files have one spelling.
+		{name: "key differing only in case", raw: strings.Replace(string(data), `"v":1,`, `"V":1,`, 1), want: []error{ErrKeyFile}},
+		{name: "case-variant duplicate identity", raw: strings.Replace(string(data), `"identity":"merchant:shop.example"`,
+			`"identity":"merchant:shop.example","IDENTITY":"merchant:evil"`, 1), want: []error{ErrKeyFile}},
 		{name: "trailing data", raw: string(data) + "{}", want: []error{ErrKeyFile}},
 		{name: "not json", raw: "v=1", want: []error{ErrKeyFile}},
 		{name: "v=2", edit: func(f map[string]any) { f["v"] = 2 }, want: []error{ErrKeyFile, ErrVersion}},
@@ -239,6 +244,42 @@ func TestPartyKeyFile(t *testing.T) {
 }
 
 var bigOne = big.NewInt(1)
+
+func TestParseParams(t *testing.T) {
+	p := Params{System: [16]byte{0: 0xde, 15: 0x01}, K: DefaultK}
+	good, err := p.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"v":1,"suite":"` + Suite + `","system":"de000000000000000000000000000001","k":1024}`; string(good) != want {
+		t.Fatalf("params file %s, want %s", good, want)
+	}
+	got, err := ParseParams(good)
+	if err != nil || !got.Equal(p) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	s := string(good)
+	for _, tc := range []struct {
+		name, in string
+		want     error
+	}{
+		{"v=2", strings.Replace(s, `"v":1`, `"v":2`, 1), ErrVersion},
+		{"suite", strings.Replace(s, Suite, "OS1-OTHER", 1), ErrSuite},
+		{"uppercase system", strings.Replace(s, "de00", "DE00", 1), ErrParams},
+		{"k=0", strings.Replace(s, `"k":1024`, `"k":0`, 1), ErrParams},
+		{"k>MaxK", strings.Replace(s, `"k":1024`, fmt.Sprintf(`"k":%d`, MaxK+1), 1), ErrParams},
+		{"identity field", strings.Replace(s, `}`, `,"identity":"merchant:x"}`, 1), strictjson.ErrMalformed},
+		{"key in other case", strings.Replace(s, `"k":`, `"K":`, 1), strictjson.ErrMalformed},
+		{"duplicate k", strings.Replace(s, `"k":1024`, `"k":1024,"k":2`, 1), strictjson.ErrMalformed},
+	} {
+		if _, err := ParseParams([]byte(tc.in)); !errors.Is(err, tc.want) {
+			t.Errorf("%s: ParseParams = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if p2, err := ParseParams([]byte(strings.Replace(s, `"k":1024`, fmt.Sprintf(`"k":%d`, MaxK), 1))); err != nil || p2.K != MaxK {
+		t.Errorf("k=MaxK refused: %v", err)
+	}
+}
 
 const b64URLAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -501,6 +542,8 @@ func TestMasterFile(t *testing.T) {
 		{"kdf memory below floor", func(f map[string]any) { f["argon2id"].(map[string]any)["m"] = 1024 }, ErrParams},
 		{"version", func(f map[string]any) { f["v"] = 2 }, ErrVersion},
 		{"suite", func(f map[string]any) { f["suite"] = "OS2" }, ErrSuite},
+		{"k spelled K", func(f map[string]any) { f["K"] = f["k"]; delete(f, "k") }, strictjson.ErrMalformed},
+		{"unknown field", func(f map[string]any) { f["note"] = "x" }, strictjson.ErrMalformed},
 	} {
 		t.Run("tampered "+tc.name, func(t *testing.T) {
 			defer writeMode(t, masterPath, original, 0o600)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
 	"golang.org/x/crypto/argon2"
@@ -26,7 +27,8 @@ var ErrPassphrase = errors.New("wrong passphrase or damaged master file")
 type Master struct {
 	params Params
 	seed   [32]byte
-	tri    []fp.Elt // upper triangle of D, row-major, expanded on first use
+	once   sync.Once
+	tri    []fp.Elt // upper triangle of D, row-major, expanded once on first use
 }
 
 // NewMaster creates fresh parameters with k coefficients per row and a fresh seed.
@@ -68,10 +70,9 @@ func (m *Master) Destroy() {
 // expand fills the upper triangle of D. Row a of the triangle comes from
 // SHAKE256("orderseal-v1-master" || seed || be32(k) || be32(a)); each element
 // is 32 bytes little-endian with bit 255 cleared, redrawn while ≥ p.
-func (m *Master) expand() {
-	if m.tri != nil {
-		return
-	}
+func (m *Master) expand() { m.once.Do(m.expandOnce) }
+
+func (m *Master) expandOnce() {
 	k := m.params.K
 	tri := make([]fp.Elt, k*(k+1)/2)
 	var hdr [19 + 32 + 8]byte
@@ -161,7 +162,7 @@ type KDF struct {
 var DefaultKDF = KDF{Time: 3, Memory: 64 * 1024, Threads: 2}
 
 func (k KDF) check() error {
-	if k.Time < 1 || k.Time > 64 || k.Memory < 8*1024 || k.Memory > 4<<20 || k.Threads < 1 {
+	if k.Time < 1 || k.Time > 16 || k.Memory < 8*1024 || k.Memory > 1<<20 || k.Threads < 1 {
 		return fmt.Errorf("%w: argon2id cost out of range", ErrParams)
 	}
 	return nil

@@ -575,3 +575,31 @@ func TestFingerprint(t *testing.T) {
 		seen[f] = name
 	}
 }
+
+// TestIssueConcurrent: a fresh master may be used from several goroutines.
+func TestIssueConcurrent(t *testing.T) {
+	m, err := MasterFromSeed(Params{System: [16]byte{7}, K: 16}, [32]byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]*PartyKey, 4)
+	done := make(chan int)
+	for i := range keys {
+		go func() {
+			k, err := m.Issue(fmt.Sprintf("cardholder:c%d", i))
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+			done <- i
+		}()
+	}
+	for range keys {
+		<-done
+	}
+	a, _ := keys[0].Pairwise(keys[1].Identity())
+	b, _ := keys[1].Pairwise(keys[0].Identity())
+	if !a.Equal(&b) {
+		t.Fatal("keys issued concurrently do not agree")
+	}
+}

@@ -58,7 +58,7 @@ func Report(prog string, w io.Writer, err error) int {
 		return ExitOK
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		return ExitUsage
+		return ExitOK // usage was asked for and printed
 	}
 	code, hint := ExitFailure, ""
 	var ce *Error
