@@ -225,3 +225,19 @@ func reason(fe validator.FieldError) string {
 	}
 	return "fails the " + fe.Tag() + " check"
 }
+
+// ValidateAddress checks one address on its own (the vault registers
+// addresses outside any order). Errors name fields as "address.<field>".
+func ValidateAddress(a *Address) error {
+	if a == nil {
+		return &FieldError{Field: "address", Reason: "is missing"}
+	}
+	if err := validate.Struct(a); err != nil {
+		var fes validator.ValidationErrors
+		if !errors.As(err, &fes) || len(fes) == 0 {
+			panic(fmt.Sprintf("order: validator: %v", err))
+		}
+		return &FieldError{Field: "address." + fes[0].Field(), Reason: reason(fes[0])}
+	}
+	return nil
+}

@@ -1,0 +1,333 @@
+package signedhttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"orderseal/internal/problem"
+	"orderseal/internal/signedhttp/httpsig"
+	"orderseal/internal/wire"
+	"orderseal/keygen"
+)
+
+// Problem codes of the refusals (see the package comment for statuses).
+const (
+	CodeAuthMissing     = httpsig.CodeAuthMissing
+	CodeUnknownIdentity = httpsig.CodeUnknownIdentity
+	CodeWrongTarget     = httpsig.CodeWrongTarget
+	CodeForbiddenRole   = httpsig.CodeForbiddenRole
+	CodeClockSkew       = httpsig.CodeClockSkew
+	CodeReplayedNonce   = httpsig.CodeReplayedNonce
+	CodeBodyDigest      = httpsig.CodeBodyDigest
+	CodeWrongKey        = httpsig.CodeWrongKey
+	CodeBadSignature    = httpsig.CodeBadSignature
+	CodeBodyTooLarge    = httpsig.CodeBodyTooLarge
+	CodeURITooLong      = httpsig.CodeURITooLong
+)
+
+// Defaults of a Verifier.
+const (
+	DefaultWindow  = 5 * time.Minute
+	DefaultMaxBody = 1 << 20
+)
+
+// Verifier authenticates requests to one party and signs its responses.
+type Verifier struct {
+	keys    *keygen.Cache
+	window  time.Duration
+	nonces  NonceStore
+	now     func() time.Time
+	maxBody int64
+	logger  *slog.Logger
+}
+
+// Option configures a Verifier.
+type Option func(*Verifier)
+
+// WithWindow sets the accepted clock difference (default ±5 min).
+func WithWindow(d time.Duration) Option { return func(v *Verifier) { v.window = d } }
+
+// WithNonceStore replaces the default in-memory nonce store.
+func WithNonceStore(s NonceStore) Option { return func(v *Verifier) { v.nonces = s } }
+
+// WithClock replaces the clock (tests); the default nonce store follows it.
+func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
+
+// WithMaxBody bounds request bodies (default 1 MiB).
+func WithMaxBody(n int64) Option { return func(v *Verifier) { v.maxBody = n } }
+
+// WithLogger logs refusals at debug level: code, caller, method and path,
+// never the query or the body.
+func WithLogger(l *slog.Logger) Option { return func(v *Verifier) { v.logger = l } }
+
+// NewVerifier authenticates requests addressed to keys.Identity().
+func NewVerifier(keys *keygen.Cache, opts ...Option) *Verifier {
+	if keys == nil {
+		panic("signedhttp: NewVerifier with nil keys")
+	}
+	v := &Verifier{keys: keys, window: DefaultWindow, now: time.Now, maxBody: DefaultMaxBody}
+	for _, o := range opts {
+		o(v)
+	}
+	if v.nonces == nil {
+		v.nonces = newMemoryNonces(DefaultMaxNonces, v.now)
+	}
+	if v.logger == nil {
+		v.logger = slog.New(slog.DiscardHandler)
+	}
+	return v
+}
+
+const callerKey = "orderseal.signedhttp.caller"
+
+type callerCtxKey struct{}
+
+// Caller is the authenticated caller identity, or "" outside Middleware.
+func Caller(c echo.Context) string {
+	s, _ := c.Get(callerKey).(string)
+	return s
+}
+
+// CallerFrom is Caller for code that holds only the request context.
+func CallerFrom(ctx context.Context) (string, bool) {
+	s, ok := ctx.Value(callerCtxKey{}).(string)
+	return s, ok && s != ""
+}
+
+// Allow admits only callers whose role is one of roles (forbidden-role, 403).
+// It must run behind Verifier.Middleware.
+func Allow(roles ...string) echo.MiddlewareFunc {
+	allowed := make(map[string]bool, len(roles))
+	for _, r := range roles {
+		allowed[r] = true
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			caller := Caller(c)
+			if caller == "" {
+				return errors.New("signedhttp: Allow on a route not behind Verifier.Middleware")
+			}
+			if role := keygen.RoleOf(caller); !allowed[role] {
+				return problem.Write(c, problem.New(http.StatusForbidden, CodeForbiddenRole, "Role not allowed",
+					fmt.Sprintf("The %s role may not call this endpoint.", role)))
+			}
+			return next(c)
+		}
+	}
+}
+
+// Middleware authenticates each request (see the package comment for the
+// checks and their order), makes the caller available through Caller, lets
+// the handler read the body, and signs the response: the handler writes
+// into a buffer, and the signature header is set before anything is sent.
+// Errors returned by the handler go to the echo error handler inside the
+// buffer, so they are signed too. Register it with e.Use (404 and 405
+// answers are then signed as well), outside any middleware that transforms
+// bodies, with a Recover middleware inside it so panics become signed 500s.
+// The daemon's error handler should be problem.ErrorHandler.
+func (v *Verifier) Middleware() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			f, date, p := v.readHeaders(c.Request())
+			if p != nil {
+				return v.refuse(c, p, f.Caller)
+			}
+			self := v.keys.Identity()
+			pw, err := v.keys.Pairwise(f.Caller)
+			if err != nil {
+				return v.refuse(c, refusal(http.StatusUnauthorized, CodeUnknownIdentity, "Unknown identity",
+					"The caller identity cannot hold a key with this party."), f.Caller)
+			}
+			keys := httpsig.DeriveKeys(&pw)
+			defer keys.Destroy()
+
+			// From here on K is known: every response is signed.
+			sw := startSigning(c, &keys, f.Nonce, self, f.Caller)
+			defer sw.abandon() // restores the writer if a handler panics
+
+			if p := v.authenticate(c, &f, date, &keys); p != nil {
+				if err := v.refuse(c, p, f.Caller); err != nil {
+					c.Error(err)
+				}
+			} else {
+				c.Set(callerKey, f.Caller)
+				r := c.Request()
+				c.SetRequest(r.WithContext(context.WithValue(r.Context(), callerCtxKey{}, f.Caller)))
+				if err := next(c); err != nil {
+					c.Error(err)
+				}
+			}
+			return sw.finish()
+		}
+	}
+}
+
+func refusal(status int, code, title, detail string) *problem.Problem {
+	return problem.New(status, code, title, detail)
+}
+
+func (v *Verifier) refuse(c echo.Context, p *problem.Problem, caller string) error {
+	v.logger.DebugContext(c.Request().Context(), "signed request refused",
+		"code", p.Code, "caller", printable(caller), "method", printable(c.Request().Method),
+		"path", printable(c.Request().URL.Path))
+	if p.Status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", "Orderseal-v1")
+	}
+	return problem.Write(c, p)
+}
+
+// printable bounds and sanitises attacker-chosen strings before logging.
+func printable(s string) string {
+	const max = 256
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// readHeaders parses the signed headers and checks identity and target:
+// everything decidable before K is known.
+func (v *Verifier) readHeaders(r *http.Request) (httpsig.RequestFields, time.Time, *problem.Problem) {
+	var f httpsig.RequestFields
+	var bad []string
+	get := func(name string) string {
+		vals := r.Header.Values(name)
+		if len(vals) != 1 || vals[0] == "" {
+			bad = append(bad, name)
+			return ""
+		}
+		return vals[0]
+	}
+	f.Caller = get(httpsig.HeaderIdentity)
+	f.Target = get(httpsig.HeaderTarget)
+	f.Date = get(httpsig.HeaderDate)
+	f.Nonce = get(httpsig.HeaderNonce)
+	f.ContentSHA256 = get(httpsig.HeaderContentSHA256)
+	f.KeyID = get(httpsig.HeaderKeyID)
+	sig := get(httpsig.HeaderSignature)
+
+	var date time.Time
+	if f.Date != "" {
+		var err error
+		if date, err = httpsig.ParseDate(f.Date); err != nil {
+			bad = append(bad, httpsig.HeaderDate)
+		}
+	}
+	check := func(name, val string, n int) {
+		if val != "" {
+			if _, err := wire.UnB64Len(val, n); err != nil {
+				bad = append(bad, name)
+			}
+		}
+	}
+	check(httpsig.HeaderNonce, f.Nonce, httpsig.NonceSize)
+	check(httpsig.HeaderContentSHA256, f.ContentSHA256, httpsig.DigestSize)
+	check(httpsig.HeaderKeyID, f.KeyID, httpsig.KeyIDSize)
+	check(httpsig.HeaderSignature, sig, httpsig.MACSize)
+	if len(bad) > 0 {
+		return f, date, refusal(http.StatusUnauthorized, CodeAuthMissing, "Authentication required",
+			"Missing, repeated or malformed header: "+strings.Join(bad, ", ")+".")
+	}
+
+	f.Method = r.Method
+	f.RequestTarget = requestTarget(r)
+	if len(f.Method) > httpsig.MaxField || len(f.RequestTarget) > httpsig.MaxField {
+		return f, date, refusal(http.StatusRequestURITooLong, CodeURITooLong, "Request target too long",
+			"The request target exceeds 65535 bytes.")
+	}
+	if err := keygen.ValidateIdentity(f.Caller); err != nil {
+		return f, date, refusal(http.StatusUnauthorized, CodeUnknownIdentity, "Unknown identity",
+			"Orderseal-Identity is not a valid role:name identity.")
+	}
+	if f.Target != v.keys.Identity() {
+		return f, date, refusal(http.StatusUnauthorized, CodeWrongTarget, "Wrong target",
+			"Orderseal-Target does not name this party.")
+	}
+	if f.Caller == f.Target {
+		return f, date, refusal(http.StatusUnauthorized, CodeUnknownIdentity, "Unknown identity",
+			"A party cannot call itself.")
+	}
+	return f, date, nil
+}
+
+// requestTarget is the request-target exactly as on the request line; for an
+// absolute-form request line, its path and query.
+func requestTarget(r *http.Request) string {
+	rt := r.RequestURI
+	if rt == "" {
+		return r.URL.RequestURI() // a request built in-process
+	}
+	if !strings.HasPrefix(rt, "/") {
+		if u, err := url.ParseRequestURI(rt); err == nil {
+			return u.RequestURI()
+		}
+	}
+	return rt
+}
+
+// authenticate runs the checks that need K: clock, key id, body, MAC, nonce.
+func (v *Verifier) authenticate(c echo.Context, f *httpsig.RequestFields, date time.Time, keys *httpsig.Keys) *problem.Problem {
+	if d := v.now().Sub(date); d > v.window || d < -v.window {
+		return refusal(http.StatusUnauthorized, CodeClockSkew, "Clock skew",
+			fmt.Sprintf("Orderseal-Date is more than %s away from this party's clock.", v.window))
+	}
+	if !keys.CheckKeyID(f.KeyID) {
+		return refusal(http.StatusUnauthorized, CodeWrongKey, "Wrong key",
+			"The caller signs with another key for this pair: check its key file and key center.")
+	}
+	body, p := v.readBody(c.Request())
+	if p != nil {
+		return p
+	}
+	if httpsig.Digest(body) != f.ContentSHA256 { // both public: no constant time needed
+		return refusal(http.StatusBadRequest, CodeBodyDigest, "Body digest mismatch",
+			"The body does not match Orderseal-Content-Sha256.")
+	}
+	msg, err := f.Message()
+	if err != nil || !keys.Verify(msg, c.Request().Header.Get(httpsig.HeaderSignature)) {
+		return refusal(http.StatusUnauthorized, CodeBadSignature, "Bad signature",
+			"The signature does not cover this request: method, path or query differ from what was signed.")
+	}
+	if v.nonces.Seen(f.Caller, f.Nonce, date.Add(v.window)) {
+		return refusal(http.StatusUnauthorized, CodeReplayedNonce, "Replayed request",
+			"This Orderseal-Nonce was already used.")
+	}
+	return nil
+}
+
+// readBody reads at most maxBody bytes and puts them back for the handler.
+func (v *Verifier) readBody(r *http.Request) ([]byte, *problem.Problem) {
+	tooLarge := refusal(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "Body too large",
+		fmt.Sprintf("The request body exceeds %d bytes.", v.maxBody))
+	if r.ContentLength > v.maxBody {
+		return nil, tooLarge
+	}
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(io.LimitReader(r.Body, v.maxBody+1))
+		r.Body.Close()
+		if err != nil {
+			return nil, refusal(http.StatusBadRequest, problem.CodeBadRequest, "Bad request",
+				"The request body could not be read.")
+		}
+		if int64(len(b)) > v.maxBody {
+			return nil, tooLarge
+		}
+		body = b
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return body, nil
+}

@@ -1,0 +1,272 @@
+// Package api is the token vault's wire contract (DESIGN.md §7): request and
+// response bodies, and how PII is sealed between a party and the vault with
+// their pairwise key. It imports no server code, so the cardholder CLI and
+// other daemons use it as the vault's client side.
+package api
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"unicode"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"orderseal/internal/strictjson"
+	"orderseal/internal/wire"
+	"orderseal/order"
+)
+
+// Routes of the vault.
+const (
+	PathTokens = "/v1/tokens"  // POST register (cardholder), GET list own
+	PathToken  = "/v1/tokens/" // GET + token: reveal own (storable)
+	PathGrants = "/v1/grants"  // POST: merchant presents a vault section
+	PathReveal = "/v1/reveal"  // POST: grantee reveal (display only)
+)
+
+// Limits.
+const (
+	MaxValueSize = 4 << 10  // bytes of one PII value
+	MaxBody      = 300 << 10 // a grant request carries a bundle
+	MaxLabel     = 64
+)
+
+// Token types, read from the token's suffix.
+const (
+	TypeAddress    = "adr"
+	TypePhone      = "phn"
+	TypeNationalID = "nid"
+	TypeEmail      = "eml"
+)
+
+// ErrSeal is returned when a sealed value does not open.
+var ErrSeal = errors.New("sealed value does not authenticate")
+
+// ErrValue is wrapped by PII values that fail validation.
+var ErrValue = errors.New("invalid value")
+
+// Sealed is an XChaCha20-Poly1305 box.
+type Sealed struct {
+	Nonce string `json:"nonce" validate:"required"`
+	CT    string `json:"ct" validate:"required"`
+}
+
+// RegisterRequest: the owner's PII sealed for the vault.
+type RegisterRequest struct {
+	Type      string `json:"type" validate:"required,oneof=adr phn nid eml"`
+	Label     string `json:"label" validate:"max=64"`
+	Shareable bool   `json:"shareable"`
+	Value     Sealed `json:"value"`
+}
+
+// RegisterResponse names the token; Created is false when the same value
+// was already registered by this owner.
+type RegisterResponse struct {
+	Token   string `json:"token"`
+	Created bool   `json:"created"`
+}
+
+// Entry is one token as listed to its owner: no PII.
+type Entry struct {
+	Token      string `json:"token"`
+	Type       string `json:"type"`
+	Label      string `json:"label,omitempty"`
+	Epoch      int    `json:"epoch"`
+	Created    string `json:"created"`
+	Expires    string `json:"expires,omitempty"`
+	Shareable  bool   `json:"shareable"`
+	ReplacedBy string `json:"replaced_by,omitempty"`
+}
+
+// ListResponse lists the caller's tokens.
+type ListResponse struct {
+	Tokens []Entry `json:"tokens"`
+}
+
+// RevealResponse carries a value sealed for the one who asked.
+type RevealResponse struct {
+	Token       string `json:"token"`
+	Type        string `json:"type"`
+	DisplayOnly bool   `json:"display_only"`
+	Value       Sealed `json:"value"`
+}
+
+// GrantRequest: the merchant relays the header and vault section of a
+// bundle, naming the invoice the carrier will present.
+type GrantRequest struct {
+	Bundle  json.RawMessage `json:"bundle" validate:"required"`
+	Invoice string          `json:"invoice" validate:"required,min=1,max=64"`
+	MaxUses int             `json:"max_uses" validate:"min=0,max=10"`
+}
+
+// GrantResponse confirms a grant.
+type GrantResponse struct {
+	GrantID string `json:"grant_id"`
+	Token   string `json:"token"`
+	Carrier string `json:"carrier"`
+	OrderID string `json:"order_id"`
+	Expires string `json:"expires"`
+	MaxUses int    `json:"max_uses"`
+}
+
+// RevealGrantRequest: a grantee asks for one token for one order and invoice.
+type RevealGrantRequest struct {
+	Token   string `json:"token" validate:"required,max=128"`
+	OrderID string `json:"order_id" validate:"required,max=64"`
+	Invoice string `json:"invoice" validate:"required,max=64"`
+}
+
+// box opens an AEAD keyed with K(a, b).Expand(label, ctx...).
+func box(keys order.Keyring, peer, label string, ctx ...string) (interface {
+	Seal(dst, nonce, plaintext, additionalData []byte) []byte
+	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
+}, error) {
+	k, err := keys.Pairwise(peer)
+	if err != nil {
+		return nil, err
+	}
+	sk := k.Expand(label, ctx...)
+	defer clear(sk[:])
+	return chacha20poly1305.NewX(sk[:])
+}
+
+func registerAAD(owner string, r *RegisterRequest) []byte {
+	aad := []byte("orderseal-v1-register")
+	aad = wire.LP16(aad, []byte(owner))
+	aad = wire.LP16(aad, []byte(r.Type))
+	aad = wire.LP16(aad, []byte(r.Label))
+	if r.Shareable {
+		return append(aad, 1)
+	}
+	return append(aad, 0)
+}
+
+// SealRegister seals value for the vault: key HKDF-Expand(K(owner, vault),
+// "orderseal-v1-register"), AAD binding owner, type, label and shareable.
+func SealRegister(keys order.Keyring, vault string, r *RegisterRequest, value []byte) error {
+	aead, err := box(keys, vault, "register")
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
+		return err
+	}
+	r.Value = Sealed{Nonce: wire.B64(nonce), CT: wire.B64(aead.Seal(nil, nonce, value, registerAAD(keys.Identity(), r)))}
+	return nil
+}
+
+// OpenRegister is the vault's side of SealRegister.
+func OpenRegister(keys order.Keyring, owner string, r *RegisterRequest) ([]byte, error) {
+	aead, err := box(keys, owner, "register")
+	if err != nil {
+		return nil, err
+	}
+	return openSealed(aead, r.Value, registerAAD(owner, r))
+}
+
+func openSealed(aead interface {
+	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
+}, s Sealed, aad []byte) ([]byte, error) {
+	nonce, err := wire.UnB64Len(s.Nonce, chacha20poly1305.NonceSizeX)
+	if err != nil {
+		return nil, fmt.Errorf("%w: nonce: %w", ErrSeal, err)
+	}
+	ct, err := wire.UnB64(s.CT)
+	if err != nil || len(ct) > MaxValueSize+chacha20poly1305.Overhead {
+		return nil, fmt.Errorf("%w: ciphertext", ErrSeal)
+	}
+	pt, err := aead.Open(nil, nonce, ct, aad)
+	if err != nil {
+		return nil, ErrSeal
+	}
+	return pt, nil
+}
+
+func revealAAD(token, reader, orderID string) []byte {
+	aad := wire.LP16([]byte("orderseal-v1-reveal"), []byte(token))
+	aad = wire.LP16(aad, []byte(reader))
+	return wire.LP16(aad, []byte(orderID))
+}
+
+// SealReveal seals a value for reader (the owner, with orderID "", or a
+// grantee for one order): key HKDF-Expand(K(vault, reader),
+// "orderseal-v1-reveal" || lp16(token) || lp16(orderID)).
+func SealReveal(keys order.Keyring, reader, token, orderID string, value []byte) (Sealed, error) {
+	aead, err := box(keys, reader, "reveal", token, orderID)
+	if err != nil {
+		return Sealed{}, err
+	}
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
+		return Sealed{}, err
+	}
+	return Sealed{Nonce: wire.B64(nonce), CT: wire.B64(aead.Seal(nil, nonce, value, revealAAD(token, reader, orderID)))}, nil
+}
+
+// OpenReveal is the reader's side of SealReveal.
+func OpenReveal(keys order.Keyring, vault, token, orderID string, s Sealed) ([]byte, error) {
+	aead, err := box(keys, vault, "reveal", token, orderID)
+	if err != nil {
+		return nil, err
+	}
+	return openSealed(aead, s, revealAAD(token, keys.Identity(), orderID))
+}
+
+
+// NormalizeAddress validates an address and returns its canonical JSON:
+// trimmed, inner white space folded, country and postal code upper-case, so
+// the same place registered twice dedupes to one token.
+func NormalizeAddress(a order.Address) ([]byte, error) {
+	fold := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	n := order.Address{Name: fold(a.Name), Line1: fold(a.Line1), Line2: fold(a.Line2), City: fold(a.City),
+		Region: fold(a.Region), PostalCode: strings.ToUpper(fold(a.PostalCode)), Country: strings.ToUpper(fold(a.Country))}
+	if err := order.ValidateAddress(&n); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrValue, err)
+	}
+	return json.Marshal(n)
+}
+
+var phoneRe = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// Normalize validates a value of type t and returns its canonical bytes.
+func Normalize(t string, raw []byte) ([]byte, error) {
+	switch t {
+	case TypeAddress:
+		var a order.Address
+		if err := strictjson.Decode(raw, &a, MaxValueSize); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrValue, err)
+		}
+		return NormalizeAddress(a)
+	case TypePhone:
+		p := strings.Map(func(r rune) rune {
+			if r == ' ' || r == '-' || r == '(' || r == ')' {
+				return -1
+			}
+			return r
+		}, strings.TrimSpace(string(raw)))
+		if !phoneRe.MatchString(p) {
+			return nil, fmt.Errorf("%w: phone must be E.164 (+ and 7–15 digits)", ErrValue)
+		}
+		return []byte(p), nil
+	case TypeEmail:
+		e := strings.ToLower(strings.TrimSpace(string(raw)))
+		local, domain, ok := strings.Cut(e, "@")
+		if !ok || local == "" || !strings.Contains(domain, ".") || len(e) > 254 || strings.ContainsFunc(e, unicode.IsSpace) {
+			return nil, fmt.Errorf("%w: not an email address", ErrValue)
+		}
+		return []byte(e), nil
+	case TypeNationalID:
+		id := strings.ToUpper(strings.Join(strings.Fields(string(raw)), ""))
+		if len(id) < 4 || len(id) > 32 || strings.IndexFunc(id, func(r rune) bool { return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') }) >= 0 {
+			return nil, fmt.Errorf("%w: national id must be 4–32 of [A-Z0-9-]", ErrValue)
+		}
+		return []byte(id), nil
+	}
+	return nil, fmt.Errorf("%w: unknown type %.8q", ErrValue, t)
+}
