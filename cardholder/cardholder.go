@@ -21,6 +21,7 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 	return cli.Dispatch(prog, stdio, args, []cli.Command{
 		{Name: "seal", Summary: "seal an order for merchant, issuer and carrier (bundle on stdout)", Run: func(a []string) error { return cmdSeal(a, stdio) }},
 		{Name: "preview", Summary: "show which party will see which field of an order", Run: func(a []string) error { return cmdPreview(a, stdio) }},
+		{Name: "address", Summary: "register, list and show your entries in the vault", Run: func(a []string) error { return cmdAddress(ctx, a, stdio) }},
 	})
 }
 

@@ -38,6 +38,9 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrReported wraps a failure whose message was already printed.
+var ErrReported = errors.New("already reported")
+
 // Usagef is a command-line mistake: exit code 2.
 func Usagef(hint, format string, a ...any) error {
 	return &Error{Err: fmt.Errorf(format, a...), Hint: hint, Code: ExitUsage}
@@ -64,6 +67,9 @@ func Report(prog string, w io.Writer, err error) int {
 	var ce *Error
 	if errors.As(err, &ce) {
 		code, hint = ce.Code, ce.Hint
+		if ce.Err == ErrReported {
+			return code
+		}
 	}
 	fmt.Fprintf(w, "%s: error: %s\n", prog, oneLine(err.Error()))
 	if hint != "" {

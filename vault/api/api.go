@@ -31,7 +31,7 @@ const (
 
 // Limits.
 const (
-	MaxValueSize = 4 << 10  // bytes of one PII value
+	MaxValueSize = 4 << 10   // bytes of one PII value
 	MaxBody      = 300 << 10 // a grant request carries a bundle
 	MaxLabel     = 64
 )
@@ -217,7 +217,6 @@ func OpenReveal(keys order.Keyring, vault, token, orderID string, s Sealed) ([]b
 	}
 	return openSealed(aead, s, revealAAD(token, keys.Identity(), orderID))
 }
-
 
 // NormalizeAddress validates an address and returns its canonical JSON:
 // trimmed, inner white space folded, country and postal code upper-case, so
