@@ -1,0 +1,203 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"orderseal/internal/cli"
+	"orderseal/internal/web"
+	"orderseal/keygen"
+	"orderseal/vault/store"
+)
+
+// Command runs "merchant vault …": the vault as a process of its own, with
+// its own key, databases and data key.
+func Command(ctx context.Context, prog string, args []string, stdio cli.Stdio) error {
+	p := prog + " vault"
+	code := cli.Dispatch(p, stdio, args, []cli.Command{
+		{Name: "init", Summary: "create the vault data key file (0600)", Run: func(a []string) error { return cmdInit(p, a, stdio) }},
+		{Name: "serve", Summary: "serve the vault API on signed requests", Run: func(a []string) error { return cmdServe(ctx, p, a, stdio) }},
+		{Name: "check", Summary: "compare the primary and backup data stores", Run: func(a []string) error { return cmdCheck(ctx, p, a, stdio) }},
+		{Name: "rotate", Summary: "re-issue tokens older than a period", Run: func(a []string) error { return cmdRotate(ctx, p, a, stdio) }},
+		{Name: "audit", Summary: "audit verify: check the hash chain of the audit log", Run: func(a []string) error { return cmdAudit(ctx, p, a, stdio) }},
+	})
+	if code != cli.ExitOK {
+		return &cli.Error{Err: cli.ErrReported, Code: code}
+	}
+	return nil
+}
+
+type storeFlags struct{ index, data, backup, dataKey *string }
+
+func addStoreFlags(fs *flag.FlagSet) storeFlags {
+	return storeFlags{
+		index:   fs.String("index", "", "index database (owner → tokens; no personal data)"),
+		data:    fs.String("data", "", "data database (token → sealed personal data)"),
+		backup:  fs.String("backup", "", "backup data database, written through (optional)"),
+		dataKey: fs.String("data-key", "", "vault data key file (0600), from 'vault init'"),
+	}
+}
+
+func (f storeFlags) open(ctx context.Context, stdio cli.Stdio, daemon string) (*store.Store, error) {
+	dk, err := store.LoadDataKey(*f.dataKey)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, store.Config{IndexPath: *f.index, DataPath: *f.data, BackupPath: *f.backup,
+		DataKey: dk, Logger: web.Logger(stdio.Err, daemon)})
+}
+
+func cmdInit(p string, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(p, "init", "-data-key FILE", stdio, p+" init -data-key vault-data.key")
+	path := fs.String("data-key", "", "data key file to create")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "data-key"); err != nil {
+		return err
+	}
+	if _, err := store.CreateDataKey(*path); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Err, "%s: data key written to %s (0600); keep it outside both databases' backups\n", p, *path)
+	return nil
+}
+
+func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(p, "serve", "-key FILE -index DB -data DB -data-key FILE [-backup DB] [-listen ADDR]", stdio,
+		p+" serve -key vault.key -index vault-index.db -data vault-data.db -data-key vault-data.key -listen 127.0.0.1:8443")
+	keyPath := fs.String("key", "", "the vault's party key file")
+	sf := addStoreFlags(fs)
+	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on (port 0: any free port)")
+	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
+	flushEvery := fs.Duration("flush-every", 2*time.Second, "how often pending records are moved to the data store")
+	rotateEvery := fs.Duration("rotate-every", 0, "run rotation on this schedule (0: off)")
+	rotateAge := fs.Duration("rotate-age", 90*24*time.Hour, "rotation re-issues tokens older than this")
+	grace := fs.Duration("grace", 7*24*time.Hour, "old tokens keep resolving this long after rotation")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "key", "index", "data", "data-key"); err != nil {
+		return err
+	}
+	key, err := keygen.LoadPartyKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	if keygen.RoleOf(key.Identity()) != "vault" {
+		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a vault", *keyPath, key.Identity()), "issue a vault:… key with keygen")
+	}
+	logger := web.Logger(stdio.Err, "vault").With("identity", key.Identity())
+	st, err := sf.open(ctx, stdio, "vault")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go st.RunFlusher(ctx, *flushEvery)
+	if *rotateEvery > 0 {
+		go func() {
+			t := time.NewTicker(*rotateEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					n, err := st.Rotate(ctx, *rotateAge, *grace)
+					if err != nil {
+						logger.Error("rotation failed", "err", err)
+					} else if n > 0 {
+						logger.Info("rotated tokens", "count", n)
+					}
+				}
+			}
+		}()
+	}
+	srv := NewServer(keygen.NewCache(key, 4096), st, Options{Logger: logger})
+	return web.Serve(ctx, *listen, *addrFile, srv.Handler(), logger)
+}
+
+func cmdCheck(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(p, "check", "-index DB -data DB -backup DB -data-key FILE", stdio)
+	sf := addStoreFlags(fs)
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "index", "data", "backup", "data-key"); err != nil {
+		return err
+	}
+	st, err := sf.open(ctx, cli.Stdio{Err: discard{}}, "vault-check")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	diffs, err := st.Check(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range diffs {
+		fmt.Fprintf(stdio.Out, "%s\t%s\n", d.Kind, d.Token)
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%d differences between the primary and backup data stores", len(diffs))
+	}
+	fmt.Fprintf(stdio.Err, "%s: primary and backup data stores agree\n", p)
+	return nil
+}
+
+func cmdRotate(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(p, "rotate", "-index DB -data DB -data-key FILE [-backup DB] -older-than DURATION -grace DURATION", stdio)
+	sf := addStoreFlags(fs)
+	older := fs.Duration("older-than", 90*24*time.Hour, "re-issue tokens older than this")
+	grace := fs.Duration("grace", 7*24*time.Hour, "old tokens keep resolving this long")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "index", "data", "data-key"); err != nil {
+		return err
+	}
+	st, err := sf.open(ctx, cli.Stdio{Err: discard{}}, "vault-rotate")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := st.Rotate(ctx, *older, *grace)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Out, "%d\n", n)
+	fmt.Fprintf(stdio.Err, "%s: rotated %d tokens\n", p, n)
+	return nil
+}
+
+func cmdAudit(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return cli.Usagef("usage: "+p+" audit verify -index DB", "expected 'verify'")
+	}
+	fs := cli.FlagSet(p, "audit verify", "-index DB", stdio, p+" audit verify -index vault-index.db")
+	index := fs.String("index", "", "index database holding the audit log")
+	if err := cli.Parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "index"); err != nil {
+		return err
+	}
+	n, err := store.VerifyAudit(ctx, *index)
+	if err != nil {
+		if errors.Is(err, store.ErrAuditBroken) {
+			return cli.WithHint(err, "restore the index database from a backup and compare")
+		}
+		return err
+	}
+	fmt.Fprintf(stdio.Out, "audit chain verifies: %d entries\n", n)
+	return nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,286 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"orderseal/internal/problem"
+	"orderseal/internal/signedhttp"
+	"orderseal/internal/web"
+	"orderseal/keygen"
+	"orderseal/order"
+	"orderseal/vault/api"
+	"orderseal/vault/store"
+)
+
+// Grant limits.
+const (
+	DefaultGrantUses = 3
+	MaxGrantTTL      = 30 * 24 * time.Hour
+)
+
+// Server is the vault's HTTP API.
+type Server struct {
+	keys   *keygen.Cache
+	store  *store.Store
+	logger *slog.Logger
+	now    func() time.Time
+	echo   *echo.Echo
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Verifier []signedhttp.Option
+}
+
+// NewServer wires the routes: every one behind the signed-request verifier,
+// each limited to the roles that may call it.
+func NewServer(keys *keygen.Cache, st *store.Store, opt Options) *Server {
+	s := &Server{keys: keys, store: st, logger: opt.Logger, now: opt.Now}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxBody), signedhttp.WithLogger(s.logger)}, opt.Verifier...)
+	e := web.New(s.logger)
+	e.Use(signedhttp.NewVerifier(keys, vopts...).Middleware())
+	owner := signedhttp.Allow("cardholder")
+	e.POST(api.PathTokens, s.register, owner)
+	e.GET(api.PathTokens, s.list, owner)
+	e.GET(api.PathToken+":token", s.revealOwn, owner)
+	e.POST(api.PathGrants, s.grant, signedhttp.Allow("merchant"))
+	e.POST(api.PathReveal, s.revealGranted, signedhttp.Allow("carrier"))
+	s.echo = e
+	return s
+}
+
+// Handler is the vault's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+func unavailable(err error) *problem.Problem {
+	return problem.New(http.StatusServiceUnavailable, "vault-unavailable", "Vault unavailable",
+		"The vault cannot complete this request now; retry later.").WithInternal(err)
+}
+
+// audit appends an entry; a failure is returned so callers fail closed.
+func (s *Server) audit(c echo.Context, kind, token, orderID, outcome string) error {
+	if err := s.store.Audit(c.Request().Context(), kind, signedhttp.Caller(c), token, orderID, outcome); err != nil {
+		s.logger.Error("audit append failed", "kind", kind, "err", err)
+		return unavailable(err)
+	}
+	return nil
+}
+
+func (s *Server) register(c echo.Context) error {
+	var req api.RegisterRequest
+	if err := web.Bind(c, &req, api.MaxBody); err != nil {
+		return err
+	}
+	owner := signedhttp.Caller(c)
+	value, err := api.OpenRegister(s.keys, owner, &req)
+	if err != nil {
+		return problem.New(http.StatusBadRequest, "sealed-value", "Sealed value does not open",
+			"The value was not sealed for this vault by this owner with these type, label and shareable settings.")
+	}
+	defer clear(value)
+	norm, err := api.Normalize(req.Type, value)
+	if err != nil {
+		return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", err.Error())
+	}
+	defer clear(norm)
+	token, created, err := s.store.Register(c.Request().Context(), owner, store.TokenType(req.Type), req.Label, norm, req.Shareable, 0)
+	if err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", "The entry was refused.")
+		}
+		return unavailable(err)
+	}
+	if err := s.audit(c, "register", token, "", "ok"); err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	return c.JSON(status, api.RegisterResponse{Token: token, Created: created})
+}
+
+func entryOut(e store.Entry) api.Entry {
+	out := api.Entry{Token: e.Token, Type: string(e.Type), Label: e.Label, Epoch: e.Epoch,
+		Created: e.Created.UTC().Format(time.RFC3339), Shareable: e.Shareable, ReplacedBy: e.ReplacedBy}
+	if !e.Expires.IsZero() {
+		out.Expires = e.Expires.UTC().Format(time.RFC3339)
+	}
+	return out
+}
+
+func (s *Server) list(c echo.Context) error {
+	entries, err := s.store.List(c.Request().Context(), signedhttp.Caller(c))
+	if err != nil {
+		return unavailable(err)
+	}
+	out := api.ListResponse{Tokens: make([]api.Entry, 0, len(entries))}
+	for _, e := range entries {
+		out.Tokens = append(out.Tokens, entryOut(e))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+var notYours = problem.New(http.StatusNotFound, "unknown-token", "Unknown token", "No such token for this caller.")
+
+func (s *Server) revealOwn(c echo.Context) error {
+	ctx := c.Request().Context()
+	token := c.Param("token")
+	caller := signedhttp.Caller(c)
+	e, err := s.store.Lookup(ctx, token)
+	if err != nil || e.Owner != caller {
+		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrBadToken) {
+			return unavailable(err)
+		}
+		if aerr := s.audit(c, "reveal-owner", token, "", "refused:unknown-token"); aerr != nil {
+			return aerr
+		}
+		return notYours
+	}
+	if err := s.audit(c, "reveal-owner", token, "", "ok"); err != nil {
+		return err
+	}
+	return s.sendReveal(c, ctx, caller, token, "", false)
+}
+
+// sendReveal reads the value and seals it for reader.
+func (s *Server) sendReveal(c echo.Context, ctx context.Context, reader, token, orderID string, displayOnly bool) error {
+	value, err := s.store.Reveal(ctx, token)
+	if err != nil {
+		if errors.Is(err, store.ErrExpired) {
+			return problem.New(http.StatusGone, "token-expired", "Token expired", "The token was rotated and its grace period is over.")
+		}
+		return unavailable(err)
+	}
+	defer clear(value)
+	sealed, err := api.SealReveal(s.keys, reader, token, orderID, value)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	typ, _ := store.ParseTokenType(token)
+	return c.JSON(http.StatusOK, api.RevealResponse{Token: token, Type: string(typ), DisplayOnly: displayOnly, Value: sealed})
+}
+
+func (s *Server) grant(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req api.GrantRequest
+	if err := web.Bind(c, &req, api.MaxBody); err != nil {
+		return err
+	}
+	merchant := signedhttp.Caller(c)
+	refuse := func(status int, code, title, detail, token, orderID string) error {
+		if err := s.audit(c, "grant", token, orderID, "refused:"+code); err != nil {
+			return err
+		}
+		return problem.New(status, code, title, detail)
+	}
+	b, err := order.ParseBundle(req.Bundle)
+	if err != nil {
+		return refuse(http.StatusBadRequest, "bad-bundle", "Bad bundle", err.Error(), "", "")
+	}
+	if b.Parties[order.RoleVault] != s.keys.Identity() {
+		return refuse(http.StatusForbidden, "no-vault-section", "No vault section", "The bundle carries no section for this vault.", "", b.OrderID)
+	}
+	if b.Parties[order.RoleMerchant] != merchant {
+		return refuse(http.StatusForbidden, "wrong-merchant", "Wrong merchant", "The bundle was sealed for another merchant.", "", b.OrderID)
+	}
+	sec, err := order.Open(b, s.keys, order.RoleVault, order.OpenOptions{Now: s.now()})
+	switch {
+	case errors.Is(err, order.ErrExpired):
+		return refuse(http.StatusForbidden, "bundle-expired", "Bundle expired", "The bundle's validity window has passed.", "", b.OrderID)
+	case err != nil:
+		return refuse(http.StatusForbidden, "vault-section-invalid", "Vault section invalid", "The vault section does not open: "+err.Error(), "", b.OrderID)
+	}
+	g := sec.Grant
+	if g.Merchant != merchant {
+		return refuse(http.StatusForbidden, "wrong-merchant", "Wrong merchant", "The cardholder authorized another merchant.", g.Token, b.OrderID)
+	}
+	if g.Carrier != b.Parties[order.RoleCarrier] {
+		return refuse(http.StatusForbidden, "wrong-carrier", "Wrong carrier", "The grant names a carrier other than the bundle's.", g.Token, b.OrderID)
+	}
+	expires, err := time.Parse(time.RFC3339, g.Expires)
+	now := s.now()
+	if err != nil || !expires.After(now) {
+		return refuse(http.StatusForbidden, "grant-expired", "Grant expired", "The cardholder's authorization has expired.", g.Token, b.OrderID)
+	}
+	if expires.After(now.Add(MaxGrantTTL)) {
+		expires = now.Add(MaxGrantTTL)
+	}
+	entry, err := s.store.Lookup(ctx, g.Token)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrBadToken) {
+			return refuse(http.StatusNotFound, "unknown-token", "Unknown token", "The vault holds no such token.", g.Token, b.OrderID)
+		}
+		return unavailable(err)
+	}
+	if entry.Owner != b.Cardholder && !entry.Shareable {
+		return refuse(http.StatusForbidden, "not-owner", "Not the owner", "The token belongs to another cardholder and is not shareable.", g.Token, b.OrderID)
+	}
+	uses := req.MaxUses
+	if uses == 0 {
+		uses = DefaultGrantUses
+	}
+	grant := store.Grant{Token: g.Token, Merchant: merchant, Carrier: g.Carrier, OrderID: b.OrderID,
+		Invoice: req.Invoice, Expires: expires, MaxUses: uses}
+	if err := s.store.AddGrant(ctx, grant); err != nil {
+		if errors.Is(err, store.ErrGrantConflict) {
+			return refuse(http.StatusConflict, "grant-conflict", "Grant conflict", "A different grant exists for this token, carrier and order.", g.Token, b.OrderID)
+		}
+		return unavailable(err)
+	}
+	if err := s.audit(c, "grant", g.Token, b.OrderID, "ok"); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.GrantResponse{Token: g.Token, Carrier: g.Carrier, OrderID: b.OrderID,
+		Expires: expires.UTC().Format(time.RFC3339), MaxUses: uses})
+}
+
+func (s *Server) revealGranted(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req api.RevealGrantRequest
+	if err := web.Bind(c, &req, 4<<10); err != nil {
+		return err
+	}
+	carrier := signedhttp.Caller(c)
+	_, err := s.store.UseGrant(ctx, req.Token, carrier, req.OrderID, req.Invoice)
+	code, title := "", ""
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNoGrant):
+		code, title = "no-grant", "No grant"
+	case errors.Is(err, store.ErrGrantExpired):
+		code, title = "grant-expired", "Grant expired"
+	case errors.Is(err, store.ErrGrantUsedUp):
+		code, title = "grant-used-up", "Grant used up"
+	case errors.Is(err, store.ErrInvoiceMismatch):
+		code, title = "invoice-mismatch", "Invoice mismatch"
+	default:
+		return unavailable(err)
+	}
+	if code != "" {
+		if aerr := s.audit(c, "reveal-grant", req.Token, req.OrderID, "refused:"+code); aerr != nil {
+			return aerr
+		}
+		return problem.New(http.StatusForbidden, code, title, "No live grant lets this caller see this token for this order and invoice.")
+	}
+	// Fail closed: no audit entry, no address.
+	if err := s.audit(c, "reveal-grant", req.Token, req.OrderID, "ok"); err != nil {
+		return err
+	}
+	return s.sendReveal(c, ctx, carrier, req.Token, req.OrderID, true)
+}

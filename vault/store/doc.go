@@ -1,0 +1,64 @@
+// Package store is the token vault's persistence (DESIGN.md §7, §8): an
+// index of who owns which token, a data store of sealed values, a pending
+// table for writes the data store could not take, grants, and a
+// hash-chained audit log.
+//
+// # Files
+//
+// Each is a SQLite database (internal/sqlitex: WAL, synchronous=FULL,
+// numbered migrations run at Open), created 0600:
+//
+//   - Config.IndexPath: entries (owner → token, type, label, epoch,
+//     created, expires, shareable, replaced_by), grants, and the audit log.
+//     No PII at all, not even sealed: a copy of the index reveals which
+//     owners have how many tokens, nothing more.
+//   - Config.DataPath (primary) and Config.BackupPath (optional, written
+//     through): token → dedupe hash, nonce, sealed value, created.
+//   - Config.PendingPath, default IndexPath + ".pending": sealed records not
+//     yet in every data store. It holds ciphertext, so it is not part of the
+//     index database (whose credential must never reach PII), but it lives
+//     beside it, on the vault host's own disk, so it is writable when the
+//     data store is not.
+//   - The data key: its own 0600 file (CreateDataKey, LoadDataKey), never in
+//     any database. Each data and pending file stores a key check (an HMAC
+//     under a sub-key) so Open refuses a data file sealed under another key.
+//
+// # Sealing
+//
+// Sub-keys are HKDF-Expand(data key, label) with one label per purpose.
+// Values are sealed with XChaCha20-Poly1305 under the seal sub-key, a random
+// 24-byte nonce and AAD = token, so a ciphertext moved to another row fails to
+// open. Dedupe uses HMAC-SHA256 under the dedupe sub-key over the
+// length-prefixed owner, type and value; tokens themselves are random.
+//
+// # Outages
+//
+// A record is written to the primary, then the backup; if either fails for
+// any reason (locked, missing, read-only, full, corrupt, closed) the record
+// goes to the pending table and Register still succeeds. Flush copies
+// pending records to every data store and deletes each from the pending
+// table only after both writes succeeded, so it is idempotent and loses
+// nothing when it stops midway. The data stores are opened lazily and
+// reopened after any error; before each use the store checks that the file
+// at the path is still the one it opened, so a data file removed or replaced
+// underneath an open connection counts as an outage, not as a silent write
+// into an unlinked file. Open creates a missing data file; afterwards a
+// missing data file is an outage and is never silently recreated.
+//
+// Reveal reads the pending table, then the primary, then — when the primary
+// fails, lacks the record or holds one that fails authentication — the
+// backup.
+//
+// While both data stores are unreachable, Register cannot see values they
+// hold and may issue a second token for a value already registered; both
+// tokens stay valid and dedupe later returns the older one.
+//
+// # Audit
+//
+// Each audit entry's hash is SHA-256(prev || canonical fields), the fields
+// length-prefixed after the label "orderseal-v1-audit", seq and time as
+// 8-byte big-endian integers. VerifyAudit names the first entry that was
+// edited, dropped or reordered. Cutting entries off the end leaves a valid
+// shorter chain: compare the count VerifyAudit returns with one recorded
+// elsewhere to catch that.
+package store
