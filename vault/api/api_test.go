@@ -1,0 +1,122 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"orderseal/keygen"
+)
+
+func TestNormalize(t *testing.T) {
+	cases := []struct {
+		name, typ, in, want string
+		ok                  bool
+	}{
+		{"address folded", TypeAddress, `{"name":" Bob  Beispiel ","line1":"Musterstraße   12","city":"Berlin","postal_code":"10115 ","country":"DE"}`,
+			`{"name":"Bob Beispiel","line1":"Musterstraße 12","city":"Berlin","postal_code":"10115","country":"DE"}`, true},
+		{"address lower country", TypeAddress, `{"name":"B","line1":"L","city":"C","country":"de"}`, `{"name":"B","line1":"L","city":"C","country":"DE"}`, true},
+		{"address bad country", TypeAddress, `{"name":"B","line1":"L","city":"C","country":"XX"}`, "", false},
+		{"address unknown field", TypeAddress, `{"name":"B","line1":"L","city":"C","country":"DE","x":1}`, "", false},
+		{"address no line1", TypeAddress, `{"name":"B","city":"C","country":"DE"}`, "", false},
+		{"phone spaced", TypePhone, "+49 151 1234-5678", "+4915112345678", true},
+		{"phone no plus", TypePhone, "015112345678", "", false},
+		{"email case", TypeEmail, " Alice@Example.ORG ", "alice@example.org", true},
+		{"email no at", TypeEmail, "alice.example.org", "", false},
+		{"national id", TypeNationalID, "l01x 00t47", "L01X00T47", true},
+		{"national id short", TypeNationalID, "ab", "", false},
+		{"unknown type", "xyz", "v", "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := Normalize(c.typ, []byte(c.in))
+			if c.ok != (err == nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if !c.ok {
+				if !errors.Is(err, ErrValue) {
+					t.Fatalf("want ErrValue, got %v", err)
+				}
+				return
+			}
+			if string(got) != c.want {
+				t.Fatalf("got %s want %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestSealRoundTrips(t *testing.T) {
+	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{4}, K: 8}, [32]byte{4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(id string) *keygen.Cache {
+		k, err := m.Issue(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keygen.NewCache(k, 4)
+	}
+	alice, vault, carrier := issue("cardholder:alice@example.org"), issue("vault:v.example"), issue("carrier:parcel.example")
+	value := []byte(`{"line1":"secret"}`)
+
+	req := &RegisterRequest{Type: TypeAddress, Label: "home"}
+	if err := SealRegister(alice, "vault:v.example", req, value); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := OpenRegister(vault, "cardholder:alice@example.org", req); err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("register round trip: %q %v", got, err)
+	}
+	for name, mutate := range map[string]func(r *RegisterRequest){
+		"label":     func(r *RegisterRequest) { r.Label = "work" },
+		"type":      func(r *RegisterRequest) { r.Type = TypePhone },
+		"shareable": func(r *RegisterRequest) { r.Shareable = true },
+		"nonce":     func(r *RegisterRequest) { r.Value.Nonce = "A" + r.Value.Nonce[1:] },
+	} {
+		r := *req
+		mutate(&r)
+		if _, err := OpenRegister(vault, "cardholder:alice@example.org", &r); !errors.Is(err, ErrSeal) {
+			t.Errorf("%s altered: %v", name, err)
+		}
+	}
+	if _, err := OpenRegister(vault, "cardholder:bob@example.org", req); !errors.Is(err, ErrSeal) {
+		t.Errorf("other owner: %v", err)
+	}
+
+	s, err := SealReveal(vault, "carrier:parcel.example", "tok_x_adr", "ord-1", value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := OpenReveal(carrier, "vault:v.example", "tok_x_adr", "ord-1", s); err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("reveal round trip: %q %v", got, err)
+	}
+	if _, err := OpenReveal(carrier, "vault:v.example", "tok_x_adr", "ord-2", s); !errors.Is(err, ErrSeal) {
+		t.Errorf("other order: %v", err)
+	}
+	if _, err := OpenReveal(alice, "vault:v.example", "tok_x_adr", "ord-1", s); !errors.Is(err, ErrSeal) {
+		t.Errorf("other reader: %v", err)
+	}
+}
+
+func FuzzNormalize(f *testing.F) {
+	seeds := []struct{ typ, v string }{
+		{TypeAddress, `{"name":"B","line1":"L","city":"C","country":"DE"}`},
+		{TypePhone, "+4915112345678"},
+		{TypeEmail, "a@b.example"},
+		{TypeNationalID, "L01X00T47"},
+	}
+	for _, s := range seeds {
+		f.Add(s.typ, []byte(s.v))
+	}
+	f.Fuzz(func(t *testing.T, typ string, raw []byte) {
+		n, err := Normalize(typ, raw)
+		if err != nil {
+			return
+		}
+		again, err := Normalize(typ, n)
+		if err != nil || !bytes.Equal(again, n) {
+			t.Fatalf("normal form is not stable: %q → %q (%v)", n, again, err)
+		}
+	})
+}
