@@ -21,6 +21,7 @@ ALICE=cardholder:alice@example.org
 MERCHANT=merchant:shop.example
 ISSUER=issuer:bank.example
 CARRIER=carrier:parcel.example
+VAULT=vault:vault.shop.example
 K=${DEMO_K:-1024}
 
 step() { printf '\n== %s\n' "$*"; }
@@ -32,7 +33,7 @@ cat "$DEMO_DIR/params.json"
 
 step "key center: issue one key per party (files 0600)"
 mkdir -p "$DEMO_DIR/keys"
-printf '%s\n' "$ALICE" "$MERCHANT" "$ISSUER" "$CARRIER" > "$DEMO_DIR/identities.txt"
+printf '%s\n' "$ALICE" "$MERCHANT" "$ISSUER" "$CARRIER" "$VAULT" > "$DEMO_DIR/identities.txt"
 "$BIN/keygen" issue -dir "$DEMO_DIR/center" -ids "$DEMO_DIR/identities.txt" -out-dir "$DEMO_DIR/keys"
 key() { echo "$DEMO_DIR/keys/$(echo "$1" | sed 's/:/./').key"; }
 
@@ -82,5 +83,39 @@ for f in $fields; do
   done
   printf '  %-14s%s\n' "$f" "$row"
 done
+
+step "vault: a separate process with its own databases and data key"
+mkdir -p "$DEMO_DIR/vault/data" "$DEMO_DIR/vault/backup"
+"$BIN/merchant" vault init -data-key "$DEMO_DIR/vault/data.key"
+"$BIN/merchant" vault serve -key "$(key "$VAULT")" -index "$DEMO_DIR/vault/index.db" \
+  -data "$DEMO_DIR/vault/data/data.db" -backup "$DEMO_DIR/vault/backup/data.db" \
+  -data-key "$DEMO_DIR/vault/data.key" -listen 127.0.0.1:0 -addr-file "$DEMO_DIR/vault/addr" \
+  2> "$DEMO_DIR/vault/vault.log" &
+VAULT_PID=$!
+trap 'kill "$VAULT_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$DEMO_DIR/vault/addr" ] && break; sleep 0.1; done
+[ -s "$DEMO_DIR/vault/addr" ] || { echo "demo: FAIL: the vault did not start" >&2; cat "$DEMO_DIR/vault/vault.log" >&2; exit 1; }
+VAULT_URL="http://$(cat "$DEMO_DIR/vault/addr")"
+echo "  vault listening on $VAULT_URL"
+sed -n '/"address"/,/}/p' order/testdata/order.json | sed '1d;$d' | sed '1s/^/{/;$s/$/}/' > "$DEMO_DIR/home.json"
+vault_args=(-key "$(key "$ALICE")" -vault-url "$VAULT_URL" -vault "$VAULT")
+TOKEN=$("$BIN/cardholder" address add "${vault_args[@]}" -label bob-home -file "$DEMO_DIR/home.json")
+echo "  alice registered Bob's address as $TOKEN"
+AGAIN=$("$BIN/cardholder" address add "${vault_args[@]}" -label bob-home -file "$DEMO_DIR/home.json" 2>/dev/null)
+echo "  registering it again returns the same token: $AGAIN"
+"$BIN/cardholder" address list "${vault_args[@]}" | sed 's/^/  /'
+sed "s/tok_7Hq2mXc9LpR4vNw8_adr/$TOKEN/" order/testdata/order_token.json > "$DEMO_DIR/order_token.json"
+"$BIN/cardholder" seal -key "$(key "$ALICE")" -order "$DEMO_DIR/order_token.json" \
+  -merchant "$MERCHANT" -issuer "$ISSUER" -carrier "$CARRIER" -vault "$VAULT" > "$DEMO_DIR/bundle_token.json"
+echo "  an order shipped to the token seals a fourth section, for the vault: $DEMO_DIR/bundle_token.json"
+"$BIN/carrier" open -key "$(key "$CARRIER")" -fields < "$DEMO_DIR/bundle_token.json" | sed 's/^/  carrier reads: /'
+kill -TERM "$VAULT_PID"; wait "$VAULT_PID" || true; trap - EXIT
+"$BIN/merchant" vault audit verify -index "$DEMO_DIR/vault/index.db" | sed 's/^/  /'
+"$BIN/merchant" vault check -index "$DEMO_DIR/vault/index.db" -data "$DEMO_DIR/vault/data/data.db" \
+  -backup "$DEMO_DIR/vault/backup/data.db" -data-key "$DEMO_DIR/vault/data.key" 2>&1 | sed 's/^/  /'
+for f in "$DEMO_DIR/vault/index.db" "$DEMO_DIR/vault/vault.log" "$DEMO_DIR/vault/data/data.db"; do
+  if grep -q Musterstra "$f"; then echo "demo: FAIL: $f holds the address in clear" >&2; exit 1; fi
+done
+echo "  the address is in clear in none of: index.db, data.db, vault.log"
 
 step "done: files kept in $DEMO_DIR"
