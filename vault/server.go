@@ -151,22 +151,29 @@ func (s *Server) revealOwn(c echo.Context) error {
 		}
 		return notYours
 	}
-	if err := s.audit(c, "reveal-owner", token, "", "ok"); err != nil {
-		return err
-	}
-	return s.sendReveal(c, ctx, caller, token, "", false)
+	return s.sendReveal(c, ctx, "reveal-owner", caller, token, "", false)
 }
 
-// sendReveal reads the value and seals it for reader.
-func (s *Server) sendReveal(c echo.Context, ctx context.Context, reader, token, orderID string, displayOnly bool) error {
+// sendReveal reads the value, records the outcome in the audit log (no
+// entry, no answer: it fails closed) and seals the value for reader.
+func (s *Server) sendReveal(c echo.Context, ctx context.Context, kind, reader, token, orderID string, displayOnly bool) error {
 	value, err := s.store.Reveal(ctx, token)
 	if err != nil {
 		if errors.Is(err, store.ErrExpired) {
+			if aerr := s.audit(c, kind, token, orderID, "refused:token-expired"); aerr != nil {
+				return aerr
+			}
 			return problem.New(http.StatusGone, "token-expired", "Token expired", "The token was rotated and its grace period is over.")
+		}
+		if aerr := s.audit(c, kind, token, orderID, "failed:vault-unavailable"); aerr != nil {
+			return aerr
 		}
 		return unavailable(err)
 	}
 	defer clear(value)
+	if err := s.audit(c, kind, token, orderID, "ok"); err != nil {
+		return err
+	}
 	sealed, err := api.SealReveal(s.keys, reader, token, orderID, value)
 	if err != nil {
 		return err
@@ -238,8 +245,15 @@ func (s *Server) grant(c echo.Context) error {
 	grant := store.Grant{Token: g.Token, Merchant: merchant, Carrier: g.Carrier, OrderID: b.OrderID,
 		Invoice: req.Invoice, Expires: expires, MaxUses: uses}
 	if err := s.store.AddGrant(ctx, grant); err != nil {
-		if errors.Is(err, store.ErrGrantConflict) {
+		switch {
+		case errors.Is(err, store.ErrGrantConflict):
 			return refuse(http.StatusConflict, "grant-conflict", "Grant conflict", "A different grant exists for this token, carrier and order.", g.Token, b.OrderID)
+		case errors.Is(err, store.ErrExpired):
+			return refuse(http.StatusGone, "token-expired", "Token expired", "The token was rotated and its grace period is over.", g.Token, b.OrderID)
+		case errors.Is(err, store.ErrGrantExpired):
+			return refuse(http.StatusForbidden, "grant-expired", "Grant expired", "The cardholder's authorization has expired.", g.Token, b.OrderID)
+		case errors.Is(err, store.ErrInvalid):
+			return refuse(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The invoice must be printable text.", g.Token, b.OrderID)
 		}
 		return unavailable(err)
 	}
@@ -278,9 +292,5 @@ func (s *Server) revealGranted(c echo.Context) error {
 		}
 		return problem.New(http.StatusForbidden, code, title, "No live grant lets this caller see this token for this order and invoice.")
 	}
-	// Fail closed: no audit entry, no address.
-	if err := s.audit(c, "reveal-grant", req.Token, req.OrderID, "ok"); err != nil {
-		return err
-	}
-	return s.sendReveal(c, ctx, carrier, req.Token, req.OrderID, true)
+	return s.sendReveal(c, ctx, "reveal-grant", carrier, req.Token, req.OrderID, true)
 }
