@@ -3,6 +3,7 @@ package order
 import (
 	"bytes"
 	"crypto/sha3"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -416,8 +417,8 @@ func TestBundleVector(t *testing.T) {
 		v := vector{Comment: "made by `go test ./order -run TestBundleVector -update`; see testdata/README.md",
 			Bundle: mustJSON(t, b), Keys: map[string]json.RawMessage{}, Plain: map[Role]json.RawMessage{}}
 		h := b.HeaderHash()
-		v.HeaderHash = hexs(h[:])
-		v.Canonical = hexs(b.CanonicalHeader())
+		v.HeaderHash = hex.EncodeToString(h[:])
+		v.Canonical = hex.EncodeToString(b.CanonicalHeader())
 		for r, id := range b.Parties {
 			v.Keys[id] = mustJSON(t, f.keys[id])
 			s, err := openAt(b, f.keys[id], r)
@@ -445,7 +446,7 @@ func TestBundleVector(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := b.HeaderHash()
-	if hexs(h[:]) != v.HeaderHash || hexs(b.CanonicalHeader()) != v.Canonical {
+	if hex.EncodeToString(h[:]) != v.HeaderHash || hex.EncodeToString(b.CanonicalHeader()) != v.Canonical {
 		t.Fatal("header hash or canonical header differs from the vector")
 	}
 	if len(v.Plain) != 4 {
@@ -477,13 +478,4 @@ func mustJSON(t testing.TB, v any) json.RawMessage {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func hexs(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return string(out)
 }

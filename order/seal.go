@@ -1,6 +1,7 @@
 package order
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -195,10 +196,7 @@ func aad(hH [32]byte, r Role) []byte { return append(hH[:], r...) }
 
 // sectionAEAD keys XChaCha20-Poly1305 with HKDF-Expand(K(cardholder, party),
 // "orderseal-v1-section" || lp16(role) || lp16(order_id)).
-func sectionAEAD(key Keyring, peer string, b *Bundle, r Role) (interface {
-	Seal(dst, nonce, plaintext, additionalData []byte) []byte
-	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
-}, error) {
+func sectionAEAD(key Keyring, peer string, b *Bundle, r Role) (cipher.AEAD, error) {
 	k, err := key.Pairwise(peer)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrParties, err)
@@ -263,7 +261,7 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 	if s.Role != role || s.OrderID != b.OrderID {
 		return nil, fmt.Errorf("%w: names another role or order", ErrSectionBody)
 	}
-	if salt, err := wire.UnB64Len(s.Salt, 32); err != nil || len(salt) != 32 {
+	if _, err := wire.UnB64Len(s.Salt, 32); err != nil {
 		return nil, fmt.Errorf("%w: salt must be 32 bytes", ErrSectionBody)
 	}
 	if (role == RoleVault) != (s.Grant != nil) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"time"
 
 	"orderseal/internal/cli"
@@ -131,7 +132,7 @@ func cmdCheck(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if err := cli.Require(fs, "index", "data", "backup", "data-key"); err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, cli.Stdio{Err: discard{}}, "vault-check")
+	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-check")
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func cmdRotate(ctx context.Context, p string, args []string, stdio cli.Stdio) er
 	if err := cli.Require(fs, "index", "data", "data-key"); err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, cli.Stdio{Err: discard{}}, "vault-rotate")
+	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-rotate")
 	if err != nil {
 		return err
 	}
@@ -197,7 +198,3 @@ func cmdAudit(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	fmt.Fprintf(stdio.Out, "audit chain verifies: %d entries\n", n)
 	return nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }

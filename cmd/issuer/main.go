@@ -1,19 +1,9 @@
-// Command issuer is orderseal's issuer program.
+// Command issuer is orderseal's issuer program; its logic lives in package issuer.
 package main
 
 import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"orderseal/internal/cli"
 	"orderseal/issuer"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := issuer.Main(ctx, os.Args[1:], cli.OS())
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main(issuer.Main) }

@@ -3,12 +3,15 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 )
 
 // Exit codes of every orderseal command.
@@ -173,4 +176,13 @@ func ReadInput(stdio Stdio, path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("input is larger than %d bytes", max)
 	}
 	return data, nil
+}
+
+// Main runs a program's Main with the process's arguments and stdio, under a
+// context cancelled by SIGINT or SIGTERM, and exits with its code.
+func Main(run func(ctx context.Context, args []string, stdio Stdio) int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], OS())
+	stop()
+	os.Exit(code)
 }

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -122,10 +123,7 @@ type RevealGrantRequest struct {
 }
 
 // box opens an AEAD keyed with K(a, b).Expand(label, ctx...).
-func box(keys order.Keyring, peer, label string, ctx ...string) (interface {
-	Seal(dst, nonce, plaintext, additionalData []byte) []byte
-	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
-}, error) {
+func box(keys order.Keyring, peer, label string, ctx ...string) (cipher.AEAD, error) {
 	k, err := keys.Pairwise(peer)
 	if err != nil {
 		return nil, err
@@ -170,9 +168,7 @@ func OpenRegister(keys order.Keyring, owner string, r *RegisterRequest) ([]byte,
 	return openSealed(aead, r.Value, registerAAD(owner, r))
 }
 
-func openSealed(aead interface {
-	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
-}, s Sealed, aad []byte) ([]byte, error) {
+func openSealed(aead cipher.AEAD, s Sealed, aad []byte) ([]byte, error) {
 	nonce, err := wire.UnB64Len(s.Nonce, chacha20poly1305.NonceSizeX)
 	if err != nil {
 		return nil, fmt.Errorf("%w: nonce: %w", ErrSeal, err)
