@@ -1,0 +1,116 @@
+// Package api is the carrier's wire contract (DESIGN.md §6.6): the merchant's
+// booking request, the carrier's signed answer, and the tracking events the
+// carrier sends back to the merchant. It imports no server code.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"orderseal/internal/signedhttp/httpsig"
+	"orderseal/keygen"
+	"orderseal/order"
+)
+
+// Routes of the carrier. PUT is idempotent: the carrier keys a booking on
+// (calling merchant, order id).
+const PathShipments = "/v1/shipments/" // PUT + order id: book (merchant)
+
+// MaxBody bounds a booking request: the header and one section.
+const MaxBody = 300 << 10
+
+// Problem codes the carrier refuses a booking with (besides the shared ones).
+const (
+	CodeOrderIDReused   = "order-id-reused"   // 409: a different bundle under a booked order id
+	CodeBundleInvalid   = "bundle-invalid"    // 400: does not parse or is not for this carrier
+	CodeBundleExpired   = "bundle-expired"    // 422
+	CodeSectionRefused  = "section-refused"   // 422: the carrier section does not open
+	CodeOrderIDMismatch = "order-id-mismatch" // 400: path and bundle name different orders
+	CodeNoDestination   = "no-destination"    // 422: the section names neither a token nor an address
+	CodeVaultDeposit    = "vault-unavailable" // 503: an inline address could not be deposited; retry
+)
+
+// Tracking statuses, in the order a parcel normally goes through them.
+const (
+	StatusBooked         = "booked"
+	StatusPickedUp       = "picked-up"
+	StatusInTransit      = "in-transit"
+	StatusOutForDelivery = "out-for-delivery"
+	StatusDelivered      = "delivered"
+	StatusException      = "exception" // delivery failed; a note says why
+	StatusReturned       = "returned"
+)
+
+// EventStatuses are the statuses an event may carry after booking.
+var EventStatuses = []string{StatusPickedUp, StatusInTransit, StatusOutForDelivery, StatusDelivered, StatusException, StatusReturned}
+
+// BookingRequest is the merchant's request: the bundle relayed with only the
+// header and the carrier section; the invoice the vault grant is bound to;
+// and where tracking events for this order are to be sent (a merchant
+// endpoint that takes TrackingEvent, signed by the carrier).
+type BookingRequest struct {
+	Bundle    json.RawMessage `json:"bundle" validate:"required"`
+	Invoice   string          `json:"invoice" validate:"required,min=1,max=64,printascii"`
+	EventsURL string          `json:"events_url" validate:"required,max=2048,url"`
+}
+
+// Shipment is the carrier's answer, echoing the header hash.
+type Shipment struct {
+	OrderID    string `json:"order_id"`
+	HeaderHash string `json:"header_hash"` // base64url of hH
+	Tracking   string `json:"tracking"`    // e.g. OS1234567890DE: 2 letters, 10 digits, 2 letters
+	Status     string `json:"status"`
+	Booked     string `json:"booked"` // RFC 3339
+}
+
+// TrackingEvent is what the carrier posts to the merchant's EventsURL. Seq
+// counts from 1 per shipment, so the merchant can drop duplicates of a retry.
+type TrackingEvent struct {
+	OrderID  string `json:"order_id" validate:"required,max=64"`
+	Tracking string `json:"tracking" validate:"required,max=32"`
+	Seq      int64  `json:"seq" validate:"min=1"`
+	Status   string `json:"status" validate:"required,oneof=booked picked-up in-transit out-for-delivery delivered exception returned"`
+	At       string `json:"at" validate:"required,max=40"` // RFC 3339
+	Note     string `json:"note,omitempty" validate:"max=200"`
+}
+
+// Client is the merchant's side of the carrier API.
+type Client struct {
+	http    *httpsig.Client
+	base    string
+	carrier string
+}
+
+// NewClient makes a client for the carrier identity at base URL.
+func NewClient(keys *keygen.Cache, base, carrier string, hc *http.Client) (*Client, error) {
+	if err := keygen.ValidateIdentity(carrier); err != nil || keygen.RoleOf(carrier) != "carrier" {
+		return nil, fmt.Errorf("carrier identity %q: must be carrier:<name>", carrier)
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("carrier URL %q: must be http(s)://host[:port]", base)
+	}
+	return &Client{http: httpsig.NewClient(keys, hc), base: strings.TrimRight(base, "/"), carrier: carrier}, nil
+}
+
+// Book relays b's header and carrier section.
+func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice, eventsURL string) (*Shipment, error) {
+	relay, err := b.ForRole(order.RoleCarrier)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := relay.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var out Shipment
+	u := c.base + PathShipments + url.PathEscape(b.OrderID)
+	if err := c.http.DoJSON(ctx, c.carrier, http.MethodPut, u, BookingRequest{Bundle: raw, Invoice: invoice, EventsURL: eventsURL}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

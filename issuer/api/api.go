@@ -1,0 +1,125 @@
+// Package api is the card issuer's wire contract (DESIGN.md §6.5): what a
+// merchant sends to have an order authorized, and the issuer's signed answer.
+// It imports no server code; the merchant's outbox uses it as the client side.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"orderseal/internal/signedhttp/httpsig"
+	"orderseal/keygen"
+	"orderseal/order"
+)
+
+// Routes of the issuer. PUT is idempotent: the path names the order, and the
+// issuer keys its idempotency on (calling merchant, order id).
+const (
+	PathAuthorizations = "/v1/authorizations/" // PUT + order id: authorize (merchant)
+	PathVoidSuffix     = "/void"               // POST PathAuthorizations + id + "/void": release the hold (merchant)
+)
+
+// MaxBody bounds a request: it carries the header and one section.
+const MaxBody = 300 << 10
+
+// Decisions.
+const (
+	Approved = "approved"
+	Declined = "declined"
+)
+
+// Decline reason codes: stable, part of the contract.
+const (
+	ReasonNotEnrolled        = "card-not-enrolled"   // unknown card, or enrolled to another cardholder
+	ReasonExpired            = "card-expired"        // past its expiry month
+	ReasonInactive           = "card-inactive"       // suspended or closed
+	ReasonInsufficientCredit = "insufficient-credit" // amount above available credit
+	ReasonAmountMismatch     = "amount-mismatch"     // requested amount or currency differs from the issuer section
+	ReasonCurrency           = "currency-not-supported"
+)
+
+// Problem codes the issuer refuses a request with (besides the shared ones).
+const (
+	CodeOrderIDReused   = "order-id-reused"   // 409: a different bundle under a used order id
+	CodeBundleInvalid   = "bundle-invalid"    // 400: the bundle does not parse or is not for this issuer
+	CodeBundleExpired   = "bundle-expired"    // 422: outside its validity window
+	CodeSectionRefused  = "section-refused"   // 422: the issuer section does not open or its commitment fails
+	CodeOrderIDMismatch = "order-id-mismatch" // 400: path and bundle name different orders
+	CodeUnknownAuth     = "unknown-authorization"
+)
+
+// AuthorizeRequest is the merchant's request: the bundle relayed with only
+// the header and the issuer section, and the amount the merchant asks for.
+type AuthorizeRequest struct {
+	Bundle   json.RawMessage `json:"bundle" validate:"required"`
+	Amount   int64           `json:"amount" validate:"gt=0"`
+	Currency string          `json:"currency" validate:"required,iso4217"`
+}
+
+// Authorization is the issuer's answer, echoing the header hash so the
+// merchant knows which bundle it answers. The HTTP response carrying it is
+// signed by the issuer (DESIGN.md §5).
+type Authorization struct {
+	OrderID    string `json:"order_id"`
+	HeaderHash string `json:"header_hash"` // base64url of hH
+	Decision   string `json:"decision"`    // Approved or Declined
+	Reason     string `json:"reason,omitempty"`
+	AuthCode   string `json:"auth_code,omitempty"` // approved only: 6 characters [0-9A-Z]
+	Amount     int64  `json:"amount"`
+	Currency   string `json:"currency"`
+	Decided    string `json:"decided"` // RFC 3339
+	Voided     bool   `json:"voided,omitempty"`
+}
+
+// Client is the merchant's side of the issuer API.
+type Client struct {
+	http   *httpsig.Client
+	base   string
+	issuer string
+}
+
+// NewClient makes a client for the issuer identity at base URL.
+func NewClient(keys *keygen.Cache, base, issuer string, hc *http.Client) (*Client, error) {
+	if err := keygen.ValidateIdentity(issuer); err != nil || keygen.RoleOf(issuer) != "issuer" {
+		return nil, fmt.Errorf("issuer identity %q: must be issuer:<name>", issuer)
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("issuer URL %q: must be http(s)://host[:port]", base)
+	}
+	return &Client{http: httpsig.NewClient(keys, hc), base: strings.TrimRight(base, "/"), issuer: issuer}, nil
+}
+
+// Authorize relays b's header and issuer section with the amount asked for.
+// A refusal comes back as a *rfc9457.Problem error.
+func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, currency string) (*Authorization, error) {
+	relay, err := b.ForRole(order.RoleIssuer)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := relay.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var out Authorization
+	u := c.base + PathAuthorizations + url.PathEscape(b.OrderID)
+	if err := c.http.DoJSON(ctx, c.issuer, http.MethodPut, u, AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Void releases the hold of an approved authorization (the order could not be
+// fulfilled). Voiding twice is not an error.
+func (c *Client) Void(ctx context.Context, orderID string) (*Authorization, error) {
+	var out Authorization
+	u := c.base + PathAuthorizations + url.PathEscape(orderID) + PathVoidSuffix
+	if err := c.http.DoJSON(ctx, c.issuer, http.MethodPost, u, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
