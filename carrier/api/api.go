@@ -62,7 +62,7 @@ type BookingRequest struct {
 type Shipment struct {
 	OrderID    string `json:"order_id"`
 	HeaderHash string `json:"header_hash"` // base64url of hH
-	Tracking   string `json:"tracking"`    // e.g. OS1234567890DE: 2 letters, 10 digits, 2 letters
+	Tracking   string `json:"tracking"`    // UPU S10: 2 letters, 8-digit serial, check digit, country, e.g. OS123456785DE
 	Status     string `json:"status"`
 	Booked     string `json:"booked"` // RFC 3339
 }
