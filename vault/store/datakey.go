@@ -1,38 +1,23 @@
 package store
 
 import (
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"orderseal/internal/secfile"
+	"orderseal/internal/datakey"
 )
 
 // DataKey is the vault data key: 32 random bytes from which the sealing and
 // dedupe sub-keys are derived. It lives in its own 0600 file, never inside
 // the index or data databases. It cannot be compared with ==; it prints
 // redacted.
-type DataKey struct {
-	_ [0]func() // not comparable
-	k [32]byte
-}
-
-// String keeps the key out of logs and %v.
-func (*DataKey) String() string { return "store.DataKey(redacted)" }
-
-// Equal compares two keys in constant time.
-func (k *DataKey) Equal(o *DataKey) bool {
-	return k != nil && o != nil && subtle.ConstantTimeCompare(k.k[:], o.k[:]) == 1
-}
+type DataKey = datakey.Key
 
 // Sub-key labels: one label, one purpose (DESIGN.md §2 "Sub-keys").
 const (
@@ -44,12 +29,8 @@ const (
 // CreateDataKey writes a fresh data key to path (0600, O_EXCL: it never
 // overwrites) as base64url text and returns it.
 func CreateDataKey(path string) (*DataKey, error) {
-	k := new(DataKey)
-	if _, err := rand.Read(k.k[:]); err != nil {
-		return nil, err
-	}
-	text := base64.RawURLEncoding.EncodeToString(k.k[:]) + "\n"
-	if err := secfile.WriteNew(path, []byte(text)); err != nil {
+	k, err := datakey.Create(path)
+	if err != nil {
 		return nil, fmt.Errorf("data key: %w", err)
 	}
 	return k, nil
@@ -57,19 +38,15 @@ func CreateDataKey(path string) (*DataKey, error) {
 
 // LoadDataKey reads a data key file, refusing it when group or others may
 // read it (secfile.ErrPermissions) or when it is not exactly 32 bytes of
-// base64url.
+// base64url (ErrBadDataKey).
 func LoadDataKey(path string) (*DataKey, error) {
-	b, err := secfile.Read(path, 256)
+	k, err := datakey.Load(path)
+	if errors.Is(err, datakey.ErrMalformed) {
+		return nil, fmt.Errorf("data key: %s: %w", path, ErrBadDataKey)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("data key: %w", err)
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(raw) != 32 {
-		return nil, fmt.Errorf("data key: %s: %w", path, ErrBadDataKey)
-	}
-	k := new(DataKey)
-	copy(k.k[:], raw)
-	clear(raw)
 	return k, nil
 }
 
@@ -90,26 +67,15 @@ func deriveKeys(k *DataKey) (*keys, error) {
 	if k == nil {
 		return nil, errors.New("store: no data key")
 	}
-	sub := func(label string) ([]byte, error) {
-		return hkdf.Expand(sha256.New, k.k[:], label, 32)
-	}
-	sealKey, err := sub(labelSeal)
-	if err != nil {
-		return nil, err
-	}
+	sealKey := k.Expand(labelSeal)
 	aead, err := chacha20poly1305.NewX(sealKey)
 	clear(sealKey)
 	if err != nil {
 		return nil, err
 	}
-	dedupe, err := sub(labelDedupe)
-	if err != nil {
-		return nil, err
-	}
-	checkKey, err := sub(labelCheck)
-	if err != nil {
-		return nil, err
-	}
+	dedupe := k.Expand(labelDedupe)
+	checkKey := k.Expand(labelCheck)
+	defer clear(checkKey)
 	m := hmac.New(sha256.New, checkKey)
 	m.Write([]byte(labelCheck))
 	return &keys{aead: aead, dedupe: dedupe, check: m.Sum(nil)}, nil
