@@ -53,7 +53,9 @@ func NewServer(keys *keygen.Cache, st *store.Store, opt Options) *Server {
 	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxBody), signedhttp.WithLogger(s.logger)}, opt.Verifier...)
 	e := web.New(s.logger)
 	e.Use(signedhttp.NewVerifier(keys, vopts...).Middleware())
-	owner := signedhttp.Allow("cardholder")
+	// Owners are cardholders, and carriers depositing an inline address
+	// they were given (DESIGN.md §6.6) so that it rests here, not with them.
+	owner := signedhttp.Allow("cardholder", "carrier")
 	e.POST(api.PathTokens, s.register, owner)
 	e.GET(api.PathTokens, s.list, owner)
 	e.GET(api.PathToken+":token", s.revealOwn, owner)

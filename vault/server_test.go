@@ -82,8 +82,11 @@ func TestRegister(t *testing.T) {
 	// Bob replaying alice's sealed value as his own: it was not sealed with K(bob, vault).
 	wantProblem(t, post(bobID, req), "sealed-value")
 	// Only cardholders register.
+	// Only cardholders and carriers register; a carrier cannot pass off a
+	// cardholder's sealed value as its own.
 	wantProblem(t, post(shopID, req), "forbidden-role")
-	wantProblem(t, post(parcelID, req), "forbidden-role")
+	wantProblem(t, post(bankID, req), "forbidden-role")
+	wantProblem(t, post(parcelID, req), "sealed-value")
 	// A value that is not an address.
 	if _, err := alice.Register(ctx, api.TypeAddress, "bad", false, []byte(`{"name":"X","line1":"`+canary+` 9","city":"Berlin","country":"ZZ"}`)); err == nil {
 		t.Fatal("an address in country ZZ was accepted")
@@ -156,12 +159,18 @@ func TestListAndRevealOwn(t *testing.T) {
 	wantProblem(t, func() error { _, err := alice.RevealOwn(ctx, "tok_nope_adr"); return err }(), "unknown-token")
 	// Shareable lets others ship to a token, never read it.
 	wantProblem(t, func() error { _, err := bob.RevealOwn(ctx, mobile); return err }(), "unknown-token")
-	// Other roles have no owner routes.
-	for _, id := range []string{shopID, parcelID, bankID} {
+	// Merchants and issuers have no owner routes; a carrier owns only what
+	// it deposited.
+	for _, id := range []string{shopID, bankID} {
 		c := e.client(t, id)
 		wantProblem(t, func() error { _, err := c.List(ctx); return err }(), "forbidden-role")
 		wantProblem(t, func() error { _, err := c.RevealOwn(ctx, home); return err }(), "forbidden-role")
 	}
+	parcel := e.client(t, parcelID)
+	if got, err := parcel.List(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("a carrier that deposited nothing lists %+v %v", got, err)
+	}
+	wantProblem(t, func() error { _, err := parcel.RevealOwn(ctx, home); return err }(), "unknown-token")
 	e.assertNoCanary(t)
 }
 
@@ -570,5 +579,54 @@ func TestWrongKey(t *testing.T) {
 	if entries, err := e.client(t, aliceID).List(ctx); err != nil || len(entries) != 0 {
 		t.Fatalf("the impostor registered something: %+v %v", entries, err)
 	}
+	e.assertNoCanary(t)
+}
+
+// TestCarrierDeposit: a carrier given an inline address deposits it as its
+// own token (DESIGN.md §6.6) and reveals it later to print the label; no
+// other carrier, cardholder or merchant can.
+func TestCarrierDeposit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newVaultEnv(t)
+	parcel, other := e.client(t, parcelID), e.client(t, otherCarrierID)
+	addr := addressJSON(canary + " 4")
+	dep := register(t, parcel, api.TypeAddress, "ord-inline-1", false, addr)
+	if !dep.Created {
+		t.Fatal("deposit not created")
+	}
+	// A retried deposit of the same address gets the same token.
+	if again := register(t, parcel, api.TypeAddress, "ord-inline-1", false, addr); again.Token != dep.Token || again.Created {
+		t.Fatalf("repeated deposit: %+v, want %s", again, dep.Token)
+	}
+	norm, _ := api.Normalize(api.TypeAddress, addr)
+	if v, err := parcel.RevealOwn(ctx, dep.Token); err != nil || !bytes.Equal(v, norm) {
+		t.Fatalf("carrier reveals its own deposit: %q %v", v, err)
+	}
+	if got, err := parcel.List(ctx); err != nil || len(got) != 1 || got[0].Token != dep.Token || got[0].Label != "ord-inline-1" {
+		t.Fatalf("carrier lists %+v %v", got, err)
+	}
+	tests := []struct {
+		name string
+		id   string
+		code string
+	}{
+		{"another carrier", otherCarrierID, "unknown-token"},
+		{"a cardholder", aliceID, "unknown-token"},
+		{"the merchant", shopID, "forbidden-role"},
+		{"an issuer", bankID, "forbidden-role"},
+	}
+	for _, tt := range tests {
+		c := e.client(t, tt.id)
+		_, err := c.RevealOwn(ctx, dep.Token)
+		wantProblem(t, err, tt.code)
+	}
+	// The other carrier's own deposit of the same place is another token.
+	if o := register(t, other, api.TypeAddress, "ord-inline-2", false, addr); o.Token == dep.Token {
+		t.Fatal("two carriers share a token")
+	}
+	// A carrier cannot reveal its deposit through the grant route: it has no grant.
+	_, err := parcel.RevealGranted(ctx, dep.Token, "ord-inline-1", "INV-1")
+	wantProblem(t, err, "no-grant")
 	e.assertNoCanary(t)
 }
