@@ -1,4 +1,8 @@
-// Package merchant is the merchant node of orderseal (DESIGN.md §6.4): it opens its own section and relays the others.
+// Package merchant is the merchant web node of orderseal (DESIGN.md §6.3–6.4):
+// it publishes an order form, takes sealed bundles, opens its own section,
+// checks it against the catalog and relays the issuer's and the carrier's
+// sections through a durable outbox, asking the vault for the carrier's
+// address grant in between. It stores tokens, never card numbers or addresses.
 package merchant
 
 import (
@@ -15,6 +19,15 @@ const prog = "merchant"
 // Main is the merchant command.
 func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 	return cli.Dispatch(prog, stdio, args, []cli.Command{
+		{Name: "serve", Summary: "run the web node: order form, intake, status, relays", Run: func(a []string) error {
+			return cmdServe(ctx, a, stdio)
+		}},
+		{Name: "catalog", Summary: "catalog add|import|list: the products the order form offers", Run: func(a []string) error {
+			return cmdCatalog(ctx, a, stdio)
+		}},
+		{Name: "orders", Summary: "list orders and their state from the merchant database", Run: func(a []string) error {
+			return cmdOrders(ctx, a, stdio)
+		}},
 		{Name: "open", Summary: "open the merchant section of a bundle read from stdin", Run: func(a []string) error {
 			return partycli.Open(prog, order.RoleMerchant, a, stdio)
 		}},

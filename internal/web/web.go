@@ -37,13 +37,21 @@ func Bind(c echo.Context, v any, max int) error {
 	if err := strictjson.Decode(body, v, max); err != nil {
 		return problem.New(http.StatusBadRequest, "malformed-json", "Malformed JSON", err.Error())
 	}
+	if err := Validate(v); err != nil {
+		return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", err.Error())
+	}
+	return nil
+}
+
+// Validate checks v's validate tags; the error names the first failing field
+// and rule, never its value.
+func Validate(v any) error {
 	if err := validate.Struct(v); err != nil {
 		var ve validator.ValidationErrors
 		if errors.As(err, &ve) && len(ve) > 0 {
-			return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request",
-				fmt.Sprintf("field %s fails %s", ve[0].Namespace(), ve[0].Tag()))
+			return fmt.Errorf("field %s fails %s", ve[0].Namespace(), ve[0].Tag())
 		}
-		return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The request is invalid.")
+		return errors.New("the request is invalid")
 	}
 	return nil
 }

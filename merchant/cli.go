@@ -1,0 +1,277 @@
+package merchant
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"orderseal/internal/cli"
+	"orderseal/internal/outbox"
+	"orderseal/internal/strictjson"
+	"orderseal/internal/web"
+	"orderseal/keygen"
+	"orderseal/merchant/store"
+)
+
+// peerList is a repeatable -issuer flag.
+type peerList []string
+
+func (p *peerList) String() string     { return strings.Join(*p, ",") }
+func (p *peerList) Set(s string) error { *p = append(*p, s); return nil }
+
+func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -issuer ID=URL… -carrier ID=URL -vault ID=URL [-catalog FILE] [-listen ADDR]", stdio,
+		prog+" serve -key merchant.key -db merchant.db -catalog catalog.json -issuer issuer:bank=http://127.0.0.1:8444 -carrier carrier:post=http://127.0.0.1:8445 -vault vault:main=http://127.0.0.1:8443")
+	keyPath := fs.String("key", "", "the merchant's party key file")
+	dbPath := fs.String("db", "", "the merchant database (created if missing)")
+	catalog := fs.String("catalog", "", "catalog JSON to import at start (optional)")
+	var issuers peerList
+	fs.Var(&issuers, "issuer", "an accepted issuer, ID=URL (repeatable)")
+	carrier := fs.String("carrier", "", "the carrier, ID=URL")
+	vaultPeer := fs.String("vault", "", "the vault, ID=URL")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on (port 0: any free port)")
+	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
+	public := fs.String("public-url", "", "URL the carrier reaches this node at (default: http://<bound address>)")
+	poll := fs.Duration("relay-poll", time.Second, "how often the relay outbox looks for due work")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "key", "db", "issuer", "carrier", "vault"); err != nil {
+		return err
+	}
+	key, err := keygen.LoadPartyKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	if keygen.RoleOf(key.Identity()) != "merchant" {
+		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a merchant", *keyPath, key.Identity()), "issue a merchant:… key with keygen")
+	}
+	cfg := Config{Keys: keygen.NewCache(key, 4096)}
+	for _, s := range issuers {
+		p, err := ParsePeer(s, "issuer")
+		if err != nil {
+			return cli.Usagef("use -issuer issuer:NAME=http://HOST:PORT", "-issuer %v", err)
+		}
+		cfg.Issuers = append(cfg.Issuers, p)
+	}
+	if cfg.Carrier, err = ParsePeer(*carrier, "carrier"); err != nil {
+		return cli.Usagef("use -carrier carrier:NAME=http://HOST:PORT", "-carrier %v", err)
+	}
+	if cfg.Vault, err = ParsePeer(*vaultPeer, "vault"); err != nil {
+		return cli.Usagef("use -vault vault:NAME=http://HOST:PORT", "-vault %v", err)
+	}
+	logger := web.Logger(stdio.Err, "merchant").With("identity", key.Identity())
+	st, err := store.Open(ctx, *dbPath, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if *catalog != "" {
+		n, err := importCatalog(ctx, st, *catalog, stdio)
+		if err != nil {
+			return err
+		}
+		logger.Info("catalog imported", "products", n)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	cfg.PublicURL = *public
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + ln.Addr().String()
+	}
+	cfg.Store, cfg.Logger = st, logger
+	cfg.Outbox = func(r *outbox.Runner) { r.Poll = *poll }
+	srv, err := NewServer(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { srv.Run(ctx); close(done) }()
+	err = web.ServeListener(ctx, ln, *addrFile, srv.Handler(), logger)
+	cancel()
+	<-done
+	return err
+}
+
+// CatalogFile is the catalog import format.
+type CatalogFile struct {
+	Currency string        `json:"currency" validate:"required,iso4217"`
+	Products []CatalogItem `json:"products" validate:"required,min=1,max=10000,dive"`
+}
+
+// CatalogItem is one product of a catalog file.
+type CatalogItem struct {
+	SKU       string `json:"sku" validate:"required,max=64,printascii,excludesall= "`
+	Name      string `json:"name" validate:"required,max=200"`
+	UnitPrice int64  `json:"unit_price" validate:"min=0,max=1000000000000"`
+}
+
+const maxCatalogFile = 8 << 20
+
+func importCatalog(ctx context.Context, st *store.Store, path string, stdio cli.Stdio) (int, error) {
+	data, err := cli.ReadInput(stdio, path, maxCatalogFile)
+	if err != nil {
+		return 0, err
+	}
+	var f CatalogFile
+	if err := strictjson.Decode(data, &f, maxCatalogFile); err != nil {
+		return 0, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	if err := web.Validate(&f); err != nil {
+		return 0, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	for _, p := range f.Products {
+		if err := st.PutProduct(ctx, store.Product{SKU: p.SKU, Name: p.Name, UnitPrice: p.UnitPrice, Currency: f.Currency}); err != nil {
+			return 0, err
+		}
+	}
+	return len(f.Products), nil
+}
+
+func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
+	p := prog + " catalog"
+	code := cli.Dispatch(p, stdio, args, []cli.Command{
+		{Name: "add", Summary: "add a product or change its name and price", Run: func(a []string) error {
+			fs := cli.FlagSet(p, "add", "-db FILE -sku SKU -name NAME -price MINOR -currency CUR", stdio,
+				p+" add -db merchant.db -sku MUG-01 -name 'Mug' -price 1290 -currency EUR")
+			db := fs.String("db", "", "the merchant database")
+			it := CatalogItem{}
+			fs.StringVar(&it.SKU, "sku", "", "product SKU")
+			fs.StringVar(&it.Name, "name", "", "product name")
+			fs.Int64Var(&it.UnitPrice, "price", -1, "unit price in minor units (cents)")
+			cur := fs.String("currency", "EUR", "ISO 4217 currency")
+			if err := cli.Parse(fs, a); err != nil {
+				return err
+			}
+			if err := cli.Require(fs, "db", "sku", "name", "price"); err != nil {
+				return err
+			}
+			if err := web.Validate(&CatalogFile{Currency: *cur, Products: []CatalogItem{it}}); err != nil {
+				return cli.Usagef("prices are integer minor units; SKUs have no spaces", "%v", err)
+			}
+			st, err := store.Open(ctx, *db, nil)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.PutProduct(ctx, store.Product{SKU: it.SKU, Name: it.Name, UnitPrice: it.UnitPrice, Currency: *cur}); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Err, "%s: %s listed at %d %s\n", p, it.SKU, it.UnitPrice, *cur)
+			return nil
+		}},
+		{Name: "import", Summary: "import a catalog JSON file (- for stdin)", Run: func(a []string) error {
+			fs := cli.FlagSet(p, "import", "-db FILE CATALOG.json", stdio)
+			db := fs.String("db", "", "the merchant database")
+			if err := cli.Parse(fs, a); err != nil {
+				return err
+			}
+			if err := cli.Require(fs, "db"); err != nil {
+				return err
+			}
+			if fs.NArg() != 1 {
+				return cli.Usagef("name one catalog file", "import takes exactly one file")
+			}
+			st, err := store.Open(ctx, *db, nil)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			n, err := importCatalog(ctx, st, fs.Arg(0), stdio)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Err, "%s: %d products imported\n", p, n)
+			return nil
+		}},
+		{Name: "list", Summary: "list the catalog", Run: func(a []string) error {
+			fs := cli.FlagSet(p, "list", "-db FILE [-json]", stdio)
+			db := fs.String("db", "", "the merchant database")
+			asJSON := fs.Bool("json", false, "JSON output")
+			if err := cli.Parse(fs, a); err != nil {
+				return err
+			}
+			if err := cli.Require(fs, "db"); err != nil {
+				return err
+			}
+			st, err := store.Open(ctx, *db, nil)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ps, err := st.Catalog(ctx)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return json.NewEncoder(stdio.Out).Encode(ps)
+			}
+			tw := tabwriter.NewWriter(stdio.Out, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SKU\tNAME\tPRICE\tCURRENCY")
+			for _, x := range ps {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", x.SKU, x.Name, x.UnitPrice, x.Currency)
+			}
+			return tw.Flush()
+		}},
+	})
+	if code != cli.ExitOK {
+		return &cli.Error{Err: cli.ErrReported, Code: code}
+	}
+	return nil
+}
+
+func cmdOrders(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "orders", "-db FILE [-n N] [-json]", stdio)
+	db := fs.String("db", "", "the merchant database")
+	n := fs.Int("n", 50, "newest N orders")
+	asJSON := fs.Bool("json", false, "JSON output")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "db"); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, *db, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	orders, err := st.List(ctx, *n)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]any, 0, len(orders))
+		for _, o := range orders {
+			tl, err := st.Timeline(ctx, o.ID)
+			if err != nil {
+				return err
+			}
+			out = append(out, statusOf(o, tl))
+		}
+		return json.NewEncoder(stdio.Out).Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdio.Out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORDER\tSTATE\tREASON\tTOTAL\tSHIP-TO TOKEN\tTRACKING\tCREATED")
+	for _, o := range orders {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", o.ID, o.State, dash(o.Reason), o.Total, o.Currency,
+			dash(o.ShipToken), dash(o.Tracking), o.Created.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

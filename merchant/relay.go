@@ -1,0 +1,212 @@
+package merchant
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"orderseal/internal/outbox"
+	"orderseal/internal/problem/rfc9457"
+	issuerapi "orderseal/issuer/api"
+	"orderseal/merchant/api"
+	"orderseal/merchant/store"
+	"orderseal/order"
+)
+
+// Relay jobs, each keyed by order id (the idempotency key): the issuer, the
+// vault and the carrier each key their side on (merchant, order id) as well,
+// so a job replayed after a crash gets the same answer and changes nothing.
+const (
+	jobAuthorize = "authorize" // relay header + issuer section
+	jobGrant     = "grant"     // present the vault section for the carrier's grant
+	jobBook      = "book"      // relay header + carrier section
+	jobVoid      = "void"      // release the issuer's hold of an order that cannot ship
+)
+
+// Failure reasons recorded on an order the relay gave up on.
+const (
+	reasonIssuerAnswer  = "issuer-answer-mismatch"
+	reasonCarrierAnswer = "carrier-answer-mismatch"
+	reasonUnreachable   = "peer-unreachable"
+)
+
+// classify turns a relay error into the outbox's verdict: a peer's refusal
+// (4xx other than 408 and 429) will not change on retry; anything else —
+// network, timeout, 5xx, 429 — is retried.
+func classify(err error) error {
+	var p *rfc9457.Problem
+	if errors.As(err, &p) && p.Status >= 400 && p.Status < 500 && p.Status != http.StatusRequestTimeout && p.Status != http.StatusTooManyRequests {
+		return outbox.Permanent(err)
+	}
+	return err
+}
+
+// reasonOf names why a relay failed for good: the peer's problem code, or
+// the reason recorded with a permanent local error.
+func reasonOf(err error) string {
+	var p *rfc9457.Problem
+	if errors.As(err, &p) && p.Code != "" {
+		return p.Code
+	}
+	var r relayError
+	if errors.As(err, &r) {
+		return r.reason
+	}
+	return reasonUnreachable
+}
+
+type relayError struct {
+	reason string
+	err    error
+}
+
+func (e relayError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e relayError) Unwrap() error { return e.err }
+
+// load returns the order and its parsed bundle.
+func (s *Server) load(ctx context.Context, id string) (*store.Order, *order.Bundle, error) {
+	o, err := s.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := order.ParseBundle(o.Bundle)
+	if err != nil {
+		return nil, nil, outbox.Permanent(relayError{"stored-bundle-invalid", err})
+	}
+	return o, b, nil
+}
+
+// echoes reports whether a peer's header hash is the bundle's, in constant time.
+func echoes(b *order.Bundle, got string) bool {
+	want := b.HeaderHash()
+	raw, err := base64.RawURLEncoding.DecodeString(got)
+	return err == nil && subtle.ConstantTimeCompare(raw, want[:]) == 1
+}
+
+func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
+	o, b, err := s.load(ctx, job.Key)
+	if err != nil {
+		return err
+	}
+	if o.State != api.StateReceived {
+		return nil // already answered: a replayed job
+	}
+	client := s.issuers[o.Issuer]
+	if client == nil {
+		return outbox.Permanent(relayError{api.CodeIssuerNotAccepted, fmt.Errorf("issuer %s no longer configured", o.Issuer)})
+	}
+	auth, err := client.Authorize(ctx, b, o.Total, o.Currency)
+	if err != nil {
+		return classify(err)
+	}
+	if auth.OrderID != o.ID || !echoes(b, auth.HeaderHash) || auth.Amount != o.Total || auth.Currency != o.Currency {
+		return outbox.Permanent(relayError{reasonIssuerAnswer, errors.New("the issuer's answer does not echo this bundle")})
+	}
+	switch auth.Decision {
+	case issuerapi.Declined:
+		_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateDeclined,
+			Reason: auth.Reason, Detail: "declined by " + o.Issuer + ": " + auth.Reason})
+		if err == nil {
+			s.log.Info("order declined", "order", o.ID, "reason", auth.Reason)
+		}
+		return err
+	case issuerapi.Approved:
+		invoice, err := api.NewInvoice()
+		if err != nil {
+			return err
+		}
+		next := jobBook
+		if o.Vault != "" {
+			next = jobGrant
+		}
+		_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateAuthorized,
+			AuthCode: auth.AuthCode, Invoice: invoice, Detail: "approved by " + o.Issuer + ", code " + auth.AuthCode, Jobs: []string{next}})
+		if err == nil {
+			s.log.Info("order authorized", "order", o.ID)
+		}
+		return err
+	}
+	return outbox.Permanent(relayError{reasonIssuerAnswer, fmt.Errorf("unknown decision %q", auth.Decision)})
+}
+
+func (s *Server) grant(ctx context.Context, job outbox.Job) error {
+	o, b, err := s.load(ctx, job.Key)
+	if err != nil {
+		return err
+	}
+	if o.State != api.StateAuthorized {
+		return nil
+	}
+	g, err := s.vault.Grant(ctx, b, o.Invoice, 0)
+	if err != nil {
+		return classify(err)
+	}
+	if g.OrderID != o.ID || g.Carrier != o.Carrier || g.Token != o.ShipToken {
+		return outbox.Permanent(relayError{"vault-answer-mismatch", errors.New("the vault's grant does not match this order")})
+	}
+	return s.cfg.Store.Note(ctx, o.ID, api.StateAuthorized, "address release granted to "+o.Carrier+" until "+g.Expires, jobBook)
+}
+
+func (s *Server) book(ctx context.Context, job outbox.Job) error {
+	o, b, err := s.load(ctx, job.Key)
+	if err != nil {
+		return err
+	}
+	if o.State != api.StateAuthorized {
+		return nil
+	}
+	events := s.cfg.PublicURL + api.PathOrder + url.PathEscape(o.ID) + api.EventsSuffix
+	sh, err := s.carrier.Book(ctx, b, o.Invoice, events)
+	if err != nil {
+		return classify(err)
+	}
+	if sh.OrderID != o.ID || !echoes(b, sh.HeaderHash) || sh.Tracking == "" {
+		return outbox.Permanent(relayError{reasonCarrierAnswer, errors.New("the carrier's answer does not echo this bundle")})
+	}
+	_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateAuthorized}, To: api.StateShipped,
+		Tracking: sh.Tracking, Detail: "booked with " + o.Carrier + ", tracking " + sh.Tracking})
+	if err == nil {
+		s.log.Info("order shipped", "order", o.ID, "tracking", sh.Tracking)
+	}
+	return err
+}
+
+func (s *Server) void(ctx context.Context, job outbox.Job) error {
+	o, err := s.cfg.Store.Get(ctx, job.Key)
+	if err != nil {
+		return err
+	}
+	client := s.issuers[o.Issuer]
+	if client == nil {
+		return outbox.Permanent(fmt.Errorf("issuer %s no longer configured", o.Issuer))
+	}
+	if _, err := client.Void(ctx, o.ID); err != nil {
+		return classify(err)
+	}
+	return s.cfg.Store.Note(ctx, o.ID, o.State, "authorization voided at "+o.Issuer)
+}
+
+// giveUp records a relay that failed for good. An order the issuer had
+// already approved has its hold released.
+func (s *Server) giveUp(ctx context.Context, job outbox.Job, err error) {
+	reason := reasonOf(err)
+	var jobs []string
+	from := []string{api.StateReceived}
+	switch job.Kind {
+	case jobGrant, jobBook:
+		from, jobs = []string{api.StateAuthorized}, []string{jobVoid}
+	case jobVoid:
+		s.log.Error("void failed for good; release the hold by hand", "order", job.Key, "reason", reason)
+		return
+	}
+	if _, aerr := s.cfg.Store.Apply(ctx, job.Key, store.Transition{From: from, To: api.StateFailed, Reason: reason,
+		Detail: job.Kind + " failed: " + reason, Jobs: jobs}); aerr != nil {
+		s.log.Error("recording a failed relay", "order", job.Key, "err", aerr)
+		return
+	}
+	s.log.Warn("order failed", "order", job.Key, "step", job.Kind, "reason", reason)
+}

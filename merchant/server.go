@@ -1,0 +1,383 @@
+package merchant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	carrierapi "orderseal/carrier/api"
+	"orderseal/internal/outbox"
+	"orderseal/internal/problem"
+	"orderseal/internal/signedhttp"
+	"orderseal/internal/web"
+	issuerapi "orderseal/issuer/api"
+	"orderseal/keygen"
+	"orderseal/merchant/api"
+	"orderseal/merchant/store"
+	"orderseal/order"
+	vaultapi "orderseal/vault/api"
+)
+
+// Peer is another party the merchant talks to: its identity and base URL.
+type Peer struct{ Identity, URL string }
+
+// ParsePeer reads "role:name=http://host:port".
+func ParsePeer(s, role string) (Peer, error) {
+	id, u, ok := strings.Cut(s, "=")
+	if !ok {
+		return Peer{}, fmt.Errorf("%q: want %s:NAME=URL", s, role)
+	}
+	if err := keygen.ValidateIdentity(id); err != nil || keygen.RoleOf(id) != role {
+		return Peer{}, fmt.Errorf("%q: %q is not a %s identity", s, id, role)
+	}
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return Peer{}, fmt.Errorf("%q: %q is not an http(s) URL", s, u)
+	}
+	return Peer{Identity: id, URL: strings.TrimRight(u, "/")}, nil
+}
+
+// Config is what a merchant node needs.
+type Config struct {
+	Keys      *keygen.Cache
+	Store     *store.Store
+	Carrier   Peer   // the carrier this merchant ships with
+	Issuers   []Peer // issuers whose cards it accepts
+	Vault     Peer   // the vault it asks for address grants
+	PublicURL string // where the carrier posts tracking events, e.g. http://127.0.0.1:8080
+	MaxItems  int    // 0: 100
+
+	Logger     *slog.Logger
+	Now        func() time.Time
+	HTTPClient *http.Client // for relays; nil: 30 s timeout
+	Verifier   []signedhttp.Option
+	Outbox     func(*outbox.Runner) // tunes the relay runner (tests)
+}
+
+// Server is the merchant web node: intake, status, tracking events, and the
+// relay runner behind them.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	echo    *echo.Echo
+	runner  *outbox.Runner
+	issuers map[string]*issuerapi.Client
+	carrier *carrierapi.Client
+	vault   *vaultapi.Client
+}
+
+// NewServer wires the routes. The order form is public; every other route
+// is behind the signed-request verifier and limited to the role that may
+// call it.
+func NewServer(cfg Config) (*Server, error) {
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, issuers: map[string]*issuerapi.Client{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.cfg.MaxItems == 0 {
+		s.cfg.MaxItems = 100
+	}
+	if keygen.RoleOf(cfg.Keys.Identity()) != "merchant" {
+		return nil, fmt.Errorf("the key is for %s, not a merchant", cfg.Keys.Identity())
+	}
+	if len(cfg.Issuers) == 0 {
+		return nil, errors.New("no issuer configured")
+	}
+	for _, p := range cfg.Issuers {
+		c, err := issuerapi.NewClient(cfg.Keys, p.URL, p.Identity, cfg.HTTPClient)
+		if err != nil {
+			return nil, err
+		}
+		s.issuers[p.Identity] = c
+	}
+	var err error
+	if s.carrier, err = carrierapi.NewClient(cfg.Keys, cfg.Carrier.URL, cfg.Carrier.Identity, cfg.HTTPClient); err != nil {
+		return nil, err
+	}
+	if s.vault, err = vaultapi.NewClient(cfg.Keys, cfg.Vault.URL, cfg.Vault.Identity, cfg.HTTPClient); err != nil {
+		return nil, err
+	}
+	if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("public URL %q: must be http(s)://host[:port]", cfg.PublicURL)
+	}
+	s.cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+
+	s.runner = &outbox.Runner{DB: cfg.Store.DB(), Logger: s.log, Now: s.now, Poll: time.Second,
+		Handlers: map[string]outbox.Handler{
+			jobAuthorize: s.authorize,
+			jobGrant:     s.grant,
+			jobBook:      s.book,
+			jobVoid:      s.void,
+		},
+		GiveUp: s.giveUp,
+	}
+	if cfg.Outbox != nil {
+		cfg.Outbox(s.runner)
+	}
+
+	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxBody), signedhttp.WithLogger(s.log)}, cfg.Verifier...)
+	verify := signedhttp.NewVerifier(cfg.Keys, vopts...).Middleware()
+	e := web.New(s.log)
+	e.GET(api.PathOrderForm, s.orderForm)
+	e.POST(api.PathOrders, s.intake, verify, signedhttp.Allow("cardholder"))
+	e.GET(api.PathOrder+":id", s.status, verify, signedhttp.Allow("cardholder"))
+	e.POST(api.PathOrder+":id"+api.EventsSuffix, s.carrierEvent, verify, signedhttp.Allow("carrier"))
+	s.echo = e
+	return s, nil
+}
+
+// Handler is the node's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Run relays stored orders until ctx ends; orders a previous process left
+// half-relayed resume at once.
+func (s *Server) Run(ctx context.Context) { s.runner.Run(ctx) }
+
+func unavailable(err error) *problem.Problem {
+	return problem.New(http.StatusServiceUnavailable, api.CodeMerchantUnavailable, "Merchant unavailable",
+		"The order could not be stored now; retry later.").WithInternal(err)
+}
+
+func (s *Server) form(ctx context.Context) (*api.OrderForm, error) {
+	products, err := s.cfg.Store.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := &api.OrderForm{Merchant: s.cfg.Keys.Identity(), Carrier: s.cfg.Carrier.Identity, Vault: s.cfg.Vault.Identity,
+		MaxItems: s.cfg.MaxItems, Catalog: make([]api.Product, 0, len(products))}
+	for _, p := range s.cfg.Issuers {
+		f.Issuers = append(f.Issuers, p.Identity)
+	}
+	for _, p := range products {
+		f.Currency = p.Currency // one currency per shop: the CLI refuses to mix them
+		f.Catalog = append(f.Catalog, api.Product{SKU: p.SKU, Name: p.Name, UnitPrice: p.UnitPrice})
+	}
+	return f, nil
+}
+
+func (s *Server) orderForm(c echo.Context) error {
+	f, err := s.form(c.Request().Context())
+	if err != nil {
+		return unavailable(err)
+	}
+	return c.JSON(http.StatusOK, f)
+}
+
+func refuse(status int, code, title, detail string) *problem.Problem {
+	return problem.New(status, code, title, detail)
+}
+
+// intake validates a bundle, opens the merchant's section, checks it against
+// the catalog and stores it with its first relay job before answering 202.
+// Anything refused stores nothing.
+func (s *Server) intake(c echo.Context) error {
+	ctx := c.Request().Context()
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, api.MaxBody+1))
+	if err != nil {
+		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Unreadable body", "The request body could not be read.")
+	}
+	b, err := order.ParseBundle(body)
+	if err != nil {
+		switch {
+		case errors.Is(err, order.ErrTooLarge):
+			return refuse(http.StatusRequestEntityTooLarge, problem.CodeBodyTooLarge, "Bundle too large",
+				fmt.Sprintf("A bundle is at most %d bytes.", order.MaxBundleSize))
+		case errors.Is(err, order.ErrVersion), errors.Is(err, order.ErrSuite), errors.Is(err, order.ErrSystem):
+			return refuse(http.StatusBadRequest, api.CodeUnsupportedVersion, "Unsupported bundle", err.Error())
+		}
+		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Invalid bundle", err.Error())
+	}
+	if caller := signedhttp.Caller(c); b.Cardholder != caller {
+		return refuse(http.StatusForbidden, api.CodeCardholderMismatch, "Not your bundle",
+			"The bundle names another cardholder than the one who signed the request.")
+	}
+	if err := s.checkParties(b); err != nil {
+		return err
+	}
+	if err := b.CheckTime(s.now()); err != nil {
+		return refuse(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle outside its validity window", err.Error())
+	}
+	sec, err := order.Open(b, s.cfg.Keys, order.RoleMerchant, order.OpenOptions{Now: s.now()})
+	if err != nil {
+		if errors.Is(err, order.ErrExpired) || errors.Is(err, order.ErrNotYetValid) {
+			return refuse(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle outside its validity window", err.Error())
+		}
+		return refuse(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Merchant section refused",
+			"The merchant section does not open or does not match its commitment.")
+	}
+	if p := s.checkCatalog(ctx, sec); p != nil {
+		return p
+	}
+	if _, ok := b.Parties[order.RoleVault]; ok && sec.ShipToken == "" {
+		return refuse(http.StatusUnprocessableEntity, api.CodeDestinationMissing, "Ship-to token missing",
+			"The bundle grants a vault token but the merchant section names none.")
+	}
+	items, err := json.Marshal(sec.Items)
+	if err != nil {
+		return err
+	}
+	hh := b.HeaderHash()
+	o := &store.Order{ID: b.OrderID, Cardholder: b.Cardholder, HeaderHash: hh[:], Bundle: body,
+		Issuer: b.Parties[order.RoleIssuer], Carrier: b.Parties[order.RoleCarrier], Vault: b.Parties[order.RoleVault],
+		ShipToken: sec.ShipToken, BuyerName: sec.BuyerName, BuyerEmail: sec.BuyerEmail, Items: items,
+		Total: sec.Total.Amount, Currency: sec.Total.Currency, State: api.StateReceived}
+	stored, created, err := s.cfg.Store.Insert(ctx, o, jobAuthorize)
+	if errors.Is(err, store.ErrOrderReused) {
+		return refuse(http.StatusConflict, api.CodeOrderIDReused, "Order id already used",
+			"A different bundle was already submitted under this order id.")
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	if created {
+		s.log.Info("order received", "order", o.ID, "issuer", o.Issuer, "carrier", o.Carrier, "total", o.Total, "currency", o.Currency)
+		s.runner.Kick()
+	}
+	return c.JSON(http.StatusAccepted, api.Accepted{OrderID: stored.ID, State: stored.State})
+}
+
+func (s *Server) checkParties(b *order.Bundle) error {
+	if b.Parties[order.RoleMerchant] != s.cfg.Keys.Identity() {
+		return refuse(http.StatusUnprocessableEntity, api.CodeWrongMerchant, "Bundle for another merchant",
+			"The bundle's merchant party is not this merchant.")
+	}
+	if b.Parties[order.RoleCarrier] != s.cfg.Carrier.Identity {
+		return refuse(http.StatusUnprocessableEntity, api.CodeCarrierNotAccepted, "Carrier not accepted",
+			"This merchant ships with "+s.cfg.Carrier.Identity+".")
+	}
+	if s.issuers[b.Parties[order.RoleIssuer]] == nil {
+		return refuse(http.StatusUnprocessableEntity, api.CodeIssuerNotAccepted, "Issuer not accepted",
+			"This merchant does not accept cards of that issuer; see the order form.")
+	}
+	if v, ok := b.Parties[order.RoleVault]; ok && v != s.cfg.Vault.Identity {
+		return refuse(http.StatusUnprocessableEntity, api.CodeVaultNotAccepted, "Vault not accepted",
+			"This merchant works with "+s.cfg.Vault.Identity+".")
+	}
+	return nil
+}
+
+// checkCatalog compares the merchant's section with the catalog: every SKU
+// known, name and unit price as listed, one currency, and the total the sum
+// of the lines.
+func (s *Server) checkCatalog(ctx context.Context, sec *order.Section) *problem.Problem {
+	if sec.Total == nil || len(sec.Items) == 0 {
+		return refuse(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "No items",
+			"The merchant section carries no items or no total.")
+	}
+	if len(sec.Items) > s.cfg.MaxItems {
+		return refuse(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Too many lines",
+			fmt.Sprintf("An order has at most %d lines.", s.cfg.MaxItems))
+	}
+	products, err := s.cfg.Store.Catalog(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	bySKU := make(map[string]store.Product, len(products))
+	for _, p := range products {
+		bySKU[p.SKU] = p
+	}
+	var sum int64
+	for _, it := range sec.Items {
+		p, ok := bySKU[it.SKU]
+		if !ok {
+			return refuse(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Unknown product", "No product "+it.SKU+" in the catalog.")
+		}
+		if it.UnitPrice != p.UnitPrice || it.Name != p.Name {
+			return refuse(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Price or name differs",
+				fmt.Sprintf("%s is listed as %q at %d %s.", p.SKU, p.Name, p.UnitPrice, p.Currency))
+		}
+		if p.Currency != sec.Total.Currency {
+			return refuse(http.StatusUnprocessableEntity, api.CodeCurrencyMismatch, "Currency differs",
+				"The catalog prices "+p.SKU+" in "+p.Currency+".")
+		}
+		line := it.Qty * it.UnitPrice
+		if it.Qty <= 0 || (it.UnitPrice != 0 && line/it.UnitPrice != it.Qty) || sum+line < sum {
+			return refuse(http.StatusUnprocessableEntity, api.CodeTotalMismatch, "Amount overflow", "The order lines overflow.")
+		}
+		sum += line
+	}
+	if sum != sec.Total.Amount {
+		return refuse(http.StatusUnprocessableEntity, api.CodeTotalMismatch, "Total differs",
+			fmt.Sprintf("The lines add up to %d, the order says %d.", sum, sec.Total.Amount))
+	}
+	return nil
+}
+
+func (s *Server) status(c echo.Context) error {
+	ctx := c.Request().Context()
+	o, err := s.cfg.Store.Get(ctx, c.Param("id"))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && o.Cardholder != signedhttp.Caller(c)) {
+		return refuse(http.StatusNotFound, api.CodeUnknownOrder, "Unknown order", "No such order for this cardholder.")
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	tl, err := s.cfg.Store.Timeline(ctx, o.ID)
+	if err != nil {
+		return unavailable(err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, statusOf(o, tl))
+}
+
+func statusOf(o *store.Order, tl []store.Event) api.Status {
+	st := api.Status{OrderID: o.ID, State: o.State, Reason: o.Reason, Total: o.Total, Currency: o.Currency,
+		AuthCode: o.AuthCode, Invoice: o.Invoice, Tracking: o.Tracking, Timeline: make([]api.Event, 0, len(tl))}
+	if o.Tracking != "" {
+		st.Carrier = o.Carrier
+	}
+	for _, e := range tl {
+		st.Timeline = append(st.Timeline, api.Event{At: e.At.Format(time.RFC3339), State: e.State, Detail: e.Detail})
+	}
+	return st
+}
+
+// carrierEvent takes a tracking event from the order's carrier; a retried
+// event (same sequence number) is acknowledged and changes nothing.
+func (s *Server) carrierEvent(c echo.Context) error {
+	ctx := c.Request().Context()
+	var ev carrierapi.TrackingEvent
+	if err := web.Bind(c, &ev, 4<<10); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	o, err := s.cfg.Store.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && o.Carrier != signedhttp.Caller(c)) || ev.OrderID != id {
+		return refuse(http.StatusNotFound, api.CodeUnknownOrder, "Unknown order", "No such order shipped with this carrier.")
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	if o.Tracking != "" && ev.Tracking != o.Tracking {
+		return refuse(http.StatusConflict, api.CodeTrackingMismatch, "Tracking number differs", "The event names another shipment of this order.")
+	}
+	at, err := time.Parse(time.RFC3339, ev.At)
+	if err != nil {
+		return refuse(http.StatusBadRequest, problem.CodeBadRequest, "Invalid time", "at must be an RFC 3339 time.")
+	}
+	detail := "tracking " + ev.Tracking
+	if ev.Note != "" {
+		detail += ": " + ev.Note
+	}
+	recorded, err := s.cfg.Store.CarrierEvent(ctx, id, ev.Seq, ev.Status, detail, at)
+	if err != nil {
+		return unavailable(err)
+	}
+	if recorded {
+		s.log.Info("tracking event", "order", id, "status", ev.Status, "seq", ev.Seq)
+	}
+	return c.JSON(http.StatusOK, map[string]bool{"recorded": recorded})
+}
