@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -143,7 +144,8 @@ type Client struct {
 }
 
 // NewClient makes a client for the merchant at base URL. merchant pins the
-// merchant identity ("" : take it from the order form).
+// merchant identity ("" : take it from the order form). Without keys the
+// client can only fetch the order form.
 func NewClient(keys *keygen.Cache, base, merchant string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
@@ -159,7 +161,11 @@ func NewClient(keys *keygen.Cache, base, merchant string, hc *http.Client) (*Cli
 	}
 	plain := *hc
 	plain.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Client{keys: keys, http: httpsig.NewClient(keys, hc), plain: &plain, base: strings.TrimRight(base, "/"), merchant: merchant}, nil
+	c := &Client{keys: keys, plain: &plain, base: strings.TrimRight(base, "/"), merchant: merchant}
+	if keys != nil {
+		c.http = httpsig.NewClient(keys, hc)
+	}
+	return c, nil
 }
 
 // Merchant is the merchant identity the client signs for ("" before OrderForm
@@ -208,6 +214,9 @@ func (c *Client) OrderForm(ctx context.Context) (*OrderForm, error) {
 }
 
 func (c *Client) target(ctx context.Context) (string, error) {
+	if c.http == nil {
+		return "", errors.New("merchant client has no keys to sign with")
+	}
 	if c.merchant == "" {
 		if _, err := c.OrderForm(ctx); err != nil {
 			return "", err

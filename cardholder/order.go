@@ -1,0 +1,471 @@
+package cardholder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"orderseal/internal/cli"
+	"orderseal/internal/problem/rfc9457"
+	"orderseal/internal/secfile"
+	"orderseal/internal/strictjson"
+	"orderseal/keygen"
+	merchantapi "orderseal/merchant/api"
+	"orderseal/order"
+	vaultapi "orderseal/vault/api"
+)
+
+// CardFile is the cardholder's card as kept in a 0600 file: what the issuer
+// section needs and which issuer the card is from.
+type CardFile struct {
+	Number string `json:"number"`
+	Expiry string `json:"expiry"`
+	CVC    string `json:"cvc,omitempty"`
+	Issuer string `json:"issuer"`
+}
+
+// BuyerFile is the buyer's contact details.
+type BuyerFile struct {
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
+	Email string `json:"email"`
+}
+
+const maxProfile = 4 << 10
+
+// itemList is the repeatable -item SKU=QTY flag.
+type itemList []string
+
+func (l *itemList) String() string     { return strings.Join(*l, " ") }
+func (l *itemList) Set(s string) error { *l = append(*l, s); return nil }
+
+var tokenRE = regexp.MustCompile(`^tok_[A-Za-z0-9_-]{8,120}$`)
+
+func loadCard(path string) (*CardFile, error) {
+	data, err := secfile.Read(path, maxProfile)
+	if err != nil {
+		if errors.Is(err, secfile.ErrPermissions) {
+			return nil, cli.WithHint(fmt.Errorf("card file %s: %w", path, err), "chmod 600 "+path)
+		}
+		return nil, fmt.Errorf("card file: %w", err)
+	}
+	defer clear(data)
+	var c CardFile
+	if err := strictjson.Decode(data, &c, maxProfile); err != nil {
+		return nil, fmt.Errorf("card file %s: %w", path, err)
+	}
+	if err := keygen.ValidateIdentity(c.Issuer); err != nil || keygen.RoleOf(c.Issuer) != "issuer" {
+		return nil, cli.WithHint(fmt.Errorf("card file %s: issuer must be an issuer:… identity", path), `add "issuer": "issuer:bank.example"`)
+	}
+	return &c, nil
+}
+
+func loadBuyer(stdio cli.Stdio, path string) (*BuyerFile, error) {
+	data, err := cli.ReadInput(stdio, path, maxProfile)
+	if err != nil {
+		return nil, err
+	}
+	var b BuyerFile
+	if err := strictjson.Decode(data, &b, maxProfile); err != nil {
+		return nil, fmt.Errorf("buyer file %s: %w", path, err)
+	}
+	return &b, nil
+}
+
+// lines turns -item flags into order lines priced from the order form.
+func lines(form *merchantapi.OrderForm, items []string) ([]order.Item, int64, error) {
+	var out []order.Item
+	var total int64
+	seen := map[string]bool{}
+	for _, s := range items {
+		sku, q, ok := strings.Cut(s, "=")
+		if !ok {
+			q = "1"
+		}
+		qty, err := strconv.ParseInt(q, 10, 64)
+		if err != nil || qty < 1 || qty > 10000 {
+			return nil, 0, cli.Usagef("write -item SKU=QTY with 1 ≤ QTY ≤ 10000", "-item %q: bad quantity", s)
+		}
+		p, found := form.Product(sku)
+		if !found {
+			return nil, 0, cli.WithHint(fmt.Errorf("%s has no product %q", form.Merchant, sku), "see the catalog with -list")
+		}
+		if seen[sku] {
+			return nil, 0, cli.Usagef("give each SKU once", "-item %s given twice", sku)
+		}
+		seen[sku] = true
+		line := qty * p.UnitPrice
+		if p.UnitPrice != 0 && line/p.UnitPrice != qty || total+line < total {
+			return nil, 0, errors.New("order total overflows")
+		}
+		total += line
+		out = append(out, order.Item{SKU: p.SKU, Name: p.Name, Qty: qty, UnitPrice: p.UnitPrice})
+	}
+	return out, total, nil
+}
+
+func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "order", "-merchant URL -key FILE -card FILE -buyer FILE -item SKU=QTY… -ship-to LABEL|TOKEN [-vault-url URL]", stdio,
+		"cardholder order -merchant http://127.0.0.1:8080 -key alice.key -card card.json -buyer me.json -item MUG-01=2 -ship-to home -vault-url http://127.0.0.1:8443",
+		"cardholder order -merchant http://127.0.0.1:8080 -list")
+	merchantURL := fs.String("merchant", "", "merchant base URL")
+	merchantID := fs.String("merchant-id", "", "pin the merchant identity (default: as the order form says)")
+	keyPath := fs.String("key", "", "your cardholder key file")
+	cardPath := fs.String("card", "", "card JSON file (0600): number, expiry, optional cvc, issuer")
+	buyerPath := fs.String("buyer", "", "buyer JSON: name, phone, email")
+	var items itemList
+	fs.Var(&items, "item", "SKU=QTY (repeatable)")
+	shipTo := fs.String("ship-to", "", "an address label of yours in the vault, or a token (yours or a shareable gift token)")
+	shipToFile := fs.String("ship-to-address", "", "an inline address JSON instead (the carrier deposits it in the vault)")
+	vaultURL := fs.String("vault-url", "", "vault base URL (to resolve a label)")
+	recName := fs.String("recipient-name", "", "recipient name (default: buyer)")
+	recPhone := fs.String("recipient-phone", "", "recipient phone (default: buyer)")
+	installments := fs.Int("installments", 1, "payment plan: number of installments")
+	gift := fs.String("gift-note", "", "a note for the recipient (the carrier prints it)")
+	preview := fs.Bool("preview", false, "show who would see what, then stop without sending")
+	list := fs.Bool("list", false, "print the merchant's order form and stop")
+	wait := fs.Duration("wait", 60*time.Second, "follow the order this long (0: do not follow)")
+	asJSON := fs.Bool("json", false, "print the final status as JSON")
+	life := fs.Duration("lifetime", order.DefaultLifetime, "how long the bundle stays valid")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "merchant"); err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if *list {
+		mc, err := merchantapi.NewClient(nil, *merchantURL, *merchantID, hc)
+		if err != nil {
+			return err
+		}
+		form, err := mc.OrderForm(ctx)
+		if err != nil {
+			return reachErr("merchant", err)
+		}
+		return printForm(stdio.Out, form)
+	}
+	if err := cli.Require(fs, "key", "card", "buyer", "item"); err != nil {
+		return err
+	}
+	if (*shipTo == "") == (*shipToFile == "") {
+		return cli.Usagef("give -ship-to LABEL|TOKEN or -ship-to-address FILE", "exactly one destination is needed")
+	}
+	key, err := keygen.LoadPartyKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	defer key.Destroy()
+	if keygen.RoleOf(key.Identity()) != "cardholder" {
+		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a cardholder", *keyPath, key.Identity()), "use your cardholder key")
+	}
+	keys := keygen.NewCache(key, 8)
+	card, err := loadCard(*cardPath)
+	if err != nil {
+		return err
+	}
+	defer func() { card.Number, card.CVC = "", "" }()
+	buyer, err := loadBuyer(stdio, *buyerPath)
+	if err != nil {
+		return err
+	}
+	mc, err := merchantapi.NewClient(keys, *merchantURL, *merchantID, hc)
+	if err != nil {
+		return err
+	}
+	form, err := mc.OrderForm(ctx)
+	if err != nil {
+		return reachErr("merchant", err)
+	}
+	if !contains(form.Issuers, card.Issuer) {
+		return cli.WithHint(fmt.Errorf("%s does not accept cards of %s", form.Merchant, card.Issuer), "accepted: "+strings.Join(form.Issuers, ", "))
+	}
+	its, total, err := lines(form, items)
+	if err != nil {
+		return err
+	}
+	o := &order.Order{
+		Buyer:     order.Buyer{Name: buyer.Name, Phone: buyer.Phone, Email: buyer.Email},
+		Card:      order.Card{Number: card.Number, Expiry: card.Expiry, CVC: card.CVC},
+		Items:     its,
+		Total:     total,
+		Currency:  form.Currency,
+		Plan:      order.Plan{Installments: *installments},
+		Recipient: order.Recipient{Name: or(*recName, buyer.Name), Phone: or(*recPhone, buyer.Phone)},
+		GiftNote:  *gift,
+	}
+	parties := order.Parties{Merchant: form.Merchant, Issuer: card.Issuer, Carrier: form.Carrier}
+	if *shipToFile != "" {
+		data, err := cli.ReadInput(stdio, *shipToFile, maxProfile)
+		if err != nil {
+			return err
+		}
+		var a order.Address
+		if err := strictjson.Decode(data, &a, maxProfile); err != nil {
+			return fmt.Errorf("address file %s: %w", *shipToFile, err)
+		}
+		o.ShipTo.Address = &a
+	} else {
+		token, err := resolveShipTo(ctx, keys, *shipTo, *vaultURL, form.Vault, hc)
+		if err != nil {
+			return err
+		}
+		o.ShipTo.Token = token
+		parties.Vault = form.Vault
+	}
+	if err := o.Validate(time.Now()); err != nil {
+		return err
+	}
+	if *preview {
+		order.WritePreview(stdio.Out, order.DefaultPolicy().Preview(o))
+		if parties.Vault != "" {
+			fmt.Fprintf(stdio.Out, "vault (%s): the ship-to token, merchant, carrier and order id: a grant for %s to print this one label\n", parties.Vault, parties.Carrier)
+		}
+		fmt.Fprintf(stdio.Err, "%s: preview only; nothing was sent\n", prog)
+		return nil
+	}
+	b, err := order.Seal(o, keys, parties, order.SealOptions{Lifetime: *life})
+	if err != nil {
+		return err
+	}
+	acc, err := mc.Submit(ctx, b)
+	if err != nil {
+		// A lost answer leaves the order unknown: the same bundle can be sent
+		// again safely, so try once more before giving up.
+		var p *rfc9457.Problem
+		if !errors.As(err, &p) {
+			acc, err = mc.Submit(ctx, b)
+		}
+		if err != nil {
+			return reachErr("merchant", err)
+		}
+	}
+	fmt.Fprintf(stdio.Out, "%s\n", acc.OrderID)
+	fmt.Fprintf(stdio.Err, "%s: order %s accepted by %s (%d %s); the merchant cannot read your card or address\n",
+		prog, acc.OrderID, form.Merchant, total, form.Currency)
+	if *wait <= 0 {
+		return nil
+	}
+	st, err := follow(ctx, mc, acc.OrderID, *wait, stdio)
+	if err != nil {
+		return err
+	}
+	return settle(st, *asJSON, stdio)
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveShipTo returns the token for a label of the caller's own, or the
+// token itself (the caller's, or a shareable one given as a gift).
+func resolveShipTo(ctx context.Context, keys *keygen.Cache, shipTo, vaultURL, vault string, hc *http.Client) (string, error) {
+	if tokenRE.MatchString(shipTo) {
+		return shipTo, nil
+	}
+	if vaultURL == "" {
+		return "", cli.Usagef("add -vault-url URL to look the label up, or give the token itself", "%q is a label, not a token", shipTo)
+	}
+	vc, err := vaultapi.NewClient(keys, vaultURL, vault, hc)
+	if err != nil {
+		return "", err
+	}
+	entries, err := vc.List(ctx)
+	if err != nil {
+		return "", reachErr("vault", err)
+	}
+	for _, e := range entries {
+		if e.Label == shipTo && e.Type == vaultapi.TypeAddress && e.ReplacedBy == "" {
+			return e.Token, nil
+		}
+	}
+	return "", cli.WithHint(fmt.Errorf("no address labelled %q in %s", shipTo, vault), "cardholder address list shows your labels")
+}
+
+// reachErr names the party a request failed at.
+func reachErr(party string, err error) error {
+	var p *rfc9457.Problem
+	if errors.As(err, &p) {
+		return fmt.Errorf("%s refused: %s (%s)", party, p.Detail, p.Code)
+	}
+	return cli.WithHint(fmt.Errorf("%s unreachable: %w", party, err), "check the URL and that the "+party+" is running")
+}
+
+// follow polls the order's status until it settles or wait runs out,
+// writing each new timeline entry (and, on a terminal, a spinner) to stderr.
+func follow(ctx context.Context, mc *merchantapi.Client, id string, wait time.Duration, stdio cli.Stdio) (*merchantapi.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tty := false
+	if f, ok := stdio.Err.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	spin := []rune("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+	shown, delay, tick := 0, 100*time.Millisecond, 0
+	var last *merchantapi.Status
+	for {
+		st, err := mc.Status(ctx, id)
+		if err == nil {
+			if tty {
+				fmt.Fprint(stdio.Err, "\r\033[K")
+			}
+			for ; shown < len(st.Timeline); shown++ {
+				e := st.Timeline[shown]
+				fmt.Fprintf(stdio.Err, "%s: %s  %-10s %s\n", prog, e.At, e.State, e.Detail)
+			}
+			last = st
+			if merchantapi.Settled(st.State) {
+				return st, nil
+			}
+		}
+		if tty && last != nil {
+			fmt.Fprintf(stdio.Err, "\r%c %s…", spin[tick%len(spin)], last.State)
+			tick++
+		}
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprint(stdio.Err, "\r\033[K")
+			}
+			state := "unknown"
+			if last != nil {
+				state = last.State
+			}
+			if err != nil {
+				return nil, reachErr("merchant", err)
+			}
+			return nil, cli.WithHint(fmt.Errorf("order %s still %s after %s", id, state, wait), "follow it with: cardholder status "+id)
+		case <-time.After(delay):
+		}
+		delay = min(delay*3/2, time.Second)
+	}
+}
+
+// settle prints the final status and turns a decline or failure into an error.
+func settle(st *merchantapi.Status, asJSON bool, stdio cli.Stdio) error {
+	if asJSON {
+		if err := json.NewEncoder(stdio.Out).Encode(st); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdio.Out, "%s %s", st.OrderID, st.State)
+		if st.Tracking != "" {
+			fmt.Fprintf(stdio.Out, " %s", st.Tracking)
+		}
+		if st.Reason != "" {
+			fmt.Fprintf(stdio.Out, " %s", st.Reason)
+		}
+		fmt.Fprintln(stdio.Out)
+	}
+	switch st.State {
+	case merchantapi.StateDeclined:
+		return fmt.Errorf("order %s declined by the issuer: %s", st.OrderID, st.Reason)
+	case merchantapi.StateFailed:
+		return fmt.Errorf("order %s failed: %s", st.OrderID, st.Reason)
+	}
+	return nil
+}
+
+func cmdStatus(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "status", "ORDER -merchant URL -key FILE [-json] [-wait D]", stdio,
+		"cardholder status ord_… -merchant http://127.0.0.1:8080 -key alice.key")
+	merchantURL := fs.String("merchant", "", "merchant base URL")
+	merchantID := fs.String("merchant-id", "", "pin the merchant identity")
+	keyPath := fs.String("key", "", "your cardholder key file")
+	asJSON := fs.Bool("json", false, "JSON output")
+	wait := fs.Duration("wait", 0, "follow the order this long until it settles")
+	id := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		return cli.Usagef("cardholder status ORDER -merchant URL -key FILE", "name the order")
+	}
+	if err := cli.Require(fs, "merchant", "key"); err != nil {
+		return err
+	}
+	key, err := keygen.LoadPartyKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	defer key.Destroy()
+	mc, err := merchantapi.NewClient(keygen.NewCache(key, 4), *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	var st *merchantapi.Status
+	if *wait > 0 {
+		if st, err = follow(ctx, mc, id, *wait, stdio); err != nil {
+			return err
+		}
+		return settle(st, *asJSON, stdio)
+	}
+	if st, err = mc.Status(ctx, id); err != nil {
+		return reachErr("merchant", err)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdio.Out).Encode(st)
+	}
+	printStatus(stdio.Out, st)
+	return nil
+}
+
+func printStatus(w io.Writer, st *merchantapi.Status) {
+	fmt.Fprintf(w, "order     %s\nstate     %s\n", st.OrderID, st.State)
+	if st.Reason != "" {
+		fmt.Fprintf(w, "reason    %s\n", st.Reason)
+	}
+	fmt.Fprintf(w, "total     %d %s\n", st.Total, st.Currency)
+	if st.AuthCode != "" {
+		fmt.Fprintf(w, "auth code %s\n", st.AuthCode)
+	}
+	if st.Tracking != "" {
+		fmt.Fprintf(w, "tracking  %s (%s)\n", st.Tracking, st.Carrier)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nAT\tSTATE\tDETAIL")
+	for _, e := range st.Timeline {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.At, e.State, e.Detail)
+	}
+	tw.Flush()
+}
+
+func printForm(w io.Writer, f *merchantapi.OrderForm) error {
+	fmt.Fprintf(w, "merchant  %s\ncarrier   %s\nissuers   %s\nvault     %s\ncurrency  %s\n\n", f.Merchant, f.Carrier,
+		strings.Join(f.Issuers, ", "), f.Vault, f.Currency)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SKU\tNAME\tUNIT PRICE")
+	for _, p := range f.Catalog {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", p.SKU, p.Name, p.UnitPrice)
+	}
+	return tw.Flush()
+}
