@@ -1,0 +1,31 @@
+// Package store is the card issuer's persistence (DESIGN.md §6.5, §8): the
+// cards it issued and every authorization it answered, in one SQLite
+// database (internal/sqlitex: WAL, synchronous=FULL, numbered migrations run
+// at Open, file created 0600).
+//
+// # Card numbers
+//
+// A card number never rests in clear. The card key (its own 0600 file,
+// CreateCardKey / LoadCardKey, never in the database) yields sub-keys by
+// HKDF-Expand with one label each:
+//
+//   - "orderseal-v1-issuer-card-seal": XChaCha20-Poly1305 key; each number
+//     is sealed with a random 24-byte nonce and AAD = card id, so a
+//     ciphertext moved to another row does not open;
+//   - "orderseal-v1-issuer-card-lookup": HMAC-SHA256 key; the keyed hash
+//     of the number is the unique lookup column, unlinkable without the key;
+//   - "orderseal-v1-issuer-card-keycheck": an HMAC stored once in the
+//     database, so a database opened with another card key is refused
+//     (ErrWrongKey) instead of answering "not enrolled" for every card.
+//
+// Only the last four digits are kept in clear. The CVC is never stored: the
+// store's API has no place for it.
+//
+// # Authorizations
+//
+// Authorize runs in one BEGIN IMMEDIATE transaction: it looks up the
+// (merchant, order id) row, decides and debits, and records the answer,
+// declines included. Concurrent retries of one bundle therefore debit once
+// and all get the same answer; a different bundle under a used order id is
+// refused with ErrOrderIDReused. Void releases an approved hold once.
+package store
