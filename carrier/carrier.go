@@ -1,4 +1,11 @@
-// Package carrier is the carrier of orderseal (DESIGN.md §6.6): it opens the delivery section and books shipments.
+// Package carrier is the carrier of orderseal (DESIGN.md §6.6): a daemon that
+// opens the delivery section of a relayed bundle, books the shipment under an
+// S10 tracking number, keeps only a vault token for the destination (an
+// inline address is deposited in the vault first, as the carrier's own
+// token), sends tracking events back to the merchant through a durable
+// outbox, and prints labels by revealing the address from the vault for the
+// moment of rendering — the image is written where the operator says and
+// stored nowhere else.
 package carrier
 
 import (
@@ -16,6 +23,21 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 	return cli.Dispatch(prog, stdio, args, []cli.Command{
 		{Name: "open", Summary: "open the carrier section of a bundle read from stdin", Run: func(a []string) error {
 			return partycli.Open(prog, order.RoleCarrier, a, stdio)
+		}},
+		{Name: "serve", Summary: "serve bookings on signed requests and deliver tracking events", Run: func(a []string) error {
+			return cmdServe(ctx, a, stdio)
+		}},
+		{Name: "event", Summary: "record a tracking event; the daemon delivers it to the merchant", Run: func(a []string) error {
+			return cmdEvent(ctx, a, stdio)
+		}},
+		{Name: "label", Summary: "print a shipping label (PNG) with the address revealed by the vault", Run: func(a []string) error {
+			return cmdLabel(ctx, a, stdio)
+		}},
+		{Name: "shipments", Summary: "list shipments (no addresses: the carrier holds none)", Run: func(a []string) error {
+			return cmdShipments(ctx, a, stdio)
+		}},
+		{Name: "track", Summary: "show a shipment's events and whether each reached the merchant", Run: func(a []string) error {
+			return cmdTrack(ctx, a, stdio)
 		}},
 	})
 }

@@ -1,0 +1,382 @@
+package carrier
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"orderseal/carrier/api"
+	"orderseal/carrier/store"
+	"orderseal/internal/cli"
+	"orderseal/internal/problem/rfc9457"
+	"orderseal/internal/strictjson"
+	"orderseal/internal/web"
+	"orderseal/keygen"
+	"orderseal/order"
+	vaultapi "orderseal/vault/api"
+)
+
+// HTTPTimeout bounds every call the carrier makes to the vault or a merchant.
+const HTTPTimeout = 15 * time.Second
+
+// loadCarrierKey loads a party key and checks it is a carrier's.
+func loadCarrierKey(path string) (*keygen.PartyKey, error) {
+	key, err := keygen.LoadPartyKey(path)
+	if err != nil {
+		return nil, err
+	}
+	if keygen.RoleOf(key.Identity()) != "carrier" {
+		id := key.Identity()
+		key.Destroy()
+		return nil, cli.WithHint(fmt.Errorf("%s is the key of %s, not of a carrier", path, id), "issue a carrier:… key with keygen")
+	}
+	return key, nil
+}
+
+// vaultClient is the carrier's client of the vault at base.
+func vaultClient(keys *keygen.Cache, base, id string) (*vaultapi.Client, error) {
+	c, err := vaultapi.NewClient(keys, base, id, &http.Client{Timeout: HTTPTimeout})
+	if err != nil {
+		return nil, cli.Usagef("pass -vault-url http://host:port and -vault vault:<name>", "%v", err)
+	}
+	return c, nil
+}
+
+// parseWithTracking parses args holding one tracking number, before or
+// after the flags, and returns it upper-cased and checked.
+func parseWithTracking(fs *flag.FlagSet, args []string) (string, error) {
+	var tracking string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		tracking, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", err
+		}
+		return "", &cli.Error{Err: err, Code: cli.ExitUsage, Hint: "run '" + fs.Name() + " -h' for usage"}
+	}
+	rest := fs.Args()
+	if tracking == "" && len(rest) > 0 {
+		tracking, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return "", cli.Usagef("run '"+fs.Name()+" -h' for usage", "unexpected argument %q", rest[0])
+	}
+	if tracking == "" {
+		return "", cli.Usagef("run '"+fs.Name()+" -h' for usage", "a tracking number is required")
+	}
+	tracking = strings.ToUpper(tracking)
+	if err := api.ValidateTracking(tracking); err != nil {
+		return "", cli.Usagef("tracking numbers look like OS123456785DE (see 'carrier shipments')", "%q: %v", tracking, err)
+	}
+	return tracking, nil
+}
+
+func openHint(err error, path string) error {
+	if errors.Is(err, store.ErrNotMigrated) {
+		return cli.WithHint(err, "run 'carrier serve -db "+path+"' once so it creates the database")
+	}
+	return cli.WithHint(err, "check -db: it must be the database of 'carrier serve'")
+}
+
+func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -vault-url URL -vault ID [-listen ADDR] [-addr-file FILE] [-country CC]", stdio,
+		prog+" serve -key carrier.parcel.example.key -db carrier.db -vault-url http://127.0.0.1:8443 -vault vault:vault.shop.example")
+	keyPath := fs.String("key", "", "the carrier's party key file")
+	dbPath := fs.String("db", "", "carrier database (created on first start)")
+	vaultURL := fs.String("vault-url", "", "base URL of the vault")
+	vaultID := fs.String("vault", "", "identity of the vault, vault:<name>")
+	listen := fs.String("listen", "127.0.0.1:8445", "address to listen on (port 0: any free port)")
+	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
+	country := fs.String("country", "DE", "ISO 3166-1 country in new tracking numbers")
+	poll := fs.Duration("event-poll", DefaultEventPoll, "how often to look for tracking events to deliver")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "key", "db", "vault-url", "vault"); err != nil {
+		return err
+	}
+	if *poll < 10*time.Millisecond || *poll > time.Minute {
+		return cli.Usagef("pick -event-poll between 10ms and 1m", "-event-poll %s is out of range", *poll)
+	}
+	key, err := loadCarrierKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	keys := keygen.NewCache(key, 4096)
+	vc, err := vaultClient(keys, *vaultURL, *vaultID)
+	if err != nil {
+		return err
+	}
+	logger := web.Logger(stdio.Err, "carrier").With("identity", key.Identity())
+	st, err := store.Open(ctx, store.Config{Path: *dbPath, Country: strings.ToUpper(*country)})
+	if err != nil {
+		return cli.WithHint(err, "check -db and -country")
+	}
+	defer st.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runner := NewRunner(keys, st, &http.Client{Timeout: HTTPTimeout}, logger)
+	runner.Poll = *poll
+	done := make(chan struct{})
+	go func() { defer close(done); runner.Run(ctx) }()
+	srv := NewServer(keys, st, vc, Options{Logger: logger})
+	err = web.Serve(ctx, *listen, *addrFile, srv.Handler(), logger)
+	cancel()
+	<-done
+	return err
+}
+
+func cmdEvent(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "event", "TRACKING -status STATUS [-note TEXT] -db FILE", stdio,
+		prog+" event OS123456785DE -status in-transit -note 'hub Leipzig' -db carrier.db")
+	status := fs.String("status", "", "new status: "+strings.Join(api.EventStatuses, ", "))
+	note := fs.String("note", "", "one line for the merchant, at most 200 bytes")
+	dbPath := fs.String("db", "", "the daemon's carrier database")
+	tracking, err := parseWithTracking(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "status", "db"); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Config{Path: *dbPath, MustExist: true})
+	if err != nil {
+		return openHint(err, *dbPath)
+	}
+	defer st.Close()
+	ev, err := st.AddEvent(ctx, tracking, *status, *note)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return cli.WithHint(fmt.Errorf("no shipment %s", tracking), "list shipments with 'carrier shipments -db "+*dbPath+"'")
+	case errors.Is(err, store.ErrTransition):
+		return cli.WithHint(err, "a delivered parcel can only be returned; a returned one takes no more events")
+	case errors.Is(err, store.ErrInvalid):
+		return cli.Usagef("statuses: "+strings.Join(api.EventStatuses, ", "), "%v", err)
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(stdio.Out, "%s\t%d\t%s\t%s\n", ev.Tracking, ev.Seq, ev.Status, ev.At.Format(store.TimeLayout))
+	fmt.Fprintf(stdio.Err, "%s: event %d recorded; the daemon delivers it to the merchant\n", prog, ev.Seq)
+	return nil
+}
+
+func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "label", "TRACKING -o FILE.png -db FILE -key FILE -vault-url URL -vault ID", stdio,
+		prog+" label OS123456785DE -o label.png -db carrier.db -key carrier.parcel.example.key -vault-url http://127.0.0.1:8443 -vault vault:vault.shop.example",
+		prog+" label OS123456785DE -o - ... | lpr   (PNG on stdout)")
+	out := fs.String("o", "", "PNG file to create (0600, never overwritten); '-' for stdout")
+	dbPath := fs.String("db", "", "the carrier database (opened read-only)")
+	keyPath := fs.String("key", "", "the carrier's party key file")
+	vaultURL := fs.String("vault-url", "", "base URL of the vault")
+	vaultID := fs.String("vault", "", "identity of the vault, vault:<name>")
+	tracking, err := parseWithTracking(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "o", "db", "key", "vault-url", "vault"); err != nil {
+		return err
+	}
+	if *out != "-" {
+		if _, err := os.Lstat(*out); err == nil {
+			return cli.WithHint(fmt.Errorf("%s exists", *out), "labels are never overwritten; remove it or pick another -o")
+		}
+	}
+	key, err := loadCarrierKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	defer key.Destroy()
+	keys := keygen.NewCache(key, 4)
+	vc, err := vaultClient(keys, *vaultURL, *vaultID)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Config{Path: *dbPath, ReadOnly: true})
+	if err != nil {
+		return openHint(err, *dbPath)
+	}
+	sh, err := st.Lookup(ctx, tracking)
+	st.Close()
+	if errors.Is(err, store.ErrNotFound) {
+		return cli.WithHint(fmt.Errorf("no shipment %s", tracking), "list shipments with 'carrier shipments -db "+*dbPath+"'")
+	}
+	if err != nil {
+		return err
+	}
+	var value []byte
+	if sh.Source == store.Deposited {
+		value, err = vc.RevealOwn(ctx, sh.ShipToken)
+	} else {
+		value, err = vc.RevealGranted(ctx, sh.ShipToken, sh.OrderID, sh.Invoice)
+	}
+	if err != nil {
+		return revealHint(err)
+	}
+	defer clear(value)
+	var addr order.Address
+	if err := strictjson.Decode(value, &addr, vaultapi.MaxValueSize); err != nil {
+		return fmt.Errorf("the vault's value for %s is not an address", tracking)
+	}
+	var png bytes.Buffer
+	err = WriteLabelPNG(&png, Label{Carrier: key.Identity(), Sender: sh.Merchant, Recipient: sh.RecipientName,
+		Address: addr, Tracking: sh.Tracking, OrderID: sh.OrderID, Booked: sh.Booked})
+	addr = order.Address{}
+	if err != nil {
+		return err
+	}
+	defer clear(png.Bytes())
+	if *out == "-" {
+		_, err := stdio.Out.Write(png.Bytes())
+		return err
+	}
+	if err := writeNew(*out, png.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Err, "%s: label for %s written to %s (0600); it is stored nowhere else\n", prog, sh.Tracking, *out)
+	return nil
+}
+
+// revealHint explains the vault's refusals to the operator.
+func revealHint(err error) error {
+	var p *rfc9457.Problem
+	if errors.As(err, &p) {
+		switch p.Code {
+		case "no-grant", "grant-expired", "grant-used-up", "invoice-mismatch":
+			return cli.WithHint(fmt.Errorf("the vault refused to reveal the address: %s", p.Code),
+				"the cardholder's grant is bound to this order and invoice, for a few prints within its validity; ask the merchant")
+		case "unknown-token", "token-expired":
+			return cli.WithHint(fmt.Errorf("the vault refused to reveal the address: %s", p.Code), "the token is gone; ask the merchant for a new booking")
+		}
+	}
+	return cli.WithHint(fmt.Errorf("revealing the address: %w", err), "check -vault-url, -vault and that the vault is running")
+}
+
+// writeNew creates path 0600, failing if it exists, and syncs it.
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+// shipmentRow is one line of 'carrier shipments -json'.
+type shipmentRow struct {
+	Tracking string `json:"tracking"`
+	Merchant string `json:"merchant"`
+	OrderID  string `json:"order_id"`
+	Status   string `json:"status"`
+	Booked   string `json:"booked"`
+}
+
+func cmdShipments(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "shipments", "-db FILE [-json]", stdio, prog+" shipments -db carrier.db", prog+" shipments -db carrier.db -json")
+	dbPath := fs.String("db", "", "the carrier database (opened read-only)")
+	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "db"); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Config{Path: *dbPath, ReadOnly: true})
+	if err != nil {
+		return openHint(err, *dbPath)
+	}
+	defer st.Close()
+	list, err := st.List(ctx)
+	if err != nil {
+		return err
+	}
+	rows := make([]shipmentRow, 0, len(list))
+	for _, sh := range list {
+		rows = append(rows, shipmentRow{sh.Tracking, sh.Merchant, sh.OrderID, sh.Status, sh.Booked.Format(store.TimeLayout)})
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdio.Out, "%s\n", b)
+		return err
+	}
+	tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TRACKING\tMERCHANT\tORDER\tSTATUS\tBOOKED")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Tracking, r.Merchant, r.OrderID, r.Status, r.Booked)
+	}
+	return tw.Flush()
+}
+
+// eventRow is one line of 'carrier track -json'.
+type eventRow struct {
+	Seq       int64  `json:"seq"`
+	Status    string `json:"status"`
+	At        string `json:"at"`
+	Note      string `json:"note,omitempty"`
+	Delivered string `json:"delivery"` // outbox state: pending, done, failed
+}
+
+func cmdTrack(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "track", "TRACKING -db FILE [-json]", stdio, prog+" track OS123456785DE -db carrier.db")
+	dbPath := fs.String("db", "", "the carrier database (opened read-only)")
+	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
+	tracking, err := parseWithTracking(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "db"); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Config{Path: *dbPath, ReadOnly: true})
+	if err != nil {
+		return openHint(err, *dbPath)
+	}
+	defer st.Close()
+	if _, err := st.Lookup(ctx, tracking); errors.Is(err, store.ErrNotFound) {
+		return cli.WithHint(fmt.Errorf("no shipment %s", tracking), "list shipments with 'carrier shipments -db "+*dbPath+"'")
+	} else if err != nil {
+		return err
+	}
+	evs, states, err := st.Events(ctx, tracking)
+	if err != nil {
+		return err
+	}
+	rows := make([]eventRow, 0, len(evs))
+	for i, ev := range evs {
+		rows = append(rows, eventRow{ev.Seq, ev.Status, ev.At.Format(store.TimeLayout), ev.Note, states[i]})
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdio.Out, "%s\n", b)
+		return err
+	}
+	tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tSTATUS\tAT\tDELIVERY\tNOTE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Seq, r.Status, r.At, r.Delivered, r.Note)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,189 @@
+package carrier
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"orderseal/carrier/api"
+	"orderseal/carrier/store"
+	"orderseal/internal/problem"
+	"orderseal/internal/signedhttp"
+	"orderseal/internal/web"
+	"orderseal/internal/wire"
+	"orderseal/keygen"
+	"orderseal/order"
+	vaultapi "orderseal/vault/api"
+)
+
+// Depositor is the part of the vault client booking needs: deposit an
+// inline address as the carrier's own token. *vaultapi.Client is one.
+type Depositor interface {
+	Register(ctx context.Context, typ, label string, shareable bool, value []byte) (*vaultapi.RegisterResponse, error)
+}
+
+// Server is the carrier's HTTP API: merchants book shipments on it.
+type Server struct {
+	keys   *keygen.Cache
+	store  *store.Store
+	vault  Depositor
+	logger *slog.Logger
+	now    func() time.Time
+	echo   *echo.Echo
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger   *slog.Logger     // nil: discard; never given addresses
+	Now      func() time.Time // nil: time.Now; bundle validity is judged by it
+	Verifier []signedhttp.Option
+}
+
+// NewServer wires the routes behind the signed-request verifier. vault
+// receives inline addresses, so that the carrier stores only tokens.
+func NewServer(keys *keygen.Cache, st *store.Store, vault Depositor, opt Options) *Server {
+	if keygen.RoleOf(keys.Identity()) != "carrier" {
+		panic("carrier: NewServer with the key of " + keys.Identity())
+	}
+	s := &Server{keys: keys, store: st, vault: vault, logger: opt.Logger, now: opt.Now}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxBody), signedhttp.WithLogger(s.logger)}, opt.Verifier...)
+	e := web.New(s.logger)
+	e.Use(signedhttp.NewVerifier(keys, vopts...).Middleware())
+	e.PUT(api.PathShipments+":order_id", s.book, signedhttp.Allow("merchant"))
+	s.echo = e
+	return s
+}
+
+// Handler is the carrier's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+func refuse(status int, code, title, detail string) error {
+	return problem.New(status, code, title, detail)
+}
+
+// shipmentOut is the wire answer for sh.
+func shipmentOut(sh store.Shipment) api.Shipment {
+	return api.Shipment{OrderID: sh.OrderID, HeaderHash: wire.B64(sh.HeaderHash[:]), Tracking: sh.Tracking,
+		Status: sh.Status, Booked: sh.Booked.Format(store.TimeLayout)}
+}
+
+// checkEventsURL accepts only absolute http(s) URLs without credentials.
+func checkEventsURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.Fragment == ""
+}
+
+// book is PUT /v1/shipments/:order_id. Checks run cheapest first, and
+// nothing is stored (nor deposited) until every one has passed.
+func (s *Server) book(c echo.Context) error {
+	ctx := c.Request().Context()
+	merchant := signedhttp.Caller(c)
+	var req api.BookingRequest
+	if err := web.Bind(c, &req, api.MaxBody); err != nil {
+		return err
+	}
+	if !checkEventsURL(req.EventsURL) {
+		return refuse(http.StatusUnprocessableEntity, api.CodeEventsURL, "Bad events URL",
+			"events_url must be an absolute http or https URL without credentials or fragment.")
+	}
+	b, err := order.ParseBundle(req.Bundle)
+	if err != nil {
+		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", err.Error())
+	}
+	if b.Parties[order.RoleCarrier] != s.keys.Identity() {
+		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", "The bundle names another carrier.")
+	}
+	if b.Parties[order.RoleMerchant] != merchant {
+		return refuse(http.StatusForbidden, api.CodeWrongMerchant, "Wrong merchant", "The bundle was sealed for another merchant.")
+	}
+	if c.Param("order_id") != b.OrderID {
+		return refuse(http.StatusBadRequest, api.CodeOrderIDMismatch, "Order id mismatch", "The path and the bundle name different orders.")
+	}
+	hH := b.HeaderHash()
+
+	// A booked order answers before the bundle's window is judged again: a
+	// retry of an acknowledged booking gets the same answer even late.
+	switch old, err := s.store.ByOrder(ctx, merchant, b.OrderID); {
+	case err == nil:
+		if old.HeaderHash != hH || old.Invoice != req.Invoice || old.EventsURL != req.EventsURL {
+			return refuse(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
+				"This order id is booked with another bundle, invoice or events URL.")
+		}
+		return c.JSON(http.StatusOK, shipmentOut(old))
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+
+	switch err := b.CheckTime(s.now()); {
+	case errors.Is(err, order.ErrExpired):
+		return refuse(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed.")
+	case errors.Is(err, order.ErrNotYetValid):
+		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", "The bundle was created in the future; check clocks.")
+	case err != nil:
+		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", err.Error())
+	}
+	sec, err := order.Open(b, s.keys, order.RoleCarrier, order.OpenOptions{Now: s.now()})
+	if err != nil {
+		if errors.Is(err, order.ErrExpired) {
+			return refuse(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed.")
+		}
+		return refuse(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused", "The carrier section does not open: "+err.Error())
+	}
+	sh := store.Shipment{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Invoice: req.Invoice,
+		GiftNote: sec.GiftNote, EventsURL: req.EventsURL}
+	if r := sec.Recipient; r != nil {
+		sh.RecipientName, sh.RecipientPhone = r.Name, r.Phone
+	}
+	switch {
+	case sec.ShipToken != "" && sec.ShipTo != nil:
+		return refuse(http.StatusUnprocessableEntity, api.CodeNoDestination, "Ambiguous destination",
+			"The carrier section names both a token and an address; it must name exactly one.")
+	case sec.ShipToken != "":
+		sh.ShipToken, sh.Source = sec.ShipToken, store.Granted
+	case sec.ShipTo != nil:
+		norm, err := vaultapi.NormalizeAddress(*sec.ShipTo)
+		if err != nil {
+			return refuse(http.StatusUnprocessableEntity, api.CodeAddressInvalid, "Address invalid",
+				"The inline address is not a valid postal address.")
+		}
+		// The address rests in the vault, under the carrier's own name,
+		// before anything is stored here; the database keeps the token.
+		res, err := s.vault.Register(ctx, vaultapi.TypeAddress, b.OrderID, false, norm)
+		clear(norm)
+		if err != nil {
+			s.logger.Warn("vault deposit failed", "order_id", b.OrderID, "merchant", merchant, "err", err)
+			return problem.New(http.StatusServiceUnavailable, api.CodeVaultDeposit, "Vault unavailable",
+				"The inline address could not be deposited in the vault; retry later.").WithInternal(err)
+		}
+		sh.ShipToken, sh.Source = res.Token, store.Deposited
+	default:
+		return refuse(http.StatusUnprocessableEntity, api.CodeNoDestination, "No destination",
+			"The carrier section names neither a ship-to token nor an address.")
+	}
+	booked, created, err := s.store.Book(ctx, sh)
+	if errors.Is(err, store.ErrOrderIDReused) {
+		return refuse(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
+			"This order id is booked with another bundle, invoice or events URL.")
+	}
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		s.logger.Info("shipment booked", "tracking", booked.Tracking, "merchant", merchant, "order_id", booked.OrderID,
+			"source", string(booked.Source))
+	}
+	return c.JSON(status, shipmentOut(booked))
+}

@@ -1,0 +1,265 @@
+package carrier_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"orderseal/carrier/api"
+	"orderseal/carrier/store"
+	"orderseal/internal/wire"
+	"orderseal/order"
+)
+
+const eventsURL = "http://127.0.0.1:9/v1/carrier-events"
+
+// TestBookGrantedToken: a bundle shipped to the cardholder's vault token is
+// booked with that token; the answer echoes hH; a retry gets the same
+// answer; the database keeps the token, the recipient and the invoice.
+func TestBookGrantedToken(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	b, token := e.grantedOrder(t, "INV-1")
+	shop := e.merchant(t, shopID)
+
+	got, err := shop.Book(ctx, b, "INV-1", eventsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hH := b.HeaderHash()
+	if got.OrderID != b.OrderID || got.HeaderHash != wire.B64(hH[:]) || got.Status != api.StatusBooked {
+		t.Fatalf("shipment %+v", got)
+	}
+	if err := api.ValidateTracking(got.Tracking); err != nil || !strings.HasPrefix(got.Tracking, "OS") || !strings.HasSuffix(got.Tracking, "DE") {
+		t.Fatalf("tracking %q: %v", got.Tracking, err)
+	}
+	if booked, err := time.Parse(time.RFC3339, got.Booked); err != nil || time.Since(booked) > time.Minute {
+		t.Fatalf("booked %q %v", got.Booked, err)
+	}
+	again, err := shop.Book(ctx, b, "INV-1", eventsURL)
+	if err != nil || *again != *got {
+		t.Fatalf("retry: %+v %v, want %+v", again, err, got)
+	}
+	sh, err := e.st.Lookup(ctx, got.Tracking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh.ShipToken != token || sh.Source != store.Granted || sh.Merchant != shopID || sh.Invoice != "INV-1" ||
+		sh.RecipientName != "Bob Beispiel" || sh.RecipientPhone != "+4917698765432" || sh.EventsURL != eventsURL || sh.HeaderHash != hH {
+		t.Fatalf("stored %+v", sh)
+	}
+	if list, _ := e.st.List(ctx); len(list) != 1 {
+		t.Fatalf("%d shipments after a retry", len(list))
+	}
+}
+
+// TestBookInlineAddress: an inline address is deposited in the vault as the
+// carrier's own token before booking; the carrier's files hold no trace of
+// it, and a retry deposits nothing new.
+func TestBookInlineAddress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	b := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{})
+	shop := e.merchant(t, shopID)
+	got, err := shop.Book(ctx, b, "INV-7", eventsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := shop.Book(ctx, b, "INV-7", eventsURL)
+	if err != nil || *again != *got {
+		t.Fatalf("retry: %+v %v, want %+v", again, err, got)
+	}
+	sh, err := e.st.Lookup(ctx, got.Tracking)
+	if err != nil || sh.Source != store.Deposited {
+		t.Fatalf("stored %+v %v", sh, err)
+	}
+	// The vault holds it under the carrier's name, labelled with the order.
+	parcel := e.vaultClient(t, parcelID)
+	entries, err := parcel.List(ctx)
+	if err != nil || len(entries) != 1 || entries[0].Token != sh.ShipToken || entries[0].Label != b.OrderID || entries[0].Shareable {
+		t.Fatalf("carrier's vault entries %+v %v", entries, err)
+	}
+	v, err := parcel.RevealOwn(ctx, sh.ShipToken)
+	if err != nil || !strings.Contains(string(v), canaryStreet) {
+		t.Fatalf("reveal own: %v", err)
+	}
+	// Checkpoint nothing: the WAL is scanned as it is, then after a checkpoint.
+	e.assertNoAddress(t)
+	if _, err := e.st.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	e.assertNoAddress(t)
+}
+
+// TestBookReusedOrderID: another bundle, invoice or events URL under a
+// booked order id is refused, and the booking is left as it was.
+func TestBookReusedOrderID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	b := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{OrderID: "ord-reused-1"})
+	shop := e.merchant(t, shopID)
+	first, err := shop.Book(ctx, b, "INV-1", eventsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{OrderID: "ord-reused-1"})
+	_, err = shop.Book(ctx, other, "INV-1", eventsURL)
+	wantProblem(t, err, http.StatusConflict, api.CodeOrderIDReused)
+	_, err = shop.Book(ctx, b, "INV-2", eventsURL)
+	wantProblem(t, err, http.StatusConflict, api.CodeOrderIDReused)
+	_, err = shop.Book(ctx, b, "INV-1", eventsURL+"2")
+	wantProblem(t, err, http.StatusConflict, api.CodeOrderIDReused)
+	// Another merchant may use the same order id for its own order.
+	mine := sealOrder(t, otherShopID, parcelID, "", &inlineAddress, order.SealOptions{OrderID: "ord-reused-1"})
+	theirs, err := e.merchant(t, otherShopID).Book(ctx, mine, "INV-1", eventsURL)
+	if err != nil || theirs.Tracking == first.Tracking {
+		t.Fatalf("other merchant's booking %+v %v", theirs, err)
+	}
+	if again, err := shop.Book(ctx, b, "INV-1", eventsURL); err != nil || *again != *first {
+		t.Fatalf("original retry %+v %v", again, err)
+	}
+}
+
+// TestBookRefusals: every refusal is problem+json with a stable code, and
+// stores nothing, neither here nor in the vault.
+func TestBookRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	now := time.Now()
+	good := func(t *testing.T) *order.Bundle {
+		return sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{})
+	}
+	withSection := func(sec order.Section) func(t *testing.T) (string, string, any) {
+		return func(t *testing.T) (string, string, any) {
+			b := good(t)
+			resealCarrier(t, b, sec)
+			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+		}
+	}
+	tests := []struct {
+		name   string
+		status int
+		code   string
+		req    func(t *testing.T) (caller, orderID string, body any)
+	}{
+		{"a cardholder books", 403, "forbidden-role", func(t *testing.T) (string, string, any) {
+			b := good(t)
+			return aliceID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+		}},
+		{"another carrier books", 403, "forbidden-role", func(t *testing.T) (string, string, any) {
+			b := good(t)
+			return otherCarrierID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+		}},
+		{"an issuer books", 403, "forbidden-role", func(t *testing.T) (string, string, any) {
+			b := good(t)
+			return bankID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+		}},
+		{"oversize body", 413, "body-too-large", func(t *testing.T) (string, string, any) {
+			return shopID, "ord-big", []byte(`{"bundle":"` + strings.Repeat("A", api.MaxBody) + `"}`)
+		}},
+		{"malformed JSON", 400, "malformed-json", func(t *testing.T) (string, string, any) {
+			return shopID, "ord-x", []byte(`{"bundle":`)
+		}},
+		{"unknown field", 400, "malformed-json", func(t *testing.T) (string, string, any) {
+			b := good(t)
+			r := relay(t, b, "INV-1", eventsURL)
+			return shopID, b.OrderID, []byte(`{"bundle":` + string(r.Bundle) + `,"invoice":"INV-1","events_url":"` + eventsURL + `","address":"x"}`)
+		}},
+		{"no invoice", 422, "invalid-request", func(t *testing.T) (string, string, any) {
+			b := good(t)
+			return shopID, b.OrderID, relay(t, b, "", eventsURL)
+		}},
+		{"events URL not http", 422, api.CodeEventsURL, func(t *testing.T) (string, string, any) {
+			b := good(t)
+			return shopID, b.OrderID, relay(t, b, "INV-1", "file:///etc/passwd")
+		}},
+		{"bundle is not a bundle", 400, api.CodeBundleInvalid, func(t *testing.T) (string, string, any) {
+			return shopID, "ord-x", api.BookingRequest{Bundle: json.RawMessage(`{"v":1}`), Invoice: "INV-1", EventsURL: eventsURL}
+		}},
+		{"bundle for another carrier", 400, api.CodeBundleInvalid, func(t *testing.T) (string, string, any) {
+			b := sealOrder(t, shopID, otherCarrierID, "", &inlineAddress, order.SealOptions{})
+			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+		}},
+		{"bundle for another merchant", 403, api.CodeWrongMerchant, func(t *testing.T) (string, string, any) {
+			b := sealOrder(t, otherShopID, parcelID, "", &inlineAddress, order.SealOptions{})
+			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+		}},
+		{"path names another order", 400, api.CodeOrderIDMismatch, func(t *testing.T) (string, string, any) {
+			b := good(t)
+			return shopID, "ord-other", relay(t, b, "INV-1", eventsURL)
+		}},
+		{"expired bundle", 422, api.CodeBundleExpired, func(t *testing.T) (string, string, any) {
+			b := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{Now: now.Add(-3 * time.Hour), Lifetime: time.Hour})
+			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+		}},
+		{"section from another order", 422, api.CodeSectionRefused, func(t *testing.T) (string, string, any) {
+			b, other := good(t), good(t)
+			b.Sections[order.RoleCarrier] = other.Sections[order.RoleCarrier]
+			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+		}},
+		{"section tampered", 422, api.CodeSectionRefused, func(t *testing.T) (string, string, any) {
+			b := good(t)
+			s := b.Sections[order.RoleCarrier]
+			s.CT[3] ^= 1
+			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+		}},
+		{"no carrier section", 422, api.CodeSectionRefused, func(t *testing.T) (string, string, any) {
+			b := good(t)
+			r := relay(t, b, "INV-1", eventsURL)
+			m, err := b.ForRole(order.RoleMerchant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Bundle, _ = m.MarshalJSON()
+			return shopID, b.OrderID, r
+		}},
+		{"no destination", 422, api.CodeNoDestination, withSection(order.Section{Content: order.Content{
+			Recipient: &order.Recipient{Name: "Bob", Phone: "+4917698765432"}}})},
+		{"two destinations", 422, api.CodeNoDestination, withSection(order.Section{Content: order.Content{
+			ShipToken: "tok_7Hq2mXc9LpR4vNw8_adr", ShipTo: &inlineAddress}})},
+		{"address that is not one", 422, api.CodeAddressInvalid, withSection(order.Section{Content: order.Content{
+			ShipTo: &order.Address{Name: "Bob", Line1: canaryStreet, City: canaryCity, Country: "ZZ"}}})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			caller, id, body := tt.req(t)
+			wantProblem(t, e.put(t, caller, id, body), tt.status, tt.code)
+		})
+	}
+	if list, err := e.st.List(context.Background()); err != nil || len(list) != 0 {
+		t.Fatalf("refusals stored %d shipments (%v)", len(list), err)
+	}
+	if entries, err := e.vaultClient(t, parcelID).List(context.Background()); err != nil || len(entries) != 0 {
+		t.Fatalf("refusals deposited %+v (%v)", entries, err)
+	}
+	e.assertNoAddress(t)
+}
+
+// TestBookVaultDown: while the vault cannot take the inline address the
+// booking is refused with 503 and nothing is stored; the merchant's retry
+// once it is back books the order.
+func TestBookVaultDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	b := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{})
+	shop := e.merchant(t, shopID)
+	e.vaultDown.Store(true)
+	_, err := shop.Book(ctx, b, "INV-1", eventsURL)
+	wantProblem(t, err, http.StatusServiceUnavailable, api.CodeVaultDeposit)
+	if list, _ := e.st.List(ctx); len(list) != 0 {
+		t.Fatalf("stored %d shipments while the vault was down", len(list))
+	}
+	e.vaultDown.Store(false)
+	got, err := shop.Book(ctx, b, "INV-1", eventsURL)
+	if err != nil || got.Status != api.StatusBooked {
+		t.Fatalf("retry after the vault came back: %+v %v", got, err)
+	}
+	e.assertNoAddress(t)
+}
