@@ -99,6 +99,7 @@ func (c *cluster) badInput(t *testing.T, token string) {
 		return []byte(`{"bundle":` + string(bundle) + `,"invoice":"` + invoice + `","events_url":"http://127.0.0.1:1/v1/orders/x/events"}`)
 	}
 	huge := []byte(`{"v":1,"pad":"` + strings.Repeat("A", order.MaxBundleSize+10) + `"}`)
+	huger := []byte(`{"v":1,"pad":"` + strings.Repeat("A", 320<<10) + `"}`) // above the issuer's and carrier's request limit
 
 	merchantURL, issuerURL, carrierURL, vaultURL := c.url("merchant"), c.url("issuer"), c.url("carrier"), c.url("vault")
 	authPath := issuerURL + "/v1/authorizations/" + fresh.OrderID
@@ -129,7 +130,8 @@ func (c *cluster) badInput(t *testing.T, token string) {
 		{"merchant: event for an order never placed", parcel, cShop, "POST", merchantURL + "/v1/orders/" + fresh.OrderID + "/events",
 			[]byte(`{"order_id":"` + fresh.OrderID + `","tracking":"OS123456785DE","seq":1,"status":"delivered","at":"2026-01-01T00:00:00Z"}`), 404, "unknown-order", false},
 
-		{"issuer: oversize", shop, cBank, "PUT", authPath, authz(huge, "1299"), 413, "body-too-large", false},
+		{"issuer: oversize request", shop, cBank, "PUT", authPath, authz(huger, "1299"), 413, "body-too-large", false},
+		{"issuer: oversize bundle", shop, cBank, "PUT", authPath, authz(huge, "1299"), 400, "bundle-invalid", false},
 		{"issuer: malformed JSON", shop, cBank, "PUT", authPath, []byte(`{"bundle":`), 400, "malformed-json", false},
 		{"issuer: unknown field", shop, cBank, "PUT", authPath, withField(t, authz(relay(order.RoleIssuer), "1299")), 400, "malformed-json", false},
 		{"issuer: zero amount", shop, cBank, "PUT", authPath, authz(relay(order.RoleIssuer), "0"), 422, "invalid-request", false},
@@ -138,7 +140,8 @@ func (c *cluster) badInput(t *testing.T, token string) {
 		{"issuer: path names another order", shop, cBank, "PUT", issuerURL + "/v1/authorizations/ord_other", authz(relay(order.RoleIssuer), "1299"), 400, "order-id-mismatch", false},
 		{"issuer: cardholder may not authorize", alice, cBank, "PUT", authPath, authz(relay(order.RoleIssuer), "1299"), 403, "forbidden-role", false},
 
-		{"carrier: oversize", shop, cParcel, "PUT", shipPath, booking(huge, "inv_1"), 413, "body-too-large", false},
+		{"carrier: oversize request", shop, cParcel, "PUT", shipPath, booking(huger, "inv_1"), 413, "body-too-large", false},
+		{"carrier: oversize bundle", shop, cParcel, "PUT", shipPath, booking(huge, "inv_1"), 400, "bundle-invalid", false},
 		{"carrier: malformed JSON", shop, cParcel, "PUT", shipPath, []byte(`[`), 400, "malformed-json", false},
 		{"carrier: unknown field", shop, cParcel, "PUT", shipPath, withField(t, booking(relay(order.RoleCarrier), "inv_1")), 400, "malformed-json", false},
 		{"carrier: invalid invoice", shop, cParcel, "PUT", shipPath, booking(relay(order.RoleCarrier), ""), 422, "invalid-request", false},
