@@ -21,15 +21,15 @@ import (
 
 // Errors. Callers test with errors.Is.
 var (
-	ErrNotFound      = errors.New("issuer: not found")
-	ErrInvalid       = errors.New("issuer: invalid input")
-	ErrDuplicateCard = errors.New("issuer: this card number is already enrolled")
-	ErrOrderIDReused = errors.New("issuer: order id already used with another bundle")
-	ErrNoCardKey     = errors.New("issuer: the card key is needed for this operation")
-	ErrBadCardKey    = errors.New("issuer: card key file is not 32 bytes of base64url")
-	ErrWrongKey      = errors.New("issuer: database was written under another card key")
-	ErrCorrupt       = errors.New("issuer: card record fails authentication")
-	ErrClosedCard    = errors.New("issuer: the card is closed")
+	ErrNotFound      = errors.New("not found")
+	ErrInvalid       = errors.New("invalid input")
+	ErrDuplicateCard = errors.New("this card number is already enrolled")
+	ErrOrderIDReused = errors.New("order id already used with another bundle")
+	ErrNoCardKey     = errors.New("the card key is needed for this operation")
+	ErrBadCardKey    = errors.New("not 32 bytes of base64url")
+	ErrWrongKey      = errors.New("database was written under another card key")
+	ErrCorrupt       = errors.New("card record fails authentication")
+	ErrClosedCard    = errors.New("the card is closed")
 )
 
 // Sub-key labels: one label, one purpose (DESIGN.md §2 "Sub-keys").
@@ -158,10 +158,11 @@ var migrations = []string{
 
 // Config says where the issuer's database is and how to read card numbers.
 type Config struct {
-	Path    string           // the SQLite database; created when absent
-	CardKey *CardKey         // nil: only operations that never touch a number (List, SetStatus, Void, …)
-	Now     func() time.Time // nil: time.Now
-	Logger  *slog.Logger     // nil: discard; never given card numbers or keys
+	Path      string           // the SQLite database; created when absent unless MustExist
+	MustExist bool             // refuse to create the database (admin commands on a mistyped path)
+	CardKey   *CardKey         // nil: only operations that never touch a number (Cards, SetStatus, Void, …)
+	Now       func() time.Time // nil: time.Now
+	Logger    *slog.Logger     // nil: discard; never given card numbers or keys
 }
 
 // Store is the issuer's persistence. It is safe for concurrent use.
@@ -193,7 +194,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		s.keys = ks
 	}
-	db, err := sqlitex.Open(cfg.Path, sqlitex.Immediate())
+	opts := []sqlitex.Option{sqlitex.Immediate()}
+	if cfg.MustExist {
+		opts = append(opts, sqlitex.MustExist())
+	}
+	db, err := sqlitex.Open(cfg.Path, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("issuer database: %w", err)
 	}
@@ -235,9 +240,6 @@ func (s *Store) checkKey(ctx context.Context) error {
 
 // Close closes the database. Operations after Close fail.
 func (s *Store) Close() error { return s.db.Close() }
-
-// Ping reports whether the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
 

@@ -1,0 +1,399 @@
+package issuer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"orderseal/internal/problem/rfc9457"
+	"orderseal/internal/signedhttp"
+	"orderseal/issuer"
+	"orderseal/issuer/api"
+	"orderseal/issuer/store"
+	"orderseal/keygen"
+	"orderseal/order"
+)
+
+// Identities of the parties the tests play.
+const (
+	aliceID     = "cardholder:alice@example.org"
+	bobID       = "cardholder:bob@example.org"
+	shopID      = "merchant:shop.example"
+	otherShopID = "merchant:other.example"
+	parcelID    = "carrier:parcel.example"
+	bankID      = "issuer:bank.example"
+	otherBankID = "issuer:other-bank.example"
+)
+
+// The test order (../order/testdata/order.json): card visa, expiry
+// 2031-12, CVC 737, total 3448 EUR.
+const (
+	visa       = "4111111111111111"
+	master     = "5555555555554444"
+	orderTotal = 3448
+)
+
+var testSystem = [16]byte{0x15, 0x50, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+
+// Two key centers on one system; k = 16 is for tests only (any 16
+// colluding parties could rebuild the matrix).
+var (
+	centersOnce    sync.Once
+	center, rogue  *keygen.Master
+	errCenters     error
+	partyKeysMu    sync.Mutex
+	partyKeysCache = map[string]*keygen.PartyKey{}
+)
+
+func masters(t testing.TB) (*keygen.Master, *keygen.Master) {
+	t.Helper()
+	centersOnce.Do(func() {
+		var seed, rogueSeed [32]byte
+		for i := range seed {
+			seed[i], rogueSeed[i] = byte(i+7), byte(0xc0+i)
+		}
+		p := keygen.Params{System: testSystem, K: 16}
+		if center, errCenters = keygen.MasterFromSeed(p, seed); errCenters == nil {
+			rogue, errCenters = keygen.MasterFromSeed(p, rogueSeed)
+		}
+	})
+	if errCenters != nil {
+		t.Fatal(errCenters)
+	}
+	return center, rogue
+}
+
+func partyKey(t testing.TB, id string) *keygen.PartyKey {
+	t.Helper()
+	partyKeysMu.Lock()
+	defer partyKeysMu.Unlock()
+	if k, ok := partyKeysCache[id]; ok {
+		return k
+	}
+	m, _ := masters(t)
+	k, err := m.Issue(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partyKeysCache[id] = k
+	return k
+}
+
+func rogueKey(t testing.TB, id string) *keygen.PartyKey {
+	t.Helper()
+	_, r := masters(t)
+	k, err := r.Issue(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// clock is the issuer's clock: real time plus an offset the test moves.
+// Callers that must agree with it sign with it too.
+type clock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *clock) Set(at time.Time) {
+	c.mu.Lock()
+	c.off = time.Until(at)
+	c.mu.Unlock()
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+// bodies keeps every request and response body that crossed the wire.
+type bodies struct {
+	mu  sync.Mutex
+	all [][]byte
+}
+
+type recordingTransport struct {
+	rec  *bodies
+	next http.RoundTripper
+}
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		var b bytes.Buffer
+		b.ReadFrom(req.Body)
+		req.Body.Close()
+		rt.rec.add(b.Bytes())
+		req = req.Clone(req.Context())
+		req.Body = nopCloser{bytes.NewReader(b.Bytes())}
+	}
+	resp, err := rt.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	rt.rec.add(b.Bytes())
+	resp.Body = nopCloser{bytes.NewReader(b.Bytes())}
+	return resp, nil
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+func (r *bodies) add(b []byte) {
+	r.mu.Lock()
+	r.all = append(r.all, bytes.Clone(b))
+	r.mu.Unlock()
+}
+
+// issuerEnv is an issuer served on loopback by httptest.
+type issuerEnv struct {
+	dir, dbPath string
+	clk         *clock
+	st          *store.Store
+	ts          *httptest.Server
+	log         *syncBuffer
+	wire        *bodies
+}
+
+func newIssuerEnv(t *testing.T) *issuerEnv {
+	t.Helper()
+	dir := t.TempDir()
+	e := &issuerEnv{dir: dir, dbPath: filepath.Join(dir, "issuer.db"), clk: &clock{}, log: &syncBuffer{}, wire: &bodies{}}
+	ck, err := store.CreateCardKey(filepath.Join(dir, "card.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.st, err = store.Open(context.Background(), store.Config{Path: e.dbPath, CardKey: ck, Now: e.clk.Now, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.st.Close() })
+	srv := issuer.NewServer(keygen.NewCache(partyKey(t, bankID), 64), e.st, issuer.Options{Logger: logger, Now: e.clk.Now,
+		Verifier: []signedhttp.Option{signedhttp.WithClock(e.clk.Now)}})
+	e.ts = httptest.NewServer(srv.Handler())
+	t.Cleanup(e.ts.Close)
+	return e
+}
+
+func (e *issuerEnv) httpClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &recordingTransport{rec: e.wire, next: e.ts.Client().Transport}}
+}
+
+// client is id's issuer API client (the merchant side of the contract).
+func (e *issuerEnv) client(t testing.TB, id string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(keygen.NewCache(partyKey(t, id), 8), e.ts.URL, bankID, e.httpClient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// raw is a signed-request client for requests api.Client will not make,
+// dating its requests by the issuer's clock.
+func (e *issuerEnv) raw(t testing.TB, id string) *signedhttp.Client {
+	t.Helper()
+	return signedhttp.NewClient(keygen.NewCache(partyKey(t, id), 8), e.httpClient(), signedhttp.WithClientClock(e.clk.Now))
+}
+
+// put sends body as caller to the authorization of orderID.
+func (e *issuerEnv) put(t testing.TB, caller, orderID string, body []byte) *signedhttp.Response {
+	t.Helper()
+	resp, err := e.raw(t, caller).Do(context.Background(), bankID, http.MethodPut, e.ts.URL+api.PathAuthorizations+orderID, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func (e *issuerEnv) addCard(t testing.TB, number, holder, expiry, currency string, limit int64) store.Card {
+	t.Helper()
+	c, err := e.st.AddCard(context.Background(), store.NewCard{Number: number, Cardholder: holder, Expiry: expiry, Currency: currency, Limit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (e *issuerEnv) available(t testing.TB, id string) int64 {
+	t.Helper()
+	c, err := e.st.Card(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Available
+}
+
+// assertNotStored checks no authorization exists for (merchant, orderID).
+func (e *issuerEnv) assertNotStored(t testing.TB, merchant, orderID string) {
+	t.Helper()
+	if a, err := e.st.Authorization(context.Background(), merchant, orderID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an authorization was stored for %s %s: %+v %v", merchant, orderID, a, err)
+	}
+}
+
+// assertNoNumber checks that no file of the issuer, nor its log, nor any
+// body on the wire holds a card number in clear.
+func (e *issuerEnv) assertNoNumber(t *testing.T, numbers ...string) {
+	t.Helper()
+	files := 0
+	err := filepath.WalkDir(e.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, n := range numbers {
+			if bytes.Contains(data, []byte(n)) {
+				t.Errorf("%s holds a card number in clear", filepath.Base(p))
+			}
+		}
+		return nil
+	})
+	if err != nil || files < 2 {
+		t.Fatalf("scanned %d files: %v", files, err)
+	}
+	e.wire.mu.Lock()
+	defer e.wire.mu.Unlock()
+	for _, n := range numbers {
+		if bytes.Contains(e.log.Bytes(), []byte(n)) {
+			t.Errorf("the issuer's log holds a card number")
+		}
+		for _, b := range e.wire.all {
+			if bytes.Contains(b, []byte(n)) {
+				t.Errorf("a body on the wire holds a card number in clear: %.200s", b)
+			}
+		}
+	}
+}
+
+// orderOpts changes the test order before it is sealed.
+type orderOpts struct {
+	number, expiry string
+	currency       string
+	issuer         string // "": bankID
+	merchant       string // "": shopID
+	seal           order.SealOptions
+	key            *keygen.PartyKey // "": alice's
+}
+
+// seal seals the test order (inline address: no vault) as alice, or as o.key.
+func seal(t testing.TB, o orderOpts) *order.Bundle {
+	t.Helper()
+	data, err := os.ReadFile("../order/testdata/order.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ord, err := order.ParseOrder(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.number != "" {
+		ord.Card.Number = o.number
+	}
+	if o.expiry != "" {
+		ord.Card.Expiry = o.expiry
+	}
+	if o.currency != "" {
+		ord.Currency = o.currency
+	}
+	p := order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID}
+	if o.issuer != "" {
+		p.Issuer = o.issuer
+	}
+	if o.merchant != "" {
+		p.Merchant = o.merchant
+	}
+	key := o.key
+	if key == nil {
+		key = partyKey(t, aliceID)
+	}
+	b, err := order.Seal(ord, key, p, o.seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// requestBody is what the merchant relays: the header and the issuer section.
+func requestBody(t testing.TB, b *order.Bundle, amount int64, currency string) []byte {
+	t.Helper()
+	relay, err := b.ForRole(order.RoleIssuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := relay.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(api.AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// wantProblem checks err is a problem with code.
+func wantProblem(t testing.TB, err error, code string) *rfc9457.Problem {
+	t.Helper()
+	var p *rfc9457.Problem
+	if !errors.As(err, &p) {
+		t.Fatalf("want problem %q, got %v", code, err)
+	}
+	if p.Code != code {
+		t.Fatalf("want problem %q, got %q (%d): %s", code, p.Code, p.Status, p.Detail)
+	}
+	return p
+}
+
+// respProblem decodes a problem response and checks its status and code.
+func respProblem(t testing.TB, resp *signedhttp.Response, status int, code string) {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != rfc9457.ContentType {
+		t.Fatalf("HTTP %d with Content-Type %q: %s", resp.Status, ct, resp.Body)
+	}
+	p, err := rfc9457.Decode(resp.Body)
+	if err != nil {
+		t.Fatalf("problem body: %v: %s", err, resp.Body)
+	}
+	if resp.Status != status || p.Code != code {
+		t.Fatalf("got HTTP %d %q (%s), want %d %q", resp.Status, p.Code, p.Detail, status, code)
+	}
+}

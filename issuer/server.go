@@ -1,0 +1,226 @@
+package issuer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"orderseal/internal/problem"
+	"orderseal/internal/signedhttp"
+	"orderseal/internal/web"
+	"orderseal/internal/wire"
+	"orderseal/issuer/api"
+	"orderseal/issuer/store"
+	"orderseal/keygen"
+	"orderseal/order"
+)
+
+// Server is the issuer's HTTP API: merchants relay the header and issuer
+// section of a bundle and get a signed approve or decline (DESIGN.md §6.5).
+type Server struct {
+	keys   *keygen.Cache
+	store  *store.Store
+	logger *slog.Logger
+	now    func() time.Time
+	echo   *echo.Echo
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger   *slog.Logger        // nil: discard
+	Now      func() time.Time    // nil: time.Now; decides bundle windows and card expiry
+	Verifier []signedhttp.Option // extra verifier options (tests: clock, nonce store)
+}
+
+// NewServer wires the routes, every one behind the signed-request verifier
+// and open to merchants only. keys must be an issuer's.
+func NewServer(keys *keygen.Cache, st *store.Store, opt Options) *Server {
+	s := &Server{keys: keys, store: st, logger: opt.Logger, now: opt.Now}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxBody), signedhttp.WithLogger(s.logger)}, opt.Verifier...)
+	e := web.New(s.logger)
+	e.Use(signedhttp.NewVerifier(keys, vopts...).Middleware())
+	e.Use(recoverPanics(s.logger))
+	merchant := signedhttp.Allow("merchant")
+	e.PUT(api.PathAuthorizations+":order_id", s.authorize, merchant)
+	e.POST(api.PathAuthorizations+":order_id"+api.PathVoidSuffix, s.void, merchant)
+	s.echo = e
+	return s
+}
+
+// Handler is the issuer's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// recoverPanics turns a handler panic into a 500 the verifier still signs.
+func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					if r == http.ErrAbortHandler {
+						panic(r)
+					}
+					logger.Error("handler panic", "path", c.Request().URL.Path, "panic", fmt.Sprint(r))
+					err = errors.New("issuer: handler panic")
+				}
+			}()
+			return next(c)
+		}
+	}
+}
+
+func unavailable(err error) *problem.Problem {
+	return problem.New(http.StatusServiceUnavailable, api.CodeUnavailable, "Issuer unavailable",
+		"The issuer cannot decide now; retry later with the same bundle.").WithInternal(err)
+}
+
+func bundleInvalid(detail string) *problem.Problem {
+	return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", detail)
+}
+
+func answer(a store.Authorization) api.Authorization {
+	return api.Authorization{OrderID: a.OrderID, HeaderHash: wire.B64(a.HeaderHash[:]), Decision: a.Decision,
+		Reason: a.Reason, AuthCode: a.AuthCode, Amount: a.Amount, Currency: a.Currency,
+		Decided: a.Decided.UTC().Format(time.RFC3339), Voided: a.Voided}
+}
+
+// authorize answers PUT /v1/authorizations/:order_id. Checks, in order:
+// request shape; bundle structure and parties (this issuer, this merchant,
+// this key system, the path's order id); an earlier answer for the same
+// merchant and order id (same bundle: that answer again, even past the
+// bundle's window, so a retry never loses an approval; another bundle:
+// order-id-reused); the bundle's window; the issuer section. Only then is a
+// decision taken and stored. Nothing is stored for a refused request.
+func (s *Server) authorize(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req api.AuthorizeRequest
+	if err := web.Bind(c, &req, api.MaxBody); err != nil {
+		return err
+	}
+	merchant := signedhttp.Caller(c)
+	b, err := order.ParseBundle(req.Bundle)
+	if err != nil {
+		return bundleInvalid("The bundle does not parse: " + err.Error())
+	}
+	if b.Parties[order.RoleIssuer] != s.keys.Identity() {
+		return bundleInvalid("The bundle names another issuer.")
+	}
+	if b.System != s.keys.Params().System {
+		return bundleInvalid("The bundle belongs to another key system.")
+	}
+	if b.Parties[order.RoleMerchant] != merchant {
+		return problem.New(http.StatusForbidden, api.CodeWrongMerchant, "Wrong merchant",
+			"The bundle was sealed for another merchant.")
+	}
+	if b.OrderID != c.Param("order_id") {
+		return problem.New(http.StatusBadRequest, api.CodeOrderIDMismatch, "Order id mismatch",
+			"The path and the bundle name different orders.")
+	}
+	if _, ok := b.Sections[order.RoleIssuer]; !ok || len(b.Sections) != 1 {
+		return bundleInvalid("Relay the header and the issuer section only.")
+	}
+	hH := b.HeaderHash()
+	prev, err := s.store.Authorization(ctx, merchant, b.OrderID)
+	switch {
+	case err == nil && prev.HeaderHash == hH:
+		return c.JSON(http.StatusOK, answer(prev))
+	case err == nil:
+		return orderIDReused()
+	case !errors.Is(err, store.ErrNotFound):
+		return unavailable(err)
+	}
+
+	now := s.now()
+	switch err := b.CheckTime(now); {
+	case errors.Is(err, order.ErrExpired):
+		return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired",
+			"The bundle's validity window has passed.")
+	case errors.Is(err, order.ErrNotYetValid):
+		return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle not yet valid",
+			"The bundle was created in the future; check the cardholder's clock.")
+	case err != nil:
+		return bundleInvalid("The bundle's validity window is malformed.")
+	}
+	sec, err := order.Open(b, s.keys, order.RoleIssuer, order.OpenOptions{Now: now})
+	if err != nil {
+		// The cause names no plaintext, but a client learns nothing useful
+		// from it either: one fixed detail for every failure.
+		s.logger.Info("issuer section refused", "merchant", merchant, "order_id", b.OrderID, "cause", sectionCause(err))
+		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused",
+			"The issuer section does not open for this issuer under this header.")
+	}
+	ar := store.AuthRequest{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Cardholder: b.Cardholder,
+		Total: sec.Total, Amount: req.Amount, Currency: req.Currency}
+	if sec.Card != nil {
+		ar.Number, ar.Expiry = sec.Card.Number, sec.Card.Expiry
+	}
+	clearSection(sec)
+	a, replayed, err := s.store.Authorize(ctx, ar)
+	ar.Number = ""
+	switch {
+	case errors.Is(err, store.ErrOrderIDReused):
+		return orderIDReused()
+	case errors.Is(err, store.ErrInvalid):
+		return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The request is invalid.")
+	case err != nil:
+		return unavailable(err)
+	}
+	if !replayed {
+		s.logger.Info("authorization decided", "merchant", merchant, "order_id", a.OrderID, "cardholder", b.Cardholder,
+			"decision", a.Decision, "reason", a.Reason, "card_id", a.CardID, "amount", a.Amount, "currency", a.Currency)
+	}
+	status := http.StatusCreated
+	if replayed {
+		status = http.StatusOK
+	}
+	return c.JSON(status, answer(a))
+}
+
+func orderIDReused() *problem.Problem {
+	return problem.New(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
+		"This merchant already used this order id with another bundle.")
+}
+
+// sectionCause names why a section did not open, for the log: a sentinel,
+// never the wrapped text.
+func sectionCause(err error) string {
+	for _, e := range []error{order.ErrAuth, order.ErrCommitment, order.ErrSectionBody, order.ErrNoSection,
+		order.ErrNotRecipient, order.ErrSystem, order.ErrParties, order.ErrExpired, order.ErrNotYetValid, order.ErrMalformed} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "other"
+}
+
+// clearSection drops the card fields of an opened section once copied.
+// Go strings cannot be zeroed; this at least ends their reachability here.
+func clearSection(sec *order.Section) {
+	if sec.Card != nil {
+		*sec.Card = order.Card{}
+	}
+}
+
+// void answers POST /v1/authorizations/:order_id/void.
+func (s *Server) void(c echo.Context) error {
+	merchant := signedhttp.Caller(c)
+	a, err := s.store.Void(c.Request().Context(), merchant, c.Param("order_id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return problem.New(http.StatusNotFound, api.CodeUnknownAuth, "Unknown authorization",
+			"This merchant has no authorization for this order id.")
+	case err != nil:
+		return unavailable(err)
+	}
+	s.logger.Info("authorization voided", "merchant", merchant, "order_id", a.OrderID, "decision", a.Decision, "card_id", a.CardID)
+	return c.JSON(http.StatusOK, answer(a))
+}

@@ -1,0 +1,508 @@
+package issuer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"orderseal/internal/wire"
+	"orderseal/issuer/api"
+	"orderseal/issuer/store"
+	"orderseal/keygen"
+	"orderseal/order"
+)
+
+var authCodeRe = regexp.MustCompile(`^[0-9A-Z]{6}$`)
+
+// TestApproveRetryVoid: an enrolled card is approved and debited once, the
+// answer echoes hH and is signed; a retry gets the same answer without a
+// second debit; a void releases the hold once.
+func TestApproveRetryVoid(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newIssuerEnv(t)
+	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	shop := e.client(t, shopID)
+	b := seal(t, orderOpts{})
+	hH := b.HeaderHash()
+
+	a, err := shop.Authorize(ctx, b, orderTotal, "EUR")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Decision != api.Approved || a.Reason != "" || !authCodeRe.MatchString(a.AuthCode) || a.OrderID != b.OrderID ||
+		a.HeaderHash != wire.B64(hH[:]) || a.Amount != orderTotal || a.Currency != "EUR" || a.Voided {
+		t.Fatalf("answer %+v", a)
+	}
+	if _, err := time.Parse(time.RFC3339, a.Decided); err != nil {
+		t.Fatalf("decided %q: %v", a.Decided, err)
+	}
+	if got := e.available(t, card.ID); got != 500_00-orderTotal {
+		t.Fatalf("available %d", got)
+	}
+	for range 3 {
+		again, err := shop.Authorize(ctx, b, orderTotal, "EUR")
+		if err != nil || *again != *a {
+			t.Fatalf("retry: %+v %v, want %+v", again, err, a)
+		}
+	}
+	if got := e.available(t, card.ID); got != 500_00-orderTotal {
+		t.Fatalf("available %d after retries", got)
+	}
+
+	// Void: by another merchant it does not exist; by the shop, once.
+	if _, err := e.client(t, otherShopID).Void(ctx, b.OrderID); err == nil {
+		t.Fatal("another merchant voided the shop's authorization")
+	} else {
+		wantProblem(t, err, api.CodeUnknownAuth)
+	}
+	wantProblem(t, errOf(shop.Void(ctx, "ord-unknown")), api.CodeUnknownAuth)
+	for range 2 {
+		v, err := shop.Void(ctx, b.OrderID)
+		if err != nil || !v.Voided || v.AuthCode != a.AuthCode || v.HeaderHash != a.HeaderHash {
+			t.Fatalf("void: %+v %v", v, err)
+		}
+		if got := e.available(t, card.ID); got != 500_00 {
+			t.Fatalf("available %d after void", got)
+		}
+	}
+	// A retry after the void says so, and debits nothing.
+	if again, err := shop.Authorize(ctx, b, orderTotal, "EUR"); err != nil || !again.Voided || again.AuthCode != a.AuthCode {
+		t.Fatalf("retry after void: %+v %v", again, err)
+	}
+	if got := e.available(t, card.ID); got != 500_00 {
+		t.Fatalf("available %d after a retry of a voided authorization", got)
+	}
+	// Cardholders cannot void.
+	resp, err := e.raw(t, aliceID).Do(ctx, bankID, http.MethodPost, e.ts.URL+api.PathAuthorizations+b.OrderID+api.PathVoidSuffix, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	respProblem(t, resp, http.StatusForbidden, "forbidden-role")
+	e.assertNoNumber(t, visa, "4111 1111")
+}
+
+func errOf[T any](_ T, err error) error { return err }
+
+// TestConcurrentRetries: the same bundle sent many times at once is decided
+// once, debited once, and every caller gets the same answer.
+func TestConcurrentRetries(t *testing.T) {
+	t.Parallel()
+	e := newIssuerEnv(t)
+	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 100_00)
+	shop := e.client(t, shopID)
+	b := seal(t, orderOpts{})
+	const n = 12
+	answers := make([]*api.Authorization, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i], errs[i] = shop.Authorize(context.Background(), b, orderTotal, "EUR")
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if *answers[i] != *answers[0] {
+			t.Fatalf("answers differ: %+v vs %+v", answers[i], answers[0])
+		}
+	}
+	if answers[0].Decision != api.Approved {
+		t.Fatalf("answer %+v", answers[0])
+	}
+	if got := e.available(t, card.ID); got != 100_00-orderTotal {
+		t.Fatalf("available %d: debited more than once", got)
+	}
+}
+
+// TestDeclines: each reason, with the card's credit left untouched and the
+// decline stored so a retry gets it again.
+func TestDeclines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		number   string // card in the order; "": visa
+		enroll   func(e *issuerEnv) store.Card
+		amount   int64
+		currency string
+		want     string
+	}{
+		{name: "insufficient credit", want: api.ReasonInsufficientCredit,
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", orderTotal-1) }},
+		{name: "exactly the credit left", want: "",
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", orderTotal) }},
+		{name: "another cardholder's card", want: api.ReasonNotEnrolled,
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, bobID, "2031-12", "EUR", 500_00) }},
+		{name: "unknown number", number: master, want: api.ReasonNotEnrolled,
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00) }},
+		{name: "sealed expiry differs from the enrolled one", want: api.ReasonNotEnrolled,
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2032-12", "EUR", 500_00) }},
+		{name: "suspended card", want: api.ReasonInactive,
+			enroll: func(e *issuerEnv) store.Card {
+				c := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+				if _, err := e.st.SetStatus(context.Background(), c.ID, store.StatusSuspended); err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}},
+		{name: "closed card", want: api.ReasonInactive,
+			enroll: func(e *issuerEnv) store.Card {
+				c := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+				if _, err := e.st.SetStatus(context.Background(), c.ID, store.StatusClosed); err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}},
+		{name: "amount above the sealed total", amount: orderTotal + 1, want: api.ReasonAmountMismatch,
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00) }},
+		{name: "amount below the sealed total", amount: 1, want: api.ReasonAmountMismatch,
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00) }},
+		{name: "currency other than the sealed one", currency: "USD", want: api.ReasonAmountMismatch,
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00) }},
+		{name: "card in another currency", want: api.ReasonCurrency,
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "USD", 500_00) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := newIssuerEnv(t)
+			card := tc.enroll(e)
+			before := e.available(t, card.ID)
+			b := seal(t, orderOpts{number: tc.number})
+			amount, currency := tc.amount, tc.currency
+			if amount == 0 {
+				amount = orderTotal
+			}
+			if currency == "" {
+				currency = "EUR"
+			}
+			shop := e.client(t, shopID)
+			a, err := shop.Authorize(ctx, b, amount, currency)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if a.Decision != api.Approved || e.available(t, card.ID) != 0 {
+					t.Fatalf("answer %+v, available %d", a, e.available(t, card.ID))
+				}
+				return
+			}
+			if a.Decision != api.Declined || a.Reason != tc.want || a.AuthCode != "" || a.Amount != amount || a.Currency != currency {
+				t.Fatalf("answer %+v, want declined %s", a, tc.want)
+			}
+			if got := e.available(t, card.ID); got != before {
+				t.Fatalf("a decline moved the credit: %d → %d", before, got)
+			}
+			again, err := shop.Authorize(ctx, b, amount, currency)
+			if err != nil || *again != *a {
+				t.Fatalf("retried decline: %+v %v", again, err)
+			}
+			e.assertNoNumber(t, visa, master)
+		})
+	}
+}
+
+// TestExpiredCard: a card is good through the last day of its expiry
+// month (UTC) and declined from the first moment of the next, with the
+// bundle itself still valid.
+func TestExpiredCard(t *testing.T) {
+	t.Parallel()
+	e := newIssuerEnv(t)
+	n := time.Now().UTC()
+	monthEnd := time.Date(n.Year(), n.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	sealAt := monthEnd.Add(-2 * time.Hour)
+	expiry := sealAt.Format("2006-01")
+	card := e.addCard(t, visa, aliceID, expiry, "EUR", 500_00)
+
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{monthEnd.Add(-time.Minute), ""},
+		{monthEnd, api.ReasonExpired},
+		{monthEnd.Add(20 * time.Hour), api.ReasonExpired},
+	} {
+		b := seal(t, orderOpts{expiry: expiry, seal: order.SealOptions{Now: sealAt, Lifetime: 24 * time.Hour}})
+		e.clk.Set(tc.at)
+		resp := e.put(t, shopID, b.OrderID, requestBody(t, b, orderTotal, "EUR"))
+		var a api.Authorization
+		if resp.Status != http.StatusCreated || json.Unmarshal(resp.Body, &a) != nil {
+			t.Fatalf("at %s: HTTP %d %s", tc.at, resp.Status, resp.Body)
+		}
+		if tc.want == "" && a.Decision != api.Approved || tc.want != "" && (a.Decision != api.Declined || a.Reason != tc.want) {
+			t.Fatalf("at %s: %+v, want %q", tc.at, a, tc.want)
+		}
+	}
+	if got := e.available(t, card.ID); got != 500_00-orderTotal {
+		t.Fatalf("available %d", got)
+	}
+}
+
+// TestRefusals: requests that are refused outright get problem+json with a
+// stable code, store nothing and move no credit.
+func TestRefusals(t *testing.T) {
+	t.Parallel()
+	e := newIssuerEnv(t)
+	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	good := func() *order.Bundle { return seal(t, orderOpts{}) }
+	relay := func(b *order.Bundle) map[string]any {
+		var m map[string]any
+		r, _ := b.ForRole(order.RoleIssuer)
+		raw, _ := r.MarshalJSON()
+		json.Unmarshal(raw, &m)
+		return m
+	}
+	body := func(bundle any, amount int64, currency string) []byte {
+		raw, _ := json.Marshal(bundle)
+		b, _ := json.Marshal(map[string]any{"bundle": json.RawMessage(raw), "amount": amount, "currency": currency})
+		return b
+	}
+
+	for _, tc := range []struct {
+		name    string
+		caller  string // "": shopID
+		build   func(t *testing.T) (orderID string, body []byte)
+		status  int
+		code    string
+		checkID string // order id that must not be stored for the shop ("": the one built)
+	}{
+		{name: "section replayed from another order", status: 422, code: api.CodeSectionRefused,
+			build: func(t *testing.T) (string, []byte) {
+				a, b := good(), good()
+				b.Sections[order.RoleIssuer] = a.Sections[order.RoleIssuer]
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "flipped ciphertext byte", status: 422, code: api.CodeSectionRefused,
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				s := b.Sections[order.RoleIssuer]
+				s.CT[3] ^= 1
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "commitment changed", status: 422, code: api.CodeSectionRefused,
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				c := b.Commitments[order.RoleMerchant]
+				c[0] ^= 1
+				b.Commitments[order.RoleMerchant] = c
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "sealed with a rogue key center's key", status: 422, code: api.CodeSectionRefused,
+			build: func(t *testing.T) (string, []byte) {
+				b := seal(t, orderOpts{key: rogueKey(t, aliceID)})
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "caller is a cardholder", caller: aliceID, status: 403, code: "forbidden-role",
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "caller is a carrier", caller: parcelID, status: 403, code: "forbidden-role",
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "relayed by another merchant", caller: otherShopID, status: 403, code: api.CodeWrongMerchant,
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "bundle for another issuer", status: 400, code: api.CodeBundleInvalid,
+			build: func(t *testing.T) (string, []byte) {
+				b := seal(t, orderOpts{issuer: otherBankID})
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "every section relayed", status: 400, code: api.CodeBundleInvalid,
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				return b.OrderID, body(b, orderTotal, "EUR")
+			}},
+		{name: "bundle does not parse", status: 400, code: api.CodeBundleInvalid,
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				m := relay(b)
+				m["v"] = 2
+				return b.OrderID, body(m, orderTotal, "EUR")
+			}},
+		{name: "path names another order", status: 400, code: api.CodeOrderIDMismatch, checkID: "ord-other",
+			build: func(t *testing.T) (string, []byte) {
+				return "ord-other", requestBody(t, good(), orderTotal, "EUR")
+			}},
+		{name: "expired bundle", status: 422, code: api.CodeBundleExpired,
+			build: func(t *testing.T) (string, []byte) {
+				b := seal(t, orderOpts{seal: order.SealOptions{Now: time.Now().Add(-48 * time.Hour)}})
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "bundle from the future", status: 422, code: api.CodeBundleExpired,
+			build: func(t *testing.T) (string, []byte) {
+				b := seal(t, orderOpts{seal: order.SealOptions{Now: time.Now().Add(time.Hour)}})
+				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
+			}},
+		{name: "malformed JSON", status: 400, code: "malformed-json",
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				body := requestBody(t, b, orderTotal, "EUR")
+				return b.OrderID, body[:len(body)-1]
+			}},
+		{name: "unknown field", status: 400, code: "malformed-json",
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				body := requestBody(t, b, orderTotal, "EUR")
+				return b.OrderID, append(body[:len(body)-1], `,"capture":true}`...)
+			}},
+		{name: "duplicate key", status: 400, code: "malformed-json",
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				body := requestBody(t, b, orderTotal, "EUR")
+				return b.OrderID, append(body[:len(body)-1], `,"amount":1}`...)
+			}},
+		{name: "zero amount", status: 422, code: "invalid-request",
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				return b.OrderID, requestBody(t, b, 0, "EUR")
+			}},
+		{name: "negative amount", status: 422, code: "invalid-request",
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				return b.OrderID, requestBody(t, b, -orderTotal, "EUR")
+			}},
+		{name: "not a currency", status: 422, code: "invalid-request",
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				return b.OrderID, requestBody(t, b, orderTotal, "EURO")
+			}},
+		{name: "no bundle", status: 422, code: "invalid-request",
+			build: func(t *testing.T) (string, []byte) {
+				return "ord-nobundle", []byte(`{"amount":3448,"currency":"EUR"}`)
+			}},
+		{name: "oversize body", status: 413, code: "body-too-large",
+			build: func(t *testing.T) (string, []byte) {
+				b := good()
+				m := relay(b)
+				m["pad"] = strings.Repeat("x", api.MaxBody)
+				return b.OrderID, body(m, orderTotal, "EUR")
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			orderID, reqBody := tc.build(t)
+			caller := tc.caller
+			if caller == "" {
+				caller = shopID
+			}
+			respProblem(t, e.put(t, caller, orderID, reqBody), tc.status, tc.code)
+			check := tc.checkID
+			if check == "" {
+				check = orderID
+			}
+			for _, m := range []string{shopID, caller} {
+				e.assertNotStored(t, m, check)
+			}
+			if got := e.available(t, card.ID); got != 500_00 {
+				t.Fatalf("available %d after a refused request", got)
+			}
+		})
+	}
+	e.assertNoNumber(t, visa)
+}
+
+// TestOrderIDReused: one order id, two bundles: the second is refused and
+// the first answer stands; the same id at another merchant is another order.
+func TestOrderIDReused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newIssuerEnv(t)
+	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	shop := e.client(t, shopID)
+	first := seal(t, orderOpts{seal: order.SealOptions{OrderID: "ord-42"}})
+	a, err := shop.Authorize(ctx, first, orderTotal, "EUR")
+	if err != nil || a.Decision != api.Approved {
+		t.Fatalf("%+v %v", a, err)
+	}
+	second := seal(t, orderOpts{seal: order.SealOptions{OrderID: "ord-42"}})
+	p := wantProblem(t, errOf(shop.Authorize(ctx, second, orderTotal, "EUR")), api.CodeOrderIDReused)
+	if p.Status != http.StatusConflict {
+		t.Fatalf("status %d", p.Status)
+	}
+	stored, err := e.st.Authorization(ctx, shopID, "ord-42")
+	if err != nil || stored.HeaderHash != first.HeaderHash() || stored.AuthCode != a.AuthCode {
+		t.Fatalf("stored %+v %v", stored, err)
+	}
+	other := seal(t, orderOpts{merchant: otherShopID, seal: order.SealOptions{OrderID: "ord-42"}})
+	if b, err := e.client(t, otherShopID).Authorize(ctx, other, orderTotal, "EUR"); err != nil || b.Decision != api.Approved {
+		t.Fatalf("same id at another merchant: %+v %v", b, err)
+	}
+	if got := e.available(t, card.ID); got != 500_00-2*orderTotal {
+		t.Fatalf("available %d", got)
+	}
+}
+
+// TestRetryAfterExpiry: a retry of an answered bundle gets its answer even
+// once the bundle's window has passed, so an approval is never lost to a
+// slow outbox.
+func TestRetryAfterExpiry(t *testing.T) {
+	t.Parallel()
+	e := newIssuerEnv(t)
+	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	b := seal(t, orderOpts{seal: order.SealOptions{Lifetime: time.Hour}})
+	body := requestBody(t, b, orderTotal, "EUR")
+	resp := e.put(t, shopID, b.OrderID, body)
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("HTTP %d %s", resp.Status, resp.Body)
+	}
+	e.clk.Set(time.Now().Add(3 * time.Hour))
+	again := e.put(t, shopID, b.OrderID, body)
+	if again.Status != http.StatusOK || !bytes.Equal(again.Body, resp.Body) {
+		t.Fatalf("retry after expiry: HTTP %d %s, want %s", again.Status, again.Body, resp.Body)
+	}
+	// A new bundle in that window is still refused.
+	late := seal(t, orderOpts{seal: order.SealOptions{Lifetime: time.Hour}})
+	respProblem(t, e.put(t, shopID, late.OrderID, requestBody(t, late, orderTotal, "EUR")), 422, api.CodeBundleExpired)
+	if got := e.available(t, card.ID); got != 500_00-orderTotal {
+		t.Fatalf("available %d", got)
+	}
+}
+
+// TestStoreOutage: with the database gone the issuer answers 503 with a
+// code, never a decision.
+func TestStoreOutage(t *testing.T) {
+	t.Parallel()
+	e := newIssuerEnv(t)
+	e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	b := seal(t, orderOpts{})
+	e.st.Close()
+	resp := e.put(t, shopID, b.OrderID, requestBody(t, b, orderTotal, "EUR"))
+	respProblem(t, resp, http.StatusServiceUnavailable, api.CodeUnavailable)
+	_, err := e.client(t, shopID).Void(context.Background(), b.OrderID)
+	wantProblem(t, err, api.CodeUnavailable)
+	if bytes.Contains(e.log.Bytes(), []byte(visa)) {
+		t.Fatal("log holds the card number")
+	}
+}
+
+// TestClientChecksIssuer: the contract's client refuses identities and URLs
+// that cannot be an issuer's.
+func TestClientChecksIssuer(t *testing.T) {
+	t.Parallel()
+	keys := keygen.NewCache(partyKey(t, shopID), 2)
+	for _, tc := range []struct{ base, id string }{
+		{"http://127.0.0.1:1", shopID}, {"ftp://x", bankID}, {"http://", bankID}, {"http://127.0.0.1:1", "issuer:"},
+	} {
+		if _, err := api.NewClient(keys, tc.base, tc.id, nil); err == nil {
+			t.Errorf("NewClient(%q, %q) accepted", tc.base, tc.id)
+		}
+	}
+	if _, err := api.NewClient(keys, "http://127.0.0.1:1/", bankID, nil); err != nil {
+		t.Fatal(err)
+	}
+}
