@@ -1,0 +1,231 @@
+package carrier_test
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/boombuler/barcode/code128"
+
+	"orderseal/carrier"
+	"orderseal/order"
+)
+
+func dark(c color.Color) bool {
+	g := color.GrayModel.Convert(c).(color.Gray)
+	return g.Y < 0x80
+}
+
+func inked(img image.Image, r image.Rectangle) int {
+	n := 0
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if dark(img.At(x, y)) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// readBarcode reads the middle row of the barcode area back into modules
+// and checks they are the Code 128 symbol of want.
+func readBarcode(t *testing.T, img image.Image, want string) {
+	t.Helper()
+	bc, err := code128.Encode(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var modules []bool
+	for x := 0; x < bc.Bounds().Dx(); x++ {
+		modules = append(modules, dark(bc.At(x, 0)))
+	}
+	first, last := -1, -1
+	for i, m := range modules {
+		if m {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	a := carrier.BarcodeArea
+	for _, y := range []int{a.Min.Y + 2, (a.Min.Y + a.Max.Y) / 2, a.Max.Y - 3} {
+		x0, x1 := -1, -1
+		for x := a.Min.X; x < a.Max.X; x++ {
+			if dark(img.At(x, y)) {
+				if x0 < 0 {
+					x0 = x
+				}
+				x1 = x
+			}
+		}
+		if x0 < 0 {
+			t.Fatalf("row %d of the barcode is blank", y)
+		}
+		span := last - first + 1
+		if (x1-x0+1)%span != 0 {
+			t.Fatalf("row %d: %d px for %d modules", y, x1-x0+1, span)
+		}
+		w := (x1 - x0 + 1) / span
+		if x0-a.Min.X < 10*w || a.Max.X-1-x1 < 10*w {
+			t.Fatalf("row %d: quiet zones %d and %d px, want ≥ %d", y, x0-a.Min.X, a.Max.X-1-x1, 10*w)
+		}
+		for i := first; i <= last; i++ {
+			if got := dark(img.At(x0+(i-first)*w+w/2, y)); got != modules[i] {
+				t.Fatalf("row %d, module %d: dark=%v, want %v", y, i, got, modules[i])
+			}
+		}
+	}
+}
+
+func TestRenderLabel(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("Lange Straße ", 15) // 195 bytes, wraps
+	tests := []struct {
+		name string
+		l    carrier.Label
+	}{
+		{"ordinary", carrier.Label{Carrier: parcelID, Sender: shopID, Recipient: "Bob Beispiel", Address: inlineAddress,
+			Tracking: "OS123456785DE", OrderID: "ord_x", Booked: time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)}},
+		{"longest fields", carrier.Label{Carrier: "carrier:" + strings.Repeat("c", 200), Sender: "merchant:" + strings.Repeat("m", 200),
+			Recipient: strings.Repeat("Name ", 40), Address: order.Address{Name: strings.Repeat("N", 200), Line1: long, Line2: long,
+				City: long, Region: long, PostalCode: strings.Repeat("9", 20), Country: "GB"}, Tracking: "RB473124829GB", OrderID: strings.Repeat("o", 64)}},
+		{"unknown country, no recipient", carrier.Label{Carrier: parcelID, Sender: shopID, Address: order.Address{Name: "Ω Ελένη", Line1: "Οδός 1", City: "Αθήνα", Country: "XK"},
+			Tracking: "OS000000080FR", OrderID: "o"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img, err := carrier.RenderLabel(tt.l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := png.Encode(&buf, img); err != nil {
+				t.Fatal(err)
+			}
+			dec, err := png.Decode(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b := dec.Bounds(); b.Dx() != carrier.LabelWidth || b.Dy() != carrier.LabelHeight || b.Dx() != 812 || b.Dy() != 1218 {
+				t.Fatalf("label is %v, want 812×1218 (4×6 in at 203 dpi)", b)
+			}
+			if inked(dec, carrier.BarcodeArea) < 1000 {
+				t.Fatal("the barcode area is blank")
+			}
+			if inked(dec, image.Rect(0, 330, carrier.LabelWidth, 820)) < 1000 {
+				t.Fatal("the address area is blank")
+			}
+			readBarcode(t, dec, tt.l.Tracking)
+		})
+	}
+	if _, err := carrier.RenderLabel(carrier.Label{Tracking: "OS123456784DE"}); err == nil {
+		t.Fatal("a bad tracking number rendered")
+	}
+}
+
+func TestCountryName(t *testing.T) {
+	for code, want := range map[string]string{"DE": "GERMANY", "GB": "UNITED KINGDOM", "ZZ": "ZZ", "": ""} {
+		if got := carrier.CountryName(code); got != want {
+			t.Errorf("CountryName(%q) = %q, want %q", code, got, want)
+		}
+	}
+}
+
+// labelArgs are the label command's flags for e.
+func (e *env) labelArgs(tracking, out string) []string {
+	return []string{"label", tracking, "-o", out, "-db", e.dbPath, "-key", e.carrierKey, "-vault-url", e.vaultTS.URL, "-vault", vaultID}
+}
+
+// checkPNG decodes a label and checks its size and barcode.
+func checkPNG(t *testing.T, data []byte, tracking string) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != carrier.LabelWidth || b.Dy() != carrier.LabelHeight {
+		t.Fatalf("label is %v", b)
+	}
+	readBarcode(t, img, tracking)
+}
+
+// TestLabelGranted: the label of a cardholder-token shipment is printed
+// with the grant (token, order id, invoice); the grant's uses run out.
+func TestLabelGranted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	b, _ := e.grantedOrder(t, "INV-9")
+	sh, err := e.merchant(t, shopID).Book(ctx, b, "INV-9", eventsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	path := filepath.Join(outDir, "label.png")
+	code, stdout, stderr := run(t, e.labelArgs(sh.Tracking, path)...)
+	if code != 0 || stdout != "" || !strings.Contains(stderr, "stored nowhere else") {
+		t.Fatalf("label: exit %d, out %q, err %q", code, stdout, stderr)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("label file %v %v", fi, err)
+	}
+	data, _ := os.ReadFile(path)
+	checkPNG(t, data, sh.Tracking)
+	// Never overwritten.
+	if code, _, stderr := run(t, e.labelArgs(sh.Tracking, path)...); code != 1 || !strings.Contains(stderr, "hint:") {
+		t.Fatalf("label over an existing file: exit %d %q", code, stderr)
+	}
+	// To stdout.
+	code, stdout, _ = run(t, e.labelArgs(sh.Tracking, "-")...)
+	if code != 0 {
+		t.Fatalf("label to stdout: exit %d", code)
+	}
+	checkPNG(t, []byte(stdout), sh.Tracking)
+	// The grant allows three reveals (vault.DefaultGrantUses); the fourth is refused.
+	if code, _, _ := run(t, e.labelArgs(sh.Tracking, filepath.Join(outDir, "3.png"))...); code != 0 {
+		t.Fatalf("third print: exit %d", code)
+	}
+	code, _, stderr = run(t, e.labelArgs(sh.Tracking, filepath.Join(outDir, "4.png"))...)
+	if code != 1 || !strings.Contains(stderr, "grant-used-up") || !strings.Contains(stderr, "hint:") {
+		t.Fatalf("fourth print: exit %d %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(outDir, "4.png")); err == nil {
+		t.Fatal("a refused print left a file")
+	}
+}
+
+// TestLabelDeposited: the label of an inline-address shipment is printed
+// from the carrier's own vault token, and printing leaves no trace of the
+// address in the carrier's files or log.
+func TestLabelDeposited(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	sh, err := e.merchant(t, shopID).Book(ctx, sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{}), "INV-3", eventsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 { // the owner's reveal is not rationed
+		path := filepath.Join(t.TempDir(), "label.png")
+		code, _, stderr := run(t, e.labelArgs(sh.Tracking, path)...)
+		if code != 0 {
+			t.Fatalf("print %d: exit %d %q", i, code, stderr)
+		}
+		data, _ := os.ReadFile(path)
+		checkPNG(t, data, sh.Tracking)
+		if strings.Contains(stderr, canaryStreet) || strings.Contains(stderr, canaryCity) {
+			t.Fatalf("the label command printed the address: %q", stderr)
+		}
+	}
+	e.assertNoAddress(t)
+}
