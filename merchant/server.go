@@ -200,6 +200,9 @@ func (s *Server) intake(c echo.Context) error {
 		}
 		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Invalid bundle", err.Error())
 	}
+	if b.System != s.cfg.Keys.Params().System {
+		return refuse(http.StatusBadRequest, api.CodeUnsupportedVersion, "Unsupported bundle", order.ErrSystem.Error())
+	}
 	if caller := signedhttp.Caller(c); b.Cardholder != caller {
 		return refuse(http.StatusForbidden, api.CodeCardholderMismatch, "Not your bundle",
 			"The bundle names another cardholder than the one who signed the request.")

@@ -1,0 +1,726 @@
+package merchant_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/chacha20poly1305"
+
+	carrierapi "orderseal/carrier/api"
+	"orderseal/internal/outbox"
+	"orderseal/internal/problem"
+	"orderseal/internal/problem/rfc9457"
+	"orderseal/internal/signedhttp"
+	"orderseal/internal/web"
+	"orderseal/internal/wire"
+	issuerapi "orderseal/issuer/api"
+	"orderseal/keygen"
+	"orderseal/merchant"
+	"orderseal/merchant/api"
+	"orderseal/merchant/store"
+	"orderseal/order"
+	"orderseal/vault"
+	vaultapi "orderseal/vault/api"
+	vaultstore "orderseal/vault/store"
+)
+
+// Identities of the parties the tests play.
+const (
+	aliceID        = "cardholder:alice@example.org"
+	bobID          = "cardholder:bob@example.org"
+	shopID         = "merchant:shop.example"
+	otherShopID    = "merchant:other.example"
+	parcelID       = "carrier:parcel.example"
+	otherCarrierID = "carrier:other.example"
+	bankID         = "issuer:bank.example"
+	otherBankID    = "issuer:otherbank.example"
+	vaultID        = "vault:vault.shop.example"
+	otherVaultID   = "vault:elsewhere.example"
+)
+
+// cardNumber is the card of order/testdata/order_token.json: it travels in
+// the issuer's section only and must never rest with the merchant.
+const cardNumber = "4111111111111111"
+
+// addressCanary is the first line of alice's registered address.
+const addressCanary = "Canary-Lane-5e1b"
+
+// trackingNumber is what the fake carrier books under (UPU S10).
+const trackingNumber = "OS123456785DE"
+
+var testSystem = [16]byte{0x6d, 0x65, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+
+// One key center for every party, k = 16: fine for tests only.
+var (
+	centerOnce sync.Once
+	center     *keygen.Master
+	errCenter  error
+	keysMu     sync.Mutex
+	keysCache  = map[string]*keygen.PartyKey{}
+)
+
+func partyKey(t testing.TB, id string) *keygen.PartyKey {
+	t.Helper()
+	centerOnce.Do(func() {
+		var seed [32]byte
+		for i := range seed {
+			seed[i] = byte(0x40 + i)
+		}
+		center, errCenter = keygen.MasterFromSeed(keygen.Params{System: testSystem, K: 16}, seed)
+	})
+	if errCenter != nil {
+		t.Fatal(errCenter)
+	}
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if k, ok := keysCache[id]; ok {
+		return k
+	}
+	k, err := center.Issue(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysCache[id] = k
+	return k
+}
+
+func cache(t testing.TB, id string) *keygen.Cache { return keygen.NewCache(partyKey(t, id), 64) }
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+// swapHandler lets a test replace the server behind a URL (a restarted
+// merchant keeps its address).
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "not yet", http.StatusServiceUnavailable)
+}
+
+// --- fake issuer ---------------------------------------------------------
+
+// issuerStep scripts one answer of the fake issuer.
+type issuerStep struct {
+	status  int    // a refusal with this status and code
+	code    string //
+	decline string // a decline with this reason
+	badHash bool   // echo a header hash that is not the bundle's
+	hang    bool   // hold the request until the caller gives up
+}
+
+type issuerRequest struct {
+	orderID  string
+	bundle   *order.Bundle
+	section  *order.Section
+	amount   int64
+	currency string
+}
+
+type fakeIssuer struct {
+	t       testing.TB
+	keys    *keygen.Cache
+	ts      *httptest.Server
+	arrived chan string // an order id each time a hanging step is reached
+
+	mu       sync.Mutex
+	steps    []issuerStep
+	requests []issuerRequest
+	voids    []string
+	errs     []string
+}
+
+func newFakeIssuer(t *testing.T, id string) *fakeIssuer {
+	f := &fakeIssuer{t: t, keys: cache(t, id), arrived: make(chan string, 8)}
+	e := web.New(slog.New(slog.DiscardHandler))
+	verify := signedhttp.NewVerifier(f.keys).Middleware()
+	e.PUT(issuerapi.PathAuthorizations+":id", f.authorize, verify, signedhttp.Allow("merchant"))
+	e.POST(issuerapi.PathAuthorizations+":id"+issuerapi.PathVoidSuffix, f.void, verify, signedhttp.Allow("merchant"))
+	f.ts = httptest.NewServer(e)
+	t.Cleanup(f.ts.Close)
+	return f
+}
+
+func (f *fakeIssuer) script(steps ...issuerStep) {
+	f.mu.Lock()
+	f.steps = append(f.steps, steps...)
+	f.mu.Unlock()
+}
+
+func (f *fakeIssuer) violation(msg string) {
+	f.mu.Lock()
+	f.errs = append(f.errs, msg)
+	f.mu.Unlock()
+}
+
+func (f *fakeIssuer) snapshot() ([]issuerRequest, []string, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]issuerRequest(nil), f.requests...), append([]string(nil), f.voids...), append([]string(nil), f.errs...)
+}
+
+// onlySection checks a relayed bundle carries the full header and exactly
+// one section, role's.
+func onlySection(b *order.Bundle, role order.Role) string {
+	if len(b.Sections) != 1 {
+		return fmt.Sprintf("relayed bundle carries %d sections", len(b.Sections))
+	}
+	if _, ok := b.Sections[role]; !ok {
+		return "relayed bundle lacks the " + string(role) + " section"
+	}
+	for _, r := range []order.Role{order.RoleMerchant, order.RoleIssuer, order.RoleCarrier} {
+		if _, ok := b.Parties[r]; !ok {
+			return "relayed header lacks the " + string(r) + " party"
+		}
+		if _, ok := b.Commitments[r]; !ok {
+			return "relayed header lacks the " + string(r) + " commitment"
+		}
+	}
+	return ""
+}
+
+func (f *fakeIssuer) authorize(c echo.Context) error {
+	var req issuerapi.AuthorizeRequest
+	if err := web.Bind(c, &req, issuerapi.MaxBody); err != nil {
+		return err
+	}
+	b, err := order.ParseBundle(req.Bundle)
+	if err != nil {
+		f.violation("issuer got an unparsable bundle: " + err.Error())
+		return problem.New(http.StatusBadRequest, issuerapi.CodeBundleInvalid, "Bad bundle", err.Error())
+	}
+	if msg := onlySection(b, order.RoleIssuer); msg != "" {
+		f.violation("issuer: " + msg)
+	}
+	if b.OrderID != c.Param("id") {
+		f.violation("issuer: path names " + c.Param("id") + ", bundle " + b.OrderID)
+	}
+	sec, err := order.Open(b, f.keys, order.RoleIssuer, order.OpenOptions{})
+	if err != nil {
+		f.violation("issuer section does not open: " + err.Error())
+		return problem.New(http.StatusUnprocessableEntity, issuerapi.CodeSectionRefused, "Section refused", err.Error())
+	}
+	f.mu.Lock()
+	f.requests = append(f.requests, issuerRequest{orderID: b.OrderID, bundle: b, section: sec, amount: req.Amount, currency: req.Currency})
+	var step issuerStep
+	if len(f.steps) > 0 {
+		step, f.steps = f.steps[0], f.steps[1:]
+	}
+	f.mu.Unlock()
+	switch {
+	case step.hang:
+		f.arrived <- b.OrderID
+		<-c.Request().Context().Done()
+		return c.Request().Context().Err()
+	case step.status != 0:
+		return problem.New(step.status, step.code, "Scripted refusal", "The fake issuer was told to refuse.")
+	}
+	hh := b.HeaderHash()
+	if step.badHash {
+		hh[0] ^= 1
+	}
+	auth := issuerapi.Authorization{OrderID: b.OrderID, HeaderHash: base64.RawURLEncoding.EncodeToString(hh[:]),
+		Decision: issuerapi.Approved, AuthCode: "A1B2C3", Amount: req.Amount, Currency: req.Currency,
+		Decided: time.Now().UTC().Format(time.RFC3339)}
+	if step.decline != "" {
+		auth.Decision, auth.Reason, auth.AuthCode = issuerapi.Declined, step.decline, ""
+	}
+	return c.JSON(http.StatusOK, auth)
+}
+
+func (f *fakeIssuer) void(c echo.Context) error {
+	f.mu.Lock()
+	f.voids = append(f.voids, c.Param("id"))
+	f.mu.Unlock()
+	return c.JSON(http.StatusOK, issuerapi.Authorization{OrderID: c.Param("id"), Decision: issuerapi.Approved, Voided: true})
+}
+
+// --- fake carrier --------------------------------------------------------
+
+type carrierStep struct {
+	status int
+	code   string
+}
+
+type carrierRequest struct {
+	bundle    *order.Bundle
+	section   *order.Section
+	invoice   string
+	eventsURL string
+}
+
+type fakeCarrier struct {
+	keys *keygen.Cache
+	ts   *httptest.Server
+
+	mu       sync.Mutex
+	steps    []carrierStep
+	requests []carrierRequest
+	errs     []string
+}
+
+func newFakeCarrier(t *testing.T, id string) *fakeCarrier {
+	f := &fakeCarrier{keys: cache(t, id)}
+	e := web.New(slog.New(slog.DiscardHandler))
+	verify := signedhttp.NewVerifier(f.keys).Middleware()
+	e.PUT(carrierapi.PathShipments+":id", f.book, verify, signedhttp.Allow("merchant"))
+	f.ts = httptest.NewServer(e)
+	t.Cleanup(f.ts.Close)
+	return f
+}
+
+func (f *fakeCarrier) script(steps ...carrierStep) {
+	f.mu.Lock()
+	f.steps = append(f.steps, steps...)
+	f.mu.Unlock()
+}
+
+func (f *fakeCarrier) snapshot() ([]carrierRequest, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]carrierRequest(nil), f.requests...), append([]string(nil), f.errs...)
+}
+
+func (f *fakeCarrier) book(c echo.Context) error {
+	var req carrierapi.BookingRequest
+	if err := web.Bind(c, &req, carrierapi.MaxBody); err != nil {
+		return err
+	}
+	b, err := order.ParseBundle(req.Bundle)
+	if err != nil {
+		return problem.New(http.StatusBadRequest, carrierapi.CodeBundleInvalid, "Bad bundle", err.Error())
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if msg := onlySection(b, order.RoleCarrier); msg != "" {
+		f.errs = append(f.errs, "carrier: "+msg)
+	}
+	sec, err := order.Open(b, f.keys, order.RoleCarrier, order.OpenOptions{})
+	if err != nil {
+		f.errs = append(f.errs, "carrier section does not open: "+err.Error())
+		return problem.New(http.StatusUnprocessableEntity, carrierapi.CodeSectionRefused, "Section refused", err.Error())
+	}
+	f.requests = append(f.requests, carrierRequest{bundle: b, section: sec, invoice: req.Invoice, eventsURL: req.EventsURL})
+	if len(f.steps) > 0 {
+		step := f.steps[0]
+		f.steps = f.steps[1:]
+		if step.status != 0 {
+			return problem.New(step.status, step.code, "Scripted refusal", "The fake carrier was told to refuse.")
+		}
+	}
+	hh := b.HeaderHash()
+	return c.JSON(http.StatusOK, carrierapi.Shipment{OrderID: b.OrderID, HeaderHash: base64.RawURLEncoding.EncodeToString(hh[:]),
+		Tracking: trackingNumber, Status: carrierapi.StatusBooked, Booked: time.Now().UTC().Format(time.RFC3339)})
+}
+
+// --- real vault ----------------------------------------------------------
+
+type vaultEnv struct {
+	ts *httptest.Server
+	st *vaultstore.Store
+}
+
+func newVault(t *testing.T) *vaultEnv {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"index", "primary", "backup"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dk, err := vaultstore.CreateDataKey(filepath.Join(dir, "data.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := vaultstore.Open(context.Background(), vaultstore.Config{IndexPath: filepath.Join(dir, "index", "index.db"),
+		DataPath: filepath.Join(dir, "primary", "data.db"), BackupPath: filepath.Join(dir, "backup", "backup.db"), DataKey: dk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := vault.NewServer(cache(t, vaultID), st, vault.Options{})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &vaultEnv{ts: ts, st: st}
+}
+
+// register stores an address for owner and returns its token.
+func (v *vaultEnv) register(t testing.TB, owner string) string {
+	t.Helper()
+	c, err := vaultapi.NewClient(cache(t, owner), v.ts.URL, vaultID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := json.Marshal(order.Address{Name: "Bob Beispiel", Line1: addressCanary + " 1", City: "Berlin", PostalCode: "10115", Country: "DE"})
+	res, err := c.Register(context.Background(), vaultapi.TypeAddress, "home", false, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Token
+}
+
+// --- the merchant --------------------------------------------------------
+
+type env struct {
+	t       *testing.T
+	dir     string
+	dbPath  string
+	log     *syncBuffer
+	front   *swapHandler
+	ts      *httptest.Server
+	issuer  *fakeIssuer
+	carrier *fakeCarrier
+	vault   *vaultEnv
+
+	st     *store.Store
+	srv    *merchant.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// newEnv starts a merchant (not yet relaying: call run) in front of a fake
+// issuer, a fake carrier and a real vault, with the test catalog.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), log: &syncBuffer{}, front: &swapHandler{}}
+	e.dbPath = filepath.Join(e.dir, "merchant.db")
+	e.issuer = newFakeIssuer(t, bankID)
+	e.carrier = newFakeCarrier(t, parcelID)
+	e.vault = newVault(t)
+	e.ts = httptest.NewServer(e.front)
+	t.Cleanup(e.ts.Close)
+	e.open()
+	ctx := context.Background()
+	for _, p := range []store.Product{
+		{SKU: "BOOK-1984.pb", Name: "Nineteen Eighty-Four (paperback)", UnitPrice: 1299, Currency: "EUR"},
+		{SKU: "mug_blue-350", Name: "Blue mug, 350 ml", UnitPrice: 850, Currency: "EUR"},
+	} {
+		if err := e.st.PutProduct(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		e.stop()
+		e.st.Close()
+	})
+	return e
+}
+
+// open opens the merchant database and a Server on it behind e.ts.
+func (e *env) open() {
+	t := e.t
+	t.Helper()
+	st, err := store.Open(context.Background(), e.dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := merchant.NewServer(merchant.Config{
+		Keys:      cache(t, shopID),
+		Store:     st,
+		Carrier:   merchant.Peer{Identity: parcelID, URL: e.carrier.ts.URL},
+		Issuers:   []merchant.Peer{{Identity: bankID, URL: e.issuer.ts.URL}},
+		Vault:     merchant.Peer{Identity: vaultID, URL: e.vault.ts.URL},
+		PublicURL: e.ts.URL,
+		Logger:    logger,
+		Outbox: func(r *outbox.Runner) {
+			r.Poll, r.MinBackoff, r.MaxBackoff, r.Timeout = 20*time.Millisecond, 5*time.Millisecond, 40*time.Millisecond, 10*time.Second
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st, e.srv = st, srv
+	e.front.set(srv.Handler())
+}
+
+// run starts relaying.
+func (e *env) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan struct{})
+	go func() { e.srv.Run(ctx); close(e.done) }()
+}
+
+// stop stops relaying and waits for the runner to return.
+func (e *env) stop() {
+	if e.cancel != nil {
+		e.cancel()
+		<-e.done
+		e.cancel = nil
+	}
+}
+
+// restart plays a killed merchant process: the runner stops, the database
+// is closed, and a new Server opens it again at the same URL.
+func (e *env) restart() {
+	e.stop()
+	if err := e.st.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.open()
+}
+
+func (e *env) client(t testing.TB, id string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(cache(t, id), e.ts.URL, shopID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// post sends body to the intake signed by caller ("" : unsigned).
+func (e *env) post(t testing.TB, caller string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if caller == "" {
+		resp, err := http.Post(e.ts.URL+api.PathOrders, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		buf.ReadFrom(resp.Body)
+		return resp.StatusCode, resp.Header, buf.Bytes()
+	}
+	resp, err := signedhttp.NewClient(cache(t, caller), nil).Do(ctx, shopID, http.MethodPost, e.ts.URL+api.PathOrders, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Status, resp.Header, resp.Body
+}
+
+// count returns the rows of a merchant table.
+func (e *env) count(t testing.TB, table string) int {
+	t.Helper()
+	var n int
+	if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitState polls the order until it is in state, or fails at the deadline.
+func (e *env) waitState(t testing.TB, id, state string) *store.Order {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		o, err := e.st.Get(context.Background(), id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if err == nil && o.State == state {
+			return o
+		}
+		if time.Now().After(deadline) {
+			got := "absent"
+			if o != nil {
+				got = o.State + " (" + o.Reason + ")"
+			}
+			t.Fatalf("order %s: state %s, want %s", id, got, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitJobs polls until the order has no pending outbox job left.
+func (e *env) waitJobs(t testing.TB, id string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var n int
+		if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM outbox WHERE key = ? AND state = 'pending'`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order %s: %d jobs still pending", id, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// jobs returns the order's outbox jobs as kind → state.
+func (e *env) jobs(t testing.TB, id string) map[string]string {
+	t.Helper()
+	rows, err := e.st.DB().Query(`SELECT kind, state FROM outbox WHERE key = ?`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, s string
+		if err := rows.Scan(&k, &s); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = s
+	}
+	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// --- bundles -------------------------------------------------------------
+
+var stdParties = order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID, Vault: vaultID}
+
+// testOrder is order/testdata/order_token.json shipped to token.
+func testOrder(t testing.TB, token string) *order.Order {
+	t.Helper()
+	data, err := os.ReadFile("../order/testdata/order_token.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := order.ParseOrder(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.ShipTo.Token = token
+	return o
+}
+
+func seal(t testing.TB, owner string, o *order.Order, p order.Parties, opt order.SealOptions) *order.Bundle {
+	t.Helper()
+	b, err := order.Seal(o, partyKey(t, owner), p, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func marshal(t testing.TB, b *order.Bundle) []byte {
+	t.Helper()
+	raw, err := b.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// reseal replaces role's section of b with sec, sealed by b's cardholder,
+// as the cardholder's own (buggy or hostile) software could: the section
+// opens and matches its commitment, but says what Seal would never write.
+// Only role's section is valid afterwards (the header hash changed).
+func reseal(t testing.TB, b *order.Bundle, role order.Role, sec *order.Section) {
+	t.Helper()
+	salt := make([]byte, 32)
+	rand.Read(salt)
+	sec.Role, sec.Salt, sec.OrderID = role, wire.B64(salt), b.OrderID
+	pt, err := json.Marshal(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	h.Write([]byte("orderseal-v1-commit"))
+	h.Write(pt)
+	b.Commitments[role] = [32]byte(h.Sum(nil))
+	hH := b.HeaderHash()
+	pw, err := partyKey(t, b.Cardholder).Pairwise(b.Parties[role])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := pw.Expand("section", string(role), b.OrderID)
+	aead, err := chacha20poly1305.NewX(sk[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s order.Sealed
+	rand.Read(s.Nonce[:])
+	s.CT = aead.Seal(nil, s.Nonce[:], pt, append(hH[:], role...))
+	b.Sections[role] = s
+}
+
+// merchantSection opens b's merchant section as the shop.
+func merchantSection(t testing.TB, b *order.Bundle) *order.Section {
+	t.Helper()
+	sec, err := order.Open(b, partyKey(t, shopID), order.RoleMerchant, order.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sec
+}
+
+// editJSON decodes a bundle's JSON into a map, lets edit change it, and
+// encodes it again.
+func editJSON(t testing.TB, raw []byte, edit func(m map[string]any)) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// problemOf decodes a problem+json answer and checks its status and code.
+func problemOf(t testing.TB, status int, header http.Header, body []byte, wantStatus int, wantCode string) *rfc9457.Problem {
+	t.Helper()
+	if ct := header.Get("Content-Type"); ct != rfc9457.ContentType {
+		t.Fatalf("HTTP %d Content-Type %q, want %s: %s", status, ct, rfc9457.ContentType, body)
+	}
+	p, err := rfc9457.Decode(body)
+	if err != nil {
+		t.Fatalf("HTTP %d: not a problem document (%v): %s", status, err, body)
+	}
+	if status != wantStatus || p.Code != wantCode || p.Status != status {
+		t.Fatalf("HTTP %d problem %q (status member %d): %s; want %d %q", status, p.Code, p.Status, p.Detail, wantStatus, wantCode)
+	}
+	return p
+}
+
+// wantProblem checks err is a problem with code.
+func wantProblem(t testing.TB, err error, status int, code string) {
+	t.Helper()
+	var p *rfc9457.Problem
+	if !errors.As(err, &p) {
+		t.Fatalf("want problem %q, got %v", code, err)
+	}
+	if p.Code != code || p.Status != status {
+		t.Fatalf("want %d %q, got %d %q: %s", status, code, p.Status, p.Code, p.Detail)
+	}
+}
