@@ -3,6 +3,8 @@ package merchant
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"strings"
@@ -117,24 +119,73 @@ type CatalogItem struct {
 
 const maxCatalogFile = 8 << 20
 
+// parseCatalogFile decodes and validates a catalog file.
+func parseCatalogFile(data []byte) (*CatalogFile, error) {
+	var f CatalogFile
+	if err := strictjson.Decode(data, &f, maxCatalogFile); err != nil {
+		return nil, err
+	}
+	if err := web.Validate(&f); err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(f.Products))
+	for _, p := range f.Products {
+		if seen[p.SKU] {
+			return nil, fmt.Errorf("product %q listed twice", p.SKU)
+		}
+		seen[p.SKU] = true
+	}
+	return &f, nil
+}
+
+// importCatalog adds every product of the file at path ("-": stdin) in one
+// transaction: a bad file changes nothing.
 func importCatalog(ctx context.Context, st *store.Store, path string, stdio cli.Stdio) (int, error) {
 	data, err := cli.ReadInput(stdio, path, maxCatalogFile)
 	if err != nil {
 		return 0, err
 	}
-	var f CatalogFile
-	if err := strictjson.Decode(data, &f, maxCatalogFile); err != nil {
+	f, err := parseCatalogFile(data)
+	if err != nil {
 		return 0, fmt.Errorf("catalog %s: %w", path, err)
 	}
-	if err := web.Validate(&f); err != nil {
-		return 0, fmt.Errorf("catalog %s: %w", path, err)
-	}
+	ps := make([]store.Product, 0, len(f.Products))
 	for _, p := range f.Products {
-		if err := st.PutProduct(ctx, store.Product{SKU: p.SKU, Name: p.Name, UnitPrice: p.UnitPrice, Currency: f.Currency}); err != nil {
-			return 0, err
-		}
+		ps = append(ps, store.Product{SKU: p.SKU, Name: p.Name, UnitPrice: p.UnitPrice, Currency: f.Currency})
+	}
+	if err := st.PutProducts(ctx, ps); err != nil {
+		return 0, catalogErr(err)
 	}
 	return len(f.Products), nil
+}
+
+// catalogErr adds a hint to a refused catalog change.
+func catalogErr(err error) error {
+	if errors.Is(err, store.ErrCurrencyMixed) {
+		return cli.WithHint(err, "a shop sells in one currency; import a catalog that replaces every product to change it")
+	}
+	return err
+}
+
+// parseArgs is cli.Parse for subcommands that take n positional arguments.
+func parseArgs(fs *flag.FlagSet, args []string, n int, what string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &cli.Error{Err: err, Code: cli.ExitUsage, Hint: "run '" + fs.Name() + " -h' for usage"}
+	}
+	if fs.NArg() != n {
+		return cli.Usagef("run '"+fs.Name()+" -h' for usage", "want %s, got %d arguments", what, fs.NArg())
+	}
+	return nil
+}
+
+// flagSet reports whether name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
@@ -152,8 +203,11 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err := cli.Parse(fs, a); err != nil {
 				return err
 			}
-			if err := cli.Require(fs, "db", "sku", "name", "price"); err != nil {
+			if err := cli.Require(fs, "db", "sku", "name"); err != nil {
 				return err
+			}
+			if !flagSet(fs, "price") {
+				return cli.Usagef("run '"+fs.Name()+" -h' for usage", "-price is required")
 			}
 			if err := web.Validate(&CatalogFile{Currency: *cur, Products: []CatalogItem{it}}); err != nil {
 				return cli.Usagef("prices are integer minor units; SKUs have no spaces", "%v", err)
@@ -164,7 +218,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			}
 			defer st.Close()
 			if err := st.PutProduct(ctx, store.Product{SKU: it.SKU, Name: it.Name, UnitPrice: it.UnitPrice, Currency: *cur}); err != nil {
-				return err
+				return catalogErr(err)
 			}
 			fmt.Fprintf(stdio.Err, "%s: %s listed at %d %s\n", p, it.SKU, it.UnitPrice, *cur)
 			return nil
@@ -172,14 +226,11 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 		{Name: "import", Summary: "import a catalog JSON file (- for stdin)", Run: func(a []string) error {
 			fs := cli.FlagSet(p, "import", "-db FILE CATALOG.json", stdio)
 			db := fs.String("db", "", "the merchant database")
-			if err := cli.Parse(fs, a); err != nil {
+			if err := parseArgs(fs, a, 1, "one catalog file"); err != nil {
 				return err
 			}
 			if err := cli.Require(fs, "db"); err != nil {
 				return err
-			}
-			if fs.NArg() != 1 {
-				return cli.Usagef("name one catalog file", "import takes exactly one file")
 			}
 			st, err := store.Open(ctx, *db, nil)
 			if err != nil {

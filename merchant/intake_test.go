@@ -22,9 +22,13 @@ const testToken = "tok_7Hq2mXc9LpR4vNw8_adr"
 // code and leaves nothing behind: no order, no timeline, no relay job.
 func TestIntakeRefusals(t *testing.T) {
 	e := newEnv(t)
-	ok := func(t *testing.T) *order.Bundle { return seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{}) }
+	ok := func(t *testing.T) *order.Bundle {
+		return seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{})
+	}
 	withParties := func(p order.Parties) func(t *testing.T) []byte {
-		return func(t *testing.T) []byte { return marshal(t, seal(t, aliceID, testOrder(t, testToken), p, order.SealOptions{})) }
+		return func(t *testing.T) []byte {
+			return marshal(t, seal(t, aliceID, testOrder(t, testToken), p, order.SealOptions{}))
+		}
 	}
 	// resealed builds a bundle whose merchant section says what edit makes it say.
 	resealed := func(edit func(*order.Section)) func(t *testing.T) []byte {

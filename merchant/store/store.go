@@ -21,6 +21,9 @@ var (
 	ErrNotFound    = errors.New("merchant: no such order")
 	ErrOrderReused = errors.New("merchant: order id already used by a different bundle")
 	ErrNoProduct   = errors.New("merchant: no such product")
+	// ErrCurrencyMixed refuses a catalog change that would leave products
+	// priced in two currencies: the order form has one currency.
+	ErrCurrencyMixed = errors.New("merchant: the catalog would mix currencies")
 )
 
 var migrations = []string{`
@@ -102,11 +105,36 @@ type Product struct {
 
 // PutProduct adds a product or replaces its name and price.
 func (s *Store) PutProduct(ctx context.Context, p Product) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO catalog (sku, name, unit_price, currency, updated) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit_price = excluded.unit_price,
-		currency = excluded.currency, updated = excluded.updated`,
-		p.SKU, p.Name, p.UnitPrice, p.Currency, s.now().UnixMilli())
-	return err
+	return s.PutProducts(ctx, []Product{p})
+}
+
+// PutProducts adds or replaces products in one transaction: all of them or,
+// on error, none. A change that would leave the catalog in more than one
+// currency is refused with ErrCurrencyMixed; replacing every product at once
+// is how a shop changes its currency.
+func (s *Store) PutProducts(ctx context.Context, ps []Product) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	now := s.now().UnixMilli()
+	for _, p := range ps {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO catalog (sku, name, unit_price, currency, updated) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit_price = excluded.unit_price,
+			currency = excluded.currency, updated = excluded.updated`,
+			p.SKU, p.Name, p.UnitPrice, p.Currency, now); err != nil {
+			return err
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(DISTINCT currency) FROM catalog`).Scan(&n); err != nil {
+		return err
+	}
+	if n > 1 {
+		return ErrCurrencyMixed
+	}
+	return tx.Commit()
 }
 
 // Catalog lists the products by SKU.
@@ -228,9 +256,10 @@ func (s *Store) List(ctx context.Context, limit int) ([]*Order, error) {
 	return out, rows.Err()
 }
 
-// Timeline returns an order's events, oldest first.
+// Timeline returns an order's events: the merchant's own in the order they
+// happened, then the carrier's in sequence order (they may arrive out of order).
 func (s *Store) Timeline(ctx context.Context, id string) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT at, state, detail FROM timeline WHERE order_id = ? ORDER BY id`, id)
+	rows, err := s.db.QueryContext(ctx, `SELECT at, state, detail FROM timeline WHERE order_id = ? ORDER BY carrier_seq IS NOT NULL, carrier_seq, id`, id)
 	if err != nil {
 		return nil, err
 	}
