@@ -58,7 +58,7 @@ step "key center: init (k=$K: a coalition of $K parties could rebuild the master
 "$BIN/keygen" init -dir "$DEMO_DIR/center" -k "$K"
 mkdir -p "$DEMO_DIR/keys" "$DEMO_DIR/vault/data" "$DEMO_DIR/vault/backup" "$DEMO_DIR/issuer" "$DEMO_DIR/carrier" "$DEMO_DIR/merchant" "$DEMO_DIR/alice"
 printf '%s\n' "$ALICE" "$MERCHANT" "$ISSUER" "$CARRIER" "$VAULT" > "$DEMO_DIR/identities.txt"
-"$BIN/keygen" issue -dir "$DEMO_DIR/center" -ids "$DEMO_DIR/identities.txt" -out-dir "$DEMO_DIR/keys"
+"$BIN/keygen" issue -dir "$DEMO_DIR/center" -ids "$DEMO_DIR/identities.txt" -out-dir "$DEMO_DIR/keys" 2>&1 | tr '\r' '\n' | tail -1
 printf '  %-34s %s\n' "$ALICE → $ISSUER" "$("$BIN/keygen" fingerprint -key "$(key "$ALICE")" -peer "$ISSUER")"
 printf '  %-34s %s\n' "$ISSUER → $ALICE" "$("$BIN/keygen" fingerprint -key "$(key "$ISSUER")" -peer "$ALICE")"
 
@@ -81,7 +81,7 @@ echo "$CARD" | "$BIN/issuer" card add -db "$DEMO_DIR/issuer/issuer.db" -card-key
 step "alice: her card file (0600) and her home address in the vault"
 umask 077
 printf '{"number":"%s","expiry":"2031-12","cvc":"737","issuer":"%s"}\n' "$CARD" "$ISSUER" > "$DEMO_DIR/alice/card.json"
-printf '{"name":"Alice Example","phone":"+4915112345678","email":"alice@example.org"}\n' > "$DEMO_DIR/alice/me.json"
+printf '{"name":"Alice Example","phone":"+4915112345678","email":"a.example@mail.example"}\n' > "$DEMO_DIR/alice/me.json"
 printf '{"name":"Alice Example","line1":"%s\u00dfe 12","line2":"Hinterhaus, 3. OG","city":"Berlin","postal_code":"10115","country":"DE"}\n' "$STREET" > "$DEMO_DIR/alice/home.json"
 umask 022
 ALICE_ARGS=(-key "$(key "$ALICE")")
@@ -140,16 +140,16 @@ files() { find "$DEMO_DIR/$1" -type f \( -name '*.db' -o -name '*.db-wal' -o -na
 declare -A CANARY=(
   ["card number"]=$CARD
   ["street address"]=$STREET
-  ["buyer e-mail"]=alice@example.org
+  ["buyer e-mail"]=a.example@mail.example
   ["ship-to token"]=$TOKEN
   ["tracking number"]=$TRACKING
   ["order items"]=Nineteen
 )
-printf '  %-16s %-10s %-10s %-10s %-10s\n' "" merchant issuer carrier vault
+printf '  %-16s %-11s%-11s%-11s%-11s\n' "" merchant issuer carrier vault
 for what in "card number" "street address" "buyer e-mail" "order items" "ship-to token" "tracking number"; do
   row=""
   for party in merchant issuer carrier vault; do
-    if files "$party" | xargs grep -l -a -F -- "${CANARY[$what]}" > /dev/null 2>&1; then row+=$(printf '%-11s' "in clear"); else row+=$(printf '%-11s' "·"); fi
+    if files "$party" | xargs grep -l -a -F -- "${CANARY[$what]}" > /dev/null 2>&1; then row+=$(printf '%-11s' "in clear"); else row+=$(printf '%-11s' "-"); fi
   done
   printf '  %-16s %s\n' "$what" "$row"
 done
