@@ -103,6 +103,7 @@ func TestCheckout(t *testing.T) {
 	var shippedID, tracking string
 
 	t.Run("approved order ships with a label", func(t *testing.T) {
+		c := c.with(t)
 		before := c.available(cAlice)
 		id, state, rest, code, errs := c.orderCLI(alice, "-item", "BOOK-1984.pb=2", "-item", "mug_blue-350=1", "-ship-to", "home")
 		if code != 0 || state != merchantapi.StateShipped {
@@ -141,7 +142,7 @@ func TestCheckout(t *testing.T) {
 		}
 		os.Remove(label) // it holds the address: the scan below covers the stores, not this print-out
 
-		for _, s := range []string{"picked-up", "delivered"} {
+		for _, s := range []string{"picked-up", "in-transit", "delivered"} {
 			c.must("", "carrier", "event", tracking, "-status", s, "-db", c.path("carrier", "carrier.db"))
 		}
 		c.waitState(id, merchantapi.StateDelivered)
@@ -154,7 +155,7 @@ func TestCheckout(t *testing.T) {
 		for _, e := range st.Timeline {
 			states = append(states, e.State)
 		}
-		if got := strings.Join(states, " "); !strings.Contains(got, "received authorized") || !strings.Contains(got, "shipped picked-up delivered") {
+		if got := strings.Join(states, " "); !strings.Contains(got, "received authorized") || !strings.Contains(got, "shipped picked-up in-transit delivered") {
 			t.Fatalf("timeline %q", got)
 		}
 		if st.Tracking != tracking || st.AuthCode == "" || st.Invoice == "" {
@@ -163,6 +164,7 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("insufficient credit is declined", func(t *testing.T) {
+		c := c.with(t)
 		id, state, rest, code, _ := c.orderCLI(bob, "-item", "BOOK-1984.pb=1", "-ship-to-address", c.writeAddress("bob"))
 		if code == 0 || state != merchantapi.StateDeclined || rest != issuerapi.ReasonInsufficientCredit {
 			t.Fatalf("order %s: exit %d, %s %s", id, code, state, rest)
@@ -176,6 +178,7 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("a card enrolled to another identity is refused", func(t *testing.T) {
+		c := c.with(t)
 		mallory := c.wallet("mallory", cMallory, cardCanary) // Alice's number, Mallory's identity
 		before := c.available(cAlice)
 		id, state, rest, code, _ := c.orderCLI(mallory, "-item", "BOOK-1984.pb=1", "-ship-to-address", c.writeAddress("mallory"))
@@ -188,6 +191,7 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("an amount differing from the issuer section is refused", func(t *testing.T) {
+		c := c.with(t)
 		b := c.sealFor(cAlice, cardCanary, token, 1)
 		ic, err := issuerapi.NewClient(keygen.NewCache(c.keys.key(t, cShop), 8), c.url("issuer"), cBank, nil)
 		if err != nil {
@@ -207,6 +211,7 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("a retried bundle is debited once", func(t *testing.T) {
+		c := c.with(t)
 		b := c.sealFor(cAlice, cardCanary, token, 3)
 		mc := c.merchantClient(cAlice)
 		before := c.available(cAlice)
@@ -270,6 +275,7 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("a section replayed into another order is refused", func(t *testing.T) {
+		c := c.with(t)
 		a := c.sealFor(cAlice, cardCanary, token, 1)
 		b := c.sealFor(cAlice, cardCanary, token, 1)
 		// Splice a's issuer section and commitment into b: the merchant's own
@@ -292,6 +298,7 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("the merchant cannot open the issuer's or the carrier's section", func(t *testing.T) {
+		c := c.with(t)
 		b := c.sealFor(cAlice, cardCanary, token, 1)
 		bundle, _ := b.MarshalJSON()
 		for _, role := range []string{"issuer", "carrier"} {
@@ -309,6 +316,7 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("a gift ships to another cardholder's shareable token", func(t *testing.T) {
+		c := c.with(t)
 		id, state, _, code, errs := c.orderCLI(bob, "-item", "mug_blue-350=1", "-ship-to", token)
 		if code != 0 || state != merchantapi.StateShipped {
 			t.Fatalf("gift %s: exit %d %s\n%s", id, code, state, errs)
@@ -316,10 +324,12 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("bad input at every endpoint gets problem+json and stores nothing", func(t *testing.T) {
+		c := c.with(t)
 		c.badInput(t, token)
 	})
 
 	t.Run("every daemon stops cleanly and no store, log or body holds a canary in clear", func(t *testing.T) {
+		c := c.with(t)
 		for _, name := range []string{"merchant", "carrier", "issuer", "vault"} {
 			c.stop(name)
 		}

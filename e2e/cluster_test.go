@@ -120,6 +120,14 @@ type cluster struct {
 	proxies map[string]*proxy
 }
 
+// with returns the cluster as seen from a subtest, so failures stop that
+// subtest rather than its parent.
+func (c *cluster) with(t *testing.T) *cluster {
+	cc := *c
+	cc.t = t
+	return &cc
+}
+
 func (c *cluster) path(parts ...string) string {
 	return filepath.Join(append([]string{c.dir}, parts...)...)
 }
