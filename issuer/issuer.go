@@ -1,4 +1,11 @@
-// Package issuer is the card issuer of orderseal (DESIGN.md §6.5): it opens the card section and authorizes.
+// Package issuer is the card issuer of orderseal (DESIGN.md §6.5): it opens
+// the card section of a relayed bundle, checks that the card is enrolled to
+// the bundle's cardholder, active, unexpired and in credit, and that the
+// amount asked for is the amount the cardholder sealed, then approves (and
+// debits) or declines, answering over signed HTTP with the header hash.
+//
+// The daemon is "issuer serve" (Server, over package store); "issuer card …"
+// enrolls and administers cards; "issuer open" is the offline section reader.
 package issuer
 
 import (
@@ -14,6 +21,9 @@ const prog = "issuer"
 // Main is the issuer command.
 func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 	return cli.Dispatch(prog, stdio, args, []cli.Command{
+		{Name: "init", Summary: "create the card key file (0600)", Run: func(a []string) error { return cmdInit(a, stdio) }},
+		{Name: "serve", Summary: "serve the authorization API on signed requests", Run: func(a []string) error { return cmdServe(ctx, a, stdio) }},
+		{Name: "card", Summary: "add | list | suspend | activate | close cards", Run: func(a []string) error { return cmdCard(ctx, a, stdio) }},
 		{Name: "open", Summary: "open the issuer section of a bundle read from stdin", Run: func(a []string) error {
 			return partycli.Open(prog, order.RoleIssuer, a, stdio)
 		}},

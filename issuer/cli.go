@@ -1,0 +1,306 @@
+package issuer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"orderseal/internal/cli"
+	"orderseal/internal/secfile"
+	"orderseal/internal/web"
+	"orderseal/issuer/store"
+	"orderseal/keygen"
+)
+
+// maxNumberInput bounds what "card add" reads as a card number.
+const maxNumberInput = 256
+
+func cmdInit(args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "init", "-card-key FILE", stdio, prog+" init -card-key issuer-card.key")
+	path := fs.String("card-key", "", "card key file to create")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "card-key"); err != nil {
+		return err
+	}
+	if _, err := store.CreateCardKey(*path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return cli.WithHint(err, "a card key is never overwritten: the cards sealed under it would be lost")
+		}
+		return err
+	}
+	fmt.Fprintf(stdio.Err, "%s: card key written to %s (0600); keep it apart from the database and its backups\n", prog, *path)
+	return nil
+}
+
+func loadCardKey(path string) (*store.CardKey, error) {
+	k, err := store.LoadCardKey(path)
+	switch {
+	case err == nil:
+		return k, nil
+	case errors.Is(err, secfile.ErrPermissions):
+		return nil, cli.WithHint(err, "chmod 600 "+path)
+	case errors.Is(err, os.ErrNotExist):
+		return nil, cli.WithHint(err, "create one with '"+prog+" init -card-key "+path+"'")
+	}
+	return nil, err
+}
+
+func openStore(ctx context.Context, db string, key *store.CardKey, mustExist bool) (*store.Store, error) {
+	st, err := store.Open(ctx, store.Config{Path: db, CardKey: key, MustExist: mustExist})
+	switch {
+	case err == nil:
+		return st, nil
+	case errors.Is(err, store.ErrWrongKey):
+		return nil, cli.WithHint(err, "use the card key this database was created with")
+	case mustExist:
+		if _, serr := os.Stat(db); errors.Is(serr, os.ErrNotExist) {
+			return nil, cli.WithHint(fmt.Errorf("%s: no such database", db), "'"+prog+" card add' or '"+prog+" serve' creates it")
+		}
+	}
+	return nil, err
+}
+
+func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -card-key FILE [-listen ADDR] [-addr-file FILE]", stdio,
+		prog+" serve -key bank.key -db issuer.db -card-key issuer-card.key -listen 127.0.0.1:8444")
+	keyPath := fs.String("key", "", "the issuer's party key file")
+	db := fs.String("db", "", "issuer database (created when absent)")
+	cardKey := fs.String("card-key", "", "card key file (0600), from '"+prog+" init'")
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on (port 0: any free port; see -addr-file)")
+	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "key", "db", "card-key"); err != nil {
+		return err
+	}
+	key, err := keygen.LoadPartyKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	if keygen.RoleOf(key.Identity()) != "issuer" {
+		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of an issuer", *keyPath, key.Identity()), "issue an issuer:… key with keygen")
+	}
+	ck, err := loadCardKey(*cardKey)
+	if err != nil {
+		return err
+	}
+	logger := web.Logger(stdio.Err, prog).With("identity", key.Identity())
+	st, err := store.Open(ctx, store.Config{Path: *db, CardKey: ck, Logger: logger})
+	ck.Destroy() // the store keeps only the derived sub-keys
+	if err != nil {
+		if errors.Is(err, store.ErrWrongKey) {
+			return cli.WithHint(err, "use the card key this database was created with")
+		}
+		return err
+	}
+	defer st.Close()
+	srv := NewServer(keygen.NewCache(key, 4096), st, Options{Logger: logger})
+	return web.Serve(ctx, *listen, *addrFile, srv.Handler(), logger)
+}
+
+func cmdCard(ctx context.Context, args []string, stdio cli.Stdio) error {
+	p := prog + " card"
+	status := func(st store.Status) func([]string) error {
+		return func(a []string) error { return cmdCardStatus(ctx, p, st, a, stdio) }
+	}
+	code := cli.Dispatch(p, stdio, args, []cli.Command{
+		{Name: "add", Summary: "enroll a card to a cardholder; the number is read from a file or stdin", Run: func(a []string) error { return cmdCardAdd(ctx, p, a, stdio) }},
+		{Name: "list", Summary: "list cards (last four digits only)", Run: func(a []string) error { return cmdCardList(ctx, p, a, stdio) }},
+		{Name: "suspend", Summary: "stop authorizing a card", Run: status(store.StatusSuspended)},
+		{Name: "activate", Summary: "authorize a suspended card again", Run: status(store.StatusActive)},
+		{Name: "close", Summary: "close a card for good", Run: status(store.StatusClosed)},
+	})
+	if code != cli.ExitOK {
+		return &cli.Error{Err: cli.ErrReported, Code: code}
+	}
+	return nil
+}
+
+// longDigits matches what could be a card number inside a message.
+var longDigits = regexp.MustCompile(`[0-9][0-9 -]{6,}[0-9]`)
+
+// quietFlagSet is cli.FlagSet writing its messages and usage into a buffer,
+// for parseQuiet to redact before they reach stderr.
+func quietFlagSet(p, sub, synopsis string, examples ...string) (*flag.FlagSet, *bytes.Buffer) {
+	buf := new(bytes.Buffer)
+	return cli.FlagSet(p, sub, synopsis, cli.Stdio{Err: buf}, examples...), buf
+}
+
+// parseQuiet parses the flags of a quietFlagSet without ever echoing an
+// argument that could be a card number: what the flag package prints is
+// redacted, and stray arguments are counted, not quoted.
+func parseQuiet(fs *flag.FlagSet, out *bytes.Buffer, args []string, positional int, stderr io.Writer) error {
+	err := fs.Parse(args)
+	stderr.Write(longDigits.ReplaceAll(out.Bytes(), []byte("…")))
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return cli.Usagef("run '"+fs.Name()+" -h' for usage", "%s", longDigits.ReplaceAllString(err.Error(), "…"))
+	}
+	if fs.NArg() > positional {
+		return cli.Usagef("card numbers are read from -number-file or stdin, never from the command line",
+			"unexpected argument (%d extra)", fs.NArg()-positional)
+	}
+	return nil
+}
+
+func cmdCardAdd(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
+	fs, fsOut := quietFlagSet(p, "add", "-db FILE -card-key FILE -cardholder ID -expiry YYYY-MM -limit N -currency CCY [-number-file FILE|-]",
+		p+" add -db issuer.db -card-key issuer-card.key -cardholder cardholder:alice@example.org -expiry 2031-12 -limit 500000 -currency EUR < card.txt",
+		p+" add -db issuer.db -card-key issuer-card.key -cardholder cardholder:bob@example.org -expiry 2030-06 -limit 100000 -currency EUR -number-file card.txt")
+	db := fs.String("db", "", "issuer database (created when absent)")
+	cardKey := fs.String("card-key", "", "card key file (0600)")
+	holder := fs.String("cardholder", "", "identity the card is enrolled to: cardholder:<name>")
+	expiry := fs.String("expiry", "", "expiry month YYYY-MM (valid through its last day, UTC)")
+	limit := fs.Int64("limit", 0, "credit limit in minor units (e.g. cents)")
+	currency := fs.String("currency", "", "ISO 4217 currency of the card, e.g. EUR")
+	numberFile := fs.String("number-file", "-", "file holding the card number ('-': stdin)")
+	if err := parseQuiet(fs, fsOut, args, 0, stdio.Err); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "db", "card-key", "cardholder", "expiry", "currency"); err != nil {
+		return err
+	}
+	if *limit <= 0 {
+		return cli.Usagef("run '"+fs.Name()+" -h' for usage", "-limit must be a positive amount in minor units")
+	}
+	raw, err := cli.ReadInput(stdio, *numberFile, maxNumberInput)
+	if err != nil {
+		return fmt.Errorf("card number: %w", err)
+	}
+	number, err := store.ParseNumber(string(raw))
+	clear(raw)
+	if err != nil {
+		return cli.WithHint(err, "put the number alone in the file or on stdin: 12 to 19 digits, spaces or hyphens allowed")
+	}
+	key, err := loadCardKey(*cardKey)
+	if err != nil {
+		return err
+	}
+	defer key.Destroy()
+	st, err := openStore(ctx, *db, key, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := st.AddCard(ctx, store.NewCard{Number: number, Cardholder: *holder, Expiry: *expiry, Currency: strings.ToUpper(*currency), Limit: *limit})
+	switch {
+	case errors.Is(err, store.ErrDuplicateCard):
+		return cli.WithHint(err, "a number is enrolled once; see '"+p+" list', or close the old card first")
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(stdio.Out, "%s %s\n", c.ID, c.Masked())
+	fmt.Fprintf(stdio.Err, "%s: enrolled %s to %s, limit %d %s\n", p, c.Masked(), c.Cardholder, c.Limit, c.Currency)
+	return nil
+}
+
+// cardJSON is one card in "card list -json".
+type cardJSON struct {
+	CardID     string `json:"card_id"`
+	Last4      string `json:"last4"`
+	Cardholder string `json:"cardholder"`
+	Expiry     string `json:"expiry"`
+	Status     string `json:"status"`
+	Currency   string `json:"currency"`
+	Limit      int64  `json:"limit"`
+	Available  int64  `json:"available"`
+	Created    string `json:"created"`
+}
+
+func cmdCardList(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(p, "list", "-db FILE [-json]", stdio, p+" list -db issuer.db -json")
+	db := fs.String("db", "", "issuer database")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "db"); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, *db, nil, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cards, err := st.Cards(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]cardJSON, 0, len(cards))
+		for _, c := range cards {
+			out = append(out, cardJSON{CardID: c.ID, Last4: c.Last4, Cardholder: c.Cardholder, Expiry: c.Expiry,
+				Status: string(c.Status), Currency: c.Currency, Limit: c.Limit, Available: c.Available,
+				Created: c.Created.Format(time.RFC3339)})
+		}
+		enc := json.NewEncoder(stdio.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CARD\tNUMBER\tCARDHOLDER\tEXPIRY\tSTATUS\tLIMIT\tAVAILABLE\tCURRENCY")
+	for _, c := range cards {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", c.ID, c.Masked(), c.Cardholder, c.Expiry, c.Status, c.Limit, c.Available, c.Currency)
+	}
+	return tw.Flush()
+}
+
+func cmdCardStatus(ctx context.Context, p string, to store.Status, args []string, stdio cli.Stdio) error {
+	verb := map[store.Status]string{store.StatusSuspended: "suspend", store.StatusActive: "activate", store.StatusClosed: "close"}[to]
+	fs, fsOut := quietFlagSet(p, verb, "CARD_ID -db FILE", p+" "+verb+" card_… -db issuer.db")
+	db := fs.String("db", "", "issuer database")
+	// The card id may come before or after the flags.
+	id := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	want := 0
+	if id == "" {
+		want = 1
+	}
+	if err := parseQuiet(fs, fsOut, args, want, stdio.Err); err != nil {
+		return err
+	}
+	if id == "" {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		return cli.Usagef("run '"+fs.Name()+" -h' for usage", "a card id is required")
+	}
+	if err := cli.Require(fs, "db"); err != nil {
+		return err
+	}
+	if !store.ValidCardID(id) {
+		return cli.WithHint(errors.New("not a card id"), "card ids look like card_ and 26 letters and digits; see '"+p+" list'")
+	}
+	st, err := openStore(ctx, *db, nil, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := st.SetStatus(ctx, id, to)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return cli.WithHint(err, "see '"+p+" list'")
+	case errors.Is(err, store.ErrClosedCard):
+		return cli.WithHint(err, "a closed card stays closed; enroll a new card")
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(stdio.Out, "%s %s %s\n", c.ID, c.Masked(), c.Status)
+	return nil
+}

@@ -1,0 +1,277 @@
+package issuer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"orderseal/internal/cli"
+	"orderseal/issuer"
+	"orderseal/issuer/api"
+	"orderseal/keygen"
+)
+
+// run runs issuer.Main with stdin and returns its exit code, stdout and stderr.
+func run(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := issuer.Main(context.Background(), args, cli.Stdio{In: strings.NewReader(stdin), Out: &out, Err: &errb})
+	return code, out.String(), errb.String()
+}
+
+var cardLineRe = regexp.MustCompile(`^(card_[a-z2-7]{26}) \*\*\*\*(\d{4})\n$`)
+
+// cliEnv is a directory with a card key and a database path.
+type cliEnv struct{ dir, key, db string }
+
+func newCLIEnv(t *testing.T) cliEnv {
+	t.Helper()
+	dir := t.TempDir()
+	e := cliEnv{dir: dir, key: filepath.Join(dir, "card.key"), db: filepath.Join(dir, "issuer.db")}
+	if code, _, stderr := run(t, "", "init", "-card-key", e.key); code != 0 {
+		t.Fatalf("init: %d %s", code, stderr)
+	}
+	return e
+}
+
+func (e cliEnv) add(t *testing.T, number, holder string, extra ...string) (int, string, string) {
+	t.Helper()
+	args := append([]string{"card", "add", "-db", e.db, "-card-key", e.key, "-cardholder", holder,
+		"-expiry", "2031-12", "-limit", "50000", "-currency", "EUR"}, extra...)
+	return run(t, number, args...)
+}
+
+func TestCLIInit(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	st, err := os.Stat(e.key)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %v %v", st.Mode(), err)
+	}
+	before, _ := os.ReadFile(e.key)
+	code, _, stderr := run(t, "", "init", "-card-key", e.key)
+	if code != cli.ExitFailure || !strings.Contains(stderr, "issuer: error:") || !strings.Contains(stderr, "issuer: hint: a card key is never overwritten") {
+		t.Fatalf("second init: %d %s", code, stderr)
+	}
+	if after, _ := os.ReadFile(e.key); !bytes.Equal(before, after) {
+		t.Fatal("init overwrote the card key")
+	}
+	if code, _, _ := run(t, "", "init"); code != cli.ExitUsage {
+		t.Fatalf("init without -card-key: %d", code)
+	}
+}
+
+func TestCLICards(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	// From stdin, spaced as printed on the card.
+	code, out, stderr := e.add(t, "4111 1111 1111 1111\n", aliceID)
+	m := cardLineRe.FindStringSubmatch(out)
+	if code != 0 || m == nil || m[2] != "1111" {
+		t.Fatalf("add: %d %q %s", code, out, stderr)
+	}
+	visaID := m[1]
+	// From a file.
+	numFile := filepath.Join(e.dir, "card.txt")
+	os.WriteFile(numFile, []byte(master+"\n"), 0o600)
+	code, out, stderr = e.add(t, "", bobID, "-number-file", numFile)
+	m = cardLineRe.FindStringSubmatch(out)
+	if code != 0 || m == nil || m[2] != "4444" {
+		t.Fatalf("add from file: %d %q %s", code, out, stderr)
+	}
+	masterID := m[1]
+
+	// Refusals never echo the number.
+	for _, tc := range []struct {
+		name   string
+		stdin  string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"duplicate", visa, nil, cli.ExitFailure, "already enrolled as " + visaID},
+		{"luhn", "4111111111111112", nil, cli.ExitFailure, "Luhn"},
+		{"letters", "4111x11111111111", nil, cli.ExitFailure, "digits"},
+		{"empty stdin", "", nil, cli.ExitFailure, "digits"},
+		{"number on the command line", "", []string{visa}, cli.ExitUsage, "never from the command line"},
+		{"number in a flag", "", []string{"-limit", "4111111111111111x"}, cli.ExitUsage, "invalid value"},
+		{"bad expiry", visa, []string{"-expiry", "12/31"}, cli.ExitFailure, "YYYY-MM"},
+		{"bad cardholder", "4012888888881881", []string{"-cardholder", "merchant:shop.example"}, cli.ExitFailure, "cardholder:<name>"},
+		{"bad limit", "4012888888881881", []string{"-limit", "0"}, cli.ExitUsage, "-limit"},
+	} {
+		args := append([]string{"card", "add", "-db", e.db, "-card-key", e.key, "-cardholder", aliceID,
+			"-expiry", "2031-12", "-limit", "50000", "-currency", "EUR"}, tc.args...)
+		code, out, stderr := run(t, tc.stdin, args...)
+		if code != tc.code || out != "" || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %s", tc.name, code, out, stderr)
+		}
+		for _, n := range []string{visa, "4111111111111112", "4111x11111111111", "4012888888881881", "41111111"} {
+			if strings.Contains(stderr, n) {
+				t.Errorf("%s: stderr holds a card number: %s", tc.name, stderr)
+			}
+		}
+	}
+	// Without a key, or with another one.
+	other := filepath.Join(e.dir, "other.key")
+	run(t, "", "init", "-card-key", other)
+	code, _, stderr = e.add(t, "4012888888881881", aliceID, "-card-key", other)
+	if code != cli.ExitFailure || !strings.Contains(stderr, "another card key") || !strings.Contains(stderr, "hint:") {
+		t.Fatalf("wrong card key: %d %s", code, stderr)
+	}
+	os.Chmod(other, 0o644)
+	if code, _, stderr := e.add(t, "4012888888881881", aliceID, "-card-key", other); code != cli.ExitFailure || !strings.Contains(stderr, "chmod 600") {
+		t.Fatalf("readable card key: %d %s", code, stderr)
+	}
+
+	// List, text and JSON.
+	code, out, _ = run(t, "", "card", "list", "-db", e.db)
+	if code != 0 || !strings.Contains(out, visaID) || !strings.Contains(out, "****1111") || !strings.Contains(out, bobID) || strings.Contains(out, visa) {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	code, out, _ = run(t, "", "card", "list", "-db", e.db, "-json")
+	var cards []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &cards) != nil || len(cards) != 2 {
+		t.Fatalf("list -json: %d %s", code, out)
+	}
+	if c := cards[0]; c["card_id"] != visaID || c["last4"] != "1111" || c["cardholder"] != aliceID || c["status"] != "active" ||
+		c["limit"] != float64(50000) || c["available"] != float64(50000) || c["expiry"] != "2031-12" || c["currency"] != "EUR" {
+		t.Fatalf("list -json: %v", c)
+	}
+
+	// Status changes, the id before or after the flags.
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		status string
+	}{
+		{[]string{"suspend", visaID, "-db", e.db}, 0, "suspended"},
+		{[]string{"activate", "-db", e.db, visaID}, 0, "active"},
+		{[]string{"close", masterID, "-db", e.db}, 0, "closed"},
+		{[]string{"activate", masterID, "-db", e.db}, cli.ExitFailure, "stays closed"},
+		{[]string{"suspend", "card_aaaaaaaaaaaaaaaaaaaaaaaaaa", "-db", e.db}, cli.ExitFailure, "not found"},
+		{[]string{"suspend", visa, "-db", e.db}, cli.ExitFailure, "not a card id"},
+		{[]string{"suspend", "-db", e.db}, cli.ExitUsage, "card id is required"},
+		{[]string{"suspend", visaID}, cli.ExitUsage, "-db is required"},
+	} {
+		code, out, stderr := run(t, "", append([]string{"card"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(out+stderr, tc.status) || strings.Contains(stderr, visa) {
+			t.Errorf("card %v: %d %q %s", tc.args, code, out, stderr)
+		}
+	}
+	// Admin commands never create a database.
+	missing := filepath.Join(e.dir, "missing.db")
+	if code, _, stderr := run(t, "", "card", "list", "-db", missing); code != cli.ExitFailure || !strings.Contains(stderr, "no such database") {
+		t.Fatalf("list of a missing database: %d %s", code, stderr)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatal("list created a database")
+	}
+	// No file holds a number in clear.
+	filepath.WalkDir(e.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, "card.txt") {
+			data, _ := os.ReadFile(p)
+			if bytes.Contains(data, []byte(visa)) || bytes.Contains(data, []byte(master)) {
+				t.Errorf("%s holds a card number in clear", p)
+			}
+		}
+		return nil
+	})
+}
+
+// TestCLIServe runs "issuer serve" on a free port, authorizes an order
+// through it, and stops it with a cancelled context (SIGTERM) for exit 0.
+func TestCLIServe(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	bankKey := filepath.Join(e.dir, "bank.key")
+	shopKey := filepath.Join(e.dir, "shop.key")
+	if err := partyKey(t, bankID).WriteFile(bankKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := partyKey(t, shopID).WriteFile(shopKey); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := e.add(t, visa, aliceID); code != 0 {
+		t.Fatal(stderr)
+	}
+	// A key of the wrong role is refused.
+	code, _, stderr := run(t, "", "serve", "-key", shopKey, "-db", e.db, "-card-key", e.key)
+	if code != cli.ExitFailure || !strings.Contains(stderr, "not of an issuer") {
+		t.Fatalf("serve with a merchant key: %d %s", code, stderr)
+	}
+	if code, _, _ := run(t, "", "serve", "-key", bankKey, "-db", e.db); code != cli.ExitUsage {
+		t.Fatalf("serve without -card-key: %d", code)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrFile := filepath.Join(e.dir, "addr")
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- issuer.Main(ctx, []string{"serve", "-key", bankKey, "-db", e.db, "-card-key", e.key,
+			"-listen", "127.0.0.1:0", "-addr-file", addrFile}, cli.Stdio{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: logs})
+	}()
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == ""; {
+		if b, err := os.ReadFile(addrFile); err == nil {
+			addr = strings.TrimSpace(string(b))
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no address file; log: %s", logs.Bytes())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, err := api.NewClient(keygen.NewCache(partyKey(t, shopID), 4), "http://"+addr, bankID, &http.Client{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := seal(t, orderOpts{})
+	a, err := c.Authorize(ctx, b, orderTotal, "EUR")
+	if err != nil || a.Decision != api.Approved {
+		t.Fatalf("authorize through the daemon: %+v %v", a, err)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d: %s", code, logs.Bytes())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	log := logs.Bytes()
+	if !bytes.Contains(log, []byte(`"msg":"listening"`)) || !bytes.Contains(log, []byte(`"msg":"authorization decided"`)) {
+		t.Fatalf("log: %s", log)
+	}
+	if bytes.Contains(log, []byte(visa)) || bytes.Contains(log, []byte("737")) && bytes.Contains(log, []byte(`"cvc"`)) {
+		t.Fatal("the daemon logged card data")
+	}
+	code, out, _ := run(t, "", "card", "list", "-db", e.db, "-json")
+	var cards []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &cards) != nil || cards[0]["available"] != float64(50000-orderTotal) {
+		t.Fatalf("after serve: %s", out)
+	}
+}
+
+func TestCLIUsage(t *testing.T) {
+	t.Parallel()
+	if code, _, stderr := run(t, ""); code != cli.ExitUsage || !strings.Contains(stderr, "serve") || !strings.Contains(stderr, "card") {
+		t.Fatalf("no args: %d %s", code, stderr)
+	}
+	if code, _, stderr := run(t, "", "card"); code != cli.ExitUsage || !strings.Contains(stderr, "suspend") {
+		t.Fatalf("card: %d %s", code, stderr)
+	}
+	if code, _, stderr := run(t, "", "card", "add", "-h"); code != 0 || !strings.Contains(stderr, "-number-file") || strings.Contains(stderr, visa) {
+		t.Fatalf("card add -h: %d %s", code, stderr)
+	}
+	if code, _, _ := run(t, "", "card", "frobnicate"); code != cli.ExitUsage {
+		t.Fatalf("unknown card command: %d", code)
+	}
+}
