@@ -1,0 +1,405 @@
+package merchant_test
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	carrierapi "orderseal/carrier/api"
+	"orderseal/internal/signedhttp"
+	issuerapi "orderseal/issuer/api"
+	"orderseal/merchant/api"
+	"orderseal/order"
+	vaultapi "orderseal/vault/api"
+)
+
+// submit seals alice's test order to a token the vault holds and submits it.
+func (e *env) submit(t *testing.T) *order.Bundle {
+	t.Helper()
+	token := e.vault.register(t, aliceID)
+	b := seal(t, aliceID, testOrder(t, token), stdParties, order.SealOptions{})
+	acc, err := e.client(t, aliceID).Submit(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc.OrderID != b.OrderID || acc.State != api.StateReceived {
+		t.Fatalf("accepted %+v", acc)
+	}
+	return b
+}
+
+// noViolations fails on any contract breach the fake peers saw.
+func (e *env) noViolations(t *testing.T) {
+	t.Helper()
+	_, _, ierrs := e.issuer.snapshot()
+	_, cerrs := e.carrier.snapshot()
+	for _, msg := range append(ierrs, cerrs...) {
+		t.Error(msg)
+	}
+}
+
+func wantJobs(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("jobs %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("jobs %v, want %v", got, want)
+		}
+	}
+}
+
+// TestRelayShips: approve → grant → book → shipped, each peer seeing the
+// header and its own section only; the cardholder follows the order, nobody
+// else can; tracking events are recorded once and delivery closes it.
+func TestRelayShips(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.run()
+	b := e.submit(t)
+	o := e.waitState(t, b.OrderID, api.StateShipped)
+	e.waitJobs(t, b.OrderID)
+	e.noViolations(t)
+
+	if o.Tracking != trackingNumber || o.AuthCode != "A1B2C3" || o.Invoice == "" || o.Reason != "" {
+		t.Fatalf("shipped order %+v", o)
+	}
+	wantJobs(t, e.jobs(t, b.OrderID), map[string]string{"authorize": "done", "grant": "done", "book": "done"})
+
+	ireqs, voids, _ := e.issuer.snapshot()
+	if len(ireqs) != 1 || len(voids) != 0 {
+		t.Fatalf("issuer saw %d authorizations, %d voids", len(ireqs), len(voids))
+	}
+	ir := ireqs[0]
+	if ir.amount != 3448 || ir.currency != "EUR" || ir.section.Card == nil || ir.section.Card.Number != cardNumber {
+		t.Fatalf("issuer request: %d %s, card %+v", ir.amount, ir.currency, ir.section.Card)
+	}
+	if ir.bundle.HeaderHash() != b.HeaderHash() {
+		t.Fatal("the issuer got another header")
+	}
+	creqs, _ := e.carrier.snapshot()
+	if len(creqs) != 1 {
+		t.Fatalf("carrier saw %d bookings", len(creqs))
+	}
+	cr := creqs[0]
+	if cr.invoice != o.Invoice || cr.eventsURL != e.ts.URL+api.PathOrder+b.OrderID+api.EventsSuffix ||
+		cr.section.ShipToken != o.ShipToken || cr.bundle.HeaderHash() != b.HeaderHash() {
+		t.Fatalf("carrier request: invoice %s, events %s, token %s", cr.invoice, cr.eventsURL, cr.section.ShipToken)
+	}
+	// The vault granted the carrier this token for this order and invoice.
+	carrierVault, err := vaultapi.NewClient(cache(t, parcelID), e.vault.ts.URL, vaultID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := carrierVault.RevealGranted(ctx, o.ShipToken, b.OrderID, o.Invoice)
+	if err != nil || !bytes.Contains(addr, []byte(addressCanary)) {
+		t.Fatalf("the carrier's reveal: %v", err)
+	}
+
+	// Status: alice sees it, bob and strangers' ids do not exist for her.
+	alice := e.client(t, aliceID)
+	st, err := alice.Status(ctx, b.OrderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != api.StateShipped || st.Tracking != trackingNumber || st.Carrier != parcelID || st.Total != 3448 ||
+		st.Currency != "EUR" || st.AuthCode != "A1B2C3" || st.Invoice != o.Invoice {
+		t.Fatalf("status %+v", st)
+	}
+	var states []string
+	for _, ev := range st.Timeline {
+		if _, err := time.Parse(time.RFC3339, ev.At); err != nil {
+			t.Fatalf("timeline time %q", ev.At)
+		}
+		states = append(states, ev.State)
+	}
+	if want := []string{"received", "authorized", "authorized", "shipped"}; !equal(states, want) {
+		t.Fatalf("timeline %v, want %v", states, want)
+	}
+	_, err = e.client(t, bobID).Status(ctx, b.OrderID)
+	wantProblem(t, err, http.StatusNotFound, api.CodeUnknownOrder)
+	_, err = alice.Status(ctx, "ord_doesnotexist")
+	wantProblem(t, err, http.StatusNotFound, api.CodeUnknownOrder)
+
+	// Tracking events from the carrier.
+	eventsURL := cr.eventsURL
+	post := func(caller string, ev carrierapi.TrackingEvent) (map[string]bool, error) {
+		var out map[string]bool
+		err := signedhttp.NewClient(cache(t, caller), nil).DoJSON(ctx, shopID, http.MethodPost, eventsURL, ev, &out)
+		return out, err
+	}
+	at := time.Now().UTC().Format(time.RFC3339)
+	ev1 := carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 1, Status: carrierapi.StatusInTransit, At: at, Note: "left the depot"}
+	for i, want := range []bool{true, false} {
+		got, err := post(parcelID, ev1)
+		if err != nil || got["recorded"] != want {
+			t.Fatalf("event 1, post %d: %v %v", i, got, err)
+		}
+	}
+	_, err = post(otherCarrierID, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: at})
+	wantProblem(t, err, http.StatusNotFound, api.CodeUnknownOrder)
+	_, err = post(parcelID, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: "OS000000000DE", Seq: 2, Status: carrierapi.StatusDelivered, At: at})
+	wantProblem(t, err, http.StatusConflict, api.CodeTrackingMismatch)
+	_, err = post(parcelID, carrierapi.TrackingEvent{OrderID: "ord_other", Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: at})
+	wantProblem(t, err, http.StatusNotFound, api.CodeUnknownOrder)
+	_, err = post(parcelID, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: "yesterday"})
+	wantProblem(t, err, http.StatusBadRequest, "bad-request")
+	_, err = post(aliceID, ev1)
+	wantProblem(t, err, http.StatusForbidden, signedhttp.CodeForbiddenRole)
+	if o := e.waitState(t, b.OrderID, api.StateShipped); o.State != api.StateShipped {
+		t.Fatal("a refused event moved the order")
+	}
+	if got, err := post(parcelID, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: at}); err != nil || !got["recorded"] {
+		t.Fatalf("delivered: %v %v", got, err)
+	}
+	st, err = alice.Status(ctx, b.OrderID)
+	if err != nil || st.State != api.StateDelivered {
+		t.Fatalf("after delivery: %+v %v", st, err)
+	}
+	var inTransit int
+	for _, ev := range st.Timeline {
+		if ev.State == carrierapi.StatusInTransit {
+			inTransit++
+			if ev.Detail != "tracking "+trackingNumber+": left the depot" {
+				t.Fatalf("event detail %q", ev.Detail)
+			}
+		}
+	}
+	if inTransit != 1 {
+		t.Fatalf("in-transit recorded %d times: %+v", inTransit, st.Timeline)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRelayInlineAddress: an order shipped to an inline address has no vault
+// party; the merchant books it straight after the approval.
+func TestRelayInlineAddress(t *testing.T) {
+	e := newEnv(t)
+	e.run()
+	o := testOrder(t, "")
+	o.ShipTo.Address = &order.Address{Name: "Bob Beispiel", Line1: addressCanary + " 2", City: "Berlin", Country: "DE"}
+	b := seal(t, aliceID, o, order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID}, order.SealOptions{})
+	if _, err := e.client(t, aliceID).Submit(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(t, b.OrderID, api.StateShipped)
+	e.waitJobs(t, b.OrderID)
+	e.noViolations(t)
+	wantJobs(t, e.jobs(t, b.OrderID), map[string]string{"authorize": "done", "book": "done"})
+	creqs, _ := e.carrier.snapshot()
+	if len(creqs) != 1 || creqs[0].section.ShipTo == nil || creqs[0].section.ShipTo.Line1 != addressCanary+" 2" {
+		t.Fatalf("carrier bookings %+v", creqs)
+	}
+	e.stop()
+	e.assertNoSecrets(t, b.OrderID, addressCanary)
+}
+
+// TestRelayOutcomes: declines, refusals and answers that do not echo the
+// bundle end the order in the right state, with the right follow-up.
+func TestRelayOutcomes(t *testing.T) {
+	tests := []struct {
+		name     string
+		issuer   []issuerStep
+		carrier  []carrierStep
+		noToken  bool // submit a token the vault does not hold
+		state    string
+		reason   string
+		jobs     map[string]string
+		requests int // authorization requests the issuer saw
+		void     bool
+	}{
+		{name: "declined", issuer: []issuerStep{{decline: issuerapi.ReasonInsufficientCredit}},
+			state: api.StateDeclined, reason: issuerapi.ReasonInsufficientCredit,
+			jobs: map[string]string{"authorize": "done"}, requests: 1},
+		{name: "issuer unavailable twice", issuer: []issuerStep{{status: 503, code: "unavailable"}, {status: 503, code: "unavailable"}},
+			state: api.StateShipped, jobs: map[string]string{"authorize": "done", "grant": "done", "book": "done"}, requests: 3},
+		{name: "issuer rate-limits", issuer: []issuerStep{{status: 429, code: "too-many-requests"}},
+			state: api.StateShipped, jobs: map[string]string{"authorize": "done", "grant": "done", "book": "done"}, requests: 2},
+		{name: "issuer echoes another header", issuer: []issuerStep{{badHash: true}},
+			state: api.StateFailed, reason: "issuer-answer-mismatch", jobs: map[string]string{"authorize": "failed"}, requests: 1},
+		{name: "issuer refuses the bundle", issuer: []issuerStep{{status: 422, code: issuerapi.CodeSectionRefused}},
+			state: api.StateFailed, reason: issuerapi.CodeSectionRefused, jobs: map[string]string{"authorize": "failed"}, requests: 1},
+		{name: "carrier refuses", carrier: []carrierStep{{status: 422, code: carrierapi.CodeNoDestination}},
+			state: api.StateFailed, reason: carrierapi.CodeNoDestination, requests: 1, void: true,
+			jobs: map[string]string{"authorize": "done", "grant": "done", "book": "failed", "void": "done"}},
+		{name: "carrier unavailable once", carrier: []carrierStep{{status: 503, code: carrierapi.CodeVaultDeposit}},
+			state: api.StateShipped, requests: 1, jobs: map[string]string{"authorize": "done", "grant": "done", "book": "done"}},
+		{name: "vault knows no such token", noToken: true,
+			state: api.StateFailed, reason: "unknown-token", requests: 1, void: true,
+			jobs: map[string]string{"authorize": "done", "grant": "failed", "void": "done"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.issuer.script(tc.issuer...)
+			e.carrier.script(tc.carrier...)
+			e.run()
+			var b *order.Bundle
+			if tc.noToken {
+				b = seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{})
+				if _, err := e.client(t, aliceID).Submit(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				b = e.submit(t)
+			}
+			o := e.waitState(t, b.OrderID, tc.state)
+			e.waitJobs(t, b.OrderID)
+			e.noViolations(t)
+			if o.Reason != tc.reason {
+				t.Fatalf("reason %q, want %q", o.Reason, tc.reason)
+			}
+			wantJobs(t, e.jobs(t, b.OrderID), tc.jobs)
+			ireqs, voids, _ := e.issuer.snapshot()
+			if len(ireqs) != tc.requests {
+				t.Fatalf("issuer saw %d authorizations, want %d", len(ireqs), tc.requests)
+			}
+			if tc.void != (len(voids) == 1 && voids[0] == b.OrderID) || len(voids) > 1 {
+				t.Fatalf("voids %v, want void=%v", voids, tc.void)
+			}
+			if tc.state == api.StateDeclined {
+				if creqs, _ := e.carrier.snapshot(); len(creqs) != 0 {
+					t.Fatal("a declined order was booked")
+				}
+				if o.AuthCode != "" || o.Invoice != "" {
+					t.Fatalf("declined order %+v", o)
+				}
+			}
+			st, err := e.client(t, aliceID).Status(context.Background(), b.OrderID)
+			if err != nil || st.State != tc.state || st.Reason != tc.reason {
+				t.Fatalf("status %+v %v", st, err)
+			}
+		})
+	}
+}
+
+// TestRelayResumes: a merchant killed after intake, while the issuer is
+// still thinking, resumes from its database and ships; so does one killed
+// before it relayed anything.
+func TestRelayResumes(t *testing.T) {
+	t.Run("killed mid-call", func(t *testing.T) {
+		e := newEnv(t)
+		e.issuer.script(issuerStep{hang: true})
+		e.run()
+		b := e.submit(t)
+		select {
+		case id := <-e.issuer.arrived:
+			if id != b.OrderID {
+				t.Fatalf("issuer got %s", id)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the relay never reached the issuer")
+		}
+		e.restart() // cancels the runner mid-call, closes the database, opens a new Server
+		if o, err := e.st.Get(context.Background(), b.OrderID); err != nil || o.State != api.StateReceived {
+			t.Fatalf("after the kill: %+v %v", o, err)
+		}
+		e.run()
+		e.waitState(t, b.OrderID, api.StateShipped)
+		e.waitJobs(t, b.OrderID)
+		e.noViolations(t)
+		if n := e.count(t, "orders"); n != 1 {
+			t.Fatalf("%d orders", n)
+		}
+		var attempts int
+		if err := e.st.DB().QueryRow(`SELECT attempts FROM outbox WHERE kind = 'authorize'`).Scan(&attempts); err != nil || attempts != 1 {
+			t.Fatalf("authorize attempts %d %v: the killed attempt counted", attempts, err)
+		}
+	})
+	t.Run("killed before relaying", func(t *testing.T) {
+		e := newEnv(t)
+		b := e.submit(t) // the runner never started
+		e.restart()
+		e.run()
+		e.waitState(t, b.OrderID, api.StateShipped)
+		e.waitJobs(t, b.OrderID)
+		e.noViolations(t)
+	})
+}
+
+// TestNoCardAtRest: after an approved order whose issuer section carries a
+// card number, neither the merchant's database files (WAL included) nor its
+// log hold the card number or the address.
+func TestNoCardAtRest(t *testing.T) {
+	e := newEnv(t)
+	e.run()
+	b := e.submit(t)
+	e.waitState(t, b.OrderID, api.StateShipped)
+	e.waitJobs(t, b.OrderID)
+	ireqs, _, _ := e.issuer.snapshot()
+	if len(ireqs) != 1 || ireqs[0].section.Card.Number != cardNumber {
+		t.Fatal("the issuer section did not carry the card")
+	}
+	e.stop()
+	e.assertNoSecrets(t, b.OrderID, cardNumber, addressCanary)
+	// Once more after a checkpoint folds the WAL into the main file.
+	if err := e.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.assertNoSecrets(t, b.OrderID, cardNumber, addressCanary)
+	e.open()
+}
+
+// assertNoSecrets scans every file in the merchant's directory and its log
+// for secrets; control, which the merchant does store, must be found, or
+// the scan proves nothing.
+func (e *env) assertNoSecrets(t *testing.T, control string, secrets ...string) {
+	t.Helper()
+	var files []string
+	seen := false
+	err := filepath.WalkDir(e.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files = append(files, filepath.Base(path))
+		seen = seen || bytes.Contains(data, []byte(control))
+		for _, s := range secrets {
+			if bytes.Contains(data, []byte(s)) {
+				t.Errorf("%s holds %q", path, s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range files {
+		found = found || f == "merchant.db"
+	}
+	if !found || !seen {
+		t.Fatalf("files %v: database found %v, %q found %v", files, found, control, seen)
+	}
+	t.Logf("scanned %v", files)
+	log := e.log.Bytes()
+	if len(log) == 0 {
+		t.Fatal("nothing logged")
+	}
+	for _, s := range secrets {
+		if bytes.Contains(log, []byte(s)) {
+			t.Errorf("the merchant's log holds %q", s)
+		}
+	}
+}
