@@ -49,6 +49,14 @@ func EventHandler(keys *keygen.Cache, hc *http.Client, logger *slog.Logger) outb
 	}
 }
 
+// Delivery keeps trying for about a day (the first retries come quickly,
+// then every EventMaxBackoff) before an event is given up, so a merchant's
+// outage of hours loses nothing.
+const (
+	EventMaxAttempts = 300
+	EventMaxBackoff  = 5 * time.Minute
+)
+
 // NewRunner returns the outbox runner that delivers st's tracking events.
 // Callers may tune its fields before Run.
 func NewRunner(keys *keygen.Cache, st *store.Store, hc *http.Client, logger *slog.Logger) *outbox.Runner {
@@ -56,10 +64,12 @@ func NewRunner(keys *keygen.Cache, st *store.Store, hc *http.Client, logger *slo
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &outbox.Runner{
-		DB:       st.DB(),
-		Handlers: map[string]outbox.Handler{store.JobTrackingEvent: EventHandler(keys, hc, logger)},
-		Poll:     DefaultEventPoll,
-		Logger:   logger,
+		DB:          st.DB(),
+		Handlers:    map[string]outbox.Handler{store.JobTrackingEvent: EventHandler(keys, hc, logger)},
+		Poll:        DefaultEventPoll,
+		MaxAttempts: EventMaxAttempts,
+		MaxBackoff:  EventMaxBackoff,
+		Logger:      logger,
 		GiveUp: func(ctx context.Context, job outbox.Job, err error) {
 			logger.Error("tracking event not delivered", "key", job.Key, "attempts", job.Attempts, "err", err)
 		},
