@@ -171,9 +171,12 @@ func (r *Runner) Backoff(n int) time.Duration {
 func (r *Runner) Run(ctx context.Context) {
 	r.init()
 	sem := make(chan struct{}, r.Workers)
+	// A job stays in inflight until a poll that starts after its outcome
+	// was written: a query begun while it ran may still list it as due.
 	var (
 		mu       sync.Mutex
 		inflight = map[int64]bool{}
+		finished []int64
 		wg       sync.WaitGroup
 	)
 	defer wg.Wait()
@@ -186,6 +189,12 @@ func (r *Runner) Run(ctx context.Context) {
 		case <-t.C:
 		case <-r.kick:
 		}
+		mu.Lock()
+		for _, id := range finished {
+			delete(inflight, id)
+		}
+		finished = finished[:0]
+		mu.Unlock()
 		jobs, err := r.due(ctx, 64)
 		if err != nil && ctx.Err() == nil {
 			r.Logger.Error("outbox: reading due jobs", "err", err)
@@ -208,7 +217,7 @@ func (r *Runner) Run(ctx context.Context) {
 				defer wg.Done()
 				r.attempt(ctx, j)
 				mu.Lock()
-				delete(inflight, j.ID)
+				finished = append(finished, j.ID)
 				mu.Unlock()
 				<-sem
 				r.Kick() // the job may have enqueued a follow-up
