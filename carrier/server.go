@@ -85,7 +85,9 @@ func checkEventsURL(raw string) bool {
 }
 
 // book is PUT /v1/shipments/:order_id. Checks run cheapest first, and
-// nothing is stored (nor deposited) until every one has passed.
+// nothing is stored (nor deposited) until every one has passed. A new
+// booking answers 201; a retry of it (same header hash, invoice and events
+// URL) answers 200 with the same shipment, its status being the current one.
 func (s *Server) book(c echo.Context) error {
 	ctx := c.Request().Context()
 	merchant := signedhttp.Caller(c)
