@@ -323,6 +323,33 @@ func TestCheckout(t *testing.T) {
 		}
 	})
 
+	t.Run("an inline address is deposited in the vault by the carrier", func(t *testing.T) {
+		c := c.with(t)
+		id, state, rest, code, errs := c.orderCLI(alice, "-item", "mug_blue-350=2", "-ship-to-address", c.writeAddress("alice"))
+		if code != 0 || state != merchantapi.StateShipped {
+			t.Fatalf("order %s: exit %d %s\n%s", id, code, state, errs)
+		}
+		trk := strings.Fields(rest)[0]
+		var tok, source string
+		if err := c.db("carrier", "carrier.db").QueryRow(`SELECT ship_token, token_source FROM shipments WHERE tracking = ?`, trk).Scan(&tok, &source); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(tok, "tok_") || source != "deposited" {
+			t.Fatalf("carrier holds %q (%s)", tok, source)
+		}
+		// The merchant never learns a token for an inline address.
+		if n := c.scalar(c.db("merchant", "merchant.db"), `SELECT COUNT(*) FROM orders WHERE order_id = ? AND ship_token = ''`, id); n != 1 {
+			t.Fatal("the merchant holds a destination for an inline-address order")
+		}
+		label := c.path("carrier", "inline-label.png")
+		c.must("", "carrier", "label", trk, "-o", label, "-db", c.path("carrier", "carrier.db"), "-key", c.keyFile(cParcel),
+			"-vault-url", c.url("vault"), "-vault", cVault)
+		if fi, err := os.Stat(label); err != nil || fi.Size() < 1000 {
+			t.Fatalf("label: %v", err)
+		}
+		os.Remove(label)
+	})
+
 	t.Run("bad input at every endpoint gets problem+json and stores nothing", func(t *testing.T) {
 		c := c.with(t)
 		c.badInput(t, token)
