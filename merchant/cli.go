@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -181,13 +182,6 @@ func parseArgs(fs *flag.FlagSet, args []string, n int, what string) error {
 	return nil
 }
 
-// flagSet reports whether name was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
 func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 	p := prog + " catalog"
 	code := cli.Dispatch(p, stdio, args, []cli.Command{
@@ -198,7 +192,9 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			it := CatalogItem{}
 			fs.StringVar(&it.SKU, "sku", "", "product SKU")
 			fs.StringVar(&it.Name, "name", "", "product name")
-			fs.Int64Var(&it.UnitPrice, "price", -1, "unit price in minor units (cents)")
+			// A string, so "12.90" gets a one-line hint rather than the flag
+			// package's error followed by the whole usage text.
+			price := fs.String("price", "", "unit price in integer minor units (cents): 1290 for 12.90")
 			cur := fs.String("currency", "EUR", "ISO 4217 currency")
 			if err := cli.Parse(fs, a); err != nil {
 				return err
@@ -206,9 +202,14 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err := cli.Require(fs, "db", "sku", "name"); err != nil {
 				return err
 			}
-			if !flagSet(fs, "price") {
-				return cli.Usagef("run '"+fs.Name()+" -h' for usage", "-price is required")
+			if err := cli.Require(fs, "price"); err != nil {
+				return err
 			}
+			n, err := strconv.ParseInt(*price, 10, 64)
+			if err != nil {
+				return cli.Usagef("prices are integer minor units: -price 1290 for 12.90", "-price %.32q is not a whole number", *price)
+			}
+			it.UnitPrice = n
 			if err := web.Validate(&CatalogFile{Currency: *cur, Products: []CatalogItem{it}}); err != nil {
 				return cli.Usagef("prices are integer minor units; SKUs have no spaces", "%v", err)
 			}

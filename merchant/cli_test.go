@@ -1,0 +1,286 @@
+package merchant_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"orderseal/internal/cli"
+	"orderseal/merchant"
+	"orderseal/merchant/api"
+	"orderseal/merchant/store"
+	"orderseal/order"
+)
+
+// run runs the merchant command with stdin and returns its exit code,
+// stdout and stderr.
+func runCLI(t *testing.T, ctx context.Context, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := merchant.Main(ctx, args, cli.Stdio{In: strings.NewReader(stdin), Out: &out, Err: &errb})
+	return code, out.String(), errb.String()
+}
+
+// oneLineError checks stderr is a single "prog: error: …" line, optionally
+// followed by a hint, and contains want.
+func oneLineError(t *testing.T, stderr, prog, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if len(lines) < 1 || len(lines) > 2 || !strings.HasPrefix(lines[0], prog+": error: ") ||
+		(len(lines) == 2 && !strings.HasPrefix(lines[1], prog+": hint: ")) {
+		t.Fatalf("stderr is not one error line (and a hint):\n%s", stderr)
+	}
+	if !strings.Contains(lines[0], want) {
+		t.Fatalf("error %q does not say %q", lines[0], want)
+	}
+}
+
+func listCatalog(t *testing.T, db string) []store.Product {
+	t.Helper()
+	code, out, errs := runCLI(t, context.Background(), "", "catalog", "list", "-db", db, "-json")
+	if code != 0 {
+		t.Fatalf("catalog list: %d %s", code, errs)
+	}
+	var ps []store.Product
+	if err := json.Unmarshal([]byte(out), &ps); err != nil {
+		t.Fatalf("catalog list -json: %v: %s", err, out)
+	}
+	return ps
+}
+
+func TestCLICatalog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "merchant.db")
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("catalog.json", `{"currency":"EUR","products":[
+		{"sku":"BOOK-1984.pb","name":"Nineteen Eighty-Four (paperback)","unit_price":1299},
+		{"sku":"mug_blue-350","name":"Blue mug, 350 ml","unit_price":850}]}`)
+
+	code, out, errs := runCLI(t, ctx, "", "catalog", "import", "-db", db, good)
+	if code != 0 || out != "" || !strings.Contains(errs, "2 products imported") {
+		t.Fatalf("import: %d %q %q", code, out, errs)
+	}
+	code, _, errs = runCLI(t, ctx, "", "catalog", "add", "-db", db, "-sku", "MUG-01", "-name", "Mug", "-price", "1290", "-currency", "EUR")
+	if code != 0 || !strings.Contains(errs, "MUG-01 listed at 1290 EUR") {
+		t.Fatalf("add: %d %q", code, errs)
+	}
+	// From stdin, replacing a price.
+	code, _, errs = runCLI(t, ctx, `{"currency":"EUR","products":[{"sku":"MUG-01","name":"Mug","unit_price":1390}]}`,
+		"catalog", "import", "-db", db, "-")
+	if code != 0 {
+		t.Fatalf("import from stdin: %d %q", code, errs)
+	}
+	want := []store.Product{
+		{SKU: "BOOK-1984.pb", Name: "Nineteen Eighty-Four (paperback)", UnitPrice: 1299, Currency: "EUR"},
+		{SKU: "MUG-01", Name: "Mug", UnitPrice: 1390, Currency: "EUR"},
+		{SKU: "mug_blue-350", Name: "Blue mug, 350 ml", UnitPrice: 850, Currency: "EUR"},
+	}
+	check := func() {
+		t.Helper()
+		got := listCatalog(t, db)
+		if len(got) != len(want) {
+			t.Fatalf("catalog %+v, want %+v", got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("catalog %+v, want %+v", got, want)
+			}
+		}
+	}
+	check()
+	code, out, _ = runCLI(t, ctx, "", "catalog", "list", "-db", db)
+	if code != 0 || !strings.HasPrefix(out, "SKU") || !strings.Contains(out, "MUG-01") || !strings.Contains(out, "1390") {
+		t.Fatalf("list: %d %q", code, out)
+	}
+
+	refusals := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		says  string
+	}{
+		{"price with a decimal point", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "12.90"}, cli.ExitUsage, "not a whole number"},
+		{"negative price", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "-5"}, cli.ExitUsage, "UnitPrice"},
+		{"no price", "", []string{"add", "-db", db, "-sku", "X", "-name", "X"}, cli.ExitUsage, "-price is required"},
+		{"bad currency", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "5", "-currency", "EURO"}, cli.ExitUsage, "Currency"},
+		{"SKU with a space", "", []string{"add", "-db", db, "-sku", "A B", "-name", "X", "-price", "5"}, cli.ExitUsage, "SKU"},
+		{"another currency", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "5", "-currency", "USD"}, cli.ExitFailure, "mix currencies"},
+		{"no db", "", []string{"add", "-sku", "X", "-name", "X", "-price", "5"}, cli.ExitUsage, "-db is required"},
+		{"malformed file", "", []string{"import", "-db", db, write("bad.json", `{"currency":"EUR","products":[`)}, cli.ExitFailure, "catalog"},
+		{"unknown field", "", []string{"import", "-db", db, write("unknown.json", `{"currency":"EUR","products":[{"sku":"X","name":"X","unit_price":1,"tax":2}]}`)}, cli.ExitFailure, "catalog"},
+		{"bad currency in file", "", []string{"import", "-db", db, write("cur.json", `{"currency":"eur","products":[{"sku":"X","name":"X","unit_price":1}]}`)}, cli.ExitFailure, "Currency"},
+		{"no products", "", []string{"import", "-db", db, write("empty.json", `{"currency":"EUR","products":[]}`)}, cli.ExitFailure, "Products"},
+		{"duplicate SKU", "", []string{"import", "-db", db, write("dup.json", `{"currency":"EUR","products":[{"sku":"X","name":"X","unit_price":1},{"sku":"X","name":"Y","unit_price":2}]}`)}, cli.ExitFailure, "twice"},
+		{"file in another currency", "", []string{"import", "-db", db, write("usd.json", `{"currency":"USD","products":[{"sku":"X","name":"X","unit_price":1}]}`)}, cli.ExitFailure, "mix currencies"},
+		{"malformed stdin", "{", []string{"import", "-db", db, "-"}, cli.ExitFailure, "catalog -"},
+		{"missing file", "", []string{"import", "-db", db, filepath.Join(dir, "nope.json")}, cli.ExitFailure, "nope.json"},
+		{"no file", "", []string{"import", "-db", db}, cli.ExitUsage, "one catalog file"},
+		{"two files", "", []string{"import", "-db", db, good, good}, cli.ExitUsage, "one catalog file"},
+		{"unknown subcommand", "", []string{"remove", "-db", db}, cli.ExitUsage, "unknown command"},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, ctx, tc.stdin, append([]string{"catalog"}, tc.args...)...)
+			if code != tc.code || out != "" {
+				t.Fatalf("exit %d (want %d), stdout %q, stderr %q", code, tc.code, out, errs)
+			}
+			oneLineError(t, errs, "merchant catalog", tc.says)
+			check() // nothing changed
+		})
+	}
+}
+
+func TestCLIOrders(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "merchant.db")
+	code, out, errs := runCLI(t, ctx, "", "orders", "-db", db)
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "ORDER") {
+		t.Fatalf("orders on an empty database: %d %q %q", code, out, errs)
+	}
+	st, err := store.Open(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &store.Order{ID: "ord_cli1", Cardholder: aliceID, HeaderHash: []byte{1}, Bundle: []byte("{}"), Issuer: bankID,
+		Carrier: parcelID, Vault: vaultID, ShipToken: testToken, Items: []byte("[]"), Total: 3448, Currency: "EUR", State: api.StateReceived}
+	if _, _, err := st.Insert(ctx, o, "authorize"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateDeclined, Reason: "insufficient-credit"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	code, out, _ = runCLI(t, ctx, "", "orders", "-db", db)
+	if code != 0 {
+		t.Fatalf("orders: %d", code)
+	}
+	for _, want := range []string{"ord_cli1", "declined", "insufficient-credit", "3448 EUR", testToken} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("orders output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCLI(t, ctx, "", "orders", "-db", db, "-json")
+	var sts []api.Status
+	if code != 0 || json.Unmarshal([]byte(out), &sts) != nil || len(sts) != 1 || sts[0].OrderID != "ord_cli1" ||
+		sts[0].State != api.StateDeclined || len(sts[0].Timeline) != 2 {
+		t.Fatalf("orders -json: %d %s", code, out)
+	}
+	code, _, errs = runCLI(t, ctx, "", "orders")
+	if code != cli.ExitUsage {
+		t.Fatalf("orders without -db: %d", code)
+	}
+	oneLineError(t, errs, "merchant", "-db is required")
+	code, _, errs = runCLI(t, ctx, "", "orders", "-db", db, "extra")
+	if code != cli.ExitUsage {
+		t.Fatalf("orders with an argument: %d %s", code, errs)
+	}
+}
+
+// TestCLIServe runs `merchant serve` against a fake issuer and carrier and
+// a real vault: it imports the catalog, takes an order, ships it, and stops
+// cleanly when its context ends.
+func TestCLIServe(t *testing.T) {
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "merchant.key")
+	if err := partyKey(t, shopID).WriteFile(keyPath); err != nil {
+		t.Fatal(err)
+	}
+	catalog := filepath.Join(dir, "catalog.json")
+	os.WriteFile(catalog, []byte(`{"currency":"EUR","products":[
+		{"sku":"BOOK-1984.pb","name":"Nineteen Eighty-Four (paperback)","unit_price":1299},
+		{"sku":"mug_blue-350","name":"Blue mug, 350 ml","unit_price":850}]}`), 0o600)
+	iss, car, v := newFakeIssuer(t, bankID), newFakeCarrier(t, parcelID), newVault(t)
+	addrFile := filepath.Join(dir, "addr")
+	args := []string{"serve", "-key", keyPath, "-db", filepath.Join(dir, "merchant.db"), "-catalog", catalog,
+		"-issuer", bankID + "=" + iss.ts.URL, "-carrier", parcelID + "=" + car.ts.URL, "-vault", vaultID + "=" + v.ts.URL,
+		"-listen", "127.0.0.1:0", "-addr-file", addrFile, "-relay-poll", "20ms"}
+
+	// Usage mistakes first: exit 2, one line.
+	for _, bad := range [][]string{
+		{"-issuer", "bank=" + iss.ts.URL},
+		{"-carrier", parcelID + "=ftp://x"},
+		{"-vault", bankID + "=" + v.ts.URL},
+	} {
+		a := append(append([]string(nil), args...), bad...)
+		code, _, errs := runCLI(t, context.Background(), "", a...)
+		if code != cli.ExitUsage {
+			t.Fatalf("%v: exit %d: %s", bad, code, errs)
+		}
+		oneLineError(t, errs, "merchant", bad[0])
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- merchant.Main(ctx, args, cli.Stdio{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &errb})
+	}()
+	var addr string
+	deadline := time.Now().Add(15 * time.Second)
+	for addr == "" {
+		if b, err := os.ReadFile(addrFile); err == nil {
+			addr = strings.TrimSpace(string(b))
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d: %s", code, errb.Bytes())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never wrote its address: %s", errb.Bytes())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c, err := api.NewClient(cache(t, aliceID), "http://"+addr, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.OrderForm(ctx)
+	if err != nil || len(f.Catalog) != 2 || f.Currency != "EUR" {
+		t.Fatalf("order form %+v %v", f, err)
+	}
+	b := seal(t, aliceID, testOrder(t, v.register(t, aliceID)), stdParties, order.SealOptions{})
+	if _, err := c.Submit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		st, err := c.Status(ctx, b.OrderID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State == api.StateShipped {
+			break
+		}
+		if api.Settled(st.State) || time.Now().After(deadline) {
+			t.Fatalf("status %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d: %s", code, errb.Bytes())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if log := errb.Bytes(); bytes.Contains(log, []byte(cardNumber)) || !bytes.Contains(log, []byte("order shipped")) {
+		t.Fatalf("serve log:\n%s", log)
+	}
+}
