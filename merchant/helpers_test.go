@@ -160,11 +160,12 @@ type fakeIssuer struct {
 	ts      *httptest.Server
 	arrived chan string // an order id each time a hanging step is reached
 
-	mu       sync.Mutex
-	steps    []issuerStep
-	requests []issuerRequest
-	voids    []string
-	errs     []string
+	mu          sync.Mutex
+	steps       []issuerStep
+	requests    []issuerRequest
+	voids       []string
+	errs        []string
+	voidUnknown bool // answer voids as the issuer does for an order it never saw
 }
 
 func newFakeIssuer(t *testing.T, id string) *fakeIssuer {
@@ -268,7 +269,11 @@ func (f *fakeIssuer) authorize(c echo.Context) error {
 func (f *fakeIssuer) void(c echo.Context) error {
 	f.mu.Lock()
 	f.voids = append(f.voids, c.Param("id"))
+	unknown := f.voidUnknown
 	f.mu.Unlock()
+	if unknown {
+		return problem.New(http.StatusNotFound, issuerapi.CodeUnknownAuth, "Unknown authorization", "No authorization for this order id.")
+	}
 	return c.JSON(http.StatusOK, issuerapi.Authorization{OrderID: c.Param("id"), Decision: issuerapi.Approved, Voided: true})
 }
 

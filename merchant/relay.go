@@ -185,18 +185,37 @@ func (s *Server) void(ctx context.Context, job outbox.Job) error {
 		return outbox.Permanent(fmt.Errorf("issuer %s no longer configured", o.Issuer))
 	}
 	if _, err := client.Void(ctx, o.ID); err != nil {
+		var p *rfc9457.Problem
+		if errors.As(err, &p) && p.Status == http.StatusNotFound && p.Code == issuerapi.CodeUnknownAuth {
+			// The authorization never reached the issuer: nothing is held.
+			return s.cfg.Store.Note(ctx, o.ID, o.State, "no authorization to void at "+o.Issuer)
+		}
 		return classify(err)
 	}
 	return s.cfg.Store.Note(ctx, o.ID, o.State, "authorization voided at "+o.Issuer)
 }
 
-// giveUp records a relay that failed for good. An order the issuer had
-// already approved has its hold released.
+// refusedBy reports whether err is the peer's own refusal (a 4xx problem it
+// signed): the request was judged and nothing was granted.
+func refusedBy(err error) bool {
+	var p *rfc9457.Problem
+	return errors.As(err, &p) && p.Status >= 400 && p.Status < 500
+}
+
+// giveUp records a relay that failed for good. An order the issuer approved,
+// or may have approved, has its hold released.
 func (s *Server) giveUp(ctx context.Context, job outbox.Job, err error) {
 	reason := reasonOf(err)
 	var jobs []string
 	from := []string{api.StateReceived}
 	switch job.Kind {
+	case jobAuthorize:
+		// Unless the issuer refused the request, it may hold an approval
+		// the merchant never got (an answer lost to a timeout, or one that
+		// did not echo the bundle): release it.
+		if !refusedBy(err) {
+			jobs = []string{jobVoid}
+		}
 	case jobGrant, jobBook:
 		from, jobs = []string{api.StateAuthorized}, []string{jobVoid}
 	case jobVoid:

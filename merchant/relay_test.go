@@ -176,6 +176,14 @@ func TestRelayShips(t *testing.T) {
 	}
 }
 
+func repeat[T any](x T, n int) []T {
+	out := make([]T, n)
+	for i := range out {
+		out[i] = x
+	}
+	return out
+}
+
 func equal(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
@@ -215,15 +223,17 @@ func TestRelayInlineAddress(t *testing.T) {
 // bundle end the order in the right state, with the right follow-up.
 func TestRelayOutcomes(t *testing.T) {
 	tests := []struct {
-		name     string
-		issuer   []issuerStep
-		carrier  []carrierStep
-		noToken  bool // submit a token the vault does not hold
-		state    string
-		reason   string
-		jobs     map[string]string
-		requests int // authorization requests the issuer saw
-		void     bool
+		name    string
+		issuer  []issuerStep
+		carrier []carrierStep
+		noToken bool // submit a token the vault does not hold
+		// the issuer answers voids with unknown-authorization
+		voidUnknown bool
+		state       string
+		reason      string
+		jobs        map[string]string
+		requests    int // authorization requests the issuer saw
+		void        bool
 	}{
 		{name: "declined", issuer: []issuerStep{{decline: issuerapi.ReasonInsufficientCredit}},
 			state: api.StateDeclined, reason: issuerapi.ReasonInsufficientCredit,
@@ -233,7 +243,14 @@ func TestRelayOutcomes(t *testing.T) {
 		{name: "issuer rate-limits", issuer: []issuerStep{{status: 429, code: "too-many-requests"}},
 			state: api.StateShipped, jobs: map[string]string{"authorize": "done", "grant": "done", "book": "done"}, requests: 2},
 		{name: "issuer echoes another header", issuer: []issuerStep{{badHash: true}},
-			state: api.StateFailed, reason: "issuer-answer-mismatch", jobs: map[string]string{"authorize": "failed"}, requests: 1},
+			state: api.StateFailed, reason: "issuer-answer-mismatch", requests: 1, void: true,
+			jobs: map[string]string{"authorize": "failed", "void": "done"}},
+		{name: "issuer unavailable for good", issuer: repeat(issuerStep{status: 503, code: "unavailable"}, 12),
+			state: api.StateFailed, reason: "unavailable", requests: 12, void: true,
+			jobs: map[string]string{"authorize": "failed", "void": "done"}},
+		{name: "issuer unavailable for good, never saw it", issuer: repeat(issuerStep{status: 503, code: "unavailable"}, 12), voidUnknown: true,
+			state: api.StateFailed, reason: "unavailable", requests: 12, void: true,
+			jobs: map[string]string{"authorize": "failed", "void": "done"}},
 		{name: "issuer refuses the bundle", issuer: []issuerStep{{status: 422, code: issuerapi.CodeSectionRefused}},
 			state: api.StateFailed, reason: issuerapi.CodeSectionRefused, jobs: map[string]string{"authorize": "failed"}, requests: 1},
 		{name: "carrier refuses", carrier: []carrierStep{{status: 422, code: carrierapi.CodeNoDestination}},
@@ -251,6 +268,9 @@ func TestRelayOutcomes(t *testing.T) {
 			e := newEnv(t)
 			e.issuer.script(tc.issuer...)
 			e.carrier.script(tc.carrier...)
+			e.issuer.mu.Lock()
+			e.issuer.voidUnknown = tc.voidUnknown
+			e.issuer.mu.Unlock()
 			e.run()
 			var b *order.Bundle
 			if tc.noToken {
@@ -286,6 +306,15 @@ func TestRelayOutcomes(t *testing.T) {
 			st, err := e.client(t, aliceID).Status(context.Background(), b.OrderID)
 			if err != nil || st.State != tc.state || st.Reason != tc.reason {
 				t.Fatalf("status %+v %v", st, err)
+			}
+			if tc.void {
+				want := "authorization voided at " + bankID
+				if tc.voidUnknown {
+					want = "no authorization to void at " + bankID
+				}
+				if last := st.Timeline[len(st.Timeline)-1]; last.Detail != want {
+					t.Fatalf("last timeline entry %+v, want %q", last, want)
+				}
 			}
 		})
 	}
