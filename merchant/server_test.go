@@ -1,0 +1,65 @@
+package merchant_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"orderseal/merchant"
+	"orderseal/merchant/store"
+)
+
+func TestParsePeer(t *testing.T) {
+	tests := []struct {
+		in, role string
+		want     merchant.Peer
+		ok       bool
+	}{
+		{"issuer:bank.example=http://127.0.0.1:8444/", "issuer", merchant.Peer{Identity: "issuer:bank.example", URL: "http://127.0.0.1:8444"}, true},
+		{"carrier:parcel.example=https://post.example", "carrier", merchant.Peer{Identity: "carrier:parcel.example", URL: "https://post.example"}, true},
+		{"issuer:bank.example", "issuer", merchant.Peer{}, false},
+		{"carrier:parcel.example=http://x", "issuer", merchant.Peer{}, false},
+		{"bank=http://x", "issuer", merchant.Peer{}, false},
+		{"issuer:bank.example=ftp://x", "issuer", merchant.Peer{}, false},
+		{"issuer:bank.example=http://", "issuer", merchant.Peer{}, false},
+		{"=http://x", "issuer", merchant.Peer{}, false},
+	}
+	for _, tc := range tests {
+		got, err := merchant.ParsePeer(tc.in, tc.role)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParsePeer(%q, %q) = %+v, %v", tc.in, tc.role, got, err)
+		}
+	}
+}
+
+func TestNewServerRefuses(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "m.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	good := func() merchant.Config {
+		return merchant.Config{Keys: cache(t, shopID), Store: st, PublicURL: "http://127.0.0.1:1",
+			Carrier: merchant.Peer{Identity: parcelID, URL: "http://127.0.0.1:2"},
+			Issuers: []merchant.Peer{{Identity: bankID, URL: "http://127.0.0.1:3"}},
+			Vault:   merchant.Peer{Identity: vaultID, URL: "http://127.0.0.1:4"}}
+	}
+	if _, err := merchant.NewServer(good()); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(*merchant.Config){
+		"a carrier's key":       func(c *merchant.Config) { c.Keys = cache(t, parcelID) },
+		"no issuer":             func(c *merchant.Config) { c.Issuers = nil },
+		"an issuer that is not": func(c *merchant.Config) { c.Issuers[0].Identity = vaultID },
+		"a carrier that is not": func(c *merchant.Config) { c.Carrier.Identity = bankID },
+		"a vault that is not":   func(c *merchant.Config) { c.Vault.Identity = parcelID },
+		"a bad public URL":      func(c *merchant.Config) { c.PublicURL = "127.0.0.1:8080" },
+		"a bad carrier URL":     func(c *merchant.Config) { c.Carrier.URL = "" },
+	} {
+		cfg := good()
+		edit(&cfg)
+		if _, err := merchant.NewServer(cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
