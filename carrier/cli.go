@@ -17,6 +17,7 @@ import (
 	"orderseal/carrier/store"
 	"orderseal/internal/cli"
 	"orderseal/internal/problem/rfc9457"
+	"orderseal/internal/secfile"
 	"orderseal/internal/strictjson"
 	"orderseal/internal/web"
 	"orderseal/keygen"
@@ -238,7 +239,7 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 		_, err := stdio.Out.Write(png.Bytes())
 		return err
 	}
-	if err := writeNew(*out, png.Bytes()); err != nil {
+	if err := secfile.WriteNew(*out, png.Bytes()); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdio.Err, "%s: label for %s written to %s (0600); it is stored nowhere else\n", prog, sh.Tracking, *out)
@@ -258,25 +259,6 @@ func revealHint(err error) error {
 		}
 	}
 	return cli.WithHint(fmt.Errorf("revealing the address: %w", err), "check -vault-url, -vault and that the vault is running")
-}
-
-// writeNew creates path 0600, failing if it exists, and syncs it.
-func writeNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
 }
 
 // shipmentRow is one line of 'carrier shipments -json'.
