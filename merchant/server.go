@@ -18,6 +18,7 @@ import (
 	"orderseal/internal/outbox"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
+	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/internal/web"
 	issuerapi "orderseal/issuer/api"
 	"orderseal/keygen"
@@ -110,10 +111,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if s.vault, err = vaultapi.NewClient(cfg.Keys, cfg.Vault.URL, cfg.Vault.Identity, cfg.HTTPClient); err != nil {
 		return nil, err
 	}
-	if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("public URL %q: must be http(s)://host[:port]", cfg.PublicURL)
+	if s.cfg.PublicURL, err = httpsig.BaseURL("public", cfg.PublicURL); err != nil {
+		return nil, err
 	}
-	s.cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 
 	s.runner = &outbox.Runner{DB: cfg.Store.DB(), Logger: s.log, Now: s.now, Poll: time.Second,
 		Handlers: map[string]outbox.Handler{

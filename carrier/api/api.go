@@ -6,10 +6,8 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/keygen"
@@ -87,14 +85,11 @@ type Client struct {
 
 // NewClient makes a client for the carrier identity at base URL.
 func NewClient(keys *keygen.Cache, base, carrier string, hc *http.Client) (*Client, error) {
-	if err := keygen.ValidateIdentity(carrier); err != nil || keygen.RoleOf(carrier) != "carrier" {
-		return nil, fmt.Errorf("carrier identity %q: must be carrier:<name>", carrier)
+	base, err := httpsig.Peer("carrier", carrier, base)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("carrier URL %q: must be http(s)://host[:port]", base)
-	}
-	return &Client{http: httpsig.NewClient(keys, hc), base: strings.TrimRight(base, "/"), carrier: carrier}, nil
+	return &Client{http: httpsig.NewClient(keys, hc), base: base, carrier: carrier}, nil
 }
 
 // Book relays b's header and carrier section.

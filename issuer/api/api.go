@@ -6,10 +6,8 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/keygen"
@@ -84,14 +82,11 @@ type Client struct {
 
 // NewClient makes a client for the issuer identity at base URL.
 func NewClient(keys *keygen.Cache, base, issuer string, hc *http.Client) (*Client, error) {
-	if err := keygen.ValidateIdentity(issuer); err != nil || keygen.RoleOf(issuer) != "issuer" {
-		return nil, fmt.Errorf("issuer identity %q: must be issuer:<name>", issuer)
+	base, err := httpsig.Peer("issuer", issuer, base)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("issuer URL %q: must be http(s)://host[:port]", base)
-	}
-	return &Client{http: httpsig.NewClient(keys, hc), base: strings.TrimRight(base, "/"), issuer: issuer}, nil
+	return &Client{http: httpsig.NewClient(keys, hc), base: base, issuer: issuer}, nil
 }
 
 // Authorize relays b's header and issuer section with the amount asked for.

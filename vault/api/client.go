@@ -2,10 +2,8 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/keygen"
@@ -22,14 +20,11 @@ type Client struct {
 
 // NewClient makes a client for the vault identity at base URL.
 func NewClient(keys *keygen.Cache, base, vault string, hc *http.Client) (*Client, error) {
-	if err := keygen.ValidateIdentity(vault); err != nil || keygen.RoleOf(vault) != "vault" {
-		return nil, fmt.Errorf("vault identity %q: must be vault:<name>", vault)
+	base, err := httpsig.Peer("vault", vault, base)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("vault URL %q: must be http(s)://host[:port]", base)
-	}
-	return &Client{keys: keys, http: httpsig.NewClient(keys, hc), base: strings.TrimRight(base, "/"), vault: vault}, nil
+	return &Client{keys: keys, http: httpsig.NewClient(keys, hc), base: base, vault: vault}, nil
 }
 
 // Identity is the vault's identity.

@@ -1,0 +1,29 @@
+package httpsig
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"orderseal/keygen"
+)
+
+// Peer checks what a client needs to reach another party: identity must be
+// role:<name>, base an http(s)://host[:port] URL. It returns base without a
+// trailing slash.
+func Peer(role, identity, base string) (string, error) {
+	if err := keygen.ValidateIdentity(identity); err != nil || keygen.RoleOf(identity) != role {
+		return "", fmt.Errorf("%s identity %q: must be %s:<name>", role, identity, role)
+	}
+	return BaseURL(role, base)
+}
+
+// BaseURL checks base is an http(s)://host[:port] URL and returns it without
+// a trailing slash; what names it in the error.
+func BaseURL(what, base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%s URL %q: must be http(s)://host[:port]", what, base)
+	}
+	return strings.TrimRight(base, "/"), nil
+}
