@@ -1,6 +1,7 @@
 package cardholder
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -43,12 +45,6 @@ type BuyerFile struct {
 }
 
 const maxProfile = 4 << 10
-
-// itemList is the repeatable -item SKU=QTY flag.
-type itemList []string
-
-func (l *itemList) String() string     { return strings.Join(*l, " ") }
-func (l *itemList) Set(s string) error { *l = append(*l, s); return nil }
 
 var tokenRE = regexp.MustCompile(`^tok_[A-Za-z0-9_-]{8,120}$`)
 
@@ -124,7 +120,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	keyPath := fs.String("key", "", "your cardholder key file")
 	cardPath := fs.String("card", "", "card JSON file (0600): number, expiry, optional cvc, issuer")
 	buyerPath := fs.String("buyer", "", "buyer JSON: name, phone, email")
-	var items itemList
+	var items cli.Strings
 	fs.Var(&items, "item", "SKU=QTY (repeatable)")
 	shipTo := fs.String("ship-to", "", "an address label of yours in the vault, or a token (yours or a shareable gift token)")
 	shipToFile := fs.String("ship-to-address", "", "an inline address JSON instead (the carrier deposits it in the vault)")
@@ -188,7 +184,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return reachErr("merchant", err)
 	}
-	if !contains(form.Issuers, card.Issuer) {
+	if !slices.Contains(form.Issuers, card.Issuer) {
 		return cli.WithHint(fmt.Errorf("%s does not accept cards of %s", form.Merchant, card.Issuer), "accepted: "+strings.Join(form.Issuers, ", "))
 	}
 	its, total, err := lines(form, items)
@@ -202,7 +198,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		Total:     total,
 		Currency:  form.Currency,
 		Plan:      order.Plan{Installments: *installments},
-		Recipient: order.Recipient{Name: or(*recName, buyer.Name), Phone: or(*recPhone, buyer.Phone)},
+		Recipient: order.Recipient{Name: cmp.Or(*recName, buyer.Name), Phone: cmp.Or(*recPhone, buyer.Phone)},
 		GiftNote:  *gift,
 	}
 	parties := order.Parties{Merchant: form.Merchant, Issuer: card.Issuer, Carrier: form.Carrier}
@@ -262,22 +258,6 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	return settle(st, *asJSON, stdio)
-}
-
-func or(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // resolveShipTo returns the token for a label of the caller's own, or the

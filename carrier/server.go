@@ -68,10 +68,6 @@ func NewServer(keys *keygen.Cache, st *store.Store, vault Depositor, opt Options
 // Handler is the carrier's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-func refuse(status int, code, title, detail string) error {
-	return problem.New(status, code, title, detail)
-}
-
 // shipmentOut is the wire answer for sh.
 func shipmentOut(sh store.Shipment) api.Shipment {
 	return api.Shipment{OrderID: sh.OrderID, HeaderHash: wire.B64(sh.HeaderHash[:]), Tracking: sh.Tracking,
@@ -96,21 +92,21 @@ func (s *Server) book(c echo.Context) error {
 		return err
 	}
 	if !checkEventsURL(req.EventsURL) {
-		return refuse(http.StatusUnprocessableEntity, api.CodeEventsURL, "Bad events URL",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeEventsURL, "Bad events URL",
 			"events_url must be an absolute http or https URL without credentials or fragment.")
 	}
 	b, err := order.ParseBundle(req.Bundle)
 	if err != nil {
-		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", err.Error())
+		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", err.Error())
 	}
 	if b.Parties[order.RoleCarrier] != s.keys.Identity() {
-		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", "The bundle names another carrier.")
+		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", "The bundle names another carrier.")
 	}
 	if b.Parties[order.RoleMerchant] != merchant {
-		return refuse(http.StatusForbidden, api.CodeWrongMerchant, "Wrong merchant", "The bundle was sealed for another merchant.")
+		return problem.New(http.StatusForbidden, api.CodeWrongMerchant, "Wrong merchant", "The bundle was sealed for another merchant.")
 	}
 	if c.Param("order_id") != b.OrderID {
-		return refuse(http.StatusBadRequest, api.CodeOrderIDMismatch, "Order id mismatch", "The path and the bundle name different orders.")
+		return problem.New(http.StatusBadRequest, api.CodeOrderIDMismatch, "Order id mismatch", "The path and the bundle name different orders.")
 	}
 	hH := b.HeaderHash()
 
@@ -119,7 +115,7 @@ func (s *Server) book(c echo.Context) error {
 	switch old, err := s.store.ByOrder(ctx, merchant, b.OrderID); {
 	case err == nil:
 		if old.HeaderHash != hH || old.Invoice != req.Invoice || old.EventsURL != req.EventsURL {
-			return refuse(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
+			return problem.New(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
 				"This order id is booked with another bundle, invoice or events URL.")
 		}
 		return c.JSON(http.StatusOK, shipmentOut(old))
@@ -129,18 +125,18 @@ func (s *Server) book(c echo.Context) error {
 
 	switch err := b.CheckTime(s.now()); {
 	case errors.Is(err, order.ErrExpired):
-		return refuse(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed.")
+		return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed.")
 	case errors.Is(err, order.ErrNotYetValid):
-		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", "The bundle was created in the future; check clocks.")
+		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", "The bundle was created in the future; check clocks.")
 	case err != nil:
-		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", err.Error())
+		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", err.Error())
 	}
 	sec, err := order.Open(b, s.keys, order.RoleCarrier, order.OpenOptions{Now: s.now()})
 	if err != nil {
 		if errors.Is(err, order.ErrExpired) {
-			return refuse(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed.")
+			return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed.")
 		}
-		return refuse(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused", "The carrier section does not open: "+err.Error())
+		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused", "The carrier section does not open: "+err.Error())
 	}
 	sh := store.Shipment{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Invoice: req.Invoice,
 		GiftNote: sec.GiftNote, EventsURL: req.EventsURL}
@@ -149,14 +145,14 @@ func (s *Server) book(c echo.Context) error {
 	}
 	switch {
 	case sec.ShipToken != "" && sec.ShipTo != nil:
-		return refuse(http.StatusUnprocessableEntity, api.CodeNoDestination, "Ambiguous destination",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeNoDestination, "Ambiguous destination",
 			"The carrier section names both a token and an address; it must name exactly one.")
 	case sec.ShipToken != "":
 		sh.ShipToken, sh.Source = sec.ShipToken, store.Granted
 	case sec.ShipTo != nil:
 		norm, err := vaultapi.NormalizeAddress(*sec.ShipTo)
 		if err != nil {
-			return refuse(http.StatusUnprocessableEntity, api.CodeAddressInvalid, "Address invalid",
+			return problem.New(http.StatusUnprocessableEntity, api.CodeAddressInvalid, "Address invalid",
 				"The inline address is not a valid postal address.")
 		}
 		// The address rests in the vault, under the carrier's own name,
@@ -170,12 +166,12 @@ func (s *Server) book(c echo.Context) error {
 		}
 		sh.ShipToken, sh.Source = res.Token, store.Deposited
 	default:
-		return refuse(http.StatusUnprocessableEntity, api.CodeNoDestination, "No destination",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeNoDestination, "No destination",
 			"The carrier section names neither a ship-to token nor an address.")
 	}
 	booked, created, err := s.store.Book(ctx, sh)
 	if errors.Is(err, store.ErrOrderIDReused) {
-		return refuse(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
+		return problem.New(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
 			"This order id is booked with another bundle, invoice or events URL.")
 	}
 	if err != nil {

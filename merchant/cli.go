@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,19 +19,13 @@ import (
 	"orderseal/merchant/store"
 )
 
-// peerList is a repeatable -issuer flag.
-type peerList []string
-
-func (p *peerList) String() string     { return strings.Join(*p, ",") }
-func (p *peerList) Set(s string) error { *p = append(*p, s); return nil }
-
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -issuer ID=URL… -carrier ID=URL -vault ID=URL [-catalog FILE] [-listen ADDR]", stdio,
 		prog+" serve -key merchant.key -db merchant.db -catalog catalog.json -issuer issuer:bank=http://127.0.0.1:8444 -carrier carrier:post=http://127.0.0.1:8445 -vault vault:main=http://127.0.0.1:8443")
 	keyPath := fs.String("key", "", "the merchant's party key file")
 	dbPath := fs.String("db", "", "the merchant database (created if missing)")
 	catalog := fs.String("catalog", "", "catalog JSON to import at start (optional)")
-	var issuers peerList
+	var issuers cli.Strings
 	fs.Var(&issuers, "issuer", "an accepted issuer, ID=URL (repeatable)")
 	carrier := fs.String("carrier", "", "the carrier, ID=URL")
 	vaultPeer := fs.String("vault", "", "the vault, ID=URL")

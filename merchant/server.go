@@ -176,10 +176,6 @@ func (s *Server) orderForm(c echo.Context) error {
 	return c.JSON(http.StatusOK, f)
 }
 
-func refuse(status int, code, title, detail string) *problem.Problem {
-	return problem.New(status, code, title, detail)
-}
-
 // intake validates a bundle, opens the merchant's section, checks it against
 // the catalog and stores it with its first relay job before answering 202.
 // Anything refused stores nothing.
@@ -187,45 +183,45 @@ func (s *Server) intake(c echo.Context) error {
 	ctx := c.Request().Context()
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, api.MaxBody+1))
 	if err != nil {
-		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Unreadable body", "The request body could not be read.")
+		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Unreadable body", "The request body could not be read.")
 	}
 	b, err := order.ParseBundle(body)
 	if err != nil {
 		switch {
 		case errors.Is(err, order.ErrTooLarge):
-			return refuse(http.StatusRequestEntityTooLarge, problem.CodeBodyTooLarge, "Bundle too large",
+			return problem.New(http.StatusRequestEntityTooLarge, problem.CodeBodyTooLarge, "Bundle too large",
 				fmt.Sprintf("A bundle is at most %d bytes.", order.MaxBundleSize))
 		case errors.Is(err, order.ErrVersion), errors.Is(err, order.ErrSuite), errors.Is(err, order.ErrSystem):
-			return refuse(http.StatusBadRequest, api.CodeUnsupportedVersion, "Unsupported bundle", err.Error())
+			return problem.New(http.StatusBadRequest, api.CodeUnsupportedVersion, "Unsupported bundle", err.Error())
 		}
-		return refuse(http.StatusBadRequest, api.CodeBundleInvalid, "Invalid bundle", err.Error())
+		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Invalid bundle", err.Error())
 	}
 	if b.System != s.cfg.Keys.Params().System {
-		return refuse(http.StatusBadRequest, api.CodeUnsupportedVersion, "Unsupported bundle", order.ErrSystem.Error())
+		return problem.New(http.StatusBadRequest, api.CodeUnsupportedVersion, "Unsupported bundle", order.ErrSystem.Error())
 	}
 	if caller := signedhttp.Caller(c); b.Cardholder != caller {
-		return refuse(http.StatusForbidden, api.CodeCardholderMismatch, "Not your bundle",
+		return problem.New(http.StatusForbidden, api.CodeCardholderMismatch, "Not your bundle",
 			"The bundle names another cardholder than the one who signed the request.")
 	}
 	if err := s.checkParties(b); err != nil {
 		return err
 	}
 	if err := b.CheckTime(s.now()); err != nil {
-		return refuse(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle outside its validity window", err.Error())
+		return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle outside its validity window", err.Error())
 	}
 	sec, err := order.Open(b, s.cfg.Keys, order.RoleMerchant, order.OpenOptions{Now: s.now()})
 	if err != nil {
 		if errors.Is(err, order.ErrExpired) || errors.Is(err, order.ErrNotYetValid) {
-			return refuse(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle outside its validity window", err.Error())
+			return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle outside its validity window", err.Error())
 		}
-		return refuse(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Merchant section refused",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Merchant section refused",
 			"The merchant section does not open or does not match its commitment.")
 	}
 	if p := s.checkCatalog(ctx, sec); p != nil {
 		return p
 	}
 	if _, ok := b.Parties[order.RoleVault]; ok && sec.ShipToken == "" {
-		return refuse(http.StatusUnprocessableEntity, api.CodeDestinationMissing, "Ship-to token missing",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeDestinationMissing, "Ship-to token missing",
 			"The bundle grants a vault token but the merchant section names none.")
 	}
 	items, err := json.Marshal(sec.Items)
@@ -239,7 +235,7 @@ func (s *Server) intake(c echo.Context) error {
 		Total: sec.Total.Amount, Currency: sec.Total.Currency, State: api.StateReceived}
 	stored, created, err := s.cfg.Store.Insert(ctx, o, jobAuthorize)
 	if errors.Is(err, store.ErrOrderReused) {
-		return refuse(http.StatusConflict, api.CodeOrderIDReused, "Order id already used",
+		return problem.New(http.StatusConflict, api.CodeOrderIDReused, "Order id already used",
 			"A different bundle was already submitted under this order id.")
 	}
 	if err != nil {
@@ -254,19 +250,19 @@ func (s *Server) intake(c echo.Context) error {
 
 func (s *Server) checkParties(b *order.Bundle) error {
 	if b.Parties[order.RoleMerchant] != s.cfg.Keys.Identity() {
-		return refuse(http.StatusUnprocessableEntity, api.CodeWrongMerchant, "Bundle for another merchant",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeWrongMerchant, "Bundle for another merchant",
 			"The bundle's merchant party is not this merchant.")
 	}
 	if b.Parties[order.RoleCarrier] != s.cfg.Carrier.Identity {
-		return refuse(http.StatusUnprocessableEntity, api.CodeCarrierNotAccepted, "Carrier not accepted",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeCarrierNotAccepted, "Carrier not accepted",
 			"This merchant ships with "+s.cfg.Carrier.Identity+".")
 	}
 	if s.issuers[b.Parties[order.RoleIssuer]] == nil {
-		return refuse(http.StatusUnprocessableEntity, api.CodeIssuerNotAccepted, "Issuer not accepted",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeIssuerNotAccepted, "Issuer not accepted",
 			"This merchant does not accept cards of that issuer; see the order form.")
 	}
 	if v, ok := b.Parties[order.RoleVault]; ok && v != s.cfg.Vault.Identity {
-		return refuse(http.StatusUnprocessableEntity, api.CodeVaultNotAccepted, "Vault not accepted",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeVaultNotAccepted, "Vault not accepted",
 			"This merchant works with "+s.cfg.Vault.Identity+".")
 	}
 	return nil
@@ -277,11 +273,11 @@ func (s *Server) checkParties(b *order.Bundle) error {
 // of the lines.
 func (s *Server) checkCatalog(ctx context.Context, sec *order.Section) *problem.Problem {
 	if sec.Total == nil || len(sec.Items) == 0 {
-		return refuse(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "No items",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "No items",
 			"The merchant section carries no items or no total.")
 	}
 	if len(sec.Items) > s.cfg.MaxItems {
-		return refuse(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Too many lines",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Too many lines",
 			fmt.Sprintf("An order has at most %d lines.", s.cfg.MaxItems))
 	}
 	products, err := s.cfg.Store.Catalog(ctx)
@@ -296,24 +292,24 @@ func (s *Server) checkCatalog(ctx context.Context, sec *order.Section) *problem.
 	for _, it := range sec.Items {
 		p, ok := bySKU[it.SKU]
 		if !ok {
-			return refuse(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Unknown product", "No product "+it.SKU+" in the catalog.")
+			return problem.New(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Unknown product", "No product "+it.SKU+" in the catalog.")
 		}
 		if it.UnitPrice != p.UnitPrice || it.Name != p.Name {
-			return refuse(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Price or name differs",
+			return problem.New(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Price or name differs",
 				fmt.Sprintf("%s is listed as %q at %d %s.", p.SKU, p.Name, p.UnitPrice, p.Currency))
 		}
 		if p.Currency != sec.Total.Currency {
-			return refuse(http.StatusUnprocessableEntity, api.CodeCurrencyMismatch, "Currency differs",
+			return problem.New(http.StatusUnprocessableEntity, api.CodeCurrencyMismatch, "Currency differs",
 				"The catalog prices "+p.SKU+" in "+p.Currency+".")
 		}
 		line := it.Qty * it.UnitPrice
 		if it.Qty <= 0 || (it.UnitPrice != 0 && line/it.UnitPrice != it.Qty) || sum+line < sum {
-			return refuse(http.StatusUnprocessableEntity, api.CodeTotalMismatch, "Amount overflow", "The order lines overflow.")
+			return problem.New(http.StatusUnprocessableEntity, api.CodeTotalMismatch, "Amount overflow", "The order lines overflow.")
 		}
 		sum += line
 	}
 	if sum != sec.Total.Amount {
-		return refuse(http.StatusUnprocessableEntity, api.CodeTotalMismatch, "Total differs",
+		return problem.New(http.StatusUnprocessableEntity, api.CodeTotalMismatch, "Total differs",
 			fmt.Sprintf("The lines add up to %d, the order says %d.", sum, sec.Total.Amount))
 	}
 	return nil
@@ -323,7 +319,7 @@ func (s *Server) status(c echo.Context) error {
 	ctx := c.Request().Context()
 	o, err := s.cfg.Store.Get(ctx, c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && o.Cardholder != signedhttp.Caller(c)) {
-		return refuse(http.StatusNotFound, api.CodeUnknownOrder, "Unknown order", "No such order for this cardholder.")
+		return problem.New(http.StatusNotFound, api.CodeUnknownOrder, "Unknown order", "No such order for this cardholder.")
 	}
 	if err != nil {
 		return unavailable(err)
@@ -359,17 +355,17 @@ func (s *Server) carrierEvent(c echo.Context) error {
 	id := c.Param("id")
 	o, err := s.cfg.Store.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && o.Carrier != signedhttp.Caller(c)) || ev.OrderID != id {
-		return refuse(http.StatusNotFound, api.CodeUnknownOrder, "Unknown order", "No such order shipped with this carrier.")
+		return problem.New(http.StatusNotFound, api.CodeUnknownOrder, "Unknown order", "No such order shipped with this carrier.")
 	}
 	if err != nil {
 		return unavailable(err)
 	}
 	if o.Tracking != "" && ev.Tracking != o.Tracking {
-		return refuse(http.StatusConflict, api.CodeTrackingMismatch, "Tracking number differs", "The event names another shipment of this order.")
+		return problem.New(http.StatusConflict, api.CodeTrackingMismatch, "Tracking number differs", "The event names another shipment of this order.")
 	}
 	at, err := time.Parse(time.RFC3339, ev.At)
 	if err != nil {
-		return refuse(http.StatusBadRequest, problem.CodeBadRequest, "Invalid time", "at must be an RFC 3339 time.")
+		return problem.New(http.StatusBadRequest, problem.CodeBadRequest, "Invalid time", "at must be an RFC 3339 time.")
 	}
 	detail := "tracking " + ev.Tracking
 	if ev.Note != "" {

@@ -186,3 +186,9 @@ func Main(run func(ctx context.Context, args []string, stdio Stdio) int) {
 	stop()
 	os.Exit(code)
 }
+
+// Strings is a repeatable string flag: each use appends one value.
+type Strings []string
+
+func (s *Strings) String() string     { return strings.Join(*s, " ") }
+func (s *Strings) Set(v string) error { *s = append(*s, v); return nil }
