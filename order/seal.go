@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -52,7 +53,32 @@ type Section struct {
 	OrderID string `json:"order_id"`
 	Content
 	Grant *VaultGrant `json:"grant,omitempty"`
+	// Session is the assisted-order session reference (DESIGN.md §6.7): set
+	// in the merchant and issuer sections exactly when a consultant sealed
+	// the bundle, so both can trace the order to the login that keyed it.
+	Session string `json:"session,omitempty"`
 }
+
+// sessionRe is an assisted session reference: "ses_" and 26 base32 characters.
+var sessionRe = regexp.MustCompile(`^ses_[a-z2-7]{26}$`)
+
+// ValidSession reports whether s is a well-formed session reference.
+func ValidSession(s string) bool { return sessionRe.MatchString(s) }
+
+// NewSessionID returns a random session reference "ses_" + 26 base32 characters.
+func NewSessionID(r io.Reader) (string, error) {
+	id, err := NewOrderID(r)
+	if err != nil {
+		return "", err
+	}
+	return "ses_" + strings.TrimPrefix(id, "ord_"), nil
+}
+
+// carriesSession reports whether role's section names the assisted session.
+func carriesSession(r Role) bool { return r == RoleMerchant || r == RoleIssuer }
+
+// assisted reports whether a bundle sealed by id is an assisted order.
+func assisted(id string) bool { return keygen.RoleOf(id) == "consultant" }
 
 // SealOptions tune Seal; the zero value is the production choice.
 type SealOptions struct {
@@ -62,6 +88,7 @@ type SealOptions struct {
 	Lifetime time.Duration // 0: DefaultLifetime
 	GrantTTL time.Duration // 0: 30 days, how long the carrier may print the label
 	Rand     io.Reader     // nil: crypto/rand
+	Session  string        // assisted session reference; required exactly when a consultant seals
 }
 
 // NewOrderID returns a random order id "ord_" + 26 base32 characters.
@@ -108,6 +135,12 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	}
 	if err := checkSealer(key.Identity()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSealer, err)
+	}
+	switch {
+	case assisted(key.Identity()) && !ValidSession(opt.Session):
+		return nil, fmt.Errorf("%w: a consultant seals only inside an assisted session (ses_…)", ErrSealer)
+	case !assisted(key.Identity()) && opt.Session != "":
+		return nil, fmt.Errorf("%w: only a consultant's bundle names an assisted session", ErrSealer)
 	}
 	if err := o.Validate(now); err != nil {
 		return nil, err
@@ -157,6 +190,9 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 				Expires: now.Add(grantTTL).Format(time.RFC3339)}
 		} else {
 			s.Content = policy.Project(o, r)
+		}
+		if carriesSession(r) {
+			s.Session = opt.Session
 		}
 		pt, err := json.Marshal(&s)
 		if err != nil {
@@ -266,6 +302,9 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 	}
 	if (role == RoleVault) != (s.Grant != nil) {
 		return nil, fmt.Errorf("%w: grant belongs in the vault section only", ErrSectionBody)
+	}
+	if want := carriesSession(role) && assisted(b.Cardholder); want != (s.Session != "") || (want && !ValidSession(s.Session)) {
+		return nil, fmt.Errorf("%w: the merchant and issuer sections name a session exactly when a consultant sealed the bundle", ErrSectionBody)
 	}
 	return &s, nil
 }

@@ -1,0 +1,135 @@
+package order
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"orderseal/keygen"
+)
+
+const (
+	idConsultant = "consultant:carol"
+	testSession  = "ses_abcdefghijklmnopqrstuvwxyz"
+)
+
+func consultantKey(t *testing.T) *keygen.PartyKey {
+	t.Helper()
+	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := m.Issue(idConsultant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestSessionIDs(t *testing.T) {
+	id, err := NewSessionID(nil)
+	if err != nil || !ValidSession(id) {
+		t.Fatalf("NewSessionID = %q, %v", id, err)
+	}
+	for _, bad := range []string{"", "ses_", "ord_abcdefghijklmnopqrstuvwxyz", "ses_ABCDEFGHIJKLMNOPQRSTUVWXYZ", "ses_abcdefghijklmnopqrstuvwxy1", testSession + "a", " " + testSession} {
+		if ValidSession(bad) {
+			t.Errorf("ValidSession(%q) = true", bad)
+		}
+	}
+}
+
+// A consultant's bundle names its session in the merchant and issuer
+// sections, and nowhere else.
+func TestAssistedSealCarriesSession(t *testing.T) {
+	f := keys(t)
+	ck := consultantKey(t)
+	b, err := Seal(loadOrder(t, "order.json"), ck, threeParties, SealOptions{Now: sealNow, Session: testSession})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Cardholder != idConsultant {
+		t.Fatalf("cardholder = %s", b.Cardholder)
+	}
+	cases := []struct {
+		role Role
+		key  string
+		want string
+	}{
+		{RoleMerchant, idMerchant, testSession},
+		{RoleIssuer, idIssuer, testSession},
+		{RoleCarrier, idCarrier, ""},
+	}
+	for _, c := range cases {
+		s, err := openAt(b, f.keys[c.key], c.role)
+		if err != nil {
+			t.Fatalf("%s: %v", c.role, err)
+		}
+		if s.Session != c.want {
+			t.Errorf("%s section session = %q, want %q", c.role, s.Session, c.want)
+		}
+	}
+	// An online order never names one.
+	s, err := openAt(sealOrder(t, "order.json", "ord-online"), f.keys[idIssuer], RoleIssuer)
+	if err != nil || s.Session != "" {
+		t.Fatalf("online issuer section: session %q, %v", s.Session, err)
+	}
+}
+
+func TestAssistedSealRefuses(t *testing.T) {
+	f := keys(t)
+	ck := consultantKey(t)
+	o := loadOrder(t, "order.json")
+	cases := []struct {
+		name    string
+		key     Keyring
+		session string
+	}{
+		{"consultant without a session", ck, ""},
+		{"consultant with a malformed session", ck, "ses_short"},
+		{"cardholder naming a session", f.keys[idAlice], testSession},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := Seal(o, c.key, threeParties, SealOptions{Now: sealNow, Session: c.session}); !errors.Is(err, ErrSealer) {
+				t.Fatalf("got %v, want ErrSealer", err)
+			}
+		})
+	}
+}
+
+// A section whose session does not fit its sealer is refused on Open, even
+// when it authenticates: the bundle code, not the recipient, enforces it.
+func TestAssistedSectionBody(t *testing.T) {
+	f := keys(t)
+	ck := consultantKey(t)
+	salt := strings.Repeat("A", 43)
+	cases := []struct {
+		name   string
+		sealer Keyring
+		pt     string
+	}{
+		{"consultant bundle without session", ck, `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as"}`},
+		{"consultant bundle with a malformed session", ck, `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as","session":"ses_x"}`},
+		{"cardholder bundle with a session", f.keys[idAlice], `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as","session":"` + testSession + `"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opt := SealOptions{Now: sealNow, OrderID: "ord-as"}
+			if c.sealer == Keyring(ck) {
+				opt.Session = testSession
+			}
+			b, err := Seal(loadOrder(t, "order.json"), c.sealer, threeParties, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Commitments[RoleIssuer] = commit([]byte(c.pt))
+			aead, _ := sectionAEAD(c.sealer, idIssuer, b, RoleIssuer)
+			s := b.Sections[RoleIssuer]
+			s.CT = aead.Seal(nil, s.Nonce[:], []byte(c.pt), aad(b.HeaderHash(), RoleIssuer))
+			b.Sections[RoleIssuer] = s
+			if _, err := openAt(b, f.keys[idIssuer], RoleIssuer); !errors.Is(err, ErrSectionBody) {
+				t.Fatalf("got %v, want ErrSectionBody", err)
+			}
+		})
+	}
+}
