@@ -1,0 +1,219 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"orderseal/internal/strictjson"
+	"orderseal/internal/wire"
+	"orderseal/keygen"
+)
+
+const (
+	tMerchant   = "merchant:shop.example"
+	tConsultant = "consultant:carol"
+	tCompany    = "company:callcenter.example"
+	tSession    = "ses_abcdefghijklmnopqrstuvwxyz"
+)
+
+var testKeys = map[string]*keygen.PartyKey{}
+
+func key(t testing.TB, id string) *keygen.PartyKey {
+	t.Helper()
+	if k, ok := testKeys[id]; ok {
+		return k
+	}
+	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{7}, K: 4}, [32]byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := m.Issue(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testKeys[id] = k
+	return k
+}
+
+var loginNow = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+
+func TestLoginCompanySignature(t *testing.T) {
+	r, err := NewLogin(key(t, tCompany), tMerchant, tConsultant, "desk-7", 8*time.Hour, loginNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.VerifyCompany(key(t, tMerchant)) {
+		t.Fatal("a fresh login does not verify")
+	}
+	// Every signed field matters; a company's signature for one merchant
+	// does not verify at another; a consultant cannot sign for the company.
+	cases := []struct {
+		name string
+		edit func(r *LoginRequest)
+		key  string
+	}{
+		{"consultant", func(r *LoginRequest) { r.Consultant = "consultant:mallory" }, tMerchant},
+		{"company", func(r *LoginRequest) { r.Company = "company:other" }, tMerchant},
+		{"device", func(r *LoginRequest) { r.Device = "desk-8" }, tMerchant},
+		{"shift", func(r *LoginRequest) { r.ShiftSeconds++ }, tMerchant},
+		{"date", func(r *LoginRequest) { r.Date = loginNow.Add(time.Second).Format(time.RFC3339) }, tMerchant},
+		{"nonce", func(r *LoginRequest) { r.Nonce = wire.B64(make([]byte, 16)) }, tMerchant},
+		{"signature missing", func(r *LoginRequest) { r.CompanySignature = "" }, tMerchant},
+		{"signature flipped", func(r *LoginRequest) {
+			b, _ := wire.UnB64(r.CompanySignature)
+			b[0] ^= 1
+			r.CompanySignature = wire.B64(b)
+		}, tMerchant},
+		{"another merchant", func(*LoginRequest) {}, "merchant:other.example"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cp := *r
+			c.edit(&cp)
+			if cp.VerifyCompany(key(t, c.key)) {
+				t.Fatal("verified")
+			}
+		})
+	}
+	forged, err := NewLogin(key(t, tConsultant), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	if err == nil && forged.VerifyCompany(key(t, tMerchant)) {
+		t.Fatal("a consultant's own key passed as the company's")
+	}
+}
+
+func TestLoginCheck(t *testing.T) {
+	good, err := NewLogin(key(t, tCompany), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func(r *LoginRequest){
+		"cardholder as consultant": func(r *LoginRequest) { r.Consultant = "cardholder:alice" },
+		"merchant as company":      func(r *LoginRequest) { r.Company = "merchant:shop" },
+		"empty device":             func(r *LoginRequest) { r.Device = "" },
+		"device upper case":        func(r *LoginRequest) { r.Device = "Desk" },
+		"device too long":          func(r *LoginRequest) { r.Device = string(bytes.Repeat([]byte("d"), 65)) },
+		"zero shift":               func(r *LoginRequest) { r.ShiftSeconds = 0 },
+		"day-long shift":           func(r *LoginRequest) { r.ShiftSeconds = 86401 },
+		"date":                     func(r *LoginRequest) { r.Date = "yesterday" },
+		"short nonce":              func(r *LoginRequest) { r.Nonce = "AAAA" },
+		"padded signature":         func(r *LoginRequest) { r.CompanySignature += "=" },
+	}
+	for name, edit := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := *good
+			edit(&r)
+			if r.Check() == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestSecretAndProof(t *testing.T) {
+	merchant, consultant := key(t, tMerchant), key(t, tConsultant)
+	secret, err := NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Session{Session: tSession, Consultant: tConsultant, Company: tCompany, Device: "desk-7"}
+	sealed, err := SealSecret(merchant, s, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SealedID = &sealed
+	got, err := OpenSecret(consultant, tMerchant, s)
+	if err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("OpenSecret = %x, %v", got, err)
+	}
+	// The sealed identifier is bound to its session, device and consultant.
+	for name, edit := range map[string]func(s *Session){
+		"device":  func(s *Session) { s.Device = "desk-8" },
+		"session": func(s *Session) { s.Session = "ses_bbcdefghijklmnopqrstuvwxyz" },
+	} {
+		cp := *s
+		edit(&cp)
+		if _, err := OpenSecret(consultant, tMerchant, &cp); !errors.Is(err, ErrProof) {
+			t.Errorf("sealed id with another %s: %v", name, err)
+		}
+	}
+	if _, err := OpenSecret(key(t, "consultant:mallory"), tMerchant, s); !errors.Is(err, ErrProof) {
+		t.Errorf("another consultant opened the identifier: %v", err)
+	}
+
+	hH := [32]byte{1, 2, 3}
+	proof, err := Prove(consultant, tMerchant, tSession, "desk-7", secret, hH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := OpenProof(merchant, tConsultant, tSession, "desk-7", hH, proof)
+	if err != nil || SecretHash(back) != SecretHash(secret) {
+		t.Fatalf("OpenProof = %x, %v", back, err)
+	}
+	flip := func(s string) string { b, _ := wire.UnB64(s); b[len(b)-1] ^= 1; return wire.B64(b) }
+	cases := []struct {
+		name                string
+		consultant, session string
+		device              string
+		hH                  [32]byte
+		proof               Sealed
+	}{
+		{"other bundle", tConsultant, tSession, "desk-7", [32]byte{9}, proof},
+		{"other device", tConsultant, tSession, "desk-8", hH, proof},
+		{"other session", tConsultant, "ses_bbcdefghijklmnopqrstuvwxyz", "desk-7", hH, proof},
+		{"other consultant", "consultant:mallory", tSession, "desk-7", hH, proof},
+		{"flipped ciphertext", tConsultant, tSession, "desk-7", hH, Sealed{Nonce: proof.Nonce, CT: flip(proof.CT)}},
+		{"flipped nonce", tConsultant, tSession, "desk-7", hH, Sealed{Nonce: flip(proof.Nonce), CT: proof.CT}},
+		{"short ciphertext", tConsultant, tSession, "desk-7", hH, Sealed{Nonce: proof.Nonce, CT: "AAAA"}},
+		{"empty", tConsultant, tSession, "desk-7", hH, Sealed{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := OpenProof(merchant, c.consultant, c.session, c.device, c.hH, c.proof); !errors.Is(err, ErrProof) {
+				t.Fatalf("got %v, want ErrProof", err)
+			}
+		})
+	}
+}
+
+func FuzzLoginRequest(f *testing.F) {
+	r, err := NewLogin(key(f, tCompany), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(r)
+	f.Add(good)
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzLoginRequest", "*"))
+	if len(seeds) == 0 {
+		f.Fatal("no seed corpus under testdata/fuzz/FuzzLoginRequest")
+	}
+	for _, p := range seeds {
+		if _, err := os.Stat(p); err != nil {
+			f.Fatal(err)
+		}
+	}
+	merchant := key(f, tMerchant)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r LoginRequest
+		if strictjson.Decode(data, &r, MaxLoginBody) != nil {
+			return
+		}
+		if r.Check() != nil {
+			return
+		}
+		// A request that checks re-encodes to one that checks the same way.
+		out, err := json.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back LoginRequest
+		if err := strictjson.Decode(out, &back, MaxLoginBody); err != nil || back != r {
+			t.Fatalf("round trip: %v", err)
+		}
+		_ = r.VerifyCompany(merchant)
+	})
+}
