@@ -33,6 +33,9 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
 	public := fs.String("public-url", "", "URL the carrier reaches this node at (default: http://<bound address>)")
 	poll := fs.Duration("relay-poll", time.Second, "how often the relay outbox looks for due work")
+	var companies cli.Strings
+	fs.Var(&companies, "company", "a call-center company whose consultants may log in for phone orders, company:NAME (repeatable)")
+	maxShift := fs.Duration("max-shift", 12*time.Hour, "longest assisted session a login gets")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -46,7 +49,15 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if keygen.RoleOf(key.Identity()) != "merchant" {
 		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a merchant", *keyPath, key.Identity()), "issue a merchant:… key with keygen")
 	}
-	cfg := Config{Keys: keygen.NewCache(key, 4096)}
+	cfg := Config{Keys: keygen.NewCache(key, 4096), Companies: companies, MaxShift: *maxShift}
+	for _, c := range companies {
+		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != "company" {
+			return cli.Usagef("use -company company:NAME", "-company %.80q is not a company identity", c)
+		}
+	}
+	if *maxShift < time.Second {
+		return cli.Usagef("use -max-shift 8h", "-max-shift must be at least 1s")
+	}
 	for _, s := range issuers {
 		p, err := ParsePeer(s, "issuer")
 		if err != nil {

@@ -28,6 +28,9 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 		{Name: "orders", Summary: "list orders and their state from the merchant database", Run: func(a []string) error {
 			return cmdOrders(ctx, a, stdio)
 		}},
+		{Name: "audit", Summary: "audit order ID | audit consultant ID: who keyed an order, in which session, on which device", Run: func(a []string) error {
+			return cmdAudit(ctx, a, stdio)
+		}},
 		{Name: "open", Summary: "open the merchant section of a bundle read from stdin", Run: func(a []string) error {
 			return partycli.Open(prog, order.RoleMerchant, a, stdio)
 		}},

@@ -99,7 +99,7 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 	if client == nil {
 		return outbox.Permanent(relayError{api.CodeIssuerNotAccepted, fmt.Errorf("issuer %s no longer configured", o.Issuer)})
 	}
-	auth, err := client.Authorize(ctx, b, o.Total, o.Currency)
+	auth, err := client.Authorize(ctx, b, o.Total, o.Currency, o.Session)
 	if err != nil {
 		return classify(err)
 	}

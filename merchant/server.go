@@ -56,6 +56,10 @@ type Config struct {
 	Vault     Peer   // the vault it asks for address grants
 	PublicURL string // where the carrier posts tracking events, e.g. http://127.0.0.1:8080
 	MaxItems  int    // 0: 100
+	// Companies run this merchant's phone orders: a consultant logs in only
+	// with one of their signatures (DESIGN.md §6.7). None: no assisted orders.
+	Companies []string
+	MaxShift  time.Duration // longest assisted session; 0: api.DefaultMaxShift
 
 	Logger     *slog.Logger
 	Now        func() time.Time
@@ -90,6 +94,17 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if s.cfg.MaxItems == 0 {
 		s.cfg.MaxItems = 100
+	}
+	if s.cfg.MaxShift == 0 {
+		s.cfg.MaxShift = api.DefaultMaxShift
+	}
+	if s.cfg.MaxShift < api.MinShift {
+		return nil, fmt.Errorf("the longest assisted session must be at least %s", api.MinShift)
+	}
+	for _, c := range cfg.Companies {
+		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != "company" {
+			return nil, fmt.Errorf("%q is not a company identity", c)
+		}
 	}
 	if keygen.RoleOf(cfg.Keys.Identity()) != "merchant" {
 		return nil, fmt.Errorf("the key is for %s, not a merchant", cfg.Keys.Identity())
@@ -132,8 +147,12 @@ func NewServer(cfg Config) (*Server, error) {
 	verify := signedhttp.NewVerifier(cfg.Keys, vopts...).Middleware()
 	e := web.New(s.log)
 	e.GET(api.PathOrderForm, s.orderForm)
-	e.POST(api.PathOrders, s.intake, verify, signedhttp.Allow("cardholder"))
-	e.GET(api.PathOrder+":id", s.status, verify, signedhttp.Allow("cardholder"))
+	e.POST(api.PathOrders, s.intake, verify, signedhttp.Allow("cardholder", "consultant"))
+	e.GET(api.PathOrder+":id", s.status, verify, signedhttp.Allow("cardholder", "consultant"))
+	e.POST(api.PathSessions, s.login, verify, signedhttp.Allow("consultant"))
+	e.GET(api.PathSession+":id", s.session, verify, signedhttp.Allow("consultant"))
+	e.POST(api.PathSession+":id"+api.LogoutSuffix, s.logout, verify, signedhttp.Allow("consultant"))
+	e.POST(api.PathAssistedOrders, s.assistedIntake, verify, signedhttp.Allow("consultant"))
 	e.POST(api.PathOrder+":id"+api.EventsSuffix, s.carrierEvent, verify, signedhttp.Allow("carrier"))
 	s.echo = e
 	return s, nil
@@ -180,11 +199,17 @@ func (s *Server) orderForm(c echo.Context) error {
 // the catalog and stores it with its first relay job before answering 202.
 // Anything refused stores nothing.
 func (s *Server) intake(c echo.Context) error {
-	ctx := c.Request().Context()
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, api.MaxBody+1))
 	if err != nil {
 		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Unreadable body", "The request body could not be read.")
 	}
+	return s.accept(c, body, nil)
+}
+
+// accept runs the intake checks on a bundle and stores it. assisted is the
+// session and proof of an order a consultant keyed in, nil for an online one.
+func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder) error {
+	ctx := c.Request().Context()
 	b, err := order.ParseBundle(body)
 	if err != nil {
 		switch {
@@ -203,6 +228,14 @@ func (s *Server) intake(c echo.Context) error {
 		return problem.New(http.StatusForbidden, api.CodeCardholderMismatch, "Not your bundle",
 			"The bundle names another cardholder than the one who signed the request.")
 	}
+	if consultant := keygen.RoleOf(b.Cardholder) == "consultant"; consultant != (assisted != nil) {
+		if consultant {
+			return problem.New(http.StatusForbidden, api.CodeNotAssisted, "Assisted order without a session",
+				"An order keyed by a consultant goes to "+api.PathAssistedOrders+" with its session's proof.")
+		}
+		return problem.New(http.StatusForbidden, api.CodeNotAssisted, "Not an assisted order",
+			"Only a bundle sealed by a consultant is taken as an assisted order.")
+	}
 	if err := s.checkParties(b); err != nil {
 		return err
 	}
@@ -216,6 +249,11 @@ func (s *Server) intake(c echo.Context) error {
 		}
 		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Merchant section refused",
 			"The merchant section does not open or does not match its commitment.")
+	}
+	if assisted != nil {
+		if p := s.checkSession(ctx, b, sec, assisted); p != nil {
+			return p
+		}
 	}
 	if p := s.checkCatalog(ctx, sec); p != nil {
 		return p
@@ -232,17 +270,25 @@ func (s *Server) intake(c echo.Context) error {
 	o := &store.Order{ID: b.OrderID, Cardholder: b.Cardholder, HeaderHash: hh[:], Bundle: body,
 		Issuer: b.Parties[order.RoleIssuer], Carrier: b.Parties[order.RoleCarrier], Vault: b.Parties[order.RoleVault],
 		ShipToken: sec.ShipToken, BuyerName: sec.BuyerName, BuyerEmail: sec.BuyerEmail, Items: items,
-		Total: sec.Total.Amount, Currency: sec.Total.Currency, State: api.StateReceived}
+		Total: sec.Total.Amount, Currency: sec.Total.Currency, State: api.StateReceived, Session: sec.Session}
 	stored, created, err := s.cfg.Store.Insert(ctx, o, jobAuthorize)
 	if errors.Is(err, store.ErrOrderReused) {
 		return problem.New(http.StatusConflict, api.CodeOrderIDReused, "Order id already used",
 			"A different bundle was already submitted under this order id.")
 	}
+	if p := sessionProblem(err); p != nil {
+		return p
+	}
 	if err != nil {
 		return unavailable(err)
 	}
 	if created {
-		s.log.Info("order received", "order", o.ID, "issuer", o.Issuer, "carrier", o.Carrier, "total", o.Total, "currency", o.Currency)
+		if assisted != nil {
+			s.log.Info("assisted order received", "order", o.ID, "consultant", o.Cardholder, "session", o.Session,
+				"device", assisted.Device, "issuer", o.Issuer, "total", o.Total, "currency", o.Currency)
+		} else {
+			s.log.Info("order received", "order", o.ID, "issuer", o.Issuer, "carrier", o.Carrier, "total", o.Total, "currency", o.Currency)
+		}
 		s.runner.Kick()
 	}
 	return c.JSON(http.StatusAccepted, api.Accepted{OrderID: stored.ID, State: stored.State})

@@ -67,7 +67,7 @@ CREATE TABLE timeline (
 	UNIQUE (order_id, carrier_seq)
 );
 CREATE INDEX timeline_order ON timeline (order_id, id);
-`, outbox.Migration}
+`, outbox.Migration, assistedMigration}
 
 // Store is the merchant database. Safe for concurrent use.
 type Store struct {
@@ -168,6 +168,7 @@ type Order struct {
 	Currency                    string
 	State, Reason               string
 	AuthCode, Invoice, Tracking string
+	Session                     string // the assisted session that keyed it; "" online
 	Created, Updated            time.Time
 }
 
@@ -178,14 +179,14 @@ type Event struct {
 }
 
 const orderCols = `order_id, cardholder, header_hash, bundle, issuer, carrier, vault, ship_token, buyer_name, buyer_email,
-	items, total, currency, state, reason, auth_code, invoice, tracking, created, updated`
+	items, total, currency, state, reason, auth_code, invoice, tracking, session_id, created, updated`
 
 func scanOrder(row interface{ Scan(...any) error }) (*Order, error) {
 	var o Order
 	var created, updated int64
 	err := row.Scan(&o.ID, &o.Cardholder, &o.HeaderHash, &o.Bundle, &o.Issuer, &o.Carrier, &o.Vault, &o.ShipToken,
 		&o.BuyerName, &o.BuyerEmail, &o.Items, &o.Total, &o.Currency, &o.State, &o.Reason, &o.AuthCode, &o.Invoice,
-		&o.Tracking, &created, &updated)
+		&o.Tracking, &o.Session, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -218,10 +219,17 @@ func (s *Store) Insert(ctx context.Context, o *Order, job string) (stored *Order
 		return nil, false, err
 	}
 	now := s.now()
+	if o.Session != "" {
+		// Checked again inside the transaction: a logout that raced the
+		// intake's own check wins.
+		if err := sessionOpen(ctx, tx, o.Session, o.Cardholder, now); err != nil {
+			return nil, false, err
+		}
+	}
 	o.Created, o.Updated = now.UTC(), now.UTC()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		o.ID, o.Cardholder, o.HeaderHash, o.Bundle, o.Issuer, o.Carrier, o.Vault, o.ShipToken, o.BuyerName, o.BuyerEmail,
-		o.Items, o.Total, o.Currency, o.State, o.Reason, o.AuthCode, o.Invoice, o.Tracking, now.UnixMilli(), now.UnixMilli()); err != nil {
+		o.Items, o.Total, o.Currency, o.State, o.Reason, o.AuthCode, o.Invoice, o.Tracking, o.Session, now.UnixMilli(), now.UnixMilli()); err != nil {
 		return nil, false, err
 	}
 	if err := addEvent(ctx, tx, o.ID, now, o.State, "bundle stored", nil); err != nil {
