@@ -134,11 +134,18 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	wait := fs.Duration("wait", 60*time.Second, "follow the order this long (0: do not follow)")
 	asJSON := fs.Bool("json", false, "print the final status as JSON")
 	life := fs.Duration("lifetime", order.DefaultLifetime, "how long the bundle stays valid")
+	assisted := fs.Bool("assisted", false, "key in a phone order in your consultant session: the buyer's card is read from the prompt or stdin")
+	deviceFlag := fs.String("device", "", "assisted: this terminal's device id (default: derived from the machine id)")
+	sessFlag := fs.String("session", "", "assisted: the session file (default: in your config directory)")
+	issuerFlag := fs.String("issuer", "", "assisted: the card's issuer (default: the merchant's only one)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := cli.Require(fs, "merchant"); err != nil {
 		return err
+	}
+	if *assisted && *cardPath != "" {
+		return cli.Usagef("the consultant types the buyer's card at the prompt or pipes it on stdin", "-assisted never reads card data from a file")
 	}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	if *list {
@@ -152,23 +159,48 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		}
 		return printForm(stdio.Out, form)
 	}
-	if err := cli.Require(fs, "key", "card", "buyer", "item"); err != nil {
+	if err := cli.Require(fs, "key", "buyer", "item"); err != nil {
 		return err
+	}
+	if !*assisted {
+		if err := cli.Require(fs, "card"); err != nil {
+			return err
+		}
 	}
 	if (*shipTo == "") == (*shipToFile == "") {
 		return cli.Usagef("give -ship-to LABEL|TOKEN or -ship-to-address FILE", "exactly one destination is needed")
 	}
-	key, err := keygen.LoadPartyKey(*keyPath)
+	if *assisted && *shipTo != "" && !tokenRE.MatchString(*shipTo) {
+		return cli.Usagef("give the buyer's shareable token, or -ship-to-address FILE", "an assisted order cannot look up the buyer's labels")
+	}
+	role := "cardholder"
+	if *assisted {
+		role = "consultant"
+	}
+	key, err := loadRoleKey(*keyPath, role, "-key")
 	if err != nil {
 		return err
 	}
 	defer key.Destroy()
-	if keygen.RoleOf(key.Identity()) != "cardholder" {
-		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a cardholder", *keyPath, key.Identity()), "use your cardholder key")
-	}
 	keys := keygen.NewCache(key, 8)
-	card, err := loadCard(*cardPath)
-	if err != nil {
+	var sess *SessionFile
+	var device string
+	card := &CardFile{Issuer: *issuerFlag}
+	if *assisted {
+		if device, err = deviceOf(*deviceFlag); err != nil {
+			return err
+		}
+		path, err := sessionPath(*sessFlag, key.Identity())
+		if err != nil {
+			return err
+		}
+		if sess, err = readSessionFile(path); err != nil {
+			return err
+		}
+		if sess.Consultant != key.Identity() {
+			return fmt.Errorf("session file %s belongs to %s, not %s", path, sess.Consultant, key.Identity())
+		}
+	} else if card, err = loadCard(*cardPath); err != nil {
 		return err
 	}
 	defer func() { card.Number, card.CVC = "", "" }()
@@ -183,6 +215,15 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	form, err := mc.OrderForm(ctx)
 	if err != nil {
 		return reachErr("merchant", err)
+	}
+	if sess != nil && sess.Merchant != form.Merchant {
+		return cli.WithHint(fmt.Errorf("your session is with %s, not %s", sess.Merchant, form.Merchant), "log in to this merchant first")
+	}
+	if card.Issuer == "" && len(form.Issuers) == 1 {
+		card.Issuer = form.Issuers[0]
+	}
+	if card.Issuer == "" {
+		return cli.Usagef("name the card's issuer with -issuer; accepted: "+strings.Join(form.Issuers, ", "), "%s accepts several issuers", form.Merchant)
 	}
 	if !slices.Contains(form.Issuers, card.Issuer) {
 		return cli.WithHint(fmt.Errorf("%s does not accept cards of %s", form.Merchant, card.Issuer), "accepted: "+strings.Join(form.Issuers, ", "))
@@ -220,6 +261,16 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		o.ShipTo.Token = token
 		parties.Vault = form.Vault
 	}
+	if *assisted && !*preview {
+		// The card is read last, sealed for the issuer at once, and dropped.
+		if o.Card, err = readCard(stdio); err != nil {
+			return err
+		}
+		defer func() { o.Card = order.Card{} }()
+	}
+	if *assisted && *preview {
+		o.Card = previewCard() // no card is asked for a preview: a stand-in lets the rest be validated
+	}
 	if err := o.Validate(time.Now()); err != nil {
 		return err
 	}
@@ -231,25 +282,45 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		fmt.Fprintf(stdio.Err, "%s: preview only; nothing was sent\n", prog)
 		return nil
 	}
-	b, err := order.Seal(o, keys, parties, order.SealOptions{Lifetime: *life})
+	opt := order.SealOptions{Lifetime: *life}
+	if sess != nil {
+		opt.Session = sess.Session.Session
+	}
+	b, err := order.Seal(o, keys, parties, opt)
+	o.Card = order.Card{}
 	if err != nil {
 		return err
 	}
-	acc, err := mc.Submit(ctx, b)
+	submit := func() (*merchantapi.Accepted, error) { return mc.Submit(ctx, b) }
+	if sess != nil {
+		proof, err := prove(keys, sess, device, b)
+		if err != nil {
+			return err
+		}
+		submit = func() (*merchantapi.Accepted, error) {
+			return mc.SubmitAssisted(ctx, b, sess.Session.Session, device, proof)
+		}
+	}
+	acc, err := submit()
 	if err != nil {
 		// A lost answer leaves the order unknown: the same bundle can be sent
 		// again safely, so try once more before giving up.
 		var p *rfc9457.Problem
 		if !errors.As(err, &p) {
-			acc, err = mc.Submit(ctx, b)
+			acc, err = submit()
 		}
 		if err != nil {
 			return reachErr("merchant", err)
 		}
 	}
 	fmt.Fprintf(stdio.Out, "%s\n", acc.OrderID)
-	fmt.Fprintf(stdio.Err, "%s: order %s accepted by %s (%d %s); the merchant cannot read your card or address\n",
-		prog, acc.OrderID, form.Merchant, total, form.Currency)
+	if sess != nil {
+		fmt.Fprintf(stdio.Err, "%s: order %s accepted by %s (%d %s) in session %s on device %s; the card went sealed to %s\n",
+			prog, acc.OrderID, form.Merchant, total, form.Currency, sess.Session.Session, device, card.Issuer)
+	} else {
+		fmt.Fprintf(stdio.Err, "%s: order %s accepted by %s (%d %s); the merchant cannot read your card or address\n",
+			prog, acc.OrderID, form.Merchant, total, form.Currency)
+	}
 	if *wait <= 0 {
 		return nil
 	}
@@ -258,6 +329,23 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	return settle(st, *asJSON, stdio)
+}
+
+// previewCard stands in for the card an assisted preview does not ask for:
+// the well-known test number, valid for a year. Preview prints no values.
+func previewCard() order.Card {
+	return order.Card{Number: "4111111111111111", Expiry: time.Now().AddDate(1, 0, 0).Format("2006-01")}
+}
+
+// prove opens the session's second identifier and seals it into the order's
+// proof, bound to the bundle and this device; the identifier is cleared.
+func prove(keys *keygen.Cache, sess *SessionFile, device string, b *order.Bundle) (merchantapi.Sealed, error) {
+	secret, err := merchantapi.OpenSecret(keys, sess.Merchant, &sess.Session)
+	if err != nil {
+		return merchantapi.Sealed{}, cli.WithHint(fmt.Errorf("the session file does not open with this key: %w", err), "log in again")
+	}
+	defer clear(secret)
+	return merchantapi.Prove(keys, sess.Merchant, sess.Session.Session, device, secret, b.HeaderHash())
 }
 
 // resolveShipTo returns the token for a label of the caller's own, or the

@@ -60,3 +60,19 @@ func Read(path string, max int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// Replace writes data to path with mode 0600, atomically: a new file in the
+// same directory, synced, then renamed over path. A reader sees the old
+// contents or the new, never a mix.
+func Replace(path string, data []byte) error {
+	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	os.Remove(tmp) // a leftover of a killed run
+	if err := WriteNew(tmp, data); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}

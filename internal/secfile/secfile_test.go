@@ -33,3 +33,27 @@ func TestWriteNewAndRead(t *testing.T) {
 		}
 	}
 }
+
+func TestReplace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "session.json")
+	for _, data := range []string{"first", "second, longer", "3"} {
+		if err := Replace(path, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Read(path, 100)
+		if err != nil || string(got) != data {
+			t.Fatalf("Read = %q, %v; want %q", got, err, data)
+		}
+		st, err := os.Stat(path)
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("mode %v, %v", st.Mode(), err)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Fatalf("left %d files behind", len(entries))
+	}
+	if err := Replace(filepath.Join(t.TempDir(), "missing", "x"), []byte("x")); err == nil {
+		t.Fatal("wrote into a missing directory")
+	}
+}
