@@ -53,6 +53,10 @@ const (
 	otherBankID    = "issuer:otherbank.example"
 	vaultID        = "vault:vault.shop.example"
 	otherVaultID   = "vault:elsewhere.example"
+	carolID        = "consultant:carol"
+	daveID         = "consultant:dave"
+	callCenterID   = "company:callcenter.example"
+	rogueCoID      = "company:elsewhere.example"
 )
 
 // cardNumber is the card of order/testdata/order_token.json: it travels in
@@ -152,6 +156,7 @@ type issuerRequest struct {
 	section  *order.Section
 	amount   int64
 	currency string
+	session  string
 }
 
 type fakeIssuer struct {
@@ -239,7 +244,7 @@ func (f *fakeIssuer) authorize(c echo.Context) error {
 		return problem.New(http.StatusUnprocessableEntity, issuerapi.CodeSectionRefused, "Section refused", err.Error())
 	}
 	f.mu.Lock()
-	f.requests = append(f.requests, issuerRequest{orderID: b.OrderID, bundle: b, section: sec, amount: req.Amount, currency: req.Currency})
+	f.requests = append(f.requests, issuerRequest{orderID: b.OrderID, bundle: b, section: sec, amount: req.Amount, currency: req.Currency, session: req.Session})
 	var step issuerStep
 	if len(f.steps) > 0 {
 		step, f.steps = f.steps[0], f.steps[1:]
@@ -413,6 +418,7 @@ type env struct {
 	issuer  *fakeIssuer
 	carrier *fakeCarrier
 	vault   *vaultEnv
+	skew    atomic.Int64 // added to the merchant's clock (not the signing window's)
 
 	st     *store.Store
 	srv    *merchant.Server
@@ -465,6 +471,9 @@ func (e *env) open() {
 		Vault:     merchant.Peer{Identity: vaultID, URL: e.vault.ts.URL},
 		PublicURL: e.ts.URL,
 		Logger:    logger,
+		Companies: []string{callCenterID},
+		MaxShift:  8 * time.Hour,
+		Now:       func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
 		Outbox: func(r *outbox.Runner) {
 			r.Poll, r.MinBackoff, r.MaxBackoff, r.Timeout = 20*time.Millisecond, 5*time.Millisecond, 40*time.Millisecond, 10*time.Second
 		},
