@@ -198,7 +198,7 @@ func TestCheckout(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := c.available(cAlice)
-		auth, err := ic.Authorize(context.Background(), b, 1299+1, "EUR")
+		auth, err := ic.Authorize(context.Background(), b, 1299+1, "EUR", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +253,7 @@ func TestCheckout(t *testing.T) {
 		}
 		// The issuer answers a replayed relay with the same authorization.
 		ic, _ := issuerapi.NewClient(keygen.NewCache(c.keys.key(t, cShop), 8), c.url("issuer"), cBank, nil)
-		a1, err := ic.Authorize(context.Background(), b, 3*1299, "EUR")
+		a1, err := ic.Authorize(context.Background(), b, 3*1299, "EUR", "")
 		if err != nil || a1.Decision != issuerapi.Approved {
 			t.Fatalf("replayed relay: %+v %v", a1, err)
 		}

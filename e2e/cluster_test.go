@@ -31,6 +31,10 @@ const (
 	cBank    = "issuer:bank.example"
 	cParcel  = "carrier:parcel.example"
 	cVault   = "vault:vault.shop.example"
+
+	cCarol      = "consultant:carol"           // a phone consultant of the shop's call center
+	cCallCenter = "company:callcenter.example" // the company running the shop's phone orders
+	cRogueCo    = "company:elsewhere.example"  // a company the shop does not work with
 )
 
 // Canaries: they travel only sealed, and rest only encrypted in their one
@@ -148,11 +152,22 @@ func (c *cluster) keyFile(id string) string {
 // run runs a binary to completion.
 func (c *cluster) run(stdin string, name string, args ...string) (stdout, stderr string, code int) {
 	c.t.Helper()
+	return c.runIn(nil, stdin, name, args...)
+}
+
+// runIn runs a binary to completion as the user u (its working directory
+// and environment); nil is the test's own.
+func (c *cluster) runIn(u *user, stdin string, name string, args ...string) (stdout, stderr string, code int) {
+	c.t.Helper()
 	var out, errb bytes.Buffer
 	cmd := exec.Command(c.bin(name), args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.Env = append(os.Environ(), "ORDERSEAL_CENTER_KDF=fast")
+	if u != nil {
+		cmd.Dir = u.work
+		cmd.Env = append(cmd.Env, "HOME="+u.home, "XDG_CONFIG_HOME="+filepath.Join(u.home, ".config"), "TMPDIR="+u.tmp)
+	}
 	err := cmd.Run()
 	var ee *exec.ExitError
 	switch {
@@ -292,7 +307,7 @@ func newCluster(t *testing.T) *cluster {
 	c.start("merchant", "merchant", "serve", "-key", c.keyFile(cShop), "-db", c.path("merchant", "merchant.db"),
 		"-catalog", c.path("merchant", "catalog.json"), "-issuer", cBank+"="+c.url("issuer"),
 		"-carrier", cParcel+"="+c.url("carrier"), "-vault", cVault+"="+c.url("vault"),
-		"-public-url", c.url("merchant"), "-relay-poll", "100ms")
+		"-public-url", c.url("merchant"), "-relay-poll", "100ms", "-company", cCallCenter)
 	return c
 }
 
