@@ -233,7 +233,7 @@ func TestCLIServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := seal(t, orderOpts{})
-	a, err := c.Authorize(ctx, b, orderTotal, "EUR")
+	a, err := c.Authorize(ctx, b, orderTotal, "EUR", "")
 	if err != nil || a.Decision != api.Approved {
 		t.Fatalf("authorize through the daemon: %+v %v", a, err)
 	}

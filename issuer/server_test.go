@@ -32,7 +32,7 @@ func TestApproveRetryVoid(t *testing.T) {
 	b := seal(t, orderOpts{})
 	hH := b.HeaderHash()
 
-	a, err := shop.Authorize(ctx, b, orderTotal, "EUR")
+	a, err := shop.Authorize(ctx, b, orderTotal, "EUR", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestApproveRetryVoid(t *testing.T) {
 		t.Fatalf("available %d", got)
 	}
 	for range 3 {
-		again, err := shop.Authorize(ctx, b, orderTotal, "EUR")
+		again, err := shop.Authorize(ctx, b, orderTotal, "EUR", "")
 		if err != nil || *again != *a {
 			t.Fatalf("retry: %+v %v, want %+v", again, err, a)
 		}
@@ -73,7 +73,7 @@ func TestApproveRetryVoid(t *testing.T) {
 		}
 	}
 	// A retry after the void says so, and debits nothing.
-	if again, err := shop.Authorize(ctx, b, orderTotal, "EUR"); err != nil || !again.Voided || again.AuthCode != a.AuthCode {
+	if again, err := shop.Authorize(ctx, b, orderTotal, "EUR", ""); err != nil || !again.Voided || again.AuthCode != a.AuthCode {
 		t.Fatalf("retry after void: %+v %v", again, err)
 	}
 	if got := e.available(t, card.ID); got != 500_00 {
@@ -106,7 +106,7 @@ func TestConcurrentRetries(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			answers[i], errs[i] = shop.Authorize(context.Background(), b, orderTotal, "EUR")
+			answers[i], errs[i] = shop.Authorize(context.Background(), b, orderTotal, "EUR", "")
 		}()
 	}
 	wg.Wait()
@@ -188,7 +188,7 @@ func TestDeclines(t *testing.T) {
 				currency = "EUR"
 			}
 			shop := e.client(t, shopID)
-			a, err := shop.Authorize(ctx, b, amount, currency)
+			a, err := shop.Authorize(ctx, b, amount, currency, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,7 +204,7 @@ func TestDeclines(t *testing.T) {
 			if got := e.available(t, card.ID); got != before {
 				t.Fatalf("a decline moved the credit: %d → %d", before, got)
 			}
-			again, err := shop.Authorize(ctx, b, amount, currency)
+			again, err := shop.Authorize(ctx, b, amount, currency, "")
 			if err != nil || *again != *a {
 				t.Fatalf("retried decline: %+v %v", again, err)
 			}
@@ -425,12 +425,12 @@ func TestOrderIDReused(t *testing.T) {
 	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
 	shop := e.client(t, shopID)
 	first := seal(t, orderOpts{seal: order.SealOptions{OrderID: "ord-42"}})
-	a, err := shop.Authorize(ctx, first, orderTotal, "EUR")
+	a, err := shop.Authorize(ctx, first, orderTotal, "EUR", "")
 	if err != nil || a.Decision != api.Approved {
 		t.Fatalf("%+v %v", a, err)
 	}
 	second := seal(t, orderOpts{seal: order.SealOptions{OrderID: "ord-42"}})
-	p := wantProblem(t, errOf(shop.Authorize(ctx, second, orderTotal, "EUR")), api.CodeOrderIDReused)
+	p := wantProblem(t, errOf(shop.Authorize(ctx, second, orderTotal, "EUR", "")), api.CodeOrderIDReused)
 	if p.Status != http.StatusConflict {
 		t.Fatalf("status %d", p.Status)
 	}
@@ -439,7 +439,7 @@ func TestOrderIDReused(t *testing.T) {
 		t.Fatalf("stored %+v %v", stored, err)
 	}
 	other := seal(t, orderOpts{merchant: otherShopID, seal: order.SealOptions{OrderID: "ord-42"}})
-	if b, err := e.client(t, otherShopID).Authorize(ctx, other, orderTotal, "EUR"); err != nil || b.Decision != api.Approved {
+	if b, err := e.client(t, otherShopID).Authorize(ctx, other, orderTotal, "EUR", ""); err != nil || b.Decision != api.Approved {
 		t.Fatalf("same id at another merchant: %+v %v", b, err)
 	}
 	if got := e.available(t, card.ID); got != 500_00-2*orderTotal {

@@ -38,6 +38,14 @@ const (
 	ReasonInsufficientCredit = "insufficient-credit" // amount above available credit
 	ReasonAmountMismatch     = "amount-mismatch"     // requested amount or currency differs from the issuer section
 	ReasonCurrency           = "currency-not-supported"
+	ReasonCVCRequired        = "cvc-required" // assisted order without the card's security code
+	ReasonCVCMismatch        = "cvc-mismatch" // assisted order whose security code is wrong
+)
+
+// Channels an authorization came through.
+const (
+	ChannelOnline   = "online"   // sealed by the cardholder, whose identity the card is enrolled to
+	ChannelAssisted = "assisted" // keyed by a merchant's phone consultant in a session (DESIGN.md §6.7)
 )
 
 // Problem codes the issuer refuses a request with (besides the shared ones).
@@ -48,6 +56,7 @@ const (
 	CodeSectionRefused  = "section-refused"   // 422: the issuer section does not open or its commitment fails
 	CodeOrderIDMismatch = "order-id-mismatch" // 400: path and bundle name different orders
 	CodeUnknownAuth     = "unknown-authorization"
+	CodeSessionMismatch = "session-mismatch" // 422: the request names another assisted session than the issuer section
 )
 
 // AuthorizeRequest is the merchant's request: the bundle relayed with only
@@ -56,6 +65,10 @@ type AuthorizeRequest struct {
 	Bundle   json.RawMessage `json:"bundle" validate:"required"`
 	Amount   int64           `json:"amount" validate:"gt=0"`
 	Currency string          `json:"currency" validate:"required,iso4217"`
+	// Session is the assisted session the merchant checked the order's
+	// proof against; it must equal the one the issuer section names, and be
+	// empty for an online order.
+	Session string `json:"session,omitempty" validate:"omitempty,max=64"`
 }
 
 // Authorization is the issuer's answer, echoing the header hash so the
@@ -71,6 +84,8 @@ type Authorization struct {
 	Currency   string `json:"currency"`
 	Decided    string `json:"decided"` // RFC 3339
 	Voided     bool   `json:"voided,omitempty"`
+	Channel    string `json:"channel,omitempty"` // ChannelOnline or ChannelAssisted
+	Session    string `json:"session,omitempty"` // assisted orders: the session that keyed it
 }
 
 // Client is the merchant's side of the issuer API.
@@ -89,9 +104,10 @@ func NewClient(keys *keygen.Cache, base, issuer string, hc *http.Client) (*Clien
 	return &Client{http: httpsig.NewClient(keys, hc), base: base, issuer: issuer}, nil
 }
 
-// Authorize relays b's header and issuer section with the amount asked for.
+// Authorize relays b's header and issuer section with the amount asked for
+// and, for an assisted order, the session the merchant verified.
 // A refusal comes back as a *rfc9457.Problem error.
-func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, currency string) (*Authorization, error) {
+func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, currency, session string) (*Authorization, error) {
 	relay, err := b.ForRole(order.RoleIssuer)
 	if err != nil {
 		return nil, err
@@ -102,7 +118,7 @@ func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, c
 	}
 	var out Authorization
 	u := c.base + PathAuthorizations + url.PathEscape(b.OrderID)
-	if err := c.http.DoJSON(ctx, c.issuer, http.MethodPut, u, AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency}, &out); err != nil {
+	if err := c.http.DoJSON(ctx, c.issuer, http.MethodPut, u, AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency, Session: session}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
