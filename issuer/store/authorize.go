@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -15,17 +16,20 @@ import (
 
 // AuthRequest is one authorization to decide: what the merchant asked for,
 // and what the issuer section (already opened and checked by the caller)
-// says. It has no place for a CVC: the store never sees one.
+// says. Its CVC is compared with the card's derived one and dropped: it is
+// never stored or logged.
 type AuthRequest struct {
 	Merchant   string       // the authenticated caller
 	OrderID    string       // the bundle's order id
 	HeaderHash [32]byte     // hH of the bundle
-	Cardholder string       // the bundle's cardholder, proven by the section opening
+	Cardholder string       // the bundle's sealer, proven by the section opening: a cardholder, or a consultant (assisted)
 	Number     string       // card number from the issuer section ("" when it had none)
 	Expiry     string       // card expiry from the issuer section
 	Total      *order.Money // total from the issuer section (nil when it had none)
 	Amount     int64        // what the merchant asks for, minor units
 	Currency   string
+	Session    string // assisted: the session the issuer section names (the caller checked the merchant's against it); online: ""
+	CVC        string // assisted: the CVC from the issuer section ("" when it had none); ignored online
 }
 
 // Authorization is an answered request, as stored.
@@ -33,6 +37,9 @@ type Authorization struct {
 	Merchant   string
 	OrderID    string
 	HeaderHash [32]byte
+	Sealer     string // the bundle's cardholder field ("" for records older than the column)
+	Channel    string // api.ChannelOnline or api.ChannelAssisted
+	Session    string // assisted orders: the session that keyed it
 	CardID     string // "" when no card matched the number
 	Amount     int64
 	Currency   string
@@ -44,10 +51,26 @@ type Authorization struct {
 	VoidedAt   time.Time
 }
 
+// ChannelOf is the channel of a bundle sealed by sealer: assisted when a
+// merchant's consultant keyed it (DESIGN.md §6.7), online otherwise.
+func ChannelOf(sealer string) string {
+	if keygen.RoleOf(sealer) == "consultant" {
+		return api.ChannelAssisted
+	}
+	return api.ChannelOnline
+}
+
 func (r *AuthRequest) check() error {
+	assisted := ChannelOf(r.Cardholder) == api.ChannelAssisted
 	switch {
 	case keygen.ValidateIdentity(r.Merchant) != nil || keygen.RoleOf(r.Merchant) != "merchant":
 		return fmt.Errorf("%w: merchant identity", ErrInvalid)
+	case keygen.ValidateIdentity(r.Cardholder) != nil:
+		return fmt.Errorf("%w: sealer identity", ErrInvalid)
+	case assisted && !order.ValidSession(r.Session):
+		return fmt.Errorf("%w: an assisted order names its session", ErrInvalid)
+	case !assisted && r.Session != "":
+		return fmt.Errorf("%w: an online order names no session", ErrInvalid)
 	case r.OrderID == "" || len(r.OrderID) > 64:
 		return fmt.Errorf("%w: order id", ErrInvalid)
 	case r.HeaderHash == [32]byte{}:
@@ -109,13 +132,18 @@ func (s *Store) Authorize(ctx context.Context, req AuthRequest) (a Authorization
 	}
 	now := s.now().UTC()
 	a = Authorization{Merchant: req.Merchant, OrderID: req.OrderID, HeaderHash: req.HeaderHash,
+		Sealer: req.Cardholder, Channel: ChannelOf(req.Cardholder), Session: req.Session,
 		Amount: req.Amount, Currency: req.Currency, Decided: now, Decision: api.Declined}
 	var c *Card
+	cardCVC := ""
 	if card != nil {
 		a.CardID = card.ID
 		c = &card.Card
+		if a.Channel == api.ChannelAssisted {
+			cardCVC = deriveCVC(s.keys.cvk, number, card.Expiry)
+		}
 	}
-	a.Reason = Decide(c, &req, now)
+	a.Reason = Decide(c, &req, cardCVC, now)
 	if a.Reason == "" {
 		a.Decision = api.Approved
 		if a.AuthCode, err = NewAuthCode(); err != nil {
@@ -135,9 +163,10 @@ func (s *Store) Authorize(ctx context.Context, req AuthRequest) (a Authorization
 		cardID = a.CardID
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO authorizations
-		(merchant, order_id, header_hash, card_id, amount, currency, decision, reason, auth_code, decided)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.Merchant, a.OrderID, a.HeaderHash[:], cardID, a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided)); err != nil {
+		(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.Merchant, a.OrderID, a.HeaderHash[:], a.Sealer, a.Channel, a.Session, cardID,
+		a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided)); err != nil {
 		return Authorization{}, false, fmt.Errorf("issuer database: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -175,13 +204,27 @@ func (s *Store) cardByLookup(ctx context.Context, tx *sql.Tx, lookup []byte, num
 
 // Decide returns why req must be declined on card c at now, or "" to
 // approve. c is nil when no card has the section's number. The order of the
-// checks is part of the contract: enrollment (to this cardholder, with the
+// checks is part of the contract.
+//
+// Online (sealed by a cardholder): enrollment (to this cardholder, with the
 // expiry the cardholder sealed), status, expiry, amount binding, currency,
-// credit.
-func Decide(c *Card, req *AuthRequest, now time.Time) string {
+// credit. The section's CVC is not looked at.
+//
+// Assisted (sealed by a consultant, ChannelOf): the buyer holds no key, so
+// no enrollment binding applies; instead a CVC must be present, the card
+// known (its number, with the sealed expiry), and the CVC equal to cardCVC,
+// the card's derived one, compared in constant time; then status, expiry,
+// amount binding, currency, credit as online. A missing or wrong code is
+// refused before the card's status, expiry or credit show in the answer.
+func Decide(c *Card, req *AuthRequest, cardCVC string, now time.Time) string {
+	assisted := ChannelOf(req.Cardholder) == api.ChannelAssisted
 	switch {
-	case c == nil || c.Cardholder != req.Cardholder || c.Expiry != req.Expiry:
+	case assisted && req.CVC == "":
+		return api.ReasonCVCRequired
+	case c == nil || c.Expiry != req.Expiry || (!assisted && c.Cardholder != req.Cardholder):
 		return api.ReasonNotEnrolled
+	case assisted && (cardCVC == "" || subtle.ConstantTimeCompare([]byte(req.CVC), []byte(cardCVC)) != 1):
+		return api.ReasonCVCMismatch
 	case c.Status != StatusActive:
 		return api.ReasonInactive
 	case Expired(c.Expiry, now) || Expired(req.Expiry, now):
@@ -216,28 +259,63 @@ func NewAuthCode() (string, error) {
 	return string(out), nil
 }
 
-const authColumns = `merchant, order_id, header_hash, COALESCE(card_id, ''), amount, currency, decision, reason, auth_code, decided, voided, voided_at`
+const authColumns = `merchant, order_id, header_hash, sealer, channel, session, COALESCE(card_id, ''),
+	amount, currency, decision, reason, auth_code, decided, voided, voided_at`
+
+func scanAuthorization(sc interface{ Scan(...any) error }) (Authorization, error) {
+	var a Authorization
+	var hh []byte
+	var decided, voidedAt int64
+	if err := sc.Scan(&a.Merchant, &a.OrderID, &hh, &a.Sealer, &a.Channel, &a.Session, &a.CardID,
+		&a.Amount, &a.Currency, &a.Decision, &a.Reason, &a.AuthCode, &decided, &a.Voided, &voidedAt); err != nil {
+		return Authorization{}, err
+	}
+	if len(hh) != 32 {
+		return Authorization{}, fmt.Errorf("header hash of %d bytes", len(hh))
+	}
+	a.HeaderHash = [32]byte(hh)
+	a.Decided, a.VoidedAt = fromNanos(decided), fromNanos(voidedAt)
+	return a, nil
+}
 
 func getAuthorization(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, merchant, orderID string) (Authorization, error) {
-	var a Authorization
-	var hh []byte
-	var decided, voidedAt int64
-	err := q.QueryRowContext(ctx, `SELECT `+authColumns+` FROM authorizations WHERE merchant = ? AND order_id = ?`, merchant, orderID).
-		Scan(&a.Merchant, &a.OrderID, &hh, &a.CardID, &a.Amount, &a.Currency, &a.Decision, &a.Reason, &a.AuthCode, &decided, &a.Voided, &voidedAt)
+	a, err := scanAuthorization(q.QueryRowContext(ctx, `SELECT `+authColumns+` FROM authorizations WHERE merchant = ? AND order_id = ?`, merchant, orderID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Authorization{}, ErrNotFound
 	}
 	if err != nil {
 		return Authorization{}, fmt.Errorf("issuer database: %w", err)
 	}
-	if len(hh) != 32 {
-		return Authorization{}, fmt.Errorf("issuer database: header hash of %d bytes", len(hh))
-	}
-	a.HeaderHash = [32]byte(hh)
-	a.Decided, a.VoidedAt = fromNanos(decided), fromNanos(voidedAt)
 	return a, nil
+}
+
+// Authorizations lists the stored answers, newest first; with a session,
+// only the orders keyed in that assisted session. Records hold no card
+// number, not even its last digits.
+func (s *Store) Authorizations(ctx context.Context, session string) ([]Authorization, error) {
+	q, args := `SELECT `+authColumns+` FROM authorizations ORDER BY decided DESC, rowid DESC`, []any(nil)
+	if session != "" {
+		q, args = `SELECT `+authColumns+` FROM authorizations WHERE session = ? ORDER BY decided DESC, rowid DESC`, []any{session}
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("issuer database: %w", err)
+	}
+	defer rows.Close()
+	var out []Authorization
+	for rows.Next() {
+		a, err := scanAuthorization(rows)
+		if err != nil {
+			return nil, fmt.Errorf("issuer database: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("issuer database: %w", err)
+	}
+	return out, nil
 }
 
 // Authorization returns the stored answer for (merchant, order id), or

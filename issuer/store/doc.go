@@ -16,10 +16,12 @@
 //     of the number is the unique lookup column, unlinkable without the key;
 //   - "orderseal-v1-issuer-card-keycheck": an HMAC stored once in the
 //     database, so a database opened with another card key is refused
-//     (ErrWrongKey) instead of answering "not enrolled" for every card.
+//     (ErrWrongKey) instead of answering "not enrolled" for every card;
+//   - "orderseal-v1-issuer-card-cvk": the card verification key, from which
+//     each card's CVC is derived (CVC, cvc.go), so no CVC is ever stored.
 //
-// Only the last four digits are kept in clear. The CVC is never stored: the
-// store's API has no place for it.
+// Only the last four digits are kept in clear. The CVC is never stored: an
+// assisted order's CVC is compared with the derived one and dropped.
 //
 // # Authorizations
 //
@@ -28,4 +30,11 @@
 // declines included. Concurrent retries of one bundle therefore debit once
 // and all get the same answer; a different bundle under a used order id is
 // refused with ErrOrderIDReused. Void releases an approved hold once.
+//
+// A bundle sealed by a cardholder is authorized on the online channel: the
+// card must be enrolled to that cardholder. One sealed by a merchant's phone
+// consultant (DESIGN.md §6.7) is authorized on the assisted channel: the
+// buyer holds no key, so instead of the enrollment binding the issuer
+// section must carry the card's CVC. Each record keeps the sealer, the
+// channel and the assisted session (Authorizations lists them).
 package store

@@ -37,6 +37,7 @@ const (
 	labelSeal   = "orderseal-v1-issuer-card-seal"
 	labelLookup = "orderseal-v1-issuer-card-lookup"
 	labelCheck  = "orderseal-v1-issuer-card-keycheck"
+	labelCVK    = "orderseal-v1-issuer-card-cvk" // derives CVCs (cvc.go)
 )
 
 // CardKey is the issuer's card key: 32 random bytes in a 0600 file of their
@@ -71,6 +72,7 @@ type keys struct {
 	aead   cipher.AEAD
 	lookup []byte
 	check  []byte
+	cvk    []byte // card verification key: derives each card's CVC (cvc.go)
 }
 
 func deriveKeys(k *CardKey) (*keys, error) {
@@ -84,7 +86,7 @@ func deriveKeys(k *CardKey) (*keys, error) {
 	defer clear(checkKey)
 	m := hmac.New(sha256.New, checkKey)
 	m.Write([]byte(labelCheck))
-	return &keys{aead: aead, lookup: k.Expand(labelLookup), check: m.Sum(nil)}, nil
+	return &keys{aead: aead, lookup: k.Expand(labelLookup), check: m.Sum(nil), cvk: k.Expand(labelCVK)}, nil
 }
 
 // lookupHash is HMAC-SHA256(lookup sub-key, number).
@@ -154,6 +156,14 @@ var migrations = []string{
 		PRIMARY KEY (merchant, order_id)
 	) STRICT;
 	CREATE INDEX authorizations_card ON authorizations(card_id, decided);`,
+
+	// 2: assisted orders (DESIGN.md §6.7). Rows written before it were all
+	// sealed by cardholders (online); their sealer was not recorded.
+	`ALTER TABLE authorizations ADD COLUMN sealer TEXT NOT NULL DEFAULT ''; -- the bundle's cardholder field: a cardholder, or an assisted order's consultant
+	ALTER TABLE authorizations ADD COLUMN channel TEXT NOT NULL DEFAULT 'online' CHECK (channel IN ('online', 'assisted'));
+	ALTER TABLE authorizations ADD COLUMN session TEXT NOT NULL DEFAULT '' CHECK ((session != '') = (channel = 'assisted'));
+	CREATE INDEX authorizations_decided ON authorizations(decided);
+	CREATE INDEX authorizations_session ON authorizations(session, decided) WHERE session != '';`,
 }
 
 // Config says where the issuer's database is and how to read card numbers.

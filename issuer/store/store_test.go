@@ -2,29 +2,35 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"orderseal/internal/secfile"
+	"orderseal/internal/sqlitex"
 	"orderseal/issuer/api"
 	"orderseal/order"
 )
 
 const (
-	alice  = "cardholder:alice@example.org"
-	bob    = "cardholder:bob@example.org"
-	shop   = "merchant:shop.example"
-	other  = "merchant:other.example"
-	visa   = "4111111111111111"
-	master = "5555555555554444"
+	alice   = "cardholder:alice@example.org"
+	bob     = "cardholder:bob@example.org"
+	carol   = "consultant:carol.shop.example"
+	shop    = "merchant:shop.example"
+	other   = "merchant:other.example"
+	visa    = "4111111111111111"
+	master  = "5555555555554444"
+	session = "ses_abcdefghijklmnopqrstuvwxyz"
 )
 
 // now is the stores' clock in these tests: mid-month, so expiry edges are clear.
@@ -80,6 +86,13 @@ func (e *env) card(t *testing.T, id string) Card {
 func request(orderID string, h byte, amount int64) AuthRequest {
 	return AuthRequest{Merchant: shop, OrderID: orderID, HeaderHash: [32]byte{h}, Cardholder: alice,
 		Number: visa, Expiry: "2031-12", Total: &order.Money{Amount: amount, Currency: "EUR"}, Amount: amount, Currency: "EUR"}
+}
+
+// assistedRequest is request keyed by carol in session with cvc.
+func assistedRequest(orderID string, h byte, amount int64, cvc string) AuthRequest {
+	r := request(orderID, h, amount)
+	r.Cardholder, r.Session, r.CVC = carol, session, cvc
+	return r
 }
 
 func TestCardKeyFile(t *testing.T) {
@@ -319,7 +332,7 @@ func TestDecide(t *testing.T) {
 			if tc.req != nil {
 				tc.req(&r)
 			}
-			if got := Decide(cp, &r, now); got != tc.want {
+			if got := Decide(cp, &r, "", now); got != tc.want {
 				t.Fatalf("Decide = %q, want %q", got, tc.want)
 			}
 		})
@@ -524,4 +537,312 @@ func FuzzParseExpiry(f *testing.F) {
 			t.Fatalf("ParseExpiry(%q) = %d %d", s, y, m)
 		}
 	})
+}
+
+// storeWithKey opens a fresh store under a card key file holding text.
+func storeWithKey(t *testing.T, text string) *Store {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "card.key")
+	if err := os.WriteFile(p, []byte(text+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := LoadCardKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(context.Background(), Config{Path: filepath.Join(dir, "issuer.db"), CardKey: k, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+var cvcRe = regexp.MustCompile(`^[0-9]{3}$`)
+
+// TestCVC: the derived CVC matches vectors computed outside Go (testdata),
+// is 3 digits, stable, differs across cards, expiries and card keys, and
+// needs the card key.
+func TestCVC(t *testing.T) {
+	data, err := os.ReadFile("testdata/cvc.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Keys    map[string]string
+		Vectors []struct{ Key, Number, Expiry, CVC string }
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Vectors) == 0 || len(f.Keys) < 2 {
+		t.Fatal("no vectors loaded")
+	}
+	stores := map[string]*Store{}
+	for name, text := range f.Keys {
+		stores[name] = storeWithKey(t, text)
+	}
+	type card struct{ number, expiry string }
+	byKey := map[string]map[card]string{}
+	for _, v := range f.Vectors {
+		st := stores[v.Key]
+		if st == nil {
+			t.Fatalf("vector names an unknown key %q", v.Key)
+		}
+		got, err := st.CVC(v.Number, v.Expiry)
+		if err != nil || got != v.CVC {
+			t.Errorf("CVC(%s, %s) under %s = %q, %v; want %q", v.Number, v.Expiry, v.Key, got, err, v.CVC)
+		}
+		if again, _ := st.CVC(v.Number, v.Expiry); again != got {
+			t.Errorf("CVC not stable: %q then %q", got, again)
+		}
+		if byKey[v.Key] == nil {
+			byKey[v.Key] = map[card]string{}
+		}
+		byKey[v.Key][card{v.Number, v.Expiry}] = got
+	}
+	k1, k2 := byKey["k1"], byKey["k2"]
+	if k1[card{visa, "2031-12"}] == k1[card{visa, "2032-01"}] || k1[card{visa, "2031-12"}] == k1[card{master, "2031-12"}] {
+		t.Error("the CVC does not depend on the number or the expiry")
+	}
+	for c, v := range k1 {
+		if k2[c] == v {
+			t.Errorf("%v: the same CVC under two card keys", c)
+		}
+	}
+
+	// Over many cards: always 3 digits, spread over the thousand values.
+	st := stores["k1"]
+	seen := map[string]bool{}
+	for i := range 400 {
+		n := withLuhn(fmt.Sprintf("400000%09d", i*7919))
+		got, err := st.CVC(n, "2031-12")
+		if err != nil || !cvcRe.MatchString(got) {
+			t.Fatalf("CVC(%s) = %q, %v", n, got, err)
+		}
+		seen[got] = true
+	}
+	if len(seen) < 250 { // about 330 expected for 400 draws from 1000
+		t.Fatalf("only %d distinct CVCs over 400 cards", len(seen))
+	}
+
+	// It needs the key, a canonical number and an expiry; errors never quote the number.
+	keyless := newEnv(t).open(t, nil)
+	if _, err := keyless.CVC(visa, "2031-12"); !errors.Is(err, ErrNoCardKey) {
+		t.Fatalf("CVC without a card key: %v", err)
+	}
+	for _, in := range []struct{ number, expiry string }{
+		{"4111 1111 1111 1111", "2031-12"}, {"4111111111111112", "2031-12"}, {"", "2031-12"},
+		{visa, "12/31"}, {visa, ""}, {visa, "2031-13"},
+	} {
+		_, err := st.CVC(in.number, in.expiry)
+		if !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "1111") {
+			t.Errorf("CVC(%q, %q): %v", in.number, in.expiry, err)
+		}
+	}
+}
+
+// withLuhn appends the Luhn check digit to digits.
+func withLuhn(digits string) string {
+	for d := '0'; d <= '9'; d++ {
+		if luhn(digits + string(d)) {
+			return digits + string(d)
+		}
+	}
+	panic("no check digit")
+}
+
+// TestDecideAssisted: a consultant's order needs the card's CVC instead of
+// the enrollment binding; everything else is checked as online.
+func TestDecideAssisted(t *testing.T) {
+	active := Card{ID: "card_x", Cardholder: alice, Expiry: "2031-12", Currency: "EUR", Limit: 100_00, Available: 50_00, Status: StatusActive}
+	const cardCVC = "042"
+	for _, tc := range []struct {
+		name    string
+		card    func(*Card) bool // false: no card
+		req     func(*AuthRequest)
+		cardCVC string // "": cardCVC
+		want    string
+	}{
+		{name: "approve: the card is enrolled to a cardholder, not to the consultant", want: ""},
+		{name: "card enrolled to bob", card: func(c *Card) bool { c.Cardholder = bob; return true }, want: ""},
+		{name: "no CVC", req: func(r *AuthRequest) { r.CVC = "" }, want: api.ReasonCVCRequired},
+		{name: "no CVC beats an unknown card", card: func(*Card) bool { return false }, req: func(r *AuthRequest) { r.CVC = "" }, want: api.ReasonCVCRequired},
+		{name: "wrong CVC", req: func(r *AuthRequest) { r.CVC = "043" }, want: api.ReasonCVCMismatch},
+		{name: "CVC without its leading zero", req: func(r *AuthRequest) { r.CVC = "42" }, want: api.ReasonCVCMismatch},
+		{name: "four digits", req: func(r *AuthRequest) { r.CVC = "0420" }, want: api.ReasonCVCMismatch},
+		{name: "no derived CVC to compare with", cardCVC: "-", want: api.ReasonCVCMismatch},
+		{name: "unknown card", card: func(*Card) bool { return false }, want: api.ReasonNotEnrolled},
+		{name: "sealed expiry differs", req: func(r *AuthRequest) { r.Expiry = "2032-12" }, want: api.ReasonNotEnrolled},
+		{name: "wrong CVC beats suspended", card: func(c *Card) bool { c.Status = StatusSuspended; return true }, req: func(r *AuthRequest) { r.CVC = "999" }, want: api.ReasonCVCMismatch},
+		{name: "suspended", card: func(c *Card) bool { c.Status = StatusSuspended; return true }, want: api.ReasonInactive},
+		{name: "closed", card: func(c *Card) bool { c.Status = StatusClosed; return true }, want: api.ReasonInactive},
+		{name: "expired", card: func(c *Card) bool { c.Expiry = "2030-05"; return true }, req: func(r *AuthRequest) { r.Expiry = "2030-05" }, want: api.ReasonExpired},
+		{name: "amount differs from the section's", req: func(r *AuthRequest) { r.Amount = 1 }, want: api.ReasonAmountMismatch},
+		{name: "card in another currency", card: func(c *Card) bool { c.Currency = "USD"; return true }, want: api.ReasonCurrency},
+		{name: "one cent too much", req: func(r *AuthRequest) { r.Amount, r.Total.Amount = 50_01, 50_01 }, want: api.ReasonInsufficientCredit},
+		{name: "online ignores the CVC", req: func(r *AuthRequest) { r.Cardholder, r.Session, r.CVC = alice, "", "999" }, want: ""},
+		{name: "online without a CVC", req: func(r *AuthRequest) { r.Cardholder, r.Session, r.CVC = alice, "", "" }, want: ""},
+		{name: "online keeps the binding", req: func(r *AuthRequest) { r.Cardholder, r.Session = bob, "" }, want: api.ReasonNotEnrolled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := active
+			cp := &c
+			if tc.card != nil && !tc.card(cp) {
+				cp = nil
+			}
+			r := assistedRequest("o", 1, 50_00, cardCVC)
+			total := *r.Total
+			r.Total = &total
+			if tc.req != nil {
+				tc.req(&r)
+			}
+			want := cmp.Or(tc.cardCVC, cardCVC)
+			if want == "-" {
+				want = ""
+			}
+			if got := Decide(cp, &r, want, now); got != tc.want {
+				t.Fatalf("Decide = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAuthorizeAssisted: the record keeps sealer, channel and session; the
+// card's derived CVC approves a card enrolled to any cardholder, once; a
+// wrong one declines without a debit; sessions go with consultants only.
+func TestAuthorizeAssisted(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	c := e.add(t, visa, alice, "2031-12", 100_00)
+	cvc, err := e.st.CVC(visa, "2031-12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := fmt.Sprintf("%03d", (int(cvc[0]-'0')*100+int(cvc[1]-'0')*10+int(cvc[2]-'0')+1)%1000)
+
+	online, _, err := e.st.Authorize(ctx, request("ord-online", 1, 10_00))
+	if err != nil || online.Decision != api.Approved || online.Channel != api.ChannelOnline || online.Session != "" || online.Sealer != alice {
+		t.Fatalf("online: %+v %v", online, err)
+	}
+	a, replayed, err := e.st.Authorize(ctx, assistedRequest("ord-phone", 2, 30_00, cvc))
+	if err != nil || replayed || a.Decision != api.Approved || a.Channel != api.ChannelAssisted || a.Session != session || a.Sealer != carol || a.CardID != c.ID {
+		t.Fatalf("assisted: %+v %v %v", a, replayed, err)
+	}
+	for range 3 {
+		again, replayed, err := e.st.Authorize(ctx, assistedRequest("ord-phone", 2, 30_00, cvc))
+		if err != nil || !replayed || again != a {
+			t.Fatalf("retry: %+v %v %v, want %+v", again, replayed, err, a)
+		}
+	}
+	if stored, err := e.st.Authorization(ctx, shop, "ord-phone"); err != nil || stored != a {
+		t.Fatalf("stored %+v %v, want %+v", stored, err, a)
+	}
+	dec, _, err := e.st.Authorize(ctx, assistedRequest("ord-wrong", 3, 30_00, wrong))
+	if err != nil || dec.Decision != api.Declined || dec.Reason != api.ReasonCVCMismatch || dec.Channel != api.ChannelAssisted || dec.Session != session {
+		t.Fatalf("wrong CVC: %+v %v", dec, err)
+	}
+	if got := e.card(t, c.ID).Available; got != 60_00 {
+		t.Fatalf("available %d, want 6000", got)
+	}
+
+	for name, r := range map[string]AuthRequest{
+		"assisted without a session":  func() AuthRequest { r := assistedRequest("ord-x", 7, 10_00, cvc); r.Session = ""; return r }(),
+		"assisted, malformed session": func() AuthRequest { r := assistedRequest("ord-x", 7, 10_00, cvc); r.Session = "ses_1"; return r }(),
+		"online with a session":       func() AuthRequest { r := request("ord-x", 7, 10_00); r.Session = session; return r }(),
+		"sealer not an identity":      func() AuthRequest { r := request("ord-x", 7, 10_00); r.Cardholder = "alice"; return r }(),
+	} {
+		if _, _, err := e.st.Authorize(ctx, r); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := e.st.Authorization(ctx, shop, "ord-x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("invalid request stored: %v", err)
+	}
+
+	// Listed newest first; by session, only that session's orders.
+	all, err := e.st.Authorizations(ctx, "")
+	if err != nil || len(all) != 3 || all[0].OrderID != "ord-wrong" || all[1].OrderID != "ord-phone" || all[2].OrderID != "ord-online" {
+		t.Fatalf("all: %+v %v", all, err)
+	}
+	if all[1] != a {
+		t.Fatalf("listed %+v, want %+v", all[1], a)
+	}
+	bySession, err := e.st.Authorizations(ctx, session)
+	if err != nil || len(bySession) != 2 || bySession[0].OrderID != "ord-wrong" || bySession[1].OrderID != "ord-phone" {
+		t.Fatalf("by session: %+v %v", bySession, err)
+	}
+	if none, err := e.st.Authorizations(ctx, "ses_zzzzzzzzzzzzzzzzzzzzzzzzzz"); err != nil || len(none) != 0 {
+		t.Fatalf("another session: %+v %v", none, err)
+	}
+}
+
+// TestMigrationFromV1: a database written before assisted orders opens,
+// its records read as online with no sealer or session, and the new
+// columns keep a session exactly on assisted records. No column anywhere
+// is named for a CVC.
+func TestMigrationFromV1(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "issuer.db")
+	db, err := sqlitex.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitex.Migrate(ctx, db, migrations[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO authorizations (merchant, order_id, header_hash, card_id, amount, currency, decision, reason, auth_code, decided)
+		VALUES (?, 'ord-old', ?, NULL, 100, 'EUR', 'declined', 'card-not-enrolled', '', ?)`, shop, bytes.Repeat([]byte{1}, 32), now.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	k, err := CreateCardKey(filepath.Join(dir, "card.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(ctx, Config{Path: path, CardKey: k, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if v, err := sqlitex.Version(ctx, st.db); err != nil || v != len(migrations) {
+		t.Fatalf("version %d %v", v, err)
+	}
+	old, err := st.Authorization(ctx, shop, "ord-old")
+	if err != nil || old.Channel != api.ChannelOnline || old.Session != "" || old.Sealer != "" || old.Reason != api.ReasonNotEnrolled {
+		t.Fatalf("old record: %+v %v", old, err)
+	}
+	for name, row := range map[string][]any{
+		"":                           {api.ChannelAssisted, session}, // the statement itself is sound
+		"assisted without a session": {api.ChannelAssisted, ""},
+		"online with a session":      {api.ChannelOnline, session},
+		"unknown channel":            {"fax", ""},
+	} {
+		if _, err := st.db.Exec(`INSERT INTO authorizations (merchant, order_id, header_hash, sealer, channel, session, amount, currency, decision, reason, auth_code, decided)
+			VALUES (?, ?, ?, ?, ?, ?, 100, 'EUR', 'declined', 'x', '', 1)`, shop, "ord-"+name, bytes.Repeat([]byte{2}, 32), carol, row[0], row[1]); (err == nil) != (name == "") {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	rows, err := st.db.Query(`SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p WHERE m.type = 'table'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	columns := 0
+	for rows.Next() {
+		var table, column string
+		if err := rows.Scan(&table, &column); err != nil {
+			t.Fatal(err)
+		}
+		columns++
+		if strings.Contains(strings.ToLower(column), "cvc") || strings.Contains(strings.ToLower(column), "cvv") {
+			t.Errorf("%s.%s: a column for a security code", table, column)
+		}
+	}
+	if columns < 20 {
+		t.Fatalf("only %d columns seen", columns)
+	}
 }
