@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"orderseal/internal/web"
 	"orderseal/issuer/store"
 	"orderseal/keygen"
+	"orderseal/order"
 )
 
 // maxNumberInput bounds what "card add" reads as a card number.
@@ -203,8 +205,14 @@ func cmdCardAdd(ctx context.Context, p string, args []string, stdio cli.Stdio) e
 	case err != nil:
 		return err
 	}
+	cvc, err := st.CVC(number, c.Expiry)
+	if err != nil {
+		return fmt.Errorf("card %s enrolled, but its cvc: %w", c.ID, err)
+	}
 	fmt.Fprintf(stdio.Out, "%s %s\n", c.ID, c.Masked())
+	fmt.Fprintf(stdio.Out, "cvc %s\n", cvc)
 	fmt.Fprintf(stdio.Err, "%s: enrolled %s to %s, limit %d %s\n", p, c.Masked(), c.Cardholder, c.Limit, c.Currency)
+	fmt.Fprintf(stdio.Err, "%s: hint: print the cvc on the card; it is derived from the card key, not stored, and shown only now\n", p)
 	return nil
 }
 
@@ -303,4 +311,75 @@ func cmdCardStatus(ctx context.Context, p string, to store.Status, args []string
 	}
 	fmt.Fprintf(stdio.Out, "%s %s %s\n", c.ID, c.Masked(), c.Status)
 	return nil
+}
+
+// authorizationJSON is one record in "authorizations -json". It holds no
+// card number, not even the last four digits.
+type authorizationJSON struct {
+	OrderID  string `json:"order_id"`
+	Merchant string `json:"merchant"`
+	Sealer   string `json:"sealer"` // cardholder, or consultant of an assisted order ("" before it was recorded)
+	Channel  string `json:"channel"`
+	Session  string `json:"session"`
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+	Decision string `json:"decision"`
+	Reason   string `json:"reason"`
+	AuthCode string `json:"auth_code"`
+	Decided  string `json:"decided"`
+	Voided   bool   `json:"voided"`
+	VoidedAt string `json:"voided_at,omitempty"`
+}
+
+func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "authorizations", "-db FILE [-session S] [-json]", stdio,
+		prog+" authorizations -db issuer.db",
+		prog+" authorizations -db issuer.db -session ses_abcdefghijklmnopqrstuvwxyz -json")
+	db := fs.String("db", "", "issuer database")
+	session := fs.String("session", "", "only the orders keyed in this assisted session (ses_…)")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := cli.Require(fs, "db"); err != nil {
+		return err
+	}
+	if *session != "" && !order.ValidSession(*session) {
+		return cli.Usagef("session references look like ses_ and 26 letters and digits", "-session is not a session reference")
+	}
+	st, err := openStore(ctx, *db, nil, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	auths, err := st.Authorizations(ctx, *session)
+	if err != nil {
+		return err
+	}
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	if *asJSON {
+		out := make([]authorizationJSON, 0, len(auths))
+		for _, a := range auths {
+			out = append(out, authorizationJSON{OrderID: a.OrderID, Merchant: a.Merchant, Sealer: a.Sealer,
+				Channel: a.Channel, Session: a.Session, Amount: a.Amount, Currency: a.Currency, Decision: a.Decision,
+				Reason: a.Reason, AuthCode: a.AuthCode, Decided: stamp(a.Decided), Voided: a.Voided, VoidedAt: stamp(a.VoidedAt)})
+		}
+		enc := json.NewEncoder(stdio.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	dash := func(s string) string { return cmp.Or(s, "-") }
+	tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORDER\tMERCHANT\tSEALER\tCHANNEL\tSESSION\tAMOUNT\tCURRENCY\tDECISION\tREASON\tAUTH\tDECIDED\tVOIDED")
+	for _, a := range auths {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", a.OrderID, a.Merchant, dash(a.Sealer),
+			a.Channel, dash(a.Session), a.Amount, a.Currency, a.Decision, dash(a.Reason), dash(a.AuthCode),
+			stamp(a.Decided), dash(stamp(a.VoidedAt)))
+	}
+	return tw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,7 +16,9 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/issuer"
 	"orderseal/issuer/api"
+	"orderseal/issuer/store"
 	"orderseal/keygen"
+	"orderseal/order"
 )
 
 // run runs issuer.Main with stdin and returns its exit code, stdout and stderr.
@@ -26,7 +29,9 @@ func run(t *testing.T, stdin string, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-var cardLineRe = regexp.MustCompile(`^(card_[a-z2-7]{26}) \*\*\*\*(\d{4})\n$`)
+// cardLineRe is what "card add" prints on stdout: the card id and masked
+// number, then the card's CVC.
+var cardLineRe = regexp.MustCompile(`^(card_[a-z2-7]{26}) \*\*\*\*(\d{4})\ncvc (\d{3})\n$`)
 
 // cliEnv is a directory with a card key and a database path.
 type cliEnv struct{ dir, key, db string }
@@ -76,6 +81,9 @@ func TestCLICards(t *testing.T) {
 	m := cardLineRe.FindStringSubmatch(out)
 	if code != 0 || m == nil || m[2] != "1111" {
 		t.Fatalf("add: %d %q %s", code, out, stderr)
+	}
+	if !strings.Contains(stderr, "issuer card: hint: print the cvc on the card") || !strings.Contains(stderr, "not stored") || strings.Contains(stderr, "cvc "+m[3]) {
+		t.Fatalf("add: the cvc hint, or the cvc on stderr: %s", stderr)
 	}
 	visaID := m[1]
 	// From a file.
@@ -273,5 +281,145 @@ func TestCLIUsage(t *testing.T) {
 	}
 	if code, _, _ := run(t, "", "card", "frobnicate"); code != cli.ExitUsage {
 		t.Fatalf("unknown card command: %d", code)
+	}
+}
+
+// TestCLIAuthorizations: the CVC "card add" prints authorizes a consultant's
+// order; "authorizations" lists the answers newest first with sealer,
+// channel and session, as text or JSON, one session's only with -session,
+// and never prints a card number, not even masked.
+func TestCLIAuthorizations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newCLIEnv(t)
+	code, out, stderr := e.add(t, visa, aliceID)
+	m := cardLineRe.FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("add: %d %q %s", code, out, stderr)
+	}
+	cvc := m[3]
+	if code, out, stderr := run(t, "", "authorizations", "-db", e.db, "-json"); code != 0 || out != "[]\n" {
+		t.Fatalf("no authorizations yet: %d %q %s", code, out, stderr)
+	}
+
+	// Serve the database the CLI wrote, in process.
+	key, err := store.LoadCardKey(e.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, store.Config{Path: e.db, CardKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(issuer.NewServer(keygen.NewCache(partyKey(t, bankID), 8), st, issuer.Options{}).Handler())
+	c, err := api.NewClient(keygen.NewCache(partyKey(t, shopID), 8), ts.URL, bankID, ts.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	online := seal(t, orderOpts{})
+	if a, err := c.Authorize(ctx, online, orderTotal, "EUR", ""); err != nil || a.Decision != api.Approved {
+		t.Fatalf("online: %+v %v", a, err)
+	}
+	wrong := sealAssisted(t, orderOpts{cvc: otherCVC(cvc), seal: order.SealOptions{Session: otherSession}})
+	if a, err := c.Authorize(ctx, wrong, orderTotal, "EUR", otherSession); err != nil || a.Reason != api.ReasonCVCMismatch {
+		t.Fatalf("wrong cvc: %+v %v", a, err)
+	}
+	phone := sealAssisted(t, orderOpts{cvc: cvc})
+	approved, err := c.Authorize(ctx, phone, orderTotal, "EUR", testSession)
+	if err != nil || approved.Decision != api.Approved || approved.Session != testSession {
+		t.Fatalf("the cvc card add printed: %+v %v", approved, err)
+	}
+	if _, err := c.Void(ctx, online.OrderID); err != nil {
+		t.Fatal(err)
+	}
+	ts.Close()
+	st.Close()
+
+	noNumber := func(what, out string) {
+		t.Helper()
+		for _, n := range []string{visa, "****", "4111"} {
+			if strings.Contains(out, n) {
+				t.Errorf("%s prints card data %q:\n%s", what, n, out)
+			}
+		}
+	}
+	code, out, stderr = run(t, "", "authorizations", "-db", e.db)
+	noNumber("authorizations", out+stderr)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 0 || len(lines) != 4 {
+		t.Fatalf("authorizations: %d %s %s", code, out, stderr)
+	}
+	if got := strings.Join(strings.Fields(lines[0]), " "); got != "ORDER MERCHANT SEALER CHANNEL SESSION AMOUNT CURRENCY DECISION REASON AUTH DECIDED VOIDED" {
+		t.Fatalf("header %q", got)
+	}
+	for i, want := range [][]string{
+		{phone.OrderID, shopID, carolID, api.ChannelAssisted, testSession, "3448", "EUR", api.Approved, "-", approved.AuthCode, "", "-"},
+		{wrong.OrderID, shopID, carolID, api.ChannelAssisted, otherSession, "3448", "EUR", api.Declined, api.ReasonCVCMismatch, "-", "", "-"},
+		{online.OrderID, shopID, aliceID, api.ChannelOnline, "-", "3448", "EUR", api.Approved, "-", "", "", ""},
+	} {
+		got := strings.Fields(lines[i+1])
+		if len(got) != len(want) {
+			t.Fatalf("line %d: %q", i+1, lines[i+1])
+		}
+		for j := range want {
+			if want[j] != "" && got[j] != want[j] {
+				t.Errorf("line %d, column %d: %q, want %q", i+1, j+1, got[j], want[j])
+			}
+		}
+		if _, err := time.Parse(time.RFC3339, got[10]); err != nil {
+			t.Errorf("line %d: decided %q", i+1, got[10])
+		}
+	}
+	if voided := strings.Fields(lines[3])[11]; voided == "-" {
+		t.Errorf("the voided online order shows no void time: %q", lines[3])
+	}
+
+	code, out, stderr = run(t, "", "authorizations", "-db", e.db, "-json")
+	noNumber("authorizations -json", out+stderr)
+	var all []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &all) != nil || len(all) != 3 {
+		t.Fatalf("-json: %d %s %s", code, out, stderr)
+	}
+	if a := all[0]; a["order_id"] != phone.OrderID || a["merchant"] != shopID || a["sealer"] != carolID || a["channel"] != api.ChannelAssisted ||
+		a["session"] != testSession || a["amount"] != float64(orderTotal) || a["currency"] != "EUR" || a["decision"] != api.Approved ||
+		a["reason"] != "" || a["auth_code"] != approved.AuthCode || a["decided"] != approved.Decided || a["voided"] != false || a["voided_at"] != nil {
+		t.Fatalf("-json: %v", a)
+	}
+	if a := all[2]; a["channel"] != api.ChannelOnline || a["session"] != "" || a["sealer"] != aliceID || a["voided"] != true || a["voided_at"] == nil {
+		t.Fatalf("-json online: %v", a)
+	}
+	for key := range all[0] {
+		if strings.Contains(key, "card") || strings.Contains(key, "number") || strings.Contains(key, "cvc") {
+			t.Errorf("-json has a field %q", key)
+		}
+	}
+
+	code, out, _ = run(t, "", "authorizations", "-db", e.db, "-session", testSession, "-json")
+	var one []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &one) != nil || len(one) != 1 || one[0]["order_id"] != phone.OrderID {
+		t.Fatalf("-session: %d %s", code, out)
+	}
+	code, out, _ = run(t, "", "authorizations", "-db", e.db, "-session", "ses_zzzzzzzzzzzzzzzzzzzzzzzzzz")
+	if code != 0 || strings.Count(out, "\n") != 1 {
+		t.Fatalf("another session: %d %q", code, out)
+	}
+
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"-db", e.db, "-session", "ses_1"}, cli.ExitUsage, "not a session reference"},
+		{[]string{"-json"}, cli.ExitUsage, "-db is required"},
+		{[]string{"-db", e.db, "extra"}, cli.ExitUsage, "unexpected argument"},
+		{[]string{"-db", filepath.Join(e.dir, "missing.db")}, cli.ExitFailure, "no such database"},
+	} {
+		code, out, stderr := run(t, "", append([]string{"authorizations"}, tc.args...)...)
+		if code != tc.code || out != "" || !strings.Contains(stderr, tc.stderr) || strings.Count(stderr, "issuer: error:") != 1 {
+			t.Errorf("authorizations %v: %d %q %s", tc.args, code, out, stderr)
+		}
+	}
+	if code, _, stderr := run(t, "", "authorizations", "-h"); code != 0 || !strings.Contains(stderr, "-session") {
+		t.Fatalf("authorizations -h: %d %s", code, stderr)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -33,6 +34,13 @@ const (
 	parcelID    = "carrier:parcel.example"
 	bankID      = "issuer:bank.example"
 	otherBankID = "issuer:other-bank.example"
+	carolID     = "consultant:carol.shop.example" // the shop's phone consultant (DESIGN.md §6.7)
+)
+
+// Assisted sessions the merchant verified (order.ValidSession).
+const (
+	testSession  = "ses_abcdefghijklmnopqrstuvwxyz"
+	otherSession = "ses_zyxwvutsrqponmlkjihgfedcba"
 )
 
 // The test order (../order/testdata/order.json): card visa, expiry
@@ -304,9 +312,13 @@ func (e *issuerEnv) assertNoNumber(t *testing.T, numbers ...string) {
 	}
 }
 
+// noCVC as orderOpts.cvc seals the order without a CVC.
+const noCVC = "-"
+
 // orderOpts changes the test order before it is sealed.
 type orderOpts struct {
 	number, expiry string
+	cvc            string // "": the test order's (737); noCVC: none
 	currency       string
 	issuer         string // "": bankID
 	merchant       string // "": shopID
@@ -331,6 +343,13 @@ func seal(t testing.TB, o orderOpts) *order.Bundle {
 	if o.expiry != "" {
 		ord.Card.Expiry = o.expiry
 	}
+	switch o.cvc {
+	case "":
+	case noCVC:
+		ord.Card.CVC = ""
+	default:
+		ord.Card.CVC = o.cvc
+	}
 	if o.currency != "" {
 		ord.Currency = o.currency
 	}
@@ -352,8 +371,44 @@ func seal(t testing.TB, o orderOpts) *order.Bundle {
 	return b
 }
 
+// sealAssisted seals the test order as carol, the shop's consultant, in
+// testSession unless o.seal names another.
+func sealAssisted(t testing.TB, o orderOpts) *order.Bundle {
+	t.Helper()
+	o.key = partyKey(t, carolID)
+	if o.seal.Session == "" {
+		o.seal.Session = testSession
+	}
+	return seal(t, o)
+}
+
+// cvc is the CVC the issuer derives for a card (what "card add" prints).
+func (e *issuerEnv) cvc(t testing.TB, number, expiry string) string {
+	t.Helper()
+	c, err := e.st.CVC(number, expiry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// otherCVC is a 3-digit code other than c.
+func otherCVC(c string) string {
+	n := 0
+	for _, d := range c {
+		n = n*10 + int(d-'0')
+	}
+	return fmt.Sprintf("%03d", (n+1)%1000)
+}
+
 // requestBody is what the merchant relays: the header and the issuer section.
 func requestBody(t testing.TB, b *order.Bundle, amount int64, currency string) []byte {
+	t.Helper()
+	return requestBodySession(t, b, amount, currency, "")
+}
+
+// requestBodySession is requestBody naming an assisted session.
+func requestBodySession(t testing.TB, b *order.Bundle, amount int64, currency, session string) []byte {
 	t.Helper()
 	relay, err := b.ForRole(order.RoleIssuer)
 	if err != nil {
@@ -363,7 +418,7 @@ func requestBody(t testing.TB, b *order.Bundle, amount int64, currency string) [
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := json.Marshal(api.AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency})
+	body, err := json.Marshal(api.AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency, Session: session})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,16 +90,24 @@ func bundleInvalid(detail string) *problem.Problem {
 func answer(a store.Authorization) api.Authorization {
 	return api.Authorization{OrderID: a.OrderID, HeaderHash: wire.B64(a.HeaderHash[:]), Decision: a.Decision,
 		Reason: a.Reason, AuthCode: a.AuthCode, Amount: a.Amount, Currency: a.Currency,
-		Decided: a.Decided.UTC().Format(time.RFC3339), Voided: a.Voided}
+		Decided: a.Decided.UTC().Format(time.RFC3339), Voided: a.Voided, Channel: a.Channel, Session: a.Session}
+}
+
+func sessionMismatch() *problem.Problem {
+	return problem.New(http.StatusUnprocessableEntity, api.CodeSessionMismatch, "Session mismatch",
+		"An assisted order is relayed with the session its issuer section names, an online order with none.")
 }
 
 // authorize answers PUT /v1/authorizations/:order_id. Checks, in order:
 // request shape; bundle structure and parties (this issuer, this merchant,
 // this key system, the path's order id); an earlier answer for the same
 // merchant and order id (same bundle: that answer again, even past the
-// bundle's window, so a retry never loses an approval; another bundle:
-// order-id-reused); the bundle's window; the issuer section. Only then is a
-// decision taken and stored. Nothing is stored for a refused request.
+// bundle's window, so a retry never loses an approval, provided the request
+// names the session it was decided in; another bundle: order-id-reused);
+// the bundle's window; the issuer section; the session the request names
+// against the section's (DESIGN.md §6.7: a consultant's order names the one
+// the merchant verified, an online order none). Only then is a decision
+// taken and stored. Nothing is stored for a refused request.
 func (s *Server) authorize(c echo.Context) error {
 	ctx := c.Request().Context()
 	var req api.AuthorizeRequest
@@ -131,6 +139,9 @@ func (s *Server) authorize(c echo.Context) error {
 	hH := b.HeaderHash()
 	prev, err := s.store.Authorization(ctx, merchant, b.OrderID)
 	switch {
+	case err == nil && prev.HeaderHash == hH && prev.Session != req.Session:
+		s.logger.Info("session mismatch", "merchant", merchant, "order_id", b.OrderID, "cardholder", b.Cardholder)
+		return sessionMismatch()
 	case err == nil && prev.HeaderHash == hH:
 		return c.JSON(http.StatusOK, answer(prev))
 	case err == nil:
@@ -158,14 +169,22 @@ func (s *Server) authorize(c echo.Context) error {
 		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused",
 			"The issuer section does not open for this issuer under this header.")
 	}
+	if sec.Session != req.Session {
+		clearSection(sec)
+		s.logger.Info("session mismatch", "merchant", merchant, "order_id", b.OrderID, "cardholder", b.Cardholder)
+		return sessionMismatch()
+	}
 	ar := store.AuthRequest{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Cardholder: b.Cardholder,
-		Total: sec.Total, Amount: req.Amount, Currency: req.Currency}
+		Total: sec.Total, Amount: req.Amount, Currency: req.Currency, Session: sec.Session}
 	if sec.Card != nil {
 		ar.Number, ar.Expiry = sec.Card.Number, sec.Card.Expiry
+		if store.ChannelOf(b.Cardholder) == api.ChannelAssisted {
+			ar.CVC = sec.Card.CVC // online orders keep their CVC unread
+		}
 	}
 	clearSection(sec)
 	a, replayed, err := s.store.Authorize(ctx, ar)
-	ar.Number = ""
+	ar.Number, ar.CVC = "", ""
 	switch {
 	case errors.Is(err, store.ErrOrderIDReused):
 		return orderIDReused()
@@ -176,6 +195,7 @@ func (s *Server) authorize(c echo.Context) error {
 	}
 	if !replayed {
 		s.logger.Info("authorization decided", "merchant", merchant, "order_id", a.OrderID, "cardholder", b.Cardholder,
+			"channel", a.Channel, "session", a.Session,
 			"decision", a.Decision, "reason", a.Reason, "card_id", a.CardID, "amount", a.Amount, "currency", a.Currency)
 	}
 	status := http.StatusCreated

@@ -2,6 +2,7 @@ package issuer_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -504,5 +505,259 @@ func TestClientChecksIssuer(t *testing.T) {
 	}
 	if _, err := api.NewClient(keys, "http://127.0.0.1:1/", bankID, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAssistedApprove: a consultant's order for a card enrolled to alice
+// (no enrollment binding applies) is approved with the card's CVC; the
+// answer and the record name the assisted channel and session, retries
+// answer identically and debit once, and the void names them too. An
+// online order keeps its channel.
+func TestAssistedApprove(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newIssuerEnv(t)
+	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	b := sealAssisted(t, orderOpts{cvc: e.cvc(t, visa, "2031-12")})
+	shop := e.client(t, shopID)
+
+	a, err := shop.Authorize(ctx, b, orderTotal, "EUR", testSession)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hH := b.HeaderHash()
+	if a.Decision != api.Approved || a.Reason != "" || !authCodeRe.MatchString(a.AuthCode) || a.HeaderHash != wire.B64(hH[:]) ||
+		a.Channel != api.ChannelAssisted || a.Session != testSession || a.OrderID != b.OrderID {
+		t.Fatalf("answer %+v", a)
+	}
+	stored, err := e.st.Authorization(ctx, shopID, b.OrderID)
+	if err != nil || stored.Channel != api.ChannelAssisted || stored.Session != testSession || stored.Sealer != carolID ||
+		stored.CardID != card.ID || stored.AuthCode != a.AuthCode {
+		t.Fatalf("stored %+v %v", stored, err)
+	}
+	for range 3 {
+		again, err := shop.Authorize(ctx, b, orderTotal, "EUR", testSession)
+		if err != nil || *again != *a {
+			t.Fatalf("retry: %+v %v, want %+v", again, err, a)
+		}
+	}
+	if got := e.available(t, card.ID); got != 500_00-orderTotal {
+		t.Fatalf("available %d: debited more than once", got)
+	}
+	v, err := shop.Void(ctx, b.OrderID)
+	if err != nil || !v.Voided || v.Channel != api.ChannelAssisted || v.Session != testSession || v.AuthCode != a.AuthCode {
+		t.Fatalf("void: %+v %v", v, err)
+	}
+
+	on := seal(t, orderOpts{})
+	o, err := shop.Authorize(ctx, on, orderTotal, "EUR", "")
+	if err != nil || o.Decision != api.Approved || o.Channel != api.ChannelOnline || o.Session != "" {
+		t.Fatalf("online: %+v %v", o, err)
+	}
+	e.assertNoNumber(t, visa)
+	// The CVC never shows in clear: not in the log, not on the wire.
+	if bytes.Contains(e.log.Bytes(), []byte(`"cvc"`)) {
+		t.Fatal("the log names a CVC")
+	}
+	e.wire.mu.Lock()
+	defer e.wire.mu.Unlock()
+	for _, body := range e.wire.all {
+		if bytes.Contains(body, []byte(`"cvc"`)) {
+			t.Fatalf("a body on the wire holds a CVC in clear: %.200s", body)
+		}
+	}
+}
+
+// TestAssistedDeclines: an assisted order needs the card's CVC, and is then
+// held to every other rule of an online one; declines debit nothing, are
+// stored with the channel and session, and retries get them again.
+func TestAssistedDeclines(t *testing.T) {
+	t.Parallel()
+	enroll := func(holder, expiry string, limit int64, st store.Status) func(*issuerEnv) store.Card {
+		return func(e *issuerEnv) store.Card {
+			c := e.addCard(t, visa, holder, expiry, "EUR", limit)
+			if st != store.StatusActive {
+				if _, err := e.st.SetStatus(context.Background(), c.ID, st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return c
+		}
+	}
+	visaCVC := func(e *issuerEnv) string { return e.cvc(t, visa, "2031-12") }
+	for _, tc := range []struct {
+		name   string
+		enroll func(*issuerEnv) store.Card
+		opts   func(e *issuerEnv) orderOpts
+		amount int64 // 0: orderTotal
+		want   string
+	}{
+		{name: "card enrolled to another cardholder, right CVC", want: "",
+			enroll: enroll(bobID, "2031-12", 500_00, store.StatusActive),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
+		{name: "wrong CVC", want: api.ReasonCVCMismatch,
+			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: otherCVC(visaCVC(e))} }},
+		{name: "four-digit CVC", want: api.ReasonCVCMismatch,
+			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e) + "0"} }},
+		{name: "no CVC", want: api.ReasonCVCRequired,
+			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: noCVC} }},
+		{name: "the test order's CVC, not the card's", want: api.ReasonCVCMismatch,
+			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			opts: func(e *issuerEnv) orderOpts {
+				if visaCVC(e) == "737" {
+					return orderOpts{cvc: "736"}
+				}
+				return orderOpts{}
+			}},
+		{name: "suspended card, right CVC", want: api.ReasonInactive,
+			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusSuspended),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
+		{name: "closed card, right CVC", want: api.ReasonInactive,
+			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusClosed),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
+		{name: "unknown number", want: api.ReasonNotEnrolled,
+			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{number: master, cvc: e.cvc(t, master, "2031-12")} }},
+		{name: "sealed expiry differs from the card's", want: api.ReasonNotEnrolled,
+			enroll: enroll(aliceID, "2032-12", 500_00, store.StatusActive),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: e.cvc(t, visa, "2032-12")} }},
+		{name: "amount differs from the sealed total", amount: orderTotal + 1, want: api.ReasonAmountMismatch,
+			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
+		{name: "insufficient credit", want: api.ReasonInsufficientCredit,
+			enroll: enroll(aliceID, "2031-12", orderTotal-1, store.StatusActive),
+			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := newIssuerEnv(t)
+			card := tc.enroll(e)
+			before := e.available(t, card.ID)
+			b := sealAssisted(t, tc.opts(e))
+			amount := cmp.Or(tc.amount, orderTotal)
+			shop := e.client(t, shopID)
+			a, err := shop.Authorize(ctx, b, amount, "EUR", testSession)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Channel != api.ChannelAssisted || a.Session != testSession {
+				t.Fatalf("answer %+v: channel or session", a)
+			}
+			if tc.want == "" {
+				if a.Decision != api.Approved || e.available(t, card.ID) != before-amount {
+					t.Fatalf("answer %+v, available %d", a, e.available(t, card.ID))
+				}
+				return
+			}
+			if a.Decision != api.Declined || a.Reason != tc.want || a.AuthCode != "" {
+				t.Fatalf("answer %+v, want declined %s", a, tc.want)
+			}
+			if got := e.available(t, card.ID); got != before {
+				t.Fatalf("a decline moved the credit: %d → %d", before, got)
+			}
+			if stored, err := e.st.Authorization(ctx, shopID, b.OrderID); err != nil || stored.Reason != tc.want ||
+				stored.Channel != api.ChannelAssisted || stored.Session != testSession || stored.Sealer != carolID {
+				t.Fatalf("stored %+v %v", stored, err)
+			}
+			again, err := shop.Authorize(ctx, b, amount, "EUR", testSession)
+			if err != nil || *again != *a {
+				t.Fatalf("retried decline: %+v %v", again, err)
+			}
+			e.assertNoNumber(t, visa, master)
+		})
+	}
+}
+
+// TestAssistedExpiredCard: with the right CVC, an expired card is declined
+// as online.
+func TestAssistedExpiredCard(t *testing.T) {
+	t.Parallel()
+	e := newIssuerEnv(t)
+	n := time.Now().UTC()
+	monthEnd := time.Date(n.Year(), n.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	sealAt := monthEnd.Add(-2 * time.Hour)
+	expiry := sealAt.Format("2006-01")
+	card := e.addCard(t, visa, aliceID, expiry, "EUR", 500_00)
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{monthEnd.Add(-time.Minute), ""},
+		{monthEnd.Add(time.Hour), api.ReasonExpired},
+	} {
+		b := sealAssisted(t, orderOpts{expiry: expiry, cvc: e.cvc(t, visa, expiry), seal: order.SealOptions{Now: sealAt, Lifetime: 24 * time.Hour}})
+		e.clk.Set(tc.at)
+		resp := e.put(t, shopID, b.OrderID, requestBodySession(t, b, orderTotal, "EUR", testSession))
+		var a api.Authorization
+		if resp.Status != http.StatusCreated || json.Unmarshal(resp.Body, &a) != nil {
+			t.Fatalf("at %s: HTTP %d %s", tc.at, resp.Status, resp.Body)
+		}
+		if tc.want == "" && a.Decision != api.Approved || tc.want != "" && (a.Decision != api.Declined || a.Reason != tc.want) {
+			t.Fatalf("at %s: %+v, want %q", tc.at, a, tc.want)
+		}
+	}
+	if got := e.available(t, card.ID); got != 500_00-orderTotal {
+		t.Fatalf("available %d", got)
+	}
+}
+
+// TestSessionMismatch: the merchant relays an assisted order with the
+// session its issuer section names, and an online order with none;
+// otherwise 422 session-mismatch, nothing stored, nothing debited — also
+// for a retry of an answered order.
+func TestSessionMismatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newIssuerEnv(t)
+	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	cvc := e.cvc(t, visa, "2031-12")
+	for _, tc := range []struct {
+		name    string
+		bundle  func() *order.Bundle
+		session string
+	}{
+		{"assisted, another session", func() *order.Bundle { return sealAssisted(t, orderOpts{cvc: cvc}) }, otherSession},
+		{"assisted, no session", func() *order.Bundle { return sealAssisted(t, orderOpts{cvc: cvc}) }, ""},
+		{"assisted, malformed session", func() *order.Bundle { return sealAssisted(t, orderOpts{cvc: cvc}) }, "ses_1"},
+		{"assisted, the session with a trailing space", func() *order.Bundle { return sealAssisted(t, orderOpts{cvc: cvc}) }, testSession + " "},
+		{"online, a session", func() *order.Bundle { return seal(t, orderOpts{}) }, testSession},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.bundle()
+			respProblem(t, e.put(t, shopID, b.OrderID, requestBodySession(t, b, orderTotal, "EUR", tc.session)),
+				http.StatusUnprocessableEntity, api.CodeSessionMismatch)
+			e.assertNotStored(t, shopID, b.OrderID)
+			if got := e.available(t, card.ID); got != 500_00 {
+				t.Fatalf("available %d after a refused request", got)
+			}
+		})
+	}
+
+	// A retry of an approved assisted order names the session it was decided in.
+	shop := e.client(t, shopID)
+	b := sealAssisted(t, orderOpts{cvc: cvc})
+	a, err := shop.Authorize(ctx, b, orderTotal, "EUR", testSession)
+	if err != nil || a.Decision != api.Approved {
+		t.Fatalf("%+v %v", a, err)
+	}
+	for _, s := range []string{otherSession, ""} {
+		p := wantProblem(t, errOf(shop.Authorize(ctx, b, orderTotal, "EUR", s)), api.CodeSessionMismatch)
+		if p.Status != http.StatusUnprocessableEntity {
+			t.Fatalf("retry in session %q: status %d", s, p.Status)
+		}
+	}
+	if again, err := shop.Authorize(ctx, b, orderTotal, "EUR", testSession); err != nil || *again != *a {
+		t.Fatalf("retry: %+v %v, want %+v", again, err, a)
+	}
+	if got := e.available(t, card.ID); got != 500_00-orderTotal {
+		t.Fatalf("available %d", got)
+	}
+	all, err := e.st.Authorizations(ctx, "")
+	if err != nil || len(all) != 1 || all[0].OrderID != b.OrderID {
+		t.Fatalf("stored %+v %v", all, err)
 	}
 }
