@@ -26,6 +26,10 @@ MERCHANT=merchant:shop.example
 ISSUER=issuer:bank.example
 CARRIER=carrier:parcel.example
 VAULT=vault:vault.shop.example
+CAROL=consultant:carol
+CALLCENTER=company:callcenter.example
+DORA=cardholder:dora@example.org
+DORA_CARD=4012888888881881
 K=${DEMO_K:-1024}
 CARD=4111111111111111
 STREET=Musterstra
@@ -56,8 +60,9 @@ url() { echo "http://$(cat "$DEMO_DIR/$1/addr")"; }
 
 step "key center: init (k=$K: a coalition of $K parties could rebuild the master) and one key per party (0600)"
 "$BIN/keygen" init -dir "$DEMO_DIR/center" -k "$K"
-mkdir -p "$DEMO_DIR/keys" "$DEMO_DIR/vault/data" "$DEMO_DIR/vault/backup" "$DEMO_DIR/issuer" "$DEMO_DIR/carrier" "$DEMO_DIR/merchant" "$DEMO_DIR/alice"
-printf '%s\n' "$ALICE" "$MERCHANT" "$ISSUER" "$CARRIER" "$VAULT" > "$DEMO_DIR/identities.txt"
+mkdir -p "$DEMO_DIR/keys" "$DEMO_DIR/vault/data" "$DEMO_DIR/vault/backup" "$DEMO_DIR/issuer" "$DEMO_DIR/carrier" "$DEMO_DIR/merchant" "$DEMO_DIR/alice" \
+  "$DEMO_DIR/consultant/work" "$DEMO_DIR/consultant/tmp" "$DEMO_DIR/consultant/home"
+printf '%s\n' "$ALICE" "$MERCHANT" "$ISSUER" "$CARRIER" "$VAULT" "$CAROL" "$CALLCENTER" > "$DEMO_DIR/identities.txt"
 "$BIN/keygen" issue -dir "$DEMO_DIR/center" -ids "$DEMO_DIR/identities.txt" -out-dir "$DEMO_DIR/keys" 2>&1 | tr '\r' '\n' | tail -1
 printf '  %-34s %s\n' "$ALICE → $ISSUER" "$("$BIN/keygen" fingerprint -key "$(key "$ALICE")" -peer "$ISSUER")"
 printf '  %-34s %s\n' "$ISSUER → $ALICE" "$("$BIN/keygen" fingerprint -key "$(key "$ISSUER")" -peer "$ALICE")"
@@ -72,7 +77,7 @@ start carrier "$BIN/carrier" serve -key "$(key "$CARRIER")" -db "$DEMO_DIR/carri
   -vault-url "$(url vault)" -vault "$VAULT"
 start merchant "$BIN/merchant" serve -key "$(key "$MERCHANT")" -db "$DEMO_DIR/merchant/merchant.db" \
   -catalog "$SCRIPTS/demo-catalog.json" -issuer "$ISSUER=$(url issuer)" -carrier "$CARRIER=$(url carrier)" \
-  -vault "$VAULT=$(url vault)" -relay-poll 200ms
+  -vault "$VAULT=$(url vault)" -relay-poll 200ms -company "$CALLCENTER"
 
 step "issuer: enroll Alice's card to her identity, limit 500.00 EUR (the number read from stdin, stored encrypted)"
 echo "$CARD" | "$BIN/issuer" card add -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key" \
@@ -132,33 +137,82 @@ sed 's/^/  /' "$DEMO_DIR/alice/declined.err" | tail -2
 step "merchant: its own view (tokens, never card numbers or addresses)"
 "$BIN/merchant" orders -db "$DEMO_DIR/merchant/merchant.db" | sed 's/^/  /'
 
+step "phone order: Carol, a consultant of $CALLCENTER, logs in on desk-7 with her key and the company's"
+# Carol's terminal: its own home (the session file), temp and working directories.
+carol() { (cd "$DEMO_DIR/consultant/work" && HOME="$DEMO_DIR/consultant/home" XDG_CONFIG_HOME="$DEMO_DIR/consultant/home/.config" \
+  TMPDIR="$DEMO_DIR/consultant/tmp" "$BIN/cardholder" "$@"); }
+DORA_CVC=$(echo "$DORA_CARD" | "$BIN/issuer" card add -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key" \
+  -cardholder "$DORA" -expiry 2031-12 -limit 100000 -currency EUR -number-file - 2>/dev/null | sed -n 's/^cvc //p')
+[ -n "$DORA_CVC" ] || fail "the issuer printed no cvc for Dora's card"
+umask 077
+printf '{"name":"Dora Example","phone":"+4915112345679","email":"dora@example.org"}\n' > "$DEMO_DIR/consultant/work/dora.json"
+printf '{"name":"Dora Example","line1":"%s\u00dfe 3","city":"Hamburg","postal_code":"20095","country":"DE"}\n' "$STREET" > "$DEMO_DIR/consultant/work/dora-address.json"
+umask 022
+SESSION=$(carol assisted login -merchant "$(url merchant)" -key "$(key "$CAROL")" -company-key "$(key "$CALLCENTER")" \
+  -device desk-7 -shift 8h 2> >(sed 's/^/  /' >&2)) || fail "Carol could not log in"
+echo "  session $SESSION: its second identifier is sealed for Carol; the merchant keeps only its hash"
+
+step "phone order: Carol keys in Dora's order; the card is typed (piped here), sealed for the issuer at once, never echoed"
+PHONE=(order -assisted -merchant "$(url merchant)" -key "$(key "$CAROL")" -buyer dora.json -item BOOK-1984.pb=1
+  -ship-to-address dora-address.json)
+printf '%s\n12/31\n%s\n' "$DORA_CARD" "$DORA_CVC" | carol "${PHONE[@]}" -device desk-7 > "$DEMO_DIR/consultant/order.out" \
+  2> >(sed 's/^/  /' >&2) || fail "the phone order did not ship"
+PHONE_ID=$(head -1 "$DEMO_DIR/consultant/order.out")
+echo "  => $(tail -1 "$DEMO_DIR/consultant/order.out")"
+
+step "phone order: the same session file used from another device (desk-9) is refused"
+if printf '%s\n12/31\n%s\n' "$DORA_CARD" "$DORA_CVC" | carol "${PHONE[@]}" -device desk-9 > /dev/null 2> "$DEMO_DIR/consultant/refused.err"; then
+  fail "an order from another device was accepted"
+fi
+sed 's/^/  /' "$DEMO_DIR/consultant/refused.err"
+
+step "merchant: audit the phone order, and Carol's sessions"
+"$BIN/merchant" audit order -db "$DEMO_DIR/merchant/merchant.db" "$PHONE_ID" | sed 's/^/  /'
+"$BIN/merchant" audit consultant -db "$DEMO_DIR/merchant/merchant.db" "$CAROL" | sed 's/^/  /'
+
+step "issuer: its own authorization record names the session, so a disputed charge traces back too"
+"$BIN/issuer" authorizations -db "$DEMO_DIR/issuer/issuer.db" -session "$SESSION" | sed 's/^/  /'
+
+step "phone order: after logout the session proves nothing"
+cp "$DEMO_DIR/consultant/home/.config/orderseal/assisted/consultant.carol.session.json" "$DEMO_DIR/consultant/kept.json"
+carol assisted logout -key "$(key "$CAROL")" 2>&1 | sed 's/^/  /'
+if printf '%s\n12/31\n%s\n' "$DORA_CARD" "$DORA_CVC" | carol "${PHONE[@]}" -device desk-7 -session "$DEMO_DIR/consultant/kept.json" > /dev/null 2> "$DEMO_DIR/consultant/refused.err"; then
+  fail "an order after logout was accepted"
+fi
+sed 's/^/  /' "$DEMO_DIR/consultant/refused.err"
+
 stop_all
 trap - EXIT
 
 step "who saw what: canaries searched in every party's own database files and logs"
-files() { find "$DEMO_DIR/$1" -type f \( -name '*.db' -o -name '*.db-wal' -o -name '*.log' -o -name '*.pending*' \) | sort; }
+files() {
+  if [ "$1" = consultant ]; then find "$DEMO_DIR/consultant" -type f ! -name 'dora*.json' | sort; return; fi # all but what Carol typed the address from
+  find "$DEMO_DIR/$1" -type f \( -name '*.db' -o -name '*.db-wal' -o -name '*.log' -o -name '*.pending*' \) | sort
+}
 declare -A CANARY=(
   ["card number"]=$CARD
+  ["phone card"]=$DORA_CARD
   ["street address"]=$STREET
   ["buyer e-mail"]=a.example@mail.example
   ["ship-to token"]=$TOKEN
   ["tracking number"]=$TRACKING
   ["order items"]=Nineteen
 )
-printf '  %-16s %-11s%-11s%-11s%-11s\n' "" merchant issuer carrier vault
-for what in "card number" "street address" "buyer e-mail" "order items" "ship-to token" "tracking number"; do
+printf '  %-16s %-11s%-11s%-11s%-11s%-11s\n' "" merchant issuer carrier vault consultant
+for what in "card number" "phone card" "street address" "buyer e-mail" "order items" "ship-to token" "tracking number"; do
   row=""
-  for party in merchant issuer carrier vault; do
+  for party in merchant issuer carrier vault consultant; do
     if files "$party" | xargs grep -l -a -F -- "${CANARY[$what]}" > /dev/null 2>&1; then row+=$(printf '%-11s' "in clear"); else row+=$(printf '%-11s' "-"); fi
   done
   printf '  %-16s %s\n' "$what" "$row"
 done
-for party in merchant issuer carrier vault; do
-  for c in "$CARD" "$STREET"; do
+for party in merchant issuer carrier vault consultant; do
+  for c in "$CARD" "$DORA_CARD" "$STREET"; do
     if files "$party" | xargs grep -l -a -F -- "$c" 2>/dev/null; then fail "$party holds ${c:0:4}… in clear"; fi
   done
 done
-echo "  card number: only encrypted in the issuer's store; address: only sealed in the vault's data stores"
+echo "  card numbers: only encrypted in the issuer's store; addresses: only sealed in the vault's data stores;"
+echo "  the consultant's terminal (home, temp and working directories, session file) holds no card data"
 "$BIN/merchant" vault audit verify -index "$DEMO_DIR/vault/index.db" | sed 's/^/  vault: /'
 
 step "done: files kept in $DEMO_DIR; label at $DEMO_DIR/label.png"
