@@ -38,8 +38,9 @@ const (
 	ReasonInsufficientCredit = "insufficient-credit" // amount above available credit
 	ReasonAmountMismatch     = "amount-mismatch"     // requested amount or currency differs from the issuer section
 	ReasonCurrency           = "currency-not-supported"
-	ReasonCVCRequired        = "cvc-required" // assisted order without the card's security code
-	ReasonCVCMismatch        = "cvc-mismatch" // assisted order whose security code is wrong
+	ReasonCVCRequired        = "cvc-required"          // assisted order without the card's security code
+	ReasonCVCMismatch        = "cvc-mismatch"          // assisted order whose security code is wrong
+	ReasonCVCLocked          = "cvc-attempts-exceeded" // too many wrong security codes for the card lately: assisted orders refused
 )
 
 // Channels an authorization came through.

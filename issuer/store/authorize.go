@@ -144,6 +144,19 @@ func (s *Store) Authorize(ctx context.Context, req AuthRequest) (a Authorization
 		}
 	}
 	a.Reason = Decide(c, &req, cardCVC, now)
+	if a.Channel == api.ChannelAssisted && card != nil && a.Reason != api.ReasonCVCRequired {
+		// Three digits are guessed in a thousand tries: after a few wrong
+		// ones the card takes no assisted order, right code or not.
+		var failed int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM authorizations WHERE card_id = ? AND channel = 'assisted'
+			AND reason IN (?, ?) AND decided > ?`, card.ID, api.ReasonCVCMismatch, api.ReasonCVCLocked,
+			nanos(now.Add(-CVCLockWindow))).Scan(&failed); err != nil {
+			return Authorization{}, false, fmt.Errorf("issuer database: %w", err)
+		}
+		if failed >= MaxCVCFailures {
+			a.Reason = api.ReasonCVCLocked
+		}
+	}
 	if a.Reason == "" {
 		a.Decision = api.Approved
 		if a.AuthCode, err = NewAuthCode(); err != nil {
@@ -238,6 +251,14 @@ func Decide(c *Card, req *AuthRequest, cardCVC string, now time.Time) string {
 	}
 	return ""
 }
+
+// A card whose security code was wrong MaxCVCFailures times in assisted
+// orders within CVCLockWindow is declined for assisted orders until the
+// window has passed.
+const (
+	MaxCVCFailures = 3
+	CVCLockWindow  = 24 * time.Hour
+)
 
 const authCodeAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -776,6 +776,31 @@ func TestAuthorizeAssisted(t *testing.T) {
 	if none, err := e.st.Authorizations(ctx, "ses_zzzzzzzzzzzzzzzzzzzzzzzzzz"); err != nil || len(none) != 0 {
 		t.Fatalf("another session: %+v %v", none, err)
 	}
+
+	// Wrong codes lock the card for assisted orders, the right one included;
+	// online orders go on.
+	for i := 2; i <= MaxCVCFailures; i++ {
+		dec, _, err := e.st.Authorize(ctx, assistedRequest(fmt.Sprintf("ord-wrong-%d", i), byte(10+i), 10_00, wrong))
+		if err != nil || dec.Reason != api.ReasonCVCMismatch {
+			t.Fatalf("wrong CVC %d: %+v %v", i, dec, err)
+		}
+	}
+	locked, _, err := e.st.Authorize(ctx, assistedRequest("ord-locked", 20, 10_00, cvc))
+	if err != nil || locked.Decision != api.Declined || locked.Reason != api.ReasonCVCLocked {
+		t.Fatalf("after %d wrong codes: %+v %v", MaxCVCFailures, locked, err)
+	}
+	if on, _, err := e.st.Authorize(ctx, request("ord-online-2", 21, 10_00)); err != nil || on.Decision != api.Approved {
+		t.Fatalf("online order of a card locked for assisted ones: %+v %v", on, err)
+	}
+	later, err := Open(ctx, Config{Path: e.db, CardKey: e.key, Now: func() time.Time { return now.Add(CVCLockWindow + time.Minute) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, _, err := later.Authorize(ctx, assistedRequest("ord-after", 22, 10_00, cvc))
+	later.Close()
+	if err != nil || ok.Decision != api.Approved {
+		t.Fatalf("after the lock window: %+v %v", ok, err)
+	}
 }
 
 // TestMigrationFromV1: a database written before assisted orders opens,
