@@ -1,0 +1,307 @@
+// Command bench runs orderseal's benchmarks and reports every figure as a
+// ratio against a baseline measured in the same process, beside its goal:
+// `make bench` (about 10 minutes) and `make bench-quick` (under 2).
+//
+// It runs `go test -bench` on ./bench/, shows a progress bar, prints the
+// ratio table, and writes bench/results.json, bench/report.md and
+// bench/ratios.png.
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// Figure is one line of results.json.
+type Figure struct {
+	Name          string  `json:"name"`
+	Value         float64 `json:"value"`
+	Unit          string  `json:"unit"`
+	Baseline      string  `json:"baseline"`
+	BaselineValue float64 `json:"baseline_value"`
+	Ratio         float64 `json:"ratio"`
+	Goal          string  `json:"goal"`
+	Meets         *bool   `json:"meets"` // null: no goal set
+}
+
+// Results is results.json.
+type Results struct {
+	Figures []Figure `json:"figures"`
+}
+
+// spec says where a figure comes from: a benchmark, the metric holding its
+// own cost, the metric holding the paired baseline's, and the goal on the
+// ratio (op cost / baseline cost, so lower is better).
+type spec struct {
+	name     string
+	bench    string // full benchmark name without the -N suffix
+	baseline string // what the baseline is
+	baseUnit string // metric carrying the baseline's cost per op
+	goalMax  float64
+	goalText string
+}
+
+// specs are the figures of the micro benchmarks in ./bench/.
+var specs = []spec{
+	{"Blom derivation, k=256", "BenchmarkDerive/k=256", "X25519 shared secret (crypto/ecdh)", "x25519-ns/op", 0, ""},
+	{"Blom derivation, k=1024", "BenchmarkDerive/k=1024", "X25519 shared secret (crypto/ecdh)", "x25519-ns/op", 0.35, "≤ 0.35× X25519"},
+	{"Blom derivation, k=4096", "BenchmarkDerive/k=4096", "X25519 shared secret (crypto/ecdh)", "x25519-ns/op", 0, ""},
+	{"Seal, 3 sections, keys cached", "BenchmarkSealVsAge/cached", "age: 3 sections to 3 X25519 recipients", "age-ns/op", 1.0 / 20, "≥ 20× faster than age"},
+	{"Seal, 3 sections, no key cached", "BenchmarkSealVsAge/uncached", "age: 3 sections to 3 X25519 recipients", "age-ns/op", 1.0 / 5, "≥ 5× faster than age"},
+	{"Open one section, key cached", "BenchmarkOpenVsAge/cached", "age: decrypt one section", "age-ns/op", 0, ""},
+	{"Open one section, key not cached", "BenchmarkOpenVsAge/uncached", "age: decrypt one section", "age-ns/op", 0, ""},
+	{"Vault register (signed HTTP)", "BenchmarkVaultRegister", "raw SQLite insert, same size and durability", "sqlite-insert-ns/op", 1 / 0.8, "≥ 0.8× raw insert throughput"},
+	{"Vault reveal (signed HTTP)", "BenchmarkVaultReveal", "raw SQLite select", "sqlite-select-ns/op", 0, ""},
+}
+
+// result is one parsed benchmark line.
+type result struct {
+	name    string
+	n       int64
+	metrics map[string]float64
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
+
+// parseLine reads a `go test -bench` result line: name, iterations, then
+// value-unit pairs. ok is false for any other line.
+func parseLine(line string) (result, bool) {
+	m := benchLine.FindStringSubmatch(strings.TrimSpace(line))
+	if m == nil {
+		return result{}, false
+	}
+	n, err := strconv.ParseInt(m[2], 10, 64)
+	if err != nil {
+		return result{}, false
+	}
+	f := strings.Fields(m[3])
+	if len(f) == 0 || len(f)%2 != 0 {
+		return result{}, false
+	}
+	r := result{name: m[1], n: n, metrics: map[string]float64{}}
+	for i := 0; i < len(f); i += 2 {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return result{}, false
+		}
+		r.metrics[f[i+1]] = v
+	}
+	return r, true
+}
+
+// figures turns parsed results into figures, in spec order. A benchmark
+// run several times (-count) contributes its median.
+func figures(results []result) []Figure {
+	var out []Figure
+	for _, s := range specs {
+		var ops, bases []float64
+		for _, r := range results {
+			if r.name != s.bench {
+				continue
+			}
+			op, ok1 := r.metrics["ns/op"]
+			base, ok2 := r.metrics[s.baseUnit]
+			if ok1 && ok2 && base > 0 {
+				ops, bases = append(ops, op), append(bases, base)
+			}
+		}
+		if len(ops) == 0 {
+			continue
+		}
+		f := Figure{Name: s.name, Value: median(ops), Unit: "ns/op", Baseline: s.baseline, BaselineValue: median(bases), Goal: s.goalText}
+		ratios := make([]float64, len(ops))
+		for i := range ops {
+			ratios[i] = ops[i] / bases[i]
+		}
+		f.Ratio = round(median(ratios), 4)
+		if s.goalMax > 0 {
+			meets := f.Ratio <= s.goalMax
+			f.Meets = &meets
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+// progress draws a bar on w for done of total benchmarks.
+func progress(w io.Writer, done, total int, current string, start time.Time) {
+	const width = 30
+	filled := width * done / max(total, 1)
+	fmt.Fprintf(w, "\r\033[K[%s%s] %d/%d %s (%s)", strings.Repeat("#", filled), strings.Repeat(".", width-filled),
+		done, total, current, time.Since(start).Truncate(time.Second))
+}
+
+func main() {
+	quick := flag.Bool("quick", false, "fewer iterations: the same figures in under 2 minutes")
+	out := flag.String("out", "bench", "directory for results.json, report.md and ratios.png")
+	from := flag.String("from", "", "read `go test -bench` output from this file instead of running it")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *quick, *out, *from); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: error:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, quick bool, outDir, from string) error {
+	var results []result
+	var raw strings.Builder
+	if from != "" {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		raw.Write(data)
+		for _, l := range strings.Split(string(data), "\n") {
+			if r, ok := parseLine(l); ok {
+				results = append(results, r)
+			}
+		}
+	} else {
+		var err error
+		if results, err = runBenchmarks(ctx, quick, &raw); err != nil {
+			return err
+		}
+	}
+	figs := figures(results)
+	if len(figs) == 0 {
+		return errors.New("no benchmark figures were produced")
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(Results{Figures: figs}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(outDir, "results.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := writeChart(filepath.Join(outDir, "ratios.png"), figs); err != nil {
+		return err
+	}
+	mode := "full"
+	if quick {
+		mode = "quick"
+	}
+	if err := os.WriteFile(filepath.Join(outDir, "report.md"), []byte(report(figs, mode, raw.String())), 0o644); err != nil {
+		return err
+	}
+	printTable(os.Stdout, figs)
+	fmt.Fprintf(os.Stderr, "bench: wrote %s, %s and %s\n", filepath.Join(outDir, "results.json"),
+		filepath.Join(outDir, "report.md"), filepath.Join(outDir, "ratios.png"))
+	return nil
+}
+
+// runBenchmarks runs ./bench/ once per spec'd benchmark family, so the
+// progress bar moves, and collects every result line (raw keeps the output).
+func runBenchmarks(ctx context.Context, quick bool, raw io.Writer) ([]result, error) {
+	benchtime, count := "1s", "3"
+	if quick {
+		benchtime, count = "200ms", "1"
+	}
+	families := []string{}
+	for _, s := range specs {
+		fam := strings.SplitN(s.bench, "/", 2)[0]
+		if !slices.Contains(families, fam) {
+			families = append(families, fam)
+		}
+	}
+	start := time.Now()
+	var results []result
+	for i, fam := range families {
+		progress(os.Stderr, i, len(families), fam, start)
+		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^"+fam+"$", "-benchtime", benchtime, "-count", count, "./bench/")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			fmt.Fprintln(raw, sc.Text())
+			if r, ok := parseLine(sc.Text()); ok {
+				results = append(results, r)
+			}
+		}
+		if err := cmd.Wait(); err != nil {
+			fmt.Fprintln(os.Stderr)
+			return nil, fmt.Errorf("%s: %w\n%s", fam, err, stderr.String())
+		}
+	}
+	progress(os.Stderr, len(families), len(families), "done", start)
+	fmt.Fprintln(os.Stderr)
+	return results, nil
+}
+
+func verdict(f Figure) string {
+	switch {
+	case f.Meets == nil:
+		return "-"
+	case *f.Meets:
+		return "meets"
+	}
+	return "MISSES"
+}
+
+func printTable(w io.Writer, figs []Figure) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIGURE\tNS/OP\tBASELINE\tBASE NS/OP\tRATIO\tGOAL\t")
+	for _, f := range figs {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.0f\t%.3f\t%s\t%s\n", f.Name, f.Value, f.Baseline, f.BaselineValue, f.Ratio, cmp.Or(f.Goal, "-"), verdict(f))
+	}
+	tw.Flush()
+}
+
+func report(figs []Figure, mode, raw string) string {
+	var b strings.Builder
+	b.WriteString("# orderseal benchmarks\n\n")
+	fmt.Fprintf(&b, "Mode: %s (`make bench%s`). Every figure is a ratio of orderseal's cost per operation to a baseline measured in the same process, alternating blocks of each, so a noisy machine moves both: lower is better.\n\n",
+		mode, map[string]string{"quick": "-quick", "full": ""}[mode])
+	b.WriteString("![ratios](ratios.png)\n\n")
+	b.WriteString("| figure | ns/op | baseline | baseline ns/op | ratio | goal | |\n|---|---:|---|---:|---:|---|---|\n")
+	for _, f := range figs {
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %.0f | %.3f | %s | %s |\n", f.Name, f.Value, f.Baseline, f.BaselineValue, f.Ratio, cmp.Or(f.Goal, "-"), verdict(f))
+	}
+	b.WriteString("\n## Raw `go test -bench` output\n\n```\n")
+	b.WriteString(raw)
+	b.WriteString("```\n")
+	return b.String()
+}

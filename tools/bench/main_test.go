@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseLine(t *testing.T) {
+	cases := []struct {
+		line    string
+		ok      bool
+		name    string
+		metrics map[string]float64
+	}{
+		{"BenchmarkDerive/k=1024-2   	     200	     19017 ns/op	     51234 x25519-ns/op	         0.3712 ratio-vs-x25519", true,
+			"BenchmarkDerive/k=1024", map[string]float64{"ns/op": 19017, "x25519-ns/op": 51234, "ratio-vs-x25519": 0.3712}},
+		{"BenchmarkVaultRegister 	 100	 512 ns/op	 100 B/op", true, "BenchmarkVaultRegister", map[string]float64{"ns/op": 512, "B/op": 100}},
+		{"BenchmarkX-8 10 1.5e+06 ns/op", true, "BenchmarkX", map[string]float64{"ns/op": 1.5e6}},
+		{"PASS", false, "", nil},
+		{"ok  	orderseal/bench	0.890s", false, "", nil},
+		{"BenchmarkBroken-2 12 ns/op", false, "", nil},
+		{"BenchmarkBroken-2 x 12 ns/op", false, "", nil},
+		{"goos: linux", false, "", nil},
+	}
+	for _, c := range cases {
+		r, ok := parseLine(c.line)
+		if ok != c.ok {
+			t.Errorf("%q: ok %v", c.line, ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if r.name != c.name || len(r.metrics) != len(c.metrics) {
+			t.Errorf("%q: %+v", c.line, r)
+		}
+		for k, v := range c.metrics {
+			if r.metrics[k] != v {
+				t.Errorf("%q: %s = %v, want %v", c.line, k, r.metrics[k], v)
+			}
+		}
+	}
+}
+
+const sample = `goos: linux
+BenchmarkDerive/k=1024-2   	 200	 30000 ns/op	 100000 x25519-ns/op	 0.30 ratio-vs-x25519
+BenchmarkDerive/k=1024-2   	 200	 40000 ns/op	 100000 x25519-ns/op	 0.40 ratio-vs-x25519
+BenchmarkDerive/k=1024-2   	 200	 32000 ns/op	 100000 x25519-ns/op	 0.32 ratio-vs-x25519
+BenchmarkSealVsAge/cached-2 	 200	 90000 ns/op	 900000 age-ns/op	 0.1 ratio-vs-age
+BenchmarkVaultReveal-2 	 200	 5000 ns/op	 1000 sqlite-select-ns/op	 5 ratio-vs-sqlite-select
+PASS
+`
+
+func TestFiguresAndOutputs(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "bench.txt")
+	if err := os.WriteFile(in, []byte(sample), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t.Context(), true, dir, in); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Figure{}
+	for _, f := range res.Figures {
+		byName[f.Name] = f
+	}
+	if len(res.Figures) != 3 {
+		t.Fatalf("figures: %+v", res.Figures)
+	}
+	d := byName["Blom derivation, k=1024"]
+	if d.Ratio != 0.32 || d.Value != 32000 || d.BaselineValue != 100000 || d.Meets == nil || !*d.Meets {
+		t.Fatalf("derivation: %+v (median of three runs, goal 0.35)", d)
+	}
+	s := byName["Seal, 3 sections, keys cached"]
+	if s.Ratio != 0.1 || s.Meets == nil || *s.Meets {
+		t.Fatalf("seal: %+v (10× faster misses the 20× goal)", s)
+	}
+	if r := byName["Vault reveal (signed HTTP)"]; r.Meets != nil || r.Goal != "" {
+		t.Fatalf("reveal has no goal: %+v", r)
+	}
+	// Every key of the contract's shape is present.
+	var raw map[string][]map[string]any
+	json.Unmarshal(data, &raw)
+	for _, k := range []string{"name", "value", "unit", "baseline", "baseline_value", "ratio", "goal", "meets"} {
+		if _, ok := raw["figures"][0][k]; !ok {
+			t.Errorf("results.json lacks %q", k)
+		}
+	}
+	rep, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil || !strings.Contains(string(rep), "ratios.png") || !strings.Contains(string(rep), "MISSES") {
+		t.Fatalf("report.md: %v\n%s", err, rep)
+	}
+	f, err := os.Open(filepath.Join(dir, "ratios.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil || img.Bounds().Dx() < 500 {
+		t.Fatalf("chart: %v %v", err, img)
+	}
+	if err := run(t.Context(), true, dir, filepath.Join(dir, "missing.txt")); err == nil {
+		t.Fatal("a missing input gave no error")
+	}
+	if err := os.WriteFile(in, []byte("PASS\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t.Context(), true, dir, in); err == nil {
+		t.Fatal("no figures gave no error")
+	}
+}
