@@ -41,8 +41,10 @@
 //	                     lp16(b64(SHA-256(response body))) || lp16(responder) || lp16(caller)))
 //
 // Responses to requests refused before K was known (auth-missing,
-// unknown-identity, wrong-target, uri-too-long) are unsigned; a client
-// treats them as forged. Bodies of HEAD, 204 and 304 responses are empty
+// unknown-identity, wrong-target, uri-too-long, and the server limits of
+// package web in front of the verifier: overloaded, too-many-headers and a
+// declared body-too-large) are unsigned; a client treats them as forged,
+// and a relay retries them like any transport failure. Bodies of HEAD, 204 and 304 responses are empty
 // and signed as such.
 //
 // # Receiver checks, in order
@@ -53,8 +55,8 @@
 //     receiver's identity (wrong-target, 401);
 //  3. |now − date| ≤ window, default 5 min (clock-skew, 401);
 //  4. key id, constant time (wrong-key, 401);
-//  5. body, read up to the limit, default 1 MiB (body-too-large, 413), and
-//     its digest (body-digest, 400);
+//  5. body, read up to the limit, default 1 MiB, or the server's lower
+//     ceiling (body-too-large, 413), and its digest (body-digest, 400);
 //  6. MAC, constant time (bad-signature, 401);
 //  7. nonce unseen for this caller within the window (replayed-nonce, 401),
 //     recorded only now so unauthenticated junk cannot fill the store.

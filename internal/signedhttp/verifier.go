@@ -317,6 +317,11 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, *problem.Problem) {
 	if r.Body != nil && r.Body != http.NoBody {
 		b, err := io.ReadAll(io.LimitReader(r.Body, v.maxBody+1))
 		r.Body.Close()
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) { // the server's ceiling (web.Limit) is below the verifier's
+			return nil, refusal(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "Body too large",
+				fmt.Sprintf("The request body exceeds %d bytes.", mb.Limit))
+		}
 		if err != nil {
 			return nil, refusal(http.StatusBadRequest, problem.CodeBadRequest, "Bad request",
 				"The request body could not be read.")
