@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"orderseal/internal/cli"
@@ -97,11 +98,15 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		return err
 	}
 	defer st.Close()
+	// The flusher and the rotation stop before the store closes (defers
+	// run last in, first out): neither is cut off mid-write.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go st.RunFlusher(ctx, *flushEvery)
+	wg.Go(func() { st.RunFlusher(ctx, *flushEvery) })
 	if *rotateEvery > 0 {
-		go func() {
+		wg.Go(func() {
 			t := time.NewTicker(*rotateEvery)
 			defer t.Stop()
 			for {
@@ -117,7 +122,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 					}
 				}
 			}
-		}()
+		})
 	}
 	srv := NewServer(keygen.NewCache(key, 4096), st, Options{Logger: logger})
 	return web.Serve(ctx, *listen, *addrFile, srv.Handler(), logger)
