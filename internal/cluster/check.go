@@ -1,0 +1,331 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	issuerapi "orderseal/issuer/api"
+	merchantapi "orderseal/merchant/api"
+)
+
+// Report is the outcome of Verify: the counts of the chaos summary line and
+// every broken invariant in words.
+type Report struct {
+	Orders       int // orders at the merchant
+	Terminal     int // of them, settled (declined, shipped, delivered, failed)
+	Lost         int // acknowledged orders the merchant does not hold
+	DoubleDebits int // cards debited beyond their approvals, plus orders authorized twice
+	States       map[string]int
+	Voided       int // approvals released by the merchant's void jobs
+	Problems     []string
+}
+
+// OK reports whether every invariant held.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+func (r *Report) problem(format string, a ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
+}
+
+// Line is the one-line summary: "N orders, N terminal, 0 lost, 0 double debits".
+func (r *Report) Line() string {
+	return fmt.Sprintf("%d orders, %d terminal, %d lost, %d double debits", r.Orders, r.Terminal, r.Lost, r.DoubleDebits)
+}
+
+// WaitQuiet waits until every order at the merchant is settled and its relay
+// outbox holds no pending job (void jobs of failed orders included), or ctx
+// ends. progress, if not nil, is called about every five seconds.
+func (c *Cluster) WaitQuiet(ctx context.Context, progress func(unsettled, pending int)) error {
+	db, err := c.DB(Merchant)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	last := time.Now()
+	for {
+		var unsettled, pending int
+		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE state NOT IN (`+settledStates+`)`).Scan(&unsettled)
+		if err == nil {
+			err = db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE state = 'pending'`).Scan(&pending)
+		}
+		if err == nil && unsettled == 0 && pending == 0 {
+			return nil
+		}
+		if progress != nil && time.Since(last) >= 5*time.Second {
+			progress(unsettled, pending)
+			last = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("merchant database: %w", err)
+			}
+			return fmt.Errorf("%d orders unsettled, %d relay jobs pending: %w", unsettled, pending, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// merchantOrder is what Verify reads of a merchant order.
+type merchantOrder struct {
+	state, tracking string
+	total           int64
+}
+
+// Verify reads every party's database read-only — best with the daemons
+// stopped — and checks the invariants chaos must not break:
+//
+//  1. nothing lost: every acknowledged order id is at the merchant, and
+//     every order there is settled;
+//  2. the issuer's ledger matches the merchant's: the approved, non-voided
+//     authorizations are exactly the merchant's orders holding an approval
+//     (authorized, shipped, delivered), order by order and amount by amount;
+//  3. no card debited twice: limit − available is the sum of the card's
+//     approved, non-voided authorizations, and no order has two;
+//  4. the vault's audit chain verifies ('merchant vault audit verify');
+//
+// and, as the carrier sees it, every shipped order has exactly its booking
+// and nothing unpaid was booked.
+func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	r := &Report{States: map[string]int{}}
+
+	mdb, err := c.DB(Merchant)
+	if err != nil {
+		return nil, err
+	}
+	defer mdb.Close()
+	orders := map[string]merchantOrder{}
+	err = query(ctx, mdb, `SELECT order_id, state, tracking, total FROM orders`, func(rows *sql.Rows) error {
+		var id string
+		var o merchantOrder
+		if err := rows.Scan(&id, &o.state, &o.tracking, &o.total); err != nil {
+			return err
+		}
+		orders[id] = o
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("merchant database: %w", err)
+	}
+
+	// 1. Nothing lost, everything settled.
+	r.Orders = len(orders)
+	for _, o := range orders {
+		r.States[o.state]++
+		if merchantapi.Settled(o.state) {
+			r.Terminal++
+		}
+	}
+	var lost []string
+	for _, id := range acked {
+		if _, ok := orders[id]; !ok {
+			lost = append(lost, id)
+		}
+	}
+	r.Lost = len(lost)
+	if r.Lost > 0 {
+		r.problem("lost: %d acknowledged orders are not at the merchant, e.g. %s", r.Lost, strings.Join(first(lost, 5), ", "))
+	}
+	if r.Terminal != r.Orders {
+		var stuck []string
+		for id, o := range orders {
+			if !merchantapi.Settled(o.state) {
+				stuck = append(stuck, id+" ("+o.state+")")
+			}
+		}
+		slices.Sort(stuck)
+		r.problem("stuck: %d orders at the merchant are not terminal, e.g. %s", len(stuck), strings.Join(first(stuck, 5), ", "))
+	}
+	var pending, failedVoids int
+	if err := mdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE state = 'pending'`).Scan(&pending); err != nil {
+		return nil, fmt.Errorf("merchant database: %w", err)
+	}
+	if pending > 0 {
+		r.problem("merchant outbox: %d relay jobs still pending", pending)
+	}
+	if err := mdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE kind = 'void' AND state = 'failed'`).Scan(&failedVoids); err != nil {
+		return nil, fmt.Errorf("merchant database: %w", err)
+	}
+	if failedVoids > 0 {
+		r.problem("merchant outbox: %d void jobs failed for good (holds never released)", failedVoids)
+	}
+
+	// 2 and 3: the issuer's ledger.
+	idb, err := c.DB(Issuer)
+	if err != nil {
+		return nil, err
+	}
+	defer idb.Close()
+	type auth struct {
+		card     string
+		amount   int64
+		decision string
+		voided   bool
+	}
+	auths := map[string]auth{}
+	dupAuth := 0
+	err = query(ctx, idb, `SELECT order_id, COALESCE(card_id, ''), amount, decision, voided FROM authorizations WHERE merchant = ?`, func(rows *sql.Rows) error {
+		var id string
+		var a auth
+		if err := rows.Scan(&id, &a.card, &a.amount, &a.decision, &a.voided); err != nil {
+			return err
+		}
+		if _, dup := auths[id]; dup {
+			dupAuth++
+		}
+		auths[id] = a
+		return nil
+	}, MerchantID)
+	if err != nil {
+		return nil, fmt.Errorf("issuer database: %w", err)
+	}
+	if dupAuth > 0 {
+		r.problem("double authorization: %d orders hold more than one authorization", dupAuth)
+	}
+	var issuerSum, merchantSum int64
+	held := map[string]int64{} // card → Σ approved, non-voided
+	var onlyIssuer, onlyMerchant, amountDiff []string
+	for id, a := range auths {
+		if a.decision == issuerapi.Approved && a.voided {
+			r.Voided++
+		}
+		if a.decision != issuerapi.Approved || a.voided {
+			continue
+		}
+		issuerSum += a.amount
+		held[a.card] += a.amount
+		o, ok := orders[id]
+		switch {
+		case !ok || !holdsApproval(o.state):
+			onlyIssuer = append(onlyIssuer, fmt.Sprintf("%s (%s)", id, cmp.Or(o.state, "not at the merchant")))
+		case o.total != a.amount:
+			amountDiff = append(amountDiff, fmt.Sprintf("%s (merchant %d, issuer %d)", id, o.total, a.amount))
+		}
+	}
+	for id, o := range orders {
+		if !holdsApproval(o.state) {
+			continue
+		}
+		merchantSum += o.total
+		if a, ok := auths[id]; !ok || a.decision != issuerapi.Approved || a.voided {
+			onlyMerchant = append(onlyMerchant, fmt.Sprintf("%s (%s)", id, o.state))
+		}
+	}
+	if issuerSum != merchantSum || len(onlyIssuer)+len(onlyMerchant)+len(amountDiff) > 0 {
+		r.problem("ledger: issuer holds %d cents of approvals, the merchant's approved orders total %d", issuerSum, merchantSum)
+	}
+	if len(onlyIssuer) > 0 {
+		slices.Sort(onlyIssuer)
+		r.problem("ledger: %d approvals held at the issuer for orders the merchant does not count as approved, e.g. %s",
+			len(onlyIssuer), strings.Join(first(onlyIssuer, 5), ", "))
+	}
+	if len(onlyMerchant) > 0 {
+		slices.Sort(onlyMerchant)
+		r.problem("ledger: %d approved merchant orders without a live approval at the issuer, e.g. %s",
+			len(onlyMerchant), strings.Join(first(onlyMerchant, 5), ", "))
+	}
+	if len(amountDiff) > 0 {
+		r.problem("ledger: %d approvals for another amount than the order's, e.g. %s", len(amountDiff), strings.Join(first(amountDiff, 5), ", "))
+	}
+	overDebited := 0
+	err = query(ctx, idb, `SELECT card_id, last4, credit_limit, available FROM cards`, func(rows *sql.Rows) error {
+		var id, last4 string
+		var limit, avail int64
+		if err := rows.Scan(&id, &last4, &limit, &avail); err != nil {
+			return err
+		}
+		switch debited := limit - avail; {
+		case debited > held[id]:
+			overDebited++
+			r.problem("card ****%s debited %d cents, its live approvals hold %d: debited twice", last4, debited, held[id])
+		case debited < held[id]:
+			r.problem("card ****%s debited %d cents, its live approvals hold %d: a hold was released twice", last4, debited, held[id])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuer database: %w", err)
+	}
+	r.DoubleDebits = overDebited + dupAuth
+
+	// The carrier: every shipped order booked once, with its tracking
+	// number; nothing booked that the merchant does not ship.
+	cdb, err := c.DB(Carrier)
+	if err != nil {
+		return nil, err
+	}
+	defer cdb.Close()
+	booked := map[string]string{}
+	err = query(ctx, cdb, `SELECT order_id, tracking FROM shipments WHERE merchant = ?`, func(rows *sql.Rows) error {
+		var id, tracking string
+		if err := rows.Scan(&id, &tracking); err != nil {
+			return err
+		}
+		booked[id] = tracking
+		return nil
+	}, MerchantID)
+	if err != nil {
+		return nil, fmt.Errorf("carrier database: %w", err)
+	}
+	var unbooked, unpaid []string
+	for id, o := range orders {
+		shipped := o.state == merchantapi.StateShipped || o.state == merchantapi.StateDelivered
+		if t, ok := booked[id]; shipped && (!ok || t != o.tracking) {
+			unbooked = append(unbooked, fmt.Sprintf("%s (merchant %q, carrier %q)", id, o.tracking, t))
+		}
+	}
+	for id := range booked {
+		if o := orders[id]; o.state != merchantapi.StateShipped && o.state != merchantapi.StateDelivered {
+			unpaid = append(unpaid, fmt.Sprintf("%s (%s)", id, cmp.Or(o.state, "not at the merchant")))
+		}
+	}
+	if len(unbooked) > 0 {
+		slices.Sort(unbooked)
+		r.problem("carrier: %d shipped orders without their booking, e.g. %s", len(unbooked), strings.Join(first(unbooked, 5), ", "))
+	}
+	if len(unpaid) > 0 {
+		slices.Sort(unpaid)
+		r.problem("carrier: %d bookings for orders the merchant does not ship, e.g. %s", len(unpaid), strings.Join(first(unpaid, 5), ", "))
+	}
+
+	// 4. The vault's audit chain.
+	if out, err := c.Run(ctx, "", "merchant", "vault", "audit", "verify", "-index", c.Path("vault", "index.db")); err != nil {
+		r.problem("vault audit: %v", err)
+	} else {
+		c.Logf("cluster: vault %s", strings.TrimSpace(out))
+	}
+	return r, nil
+}
+
+// holdsApproval reports whether a merchant order state stands on a live
+// approval at the issuer.
+func holdsApproval(state string) bool {
+	switch state {
+	case merchantapi.StateAuthorized, merchantapi.StateShipped, merchantapi.StateDelivered:
+		return true
+	}
+	return false
+}
+
+func query(ctx context.Context, db *sql.DB, q string, row func(*sql.Rows) error, args ...any) error {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func first(s []string, n int) []string { return s[:min(n, len(s))] }
