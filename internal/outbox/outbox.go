@@ -323,3 +323,49 @@ func Count(ctx context.Context, db *sql.DB) (Stats, error) {
 	}
 	return s, rows.Err()
 }
+
+// States of a job.
+const (
+	StatePending = "pending"
+	StateDone    = "done"
+	StateFailed  = "failed" // the dead letters: given up for good, never retried
+)
+
+// Entry is a job as an operator sees it: never its payload.
+type Entry struct {
+	ID        int64
+	Kind      string
+	Key       string
+	Attempts  int
+	State     string
+	NextAt    time.Time // when a pending job is next tried
+	LastError string
+	Created   time.Time
+}
+
+// List returns the jobs in state ("" : every state), oldest first. Payloads
+// are not read.
+func List(ctx context.Context, db *sql.DB, state string) ([]Entry, error) {
+	switch state {
+	case "", StatePending, StateDone, StateFailed:
+	default:
+		return nil, fmt.Errorf("outbox: unknown state %q", state)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, kind, key, attempts, state, next_at, COALESCE(last_error, ''), created
+		FROM outbox WHERE ? = '' OR state = ? ORDER BY id`, state, state)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var next, created int64
+		if err := rows.Scan(&e.ID, &e.Kind, &e.Key, &e.Attempts, &e.State, &next, &e.LastError, &created); err != nil {
+			return nil, err
+		}
+		e.NextAt, e.Created = time.UnixMilli(next).UTC(), time.UnixMilli(created).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
