@@ -1,0 +1,391 @@
+package merchant_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	carrierapi "orderseal/carrier/api"
+	"orderseal/internal/outbox"
+	issuerapi "orderseal/issuer/api"
+	"orderseal/merchant"
+	"orderseal/merchant/api"
+	"orderseal/merchant/store"
+)
+
+// attemptLog records, per job, when each attempt's handler returned and the
+// next_at the runner wrote after it: the runner computes next_at from its
+// clock right after the handler returns, so next_at minus that return time
+// is the backoff it chose.
+type attemptLog struct {
+	db *store.Store
+
+	mu      sync.Mutex
+	returns map[int64][]time.Time // by job id, attempt n at index n-1
+	nextAt  map[int64][]time.Time // next_at written after attempt n, at index n-1
+	keys    map[int64]string
+}
+
+func newAttemptLog() *attemptLog {
+	return &attemptLog{returns: map[int64][]time.Time{}, nextAt: map[int64][]time.Time{}, keys: map[int64]string{}}
+}
+
+// wrap observes kind's handler: on entry to attempt n+1 it reads the next_at
+// attempt n left; on return it notes the time.
+func (l *attemptLog) wrap(kind string, h outbox.Handler) outbox.Handler {
+	return func(ctx context.Context, j outbox.Job) error {
+		if j.Attempts > 0 {
+			var next int64
+			if err := l.db.DB().QueryRowContext(ctx, `SELECT next_at FROM outbox WHERE id = ?`, j.ID).Scan(&next); err == nil {
+				l.mu.Lock()
+				if len(l.nextAt[j.ID]) == j.Attempts-1 {
+					l.nextAt[j.ID] = append(l.nextAt[j.ID], time.UnixMilli(next))
+				}
+				l.mu.Unlock()
+			}
+		}
+		err := h(ctx, j)
+		l.mu.Lock()
+		l.keys[j.ID] = j.Key
+		if len(l.returns[j.ID]) == j.Attempts {
+			l.returns[j.ID] = append(l.returns[j.ID], time.Now())
+		}
+		l.mu.Unlock()
+		return err
+	}
+}
+
+// reopen replaces the env's merchant with one whose relay runner tune sets;
+// the database and the URL stay.
+func (e *env) reopen(tune func(r *outbox.Runner)) {
+	t := e.t
+	t.Helper()
+	e.stop()
+	if err := e.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), e.dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := merchant.NewServer(merchant.Config{
+		Keys:      cache(t, shopID),
+		Store:     st,
+		Carrier:   merchant.Peer{Identity: parcelID, URL: e.carrier.ts.URL},
+		Issuers:   []merchant.Peer{{Identity: bankID, URL: e.issuer.ts.URL}},
+		Vault:     merchant.Peer{Identity: vaultID, URL: e.vault.ts.URL},
+		PublicURL: e.ts.URL,
+		Logger:    slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:       time.Now,
+		Outbox:    tune,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st, e.srv = st, srv
+	e.front.set(srv.Handler())
+}
+
+// down closes ts, so calls to its address are refused, and returns a
+// function that starts a new server with the same handler on the same
+// address and returns it.
+func down(t *testing.T, ts *httptest.Server) (up func() *httptest.Server) {
+	t.Helper()
+	addr, h := ts.Listener.Addr().String(), ts.Config.Handler
+	ts.Close()
+	return func() *httptest.Server {
+		t.Helper()
+		var ln net.Listener
+		var err error
+		for range 50 { // the port is free again at once on Linux; retry if not
+			if ln, err = net.Listen("tcp", addr); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("listening again on %s: %v", addr, err)
+		}
+		up := httptest.NewUnstartedServer(h)
+		up.Listener.Close()
+		up.Listener = ln
+		up.Start()
+		t.Cleanup(up.Close)
+		return up
+	}
+}
+
+// outboxRows returns kind's jobs as order id → (state, attempts).
+func (e *env) outboxRows(t testing.TB, kind string) map[string][2]any {
+	t.Helper()
+	rows, err := e.st.DB().Query(`SELECT key, state, attempts FROM outbox WHERE kind = ?`, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string][2]any{}
+	for rows.Next() {
+		var k, s string
+		var n int
+		if err := rows.Scan(&k, &s, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = [2]any{s, n}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or fails the test after 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPeerOutage: while the issuer (or the carrier) refuses connections and
+// then answers 503, the merchant keeps retrying every order's job with
+// growing, jittered backoff, and every order ships once the peer is back.
+func TestPeerOutage(t *testing.T) {
+	const (
+		orders     = 4
+		minBackoff = 100 * time.Millisecond
+		maxBackoff = 2 * time.Second
+	)
+	tests := []struct {
+		name string
+		kind string // the job the outage stalls
+		peer func(e *env) **httptest.Server
+		// refuse scripts n 503 answers once the peer is back.
+		refuse func(e *env, n int)
+	}{
+		{"issuer", "authorize", func(e *env) **httptest.Server { return &e.issuer.ts }, func(e *env, n int) {
+			e.issuer.script(repeat(issuerStep{status: 503, code: "unavailable"}, n)...)
+		}},
+		{"carrier", "book", func(e *env) **httptest.Server { return &e.carrier.ts }, func(e *env, n int) {
+			e.carrier.script(repeat(carrierStep{status: 503, code: carrierapi.CodeVaultDeposit}, n)...)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			log := newAttemptLog()
+			e.reopen(func(r *outbox.Runner) {
+				r.Poll, r.MinBackoff, r.MaxBackoff, r.Timeout = 20*time.Millisecond, minBackoff, maxBackoff, 5*time.Second
+				r.Handlers[tc.kind] = log.wrap(tc.kind, r.Handlers[tc.kind])
+			})
+			log.db = e.st
+			ts := tc.peer(e)
+			up := down(t, *ts)
+
+			var ids []string
+			for range orders {
+				ids = append(ids, e.submit(t).OrderID)
+			}
+			e.run()
+			// Connection refused: every job fails at least three times.
+			waitFor(t, "retries while the peer is down", func() bool {
+				rows := e.outboxRows(t, tc.kind)
+				for _, id := range ids {
+					if r, ok := rows[id]; !ok || r[1].(int) < 3 {
+						return false
+					}
+				}
+				return true
+			})
+			// Back, but answering 503 for a while.
+			tc.refuse(e, orders)
+			*ts = up()
+			for _, id := range ids {
+				if o := e.waitState(t, id, api.StateShipped); o.Reason != "" {
+					t.Fatalf("order %s shipped with reason %q", id, o.Reason)
+				}
+				e.waitJobs(t, id)
+			}
+			e.noViolations(t)
+
+			rows := e.outboxRows(t, tc.kind)
+			log.mu.Lock()
+			defer log.mu.Unlock()
+			var jitters [][]time.Duration
+			for id, rets := range log.returns {
+				key := log.keys[id]
+				if r := rows[key]; r[0] != "done" || r[1].(int) < 4 || r[1].(int) != len(rets) {
+					t.Fatalf("job %s: %v, %d attempts seen", key, r, len(rets))
+				}
+				next := log.nextAt[id]
+				if len(next) != len(rets)-1 {
+					t.Fatalf("job %s: %d next_at values for %d attempts", key, len(next), len(rets))
+				}
+				var jit []time.Duration
+				for n := range next {
+					base := min(minBackoff<<n, maxBackoff)
+					chosen := next[n].Sub(rets[n])
+					// next_at has millisecond resolution; the runner reads its clock a moment after the handler returns.
+					if chosen < base-2*time.Millisecond || chosen > base+base/4+50*time.Millisecond {
+						t.Fatalf("job %s, attempt %d: backoff %v, want %v plus up to 25%%", key, n+1, chosen, base)
+					}
+					jit = append(jit, chosen-base)
+					if n >= 2 && base < maxBackoff {
+						if prev, gap := next[n-1].Sub(next[n-2]), next[n].Sub(next[n-1]); gap <= prev {
+							t.Fatalf("job %s: next_at gaps %v then %v: not growing", key, prev, gap)
+						}
+					}
+				}
+				jitters = append(jitters, jit)
+			}
+			if len(jitters) != orders {
+				t.Fatalf("%d jobs observed, want %d", len(jitters), orders)
+			}
+			if allSame(jitters) {
+				t.Fatalf("every job chose the same backoffs %v: no jitter", jitters)
+			}
+		})
+	}
+}
+
+// allSame reports whether every job's jitter at every shared attempt lies
+// within 2 ms of the first job's.
+func allSame(js [][]time.Duration) bool {
+	for _, j := range js[1:] {
+		for n := range min(len(j), len(js[0])) {
+			if d := j[n] - js[0][n]; d > 2*time.Millisecond || d < -2*time.Millisecond {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestDeadLetters: a relay that can never succeed — refused for good, or
+// out of attempts — ends as a failed job (the dead letter) and a failed
+// order whose reason the cardholder sees, its hold voided; it is not tried
+// again, and 'merchant outbox -state failed' lists it without its payload.
+func TestDeadLetters(t *testing.T) {
+	const maxAttempts = 4
+	tests := []struct {
+		name     string
+		issuer   []issuerStep
+		carrier  []carrierStep
+		kind     string
+		attempts int
+		reason   string
+		jobs     map[string]string
+	}{
+		{name: "issuer refuses the bundle", issuer: []issuerStep{{status: 422, code: issuerapi.CodeSectionRefused}},
+			kind: "authorize", attempts: 1, reason: issuerapi.CodeSectionRefused,
+			jobs: map[string]string{"authorize": "failed"}},
+		{name: "issuer unavailable past the attempts", issuer: repeat(issuerStep{status: 503, code: "unavailable"}, 50),
+			kind: "authorize", attempts: maxAttempts, reason: "unavailable",
+			jobs: map[string]string{"authorize": "failed", "void": "done"}},
+		{name: "carrier refuses the booking", carrier: []carrierStep{{status: 422, code: carrierapi.CodeNoDestination}},
+			kind: "book", attempts: 1, reason: carrierapi.CodeNoDestination,
+			jobs: map[string]string{"authorize": "done", "grant": "done", "book": "failed", "void": "done"}},
+		{name: "carrier unavailable past the attempts", carrier: repeat(carrierStep{status: 503, code: carrierapi.CodeVaultDeposit}, 50),
+			kind: "book", attempts: maxAttempts, reason: carrierapi.CodeVaultDeposit,
+			jobs: map[string]string{"authorize": "done", "grant": "done", "book": "failed", "void": "done"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.reopen(func(r *outbox.Runner) {
+				r.Poll, r.MinBackoff, r.MaxBackoff, r.Timeout, r.MaxAttempts = 10*time.Millisecond, 5*time.Millisecond, 20*time.Millisecond, 5*time.Second, maxAttempts
+			})
+			e.issuer.script(tc.issuer...)
+			e.carrier.script(tc.carrier...)
+			e.run()
+			b := e.submit(t)
+			o := e.waitState(t, b.OrderID, api.StateFailed)
+			e.waitJobs(t, b.OrderID)
+			if o.Reason != tc.reason {
+				t.Fatalf("reason %q, want %q", o.Reason, tc.reason)
+			}
+			calls := func() int {
+				ireqs, _, _ := e.issuer.snapshot()
+				creqs, _ := e.carrier.snapshot()
+				if tc.kind == "book" {
+					return len(creqs)
+				}
+				return len(ireqs)
+			}
+			// Many backoff periods later, nothing was tried again.
+			settled := calls()
+			time.Sleep(300 * time.Millisecond)
+			wantJobs(t, e.jobs(t, b.OrderID), tc.jobs)
+			if r := e.outboxRows(t, tc.kind)[b.OrderID]; r[0] != "failed" || r[1].(int) != tc.attempts {
+				t.Fatalf("%s job %v, want failed after %d attempts", tc.kind, r, tc.attempts)
+			}
+			if n := calls(); n != tc.attempts || n != settled {
+				t.Fatalf("the peer saw %d %s calls (%d when the order failed), want %d", n, tc.kind, settled, tc.attempts)
+			}
+			st, err := e.client(t, aliceID).Status(context.Background(), b.OrderID)
+			if err != nil || st.State != api.StateFailed || st.Reason != tc.reason {
+				t.Fatalf("the cardholder sees %+v %v", st, err)
+			}
+
+			// The operator's view of the dead letters.
+			code, out, errs := runCLI(t, context.Background(), "", "outbox", "-db", e.dbPath, "-state", "failed", "-json")
+			if code != 0 {
+				t.Fatalf("merchant outbox: %d %s", code, errs)
+			}
+			var jobs []merchant.OutboxJob
+			if err := json.Unmarshal([]byte(out), &jobs); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if len(jobs) != 1 || jobs[0].Kind != tc.kind || jobs[0].OrderID != b.OrderID || jobs[0].Attempts != tc.attempts ||
+				jobs[0].State != "failed" || jobs[0].NextAttempt != "" || jobs[0].LastError == "" {
+				t.Fatalf("merchant outbox -state failed: %+v", jobs)
+			}
+		})
+	}
+}
+
+// TestOutageThenKill: orders stalled by an issuer outage survive a merchant
+// restart in the middle of it and complete once the issuer is back.
+func TestOutageThenKill(t *testing.T) {
+	e := newEnv(t)
+	up := down(t, e.issuer.ts)
+	var ids []string
+	for range 3 {
+		ids = append(ids, e.submit(t).OrderID)
+	}
+	e.run()
+	waitFor(t, "failed attempts", func() bool {
+		for _, r := range e.outboxRows(t, "authorize") {
+			if r[1].(int) < 1 {
+				return false
+			}
+		}
+		return len(e.outboxRows(t, "authorize")) == len(ids)
+	})
+	e.restart()
+	e.issuer.ts = up()
+	e.run()
+	for _, id := range ids {
+		e.waitState(t, id, api.StateShipped)
+		e.waitJobs(t, id)
+	}
+	e.noViolations(t)
+	if n := e.count(t, "orders"); n != len(ids) {
+		t.Fatalf("%d orders, want %d", n, len(ids))
+	}
+	ireqs, _, _ := e.issuer.snapshot()
+	seen := map[string]bool{}
+	for _, r := range ireqs {
+		seen[r.orderID] = true
+	}
+	if len(seen) != len(ids) {
+		t.Fatalf("the issuer authorized %d orders, want %d", len(seen), len(ids))
+	}
+}
