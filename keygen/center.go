@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	fp "github.com/cloudflare/circl/math/fp25519"
+
 	"orderseal/internal/secfile"
 )
 
@@ -121,60 +123,127 @@ type BatchResult struct {
 	Err      error
 }
 
-// IssueBatch issues every identity into outDir, in parallel on all cores.
-// An identity that fails (bad syntax, file exists) is reported and the batch
-// goes on. done is called once per identity, from any goroutine.
+// IssueBatch issues every identity into outDir. Identities are computed in
+// groups that share the work (batch.go), one group per core at a time, and
+// the key files are written by a pool of writers, so that waiting for the
+// disk (each file is synced, secfile.WriteNew) does not hold up the
+// arithmetic. An identity that fails (bad syntax, file exists) is reported
+// and the batch goes on. done is called once per identity, from any
+// goroutine. A cancelled ctx stops handing out work: identities not yet
+// started fail with ctx.Err(), those under way finish.
 func (c *Center) IssueBatch(ctx context.Context, ids []string, outDir string, done func(BatchResult)) []BatchResult {
-	c.master.expand() // once, before the workers share it
+	m := c.master
+	m.expand() // once, before the workers share it
+	m.batchPlan()
 	results := make([]BatchResult, len(ids))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
+	finish := func(i int) {
+		if done != nil {
+			done(results[i])
+		}
+	}
+
+	type group struct {
+		idx []int
+		xs  []fp.Elt
+	}
+	type issued struct {
+		i   int
+		key *PartyKey
+	}
+	groups := make(chan group)
+	keys := make(chan issued, 2*batchGroup)
+
+	var writers sync.WaitGroup
+	for w := 0; w < batchWriters; w++ {
+		writers.Add(1)
 		go func() {
-			defer wg.Done()
-			for i := range next {
-				results[i] = c.issueOne(ids[i], outDir)
-				if done != nil {
-					done(results[i])
+			defer writers.Done()
+			for it := range keys {
+				results[it.i].Err = it.key.WriteFile(results[it.i].Path)
+				it.key.Destroy()
+				finish(it.i)
+			}
+		}()
+	}
+	var workers sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for g := range groups {
+				rows := m.rowsMany(g.xs)
+				for j, i := range g.idx {
+					keys <- issued{i, &PartyKey{params: m.params, identity: ids[i], row: rows[j]}}
 				}
 			}
 		}()
 	}
-	for i := range ids {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			for j := i; j < len(ids); j++ {
-				results[j] = BatchResult{Identity: ids[j], Err: ctx.Err()}
+
+	var g group
+	send := func() bool {
+		if len(g.idx) == 0 {
+			return true
+		}
+		if ctx.Err() == nil {
+			select {
+			case groups <- g:
+				g = group{}
+				return true
+			case <-ctx.Done():
 			}
-			close(next)
-			wg.Wait()
-			return results
+		}
+		for _, i := range g.idx {
+			results[i].Err = ctx.Err()
+			finish(i)
+		}
+		g = group{}
+		return false
+	}
+	for i, id := range ids {
+		results[i] = BatchResult{Identity: id}
+		if !c.prepare(&results[i], outDir) {
+			finish(i)
+			continue
+		}
+		x, err := IdentityPoint(m.params.System, id)
+		if err != nil {
+			results[i].Err = err
+			finish(i)
+			continue
+		}
+		g.idx = append(g.idx, i)
+		g.xs = append(g.xs, x)
+		if len(g.idx) == batchGroup && !send() {
+			for j := i + 1; j < len(ids); j++ {
+				results[j] = BatchResult{Identity: ids[j], Err: ctx.Err()}
+				finish(j)
+			}
+			break
 		}
 	}
-	close(next)
-	wg.Wait()
+	send()
+	close(groups)
+	workers.Wait()
+	close(keys)
+	writers.Wait()
 	return results
 }
 
-func (c *Center) issueOne(id, outDir string) BatchResult {
-	r := BatchResult{Identity: id}
-	if err := ValidateIdentity(id); err != nil {
+// batchWriters is how many key files IssueBatch writes at once: enough
+// for the disk's syncs to overlap, each writer mostly waiting on one.
+const batchWriters = 16
+
+// prepare checks an identity of a batch and names its key file; false
+// means r.Err says why it will not be issued.
+func (c *Center) prepare(r *BatchResult, outDir string) bool {
+	if err := ValidateIdentity(r.Identity); err != nil {
 		r.Err = err
-		return r
+		return false
 	}
-	r.Path = filepath.Join(outDir, KeyFileName(id))
+	r.Path = filepath.Join(outDir, KeyFileName(r.Identity))
 	if _, err := os.Lstat(r.Path); err == nil {
 		r.Err = fmt.Errorf("%s: %w", r.Path, os.ErrExist)
-		return r
+		return false
 	}
-	k, err := c.master.Issue(id)
-	if err != nil {
-		r.Err = err
-		return r
-	}
-	defer k.Destroy()
-	r.Err = k.WriteFile(r.Path)
-	return r
+	return true
 }

@@ -29,6 +29,9 @@ type Master struct {
 	seed   [32]byte
 	once   sync.Once
 	tri    []fp.Elt // upper triangle of D, row-major, expanded once on first use
+
+	planOnce sync.Once
+	plan     *plan // D prepared for batch issuance (batch.go), built on first use
 }
 
 // NewMaster creates fresh parameters with k coefficients per row and a fresh seed.
@@ -65,6 +68,10 @@ func (m *Master) Destroy() {
 	m.seed = [32]byte{}
 	clear(m.tri)
 	m.tri = nil
+	if m.plan != nil {
+		m.plan.root.destroy()
+		m.plan = nil
+	}
 }
 
 // expand fills the upper triangle of D. Row a of the triangle comes from

@@ -1,0 +1,346 @@
+package keygen
+
+import (
+	"fmt"
+
+	fp "github.com/cloudflare/circl/math/fp25519"
+)
+
+// Batch issuance: the rows of many identities at once, R = D·V with V's
+// columns the vectors v(x) = (1, x, …, x^(k−1)) of a group of identities.
+//
+// Two classical tricks cut the multiplications below the k² per identity
+// of Master.row, and the results are the same field elements, bit for bit
+// (batch_test.go checks them against row and the known-answer vectors):
+//
+//   - Strassen (1969), applied L times to D·V: seven block products instead
+//     of eight per level. The block sums on D's side depend only on the
+//     master, so they are formed once, in the plan; those on V's side are
+//     formed per group.
+//   - Winograd's inner product (1968) at the leaves: Σ a_i·b_i over pairs,
+//     (a_2j + b_2j+1)·(a_2j+1 + b_2j) minus a term of a alone (ξ, in the
+//     plan) and one of b alone (η, per column): half the multiplications.
+//
+// Each leaf product is summed unreduced (fe.go) and reduced once per
+// output element. All of it is constant-time in D: loops and indices
+// depend on k, L and the group size only.
+
+// planMaxBytes bounds the memory of a plan (its leaf matrices); a master
+// whose plan would not fit issues identity by identity (Master.row).
+// Tests lower it, and leafMin, to reach every shape with small k.
+var planMaxBytes = 256 << 20
+
+// leafMin is the smallest leaf the Strassen recursion splits down to: below
+// it, the block sums cost more than the multiplications they save.
+var leafMin = 128
+
+// maxLevels bounds the Strassen levels (the plan grows 7/4 per level).
+const maxLevels = 3
+
+// batchGroup is how many identities share one pass over the plan: enough
+// columns per leaf that each leaf matrix, read from memory, serves several.
+const batchGroup = 64
+
+// plan is D prepared for batch issuance.
+type plan struct {
+	k     int // the master's k
+	size  int // k padded with zeros to a multiple of 2^(level+1)
+	level int // Strassen levels
+	root  *node
+}
+
+// node is one matrix of the Strassen recursion: a leaf holds it, an inner
+// node the seven matrices of its block products.
+type node struct {
+	n     int
+	child [7]*node
+	a     []fp.Elt // leaf: n×n, row-major, canonical
+	negXi []fp.Elt // leaf: −ξ_b = −Σ_j a[b][2j]·a[b][2j+1] mod p, per row
+}
+
+// planShape chooses the padded size and the number of Strassen levels for
+// k: as many levels as keep leaves of at least leafMin rows within
+// planMaxBytes. ok is false when even the unsplit matrix does not fit.
+func planShape(k int) (size, level int, ok bool) {
+	for l := maxLevels; l >= 0; l-- {
+		step := 2 << l // so that leaves have an even size
+		n := (k + step - 1) / step * step
+		leaf := n >> l
+		if l > 0 && leaf < leafMin {
+			continue
+		}
+		bytes := leaf * leaf * fp.Size
+		for i := 0; i < l; i++ {
+			bytes *= 7
+		}
+		if bytes <= planMaxBytes {
+			return n, l, true
+		}
+	}
+	return 0, 0, false
+}
+
+// buildPlan expands the triangle into the padded full matrix and prepares
+// the Strassen tree. m.tri must be expanded.
+func (m *Master) buildPlan() *plan {
+	k := m.params.K
+	size, level, ok := planShape(k)
+	if !ok {
+		return nil
+	}
+	full := make([]fp.Elt, size*size)
+	idx := 0
+	for a := 0; a < k; a++ {
+		for b := a; b < k; b++ {
+			full[a*size+b] = m.tri[idx]
+			full[b*size+a] = m.tri[idx]
+			idx++
+		}
+	}
+	p := &plan{k: k, size: size, level: level}
+	p.root = newNode(full, size, level)
+	return p
+}
+
+// newNode prepares the n×n matrix a (which it may keep or clear).
+func newNode(a []fp.Elt, n, level int) *node {
+	nd := &node{n: n}
+	if level == 0 {
+		nd.a = a
+		nd.negXi = make([]fp.Elt, n)
+		zero := make([]fp.Elt, n)
+		for b := 0; b < n; b++ {
+			var w wide
+			winogradAdd(&w, a[b*n:(b+1)*n], zero)
+			xi := w.reduce()
+			neg := feSub(&fe{}, &xi)
+			nd.negXi[b] = neg.elt()
+		}
+		return nd
+	}
+	h := n / 2
+	// q(i, j)(r) is row r of quadrant (i, j).
+	q := func(i, j int) func(r int) []fp.Elt {
+		return func(r int) []fp.Elt {
+			off := (i*h+r)*n + j*h
+			return a[off : off+h]
+		}
+	}
+	a11, a12, a21, a22 := q(0, 0), q(0, 1), q(1, 0), q(1, 1)
+	// build returns the h×h matrix x + sign·y of two quadrants (y unused
+	// when sign is 0).
+	build := func(x, y func(r int) []fp.Elt, sign int) []fp.Elt {
+		out := make([]fp.Elt, h*h)
+		for r := 0; r < h; r++ {
+			dst := out[r*h : (r+1)*h]
+			switch sign {
+			case 0:
+				copy(dst, x(r))
+			case 1:
+				vecAdd(dst, x(r), y(r))
+			default:
+				vecSub(dst, x(r), y(r))
+			}
+		}
+		return out
+	}
+	// The seven D-side factors of Strassen's products M1 … M7.
+	nd.child[0] = newNode(build(a11, a22, 1), h, level-1)  // A11 + A22
+	nd.child[1] = newNode(build(a21, a22, 1), h, level-1)  // A21 + A22
+	nd.child[2] = newNode(build(a11, nil, 0), h, level-1)  // A11
+	nd.child[3] = newNode(build(a22, nil, 0), h, level-1)  // A22
+	nd.child[4] = newNode(build(a11, a12, 1), h, level-1)  // A11 + A12
+	nd.child[5] = newNode(build(a21, a11, -1), h, level-1) // A21 − A11
+	nd.child[6] = newNode(build(a12, a22, -1), h, level-1) // A12 − A22
+	clear(a)
+	return nd
+}
+
+func (nd *node) destroy() {
+	if nd == nil {
+		return
+	}
+	clear(nd.a)
+	clear(nd.negXi)
+	for _, c := range nd.child {
+		c.destroy()
+	}
+}
+
+// mul returns A·B for B given by columns, each of length n and stored
+// pair-swapped (element 2j+1 first, then 2j), canonical. The result is by
+// columns too, in natural order, canonical. len(cols) must be a multiple
+// of 2^level.
+func (nd *node) mul(cols [][]fp.Elt) [][]fp.Elt {
+	if nd.a != nil {
+		return nd.leafMul(cols)
+	}
+	n, h := nd.n, nd.n/2
+	m2 := len(cols) / 2
+	b11 := make([][]fp.Elt, m2)
+	b12 := make([][]fp.Elt, m2)
+	b21 := make([][]fp.Elt, m2)
+	b22 := make([][]fp.Elt, m2)
+	for c := 0; c < m2; c++ {
+		b11[c], b21[c] = cols[c][:h], cols[c][h:n]
+		b12[c], b22[c] = cols[m2+c][:h], cols[m2+c][h:n]
+	}
+	m1 := nd.child[0].mul(colOp(b11, b22, 1))
+	m2s := nd.child[1].mul(b11)
+	m3 := nd.child[2].mul(colOp(b12, b22, -1))
+	m4 := nd.child[3].mul(colOp(b21, b11, -1))
+	m5 := nd.child[4].mul(b22)
+	m6 := nd.child[5].mul(colOp(b11, b12, 1))
+	m7 := nd.child[6].mul(colOp(b21, b22, 1))
+	out := make([][]fp.Elt, len(cols))
+	for c := 0; c < m2; c++ {
+		left := make([]fp.Elt, n)  // C11 over C21
+		right := make([]fp.Elt, n) // C12 over C22
+		c11, c21, c12, c22 := left[:h], left[h:], right[:h], right[h:]
+		vecAdd(c11, m1[c], m4[c]) // C11 = M1 + M4 − M5 + M7
+		vecSub(c11, c11, m5[c])
+		vecAdd(c11, c11, m7[c])
+		vecAdd(c21, m2s[c], m4[c]) // C21 = M2 + M4
+		vecAdd(c12, m3[c], m5[c])  // C12 = M3 + M5
+		vecSub(c22, m1[c], m2s[c]) // C22 = M1 − M2 + M3 + M6
+		vecAdd(c22, c22, m3[c])
+		vecAdd(c22, c22, m6[c])
+		out[c], out[m2+c] = left, right
+	}
+	for _, mm := range [][][]fp.Elt{m1, m2s, m3, m4, m5, m6, m7} {
+		for _, col := range mm {
+			clear(col)
+		}
+	}
+	return out
+}
+
+// colOp returns the columns x+y (sign 1) or x−y (sign −1), mod p.
+func colOp(x, y [][]fp.Elt, sign int) [][]fp.Elt {
+	out := make([][]fp.Elt, len(x))
+	for c := range x {
+		col := make([]fp.Elt, len(x[c]))
+		if sign > 0 {
+			vecAdd(col, x[c], y[c])
+		} else {
+			vecSub(col, x[c], y[c])
+		}
+		out[c] = col
+	}
+	return out
+}
+
+// leafMul is the leaf product by Winograd's inner product: for row b and
+// column c, Σ_j (a[b][2j] + col[2j])·(a[b][2j+1] + col[2j+1]) − ξ_b − η_c,
+// where col is pair-swapped so that col[2j] = u[2j+1]: the sum counts
+// a[b][2j]·u[2j] + a[b][2j+1]·u[2j+1] plus the two correction terms.
+func (nd *node) leafMul(cols [][]fp.Elt) [][]fp.Elt {
+	n := nd.n
+	zero := make([]fp.Elt, n)
+	negEta := make([]fe, len(cols))
+	for c, col := range cols {
+		var w wide
+		winogradAdd(&w, col, zero) // η_c = Σ_j u[2j]·u[2j+1]
+		eta := w.reduce()
+		negEta[c] = feSub(&fe{}, &eta)
+	}
+	out := make([][]fp.Elt, len(cols))
+	for c := range out {
+		out[c] = make([]fp.Elt, n)
+	}
+	for b := 0; b < n; b++ {
+		row := nd.a[b*n : (b+1)*n]
+		negXi := loadFe(&nd.negXi[b])
+		for c, col := range cols {
+			var w wide
+			w.add(&negXi)
+			w.add(&negEta[c])
+			winogradAdd(&w, row, col)
+			r := w.reduce()
+			out[c][b] = r.elt()
+		}
+	}
+	return out
+}
+
+// rows computes the party-key rows of the identity points xs.
+func (p *plan) rows(xs []fp.Elt) [][]fp.Elt {
+	group := 1 << p.level
+	m := (len(xs) + group - 1) / group * group
+	cols := make([][]fp.Elt, m)
+	for c := range cols {
+		col := make([]fp.Elt, p.size) // zero-padded; zero columns for padding
+		if c < len(xs) {
+			powersSwapped(col, p.k, &xs[c])
+		}
+		cols[c] = col
+	}
+	res := p.root.mul(cols)
+	out := make([][]fp.Elt, len(xs))
+	for c := range out {
+		out[c] = res[c][:p.k:p.k]
+	}
+	for c := len(xs); c < len(res); c++ {
+		clear(res[c])
+	}
+	return out
+}
+
+// powersSwapped writes x^i (canonical) for i < k into col[i^1]: the vector
+// v(x), zero-padded to len(col) (even), with each pair swapped.
+func powersSwapped(col []fp.Elt, k int, x *fp.Elt) {
+	var p fp.Elt
+	fp.SetOne(&p)
+	for i := 0; i < k; i++ {
+		q := p
+		fp.Modp(&q)
+		col[i^1] = q
+		fp.Mul(&p, &p, x)
+	}
+}
+
+// IssueMany issues the party keys of ids, the same as Issue for each but
+// sharing the work of a group of identities (batch.go). An invalid
+// identity fails the whole call, naming it.
+func (m *Master) IssueMany(ids []string) ([]*PartyKey, error) {
+	xs := make([]fp.Elt, len(ids))
+	for i, id := range ids {
+		x, err := IdentityPoint(m.params.System, id)
+		if err != nil {
+			return nil, fmt.Errorf("identity %d: %w", i, err)
+		}
+		xs[i] = x
+	}
+	rows := m.rowsMany(xs)
+	keys := make([]*PartyKey, len(ids))
+	for i := range ids {
+		keys[i] = &PartyKey{params: m.params, identity: ids[i], row: rows[i]}
+	}
+	return keys, nil
+}
+
+// rowsMany computes D·v(x) for every x, by the plan when the master has
+// one, else one identity at a time.
+func (m *Master) rowsMany(xs []fp.Elt) [][]fp.Elt {
+	m.expand()
+	p := m.batchPlan()
+	out := make([][]fp.Elt, 0, len(xs))
+	if p == nil {
+		for i := range xs {
+			out = append(out, m.row(&xs[i]))
+		}
+		return out
+	}
+	for len(xs) > 0 {
+		n := min(len(xs), batchGroup)
+		out = append(out, p.rows(xs[:n])...)
+		xs = xs[n:]
+	}
+	return out
+}
+
+// batchPlan builds the plan once; nil when it would not fit planMaxBytes.
+func (m *Master) batchPlan() *plan {
+	m.planOnce.Do(func() { m.plan = m.buildPlan() })
+	return m.plan
+}
