@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
 
@@ -59,14 +60,49 @@ func (k *PartyKey) Equal(o *PartyKey) bool {
 func (k *PartyKey) Destroy() { clear(k.row) }
 
 // MarshalJSON writes the key file of DESIGN.md §4.1.
+//
+// The bytes are those encoding/json writes for partyKeyWire, built
+// directly: nothing in the file needs escaping (identity syntax and
+// base64url see to it), and the row, almost all of the file, is encoded
+// once, into the output, instead of through an intermediate string that
+// could not be cleared. An identity that would need escaping (only a
+// hand-built PartyKey can hold one) goes through encoding/json.
 func (k *PartyKey) MarshalJSON() ([]byte, error) {
 	raw := make([]byte, len(k.row)*fp.Size)
 	defer clear(raw)
 	for i := range k.row {
 		encodeElt(raw[i*fp.Size:], &k.row[i])
 	}
-	return json.Marshal(partyKeyWire{V: 1, Suite: Suite, System: k.params.SystemHex(),
-		K: k.params.K, Identity: k.identity, Row: wire.B64(raw)})
+	if !jsonPlain(k.identity) {
+		return json.Marshal(partyKeyWire{V: 1, Suite: Suite, System: k.params.SystemHex(),
+			K: k.params.K, Identity: k.identity, Row: wire.B64(raw)})
+	}
+	buf := make([]byte, 0, 128+len(Suite)+len(k.identity)+base64.RawURLEncoding.EncodedLen(len(raw)))
+	buf = append(buf, `{"v":1,"suite":"`...)
+	buf = append(buf, Suite...)
+	buf = append(buf, `","system":"`...)
+	buf = append(buf, k.params.SystemHex()...)
+	buf = append(buf, `","k":`...)
+	buf = strconv.AppendInt(buf, int64(k.params.K), 10)
+	buf = append(buf, `,"identity":"`...)
+	buf = append(buf, k.identity...)
+	buf = append(buf, `","row":"`...)
+	buf = base64.RawURLEncoding.AppendEncode(buf, raw)
+	buf = append(buf, `"}`...)
+	return buf, nil
+}
+
+// jsonPlain reports whether encoding/json writes s inside quotes unchanged:
+// printable ASCII other than the quote, the backslash and the characters
+// it escapes for HTML.
+func jsonPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // ParsePartyKey reads a key file strictly: unknown or duplicate fields,
