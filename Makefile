@@ -39,3 +39,15 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# Chaos and soak runs of the real daemons on loopback (tools/stress,
+# internal/cluster). The last line of 'make chaos' is its verdict; repeat a
+# run's kill schedule with make chaos CHAOS_ARGS='-seed N'.
+.PHONY: chaos soak
+chaos: build
+	@$(GO) build -o $(BIN)/stress ./tools/stress
+	@$(BIN)/stress chaos -bin $(BIN) $(CHAOS_ARGS)
+
+soak: build
+	@$(GO) build -o $(BIN)/stress ./tools/stress
+	@$(BIN)/stress soak -bin $(BIN) -duration 10m -clients 64 $(SOAK_ARGS)

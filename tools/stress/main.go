@@ -1,0 +1,527 @@
+// Command stress runs a whole orderseal deployment of the real binaries on
+// loopback (internal/cluster) and puts it under load:
+//
+//	stress chaos [-duration 90s] [-clients 12] [-seed N] [-dir DIR] [-keep]
+//	stress soak  [-duration 10m] [-clients 64] [-seed N] [-dir DIR] [-keep]
+//
+// chaos streams orders while it SIGKILLs the merchant, issuer, carrier and
+// vault at random moments and restarts them, then lets everything settle and
+// checks every party's own database: nothing acknowledged is lost, every
+// order is terminal, the issuer's ledger matches the merchant's, no card is
+// debited twice, the vault's audit chain verifies. Its last line is
+// "chaos: N orders, N terminal, 0 lost, 0 double debits"; it exits 1 when a
+// check fails, the reasons printed above.
+//
+// soak runs steady load and reports each daemon's memory at a warm start and
+// at the end, the throughput, latency percentiles and errors; it exits 1 on
+// any error or when a daemon's memory grows past 1.5 × its warm-start RSS +
+// 32 MiB.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"orderseal/internal/cluster"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var code int
+	switch os.Args[1] {
+	case "chaos":
+		code = chaos(ctx, os.Args[2:])
+	case "soak":
+		code = soak(ctx, os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "stress: error: unknown command %q\n", os.Args[1])
+		usage()
+	}
+	os.Exit(code)
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: stress chaos|soak [flags]   (stress chaos -h for the flags)
+
+  stress chaos -duration 60s -seed 7     kill and restart daemons under load, then check every ledger
+  stress soak -duration 10m -clients 64  steady load: memory, throughput, latency, errors
+`)
+	os.Exit(2)
+}
+
+// options are the flags both commands take.
+type options struct {
+	name        string
+	duration    time.Duration
+	clients     int
+	cardholders int
+	seed        uint64
+	dir         string
+	keep        bool
+	bin         string
+	race        bool
+	k           int
+	settle      time.Duration
+	logf        func(format string, a ...any)
+}
+
+func parse(name string, args []string, duration time.Duration, clients int, settle time.Duration) *options {
+	o := &options{name: name}
+	fs := flag.NewFlagSet("stress "+name, flag.ExitOnError)
+	fs.DurationVar(&o.duration, "duration", duration, "how long orders are placed")
+	fs.IntVar(&o.clients, "clients", clients, "concurrent simulated cardholders")
+	fs.IntVar(&o.cardholders, "cardholders", 0, "enrolled cardholders (0: as many as clients); clients beyond share them")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed of every random choice (0: from the clock; printed)")
+	fs.StringVar(&o.dir, "dir", "", "work directory (default: a new one under $TMPDIR); must not hold a cluster")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (it is always kept when a check fails)")
+	fs.StringVar(&o.bin, "bin", "", "directory of prebuilt binaries (default: build them into the work directory)")
+	fs.BoolVar(&o.race, "race", false, "build the binaries with the race detector")
+	fs.IntVar(&o.k, "k", 64, "key center k (small for speed: a coalition of k parties could rebuild the master)")
+	fs.DurationVar(&o.settle, "settle", settle, "how long to wait for every order to settle after the load")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: stress %s [flags]\n\n", name)
+		fs.PrintDefaults()
+	}
+	fs.Parse(args)
+	if fs.NArg() > 0 || o.duration <= 0 || o.clients <= 0 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	if o.seed == 0 {
+		o.seed = uint64(time.Now().UnixNano()%1_000_000) + 1
+	}
+	if o.cardholders == 0 {
+		o.cardholders = o.clients
+	}
+	start := time.Now()
+	o.logf = func(format string, a ...any) {
+		fmt.Printf("%s: %6.1fs  %s\n", name, time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+	}
+	return o
+}
+
+// workDir returns the work directory and a cleanup that removes it unless
+// it is to be kept.
+func (o *options) workDir() (string, func(failed bool), error) {
+	dir := o.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "orderseal-"+o.name+".")
+		if err != nil {
+			return "", nil, err
+		}
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	if _, err := os.Stat(dir + "/center"); err == nil {
+		return "", nil, fmt.Errorf("%s already holds a cluster; choose an empty -dir", dir)
+	}
+	return dir, func(failed bool) {
+		if o.keep || failed {
+			fmt.Printf("%s: work directory kept: %s\n", o.name, dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}, nil
+}
+
+func (o *options) start(ctx context.Context, dir string) (*cluster.Cluster, error) {
+	return cluster.Start(ctx, cluster.Config{Dir: dir, BinDir: o.bin, Race: o.race, K: o.k,
+		Cardholders: o.cardholders, Logf: o.logf})
+}
+
+// chaos is the chaos run; it returns the exit code.
+func chaos(ctx context.Context, args []string) int {
+	o := parse("chaos", args, 90*time.Second, 12, 150*time.Second)
+	dir, cleanup, err := o.workDir()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "chaos: error: %v\n", err)
+		return 1
+	}
+	fmt.Printf("chaos: seed %d, %s of chaos, %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
+	fmt.Printf("chaos: reproduce the schedule with: go run ./tools/stress chaos -seed %d -duration %s -clients %d\n", o.seed, o.duration, o.clients)
+	var problems []string
+	fail := func(format string, a ...any) {
+		msg := fmt.Sprintf(format, a...)
+		problems = append(problems, msg)
+		fmt.Printf("chaos: FAIL: %s\n", msg)
+	}
+	c, err := o.start(ctx, dir)
+	if err != nil {
+		fmt.Printf("chaos: FAIL: cluster did not start: %v\n", err)
+		cleanup(true)
+		fmt.Println("chaos: 0 orders, 0 terminal, 0 lost, 0 double debits")
+		return 1
+	}
+	defer c.Close()
+	d, err := cluster.NewDriver(c, cluster.DriverConfig{Clients: o.clients, Seed: o.seed, DeclineRate: 0.1, InlineRate: 0.1,
+		MaxInFlight: 4, Think: 20 * time.Millisecond})
+	if err != nil {
+		fmt.Printf("chaos: FAIL: %v\n", err)
+		cleanup(true)
+		return 1
+	}
+	defer d.Close()
+
+	began := time.Now()
+	loadCtx, stopLoad := context.WithTimeout(ctx, o.duration)
+	defer stopLoad()
+	driverDone := make(chan struct{})
+	go func() { d.Run(loadCtx); close(driverDone) }()
+	progressDone := make(chan struct{})
+	progressCtx, stopProgress := context.WithCancel(ctx)
+	go func() {
+		defer close(progressDone)
+		report(progressCtx, o, c, d, began)
+	}()
+
+	kills, restartFailures := killLoop(loadCtx, o, c)
+	if ctx.Err() != nil {
+		fmt.Println("chaos: interrupted")
+		stopProgress()
+		<-progressDone
+		cleanup(true)
+		return 1
+	}
+	for _, f := range restartFailures {
+		fail("%s", f)
+	}
+	if err := c.EnsureUp(ctx); err != nil {
+		fail("a daemon cannot restart after the chaos: %v", err)
+	}
+	o.logf("chaos over: %d kills; every daemon up; letting the clients finish their submissions", kills)
+	select {
+	case <-driverDone:
+	case <-ctx.Done():
+	}
+	p := d.Progress()
+	o.logf("load over: %d orders placed, %d accepted, %d unsettled; waiting up to %s for every order and void to settle",
+		p.Submitted, p.Accepted, p.Unsettled, o.settle)
+	settleCtx, cancel := context.WithTimeout(ctx, o.settle)
+	err = c.WaitQuiet(settleCtx, func(unsettled, pending int) {
+		o.logf("settling: %d orders unsettled, %d relay jobs pending", unsettled, pending)
+	})
+	cancel()
+	if err != nil {
+		fail("the cluster did not settle within %s: %v", o.settle, err)
+	} else {
+		o.logf("settled: every order terminal, no relay job pending")
+	}
+	stopProgress()
+	<-progressDone
+	if err := d.ReadSettleTimes(ctx); err != nil {
+		o.logf("reading settle times: %v", err)
+	}
+	s := d.Summarize()
+	printSummary(o, s)
+	acked := d.Acked()
+	d.Close()
+	if err := c.StopAll(); err != nil {
+		fail("a daemon did not stop gracefully: %v", err)
+	}
+	r, err := c.Verify(ctx, acked)
+	if err != nil {
+		fail("verify: %v", err)
+		r = &cluster.Report{}
+	}
+	for _, pr := range r.Problems {
+		fail("%s", pr)
+	}
+	if s.NotAccepted > 0 {
+		fail("%d orders were never accepted (the merchant refused them or stayed unreachable for %s), e.g. %s",
+			s.NotAccepted, "2m", strings.Join(s.FirstErrors, "; "))
+	}
+	if s.UnexpectedApproval > 0 {
+		fail("%d orders above the card limit were not declined", s.UnexpectedApproval)
+	}
+	fmt.Printf("chaos: merchant states %v; %d approvals voided; %d kills; seed %d\n", r.States, r.Voided, kills, o.seed)
+	cleanup(len(problems) > 0)
+	fmt.Printf("chaos: %s\n", r.Line())
+	if len(problems) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// killLoop SIGKILLs one daemon (sometimes two) every 0.5–3 s until ctx
+// ends, each restarted after a pause of 0.1–2 s. The schedule is drawn from
+// the seed alone: a victim that is still down when its turn comes is
+// skipped, not replaced. It returns the kills and the restarts that failed.
+func killLoop(ctx context.Context, o *options, c *cluster.Cluster) (int, []string) {
+	rng := rand.New(rand.NewPCG(o.seed, 0xc4a05))
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failures []string
+		kills    int
+	)
+	for {
+		wait := 500*time.Millisecond + time.Duration(rng.Int64N(int64(2500*time.Millisecond)))
+		n := 1
+		if rng.Float64() < 0.2 {
+			n = 2
+		}
+		perm := rng.Perm(len(cluster.Daemons))
+		pauses := []time.Duration{100*time.Millisecond + time.Duration(rng.Int64N(int64(1900*time.Millisecond))),
+			100*time.Millisecond + time.Duration(rng.Int64N(int64(1900*time.Millisecond)))}
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return kills, failures
+		case <-time.After(wait):
+		}
+		for i := range n {
+			name := cluster.Daemons[perm[i]]
+			if !c.Up(name) {
+				o.logf("%s is still down: not killed again", name)
+				continue
+			}
+			pid := c.PID(name)
+			if err := c.Kill(name); err != nil {
+				o.logf("kill %s: %v", name, err)
+				continue
+			}
+			kills++
+			o.logf("SIGKILL %-8s (pid %d); restart in %.1fs", name, pid, pauses[i].Seconds())
+			wg.Add(1)
+			go func(name string, pause time.Duration) {
+				defer wg.Done()
+				time.Sleep(pause)
+				var err error
+				for try := range 3 {
+					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 40*time.Second)
+					err = c.Restart(rctx, name)
+					cancel()
+					if err == nil {
+						o.logf("restarted %-8s (pid %d, start #%d)", name, c.PID(name), c.Starts(name))
+						return
+					}
+					o.logf("restart %s (try %d): %v", name, try+1, err)
+					time.Sleep(time.Second)
+				}
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("%s cannot restart: %v", name, err))
+				mu.Unlock()
+			}(name, pauses[i])
+		}
+	}
+}
+
+// report prints progress every five seconds until ctx ends.
+func report(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.Driver, began time.Time) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p := d.Progress()
+		var down []string
+		for _, name := range cluster.Daemons {
+			if !c.Up(name) {
+				down = append(down, name)
+			}
+		}
+		line := fmt.Sprintf("orders %d placed, %d accepted (%.1f/s), %d settled, %d in flight, %d resubmissions",
+			p.Submitted, p.Accepted, float64(p.Accepted)/time.Since(began).Seconds(), p.Settled, p.Unsettled, p.Retries)
+		if len(down) > 0 {
+			line += "; down: " + strings.Join(down, ",")
+		}
+		if p.DBError != "" {
+			line += "; last merchant db read error: " + p.DBError
+		}
+		o.logf("%s", line)
+	}
+}
+
+func printSummary(o *options, s cluster.Summary) {
+	rate := 0.0
+	if s.Span > 0 {
+		rate = float64(s.Accepted) / s.Span.Seconds()
+	}
+	fmt.Printf("%s: %d orders accepted in %s: %.1f orders/s; states %v; %d resubmissions\n",
+		o.name, s.Accepted, s.Span.Round(100*time.Millisecond), rate, s.States, s.Retries)
+	fmt.Printf("%s: latency submit→202 p50 %s p99 %s; submit→terminal p50 %s p99 %s\n", o.name,
+		ms(s.AcceptP50), ms(s.AcceptP99), ms(s.SettleP50), ms(s.SettleP99))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+
+// RSS threshold of the soak: a daemon's resident memory at the end may be at
+// most rssFactor × its warm-start RSS + rssSlack. After the warm-up the
+// connection pools, SQLite page caches and the Go heap have reached their
+// working size for this load; what may still come is the page caches filling
+// as the databases grow (a few MiB per connection) and a GC cycle landing
+// late (the heap target is twice the live heap). Memory that grows with the
+// number of orders served — a leak — passes this bound within minutes.
+const (
+	rssFactor = 1.5
+	rssSlack  = 32 << 20
+)
+
+// soak is the soak run; it returns the exit code.
+func soak(ctx context.Context, args []string) int {
+	o := parse("soak", args, 10*time.Minute, 64, 60*time.Second)
+	dir, cleanup, err := o.workDir()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "soak: error: %v\n", err)
+		return 1
+	}
+	fmt.Printf("soak: seed %d, %s at %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
+	var problems []string
+	fail := func(format string, a ...any) {
+		msg := fmt.Sprintf(format, a...)
+		problems = append(problems, msg)
+		fmt.Printf("soak: FAIL: %s\n", msg)
+	}
+	c, err := o.start(ctx, dir)
+	if err != nil {
+		fmt.Printf("soak: FAIL: cluster did not start: %v\n", err)
+		cleanup(true)
+		return 1
+	}
+	defer c.Close()
+	d, err := cluster.NewDriver(c, cluster.DriverConfig{Clients: o.clients, Seed: o.seed, DeclineRate: 0.05, InlineRate: 0.05})
+	if err != nil {
+		fmt.Printf("soak: FAIL: %v\n", err)
+		cleanup(true)
+		return 1
+	}
+	defer d.Close()
+
+	began := time.Now()
+	loadCtx, stopLoad := context.WithTimeout(ctx, o.duration)
+	defer stopLoad()
+	driverDone := make(chan struct{})
+	go func() { d.Run(loadCtx); close(driverDone) }()
+
+	warm := min(max(o.duration/10, 5*time.Second), 30*time.Second)
+	sample := min(max(o.duration/10, 5*time.Second), time.Minute)
+	var start, end map[string]int64
+	select {
+	case <-loadCtx.Done():
+	case <-time.After(warm):
+		start = rssAll(c)
+		o.logf("RSS at warm start (after %s): %s", warm, formatRSS(start))
+	}
+	t := time.NewTicker(sample)
+	for start != nil && loadCtx.Err() == nil {
+		select {
+		case <-loadCtx.Done():
+		case <-t.C:
+			p := d.Progress()
+			o.logf("RSS %s; %d orders accepted (%.1f/s), %d resubmissions", formatRSS(rssAll(c)), p.Accepted,
+				float64(p.Accepted)/time.Since(began).Seconds(), p.Retries)
+		}
+	}
+	t.Stop()
+	if ctx.Err() != nil {
+		fmt.Println("soak: interrupted")
+		cleanup(true)
+		return 1
+	}
+	end = rssAll(c)
+	select {
+	case <-driverDone:
+	case <-ctx.Done():
+	}
+	settleCtx, cancel := context.WithTimeout(ctx, o.settle)
+	if err := d.WaitSettled(settleCtx); err != nil {
+		fail("orders did not settle: %v", err)
+	} else if err := c.WaitQuiet(settleCtx, nil); err != nil {
+		fail("the cluster did not settle: %v", err)
+	}
+	cancel()
+	if err := d.ReadSettleTimes(ctx); err != nil {
+		o.logf("reading settle times: %v", err)
+	}
+	s := d.Summarize()
+	acked := d.Acked()
+	d.Close()
+	if err := c.StopAll(); err != nil {
+		fail("a daemon did not stop gracefully: %v", err)
+	}
+	r, err := c.Verify(ctx, acked)
+	if err != nil {
+		fail("verify: %v", err)
+		r = &cluster.Report{}
+	}
+	for _, pr := range r.Problems {
+		fail("%s", pr)
+	}
+
+	rssOK := true
+	if start == nil {
+		fail("the run was too short to measure a warm start (warm-up %s)", warm)
+		rssOK = false
+	} else {
+		fmt.Printf("soak: RSS warm start: %s\n", formatRSS(start))
+		fmt.Printf("soak: RSS end:        %s\n", formatRSS(end))
+		for _, name := range cluster.Daemons {
+			limit := int64(rssFactor*float64(start[name])) + rssSlack
+			if end[name] > limit {
+				rssOK = false
+				fail("%s grew from %s to %s, beyond %.1f × warm start + %s = %s", name, cluster.MiB(start[name]),
+					cluster.MiB(end[name]), rssFactor, cluster.MiB(rssSlack), cluster.MiB(limit))
+			}
+		}
+	}
+	printSummary(o, s)
+	fmt.Printf("soak: errors %d: %d not accepted, %d failed, %d unsettled, %d declined within the limit, %d approved above it (%d declines by design)\n",
+		s.Errors(), s.NotAccepted, s.Failed, s.Unsettled, s.UnexpectedDecline, s.UnexpectedApproval, s.States["declined"]-s.UnexpectedDecline)
+	for _, e := range s.FirstErrors {
+		fmt.Printf("soak:   %s\n", e)
+	}
+	if s.Errors() > 0 {
+		fail("%d errors", s.Errors())
+	}
+	cleanup(len(problems) > 0)
+	rate := 0.0
+	if s.Span > 0 {
+		rate = float64(s.Accepted) / s.Span.Seconds()
+	}
+	verdict := "RSS within bounds"
+	if !rssOK {
+		verdict = "RSS grew"
+	}
+	fmt.Printf("soak: %d orders, %.1f orders/s, p50 %s, p99 %s, %d errors, %s; %s\n", s.Accepted, rate, ms(s.SettleP50), ms(s.SettleP99),
+		s.Errors(), verdict, r.Line())
+	if len(problems) > 0 {
+		return 1
+	}
+	return 0
+}
+
+func rssAll(c *cluster.Cluster) map[string]int64 {
+	m := map[string]int64{}
+	for _, name := range cluster.Daemons {
+		if n, err := c.RSS(name); err == nil {
+			m[name] = n
+		}
+	}
+	return m
+}
+
+func formatRSS(m map[string]int64) string {
+	var parts []string
+	for _, name := range cluster.Daemons {
+		parts = append(parts, fmt.Sprintf("%s %s", name, cluster.MiB(m[name])))
+	}
+	return strings.Join(parts, ", ")
+}
