@@ -73,8 +73,8 @@ func (c *Cluster) WaitQuiet(ctx context.Context, progress func(unsettled, pendin
 
 // merchantOrder is what Verify reads of a merchant order.
 type merchantOrder struct {
-	state, tracking string
-	total           int64
+	state, tracking, token string
+	total                  int64
 }
 
 // Verify reads every party's database read-only — best with the daemons
@@ -90,7 +90,8 @@ type merchantOrder struct {
 //  4. the vault's audit chain verifies ('merchant vault audit verify');
 //
 // and, as the carrier sees it, every shipped order has exactly its booking
-// and nothing unpaid was booked.
+// and nothing unpaid was booked; as the vault sees it, every order shipped
+// to a token holds the cardholder's grant, and every grant was audited.
 func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -102,10 +103,10 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	}
 	defer mdb.Close()
 	orders := map[string]merchantOrder{}
-	err = query(ctx, mdb, `SELECT order_id, state, tracking, total FROM orders`, func(rows *sql.Rows) error {
+	err = query(ctx, mdb, `SELECT order_id, state, tracking, ship_token, total FROM orders`, func(rows *sql.Rows) error {
 		var id string
 		var o merchantOrder
-		if err := rows.Scan(&id, &o.state, &o.tracking, &o.total); err != nil {
+		if err := rows.Scan(&id, &o.state, &o.tracking, &o.token, &o.total); err != nil {
 			return err
 		}
 		orders[id] = o
@@ -293,6 +294,45 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	if len(unpaid) > 0 {
 		slices.Sort(unpaid)
 		r.problem("carrier: %d bookings for orders the merchant does not ship, e.g. %s", len(unpaid), strings.Join(first(unpaid, 5), ", "))
+	}
+
+	// The vault: every order shipped to a token holds the cardholder's grant,
+	// and every grant is in the audit log.
+	vdb, err := c.DB(Vault)
+	if err != nil {
+		return nil, err
+	}
+	defer vdb.Close()
+	granted := map[string]bool{}
+	unaudited := 0
+	err = query(ctx, vdb, `SELECT g.order_id, EXISTS (SELECT 1 FROM audit a WHERE a.kind = 'grant' AND a.outcome = 'ok'
+		AND a.order_id = g.order_id AND a.token = g.token) FROM grants g WHERE g.merchant = ?`, func(rows *sql.Rows) error {
+		var id string
+		var audited bool
+		if err := rows.Scan(&id, &audited); err != nil {
+			return err
+		}
+		granted[id] = true
+		if !audited {
+			unaudited++
+		}
+		return nil
+	}, MerchantID)
+	if err != nil {
+		return nil, fmt.Errorf("vault index: %w", err)
+	}
+	var ungranted []string
+	for id, o := range orders {
+		if o.token != "" && (o.state == merchantapi.StateShipped || o.state == merchantapi.StateDelivered) && !granted[id] {
+			ungranted = append(ungranted, id)
+		}
+	}
+	if len(ungranted) > 0 {
+		slices.Sort(ungranted)
+		r.problem("vault: %d orders shipped to a token without the cardholder's grant, e.g. %s", len(ungranted), strings.Join(first(ungranted, 5), ", "))
+	}
+	if unaudited > 0 {
+		r.problem("vault: %d grants have no audit entry", unaudited)
 	}
 
 	// 4. The vault's audit chain.

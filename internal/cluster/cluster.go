@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -637,7 +636,7 @@ func (c *Cluster) Run(ctx context.Context, stdin, bin string, args ...string) (s
 	c.cliMu.Lock()
 	if f, ferr := os.OpenFile(c.Path("cli.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); ferr == nil {
 		fmt.Fprintf(f, "$ %s %s\n", bin, strings.Join(args, " "))
-		io.Copy(f, &errb)
+		f.Write(errb.Bytes())
 		f.Close()
 	}
 	c.cliMu.Unlock()
