@@ -132,14 +132,14 @@ TEXT ·dotAddADX(SB), NOSPLIT, $144-32
 	TESTQ CX, CX
 	JLE  dotdone
 	LOADACC
-	ZEROACC2
 	TESTQ $1, CX
 	JZ   dotpairs
 	DOTSTEP(0)
 	DECQ CX
-	JZ   dotfold
+	JZ   dotstore // a single product (Horner's s·x^B) needs no ACC2
 
 dotpairs:
+	ZEROACC2
 	SHRQ $1, CX
 
 dotloop:
@@ -148,8 +148,9 @@ dotloop:
 	DECQ CX
 	JNZ  dotloop
 
-dotfold:
 	FOLDACC2
+
+dotstore:
 	STOREACC
 
 dotdone:
