@@ -303,17 +303,27 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 		return nil, err
 	}
 	defer vdb.Close()
-	granted := map[string]bool{}
-	unaudited := 0
-	err = query(ctx, vdb, `SELECT g.order_id, EXISTS (SELECT 1 FROM audit a WHERE a.kind = 'grant' AND a.outcome = 'ok'
-		AND a.order_id = g.order_id AND a.token = g.token) FROM grants g WHERE g.merchant = ?`, func(rows *sql.Rows) error {
-		var id string
-		var audited bool
-		if err := rows.Scan(&id, &audited); err != nil {
+	audited := map[[2]string]bool{} // (order id, token) of every grant audited as made
+	err = query(ctx, vdb, `SELECT order_id, token FROM audit WHERE kind = 'grant' AND outcome = 'ok'`, func(rows *sql.Rows) error {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
 			return err
 		}
-		granted[id] = true
-		if !audited {
+		audited[k] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault index: %w", err)
+	}
+	granted := map[string]bool{}
+	unaudited := 0
+	err = query(ctx, vdb, `SELECT order_id, token FROM grants WHERE merchant = ?`, func(rows *sql.Rows) error {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
+			return err
+		}
+		granted[k[0]] = true
+		if !audited[k] {
 			unaudited++
 		}
 		return nil

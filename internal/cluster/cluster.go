@@ -463,9 +463,11 @@ func (c *Cluster) Stop(name string) error {
 	if !d.up {
 		return fmt.Errorf("cluster: %s is not running", name)
 	}
+	t0 := time.Now()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.exited:
+		c.cfg.Logf("cluster: %s stopped in %s (%s)", name, time.Since(t0).Round(time.Millisecond), d.cmd.ProcessState)
 	case <-time.After(30 * time.Second):
 		d.cmd.Process.Kill()
 		<-d.exited

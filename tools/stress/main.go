@@ -304,10 +304,12 @@ func killLoop(ctx context.Context, o *options, c *cluster.Cluster) (int, []strin
 				var err error
 				for try := range 3 {
 					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 40*time.Second)
+					t0 := time.Now()
 					err = c.Restart(rctx, name)
 					cancel()
 					if err == nil {
-						o.logf("restarted %-8s (pid %d, start #%d)", name, c.PID(name), c.Starts(name))
+						o.logf("restarted %-8s (pid %d, start #%d, listening after %s)", name, c.PID(name), c.Starts(name),
+							time.Since(t0).Round(10*time.Millisecond))
 						return
 					}
 					o.logf("restart %s (try %d): %v", name, try+1, err)
