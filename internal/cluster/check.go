@@ -87,7 +87,8 @@ type merchantOrder struct {
 //     (authorized, shipped, delivered), order by order and amount by amount;
 //  3. no card debited twice: limit − available is the sum of the card's
 //     approved, non-voided authorizations, and no order has two;
-//  4. the vault's audit chain verifies ('merchant vault audit verify');
+//  4. the vault's audit chain verifies ('merchant vault audit verify'),
+//     and its primary and backup data stores agree ('merchant vault check');
 //
 // and, as the carrier sees it, every shipped order has exactly its booking
 // and nothing unpaid was booked; as the vault sees it, every order shipped
@@ -350,6 +351,14 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 		r.problem("vault audit: %v", err)
 	} else {
 		c.Logf("cluster: vault %s", strings.TrimSpace(out))
+	}
+	// The backup data store is written through: it must agree with the
+	// primary after any crash.
+	if out, err := c.Run(ctx, "", "merchant", "vault", "check", "-index", c.Path("vault", "index.db"),
+		"-data", c.Path("vault", "data.db"), "-backup", c.Path("vault", "backup.db"), "-data-key", c.Path("vault", "data.key")); err != nil {
+		r.problem("vault check: %v\n%s", err, strings.Join(first(strings.Split(strings.TrimSpace(out), "\n"), 10), "\n"))
+	} else {
+		c.Logf("cluster: vault primary and backup data stores agree")
 	}
 	return r, nil
 }
