@@ -3,12 +3,15 @@ package cluster
 import (
 	"context"
 	"database/sql"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -575,4 +578,43 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 	slices.Sort(s)
 	rank := int(p/100*float64(len(s))+0.999999) - 1
 	return s[min(max(rank, 0), len(s)-1)]
+}
+
+// WriteCSV writes one line per order placed: id, client, cardholder, total,
+// designed outcome, ship-to kind, first submit, acceptance and settle times
+// (RFC 3339 with milliseconds), attempts, state, reason and error.
+func (d *Driver) WriteCSV(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write([]string{"order_id", "client", "cardholder", "total", "design", "ship_to", "submitted", "accepted", "settled",
+		"attempts", "state", "reason", "error"})
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	for _, r := range d.Records() {
+		design, ship, errText := "approve", "token", ""
+		if r.Decline {
+			design = "decline"
+		}
+		if r.Inline {
+			ship = "inline"
+		}
+		if r.Err != nil {
+			errText = r.Err.Error()
+		}
+		w.Write([]string{r.ID, strconv.Itoa(r.Client), r.Cardholder, strconv.FormatInt(r.Total, 10), design, ship,
+			stamp(r.Submitted), stamp(r.Accepted), stamp(r.Settled), strconv.Itoa(r.Attempts), r.State, r.Reason, errText})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

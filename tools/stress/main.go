@@ -22,9 +22,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +78,7 @@ type options struct {
 	race        bool
 	k           int
 	settle      time.Duration
+	out         io.Writer // stdout, and the run's log in the work directory once it exists
 	logf        func(format string, a ...any)
 }
 
@@ -108,8 +111,9 @@ func parse(name string, args []string, duration time.Duration, clients int, sett
 		o.cardholders = o.clients
 	}
 	start := time.Now()
+	o.out = os.Stdout
 	o.logf = func(format string, a ...any) {
-		fmt.Printf("%s: %6.1fs  %s\n", name, time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+		fmt.Fprintf(o.out, "%s: %6.1fs  %s\n", name, time.Since(start).Seconds(), fmt.Sprintf(format, a...))
 	}
 	return o
 }
@@ -127,14 +131,21 @@ func (o *options) workDir() (string, func(failed bool), error) {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
-	if _, err := os.Stat(dir + "/center"); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "center")); err == nil {
 		return "", nil, fmt.Errorf("%s already holds a cluster; choose an empty -dir", dir)
 	}
+	logFile, err := os.OpenFile(filepath.Join(dir, o.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	o.out = io.MultiWriter(os.Stdout, logFile)
 	return dir, func(failed bool) {
 		if o.keep || failed {
-			fmt.Printf("%s: work directory kept: %s\n", o.name, dir)
+			fmt.Fprintf(o.out, "%s: work directory kept: %s\n", o.name, dir)
 			return
 		}
+		o.out = os.Stdout
+		logFile.Close()
 		os.RemoveAll(dir)
 	}, nil
 }
@@ -152,26 +163,26 @@ func chaos(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "chaos: error: %v\n", err)
 		return 1
 	}
-	fmt.Printf("chaos: seed %d, %s of chaos, %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
-	fmt.Printf("chaos: reproduce the schedule with: go run ./tools/stress chaos -seed %d -duration %s -clients %d\n", o.seed, o.duration, o.clients)
+	fmt.Fprintf(o.out, "chaos: seed %d, %s of chaos, %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
+	fmt.Fprintf(o.out, "chaos: reproduce the schedule with: go run ./tools/stress chaos -seed %d -duration %s -clients %d\n", o.seed, o.duration, o.clients)
 	var problems []string
 	fail := func(format string, a ...any) {
 		msg := fmt.Sprintf(format, a...)
 		problems = append(problems, msg)
-		fmt.Printf("chaos: FAIL: %s\n", msg)
+		fmt.Fprintf(o.out, "chaos: FAIL: %s\n", msg)
 	}
 	c, err := o.start(ctx, dir)
 	if err != nil {
-		fmt.Printf("chaos: FAIL: cluster did not start: %v\n", err)
+		fmt.Fprintf(o.out, "chaos: FAIL: cluster did not start: %v\n", err)
 		cleanup(true)
-		fmt.Println("chaos: 0 orders, 0 terminal, 0 lost, 0 double debits")
+		fmt.Fprintln(o.out, "chaos: 0 orders, 0 terminal, 0 lost, 0 double debits")
 		return 1
 	}
 	defer c.Close()
 	d, err := cluster.NewDriver(c, cluster.DriverConfig{Clients: o.clients, Seed: o.seed, DeclineRate: 0.1, InlineRate: 0.1,
 		MaxInFlight: 4, Think: 20 * time.Millisecond})
 	if err != nil {
-		fmt.Printf("chaos: FAIL: %v\n", err)
+		fmt.Fprintf(o.out, "chaos: FAIL: %v\n", err)
 		cleanup(true)
 		return 1
 	}
@@ -191,7 +202,7 @@ func chaos(ctx context.Context, args []string) int {
 
 	kills, restartFailures := killLoop(loadCtx, o, c)
 	if ctx.Err() != nil {
-		fmt.Println("chaos: interrupted")
+		fmt.Fprintln(o.out, "chaos: interrupted")
 		stopProgress()
 		<-progressDone
 		cleanup(true)
@@ -228,6 +239,9 @@ func chaos(ctx context.Context, args []string) int {
 	}
 	s := d.Summarize()
 	printSummary(o, s)
+	if err := d.WriteCSV(filepath.Join(dir, "orders.csv")); err != nil {
+		o.logf("writing orders.csv: %v", err)
+	}
 	acked := d.Acked()
 	d.Close()
 	if err := c.StopAll(); err != nil {
@@ -248,9 +262,9 @@ func chaos(ctx context.Context, args []string) int {
 	if s.UnexpectedApproval > 0 {
 		fail("%d orders above the card limit were not declined", s.UnexpectedApproval)
 	}
-	fmt.Printf("chaos: merchant states %v; %d approvals voided; %d kills; seed %d\n", r.States, r.Voided, kills, o.seed)
+	fmt.Fprintf(o.out, "chaos: merchant states %v; %d approvals voided; %d kills; seed %d\n", r.States, r.Voided, kills, o.seed)
 	cleanup(len(problems) > 0)
-	fmt.Printf("chaos: %s\n", r.Line())
+	fmt.Fprintf(o.out, "chaos: %s\n", r.Line())
 	if len(problems) > 0 {
 		return 1
 	}
@@ -357,9 +371,9 @@ func printSummary(o *options, s cluster.Summary) {
 	if s.Span > 0 {
 		rate = float64(s.Accepted) / s.Span.Seconds()
 	}
-	fmt.Printf("%s: %d orders accepted in %s: %.1f orders/s; states %v; %d resubmissions\n",
+	fmt.Fprintf(o.out, "%s: %d orders accepted in %s: %.1f orders/s; states %v; %d resubmissions\n",
 		o.name, s.Accepted, s.Span.Round(100*time.Millisecond), rate, s.States, s.Retries)
-	fmt.Printf("%s: latency submit→202 p50 %s p99 %s; submit→terminal p50 %s p99 %s\n", o.name,
+	fmt.Fprintf(o.out, "%s: latency submit→202 p50 %s p99 %s; submit→terminal p50 %s p99 %s\n", o.name,
 		ms(s.AcceptP50), ms(s.AcceptP99), ms(s.SettleP50), ms(s.SettleP99))
 }
 
@@ -385,23 +399,23 @@ func soak(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "soak: error: %v\n", err)
 		return 1
 	}
-	fmt.Printf("soak: seed %d, %s at %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
+	fmt.Fprintf(o.out, "soak: seed %d, %s at %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
 	var problems []string
 	fail := func(format string, a ...any) {
 		msg := fmt.Sprintf(format, a...)
 		problems = append(problems, msg)
-		fmt.Printf("soak: FAIL: %s\n", msg)
+		fmt.Fprintf(o.out, "soak: FAIL: %s\n", msg)
 	}
 	c, err := o.start(ctx, dir)
 	if err != nil {
-		fmt.Printf("soak: FAIL: cluster did not start: %v\n", err)
+		fmt.Fprintf(o.out, "soak: FAIL: cluster did not start: %v\n", err)
 		cleanup(true)
 		return 1
 	}
 	defer c.Close()
 	d, err := cluster.NewDriver(c, cluster.DriverConfig{Clients: o.clients, Seed: o.seed, DeclineRate: 0.05, InlineRate: 0.05})
 	if err != nil {
-		fmt.Printf("soak: FAIL: %v\n", err)
+		fmt.Fprintf(o.out, "soak: FAIL: %v\n", err)
 		cleanup(true)
 		return 1
 	}
@@ -434,7 +448,7 @@ func soak(ctx context.Context, args []string) int {
 	}
 	t.Stop()
 	if ctx.Err() != nil {
-		fmt.Println("soak: interrupted")
+		fmt.Fprintln(o.out, "soak: interrupted")
 		cleanup(true)
 		return 1
 	}
@@ -454,6 +468,9 @@ func soak(ctx context.Context, args []string) int {
 		o.logf("reading settle times: %v", err)
 	}
 	s := d.Summarize()
+	if err := d.WriteCSV(filepath.Join(dir, "orders.csv")); err != nil {
+		o.logf("writing orders.csv: %v", err)
+	}
 	acked := d.Acked()
 	d.Close()
 	if err := c.StopAll(); err != nil {
@@ -473,8 +490,8 @@ func soak(ctx context.Context, args []string) int {
 		fail("the run was too short to measure a warm start (warm-up %s)", warm)
 		rssOK = false
 	} else {
-		fmt.Printf("soak: RSS warm start: %s\n", formatRSS(start))
-		fmt.Printf("soak: RSS end:        %s\n", formatRSS(end))
+		fmt.Fprintf(o.out, "soak: RSS warm start: %s\n", formatRSS(start))
+		fmt.Fprintf(o.out, "soak: RSS end:        %s\n", formatRSS(end))
 		for _, name := range cluster.Daemons {
 			limit := int64(rssFactor*float64(start[name])) + rssSlack
 			if end[name] > limit {
@@ -485,10 +502,10 @@ func soak(ctx context.Context, args []string) int {
 		}
 	}
 	printSummary(o, s)
-	fmt.Printf("soak: errors %d: %d not accepted, %d failed, %d unsettled, %d declined within the limit, %d approved above it (%d declines by design)\n",
+	fmt.Fprintf(o.out, "soak: errors %d: %d not accepted, %d failed, %d unsettled, %d declined within the limit, %d approved above it (%d declines by design)\n",
 		s.Errors(), s.NotAccepted, s.Failed, s.Unsettled, s.UnexpectedDecline, s.UnexpectedApproval, s.States["declined"]-s.UnexpectedDecline)
 	for _, e := range s.FirstErrors {
-		fmt.Printf("soak:   %s\n", e)
+		fmt.Fprintf(o.out, "soak:   %s\n", e)
 	}
 	if s.Errors() > 0 {
 		fail("%d errors", s.Errors())
@@ -502,7 +519,7 @@ func soak(ctx context.Context, args []string) int {
 	if !rssOK {
 		verdict = "RSS grew"
 	}
-	fmt.Printf("soak: %d orders, %.1f orders/s, p50 %s, p99 %s, %d errors, %s; %s\n", s.Accepted, rate, ms(s.SettleP50), ms(s.SettleP99),
+	fmt.Fprintf(o.out, "soak: %d orders, %.1f orders/s, p50 %s, p99 %s, %d errors, %s; %s\n", s.Accepted, rate, ms(s.SettleP50), ms(s.SettleP99),
 		s.Errors(), verdict, r.Line())
 	if len(problems) > 0 {
 		return 1
