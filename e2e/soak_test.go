@@ -67,6 +67,9 @@ func TestSoakShort(t *testing.T) {
 	t.Logf("%d orders accepted in %s (%.1f/s), states %v, %d resubmissions; submit→terminal p50 %s p99 %s",
 		s.Accepted, s.Span.Round(time.Millisecond), float64(s.Accepted)/max(s.Span.Seconds(), 1e-9), s.States, s.Retries,
 		s.SettleP50.Round(time.Millisecond), s.SettleP99.Round(time.Millisecond))
+	if s.Retries > 0 {
+		t.Logf("resubmitted because: %v", d.RetryCauses())
+	}
 	if s.Accepted == 0 {
 		t.Fatal("no order was accepted")
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -88,9 +89,10 @@ type Driver struct {
 	clients []*merchantapi.Client // per cardholder
 	hc      *http.Client
 
-	mu        sync.Mutex
-	records   []*Record
-	unsettled map[string]*Record // accepted, not yet seen settled
+	mu          sync.Mutex
+	records     []*Record
+	unsettled   map[string]*Record // accepted, not yet seen settled
+	retryCauses map[string]int     // why bundles were resubmitted, by cause
 
 	retries  atomic.Int64
 	accepted atomic.Int64
@@ -107,7 +109,7 @@ type Driver struct {
 // Close stops it.
 func NewDriver(c *Cluster, cfg DriverConfig) (*Driver, error) {
 	cfg.defaults()
-	d := &Driver{c: c, cfg: cfg, unsettled: map[string]*Record{}}
+	d := &Driver{c: c, cfg: cfg, unsettled: map[string]*Record{}, retryCauses: map[string]int{}}
 	d.hc = &http.Client{Timeout: cfg.HTTPTimeout, Transport: &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
 		MaxIdleConns:        2 * cfg.Clients,
@@ -311,6 +313,7 @@ func (d *Driver) submit(ctx context.Context, mc *merchantapi.Client, rec *Record
 		}
 		last = err
 		d.retries.Add(1)
+		d.noteRetry(err)
 		select {
 		case <-time.After(backoff + rand.N(backoff/2)):
 		case <-hard.Done():
@@ -318,6 +321,33 @@ func (d *Driver) submit(ctx context.Context, mc *merchantapi.Client, rec *Record
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// noteRetry counts a resubmission under its cause: the problem code, or
+// the error's last words (a network error ends in its syscall's message).
+func (d *Driver) noteRetry(err error) {
+	var p *rfc9457.Problem
+	cause := err.Error()
+	if errors.As(err, &p) {
+		cause = fmt.Sprintf("HTTP %d %s", p.Status, p.Code)
+	} else if i := strings.LastIndex(cause, ": "); i >= 0 {
+		cause = cause[i+2:]
+	}
+	if len(cause) > 80 {
+		cause = cause[:80]
+	}
+	d.mu.Lock()
+	if len(d.retryCauses) < 20 || d.retryCauses[cause] > 0 {
+		d.retryCauses[cause]++
+	}
+	d.mu.Unlock()
+}
+
+// RetryCauses counts resubmissions by cause (at most 20 causes).
+func (d *Driver) RetryCauses() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.retryCauses)
 }
 
 // watch polls the merchant database for the unsettled orders until ctx ends.

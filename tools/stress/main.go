@@ -238,7 +238,7 @@ func chaos(ctx context.Context, args []string) int {
 		o.logf("reading settle times: %v", err)
 	}
 	s := d.Summarize()
-	printSummary(o, s)
+	printSummary(o, s, d.RetryCauses())
 	if err := d.WriteCSV(filepath.Join(dir, "orders.csv")); err != nil {
 		o.logf("writing orders.csv: %v", err)
 	}
@@ -366,13 +366,16 @@ func report(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.Driv
 	}
 }
 
-func printSummary(o *options, s cluster.Summary) {
+func printSummary(o *options, s cluster.Summary, causes map[string]int) {
 	rate := 0.0
 	if s.Span > 0 {
 		rate = float64(s.Accepted) / s.Span.Seconds()
 	}
 	fmt.Fprintf(o.out, "%s: %d orders accepted in %s: %.1f orders/s; states %v; %d resubmissions\n",
 		o.name, s.Accepted, s.Span.Round(100*time.Millisecond), rate, s.States, s.Retries)
+	if len(causes) > 0 {
+		fmt.Fprintf(o.out, "%s: resubmitted because: %v\n", o.name, causes)
+	}
 	fmt.Fprintf(o.out, "%s: latency submit→202 p50 %s p99 %s; submit→terminal p50 %s p99 %s\n", o.name,
 		ms(s.AcceptP50), ms(s.AcceptP99), ms(s.SettleP50), ms(s.SettleP99))
 }
@@ -501,7 +504,7 @@ func soak(ctx context.Context, args []string) int {
 			}
 		}
 	}
-	printSummary(o, s)
+	printSummary(o, s, d.RetryCauses())
 	fmt.Fprintf(o.out, "soak: errors %d: %d not accepted, %d failed, %d unsettled, %d declined within the limit, %d approved above it (%d declines by design)\n",
 		s.Errors(), s.NotAccepted, s.Failed, s.Unsettled, s.UnexpectedDecline, s.UnexpectedApproval, s.States["declined"]-s.UnexpectedDecline)
 	for _, e := range s.FirstErrors {
