@@ -1,0 +1,76 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"orderseal/internal/web/webtest"
+	"orderseal/keygen"
+	"orderseal/order"
+)
+
+// FuzzClientAnswers feeds the merchant's issuer client answers the issuer
+// signed, with any status and body, for Authorize and Void: nothing panics,
+// a refusal is an error (the issuer's problem when it sent one), and an
+// Authorization it accepts re-encodes to the same value. Input: call byte,
+// status byte, body (see webtest.SplitAnswer). Seeds:
+// testdata/fuzz/FuzzClientAnswers.
+func FuzzClientAnswers(f *testing.F) {
+	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{5}, K: 8}, [32]byte{5})
+	if err != nil {
+		f.Fatal(err)
+	}
+	issue := func(id string) *keygen.Cache {
+		k, err := m.Issue(id)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return keygen.NewCache(k, 4)
+	}
+	const bankID = "issuer:bank.example"
+	far := webtest.NewAnswerer(issue(bankID))
+	c, err := NewClient(issue("merchant:shop.example"), "http://issuer.fuzz", bankID, far.Client())
+	if err != nil {
+		f.Fatal(err)
+	}
+	b := webtest.Bundle(f, m, order.Parties{Merchant: "merchant:shop.example", Issuer: bankID, Carrier: "carrier:parcel.example"})
+	const (
+		callAuthorize = iota
+		callVoid
+		calls
+	)
+	for name, seed := range map[string][]byte{
+		"approved": webtest.JoinAnswer(callAuthorize, 201, []byte(`{"order_id":"ord_x","header_hash":"AAAA","decision":"approved","auth_code":"A1B2C3",`+
+			`"amount":100,"currency":"EUR","decided":"2026-01-15T12:00:00Z","channel":"online"}`)),
+		"declined": webtest.JoinAnswer(callAuthorize, 200, []byte(`{"order_id":"ord_x","header_hash":"AAAA","decision":"declined","reason":"insufficient-credit",`+
+			`"amount":100,"currency":"EUR","decided":"2026-01-15T12:00:00Z"}`)),
+		"voided":       webtest.JoinAnswer(callVoid, 200, []byte(`{"order_id":"ord_x","header_hash":"","decision":"approved","amount":100,"currency":"EUR","decided":"","voided":true}`)),
+		"unknown-auth": webtest.JoinAnswer(callVoid, 404, []byte(`{"type":"https://orderseal.dev/problems/unknown-authorization","title":"Unknown authorization","status":404,"code":"unknown-authorization"}`)),
+		"not-problem":  webtest.JoinAnswer(callAuthorize, 503, []byte(`<html>busy</html>`)),
+	} {
+		webtest.WriteCorpus(f, name, seed)
+	}
+	exercise := func(t testing.TB, data []byte) error {
+		t.Helper()
+		call, status, body, ok := webtest.SplitAnswer(data, calls)
+		if !ok {
+			return errors.New("short input")
+		}
+		far.Set(status, body)
+		var a *Authorization
+		var err error
+		if call == callAuthorize {
+			a, err = c.Authorize(context.Background(), b, 100, "EUR", "")
+		} else {
+			a, err = c.Void(context.Background(), b.OrderID)
+		}
+		webtest.CheckClientError(t, status, body, err)
+		if err == nil {
+			webtest.RoundTrip(t, a, 0)
+		}
+		return err
+	}
+	webtest.MustAccept(f, webtest.Corpus(f), func(data []byte) int { return webtest.StatusOf(exercise(f, data)) })
+	f.Fuzz(func(t *testing.T, data []byte) { exercise(t, data) })
+}

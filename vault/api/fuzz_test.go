@@ -1,0 +1,130 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"orderseal/internal/web/webtest"
+	"orderseal/keygen"
+	"orderseal/order"
+)
+
+// FuzzClientAnswers feeds the vault client answers the vault signed, with
+// any status and body, for each of its calls: nothing panics, a refusal is
+// an error (the vault's problem when it sent one), and what a call accepts
+// re-encodes to the same value; a revealed value opens only if the vault
+// sealed it for this reader. Input: call byte, status byte, body (see
+// webtest.SplitAnswer). Seeds: testdata/fuzz/FuzzClientAnswers.
+func FuzzClientAnswers(f *testing.F) {
+	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{4}, K: 8}, [32]byte{4})
+	if err != nil {
+		f.Fatal(err)
+	}
+	issue := func(id string) *keygen.Cache {
+		k, err := m.Issue(id)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return keygen.NewCache(k, 4)
+	}
+	const (
+		vaultID = "vault:v.example"
+		token   = "tok_fuzzfuzzfuzzfuzzfuzzfuzzaa_adr"
+		orderID = "ord_fuzzfuzzfuzzfuzzfuzzfuzzaa"
+	)
+	vault := issue(vaultID)
+	far := webtest.NewAnswerer(vault)
+	// Alice's calls and a merchant's and a carrier's, each against far.
+	clientOf := func(id string) *Client {
+		c, err := NewClient(issue(id), "http://vault.fuzz", vaultID, far.Client())
+		if err != nil {
+			f.Fatal(err)
+		}
+		return c
+	}
+	alice, shop, parcel := clientOf("cardholder:alice@example.org"), clientOf("merchant:shop.example"), clientOf("carrier:parcel.example")
+	b := webtest.Bundle(f, m, order.Parties{Merchant: "merchant:shop.example", Issuer: "issuer:bank.example",
+		Carrier: "carrier:parcel.example", Vault: vaultID})
+	const (
+		callRegister = iota
+		callList
+		callRevealOwn
+		callGrant
+		callRevealGranted
+		calls
+	)
+	value := []byte(`{"name":"B","line1":"L 1","city":"C","country":"DE"}`)
+	sealedFor := func(reader *keygen.Cache, orderID string) Sealed {
+		s, err := SealReveal(vault, reader.Identity(), token, orderID, value)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return s
+	}
+	aliceKeys := issue("cardholder:alice@example.org")
+	parcelKeys := issue("carrier:parcel.example")
+	js := func(v any) []byte {
+		out, err := json.Marshal(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return out
+	}
+	problem := []byte(`{"type":"https://orderseal.dev/problems/unknown-token","title":"Unknown token","status":404,"code":"unknown-token"}`)
+	for name, seed := range map[string][]byte{
+		"register":       webtest.JoinAnswer(callRegister, 201, js(RegisterResponse{Token: token, Created: true})),
+		"list":           webtest.JoinAnswer(callList, 200, js(ListResponse{Tokens: []Entry{{Token: token, Type: TypeAddress, Label: "home", Epoch: 1, Created: "2026-01-15T12:00:00Z"}}})),
+		"reveal-own":     webtest.JoinAnswer(callRevealOwn, 200, js(RevealResponse{Token: token, Type: TypeAddress, Value: sealedFor(aliceKeys, "")})),
+		"reveal-granted": webtest.JoinAnswer(callRevealGranted, 200, js(RevealResponse{Token: token, Type: TypeAddress, DisplayOnly: true, Value: sealedFor(parcelKeys, orderID)})),
+		"grant":          webtest.JoinAnswer(callGrant, 200, js(GrantResponse{Token: token, Carrier: "carrier:parcel.example", OrderID: orderID, Expires: "2026-02-14T12:00:00Z", MaxUses: 3})),
+		"unknown-token":  webtest.JoinAnswer(callRevealOwn, 404, problem),
+		"unknown-field":  webtest.JoinAnswer(callRegister, 201, []byte(`{"token":"x","created":true,"extra":1}`)),
+	} {
+		webtest.WriteCorpus(f, name, seed)
+	}
+	// exercise makes call answered with status and body, and checks the outcome.
+	exercise := func(t testing.TB, data []byte) error {
+		t.Helper()
+		call, status, body, ok := webtest.SplitAnswer(data, calls)
+		if !ok {
+			return errors.New("short input")
+		}
+		far.Set(status, body)
+		ctx := context.Background()
+		var err error
+		switch call {
+		case callRegister:
+			var r *RegisterResponse
+			if r, err = alice.Register(ctx, TypeAddress, "home", false, value); err == nil {
+				webtest.RoundTrip(t, r, 0)
+			}
+		case callList:
+			var l []Entry
+			if l, err = alice.List(ctx); err == nil {
+				webtest.RoundTrip(t, &ListResponse{Tokens: l}, 0)
+			}
+		case callRevealOwn:
+			var v []byte
+			if v, err = alice.RevealOwn(ctx, token); err == nil && !bytes.Equal(v, value) {
+				t.Fatalf("revealed %q: only what the vault sealed opens", v)
+			}
+		case callGrant:
+			var g *GrantResponse
+			if g, err = shop.Grant(ctx, b, "inv_1", 0); err == nil {
+				webtest.RoundTrip(t, g, 0)
+			}
+		case callRevealGranted:
+			var v []byte
+			if v, err = parcel.RevealGranted(ctx, token, orderID, "inv_1"); err == nil && !bytes.Equal(v, value) {
+				t.Fatalf("revealed %q: only what the vault sealed opens", v)
+			}
+		}
+		webtest.CheckClientError(t, status, body, err)
+		return err
+	}
+	webtest.MustAccept(f, webtest.Corpus(f), func(data []byte) int { return webtest.StatusOf(exercise(f, data)) })
+	f.Fuzz(func(t *testing.T, data []byte) { exercise(t, data) })
+}
