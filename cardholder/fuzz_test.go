@@ -1,0 +1,103 @@
+package cardholder
+
+// Fuzz targets for the files the cardholder CLI reads that no other target
+// covers: the card file and the assisted session file (order files and
+// bundles are fuzzed in package order, key files in keygen). Seeds live in
+// testdata/fuzz/<Target>/ (rewrite them with -webtest.write-corpus).
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"orderseal/internal/web/webtest"
+	"orderseal/keygen"
+	merchantapi "orderseal/merchant/api"
+	"orderseal/order"
+)
+
+// fileExercise writes each input to a 0600 file and reads it with read;
+// what read accepts must re-encode to JSON that read accepts as the same.
+func fileExercise[T any](f *testing.F, read func(path string) (*T, error), check func(t testing.TB, v *T)) func(t testing.TB, data []byte) error {
+	path := filepath.Join(f.TempDir(), "input.json")
+	again := filepath.Join(f.TempDir(), "again.json")
+	return func(t testing.TB, data []byte) error {
+		t.Helper()
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		v, err := read(path)
+		if err != nil {
+			return err
+		}
+		check(t, v)
+		out, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(again, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		v2, err := read(again)
+		if err != nil {
+			t.Fatalf("re-encoded file refused: %v\n%s", err, out)
+		}
+		if out2, _ := json.Marshal(v2); string(out2) != string(out) {
+			t.Fatalf("round trip changed the file:\n%s\n%s", out, out2)
+		}
+		return nil
+	}
+}
+
+// FuzzCardFile: no card file makes loadCard panic; a card it loads names an
+// issuer identity and survives a round trip.
+func FuzzCardFile(f *testing.F) {
+	for name, s := range map[string]string{
+		"card":            `{"number":"4111111111111111","expiry":"2031-12","cvc":"737","issuer":"issuer:bank.example"}`,
+		"no-cvc":          `{"number":"4111111111111111","expiry":"2031-12","issuer":"issuer:bank.example"}`,
+		"merchant-issuer": `{"number":"4111111111111111","expiry":"2031-12","issuer":"merchant:shop.example"}`,
+		"duplicate":       `{"number":"4111111111111111","number":"5555555555554444","expiry":"2031-12","issuer":"issuer:bank.example"}`,
+		"unknown-field":   `{"number":"4111111111111111","expiry":"2031-12","issuer":"issuer:bank.example","pin":"1234"}`,
+	} {
+		webtest.WriteCorpus(f, name, []byte(s))
+	}
+	exercise := fileExercise(f, loadCard, func(t testing.TB, c *CardFile) {
+		if keygen.ValidateIdentity(c.Issuer) != nil || keygen.RoleOf(c.Issuer) != "issuer" {
+			t.Fatalf("loaded a card of issuer %q", c.Issuer)
+		}
+	})
+	webtest.MustAccept(f, webtest.Corpus(f), func(data []byte) int { return webtest.StatusOf(exercise(f, data)) })
+	f.Fuzz(func(t *testing.T, data []byte) { exercise(t, data) })
+}
+
+// FuzzSessionFile: no session file makes readSessionFile panic; a session
+// it reads is a version 1 session with a valid id and device and a sealed
+// identifier, and survives a round trip.
+func FuzzSessionFile(f *testing.F) {
+	good := SessionFile{V: 1, MerchantURL: "http://127.0.0.1:8080", Merchant: "merchant:shop.example",
+		Session: merchantapi.Session{Session: "ses_abcdefghijklmnopqrstuvwxyz", Consultant: "consultant:carol", Company: "company:callcenter.example",
+			Device: "desk-7", Created: "2026-01-15T12:00:00Z", Expires: "2026-01-15T20:00:00Z", State: merchantapi.SessionLive,
+			SealedID: &merchantapi.Sealed{Nonce: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", CT: "AAAA"}}}
+	js := func(v SessionFile) []byte {
+		out, err := json.Marshal(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return out
+	}
+	v2, noID, badDevice := good, good, good
+	v2.V = 2
+	noID.SealedID = nil
+	badDevice.Device = "Desk 7"
+	for name, s := range map[string][]byte{"session": js(good), "version-2": js(v2), "no-identifier": js(noID), "bad-device": js(badDevice)} {
+		webtest.WriteCorpus(f, name, s)
+	}
+	exercise := fileExercise(f, readSessionFile, func(t testing.TB, s *SessionFile) {
+		if s.V != 1 || !order.ValidSession(s.Session.Session) || !merchantapi.ValidDevice(s.Device) || s.SealedID == nil {
+			t.Fatalf("read a session file %+v", s)
+		}
+	})
+	webtest.MustAccept(f, webtest.Corpus(f), func(data []byte) int { return webtest.StatusOf(exercise(f, data)) })
+	f.Fuzz(func(t *testing.T, data []byte) { exercise(t, data) })
+}
