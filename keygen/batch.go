@@ -2,6 +2,7 @@ package keygen
 
 import (
 	"fmt"
+	"sync"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
 )
@@ -34,6 +35,9 @@ var planMaxBytes = 256 << 20
 // it, the block sums cost more than the multiplications they save.
 var leafMin = 128
 
+// leafMax bounds a leaf's side: a leaf is at most planMaxBytes on its own.
+const leafMax = 1 << 12
+
 // maxLevels bounds the Strassen levels (the plan grows 7/4 per level).
 const maxLevels = 3
 
@@ -47,6 +51,8 @@ type plan struct {
 	size  int // k padded with zeros to a multiple of 2^(level+1)
 	level int // Strassen levels
 	root  *node
+
+	arenas sync.Pool // of *arena, one per goroutine issuing at a time
 }
 
 // node is one matrix of the Strassen recursion: a leaf holds it, an inner
@@ -67,6 +73,9 @@ func planShape(k int) (size, level int, ok bool) {
 		n := (k + step - 1) / step * step
 		leaf := n >> l
 		if l > 0 && leaf < leafMin {
+			continue
+		}
+		if leaf > leafMax {
 			continue
 		}
 		bytes := leaf * leaf * fp.Size
@@ -167,16 +176,60 @@ func (nd *node) destroy() {
 	}
 }
 
+// arena is scratch memory for one group's recursion, used as a stack:
+// take hands out zeroed element slices, release returns to a mark. It is
+// cleared before reuse (it holds products of D), and kept in the plan's
+// pool so that groups do not each allocate and fault in tens of MiB.
+type arena struct {
+	buf []fp.Elt
+	off int
+}
+
+func (a *arena) take(n int) []fp.Elt {
+	if a.off+n > len(a.buf) {
+		// rows sizes the arena beforehand (arenaSize); should that ever
+		// fall short, start a new slab: what was handed out keeps the old
+		// one alive.
+		a.buf = make([]fp.Elt, 2*(a.off+n))
+		a.off = 0
+	}
+	s := a.buf[a.off : a.off+n : a.off+n]
+	a.off += n
+	return s
+}
+
+// cols returns m columns of n elements each.
+func (a *arena) cols(m, n int) [][]fp.Elt {
+	out := make([][]fp.Elt, m)
+	flat := a.take(m * n)
+	for c := range out {
+		out[c] = flat[c*n : (c+1)*n : (c+1)*n]
+	}
+	return out
+}
+
+// release returns to mark, clearing what was taken since.
+func (a *arena) release(mark int) {
+	if mark > a.off { // a new slab was started since mark: clear all of it
+		mark = 0
+	}
+	clear(a.buf[mark:a.off])
+	a.off = mark
+}
+
 // mul returns A·B for B given by columns, each of length n and stored
 // pair-swapped (element 2j+1 first, then 2j), canonical. The result is by
-// columns too, in natural order, canonical. len(cols) must be a multiple
-// of 2^level.
-func (nd *node) mul(cols [][]fp.Elt) [][]fp.Elt {
+// columns too, in natural order, canonical, taken from ar (it outlives the
+// call; everything else the call takes is released). len(cols) must be a
+// multiple of 2^level.
+func (nd *node) mul(ar *arena, cols [][]fp.Elt) [][]fp.Elt {
 	if nd.a != nil {
-		return nd.leafMul(cols)
+		return nd.leafMul(ar, cols)
 	}
 	n, h := nd.n, nd.n/2
 	m2 := len(cols) / 2
+	out := ar.cols(len(cols), n)
+	mark := ar.off
 	b11 := make([][]fp.Elt, m2)
 	b12 := make([][]fp.Elt, m2)
 	b21 := make([][]fp.Elt, m2)
@@ -185,17 +238,15 @@ func (nd *node) mul(cols [][]fp.Elt) [][]fp.Elt {
 		b11[c], b21[c] = cols[c][:h], cols[c][h:n]
 		b12[c], b22[c] = cols[m2+c][:h], cols[m2+c][h:n]
 	}
-	m1 := nd.child[0].mul(colOp(b11, b22, 1))
-	m2s := nd.child[1].mul(b11)
-	m3 := nd.child[2].mul(colOp(b12, b22, -1))
-	m4 := nd.child[3].mul(colOp(b21, b11, -1))
-	m5 := nd.child[4].mul(b22)
-	m6 := nd.child[5].mul(colOp(b11, b12, 1))
-	m7 := nd.child[6].mul(colOp(b21, b22, 1))
-	out := make([][]fp.Elt, len(cols))
+	m1 := nd.child[0].mul(ar, colOp(ar, b11, b22, 1))
+	m2s := nd.child[1].mul(ar, b11)
+	m3 := nd.child[2].mul(ar, colOp(ar, b12, b22, -1))
+	m4 := nd.child[3].mul(ar, colOp(ar, b21, b11, -1))
+	m5 := nd.child[4].mul(ar, b22)
+	m6 := nd.child[5].mul(ar, colOp(ar, b11, b12, 1))
+	m7 := nd.child[6].mul(ar, colOp(ar, b21, b22, 1))
 	for c := 0; c < m2; c++ {
-		left := make([]fp.Elt, n)  // C11 over C21
-		right := make([]fp.Elt, n) // C12 over C22
+		left, right := out[c], out[m2+c] // C11 over C21, C12 over C22
 		c11, c21, c12, c22 := left[:h], left[h:], right[:h], right[h:]
 		vecAdd(c11, m1[c], m4[c]) // C11 = M1 + M4 − M5 + M7
 		vecSub(c11, c11, m5[c])
@@ -205,27 +256,31 @@ func (nd *node) mul(cols [][]fp.Elt) [][]fp.Elt {
 		vecSub(c22, m1[c], m2s[c]) // C22 = M1 − M2 + M3 + M6
 		vecAdd(c22, c22, m3[c])
 		vecAdd(c22, c22, m6[c])
-		out[c], out[m2+c] = left, right
 	}
-	for _, mm := range [][][]fp.Elt{m1, m2s, m3, m4, m5, m6, m7} {
-		for _, col := range mm {
-			clear(col)
-		}
-	}
+	ar.release(mark)
 	return out
 }
 
+// peak is the most of an arena that mul takes at once for m columns: its
+// result, and for an inner node the seven block sums and products held
+// while the last child runs.
+func (nd *node) peak(m int) int {
+	if nd.a != nil {
+		return m * nd.n
+	}
+	quarter := (m / 2) * (nd.n / 2)
+	return m*nd.n + 11*quarter + nd.child[6].peak(m/2)
+}
+
 // colOp returns the columns x+y (sign 1) or x−y (sign −1), mod p.
-func colOp(x, y [][]fp.Elt, sign int) [][]fp.Elt {
-	out := make([][]fp.Elt, len(x))
+func colOp(ar *arena, x, y [][]fp.Elt, sign int) [][]fp.Elt {
+	out := ar.cols(len(x), len(x[0]))
 	for c := range x {
-		col := make([]fp.Elt, len(x[c]))
 		if sign > 0 {
-			vecAdd(col, x[c], y[c])
+			vecAdd(out[c], x[c], y[c])
 		} else {
-			vecSub(col, x[c], y[c])
+			vecSub(out[c], x[c], y[c])
 		}
-		out[c] = col
 	}
 	return out
 }
@@ -234,19 +289,16 @@ func colOp(x, y [][]fp.Elt, sign int) [][]fp.Elt {
 // column c, Σ_j (a[b][2j] + col[2j])·(a[b][2j+1] + col[2j+1]) − ξ_b − η_c,
 // where col is pair-swapped so that col[2j] = u[2j+1]: the sum counts
 // a[b][2j]·u[2j] + a[b][2j+1]·u[2j+1] plus the two correction terms.
-func (nd *node) leafMul(cols [][]fp.Elt) [][]fp.Elt {
+func (nd *node) leafMul(ar *arena, cols [][]fp.Elt) [][]fp.Elt {
 	n := nd.n
-	zero := make([]fp.Elt, n)
+	out := ar.cols(len(cols), n)
+	zero := zeros[:n]
 	negEta := make([]fe, len(cols))
 	for c, col := range cols {
 		var w wide
 		winogradAdd(&w, col, zero) // η_c = Σ_j u[2j]·u[2j+1]
 		eta := w.reduce()
 		negEta[c] = feSub(&fe{}, &eta)
-	}
-	out := make([][]fp.Elt, len(cols))
-	for c := range out {
-		out[c] = make([]fp.Elt, n)
 	}
 	for b := 0; b < n; b++ {
 		row := nd.a[b*n : (b+1)*n]
@@ -263,26 +315,32 @@ func (nd *node) leafMul(cols [][]fp.Elt) [][]fp.Elt {
 	return out
 }
 
-// rows computes the party-key rows of the identity points xs.
+// zeros is read-only: the second operand that makes winogradAdd compute
+// Σ_j u[2j]·u[2j+1] alone. Leaves are never longer than leafMax.
+var zeros = make([]fp.Elt, leafMax)
+
+// rows computes the party-key rows of the identity points xs, each in
+// its own memory.
 func (p *plan) rows(xs []fp.Elt) [][]fp.Elt {
-	group := 1 << p.level
-	m := (len(xs) + group - 1) / group * group
-	cols := make([][]fp.Elt, m)
-	for c := range cols {
-		col := make([]fp.Elt, p.size) // zero-padded; zero columns for padding
-		if c < len(xs) {
-			powersSwapped(col, p.k, &xs[c])
-		}
-		cols[c] = col
+	m := (len(xs) + 1<<p.level - 1) >> p.level << p.level // zero columns pad the group
+	ar, _ := p.arenas.Get().(*arena)
+	if ar == nil {
+		ar = new(arena)
 	}
-	res := p.root.mul(cols)
+	if need := m*p.size + p.root.peak(m); len(ar.buf) < need {
+		ar.buf = make([]fp.Elt, need)
+	}
+	cols := ar.cols(m, p.size)
+	for c := range xs {
+		powersSwapped(cols[c], p.k, &xs[c])
+	}
+	res := p.root.mul(ar, cols)
 	out := make([][]fp.Elt, len(xs))
 	for c := range out {
-		out[c] = res[c][:p.k:p.k]
+		out[c] = append([]fp.Elt(nil), res[c][:p.k]...)
 	}
-	for c := len(xs); c < len(res); c++ {
-		clear(res[c])
-	}
+	ar.release(0)
+	p.arenas.Put(ar)
 	return out
 }
 

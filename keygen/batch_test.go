@@ -392,3 +392,35 @@ func BenchmarkIssueMany(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ids)), "ns/identity")
 }
+
+// TestArenaSize: the arena rows sizes beforehand is never outgrown, and
+// release clears what it takes back.
+func TestArenaSize(t *testing.T) {
+	r := testRand("arena")
+	for _, tc := range []struct{ k, leaf, groups int }{{16, 2, 1}, {64, 8, 3}, {100, 8, 1}, {33, 10, 2}, {7, 128, 5}} {
+		withPlanLimits(t, tc.leaf, 256<<20, func() {
+			m := testMaster(t, tc.k, r)
+			m.expand()
+			p := m.batchPlan()
+			cols := tc.groups << p.level
+			need := cols*p.size + p.root.peak(cols)
+			ar := &arena{buf: make([]fp.Elt, need)}
+			first := &ar.buf[0]
+			in := ar.cols(cols, p.size)
+			for c := range in {
+				x := eltOf(randBelow(r, bigP))
+				powersSwapped(in[c], p.k, &x)
+			}
+			p.root.mul(ar, in)
+			if &ar.buf[0] != first || len(ar.buf) != need {
+				t.Fatalf("k=%d level %d, %d columns: the arena outgrew its %d elements", tc.k, p.level, cols, need)
+			}
+			ar.release(0)
+			for i := range ar.buf {
+				if ar.buf[i] != (fp.Elt{}) {
+					t.Fatalf("k=%d: release left element %d", tc.k, i)
+				}
+			}
+		})
+	}
+}
