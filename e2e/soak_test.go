@@ -90,6 +90,9 @@ func TestSoakShort(t *testing.T) {
 	for _, p := range r.Problems {
 		t.Error(p)
 	}
+	for _, w := range r.Warnings {
+		t.Log(w)
+	}
 }
 
 func rss(c *harness.Cluster) map[string]int64 {

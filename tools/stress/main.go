@@ -255,6 +255,9 @@ func chaos(ctx context.Context, args []string) int {
 	for _, pr := range r.Problems {
 		fail("%s", pr)
 	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(o.out, "%s: WARN: %s\n", o.name, w)
+	}
 	if s.NotAccepted > 0 {
 		fail("%d orders were never accepted (the merchant refused them or stayed unreachable for %s), e.g. %s",
 			s.NotAccepted, "2m", strings.Join(s.FirstErrors, "; "))
@@ -486,6 +489,9 @@ func soak(ctx context.Context, args []string) int {
 	}
 	for _, pr := range r.Problems {
 		fail("%s", pr)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(o.out, "%s: WARN: %s\n", o.name, w)
 	}
 
 	rssOK := true
