@@ -3,11 +3,10 @@ package carrier_test
 import (
 	"os"
 	"testing"
-	"time"
 
 	"orderseal/internal/web/webtest"
 )
 
 // TestMain bounds the fuzzer's minimization of new inputs (sealed bundles
 // of kilobytes) so that it does not eat a target's whole fuzz time.
-func TestMain(m *testing.M) { os.Exit(webtest.Main(m, 5*time.Second)) }
+func TestMain(m *testing.M) { os.Exit(webtest.Main(m, 200)) }

@@ -337,16 +337,16 @@ func Bundle(t testing.TB, m *keygen.Master, p order.Parties) *order.Bundle {
 }
 
 // Main runs a package's tests with the fuzzer's minimization of each new
-// input bounded to minimize, unless -fuzzminimizetime is given: targets
-// whose inputs are sealed bundles of kilobytes would otherwise spend the
-// default 60 s minimizing the first input they find — all the time 'make
-// fuzz' gives a target. Call it from TestMain.
-func Main(m *testing.M, minimize time.Duration) int {
+// input bounded to minimizeExecs runs, unless -fuzzminimizetime is given:
+// targets whose inputs are sealed bundles of kilobytes would otherwise
+// spend the default 60 s minimizing each input that adds coverage — more
+// than the whole time 'make fuzz' gives a target. Call it from TestMain.
+func Main(m *testing.M, minimizeExecs int) int {
 	flag.Parse()
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.fuzzminimizetime" })
 	if !set {
-		if err := flag.Set("test.fuzzminimizetime", minimize.String()); err != nil {
+		if err := flag.Set("test.fuzzminimizetime", fmt.Sprintf("%dx", minimizeExecs)); err != nil {
 			panic(err)
 		}
 	}
