@@ -365,6 +365,7 @@ func (c *Cluster) launch(ctx context.Context, d *daemon) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = c.env
 	cmd.Dir = filepath.Dir(d.logPath)
+	cmd.SysProcAttr = procAttr()
 	err = cmd.Start()
 	logf.Close()
 	if err != nil {
