@@ -259,8 +259,8 @@ func chaos(ctx context.Context, args []string) int {
 		fmt.Fprintf(o.out, "%s: WARN: %s\n", o.name, w)
 	}
 	if s.NotAccepted > 0 {
-		fail("%d orders were never accepted (the merchant refused them or stayed unreachable for %s), e.g. %s",
-			s.NotAccepted, "2m", strings.Join(s.FirstErrors, "; "))
+		fail("%d orders were never accepted (the merchant refused them, or stayed unreachable for two minutes), e.g. %s",
+			s.NotAccepted, strings.Join(s.FirstErrors, "; "))
 	}
 	if s.UnexpectedApproval > 0 {
 		fail("%d orders above the card limit were not declined", s.UnexpectedApproval)
