@@ -92,6 +92,11 @@ func newApp(keys *keygen.Cache, logger *slog.Logger, opts ...signedhttp.Option) 
 	e.GET("/boom", func(c echo.Context) error {
 		return errors.New("db password hunter2 rejected")
 	})
+	e.GET("/panic", func(c echo.Context) error {
+		var nonce []byte
+		_ = nonce[23] // a handler bug: an index out of range, as a short nonce would cause
+		return nil
+	})
 	return e
 }
 

@@ -61,6 +61,7 @@ func TestErrorResponsesAreSigned(t *testing.T) {
 	}{
 		{http.MethodGet, "/orders/ord-42/fail", http.StatusConflict, "order-conflict"},
 		{http.MethodGet, "/boom", http.StatusInternalServerError, problem.CodeInternal},
+		{http.MethodGet, "/panic", http.StatusInternalServerError, problem.CodeInternal},
 		{http.MethodGet, "/nowhere", http.StatusNotFound, problem.CodeNotFound},
 		{http.MethodPut, "/orders/ord-42", http.StatusMethodNotAllowed, problem.CodeMethodNotAllowed},
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strings"
 )
 
 // ErrBase64 is returned for base64url that is padded, has stray bits or bad characters.
@@ -36,8 +37,12 @@ func LP32(dst, b []byte) []byte {
 func B64(b []byte) string { return b64.EncodeToString(b) }
 
 // UnB64 decodes unpadded base64url, refusing padding, non-zero trailing bits
-// and characters outside the URL alphabet.
+// and characters outside the URL alphabet — line breaks included, which
+// encoding/base64 would otherwise skip, so one byte string has one text form.
 func UnB64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, ErrBase64
+	}
 	b, err := b64.DecodeString(s)
 	if err != nil {
 		return nil, ErrBase64
@@ -50,5 +55,9 @@ func UnB64Len(s string, n int) ([]byte, error) {
 	if len(s) != base64.RawURLEncoding.EncodedLen(n) {
 		return nil, ErrBase64
 	}
-	return UnB64(s)
+	b, err := UnB64(s)
+	if err != nil || len(b) != n {
+		return nil, ErrBase64
+	}
+	return b, nil
 }

@@ -28,6 +28,9 @@ func TestUnB64(t *testing.T) {
 		{"AA/C", false},
 		{"A", false},
 		{"", true},
+		{"AA\nEC", false}, // encoding/base64 would skip the line break
+		{"AAEC\r\n", false},
+		{"\nAAEC", false},
 	}
 	for _, c := range cases {
 		_, err := UnB64(c.in)
@@ -40,5 +43,10 @@ func TestUnB64(t *testing.T) {
 	}
 	if _, err := UnB64Len("AAEC", 2); err == nil {
 		t.Fatal("length not enforced")
+	}
+	// 32 characters are the length of 24 bytes, but two of them are line
+	// breaks: without the check this decoded to 22 bytes and no error.
+	if b, err := UnB64Len("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\r", 24); err == nil {
+		t.Fatalf("UnB64Len accepted line breaks and returned %d bytes", len(b))
 	}
 }
