@@ -143,7 +143,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Outbox(s.runner)
 	}
 
-	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxBody), signedhttp.WithLogger(s.log)}, cfg.Verifier...)
+	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxAssistedBody), signedhttp.WithLogger(s.log)}, cfg.Verifier...)
 	verify := signedhttp.NewVerifier(cfg.Keys, vopts...).Middleware()
 	e := web.New(s.log)
 	e.GET(api.PathOrderForm, s.orderForm)

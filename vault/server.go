@@ -76,6 +76,13 @@ func unavailable(err error) *problem.Problem {
 // audit appends an entry; a failure is returned so callers fail closed.
 func (s *Server) audit(c echo.Context, kind, token, orderID, outcome string) error {
 	if err := s.store.Audit(c.Request().Context(), kind, signedhttp.Caller(c), token, orderID, outcome); err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			// A token or order id the audit log cannot hold (control
+			// characters, invalid UTF-8) is the caller's error, not an
+			// outage: refuse it, and nothing is revealed.
+			return problem.New(http.StatusBadRequest, problem.CodeBadRequest, "Invalid request",
+				"The token, order id or invoice holds characters that are not allowed.")
+		}
 		s.logger.Error("audit append failed", "kind", kind, "err", err)
 		return unavailable(err)
 	}

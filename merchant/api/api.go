@@ -195,6 +195,7 @@ func (c *Client) OrderForm(ctx context.Context) (*OrderForm, error) {
 	}
 	if resp.StatusCode != http.StatusOK {
 		if p, err := rfc9457.Decode(body); err == nil {
+			p.Status = resp.StatusCode // the document's own member may be absent or wrong
 			return nil, p
 		}
 		return nil, fmt.Errorf("order form: HTTP %d", resp.StatusCode)
