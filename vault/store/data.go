@@ -23,6 +23,8 @@ var dataMigrations = []string{
 	) STRICT;
 	CREATE INDEX records_dedupe ON records(dedupe);
 	CREATE TABLE meta (k TEXT PRIMARY KEY, v BLOB NOT NULL) STRICT;`,
+	// 2: the orphan sweep reads records by age.
+	`CREATE INDEX records_created ON records(created);`,
 }
 
 // pendingMigrations build the pending file: records waiting for a data store.
@@ -37,6 +39,8 @@ var pendingMigrations = []string{
 	) STRICT;
 	CREATE INDEX pending_dedupe ON pending(dedupe);
 	CREATE TABLE meta (k TEXT PRIMARY KEY, v BLOB NOT NULL) STRICT;`,
+	// 2: the orphan sweep reads records by age.
+	`CREATE INDEX pending_created ON pending(created);`,
 }
 
 // record is one sealed value as stored in a data store or the pending table.

@@ -66,7 +66,16 @@ func (s *Store) RunFlusher(ctx context.Context, every time.Duration) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var swept int64 // watermark of the orphan sweep: the first pass looks at every record
 	for {
+		if n, next, err := s.SweepOrphans(ctx, swept, OrphanGrace); err != nil && ctx.Err() == nil {
+			s.log.Warn("vault orphan sweep incomplete; will retry", "deleted", n, "err", err)
+		} else {
+			swept = next
+			if n > 0 {
+				s.log.Info("vault orphan records swept", "deleted", n)
+			}
+		}
 		var n int
 		err := s.pending.QueryRowContext(ctx, `SELECT COUNT(*) FROM pending`).Scan(&n)
 		if err == nil && n > 0 {
@@ -95,6 +104,10 @@ const (
 	MissingInPrimary  DiffKind = "missing_in_primary"
 	MissingInBackup   DiffKind = "missing_in_backup"
 	CiphertextDiffers DiffKind = "ciphertext_differs"
+	// Orphan: a record on one side that no index entry names, left by a
+	// registration killed between its data and index writes; SweepOrphans
+	// deletes it after OrphanGrace. Not a disagreement about live data.
+	Orphan DiffKind = "orphan"
 )
 
 // Difference is one token whose records the primary and backup disagree on.
@@ -168,6 +181,16 @@ func (s *Store) Check(ctx context.Context) ([]Difference, error) {
 	}
 	if err := errors.Join(pc.err, bc.err); err != nil {
 		return nil, fmt.Errorf("vault check: %w", err)
+	}
+	for i, d := range diffs {
+		var one int
+		err := s.index.QueryRowContext(ctx, `SELECT 1 FROM entries WHERE token = ?`, d.Token).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			diffs[i].Kind = Orphan
+		case err != nil:
+			return nil, fmt.Errorf("vault index: %w", err)
+		}
 	}
 	return diffs, nil
 }
