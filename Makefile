@@ -26,12 +26,13 @@ test: fmt-check vet
 demo: build
 	@bash scripts/demo.sh
 
-# Benchmarks: ratios against a baseline measured in the same process.
+# Benchmarks: ratios against a baseline measured in the same process; the
+# ratio table on stdout, bench/results.json, bench/report.md, bench/ratios.png.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./bench/
+	@$(GO) run ./tools/bench
 
 bench-quick:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./bench/
+	@$(GO) run ./tools/bench -quick
 
 # Every fuzz target for FUZZTIME each (go test -fuzz runs one target at a time).
 fuzz:
