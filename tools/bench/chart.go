@@ -65,11 +65,15 @@ func writeChart(path string, figs []Figure) error {
 			}
 		}
 		fill(image.Rect(left, y+6, max(xOf(f.Ratio), left+1), y+rowH-6), c)
-		text(min(xOf(f.Ratio)+6, w-right-60), y+rowH/2+4, formatRatio(f.Ratio), color.Black)
+		labelX := xOf(f.Ratio) + 6
 		if s := specOf(f.Name); s != nil && s.goalMax > 0 {
 			x := xOf(s.goalMax)
 			fill(image.Rect(x-1, y+2, x+2, y+rowH-2), color.Black)
+			if x+2 > labelX-6 && x-1 < labelX+50 {
+				labelX = x + 8 // clear of the goal tick
+			}
 		}
+		text(min(labelX, w-right-40), y+rowH/2+4, formatRatio(f.Ratio), color.Black)
 	}
 	out, err := os.Create(path)
 	if err != nil {
