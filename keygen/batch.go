@@ -377,12 +377,20 @@ func (m *Master) IssueMany(ids []string) ([]*PartyKey, error) {
 	return keys, nil
 }
 
-// rowsMany computes D·v(x) for every x, by the plan when the master has
-// one, else one identity at a time.
+// rowsMany computes D·v(x) for every x: by residues on CPUs with AVX2
+// (rns.go), else by the Strassen plan, else one identity at a time.
 func (m *Master) rowsMany(xs []fp.Elt) [][]fp.Elt {
 	m.expand()
-	p := m.batchPlan()
 	out := make([][]fp.Elt, 0, len(xs))
+	if rp := m.residuePlan(); rp != nil {
+		for len(xs) > 0 {
+			n := min(len(xs), rnsGroup)
+			out = append(out, rp.rowsGroup(xs[:n])...)
+			xs = xs[n:]
+		}
+		return out
+	}
+	p := m.batchPlan()
 	if p == nil {
 		for i := range xs {
 			out = append(out, m.row(&xs[i]))
@@ -397,8 +405,28 @@ func (m *Master) rowsMany(xs []fp.Elt) [][]fp.Elt {
 	return out
 }
 
-// batchPlan builds the plan once; nil when it would not fit planMaxBytes.
+// prepareBatch builds, once, whatever rowsMany will use.
+func (m *Master) prepareBatch() {
+	m.expand()
+	if m.residuePlan() == nil {
+		m.batchPlan()
+	}
+}
+
+// batchPlan builds the Strassen plan once; nil when it would not fit
+// planMaxBytes.
 func (m *Master) batchPlan() *plan {
 	m.planOnce.Do(func() { m.plan = m.buildPlan() })
 	return m.plan
+}
+
+// residuePlan builds the residues of D once; nil without AVX2, or when k
+// or the plan's size is out of the method's range.
+func (m *Master) residuePlan() *rnsPlan {
+	k := m.params.K
+	if !useAVX2 || k > rnsMaxK || rnsPlanBytes(k) > planMaxBytes {
+		return nil
+	}
+	m.rnsOnce.Do(func() { m.rns = m.buildRNSPlan() })
+	return m.rns
 }

@@ -18,6 +18,26 @@ import (
 // Batch issuance (batch.go, the new IssueBatch) must give the very keys
 // Issue gives, one identity at a time, for every plan shape.
 
+// eachBatchPath runs f once per way rowsMany can go on this machine: by
+// residues (AVX2), and by the Strassen plan with each kernel.
+func eachBatchPath(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	for _, path := range []struct {
+		name      string
+		avx2, adx bool
+	}{{"residues", true, true}, {"strassen-adx", false, true}, {"strassen-generic", false, false}} {
+		t.Run(path.name, func(t *testing.T) {
+			if path.avx2 && !haveAVX2 || path.adx && !haveADX {
+				t.Skip("CPU lacks the instructions (or build is purego/not amd64)")
+			}
+			savedAVX2, savedADX := useAVX2, useADX
+			useAVX2, useADX = path.avx2, path.adx
+			defer func() { useAVX2, useADX = savedAVX2, savedADX }()
+			f(t)
+		})
+	}
+}
+
 // withPlanLimits runs f with leafMin and planMaxBytes set, so that small k
 // reach every Strassen depth (or none, and the fallback to Master.row).
 func withPlanLimits(t *testing.T, leaf, maxBytes int, f func()) {
@@ -72,6 +92,10 @@ func sameKey(t *testing.T, got, want *PartyKey) {
 }
 
 func TestIssueManyMatchesIssue(t *testing.T) {
+	eachBatchPath(t, testIssueManyMatchesIssue)
+}
+
+func testIssueManyMatchesIssue(t *testing.T) {
 	r := testRand("issue many")
 	for _, tc := range []struct {
 		k, leafMin, maxBytes, level int // level −1: no plan, Master.row
@@ -99,7 +123,11 @@ func TestIssueManyMatchesIssue(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if p := m.batchPlan(); (p == nil) != (tc.level < 0) || (p != nil && p.level != tc.level) {
+				if useAVX2 && rnsPlanBytes(tc.k) <= tc.maxBytes {
+					if rp := m.residuePlan(); rp == nil || m.plan != nil {
+						t.Fatalf("k=%d: no residue plan, or a Strassen plan built for nothing", tc.k)
+					}
+				} else if p := m.batchPlan(); (p == nil) != (tc.level < 0) || (p != nil && p.level != tc.level) {
 					t.Fatalf("plan %+v, want level %d", p, tc.level)
 				}
 				if len(keys) != n {
@@ -127,6 +155,10 @@ func TestIssueManyMatchesIssue(t *testing.T) {
 // TestIssueManyDefaultK: the production shape (k = 1024, three Strassen
 // levels), a few identities checked against Issue.
 func TestIssueManyDefaultK(t *testing.T) {
+	eachBatchPath(t, testIssueManyDefaultK)
+}
+
+func testIssueManyDefaultK(t *testing.T) {
 	r := testRand("issue many 1024")
 	m := testMaster(t, DefaultK, r)
 	ids := []string{randomID(r, "cardholder"), randomID(r, "merchant"), randomID(r, "cardholder")}
@@ -134,8 +166,10 @@ func TestIssueManyDefaultK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := m.batchPlan(); p == nil || p.level != 3 {
-		t.Fatalf("k=%d: plan %+v, want three levels", DefaultK, p)
+	if !useAVX2 {
+		if p := m.batchPlan(); p == nil || p.level != 3 {
+			t.Fatalf("k=%d: plan %+v, want three levels", DefaultK, p)
+		}
 	}
 	for i, id := range ids {
 		sameKey(t, keys[i], mustIssue(t, m, id))
@@ -145,7 +179,7 @@ func TestIssueManyDefaultK(t *testing.T) {
 // TestIssueManyKAT: the known-answer rows, issued in one batch, at every
 // Strassen depth the KAT sizes allow.
 func TestIssueManyKAT(t *testing.T) {
-	eachKernel(t, testIssueManyKAT)
+	eachBatchPath(t, testIssueManyKAT)
 }
 
 func testIssueManyKAT(t *testing.T) {
@@ -239,9 +273,28 @@ func TestDestroyClearsPlan(t *testing.T) {
 			}
 		}
 		walk(p.root)
+		var residues [][]uint32
+		if haveAVX2 {
+			saved := useAVX2
+			useAVX2 = true
+			if rp := m.residuePlan(); rp != nil {
+				residues = rp.a[:]
+			}
+			useAVX2 = saved
+			if residues == nil {
+				t.Fatal("no residue plan")
+			}
+		}
 		m.Destroy()
-		if m.plan != nil {
-			t.Fatal("Destroy kept the plan")
+		if m.plan != nil || m.rns != nil {
+			t.Fatal("Destroy kept a plan")
+		}
+		for _, a := range residues {
+			for _, v := range a {
+				if v != 0 {
+					t.Fatal("Destroy left residues of D in memory")
+				}
+			}
 		}
 		for _, lf := range leaves {
 			for i := range lf.a {
@@ -261,6 +314,10 @@ func TestDestroyClearsPlan(t *testing.T) {
 // TestIssueBatchGroups: a batch of several groups with failures mixed in;
 // every key file equals Issue's, every identity is reported once.
 func TestIssueBatchGroups(t *testing.T) {
+	eachBatchPath(t, testIssueBatchGroups)
+}
+
+func testIssueBatchGroups(t *testing.T) {
 	dir := t.TempDir()
 	c := initCenter(t, filepath.Join(dir, "center"), 16)
 	defer c.Close()

@@ -133,8 +133,7 @@ type BatchResult struct {
 // started fail with ctx.Err(), those under way finish.
 func (c *Center) IssueBatch(ctx context.Context, ids []string, outDir string, done func(BatchResult)) []BatchResult {
 	m := c.master
-	m.expand() // once, before the workers share it
-	m.batchPlan()
+	m.prepareBatch() // once, before the workers share it
 	results := make([]BatchResult, len(ids))
 	finish := func(i int) {
 		if done != nil {

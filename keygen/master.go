@@ -32,6 +32,8 @@ type Master struct {
 
 	planOnce sync.Once
 	plan     *plan // D prepared for batch issuance (batch.go), built on first use
+	rnsOnce  sync.Once
+	rns      *rnsPlan // D modulo small primes, for batch issuance with AVX2 (rns.go)
 }
 
 // NewMaster creates fresh parameters with k coefficients per row and a fresh seed.
@@ -71,6 +73,10 @@ func (m *Master) Destroy() {
 	if m.plan != nil {
 		m.plan.root.destroy()
 		m.plan = nil
+	}
+	if m.rns != nil {
+		m.rns.destroy()
+		m.rns = nil
 	}
 }
 
