@@ -168,9 +168,9 @@ func BenchmarkOpen(b *testing.B) {
 }
 
 // BenchmarkIssue: party keys at k=1024 the way `keygen issue` makes a
-// batch (Master.IssueMany: groups of 64 identities sharing the work),
-// beside the per-identity path (Master.Issue) measured in the same loop,
-// one identity after each group. ns/op is per identity, arithmetic only
+// batch (Master.IssueMany on groups of 64 identities, which share the
+// work), beside the per-identity path (Master.Issue) measured in the same
+// loop, one identity after each group. ns/op is per identity, arithmetic only
 // (no key files); ids/s is one core's rate; s/100k-ids projects the batch
 // of 100 000 identities on GOMAXPROCS cores, as the CLI runs one group per
 // core.
