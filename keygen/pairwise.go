@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"fmt"
-	"hash"
 	"io"
 	"strings"
 
@@ -97,50 +96,13 @@ func (k *PartyKey) Pairwise(peer string) (Pairwise, error) {
 	if hi < lo {
 		lo, hi = hi, lo
 	}
-	var buf [len("orderseal-v1-pairwise") + 2*(2+maxIdentityLen)]byte
-	info := append(buf[:0], "orderseal-v1-pairwise"...)
+	info := []byte("orderseal-v1-pairwise")
 	info = wire.LP16(info, []byte(lo))
 	info = wire.LP16(info, []byte(hi))
-	p.key = hkdfSHA256(k.params.System[:], s[:], info)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, s[:], k.params.System[:], info), p.key[:]); err != nil {
+		return p, err
+	}
 	return p, nil
-}
-
-// hkdfSHA256 is the first 32 bytes of HKDF-SHA256 (RFC 5869): PRK =
-// HMAC(salt, ikm), OKM = HMAC(PRK, info || 0x01). It is what x/crypto/hkdf
-// computes (pairwise_test.go checks), with one digest and no other
-// allocation, for keys of at most 64 bytes.
-func hkdfSHA256(salt, ikm, info []byte) [32]byte {
-	h := sha256.New()
-	prk := hmacSHA256(h, salt, ikm, nil)
-	okm := hmacSHA256(h, prk[:], info, []byte{1})
-	clear(prk[:])
-	return okm
-}
-
-// hmacSHA256 is HMAC-SHA256(key, m1 || m2) for a key of at most 64 bytes,
-// on the digest h.
-func hmacSHA256(h hash.Hash, key, m1, m2 []byte) [32]byte {
-	var pad [64]byte
-	copy(pad[:], key)
-	for i := range pad {
-		pad[i] ^= 0x36
-	}
-	h.Reset()
-	h.Write(pad[:])
-	h.Write(m1)
-	h.Write(m2)
-	var inner, out [32]byte
-	h.Sum(inner[:0])
-	for i := range pad {
-		pad[i] ^= 0x36 ^ 0x5c
-	}
-	h.Reset()
-	h.Write(pad[:])
-	h.Write(inner[:])
-	h.Sum(out[:0])
-	clear(pad[:])
-	clear(inner[:])
-	return out
 }
 
 // Equal compares in constant time.
