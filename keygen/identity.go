@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 
 	"github.com/cloudflare/circl/expander"
@@ -70,14 +69,13 @@ func truncate(s string, n int) string {
 	return s
 }
 
-var modulus = func() *big.Int {
-	p := new(big.Int).Lsh(big.NewInt(1), 255)
-	return p.Sub(p, big.NewInt(19))
-}()
+// twoTo256 is 2^256 mod p = 38.
+var twoTo256 = fp.Elt{38}
 
 // IdentityPoint is x(id): RFC 9380 hash_to_field with expand_message_xmd
 // (SHA-256), DST "orderseal-v1-id:" || hex(system), L = 48, read big-endian
-// and reduced mod p. Identities are public, so math/big is acceptable here.
+// and reduced mod p. The 48 bytes are hi·2^256 + lo, reduced with circl's
+// field arithmetic as hi·38 + lo.
 func IdentityPoint(system [16]byte, id string) (fp.Elt, error) {
 	var x fp.Elt
 	if err := ValidateIdentity(id); err != nil {
@@ -85,15 +83,18 @@ func IdentityPoint(system [16]byte, id string) (fp.Elt, error) {
 	}
 	dst := []byte("orderseal-v1-id:" + hex.EncodeToString(system[:]))
 	u := expander.NewExpanderMD(crypto.SHA256, dst).Expand([]byte(id), 48)
-	n := new(big.Int).SetBytes(u)
-	n.Mod(n, modulus)
-	if n.Sign() == 0 {
-		return x, ErrZeroPoint
+	var hi, lo fp.Elt
+	for i := range 16 {
+		hi[i] = u[15-i]
 	}
-	var be [32]byte
-	n.FillBytes(be[:])
-	for i := range be {
-		x[i] = be[31-i]
+	for i := range 32 {
+		lo[i] = u[47-i]
+	}
+	fp.Mul(&x, &hi, &twoTo256)
+	fp.Add(&x, &x, &lo)
+	fp.Modp(&x)
+	if x == (fp.Elt{}) {
+		return x, ErrZeroPoint
 	}
 	return x, nil
 }

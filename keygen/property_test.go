@@ -1,6 +1,8 @@
 package keygen
 
 import (
+	"crypto"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -9,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cloudflare/circl/expander"
 	fp "github.com/cloudflare/circl/math/fp25519"
 )
 
@@ -601,5 +604,29 @@ func TestIssueConcurrent(t *testing.T) {
 	b, _ := keys[1].Pairwise(keys[0].Identity())
 	if !a.Equal(&b) {
 		t.Fatal("keys issued concurrently do not agree")
+	}
+}
+
+// TestIdentityPointMatchesBig: x(id) reduced with the field arithmetic is
+// the 48-byte big-endian integer mod p computed with math/big.
+func TestIdentityPointMatchesBig(t *testing.T) {
+	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	for i := range 3000 {
+		system := [16]byte{byte(i), byte(i >> 8), 7}
+		id := fmt.Sprintf("cardholder:user%d@example.org", i)
+		got, err := IdentityPoint(system, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := []byte("orderseal-v1-id:" + hex.EncodeToString(system[:]))
+		u := expander.NewExpanderMD(crypto.SHA256, dst).Expand([]byte(id), 48)
+		n := new(big.Int).Mod(new(big.Int).SetBytes(u), p)
+		var be [32]byte
+		n.FillBytes(be[:])
+		for j := range be {
+			if got[j] != be[31-j] {
+				t.Fatalf("%s: x = %x, math/big says %x", id, got, be)
+			}
+		}
 	}
 }

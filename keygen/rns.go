@@ -54,6 +54,13 @@ var (
 
 // rnsSetup finds the rnsPrimes largest primes below 2^26 (ProbablyPrime is
 // exact below 2^64) and derives the constants, once.
+
+// modulus is p = 2^255 − 19 as a big.Int, for the public CRT constants.
+var modulus = func() *big.Int {
+	p := new(big.Int).Lsh(big.NewInt(1), 255)
+	return p.Sub(p, big.NewInt(19))
+}()
+
 func rnsSetup() *rnsBasis {
 	rnsOnce.Do(func() {
 		b := new(rnsBasis)
