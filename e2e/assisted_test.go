@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -69,14 +70,15 @@ func (c *cluster) phoneOrder(u *user, device, cardInput string, extra ...string)
 	return id, code, out, errs
 }
 
-// auditField reads "name   value" from the audit's aligned header.
+// auditField reads "name   value" from the audit's aligned header: the name,
+// then the two or more spaces tabwriter pads it with ("session" is not
+// "session state").
 func auditField(out, name string) string {
-	for _, l := range strings.Split(out, "\n") {
-		if rest, ok := strings.CutPrefix(l, name+" "); ok && !strings.HasPrefix(strings.TrimSpace(rest), "state") {
-			return strings.TrimSpace(rest)
-		}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` {2,}(.+)$`).FindStringSubmatch(out)
+	if m == nil {
+		return ""
 	}
-	return ""
+	return strings.TrimSpace(m[1])
 }
 
 func (c *cluster) count(db string, q string, args ...any) int64 {

@@ -159,7 +159,7 @@ func (s *Server) checkSession(ctx context.Context, b *order.Bundle, sec *order.S
 	if err != nil {
 		return unavailable(err)
 	}
-	if p := sessionProblem(stateErr(sess, s.now())); p != nil {
+	if p := sessionProblem(sess.Err(s.now())); p != nil {
 		return p
 	}
 	if r.Device != sess.Device {
@@ -179,16 +179,6 @@ func (s *Server) checkSession(ctx context.Context, b *order.Bundle, sec *order.S
 			"The proof carries another identifier than this session's.")
 	}
 	return nil
-}
-
-func stateErr(sess *store.Session, now time.Time) error {
-	switch sess.State(now) {
-	case "live":
-		return nil
-	case store.EndExpired:
-		return store.ErrSessionExpired
-	}
-	return store.ErrSessionEnded
 }
 
 // sessionProblem maps the store's session errors to problems; nil for others.

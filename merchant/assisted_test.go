@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"orderseal/internal/cli"
-	"orderseal/internal/signedhttp"
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/internal/wire"
 	"orderseal/merchant"
@@ -36,16 +35,6 @@ func (e *env) login(t testing.TB, consultant, device string, shift time.Duration
 		t.Fatal(err)
 	}
 	return s, secret
-}
-
-// signedPost sends body to path signed by caller.
-func (e *env) signedPost(t testing.TB, caller, path string, body []byte) (int, http.Header, []byte) {
-	t.Helper()
-	resp, err := signedhttp.NewClient(cache(t, caller), nil).Do(context.Background(), shopID, http.MethodPost, e.ts.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.Status, resp.Header, resp.Body
 }
 
 // phoneOrder is an order keyed by a consultant for an inline address.

@@ -523,7 +523,6 @@ func (e *env) client(t testing.TB, id string) *api.Client {
 // post sends body to the intake signed by caller ("" : unsigned).
 func (e *env) post(t testing.TB, caller string, body []byte) (int, http.Header, []byte) {
 	t.Helper()
-	ctx := context.Background()
 	if caller == "" {
 		resp, err := http.Post(e.ts.URL+api.PathOrders, "application/json", bytes.NewReader(body))
 		if err != nil {
@@ -534,7 +533,13 @@ func (e *env) post(t testing.TB, caller string, body []byte) (int, http.Header, 
 		buf.ReadFrom(resp.Body)
 		return resp.StatusCode, resp.Header, buf.Bytes()
 	}
-	resp, err := signedhttp.NewClient(cache(t, caller), nil).Do(ctx, shopID, http.MethodPost, e.ts.URL+api.PathOrders, body)
+	return e.signedPost(t, caller, api.PathOrders, body)
+}
+
+// signedPost sends body to path signed by caller.
+func (e *env) signedPost(t testing.TB, caller, path string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	resp, err := signedhttp.NewClient(cache(t, caller), nil).Do(context.Background(), shopID, http.MethodPost, e.ts.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -111,6 +112,24 @@ func From(err error) *Problem {
 		}
 	}
 	return internalProblem().WithInternal(err)
+}
+
+// Recover is middleware that turns a handler's panic into an error (a 500
+// "internal" whose cause, the panic value, is logged and never sent), so a
+// handler bug answers a problem rather than dropping the connection.
+// http.ErrAbortHandler still aborts.
+func Recover(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = fmt.Errorf("handler panic on %s %s: %v", c.Request().Method, c.Path(), r)
+			}
+		}()
+		return next(c)
+	}
 }
 
 // ErrorHandler is the echo error handler of every orderseal daemon. It writes

@@ -164,28 +164,15 @@ func (v *Verifier) Middleware() echo.MiddlewareFunc {
 				c.Set(callerKey, f.Caller)
 				r := c.Request()
 				c.SetRequest(r.WithContext(context.WithValue(r.Context(), callerCtxKey{}, f.Caller)))
-				if err := recovered(next, c); err != nil {
+				// A handler panic becomes an error here, inside the
+				// signer, so even that 500 is signed.
+				if err := problem.Recover(next)(c); err != nil {
 					c.Error(err)
 				}
 			}
 			return sw.finish()
 		}
 	}
-}
-
-// recovered runs next, turning a panic into an internal error, so even a
-// handler bug answers a signed 500 rather than a dropped connection. The
-// panic value goes to the log through the error's internal cause only.
-func recovered(next echo.HandlerFunc, c echo.Context) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			if r == http.ErrAbortHandler {
-				panic(r)
-			}
-			err = fmt.Errorf("handler panic on %s %s: %v", c.Request().Method, c.Path(), r)
-		}
-	}()
-	return next(c)
 }
 
 func refusal(status int, code, title, detail string) *problem.Problem {

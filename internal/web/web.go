@@ -67,21 +67,8 @@ func New(logger *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = problem.ErrorHandler(logger)
-	// A handler bug answers 500 problem+json instead of dropping the
-	// connection; signed routes recover inside the verifier, and sign it.
-	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					if r == http.ErrAbortHandler {
-						panic(r)
-					}
-					err = fmt.Errorf("handler panic on %s %s: %v", c.Request().Method, c.Path(), r)
-				}
-			}()
-			return next(c)
-		}
-	})
+	// Signed routes recover inside the verifier too, so their 500 is signed.
+	e.Use(problem.Recover)
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			h := c.Response().Header()

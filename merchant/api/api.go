@@ -226,35 +226,33 @@ func (c *Client) target(ctx context.Context) (string, error) {
 	return c.merchant, nil
 }
 
-// Submit sends a sealed bundle. Submitting the same bundle again is safe: the
-// merchant answers with the same order.
-func (c *Client) Submit(ctx context.Context, b *order.Bundle) (*Accepted, error) {
+// call sends a signed request to the merchant at path and decodes its answer
+// into a new T.
+func call[T any](ctx context.Context, c *Client, method, path string, in any) (*T, error) {
 	target, err := c.target(ctx)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := b.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	var out Accepted
-	if err := c.http.DoJSON(ctx, target, http.MethodPost, c.base+PathOrders, json.RawMessage(raw), &out); err != nil {
+	var out T
+	if err := c.http.DoJSON(ctx, target, method, c.base+path, in, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// Status reads one of the caller's orders.
-func (c *Client) Status(ctx context.Context, orderID string) (*Status, error) {
-	target, err := c.target(ctx)
+// Submit sends a sealed bundle. Submitting the same bundle again is safe: the
+// merchant answers with the same order.
+func (c *Client) Submit(ctx context.Context, b *order.Bundle) (*Accepted, error) {
+	raw, err := b.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
-	var out Status
-	if err := c.http.DoJSON(ctx, target, http.MethodGet, c.base+PathOrder+url.PathEscape(orderID), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Accepted](ctx, c, http.MethodPost, PathOrders, json.RawMessage(raw))
+}
+
+// Status reads one of the caller's orders.
+func (c *Client) Status(ctx context.Context, orderID string) (*Status, error) {
+	return call[Status](ctx, c, http.MethodGet, PathOrder+url.PathEscape(orderID), nil)
 }
 
 // NewInvoice returns a fresh invoice number, "inv_" and 16 base32 characters.

@@ -319,58 +319,25 @@ func OpenProof(merchant order.Keyring, consultant, session, device string, hH [3
 
 // Login opens an assisted session; the client must hold the consultant's keys.
 func (c *Client) Login(ctx context.Context, r *LoginRequest) (*Session, error) {
-	target, err := c.target(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out Session
-	if err := c.http.DoJSON(ctx, target, http.MethodPost, c.base+PathSessions, r, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Session](ctx, c, http.MethodPost, PathSessions, r)
 }
 
 // Logout ends a session at once. Logging out of an ended session is not an error.
 func (c *Client) Logout(ctx context.Context, session string) (*Session, error) {
-	target, err := c.target(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out Session
-	if err := c.http.DoJSON(ctx, target, http.MethodPost, c.base+PathSession+url.PathEscape(session)+LogoutSuffix, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Session](ctx, c, http.MethodPost, PathSession+url.PathEscape(session)+LogoutSuffix, nil)
 }
 
 // SessionInfo reads one of the caller's sessions.
 func (c *Client) SessionInfo(ctx context.Context, session string) (*Session, error) {
-	target, err := c.target(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out Session
-	if err := c.http.DoJSON(ctx, target, http.MethodGet, c.base+PathSession+url.PathEscape(session), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Session](ctx, c, http.MethodGet, PathSession+url.PathEscape(session), nil)
 }
 
 // SubmitAssisted sends an order keyed in a session with its proof.
 // Submitting the same bundle again is safe, as with Submit.
 func (c *Client) SubmitAssisted(ctx context.Context, b *order.Bundle, session, device string, proof Sealed) (*Accepted, error) {
-	target, err := c.target(ctx)
-	if err != nil {
-		return nil, err
-	}
 	raw, err := b.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
-	in := AssistedOrder{Bundle: raw, Session: session, Device: device, Proof: proof}
-	var out Accepted
-	if err := c.http.DoJSON(ctx, target, http.MethodPost, c.base+PathAssistedOrders, in, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Accepted](ctx, c, http.MethodPost, PathAssistedOrders, AssistedOrder{Bundle: raw, Session: session, Device: device, Proof: proof})
 }

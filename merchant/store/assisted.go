@@ -65,6 +65,18 @@ func (s *Session) State(now time.Time) string {
 	return "live"
 }
 
+// Err is nil while the session is live at now, else ErrSessionEnded or
+// ErrSessionExpired.
+func (s *Session) Err(now time.Time) error {
+	switch s.State(now) {
+	case "live":
+		return nil
+	case EndExpired:
+		return ErrSessionExpired
+	}
+	return ErrSessionEnded
+}
+
 const sessionCols = `session_id, consultant, company, device, secret_hash, login_nonce, created, expires, ended, end_reason`
 
 func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
@@ -178,20 +190,7 @@ func (s *Store) Sessions(ctx context.Context, consultant string) ([]*Session, er
 
 // SessionOrders lists the orders keyed in a session, oldest first.
 func (s *Store) SessionOrders(ctx context.Context, session string) ([]*Order, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+orderCols+` FROM orders WHERE session_id = ? ORDER BY created, order_id`, session)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return s.queryOrders(ctx, `SELECT `+orderCols+` FROM orders WHERE session_id = ? ORDER BY created, order_id`, session)
 }
 
 // sessionOpen checks, inside tx, that session belongs to consultant and is

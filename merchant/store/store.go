@@ -248,7 +248,12 @@ func (s *Store) Get(ctx context.Context, id string) (*Order, error) {
 
 // List returns the newest orders first, at most limit.
 func (s *Store) List(ctx context.Context, limit int) ([]*Order, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+orderCols+` FROM orders ORDER BY created DESC, order_id LIMIT ?`, limit)
+	return s.queryOrders(ctx, `SELECT `+orderCols+` FROM orders ORDER BY created DESC, order_id LIMIT ?`, limit)
+}
+
+// queryOrders runs a query selecting orderCols and scans every row.
+func (s *Store) queryOrders(ctx context.Context, q string, args ...any) ([]*Order, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -234,30 +234,8 @@ func chaos(ctx context.Context, args []string) int {
 	}
 	stopProgress()
 	<-progressDone
-	if err := d.ReadSettleTimes(ctx); err != nil {
-		o.logf("reading settle times: %v", err)
-	}
-	s := d.Summarize()
+	s, r := wrapUp(ctx, o, c, d, dir, fail)
 	printSummary(o, s, d.RetryCauses())
-	if err := d.WriteCSV(filepath.Join(dir, "orders.csv")); err != nil {
-		o.logf("writing orders.csv: %v", err)
-	}
-	acked := d.Acked()
-	d.Close()
-	if err := c.StopAll(); err != nil {
-		fail("a daemon did not stop gracefully: %v", err)
-	}
-	r, err := c.Verify(ctx, acked)
-	if err != nil {
-		fail("verify: %v", err)
-		r = &cluster.Report{}
-	}
-	for _, pr := range r.Problems {
-		fail("%s", pr)
-	}
-	for _, w := range r.Warnings {
-		fmt.Fprintf(o.out, "%s: WARN: %s\n", o.name, w)
-	}
 	if s.NotAccepted > 0 {
 		fail("%d orders were never accepted (the merchant refused them, or stayed unreachable for two minutes), e.g. %s",
 			s.NotAccepted, strings.Join(s.FirstErrors, "; "))
@@ -278,6 +256,36 @@ func chaos(ctx context.Context, args []string) int {
 // ends, each restarted after a pause of 0.1–2 s. The schedule is drawn from
 // the seed alone: a victim that is still down when its turn comes is
 // skipped, not replaced. It returns the kills and the restarts that failed.
+// wrapUp ends a run the same way for chaos and soak: it records what the
+// driver saw (settle times, orders.csv), stops every daemon with SIGTERM and
+// verifies every party's ledger, reporting each problem through fail.
+func wrapUp(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.Driver, dir string, fail func(string, ...any)) (cluster.Summary, *cluster.Report) {
+	if err := d.ReadSettleTimes(ctx); err != nil {
+		o.logf("reading settle times: %v", err)
+	}
+	s := d.Summarize()
+	if err := d.WriteCSV(filepath.Join(dir, "orders.csv")); err != nil {
+		o.logf("writing orders.csv: %v", err)
+	}
+	acked := d.Acked()
+	d.Close()
+	if err := c.StopAll(); err != nil {
+		fail("a daemon did not stop gracefully: %v", err)
+	}
+	r, err := c.Verify(ctx, acked)
+	if err != nil {
+		fail("verify: %v", err)
+		r = &cluster.Report{}
+	}
+	for _, pr := range r.Problems {
+		fail("%s", pr)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(o.out, "%s: WARN: %s\n", o.name, w)
+	}
+	return s, r
+}
+
 func killLoop(ctx context.Context, o *options, c *cluster.Cluster) (int, []string) {
 	rng := rand.New(rand.NewPCG(o.seed, 0xc4a05))
 	var (
@@ -470,29 +478,7 @@ func soak(ctx context.Context, args []string) int {
 		fail("the cluster did not settle: %v", err)
 	}
 	cancel()
-	if err := d.ReadSettleTimes(ctx); err != nil {
-		o.logf("reading settle times: %v", err)
-	}
-	s := d.Summarize()
-	if err := d.WriteCSV(filepath.Join(dir, "orders.csv")); err != nil {
-		o.logf("writing orders.csv: %v", err)
-	}
-	acked := d.Acked()
-	d.Close()
-	if err := c.StopAll(); err != nil {
-		fail("a daemon did not stop gracefully: %v", err)
-	}
-	r, err := c.Verify(ctx, acked)
-	if err != nil {
-		fail("verify: %v", err)
-		r = &cluster.Report{}
-	}
-	for _, pr := range r.Problems {
-		fail("%s", pr)
-	}
-	for _, w := range r.Warnings {
-		fmt.Fprintf(o.out, "%s: WARN: %s\n", o.name, w)
-	}
+	s, r := wrapUp(ctx, o, c, d, dir, fail)
 
 	rssOK := true
 	if start == nil {

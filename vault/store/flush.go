@@ -183,13 +183,12 @@ func (s *Store) Check(ctx context.Context) ([]Difference, error) {
 		return nil, fmt.Errorf("vault check: %w", err)
 	}
 	for i, d := range diffs {
-		var one int
-		err := s.index.QueryRowContext(ctx, `SELECT 1 FROM entries WHERE token = ?`, d.Token).Scan(&one)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
+		ok, err := s.indexed(ctx, d.Token)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			diffs[i].Kind = Orphan
-		case err != nil:
-			return nil, fmt.Errorf("vault index: %w", err)
 		}
 	}
 	return diffs, nil

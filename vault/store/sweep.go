@@ -24,18 +24,16 @@ func (s *Store) SweepOrphans(ctx context.Context, since int64, grace time.Durati
 	if cutoff <= since {
 		return 0, since, nil
 	}
-	stores := []struct {
+	type target struct {
 		name, table string
 		db          func(context.Context) (*sql.DB, error)
-	}{
+	}
+	stores := []target{
 		{"pending", "pending", func(context.Context) (*sql.DB, error) { return s.pending, nil }},
 		{"primary", "records", s.primary.handle},
 	}
 	if s.backup != nil {
-		stores = append(stores, struct {
-			name, table string
-			db          func(context.Context) (*sql.DB, error)
-		}{"backup", "records", s.backup.handle})
+		stores = append(stores, target{"backup", "records", s.backup.handle})
 	}
 	var errs []error
 	for _, st := range stores {
@@ -76,13 +74,11 @@ func (s *Store) sweep(ctx context.Context, db *sql.DB, table string, since, cuto
 	}
 	n := 0
 	for _, t := range tokens {
-		var one int
-		err := s.index.QueryRowContext(ctx, `SELECT 1 FROM entries WHERE token = ?`, t).Scan(&one)
-		if err == nil {
+		if ok, err := s.indexed(ctx, t); err != nil || ok {
+			if err != nil {
+				return n, err
+			}
 			continue
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return n, fmt.Errorf("vault index: %w", err)
 		}
 		// Still no entry, and still old: delete it.
 		if _, err := db.ExecContext(ctx, `DELETE FROM `+table+` WHERE token = ? AND created <= ?`, t, cutoff); err != nil {
@@ -91,4 +87,17 @@ func (s *Store) sweep(ctx context.Context, db *sql.DB, table string, since, cuto
 		n++
 	}
 	return n, nil
+}
+
+// indexed reports whether an index entry names token.
+func (s *Store) indexed(ctx context.Context, token string) (bool, error) {
+	var one int
+	err := s.index.QueryRowContext(ctx, `SELECT 1 FROM entries WHERE token = ?`, token).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("vault index: %w", err)
+	}
+	return true, nil
 }
