@@ -87,7 +87,7 @@ func horner(row []fp.Elt, x *fp.Elt) fp.Elt {
 // info = "orderseal-v1-pairwise" || lp16(min) || lp16(max)).
 func (k *PartyKey) Pairwise(peer string) (Pairwise, error) {
 	var p Pairwise
-	s, err := k.rawSecret(peer)
+	s, err := k.sharedSecret(peer)
 	if err != nil {
 		return p, err
 	}

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/chacha20poly1305"
-
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
@@ -239,7 +237,7 @@ func sectionAEAD(key Keyring, peer string, b *Bundle, r Role) (cipher.AEAD, erro
 	}
 	sk := k.Expand("section", string(r), b.OrderID)
 	defer clear(sk[:])
-	return chacha20poly1305.NewX(sk[:])
+	return newSectionCipher(sk[:])
 }
 
 // OpenOptions tune Open.
