@@ -99,9 +99,15 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
 	country := fs.String("country", "DE", "ISO 3166-1 country in new tracking numbers")
 	poll := fs.Duration("event-poll", DefaultEventPoll, "how often to look for tracking events to deliver")
+	cpuprofile := cli.CPUProfileFlag(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := cli.StartCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if err := cli.Require(fs, "key", "db", "vault-url", "vault"); err != nil {
 		return err
 	}

@@ -81,9 +81,15 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	cardKey := fs.String("card-key", "", "card key file (0600), from '"+prog+" init'")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on (port 0: any free port; see -addr-file)")
 	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
+	cpuprofile := cli.CPUProfileFlag(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := cli.StartCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if err := cli.Require(fs, "key", "db", "card-key"); err != nil {
 		return err
 	}

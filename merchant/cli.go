@@ -36,9 +36,15 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	var companies cli.Strings
 	fs.Var(&companies, "company", "a call-center company whose consultants may log in for phone orders, company:NAME (repeatable)")
 	maxShift := fs.Duration("max-shift", 12*time.Hour, "longest assisted session a login gets")
+	cpuprofile := cli.CPUProfileFlag(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := cli.StartCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if err := cli.Require(fs, "key", "db", "issuer", "carrier", "vault"); err != nil {
 		return err
 	}

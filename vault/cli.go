@@ -79,9 +79,15 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	rotateEvery := fs.Duration("rotate-every", 0, "run rotation on this schedule (0: off)")
 	rotateAge := fs.Duration("rotate-age", 90*24*time.Hour, "rotation re-issues tokens older than this")
 	grace := fs.Duration("grace", 7*24*time.Hour, "old tokens keep resolving this long after rotation")
+	cpuprofile := cli.CPUProfileFlag(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := cli.StartCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if err := cli.Require(fs, "key", "index", "data", "data-key"); err != nil {
 		return err
 	}
