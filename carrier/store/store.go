@@ -123,9 +123,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	case cfg.ReadOnly:
 		opts = append(opts, sqlitex.ReadOnly())
 	case cfg.MustExist:
-		opts = append(opts, sqlitex.MustExist(), sqlitex.Immediate())
+		opts = append(opts, sqlitex.MustExist(), sqlitex.Immediate(), sqlitex.Serialized())
 	default:
-		opts = append(opts, sqlitex.Immediate())
+		opts = append(opts, sqlitex.Immediate(), sqlitex.Serialized())
 	}
 	db, err := sqlitex.Open(cfg.Path, opts...)
 	if err != nil {

@@ -39,6 +39,13 @@ func ReadOnly() Option { return func(o *options) { o.readOnly = true } }
 // MaxConns caps the connection pool at n (n <= 0: no cap).
 func MaxConns(n int) Option { return func(o *options) { o.maxConns = n } }
 
+// Serialized gives the database one connection, so a daemon's transactions
+// queue in Go, in order, instead of in SQLite's busy handler: that handler
+// sleeps up to 100 ms between retries, which under concurrent writers turns
+// a few milliseconds of waiting into seconds of tail latency. A caller must
+// then never use the *sql.DB while it holds a transaction on it.
+func Serialized() Option { return MaxConns(1) }
+
 // MustExist refuses to create the database: a missing file is an error
 // (SQLITE_CANTOPEN), not a fresh empty database.
 func MustExist() Option { return func(o *options) { o.mustExist = true } }

@@ -204,7 +204,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		s.keys = ks
 	}
-	opts := []sqlitex.Option{sqlitex.Immediate()}
+	opts := []sqlitex.Option{sqlitex.Immediate(), sqlitex.Serialized()}
 	if cfg.MustExist {
 		opts = append(opts, sqlitex.MustExist())
 	}

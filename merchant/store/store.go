@@ -77,7 +77,7 @@ type Store struct {
 
 // Open opens (creating if need be) and migrates the database at path.
 func Open(ctx context.Context, path string, now func() time.Time) (*Store, error) {
-	db, err := sqlitex.Open(path, sqlitex.Immediate())
+	db, err := sqlitex.Open(path, sqlitex.Immediate(), sqlitex.Serialized())
 	if err != nil {
 		return nil, err
 	}
