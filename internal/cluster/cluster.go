@@ -79,15 +79,16 @@ type CatalogItem struct {
 
 // Config sets up a cluster. Dir is required; the rest has defaults.
 type Config struct {
-	Dir         string        // work directory: keys, databases, logs (created)
-	BinDir      string        // prebuilt binaries; "": build them into Dir/bin from SourceDir
-	SourceDir   string        // module root to build from; "": found from the working directory
-	Race        bool          // build with -race (when building)
-	K           int           // keygen k; 0: 64 (a coalition of K parties could rebuild the master: test only)
-	Cardholders int           // cardholders, each with an enrolled card and a vault address; 0: 8
-	Limit       int64         // each card's credit limit in cents; 0: 1e9
-	RelayPoll   time.Duration // merchant -relay-poll; 0: 100 ms
-	Start       time.Duration // how long a daemon may take to listen; 0: 30 s
+	Dir         string              // work directory: keys, databases, logs (created)
+	BinDir      string              // prebuilt binaries; "": build them into Dir/bin from SourceDir
+	SourceDir   string              // module root to build from; "": found from the working directory
+	Race        bool                // build with -race (when building)
+	K           int                 // keygen k; 0: 64 (a coalition of K parties could rebuild the master: test only)
+	Cardholders int                 // cardholders, each with an enrolled card and a vault address; 0: 8
+	Limit       int64               // each card's credit limit in cents; 0: 1e9
+	RelayPoll   time.Duration       // merchant -relay-poll; 0: 100 ms
+	Start       time.Duration       // how long a daemon may take to listen; 0: 30 s
+	DaemonArgs  map[string][]string // extra flags per daemon name (e.g. -cpuprofile)
 	Logf        func(format string, args ...any)
 }
 
@@ -329,7 +330,7 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 	}
 	bins := map[string]string{Vault: "merchant", Issuer: "issuer", Carrier: "carrier", Merchant: "merchant"}
 	for _, name := range Daemons {
-		d := &daemon{name: name, bin: filepath.Join(c.bin, bins[name]), addr: addr[name], args: args[name],
+		d := &daemon{name: name, bin: filepath.Join(c.bin, bins[name]), addr: addr[name], args: append(args[name], c.cfg.DaemonArgs[name]...),
 			logPath: c.Path(name, name+".log"), addrFile: c.Path(name, "addr")}
 		c.daemons[name] = d
 		if err := c.launch(ctx, d); err != nil {

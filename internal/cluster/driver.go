@@ -471,41 +471,50 @@ func (d *Driver) Records() []Record {
 // settledStates are the merchant's states an order settles in.
 const settledStates = `'declined','shipped','delivered','failed'`
 
-// ReadSettleTimes replaces the observed settle times with the merchant's own
-// timeline (millisecond stamps of the first settled state), and refreshes
-// each accepted order's final state and reason.
+// ReadSettleTimes replaces the observed settle times of the driver's
+// accepted orders with the merchant's own timeline (millisecond stamps of
+// the first settled state), and refreshes each one's final state and
+// reason. It reads only those orders, so a merchant database holding
+// millions of others costs no more.
 func (d *Driver) ReadSettleTimes(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	ids := d.Acked()
 	at := map[string]time.Time{}
-	rows, err := d.db.QueryContext(ctx, `SELECT order_id, MIN(at) FROM timeline WHERE state IN (`+settledStates+`) GROUP BY order_id`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id string
-		var ms int64
-		if err := rows.Scan(&id, &ms); err != nil {
-			rows.Close()
-			return err
-		}
-		at[id] = time.UnixMilli(ms)
-	}
-	rows.Close()
 	state := map[string][2]string{}
-	rows, err = d.db.QueryContext(ctx, `SELECT order_id, state, reason FROM orders`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id, st, reason string
-		if err := rows.Scan(&id, &st, &reason); err != nil {
-			rows.Close()
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		chunk := make([]any, n)
+		for i, id := range ids[:n] {
+			chunk[i] = id
+		}
+		ids = ids[n:]
+		in := `(?` + strings.Repeat(",?", n-1) + `)`
+		err := query(ctx, d.db, `SELECT order_id, MIN(at) FROM timeline WHERE order_id IN `+in+
+			` AND state IN (`+settledStates+`) GROUP BY order_id`, func(rows *sql.Rows) error {
+			var id string
+			var ms int64
+			if err := rows.Scan(&id, &ms); err != nil {
+				return err
+			}
+			at[id] = time.UnixMilli(ms)
+			return nil
+		}, chunk...)
+		if err != nil {
 			return err
 		}
-		state[id] = [2]string{st, reason}
+		err = query(ctx, d.db, `SELECT order_id, state, reason FROM orders WHERE order_id IN `+in, func(rows *sql.Rows) error {
+			var id, st, reason string
+			if err := rows.Scan(&id, &st, &reason); err != nil {
+				return err
+			}
+			state[id] = [2]string{st, reason}
+			return nil
+		}, chunk...)
+		if err != nil {
+			return err
+		}
 	}
-	rows.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, r := range d.records {

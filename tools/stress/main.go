@@ -3,6 +3,7 @@
 //
 //	stress chaos [-duration 90s] [-clients 12] [-seed N] [-dir DIR] [-keep]
 //	stress soak  [-duration 10m] [-clients 64] [-seed N] [-dir DIR] [-keep]
+//	stress load  [-clients 1,8,32] [-stored 1000,1000000] [-cpuprofile DIR] -bin DIR
 //
 // chaos streams orders while it SIGKILLs the merchant, issuer, carrier and
 // vault at random moments and restarts them, then lets everything settle and
@@ -16,6 +17,9 @@
 // at the end, the throughput, latency percentiles and errors; it exits 1 on
 // any error or when a daemon's memory grows past 1.5 × its warm-start RSS +
 // 32 MiB.
+//
+// load measures throughput, latency and memory at several concurrencies, or
+// at several numbers of stored orders, for tools/bench (load.go).
 package main
 
 import (
@@ -47,6 +51,8 @@ func main() {
 		code = chaos(ctx, os.Args[2:])
 	case "soak":
 		code = soak(ctx, os.Args[2:])
+	case "load":
+		code = load(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
@@ -57,10 +63,11 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: stress chaos|soak [flags]   (stress chaos -h for the flags)
+	fmt.Fprint(os.Stderr, `usage: stress chaos|soak|load [flags]   (stress chaos -h for the flags)
 
   stress chaos -duration 60s -seed 7     kill and restart daemons under load, then check every ledger
   stress soak -duration 10m -clients 64  steady load: memory, throughput, latency, errors
+  stress load -clients 1,8,32 -bin bin   closed-loop throughput and latency per concurrency (make bench)
 `)
 	os.Exit(2)
 }
