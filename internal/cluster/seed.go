@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"orderseal/internal/sqlitex"
+)
+
+// seedChunk is how many orders one seeding transaction writes per table.
+const seedChunk = 50_000
+
+// Seeded order ids and tracking numbers are shaped like real ones but can
+// never equal one: "ord_0" + 25 digits has digits outside base32's alphabet,
+// and "ZZ" + 9 digits + "ZZ" names no country.
+const (
+	seedOrderID  = `printf('ord_0%025d', s.i)`
+	seedTracking = `printf('ZZ%09dZZ', s.i)`
+	seedGrantID  = `printf('grt_0%025d', s.i)`
+)
+
+// seedTable is one table's copy of the template order's rows: cols are
+// inserted from exprs, which read the template row(s) as t and the
+// counter as s.i; where filters the template rows.
+type seedTable struct {
+	table, cols, exprs, where string
+}
+
+// Seed fills every party's database with settled orders until the merchant
+// holds at least total (real orders count), as a store that has run for a
+// long time would: each seeded order is a copy of one real shipped order's
+// rows — the merchant's order, timeline and outbox jobs, the issuer's
+// authorization, the carrier's shipment, events and outbox jobs, the
+// vault's grant — under a fresh order id (and tracking number and grant
+// id), so sizes, references and indexes are the real ones. The vault's
+// hash-chained audit log is not copied. Every daemon must be stopped;
+// progress, when set, is told how many orders are done.
+func (c *Cluster) Seed(ctx context.Context, total int, progress func(done, of int)) (int, error) {
+	for _, name := range Daemons {
+		if c.Up(name) {
+			return 0, fmt.Errorf("cluster: stop %s before seeding", name)
+		}
+	}
+	dbs := map[string]*sql.DB{}
+	defer func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}()
+	for name, path := range map[string]string{Merchant: c.Path("merchant", "merchant.db"), Issuer: c.Path("issuer", "issuer.db"),
+		Carrier: c.Path("carrier", "carrier.db"), Vault: c.Path("vault", "index.db")} {
+		// One connection, so the relaxed durability applies to every
+		// statement: a seeding interrupted is simply redone.
+		db, err := sqlitex.Open(path, sqlitex.MustExist(), sqlitex.MaxConns(1))
+		if err != nil {
+			return 0, err
+		}
+		dbs[name] = db
+		if _, err := db.ExecContext(ctx, `PRAGMA synchronous = OFF`); err != nil {
+			return 0, err
+		}
+	}
+	var have int
+	if err := dbs[Merchant].QueryRowContext(ctx, `SELECT COUNT(*) FROM orders`).Scan(&have); err != nil {
+		return 0, err
+	}
+	var next int // the highest seeded counter so far
+	if err := dbs[Merchant].QueryRowContext(ctx, `SELECT COALESCE(MAX(CAST(substr(order_id, 6) AS INTEGER)), 0)
+		FROM orders WHERE order_id LIKE 'ord_0%'`).Scan(&next); err != nil {
+		return 0, err
+	}
+	if have >= total {
+		return have, nil
+	}
+	var order, tracking, grant string
+	err := dbs[Merchant].QueryRowContext(ctx, `SELECT order_id FROM orders WHERE state IN ('shipped', 'delivered')
+		AND ship_token != '' AND order_id NOT LIKE 'ord_0%' ORDER BY created LIMIT 1`).Scan(&order)
+	if err == nil {
+		err = dbs[Carrier].QueryRowContext(ctx, `SELECT tracking FROM shipments WHERE order_id = ?`, order).Scan(&tracking)
+	}
+	if err == nil {
+		err = dbs[Vault].QueryRowContext(ctx, `SELECT id FROM grants WHERE order_id = ?`, order).Scan(&grant)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, errors.New("cluster: seeding copies a real shipped order to a vault token: place one first")
+	}
+	if err != nil {
+		return 0, err
+	}
+	tables := map[string][]seedTable{
+		Merchant: {
+			{"orders", `order_id, cardholder, header_hash, bundle, issuer, carrier, vault, ship_token, buyer_name, buyer_email,
+				items, total, currency, state, reason, auth_code, invoice, tracking, created, updated, session_id`,
+				seedOrderID + `, cardholder, header_hash, bundle, issuer, carrier, vault, ship_token, buyer_name, buyer_email,
+				items, total, currency, state, reason, auth_code, invoice, ` + seedTracking + `, created, updated, session_id`,
+				`t.order_id = :order`},
+			{"timeline", `order_id, at, state, detail, carrier_seq`, seedOrderID + `, at, state, detail, carrier_seq`, `t.order_id = :order`},
+			{"outbox", `kind, key, payload, attempts, next_at, last_error, state, created`,
+				`kind, replace(key, :order, ` + seedOrderID + `), payload, attempts, next_at, last_error, state, created`, `t.key = :order`},
+		},
+		Issuer: {{"authorizations", `merchant, order_id, header_hash, card_id, amount, currency, decision, reason, auth_code,
+			decided, voided, voided_at, sealer, channel, session`,
+			`merchant, ` + seedOrderID + `, header_hash, card_id, amount, currency, decision, reason, auth_code,
+			decided, voided, voided_at, sealer, channel, session`, `t.order_id = :order`}},
+		Carrier: {
+			{"shipments", `tracking, merchant, order_id, header_hash, ship_token, token_source, invoice, recipient_name,
+				recipient_phone, gift_note, status, booked, events_url`,
+				seedTracking + `, merchant, ` + seedOrderID + `, header_hash, ship_token, token_source, invoice, recipient_name,
+				recipient_phone, gift_note, status, booked, events_url`, `t.order_id = :order`},
+			{"events", `tracking, seq, status, at, note`, seedTracking + `, seq, status, at, note`, `t.tracking = :tracking`},
+			{"outbox", `kind, key, payload, attempts, next_at, last_error, state, created`,
+				`kind, replace(key, :tracking, ` + seedTracking + `), payload, attempts, next_at, last_error, state, created`,
+				`t.key LIKE :tracking || '/%'`},
+		},
+		Vault: {{"grants", `id, token, merchant, carrier, order_id, invoice, expires, max_uses, uses, created`,
+			seedGrantID + `, token, merchant, carrier, ` + seedOrderID + `, invoice, expires, max_uses, uses, created`, `t.id = :grant`}},
+	}
+	want := total - have
+	var done atomic.Int64 // orders written to every database, summed over databases
+	var mu sync.Mutex
+	report := func() {
+		if progress != nil {
+			mu.Lock()
+			progress(int(done.Load())/len(tables), want)
+			mu.Unlock()
+		}
+	}
+	errc := make(chan error, len(tables))
+	var wg sync.WaitGroup
+	for name, ts := range tables {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- seedDB(ctx, dbs[name], ts, next+1, want, func(n int) { done.Add(int64(n)); report() },
+				sql.Named("order", order), sql.Named("tracking", tracking), sql.Named("grant", grant))
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			return 0, fmt.Errorf("cluster: seeding: %w", err)
+		}
+	}
+	for _, db := range dbs {
+		if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return 0, err
+		}
+	}
+	return have + want, nil
+}
+
+// seedDB writes count copies of the template rows of each table, counters
+// from first on, seedChunk orders per transaction.
+func seedDB(ctx context.Context, db *sql.DB, tables []seedTable, first, count int, step func(int), args ...any) error {
+	for lo := first; lo < first+count; lo += seedChunk {
+		hi := min(lo+seedChunk, first+count) - 1
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, t := range tables {
+			q := fmt.Sprintf(`WITH RECURSIVE s(i) AS (SELECT :lo UNION ALL SELECT i + 1 FROM s WHERE i < :hi)
+				INSERT INTO %s (%s) SELECT %s FROM s, %s AS t WHERE %s`, t.table, t.cols, t.exprs, t.table, t.where)
+			if _, err := tx.ExecContext(ctx, q, append([]any{sql.Named("lo", lo), sql.Named("hi", hi)}, args...)...); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("%s: %w", t.table, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		step(hi - lo + 1)
+	}
+	return nil
+}
