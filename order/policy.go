@@ -43,6 +43,27 @@ var fieldOrder = []string{
 	FieldRecipientName, FieldRecipientPhone, FieldGiftNote,
 }
 
+// fieldSet is a set of policy fields: bit i stands for fieldOrder[i].
+type fieldSet uint16
+
+// The bits of a fieldSet, declared in the order of fieldOrder.
+const (
+	bitBuyerName fieldSet = 1 << iota
+	bitBuyerPhone
+	bitBuyerEmail
+	bitItems
+	bitTotal
+	bitPlan
+	bitCardNumber
+	bitCardExpiry
+	bitCardCVC
+	bitShipToToken
+	bitShipToAddress
+	bitRecipientName
+	bitRecipientPhone
+	bitGiftNote
+)
+
 // PolicyFields returns every field name a Policy may assign, in model order.
 func PolicyFields() []string { return slices.Clone(fieldOrder) }
 
@@ -62,12 +83,22 @@ type Policy struct {
 //go:embed policy_default.json
 var defaultPolicyJSON []byte
 
+// defaultPolicy is the parsed, checked default; it is never handed out or
+// changed, so Seal reads it without a copy and without checking it again.
 var defaultPolicy = sync.OnceValue(func() *Policy {
 	p, err := ParsePolicy(defaultPolicyJSON)
 	if err != nil {
 		panic("order: embedded default policy: " + err.Error())
 	}
 	return p
+})
+
+// defaultSeen is what each role sees under defaultPolicy, indexed like Roles.
+var defaultSeen = sync.OnceValue(func() (seen [4]fieldSet) {
+	for i, r := range Roles {
+		seen[i] = defaultPolicy().seen(r)
+	}
+	return seen
 })
 
 // DefaultPolicy returns a fresh copy of the DESIGN.md §3 table, parsed from
@@ -161,6 +192,17 @@ func (p *Policy) sees(role Role, field string) bool {
 	return slices.Contains(p.Fields[field], role)
 }
 
+// seen is the set of fields role sees under p.
+func (p *Policy) seen(role Role) fieldSet {
+	var s fieldSet
+	for i, f := range fieldOrder {
+		if p.sees(role, f) {
+			s |= 1 << i
+		}
+	}
+	return s
+}
+
 // Visible returns the field names role sees, sorted.
 func (p *Policy) Visible(role Role) []string {
 	var out []string
@@ -193,63 +235,68 @@ type Content struct {
 // fields reach the issuer only and the inline address the carrier only,
 // whatever p says, so even a policy that skipped Check cannot leak them.
 func (p *Policy) Project(o *Order, role Role) Content {
+	return project(o, role, p.seen(role))
+}
+
+// project is Project with the role's fields already looked up.
+func project(o *Order, role Role, seen fieldSet) Content {
 	var c Content
 	if o == nil || role == RoleVault || !role.known() {
 		return c
 	}
-	sees := func(f string) bool { return p.sees(role, f) }
-	if sees(FieldBuyerName) {
+	sees := func(f fieldSet) bool { return seen&f != 0 }
+	if sees(bitBuyerName) {
 		c.BuyerName = o.Buyer.Name
 	}
-	if sees(FieldBuyerPhone) {
+	if sees(bitBuyerPhone) {
 		c.BuyerPhone = o.Buyer.Phone
 	}
-	if sees(FieldBuyerEmail) {
+	if sees(bitBuyerEmail) {
 		c.BuyerEmail = o.Buyer.Email
 	}
-	if sees(FieldItems) && len(o.Items) > 0 {
+	if sees(bitItems) && len(o.Items) > 0 {
 		c.Items = slices.Clone(o.Items)
 	}
-	if sees(FieldTotal) {
+	if sees(bitTotal) {
 		c.Total = &Money{Amount: o.Total, Currency: o.Currency}
 	}
-	if sees(FieldPlan) {
+	if sees(bitPlan) {
 		plan := o.Plan
 		c.Plan = &plan
 	}
 	if role == RoleIssuer {
 		var card Card
-		if sees(FieldCardNumber) {
+		if sees(bitCardNumber) {
 			card.Number = o.Card.Number
 		}
-		if sees(FieldCardExpiry) {
+		if sees(bitCardExpiry) {
 			card.Expiry = o.Card.Expiry
 		}
-		if sees(FieldCardCVC) {
+		if sees(bitCardCVC) {
 			card.CVC = o.Card.CVC
 		}
 		if card != (Card{}) {
 			c.Card = &card
 		}
 	}
-	if sees(FieldShipToToken) {
+	if sees(bitShipToToken) {
 		c.ShipToken = o.ShipTo.Token
 	}
-	if role == RoleCarrier && sees(FieldShipToAddress) && o.ShipTo.Address != nil {
+	if role == RoleCarrier && sees(bitShipToAddress) && o.ShipTo.Address != nil {
 		addr := *o.ShipTo.Address
 		c.ShipTo = &addr
 	}
 	var rcpt Recipient
-	if sees(FieldRecipientName) {
+	if sees(bitRecipientName) {
 		rcpt.Name = o.Recipient.Name
 	}
-	if sees(FieldRecipientPhone) {
+	if sees(bitRecipientPhone) {
 		rcpt.Phone = o.Recipient.Phone
 	}
 	if rcpt != (Recipient{}) {
 		c.Recipient = &rcpt
 	}
-	if sees(FieldGiftNote) {
+	if sees(bitGiftNote) {
 		c.GiftNote = o.GiftNote
 	}
 	return c

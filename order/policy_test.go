@@ -130,6 +130,42 @@ func TestProjectToken(t *testing.T) {
 	}
 }
 
+// TestFieldSetBits: each bit project tests stands for the field of the same
+// name, so a policy granting one field yields exactly that field's bit.
+func TestFieldSetBits(t *testing.T) {
+	cases := []struct {
+		field string
+		bit   fieldSet
+	}{
+		{FieldBuyerName, bitBuyerName},
+		{FieldBuyerPhone, bitBuyerPhone},
+		{FieldBuyerEmail, bitBuyerEmail},
+		{FieldItems, bitItems},
+		{FieldTotal, bitTotal},
+		{FieldPlan, bitPlan},
+		{FieldCardNumber, bitCardNumber},
+		{FieldCardExpiry, bitCardExpiry},
+		{FieldCardCVC, bitCardCVC},
+		{FieldShipToToken, bitShipToToken},
+		{FieldShipToAddress, bitShipToAddress},
+		{FieldRecipientName, bitRecipientName},
+		{FieldRecipientPhone, bitRecipientPhone},
+		{FieldGiftNote, bitGiftNote},
+	}
+	if len(cases) != len(PolicyFields()) {
+		t.Fatalf("%d bits for %d fields", len(cases), len(PolicyFields()))
+	}
+	for _, c := range cases {
+		p := &Policy{Fields: map[string][]Role{c.field: {RoleCarrier}}}
+		if got := p.seen(RoleCarrier); got != c.bit {
+			t.Errorf("%s: bits %014b, want %014b", c.field, got, c.bit)
+		}
+		if got := p.seen(RoleMerchant); got != 0 {
+			t.Errorf("%s: merchant sees %014b", c.field, got)
+		}
+	}
+}
+
 // TestProjectEnforcesInvariantsUnchecked: even a policy that was never
 // checked cannot put the card or the address in the wrong section.
 func TestProjectEnforcesInvariantsUnchecked(t *testing.T) {

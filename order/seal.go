@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,12 +125,14 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	if grantTTL <= 0 {
 		grantTTL = MaxLifetime
 	}
-	policy := opt.Policy
-	if policy == nil {
-		policy = DefaultPolicy()
-	}
-	if err := policy.Check(); err != nil {
-		return nil, err
+	seen := defaultSeen()
+	if opt.Policy != nil {
+		if err := opt.Policy.Check(); err != nil {
+			return nil, err
+		}
+		for i, r := range Roles {
+			seen[i] = opt.Policy.seen(r)
+		}
 	}
 	if err := checkSealer(key.Identity()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSealer, err)
@@ -187,7 +190,7 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 			s.Grant = &VaultGrant{Token: o.ShipTo.Token, Merchant: parties.Merchant, Carrier: parties.Carrier,
 				Expires: now.Add(grantTTL).Format(time.RFC3339)}
 		} else {
-			s.Content = policy.Project(o, r)
+			s.Content = project(o, r, seen[slices.Index(Roles, r)])
 		}
 		if carriesSession(r) {
 			s.Session = opt.Session
