@@ -106,15 +106,12 @@ func (s *Server) register(c echo.Context) error {
 		return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", err.Error())
 	}
 	defer clear(norm)
-	token, created, err := s.store.Register(c.Request().Context(), owner, store.TokenType(req.Type), req.Label, norm, req.Shareable, 0)
+	token, created, err := s.store.RegisterAudited(c.Request().Context(), owner, store.TokenType(req.Type), req.Label, norm, req.Shareable, 0)
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
 			return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", "The entry was refused.")
 		}
 		return unavailable(err)
-	}
-	if err := s.audit(c, "register", token, "", "ok"); err != nil {
-		return err
 	}
 	status := http.StatusCreated
 	if !created {

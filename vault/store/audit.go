@@ -61,7 +61,8 @@ func (s *Store) Audit(ctx context.Context, kind, actor, token, orderID, outcome 
 		return fmt.Errorf("vault audit: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := appendAudit(ctx, tx, s.now(), kind, actor, token, orderID, outcome); err != nil {
+	ev := AuditEvent{Time: s.now(), Kind: kind, Actor: actor, Token: token, OrderID: orderID, Outcome: outcome}
+	if err := appendAudit(ctx, tx, ev); err != nil {
 		return fmt.Errorf("vault audit: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -70,21 +71,31 @@ func (s *Store) Audit(ctx context.Context, kind, actor, token, orderID, outcome 
 	return nil
 }
 
-func appendAudit(ctx context.Context, tx *sql.Tx, now time.Time, kind, actor, token, orderID, outcome string) (AuditEvent, error) {
-	ev := AuditEvent{Time: time.Unix(0, now.UnixNano()).UTC(), Kind: kind, Actor: actor, Token: token, OrderID: orderID, Outcome: outcome}
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&ev.Seq, &ev.Prev)
+// appendAudit chains evs (Time, Kind, Actor, Token, OrderID, Outcome set)
+// onto the log in one statement, filling in Seq, Prev and Hash. tx must
+// hold the write lock, so the chain head cannot move meanwhile.
+func appendAudit(ctx context.Context, tx *sql.Tx, evs ...AuditEvent) error {
+	var seq int64
+	var prev []byte
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		ev.Seq, ev.Prev = 0, make([]byte, sha256.Size)
+		seq, prev = 0, make([]byte, sha256.Size)
 	case err != nil:
-		return AuditEvent{}, err
+		return err
 	}
-	ev.Seq++
-	ev.Hash = auditHash(ev)
+	args := make([]any, 0, 9*len(evs))
+	for i := range evs {
+		ev := &evs[i]
+		seq++
+		ev.Seq, ev.Prev, ev.Time = seq, prev, time.Unix(0, ev.Time.UnixNano()).UTC()
+		ev.Hash = auditHash(*ev)
+		prev = ev.Hash
+		args = append(args, ev.Seq, ev.Time.UnixNano(), ev.Kind, ev.Actor, ev.Token, ev.OrderID, ev.Outcome, ev.Prev, ev.Hash)
+	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO audit (seq, time, kind, actor, token, order_id, outcome, prev, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		ev.Seq, ev.Time.UnixNano(), ev.Kind, ev.Actor, ev.Token, ev.OrderID, ev.Outcome, ev.Prev, ev.Hash)
-	return ev, err
+		VALUES `+valueRows(len(evs), 9), args...)
+	return err
 }
 
 // VerifyAudit opens the index database read-only and walks the audit chain

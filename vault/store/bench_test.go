@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"orderseal/internal/sqlitex"
@@ -93,4 +94,21 @@ func BenchmarkRawSelect(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRegisterParallel: 32 callers at once per core, so registrations
+// share group commits.
+func BenchmarkRegisterParallel(b *testing.B) {
+	ctx := context.Background()
+	e := newEnv(b, false)
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := e.s.RegisterAudited(ctx, "cardholder:bench", TypeAddress, "", fmt.Appendf(nil, "%d %s", n.Add(1), benchValue), false, 0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"orderseal/internal/sqlitex"
@@ -63,23 +64,30 @@ type dbtx interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// putRecord inserts r into table; inserting the same record again is a
-// no-op, a different record under the same token is an error.
-func putRecord(ctx context.Context, db dbtx, table string, r record) error {
+// putRecord inserts rs into table in one statement, so one commit;
+// inserting the same record again is a no-op, a different record under the
+// same token is an error.
+func putRecord(ctx context.Context, db dbtx, table string, rs ...record) error {
+	args := make([]any, 0, 5*len(rs))
+	for _, r := range rs {
+		args = append(args, r.token, r.dedupe, r.nonce, r.ct, r.created)
+	}
 	res, err := db.ExecContext(ctx, `INSERT INTO `+table+` (token, dedupe, nonce, ct, created)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING`, r.token, r.dedupe, r.nonce, r.ct, r.created)
+		VALUES `+valueRows(len(rs), 5)+` ON CONFLICT(token) DO NOTHING`, args...)
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
+	if n, err := res.RowsAffected(); err != nil || n == int64(len(rs)) {
 		return err
 	}
-	got, ok, err := getRecord(ctx, db, table, r.token)
-	if err != nil {
-		return err
-	}
-	if !ok || !got.same(r) {
-		return fmt.Errorf("%s: %w: another record holds this token", table, ErrCorrupt)
+	for _, r := range rs {
+		got, ok, err := getRecord(ctx, db, table, r.token)
+		if err != nil {
+			return err
+		}
+		if !ok || !got.same(r) {
+			return fmt.Errorf("%s: %w: another record holds this token", table, ErrCorrupt)
+		}
 	}
 	return nil
 }
@@ -94,21 +102,44 @@ func getRecord(ctx context.Context, db dbtx, table, token string) (record, bool,
 	return r, err == nil, err
 }
 
-func tokensByHash(ctx context.Context, db dbtx, table string, hash []byte) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT token FROM `+table+` WHERE dedupe = ? ORDER BY created, token`, hash)
+// tokensByHash returns the tokens of table's records with each of hashes,
+// keyed by hash, each list oldest first.
+func tokensByHash(ctx context.Context, db dbtx, table string, hashes [][]byte) (map[string][]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT dedupe, token FROM `+table+` WHERE dedupe IN (`+placeholders(len(hashes))+`)
+		ORDER BY created, token`, anys(hashes)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var toks []string
+	toks := map[string][]string{}
 	for rows.Next() {
+		var h []byte
 		var t string
-		if err := rows.Scan(&t); err != nil {
+		if err := rows.Scan(&h, &t); err != nil {
 			return nil, err
 		}
-		toks = append(toks, t)
+		toks[string(h)] = append(toks[string(h)], t)
 	}
 	return toks, rows.Err()
+}
+
+// placeholders returns n comma-separated SQL parameters, for an IN list.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// valueRows returns the VALUES list of a multi-row INSERT: n rows of cols parameters.
+func valueRows(n, cols int) string {
+	return strings.TrimSuffix(strings.Repeat("("+placeholders(cols)+"),", n), ",")
+}
+
+// anys returns xs as the arguments of an IN list.
+func anys[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
 }
 
 // checkKey records the data key's check value in a new file and refuses a
@@ -220,12 +251,13 @@ func (d *dataStore) fail(db *sql.DB, err error) error {
 	return fmt.Errorf("%s data store %w: %w", d.name, ErrUnavailable, err)
 }
 
-func (d *dataStore) put(ctx context.Context, r record) error {
+// put writes rs in one statement.
+func (d *dataStore) put(ctx context.Context, rs ...record) error {
 	db, err := d.handle(ctx)
 	if err != nil {
 		return err
 	}
-	if err := putRecord(ctx, db, "records", r); err != nil {
+	if err := putRecord(ctx, db, "records", rs...); err != nil {
 		return d.fail(db, err)
 	}
 	return nil
@@ -243,24 +275,24 @@ func (d *dataStore) get(ctx context.Context, token string) (record, bool, error)
 	return r, ok, nil
 }
 
-func (d *dataStore) byHash(ctx context.Context, hash []byte) ([]string, error) {
+func (d *dataStore) byHash(ctx context.Context, hashes [][]byte) (map[string][]string, error) {
 	db, err := d.handle(ctx)
 	if err != nil {
 		return nil, err
 	}
-	toks, err := tokensByHash(ctx, db, "records", hash)
+	toks, err := tokensByHash(ctx, db, "records", hashes)
 	if err != nil {
 		return nil, d.fail(db, err)
 	}
 	return toks, nil
 }
 
-func (d *dataStore) delete(ctx context.Context, token string) error {
+func (d *dataStore) delete(ctx context.Context, tokens []string) error {
 	db, err := d.handle(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, `DELETE FROM records WHERE token = ?`, token); err != nil {
+	if _, err := db.ExecContext(ctx, `DELETE FROM records WHERE token IN (`+placeholders(len(tokens))+`)`, anys(tokens)...); err != nil {
 		return d.fail(db, err)
 	}
 	return nil

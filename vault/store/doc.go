@@ -31,6 +31,19 @@
 // open. Dedupe uses HMAC-SHA256 under the dedupe sub-key over the
 // length-prefixed owner, type and value; tokens themselves are random.
 //
+// # Registration
+//
+// Register is group-committed. One committer goroutine takes the calls
+// queued while its last batch committed (up to maxBatch; a lone call goes
+// at once, no timer) and, holding regMu, dedupes them against the stores
+// and against each other, writes the new records in one transaction per
+// data file, then their entries and audit entries in one index
+// transaction, and only then answers the callers. A record is always
+// durable before the entry naming it; if the index transaction fails the
+// batch's records are discarded and every caller gets the error, and what a
+// crash leaves between the two is an orphan for SweepOrphans. Rotation takes
+// regMu too, so it never interleaves with a batch.
+//
 // # Outages
 //
 // A record is written to the primary, then the backup; if either fails for

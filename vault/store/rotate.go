@@ -90,16 +90,17 @@ func (s *Store) rotateOne(ctx context.Context, old Entry, now time.Time, grace t
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return false, err // rotated meanwhile by someone else
 		}
-		if err := insertEntry(ctx, tx, next); err != nil {
+		if err := insertEntries(ctx, tx, next); err != nil {
 			return false, err
 		}
-		if _, err := appendAudit(ctx, tx, now, "rotate", "vault", old.Token, "", "replaced_by "+tok); err != nil {
+		ev := AuditEvent{Time: now, Kind: "rotate", Actor: "vault", Token: old.Token, Outcome: "replaced_by " + tok}
+		if err := appendAudit(ctx, tx, ev); err != nil {
 			return false, err
 		}
 		return true, tx.Commit()
 	}()
 	if err != nil || !done {
-		s.discardRecord(tok)
+		s.discardRecords([]string{tok})
 	}
 	if err != nil {
 		return false, fmt.Errorf("vault index: %w", err)

@@ -61,7 +61,14 @@ type Store struct {
 	now     func() time.Time
 	log     *slog.Logger
 
-	regMu   sync.Mutex // dedupe lookup and insert happen as one step
+	// Register hands its registration to the committer (register.go)
+	// over registrations; unbuffered, so a completed send means taken.
+	registrations chan *registration
+	closing       chan struct{} // closed by Close
+	stopped       chan struct{} // closed when the committer has returned
+	closeOnce     sync.Once
+
+	regMu   sync.Mutex // a batch's dedupe lookup and inserts happen as one step; rotation holds it too
 	flushMu sync.Mutex
 }
 
@@ -152,13 +159,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{keys: ks, now: cfg.Now, log: cfg.Logger}
+	s := &Store{keys: ks, now: cfg.Now, log: cfg.Logger,
+		registrations: make(chan *registration), closing: make(chan struct{}), stopped: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	go s.commitLoop()
 	ok := false
 	defer func() {
 		if !ok {
@@ -205,8 +214,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Close closes every file. Operations after Close fail.
+// Close lets the batch of registrations being committed finish, then
+// closes every file. Operations after Close fail.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.stopped
 	var errs []error
 	for _, d := range []*dataStore{s.primary, s.backup} {
 		if d != nil {
@@ -233,100 +245,13 @@ func validText(s string, max int) bool {
 	return true
 }
 
-// Register stores value (already normalized by the caller) for owner and
-// returns its token. The same owner, type and value again returns the live
-// token already issued, with created=false (label and shareable are then
-// left as they were). ttl 0 means no expiry. When a data store cannot be
-// written the sealed record goes to the pending table and Register still
-// succeeds; only a failure of the index or the pending table is an error.
-func (s *Store) Register(ctx context.Context, owner string, t TokenType, label string, value []byte, shareable bool, ttl time.Duration) (token string, created bool, err error) {
-	switch {
-	case owner == "" || !validText(owner, MaxOwnerLen):
-		return "", false, fmt.Errorf("%w: owner", ErrInvalid)
-	case !t.Valid():
-		return "", false, fmt.Errorf("%w: %q", ErrTokenType, t)
-	case !validText(label, MaxLabelLen):
-		return "", false, fmt.Errorf("%w: label", ErrInvalid)
-	case len(value) == 0 || len(value) > MaxValueLen:
-		return "", false, fmt.Errorf("%w: value is empty or longer than %d bytes", ErrInvalid, MaxValueLen)
-	case ttl < 0:
-		return "", false, fmt.Errorf("%w: negative ttl", ErrInvalid)
-	}
-	hash := s.keys.dedupeHash(owner, t, value)
-
-	s.regMu.Lock()
-	defer s.regMu.Unlock()
-	now := s.now().UTC()
-	if tok, ok, err := s.findLive(ctx, owner, t, hash, now); err != nil || ok {
-		return tok, false, err
-	}
-
-	tok, err := NewToken(t)
-	if err != nil {
-		return "", false, err
-	}
-	nonce, ct, err := s.keys.seal(tok, value)
-	if err != nil {
-		return "", false, err
-	}
-	r := record{token: tok, dedupe: hash, nonce: nonce, ct: ct, created: now.UnixNano()}
-	if err := s.writeRecord(ctx, r); err != nil {
-		return "", false, err
-	}
-	e := Entry{Token: tok, Owner: owner, Type: t, Label: label, Epoch: 1, Created: now, Shareable: shareable}
-	if ttl > 0 {
-		e.Expires = now.Add(ttl)
-	}
-	if err := insertEntry(ctx, s.index, e); err != nil {
-		s.discardRecord(r.token)
-		return "", false, fmt.Errorf("vault index: %w", err)
-	}
-	return tok, true, nil
-}
-
-// findLive returns the oldest live token of owner and type whose record has
-// this dedupe hash. It looks in the pending table first, then the primary
-// (the backup when the primary fails): Flush inserts before it deletes, so a
-// record being flushed is seen in one place or the other.
-func (s *Store) findLive(ctx context.Context, owner string, t TokenType, hash []byte, now time.Time) (string, bool, error) {
-	cands, err := tokensByHash(ctx, s.pending, "pending", hash)
-	if err != nil {
-		return "", false, fmt.Errorf("vault pending: %w", err)
-	}
-	data, err := s.primary.byHash(ctx, hash)
-	if err != nil && s.backup != nil {
-		data, err = s.backup.byHash(ctx, hash)
-	}
-	if err != nil {
-		s.log.Warn("vault dedupe cannot reach a data store; a duplicate token may be issued", "err", err)
-	}
-	cands = append(cands, data...)
-
-	var best Entry
-	for _, c := range cands {
-		e, err := s.Lookup(ctx, c)
-		if errors.Is(err, ErrNotFound) {
-			continue // a record whose Register failed after the data write
-		}
-		if err != nil {
-			return "", false, err
-		}
-		if e.Owner != owner || e.Type != t || e.ReplacedBy != "" || e.expiredAt(now) {
-			continue
-		}
-		if best.Token == "" || e.Created.Before(best.Created) {
-			best = e
-		}
-	}
-	return best.Token, best.Token != "", nil
-}
-
-// writeRecord writes r to the primary and the backup, or, if either fails,
-// to the pending table.
-func (s *Store) writeRecord(ctx context.Context, r record) error {
-	err := s.primary.put(ctx, r)
+// writeRecord writes rs to the primary, then the backup, one transaction
+// each; if either fails, it writes them to the pending table in one
+// transaction.
+func (s *Store) writeRecord(ctx context.Context, rs ...record) error {
+	err := s.primary.put(ctx, rs...)
 	if err == nil && s.backup != nil {
-		err = s.backup.put(ctx, r)
+		err = s.backup.put(ctx, rs...)
 	}
 	if err == nil {
 		return nil
@@ -334,22 +259,23 @@ func (s *Store) writeRecord(ctx context.Context, r record) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
-	if perr := putRecord(ctx, s.pending, "pending", r); perr != nil {
+	if perr := putRecord(ctx, s.pending, "pending", rs...); perr != nil {
 		return fmt.Errorf("vault: %w; and the pending table failed too: %w", err, perr)
 	}
-	s.log.Warn("vault record queued in the pending table", "err", err)
+	s.log.Warn("vault records queued in the pending table", "records", len(rs), "err", err)
 	return nil
 }
 
-// discardRecord removes r's record after its index entry could not be
-// written; what it misses is an orphan no index entry points to.
-func (s *Store) discardRecord(token string) {
+// discardRecords removes the records of tokens after their index entries
+// could not be written; what it misses is an orphan no index entry points
+// to, for SweepOrphans.
+func (s *Store) discardRecords(tokens []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s.pending.ExecContext(ctx, `DELETE FROM pending WHERE token = ?`, token)
-	s.primary.delete(ctx, token)
+	s.pending.ExecContext(ctx, `DELETE FROM pending WHERE token IN (`+placeholders(len(tokens))+`)`, anys(tokens)...)
+	s.primary.delete(ctx, tokens)
 	if s.backup != nil {
-		s.backup.delete(ctx, token)
+		s.backup.delete(ctx, tokens)
 	}
 }
 
@@ -367,11 +293,13 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-func insertEntry(ctx context.Context, db dbtx, e Entry) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO entries
-		(token, owner, type, label, epoch, created, expires, shareable, replaced_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Token, e.Owner, string(e.Type), e.Label, e.Epoch, nanos(e.Created), nanos(e.Expires), e.Shareable, e.ReplacedBy)
+// insertEntries inserts es in one statement.
+func insertEntries(ctx context.Context, db dbtx, es ...Entry) error {
+	args := make([]any, 0, 9*len(es))
+	for _, e := range es {
+		args = append(args, e.Token, e.Owner, string(e.Type), e.Label, e.Epoch, nanos(e.Created), nanos(e.Expires), e.Shareable, e.ReplacedBy)
+	}
+	_, err := db.ExecContext(ctx, `INSERT INTO entries (`+entryColumns+`) VALUES `+valueRows(len(es), 9), args...)
 	return err
 }
 

@@ -1,0 +1,310 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// maxBatch bounds how many registrations one group commit takes.
+const maxBatch = 256
+
+// registration is one Register call, validated and sealed, waiting for
+// its group commit.
+type registration struct {
+	entry Entry         // the committer sets Created and Expires
+	ttl   time.Duration // 0: no expiry
+	rec   record        // sealed under entry.Token; the committer sets created
+	audit bool          // RegisterAudited
+	done  chan registered
+}
+
+// registered is what the committer answers a registration.
+type registered struct {
+	token   string
+	created bool
+	err     error
+}
+
+// Register stores value (already normalized by the caller) for owner and
+// returns its token. The same owner, type and value again returns the live
+// token already issued, with created=false (label and shareable are then
+// left as they were). ttl 0 means no expiry. When a data store cannot be
+// written the sealed record goes to the pending table and Register still
+// succeeds; only a failure of the index or the pending table is an error.
+//
+// Concurrent calls are group-committed: while one batch commits, the
+// callers arriving queue up, and the next batch takes them all (up to
+// maxBatch) into one transaction per file — one fsync per file for the
+// whole batch. A lone caller commits at once. Register returns only after
+// its batch's data and index transactions committed (synchronous=FULL);
+// when the index transaction fails, the batch's records are discarded and
+// every caller in it gets the error.
+//
+// A caller whose ctx ends before the committer takes its registration gets
+// ctx.Err() and nothing of it is written. Once taken, a registration
+// commits with its batch whatever becomes of ctx — cancelling it would fail
+// the others — and Register reports the batch's outcome, so ctx.Err() never
+// hides an issued token.
+func (s *Store) Register(ctx context.Context, owner string, t TokenType, label string, value []byte, shareable bool, ttl time.Duration) (token string, created bool, err error) {
+	return s.register(ctx, false, owner, t, label, value, shareable, ttl)
+}
+
+// RegisterAudited is Register that also appends a "register" entry (actor
+// owner, outcome "ok") to the audit log, new token or not, in the index
+// transaction that holds the token's entry: both or neither are written.
+func (s *Store) RegisterAudited(ctx context.Context, owner string, t TokenType, label string, value []byte, shareable bool, ttl time.Duration) (token string, created bool, err error) {
+	return s.register(ctx, true, owner, t, label, value, shareable, ttl)
+}
+
+func (s *Store) register(ctx context.Context, audit bool, owner string, t TokenType, label string, value []byte, shareable bool, ttl time.Duration) (string, bool, error) {
+	r, err := s.prepare(owner, t, label, value, shareable, ttl)
+	if err != nil {
+		return "", false, err
+	}
+	r.audit = audit
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	select {
+	case s.registrations <- r:
+	case <-ctx.Done():
+		return "", false, ctx.Err()
+	case <-s.closing:
+		return "", false, fmt.Errorf("vault: %w", errClosed)
+	}
+	res := <-r.done
+	return res.token, res.created, res.err
+}
+
+// prepare validates a registration and seals its value under a fresh
+// token, outside the committer, so callers seal in parallel.
+func (s *Store) prepare(owner string, t TokenType, label string, value []byte, shareable bool, ttl time.Duration) (*registration, error) {
+	switch {
+	case owner == "" || !validText(owner, MaxOwnerLen):
+		return nil, fmt.Errorf("%w: owner", ErrInvalid)
+	case !t.Valid():
+		return nil, fmt.Errorf("%w: %q", ErrTokenType, t)
+	case !validText(label, MaxLabelLen):
+		return nil, fmt.Errorf("%w: label", ErrInvalid)
+	case len(value) == 0 || len(value) > MaxValueLen:
+		return nil, fmt.Errorf("%w: value is empty or longer than %d bytes", ErrInvalid, MaxValueLen)
+	case ttl < 0:
+		return nil, fmt.Errorf("%w: negative ttl", ErrInvalid)
+	}
+	tok, err := NewToken(t)
+	if err != nil {
+		return nil, err
+	}
+	nonce, ct, err := s.keys.seal(tok, value)
+	if err != nil {
+		return nil, err
+	}
+	return &registration{
+		entry: Entry{Token: tok, Owner: owner, Type: t, Label: label, Epoch: 1, Shareable: shareable},
+		ttl:   ttl,
+		rec:   record{token: tok, dedupe: s.keys.dedupeHash(owner, t, value), nonce: nonce, ct: ct},
+		done:  make(chan registered, 1), // the committer never waits for a caller
+	}, nil
+}
+
+// commitLoop is the committer: it takes a registration, then every other
+// one already queued, and commits them as one batch, until Close.
+func (s *Store) commitLoop() {
+	defer close(s.stopped)
+	for {
+		select {
+		case r := <-s.registrations:
+			s.commit(s.drain(r))
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// drain returns first and the registrations queued behind it, up to
+// maxBatch: the callers who arrived while the last batch committed.
+func (s *Store) drain(first *registration) []*registration {
+	batch := []*registration{first}
+	for len(batch) < maxBatch {
+		select {
+		case r := <-s.registrations:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit registers batch and answers every caller in it. Its context is
+// no caller's: one caller going away must not fail the others.
+func (s *Store) commit(batch []*registration) {
+	s.regMu.Lock()
+	out, err := s.registerBatch(context.Background(), batch)
+	s.regMu.Unlock()
+	for i, r := range batch {
+		if err != nil {
+			r.done <- registered{err: err}
+			continue
+		}
+		r.done <- out[i]
+	}
+}
+
+// registerBatch dedupes batch against the stores and within itself, writes
+// the new records, then their index entries and the audit entries asked
+// for in one index transaction. The caller holds regMu.
+func (s *Store) registerBatch(ctx context.Context, batch []*registration) ([]registered, error) {
+	now := s.now().UTC()
+	live, err := s.findLive(ctx, batch, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]registered, len(batch))
+	var recs []record
+	var entries []Entry
+	var tokens []string
+	for i, r := range batch {
+		hash := string(r.rec.dedupe)
+		if tok, ok := live[hash]; ok {
+			out[i] = registered{token: tok}
+			continue
+		}
+		e, rec := r.entry, r.rec
+		e.Created, rec.created = now, now.UnixNano()
+		if r.ttl > 0 {
+			e.Expires = now.Add(r.ttl)
+		}
+		live[hash] = e.Token // the same value later in this batch gets this token
+		out[i] = registered{token: e.Token, created: true}
+		recs, entries, tokens = append(recs, rec), append(entries, e), append(tokens, e.Token)
+	}
+	if len(recs) > 0 {
+		if err := s.writeRecord(ctx, recs...); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.indexBatch(ctx, batch, entries, out, now); err != nil {
+		if len(tokens) > 0 {
+			s.discardRecords(tokens)
+		}
+		return nil, fmt.Errorf("vault index: %w", err)
+	}
+	return out, nil
+}
+
+// indexBatch inserts entries and appends an audit entry for each audited
+// registration of batch (out says its token), in one transaction.
+func (s *Store) indexBatch(ctx context.Context, batch []*registration, entries []Entry, out []registered, now time.Time) error {
+	tx, err := s.index.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if len(entries) > 0 {
+		if err := insertEntries(ctx, tx, entries...); err != nil {
+			return err
+		}
+	}
+	var evs []AuditEvent
+	for i, r := range batch {
+		if r.audit {
+			evs = append(evs, AuditEvent{Time: now, Kind: "register", Actor: r.entry.Owner, Token: out[i].token, Outcome: "ok"})
+		}
+	}
+	if len(evs) > 0 {
+		if err := appendAudit(ctx, tx, evs...); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// findLive returns, by dedupe hash, the oldest live token of the batch's
+// owner and type whose record has that hash. It looks in the pending table
+// first, then the primary (the backup when the primary fails): Flush
+// inserts before it deletes, so a record being flushed is seen in one place
+// or the other.
+func (s *Store) findLive(ctx context.Context, batch []*registration, now time.Time) (map[string]string, error) {
+	want := map[string]Entry{} // hash → owner and type asked for
+	var hashes [][]byte
+	for _, r := range batch {
+		if _, ok := want[string(r.rec.dedupe)]; !ok {
+			want[string(r.rec.dedupe)] = r.entry
+			hashes = append(hashes, r.rec.dedupe)
+		}
+	}
+	cands, err := tokensByHash(ctx, s.pending, "pending", hashes)
+	if err != nil {
+		return nil, fmt.Errorf("vault pending: %w", err)
+	}
+	data, err := s.primary.byHash(ctx, hashes)
+	if err != nil && s.backup != nil {
+		data, err = s.backup.byHash(ctx, hashes)
+	}
+	if err != nil {
+		s.log.Warn("vault dedupe cannot reach a data store; a duplicate token may be issued", "err", err)
+	}
+	var all []string
+	for h, toks := range data {
+		cands[h] = append(cands[h], toks...)
+	}
+	for _, toks := range cands {
+		all = append(all, toks...)
+	}
+	entries, err := s.entries(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+
+	live := map[string]string{}
+	for h, toks := range cands {
+		w := want[h]
+		var best Entry
+		for _, tok := range toks {
+			e, ok := entries[tok]
+			if !ok {
+				continue // a record whose Register failed after the data write
+			}
+			if e.Owner != w.Owner || e.Type != w.Type || e.ReplacedBy != "" || e.expiredAt(now) {
+				continue
+			}
+			if best.Token == "" || e.Created.Before(best.Created) {
+				best = e
+			}
+		}
+		if best.Token != "" {
+			live[h] = best.Token
+		}
+	}
+	return live, nil
+}
+
+// entries returns the index entries of tokens by token; a token without
+// one is absent.
+func (s *Store) entries(ctx context.Context, tokens []string) (map[string]Entry, error) {
+	out := map[string]Entry{}
+	for len(tokens) > 0 {
+		n := min(len(tokens), maxBatch) // well under SQLite's limit on parameters
+		rows, err := s.index.QueryContext(ctx, `SELECT `+entryColumns+` FROM entries
+			WHERE token IN (`+placeholders(n)+`)`, anys(tokens[:n])...)
+		if err != nil {
+			return nil, fmt.Errorf("vault index: %w", err)
+		}
+		for rows.Next() {
+			e, err := scanEntry(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("vault index: %w", err)
+			}
+			out[e.Token] = e
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("vault index: %w", err)
+		}
+		tokens = tokens[n:]
+	}
+	return out, nil
+}
