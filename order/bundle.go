@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"time"
 
@@ -32,8 +31,6 @@ const (
 	commitmentSize = 32
 	aeadOverhead   = 16
 )
-
-var orderIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // Sealed is one encrypted section.
 type Sealed struct {
@@ -145,7 +142,7 @@ func (b *Bundle) Check() error {
 	if b.Suite != keygen.Suite {
 		return fmt.Errorf("%w: %.64q", ErrSuite, b.Suite)
 	}
-	if !orderIDRe.MatchString(b.OrderID) {
+	if !isCode(b.OrderID, 64) {
 		return fmt.Errorf("%w: order_id must be 1–64 characters of [A-Za-z0-9._-]", ErrMalformed)
 	}
 	if err := checkSealer(b.Cardholder); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"orderseal/internal/strictjson"
 )
@@ -285,6 +287,66 @@ func TestItemsTotalOverflow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The regular expressions and loops the text checks were first written
+// with; the hand-written checks must agree with them on every input.
+var (
+	codeRefs = map[int]*regexp.Regexp{
+		64:  regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`),
+		128: regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`),
+	}
+	lineRef = func(s string) bool {
+		if !utf8.ValidString(s) || strings.TrimSpace(s) == "" {
+			return false
+		}
+		for _, r := range s {
+			if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+				return false
+			}
+		}
+		return true
+	}
+	noteRef = func(s string) bool {
+		if !utf8.ValidString(s) {
+			return false
+		}
+		for _, r := range s {
+			if unicode.IsControl(r) && r != '\n' && r != '\t' {
+				return false
+			}
+		}
+		return true
+	}
+)
+
+// textSeeds are edge cases of the text checks: blanks, controls, separators,
+// invalid and surrogate UTF-8, and the length limits of isCode.
+var textSeeds = []string{
+	"", " ", "   ", "a", " a ", "\t", "a\tb", "a\nb", "a\rb", "\x00", "\x1f", "\x7f", "\u0085", "a\u0085",
+	"\u009f", "\u00a0", "\u00a0a", "\u2028", "a\u2029", "\u3000", "\u3000x", "\ufeff", "\ufffd",
+	"\xff", "a\xc3", "\xed\xa0\x80", "é", "Musterstraße 12", "BOOK-1984.pb", "mug_blue-350", "BOOK 1984",
+	"tok/../adr", "a+b", strings.Repeat("a", 64), strings.Repeat("a", 65), strings.Repeat("t", 128),
+	strings.Repeat("t", 129), strings.Repeat("é", 40),
+}
+
+func FuzzTextChecks(f *testing.F) {
+	for _, s := range textSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for max, re := range codeRefs {
+			if got, want := isCode(s, max), re.MatchString(s); got != want {
+				t.Errorf("isCode(%q, %d) = %v, want %v", s, max, got, want)
+			}
+		}
+		if got, want := isLine(s), lineRef(s); got != want {
+			t.Errorf("isLine(%q) = %v, want %v", s, got, want)
+		}
+		if got, want := isNote(s), noteRef(s); got != want {
+			t.Errorf("isNote(%q) = %v, want %v", s, got, want)
+		}
+	})
 }
 
 func TestValidateNil(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/bits"
 	"reflect"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -31,11 +30,6 @@ func (e *FieldError) Error() string { return "order: " + e.Field + ": " + e.Reas
 // Unwrap makes every FieldError match ErrInvalidOrder.
 func (e *FieldError) Unwrap() error { return ErrInvalidOrder }
 
-var (
-	skuPattern   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-)
-
 // validate is the one validator instance; it caches struct metadata and is
 // safe for concurrent use once set up here.
 var validate = newValidator()
@@ -50,8 +44,8 @@ func newValidator() *validator.Validate {
 		return name
 	})
 	custom := map[string]func(string) bool{
-		"sku":       skuPattern.MatchString,
-		"shiptoken": tokenPattern.MatchString,
+		"sku":       func(s string) bool { return isCode(s, 64) },
+		"shiptoken": func(s string) bool { return isCode(s, 128) },
 		"text":      isLine,
 		"note":      isNote,
 	}
@@ -65,29 +59,60 @@ func newValidator() *validator.Validate {
 	return v
 }
 
-// isLine accepts non-blank, single-line text without control characters:
-// names and address lines end up on labels and in fixed-width tables.
-func isLine(s string) bool {
-	if !utf8.ValidString(s) || strings.TrimSpace(s) == "" {
+// isCode reports whether s is 1 to max characters of [A-Za-z0-9._-], the
+// alphabet of SKUs, ship tokens and order ids.
+func isCode(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
 		return false
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
 			return false
 		}
 	}
 	return true
 }
 
-// isNote accepts free text: newlines and tabs, but no other control characters.
-func isNote(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+// isLine accepts non-blank, single-line text without control characters:
+// names and address lines end up on labels and in fixed-width tables.
+func isLine(s string) bool {
+	blank := true
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf { // ASCII: no decoding, no tables
+			if c < 0x20 || c == 0x7f {
+				return false
+			}
+			blank = blank && c == ' '
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return false
 		}
+		blank = blank && unicode.IsSpace(r)
+		i += n
+	}
+	return !blank
+}
+
+// isNote accepts free text: newlines and tabs, but no other control characters.
+func isNote(s string) bool {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < 0x20 && c != '\n' && c != '\t' || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || unicode.IsControl(r) {
+			return false
+		}
+		i += n
 	}
 	return true
 }
