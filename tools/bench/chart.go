@@ -48,7 +48,7 @@ func writeChart(path string, figs []Figure) error {
 		draw.Draw(img, r, image.NewUniform(c), image.Point{}, draw.Src)
 	}
 	grey := color.RGBA{0xbb, 0xbb, 0xbb, 0xff}
-	text(10, 22, "orderseal cost / baseline cost per operation (log scale; left of 1× is cheaper than the baseline)", color.Black)
+	text(10, 22, "orderseal cost / baseline cost (log scale; left of 1× is cheaper than the baseline)", color.Black)
 	for _, t := range []float64{0.01, 0.1, 1, 10} {
 		x := xOf(t)
 		fill(image.Rect(x, top-8, x+1, h-30), grey)
@@ -66,8 +66,8 @@ func writeChart(path string, figs []Figure) error {
 		}
 		fill(image.Rect(left, y+6, max(xOf(f.Ratio), left+1), y+rowH-6), c)
 		labelX := xOf(f.Ratio) + 6
-		if s := specOf(f.Name); s != nil && s.goalMax > 0 {
-			x := xOf(s.goalMax)
+		if f.goalMax > 0 {
+			x := xOf(f.goalMax)
 			fill(image.Rect(x-1, y+2, x+2, y+rowH-2), color.Black)
 			if x+2 > labelX-6 && x-1 < labelX+50 {
 				labelX = x + 8 // clear of the goal tick
@@ -84,15 +84,6 @@ func writeChart(path string, figs []Figure) error {
 		return err
 	}
 	return out.Close()
-}
-
-func specOf(name string) *spec {
-	for i := range specs {
-		if specs[i].name == name {
-			return &specs[i]
-		}
-	}
-	return nil
 }
 
 func formatRatio(r float64) string {

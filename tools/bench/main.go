@@ -40,6 +40,8 @@ type Figure struct {
 	Ratio         float64 `json:"ratio"`
 	Goal          string  `json:"goal"`
 	Meets         *bool   `json:"meets"` // null: no goal set
+
+	goalMax float64 // the goal as a ratio (≤), for the chart; 0: none
 }
 
 // Results is results.json.
@@ -139,6 +141,7 @@ func figures(results []result) []Figure {
 			ratios[i] = ops[i] / bases[i]
 		}
 		f.Ratio = round(median(ratios), 4)
+		f.goalMax = s.goalMax
 		if s.goalMax > 0 {
 			meets := f.Ratio <= s.goalMax
 			f.Meets = &meets
@@ -201,6 +204,7 @@ func main() {
 func run(ctx context.Context, quick bool, outDir, from string) error {
 	var results []result
 	var raw strings.Builder
+	var profile string // go tool pprof -top of the end-to-end run
 	if from != "" {
 		data, err := os.ReadFile(from)
 		if err != nil {
@@ -213,12 +217,20 @@ func run(ctx context.Context, quick bool, outDir, from string) error {
 			}
 		}
 	} else {
-		var err error
-		if results, err = runBenchmarks(ctx, quick, &raw); err != nil {
+		work, err := os.MkdirTemp("", "orderseal-bench.")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+		plan := newLoadPlan(quick, work)
+		if results, err = runBenchmarks(ctx, quick, plan, &raw); err != nil {
+			return err
+		}
+		if profile, err = profileTop(ctx, plan.profileDir, 25); err != nil {
 			return err
 		}
 	}
-	figs := figures(results)
+	figs := append(figures(results), e2eFigures(results)...)
 	if len(figs) == 0 {
 		return errors.New("no benchmark figures were produced")
 	}
@@ -239,7 +251,7 @@ func run(ctx context.Context, quick bool, outDir, from string) error {
 	if quick {
 		mode = "quick"
 	}
-	if err := os.WriteFile(filepath.Join(outDir, "report.md"), []byte(report(figs, mode, raw.String())), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(outDir, "report.md"), []byte(report(figs, mode, raw.String(), profile)), 0o644); err != nil {
 		return err
 	}
 	printTable(os.Stdout, figs)
@@ -249,8 +261,9 @@ func run(ctx context.Context, quick bool, outDir, from string) error {
 }
 
 // runBenchmarks runs ./bench/ once per spec'd benchmark family, so the
-// progress bar moves, and collects every result line (raw keeps the output).
-func runBenchmarks(ctx context.Context, quick bool, raw io.Writer) ([]result, error) {
+// progress bar moves, then the end-to-end plan, and collects every result
+// line (raw keeps the output).
+func runBenchmarks(ctx context.Context, quick bool, plan *loadPlan, raw io.Writer) ([]result, error) {
 	benchtime, count := "1s", "3"
 	if quick {
 		benchtime, count = "200ms", "1"
@@ -262,10 +275,12 @@ func runBenchmarks(ctx context.Context, quick bool, raw io.Writer) ([]result, er
 			families = append(families, fam)
 		}
 	}
+	steps := plan.steps()
+	total := len(families) + 1 + len(steps)
 	start := time.Now()
 	var results []result
 	for i, fam := range families {
-		progress(os.Stderr, i, len(families), fam, start)
+		progress(os.Stderr, i, total, fam, start)
 		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^"+fam+"$", "-benchtime", benchtime, "-count", count, "./bench/")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -288,7 +303,21 @@ func runBenchmarks(ctx context.Context, quick bool, raw io.Writer) ([]result, er
 			return nil, fmt.Errorf("%s: %w\n%s", fam, err, stderr.String())
 		}
 	}
-	progress(os.Stderr, len(families), len(families), "done", start)
+	progress(os.Stderr, len(families), total, "building the real and the null relay stacks", start)
+	if err := plan.build(ctx); err != nil {
+		fmt.Fprintln(os.Stderr)
+		return nil, err
+	}
+	for i, step := range steps {
+		progress(os.Stderr, len(families)+1+i, total, step, start)
+		rs, err := plan.run(ctx, i, raw)
+		if err != nil {
+			fmt.Fprintln(os.Stderr)
+			return nil, err
+		}
+		results = append(results, rs...)
+	}
+	progress(os.Stderr, total, total, "done", start)
 	fmt.Fprintln(os.Stderr)
 	return results, nil
 }
@@ -307,22 +336,37 @@ func printTable(w io.Writer, figs []Figure) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FIGURE\tVALUE\tBASELINE\tBASELINE VALUE\tRATIO\tGOAL\t")
 	for _, f := range figs {
-		fmt.Fprintf(tw, "%s\t%.0f %s\t%s\t%.0f %s\t%.3f\t%s\t%s\n", f.Name, f.Value, f.Unit, f.Baseline, f.BaselineValue, f.Unit, f.Ratio, cmp.Or(f.Goal, "-"), verdict(f))
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s %s\t%.3f\t%s\t%s\n", f.Name, num(f.Value), f.Unit, f.Baseline, num(f.BaselineValue), f.Unit, f.Ratio, cmp.Or(f.Goal, "-"), verdict(f))
 	}
 	tw.Flush()
 }
 
-func report(figs []Figure, mode, raw string) string {
+// num prints a value with one decimal below 100, none above.
+func num(v float64) string {
+	if math.Abs(v) < 100 {
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+func report(figs []Figure, mode, raw, profile string) string {
 	var b strings.Builder
 	b.WriteString("# orderseal benchmarks\n\n")
-	fmt.Fprintf(&b, "Mode: %s (`make bench%s`). Every figure is a ratio of orderseal's cost per operation to a baseline measured in the same process, alternating blocks of each, so a noisy machine moves both: lower is better.\n\n",
+	fmt.Fprintf(&b, "Mode: %s (`make bench%s`). Every ratio is a cost ratio against a baseline measured in the same process or the same script, so a noisy machine moves both: lower is better. ",
 		mode, map[string]string{"quick": "-quick", "full": ""}[mode])
+	b.WriteString("Micro benchmarks alternate blocks of the operation and its baseline. End to end, `stress load` drives closed-loop cardholders (each waits for its order to ship or be declined) through the real daemons on loopback, then through the same daemons built with `-tags nullrelay` — the same hops and durable writes with sections in the clear and no key derivation — as the physical limit; the two alternate. Their ratios are null relay orders/s ÷ orderseal orders/s and orderseal latency ÷ null relay latency (latency: first submit to the merchant's first settled state). The scale figure is orders/s with few stored orders ÷ orders/s with many, on one cluster filled between the two runs (`cluster.Seed`).\n\n")
 	b.WriteString("![ratios](ratios.png)\n\n")
 	b.WriteString("| figure | value | baseline | baseline value | ratio | goal | |\n|---|---:|---|---:|---:|---|---|\n")
 	for _, f := range figs {
-		fmt.Fprintf(&b, "| %s | %.0f %s | %s | %.0f %s | %.3f | %s | %s |\n", f.Name, f.Value, f.Unit, f.Baseline, f.BaselineValue, f.Unit, f.Ratio, cmp.Or(f.Goal, "-"), verdict(f))
+		fmt.Fprintf(&b, "| %s | %s %s | %s | %s %s | %.3f | %s | %s |\n", f.Name, num(f.Value), f.Unit, f.Baseline, num(f.BaselineValue), f.Unit, f.Ratio, cmp.Or(f.Goal, "-"), verdict(f))
 	}
-	b.WriteString("\n## Raw `go test -bench` output\n\n```\n")
+	if profile != "" {
+		b.WriteString("\n## CPU profile of the end-to-end path\n\n")
+		b.WriteString("The first orderseal round, every concurrency level: the merchant, issuer, carrier and vault daemons and the driver that seals and submits, merged (`go tool pprof -top`). Top costs:\n\n```\n")
+		b.WriteString(profile)
+		b.WriteString("```\n")
+	}
+	b.WriteString("\n## Raw output (`go test -bench`, `stress load`)\n\n```\n")
 	b.WriteString(raw)
 	b.WriteString("```\n")
 	return b.String()

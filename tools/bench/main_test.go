@@ -126,3 +126,58 @@ func TestFiguresAndOutputs(t *testing.T) {
 		t.Fatal("no figures gave no error")
 	}
 }
+
+const e2eSample = `BenchmarkE2E/sealed/clients=8 	 261	 50.00 orders/s	 100.0 p50-ms	 300.0 p99-ms	 30.0 accept-p99-ms	 0 errors	 25.0 vault-MiB	 23.0 issuer-MiB	 25.0 carrier-MiB	 30.0 merchant-MiB
+BenchmarkE2E/null/clients=8 	 261	 52.00 orders/s	 90.0 p50-ms	 200.0 p99-ms	 30.0 accept-p99-ms	 0 errors	 25.0 vault-MiB	 23.0 issuer-MiB	 25.0 carrier-MiB	 24.0 merchant-MiB
+BenchmarkE2E/sealed/clients=8 	 261	 48.00 orders/s	 110.0 p50-ms	 280.0 p99-ms	 30.0 accept-p99-ms	 0 errors	 25.0 vault-MiB	 23.0 issuer-MiB	 25.0 carrier-MiB	 30.0 merchant-MiB
+BenchmarkE2E/null/clients=8 	 261	 48.00 orders/s	 90.0 p50-ms	 240.0 p99-ms	 30.0 accept-p99-ms	 0 errors	 25.0 vault-MiB	 23.0 issuer-MiB	 25.0 carrier-MiB	 24.0 merchant-MiB
+BenchmarkE2E/sealed/clients=1 	 99	 20.00 orders/s	 20.0 p50-ms	 40.0 p99-ms	 30.0 accept-p99-ms	 0 errors	 25.0 vault-MiB	 23.0 issuer-MiB	 25.0 carrier-MiB	 30.0 merchant-MiB
+BenchmarkScale/sealed/stored=1000/clients=8 	 300	 60.00 orders/s	 100.0 p50-ms	 200.0 p99-ms	 30.0 accept-p99-ms	 0 errors	 25.0 vault-MiB	 23.0 issuer-MiB	 25.0 carrier-MiB	 30.0 merchant-MiB
+BenchmarkScale/sealed/stored=1000000/clients=8 	 300	 40.00 orders/s	 150.0 p50-ms	 300.0 p99-ms	 30.0 accept-p99-ms	 0 errors	 25.0 vault-MiB	 23.0 issuer-MiB	 25.0 carrier-MiB	 30.0 merchant-MiB
+`
+
+func TestE2EFigures(t *testing.T) {
+	var rs []result
+	for _, l := range strings.Split(e2eSample, "\n") {
+		if r, ok := parseLine(l); ok {
+			rs = append(rs, r)
+		}
+	}
+	figs := e2eFigures(rs)
+	byName := map[string]Figure{}
+	for _, f := range figs {
+		byName[f.Name] = f
+	}
+	cases := []struct {
+		name         string
+		value, base  float64
+		ratio        float64
+		meets, judge bool
+	}{
+		// medians over the two rounds: sealed 49 orders/s, null 50
+		{"End to end, 8 clients: throughput", 49, 50, 1.0204, true, true},
+		{"End to end, 8 clients: p50 latency", 105, 90, 1.1667, false, false},
+		{"End to end, 8 clients: p99 latency", 290, 220, 1.3182, false, true},
+		{"RSS of the merchant at 8 clients", 30, 24, 1.25, false, false},
+		{"Throughput with 1 000 000 stored orders", 40, 60, 1.5, false, true},
+	}
+	for _, c := range cases {
+		f, ok := byName[c.name]
+		if !ok {
+			t.Errorf("no figure %q in %v", c.name, figs)
+			continue
+		}
+		if f.Value != c.value || f.BaselineValue != c.base || f.Ratio != c.ratio {
+			t.Errorf("%s: value %v base %v ratio %v, want %v %v %v", c.name, f.Value, f.BaselineValue, f.Ratio, c.value, c.base, c.ratio)
+		}
+		if (f.Meets != nil) != c.judge || (f.Meets != nil && *f.Meets != c.meets) {
+			t.Errorf("%s: meets %v, want judged=%v meets=%v", c.name, f.Meets, c.judge, c.meets)
+		}
+	}
+	// One client has no null relay line: no figure rather than a made-up one.
+	for name := range byName {
+		if strings.Contains(name, "1 clients") {
+			t.Errorf("figure %q without its null relay baseline", name)
+		}
+	}
+}
