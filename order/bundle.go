@@ -28,6 +28,8 @@ const (
 
 const (
 	nonceSize      = 24
+	saltSize       = 32
+	maxRoles       = 4 // carrier, issuer, merchant, vault
 	commitmentSize = 32
 	aeadOverhead   = 16
 )
@@ -246,8 +248,10 @@ func (b *Bundle) presentRoles() []Role {
 
 // CanonicalHeader is the byte encoding of DESIGN.md §4.1 that the header
 // hash covers: each item length-prefixed with lp32, roles in byte order.
-func (b *Bundle) CanonicalHeader() []byte {
-	out := wire.LP32(nil, []byte{byte(b.Version)})
+func (b *Bundle) CanonicalHeader() []byte { return b.appendCanonicalHeader(nil) }
+
+func (b *Bundle) appendCanonicalHeader(out []byte) []byte {
+	out = wire.LP32(out, []byte{byte(b.Version)})
 	out = wire.LP32(out, []byte(b.Suite))
 	out = wire.LP32(out, b.System[:])
 	out = wire.LP32(out, []byte(b.OrderID))
@@ -263,12 +267,13 @@ func (b *Bundle) CanonicalHeader() []byte {
 	return out
 }
 
+// headerLabel prefixes the canonical header in the header hash.
+const headerLabel = "orderseal-v1-header"
+
 // HeaderHash is hH = SHA-256("orderseal-v1-header" || canonical(header)).
 func (b *Bundle) HeaderHash() [32]byte {
-	h := sha256.New()
-	h.Write([]byte("orderseal-v1-header"))
-	h.Write(b.CanonicalHeader())
-	return [32]byte(h.Sum(nil))
+	var buf [1024]byte // a typical header is about 500 bytes; longer ones spill to the heap
+	return sha256.Sum256(b.appendCanonicalHeader(append(buf[:0], headerLabel...)))
 }
 
 // ForRole returns a copy carrying the full header but only role's section:

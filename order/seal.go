@@ -149,8 +149,10 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	b := &Bundle{Version: Version, Suite: keygen.Suite, System: key.Params().System,
 		OrderID: opt.OrderID, Cardholder: key.Identity(),
 		Created: now.Format(time.RFC3339), Expires: now.Add(life).Format(time.RFC3339),
-		Parties:     map[Role]string{RoleMerchant: parties.Merchant, RoleIssuer: parties.Issuer, RoleCarrier: parties.Carrier},
-		Commitments: map[Role][commitmentSize]byte{}, Sections: map[Role]Sealed{}}
+		Parties:     make(map[Role]string, len(Roles)),
+		Commitments: make(map[Role][commitmentSize]byte, len(Roles)),
+		Sections:    make(map[Role]Sealed, len(Roles))}
+	b.Parties[RoleMerchant], b.Parties[RoleIssuer], b.Parties[RoleCarrier] = parties.Merchant, parties.Issuer, parties.Carrier
 	switch {
 	case o.ShipTo.Token != "" && parties.Vault == "":
 		return nil, fmt.Errorf("%w: the order ships to a vault token, so a vault identity is required", ErrParties)
@@ -174,18 +176,24 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 		return nil, err
 	}
 
-	plain := map[Role][]byte{}
+	// One read for every salt, then every nonce: the stream is consumed in
+	// the same order as by one read each.
+	roles := b.presentRoles()
+	var random [maxRoles * (saltSize + nonceSize)]byte
+	defer clear(random[:]) // the salts
+	salts, nonces := random[:len(roles)*saltSize], random[len(roles)*saltSize:len(roles)*(saltSize+nonceSize)]
+	if _, err := io.ReadFull(rnd, random[:len(roles)*(saltSize+nonceSize)]); err != nil {
+		return nil, err
+	}
+	var plain [maxRoles][]byte // indexed like roles
 	defer func() {
 		for _, p := range plain {
 			clear(p)
 		}
 	}()
-	for r := range b.Parties {
-		var salt [32]byte
-		if _, err := io.ReadFull(rnd, salt[:]); err != nil {
-			return nil, err
-		}
-		s := Section{Role: r, Salt: wire.B64(salt[:]), OrderID: b.OrderID}
+	size := 0
+	for i, r := range roles {
+		s := Section{Role: r, Salt: wire.B64(salts[i*saltSize : (i+1)*saltSize]), OrderID: b.OrderID}
 		if r == RoleVault {
 			s.Grant = &VaultGrant{Token: o.ShipTo.Token, Merchant: parties.Merchant, Carrier: parties.Carrier,
 				Expires: now.Add(grantTTL).Format(time.RFC3339)}
@@ -202,20 +210,22 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 		if len(pt) > MaxSectionSize {
 			return nil, fmt.Errorf("%w: %s section is %d bytes", ErrTooLarge, r, len(pt))
 		}
-		plain[r] = pt
+		plain[i] = pt
 		b.Commitments[r] = commit(pt)
+		size += len(pt) + aeadOverhead
 	}
 	hH := b.HeaderHash()
-	for r, pt := range plain {
+	cts := make([]byte, 0, size) // one allocation for every ciphertext
+	for i, r := range roles {
 		aead, err := sectionAEAD(key, b.Parties[r], b, r)
 		if err != nil {
 			return nil, err
 		}
 		var sealed Sealed
-		if _, err := io.ReadFull(rnd, sealed.Nonce[:]); err != nil {
-			return nil, err
-		}
-		sealed.CT = aead.Seal(nil, sealed.Nonce[:], pt, aad(hH, r))
+		copy(sealed.Nonce[:], nonces[i*nonceSize:])
+		start := len(cts)
+		cts = aead.Seal(cts, sealed.Nonce[:], plain[i], aad(hH, r))
+		sealed.CT = cts[start:len(cts):len(cts)]
 		b.Sections[r] = sealed
 	}
 	return b, nil
