@@ -104,6 +104,16 @@ func (p *loadPlan) run(ctx context.Context, i int, raw io.Writer) ([]result, err
 	args = append([]string{"load", "-bin", bin}, args...)
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "stress"), args...)
 	cmd.Env = append(os.Environ(), env...)
+	out, err := runLines(cmd, raw)
+	if err != nil {
+		return nil, fmt.Errorf("stress %s: %w", strings.Join(args, " "), err)
+	}
+	return out, nil
+}
+
+// runLines runs cmd, copies its stdout to raw and parses the result lines
+// in it; a failure carries the last lines of its stderr.
+func runLines(cmd *exec.Cmd, raw io.Writer) ([]result, error) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -122,7 +132,7 @@ func (p *loadPlan) run(ctx context.Context, i int, raw io.Writer) ([]result, err
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("stress %s: %w\n%s", strings.Join(args, " "), err, lastLines(stderr.String(), 15))
+		return nil, fmt.Errorf("%w\n%s", err, lastLines(stderr.String(), 15))
 	}
 	return out, nil
 }

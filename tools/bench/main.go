@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -282,26 +281,12 @@ func runBenchmarks(ctx context.Context, quick bool, plan *loadPlan, raw io.Write
 	for i, fam := range families {
 		progress(os.Stderr, i, total, fam, start)
 		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^"+fam+"$", "-benchtime", benchtime, "-count", count, "./bench/")
-		stdout, err := cmd.StdoutPipe()
+		rs, err := runLines(cmd, raw)
 		if err != nil {
-			return nil, err
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			fmt.Fprintln(raw, sc.Text())
-			if r, ok := parseLine(sc.Text()); ok {
-				results = append(results, r)
-			}
-		}
-		if err := cmd.Wait(); err != nil {
 			fmt.Fprintln(os.Stderr)
-			return nil, fmt.Errorf("%s: %w\n%s", fam, err, stderr.String())
+			return nil, fmt.Errorf("%s: %w", fam, err)
 		}
+		results = append(results, rs...)
 	}
 	progress(os.Stderr, len(families), total, "building the real and the null relay stacks", start)
 	if err := plan.build(ctx); err != nil {
