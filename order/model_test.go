@@ -14,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/go-playground/validator/v10"
+
 	"orderseal/internal/strictjson"
 )
 
@@ -345,6 +347,27 @@ func FuzzTextChecks(f *testing.F) {
 		}
 		if got, want := isNote(s), noteRef(s); got != want {
 			t.Errorf("isNote(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
+
+// FuzzBakedInTags: the tags newValidator replaces give the verdicts of the
+// validator's own functions, for strings and for integers.
+func FuzzBakedInTags(f *testing.F) {
+	for _, s := range []string{"", "0", "00", "18", "4111111111111111", "4111111111111112", "+4915112345678",
+		"4915112345678", "+0151123456", "+1234567", "+12345678", "+123456789012345", "+1234567890123456",
+		"++12345678", "+", "12a", "٣٤", "-12", "1 2", "4111-1111-1111-1111", "\xff12"} {
+		f.Add(s, int64(len(s))*1234567)
+	}
+	plain := validator.New()
+	f.Fuzz(func(t *testing.T, s string, n int64) {
+		for _, tag := range []string{"e164", "number", "luhn_checksum"} {
+			for _, v := range []any{s, n, uint64(n), -n} {
+				want := plain.Var(v, tag) == nil
+				if got := validate.Var(v, tag) == nil; got != want {
+					t.Errorf("%s on %T %v: %v, want %v", tag, v, v, got, want)
+				}
+			}
 		}
 	})
 }

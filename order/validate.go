@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -56,7 +57,84 @@ func newValidator() *validator.Validate {
 			panic(err)
 		}
 	}
+	// Baked-in tags the order uses, replaced under their own names (so tags
+	// and errors stay) by equivalents without regexps or allocation.
+	// FuzzBakedInTags holds each to the validator's original.
+	bakedIn := map[string]validator.Func{
+		"e164":          func(fl validator.FieldLevel) bool { return isE164(fl.Field()) },
+		"number":        func(fl validator.FieldLevel) bool { return isNumber(fl.Field()) },
+		"luhn_checksum": func(fl validator.FieldLevel) bool { return hasLuhnChecksum(fl.Field()) },
+	}
+	for tag, fn := range bakedIn {
+		if err := v.RegisterValidation(tag, fn); err != nil {
+			panic(err)
+		}
+	}
 	return v
+}
+
+// isE164 is the validator's e164, ^\+?[1-9]\d{7,14}$; a value of another
+// kind than string never matches it.
+func isE164(f reflect.Value) bool {
+	if f.Kind() != reflect.String {
+		return false
+	}
+	s := strings.TrimPrefix(f.String(), "+")
+	return len(s) >= 8 && len(s) <= 15 && s[0] != '0' && isDigits(s)
+}
+
+// isNumber is the validator's number: any integer or float, or a string
+// matching ^[0-9]+$.
+func isNumber(f reflect.Value) bool {
+	switch f.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return true
+	case reflect.String:
+		return isDigits(f.String())
+	}
+	return false
+}
+
+// hasLuhnChecksum is the validator's luhn_checksum: at least two decimal
+// digits (of a string or an integer) whose Luhn sum is a multiple of 10.
+func hasLuhnChecksum(f reflect.Value) bool {
+	var s string
+	switch f.Kind() {
+	case reflect.String:
+		s = f.String()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		s = strconv.FormatInt(f.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		s = strconv.FormatUint(f.Uint(), 10)
+	default:
+		panic(fmt.Sprintf("Bad field type %s", f.Type())) // as the validator does
+	}
+	if len(s) < 2 || !isDigits(s) {
+		return false
+	}
+	sum := 0
+	for i := range len(s) {
+		d := int(s[i] - '0')
+		if (len(s)-i)%2 == 0 { // every second digit from the right, check digit excluded
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}
+
+// isDigits reports whether s is one or more of 0-9.
+func isDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // isCode reports whether s is 1 to max characters of [A-Za-z0-9._-], the
