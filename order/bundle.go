@@ -144,6 +144,34 @@ func (b *Bundle) Check() error {
 	if b.Suite != keygen.Suite {
 		return fmt.Errorf("%w: %.64q", ErrSuite, b.Suite)
 	}
+	if err := b.checkParties(); err != nil {
+		return err
+	}
+	for r := range b.Parties {
+		if _, ok := b.Commitments[r]; !ok {
+			return fmt.Errorf("%w: no commitment for %s", ErrMalformed, r)
+		}
+	}
+	if len(b.Commitments) != len(b.Parties) {
+		return fmt.Errorf("%w: a commitment names no party", ErrMalformed)
+	}
+	if len(b.Sections) == 0 {
+		return fmt.Errorf("%w: no sections", ErrMalformed)
+	}
+	for r, s := range b.Sections {
+		if _, ok := b.Parties[r]; !ok {
+			return fmt.Errorf("%w: a section names no party", ErrMalformed)
+		}
+		if len(s.CT) < aeadOverhead || len(s.CT) > MaxSectionSize+aeadOverhead {
+			return fmt.Errorf("%w: %s section has %d bytes of ciphertext", ErrMalformed, r, len(s.CT))
+		}
+	}
+	return nil
+}
+
+// checkParties is the part of Check that Seal needs before any section
+// exists: order id, identities, the role set and the time window.
+func (b *Bundle) checkParties() error {
 	if !isCode(b.OrderID, 64) {
 		return fmt.Errorf("%w: order_id must be 1–64 characters of [A-Za-z0-9._-]", ErrMalformed)
 	}
@@ -167,23 +195,6 @@ func (b *Bundle) Check() error {
 		}
 		if keygen.RoleOf(id) != string(r) {
 			return fmt.Errorf("%w: %s identity has role %q", ErrParties, r, keygen.RoleOf(id))
-		}
-		if _, ok := b.Commitments[r]; !ok {
-			return fmt.Errorf("%w: no commitment for %s", ErrMalformed, r)
-		}
-	}
-	if len(b.Commitments) != len(b.Parties) {
-		return fmt.Errorf("%w: a commitment names no party", ErrMalformed)
-	}
-	if len(b.Sections) == 0 {
-		return fmt.Errorf("%w: no sections", ErrMalformed)
-	}
-	for r, s := range b.Sections {
-		if _, ok := b.Parties[r]; !ok {
-			return fmt.Errorf("%w: a section names no party", ErrMalformed)
-		}
-		if len(s.CT) < aeadOverhead || len(s.CT) > MaxSectionSize+aeadOverhead {
-			return fmt.Errorf("%w: %s section has %d bytes of ciphertext", ErrMalformed, r, len(s.CT))
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package order
 import (
 	"bytes"
 	"crypto/sha3"
+	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -478,4 +479,18 @@ func mustJSON(t testing.TB, v any) json.RawMessage {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestOrderIDs: an order id is "ord_" and its 16 random bytes in lower case
+// base32, as strings.ToLower of standard base32 spells them.
+func TestOrderIDs(t *testing.T) {
+	cases := [][orderIDSize]byte{{}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, {0x80, 0x7f, 0x40, 0x3f}}
+	for _, b := range cases {
+		want := "ord_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+		got, err := NewOrderID(bytes.NewReader(b[:]))
+		if err != nil || got != want {
+			t.Errorf("NewOrderID(%x) = %q, %v; want %q", b, got, err, want)
+		}
+	}
 }

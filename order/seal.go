@@ -94,11 +94,25 @@ func NewOrderID(r io.Reader) (string, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	var b [16]byte
+	var b [orderIDSize]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return "", err
 	}
-	return "ord_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+	return orderID(b), nil
+}
+
+// orderIDSize is the number of random bytes in an order id.
+const orderIDSize = 16
+
+// lowerBase32 is base32 (RFC 4648) in lower case, without padding.
+var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// orderID is "ord_" and b in lower case base32.
+func orderID(b [orderIDSize]byte) string {
+	var id [4 + 26]byte
+	copy(id[:], "ord_")
+	lowerBase32.Encode(id[4:], b[:])
+	return string(id[:])
 }
 
 // Seal splits o into one section per party under the policy and seals each
@@ -148,10 +162,12 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	b := &Bundle{Version: Version, Suite: keygen.Suite, System: key.Params().System,
 		OrderID: opt.OrderID, Cardholder: key.Identity(),
 		Created: now.Format(time.RFC3339), Expires: now.Add(life).Format(time.RFC3339),
-		Parties:     make(map[Role]string, len(Roles)),
-		Commitments: make(map[Role][commitmentSize]byte, len(Roles)),
-		Sections:    make(map[Role]Sealed, len(Roles))}
+		Parties:     make(map[Role]string, maxRoles),
+		Commitments: make(map[Role][commitmentSize]byte, maxRoles),
+		Sections:    make(map[Role]Sealed, maxRoles)}
 	b.Parties[RoleMerchant], b.Parties[RoleIssuer], b.Parties[RoleCarrier] = parties.Merchant, parties.Issuer, parties.Carrier
+	var rolesBuf [maxRoles]Role
+	roles := append(rolesBuf[:0], RoleCarrier, RoleIssuer, RoleMerchant) // in byte order, like Roles
 	switch {
 	case o.ShipTo.Token != "" && parties.Vault == "":
 		return nil, fmt.Errorf("%w: the order ships to a vault token, so a vault identity is required", ErrParties)
@@ -159,31 +175,29 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 		return nil, fmt.Errorf("%w: a vault section is only for orders that ship to a token", ErrParties)
 	case parties.Vault != "":
 		b.Parties[RoleVault] = parties.Vault
+		roles = append(roles, RoleVault)
+	}
+
+	// One read for the order id (unless given), every salt, then every
+	// nonce: the stream is consumed in the order of one read each.
+	var random [orderIDSize + maxRoles*(saltSize+nonceSize)]byte
+	defer clear(random[:]) // the salts
+	id := random[:0]
+	if b.OrderID == "" {
+		id = random[:orderIDSize]
+	}
+	salts := random[len(id) : len(id)+len(roles)*saltSize]
+	nonces := random[len(id)+len(salts) : len(id)+len(salts)+len(roles)*nonceSize]
+	if _, err := io.ReadFull(rnd, random[:len(id)+len(salts)+len(nonces)]); err != nil {
+		return nil, err
 	}
 	if b.OrderID == "" {
-		id, err := NewOrderID(rnd)
-		if err != nil {
-			return nil, err
-		}
-		b.OrderID = id
+		b.OrderID = orderID([orderIDSize]byte(id))
 	}
-	for r := range b.Parties {
-		b.Commitments[r] = [commitmentSize]byte{} // placeholders so Check sees the role set
-	}
-	b.Sections[RoleMerchant] = Sealed{CT: make([]byte, aeadOverhead)}
-	if err := b.Check(); err != nil {
+	if err := b.checkParties(); err != nil {
 		return nil, err
 	}
 
-	// One read for every salt, then every nonce: the stream is consumed in
-	// the same order as by one read each.
-	roles := b.presentRoles()
-	var random [maxRoles * (saltSize + nonceSize)]byte
-	defer clear(random[:]) // the salts
-	salts, nonces := random[:len(roles)*saltSize], random[len(roles)*saltSize:len(roles)*(saltSize+nonceSize)]
-	if _, err := io.ReadFull(rnd, random[:len(roles)*(saltSize+nonceSize)]); err != nil {
-		return nil, err
-	}
 	// Each plaintext is written after the commitment label into its share of
 	// slab; one that outgrows it is cleared with plain, the slab with slab.
 	slab := make([]byte, maxRoles*sectionBufSize)
