@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"orderseal/internal/strictjson"
@@ -199,9 +200,13 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	}
 
 	// Each plaintext is written after the commitment label into its share of
-	// slab; one that outgrows it is cleared with plain, the slab with slab.
-	slab := make([]byte, maxRoles*sectionBufSize)
-	defer clear(slab)
+	// a slab; one that outgrows it is cleared with plain, the slab before it
+	// goes back to the pool.
+	slab := plainSlabs.Get().(*[maxRoles * sectionBufSize]byte)
+	defer func() {
+		clear(slab[:])
+		plainSlabs.Put(slab)
+	}()
 	var plain [maxRoles][]byte // indexed like roles
 	defer func() {
 		for _, p := range plain {
@@ -250,6 +255,10 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 // sectionBufSize is the room Seal sets aside per section plaintext; the
 // example order's largest section takes under half of it.
 const sectionBufSize = 1024
+
+// plainSlabs hold the section plaintexts of one Seal at a time, and only
+// zeros between two.
+var plainSlabs = sync.Pool{New: func() any { return new([maxRoles * sectionBufSize]byte) }}
 
 // commitLabel prefixes the plaintext in a section commitment.
 const commitLabel = "orderseal-v1-commit"
