@@ -356,12 +356,15 @@ func FuzzTextChecks(f *testing.F) {
 func FuzzBakedInTags(f *testing.F) {
 	for _, s := range []string{"", "0", "00", "18", "4111111111111111", "4111111111111112", "+4915112345678",
 		"4915112345678", "+0151123456", "+1234567", "+12345678", "+123456789012345", "+1234567890123456",
-		"++12345678", "+", "12a", "٣٤", "-12", "1 2", "4111-1111-1111-1111", "\xff12"} {
+		"++12345678", "+", "12a", "٣٤", "-12", "1 2", "4111-1111-1111-1111", "\xff12",
+		"alice@example.org", "a@b.c", "a.b+c_d-e@x-y.z.co", "-a+@b.cd", "a@-b.cd", "a@b-.cd", "a@b.c1", "a@b..cd",
+		"a..b@c.de", ".a@b.cd", "a.@b.cd", "a@b.cd.", "a@bcd", "A@B.CD", "a@1.cd", "a@b.c-d", "a@b@c.de",
+		"Alice <a@b.cd>", "a@b.cd (Alice)", " a@b.cd", "a@[1.2.3.4]", "\"a b\"@c.de", "é@b.cd", "a@b.ü"} {
 		f.Add(s, int64(len(s))*1234567)
 	}
 	plain := validator.New()
 	f.Fuzz(func(t *testing.T, s string, n int64) {
-		for _, tag := range []string{"e164", "number", "luhn_checksum"} {
+		for _, tag := range []string{"email", "e164", "number", "luhn_checksum"} {
 			for _, v := range []any{s, n, uint64(n), -n} {
 				want := plain.Var(v, tag) == nil
 				if got := validate.Var(v, tag) == nil; got != want {
@@ -370,6 +373,34 @@ func FuzzBakedInTags(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPlainEmail: the shapes isEmail answers itself, and some it leaves to
+// the stock check (FuzzBakedInTags compares the verdicts).
+func TestPlainEmail(t *testing.T) {
+	cases := []struct {
+		in    string
+		plain bool
+	}{
+		{"alice@example.org", true},
+		{"a.b+c_d-e@x-y.z.co", true},
+		{"A@B.CD", true},
+		{"a@b.c", true},
+		{"a@1.cd", true},
+		{"a@b.c1", false},
+		{"a@bcd", false},
+		{"a@-b.cd", false},
+		{"a@b-.cd", false},
+		{"a..b@c.de", false},
+		{"a@b.cd.", false},
+		{"a!b@c.de", false},
+		{"Alice <a@b.cd>", false},
+	}
+	for _, c := range cases {
+		if got := isPlainEmail(c.in); got != c.plain {
+			t.Errorf("isPlainEmail(%q) = %v, want %v", c.in, got, c.plain)
+		}
+	}
 }
 
 func TestValidateNil(t *testing.T) {
