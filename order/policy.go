@@ -94,7 +94,7 @@ var defaultPolicy = sync.OnceValue(func() *Policy {
 })
 
 // defaultSeen is what each role sees under defaultPolicy, indexed like Roles.
-var defaultSeen = sync.OnceValue(func() (seen [4]fieldSet) {
+var defaultSeen = sync.OnceValue(func() (seen [maxRoles]fieldSet) {
 	for i, r := range Roles {
 		seen[i] = defaultPolicy().seen(r)
 	}
