@@ -35,8 +35,8 @@ type loadPlan struct {
 }
 
 func newLoadPlan(quick bool, work string) *loadPlan {
-	p := &loadPlan{levels: "1,8,32", warm: 2 * time.Second, measure: 8 * time.Second, rounds: 2,
-		stored: []int{1_000, 1_000_000}, scaleClients: 8, scaleWarm: 2 * time.Second, scaleMeasure: 8 * time.Second,
+	p := &loadPlan{levels: "1,8,32", warm: 2 * time.Second, measure: 6 * time.Second, rounds: 2,
+		stored: []int{1_000, 1_000_000}, scaleClients: 8, scaleWarm: 2 * time.Second, scaleMeasure: 6 * time.Second,
 		profileDir: filepath.Join(work, "profiles"), buildDir: work}
 	if quick {
 		p.warm, p.measure, p.rounds = time.Second, 3*time.Second, 1
