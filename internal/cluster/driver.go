@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"orderseal/internal/problem/rfc9457"
+	"orderseal/internal/sqlitex"
 	issuerapi "orderseal/issuer/api"
 	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
@@ -380,8 +381,8 @@ func (d *Driver) watch(ctx context.Context) {
 func (d *Driver) poll(ctx context.Context, ids []any) error {
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rows, err := d.db.QueryContext(qctx, `SELECT order_id, state, reason FROM orders WHERE order_id IN (?`+
-		strings.Repeat(",?", len(ids)-1)+`)`, ids...)
+	rows, err := d.db.QueryContext(qctx, `SELECT order_id, state, reason FROM orders WHERE order_id IN (`+
+		sqlitex.Placeholders(len(ids))+`)`, ids...)
 	if err != nil {
 		return err
 	}
@@ -484,12 +485,9 @@ func (d *Driver) ReadSettleTimes(ctx context.Context) error {
 	state := map[string][2]string{}
 	for len(ids) > 0 {
 		n := min(len(ids), 500)
-		chunk := make([]any, n)
-		for i, id := range ids[:n] {
-			chunk[i] = id
-		}
+		chunk := sqlitex.Args(ids[:n])
 		ids = ids[n:]
-		in := `(?` + strings.Repeat(",?", n-1) + `)`
+		in := `(` + sqlitex.Placeholders(n) + `)`
 		err := query(ctx, d.db, `SELECT order_id, MIN(at) FROM timeline WHERE order_id IN `+in+
 			` AND state IN (`+settledStates+`) GROUP BY order_id`, func(rows *sql.Rows) error {
 			var id string

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 
 	"orderseal/internal/sqlitex"
 )
@@ -38,9 +37,8 @@ type seedTable struct {
 // authorization, the carrier's shipment, events and outbox jobs, the
 // vault's grant — under a fresh order id (and tracking number and grant
 // id), so sizes, references and indexes are the real ones. The vault's
-// hash-chained audit log is not copied. Every daemon must be stopped;
-// progress, when set, is told how many orders are done.
-func (c *Cluster) Seed(ctx context.Context, total int, progress func(done, of int)) (int, error) {
+// hash-chained audit log is not copied. Every daemon must be stopped.
+func (c *Cluster) Seed(ctx context.Context, total int) (int, error) {
 	for _, name := range Daemons {
 		if c.Up(name) {
 			return 0, fmt.Errorf("cluster: stop %s before seeding", name)
@@ -125,22 +123,13 @@ func (c *Cluster) Seed(ctx context.Context, total int, progress func(done, of in
 			seedGrantID + `, token, merchant, carrier, ` + seedOrderID + `, invoice, expires, max_uses, uses, created`, `t.id = :grant`}},
 	}
 	want := total - have
-	var done atomic.Int64 // orders written to every database, summed over databases
-	var mu sync.Mutex
-	report := func() {
-		if progress != nil {
-			mu.Lock()
-			progress(int(done.Load())/len(tables), want)
-			mu.Unlock()
-		}
-	}
 	errc := make(chan error, len(tables))
 	var wg sync.WaitGroup
 	for name, ts := range tables {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- seedDB(ctx, dbs[name], ts, next+1, want, func(n int) { done.Add(int64(n)); report() },
+			errc <- seedDB(ctx, dbs[name], ts, next+1, want,
 				sql.Named("order", order), sql.Named("tracking", tracking), sql.Named("grant", grant))
 		}()
 	}
@@ -168,7 +157,7 @@ func (c *Cluster) Seed(ctx context.Context, total int, progress func(done, of in
 
 // seedDB writes count copies of the template rows of each table, counters
 // from first on, seedChunk orders per transaction.
-func seedDB(ctx context.Context, db *sql.DB, tables []seedTable, first, count int, step func(int), args ...any) error {
+func seedDB(ctx context.Context, db *sql.DB, tables []seedTable, first, count int, args ...any) error {
 	// Each table's template rows go to a temporary table first, so the
 	// insert streams instead of materialising a read of the table it grows.
 	for _, t := range tables {
@@ -197,7 +186,6 @@ func seedDB(ctx context.Context, db *sql.DB, tables []seedTable, first, count in
 		if err := tx.Commit(); err != nil {
 			return err
 		}
-		step(hi - lo + 1)
 	}
 	return nil
 }

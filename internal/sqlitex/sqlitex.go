@@ -220,3 +220,18 @@ func step(ctx context.Context, conn *sql.Conn, version int, migration string, kn
 	}
 	return nil
 }
+
+// Placeholders returns n comma-separated SQL parameters, for an IN list or
+// a VALUES row.
+func Placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// Args returns vs as query arguments, for an IN list.
+func Args[T any](vs []T) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v
+	}
+	return out
+}

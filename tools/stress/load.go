@@ -148,7 +148,7 @@ func (o *loadOptions) run(ctx context.Context) error {
 			return err
 		}
 		t0 := time.Now()
-		n, err := c.Seed(ctx, target, nil)
+		n, err := c.Seed(ctx, target)
 		if err != nil {
 			return err
 		}
@@ -167,13 +167,12 @@ func (o *loadOptions) run(ctx context.Context) error {
 
 // levelResult is what one measurement window amounts to.
 type levelResult struct {
-	orders     int // settled inside the window
-	rate       float64
-	p50, p99   time.Duration // first submit → first settled state, of orders submitted inside the window
-	acceptP99  time.Duration
-	errors     int
-	rss        map[string]int64
-	windowSecs float64
+	orders    int // settled inside the window
+	rate      float64
+	p50, p99  time.Duration // first submit → first settled state, of orders submitted inside the window
+	acceptP99 time.Duration
+	errors    int
+	rss       map[string]int64
 }
 
 // level measures one concurrency level and prints its line.
@@ -217,12 +216,7 @@ func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clie
 	case <-ctx.Done():
 		return r, ctx.Err()
 	}
-	r.rss = map[string]int64{}
-	for _, name := range cluster.Daemons {
-		if n, err := c.RSS(name); err == nil {
-			r.rss[name] = n
-		}
-	}
+	r.rss = rssAll(c)
 	stop()
 	<-done
 	settle, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -246,7 +240,6 @@ func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clie
 	}
 	s := d.Summarize()
 	r.errors = s.Errors()
-	r.windowSecs = window.Seconds()
 	r.rate = float64(r.orders) / window.Seconds()
 	r.p50, r.p99 = cluster.Percentile(lat, 50), cluster.Percentile(lat, 99)
 	r.acceptP99 = cluster.Percentile(acc, 99)

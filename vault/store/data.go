@@ -105,8 +105,8 @@ func getRecord(ctx context.Context, db dbtx, table, token string) (record, bool,
 // tokensByHash returns the tokens of table's records with each of hashes,
 // keyed by hash, each list oldest first.
 func tokensByHash(ctx context.Context, db dbtx, table string, hashes [][]byte) (map[string][]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT dedupe, token FROM `+table+` WHERE dedupe IN (`+placeholders(len(hashes))+`)
-		ORDER BY created, token`, anys(hashes)...)
+	rows, err := db.QueryContext(ctx, `SELECT dedupe, token FROM `+table+` WHERE dedupe IN (`+sqlitex.Placeholders(len(hashes))+`)
+		ORDER BY created, token`, sqlitex.Args(hashes)...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,23 +123,9 @@ func tokensByHash(ctx context.Context, db dbtx, table string, hashes [][]byte) (
 	return toks, rows.Err()
 }
 
-// placeholders returns n comma-separated SQL parameters, for an IN list.
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
-
 // valueRows returns the VALUES list of a multi-row INSERT: n rows of cols parameters.
 func valueRows(n, cols int) string {
-	return strings.TrimSuffix(strings.Repeat("("+placeholders(cols)+"),", n), ",")
-}
-
-// anys returns xs as the arguments of an IN list.
-func anys[T any](xs []T) []any {
-	out := make([]any, len(xs))
-	for i, x := range xs {
-		out[i] = x
-	}
-	return out
+	return strings.TrimSuffix(strings.Repeat("("+sqlitex.Placeholders(cols)+"),", n), ",")
 }
 
 // checkKey records the data key's check value in a new file and refuses a
@@ -292,7 +278,7 @@ func (d *dataStore) delete(ctx context.Context, tokens []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, `DELETE FROM records WHERE token IN (`+placeholders(len(tokens))+`)`, anys(tokens)...); err != nil {
+	if _, err := db.ExecContext(ctx, `DELETE FROM records WHERE token IN (`+sqlitex.Placeholders(len(tokens))+`)`, sqlitex.Args(tokens)...); err != nil {
 		return d.fail(db, err)
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"orderseal/internal/sqlitex"
 )
 
 // maxBatch bounds how many registrations one group commit takes.
@@ -288,7 +290,7 @@ func (s *Store) entries(ctx context.Context, tokens []string) (map[string]Entry,
 	for len(tokens) > 0 {
 		n := min(len(tokens), maxBatch) // well under SQLite's limit on parameters
 		rows, err := s.index.QueryContext(ctx, `SELECT `+entryColumns+` FROM entries
-			WHERE token IN (`+placeholders(n)+`)`, anys(tokens[:n])...)
+			WHERE token IN (`+sqlitex.Placeholders(n)+`)`, sqlitex.Args(tokens[:n])...)
 		if err != nil {
 			return nil, fmt.Errorf("vault index: %w", err)
 		}

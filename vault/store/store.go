@@ -272,7 +272,7 @@ func (s *Store) writeRecord(ctx context.Context, rs ...record) error {
 func (s *Store) discardRecords(tokens []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s.pending.ExecContext(ctx, `DELETE FROM pending WHERE token IN (`+placeholders(len(tokens))+`)`, anys(tokens)...)
+	s.pending.ExecContext(ctx, `DELETE FROM pending WHERE token IN (`+sqlitex.Placeholders(len(tokens))+`)`, sqlitex.Args(tokens)...)
 	s.primary.delete(ctx, tokens)
 	if s.backup != nil {
 		s.backup.delete(ctx, tokens)
