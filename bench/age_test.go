@@ -11,6 +11,7 @@ import (
 
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // ageFixture is the age baseline of DESIGN.md's three sections: the same
@@ -26,7 +27,7 @@ func newAgeFixture(b *testing.B, bundle *order.Bundle, keys map[order.Role]*keyg
 	b.Helper()
 	f := &ageFixture{}
 	for _, r := range []order.Role{order.RoleMerchant, order.RoleIssuer, order.RoleCarrier} {
-		sec, err := order.Open(bundle, keys[r], r, order.OpenOptions{})
+		sec, err := order.Open(bundle, suite.NewKeys(keys[r], 4), r, order.OpenOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -71,14 +72,14 @@ func (f *ageFixture) seal(b *testing.B) [][]byte {
 func BenchmarkSealVsAge(b *testing.B) {
 	o, alice, parties, keys := loadSealFixture(b, keygen.DefaultK)
 	now := time.Now()
-	bundle, err := order.Seal(o, alice, parties, order.SealOptions{Now: now})
+	bundle, err := order.Seal(o, suite.NewKeys(alice, 4), parties, order.SealOptions{Now: now})
 	if err != nil {
 		b.Fatal(err)
 	}
 	f := newAgeFixture(b, bundle, keys)
 	base := func() { f.seal(b) }
 	b.Run("cached", func(b *testing.B) {
-		cache := keygen.NewCache(alice, 16)
+		cache := suite.NewKeys(alice, 16)
 		paired(b, func() {
 			if _, err := order.Seal(o, cache, parties, order.SealOptions{Now: now}); err != nil {
 				b.Fatal(err)
@@ -87,7 +88,7 @@ func BenchmarkSealVsAge(b *testing.B) {
 	})
 	b.Run("uncached", func(b *testing.B) {
 		paired(b, func() {
-			if _, err := order.Seal(o, alice, parties, order.SealOptions{Now: now}); err != nil {
+			if _, err := order.Seal(o, suite.NewKeys(alice, 4), parties, order.SealOptions{Now: now}); err != nil {
 				b.Fatal(err)
 			}
 		}, base, "age")
@@ -98,7 +99,7 @@ func BenchmarkSealVsAge(b *testing.B) {
 // the issuer's section with its X25519 identity.
 func BenchmarkOpenVsAge(b *testing.B) {
 	o, alice, parties, keys := loadSealFixture(b, keygen.DefaultK)
-	bundle, err := order.Seal(o, alice, parties, order.SealOptions{})
+	bundle, err := order.Seal(o, suite.NewKeys(alice, 4), parties, order.SealOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func BenchmarkOpenVsAge(b *testing.B) {
 		}
 	}
 	b.Run("cached", func(b *testing.B) {
-		cache := keygen.NewCache(keys[order.RoleIssuer], 16)
+		cache := suite.NewKeys(keys[order.RoleIssuer], 16)
 		paired(b, func() {
 			if _, err := order.Open(bundle, cache, order.RoleIssuer, order.OpenOptions{}); err != nil {
 				b.Fatal(err)
@@ -123,7 +124,7 @@ func BenchmarkOpenVsAge(b *testing.B) {
 	})
 	b.Run("uncached", func(b *testing.B) {
 		paired(b, func() {
-			if _, err := order.Open(bundle, keys[order.RoleIssuer], order.RoleIssuer, order.OpenOptions{}); err != nil {
+			if _, err := order.Open(bundle, suite.NewKeys(keys[order.RoleIssuer], 4), order.RoleIssuer, order.OpenOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}, base, "age")

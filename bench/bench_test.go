@@ -15,6 +15,7 @@ import (
 
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // x25519 is the baseline: one X25519 shared secret, as crypto/ecdh computes it.
@@ -75,7 +76,7 @@ func partyKey(b *testing.B, k int, id string) *keygen.PartyKey {
 	m, ok := masters[k]
 	if !ok {
 		var err error
-		m, err = keygen.MasterFromSeed(keygen.Params{System: [16]byte{1}, K: k}, [32]byte{byte(k)})
+		m, err = keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{1}, K: k}, [32]byte{byte(k)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -95,7 +96,7 @@ func BenchmarkDerive(b *testing.B) {
 			key := partyKey(b, k, "merchant:shop.example")
 			peer := "cardholder:alice@example.org"
 			paired(b, func() {
-				if _, err := key.Pairwise(peer); err != nil {
+				if _, err := suite.Pairwise(key, peer); err != nil {
 					b.Fatal(err)
 				}
 			}, x25519(b), "x25519")
@@ -136,13 +137,13 @@ func BenchmarkSeal(b *testing.B) {
 	now := time.Now()
 	b.Run("uncached", func(b *testing.B) {
 		paired(b, func() {
-			if _, err := order.Seal(o, alice, parties, order.SealOptions{Now: now}); err != nil {
+			if _, err := order.Seal(o, suite.NewKeys(alice, 4), parties, order.SealOptions{Now: now}); err != nil {
 				b.Fatal(err)
 			}
 		}, x25519(b), "x25519")
 	})
 	b.Run("cached", func(b *testing.B) {
-		cache := keygen.NewCache(alice, 16)
+		cache := suite.NewKeys(alice, 16)
 		paired(b, func() {
 			if _, err := order.Seal(o, cache, parties, order.SealOptions{Now: now}); err != nil {
 				b.Fatal(err)
@@ -154,19 +155,19 @@ func BenchmarkSeal(b *testing.B) {
 // BenchmarkOpen: the issuer opens its section of a three-section order.
 func BenchmarkOpen(b *testing.B) {
 	o, alice, parties, keys := loadSealFixture(b, keygen.DefaultK)
-	bundle, err := order.Seal(o, alice, parties, order.SealOptions{})
+	bundle, err := order.Seal(o, suite.NewKeys(alice, 4), parties, order.SealOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Run("uncached", func(b *testing.B) {
 		paired(b, func() {
-			if _, err := order.Open(bundle, keys[order.RoleIssuer], order.RoleIssuer, order.OpenOptions{}); err != nil {
+			if _, err := order.Open(bundle, suite.NewKeys(keys[order.RoleIssuer], 4), order.RoleIssuer, order.OpenOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}, x25519(b), "x25519")
 	})
 	b.Run("cached", func(b *testing.B) {
-		cache := keygen.NewCache(keys[order.RoleIssuer], 16)
+		cache := suite.NewKeys(keys[order.RoleIssuer], 16)
 		paired(b, func() {
 			if _, err := order.Open(bundle, cache, order.RoleIssuer, order.OpenOptions{}); err != nil {
 				b.Fatal(err)
@@ -183,7 +184,7 @@ func BenchmarkOpen(b *testing.B) {
 // of 100 000 identities on GOMAXPROCS cores, as the CLI runs one group per
 // core.
 func BenchmarkIssue(b *testing.B) {
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{2}, K: keygen.DefaultK}, [32]byte{2})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{2}, K: keygen.DefaultK}, [32]byte{2})
 	if err != nil {
 		b.Fatal(err)
 	}

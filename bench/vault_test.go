@@ -15,6 +15,7 @@ import (
 
 	"orderseal/internal/sqlitex"
 	"orderseal/keygen"
+	"orderseal/suite"
 	"orderseal/vault"
 	"orderseal/vault/api"
 	"orderseal/vault/store"
@@ -30,7 +31,7 @@ type vaultStack struct {
 func newVaultStack(b *testing.B) *vaultStack {
 	b.Helper()
 	dir := b.TempDir()
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{9}, K: keygen.DefaultK}, [32]byte{9})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{9}, K: keygen.DefaultK}, [32]byte{9})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func newVaultStack(b *testing.B) *vaultStack {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	ts := httptest.NewServer(vault.NewServer(keygen.NewCache(vk, 64), st, vault.Options{}).Handler())
+	ts := httptest.NewServer(vault.NewServer(suite.NewKeys(vk, 64), st, vault.Options{}).Handler())
 	b.Cleanup(ts.Close)
 	// Keep a connection per concurrent caller, as a busy client would,
 	// instead of net/http's default of two idle ones.
@@ -60,7 +61,7 @@ func newVaultStack(b *testing.B) *vaultStack {
 	tr := hc.Transport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = callers
 	hc.Transport = tr
-	c, err := api.NewClient(keygen.NewCache(ak, 8), ts.URL, "vault:vault.shop.example", hc)
+	c, err := api.NewClient(suite.NewKeys(ak, 8), ts.URL, "vault:vault.shop.example", hc)
 	if err != nil {
 		b.Fatal(err)
 	}

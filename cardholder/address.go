@@ -11,6 +11,7 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 	"orderseal/vault/api"
 )
 
@@ -46,7 +47,7 @@ func (v vaultFlags) client() (*api.Client, *keygen.PartyKey, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := api.NewClient(keygen.NewCache(key, 4), *v.url, *v.id, &http.Client{Timeout: 30 * time.Second})
+	c, err := api.NewClient(suite.NewKeys(key, 4), *v.url, *v.id, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		key.Destroy()
 		return nil, nil, err

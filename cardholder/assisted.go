@@ -30,6 +30,7 @@ import (
 	"orderseal/keygen"
 	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // SessionFile is an assisted session as the consultant's terminal keeps it.
@@ -187,7 +188,7 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if err != nil {
 		return err
 	}
-	keys := keygen.NewCache(key, 4)
+	keys := suite.NewKeys(key, 4)
 	mc, err := merchantapi.NewClient(keys, *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		return err
@@ -196,7 +197,7 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if err != nil {
 		return reachErr("merchant", err)
 	}
-	req, err := merchantapi.NewLogin(company, form.Merchant, key.Identity(), device, *shift, time.Now())
+	req, err := merchantapi.NewLogin(suite.NewKeys(company, 1), form.Merchant, key.Identity(), device, *shift, time.Now())
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ func sessionClient(keyPath, sessFlag, merchantURL string) (*keygen.PartyKey, *Se
 		key.Destroy()
 		return nil, nil, "", nil, fmt.Errorf("session file %s belongs to %s, not %s", path, f.Consultant, key.Identity())
 	}
-	mc, err := merchantapi.NewClient(keygen.NewCache(key, 4), cmp.Or(merchantURL, f.MerchantURL), f.Merchant, &http.Client{Timeout: 30 * time.Second})
+	mc, err := merchantapi.NewClient(suite.NewKeys(key, 4), cmp.Or(merchantURL, f.MerchantURL), f.Merchant, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		key.Destroy()
 		return nil, nil, "", nil, err

@@ -12,6 +12,7 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 const prog = "cardholder"
@@ -83,7 +84,7 @@ func cmdSeal(args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	b, err := order.Seal(o, key, order.Parties{Merchant: *merchant, Issuer: *issuer, Carrier: *carrier, Vault: *vault},
+	b, err := order.Seal(o, suite.NewKeys(key, 4), order.Parties{Merchant: *merchant, Issuer: *issuer, Carrier: *carrier, Vault: *vault},
 		order.SealOptions{Policy: policy, OrderID: *orderID, Lifetime: *life})
 	if err != nil {
 		if o.ShipTo.Token != "" && *vault == "" {

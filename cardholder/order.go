@@ -25,6 +25,7 @@ import (
 	"orderseal/keygen"
 	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
+	"orderseal/suite"
 	vaultapi "orderseal/vault/api"
 )
 
@@ -182,7 +183,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer key.Destroy()
-	keys := keygen.NewCache(key, 8)
+	keys := suite.NewKeys(key, 8)
 	var sess *SessionFile
 	var device string
 	card := &CardFile{Issuer: *issuerFlag}
@@ -486,7 +487,7 @@ func cmdStatus(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer key.Destroy()
-	mc, err := merchantapi.NewClient(keygen.NewCache(key, 4), *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
+	mc, err := merchantapi.NewClient(suite.NewKeys(key, 4), *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"orderseal/internal/web"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 	vaultapi "orderseal/vault/api"
 )
 
@@ -118,7 +119,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	keys := keygen.NewCache(key, 4096)
+	keys := suite.NewKeys(key, 4096)
 	vc, err := vaultClient(keys, *vaultURL, *vaultID)
 	if err != nil {
 		return err
@@ -202,7 +203,7 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer key.Destroy()
-	keys := keygen.NewCache(key, 4)
+	keys := suite.NewKeys(key, 4)
 	vc, err := vaultClient(keys, *vaultURL, *vaultID)
 	if err != nil {
 		return err

@@ -30,6 +30,7 @@ import (
 	"orderseal/internal/wire"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 	"orderseal/vault"
 	vaultapi "orderseal/vault/api"
 	vaultstore "orderseal/vault/store"
@@ -71,7 +72,7 @@ func partyKey(t testing.TB, id string) *keygen.PartyKey {
 		for i := range seed {
 			seed[i] = byte(3*i + 1)
 		}
-		center, errCenter = keygen.MasterFromSeed(keygen.Params{System: testSystem, K: 16}, seed)
+		center, errCenter = keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}, seed)
 	})
 	if errCenter != nil {
 		t.Fatal(errCenter)
@@ -89,7 +90,7 @@ func partyKey(t testing.TB, id string) *keygen.PartyKey {
 	return k
 }
 
-func cache(t testing.TB, id string) *keygen.Cache { return keygen.NewCache(partyKey(t, id), 8) }
+func cache(t testing.TB, id string) *keygen.Cache { return suite.NewKeys(partyKey(t, id), 8) }
 
 // syncBuffer is a log sink safe for concurrent writes.
 type syncBuffer struct {
@@ -137,7 +138,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { vst.Close() })
-	vh := vault.NewServer(keygen.NewCache(partyKey(t, vaultID), 64), vst, vault.Options{}).Handler()
+	vh := vault.NewServer(suite.NewKeys(partyKey(t, vaultID), 64), vst, vault.Options{}).Handler()
 	e.vaultTS = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e.vaultDown.Load() {
 			http.Error(w, "upstream unavailable", http.StatusServiceUnavailable)
@@ -242,7 +243,7 @@ func sealOrder(t testing.TB, merchant, carrierID, token string, inline *order.Ad
 	if token != "" {
 		p.Vault = vaultID
 	}
-	b, err := order.Seal(o, partyKey(t, aliceID), p, opt)
+	b, err := order.Seal(o, suite.NewKeys(partyKey(t, aliceID), 4), p, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,11 +301,11 @@ func resealCarrier(t testing.TB, b *order.Bundle, sec order.Section) {
 	h.Write(pt)
 	b.Commitments[order.RoleCarrier] = [32]byte(h.Sum(nil))
 	hH := b.HeaderHash()
-	pw, err := partyKey(t, aliceID).Pairwise(parcelID)
+	pw, err := suite.Pairwise(partyKey(t, aliceID), parcelID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk := pw.Expand("section", string(order.RoleCarrier), b.OrderID)
+	sk := pw.Expand(keygen.LabelSection, string(order.RoleCarrier), b.OrderID)
 	aead, err := chacha20poly1305.NewX(sk[:])
 	if err != nil {
 		t.Fatal(err)

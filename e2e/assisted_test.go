@@ -16,8 +16,9 @@ import (
 
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/wire"
-	"orderseal/keygen"
+
 	merchantapi "orderseal/merchant/api"
+	"orderseal/suite"
 )
 
 // doraCard is the phone buyer's card: it is typed into the consultant's
@@ -123,11 +124,11 @@ func TestAssistedOrders(t *testing.T) {
 			t.Fatalf("rogue company: exit %d\n%s", code, errs)
 		}
 		// On the wire: the consultant alone, with no or a made-up company signature.
-		mc, err := merchantapi.NewClient(keygen.NewCache(c.keys.key(t, cCarol), 4), c.url("merchant"), cShop, nil)
+		mc, err := merchantapi.NewClient(suite.NewKeys(c.keys.key(t, cCarol), 4), c.url("merchant"), cShop, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		good, err := merchantapi.NewLogin(c.keys.key(t, cCallCenter), cShop, cCarol, "desk-7", time.Hour, time.Now())
+		good, err := merchantapi.NewLogin(suite.NewKeys(c.keys.key(t, cCallCenter), 4), cShop, cCarol, "desk-7", time.Hour, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +336,7 @@ func TestAssistedOrders(t *testing.T) {
 		if code != 2 || !strings.Contains(errs, "never reads card data from a file") {
 			t.Fatalf("-card with -assisted: exit %d\n%s", code, errs)
 		}
-		mc, err := merchantapi.NewClient(keygen.NewCache(c.keys.key(t, cCarol), 4), c.url("merchant"), cShop, &http.Client{Timeout: 10 * time.Second})
+		mc, err := merchantapi.NewClient(suite.NewKeys(c.keys.key(t, cCarol), 4), c.url("merchant"), cShop, &http.Client{Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

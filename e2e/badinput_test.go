@@ -11,8 +11,9 @@ import (
 
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/signedhttp/httpsig"
-	"orderseal/keygen"
+
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // stored counts what each party has stored, so a refusal can be shown to
@@ -55,7 +56,7 @@ func (c *cluster) badInput(t *testing.T, token string) {
 				t.Fatal(err)
 			}
 		}
-		return httpsig.NewClient(keygen.NewCache(k, 8), &http.Client{Timeout: 30 * time.Second, Transport: recordingRT{id, c.wire}})
+		return httpsig.NewClient(suite.NewKeys(k, 8), &http.Client{Timeout: 30 * time.Second, Transport: recordingRT{id, c.wire}})
 	}
 	alice, shop, parcel := signer(cAlice, false), signer(cShop, false), signer(cParcel, false)
 
@@ -73,7 +74,7 @@ func (c *cluster) badInput(t *testing.T, token string) {
 		Card: order.Card{Number: cardCanary, Expiry: "2031-12"}, Items: []order.Item{{SKU: "BOOK-1984.pb", Name: "Nineteen Eighty-Four (paperback)", Qty: 1, UnitPrice: 1299}},
 		Total: 1299, Currency: "EUR", Plan: order.Plan{Installments: 1}, ShipTo: order.ShipTo{Token: token},
 		Recipient: order.Recipient{Name: "Bob Beispiel", Phone: "+4917698765432"}},
-		c.keys.key(t, cAlice), order.Parties{Merchant: cShop, Issuer: cBank, Carrier: cParcel, Vault: cVault},
+		suite.NewKeys(c.keys.key(t, cAlice), 4), order.Parties{Merchant: cShop, Issuer: cBank, Carrier: cParcel, Vault: cVault},
 		order.SealOptions{Now: time.Now().Add(-48 * time.Hour), Lifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func (c *cluster) badInput(t *testing.T, token string) {
 		Card: order.Card{Number: cardCanary, Expiry: "2031-12"}, Items: []order.Item{{SKU: "BOOK-1984.pb", Name: "Nineteen Eighty-Four (paperback)", Qty: 1, UnitPrice: 1299}},
 		Total: 1299, Currency: "EUR", Plan: order.Plan{Installments: 1}, ShipTo: order.ShipTo{Token: token},
 		Recipient: order.Recipient{Name: "Bob Beispiel", Phone: "+4917698765432"}},
-		c.keys.key(t, cAlice), order.Parties{Merchant: cShop, Issuer: "issuer:unknown.example", Carrier: cParcel, Vault: cVault}, order.SealOptions{})
+		suite.NewKeys(c.keys.key(t, cAlice), 4), order.Parties{Merchant: cShop, Issuer: "issuer:unknown.example", Carrier: cParcel, Vault: cVault}, order.SealOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

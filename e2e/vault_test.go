@@ -27,6 +27,7 @@ import (
 	"orderseal/internal/sqlitex"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 	"orderseal/vault/api"
 )
 
@@ -52,7 +53,7 @@ type vKeys struct{ center, rogue *keygen.Master }
 
 func newVKeys(t *testing.T) vKeys {
 	t.Helper()
-	p := keygen.Params{System: [16]byte{0xe2, 0xe0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}, K: 16}
+	p := keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0xe2, 0xe0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}, K: 16}
 	var s1, s2 [32]byte
 	for i := range s1 {
 		s1[i], s2[i] = byte(3*i+1), byte(0xc0+i)
@@ -293,7 +294,7 @@ func (v *vaultProc) stderrLog() string {
 
 func (v *vaultProc) client(t *testing.T, k *keygen.PartyKey, wl *wireLog) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(keygen.NewCache(k, 8), v.url, vVault,
+	c, err := api.NewClient(suite.NewKeys(k, 8), v.url, vVault,
 		&http.Client{Timeout: 30 * time.Second, Transport: recordingRT{k.Identity(), wl}})
 	if err != nil {
 		t.Fatal(err)
@@ -607,7 +608,7 @@ func sealVaultOrder(t *testing.T, key *keygen.PartyKey, token string) *order.Bun
 		t.Fatal(err)
 	}
 	o.ShipTo.Token = token
-	b, err := order.Seal(o, key, order.Parties{Merchant: vShop, Issuer: vBank, Carrier: vParcel, Vault: vVault}, order.SealOptions{})
+	b, err := order.Seal(o, suite.NewKeys(key, 4), order.Parties{Merchant: vShop, Issuer: vBank, Carrier: vParcel, Vault: vVault}, order.SealOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"orderseal/issuer/store"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // maxNumberInput bounds what "card add" reads as a card number.
@@ -114,7 +115,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer st.Close()
-	srv := NewServer(keygen.NewCache(key, 4096), st, Options{Logger: logger})
+	srv := NewServer(suite.NewKeys(key, 4096), st, Options{Logger: logger})
 	return web.Serve(ctx, *listen, *addrFile, srv.Handler(), logger)
 }
 

@@ -17,8 +17,9 @@ import (
 	"orderseal/issuer"
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
-	"orderseal/keygen"
+
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // run runs issuer.Main with stdin and returns its exit code, stdout and stderr.
@@ -236,7 +237,7 @@ func TestCLIServe(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	c, err := api.NewClient(keygen.NewCache(partyKey(t, shopID), 4), "http://"+addr, bankID, &http.Client{Timeout: 10 * time.Second})
+	c, err := api.NewClient(suite.NewKeys(partyKey(t, shopID), 4), "http://"+addr, bankID, &http.Client{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,8 +312,8 @@ func TestCLIAuthorizations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(issuer.NewServer(keygen.NewCache(partyKey(t, bankID), 8), st, issuer.Options{}).Handler())
-	c, err := api.NewClient(keygen.NewCache(partyKey(t, shopID), 8), ts.URL, bankID, ts.Client())
+	ts := httptest.NewServer(issuer.NewServer(suite.NewKeys(partyKey(t, bankID), 8), st, issuer.Options{}).Handler())
+	c, err := api.NewClient(suite.NewKeys(partyKey(t, shopID), 8), ts.URL, bankID, ts.Client())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,9 @@ import (
 	"orderseal/issuer"
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
-	"orderseal/keygen"
+
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // fuzzT0 is when the genuine fuzz seeds were sealed and are signed; the
@@ -52,9 +53,9 @@ func FuzzAuthorize(f *testing.F) {
 	if _, err := st.AddCard(ctx, store.NewCard{Number: visa, Cardholder: aliceID, Expiry: "2031-12", Currency: "EUR", Limit: 1_000_000_000_000}); err != nil {
 		f.Fatal(err)
 	}
-	srv := issuer.NewServer(keygen.NewCache(partyKey(f, bankID), 64), st, issuer.Options{Now: fuzzNow,
+	srv := issuer.NewServer(suite.NewKeys(partyKey(f, bankID), 64), st, issuer.Options{Now: fuzzNow,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(fuzzNow), signedhttp.WithNonceStore(webtest.NeverSeen{})}})
-	c := signedhttp.NewClient(keygen.NewCache(partyKey(f, shopID), 8), webtest.Client(srv.Handler()), signedhttp.WithClientClock(fuzzNow))
+	c := signedhttp.NewClient(suite.NewKeys(partyKey(f, shopID), 8), webtest.Client(srv.Handler()), signedhttp.WithClientClock(fuzzNow))
 	url := "http://issuer.fuzz" + api.PathAuthorizations + fuzzOrderID
 	put := func(t testing.TB, body []byte) *signedhttp.Response {
 		t.Helper()

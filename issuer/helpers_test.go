@@ -23,6 +23,7 @@ import (
 	"orderseal/issuer/store"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // Identities of the parties the tests play.
@@ -70,7 +71,7 @@ func masters(t testing.TB) (*keygen.Master, *keygen.Master) {
 		for i := range seed {
 			seed[i], rogueSeed[i] = byte(i+7), byte(0xc0+i)
 		}
-		p := keygen.Params{System: testSystem, K: 16}
+		p := keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}
 		if center, errCenters = keygen.MasterFromSeed(p, seed); errCenters == nil {
 			rogue, errCenters = keygen.MasterFromSeed(p, rogueSeed)
 		}
@@ -210,7 +211,7 @@ func newIssuerEnv(t *testing.T) *issuerEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.st.Close() })
-	srv := issuer.NewServer(keygen.NewCache(partyKey(t, bankID), 64), e.st, issuer.Options{Logger: logger, Now: e.clk.Now,
+	srv := issuer.NewServer(suite.NewKeys(partyKey(t, bankID), 64), e.st, issuer.Options{Logger: logger, Now: e.clk.Now,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(e.clk.Now)}})
 	e.ts = httptest.NewServer(srv.Handler())
 	t.Cleanup(e.ts.Close)
@@ -224,7 +225,7 @@ func (e *issuerEnv) httpClient() *http.Client {
 // client is id's issuer API client (the merchant side of the contract).
 func (e *issuerEnv) client(t testing.TB, id string) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(keygen.NewCache(partyKey(t, id), 8), e.ts.URL, bankID, e.httpClient())
+	c, err := api.NewClient(suite.NewKeys(partyKey(t, id), 8), e.ts.URL, bankID, e.httpClient())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ func (e *issuerEnv) client(t testing.TB, id string) *api.Client {
 // dating its requests by the issuer's clock.
 func (e *issuerEnv) raw(t testing.TB, id string) *signedhttp.Client {
 	t.Helper()
-	return signedhttp.NewClient(keygen.NewCache(partyKey(t, id), 8), e.httpClient(), signedhttp.WithClientClock(e.clk.Now))
+	return signedhttp.NewClient(suite.NewKeys(partyKey(t, id), 8), e.httpClient(), signedhttp.WithClientClock(e.clk.Now))
 }
 
 // put sends body as caller to the authorization of orderID.
@@ -364,7 +365,7 @@ func seal(t testing.TB, o orderOpts) *order.Bundle {
 	if key == nil {
 		key = partyKey(t, aliceID)
 	}
-	b, err := order.Seal(ord, key, p, o.seal)
+	b, err := order.Seal(ord, suite.NewKeys(key, 4), p, o.seal)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,9 @@ import (
 	"orderseal/internal/wire"
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
-	"orderseal/keygen"
+
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 var authCodeRe = regexp.MustCompile(`^[0-9A-Z]{6}$`)
@@ -495,7 +496,7 @@ func TestStoreOutage(t *testing.T) {
 // that cannot be an issuer's.
 func TestClientChecksIssuer(t *testing.T) {
 	t.Parallel()
-	keys := keygen.NewCache(partyKey(t, shopID), 2)
+	keys := suite.NewKeys(partyKey(t, shopID), 2)
 	for _, tc := range []struct{ base, id string }{
 		{"http://127.0.0.1:1", shopID}, {"ftp://x", bankID}, {"http://", bankID}, {"http://127.0.0.1:1", "issuer:"},
 	} {

@@ -192,7 +192,7 @@ func testIssueManyKAT(t *testing.T) {
 	for _, v := range doc.Vectors {
 		for _, leaf := range []int{2, 4, 8, 1 << 20} {
 			withPlanLimits(t, leaf, 256<<20, func() {
-				m, err := MasterFromSeed(Params{System: system, K: v.K}, seed)
+				m, err := MasterFromSeed(Params{Suite: SuiteOS1, System: system, K: v.K}, seed)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -431,7 +431,7 @@ func TestIssueBatchCancelMidway(t *testing.T) {
 }
 
 func BenchmarkIssueMany(b *testing.B) {
-	m, err := MasterFromSeed(Params{System: [16]byte{3}, K: DefaultK}, [32]byte{3})
+	m, err := MasterFromSeed(Params{Suite: SuiteOS1, System: [16]byte{3}, K: DefaultK}, [32]byte{3})
 	if err != nil {
 		b.Fatal(err)
 	}

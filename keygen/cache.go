@@ -7,12 +7,15 @@ import (
 // Cache holds the pairwise keys of one party with its recent peers, so a
 // daemon derives each K once rather than per request. Safe for concurrent use.
 type Cache struct {
-	key *PartyKey
-	lru *lru.Cache[string, Pairwise]
+	key    *PartyKey
+	derive func(peer string) (Pairwise, error)
+	lru    *lru.Cache[string, Pairwise]
 }
 
-// NewCache bounds the cache to size peers (least recently used evicted first).
-func NewCache(key *PartyKey, size int) *Cache {
+// NewCache bounds the cache to size peers (least recently used evicted
+// first); derive computes K(key, peer) on a miss, under key's suite
+// (suite.NewKeys is the usual way to build one).
+func NewCache(key *PartyKey, size int, derive func(peer string) (Pairwise, error)) *Cache {
 	if size < 1 {
 		size = 1
 	}
@@ -20,7 +23,7 @@ func NewCache(key *PartyKey, size int) *Cache {
 	if err != nil {
 		panic(err) // only for size ≤ 0, excluded above
 	}
-	return &Cache{key: key, lru: c}
+	return &Cache{key: key, derive: derive, lru: c}
 }
 
 // Key returns the party key the cache derives from.
@@ -37,7 +40,7 @@ func (c *Cache) Pairwise(peer string) (Pairwise, error) {
 	if p, ok := c.lru.Get(peer); ok {
 		return p, nil
 	}
-	p, err := c.key.Pairwise(peer)
+	p, err := c.derive(peer)
 	if err != nil {
 		return p, err
 	}

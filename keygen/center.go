@@ -34,8 +34,9 @@ type Center struct {
 
 // InitOptions tune Init; the zero value is production's choice.
 type InitOptions struct {
-	KDF  KDF       // zero means DefaultKDF
-	Rand io.Reader // nil means crypto/rand
+	Suite string    // "": SuiteOS1; the suite every key of the center is for
+	KDF   KDF       // zero means DefaultKDF
+	Rand  io.Reader // nil means crypto/rand
 }
 
 // Init creates a key center in dir with k coefficients per row: the master
@@ -57,6 +58,12 @@ func Init(dir string, k int, passphrase []byte, opt InitOptions) (*Center, error
 	m, err := NewMaster(k, opt.Rand)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Suite != "" {
+		if !ValidSuiteName(opt.Suite) {
+			return nil, fmt.Errorf("%w: %.64q", ErrSuite, opt.Suite)
+		}
+		m.params.Suite = opt.Suite
 	}
 	sealed, err := m.Seal(passphrase, kdf, opt.Rand)
 	if err != nil {

@@ -38,6 +38,7 @@ func cmdInit(args []string, stdio cli.Stdio) error {
 		"ORDERSEAL_CENTER_PASSPHRASE=… keygen init -dir center -k 1024")
 	dir := fs.String("dir", "", "key center directory (created 0700)")
 	k := fs.Int("k", DefaultK, "coefficients per row: a coalition of k parties can rebuild the master, k−1 learn nothing of others' keys")
+	suiteName := fs.String("suite", SuiteOS1, "the suite the center's keys are for")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func cmdInit(args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer clear(pass)
-	c, err := Init(*dir, *k, pass, InitOptions{KDF: kdfFromEnv()})
+	c, err := Init(*dir, *k, pass, InitOptions{Suite: *suiteName, KDF: kdfFromEnv()})
 	if err != nil {
 		if errors.Is(err, ErrCenterExists) {
 			return cli.WithHint(err, "choose another -dir; a key center is never overwritten")
@@ -218,7 +219,15 @@ func cmdFingerprint(args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer k.Destroy()
-	p, err := k.Pairwise(*peer)
+	if k.params.Suite != SuiteOS1 {
+		return fmt.Errorf("%w: fingerprint knows suite %s only", ErrSuite, SuiteOS1)
+	}
+	s, err := k.BlomSecret(*peer)
+	if err != nil {
+		return err
+	}
+	p, err := DerivePairwise(k.params.System, s[:], LabelPairwise, k.identity, *peer)
+	clear(s[:])
 	if err != nil {
 		return err
 	}

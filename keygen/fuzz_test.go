@@ -82,10 +82,10 @@ func FuzzParsePartyKey(f *testing.F) {
 			t.Fatal("marshalling is not deterministic")
 		}
 		if k.Identity() != fuzzPeer {
-			if _, err := k.Pairwise(fuzzPeer); err != nil {
+			if _, err := k.pairwise(fuzzPeer); err != nil {
 				t.Fatalf("Pairwise with a valid peer: %v", err)
 			}
-		} else if _, err := k.Pairwise(fuzzPeer); err != ErrSameIdentity {
+		} else if _, err := k.pairwise(fuzzPeer); err != ErrSameIdentity {
 			t.Fatalf("Pairwise with oneself: %v", err)
 		}
 	})

@@ -125,7 +125,7 @@ func TestPairwiseAgreesWithPlainHorner(t *testing.T) {
 		m := testMaster(t, k, r)
 		a, b := randomID(r, "merchant"), randomID(r, "cardholder")
 		ka := mustIssue(t, m, a)
-		s, err := ka.rawSecret(b)
+		s, err := ka.BlomSecret(b)
 		if err != nil {
 			t.Fatal(err)
 		}

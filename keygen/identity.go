@@ -12,8 +12,27 @@ import (
 	fp "github.com/cloudflare/circl/math/fp25519"
 )
 
-// Suite names the algorithms of protocol version 1.
-const Suite = "OS1-BLOM25519-HKDFSHA256-XCHACHA20POLY1305"
+// SuiteOS1 is the name of suite OS1 (package suite/os1), the suite a key
+// center issues for unless told otherwise.
+const SuiteOS1 = "OS1-BLOM25519-HKDFSHA256-XCHACHA20POLY1305"
+
+// MaxSuiteLen bounds a suite name.
+const MaxSuiteLen = 96
+
+// ValidSuiteName checks a suite name's syntax: upper-case letters and
+// digits in dash-separated words. Which names a program accepts is the
+// suite registry's business (package suite).
+func ValidSuiteName(s string) bool {
+	if s == "" || len(s) > MaxSuiteLen || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // MaxNameLen bounds the name part of an identity.
 const MaxNameLen = 200

@@ -20,7 +20,7 @@ import (
 const katFile = "kat.json"
 
 // katSectionField is the pair field holding
-// Expand("section", katSectionRole, katSectionOrder).
+// Expand(LabelSection, katSectionRole, katSectionOrder).
 const (
 	katSectionField = "section_issuer_ord-0001"
 	katSectionRole  = "issuer"
@@ -128,7 +128,7 @@ func TestKAT(t *testing.T) {
 	var checked int
 	for _, v := range doc.Vectors {
 		t.Run("k="+strconv.Itoa(v.K), func(t *testing.T) {
-			m, err := MasterFromSeed(Params{System: system, K: v.K}, seed)
+			m, err := MasterFromSeed(Params{Suite: SuiteOS1, System: system, K: v.K}, seed)
 			if err != nil {
 				t.Fatalf("MasterFromSeed: %v", err)
 			}
@@ -231,14 +231,14 @@ func TestKAT(t *testing.T) {
 						self *PartyKey
 						peer string
 					}{{"A→B", ka, p.B}, {"B→A", kb, p.A}} {
-						s, err := dir.self.rawSecret(dir.peer)
+						s, err := dir.self.BlomSecret(dir.peer)
 						if err != nil {
 							t.Fatalf("%s rawSecret: %v", dir.name, err)
 						}
 						if got := hex.EncodeToString(s[:]); got != p.S {
 							t.Errorf("%s s = %s, want %s", dir.name, got, p.S)
 						}
-						pw, err := dir.self.Pairwise(dir.peer)
+						pw, err := dir.self.pairwise(dir.peer)
 						if err != nil {
 							t.Fatalf("%s Pairwise: %v", dir.name, err)
 						}
@@ -249,7 +249,7 @@ func TestKAT(t *testing.T) {
 							t.Errorf("%s fingerprint = %s, want %s", dir.name, got, p.Fingerprint)
 						}
 						if p.Section != "" {
-							sk := pw.Expand("section", katSectionRole, katSectionOrder)
+							sk := pw.Expand(LabelSection, katSectionRole, katSectionOrder)
 							if got := hex.EncodeToString(sk[:]); got != p.Section {
 								t.Errorf("%s section key = %s, want %s", dir.name, got, p.Section)
 							}

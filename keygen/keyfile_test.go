@@ -129,7 +129,7 @@ func TestPartyKeyFile(t *testing.T) {
 		}
 		// The file is self-describing per §4.1.
 		f := keyFields(t, key)
-		if f["v"] != 1.0 || f["suite"] != Suite || f["system"] != m.params.SystemHex() ||
+		if f["v"] != 1.0 || f["suite"] != SuiteOS1 || f["system"] != m.params.SystemHex() ||
 			f["k"] != 2.0 || f["identity"] != "merchant:shop.example" || len(f) != 6 {
 			t.Fatalf("key file fields: %v", f)
 		}
@@ -170,7 +170,7 @@ func TestPartyKeyFile(t *testing.T) {
 		{name: "not json", raw: "v=1", want: []error{ErrKeyFile}},
 		{name: "v=2", edit: func(f map[string]any) { f["v"] = 2 }, want: []error{ErrKeyFile, ErrVersion}},
 		{name: "v missing", edit: func(f map[string]any) { delete(f, "v") }, want: []error{ErrKeyFile, ErrVersion}},
-		{name: "other suite", edit: func(f map[string]any) { f["suite"] = "OS2-OTHER" }, want: []error{ErrKeyFile, ErrSuite}},
+		{name: "malformed suite", edit: func(f map[string]any) { f["suite"] = "OS2 other" }, want: []error{ErrKeyFile, ErrSuite}},
 		{name: "uppercase system", edit: func(f map[string]any) { f["system"] = strings.ToUpper(m.params.SystemHex()) }, want: []error{ErrKeyFile, ErrParams}},
 		{name: "short system", edit: func(f map[string]any) { f["system"] = m.params.SystemHex()[:30] }, want: []error{ErrKeyFile, ErrParams}},
 		{name: "long system", edit: func(f map[string]any) { f["system"] = m.params.SystemHex() + "00" }, want: []error{ErrKeyFile, ErrParams}},
@@ -246,12 +246,12 @@ func TestPartyKeyFile(t *testing.T) {
 var bigOne = big.NewInt(1)
 
 func TestParseParams(t *testing.T) {
-	p := Params{System: [16]byte{0: 0xde, 15: 0x01}, K: DefaultK}
+	p := Params{Suite: SuiteOS1, System: [16]byte{0: 0xde, 15: 0x01}, K: DefaultK}
 	good, err := p.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"v":1,"suite":"` + Suite + `","system":"de000000000000000000000000000001","k":1024}`; string(good) != want {
+	if want := `{"v":1,"suite":"` + SuiteOS1 + `","system":"de000000000000000000000000000001","k":1024}`; string(good) != want {
 		t.Fatalf("params file %s, want %s", good, want)
 	}
 	got, err := ParseParams(good)
@@ -264,7 +264,7 @@ func TestParseParams(t *testing.T) {
 		want     error
 	}{
 		{"v=2", strings.Replace(s, `"v":1`, `"v":2`, 1), ErrVersion},
-		{"suite", strings.Replace(s, Suite, "OS1-OTHER", 1), ErrSuite},
+		{"suite", strings.Replace(s, SuiteOS1, "os1-not-a-suite-name", 1), ErrSuite},
 		{"uppercase system", strings.Replace(s, "de00", "DE00", 1), ErrParams},
 		{"k=0", strings.Replace(s, `"k":1024`, `"k":0`, 1), ErrParams},
 		{"k>MaxK", strings.Replace(s, `"k":1024`, fmt.Sprintf(`"k":%d`, MaxK+1), 1), ErrParams},
@@ -374,8 +374,8 @@ func TestPartyKeyFilePermissions(t *testing.T) {
 		name   string
 		params Params
 	}{
-		{"other system", Params{System: [16]byte{0xff}, K: 2}},
-		{"other k", Params{System: m.params.System, K: 3}},
+		{"other system", Params{Suite: SuiteOS1, System: [16]byte{0xff}, K: 2}},
+		{"other k", Params{Suite: SuiteOS1, System: m.params.System, K: 3}},
 	} {
 		if _, err := LoadPartyKeyFor(path, tc.params); !errors.Is(err, ErrSystem) {
 			t.Errorf("LoadPartyKeyFor(%s) = %v, want ErrSystem", tc.name, err)
@@ -541,7 +541,8 @@ func TestMasterFile(t *testing.T) {
 		{"kdf time", func(f map[string]any) { f["argon2id"].(map[string]any)["t"] = 2 }, ErrPassphrase},
 		{"kdf memory below floor", func(f map[string]any) { f["argon2id"].(map[string]any)["m"] = 1024 }, ErrParams},
 		{"version", func(f map[string]any) { f["v"] = 2 }, ErrVersion},
-		{"suite", func(f map[string]any) { f["suite"] = "OS2" }, ErrSuite},
+		{"suite malformed", func(f map[string]any) { f["suite"] = "os2" }, ErrSuite},
+		{"suite another", func(f map[string]any) { f["suite"] = "OS2" }, ErrPassphrase}, // bound as AAD
 		{"k spelled K", func(f map[string]any) { f["K"] = f["k"]; delete(f, "k") }, strictjson.ErrMalformed},
 		{"unknown field", func(f map[string]any) { f["note"] = "x" }, strictjson.ErrMalformed},
 	} {
@@ -566,8 +567,8 @@ func TestMasterFile(t *testing.T) {
 		}
 		defer writeMode(t, paramsPath, origParams, 0o644)
 		for name, p := range map[string]Params{
-			"other k":      {System: params.System, K: 5},
-			"other system": {System: [16]byte{0xab}, K: params.K},
+			"other k":      {Suite: SuiteOS1, System: params.System, K: 5},
+			"other system": {Suite: SuiteOS1, System: [16]byte{0xab}, K: params.K},
 		} {
 			b, _ := p.MarshalJSON()
 			writeMode(t, paramsPath, b, 0o644)

@@ -22,7 +22,7 @@ func TestMarshalJSONMatchesEncodingJSON(t *testing.T) {
 			for i := range key.row {
 				encodeElt(raw[i*fp.Size:], &key.row[i])
 			}
-			want, err := json.Marshal(partyKeyWire{V: 1, Suite: Suite, System: key.params.SystemHex(),
+			want, err := json.Marshal(partyKeyWire{V: 1, Suite: SuiteOS1, System: key.params.SystemHex(),
 				K: k, Identity: id, Row: wire.B64(raw)})
 			if err != nil {
 				t.Fatal(err)
@@ -38,7 +38,7 @@ func TestMarshalJSONMatchesEncodingJSON(t *testing.T) {
 	}
 	// An identity that needs escaping (only a hand-built key can hold one)
 	// goes through encoding/json.
-	key := &PartyKey{params: Params{K: 1}, identity: `x<"y">&`, row: make([]fp.Elt, 1)}
+	key := &PartyKey{params: Params{Suite: SuiteOS1, K: 1}, identity: `x<"y">&`, row: make([]fp.Elt, 1)}
 	got, err := key.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ func NewMaster(k int, r io.Reader) (*Master, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	m := &Master{params: Params{K: k}}
+	m := &Master{params: Params{Suite: SuiteOS1, K: k}}
 	if err := m.params.Check(); err != nil {
 		return nil, err
 	}
@@ -220,7 +220,7 @@ func (m *Master) Seal(passphrase []byte, kdf KDF, r io.Reader) ([]byte, error) {
 	if _, err := io.ReadFull(r, nonce); err != nil {
 		return nil, err
 	}
-	w := masterWire{V: 1, Suite: Suite, System: m.params.SystemHex(), K: m.params.K, KDF: kdf,
+	w := masterWire{V: 1, Suite: m.params.Suite, System: m.params.SystemHex(), K: m.params.K, KDF: kdf,
 		Salt: wire.B64(salt[:]), Nonce: wire.B64(nonce)}
 	key := argon2.IDKey(passphrase, salt[:], kdf.Time, kdf.Memory, kdf.Threads, chacha20poly1305.KeySize)
 	defer clear(key)

@@ -6,7 +6,6 @@ import (
 	"encoding/base32"
 	"fmt"
 	"io"
-	"strings"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
 	"golang.org/x/crypto/hkdf"
@@ -21,8 +20,10 @@ type Pairwise struct {
 	_   [0]func()
 }
 
-// RawSecret is s(self, peer) = Σ r_a · x(peer)^a, canonical little-endian.
-func (k *PartyKey) rawSecret(peer string) ([32]byte, error) {
+// BlomSecret is Blom's raw shared secret s(self, peer) = Σ r_a · x(peer)^a
+// (DESIGN.md §2), canonical little-endian: the input a suite derives K from.
+// s(A, B) = s(B, A). The caller clears it.
+func (k *PartyKey) BlomSecret(peer string) ([32]byte, error) {
 	var out [32]byte
 	if peer == k.identity {
 		return out, ErrSameIdentity
@@ -83,26 +84,38 @@ func horner(row []fp.Elt, x *fp.Elt) fp.Elt {
 	return out
 }
 
-// Pairwise derives K(self, peer) = HKDF-SHA256(salt = system, ikm = s,
-// info = "orderseal-v1-pairwise" || lp16(min) || lp16(max)).
-func (k *PartyKey) Pairwise(peer string) (Pairwise, error) {
+// DerivePairwise is how a suite turns its shared secret into K(a, b):
+// HKDF-SHA256(salt = system, ikm, info = lp16(label) || lp16(min(a,b)) ||
+// lp16(max(a,b))), 32 bytes, identities compared bytewise. Refuses a = b.
+func DerivePairwise(system [16]byte, ikm []byte, label, a, b string) (Pairwise, error) {
 	var p Pairwise
-	s, err := k.sharedSecret(peer)
-	if err != nil {
-		return p, err
+	if a == b {
+		return p, ErrSameIdentity
 	}
-	defer clear(s[:])
-	lo, hi := k.identity, peer
+	lo, hi := a, b
 	if hi < lo {
 		lo, hi = hi, lo
 	}
-	info := []byte("orderseal-v1-pairwise")
-	info = wire.LP16(info, []byte(lo))
-	info = wire.LP16(info, []byte(hi))
-	if _, err := io.ReadFull(hkdf.New(sha256.New, s[:], k.params.System[:], info), p.key[:]); err != nil {
+	info := Info(label, lo, hi)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, ikm, system[:], info), p.key[:]); err != nil {
 		return p, err
 	}
 	return p, nil
+}
+
+// Info is the HKDF info of every orderseal key derivation: lp16(label) ||
+// lp16(context[0]) || …, so no label or context can run into the next
+// (labels.go lists every label).
+func Info(label string, context ...string) []byte {
+	n := 2 + len(label)
+	for _, c := range context {
+		n += 2 + len(c)
+	}
+	info := wire.LP16(make([]byte, 0, n), []byte(label))
+	for _, c := range context {
+		info = wire.LP16(info, []byte(c))
+	}
+	return info
 }
 
 // Equal compares in constant time.
@@ -110,17 +123,14 @@ func (p *Pairwise) Equal(q *Pairwise) bool {
 	return subtle.ConstantTimeCompare(p.key[:], q.key[:]) == 1
 }
 
-// Expand derives a 32-byte sub-key: HKDF-Expand(K, "orderseal-v1-" + label ||
-// lp16(context[0]) || …). Labels are lowercase words naming one purpose
-// ("section", "http", "reveal", …); a malformed label is a programming error.
+// Expand derives a 32-byte sub-key: HKDF-Expand(K, Info(label, context...)).
+// Labels are the constants of labels.go, one per purpose; any other label is
+// a programming error.
 func (p *Pairwise) Expand(label string, context ...string) [32]byte {
-	if label == "" || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz-") != "" {
-		panic(fmt.Sprintf("keygen: malformed sub-key label %q", label))
+	if !knownLabel(label) {
+		panic(fmt.Sprintf("keygen: unknown sub-key label %q", label))
 	}
-	info := []byte("orderseal-v1-" + label)
-	for _, c := range context {
-		info = wire.LP16(info, []byte(c))
-	}
+	info := Info(label, context...)
 	var out [32]byte
 	if _, err := io.ReadFull(hkdf.Expand(sha256.New, p.key[:], info), out[:]); err != nil {
 		panic(err) // 32 bytes is always within HKDF-SHA256's output limit
@@ -131,7 +141,7 @@ func (p *Pairwise) Expand(label string, context ...string) [32]byte {
 // Fingerprint is a short code two parties compare out of band to confirm
 // they derived the same K; it is a one-way sub-key, so it reveals nothing of K.
 func (p *Pairwise) Fingerprint() string {
-	sub := p.Expand("fingerprint")
+	sub := p.Expand(LabelFingerprint)
 	s := base32.StdEncoding.EncodeToString(sub[:15])[:20]
 	return s[0:5] + "-" + s[5:10] + "-" + s[10:15] + "-" + s[15:20]
 }

@@ -21,7 +21,7 @@ const MaxK = 1 << 14
 var (
 	// ErrVersion is returned for a key or params file of another version.
 	ErrVersion = errors.New("unsupported version")
-	// ErrSuite is returned for a key or params file of another suite.
+	// ErrSuite is returned for a malformed suite name.
 	ErrSuite = errors.New("unsupported suite")
 	// ErrSystem is returned when a file belongs to another key center.
 	ErrSystem = errors.New("key belongs to another system")
@@ -31,6 +31,7 @@ var (
 
 // Params are a key center's public parameters.
 type Params struct {
+	Suite  string // the suite's name (package suite); keygen checks its syntax only
 	System [16]byte
 	K      int
 }
@@ -42,8 +43,11 @@ type paramsWire struct {
 	K      int    `json:"k"`
 }
 
-// Check validates k.
+// Check validates the suite name's syntax and k.
 func (p Params) Check() error {
+	if !ValidSuiteName(p.Suite) {
+		return fmt.Errorf("%w: %q", ErrSuite, truncate(p.Suite, 64))
+	}
 	if p.K < 1 || p.K > MaxK {
 		return fmt.Errorf("%w: k must be between 1 and %d", ErrParams, MaxK)
 	}
@@ -55,7 +59,7 @@ func (p Params) SystemHex() string { return hex.EncodeToString(p.System[:]) }
 
 // MarshalJSON writes the public params file of DESIGN.md §4.1.
 func (p Params) MarshalJSON() ([]byte, error) {
-	return json.Marshal(paramsWire{V: 1, Suite: Suite, System: p.SystemHex(), K: p.K})
+	return json.Marshal(paramsWire{V: 1, Suite: p.Suite, System: p.SystemHex(), K: p.K})
 }
 
 // ParseParams reads a params file strictly.
@@ -72,14 +76,11 @@ func (w paramsWire) params() (Params, error) {
 	if w.V != 1 {
 		return p, fmt.Errorf("%w: v=%d", ErrVersion, w.V)
 	}
-	if w.Suite != Suite {
-		return p, fmt.Errorf("%w: %q", ErrSuite, truncate(w.Suite, 64))
-	}
 	sys, err := ParseSystem(w.System)
 	if err != nil {
 		return p, err
 	}
-	p = Params{System: sys, K: w.K}
+	p = Params{Suite: w.Suite, System: sys, K: w.K}
 	return p, p.Check()
 }
 
@@ -96,5 +97,5 @@ func ParseSystem(s string) ([16]byte, error) {
 
 // Equal reports whether two parameter sets are the same system.
 func (p Params) Equal(q Params) bool {
-	return bytes.Equal(p.System[:], q.System[:]) && p.K == q.K
+	return p.Suite == q.Suite && bytes.Equal(p.System[:], q.System[:]) && p.K == q.K
 }

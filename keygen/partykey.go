@@ -74,12 +74,12 @@ func (k *PartyKey) MarshalJSON() ([]byte, error) {
 		encodeElt(raw[i*fp.Size:], &k.row[i])
 	}
 	if !jsonPlain(k.identity) {
-		return json.Marshal(partyKeyWire{V: 1, Suite: Suite, System: k.params.SystemHex(),
+		return json.Marshal(partyKeyWire{V: 1, Suite: k.params.Suite, System: k.params.SystemHex(),
 			K: k.params.K, Identity: k.identity, Row: wire.B64(raw)})
 	}
-	buf := make([]byte, 0, 128+len(Suite)+len(k.identity)+base64.RawURLEncoding.EncodedLen(len(raw)))
+	buf := make([]byte, 0, 128+len(k.params.Suite)+len(k.identity)+base64.RawURLEncoding.EncodedLen(len(raw)))
 	buf = append(buf, `{"v":1,"suite":"`...)
-	buf = append(buf, Suite...)
+	buf = append(buf, k.params.Suite...)
 	buf = append(buf, `","system":"`...)
 	buf = append(buf, k.params.SystemHex()...)
 	buf = append(buf, `","k":`...)

@@ -31,7 +31,7 @@ func testRand(label string) *rand.Rand {
 func testMaster(t testing.TB, k int, r *rand.Rand) *Master {
 	t.Helper()
 	var p Params
-	p.K = k
+	p.Suite, p.K = SuiteOS1, k
 	var seed [32]byte
 	for i := range p.System {
 		p.System[i] = byte(r.Uint32())
@@ -66,7 +66,7 @@ func mustIssue(t testing.TB, m *Master, id string) *PartyKey {
 
 func mustPairwise(t testing.TB, k *PartyKey, peer string) Pairwise {
 	t.Helper()
-	p, err := k.Pairwise(peer)
+	p, err := k.pairwise(peer)
 	if err != nil {
 		t.Fatalf("%s: Pairwise(%q): %v", k.Identity(), peer, err)
 	}
@@ -284,11 +284,11 @@ func TestPairwiseSymmetry(t *testing.T) {
 					t.Fatalf("K(%s,%s) == K(%s,%s)", a, b, a, c)
 				}
 				// The raw secrets agree too, and equal vᵀ(A)·D·v(B) (small k).
-				sab, err := ka.rawSecret(b)
+				sab, err := ka.BlomSecret(b)
 				if err != nil {
 					t.Fatal(err)
 				}
-				sba, err := kb.rawSecret(a)
+				sba, err := kb.BlomSecret(a)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -425,7 +425,7 @@ func TestCollusionBound(t *testing.T) {
 				if sReal.Cmp(sAlt) == 0 {
 					t.Fatalf("vᵀ(A)·D'·v(B) == vᵀ(A)·D·v(B): the coalition's view pins down the outsiders' secret")
 				}
-				raw, err := realKA.rawSecret(outB)
+				raw, err := realKA.BlomSecret(outB)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -447,7 +447,7 @@ func TestCollusionBound(t *testing.T) {
 func TestPairwiseRefusals(t *testing.T) {
 	m := testMaster(t, 4, testRand("refusals"))
 	key := mustIssue(t, m, "merchant:shop.example")
-	c := NewCache(key, 4)
+	c := NewCache(key, 4, key.pairwise)
 	for _, tc := range []struct {
 		peer string
 		want error
@@ -459,7 +459,7 @@ func TestPairwiseRefusals(t *testing.T) {
 		{"bank:x", ErrIdentity},
 		{"", ErrIdentity},
 	} {
-		if _, err := key.Pairwise(tc.peer); !errors.Is(err, tc.want) {
+		if _, err := key.pairwise(tc.peer); !errors.Is(err, tc.want) {
 			t.Errorf("Pairwise(%q) = %v, want %v", tc.peer, err, tc.want)
 		}
 		if _, err := c.Pairwise(tc.peer); !errors.Is(err, tc.want) {
@@ -484,7 +484,7 @@ func TestCache(t *testing.T) {
 		direct[p] = mustPairwise(t, key, p)
 	}
 
-	c := NewCache(key, 2)
+	c := NewCache(key, 2, key.pairwise)
 	if c.Identity() != self || !c.Params().Equal(m.Params()) || c.Key() != key {
 		t.Fatal("cache does not report its own key")
 	}
@@ -512,7 +512,7 @@ func TestCache(t *testing.T) {
 	}
 
 	t.Run("concurrent", func(t *testing.T) {
-		c := NewCache(key, 2)
+		c := NewCache(key, 2, key.pairwise)
 		var wg sync.WaitGroup
 		errs := make(chan error, 8)
 		for g := 0; g < 8; g++ {
@@ -581,7 +581,7 @@ func TestFingerprint(t *testing.T) {
 
 // TestIssueConcurrent: a fresh master may be used from several goroutines.
 func TestIssueConcurrent(t *testing.T) {
-	m, err := MasterFromSeed(Params{System: [16]byte{7}, K: 16}, [32]byte{7})
+	m, err := MasterFromSeed(Params{Suite: SuiteOS1, System: [16]byte{7}, K: 16}, [32]byte{7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,8 +600,8 @@ func TestIssueConcurrent(t *testing.T) {
 	for range keys {
 		<-done
 	}
-	a, _ := keys[0].Pairwise(keys[1].Identity())
-	b, _ := keys[1].Pairwise(keys[0].Identity())
+	a, _ := keys[0].pairwise(keys[1].Identity())
+	b, _ := keys[1].pairwise(keys[0].Identity())
 	if !a.Equal(&b) {
 		t.Fatal("keys issued concurrently do not agree")
 	}

@@ -16,13 +16,14 @@ import (
 	"orderseal/merchant"
 	"orderseal/merchant/api"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // login opens a session for consultant on device and returns it with its
 // second identifier, opened as the consultant's terminal would.
 func (e *env) login(t testing.TB, consultant, device string, shift time.Duration) (*api.Session, []byte) {
 	t.Helper()
-	r, err := api.NewLogin(partyKey(t, callCenterID), shopID, consultant, device, shift, time.Now())
+	r, err := api.NewLogin(suite.NewKeys(partyKey(t, callCenterID), 4), shopID, consultant, device, shift, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func (e *env) login(t testing.TB, consultant, device string, shift time.Duration
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := api.OpenSecret(partyKey(t, consultant), shopID, s)
+	secret, err := api.OpenSecret(suite.NewKeys(partyKey(t, consultant), 4), shopID, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ var phoneParties = order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parc
 func TestAssistedLogin(t *testing.T) {
 	e := newEnv(t)
 	good := func(t *testing.T) *api.LoginRequest {
-		r, err := api.NewLogin(partyKey(t, callCenterID), shopID, carolID, "desk-7", time.Hour, time.Now())
+		r, err := api.NewLogin(suite.NewKeys(partyKey(t, callCenterID), 4), shopID, carolID, "desk-7", time.Hour, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +66,7 @@ func TestAssistedLogin(t *testing.T) {
 	}
 	resign := func(company string, edit func(r *api.LoginRequest)) func(t *testing.T) []byte {
 		return func(t *testing.T) []byte {
-			r, err := api.NewLogin(partyKey(t, company), shopID, carolID, "desk-7", time.Hour, time.Now())
+			r, err := api.NewLogin(suite.NewKeys(partyKey(t, company), 4), shopID, carolID, "desk-7", time.Hour, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +91,7 @@ func TestAssistedLogin(t *testing.T) {
 		{"signed by another consultant", daveID, body(func(*api.LoginRequest) {}), http.StatusForbidden, api.CodeLoginInvalid},
 		{"signed by a cardholder", aliceID, body(func(*api.LoginRequest) {}), http.StatusForbidden, httpsig.CodeForbiddenRole},
 		{"dated outside the window", carolID, func(t *testing.T) []byte {
-			r, err := api.NewLogin(partyKey(t, callCenterID), shopID, carolID, "desk-7", time.Hour, time.Now().Add(-10*time.Minute))
+			r, err := api.NewLogin(suite.NewKeys(partyKey(t, callCenterID), 4), shopID, carolID, "desk-7", time.Hour, time.Now().Add(-10*time.Minute))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,7 +180,7 @@ func TestAssistedIntake(t *testing.T) {
 		return out
 	}
 	prove := func(t *testing.T, b *order.Bundle, session, device string, secret []byte) api.Sealed {
-		p, err := api.Prove(partyKey(t, carolID), shopID, session, device, secret, b.HeaderHash())
+		p, err := api.Prove(suite.NewKeys(partyKey(t, carolID), 4), shopID, session, device, secret, b.HeaderHash())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"orderseal/internal/web"
 	"orderseal/keygen"
 	"orderseal/merchant/store"
+	"orderseal/suite"
 )
 
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
@@ -55,7 +56,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if keygen.RoleOf(key.Identity()) != "merchant" {
 		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a merchant", *keyPath, key.Identity()), "issue a merchant:… key with keygen")
 	}
-	cfg := Config{Keys: keygen.NewCache(key, 4096), Companies: companies, MaxShift: *maxShift}
+	cfg := Config{Keys: suite.NewKeys(key, 4096), Companies: companies, MaxShift: *maxShift}
 	for _, c := range companies {
 		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != "company" {
 			return cli.Usagef("use -company company:NAME", "-company %.80q is not a company identity", c)

@@ -25,6 +25,7 @@ import (
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // fuzzT0 is when every genuine fuzz seed was sealed and is signed.
@@ -160,7 +161,7 @@ func FuzzIntake(f *testing.F) {
 func FuzzAssistedIntake(f *testing.F) {
 	n := newFuzzNode(f)
 	b := fuzzSeal(f, carolID, phoneOrder(f), phoneParties, fuzzAssistedID, fuzzSession, 4)
-	proof, err := api.Prove(partyKey(f, carolID), shopID, fuzzSession, fuzzDevice, fuzzSecret, b.HeaderHash())
+	proof, err := api.Prove(suite.NewKeys(partyKey(f, carolID), 4), shopID, fuzzSession, fuzzDevice, fuzzSecret, b.HeaderHash())
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -36,6 +36,7 @@ import (
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
+	"orderseal/suite"
 	"orderseal/vault"
 	vaultapi "orderseal/vault/api"
 	vaultstore "orderseal/vault/store"
@@ -87,7 +88,7 @@ func partyKey(t testing.TB, id string) *keygen.PartyKey {
 		for i := range seed {
 			seed[i] = byte(0x40 + i)
 		}
-		center, errCenter = keygen.MasterFromSeed(keygen.Params{System: testSystem, K: 16}, seed)
+		center, errCenter = keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}, seed)
 	})
 	if errCenter != nil {
 		t.Fatal(errCenter)
@@ -105,7 +106,7 @@ func partyKey(t testing.TB, id string) *keygen.PartyKey {
 	return k
 }
 
-func cache(t testing.TB, id string) *keygen.Cache { return keygen.NewCache(partyKey(t, id), 64) }
+func cache(t testing.TB, id string) *keygen.Cache { return suite.NewKeys(partyKey(t, id), 64) }
 
 // syncBuffer is a log sink safe for concurrent writes.
 type syncBuffer struct {
@@ -641,7 +642,7 @@ func testOrder(t testing.TB, token string) *order.Order {
 
 func seal(t testing.TB, owner string, o *order.Order, p order.Parties, opt order.SealOptions) *order.Bundle {
 	t.Helper()
-	b, err := order.Seal(o, partyKey(t, owner), p, opt)
+	b, err := order.Seal(o, suite.NewKeys(partyKey(t, owner), 4), p, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -675,11 +676,11 @@ func reseal(t testing.TB, b *order.Bundle, role order.Role, sec *order.Section) 
 	h.Write(pt)
 	b.Commitments[role] = [32]byte(h.Sum(nil))
 	hH := b.HeaderHash()
-	pw, err := partyKey(t, b.Cardholder).Pairwise(b.Parties[role])
+	pw, err := suite.Pairwise(partyKey(t, b.Cardholder), b.Parties[role])
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk := pw.Expand("section", string(role), b.OrderID)
+	sk := pw.Expand(keygen.LabelSection, string(role), b.OrderID)
 	aead, err := chacha20poly1305.NewX(sk[:])
 	if err != nil {
 		t.Fatal(err)
@@ -693,7 +694,7 @@ func reseal(t testing.TB, b *order.Bundle, role order.Role, sec *order.Section) 
 // merchantSection opens b's merchant section as the shop.
 func merchantSection(t testing.TB, b *order.Bundle) *order.Section {
 	t.Helper()
-	sec, err := order.Open(b, partyKey(t, shopID), order.RoleMerchant, order.OpenOptions{})
+	sec, err := order.Open(b, suite.NewKeys(partyKey(t, shopID), 4), order.RoleMerchant, order.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"orderseal/keygen"
+	"orderseal/suite"
+	"orderseal/suite/os1"
 )
 
 const (
@@ -15,7 +17,7 @@ const (
 
 func consultantKey(t *testing.T) *keygen.PartyKey {
 	t.Helper()
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func TestSessionIDs(t *testing.T) {
 func TestAssistedSealCarriesSession(t *testing.T) {
 	f := keys(t)
 	ck := consultantKey(t)
-	b, err := Seal(loadOrder(t, "order.json"), ck, threeParties, SealOptions{Now: sealNow, Session: testSession})
+	b, err := Seal(loadOrder(t, "order.json"), suite.NewKeys(ck, 4), threeParties, SealOptions{Now: sealNow, Session: testSession})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +62,7 @@ func TestAssistedSealCarriesSession(t *testing.T) {
 		{RoleCarrier, idCarrier, ""},
 	}
 	for _, c := range cases {
-		s, err := openAt(b, f.keys[c.key], c.role)
+		s, err := openAt(b, suite.NewKeys(f.keys[c.key], 4), c.role)
 		if err != nil {
 			t.Fatalf("%s: %v", c.role, err)
 		}
@@ -69,7 +71,7 @@ func TestAssistedSealCarriesSession(t *testing.T) {
 		}
 	}
 	// An online order never names one.
-	s, err := openAt(sealOrder(t, "order.json", "ord-online"), f.keys[idIssuer], RoleIssuer)
+	s, err := openAt(sealOrder(t, "order.json", "ord-online"), suite.NewKeys(f.keys[idIssuer], 4), RoleIssuer)
 	if err != nil || s.Session != "" {
 		t.Fatalf("online issuer section: session %q, %v", s.Session, err)
 	}
@@ -84,9 +86,9 @@ func TestAssistedSealRefuses(t *testing.T) {
 		key     Keyring
 		session string
 	}{
-		{"consultant without a session", ck, ""},
-		{"consultant with a malformed session", ck, "ses_short"},
-		{"cardholder naming a session", f.keys[idAlice], testSession},
+		{"consultant without a session", suite.NewKeys(ck, 4), ""},
+		{"consultant with a malformed session", suite.NewKeys(ck, 4), "ses_short"},
+		{"cardholder naming a session", suite.NewKeys(f.keys[idAlice], 4), testSession},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,7 +103,7 @@ func TestAssistedSealRefuses(t *testing.T) {
 // when it authenticates: the bundle code, not the recipient, enforces it.
 func TestAssistedSectionBody(t *testing.T) {
 	f := keys(t)
-	ck := consultantKey(t)
+	ck := suite.NewKeys(consultantKey(t), 4)
 	salt := strings.Repeat("A", 43)
 	cases := []struct {
 		name   string
@@ -110,7 +112,7 @@ func TestAssistedSectionBody(t *testing.T) {
 	}{
 		{"consultant bundle without session", ck, `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as"}`},
 		{"consultant bundle with a malformed session", ck, `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as","session":"ses_x"}`},
-		{"cardholder bundle with a session", f.keys[idAlice], `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as","session":"` + testSession + `"}`},
+		{"cardholder bundle with a session", suite.NewKeys(f.keys[idAlice], 4), `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as","session":"` + testSession + `"}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -123,11 +125,11 @@ func TestAssistedSectionBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			b.Commitments[RoleIssuer] = commit([]byte(c.pt))
-			aead, _ := sectionAEAD(c.sealer, idIssuer, b, RoleIssuer)
+			aead, _ := sectionAEAD(os1.Suite{}, c.sealer, idIssuer, b, RoleIssuer)
 			s := b.Sections[RoleIssuer]
 			s.CT = aead.Seal(nil, s.Nonce[:], []byte(c.pt), aad(b.HeaderHash(), RoleIssuer))
 			b.Sections[RoleIssuer] = s
-			if _, err := openAt(b, f.keys[idIssuer], RoleIssuer); !errors.Is(err, ErrSectionBody) {
+			if _, err := openAt(b, suite.NewKeys(f.keys[idIssuer], 4), RoleIssuer); !errors.Is(err, ErrSectionBody) {
 				t.Fatalf("got %v, want ErrSectionBody", err)
 			}
 		})

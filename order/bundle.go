@@ -11,6 +11,7 @@ import (
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
+	"orderseal/suite"
 )
 
 // Version is the bundle format version this package writes and reads.
@@ -103,7 +104,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if w.V != Version {
 		return nil, fmt.Errorf("%w: v=%d", ErrVersion, w.V)
 	}
-	if w.Suite != keygen.Suite {
+	if !keygen.ValidSuiteName(w.Suite) {
 		return nil, fmt.Errorf("%w: %.64q", ErrSuite, w.Suite)
 	}
 	sys, err := keygen.ParseSystem(w.System)
@@ -141,8 +142,8 @@ func (b *Bundle) Check() error {
 	if b.Version != Version {
 		return fmt.Errorf("%w: v=%d", ErrVersion, b.Version)
 	}
-	if b.Suite != keygen.Suite {
-		return fmt.Errorf("%w: %.64q", ErrSuite, b.Suite)
+	if _, err := suite.ByName(b.Suite); err != nil {
+		return fmt.Errorf("%w: %w", ErrSuite, err)
 	}
 	if err := b.checkParties(); err != nil {
 		return err

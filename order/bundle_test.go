@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"orderseal/keygen"
+	"orderseal/suite"
+	"orderseal/suite/os1"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/bundle_v1*.json from the fixed seed")
@@ -51,7 +53,7 @@ func keys(t testing.TB) *fixture {
 	if fixtureCache != nil {
 		return fixtureCache
 	}
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func keys(t testing.TB) *fixture {
 			t.Fatal(err)
 		}
 	}
-	m2, _ := keygen.MasterFromSeed(keygen.Params{System: [16]byte{0x20}, K: 8}, [32]byte{9})
+	m2, _ := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x20}, K: 8}, [32]byte{9})
 	if f.other, err = m2.Issue(idIssuer); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +94,7 @@ func sealOrder(t testing.TB, name string, id string) *Bundle {
 	if o.ShipTo.Token != "" {
 		p.Vault = idVault
 	}
-	b, err := Seal(o, f.keys[idAlice], p, SealOptions{Now: sealNow, OrderID: id, Rand: detRand(name + id)})
+	b, err := Seal(o, suite.NewKeys(f.keys[idAlice], 4), p, SealOptions{Now: sealNow, OrderID: id, Rand: detRand(name + id)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +133,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				s, err := openAt(relayed, f.keys[id], r)
+				s, err := openAt(relayed, suite.NewKeys(f.keys[id], 4), r)
 				if err != nil {
 					t.Fatalf("%s: %v", r, err)
 				}
@@ -159,7 +161,7 @@ func TestMerchantCannotOpenOthers(t *testing.T) {
 	f := keys(t)
 	b := sealOrder(t, "order_token.json", "")
 	for _, r := range []Role{RoleIssuer, RoleCarrier, RoleVault} {
-		if _, err := openAt(b, f.keys[idMerchant], r); !errors.Is(err, ErrNotRecipient) {
+		if _, err := openAt(b, suite.NewKeys(f.keys[idMerchant], 4), r); !errors.Is(err, ErrNotRecipient) {
 			t.Errorf("merchant opening %s: %v", r, err)
 		}
 	}
@@ -230,7 +232,7 @@ func TestTamper(t *testing.T) {
 				k = f.other
 			}
 			c.mutate(b)
-			_, err := openAt(b, k, c.role)
+			_, err := openAt(b, suite.NewKeys(k, 4), c.role)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -244,7 +246,7 @@ func TestTamper(t *testing.T) {
 	// Every untouched role opens, so the refusals above are caused by the mutation.
 	b := sealOrder(t, "order.json", "ord-0001")
 	for r, id := range map[Role]string{RoleMerchant: idMerchant, RoleIssuer: idIssuer, RoleCarrier: idCarrier} {
-		if _, err := openAt(b, f.keys[id], r); err != nil {
+		if _, err := openAt(b, suite.NewKeys(f.keys[id], 4), r); err != nil {
 			t.Fatalf("control %s: %v", r, err)
 		}
 	}
@@ -253,13 +255,13 @@ func TestTamper(t *testing.T) {
 func TestTimeWindow(t *testing.T) {
 	f := keys(t)
 	b := sealOrder(t, "order.json", "")
-	if _, err := Open(b, f.keys[idMerchant], RoleMerchant, OpenOptions{Now: sealNow.Add(DefaultLifetime + time.Second)}); !errors.Is(err, ErrExpired) {
+	if _, err := Open(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant, OpenOptions{Now: sealNow.Add(DefaultLifetime + time.Second)}); !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	if _, err := Open(b, f.keys[idMerchant], RoleMerchant, OpenOptions{Now: sealNow.Add(-ClockSkew - time.Second)}); !errors.Is(err, ErrNotYetValid) {
+	if _, err := Open(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant, OpenOptions{Now: sealNow.Add(-ClockSkew - time.Second)}); !errors.Is(err, ErrNotYetValid) {
 		t.Fatalf("future: %v", err)
 	}
-	if _, err := Open(b, f.keys[idMerchant], RoleMerchant, OpenOptions{Now: sealNow.Add(-ClockSkew + time.Second)}); err != nil {
+	if _, err := Open(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant, OpenOptions{Now: sealNow.Add(-ClockSkew + time.Second)}); err != nil {
 		t.Fatalf("within skew: %v", err)
 	}
 }
@@ -279,14 +281,14 @@ func TestEquivocation(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := sealOrder(t, "order.json", "ord-eq")
-			aead, err := sectionAEAD(f.keys[idAlice], idMerchant, b, RoleMerchant)
+			aead, err := sectionAEAD(os1.Suite{}, suite.NewKeys(f.keys[idAlice], 4), idMerchant, b, RoleMerchant)
 			if err != nil {
 				t.Fatal(err)
 			}
 			s := b.Sections[RoleMerchant]
 			s.CT = aead.Seal(nil, s.Nonce[:], c.plain(b.OrderID), aad(b.HeaderHash(), RoleMerchant))
 			b.Sections[RoleMerchant] = s
-			if _, err := openAt(b, f.keys[idMerchant], RoleMerchant); !errors.Is(err, c.want) {
+			if _, err := openAt(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant); !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})
@@ -310,11 +312,11 @@ func TestSectionBody(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b := sealOrder(t, "order.json", "ord-sb")
 			b.Commitments[RoleMerchant] = commit([]byte(pt))
-			aead, _ := sectionAEAD(f.keys[idAlice], idMerchant, b, RoleMerchant)
+			aead, _ := sectionAEAD(os1.Suite{}, suite.NewKeys(f.keys[idAlice], 4), idMerchant, b, RoleMerchant)
 			s := b.Sections[RoleMerchant]
 			s.CT = aead.Seal(nil, s.Nonce[:], []byte(pt), aad(b.HeaderHash(), RoleMerchant))
 			b.Sections[RoleMerchant] = s
-			if _, err := openAt(b, f.keys[idMerchant], RoleMerchant); !errors.Is(err, ErrSectionBody) {
+			if _, err := openAt(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant); !errors.Is(err, ErrSectionBody) {
 				t.Fatalf("got %v", err)
 			}
 		})
@@ -341,7 +343,7 @@ func TestSealRefuses(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Seal(c.o, f.keys[c.key], c.parties, SealOptions{Now: sealNow})
+			_, err := Seal(c.o, suite.NewKeys(f.keys[c.key], 4), c.parties, SealOptions{Now: sealNow})
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -422,7 +424,7 @@ func TestBundleVector(t *testing.T) {
 		v.Canonical = hex.EncodeToString(b.CanonicalHeader())
 		for r, id := range b.Parties {
 			v.Keys[id] = mustJSON(t, f.keys[id])
-			s, err := openAt(b, f.keys[id], r)
+			s, err := openAt(b, suite.NewKeys(f.keys[id], 4), r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -458,7 +460,7 @@ func TestBundleVector(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := openAt(b, k, r)
+		s, err := openAt(b, suite.NewKeys(k, 4), r)
 		if err != nil {
 			t.Fatalf("%s: %v", r, err)
 		}

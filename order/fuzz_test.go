@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"orderseal/keygen"
+	"orderseal/suite"
 )
 
 // bundleSeeds loads every bundle kept in testdata: the vector's bundle and
@@ -94,7 +95,7 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		i := int(which) % len(roles)
-		s, err := Open(b, keys[i], roles[i], OpenOptions{Now: now})
+		s, err := Open(b, suite.NewKeys(keys[i], 4), roles[i], OpenOptions{Now: now})
 		if err == nil && (s.Role != roles[i] || s.OrderID != b.OrderID) {
 			t.Fatalf("opened a section that names %s/%s", s.Role, s.OrderID)
 		}

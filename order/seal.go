@@ -17,10 +17,12 @@ import (
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
+	"orderseal/suite"
 )
 
 // Keyring is what sealing and opening need of a party: its identity, its
-// system and pairwise keys. Both *keygen.PartyKey and *keygen.Cache are one.
+// key center's parameters (whose suite seals) and its pairwise keys, as
+// *keygen.Cache gives them (suite.NewKeys).
 type Keyring interface {
 	Identity() string
 	Params() keygen.Params
@@ -160,7 +162,16 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	if err := o.Validate(now); err != nil {
 		return nil, err
 	}
-	b := &Bundle{Version: Version, Suite: keygen.Suite, System: key.Params().System,
+	params := key.Params()
+	st, err := suite.ByName(params.Suite)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSuite, err)
+	}
+	if st.NonceSize() != nonceSize || st.Overhead() != aeadOverhead {
+		return nil, fmt.Errorf("%w: %s has a %d-byte nonce and a %d-byte tag; bundle v%d carries %d and %d",
+			ErrSuite, st.Name(), st.NonceSize(), st.Overhead(), Version, nonceSize, aeadOverhead)
+	}
+	b := &Bundle{Version: Version, Suite: params.Suite, System: params.System,
 		OrderID: opt.OrderID, Cardholder: key.Identity(),
 		Created: now.Format(time.RFC3339), Expires: now.Add(life).Format(time.RFC3339),
 		Parties:     make(map[Role]string, maxRoles),
@@ -238,7 +249,7 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	hH := b.HeaderHash()
 	cts := make([]byte, 0, size) // one allocation for every ciphertext
 	for i, r := range roles {
-		aead, err := sectionAEAD(key, b.Parties[r], b, r)
+		aead, err := sectionAEAD(st, key, b.Parties[r], b, r)
 		if err != nil {
 			return nil, err
 		}
@@ -273,16 +284,14 @@ func commit(pt []byte) [commitmentSize]byte {
 
 func aad(hH [32]byte, r Role) []byte { return append(hH[:], r...) }
 
-// sectionAEAD keys XChaCha20-Poly1305 with HKDF-Expand(K(cardholder, party),
-// "orderseal-v1-section" || lp16(role) || lp16(order_id)).
-func sectionAEAD(key Keyring, peer string, b *Bundle, r Role) (cipher.AEAD, error) {
+// sectionAEAD is the bundle suite's AEAD for role's section under
+// K(cardholder, party).
+func sectionAEAD(st suite.Suite, key Keyring, peer string, b *Bundle, r Role) (cipher.AEAD, error) {
 	k, err := key.Pairwise(peer)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrParties, err)
 	}
-	sk := k.Expand("section", string(r), b.OrderID)
-	defer clear(sk[:])
-	return newSectionCipher(sk[:])
+	return st.SectionAEAD(&k, string(r), b.OrderID)
 }
 
 // OpenOptions tune Open.
@@ -297,8 +306,12 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 	if err := b.Check(); err != nil {
 		return nil, err
 	}
-	if p := key.Params(); p.System != b.System {
+	if p := key.Params(); p.System != b.System || p.Suite != b.Suite {
 		return nil, ErrSystem
+	}
+	st, err := suite.ByName(b.Suite)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSuite, err)
 	}
 	id, ok := b.Parties[role]
 	if !ok {
@@ -318,7 +331,7 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 	if err := b.CheckTime(now); err != nil {
 		return nil, err
 	}
-	aead, err := sectionAEAD(key, b.Cardholder, b, role)
+	aead, err := sectionAEAD(st, key, b.Cardholder, b, role)
 	if err != nil {
 		return nil, err
 	}

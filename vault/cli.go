@@ -12,6 +12,7 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/internal/web"
 	"orderseal/keygen"
+	"orderseal/suite"
 	"orderseal/vault/store"
 )
 
@@ -130,7 +131,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 			}
 		})
 	}
-	srv := NewServer(keygen.NewCache(key, 4096), st, Options{Logger: logger})
+	srv := NewServer(suite.NewKeys(key, 4096), st, Options{Logger: logger})
 	return web.Serve(ctx, *listen, *addrFile, srv.Handler(), logger)
 }
 

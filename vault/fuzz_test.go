@@ -19,8 +19,9 @@ import (
 
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web/webtest"
-	"orderseal/keygen"
+
 	"orderseal/order"
+	"orderseal/suite"
 	"orderseal/vault"
 	"orderseal/vault/api"
 	"orderseal/vault/store"
@@ -74,7 +75,7 @@ func newFuzzVault(f *testing.F) *fuzzVault {
 		Invoice: fuzzInvoice, Expires: fuzzT0.Add(24 * time.Hour), MaxUses: 1 << 30}); err != nil {
 		f.Fatal(err)
 	}
-	v.h = vault.NewServer(keygen.NewCache(partyKey(f, vaultID), 64), st, vault.Options{Now: fuzzNow,
+	v.h = vault.NewServer(suite.NewKeys(partyKey(f, vaultID), 64), st, vault.Options{Now: fuzzNow,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(fuzzNow), signedhttp.WithNonceStore(webtest.NeverSeen{})}}).Handler()
 	return v
 }
@@ -82,7 +83,7 @@ func newFuzzVault(f *testing.F) *fuzzVault {
 // post sends bodies to path signed as caller, and checks every answer is
 // signed, below 500, and a problem unless 2xx.
 func (v *fuzzVault) post(f *testing.F, caller, path string) func(t testing.TB, body []byte) *signedhttp.Response {
-	c := signedhttp.NewClient(keygen.NewCache(partyKey(f, caller), 8), webtest.Client(v.h), signedhttp.WithClientClock(fuzzNow))
+	c := signedhttp.NewClient(suite.NewKeys(partyKey(f, caller), 8), webtest.Client(v.h), signedhttp.WithClientClock(fuzzNow))
 	return func(t testing.TB, body []byte) *signedhttp.Response {
 		t.Helper()
 		resp, err := c.Do(context.Background(), vaultID, http.MethodPost, "http://vault.fuzz"+path, body)
@@ -108,7 +109,7 @@ func mustJSON(f *testing.F, v any) []byte {
 // same request, and its token reveals the normalized value to the owner.
 func FuzzRegister(f *testing.F) {
 	v := newFuzzVault(f)
-	keys := keygen.NewCache(partyKey(f, aliceID), 8)
+	keys := suite.NewKeys(partyKey(f, aliceID), 8)
 	sealed := func(typ, label string, shareable bool, value []byte) *api.RegisterRequest {
 		r := &api.RegisterRequest{Type: typ, Label: label, Shareable: shareable}
 		if err := api.SealRegister(keys, vaultID, r, value); err != nil {
@@ -125,7 +126,7 @@ func FuzzRegister(f *testing.F) {
 	relabelled.Label = "work"
 	webtest.WriteCorpus(f, "relabelled", mustJSON(f, relabelled))
 	post := v.post(f, aliceID, api.PathTokens)
-	vaultKeys := keygen.NewCache(partyKey(f, vaultID), 8)
+	vaultKeys := suite.NewKeys(partyKey(f, vaultID), 8)
 	webtest.MustAccept(f, webtest.Corpus(f), func(b []byte) int { return post(f, b).Status })
 
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -212,7 +213,7 @@ func FuzzRevealGranted(f *testing.F) {
 	webtest.MustAccept(f, append(webtest.Corpus(f), genuine), func(b []byte) int {
 		return post(f, b).Status
 	})
-	carrierKeys := keygen.NewCache(partyKey(f, parcelID), 8)
+	carrierKeys := suite.NewKeys(partyKey(f, parcelID), 8)
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		resp := post(t, body)

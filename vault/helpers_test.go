@@ -26,6 +26,7 @@ import (
 	"orderseal/internal/wire"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 	"orderseal/vault"
 	"orderseal/vault/api"
 	"orderseal/vault/store"
@@ -67,7 +68,7 @@ func masters(t testing.TB) (*keygen.Master, *keygen.Master) {
 		for i := range seed {
 			seed[i], rogueSeed[i] = byte(i+1), byte(0xa0+i)
 		}
-		p := keygen.Params{System: testSystem, K: 16}
+		p := keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}
 		if center, errCenters = keygen.MasterFromSeed(p, seed); errCenters == nil {
 			rogue, errCenters = keygen.MasterFromSeed(p, rogueSeed)
 		}
@@ -250,7 +251,7 @@ func newVaultEnv(t *testing.T) *vaultEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.st.Close() })
-	e.srv = vault.NewServer(keygen.NewCache(partyKey(t, vaultID), 64), e.st, vault.Options{Logger: logger, Now: e.clk.Now})
+	e.srv = vault.NewServer(suite.NewKeys(partyKey(t, vaultID), 64), e.st, vault.Options{Logger: logger, Now: e.clk.Now})
 	e.ts = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(e.ts.Close)
 	return e
@@ -269,7 +270,7 @@ func (e *vaultEnv) client(t testing.TB, id string) *api.Client {
 
 func (e *vaultEnv) clientWithKey(t testing.TB, k *keygen.PartyKey) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(keygen.NewCache(k, 8), e.ts.URL, vaultID, e.httpClient(k.Identity()))
+	c, err := api.NewClient(suite.NewKeys(k, 8), e.ts.URL, vaultID, e.httpClient(k.Identity()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func (e *vaultEnv) clientWithKey(t testing.TB, k *keygen.PartyKey) *api.Client {
 // raw is a signed-request client for requests api.Client will not make.
 func (e *vaultEnv) raw(t testing.TB, id string) *signedhttp.Client {
 	t.Helper()
-	return signedhttp.NewClient(keygen.NewCache(partyKey(t, id), 8), e.httpClient(id))
+	return signedhttp.NewClient(suite.NewKeys(partyKey(t, id), 8), e.httpClient(id))
 }
 
 // addressJSON is an address whose first line is line1.
@@ -322,7 +323,7 @@ func sealOrder(t testing.TB, owner, token string, inline *order.Address, p order
 		t.Fatal(err)
 	}
 	o.ShipTo.Token, o.ShipTo.Address = token, inline
-	b, err := order.Seal(o, partyKey(t, owner), p, opt)
+	b, err := order.Seal(o, suite.NewKeys(partyKey(t, owner), 4), p, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,11 +347,11 @@ func resealVault(t testing.TB, b *order.Bundle, grant order.VaultGrant) {
 	b.Commitments[order.RoleVault] = [32]byte(h.Sum(nil))
 	hH := b.HeaderHash()
 	k := partyKey(t, b.Cardholder)
-	pw, err := k.Pairwise(vaultID)
+	pw, err := suite.Pairwise(k, vaultID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk := pw.Expand("section", string(order.RoleVault), b.OrderID)
+	sk := pw.Expand(keygen.LabelSection, string(order.RoleVault), b.OrderID)
 	aead, err := chacha20poly1305.NewX(sk[:])
 	if err != nil {
 		t.Fatal(err)

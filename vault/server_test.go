@@ -13,8 +13,9 @@ import (
 
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/signedhttp"
-	"orderseal/keygen"
+
 	"orderseal/order"
+	"orderseal/suite"
 	"orderseal/vault"
 	"orderseal/vault/api"
 	"orderseal/vault/store"
@@ -65,7 +66,7 @@ func TestRegister(t *testing.T) {
 	}
 
 	// The sealed value binds owner, type, label and shareable.
-	aliceKeys := keygen.NewCache(partyKey(t, aliceID), 4)
+	aliceKeys := suite.NewKeys(partyKey(t, aliceID), 4)
 	req := &api.RegisterRequest{Type: api.TypeAddress, Label: "home"}
 	if err := api.SealRegister(aliceKeys, vaultID, req, addressJSON(canary+" 3")); err != nil {
 		t.Fatal(err)
@@ -385,15 +386,15 @@ func TestRevealGranted(t *testing.T) {
 		t.Fatalf("grantee reveal response %+v %v", rr, err)
 	}
 	// Sealed with K(vault, carrier) for this token and order only.
-	if v, err := api.OpenReveal(keygen.NewCache(partyKey(t, parcelID), 2), vaultID, home, b.OrderID, rr.Value); err != nil || !bytes.Equal(v, want) {
+	if v, err := api.OpenReveal(suite.NewKeys(partyKey(t, parcelID), 2), vaultID, home, b.OrderID, rr.Value); err != nil || !bytes.Equal(v, want) {
 		t.Fatalf("the carrier's own key: %q %v", v, err)
 	}
 	for _, id := range []string{otherCarrierID, shopID, aliceID} {
-		if _, err := api.OpenReveal(keygen.NewCache(partyKey(t, id), 2), vaultID, home, b.OrderID, rr.Value); !errors.Is(err, api.ErrSeal) {
+		if _, err := api.OpenReveal(suite.NewKeys(partyKey(t, id), 2), vaultID, home, b.OrderID, rr.Value); !errors.Is(err, api.ErrSeal) {
 			t.Fatalf("%s opened the carrier's answer: %v", id, err)
 		}
 	}
-	if _, err := api.OpenReveal(keygen.NewCache(partyKey(t, parcelID), 2), vaultID, home, "ord-other", rr.Value); !errors.Is(err, api.ErrSeal) {
+	if _, err := api.OpenReveal(suite.NewKeys(partyKey(t, parcelID), 2), vaultID, home, "ord-other", rr.Value); !errors.Is(err, api.ErrSeal) {
 		t.Fatalf("the answer opened for another order: %v", err)
 	}
 

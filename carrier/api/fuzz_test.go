@@ -8,6 +8,7 @@ import (
 	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // FuzzClientAnswers feeds the merchant's carrier client answers the
@@ -17,7 +18,7 @@ import (
 // call), status byte, body (see webtest.SplitAnswer). Seeds:
 // testdata/fuzz/FuzzClientAnswers.
 func FuzzClientAnswers(f *testing.F) {
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{6}, K: 8}, [32]byte{6})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{6}, K: 8}, [32]byte{6})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -26,7 +27,7 @@ func FuzzClientAnswers(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		return keygen.NewCache(k, 4)
+		return suite.NewKeys(k, 4)
 	}
 	const parcelID = "carrier:parcel.example"
 	far := webtest.NewAnswerer(issue(parcelID))

@@ -32,6 +32,7 @@ import (
 
 	"orderseal/internal/sqlitex"
 	"orderseal/keygen"
+	"orderseal/suite"
 	vaultapi "orderseal/vault/api"
 )
 
@@ -84,6 +85,7 @@ type Config struct {
 	SourceDir   string              // module root to build from; "": found from the working directory
 	Race        bool                // build with -race (when building)
 	K           int                 // keygen k; 0: 64 (a coalition of K parties could rebuild the master: test only)
+	Suite       string              // the key center's suite; "": the default
 	Cardholders int                 // cardholders, each with an enrolled card and a vault address; 0: 8
 	Limit       int64               // each card's credit limit in cents; 0: 1e9
 	RelayPoll   time.Duration       // merchant -relay-poll; 0: 100 ms
@@ -221,7 +223,11 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 // keys initialises the key center and issues every party's key.
 func (c *Cluster) keys(ctx context.Context) error {
 	c.cfg.Logf("cluster: key center k=%d, %d cardholders", c.cfg.K, c.cfg.Cardholders)
-	if _, err := c.Run(ctx, "", "keygen", "init", "-dir", c.Path("center"), "-k", fmt.Sprint(c.cfg.K)); err != nil {
+	args := []string{"init", "-dir", c.Path("center"), "-k", fmt.Sprint(c.cfg.K)}
+	if c.cfg.Suite != "" {
+		args = append(args, "-suite", c.cfg.Suite)
+	}
+	if _, err := c.Run(ctx, "", "keygen", args...); err != nil {
 		return err
 	}
 	ids := []string{MerchantID, IssuerID, CarrierID, VaultID}
@@ -242,7 +248,7 @@ func (c *Cluster) keys(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
-		ch.Key = keygen.NewCache(k, 16)
+		ch.Key = suite.NewKeys(k, 16)
 	}
 	return nil
 }

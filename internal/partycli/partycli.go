@@ -11,6 +11,7 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // Open runs "<prog> open -key FILE [-in FILE]" for role.
@@ -43,7 +44,7 @@ func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	s, err := order.Open(b, key, role, order.OpenOptions{})
+	s, err := order.Open(b, suite.NewKeys(key, 1), role, order.OpenOptions{})
 	if err != nil {
 		return err
 	}

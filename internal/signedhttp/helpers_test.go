@@ -16,6 +16,7 @@ import (
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/keygen"
+	"orderseal/suite"
 )
 
 const (
@@ -40,7 +41,7 @@ func newKeyCenter(t testing.TB, system [16]byte, seedByte byte) keyCenter {
 	for i := range seed {
 		seed[i] = seedByte + byte(i)
 	}
-	m, err := keygen.MasterFromSeed(keygen.Params{System: system, K: 8}, seed)
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: 8}, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func (kc keyCenter) cache(t testing.TB, id string) *keygen.Cache {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keygen.NewCache(k, 16)
+	return suite.NewKeys(k, 16)
 }
 
 // echoReply is what the test handler answers.

@@ -185,17 +185,17 @@ def pairwise_key(system, s, a_id, b_id):
     a = a_id.encode("utf-8")
     b = b_id.encode("utf-8")
     lo, hi = (a, b) if a < b else (b, a)
-    info = b"orderseal-v1-pairwise" + lp16(lo) + lp16(hi)
+    info = lp16(b"orderseal-v1-pairwise") + lp16(lo) + lp16(hi)
     return hkdf_expand(hkdf_extract(system, enc(s)), info, 32)
 
 
 def section_key(K, role, order_id):
-    info = b"orderseal-v1-section" + lp16(role.encode("utf-8")) + lp16(order_id.encode("utf-8"))
+    info = lp16(b"orderseal-v1-section") + lp16(role.encode("utf-8")) + lp16(order_id.encode("utf-8"))
     return hkdf_expand(K, info, 32)
 
 
 def fingerprint(K):
-    fp = hkdf_expand(K, b"orderseal-v1-fingerprint", 32)[:15]
+    fp = hkdf_expand(K, lp16(b"orderseal-v1-fingerprint"), 32)[:15]
     s = base64.b32encode(fp).decode("ascii")[:20]
     return "-".join(s[i:i + 5] for i in range(0, 20, 5))
 
@@ -336,14 +336,14 @@ def main():
             "raw_secret": "s(A,B) = sum_a r(A)_a * x(B)^a mod p",
             "K": (
                 "HKDF-SHA256(salt = system (16 raw bytes), ikm = enc(s), "
-                "info = 'orderseal-v1-pairwise' || lp16(min(A,B)) || lp16(max(A,B))), L = 32"
+                "info = lp16('orderseal-v1-pairwise') || lp16(min(A,B)) || lp16(max(A,B))), L = 32"
             ),
             "section_key": (
-                "HKDF-Expand-SHA256(PRK = K, info = 'orderseal-v1-section' || "
+                "HKDF-Expand-SHA256(PRK = K, info = lp16('orderseal-v1-section') || "
                 "lp16(role) || lp16(order_id)), L = 32"
             ),
             "fingerprint": (
-                "HKDF-Expand-SHA256(PRK = K, info = 'orderseal-v1-fingerprint', L = 32)[:15], "
+                "HKDF-Expand-SHA256(PRK = K, info = lp16('orderseal-v1-fingerprint'), L = 32)[:15], "
                 "RFC 4648 base32 (uppercase), first 20 chars, grouped 5-5-5-5 with '-'"
             ),
             "row_sha256": "for k > 16 rows are given as row_first4 and SHA-256 of r_0 || ... || r_{k-1} (32-byte LE each)",

@@ -141,7 +141,7 @@ func companyMAC(company order.Keyring, peer string, r *LoginRequest, merchant st
 	if err != nil {
 		return nil, err
 	}
-	k := pw.Expand("company-login")
+	k := pw.Expand(keygen.LabelCompanyLogin)
 	defer clear(k[:])
 	h := hmac.New(sha256.New, k[:])
 	h.Write(r.loginMessage(merchant))
@@ -275,7 +275,7 @@ func open(aead cipher.AEAD, s Sealed, ad []byte) ([]byte, error) {
 // SealSecret seals a second identifier from the merchant to the consultant
 // of session s.
 func SealSecret(merchant order.Keyring, s *Session, secret []byte) (Sealed, error) {
-	aead, err := sessionAEAD(merchant, s.Consultant, "assisted-id", s.Session)
+	aead, err := sessionAEAD(merchant, s.Consultant, keygen.LabelAssistedID, s.Session)
 	if err != nil {
 		return Sealed{}, err
 	}
@@ -288,7 +288,7 @@ func OpenSecret(consultant order.Keyring, merchant string, s *Session) ([]byte, 
 	if s.SealedID == nil {
 		return nil, ErrProof
 	}
-	aead, err := sessionAEAD(consultant, merchant, "assisted-id", s.Session)
+	aead, err := sessionAEAD(consultant, merchant, keygen.LabelAssistedID, s.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +299,7 @@ func OpenSecret(consultant order.Keyring, merchant string, s *Session) ([]byte, 
 // under the session's proof key, bound to the bundle's header hash and the
 // device the order is sent from.
 func Prove(consultant order.Keyring, merchant, session, device string, secret []byte, hH [32]byte) (Sealed, error) {
-	aead, err := sessionAEAD(consultant, merchant, "assisted-proof", session)
+	aead, err := sessionAEAD(consultant, merchant, keygen.LabelAssistedProof, session)
 	if err != nil {
 		return Sealed{}, err
 	}
@@ -310,7 +310,7 @@ func Prove(consultant order.Keyring, merchant, session, device string, secret []
 // identifier the proof carries, for the caller to hash and compare with the
 // session's stored hash. The caller clears the result.
 func OpenProof(merchant order.Keyring, consultant, session, device string, hH [32]byte, p Sealed) ([]byte, error) {
-	aead, err := sessionAEAD(merchant, consultant, "assisted-proof", session)
+	aead, err := sessionAEAD(merchant, consultant, keygen.LabelAssistedProof, session)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
+	"orderseal/suite"
 )
 
 const (
@@ -28,7 +29,7 @@ func key(t testing.TB, id string) *keygen.PartyKey {
 	if k, ok := testKeys[id]; ok {
 		return k
 	}
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{7}, K: 4}, [32]byte{7})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,11 +44,11 @@ func key(t testing.TB, id string) *keygen.PartyKey {
 var loginNow = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
 
 func TestLoginCompanySignature(t *testing.T) {
-	r, err := NewLogin(key(t, tCompany), tMerchant, tConsultant, "desk-7", 8*time.Hour, loginNow)
+	r, err := NewLogin(suite.NewKeys(key(t, tCompany), 4), tMerchant, tConsultant, "desk-7", 8*time.Hour, loginNow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.VerifyCompany(key(t, tMerchant)) {
+	if !r.VerifyCompany(suite.NewKeys(key(t, tMerchant), 4)) {
 		t.Fatal("a fresh login does not verify")
 	}
 	// Every signed field matters; a company's signature for one merchant
@@ -75,19 +76,19 @@ func TestLoginCompanySignature(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cp := *r
 			c.edit(&cp)
-			if cp.VerifyCompany(key(t, c.key)) {
+			if cp.VerifyCompany(suite.NewKeys(key(t, c.key), 4)) {
 				t.Fatal("verified")
 			}
 		})
 	}
-	forged, err := NewLogin(key(t, tConsultant), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
-	if err == nil && forged.VerifyCompany(key(t, tMerchant)) {
+	forged, err := NewLogin(suite.NewKeys(key(t, tConsultant), 4), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	if err == nil && forged.VerifyCompany(suite.NewKeys(key(t, tMerchant), 4)) {
 		t.Fatal("a consultant's own key passed as the company's")
 	}
 }
 
 func TestLoginCheck(t *testing.T) {
-	good, err := NewLogin(key(t, tCompany), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	good, err := NewLogin(suite.NewKeys(key(t, tCompany), 4), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +122,12 @@ func TestSecretAndProof(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Session{Session: tSession, Consultant: tConsultant, Company: tCompany, Device: "desk-7"}
-	sealed, err := SealSecret(merchant, s, secret)
+	sealed, err := SealSecret(suite.NewKeys(merchant, 4), s, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.SealedID = &sealed
-	got, err := OpenSecret(consultant, tMerchant, s)
+	got, err := OpenSecret(suite.NewKeys(consultant, 4), tMerchant, s)
 	if err != nil || !bytes.Equal(got, secret) {
 		t.Fatalf("OpenSecret = %x, %v", got, err)
 	}
@@ -137,20 +138,20 @@ func TestSecretAndProof(t *testing.T) {
 	} {
 		cp := *s
 		edit(&cp)
-		if _, err := OpenSecret(consultant, tMerchant, &cp); !errors.Is(err, ErrProof) {
+		if _, err := OpenSecret(suite.NewKeys(consultant, 4), tMerchant, &cp); !errors.Is(err, ErrProof) {
 			t.Errorf("sealed id with another %s: %v", name, err)
 		}
 	}
-	if _, err := OpenSecret(key(t, "consultant:mallory"), tMerchant, s); !errors.Is(err, ErrProof) {
+	if _, err := OpenSecret(suite.NewKeys(key(t, "consultant:mallory"), 4), tMerchant, s); !errors.Is(err, ErrProof) {
 		t.Errorf("another consultant opened the identifier: %v", err)
 	}
 
 	hH := [32]byte{1, 2, 3}
-	proof, err := Prove(consultant, tMerchant, tSession, "desk-7", secret, hH)
+	proof, err := Prove(suite.NewKeys(consultant, 4), tMerchant, tSession, "desk-7", secret, hH)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := OpenProof(merchant, tConsultant, tSession, "desk-7", hH, proof)
+	back, err := OpenProof(suite.NewKeys(merchant, 4), tConsultant, tSession, "desk-7", hH, proof)
 	if err != nil || SecretHash(back) != SecretHash(secret) {
 		t.Fatalf("OpenProof = %x, %v", back, err)
 	}
@@ -173,7 +174,7 @@ func TestSecretAndProof(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := OpenProof(merchant, c.consultant, c.session, c.device, c.hH, c.proof); !errors.Is(err, ErrProof) {
+			if _, err := OpenProof(suite.NewKeys(merchant, 4), c.consultant, c.session, c.device, c.hH, c.proof); !errors.Is(err, ErrProof) {
 				t.Fatalf("got %v, want ErrProof", err)
 			}
 		})
@@ -181,7 +182,7 @@ func TestSecretAndProof(t *testing.T) {
 }
 
 func FuzzLoginRequest(f *testing.F) {
-	r, err := NewLogin(key(f, tCompany), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	r, err := NewLogin(suite.NewKeys(key(f, tCompany), 4), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -214,6 +215,6 @@ func FuzzLoginRequest(f *testing.F) {
 		if err := strictjson.Decode(out, &back, MaxLoginBody); err != nil || back != r {
 			t.Fatalf("round trip: %v", err)
 		}
-		_ = r.VerifyCompany(merchant)
+		_ = r.VerifyCompany(suite.NewKeys(merchant, 4))
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // answerFunc answers every request with one status and body, unsigned: the
@@ -83,7 +84,7 @@ func FuzzClientAnswers(f *testing.F) {
 		f.Fatal(err)
 	}
 	b := webtest.Bundle(f, masterOf(f), order.Parties{Merchant: tMerchant, Issuer: "issuer:bank.example", Carrier: "carrier:parcel.example"})
-	login, err := NewLogin(key(f, tCompany), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	login, err := NewLogin(suite.NewKeys(key(f, tCompany), 4), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func FuzzClientAnswers(f *testing.F) {
 	session := Session{Session: tSession, Consultant: tConsultant, Company: tCompany, Device: "desk-7",
 		Created: "2026-01-15T12:00:00Z", Expires: "2026-01-15T20:00:00Z", State: SessionLive}
 	secret := bytes.Repeat([]byte{7}, SecretSize)
-	sealedID, err := SealSecret(merchant, &session, secret)
+	sealedID, err := SealSecret(suite.NewKeys(merchant, 4), &session, secret)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -176,12 +177,12 @@ func FuzzClientAnswers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { exercise(t, data) })
 }
 
-func cacheOf(k *keygen.PartyKey) *keygen.Cache { return keygen.NewCache(k, 4) }
+func cacheOf(k *keygen.PartyKey) *keygen.Cache { return suite.NewKeys(k, 4) }
 
 // masterOf is the key center key() issues from.
 func masterOf(t testing.TB) *keygen.Master {
 	t.Helper()
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{7}, K: 4}, [32]byte{7})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,20 +18,21 @@ import (
 )
 
 // loadPlan is what the end-to-end part runs: stress load (tools/stress)
-// against the real daemons, once as built and once as a null relay build
-// (-tags nullrelay: same hops, same durable writes, no sealing, no
-// derivation), alternating, then the scale run on the real build.
+// against the real daemons, once on the default suite and once on the null
+// relay suite (stress load -null: same hops, same durable writes, no
+// sealing, no derivation), alternating, then the scale run on the default
+// suite.
 type loadPlan struct {
-	levels         string        // concurrency levels
-	warm, measure  time.Duration // per level
-	rounds         int           // sealed/null alternations
-	stored         []int         // scale: stored orders, small then large
-	scaleClients   int
-	scaleWarm      time.Duration
-	scaleMeasure   time.Duration
-	profileDir     string // the first round's CPU profiles, sealed and null
-	buildDir       string
-	sealedB, nullB string // binary directories
+	levels        string        // concurrency levels
+	warm, measure time.Duration // per level
+	rounds        int           // sealed/null alternations
+	stored        []int         // scale: stored orders, small then large
+	scaleClients  int
+	scaleWarm     time.Duration
+	scaleMeasure  time.Duration
+	profileDir    string // the first round's CPU profiles, sealed and null
+	buildDir      string
+	bin           string // binary directory
 }
 
 func newLoadPlan(quick bool, work string) *loadPlan {
@@ -42,7 +43,7 @@ func newLoadPlan(quick bool, work string) *loadPlan {
 		p.warm, p.measure, p.rounds = time.Second, 3*time.Second, 1
 		p.stored, p.scaleMeasure = []int{1_000, 100_000}, 4*time.Second
 	}
-	p.sealedB, p.nullB = filepath.Join(work, "sealed"), filepath.Join(work, "null")
+	p.bin = filepath.Join(work, "bin")
 	return p
 }
 
@@ -55,8 +56,7 @@ func (p *loadPlan) steps() []string {
 	return append(s, fmt.Sprintf("scale: %d then %d stored orders", p.stored[0], p.stored[1]))
 }
 
-// build builds both stacks: the five programs and stress, as is and with
-// -tags nullrelay.
+// build builds the five programs and stress.
 func (p *loadPlan) build(ctx context.Context) error {
 	root, err := cluster.ModuleRoot()
 	if err != nil {
@@ -66,13 +66,11 @@ func (p *loadPlan) build(ctx context.Context) error {
 	for _, b := range cluster.Binaries {
 		pkgs = append(pkgs, "./cmd/"+b)
 	}
-	for dir, tags := range map[string]string{p.sealedB: "", p.nullB: "nullrelay"} {
-		args := append([]string{"build", "-tags", tags, "-o", dir + string(filepath.Separator)}, pkgs...)
-		cmd := exec.CommandContext(ctx, "go", args...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build -tags %q: %w\n%s", tags, err, out)
-		}
+	args := append([]string{"build", "-o", p.bin + string(filepath.Separator)}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	return nil
 }
@@ -80,29 +78,25 @@ func (p *loadPlan) build(ctx context.Context) error {
 // run runs step i and appends its bench lines to raw and results.
 func (p *loadPlan) run(ctx context.Context, i int, raw io.Writer) ([]result, error) {
 	dur := func(d time.Duration) string { return d.String() }
-	var bin string
 	var args, env []string
 	switch {
 	case i < 2*p.rounds && i%2 == 0:
-		bin = p.sealedB
 		args = []string{"-clients", p.levels, "-warm", dur(p.warm), "-measure", dur(p.measure)}
 		if i == 0 {
 			args = append(args, "-cpuprofile", p.profileDir)
 		}
 	case i < 2*p.rounds:
-		bin = p.nullB
-		args = []string{"-clients", p.levels, "-warm", dur(p.warm), "-measure", dur(p.measure)}
+		args = []string{"-null", "-clients", p.levels, "-warm", dur(p.warm), "-measure", dur(p.measure)}
 		if i == 1 { // profiled like the first sealed round, so both pay the same
 			args = append(args, "-cpuprofile", p.profileDir)
 		}
 		env = []string{"ORDERSEAL_NULL_RELAY=benchmark-only"}
 	default:
-		bin = p.sealedB
 		args = []string{"-clients", strconv.Itoa(p.scaleClients), "-stored", fmt.Sprintf("%d,%d", p.stored[0], p.stored[1]),
 			"-warm", dur(p.scaleWarm), "-measure", dur(p.scaleMeasure)}
 	}
-	args = append([]string{"load", "-bin", bin}, args...)
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "stress"), args...)
+	args = append([]string{"load", "-bin", p.bin}, args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(p.bin, "stress"), args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := runLines(cmd, raw)
 	if err != nil {

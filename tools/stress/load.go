@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"orderseal/internal/cluster"
-	"orderseal/order"
+	"orderseal/suite/null"
 )
 
 // loadOptions are the flags of "stress load".
@@ -28,6 +28,7 @@ type loadOptions struct {
 	bin     string
 	dir     string
 	keep    bool
+	null    bool
 }
 
 func parseInts(s string) ([]int, error) {
@@ -51,8 +52,10 @@ func parseInts(s string) ([]int, error) {
 //
 //	BenchmarkE2E/sealed/clients=8  <orders>  41.2 orders/s  95 p50-ms  210 p99-ms  31.0 merchant-MiB …
 //
-// The mode is "null" in a null relay build (-tags nullrelay, see
-// order.NullRelay). With -stored, the cluster is first filled to each
+// The mode is "null" under -null: the key center issues keys of the null
+// relay suite (package suite/null: the same hops and durable writes, no
+// sealing, no derivation), which every process refuses unless
+// ORDERSEAL_NULL_RELAY=benchmark-only is set. With -stored, the cluster is first filled to each
 // number of stored orders in turn (cluster.Seed) and the lines are named
 // BenchmarkScale/<mode>/stored=N/clients=C.
 func load(ctx context.Context, args []string) int {
@@ -68,6 +71,7 @@ func load(ctx context.Context, args []string) int {
 	fs.StringVar(&o.bin, "bin", "", "directory of prebuilt binaries (default: build them)")
 	fs.StringVar(&o.dir, "dir", "", "work directory (default: a new one under $TMPDIR, removed after)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	fs.BoolVar(&o.null, "null", false, "run on the null relay suite (needs "+null.EnvVar+"="+null.EnvValue+")")
 	fs.Parse(args)
 	var err error
 	if o.levels, err = parseInts(*levels); err == nil {
@@ -85,9 +89,12 @@ func load(ctx context.Context, args []string) int {
 }
 
 func (o *loadOptions) run(ctx context.Context) error {
-	mode := "sealed"
-	if order.NullRelay {
-		mode = "null"
+	mode, suiteName := "sealed", ""
+	if o.null {
+		if err := (null.Suite{}).Available(); err != nil {
+			return err
+		}
+		mode, suiteName = "null", null.Name
 	}
 	dir := o.dir
 	if dir == "" {
@@ -103,7 +110,7 @@ func (o *loadOptions) run(ctx context.Context) error {
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(os.Stderr, "load %s: %s\n", mode, fmt.Sprintf(format, a...))
 	}
-	cfg := cluster.Config{Dir: dir, BinDir: o.bin, K: o.k, Cardholders: slices.Max(o.levels), Logf: logf}
+	cfg := cluster.Config{Dir: dir, BinDir: o.bin, K: o.k, Suite: suiteName, Cardholders: slices.Max(o.levels), Logf: logf}
 	if o.profile != "" {
 		if err := os.MkdirAll(o.profile, 0o700); err != nil {
 			return err

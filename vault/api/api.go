@@ -19,6 +19,7 @@ import (
 
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
+	"orderseal/keygen"
 	"orderseal/order"
 )
 
@@ -147,7 +148,7 @@ func registerAAD(owner string, r *RegisterRequest) []byte {
 // SealRegister seals value for the vault: key HKDF-Expand(K(owner, vault),
 // "orderseal-v1-register"), AAD binding owner, type, label and shareable.
 func SealRegister(keys order.Keyring, vault string, r *RegisterRequest, value []byte) error {
-	aead, err := box(keys, vault, "register")
+	aead, err := box(keys, vault, keygen.LabelRegister)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func SealRegister(keys order.Keyring, vault string, r *RegisterRequest, value []
 
 // OpenRegister is the vault's side of SealRegister.
 func OpenRegister(keys order.Keyring, owner string, r *RegisterRequest) ([]byte, error) {
-	aead, err := box(keys, owner, "register")
+	aead, err := box(keys, owner, keygen.LabelRegister)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +195,7 @@ func revealAAD(token, reader, orderID string) []byte {
 // grantee for one order): key HKDF-Expand(K(vault, reader),
 // "orderseal-v1-reveal" || lp16(token) || lp16(orderID)).
 func SealReveal(keys order.Keyring, reader, token, orderID string, value []byte) (Sealed, error) {
-	aead, err := box(keys, reader, "reveal", token, orderID)
+	aead, err := box(keys, reader, keygen.LabelReveal, token, orderID)
 	if err != nil {
 		return Sealed{}, err
 	}
@@ -207,7 +208,7 @@ func SealReveal(keys order.Keyring, reader, token, orderID string, value []byte)
 
 // OpenReveal is the reader's side of SealReveal.
 func OpenReveal(keys order.Keyring, vault, token, orderID string, s Sealed) ([]byte, error) {
-	aead, err := box(keys, vault, "reveal", token, orderID)
+	aead, err := box(keys, vault, keygen.LabelReveal, token, orderID)
 	if err != nil {
 		return nil, err
 	}

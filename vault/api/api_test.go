@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"orderseal/keygen"
+	"orderseal/suite"
 )
 
 func TestNormalize(t *testing.T) {
@@ -47,7 +48,7 @@ func TestNormalize(t *testing.T) {
 }
 
 func TestSealRoundTrips(t *testing.T) {
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{4}, K: 8}, [32]byte{4})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{4}, K: 8}, [32]byte{4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestSealRoundTrips(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return keygen.NewCache(k, 4)
+		return suite.NewKeys(k, 4)
 	}
 	alice, vault, carrier := issue("cardholder:alice@example.org"), issue("vault:v.example"), issue("carrier:parcel.example")
 	value := []byte(`{"line1":"secret"}`)

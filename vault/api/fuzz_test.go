@@ -10,6 +10,7 @@ import (
 	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 // FuzzClientAnswers feeds the vault client answers the vault signed, with
@@ -19,7 +20,7 @@ import (
 // sealed it for this reader. Input: call byte, status byte, body (see
 // webtest.SplitAnswer). Seeds: testdata/fuzz/FuzzClientAnswers.
 func FuzzClientAnswers(f *testing.F) {
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{4}, K: 8}, [32]byte{4})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{4}, K: 8}, [32]byte{4})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func FuzzClientAnswers(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		return keygen.NewCache(k, 4)
+		return suite.NewKeys(k, 4)
 	}
 	const (
 		vaultID = "vault:v.example"

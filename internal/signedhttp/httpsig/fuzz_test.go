@@ -13,6 +13,7 @@ import (
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
+	"orderseal/suite"
 )
 
 // responder answers each request with what a fuzz input says: its
@@ -70,7 +71,7 @@ func (r *responder) parse(data []byte) bool {
 // status and the body; whatever else comes back is ErrForgedResponse, and
 // nothing panics. Seeds: testdata/fuzz/FuzzVerifyResponse.
 func FuzzVerifyResponse(f *testing.F) {
-	m, err := keygen.MasterFromSeed(keygen.Params{System: [16]byte{9}, K: 4}, [32]byte{9})
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{9}, K: 4}, [32]byte{9})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -79,12 +80,12 @@ func FuzzVerifyResponse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	pw, err := mine.Pairwise(target)
+	pw, err := suite.Pairwise(mine, target)
 	if err != nil {
 		f.Fatal(err)
 	}
 	r := &responder{keys: httpsig.DeriveKeys(&pw)}
-	c := httpsig.NewClient(keygen.NewCache(mine, 2), &http.Client{Transport: r})
+	c := httpsig.NewClient(suite.NewKeys(mine, 2), &http.Client{Transport: r})
 	for name, s := range map[string]string{
 		"genuine":         target + "\ngenuine\n200\n{\"ok\":true}",
 		"genuine-problem": target + "\ngenuine\n404\n{\"code\":\"unknown-token\"}",

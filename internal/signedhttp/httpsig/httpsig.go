@@ -61,8 +61,8 @@ const (
 const (
 	requestPrefix  = "orderseal-v1-request"
 	responsePrefix = "orderseal-v1-response"
-	labelMAC       = "http"       // HKDF-Expand(K, "orderseal-v1-http")
-	labelKeyID     = "http-keyid" // HKDF-Expand(K, "orderseal-v1-http-keyid")
+	labelMAC       = keygen.LabelHTTP
+	labelKeyID     = keygen.LabelHTTPKeyID
 )
 
 // ErrFieldTooLong is returned when a signed field exceeds MaxField bytes.

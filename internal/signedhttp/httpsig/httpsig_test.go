@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"orderseal/keygen"
+	"orderseal/suite"
 )
 
 type vectorDoc struct {
@@ -60,7 +61,7 @@ func loadVectors(t *testing.T) (vectorDoc, Keys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := keygen.MasterFromSeed(keygen.Params{System: system, K: doc.KeyCenter.K}, [32]byte(seed))
+	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: doc.KeyCenter.K}, [32]byte(seed))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func loadVectors(t *testing.T) (vectorDoc, Keys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw, err := pk.Pairwise(doc.Target)
+	pw, err := suite.Pairwise(pk, doc.Target)
 	if err != nil {
 		t.Fatal(err)
 	}

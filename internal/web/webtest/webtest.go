@@ -31,6 +31,7 @@ import (
 	"orderseal/internal/web"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/suite"
 )
 
 var writeCorpus = flag.Bool("webtest.write-corpus", false, "rewrite the seed files the fuzz targets generate under testdata/fuzz/")
@@ -329,7 +330,7 @@ func Bundle(t testing.TB, m *keygen.Master, p order.Parties) *order.Bundle {
 	} else {
 		o.ShipTo.Address = &order.Address{Name: "Bob", Line1: "Fuzzweg 1", City: "Berlin", Country: "DE"}
 	}
-	b, err := order.Seal(o, alice, p, order.SealOptions{})
+	b, err := order.Seal(o, suite.NewKeys(alice, 4), p, order.SealOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

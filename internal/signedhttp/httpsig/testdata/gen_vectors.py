@@ -62,8 +62,8 @@ def pairwise_k():
 def main():
     self_test()
     K = pairwise_k()
-    mac_key = hkdf_expand(K, b"orderseal-v1-http")
-    key_id = b64(hkdf_expand(K, b"orderseal-v1-http-keyid")[:8])
+    mac_key = hkdf_expand(K, lp16(b"orderseal-v1-http"))
+    key_id = b64(hkdf_expand(K, lp16(b"orderseal-v1-http-keyid"))[:8])
 
     def sign(msg):
         return b64(hmac.new(mac_key, msg, hashlib.sha256).digest())
