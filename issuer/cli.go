@@ -59,17 +59,15 @@ func loadCardKey(path string) (*store.CardKey, error) {
 	return nil, err
 }
 
-func openStore(ctx context.Context, db string, key *store.CardKey, mustExist bool) (*store.Store, error) {
-	st, err := store.Open(ctx, store.Config{Path: db, CardKey: key, MustExist: mustExist})
+func openStore(ctx context.Context, db string, key *store.CardKey, mustExist bool) (store.Store, error) {
+	st, err := OpenStore(ctx, db, store.Options{CardKey: key, MustExist: mustExist})
 	switch {
 	case err == nil:
 		return st, nil
 	case errors.Is(err, store.ErrWrongKey):
 		return nil, cli.WithHint(err, "use the card key this database was created with")
-	case mustExist:
-		if _, serr := os.Stat(db); errors.Is(serr, os.ErrNotExist) {
-			return nil, cli.WithHint(fmt.Errorf("%s: no such database", db), "'"+prog+" card add' or '"+prog+" serve' creates it")
-		}
+	case errors.Is(err, store.ErrNoDatabase):
+		return nil, cli.WithHint(err, "'"+prog+" card add' or '"+prog+" serve' creates it")
 	}
 	return nil, err
 }
@@ -106,7 +104,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	logger := web.Logger(stdio.Err, prog).With("identity", key.Identity())
-	st, err := store.Open(ctx, store.Config{Path: *db, CardKey: ck, Logger: logger})
+	st, err := OpenStore(ctx, *db, store.Options{CardKey: ck, Logger: logger})
 	ck.Destroy() // the store keeps only the derived sub-keys
 	if err != nil {
 		if errors.Is(err, store.ErrWrongKey) {
@@ -359,7 +357,7 @@ func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) erro
 		return err
 	}
 	defer st.Close()
-	auths, err := st.Authorizations(ctx, *session)
+	auths, err := st.Authorizations(ctx, store.AuthFilter{Session: *session})
 	if err != nil {
 		return err
 	}

@@ -308,7 +308,7 @@ func TestCLIAuthorizations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Config{Path: e.db, CardKey: key})
+	st, err := issuer.OpenStore(ctx, e.db, store.Options{CardKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}

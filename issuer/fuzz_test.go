@@ -45,7 +45,7 @@ func FuzzAuthorize(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(dir, "issuer.db"), CardKey: ck, Now: fuzzNow})
+	st, err := issuer.OpenStore(ctx, filepath.Join(dir, "issuer.db"), store.Options{CardKey: ck, Now: fuzzNow})
 	if err != nil {
 		f.Fatal(err)
 	}

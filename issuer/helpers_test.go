@@ -191,7 +191,7 @@ func (r *bodies) add(b []byte) {
 type issuerEnv struct {
 	dir, dbPath string
 	clk         *clock
-	st          *store.Store
+	st          store.Store
 	ts          *httptest.Server
 	log         *syncBuffer
 	wire        *bodies
@@ -206,7 +206,7 @@ func newIssuerEnv(t *testing.T) *issuerEnv {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.st, err = store.Open(context.Background(), store.Config{Path: e.dbPath, CardKey: ck, Now: e.clk.Now, Logger: logger})
+	e.st, err = issuer.OpenStore(context.Background(), e.dbPath, store.Options{CardKey: ck, Now: e.clk.Now, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

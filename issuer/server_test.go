@@ -757,7 +757,7 @@ func TestSessionMismatch(t *testing.T) {
 	if got := e.available(t, card.ID); got != 500_00-orderTotal {
 		t.Fatalf("available %d", got)
 	}
-	all, err := e.st.Authorizations(ctx, "")
+	all, err := e.st.Authorizations(ctx, store.AuthFilter{})
 	if err != nil || len(all) != 1 || all[0].OrderID != b.OrderID {
 		t.Fatalf("stored %+v %v", all, err)
 	}

@@ -1,11 +1,8 @@
 package store
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -83,75 +80,56 @@ func (r *AuthRequest) check() error {
 	return nil
 }
 
-// matchedCard is a card row found by the number's keyed hash.
-type matchedCard struct {
-	Card
-	nonce, ct []byte
-}
-
-// Authorize decides req and records the answer, all in one BEGIN IMMEDIATE
-// transaction. When (merchant, order id) was answered before, the stored
-// answer comes back unchanged with replayed = true if the header hash is the
-// same (a retry: no second debit), and ErrOrderIDReused if it is not.
-// Declines are stored like approvals, so a retry gets the same decline.
-func (s *Store) Authorize(ctx context.Context, req AuthRequest) (a Authorization, replayed bool, err error) {
-	if s.keys == nil {
-		return Authorization{}, false, ErrNoCardKey
+// PrepareAuthorize is the first step of a backend's Authorize, before its
+// transaction: ErrNoCardKey when ks is nil, ErrInvalid for a malformed
+// request, else the lookup hash of the request's number (nil when it is not
+// a card number: no card matches, and the decision is a decline).
+func PrepareAuthorize(ks *SubKeys, req *AuthRequest) ([]byte, error) {
+	if ks == nil {
+		return nil, ErrNoCardKey
 	}
 	if err := req.check(); err != nil {
-		return Authorization{}, false, err
+		return nil, err
 	}
-	var lookup []byte
-	number, numErr := ParseNumber(req.Number)
-	if numErr == nil && number == req.Number {
-		lookup = s.keys.lookupHash(number)
-	}
+	return ks.Lookup(req.Number), nil
+}
 
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Authorization{}, false, fmt.Errorf("issuer database: %w", err)
+// Replay is the answer to req when (merchant, order id) was answered
+// before with prev: prev itself for the same bundle (a retry: no second
+// debit), ErrOrderIDReused for another.
+func Replay(prev Authorization, req *AuthRequest) (Authorization, error) {
+	if prev.HeaderHash != req.HeaderHash {
+		return Authorization{}, ErrOrderIDReused
 	}
-	defer rollback(tx)
-	prev, err := getAuthorization(ctx, tx, req.Merchant, req.OrderID)
-	switch {
-	case err == nil:
-		if prev.HeaderHash != req.HeaderHash {
-			return Authorization{}, false, ErrOrderIDReused
-		}
-		return prev, true, nil
-	case !errors.Is(err, ErrNotFound):
-		return Authorization{}, false, err
-	}
+	return prev, nil
+}
 
-	var card *matchedCard
-	if lookup != nil {
-		card, err = s.cardByLookup(ctx, tx, lookup, number)
-		if err != nil {
-			return Authorization{}, false, err
-		}
-	}
-	now := s.now().UTC()
-	a = Authorization{Merchant: req.Merchant, OrderID: req.OrderID, HeaderHash: req.HeaderHash,
+// Decision is the answer to req at now on card, the card whose sealed
+// number the caller matched with req.Number (nil: none), to be recorded
+// with a debit of req.Amount when approved. For an assisted order on a
+// known card it asks cvcFailures for the card's wrong codes decided after
+// since, inside the backend's transaction, and locks the card at
+// MaxCVCFailures. An approval carries a fresh auth code.
+func Decision(ks *SubKeys, req *AuthRequest, card *Card, now time.Time,
+	cvcFailures func(cardID string, since time.Time) (int, error)) (Authorization, error) {
+	now = now.UTC()
+	a := Authorization{Merchant: req.Merchant, OrderID: req.OrderID, HeaderHash: req.HeaderHash,
 		Sealer: req.Cardholder, Channel: ChannelOf(req.Cardholder), Session: req.Session,
 		Amount: req.Amount, Currency: req.Currency, Decided: now, Decision: api.Declined}
-	var c *Card
 	cardCVC := ""
 	if card != nil {
 		a.CardID = card.ID
-		c = &card.Card
 		if a.Channel == api.ChannelAssisted {
-			cardCVC = deriveCVC(s.keys.cvk, number, card.Expiry)
+			cardCVC = deriveCVC(ks.cvk, req.Number, card.Expiry)
 		}
 	}
-	a.Reason = Decide(c, &req, cardCVC, now)
+	a.Reason = Decide(card, req, cardCVC, now)
 	if a.Channel == api.ChannelAssisted && card != nil && a.Reason != api.ReasonCVCRequired {
 		// Three digits are guessed in a thousand tries: after a few wrong
 		// ones the card takes no assisted order, right code or not.
-		var failed int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM authorizations WHERE card_id = ? AND channel = 'assisted'
-			AND reason IN (?, ?) AND decided > ?`, card.ID, api.ReasonCVCMismatch, api.ReasonCVCLocked,
-			nanos(now.Add(-CVCLockWindow))).Scan(&failed); err != nil {
-			return Authorization{}, false, fmt.Errorf("issuer database: %w", err)
+		failed, err := cvcFailures(card.ID, now.Add(-CVCLockWindow))
+		if err != nil {
+			return Authorization{}, err
 		}
 		if failed >= MaxCVCFailures {
 			a.Reason = api.ReasonCVCLocked
@@ -159,60 +137,12 @@ func (s *Store) Authorize(ctx context.Context, req AuthRequest) (a Authorization
 	}
 	if a.Reason == "" {
 		a.Decision = api.Approved
+		var err error
 		if a.AuthCode, err = NewAuthCode(); err != nil {
-			return Authorization{}, false, err
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE cards SET available = available - ?
-			WHERE card_id = ? AND status = 'active' AND available >= ?`, req.Amount, card.ID, req.Amount)
-		if err != nil {
-			return Authorization{}, false, fmt.Errorf("issuer database: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return Authorization{}, false, fmt.Errorf("issuer database: debit of %s touched %d rows (%v)", card.ID, n, err)
+			return Authorization{}, err
 		}
 	}
-	var cardID any
-	if a.CardID != "" {
-		cardID = a.CardID
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO authorizations
-		(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.Merchant, a.OrderID, a.HeaderHash[:], a.Sealer, a.Channel, a.Session, cardID,
-		a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided)); err != nil {
-		return Authorization{}, false, fmt.Errorf("issuer database: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Authorization{}, false, fmt.Errorf("issuer database: %w", err)
-	}
-	return a, false, nil
-}
-
-// cardByLookup finds the card with this lookup hash and checks that its
-// sealed number is number; nil when there is none.
-func (s *Store) cardByLookup(ctx context.Context, tx *sql.Tx, lookup []byte, number string) (*matchedCard, error) {
-	var m matchedCard
-	var status string
-	var created int64
-	err := tx.QueryRowContext(ctx, `SELECT `+cardColumns+`, number_nonce, number_ct FROM cards WHERE lookup = ?`, lookup).
-		Scan(&m.ID, &m.Last4, &m.Cardholder, &m.Expiry, &m.Currency, &m.Limit, &m.Available, &status, &created, &m.nonce, &m.ct)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("issuer database: %w", err)
-	}
-	m.Status, m.Created = Status(status), fromNanos(created)
-	ok, err := s.keys.matches(m.ID, m.nonce, m.ct, number)
-	if err != nil {
-		s.log.Error("card record fails authentication", "card_id", m.ID)
-		return nil, fmt.Errorf("%w: %s", err, m.ID)
-	}
-	if !ok {
-		s.log.Error("card lookup hash does not match its sealed number", "card_id", m.ID)
-		return nil, fmt.Errorf("%w: %s", ErrCorrupt, m.ID)
-	}
-	return &m, nil
+	return a, nil
 }
 
 // Decide returns why req must be declined on card c at now, or "" to
@@ -278,105 +208,4 @@ func NewAuthCode() (string, error) {
 		}
 	}
 	return string(out), nil
-}
-
-const authColumns = `merchant, order_id, header_hash, sealer, channel, session, COALESCE(card_id, ''),
-	amount, currency, decision, reason, auth_code, decided, voided, voided_at`
-
-func scanAuthorization(sc interface{ Scan(...any) error }) (Authorization, error) {
-	var a Authorization
-	var hh []byte
-	var decided, voidedAt int64
-	if err := sc.Scan(&a.Merchant, &a.OrderID, &hh, &a.Sealer, &a.Channel, &a.Session, &a.CardID,
-		&a.Amount, &a.Currency, &a.Decision, &a.Reason, &a.AuthCode, &decided, &a.Voided, &voidedAt); err != nil {
-		return Authorization{}, err
-	}
-	if len(hh) != 32 {
-		return Authorization{}, fmt.Errorf("header hash of %d bytes", len(hh))
-	}
-	a.HeaderHash = [32]byte(hh)
-	a.Decided, a.VoidedAt = fromNanos(decided), fromNanos(voidedAt)
-	return a, nil
-}
-
-func getAuthorization(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, merchant, orderID string) (Authorization, error) {
-	a, err := scanAuthorization(q.QueryRowContext(ctx, `SELECT `+authColumns+` FROM authorizations WHERE merchant = ? AND order_id = ?`, merchant, orderID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Authorization{}, ErrNotFound
-	}
-	if err != nil {
-		return Authorization{}, fmt.Errorf("issuer database: %w", err)
-	}
-	return a, nil
-}
-
-// Authorizations lists the stored answers, newest first; with a session,
-// only the orders keyed in that assisted session. Records hold no card
-// number, not even its last digits.
-func (s *Store) Authorizations(ctx context.Context, session string) ([]Authorization, error) {
-	q, args := `SELECT `+authColumns+` FROM authorizations ORDER BY decided DESC, rowid DESC`, []any(nil)
-	if session != "" {
-		q, args = `SELECT `+authColumns+` FROM authorizations WHERE session = ? ORDER BY decided DESC, rowid DESC`, []any{session}
-	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("issuer database: %w", err)
-	}
-	defer rows.Close()
-	var out []Authorization
-	for rows.Next() {
-		a, err := scanAuthorization(rows)
-		if err != nil {
-			return nil, fmt.Errorf("issuer database: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("issuer database: %w", err)
-	}
-	return out, nil
-}
-
-// Authorization returns the stored answer for (merchant, order id), or
-// ErrNotFound.
-func (s *Store) Authorization(ctx context.Context, merchant, orderID string) (Authorization, error) {
-	return getAuthorization(ctx, s.db, merchant, orderID)
-}
-
-// Void releases the hold of merchant's authorization for orderID: an
-// approved amount goes back to the card's available credit, once. Voiding
-// again, or voiding a decline (nothing was held), only returns the record.
-// ErrNotFound when merchant has no authorization for orderID.
-func (s *Store) Void(ctx context.Context, merchant, orderID string) (Authorization, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Authorization{}, fmt.Errorf("issuer database: %w", err)
-	}
-	defer rollback(tx)
-	a, err := getAuthorization(ctx, tx, merchant, orderID)
-	if err != nil {
-		return Authorization{}, err
-	}
-	if a.Voided {
-		return a, nil
-	}
-	now := s.now().UTC()
-	if a.Decision == api.Approved && a.CardID != "" {
-		// MIN: the CHECK keeps available within the limit whatever happened since.
-		if _, err := tx.ExecContext(ctx, `UPDATE cards SET available = MIN(credit_limit, available + ?) WHERE card_id = ?`,
-			a.Amount, a.CardID); err != nil {
-			return Authorization{}, fmt.Errorf("issuer database: %w", err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE authorizations SET voided = 1, voided_at = ? WHERE merchant = ? AND order_id = ?`,
-		nanos(now), merchant, orderID); err != nil {
-		return Authorization{}, fmt.Errorf("issuer database: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Authorization{}, fmt.Errorf("issuer database: %w", err)
-	}
-	a.Voided, a.VoidedAt = true, now
-	return a, nil
 }

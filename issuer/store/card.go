@@ -1,11 +1,8 @@
 package store
 
 import (
-	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base32"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -181,138 +178,49 @@ func (nc NewCard) check() error {
 	return nil
 }
 
-// AddCard enrolls a card to a cardholder identity with its whole limit
-// available. A number already enrolled (to anyone) is ErrDuplicateCard,
-// naming the card id it has. The number is sealed before it reaches the
-// database; only its keyed hash and last four digits are stored beside it.
-func (s *Store) AddCard(ctx context.Context, nc NewCard) (Card, error) {
-	if s.keys == nil {
-		return Card{}, ErrNoCardKey
+// Enroll checks nc and returns the card to store under a fresh id, with
+// its whole limit available and its number sealed under ks: what a
+// backend's AddCard writes. ks nil is ErrNoCardKey.
+func Enroll(ks *SubKeys, nc NewCard, now time.Time) (Card, SealedNumber, error) {
+	if ks == nil {
+		return Card{}, SealedNumber{}, ErrNoCardKey
 	}
 	if err := nc.check(); err != nil {
-		return Card{}, err
+		return Card{}, SealedNumber{}, err
 	}
 	id, err := NewCardID()
 	if err != nil {
-		return Card{}, err
+		return Card{}, SealedNumber{}, err
 	}
-	nonce, ct, err := s.keys.seal(id, nc.Number)
+	sn, err := ks.Seal(id, nc.Number)
 	if err != nil {
-		return Card{}, err
+		return Card{}, SealedNumber{}, err
 	}
 	c := Card{ID: id, Last4: nc.Number[len(nc.Number)-4:], Cardholder: nc.Cardholder, Expiry: nc.Expiry,
-		Currency: nc.Currency, Limit: nc.Limit, Available: nc.Limit, Status: StatusActive, Created: s.now().UTC()}
-	lookup := s.keys.lookupHash(nc.Number)
+		Currency: nc.Currency, Limit: nc.Limit, Available: nc.Limit, Status: StatusActive, Created: now.UTC()}
+	return c, sn, nil
+}
 
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Card{}, fmt.Errorf("issuer database: %w", err)
+// CheckCardID is ErrNotFound for an id NewCardID cannot have returned, with
+// a message that never quotes it (it may be a mistyped card number).
+func CheckCardID(id string) error {
+	if !ValidCardID(id) {
+		return fmt.Errorf("%w: not a card id (card_ and 26 characters)", ErrNotFound)
 	}
-	defer rollback(tx)
-	var existing string
-	err = tx.QueryRowContext(ctx, `SELECT card_id FROM cards WHERE lookup = ?`, lookup).Scan(&existing)
+	return nil
+}
+
+// MoveTo reports whether moving c to st changes it: false for the status it
+// already has, ErrClosedCard for a closed card (closed is final), ErrInvalid
+// for an unknown status.
+func (c Card) MoveTo(st Status) (bool, error) {
 	switch {
-	case err == nil:
-		return Card{}, fmt.Errorf("%w as %s", ErrDuplicateCard, existing)
-	case !errors.Is(err, sql.ErrNoRows):
-		return Card{}, fmt.Errorf("issuer database: %w", err)
+	case !st.Valid():
+		return false, fmt.Errorf("%w: unknown card status", ErrInvalid)
+	case c.Status == st:
+		return false, nil
+	case c.Status == StatusClosed:
+		return false, fmt.Errorf("%w: %s", ErrClosedCard, c.ID)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO cards
-		(card_id, lookup, number_nonce, number_ct, last4, cardholder, expiry, currency, credit_limit, available, status, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, lookup, nonce, ct, c.Last4, c.Cardholder, c.Expiry, c.Currency, c.Limit, c.Available, string(c.Status), nanos(c.Created)); err != nil {
-		return Card{}, fmt.Errorf("issuer database: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Card{}, fmt.Errorf("issuer database: %w", err)
-	}
-	s.log.Info("card enrolled", "card_id", c.ID, "cardholder", c.Cardholder)
-	return c, nil
-}
-
-const cardColumns = `card_id, last4, cardholder, expiry, currency, credit_limit, available, status, created`
-
-func scanCard(sc interface{ Scan(...any) error }) (Card, error) {
-	var c Card
-	var status string
-	var created int64
-	if err := sc.Scan(&c.ID, &c.Last4, &c.Cardholder, &c.Expiry, &c.Currency, &c.Limit, &c.Available, &status, &created); err != nil {
-		return Card{}, err
-	}
-	c.Status, c.Created = Status(status), fromNanos(created)
-	return c, nil
-}
-
-// Cards lists every card, oldest first.
-func (s *Store) Cards(ctx context.Context) ([]Card, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+cardColumns+` FROM cards ORDER BY created, rowid`)
-	if err != nil {
-		return nil, fmt.Errorf("issuer database: %w", err)
-	}
-	defer rows.Close()
-	var out []Card
-	for rows.Next() {
-		c, err := scanCard(rows)
-		if err != nil {
-			return nil, fmt.Errorf("issuer database: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("issuer database: %w", err)
-	}
-	return out, nil
-}
-
-// Card returns one card (ErrNotFound when there is none).
-func (s *Store) Card(ctx context.Context, id string) (Card, error) {
-	if !ValidCardID(id) {
-		return Card{}, fmt.Errorf("%w: not a card id (card_ and 26 characters)", ErrNotFound)
-	}
-	c, err := scanCard(s.db.QueryRowContext(ctx, `SELECT `+cardColumns+` FROM cards WHERE card_id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Card{}, fmt.Errorf("%w: no card %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return Card{}, fmt.Errorf("issuer database: %w", err)
-	}
-	return c, nil
-}
-
-// SetStatus moves a card to st and returns it. A closed card stays closed
-// (ErrClosedCard); setting the status it already has is not an error.
-func (s *Store) SetStatus(ctx context.Context, id string, st Status) (Card, error) {
-	if !st.Valid() {
-		return Card{}, fmt.Errorf("%w: unknown card status", ErrInvalid)
-	}
-	if !ValidCardID(id) {
-		return Card{}, fmt.Errorf("%w: not a card id (card_ and 26 characters)", ErrNotFound)
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Card{}, fmt.Errorf("issuer database: %w", err)
-	}
-	defer rollback(tx)
-	c, err := scanCard(tx.QueryRowContext(ctx, `SELECT `+cardColumns+` FROM cards WHERE card_id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Card{}, fmt.Errorf("%w: no card %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return Card{}, fmt.Errorf("issuer database: %w", err)
-	}
-	if c.Status == st {
-		return c, nil
-	}
-	if c.Status == StatusClosed {
-		return Card{}, fmt.Errorf("%w: %s", ErrClosedCard, id)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE cards SET status = ? WHERE card_id = ?`, string(st), id); err != nil {
-		return Card{}, fmt.Errorf("issuer database: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Card{}, fmt.Errorf("issuer database: %w", err)
-	}
-	s.log.Info("card status changed", "card_id", id, "from", string(c.Status), "to", string(st))
-	c.Status = st
-	return c, nil
+	return true, nil
 }

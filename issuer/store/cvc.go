@@ -35,9 +35,10 @@ func deriveCVC(cvk []byte, number, expiry string) string {
 
 // CVC returns the verification code of the card with this number (digits
 // only, as ParseNumber returns it) and expiry (YYYY-MM), for printing on the
-// card. It needs the card key (ErrNoCardKey); the store keeps no copy.
-func (s *Store) CVC(number, expiry string) (string, error) {
-	if s.keys == nil {
+// card. ks nil (a store opened without the card key) is ErrNoCardKey; no
+// store keeps a copy. Backends' CVC methods answer with it.
+func CVC(ks *SubKeys, number, expiry string) (string, error) {
+	if ks == nil {
 		return "", ErrNoCardKey
 	}
 	if n, err := ParseNumber(number); err != nil || n != number {
@@ -46,5 +47,5 @@ func (s *Store) CVC(number, expiry string) (string, error) {
 	if _, _, err := ParseExpiry(expiry); err != nil {
 		return "", err
 	}
-	return deriveCVC(s.keys.cvk, number, expiry), nil
+	return deriveCVC(ks.cvk, number, expiry), nil
 }

@@ -1,13 +1,14 @@
-// Package store is the card issuer's persistence (DESIGN.md §6.5, §8): the
-// cards it issued and every authorization it answered, in one SQLite
-// database (internal/sqlitex: WAL, synchronous=FULL, numbered migrations run
-// at Open, file created 0600).
+// Package store is the card issuer's persistence seam (DESIGN.md §6.5, §8,
+// §9): the cards it issued and every authorization it answered, behind the
+// Store interface, with the domain types, errors and rules every backend
+// shares. The SQLite backend is store/sqlite; storetest is the conformance
+// suite every backend passes.
 //
 // # Card numbers
 //
 // A card number never rests in clear. The card key (its own 0600 file,
 // CreateCardKey / LoadCardKey, never in the database) yields sub-keys by
-// HKDF-Expand with one label each:
+// HKDF-Expand with one label each (SubKeys):
 //
 //   - "orderseal-v1-issuer-card-seal": XChaCha20-Poly1305 key; each number
 //     is sealed with a random 24-byte nonce and AAD = card id, so a
@@ -20,13 +21,15 @@
 //   - "orderseal-v1-issuer-card-cvk": the card verification key, from which
 //     each card's CVC is derived (CVC, cvc.go), so no CVC is ever stored.
 //
-// Only the last four digits are kept in clear. The CVC is never stored: an
-// assisted order's CVC is compared with the derived one and dropped.
+// The sealing and hashing happen here, above the backends: a backend only
+// ever stores a SealedNumber and the key check. Only the last four digits
+// are kept in clear. The CVC is never stored: an assisted order's CVC is
+// compared with the derived one and dropped.
 //
 // # Authorizations
 //
-// Authorize runs in one BEGIN IMMEDIATE transaction: it looks up the
-// (merchant, order id) row, decides and debits, and records the answer,
+// Authorize runs in one write transaction: it looks up the (merchant, order
+// id) record, decides (Decision) and debits, and records the answer,
 // declines included. Concurrent retries of one bundle therefore debit once
 // and all get the same answer; a different bundle under a used order id is
 // refused with ErrOrderIDReused. Void releases an approved hold once.

@@ -1,0 +1,200 @@
+// Package sqlite is the SQLite backend of the issuer's store (DESIGN.md
+// §8): one database (internal/sqlitex: WAL, synchronous=FULL, numbered
+// migrations run at Open, file created 0600) holding the cards, with their
+// numbers as store.SealedNumber only, and the authorizations. Every write
+// is one BEGIN IMMEDIATE transaction on a single connection.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"orderseal/internal/dsn"
+	"orderseal/internal/sqlitex"
+	"orderseal/issuer/store"
+)
+
+var migrations = []string{
+	`CREATE TABLE card_key (
+		id    INTEGER PRIMARY KEY CHECK (id = 1),
+		check_mac BLOB NOT NULL
+	) STRICT;
+
+	CREATE TABLE cards (
+		card_id      TEXT PRIMARY KEY,
+		lookup       BLOB NOT NULL UNIQUE, -- HMAC-SHA256(lookup sub-key, number)
+		number_nonce BLOB NOT NULL,
+		number_ct    BLOB NOT NULL,        -- XChaCha20-Poly1305(number), AAD = card_id
+		last4        TEXT NOT NULL,
+		cardholder   TEXT NOT NULL,
+		expiry       TEXT NOT NULL,        -- YYYY-MM, valid through the month's end (UTC)
+		currency     TEXT NOT NULL,
+		credit_limit INTEGER NOT NULL CHECK (credit_limit > 0),
+		available    INTEGER NOT NULL CHECK (available >= 0 AND available <= credit_limit),
+		status       TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'closed')),
+		created      INTEGER NOT NULL      -- unix nanoseconds
+	) STRICT;
+	CREATE INDEX cards_cardholder ON cards(cardholder);
+
+	CREATE TABLE authorizations (
+		merchant    TEXT NOT NULL,
+		order_id    TEXT NOT NULL,
+		header_hash BLOB NOT NULL CHECK (length(header_hash) = 32),
+		card_id     TEXT REFERENCES cards(card_id), -- NULL: no card matched
+		amount      INTEGER NOT NULL CHECK (amount > 0),
+		currency    TEXT NOT NULL,
+		decision    TEXT NOT NULL CHECK (decision IN ('approved', 'declined')),
+		reason      TEXT NOT NULL,
+		auth_code   TEXT NOT NULL,
+		decided     INTEGER NOT NULL,          -- unix nanoseconds
+		voided      INTEGER NOT NULL DEFAULT 0 CHECK (voided IN (0, 1)),
+		voided_at   INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (merchant, order_id)
+	) STRICT;
+	CREATE INDEX authorizations_card ON authorizations(card_id, decided);`,
+
+	// 2: assisted orders (DESIGN.md §6.7). Rows written before it were all
+	// sealed by cardholders (online); their sealer was not recorded.
+	`ALTER TABLE authorizations ADD COLUMN sealer TEXT NOT NULL DEFAULT ''; -- the bundle's cardholder field: a cardholder, or an assisted order's consultant
+	ALTER TABLE authorizations ADD COLUMN channel TEXT NOT NULL DEFAULT 'online' CHECK (channel IN ('online', 'assisted'));
+	ALTER TABLE authorizations ADD COLUMN session TEXT NOT NULL DEFAULT '' CHECK ((session != '') = (channel = 'assisted'));
+	CREATE INDEX authorizations_decided ON authorizations(decided);
+	CREATE INDEX authorizations_session ON authorizations(session, decided) WHERE session != '';`,
+}
+
+// Store is the issuer's store on SQLite. It is safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	keys *store.SubKeys // nil without a card key
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the database dsn names ("sqlite:PATH" or a bare path),
+// creating it when absent unless opt.MustExist, and runs its migrations;
+// with opt.ReadOnly it opens an existing database read-only instead
+// (OpenReadOnly). With a card key it checks the key against the one the
+// database was written under (store.ErrWrongKey), recording it on first use.
+func Open(ctx context.Context, dsnString string, opt store.Options) (*Store, error) {
+	d, err := dsn.Parse(dsnString)
+	if err != nil {
+		return nil, fmt.Errorf("issuer database: %w", err)
+	}
+	if d.Scheme != dsn.SQLite {
+		return nil, fmt.Errorf("issuer database: %w: %s is not a SQLite DSN (want sqlite:PATH)", dsn.ErrDSN, d)
+	}
+	s := &Store{now: opt.Now, log: opt.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opt.CardKey != nil {
+		if s.keys, err = store.DeriveSubKeys(opt.CardKey); err != nil {
+			return nil, err
+		}
+	}
+	// One connection, and BEGIN IMMEDIATE: the authorize path reads then
+	// writes, and its transactions queue in Go instead of in SQLite's busy handler.
+	opts := []sqlitex.Option{sqlitex.Immediate(), sqlitex.Serialized()}
+	switch {
+	case opt.ReadOnly:
+		opts = []sqlitex.Option{sqlitex.ReadOnly(), sqlitex.MustExist(), sqlitex.MaxConns(2)}
+	case opt.MustExist:
+		opts = append(opts, sqlitex.MustExist())
+	}
+	db, err := sqlitex.Open(d.Path, opts...)
+	if err != nil {
+		if opt.MustExist || opt.ReadOnly {
+			if _, serr := os.Stat(d.Path); errors.Is(serr, os.ErrNotExist) {
+				return nil, fmt.Errorf("%s: %w", d.Path, store.ErrNoDatabase)
+			}
+		}
+		return nil, fmt.Errorf("issuer database: %w", err)
+	}
+	s.db = db
+	if opt.ReadOnly {
+		err = s.checkVersion(ctx)
+	} else {
+		err = sqlitex.Migrate(ctx, db, migrations)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("issuer database: %w", err)
+	}
+	if s.keys != nil {
+		if err := s.checkKey(ctx, opt.ReadOnly); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// OpenReadOnly opens an existing database read-only: it creates nothing,
+// runs no migration (a database not at this program's schema is refused),
+// and every write fails. For inspection while the daemon runs.
+func OpenReadOnly(ctx context.Context, dsnString string, opt store.Options) (*Store, error) {
+	opt.ReadOnly = true
+	return Open(ctx, dsnString, opt)
+}
+
+// checkVersion refuses a database a read-only store cannot read as it is.
+func (s *Store) checkVersion(ctx context.Context) error {
+	v, err := sqlitex.Version(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	if v != len(migrations) {
+		return fmt.Errorf("schema version %d, this program reads %d: open it once read-write to migrate it", v, len(migrations))
+	}
+	return nil
+}
+
+func (s *Store) checkKey(ctx context.Context, readOnly bool) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("issuer database: %w", err)
+	}
+	defer rollback(tx)
+	var have []byte
+	err = tx.QueryRowContext(ctx, `SELECT check_mac FROM card_key WHERE id = 1`).Scan(&have)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) && readOnly:
+		return nil // nothing sealed under any key yet
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO card_key (id, check_mac) VALUES (1, ?)`, s.keys.KeyCheck()); err != nil {
+			return fmt.Errorf("issuer database: %w", err)
+		}
+		return tx.Commit()
+	case err != nil:
+		return fmt.Errorf("issuer database: %w", err)
+	}
+	return s.keys.CheckKey(have)
+}
+
+// Close closes the database. Operations after Close fail.
+func (s *Store) Close() error { return s.db.Close() }
+
+// CVC returns the verification code of a card (store.CVC under this store's card key).
+func (s *Store) CVC(number, expiry string) (string, error) { return store.CVC(s.keys, number, expiry) }
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// rollback ends tx if it is still open; the error of an ended tx is ignored.
+func rollback(tx *sql.Tx) { _ = tx.Rollback() }
