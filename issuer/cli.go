@@ -76,7 +76,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -card-key FILE [-listen ADDR] [-addr-file FILE]", stdio,
 		prog+" serve -key bank.key -db issuer.db -card-key issuer-card.key -listen 127.0.0.1:8444")
 	keyPath := fs.String("key", "", "the issuer's party key file")
-	db := fs.String("db", "", "issuer database (created when absent)")
+	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH (created when absent)")
 	cardKey := fs.String("card-key", "", "card key file (0600), from '"+prog+" init'")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on (port 0: any free port; see -addr-file)")
 	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
@@ -168,7 +168,7 @@ func cmdCardAdd(ctx context.Context, p string, args []string, stdio cli.Stdio) e
 	fs, fsOut := quietFlagSet(p, "add", "-db FILE -card-key FILE -cardholder ID -expiry YYYY-MM -limit N -currency CCY [-number-file FILE|-]",
 		p+" add -db issuer.db -card-key issuer-card.key -cardholder cardholder:alice@example.org -expiry 2031-12 -limit 500000 -currency EUR < card.txt",
 		p+" add -db issuer.db -card-key issuer-card.key -cardholder cardholder:bob@example.org -expiry 2030-06 -limit 100000 -currency EUR -number-file card.txt")
-	db := fs.String("db", "", "issuer database (created when absent)")
+	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH (created when absent)")
 	cardKey := fs.String("card-key", "", "card key file (0600)")
 	holder := fs.String("cardholder", "", "identity the card is enrolled to: cardholder:<name>")
 	expiry := fs.String("expiry", "", "expiry month YYYY-MM (valid through its last day, UTC)")
@@ -236,7 +236,7 @@ type cardJSON struct {
 
 func cmdCardList(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(p, "list", "-db FILE [-json]", stdio, p+" list -db issuer.db -json")
-	db := fs.String("db", "", "issuer database")
+	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH")
 	asJSON := fs.Bool("json", false, "print a JSON array")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -275,7 +275,7 @@ func cmdCardList(ctx context.Context, p string, args []string, stdio cli.Stdio) 
 func cmdCardStatus(ctx context.Context, p string, to store.Status, args []string, stdio cli.Stdio) error {
 	verb := map[store.Status]string{store.StatusSuspended: "suspend", store.StatusActive: "activate", store.StatusClosed: "close"}[to]
 	fs, fsOut := quietFlagSet(p, verb, "CARD_ID -db FILE", p+" "+verb+" card_… -db issuer.db")
-	db := fs.String("db", "", "issuer database")
+	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH")
 	// The card id may come before or after the flags.
 	id := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -340,7 +340,7 @@ func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) erro
 	fs := cli.FlagSet(prog, "authorizations", "-db FILE [-session S] [-json]", stdio,
 		prog+" authorizations -db issuer.db",
 		prog+" authorizations -db issuer.db -session ses_abcdefghijklmnopqrstuvwxyz -json")
-	db := fs.String("db", "", "issuer database")
+	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH")
 	session := fs.String("session", "", "only the orders keyed in this assisted session (ses_…)")
 	asJSON := fs.Bool("json", false, "print a JSON array")
 	if err := cli.Parse(fs, args); err != nil {

@@ -41,7 +41,7 @@ type Reader interface {
 	Card(ctx context.Context, id string) (Card, error)
 	// Authorization returns the stored answer for (merchant, order id), or ErrNotFound.
 	Authorization(ctx context.Context, merchant, orderID string) (Authorization, error)
-	// Authorizations lists the stored answers f selects, newest first.
+	// Authorizations lists the stored answers f selects, newest first (answers of one instant: last answered first).
 	Authorizations(ctx context.Context, f AuthFilter) ([]Authorization, error)
 }
 

@@ -1,0 +1,51 @@
+package issuer_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"orderseal/internal/dsn"
+	"orderseal/issuer"
+	"orderseal/issuer/store"
+)
+
+// TestOpenStore: a bare path and sqlite:PATH open the SQLite backend (the
+// same database); a scheme with no issuer backend is refused by name,
+// with its password hidden.
+func TestOpenStore(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "issuer.db")
+	key, err := store.CreateCardKey(filepath.Join(t.TempDir(), "card.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := issuer.OpenStore(ctx, path, store.Options{CardKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.AddCard(ctx, store.NewCard{Number: visa, Cardholder: aliceID, Expiry: "2031-12", Currency: "EUR", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = issuer.OpenStore(ctx, "sqlite:"+path, store.Options{MustExist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got, err := st.Card(ctx, c.ID); err != nil || got != c {
+		t.Fatalf("card %+v %v, want %+v", got, err, c)
+	}
+	for _, s := range []string{"postgres://issuer:s3cret@db.example/issuer", "mysql://x", ""} {
+		st, err := issuer.OpenStore(ctx, s, store.Options{})
+		if st != nil || !errors.Is(err, dsn.ErrDSN) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("OpenStore(%q) = %v, %v", s, st, err)
+		}
+	}
+	if _, err := issuer.OpenStore(ctx, "postgres://db.example/issuer", store.Options{}); err == nil || !strings.Contains(err.Error(), "postgres://db.example/issuer") {
+		t.Errorf("postgres: %v", err)
+	}
+}
