@@ -10,6 +10,7 @@ import (
 
 	"orderseal/carrier/store"
 	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/keygen"
@@ -64,7 +65,7 @@ func NewRunner(keys *keygen.Cache, st *store.Store, hc *http.Client, logger *slo
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &outbox.Runner{
-		DB:          st.DB(),
+		Store:       outboxsql.New(st.DB()),
 		Handlers:    map[string]outbox.Handler{store.JobTrackingEvent: EventHandler(keys, hc, logger)},
 		Poll:        DefaultEventPoll,
 		MaxAttempts: EventMaxAttempts,

@@ -17,6 +17,7 @@ import (
 	"orderseal/carrier"
 	"orderseal/carrier/api"
 	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
@@ -141,7 +142,7 @@ func TestEventDelivery(t *testing.T) {
 			t.Fatalf("event %d at %q", i+1, ev.At)
 		}
 	}
-	waitFor(t, "jobs done", func() bool { st, _ := outbox.Count(ctx, e.st.DB()); return st.Done == 4 })
+	waitFor(t, "jobs done", func() bool { st, _ := outboxsql.New(e.st.DB()).Count(ctx, ""); return st.Done == 4 })
 
 	// After delivered only returned; after returned nothing.
 	code, _, errOut := run(t, "event", sh.Tracking, "-status", "in-transit", "-db", e.dbPath)

@@ -15,6 +15,7 @@ import (
 
 	"orderseal/internal/cli"
 	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/merchant/store"
 )
 
@@ -58,7 +59,7 @@ func cmdOutbox(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer st.Close()
-	entries, err := outbox.List(ctx, st.DB(), *state)
+	entries, err := outboxsql.New(st.DB()).List(ctx, *state)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/merchant"
 	"orderseal/merchant/store"
 )
@@ -29,7 +29,7 @@ func TestCLIOutbox(t *testing.T) {
 		{"book", "ord_failed", "failed", "no-destination (422): the section names\nneither a token nor an address\x00"},
 		{"authorize", "ord_done", "done", ""},
 	} {
-		if err := outbox.Enqueue(ctx, st.DB(), j.kind, j.key, []byte(payloadCanary), now); err != nil {
+		if err := outboxsql.Enqueue(ctx, st.DB(), j.kind, j.key, []byte(payloadCanary), now); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := st.DB().Exec(`UPDATE outbox SET state = ?, attempts = 3, last_error = NULLIF(?, ''), next_at = ? WHERE key = ?`,

@@ -16,6 +16,7 @@ import (
 
 	carrierapi "orderseal/carrier/api"
 	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/signedhttp/httpsig"
@@ -130,7 +131,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	s.runner = &outbox.Runner{DB: cfg.Store.DB(), Logger: s.log, Now: s.now, Poll: time.Second,
+	s.runner = &outbox.Runner{Store: outboxsql.New(cfg.Store.DB()), Logger: s.log, Now: s.now, Poll: time.Second,
 		Handlers: map[string]outbox.Handler{
 			jobAuthorize: s.authorize,
 			jobGrant:     s.grant,

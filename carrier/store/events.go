@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"orderseal/carrier/api"
-	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 )
 
 // MaxNoteLen bounds an event's note (api.TrackingEvent allows 200 bytes).
@@ -125,7 +125,7 @@ func (s *Store) AddEvent(ctx context.Context, tracking, status, note string) (Ev
 		return Event{}, err
 	}
 	key := sh.Tracking + "/" + strconv.FormatInt(ev.Seq, 10)
-	if err := outbox.Enqueue(ctx, tx, JobTrackingEvent, key, payload, s.now()); err != nil {
+	if err := outboxsql.Enqueue(ctx, tx, JobTrackingEvent, key, payload, s.now()); err != nil {
 		return Event{}, err
 	}
 	if err := tx.Commit(); err != nil {

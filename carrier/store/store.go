@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"orderseal/carrier/api"
-	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/internal/sqlitex"
 )
 
@@ -79,7 +79,7 @@ var migrations = []string{
 		note     TEXT    NOT NULL DEFAULT '',
 		PRIMARY KEY (tracking, seq)
 	);`,
-	outbox.Migration,
+	outboxsql.Migration,
 }
 
 // Config says where the database is and how to open it.

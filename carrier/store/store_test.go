@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"orderseal/carrier/api"
-	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 )
 
 func openStore(t *testing.T, cfg Config) *Store {
@@ -194,7 +194,7 @@ func TestAddEvent(t *testing.T) {
 		t.Fatalf("events %+v %v %v", evs, states, err)
 	}
 	// One outbox job per event, with everything delivery needs.
-	st, err := outbox.Count(ctx, s.DB())
+	st, err := outboxsql.New(s.DB()).Count(ctx, "")
 	if err != nil || st.Pending != 3 {
 		t.Fatalf("outbox %+v %v", st, err)
 	}

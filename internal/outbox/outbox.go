@@ -10,11 +10,11 @@
 // idempotency key, so enqueueing twice is harmless, and handlers must be safe
 // to run again (a crash between a handler's success and the job being marked
 // done replays it), which the daemons get from idempotent PUTs on the far side.
+// The jobs live behind Store; internal/outbox/sqlite is the SQLite backend.
 package outbox
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,24 +23,6 @@ import (
 	"time"
 )
 
-// Migration creates the outbox table; a daemon appends it to its own
-// numbered migrations.
-const Migration = `
-CREATE TABLE outbox (
-	id         INTEGER PRIMARY KEY,
-	kind       TEXT    NOT NULL,
-	key        TEXT    NOT NULL,
-	payload    BLOB,
-	attempts   INTEGER NOT NULL DEFAULT 0,
-	next_at    INTEGER NOT NULL,          -- unix ms
-	last_error TEXT,
-	state      TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','done','failed')),
-	created    INTEGER NOT NULL,
-	UNIQUE (kind, key)
-);
-CREATE INDEX outbox_due ON outbox (state, next_at);
-`
-
 // Job is one unit of work for another party.
 type Job struct {
 	ID       int64
@@ -48,25 +30,6 @@ type Job struct {
 	Key      string // idempotency key, unique per kind
 	Payload  []byte
 	Attempts int // attempts made before this one
-}
-
-// Execer is a *sql.Tx or *sql.DB.
-type Execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-// Enqueue records a job due at once. A job with the same kind and key is
-// left as it is: enqueueing is idempotent.
-func Enqueue(ctx context.Context, tx Execer, kind, key string, payload []byte, now time.Time) error {
-	if kind == "" || key == "" {
-		panic("outbox: empty kind or key")
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (kind, key, payload, next_at, created) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (kind, key) DO NOTHING`, kind, key, payload, now.UnixMilli(), now.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("outbox: enqueue %s: %w", kind, err)
-	}
-	return nil
 }
 
 // permanent marks an error that retrying cannot fix.
@@ -94,9 +57,28 @@ func IsPermanent(err error) bool {
 // any other error: retried after a backoff.
 type Handler func(ctx context.Context, job Job) error
 
-// Runner delivers due jobs. Its zero value is not usable: set DB and Handlers.
+// Store is where jobs wait. A backend (internal/outbox/sqlite) keeps them in
+// the daemon's own database and enqueues inside the daemon's transactions,
+// so a job is written atomically with the state change that calls for it.
+type Store interface {
+	// Claim returns up to limit pending jobs due at now, earliest due first;
+	// a backend shared by several nodes leases them so no other node claims them meanwhile.
+	Claim(ctx context.Context, now time.Time, limit int) ([]Job, error)
+	// Done marks a job delivered after attempts attempts.
+	Done(ctx context.Context, id int64, attempts int) error
+	// Retry records a failed attempt and when the job is next due.
+	Retry(ctx context.Context, id int64, attempts int, lastErr string, next time.Time) error
+	// Fail gives a job up for good (a dead letter, never retried).
+	Fail(ctx context.Context, id int64, attempts int, lastErr string) error
+	// List returns the jobs in state ("": every state; see CheckState), oldest first, without payloads.
+	List(ctx context.Context, state string) ([]Entry, error)
+	// Count counts the jobs of kind ("": every kind) by state.
+	Count(ctx context.Context, kind string) (Stats, error)
+}
+
+// Runner delivers due jobs. Its zero value is not usable: set Store and Handlers.
 type Runner struct {
-	DB       *sql.DB
+	Store    Store
 	Handlers map[string]Handler
 	// GiveUp is called once when a job fails for good (a permanent error, or
 	// MaxAttempts reached), so the owner can record the outcome.
@@ -195,7 +177,7 @@ func (r *Runner) Run(ctx context.Context) {
 		}
 		finished = finished[:0]
 		mu.Unlock()
-		jobs, err := r.due(ctx, 64)
+		jobs, err := r.Store.Claim(ctx, r.Now(), 64)
 		if err != nil && ctx.Err() == nil {
 			r.Logger.Error("outbox: reading due jobs", "err", err)
 		}
@@ -227,24 +209,6 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 }
 
-func (r *Runner) due(ctx context.Context, limit int) ([]Job, error) {
-	rows, err := r.DB.QueryContext(ctx, `SELECT id, kind, key, payload, attempts FROM outbox
-		WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?`, r.Now().UnixMilli(), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Job
-	for rows.Next() {
-		var j Job
-		if err := rows.Scan(&j.ID, &j.Kind, &j.Key, &j.Payload, &j.Attempts); err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
-}
-
 // attempt runs one job and records the outcome.
 func (r *Runner) attempt(ctx context.Context, j Job) {
 	h := r.Handlers[j.Kind]
@@ -262,10 +226,10 @@ func (r *Runner) attempt(ctx context.Context, j Job) {
 	n := j.Attempts + 1
 	switch {
 	case err == nil:
-		r.mark(ctx, j, `UPDATE outbox SET state = 'done', attempts = ?, last_error = NULL WHERE id = ?`, n, j.ID)
+		r.mark(ctx, j, r.Store.Done(ctx, j.ID, n))
 	case IsPermanent(err) || n >= r.MaxAttempts:
 		r.Logger.Warn("outbox: job failed for good", "kind", j.Kind, "key", j.Key, "attempts", n, "err", err)
-		r.mark(ctx, j, `UPDATE outbox SET state = 'failed', attempts = ?, last_error = ? WHERE id = ?`, n, err.Error(), j.ID)
+		r.mark(ctx, j, r.Store.Fail(ctx, j.ID, n, err.Error()))
 		if r.GiveUp != nil {
 			j.Attempts = n
 			r.GiveUp(ctx, j, err)
@@ -273,12 +237,13 @@ func (r *Runner) attempt(ctx context.Context, j Job) {
 	default:
 		next := r.Now().Add(r.Backoff(n))
 		r.Logger.Info("outbox: job will be retried", "kind", j.Kind, "key", j.Key, "attempts", n, "err", err)
-		r.mark(ctx, j, `UPDATE outbox SET attempts = ?, last_error = ?, next_at = ? WHERE id = ?`, n, err.Error(), next.UnixMilli(), j.ID)
+		r.mark(ctx, j, r.Store.Retry(ctx, j.ID, n, err.Error(), next))
 	}
 }
 
-func (r *Runner) mark(ctx context.Context, j Job, q string, args ...any) {
-	if _, err := r.DB.ExecContext(ctx, q, args...); err != nil && ctx.Err() == nil {
+// mark logs a failure to record a job's outcome.
+func (r *Runner) mark(ctx context.Context, j Job, err error) {
+	if err != nil && ctx.Err() == nil {
 		// The job stays pending and runs again: handlers are idempotent.
 		r.Logger.Error("outbox: recording job outcome", "kind", j.Kind, "key", j.Key, "err", err)
 	}
@@ -297,32 +262,6 @@ func safeRun(ctx context.Context, h Handler, j Job) (err error) {
 
 // Stats counts jobs by state.
 type Stats struct{ Pending, Done, Failed int }
-
-// Count returns the outbox's job counts.
-func Count(ctx context.Context, db *sql.DB) (Stats, error) {
-	var s Stats
-	rows, err := db.QueryContext(ctx, `SELECT state, COUNT(*) FROM outbox GROUP BY state`)
-	if err != nil {
-		return s, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var state string
-		var n int
-		if err := rows.Scan(&state, &n); err != nil {
-			return s, err
-		}
-		switch state {
-		case "pending":
-			s.Pending = n
-		case "done":
-			s.Done = n
-		case "failed":
-			s.Failed = n
-		}
-	}
-	return s, rows.Err()
-}
 
 // States of a job.
 const (
@@ -343,29 +282,11 @@ type Entry struct {
 	Created   time.Time
 }
 
-// List returns the jobs in state ("" : every state), oldest first. Payloads
-// are not read.
-func List(ctx context.Context, db *sql.DB, state string) ([]Entry, error) {
+// CheckState refuses a state List does not know; "" (every state) is known.
+func CheckState(state string) error {
 	switch state {
 	case "", StatePending, StateDone, StateFailed:
-	default:
-		return nil, fmt.Errorf("outbox: unknown state %q", state)
+		return nil
 	}
-	rows, err := db.QueryContext(ctx, `SELECT id, kind, key, attempts, state, next_at, COALESCE(last_error, ''), created
-		FROM outbox WHERE ? = '' OR state = ? ORDER BY id`, state, state)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Entry
-	for rows.Next() {
-		var e Entry
-		var next, created int64
-		if err := rows.Scan(&e.ID, &e.Kind, &e.Key, &e.Attempts, &e.State, &next, &e.LastError, &created); err != nil {
-			return nil, err
-		}
-		e.NextAt, e.Created = time.UnixMilli(next).UTC(), time.UnixMilli(created).UTC()
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return fmt.Errorf("outbox: unknown state %q", state)
 }

@@ -1,4 +1,4 @@
-package outbox
+package outbox_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/internal/outbox"
+	"orderseal/internal/outbox/sqlite"
 	"orderseal/internal/sqlitex"
 )
 
@@ -20,20 +22,26 @@ func openDB(t *testing.T, path string) *sql.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := sqlitex.Migrate(context.Background(), db, []string{Migration}); err != nil {
+	if err := sqlitex.Migrate(context.Background(), db, []string{sqlite.Migration}); err != nil {
 		t.Fatal(err)
 	}
 	return db
 }
 
+// state returns the job's state and attempts as the Store lists them.
 func state(t *testing.T, db *sql.DB, key string) (string, int) {
 	t.Helper()
-	var s string
-	var n int
-	if err := db.QueryRow(`SELECT state, attempts FROM outbox WHERE key = ?`, key).Scan(&s, &n); err != nil {
+	es, err := sqlite.New(db).List(context.Background(), "")
+	if err != nil {
 		t.Fatal(err)
 	}
-	return s, n
+	for _, e := range es {
+		if e.Key == key {
+			return e.State, e.Attempts
+		}
+	}
+	t.Fatalf("no job %s", key)
+	return "", 0
 }
 
 // waitFor polls until cond holds or fails the test after 10 s.
@@ -60,7 +68,7 @@ func TestRunner(t *testing.T) {
 	}{
 		{"succeeds at once", 0, nil, "done", 1, false},
 		{"succeeds after retries", 3, nil, "done", 4, false},
-		{"permanent failure is not retried", 0, Permanent(errors.New("refused")), "failed", 1, true},
+		{"permanent failure is not retried", 0, outbox.Permanent(errors.New("refused")), "failed", 1, true},
 		{"retries run out", 10, nil, "failed", 5, true},
 	}
 	for _, tt := range tests {
@@ -68,8 +76,8 @@ func TestRunner(t *testing.T) {
 			db := openDB(t, filepath.Join(t.TempDir(), "o.db"))
 			var calls atomic.Int32
 			var gaveUp atomic.Bool
-			r := &Runner{DB: db, MaxAttempts: 5, Poll: 5 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
-				Handlers: map[string]Handler{"send": func(ctx context.Context, j Job) error {
+			r := &outbox.Runner{Store: sqlite.New(db), MaxAttempts: 5, Poll: 5 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+				Handlers: map[string]outbox.Handler{"send": func(ctx context.Context, j outbox.Job) error {
 					if string(j.Payload) != "body" {
 						t.Errorf("payload %q", j.Payload)
 					}
@@ -78,11 +86,11 @@ func TestRunner(t *testing.T) {
 					}
 					return tt.final
 				}},
-				GiveUp: func(ctx context.Context, j Job, err error) { gaveUp.Store(true) },
+				GiveUp: func(ctx context.Context, j outbox.Job, err error) { gaveUp.Store(true) },
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			if err := Enqueue(ctx, db, "send", "k1", []byte("body"), time.Now()); err != nil {
+			if err := sqlite.Enqueue(ctx, db, "send", "k1", []byte("body"), time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			done := make(chan struct{})
@@ -99,23 +107,6 @@ func TestRunner(t *testing.T) {
 	}
 }
 
-func TestEnqueueIsIdempotent(t *testing.T) {
-	db := openDB(t, filepath.Join(t.TempDir(), "o.db"))
-	ctx := context.Background()
-	for range 3 {
-		if err := Enqueue(ctx, db, "send", "same", []byte("x"), time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := Enqueue(ctx, db, "other", "same", nil, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Count(ctx, db)
-	if err != nil || s.Pending != 2 {
-		t.Fatalf("count %+v %v, want 2 pending", s, err)
-	}
-}
-
 // A job left pending by a stopped process is delivered by the next one, and
 // a job is never run by two workers at once.
 func TestResumeAfterRestart(t *testing.T) {
@@ -123,7 +114,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	db := openDB(t, path)
 	ctx := context.Background()
 	for _, k := range []string{"a", "b", "c"} {
-		if err := Enqueue(ctx, db, "send", k, nil, time.Now()); err != nil {
+		if err := sqlite.Enqueue(ctx, db, "send", k, nil, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +124,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	var mu sync.Mutex
 	running := map[string]bool{}
 	seen := map[string]int{}
-	r := &Runner{DB: db2, Poll: time.Millisecond, Workers: 3, Handlers: map[string]Handler{"send": func(ctx context.Context, j Job) error {
+	r := &outbox.Runner{Store: sqlite.New(db2), Poll: time.Millisecond, Workers: 3, Handlers: map[string]outbox.Handler{"send": func(ctx context.Context, j outbox.Job) error {
 		mu.Lock()
 		if running[j.Key] {
 			t.Errorf("job %s run twice at once", j.Key)
@@ -150,7 +141,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { r.Run(rctx); close(done) }()
-	waitFor(t, "all jobs done", func() bool { s, _ := Count(ctx, db2); return s.Done == 3 })
+	waitFor(t, "all jobs done", func() bool { s, _ := sqlite.New(db2).Count(ctx, ""); return s.Done == 3 })
 	cancel()
 	<-done
 	for _, k := range []string{"a", "b", "c"} {
@@ -161,7 +152,7 @@ func TestResumeAfterRestart(t *testing.T) {
 }
 
 func TestBackoffGrowsAndCaps(t *testing.T) {
-	r := &Runner{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}
+	r := &outbox.Runner{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}
 	prev := time.Duration(0)
 	for n := 1; n <= 10; n++ {
 		d := r.Backoff(n)

@@ -1,4 +1,4 @@
-package outbox
+package outbox_test
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"orderseal/internal/outbox"
+	"orderseal/internal/outbox/sqlite"
 )
 
 // TestStopMidJob: a Runner stopped while a handler runs waits for it, then
@@ -21,7 +24,7 @@ func TestStopMidJob(t *testing.T) {
 	}{
 		{"handler honours the context", func(ctx context.Context) error { return ctx.Err() }},
 		{"handler reports a transient error", func(context.Context) error { return errors.New("connection reset") }},
-		{"handler reports a permanent error", func(context.Context) error { return Permanent(errors.New("refused")) }},
+		{"handler reports a permanent error", func(context.Context) error { return outbox.Permanent(errors.New("refused")) }},
 		{"handler ignores the context and succeeds late", func(context.Context) error {
 			time.Sleep(100 * time.Millisecond)
 			return nil
@@ -32,25 +35,29 @@ func TestStopMidJob(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "o.db")
 			db := openDB(t, path)
 			ctx := context.Background()
-			if err := Enqueue(ctx, db, "send", "k1", []byte("body"), time.Now()); err != nil {
+			if err := sqlite.Enqueue(ctx, db, "send", "k1", []byte("body"), time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			// A job that failed once before, so the attempt count is visible.
-			if _, err := db.Exec(`UPDATE outbox SET attempts = 1, last_error = 'earlier' WHERE key = 'k1'`); err != nil {
+			jobs, err := sqlite.New(db).Claim(ctx, time.Now(), 1)
+			if err != nil || len(jobs) != 1 {
+				t.Fatalf("claim %v %v", jobs, err)
+			}
+			if err := sqlite.New(db).Retry(ctx, jobs[0].ID, 1, "earlier", time.Now()); err != nil {
 				t.Fatal(err)
 			}
 
 			started := make(chan struct{})
 			var returned atomic.Bool
 			var gaveUp atomic.Bool
-			r := &Runner{DB: db, Poll: 5 * time.Millisecond, MinBackoff: time.Millisecond,
-				Handlers: map[string]Handler{"send": func(hctx context.Context, j Job) error {
+			r := &outbox.Runner{Store: sqlite.New(db), Poll: 5 * time.Millisecond, MinBackoff: time.Millisecond,
+				Handlers: map[string]outbox.Handler{"send": func(hctx context.Context, j outbox.Job) error {
 					close(started)
 					<-hctx.Done()
 					defer returned.Store(true)
 					return tt.interrupted(hctx)
 				}},
-				GiveUp: func(context.Context, Job, error) { gaveUp.Store(true) },
+				GiveUp: func(context.Context, outbox.Job, error) { gaveUp.Store(true) },
 			}
 			rctx, cancel := context.WithCancel(ctx)
 			done := make(chan struct{})
@@ -74,8 +81,8 @@ func TestStopMidJob(t *testing.T) {
 			// The next process.
 			db2 := openDB(t, path)
 			var calls atomic.Int32
-			r2 := &Runner{DB: db2, Poll: 5 * time.Millisecond,
-				Handlers: map[string]Handler{"send": func(_ context.Context, j Job) error {
+			r2 := &outbox.Runner{Store: sqlite.New(db2), Poll: 5 * time.Millisecond,
+				Handlers: map[string]outbox.Handler{"send": func(_ context.Context, j outbox.Job) error {
 					calls.Add(1)
 					if j.Attempts != 1 || string(j.Payload) != "body" {
 						t.Errorf("resumed job %+v", j)

@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"time"
 
-	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/internal/sqlitex"
 )
 
@@ -67,7 +67,7 @@ CREATE TABLE timeline (
 	UNIQUE (order_id, carrier_seq)
 );
 CREATE INDEX timeline_order ON timeline (order_id, id);
-`, outbox.Migration, assistedMigration}
+`, outboxsql.Migration, assistedMigration}
 
 // Store is the merchant database. Safe for concurrent use.
 type Store struct {
@@ -235,7 +235,7 @@ func (s *Store) Insert(ctx context.Context, o *Order, job string) (stored *Order
 	if err := addEvent(ctx, tx, o.ID, now, o.State, "bundle stored", nil); err != nil {
 		return nil, false, err
 	}
-	if err := outbox.Enqueue(ctx, tx, job, o.ID, nil, now); err != nil {
+	if err := outboxsql.Enqueue(ctx, tx, job, o.ID, nil, now); err != nil {
 		return nil, false, err
 	}
 	return o, true, tx.Commit()
@@ -345,7 +345,7 @@ func (s *Store) Apply(ctx context.Context, id string, t Transition) (applied boo
 		return false, err
 	}
 	for _, j := range t.Jobs {
-		if err := outbox.Enqueue(ctx, tx, j, id, nil, now); err != nil {
+		if err := outboxsql.Enqueue(ctx, tx, j, id, nil, now); err != nil {
 			return false, err
 		}
 	}
@@ -364,7 +364,7 @@ func (s *Store) Note(ctx context.Context, id, state, detail string, jobs ...stri
 		return err
 	}
 	for _, j := range jobs {
-		if err := outbox.Enqueue(ctx, tx, j, id, nil, now); err != nil {
+		if err := outboxsql.Enqueue(ctx, tx, j, id, nil, now); err != nil {
 			return err
 		}
 	}

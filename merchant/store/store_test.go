@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"orderseal/internal/outbox"
+	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/merchant/store"
 )
 
@@ -128,7 +128,7 @@ func TestInsert(t *testing.T) {
 	if err != nil || string(got.HeaderHash) != string([]byte{1, 2, 3}) || got.Created.IsZero() {
 		t.Fatalf("after reopening: %+v %v", got, err)
 	}
-	if s, err := outbox.Count(ctx, st2.DB()); err != nil || s.Pending != 1 {
+	if s, err := outboxsql.New(st2.DB()).Count(ctx, ""); err != nil || s.Pending != 1 {
 		t.Fatalf("outbox after reopening: %+v %v", s, err)
 	}
 }
