@@ -124,10 +124,11 @@ func TestAssistedLogin(t *testing.T) {
 			t.Fatalf("session %+v", first)
 		}
 		// The merchant keeps a hash, never the identifier.
-		var stored []byte
-		if err := e.st.DB().QueryRow(`SELECT secret_hash FROM assisted_sessions WHERE session_id = ?`, first.Session).Scan(&stored); err != nil {
+		sess, err := e.st.Session(context.Background(), first.Session)
+		if err != nil {
 			t.Fatal(err)
 		}
+		stored := sess.SecretHash
 		if h := api.SecretHash(secret); !bytes.Equal(stored, h[:]) || bytes.Contains(stored, secret) {
 			t.Fatal("stored hash is not the identifier's")
 		}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"text/tabwriter"
 	"time"
 
@@ -33,14 +33,17 @@ type SessionAudit struct {
 	Orders []api.Status `json:"orders"`
 }
 
-// openStore opens an existing merchant database: an audit never creates one.
-func openStore(ctx context.Context, path string) (*store.Store, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, cli.WithHint(fmt.Errorf("merchant database %s: %w", path, err), "pass the database 'merchant serve -db' uses")
-	}
-	st, err := store.Open(ctx, path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("merchant database %s: %w", path, err)
+// openAudited opens an existing merchant database read-only: an audit never
+// creates or changes one.
+func openAudited(ctx context.Context, db string) (store.Reader, error) {
+	st, err := OpenReader(ctx, db)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, cli.WithHint(fmt.Errorf("merchant database %s: %w", db, err), "pass the database 'merchant serve -db' uses")
+	case errors.Is(err, store.ErrNotMigrated):
+		return nil, cli.WithHint(fmt.Errorf("merchant database %s: %w", db, err), "run 'merchant serve -db "+db+"' once so it upgrades the database")
+	case err != nil:
+		return nil, fmt.Errorf("merchant database %s: %w", db, err)
 	}
 	return st, nil
 }
@@ -58,7 +61,7 @@ func cmdAudit(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err := cli.Require(fs, "db"); err != nil {
 				return err
 			}
-			st, err := openStore(ctx, *db)
+			st, err := openAudited(ctx, *db)
 			if err != nil {
 				return err
 			}
@@ -86,7 +89,7 @@ func cmdAudit(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err := keygen.ValidateIdentity(id); err != nil || keygen.RoleOf(id) != "consultant" {
 				return cli.Usagef("name a consultant as consultant:NAME", "%.80q is not a consultant identity", id)
 			}
-			st, err := openStore(ctx, *db)
+			st, err := openAudited(ctx, *db)
 			if err != nil {
 				return err
 			}
@@ -107,7 +110,7 @@ func cmdAudit(ctx context.Context, args []string, stdio cli.Stdio) error {
 	return nil
 }
 
-func auditOrder(ctx context.Context, st *store.Store, id string, now time.Time) (*OrderAudit, error) {
+func auditOrder(ctx context.Context, st store.Reader, id string, now time.Time) (*OrderAudit, error) {
 	o, err := st.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, cli.WithHint(fmt.Errorf("no order %.80q", id), "list orders with 'merchant orders -db FILE'")
@@ -132,7 +135,7 @@ func auditOrder(ctx context.Context, st *store.Store, id string, now time.Time) 
 	return au, nil
 }
 
-func auditConsultant(ctx context.Context, st *store.Store, id string, now time.Time) ([]SessionAudit, error) {
+func auditConsultant(ctx context.Context, st store.Reader, id string, now time.Time) ([]SessionAudit, error) {
 	sessions, err := st.Sessions(ctx, id)
 	if err != nil {
 		return nil, err

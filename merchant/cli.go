@@ -79,7 +79,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return cli.Usagef("use -vault vault:NAME=http://HOST:PORT", "-vault %v", err)
 	}
 	logger := web.Logger(stdio.Err, "merchant").With("identity", key.Identity())
-	st, err := store.Open(ctx, *dbPath, nil)
+	st, err := OpenStore(ctx, *dbPath, nil)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func parseCatalogFile(data []byte) (*CatalogFile, error) {
 
 // importCatalog adds every product of the file at path ("-": stdin) in one
 // transaction: a bad file changes nothing.
-func importCatalog(ctx context.Context, st *store.Store, path string, stdio cli.Stdio) (int, error) {
+func importCatalog(ctx context.Context, st store.Store, path string, stdio cli.Stdio) (int, error) {
 	data, err := cli.ReadInput(stdio, path, maxCatalogFile)
 	if err != nil {
 		return 0, err
@@ -224,7 +224,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err := web.Validate(&CatalogFile{Currency: *cur, Products: []CatalogItem{it}}); err != nil {
 				return cli.Usagef("prices are integer minor units; SKUs have no spaces", "%v", err)
 			}
-			st, err := store.Open(ctx, *db, nil)
+			st, err := OpenStore(ctx, *db, nil)
 			if err != nil {
 				return err
 			}
@@ -244,7 +244,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err := cli.Require(fs, "db"); err != nil {
 				return err
 			}
-			st, err := store.Open(ctx, *db, nil)
+			st, err := OpenStore(ctx, *db, nil)
 			if err != nil {
 				return err
 			}
@@ -266,7 +266,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err := cli.Require(fs, "db"); err != nil {
 				return err
 			}
-			st, err := store.Open(ctx, *db, nil)
+			st, err := OpenStore(ctx, *db, nil)
 			if err != nil {
 				return err
 			}
@@ -303,7 +303,7 @@ func cmdOrders(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err := cli.Require(fs, "db"); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, *db, nil)
+	st, err := OpenStore(ctx, *db, nil)
 	if err != nil {
 		return err
 	}

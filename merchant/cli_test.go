@@ -150,7 +150,7 @@ func TestCLIOrders(t *testing.T) {
 	if code != 0 || strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "ORDER") {
 		t.Fatalf("orders on an empty database: %d %q %q", code, out, errs)
 	}
-	st, err := store.Open(ctx, db, nil)
+	st, err := merchant.OpenStore(ctx, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,13 +49,13 @@ var fuzzSecret = bytes.Repeat([]byte{0x5e}, api.SecretSize)
 // with the test catalog and a live assisted session for carol on desk-7.
 type fuzzNode struct {
 	h  http.Handler
-	st *store.Store
+	st store.Store
 }
 
 func newFuzzNode(f *testing.F) *fuzzNode {
 	f.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(f.TempDir(), "merchant.db"), fuzzNow)
+	st, err := merchant.OpenStore(ctx, filepath.Join(f.TempDir(), "merchant.db"), fuzzNow)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -421,7 +420,7 @@ type env struct {
 	vault   *vaultEnv
 	skew    atomic.Int64 // added to the merchant's clock (not the signing window's)
 
-	st     *store.Store
+	st     store.Store
 	srv    *merchant.Server
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -459,7 +458,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) open() {
 	t := e.t
 	t.Helper()
-	st, err := store.Open(context.Background(), e.dbPath, nil)
+	st, err := merchant.OpenStore(context.Background(), e.dbPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,12 +546,23 @@ func (e *env) signedPost(t testing.TB, caller, path string, body []byte) (int, h
 	return resp.Status, resp.Header, resp.Body
 }
 
-// count returns the rows of a merchant table.
-func (e *env) count(t testing.TB, table string) int {
+// count returns what the merchant holds of one kind: "orders", "timeline",
+// "assisted_sessions", "catalog" or "outbox" (jobs).
+func (e *env) count(t testing.TB, what string) int {
 	t.Helper()
-	var n int
-	if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
+	ctx := context.Background()
+	tally, err := e.st.Tally(ctx)
+	if err != nil {
 		t.Fatal(err)
+	}
+	jobs, err := e.st.Outbox().Count(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := map[string]int{"orders": tally.Orders, "timeline": tally.Events, "assisted_sessions": tally.Sessions,
+		"catalog": tally.Products, "outbox": jobs.Pending + jobs.Done + jobs.Failed}[what]
+	if !ok {
+		t.Fatalf("count %q: nothing of that name", what)
 	}
 	return n
 }
@@ -585,9 +595,11 @@ func (e *env) waitJobs(t testing.TB, id string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		var n int
-		if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM outbox WHERE key = ? AND state = 'pending'`, id).Scan(&n); err != nil {
-			t.Fatal(err)
+		n := 0
+		for _, s := range e.jobs(t, id) {
+			if s == outbox.StatePending {
+				n++
+			}
 		}
 		if n == 0 {
 			return
@@ -602,21 +614,15 @@ func (e *env) waitJobs(t testing.TB, id string) {
 // jobs returns the order's outbox jobs as kind → state.
 func (e *env) jobs(t testing.TB, id string) map[string]string {
 	t.Helper()
-	rows, err := e.st.DB().Query(`SELECT kind, state FROM outbox WHERE key = ?`, id)
+	es, err := e.st.Outbox().List(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
 	out := map[string]string{}
-	for rows.Next() {
-		var k, s string
-		if err := rows.Scan(&k, &s); err != nil {
-			t.Fatal(err)
+	for _, j := range es {
+		if j.Key == id {
+			out[j.Kind] = j.State
 		}
-		out[k] = s
-	}
-	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		t.Fatal(err)
 	}
 	return out
 }

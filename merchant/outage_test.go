@@ -23,7 +23,7 @@ import (
 // clock right after the handler returns, so next_at minus that return time
 // is the backoff it chose.
 type attemptLog struct {
-	db *store.Store
+	db store.Store
 
 	mu      sync.Mutex
 	returns map[int64][]time.Time // by job id, attempt n at index n-1
@@ -40,11 +40,10 @@ func newAttemptLog() *attemptLog {
 func (l *attemptLog) wrap(kind string, h outbox.Handler) outbox.Handler {
 	return func(ctx context.Context, j outbox.Job) error {
 		if j.Attempts > 0 {
-			var next int64
-			if err := l.db.DB().QueryRowContext(ctx, `SELECT next_at FROM outbox WHERE id = ?`, j.ID).Scan(&next); err == nil {
+			if next, ok := nextAt(ctx, l.db, j.ID); ok {
 				l.mu.Lock()
 				if len(l.nextAt[j.ID]) == j.Attempts-1 {
-					l.nextAt[j.ID] = append(l.nextAt[j.ID], time.UnixMilli(next))
+					l.nextAt[j.ID] = append(l.nextAt[j.ID], next)
 				}
 				l.mu.Unlock()
 			}
@@ -60,6 +59,20 @@ func (l *attemptLog) wrap(kind string, h outbox.Handler) outbox.Handler {
 	}
 }
 
+// nextAt reads when the pending job id is next due.
+func nextAt(ctx context.Context, st store.Store, id int64) (time.Time, bool) {
+	es, err := st.Outbox().List(ctx, outbox.StatePending)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, e := range es {
+		if e.ID == id {
+			return e.NextAt, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // reopen replaces the env's merchant with one whose relay runner tune sets;
 // the database and the URL stay.
 func (e *env) reopen(tune func(r *outbox.Runner)) {
@@ -69,7 +82,7 @@ func (e *env) reopen(tune func(r *outbox.Runner)) {
 	if err := e.st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), e.dbPath, nil)
+	st, err := merchant.OpenStore(context.Background(), e.dbPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,19 +136,15 @@ func down(t *testing.T, ts *httptest.Server) (up func() *httptest.Server) {
 // outboxRows returns kind's jobs as order id → (state, attempts).
 func (e *env) outboxRows(t testing.TB, kind string) map[string][2]any {
 	t.Helper()
-	rows, err := e.st.DB().Query(`SELECT key, state, attempts FROM outbox WHERE kind = ?`, kind)
+	es, err := e.st.Outbox().List(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
 	out := map[string][2]any{}
-	for rows.Next() {
-		var k, s string
-		var n int
-		if err := rows.Scan(&k, &s, &n); err != nil {
-			t.Fatal(err)
+	for _, j := range es {
+		if j.Kind == kind {
+			out[j.Key] = [2]any{j.State, j.Attempts}
 		}
-		out[k] = [2]any{s, n}
 	}
 	return out
 }

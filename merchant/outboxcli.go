@@ -15,7 +15,6 @@ import (
 
 	"orderseal/internal/cli"
 	"orderseal/internal/outbox"
-	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/merchant/store"
 )
 
@@ -51,15 +50,17 @@ func cmdOutbox(ctx context.Context, args []string, stdio cli.Stdio) error {
 	default:
 		return cli.Usagef("use -state pending, failed or done", "-state %.32q is not a job state", *state)
 	}
-	if _, err := os.Stat(*db); errors.Is(err, os.ErrNotExist) {
+	st, err := OpenReader(ctx, *db)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return cli.WithHint(fmt.Errorf("%s: no such database", *db), "'"+prog+" serve' creates it")
-	}
-	st, err := store.Open(ctx, *db, nil)
-	if err != nil {
+	case errors.Is(err, store.ErrNotMigrated):
+		return cli.WithHint(err, "run '"+prog+" serve -db "+*db+"' once so it upgrades the database")
+	case err != nil:
 		return err
 	}
 	defer st.Close()
-	entries, err := outboxsql.New(st.DB()).List(ctx, *state)
+	entries, err := st.Outbox().List(ctx, *state)
 	if err != nil {
 		return err
 	}

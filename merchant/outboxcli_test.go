@@ -9,8 +9,8 @@ import (
 	"time"
 
 	outboxsql "orderseal/internal/outbox/sqlite"
+	"orderseal/internal/sqlitex"
 	"orderseal/merchant"
-	"orderseal/merchant/store"
 )
 
 // TestCLIOutbox: 'merchant outbox' lists relay jobs by state, in a table or
@@ -18,26 +18,44 @@ import (
 func TestCLIOutbox(t *testing.T) {
 	ctx := context.Background()
 	db := filepath.Join(t.TempDir(), "merchant.db")
-	st, err := store.Open(ctx, db, nil)
+	st, err := merchant.OpenStore(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// The jobs go in beside the daemon's tables, as its transactions write them.
+	raw, err := sqlitex.Open(db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const payloadCanary = "payload-canary-9d1e"
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	jobs := outboxsql.New(raw)
 	for _, j := range []struct{ kind, key, state, lastErr string }{
 		{"authorize", "ord_pending", "pending", "issuer:bank.example answered HTTP 503"},
 		{"book", "ord_failed", "failed", "no-destination (422): the section names\nneither a token nor an address\x00"},
 		{"authorize", "ord_done", "done", ""},
 	} {
-		if err := outboxsql.Enqueue(ctx, st.DB(), j.kind, j.key, []byte(payloadCanary), now); err != nil {
+		if err := outboxsql.Enqueue(ctx, raw, j.kind, j.key, []byte(payloadCanary), now); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.DB().Exec(`UPDATE outbox SET state = ?, attempts = 3, last_error = NULLIF(?, ''), next_at = ? WHERE key = ?`,
-			j.state, j.lastErr, now.Add(time.Minute).UnixMilli(), j.key); err != nil {
+		due, err := jobs.Claim(ctx, now, 1)
+		if err != nil || len(due) != 1 || due[0].Key != j.key {
+			t.Fatalf("claim %+v %v", due, err)
+		}
+		switch j.state {
+		case "pending":
+			err = jobs.Retry(ctx, due[0].ID, 3, j.lastErr, now.Add(time.Minute))
+		case "failed":
+			err = jobs.Fail(ctx, due[0].ID, 3, j.lastErr)
+		case "done":
+			err = jobs.Done(ctx, due[0].ID, 3)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	st.Close()
+	raw.Close()
 
 	t.Run("table", func(t *testing.T) {
 		code, out, errs := runCLI(t, ctx, "", "outbox", "-db", db)

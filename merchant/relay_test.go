@@ -348,9 +348,8 @@ func TestRelayResumes(t *testing.T) {
 		if n := e.count(t, "orders"); n != 1 {
 			t.Fatalf("%d orders", n)
 		}
-		var attempts int
-		if err := e.st.DB().QueryRow(`SELECT attempts FROM outbox WHERE kind = 'authorize'`).Scan(&attempts); err != nil || attempts != 1 {
-			t.Fatalf("authorize attempts %d %v: the killed attempt counted", attempts, err)
+		if jobs := e.outboxRows(t, "authorize"); jobs[b.OrderID][1] != 1 {
+			t.Fatalf("authorize attempts %v: the killed attempt counted", jobs[b.OrderID][1])
 		}
 	})
 	t.Run("killed before relaying", func(t *testing.T) {

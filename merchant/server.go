@@ -16,7 +16,6 @@ import (
 
 	carrierapi "orderseal/carrier/api"
 	"orderseal/internal/outbox"
-	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/signedhttp/httpsig"
@@ -51,7 +50,7 @@ func ParsePeer(s, role string) (Peer, error) {
 // Config is what a merchant node needs.
 type Config struct {
 	Keys      *keygen.Cache
-	Store     *store.Store
+	Store     store.Store
 	Carrier   Peer   // the carrier this merchant ships with
 	Issuers   []Peer // issuers whose cards it accepts
 	Vault     Peer   // the vault it asks for address grants
@@ -131,7 +130,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	s.runner = &outbox.Runner{Store: outboxsql.New(cfg.Store.DB()), Logger: s.log, Now: s.now, Poll: time.Second,
+	s.runner = &outbox.Runner{Store: cfg.Store.Outbox(), Logger: s.log, Now: s.now, Poll: time.Second,
 		Handlers: map[string]outbox.Handler{
 			jobAuthorize: s.authorize,
 			jobGrant:     s.grant,

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"orderseal/merchant"
-	"orderseal/merchant/store"
 )
 
 func TestParsePeer(t *testing.T) {
@@ -33,7 +32,7 @@ func TestParsePeer(t *testing.T) {
 }
 
 func TestNewServerRefuses(t *testing.T) {
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "m.db"), nil)
+	st, err := merchant.OpenStore(context.Background(), filepath.Join(t.TempDir(), "m.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

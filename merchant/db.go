@@ -1,0 +1,40 @@
+package merchant
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"orderseal/internal/dsn"
+	"orderseal/merchant/store"
+	"orderseal/merchant/store/sqlite"
+)
+
+// OpenStore opens (creating and migrating if need be) the merchant store a
+// DSN names: sqlite:PATH or a bare path. now nil is time.Now.
+func OpenStore(ctx context.Context, dsnString string, now func() time.Time) (store.Store, error) {
+	return openStore(ctx, dsnString, false, now)
+}
+
+// OpenReader opens an existing merchant store for reading only, for the
+// CLIs that must never create or change one.
+func OpenReader(ctx context.Context, dsnString string) (store.Reader, error) {
+	return openStore(ctx, dsnString, true, nil)
+}
+
+// openStore is the one place a backend is picked by the DSN's scheme.
+func openStore(ctx context.Context, dsnString string, readOnly bool, now func() time.Time) (store.Store, error) {
+	d, err := dsn.Parse(dsnString)
+	if err != nil {
+		return nil, err
+	}
+	switch d.Scheme {
+	case dsn.SQLite:
+		if readOnly {
+			return sqlite.OpenReadOnly(ctx, dsnString)
+		}
+		return sqlite.Open(ctx, dsnString, now)
+	default:
+		return nil, fmt.Errorf("%w: the merchant has no %s backend in this build (use sqlite:PATH or a bare path)", dsn.ErrDSN, d.Scheme)
+	}
+}
