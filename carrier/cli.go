@@ -125,7 +125,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	logger := web.Logger(stdio.Err, "carrier").With("identity", key.Identity())
-	st, err := store.Open(ctx, store.Config{Path: *dbPath, Country: strings.ToUpper(*country)})
+	st, err := OpenStore(ctx, *dbPath, store.Options{Country: strings.ToUpper(*country)})
 	if err != nil {
 		return cli.WithHint(err, "check -db and -country")
 	}
@@ -156,7 +156,7 @@ func cmdEvent(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err := cli.Require(fs, "status", "db"); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Config{Path: *dbPath, MustExist: true})
+	st, err := OpenStore(ctx, *dbPath, store.Options{MustExist: true})
 	if err != nil {
 		return openHint(err, *dbPath)
 	}
@@ -208,7 +208,7 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Config{Path: *dbPath, ReadOnly: true})
+	st, err := OpenReader(ctx, *dbPath)
 	if err != nil {
 		return openHint(err, *dbPath)
 	}
@@ -287,7 +287,7 @@ func cmdShipments(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err := cli.Require(fs, "db"); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Config{Path: *dbPath, ReadOnly: true})
+	st, err := OpenReader(ctx, *dbPath)
 	if err != nil {
 		return openHint(err, *dbPath)
 	}
@@ -336,7 +336,7 @@ func cmdTrack(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err := cli.Require(fs, "db"); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Config{Path: *dbPath, ReadOnly: true})
+	st, err := OpenReader(ctx, *dbPath)
 	if err != nil {
 		return openHint(err, *dbPath)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"orderseal/carrier/store"
 	"orderseal/internal/outbox"
-	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/keygen"
@@ -60,12 +59,12 @@ const (
 
 // NewRunner returns the outbox runner that delivers st's tracking events.
 // Callers may tune its fields before Run.
-func NewRunner(keys *keygen.Cache, st *store.Store, hc *http.Client, logger *slog.Logger) *outbox.Runner {
+func NewRunner(keys *keygen.Cache, st store.Reader, hc *http.Client, logger *slog.Logger) *outbox.Runner {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &outbox.Runner{
-		Store:       outboxsql.New(st.DB()),
+		Store:       st.Outbox(),
 		Handlers:    map[string]outbox.Handler{store.JobTrackingEvent: EventHandler(keys, hc, logger)},
 		Poll:        DefaultEventPoll,
 		MaxAttempts: EventMaxAttempts,

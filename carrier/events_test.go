@@ -17,7 +17,6 @@ import (
 	"orderseal/carrier"
 	"orderseal/carrier/api"
 	"orderseal/internal/outbox"
-	outboxsql "orderseal/internal/outbox/sqlite"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
@@ -73,12 +72,17 @@ func (m *fakeMerchant) events() ([]api.TrackingEvent, []string) {
 
 func jobState(t *testing.T, e *env, key string) (string, int) {
 	t.Helper()
-	var state string
-	var n int
-	if err := e.st.DB().QueryRow(`SELECT state, attempts FROM outbox WHERE key = ?`, key).Scan(&state, &n); err != nil {
+	es, err := e.st.Outbox().List(context.Background(), "")
+	if err != nil {
 		t.Fatal(err)
 	}
-	return state, n
+	for _, j := range es {
+		if j.Key == key {
+			return j.State, j.Attempts
+		}
+	}
+	t.Fatalf("no job %s", key)
+	return "", 0
 }
 
 // TestEventDelivery: events recorded by the command line while the daemon
@@ -142,7 +146,7 @@ func TestEventDelivery(t *testing.T) {
 			t.Fatalf("event %d at %q", i+1, ev.At)
 		}
 	}
-	waitFor(t, "jobs done", func() bool { st, _ := outboxsql.New(e.st.DB()).Count(ctx, ""); return st.Done == 4 })
+	waitFor(t, "jobs done", func() bool { st, _ := e.st.Outbox().Count(ctx, ""); return st.Done == 4 })
 
 	// After delivered only returned; after returned nothing.
 	code, _, errOut := run(t, "event", sh.Tracking, "-status", "in-transit", "-db", e.dbPath)

@@ -42,7 +42,7 @@ func (depositor) Register(context.Context, string, string, bool, []byte) (*vault
 // request and bundle. Seeds: testdata/fuzz/FuzzBook (rewrite with
 // -webtest.write-corpus).
 func FuzzBook(f *testing.F) {
-	st, err := store.Open(context.Background(), store.Config{Path: filepath.Join(f.TempDir(), "carrier.db"), Country: "DE"})
+	st, err := carrier.OpenStore(context.Background(), filepath.Join(f.TempDir(), "carrier.db"), store.Options{Country: "DE"})
 	if err != nil {
 		f.Fatal(err)
 	}

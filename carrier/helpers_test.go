@@ -117,7 +117,7 @@ type env struct {
 	dbPath     string
 	vaultTS    *httptest.Server
 	vaultDown  atomic.Bool // the vault answers 503, unsigned, as a broken proxy would
-	st         *store.Store
+	st         store.Store
 	srv        *carrier.Server
 	ts         *httptest.Server
 	log        *syncBuffer
@@ -149,7 +149,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(e.vaultTS.Close)
 
 	e.dbPath = filepath.Join(e.dir, "carrier.db")
-	e.st, err = store.Open(context.Background(), store.Config{Path: e.dbPath})
+	e.st, err = carrier.OpenStore(context.Background(), e.dbPath, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

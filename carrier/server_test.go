@@ -10,6 +10,7 @@ import (
 
 	"orderseal/carrier/api"
 	"orderseal/carrier/store"
+	"orderseal/internal/sqlitex"
 	"orderseal/internal/wire"
 	"orderseal/order"
 )
@@ -90,7 +91,12 @@ func TestBookInlineAddress(t *testing.T) {
 	}
 	// Checkpoint nothing: the WAL is scanned as it is, then after a checkpoint.
 	e.assertNoAddress(t)
-	if _, err := e.st.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	db, err := sqlitex.Open(e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		t.Fatal(err)
 	}
 	e.assertNoAddress(t)

@@ -1,18 +1,14 @@
 package store
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"orderseal/carrier/api"
-	outboxsql "orderseal/internal/outbox/sqlite"
 )
 
 // MaxNoteLen bounds an event's note (api.TrackingEvent allows 200 bytes).
@@ -55,6 +51,12 @@ type deliveryJob struct {
 	Event     api.TrackingEvent `json:"event"`
 }
 
+// DeliveryPayload is the JobTrackingEvent payload that posts ev to merchant
+// at eventsURL.
+func DeliveryPayload(merchant, eventsURL string, ev api.TrackingEvent) ([]byte, error) {
+	return json.Marshal(deliveryJob{Merchant: merchant, EventsURL: eventsURL, Event: ev})
+}
+
 // Delivery is a decoded JobTrackingEvent payload.
 type Delivery struct {
 	Merchant  string
@@ -74,7 +76,12 @@ func ParseDelivery(payload []byte) (Delivery, error) {
 	return Delivery(j), nil
 }
 
-func checkNote(note string) error {
+// CheckEvent refuses an unknown status or a note that is not one short
+// line of text (ErrInvalid).
+func CheckEvent(status, note string) error {
+	if !slices.Contains(api.EventStatuses, status) {
+		return fmt.Errorf("%w: unknown status %q", ErrInvalid, status)
+	}
 	if len(note) > MaxNoteLen || !utf8.ValidString(note) {
 		return fmt.Errorf("%w: note must be valid UTF-8 of at most %d bytes", ErrInvalid, MaxNoteLen)
 	}
@@ -86,83 +93,8 @@ func checkNote(note string) error {
 	return nil
 }
 
-// AddEvent records the shipment's next event and sets its status, and in
-// the same transaction enqueues the job that posts the event to the
-// merchant, so an acknowledged event is always delivered. A status change
-// that makes no sense (see Allowed) is ErrTransition.
-func (s *Store) AddEvent(ctx context.Context, tracking, status, note string) (Event, error) {
-	if !slices.Contains(api.EventStatuses, status) {
-		return Event{}, fmt.Errorf("%w: unknown status %q", ErrInvalid, status)
-	}
-	if err := checkNote(note); err != nil {
-		return Event{}, err
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Event{}, err
-	}
-	defer tx.Rollback()
-	sh, err := scanShipment(tx.QueryRowContext(ctx, selectShipment+` WHERE tracking = ?`, strings.ToUpper(tracking)))
-	if err != nil {
-		return Event{}, err
-	}
-	if !Allowed(sh.Status, status) {
-		return Event{}, fmt.Errorf("%w: %s is %s; it can go to %v", ErrTransition, tracking, sh.Status, next[sh.Status])
-	}
-	ev := Event{Tracking: sh.Tracking, Status: status, At: s.now().UTC().Truncate(time.Second), Note: note}
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE tracking = ?`, sh.Tracking).Scan(&ev.Seq); err != nil {
-		return Event{}, err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO events (tracking, seq, status, at, note) VALUES (?, ?, ?, ?, ?)`,
-		ev.Tracking, ev.Seq, ev.Status, ev.At.Format(TimeLayout), ev.Note); err != nil {
-		return Event{}, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE shipments SET status = ? WHERE tracking = ?`, status, sh.Tracking); err != nil {
-		return Event{}, err
-	}
-	payload, err := json.Marshal(deliveryJob{Merchant: sh.Merchant, EventsURL: sh.EventsURL, Event: ev.Wire(sh.OrderID)})
-	if err != nil {
-		return Event{}, err
-	}
-	key := sh.Tracking + "/" + strconv.FormatInt(ev.Seq, 10)
-	if err := outboxsql.Enqueue(ctx, tx, JobTrackingEvent, key, payload, s.now()); err != nil {
-		return Event{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return Event{}, err
-	}
-	return ev, nil
-}
-
 // Wire is the event as posted to the merchant.
 func (ev Event) Wire(orderID string) api.TrackingEvent {
 	return api.TrackingEvent{OrderID: orderID, Tracking: ev.Tracking, Seq: ev.Seq, Status: ev.Status,
 		At: ev.At.Format(TimeLayout), Note: ev.Note}
-}
-
-// Events returns a shipment's events in order, with each one's delivery
-// state in the outbox ("pending", "done", "failed").
-func (s *Store) Events(ctx context.Context, tracking string) ([]Event, []string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT e.tracking, e.seq, e.status, e.at, e.note, COALESCE(o.state, '')
-		FROM events e LEFT JOIN outbox o ON o.kind = ? AND o.key = e.tracking || '/' || e.seq
-		WHERE e.tracking = ? ORDER BY e.seq`, JobTrackingEvent, strings.ToUpper(tracking))
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	var evs []Event
-	var states []string
-	for rows.Next() {
-		var ev Event
-		var at, state string
-		if err := rows.Scan(&ev.Tracking, &ev.Seq, &ev.Status, &at, &ev.Note, &state); err != nil {
-			return nil, nil, err
-		}
-		if ev.At, err = time.Parse(TimeLayout, at); err != nil {
-			return nil, nil, fmt.Errorf("carrier: event %s/%d: corrupt time", ev.Tracking, ev.Seq)
-		}
-		evs = append(evs, ev)
-		states = append(states, state)
-	}
-	return evs, states, rows.Err()
 }
