@@ -42,7 +42,7 @@ clean:
 	rm -rf $(BIN)
 
 # Chaos and soak runs of the real daemons on loopback (tools/stress,
-# internal/cluster). The last line of 'make chaos' is its verdict; repeat a
+# tstest/cluster). The last line of 'make chaos' is its verdict; repeat a
 # run's kill schedule with make chaos CHAOS_ARGS='-seed N'.
 .PHONY: chaos soak
 chaos: build

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	harness "orderseal/internal/cluster"
+	harness "orderseal/tstest/cluster"
 )
 
 // TestSoakShort is the short soak: 64 concurrent cardholders place orders

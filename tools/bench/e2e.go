@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"orderseal/internal/cluster"
+	"orderseal/tstest/cluster"
 )
 
 // loadPlan is what the end-to-end part runs: stress load (tools/stress)

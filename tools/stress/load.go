@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"orderseal/internal/cluster"
 	"orderseal/suite/null"
+	"orderseal/tstest/cluster"
 )
 
 // loadOptions are the flags of "stress load".

@@ -1,5 +1,5 @@
 // Command stress runs a whole orderseal deployment of the real binaries on
-// loopback (internal/cluster) and puts it under load:
+// loopback (tstest/cluster) and puts it under load:
 //
 //	stress chaos [-duration 90s] [-clients 12] [-seed N] [-dir DIR] [-keep]
 //	stress soak  [-duration 10m] [-clients 64] [-seed N] [-dir DIR] [-keep]
@@ -36,7 +36,7 @@ import (
 	"syscall"
 	"time"
 
-	"orderseal/internal/cluster"
+	"orderseal/tstest/cluster"
 )
 
 func main() {
