@@ -12,7 +12,7 @@ import (
 	"context"
 
 	"orderseal/internal/cli"
-	"orderseal/internal/partycli"
+	"orderseal/order/opencli"
 	"orderseal/order"
 )
 
@@ -22,7 +22,7 @@ const prog = "carrier"
 func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 	return cli.Dispatch(prog, stdio, args, []cli.Command{
 		{Name: "open", Summary: "open the carrier section of a bundle read from stdin", Run: func(a []string) error {
-			return partycli.Open(prog, order.RoleCarrier, a, stdio)
+			return opencli.Open(prog, order.RoleCarrier, a, stdio)
 		}},
 		{Name: "serve", Summary: "serve bookings on signed requests and deliver tracking events", Run: func(a []string) error {
 			return cmdServe(ctx, a, stdio)

@@ -17,7 +17,7 @@ import (
 	"context"
 
 	"orderseal/internal/cli"
-	"orderseal/internal/partycli"
+	"orderseal/order/opencli"
 	"orderseal/order"
 )
 
@@ -31,7 +31,7 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 		{Name: "card", Summary: "add | list | suspend | activate | close cards", Run: func(a []string) error { return cmdCard(ctx, a, stdio) }},
 		{Name: "authorizations", Summary: "list authorizations, newest first (channel, session; no card numbers)", Run: func(a []string) error { return cmdAuthorizations(ctx, a, stdio) }},
 		{Name: "open", Summary: "open the issuer section of a bundle read from stdin", Run: func(a []string) error {
-			return partycli.Open(prog, order.RoleIssuer, a, stdio)
+			return opencli.Open(prog, order.RoleIssuer, a, stdio)
 		}},
 	})
 }

@@ -9,7 +9,7 @@ import (
 	"context"
 
 	"orderseal/internal/cli"
-	"orderseal/internal/partycli"
+	"orderseal/order/opencli"
 	"orderseal/order"
 	"orderseal/vault"
 )
@@ -35,7 +35,7 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 			return cmdAudit(ctx, a, stdio)
 		}},
 		{Name: "open", Summary: "open the merchant section of a bundle read from stdin", Run: func(a []string) error {
-			return partycli.Open(prog, order.RoleMerchant, a, stdio)
+			return opencli.Open(prog, order.RoleMerchant, a, stdio)
 		}},
 		{Name: "vault", Summary: "run and administer the token vault (a separate process)", Run: func(a []string) error {
 			return vault.Command(ctx, prog, a, stdio)

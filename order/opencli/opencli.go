@@ -1,6 +1,6 @@
-// Package partycli is the offline "open" command that merchant, issuer and
+// Package opencli is the offline "open" command that merchant, issuer and
 // carrier share: read a bundle, open this party's section, print it.
-package partycli
+package opencli
 
 import (
 	"encoding/json"
