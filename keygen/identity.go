@@ -19,19 +19,25 @@ const SuiteOS1 = "OS1-BLOM25519-HKDFSHA256-XCHACHA20POLY1305"
 // MaxSuiteLen bounds a suite name.
 const MaxSuiteLen = 96
 
-// ValidSuiteName checks a suite name's syntax: upper-case letters and
-// digits in dash-separated words. Which names a program accepts is the
-// suite registry's business (package suite).
+// ValidSuiteName checks a suite name's syntax: words of upper-case letters
+// and digits joined by '-' or '+' (as in DESIGN.md §2.1's OS2 name). Which
+// names a program accepts is the suite registry's business (package suite).
 func ValidSuiteName(s string) bool {
-	if s == "" || len(s) > MaxSuiteLen || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+	if s == "" || len(s) > MaxSuiteLen {
 		return false
 	}
+	prevSep := true // a name may not start with a separator
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+		switch c := s[i]; {
+		case c >= 'A' && c <= 'Z' || c >= '0' && c <= '9':
+			prevSep = false
+		case (c == '-' || c == '+') && !prevSep:
+			prevSep = true
+		default:
 			return false
 		}
 	}
-	return true
+	return !prevSep
 }
 
 // MaxNameLen bounds the name part of an identity.

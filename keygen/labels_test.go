@@ -149,3 +149,21 @@ func TestExpandUnknownLabel(t *testing.T) {
 	var p keygen.Pairwise
 	p.Expand("orderseal-v1-undeclared")
 }
+
+func TestValidSuiteName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{keygen.SuiteOS1, true},
+		{"OS2-BLOM25519+SOKBLS12381+XWING-HKDFSHA256-XCHACHA20POLY1305", true},
+		{"NULL-RELAY-BENCHMARK-ONLY", true},
+		{"A", true},
+		{"", false}, {"os1", false}, {"-OS1", false}, {"OS1-", false}, {"OS1--X", false},
+		{"OS1+-X", false}, {"OS1 X", false}, {"OS1_X", false}, {strings.Repeat("A", keygen.MaxSuiteLen+1), false},
+	} {
+		if got := keygen.ValidSuiteName(tc.name); got != tc.ok {
+			t.Errorf("ValidSuiteName(%q) = %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
