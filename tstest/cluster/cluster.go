@@ -704,7 +704,7 @@ func ModuleRoot() (string, error) {
 func Build(ctx context.Context, src, out string, race bool) error {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return fmt.Errorf("cluster: build needs the go command on PATH: %w", err)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
