@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/term"
 
+	"orderseal/assisted"
 	"orderseal/internal/cli"
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/secfile"
@@ -210,7 +211,7 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	}
 	// Open the identifier once now, so a session that could never prove an
 	// order is refused here rather than at the first order.
-	secret, err := merchantapi.OpenSecret(keys, form.Merchant, sess)
+	secret, err := assisted.OpenSecret(keys, form.Merchant, sess.Session, sess.Device, sess.SealedID)
 	if err != nil {
 		return fmt.Errorf("the session's second identifier does not open: %w", err)
 	}

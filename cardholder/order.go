@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	"orderseal/assisted"
 	"orderseal/internal/cli"
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/secfile"
@@ -341,12 +342,12 @@ func previewCard() order.Card {
 // prove opens the session's second identifier and seals it into the order's
 // proof, bound to the bundle and this device; the identifier is cleared.
 func prove(keys *keygen.Cache, sess *SessionFile, device string, b *order.Bundle) (merchantapi.Sealed, error) {
-	secret, err := merchantapi.OpenSecret(keys, sess.Merchant, &sess.Session)
+	secret, err := assisted.OpenSecret(keys, sess.Merchant, sess.Session.Session, sess.Session.Device, sess.Session.SealedID)
 	if err != nil {
 		return merchantapi.Sealed{}, cli.WithHint(fmt.Errorf("the session file does not open with this key: %w", err), "log in again")
 	}
 	defer clear(secret)
-	return merchantapi.Prove(keys, sess.Merchant, sess.Session.Session, device, secret, b.HeaderHash())
+	return assisted.Prove(keys, sess.Merchant, sess.Session.Session, device, secret, b.HeaderHash())
 }
 
 // resolveShipTo returns the token for a label of the caller's own, or the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"orderseal/assisted"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
@@ -69,12 +70,12 @@ func (s *Server) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	secret, err := api.NewSecret()
+	secret, err := assisted.NewSecret()
 	if err != nil {
 		return err
 	}
 	defer clear(secret)
-	hash := api.SecretHash(secret)
+	hash := assisted.SecretHash(secret)
 	shift := min(time.Duration(r.ShiftSeconds)*time.Second, s.cfg.MaxShift)
 	now = now.UTC().Truncate(time.Second)
 	sess := &store.Session{ID: id, Consultant: r.Consultant, Company: r.Company, Device: r.Device,
@@ -88,7 +89,7 @@ func (s *Server) login(c echo.Context) error {
 		return unavailable(err)
 	}
 	out := sessionView(sess, now)
-	sealed, err := api.SealSecret(s.cfg.Keys, &out, secret)
+	sealed, err := assisted.SealSecret(s.cfg.Keys, out.Consultant, out.Session, out.Device, secret)
 	if err != nil {
 		return err
 	}
@@ -168,13 +169,13 @@ func (s *Server) checkSession(ctx context.Context, b *order.Bundle, sec *order.S
 		return problem.New(http.StatusForbidden, api.CodeDeviceMismatch, "Session used from another device",
 			"This session was issued to another device.")
 	}
-	secret, err := api.OpenProof(s.cfg.Keys, sess.Consultant, sess.ID, r.Device, b.HeaderHash(), r.Proof)
+	secret, err := assisted.OpenProof(s.cfg.Keys, sess.Consultant, sess.ID, r.Device, b.HeaderHash(), r.Proof)
 	defer clear(secret)
 	if err != nil {
 		return problem.New(http.StatusForbidden, api.CodeProofInvalid, "Session proof invalid",
 			"The proof does not open for this bundle, session and device.")
 	}
-	if got := api.SecretHash(secret); subtle.ConstantTimeCompare(got[:], sess.SecretHash) != 1 {
+	if got := assisted.SecretHash(secret); subtle.ConstantTimeCompare(got[:], sess.SecretHash) != 1 {
 		return problem.New(http.StatusForbidden, api.CodeProofInvalid, "Session proof invalid",
 			"The proof carries another identifier than this session's.")
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/assisted"
 	"orderseal/internal/cli"
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/internal/wire"
@@ -31,7 +32,7 @@ func (e *env) login(t testing.TB, consultant, device string, shift time.Duration
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := api.OpenSecret(suite.NewKeys(partyKey(t, consultant), 4), shopID, s)
+	secret, err := assisted.OpenSecret(suite.NewKeys(partyKey(t, consultant), 4), shopID, s.Session, s.Device, s.SealedID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestAssistedLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 		stored := sess.SecretHash
-		if h := api.SecretHash(secret); !bytes.Equal(stored, h[:]) || bytes.Contains(stored, secret) {
+		if h := assisted.SecretHash(secret); !bytes.Equal(stored, h[:]) || bytes.Contains(stored, secret) {
 			t.Fatal("stored hash is not the identifier's")
 		}
 		other, _ := e.login(t, carolID, "desk-8", time.Hour)
@@ -175,13 +176,13 @@ func TestAssistedIntake(t *testing.T) {
 	consultantBundle := func(t *testing.T, session string) *order.Bundle {
 		return seal(t, carolID, phoneOrder(t), phoneParties, order.SealOptions{Session: session})
 	}
-	assisted := func(b *order.Bundle, session, device string, proof api.Sealed) []byte {
+	submitBody := func(b *order.Bundle, session, device string, proof api.Sealed) []byte {
 		raw, _ := b.MarshalJSON()
 		out, _ := json.Marshal(api.AssistedOrder{Bundle: raw, Session: session, Device: device, Proof: proof})
 		return out
 	}
 	prove := func(t *testing.T, b *order.Bundle, session, device string, secret []byte) api.Sealed {
-		p, err := api.Prove(suite.NewKeys(partyKey(t, carolID), 4), shopID, session, device, secret, b.HeaderHash())
+		p, err := assisted.Prove(suite.NewKeys(partyKey(t, carolID), 4), shopID, session, device, secret, b.HeaderHash())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +190,7 @@ func TestAssistedIntake(t *testing.T) {
 	}
 	valid := func(t *testing.T) []byte {
 		b := consultantBundle(t, sess.Session)
-		return assisted(b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
+		return submitBody(b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
 	}
 	tests := []struct {
 		name   string
@@ -204,34 +205,34 @@ func TestAssistedIntake(t *testing.T) {
 		}, http.StatusForbidden, api.CodeNotAssisted},
 		{"a cardholder's bundle on the assisted route", aliceID, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := seal(t, aliceID, phoneOrder(t), phoneParties, order.SealOptions{})
-			return assisted(b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
+			return submitBody(b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
 		}, http.StatusForbidden, httpsig.CodeForbiddenRole},
 		{"signed by another consultant", daveID, api.PathAssistedOrders, valid, http.StatusForbidden, api.CodeCardholderMismatch},
 		{"the request names another session than the bundle", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, sess.Session)
-			return assisted(b, daveSess.Session, "desk-7", prove(t, b, daveSess.Session, "desk-7", secret))
+			return submitBody(b, daveSess.Session, "desk-7", prove(t, b, daveSess.Session, "desk-7", secret))
 		}, http.StatusUnprocessableEntity, api.CodeSessionMismatch},
 		{"an unknown session", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
 			s := "ses_aaaaaaaaaaaaaaaaaaaaaaaaaa"
 			b := consultantBundle(t, s)
-			return assisted(b, s, "desk-7", prove(t, b, s, "desk-7", secret))
+			return submitBody(b, s, "desk-7", prove(t, b, s, "desk-7", secret))
 		}, http.StatusForbidden, api.CodeSessionUnknown},
 		{"another consultant's session", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, daveSess.Session)
-			return assisted(b, daveSess.Session, "desk-1", prove(t, b, daveSess.Session, "desk-1", secret))
+			return submitBody(b, daveSess.Session, "desk-1", prove(t, b, daveSess.Session, "desk-1", secret))
 		}, http.StatusForbidden, api.CodeSessionUnknown},
 		{"from another device", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, sess.Session)
-			return assisted(b, sess.Session, "desk-9", prove(t, b, sess.Session, "desk-9", secret))
+			return submitBody(b, sess.Session, "desk-9", prove(t, b, sess.Session, "desk-9", secret))
 		}, http.StatusForbidden, api.CodeDeviceMismatch},
 		{"a proof made for another bundle", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
 			other := consultantBundle(t, sess.Session)
 			b := consultantBundle(t, sess.Session)
-			return assisted(b, sess.Session, "desk-7", prove(t, other, sess.Session, "desk-7", secret))
+			return submitBody(b, sess.Session, "desk-7", prove(t, other, sess.Session, "desk-7", secret))
 		}, http.StatusForbidden, api.CodeProofInvalid},
 		{"a proof with a guessed identifier", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, sess.Session)
-			return assisted(b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", make([]byte, api.SecretSize)))
+			return submitBody(b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", make([]byte, api.SecretSize)))
 		}, http.StatusForbidden, api.CodeProofInvalid},
 		{"a proof with a flipped bit", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, sess.Session)
@@ -239,10 +240,10 @@ func TestAssistedIntake(t *testing.T) {
 			ct, _ := wire.UnB64(p.CT)
 			ct[3] ^= 1
 			p.CT = wire.B64(ct)
-			return assisted(b, sess.Session, "desk-7", p)
+			return submitBody(b, sess.Session, "desk-7", p)
 		}, http.StatusForbidden, api.CodeProofInvalid},
 		{"no proof", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
-			return assisted(consultantBundle(t, sess.Session), sess.Session, "desk-7", api.Sealed{})
+			return submitBody(consultantBundle(t, sess.Session), sess.Session, "desk-7", api.Sealed{})
 		}, http.StatusForbidden, api.CodeProofInvalid},
 		{"unknown field", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
 			return append([]byte(`{"override":true,`), valid(t)[1:]...)

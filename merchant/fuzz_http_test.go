@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/assisted"
 	carrierapi "orderseal/carrier/api"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web/webtest"
@@ -68,7 +69,7 @@ func newFuzzNode(f *testing.F) *fuzzNode {
 			f.Fatal(err)
 		}
 	}
-	hash := api.SecretHash(fuzzSecret)
+	hash := assisted.SecretHash(fuzzSecret)
 	if _, err := st.StartSession(ctx, &store.Session{ID: fuzzSession, Consultant: carolID, Company: callCenterID,
 		Device: fuzzDevice, SecretHash: hash[:], LoginNonce: "fuzz-login", Created: fuzzT0, Expires: fuzzT0.Add(8 * time.Hour)}); err != nil {
 		f.Fatal(err)
@@ -161,7 +162,7 @@ func FuzzIntake(f *testing.F) {
 func FuzzAssistedIntake(f *testing.F) {
 	n := newFuzzNode(f)
 	b := fuzzSeal(f, carolID, phoneOrder(f), phoneParties, fuzzAssistedID, fuzzSession, 4)
-	proof, err := api.Prove(suite.NewKeys(partyKey(f, carolID), 4), shopID, fuzzSession, fuzzDevice, fuzzSecret, b.HeaderHash())
+	proof, err := assisted.Prove(suite.NewKeys(partyKey(f, carolID), 4), shopID, fuzzSession, fuzzDevice, fuzzSecret, b.HeaderHash())
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"context"
 
 	"orderseal/internal/cli"
-	"orderseal/order/opencli"
 	"orderseal/order"
+	"orderseal/order/opencli"
 	"orderseal/vault"
 )
 

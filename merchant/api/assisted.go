@@ -1,29 +1,12 @@
 package api
 
-// Assisted orders (DESIGN.md §6.7, seed 003): a merchant's phone consultant
-// logs in with the consultant identity and the company identity together,
-// gets a fresh random second identifier per login, bound to one device and
-// one shift, and proves it on every order keyed in that session.
-//
-// Keys, all from pairwise keys the parties already share:
-//   - company signature: HMAC-SHA256 under HKDF-Expand(K(company, merchant),
-//     "orderseal-v1-company-login") over the login fields;
-//   - the second identifier travels to the consultant sealed under
-//     HKDF-Expand(K(consultant, merchant), "orderseal-v1-assisted-id" || lp16(session));
-//   - an order's proof seals the identifier again, under
-//     HKDF-Expand(K(consultant, merchant), "orderseal-v1-assisted-proof" || lp16(session)),
-//     with the bundle's header hash and the device as associated data.
-//
-// The merchant keeps only SHA-256("orderseal-v1-assisted-id" || identifier),
-// so its database alone cannot make a proof.
+// Assisted orders (DESIGN.md §6.7, seed 003): the wire messages of a phone
+// consultant's login, session and orders. Their crypto is package assisted.
 
 import (
 	"context"
-	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -31,8 +14,7 @@ import (
 	"regexp"
 	"time"
 
-	"golang.org/x/crypto/chacha20poly1305"
-
+	"orderseal/assisted"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
 	"orderseal/order"
@@ -52,7 +34,7 @@ const (
 	MaxAssistedBody = order.MaxBundleSize + 4<<10
 	MinShift        = time.Second
 	DefaultMaxShift = 12 * time.Hour
-	SecretSize      = 32 // the second identifier
+	SecretSize      = assisted.SecretSize // the second identifier
 )
 
 // Session states.
@@ -86,10 +68,7 @@ var deviceRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,63}$`)
 func ValidDevice(s string) bool { return deviceRe.MatchString(s) }
 
 // Sealed is an AEAD ciphertext with its nonce, both base64url.
-type Sealed struct {
-	Nonce string `json:"nonce"`
-	CT    string `json:"ct"`
-}
+type Sealed = assisted.Sealed
 
 // LoginRequest opens an assisted session. The consultant signs the HTTP
 // request; the company signs the fields with CompanySignature.
@@ -127,25 +106,10 @@ func (r *LoginRequest) Check() error {
 	return nil
 }
 
-// loginMessage is what the company signs.
-func (r *LoginRequest) loginMessage(merchant string) []byte {
-	m := []byte("orderseal-v1-company-login")
-	for _, f := range []string{merchant, r.Consultant, r.Company, r.Device, r.Date, r.Nonce} {
-		m = wire.LP16(m, []byte(f))
-	}
-	return binary.BigEndian.AppendUint64(m, uint64(r.ShiftSeconds))
-}
-
-func companyMAC(company order.Keyring, peer string, r *LoginRequest, merchant string) ([]byte, error) {
-	pw, err := company.Pairwise(peer)
-	if err != nil {
-		return nil, err
-	}
-	k := pw.Expand(keygen.LabelCompanyLogin)
-	defer clear(k[:])
-	h := hmac.New(sha256.New, k[:])
-	h.Write(r.loginMessage(merchant))
-	return h.Sum(nil), nil
+// login is the part of the request the company signs.
+func (r *LoginRequest) login(merchant string) *assisted.Login {
+	return &assisted.Login{Merchant: merchant, Consultant: r.Consultant, Company: r.Company, Device: r.Device,
+		ShiftSeconds: r.ShiftSeconds, Date: r.Date, Nonce: r.Nonce}
 }
 
 // NewLogin fills a login request for consultant on device, dated now, and
@@ -157,7 +121,7 @@ func NewLogin(company order.Keyring, merchant, consultant, device string, shift 
 	}
 	r := &LoginRequest{Consultant: consultant, Company: company.Identity(), Device: device,
 		ShiftSeconds: int64(shift / time.Second), Date: now.UTC().Format(time.RFC3339), Nonce: wire.B64(nonce[:])}
-	mac, err := companyMAC(company, merchant, r, merchant)
+	mac, err := assisted.CompanySign(company, r.login(merchant))
 	if err != nil {
 		return nil, err
 	}
@@ -175,8 +139,7 @@ func (r *LoginRequest) VerifyCompany(merchant order.Keyring) bool {
 	if err != nil {
 		return false
 	}
-	want, err := companyMAC(merchant, r.Company, r, merchant.Identity())
-	return err == nil && hmac.Equal(got, want)
+	return assisted.VerifyCompany(merchant, r.login(merchant.Identity()), got)
 }
 
 // Session describes an assisted session. SealedID is set only in the login
@@ -200,121 +163,6 @@ type AssistedOrder struct {
 	Session string          `json:"session"`
 	Device  string          `json:"device"`
 	Proof   Sealed          `json:"proof"`
-}
-
-// Errors of the session crypto.
-var (
-	ErrProof = errors.New("assisted proof does not open")
-)
-
-// SecretHash is what the merchant stores of a second identifier.
-func SecretHash(secret []byte) [32]byte {
-	h := sha256.New()
-	h.Write([]byte("orderseal-v1-assisted-id"))
-	h.Write(secret)
-	return [32]byte(h.Sum(nil))
-}
-
-// NewSecret draws a fresh second identifier.
-func NewSecret() ([]byte, error) {
-	s := make([]byte, SecretSize)
-	if _, err := rand.Read(s); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func sessionAEAD(keys order.Keyring, peer, label, session string) (cipher.AEAD, error) {
-	pw, err := keys.Pairwise(peer)
-	if err != nil {
-		return nil, err
-	}
-	k := pw.Expand(label, session)
-	defer clear(k[:])
-	return chacha20poly1305.NewX(k[:])
-}
-
-func idAAD(session, consultant, device string) []byte {
-	ad := []byte("orderseal-v1-assisted-id")
-	for _, f := range []string{session, consultant, device} {
-		ad = wire.LP16(ad, []byte(f))
-	}
-	return ad
-}
-
-func proofAAD(hH [32]byte, session, device string) []byte {
-	ad := append([]byte("orderseal-v1-assisted-proof"), hH[:]...)
-	ad = wire.LP16(ad, []byte(session))
-	return wire.LP16(ad, []byte(device))
-}
-
-func seal(aead cipher.AEAD, pt, ad []byte) (Sealed, error) {
-	nonce := make([]byte, chacha20poly1305.NonceSizeX)
-	if _, err := rand.Read(nonce); err != nil {
-		return Sealed{}, err
-	}
-	return Sealed{Nonce: wire.B64(nonce), CT: wire.B64(aead.Seal(nil, nonce, pt, ad))}, nil
-}
-
-func open(aead cipher.AEAD, s Sealed, ad []byte) ([]byte, error) {
-	nonce, err := wire.UnB64Len(s.Nonce, chacha20poly1305.NonceSizeX)
-	if err != nil {
-		return nil, ErrProof
-	}
-	ct, err := wire.UnB64Len(s.CT, SecretSize+chacha20poly1305.Overhead)
-	if err != nil {
-		return nil, ErrProof
-	}
-	pt, err := aead.Open(nil, nonce, ct, ad)
-	if err != nil {
-		return nil, ErrProof
-	}
-	return pt, nil
-}
-
-// SealSecret seals a second identifier from the merchant to the consultant
-// of session s.
-func SealSecret(merchant order.Keyring, s *Session, secret []byte) (Sealed, error) {
-	aead, err := sessionAEAD(merchant, s.Consultant, keygen.LabelAssistedID, s.Session)
-	if err != nil {
-		return Sealed{}, err
-	}
-	return seal(aead, secret, idAAD(s.Session, s.Consultant, s.Device))
-}
-
-// OpenSecret is the consultant's side of SealSecret. The caller clears the
-// result when done with it.
-func OpenSecret(consultant order.Keyring, merchant string, s *Session) ([]byte, error) {
-	if s.SealedID == nil {
-		return nil, ErrProof
-	}
-	aead, err := sessionAEAD(consultant, merchant, keygen.LabelAssistedID, s.Session)
-	if err != nil {
-		return nil, err
-	}
-	return open(aead, *s.SealedID, idAAD(s.Session, consultant.Identity(), s.Device))
-}
-
-// Prove makes an order's proof: the second identifier sealed to the merchant
-// under the session's proof key, bound to the bundle's header hash and the
-// device the order is sent from.
-func Prove(consultant order.Keyring, merchant, session, device string, secret []byte, hH [32]byte) (Sealed, error) {
-	aead, err := sessionAEAD(consultant, merchant, keygen.LabelAssistedProof, session)
-	if err != nil {
-		return Sealed{}, err
-	}
-	return seal(aead, secret, proofAAD(hH, session, device))
-}
-
-// OpenProof is the merchant's side of Prove: it returns the second
-// identifier the proof carries, for the caller to hash and compare with the
-// session's stored hash. The caller clears the result.
-func OpenProof(merchant order.Keyring, consultant, session, device string, hH [32]byte, p Sealed) ([]byte, error) {
-	aead, err := sessionAEAD(merchant, consultant, keygen.LabelAssistedProof, session)
-	if err != nil {
-		return nil, err
-	}
-	return open(aead, p, proofAAD(hH, session, device))
 }
 
 // Login opens an assisted session; the client must hold the consultant's keys.

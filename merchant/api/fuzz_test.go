@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/assisted"
 	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
 	"orderseal/order"
@@ -100,7 +101,7 @@ func FuzzClientAnswers(f *testing.F) {
 	session := Session{Session: tSession, Consultant: tConsultant, Company: tCompany, Device: "desk-7",
 		Created: "2026-01-15T12:00:00Z", Expires: "2026-01-15T20:00:00Z", State: SessionLive}
 	secret := bytes.Repeat([]byte{7}, SecretSize)
-	sealedID, err := SealSecret(suite.NewKeys(merchant, 4), &session, secret)
+	sealedID, err := assisted.SealSecret(suite.NewKeys(merchant, 4), session.Consultant, session.Session, session.Device, secret)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func FuzzClientAnswers(f *testing.F) {
 				webtest.RoundTrip(t, s, 0)
 				if s.SealedID != nil {
 					// What the terminal does next: only the merchant's own sealing opens.
-					if got, oerr := OpenSecret(consultant, tMerchant, s); oerr == nil && !bytes.Equal(got, secret) {
+					if got, oerr := assisted.OpenSecret(consultant, tMerchant, s.Session, s.Device, s.SealedID); oerr == nil && !bytes.Equal(got, secret) {
 						t.Fatalf("a sealed identifier opened to %x", got)
 					}
 				}
