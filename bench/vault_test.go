@@ -48,7 +48,7 @@ func newVaultStack(b *testing.B) *vaultStack {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{IndexPath: filepath.Join(dir, "index.db"), DataPath: filepath.Join(dir, "data.db"), DataKey: dk})
+	st, err := vault.OpenStore(ctx, vault.StoreConfig{Index: filepath.Join(dir, "index.db"), Data: filepath.Join(dir, "data.db"), DataKey: dk})
 	if err != nil {
 		b.Fatal(err)
 	}

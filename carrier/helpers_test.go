@@ -132,8 +132,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vst, err := vaultstore.Open(context.Background(), vaultstore.Config{IndexPath: filepath.Join(vdir, "index.db"),
-		DataPath: filepath.Join(vdir, "data.db"), DataKey: dk})
+	vst, err := vault.OpenStore(context.Background(), vault.StoreConfig{Index: filepath.Join(vdir, "index.db"),
+		Data: filepath.Join(vdir, "data.db"), DataKey: dk})
 	if err != nil {
 		t.Fatal(err)
 	}

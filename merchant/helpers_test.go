@@ -379,8 +379,8 @@ func newVault(t *testing.T) *vaultEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := vaultstore.Open(context.Background(), vaultstore.Config{IndexPath: filepath.Join(dir, "index", "index.db"),
-		DataPath: filepath.Join(dir, "primary", "data.db"), BackupPath: filepath.Join(dir, "backup", "backup.db"), DataKey: dk})
+	st, err := vault.OpenStore(context.Background(), vault.StoreConfig{Index: filepath.Join(dir, "index", "index.db"),
+		Data: filepath.Join(dir, "primary", "data.db"), Backup: filepath.Join(dir, "backup", "backup.db"), DataKey: dk})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,9 +37,9 @@ type storeFlags struct{ index, data, backup, dataKey *string }
 
 func addStoreFlags(fs *flag.FlagSet) storeFlags {
 	return storeFlags{
-		index:   fs.String("index", "", "index database (owner → tokens; no personal data)"),
-		data:    fs.String("data", "", "data database (token → sealed personal data)"),
-		backup:  fs.String("backup", "", "backup data database, written through (optional)"),
+		index:   fs.String("index", "", "index database DSN or file (owner → tokens; no personal data)"),
+		data:    fs.String("data", "", "data database DSN or file (token → sealed personal data)"),
+		backup:  fs.String("backup", "", "backup data database DSN or file, written through (optional)"),
 		dataKey: fs.String("data-key", "", "vault data key file (0600), from 'vault init'"),
 	}
 }
@@ -49,7 +49,7 @@ func (f storeFlags) open(ctx context.Context, stdio cli.Stdio, daemon string) (*
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, store.Config{IndexPath: *f.index, DataPath: *f.data, BackupPath: *f.backup,
+	return OpenStore(ctx, StoreConfig{Index: *f.index, Data: *f.data, Backup: *f.backup,
 		DataKey: dk, Logger: web.Logger(stdio.Err, daemon)})
 }
 
@@ -201,14 +201,14 @@ func cmdAudit(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		return cli.Usagef("usage: "+p+" audit verify -index DB", "expected 'verify'")
 	}
 	fs := cli.FlagSet(p, "audit verify", "-index DB", stdio, p+" audit verify -index vault-index.db")
-	index := fs.String("index", "", "index database holding the audit log")
+	index := fs.String("index", "", "index database DSN or file holding the audit log")
 	if err := cli.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if err := cli.Require(fs, "index"); err != nil {
 		return err
 	}
-	n, err := store.VerifyAudit(ctx, *index)
+	n, err := VerifyAudit(ctx, *index)
 	if err != nil {
 		if errors.Is(err, store.ErrAuditBroken) {
 			return cli.WithHint(err, "restore the index database from a backup and compare")

@@ -57,8 +57,8 @@ func newFuzzVault(f *testing.F) *fuzzVault {
 	if err != nil {
 		f.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), store.Config{IndexPath: filepath.Join(dir, "index", "index.db"),
-		DataPath: filepath.Join(dir, "primary", "data.db"), DataKey: dk, Now: fuzzNow})
+	st, err := vault.OpenStore(context.Background(), vault.StoreConfig{Index: filepath.Join(dir, "index", "index.db"),
+		Data: filepath.Join(dir, "primary", "data.db"), DataKey: dk, Now: fuzzNow})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -245,8 +245,8 @@ func newVaultEnv(t *testing.T) *vaultEnv {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.st, err = store.Open(context.Background(), store.Config{IndexPath: e.indexPath, DataPath: e.dataPath,
-		BackupPath: e.backupPath, DataKey: dk, Now: e.clk.Now, Logger: logger})
+	e.st, err = vault.OpenStore(context.Background(), vault.StoreConfig{Index: e.indexPath, Data: e.dataPath,
+		Backup: e.backupPath, DataKey: dk, Now: e.clk.Now, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

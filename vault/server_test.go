@@ -341,7 +341,7 @@ func TestGrant(t *testing.T) {
 		})
 	}
 
-	n, err := store.VerifyAudit(ctx, e.indexPath)
+	n, err := vault.VerifyAudit(ctx, e.indexPath)
 	if err != nil || n < len(refusals)+5 {
 		t.Fatalf("audit: %d entries, %v", n, err)
 	}

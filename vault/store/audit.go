@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
-
-	"orderseal/internal/sqlitex"
 )
 
 // AuditEvent is one entry of the hash-chained audit log. It holds tokens and
@@ -56,74 +52,48 @@ func (s *Store) Audit(ctx context.Context, kind, actor, token, orderID, outcome 
 			return fmt.Errorf("%w: audit field", ErrInvalid)
 		}
 	}
-	tx, err := s.index.BeginTx(ctx, nil) // IMMEDIATE: the chain head cannot move under us
-	if err != nil {
-		return fmt.Errorf("vault audit: %w", err)
-	}
-	defer tx.Rollback()
 	ev := AuditEvent{Time: s.now(), Kind: kind, Actor: actor, Token: token, OrderID: orderID, Outcome: outcome}
-	if err := appendAudit(ctx, tx, ev); err != nil {
-		return fmt.Errorf("vault audit: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
+	// The chain head cannot move while Update holds the write lock.
+	if err := s.index.Update(ctx, func(tx IndexTx) error { return appendAudit(ctx, tx, ev) }); err != nil {
 		return fmt.Errorf("vault audit: %w", err)
 	}
 	return nil
 }
 
 // appendAudit chains evs (Time, Kind, Actor, Token, OrderID, Outcome set)
-// onto the log in one statement, filling in Seq, Prev and Hash. tx must
-// hold the write lock, so the chain head cannot move meanwhile.
-func appendAudit(ctx context.Context, tx *sql.Tx, evs ...AuditEvent) error {
-	var seq int64
-	var prev []byte
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		seq, prev = 0, make([]byte, sha256.Size)
-	case err != nil:
+// onto the log, filling in Seq, Prev and Hash, and appends them in one
+// step. tx holds the write lock, so the chain head cannot move meanwhile.
+func appendAudit(ctx context.Context, tx IndexTx, evs ...AuditEvent) error {
+	seq, prev, err := tx.AuditHead(ctx)
+	if err != nil {
 		return err
 	}
-	args := make([]any, 0, 9*len(evs))
-	for i := range evs {
-		ev := &evs[i]
+	if seq == 0 {
+		prev = make([]byte, sha256.Size)
+	}
+	chained := make([]AuditEvent, len(evs))
+	for i, ev := range evs {
 		seq++
 		ev.Seq, ev.Prev, ev.Time = seq, prev, time.Unix(0, ev.Time.UnixNano()).UTC()
-		ev.Hash = auditHash(*ev)
+		ev.Hash = auditHash(ev)
 		prev = ev.Hash
-		args = append(args, ev.Seq, ev.Time.UnixNano(), ev.Kind, ev.Actor, ev.Token, ev.OrderID, ev.Outcome, ev.Prev, ev.Hash)
+		chained[i] = ev
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit (seq, time, kind, actor, token, order_id, outcome, prev, hash)
-		VALUES `+valueRows(len(evs), 9), args...)
-	return err
+	return tx.AppendAudit(ctx, chained...)
 }
 
-// VerifyAudit opens the index database read-only and walks the audit chain
-// from seq 1, returning how many entries verified. An edited, dropped or
-// reordered entry fails with ErrAuditBroken and a message naming its seq,
-// e.g. "entry 17: hash mismatch". Entries cut off the end are not detected
-// here; compare n with a count kept elsewhere.
-func VerifyAudit(ctx context.Context, indexPath string) (n int, err error) {
-	db, err := sqlitex.Open(indexPath, sqlitex.ReadOnly(), sqlitex.MaxConns(1))
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT seq, time, kind, actor, token, order_id, outcome, prev, hash
-		FROM audit ORDER BY seq`)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
+// VerifyAudit walks the audit chain of idx from seq 1, returning how many
+// entries verified. An edited, dropped or reordered entry fails with
+// ErrAuditBroken and a message naming its seq, e.g. "entry 17: hash
+// mismatch". Entries cut off the end are not detected here; compare n with
+// a count kept elsewhere.
+func VerifyAudit(ctx context.Context, idx IndexReader) (n int, err error) {
 	prev := make([]byte, sha256.Size)
 	want := int64(1)
-	for rows.Next() {
-		var ev AuditEvent
-		var t int64
-		if err := rows.Scan(&ev.Seq, &t, &ev.Kind, &ev.Actor, &ev.Token, &ev.OrderID, &ev.Outcome, &ev.Prev, &ev.Hash); err != nil {
-			return n, fmt.Errorf("%w: entry %d: %v", ErrAuditBroken, want, err)
+	for ev, err := range idx.Audit(ctx) {
+		if err != nil {
+			return n, err
 		}
-		ev.Time = time.Unix(0, t).UTC()
 		switch {
 		case ev.Seq > want:
 			return n, fmt.Errorf("%w: entry %d: missing (next is entry %d)", ErrAuditBroken, want, ev.Seq)
@@ -137,9 +107,6 @@ func VerifyAudit(ctx context.Context, indexPath string) (n int, err error) {
 		prev = ev.Hash
 		want++
 		n++
-	}
-	if err := rows.Err(); err != nil {
-		return n, err
 	}
 	return n, nil
 }

@@ -54,7 +54,6 @@ func LoadDataKey(path string) (*DataKey, error) {
 type keys struct {
 	aead   cipherAEAD
 	dedupe []byte
-	check  []byte // stored in each data file to refuse a wrong key
 }
 
 type cipherAEAD interface {
@@ -63,9 +62,11 @@ type cipherAEAD interface {
 	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
 }
 
+var errNoDataKey = errors.New("store: no data key")
+
 func deriveKeys(k *DataKey) (*keys, error) {
 	if k == nil {
-		return nil, errors.New("store: no data key")
+		return nil, errNoDataKey
 	}
 	sealKey := k.Expand(labelSeal)
 	aead, err := chacha20poly1305.NewX(sealKey)
@@ -73,12 +74,7 @@ func deriveKeys(k *DataKey) (*keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	dedupe := k.Expand(labelDedupe)
-	checkKey := k.Expand(labelCheck)
-	defer clear(checkKey)
-	m := hmac.New(sha256.New, checkKey)
-	m.Write([]byte(labelCheck))
-	return &keys{aead: aead, dedupe: dedupe, check: m.Sum(nil)}, nil
+	return &keys{aead: aead, dedupe: k.Expand(labelDedupe)}, nil
 }
 
 // dedupeHash is HMAC-SHA256(dedupe sub-key, lp(owner) || lp(type) || lp(value)):

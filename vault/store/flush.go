@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 )
 
@@ -23,16 +23,16 @@ func (s *Store) Flush(ctx context.Context) (moved int, err error) {
 			return moved, err
 		}
 		for _, r := range batch {
-			err := s.primary.put(ctx, r)
+			err := s.primary.Put(ctx, r)
 			if err == nil && s.backup != nil {
-				err = s.backup.put(ctx, r)
+				err = s.backup.Put(ctx, r)
 			}
 			if err != nil {
-				s.pending.ExecContext(context.WithoutCancel(ctx), `UPDATE pending SET attempts = attempts + 1 WHERE token = ?`, r.token)
+				s.pending.Retried(context.WithoutCancel(ctx), r.Token)
 				return moved, fmt.Errorf("vault flush: %w", err)
 			}
 			// Delete exactly the record written, not one queued since.
-			if _, err := s.pending.ExecContext(ctx, `DELETE FROM pending WHERE token = ? AND nonce = ? AND ct = ?`, r.token, r.nonce, r.ct); err != nil {
+			if err := s.pending.Remove(ctx, r); err != nil {
 				return moved, fmt.Errorf("vault pending: %w", err)
 			}
 			moved++
@@ -40,22 +40,12 @@ func (s *Store) Flush(ctx context.Context) (moved int, err error) {
 	}
 }
 
-func (s *Store) pendingBatch(ctx context.Context) ([]record, error) {
-	rows, err := s.pending.QueryContext(ctx, `SELECT token, dedupe, nonce, ct, created FROM pending
-		ORDER BY created, token LIMIT ?`, flushBatch)
+func (s *Store) pendingBatch(ctx context.Context) ([]Record, error) {
+	rs, err := s.pending.Oldest(ctx, flushBatch)
 	if err != nil {
 		return nil, fmt.Errorf("vault pending: %w", err)
 	}
-	defer rows.Close()
-	var out []record
-	for rows.Next() {
-		var r record
-		if err := rows.Scan(&r.token, &r.dedupe, &r.nonce, &r.ct, &r.created); err != nil {
-			return nil, fmt.Errorf("vault pending: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return rs, nil
 }
 
 // RunFlusher flushes the pending table now and then every interval until ctx
@@ -76,8 +66,7 @@ func (s *Store) RunFlusher(ctx context.Context, every time.Duration) {
 				s.log.Info("vault orphan records swept", "deleted", n)
 			}
 		}
-		var n int
-		err := s.pending.QueryRowContext(ctx, `SELECT COUNT(*) FROM pending`).Scan(&n)
+		n, err := s.pending.Count(ctx)
 		if err == nil && n > 0 {
 			var moved int
 			moved, err = s.Flush(ctx)
@@ -124,38 +113,21 @@ func (s *Store) Check(ctx context.Context) ([]Difference, error) {
 		return nil, fmt.Errorf("%w: no backup data store configured", ErrInvalid)
 	}
 	pending := map[string]bool{}
-	prow, err := s.pending.QueryContext(ctx, `SELECT token FROM pending`)
+	toks, err := s.pending.Tokens(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("vault pending: %w", err)
 	}
-	for prow.Next() {
-		var t string
-		if err := prow.Scan(&t); err != nil {
-			prow.Close()
-			return nil, err
-		}
+	for _, t := range toks {
 		pending[t] = true
 	}
-	prow.Close()
 
-	pdb, err := s.primary.handle(ctx)
-	if err != nil {
+	pc := newCursor(s.primary.Scan(ctx))
+	defer pc.stop()
+	bc := newCursor(s.backup.Scan(ctx))
+	defer bc.stop()
+	if err := errors.Join(pc.err, bc.err); err != nil {
 		return nil, err
 	}
-	bdb, err := s.backup.handle(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pc, err := openCursor(ctx, pdb)
-	if err != nil {
-		return nil, s.primary.fail(pdb, err)
-	}
-	defer pc.close()
-	bc, err := openCursor(ctx, bdb)
-	if err != nil {
-		return nil, s.backup.fail(bdb, err)
-	}
-	defer bc.close()
 
 	var diffs []Difference
 	add := func(tok string, k DiffKind) {
@@ -165,15 +137,15 @@ func (s *Store) Check(ctx context.Context) ([]Difference, error) {
 	}
 	for pc.ok || bc.ok {
 		switch {
-		case !bc.ok || (pc.ok && pc.r.token < bc.r.token):
-			add(pc.r.token, MissingInBackup)
+		case !bc.ok || (pc.ok && pc.r.Token < bc.r.Token):
+			add(pc.r.Token, MissingInBackup)
 			pc.next()
-		case !pc.ok || bc.r.token < pc.r.token:
-			add(bc.r.token, MissingInPrimary)
+		case !pc.ok || bc.r.Token < pc.r.Token:
+			add(bc.r.Token, MissingInPrimary)
 			bc.next()
 		default:
-			if !pc.r.same(bc.r) {
-				add(pc.r.token, CiphertextDiffers)
+			if !pc.r.Same(bc.r) {
+				add(pc.r.Token, CiphertextDiffers)
 			}
 			pc.next()
 			bc.next()
@@ -194,33 +166,30 @@ func (s *Store) Check(ctx context.Context) ([]Difference, error) {
 	return diffs, nil
 }
 
-// cursor walks a data store's records in token order.
+// cursor walks a data store's Scan one record at a time.
 type cursor struct {
-	rows *sql.Rows
-	r    record
+	pull func() (Record, error, bool)
+	stop func()
+	r    Record
 	ok   bool
 	err  error
 }
 
-func openCursor(ctx context.Context, db *sql.DB) (*cursor, error) {
-	rows, err := db.QueryContext(ctx, `SELECT token, dedupe, nonce, ct, created FROM records ORDER BY token`)
-	if err != nil {
-		return nil, err
-	}
-	c := &cursor{rows: rows}
+func newCursor(seq iter.Seq2[Record, error]) *cursor {
+	c := &cursor{}
+	c.pull, c.stop = iter.Pull2(seq)
 	c.next()
-	return c, nil
+	return c
 }
 
 func (c *cursor) next() {
-	c.ok = c.rows.Next()
-	if !c.ok {
-		c.err = c.rows.Err()
-		return
-	}
-	if err := c.rows.Scan(&c.r.token, &c.r.dedupe, &c.r.nonce, &c.r.ct, &c.r.created); err != nil {
+	r, err, ok := c.pull()
+	switch {
+	case !ok:
+		c.ok = false
+	case err != nil:
 		c.ok, c.err = false, err
+	default:
+		c.r, c.ok = r, true
 	}
 }
-
-func (c *cursor) close() { c.rows.Close() }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -15,16 +14,6 @@ type Grant struct {
 	ID, Token, Merchant, Carrier, OrderID, Invoice string
 	Expires                                        time.Time
 	MaxUses, Uses                                  int
-}
-
-const grantColumns = `id, token, merchant, carrier, order_id, invoice, expires, max_uses, uses`
-
-func scanGrant(sc interface{ Scan(...any) error }) (Grant, error) {
-	var g Grant
-	var exp int64
-	err := sc.Scan(&g.ID, &g.Token, &g.Merchant, &g.Carrier, &g.OrderID, &g.Invoice, &exp, &g.MaxUses, &g.Uses)
-	g.Expires = fromNanos(exp)
-	return g, err
 }
 
 // AddGrant stores g. (Token, Carrier, OrderID) is unique: adding the same
@@ -53,46 +42,45 @@ func (s *Store) AddGrant(ctx context.Context, g Grant) error {
 		return ErrGrantExpired
 	}
 
-	tx, err := s.index.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("vault index: %w", err)
-	}
-	defer tx.Rollback()
-	old, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM grants
-		WHERE token = ? AND carrier = ? AND order_id = ?`, g.Token, g.Carrier, g.OrderID))
-	switch {
-	case err == nil:
-		same := old.Merchant == g.Merchant && old.Invoice == g.Invoice && old.Expires.Equal(g.Expires) &&
-			old.MaxUses == g.MaxUses && (g.ID == "" || g.ID == old.ID)
-		if !same {
-			return ErrGrantConflict
-		}
-		return nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("vault index: %w", err)
-	}
-	e, err := scanEntry(tx.QueryRowContext(ctx, `SELECT `+entryColumns+` FROM entries WHERE token = ?`, g.Token))
-	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("vault index: %w", err)
-	}
-	if e.expiredAt(now) {
-		return ErrExpired
-	}
-	if g.ID == "" {
-		if g.ID, err = newGrantID(); err != nil {
+	idGiven := g.ID != ""
+	if !idGiven {
+		id, err := newGrantID()
+		if err != nil {
 			return err
 		}
+		g.ID = id
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO grants
-		(id, token, merchant, carrier, order_id, invoice, expires, max_uses, uses, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-		g.ID, g.Token, g.Merchant, g.Carrier, g.OrderID, g.Invoice, g.Expires.UnixNano(), g.MaxUses, now.UnixNano()); err != nil {
-		return fmt.Errorf("vault index: %w", err)
+	var refused error // the answer, as opposed to a failure of the index
+	err := s.index.Update(ctx, func(tx IndexTx) error {
+		old, err := tx.Grant(ctx, g.Token, g.Carrier, g.OrderID)
+		switch {
+		case err == nil:
+			same := old.Merchant == g.Merchant && old.Invoice == g.Invoice && old.Expires.Equal(g.Expires) &&
+				old.MaxUses == g.MaxUses && (!idGiven || g.ID == old.ID)
+			if !same {
+				refused = ErrGrantConflict
+			}
+			return refused
+		case !errors.Is(err, ErrNoGrant):
+			return err
+		}
+		e, err := tx.Entry(ctx, g.Token)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			refused = ErrNotFound
+			return refused
+		case err != nil:
+			return err
+		case e.expiredAt(now):
+			refused = ErrExpired
+			return refused
+		}
+		return tx.InsertGrant(ctx, g, now)
+	})
+	if refused != nil {
+		return refused
 	}
-	if err := tx.Commit(); err != nil {
+	if err != nil {
 		return fmt.Errorf("vault index: %w", err)
 	}
 	return nil
@@ -112,27 +100,24 @@ func newGrantID() (string, error) {
 // the use counted, or ErrNoGrant, ErrInvoiceMismatch, ErrGrantExpired or
 // ErrGrantUsedUp, checked in that order.
 func (s *Store) UseGrant(ctx context.Context, token, carrier, orderID, invoice string) (Grant, error) {
-	now := s.now().UnixNano()
-	g, err := scanGrant(s.index.QueryRowContext(ctx, `UPDATE grants SET uses = uses + 1
-		WHERE token = ? AND carrier = ? AND order_id = ? AND invoice = ? AND expires > ? AND uses < max_uses
-		RETURNING `+grantColumns, token, carrier, orderID, invoice, now))
-	if err == nil {
-		return g, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	now := s.now()
+	g, ok, err := s.index.UseGrant(ctx, token, carrier, orderID, invoice, now)
+	if err != nil {
 		return Grant{}, fmt.Errorf("vault index: %w", err)
 	}
+	if ok {
+		return g, nil
+	}
 	// Not used: say why.
-	g, err = scanGrant(s.index.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM grants
-		WHERE token = ? AND carrier = ? AND order_id = ?`, token, carrier, orderID))
+	g, err = s.index.Grant(ctx, token, carrier, orderID)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, ErrNoGrant):
 		return Grant{}, ErrNoGrant
 	case err != nil:
 		return Grant{}, fmt.Errorf("vault index: %w", err)
 	case g.Invoice != invoice:
 		return Grant{}, ErrInvoiceMismatch
-	case g.Expires.UnixNano() <= now:
+	case !now.Before(g.Expires):
 		return Grant{}, ErrGrantExpired
 	default:
 		return Grant{}, ErrGrantUsedUp

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"orderseal/internal/sqlitex"
 )
 
 // maxBatch bounds how many registrations one group commit takes.
@@ -16,7 +14,7 @@ const maxBatch = 256
 type registration struct {
 	entry Entry         // the committer sets Created and Expires
 	ttl   time.Duration // 0: no expiry
-	rec   record        // sealed under entry.Token; the committer sets created
+	rec   Record        // sealed under entry.Token; the committer sets Created
 	audit bool          // RegisterAudited
 	done  chan registered
 }
@@ -73,7 +71,7 @@ func (s *Store) register(ctx context.Context, audit bool, owner string, t TokenT
 	case <-ctx.Done():
 		return "", false, ctx.Err()
 	case <-s.closing:
-		return "", false, fmt.Errorf("vault: %w", errClosed)
+		return "", false, ErrClosed
 	}
 	res := <-r.done
 	return res.token, res.created, res.err
@@ -105,7 +103,7 @@ func (s *Store) prepare(owner string, t TokenType, label string, value []byte, s
 	return &registration{
 		entry: Entry{Token: tok, Owner: owner, Type: t, Label: label, Epoch: 1, Shareable: shareable},
 		ttl:   ttl,
-		rec:   record{token: tok, dedupe: s.keys.dedupeHash(owner, t, value), nonce: nonce, ct: ct},
+		rec:   Record{Token: tok, Dedupe: s.keys.dedupeHash(owner, t, value), Nonce: nonce, Sealed: ct},
 		done:  make(chan registered, 1), // the committer never waits for a caller
 	}, nil
 }
@@ -164,17 +162,17 @@ func (s *Store) registerBatch(ctx context.Context, batch []*registration) ([]reg
 		return nil, err
 	}
 	out := make([]registered, len(batch))
-	var recs []record
+	var recs []Record
 	var entries []Entry
 	var tokens []string
 	for i, r := range batch {
-		hash := string(r.rec.dedupe)
+		hash := string(r.rec.Dedupe)
 		if tok, ok := live[hash]; ok {
 			out[i] = registered{token: tok}
 			continue
 		}
 		e, rec := r.entry, r.rec
-		e.Created, rec.created = now, now.UnixNano()
+		e.Created, rec.Created = now, now.UnixNano()
 		if r.ttl > 0 {
 			e.Expires = now.Add(r.ttl)
 		}
@@ -199,28 +197,23 @@ func (s *Store) registerBatch(ctx context.Context, batch []*registration) ([]reg
 // indexBatch inserts entries and appends an audit entry for each audited
 // registration of batch (out says its token), in one transaction.
 func (s *Store) indexBatch(ctx context.Context, batch []*registration, entries []Entry, out []registered, now time.Time) error {
-	tx, err := s.index.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if len(entries) > 0 {
-		if err := insertEntries(ctx, tx, entries...); err != nil {
-			return err
-		}
-	}
 	var evs []AuditEvent
 	for i, r := range batch {
 		if r.audit {
 			evs = append(evs, AuditEvent{Time: now, Kind: "register", Actor: r.entry.Owner, Token: out[i].token, Outcome: "ok"})
 		}
 	}
-	if len(evs) > 0 {
-		if err := appendAudit(ctx, tx, evs...); err != nil {
-			return err
+	return s.index.Update(ctx, func(tx IndexTx) error {
+		if len(entries) > 0 {
+			if err := tx.InsertEntries(ctx, entries...); err != nil {
+				return err
+			}
 		}
-	}
-	return tx.Commit()
+		if len(evs) > 0 {
+			return appendAudit(ctx, tx, evs...)
+		}
+		return nil
+	})
 }
 
 // findLive returns, by dedupe hash, the oldest live token of the batch's
@@ -232,18 +225,21 @@ func (s *Store) findLive(ctx context.Context, batch []*registration, now time.Ti
 	want := map[string]Entry{} // hash → owner and type asked for
 	var hashes [][]byte
 	for _, r := range batch {
-		if _, ok := want[string(r.rec.dedupe)]; !ok {
-			want[string(r.rec.dedupe)] = r.entry
-			hashes = append(hashes, r.rec.dedupe)
+		if _, ok := want[string(r.rec.Dedupe)]; !ok {
+			want[string(r.rec.Dedupe)] = r.entry
+			hashes = append(hashes, r.rec.Dedupe)
 		}
 	}
-	cands, err := tokensByHash(ctx, s.pending, "pending", hashes)
+	cands, err := s.pending.TokensByHash(ctx, hashes)
 	if err != nil {
 		return nil, fmt.Errorf("vault pending: %w", err)
 	}
-	data, err := s.primary.byHash(ctx, hashes)
+	if cands == nil {
+		cands = map[string][]string{}
+	}
+	data, err := s.primary.TokensByHash(ctx, hashes)
 	if err != nil && s.backup != nil {
-		data, err = s.backup.byHash(ctx, hashes)
+		data, err = s.backup.TokensByHash(ctx, hashes)
 	}
 	if err != nil {
 		s.log.Warn("vault dedupe cannot reach a data store; a duplicate token may be issued", "err", err)
@@ -255,9 +251,9 @@ func (s *Store) findLive(ctx context.Context, batch []*registration, now time.Ti
 	for _, toks := range cands {
 		all = append(all, toks...)
 	}
-	entries, err := s.entries(ctx, all)
+	entries, err := s.index.Entries(ctx, all)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("vault index: %w", err)
 	}
 
 	live := map[string]string{}
@@ -281,32 +277,4 @@ func (s *Store) findLive(ctx context.Context, batch []*registration, now time.Ti
 		}
 	}
 	return live, nil
-}
-
-// entries returns the index entries of tokens by token; a token without
-// one is absent.
-func (s *Store) entries(ctx context.Context, tokens []string) (map[string]Entry, error) {
-	out := map[string]Entry{}
-	for len(tokens) > 0 {
-		n := min(len(tokens), maxBatch) // well under SQLite's limit on parameters
-		rows, err := s.index.QueryContext(ctx, `SELECT `+entryColumns+` FROM entries
-			WHERE token IN (`+sqlitex.Placeholders(n)+`)`, sqlitex.Args(tokens[:n])...)
-		if err != nil {
-			return nil, fmt.Errorf("vault index: %w", err)
-		}
-		for rows.Next() {
-			e, err := scanEntry(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("vault index: %w", err)
-			}
-			out[e.Token] = e
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("vault index: %w", err)
-		}
-		tokens = tokens[n:]
-	}
-	return out, nil
 }

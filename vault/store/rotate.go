@@ -17,23 +17,8 @@ func (s *Store) Rotate(ctx context.Context, olderThan, grace time.Duration) (rot
 		return 0, fmt.Errorf("%w: rotate needs olderThan > 0 and grace >= 0", ErrInvalid)
 	}
 	now := s.now().UTC()
-	rows, err := s.index.QueryContext(ctx, `SELECT `+entryColumns+` FROM entries
-		WHERE replaced_by = '' AND created <= ? AND (expires = 0 OR expires > ?)
-		ORDER BY created, token`, now.Add(-olderThan).UnixNano(), now.UnixNano())
+	due, err := s.index.Due(ctx, now.Add(-olderThan), now)
 	if err != nil {
-		return 0, fmt.Errorf("vault index: %w", err)
-	}
-	var due []Entry
-	for rows.Next() {
-		e, err := scanEntry(rows)
-		if err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("vault index: %w", err)
-		}
-		due = append(due, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("vault index: %w", err)
 	}
 	for _, e := range due {
@@ -64,7 +49,7 @@ func (s *Store) rotateOne(ctx context.Context, old Entry, now time.Time, grace t
 	if err != nil {
 		return false, err
 	}
-	nr := record{token: tok, dedupe: r.dedupe, nonce: nonce, ct: ct, created: now.UnixNano()}
+	nr := Record{Token: tok, Dedupe: r.Dedupe, Nonce: nonce, Sealed: ct, Created: now.UnixNano()}
 	if err := s.writeRecord(ctx, nr); err != nil {
 		return false, err
 	}
@@ -76,29 +61,26 @@ func (s *Store) rotateOne(ctx context.Context, old Entry, now time.Time, grace t
 	next := old
 	next.Token, next.Epoch, next.Created, next.ReplacedBy = tok, old.Epoch+1, now, ""
 
-	done, err := func() (bool, error) {
-		tx, err := s.index.BeginTx(ctx, nil)
-		if err != nil {
-			return false, err
+	var done bool
+	err = s.index.Update(ctx, func(tx IndexTx) error {
+		ok, err := tx.Replace(ctx, old.Token, tok, oldExpires)
+		if err != nil || !ok {
+			done = false
+			return err // !ok: rotated meanwhile by someone else
 		}
-		defer tx.Rollback()
-		res, err := tx.ExecContext(ctx, `UPDATE entries SET replaced_by = ?, expires = ?
-			WHERE token = ? AND replaced_by = ''`, tok, oldExpires.UnixNano(), old.Token)
-		if err != nil {
-			return false, err
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return false, err // rotated meanwhile by someone else
-		}
-		if err := insertEntries(ctx, tx, next); err != nil {
-			return false, err
+		if err := tx.InsertEntries(ctx, next); err != nil {
+			return err
 		}
 		ev := AuditEvent{Time: now, Kind: "rotate", Actor: "vault", Token: old.Token, Outcome: "replaced_by " + tok}
 		if err := appendAudit(ctx, tx, ev); err != nil {
-			return false, err
+			return err
 		}
-		return true, tx.Commit()
-	}()
+		done = true
+		return nil
+	})
+	if err != nil {
+		done = false
+	}
 	if err != nil || !done {
 		s.discardRecords([]string{tok})
 	}

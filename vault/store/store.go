@@ -2,16 +2,12 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"orderseal/internal/sqlitex"
 )
 
 // Errors. Callers test with errors.Is.
@@ -32,6 +28,7 @@ var (
 	ErrWrongKey    = errors.New("vault: data file was sealed under another data key")
 	ErrCorrupt     = errors.New("vault: data record fails authentication")
 	ErrUnavailable = errors.New("vault: data store unavailable")
+	ErrClosed      = errors.New("vault: store is closed")
 )
 
 // Input limits: Register refuses anything larger.
@@ -41,22 +38,20 @@ const (
 	MaxValueLen = 16 << 10
 )
 
-// Config says where the vault's files are. IndexPath, DataPath and DataKey are required.
-type Config struct {
-	IndexPath, DataPath string
-	BackupPath          string           // optional backup data store, written through
-	PendingPath         string           // "": IndexPath + ".pending"
-	DataKey             *DataKey         // never stored in any database
-	Now                 func() time.Time // nil: time.Now
-	Logger              *slog.Logger     // nil: discard; never given PII or keys
+// Options configure a Store. DataKey is required.
+type Options struct {
+	DataKey *DataKey         // never stored in any database
+	Now     func() time.Time // nil: time.Now
+	Logger  *slog.Logger     // nil: discard; never given PII or keys
 }
 
-// Store is the vault's persistence. It is safe for concurrent use.
+// Store is the vault: its domain logic over the Backends. It is safe for
+// concurrent use.
 type Store struct {
-	index   *sql.DB
-	pending *sql.DB
-	primary *dataStore
-	backup  *dataStore // nil without Config.BackupPath
+	index   Index
+	pending Pending
+	primary Data
+	backup  Data // nil without a backup
 	keys    *keys
 	now     func() time.Time
 	log     *slog.Logger
@@ -67,6 +62,7 @@ type Store struct {
 	closing       chan struct{} // closed by Close
 	stopped       chan struct{} // closed when the committer has returned
 	closeOnce     sync.Once
+	closeErr      error
 
 	regMu   sync.Mutex // a batch's dedupe lookup and inserts happen as one step; rotation holds it too
 	flushMu sync.Mutex
@@ -88,78 +84,20 @@ func (e Entry) expiredAt(now time.Time) bool {
 	return !e.Expires.IsZero() && !now.Before(e.Expires)
 }
 
-var indexMigrations = []string{
-	`CREATE TABLE entries (
-		token       TEXT PRIMARY KEY,
-		owner       TEXT NOT NULL,
-		type        TEXT NOT NULL,
-		label       TEXT NOT NULL,
-		epoch       INTEGER NOT NULL,
-		created     INTEGER NOT NULL, -- unix nanoseconds
-		expires     INTEGER NOT NULL, -- unix nanoseconds; 0: never
-		shareable   INTEGER NOT NULL CHECK (shareable IN (0, 1)),
-		replaced_by TEXT NOT NULL DEFAULT ''
-	) STRICT;
-	CREATE INDEX entries_owner ON entries(owner, created);
-	CREATE INDEX entries_current ON entries(created) WHERE replaced_by = '';
-
-	CREATE TABLE grants (
-		id       TEXT PRIMARY KEY,
-		token    TEXT NOT NULL REFERENCES entries(token),
-		merchant TEXT NOT NULL,
-		carrier  TEXT NOT NULL,
-		order_id TEXT NOT NULL,
-		invoice  TEXT NOT NULL,
-		expires  INTEGER NOT NULL,
-		max_uses INTEGER NOT NULL CHECK (max_uses > 0),
-		uses     INTEGER NOT NULL DEFAULT 0,
-		created  INTEGER NOT NULL,
-		UNIQUE (token, carrier, order_id)
-	) STRICT;
-
-	CREATE TABLE audit (
-		seq      INTEGER PRIMARY KEY,
-		time     INTEGER NOT NULL, -- unix nanoseconds
-		kind     TEXT NOT NULL,
-		actor    TEXT NOT NULL,
-		token    TEXT NOT NULL,
-		order_id TEXT NOT NULL,
-		outcome  TEXT NOT NULL,
-		prev     BLOB NOT NULL,
-		hash     BLOB NOT NULL
-	) STRICT;`,
-}
-
-// Open opens (creating when absent) the index, pending and data files and
-// runs their migrations. A data file that cannot be opened is an outage, not
-// an error: the store starts with writes going to the pending table. A data
-// file sealed under another key, or with a newer schema, is an error.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
-	if cfg.IndexPath == "" || cfg.DataPath == "" {
-		return nil, fmt.Errorf("%w: IndexPath and DataPath are required", ErrInvalid)
+// New builds a Store over b (Index, Primary and Pending required) and
+// starts its committer. The Store owns b from here: Close closes them, also
+// when New fails.
+func New(b Backends, opt Options) (*Store, error) {
+	ks, err := deriveKeys(opt.DataKey)
+	if err == nil && (b.Index == nil || b.Primary == nil || b.Pending == nil) {
+		err = fmt.Errorf("%w: the index, primary data store and pending table are required", ErrInvalid)
 	}
-	if cfg.PendingPath == "" {
-		cfg.PendingPath = cfg.IndexPath + ".pending"
-	}
-	seen := map[string]string{}
-	for name, p := range map[string]string{"index": cfg.IndexPath, "data": cfg.DataPath, "backup": cfg.BackupPath, "pending": cfg.PendingPath} {
-		if p == "" {
-			continue
-		}
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, err
-		}
-		if other, dup := seen[abs]; dup {
-			return nil, fmt.Errorf("%w: %s and %s are the same file", ErrInvalid, name, other)
-		}
-		seen[abs] = name
-	}
-	ks, err := deriveKeys(cfg.DataKey)
 	if err != nil {
+		closeAll(b)
 		return nil, err
 	}
-	s := &Store{keys: ks, now: cfg.Now, log: cfg.Logger,
+	s := &Store{index: b.Index, pending: b.Pending, primary: b.Primary, backup: b.Backup,
+		keys: ks, now: opt.Now, log: opt.Logger,
 		registrations: make(chan *registration), closing: make(chan struct{}), stopped: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
@@ -168,69 +106,28 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	go s.commitLoop()
-	ok := false
-	defer func() {
-		if !ok {
-			s.Close()
-		}
-	}()
-
-	if s.index, err = sqlitex.Open(cfg.IndexPath, sqlitex.Immediate()); err != nil {
-		return nil, fmt.Errorf("vault index: %w", err)
-	}
-	if err := sqlitex.Migrate(ctx, s.index, indexMigrations); err != nil {
-		return nil, fmt.Errorf("vault index: %w", err)
-	}
-	if s.pending, err = sqlitex.Open(cfg.PendingPath, sqlitex.Immediate()); err != nil {
-		return nil, fmt.Errorf("vault pending: %w", err)
-	}
-	if err := sqlitex.Migrate(ctx, s.pending, pendingMigrations); err != nil {
-		return nil, fmt.Errorf("vault pending: %w", err)
-	}
-	if err := checkKey(ctx, s.pending, ks.check); err != nil {
-		return nil, fmt.Errorf("vault pending: %w", err)
-	}
-
-	s.primary = &dataStore{name: "primary", path: cfg.DataPath, check: ks.check}
-	if cfg.BackupPath != "" {
-		s.backup = &dataStore{name: "backup", path: cfg.BackupPath, check: ks.check}
-	}
-	for _, d := range []*dataStore{s.primary, s.backup} {
-		if d == nil {
-			continue
-		}
-		db, st, err := d.open(ctx, true)
-		switch {
-		case err == nil:
-			d.db, d.file = db, st
-		case errors.Is(err, ErrWrongKey) || errors.Is(err, sqlitex.ErrSchemaTooNew):
-			return nil, fmt.Errorf("vault %s data store: %w", d.name, err)
-		default:
-			s.log.Warn("vault data store unavailable at start; writes go to the pending table",
-				"store", d.name, "err", err)
-		}
-	}
-	ok = true
 	return s, nil
 }
 
-// Close lets the batch of registrations being committed finish, then
-// closes every file. Operations after Close fail.
-func (s *Store) Close() error {
-	s.closeOnce.Do(func() { close(s.closing) })
-	<-s.stopped
+func closeAll(b Backends) error {
 	var errs []error
-	for _, d := range []*dataStore{s.primary, s.backup} {
-		if d != nil {
-			errs = append(errs, d.close())
-		}
-	}
-	for _, db := range []*sql.DB{s.pending, s.index} {
-		if db != nil {
-			errs = append(errs, db.Close())
+	for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
+		if c != nil {
+			errs = append(errs, c.Close())
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Close lets the batch of registrations being committed finish, then
+// closes every backend. Operations after Close fail.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.stopped
+		s.closeErr = closeAll(Backends{Index: s.index, Primary: s.primary, Backup: s.backup, Pending: s.pending})
+	})
+	return s.closeErr
 }
 
 func validText(s string, max int) bool {
@@ -248,10 +145,10 @@ func validText(s string, max int) bool {
 // writeRecord writes rs to the primary, then the backup, one transaction
 // each; if either fails, it writes them to the pending table in one
 // transaction.
-func (s *Store) writeRecord(ctx context.Context, rs ...record) error {
-	err := s.primary.put(ctx, rs...)
+func (s *Store) writeRecord(ctx context.Context, rs ...Record) error {
+	err := s.primary.Put(ctx, rs...)
 	if err == nil && s.backup != nil {
-		err = s.backup.put(ctx, rs...)
+		err = s.backup.Put(ctx, rs...)
 	}
 	if err == nil {
 		return nil
@@ -259,7 +156,7 @@ func (s *Store) writeRecord(ctx context.Context, rs ...record) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
-	if perr := putRecord(ctx, s.pending, "pending", rs...); perr != nil {
+	if perr := s.pending.Put(ctx, rs...); perr != nil {
 		return fmt.Errorf("vault: %w; and the pending table failed too: %w", err, perr)
 	}
 	s.log.Warn("vault records queued in the pending table", "records", len(rs), "err", err)
@@ -272,69 +169,22 @@ func (s *Store) writeRecord(ctx context.Context, rs ...record) error {
 func (s *Store) discardRecords(tokens []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s.pending.ExecContext(ctx, `DELETE FROM pending WHERE token IN (`+sqlitex.Placeholders(len(tokens))+`)`, sqlitex.Args(tokens)...)
-	s.primary.delete(ctx, tokens)
+	s.pending.Delete(ctx, tokens...)
+	s.primary.Delete(ctx, tokens...)
 	if s.backup != nil {
-		s.backup.delete(ctx, tokens)
+		s.backup.Delete(ctx, tokens...)
 	}
-}
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-// insertEntries inserts es in one statement.
-func insertEntries(ctx context.Context, db dbtx, es ...Entry) error {
-	args := make([]any, 0, 9*len(es))
-	for _, e := range es {
-		args = append(args, e.Token, e.Owner, string(e.Type), e.Label, e.Epoch, nanos(e.Created), nanos(e.Expires), e.Shareable, e.ReplacedBy)
-	}
-	_, err := db.ExecContext(ctx, `INSERT INTO entries (`+entryColumns+`) VALUES `+valueRows(len(es), 9), args...)
-	return err
-}
-
-const entryColumns = `token, owner, type, label, epoch, created, expires, shareable, replaced_by`
-
-func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
-	var e Entry
-	var typ string
-	var created, expires int64
-	if err := sc.Scan(&e.Token, &e.Owner, &typ, &e.Label, &e.Epoch, &created, &expires, &e.Shareable, &e.ReplacedBy); err != nil {
-		return Entry{}, err
-	}
-	e.Type, e.Created, e.Expires = TokenType(typ), fromNanos(created), fromNanos(expires)
-	return e, nil
 }
 
 // List returns owner's entries that have not expired, oldest first,
 // including tokens replaced by rotation that are still in their grace
 // period. It reads the index only: no PII.
 func (s *Store) List(ctx context.Context, owner string) ([]Entry, error) {
-	rows, err := s.index.QueryContext(ctx, `SELECT `+entryColumns+` FROM entries
-		WHERE owner = ? AND (expires = 0 OR expires > ?) ORDER BY created, token`, owner, s.now().UnixNano())
+	out, err := s.index.List(ctx, owner, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("vault index: %w", err)
 	}
-	defer rows.Close()
-	var out []Entry
-	for rows.Next() {
-		e, err := scanEntry(rows)
-		if err != nil {
-			return nil, fmt.Errorf("vault index: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Lookup returns token's index entry, expired or not (ErrNotFound when there
@@ -343,8 +193,8 @@ func (s *Store) Lookup(ctx context.Context, token string) (Entry, error) {
 	if _, err := ParseTokenType(token); err != nil {
 		return Entry{}, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	e, err := scanEntry(s.index.QueryRowContext(ctx, `SELECT `+entryColumns+` FROM entries WHERE token = ?`, token))
-	if errors.Is(err, sql.ErrNoRows) {
+	e, err := s.index.Entry(ctx, token)
+	if errors.Is(err, ErrNotFound) {
 		return Entry{}, ErrNotFound
 	}
 	if err != nil {
@@ -370,31 +220,28 @@ func (s *Store) Reveal(ctx context.Context, token string) ([]byte, error) {
 }
 
 // readRecord finds and opens token's sealed record.
-func (s *Store) readRecord(ctx context.Context, token string) (record, []byte, error) {
-	r, ok, err := getRecord(ctx, s.pending, "pending", token)
+func (s *Store) readRecord(ctx context.Context, token string) (Record, []byte, error) {
+	r, ok, err := s.pending.Get(ctx, token)
 	if err != nil {
-		return record{}, nil, fmt.Errorf("vault pending: %w", err)
+		return Record{}, nil, fmt.Errorf("vault pending: %w", err)
 	}
 	if ok {
-		if pt, err := s.keys.open(token, r.nonce, r.ct); err == nil {
+		if pt, err := s.keys.open(token, r.Nonce, r.Sealed); err == nil {
 			return r, pt, nil
 		}
 		s.log.Error("vault pending record fails authentication", "err", ErrCorrupt)
 	}
 	var errs []error
-	for _, d := range []*dataStore{s.primary, s.backup} {
-		if d == nil {
-			continue
-		}
-		r, ok, err := d.get(ctx, token)
+	for _, d := range s.dataStores() {
+		r, ok, err := d.Get(ctx, token)
 		switch {
 		case err != nil:
 		case !ok:
 			err = fmt.Errorf("%s data store has no record: %w", d.name, ErrNotFound)
 		default:
-			pt, oerr := s.keys.open(token, r.nonce, r.ct)
+			pt, oerr := s.keys.open(token, r.Nonce, r.Sealed)
 			if oerr == nil {
-				if d != s.primary {
+				if d.name != "primary" {
 					s.log.Warn("vault reveal served from the backup", "primary_err", errs[0])
 				}
 				return r, pt, nil
@@ -407,11 +254,11 @@ func (s *Store) readRecord(ctx context.Context, token string) (record, []byte, e
 	for _, sentinel := range []error{ErrUnavailable, ErrCorrupt, ErrNotFound} {
 		for _, e := range errs {
 			if errors.Is(e, sentinel) {
-				return record{}, nil, fmt.Errorf("vault reveal: %w (%w)", sentinel, errors.Join(errs...))
+				return Record{}, nil, fmt.Errorf("vault reveal: %w (%w)", sentinel, errors.Join(errs...))
 			}
 		}
 	}
-	return record{}, nil, fmt.Errorf("vault reveal: %w", errors.Join(errs...))
+	return Record{}, nil, fmt.Errorf("vault reveal: %w", errors.Join(errs...))
 }
 
 // Status describes the data stores' health, for a health endpoint.
@@ -424,14 +271,27 @@ type Status struct {
 // Status probes the data stores and counts pending records.
 func (s *Store) Status(ctx context.Context) (Status, error) {
 	var st Status
-	if err := s.pending.QueryRowContext(ctx, `SELECT COUNT(*) FROM pending`).Scan(&st.Pending); err != nil {
+	n, err := s.pending.Count(ctx)
+	if err != nil {
 		return st, fmt.Errorf("vault pending: %w", err)
 	}
-	_, err := s.primary.byHash(ctx, nil)
-	st.PrimaryOK = err == nil
-	if s.backup != nil {
-		_, err := s.backup.byHash(ctx, nil)
-		st.BackupOK = err == nil
-	}
+	st.Pending = n
+	st.PrimaryOK = s.primary.Ping(ctx) == nil
+	st.BackupOK = s.backup != nil && s.backup.Ping(ctx) == nil
 	return st, nil
+}
+
+// namedData is a data store with its name, for messages.
+type namedData struct {
+	Data
+	name string // "primary" or "backup"
+}
+
+// dataStores returns the primary, then the backup if there is one.
+func (s *Store) dataStores() []namedData {
+	ds := []namedData{{s.primary, "primary"}}
+	if s.backup != nil {
+		ds = append(ds, namedData{s.backup, "backup"})
+	}
+	return ds
 }

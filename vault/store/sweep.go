@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -24,25 +23,19 @@ func (s *Store) SweepOrphans(ctx context.Context, since int64, grace time.Durati
 	if cutoff <= since {
 		return 0, since, nil
 	}
-	type target struct {
-		name, table string
-		db          func(context.Context) (*sql.DB, error)
-	}
-	stores := []target{
-		{"pending", "pending", func(context.Context) (*sql.DB, error) { return s.pending, nil }},
-		{"primary", "records", s.primary.handle},
-	}
-	if s.backup != nil {
-		stores = append(stores, target{"backup", "records", s.backup.handle})
+	stores := []struct {
+		name string
+		Records
+	}{{"pending", s.pending}}
+	for _, d := range s.dataStores() {
+		stores = append(stores, struct {
+			name string
+			Records
+		}{d.name, d.Data})
 	}
 	var errs []error
 	for _, st := range stores {
-		db, err := st.db(ctx)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("vault %s: %w", st.name, err))
-			continue
-		}
-		n, err := s.sweep(ctx, db, st.table, since, cutoff)
+		n, err := s.sweep(ctx, st.Records, since, cutoff)
 		deleted += n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("vault %s: %w", st.name, err))
@@ -54,22 +47,9 @@ func (s *Store) SweepOrphans(ctx context.Context, since int64, grace time.Durati
 	return deleted, cutoff, nil
 }
 
-func (s *Store) sweep(ctx context.Context, db *sql.DB, table string, since, cutoff int64) (int, error) {
-	rows, err := db.QueryContext(ctx, `SELECT token FROM `+table+` WHERE created > ? AND created <= ? ORDER BY created`, since, cutoff)
+func (s *Store) sweep(ctx context.Context, rs Records, since, cutoff int64) (int, error) {
+	tokens, err := rs.CreatedIn(ctx, since, cutoff)
 	if err != nil {
-		return 0, err
-	}
-	var tokens []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		tokens = append(tokens, t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -81,7 +61,7 @@ func (s *Store) sweep(ctx context.Context, db *sql.DB, table string, since, cuto
 			continue
 		}
 		// Still no entry, and still old: delete it.
-		if _, err := db.ExecContext(ctx, `DELETE FROM `+table+` WHERE token = ? AND created <= ?`, t, cutoff); err != nil {
+		if err := rs.DeleteOld(ctx, t, cutoff); err != nil {
 			return n, err
 		}
 		n++
@@ -91,10 +71,9 @@ func (s *Store) sweep(ctx context.Context, db *sql.DB, table string, since, cuto
 
 // indexed reports whether an index entry names token.
 func (s *Store) indexed(ctx context.Context, token string) (bool, error) {
-	var one int
-	err := s.index.QueryRowContext(ctx, `SELECT 1 FROM entries WHERE token = ?`, token).Scan(&one)
+	_, err := s.index.Entry(ctx, token)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, ErrNotFound):
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("vault index: %w", err)

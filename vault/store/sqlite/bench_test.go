@@ -1,4 +1,4 @@
-package store
+package sqlite_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"orderseal/internal/sqlitex"
+	"orderseal/vault/store"
+	"orderseal/vault/store/sqlite"
 )
 
 // The raw benchmarks insert and select rows of the same shape as a data
@@ -22,7 +24,7 @@ func BenchmarkRegister(b *testing.B) {
 	ctx := context.Background()
 	e := newEnv(b, false)
 	for i := 0; b.Loop(); i++ {
-		if _, _, err := e.s.Register(ctx, "cardholder:bench", TypeAddress, "", fmt.Appendf(nil, "%d %s", i, benchValue), false, 0); err != nil {
+		if _, _, err := e.s.Register(ctx, "cardholder:bench", store.TypeAddress, "", fmt.Appendf(nil, "%d %s", i, benchValue), false, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -33,7 +35,7 @@ func BenchmarkReveal(b *testing.B) {
 	e := newEnv(b, false)
 	toks := make([]string, 256)
 	for i := range toks {
-		tok, _, err := e.s.Register(ctx, "cardholder:bench", TypeAddress, "", fmt.Appendf(nil, "%d %s", i, benchValue), false, 0)
+		tok, _, err := e.s.Register(ctx, "cardholder:bench", store.TypeAddress, "", fmt.Appendf(nil, "%d %s", i, benchValue), false, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -46,20 +48,24 @@ func BenchmarkReveal(b *testing.B) {
 	}
 }
 
+// rawBenchDB is a data store file (its schema made by OpenData) opened raw.
 func rawBenchDB(b *testing.B) *sqlDB {
-	db, err := sqlitex.Open(filepath.Join(b.TempDir(), "raw.db"))
+	path := filepath.Join(b.TempDir(), "raw.db")
+	d, err := sqlite.OpenData(context.Background(), path, "raw", []byte("check"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.Close()
+	db, err := sqlitex.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	if err := sqlitex.Migrate(context.Background(), db, dataMigrations); err != nil {
-		b.Fatal(err)
-	}
 	return &sqlDB{t: b, DB: db}
 }
 
 func randomRow(b *testing.B) (tok string, dedupe, nonce, ct []byte) {
-	tok, _ = NewToken(TypeAddress)
+	tok, _ = store.NewToken(store.TypeAddress)
 	dedupe, nonce, ct = make([]byte, 32), make([]byte, 24), make([]byte, len(benchValue)+4+16)
 	for _, p := range [][]byte{dedupe, nonce, ct} {
 		rand.Read(p)
@@ -105,7 +111,7 @@ func BenchmarkRegisterParallel(b *testing.B) {
 	b.SetParallelism(32)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, _, err := e.s.RegisterAudited(ctx, "cardholder:bench", TypeAddress, "", fmt.Appendf(nil, "%d %s", n.Add(1), benchValue), false, 0); err != nil {
+			if _, _, err := e.s.RegisterAudited(ctx, "cardholder:bench", store.TypeAddress, "", fmt.Appendf(nil, "%d %s", n.Add(1), benchValue), false, 0); err != nil {
 				b.Error(err)
 				return
 			}
