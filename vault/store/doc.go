@@ -1,27 +1,27 @@
-// Package store is the token vault's persistence (DESIGN.md §7, §8): an
-// index of who owns which token, a data store of sealed values, a pending
-// table for writes the data store could not take, grants, and a
-// hash-chained audit log.
+// Package store is the token vault (DESIGN.md §7, §8, §9): an index of who
+// owns which token, data stores of sealed values, a pending table for
+// writes a data store could not take, grants, and a hash-chained audit log.
 //
-// # Files
+// # Backends
 //
-// Each is a SQLite database (internal/sqlitex: WAL, synchronous=FULL,
-// numbered migrations run at Open), created 0600:
+// Store holds all of the vault's logic once, over persistence interfaces
+// (backend.go) that a backend package implements — vault/store/sqlite today,
+// proven by the suite in vault/store/storetest:
 //
-//   - Config.IndexPath: entries (owner → token, type, label, epoch,
-//     created, expires, shareable, replaced_by), grants, and the audit log.
-//     No PII at all, not even sealed: a copy of the index reveals which
-//     owners have how many tokens, nothing more.
-//   - Config.DataPath (primary) and Config.BackupPath (optional, written
-//     through): token → dedupe hash, nonce, sealed value, created.
-//   - Config.PendingPath, default IndexPath + ".pending": sealed records not
-//     yet in every data store. It holds ciphertext, so it is not part of the
-//     index database (whose credential must never reach PII), but it lives
-//     beside it, on the vault host's own disk, so it is writable when the
-//     data store is not.
+//   - Index: entries (owner → token, type, label, epoch, created, expires,
+//     shareable, replaced_by), grants, and the audit log. No PII at all, not
+//     even sealed: a copy of the index reveals which owners have how many
+//     tokens, nothing more.
+//   - Data, twice: the primary and the optional backup, written through:
+//     token → dedupe hash, nonce, sealed value, created.
+//   - Pending: sealed records not yet in every data store. It holds
+//     ciphertext, so it is not part of the index (whose credential must
+//     never reach PII), but it lives on the vault host's own storage, so it
+//     is writable when a data store is not.
 //   - The data key: its own 0600 file (CreateDataKey, LoadDataKey), never in
-//     any database. Each data and pending file stores a key check (an HMAC
-//     under a sub-key) so Open refuses a data file sealed under another key.
+//     any store. Each data store and pending table keeps a key check
+//     (KeyCheck, an HMAC under a sub-key) and refuses one sealed under
+//     another key.
 //
 // # Sealing
 //
@@ -37,11 +37,12 @@
 // queued while its last batch committed (up to maxBatch; a lone call goes
 // at once, no timer) and, holding regMu, dedupes them against the stores
 // and against each other, writes the new records in one transaction per
-// data file, then their entries and audit entries in one index
-// transaction, and only then answers the callers. A record is always
-// durable before the entry naming it; if the index transaction fails the
-// batch's records are discarded and every caller gets the error, and what a
-// crash leaves between the two is an orphan for SweepOrphans. Rotation takes
+// data store (one Data.Put each), then their entries and audit entries in
+// one index transaction (one Index.Update), and only then answers the
+// callers. A record is always durable before the entry naming it; if the
+// index transaction fails the batch's records are discarded and every
+// caller gets the error, and what a crash leaves between the two is an
+// orphan for SweepOrphans. Rotation takes
 // regMu too, so it never interleaves with a batch.
 //
 // # Outages
@@ -51,12 +52,9 @@
 // goes to the pending table and Register still succeeds. Flush copies
 // pending records to every data store and deletes each from the pending
 // table only after both writes succeeded, so it is idempotent and loses
-// nothing when it stops midway. The data stores are opened lazily and
-// reopened after any error; before each use the store checks that the file
-// at the path is still the one it opened, so a data file removed or replaced
-// underneath an open connection counts as an outage, not as a silent write
-// into an unlinked file. Open creates a missing data file; afterwards a
-// missing data file is an outage and is never silently recreated.
+// nothing when it stops midway. A Data recovers by itself when its store
+// returns, and never silently recreates a store that went missing (see the
+// backend's package comment for how).
 //
 // Reveal reads the pending table, then the primary, then — when the primary
 // fails, lacks the record or holds one that fails authentication — the
