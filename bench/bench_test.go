@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
 )
@@ -69,14 +70,14 @@ func paired(b *testing.B, op, base func(), baseName string) {
 	b.ReportMetric(float64(tOp.Nanoseconds())/float64(b.N)/perBase, "ratio-vs-"+baseName)
 }
 
-var masters = map[int]*keygen.Master{}
+var masters = map[int]*center.Master{}
 
 func partyKey(b *testing.B, k int, id string) *keygen.PartyKey {
 	b.Helper()
 	m, ok := masters[k]
 	if !ok {
 		var err error
-		m, err = keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{1}, K: k}, [32]byte{byte(k)})
+		m, err = center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{1}, K: k}, [32]byte{byte(k)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -184,7 +185,7 @@ func BenchmarkOpen(b *testing.B) {
 // of 100 000 identities on GOMAXPROCS cores, as the CLI runs one group per
 // core.
 func BenchmarkIssue(b *testing.B) {
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{2}, K: keygen.DefaultK}, [32]byte{2})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{2}, K: keygen.DefaultK}, [32]byte{2})
 	if err != nil {
 		b.Fatal(err)
 	}

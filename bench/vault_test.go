@@ -15,6 +15,7 @@ import (
 
 	"orderseal/internal/sqlitex"
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/suite"
 	"orderseal/vault"
 	"orderseal/vault/api"
@@ -31,7 +32,7 @@ type vaultStack struct {
 func newVaultStack(b *testing.B) *vaultStack {
 	b.Helper()
 	dir := b.TempDir()
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{9}, K: keygen.DefaultK}, [32]byte{9})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{9}, K: keygen.DefaultK}, [32]byte{9})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
+	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
 	"orderseal/vault"
@@ -59,7 +60,7 @@ var testSystem = [16]byte{0xca, 0x77, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
 // k = 16: any 16 colluding parties could rebuild the matrix; tests only.
 var (
 	centerOnce sync.Once
-	center     *keygen.Master
+	center     *keycenter.Master
 	errCenter  error
 	keysMu     sync.Mutex
 	keyCache   = map[string]*keygen.PartyKey{}
@@ -72,7 +73,7 @@ func partyKey(t testing.TB, id string) *keygen.PartyKey {
 		for i := range seed {
 			seed[i] = byte(3*i + 1)
 		}
-		center, errCenter = keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}, seed)
+		center, errCenter = keycenter.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}, seed)
 	})
 	if errCenter != nil {
 		t.Fatal(errCenter)

@@ -14,13 +14,13 @@ import (
 	"orderseal/carrier"
 	"orderseal/internal/cli"
 	"orderseal/issuer"
-	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/merchant"
 )
 
 func TestMain(m *testing.M) {
 	mains := map[string]func(context.Context, []string, cli.Stdio) int{
-		"keygen": keygen.Main, "cardholder": cardholder.Main, "merchant": merchant.Main,
+		"keygen": center.Main, "cardholder": cardholder.Main, "merchant": merchant.Main,
 		"issuer": issuer.Main, "carrier": carrier.Main,
 	}
 	cmds := map[string]func(){}

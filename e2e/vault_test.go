@@ -26,6 +26,7 @@ import (
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/sqlitex"
 	"orderseal/keygen"
+	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
 	"orderseal/vault/api"
@@ -49,7 +50,7 @@ const vCanary = "Canary-Lane-7f3a9"
 // vKeys issues keys from a fixed test key center (k = 16: fine for tests,
 // never for a deployment) and, for impostors, from a second center on the
 // same system.
-type vKeys struct{ center, rogue *keygen.Master }
+type vKeys struct{ center, rogue *keycenter.Master }
 
 func newVKeys(t *testing.T) vKeys {
 	t.Helper()
@@ -58,11 +59,11 @@ func newVKeys(t *testing.T) vKeys {
 	for i := range s1 {
 		s1[i], s2[i] = byte(3*i+1), byte(0xc0+i)
 	}
-	c, err := keygen.MasterFromSeed(p, s1)
+	c, err := keycenter.MasterFromSeed(p, s1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := keygen.MasterFromSeed(p, s2)
+	r, err := keycenter.MasterFromSeed(p, s2)
 	if err != nil {
 		t.Fatal(err)
 	}

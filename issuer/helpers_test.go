@@ -22,6 +22,7 @@ import (
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
 	"orderseal/keygen"
+	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
 )
@@ -58,13 +59,13 @@ var testSystem = [16]byte{0x15, 0x50, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
 // colluding parties could rebuild the matrix).
 var (
 	centersOnce    sync.Once
-	center, rogue  *keygen.Master
+	center, rogue  *keycenter.Master
 	errCenters     error
 	partyKeysMu    sync.Mutex
 	partyKeysCache = map[string]*keygen.PartyKey{}
 )
 
-func masters(t testing.TB) (*keygen.Master, *keygen.Master) {
+func masters(t testing.TB) (*keycenter.Master, *keycenter.Master) {
 	t.Helper()
 	centersOnce.Do(func() {
 		var seed, rogueSeed [32]byte
@@ -72,8 +73,8 @@ func masters(t testing.TB) (*keygen.Master, *keygen.Master) {
 			seed[i], rogueSeed[i] = byte(i+7), byte(0xc0+i)
 		}
 		p := keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}
-		if center, errCenters = keygen.MasterFromSeed(p, seed); errCenters == nil {
-			rogue, errCenters = keygen.MasterFromSeed(p, rogueSeed)
+		if center, errCenters = keycenter.MasterFromSeed(p, seed); errCenters == nil {
+			rogue, errCenters = keycenter.MasterFromSeed(p, rogueSeed)
 		}
 	})
 	if errCenters != nil {

@@ -1,59 +1,6 @@
 package keygen
 
-import (
-	"crypto/subtle"
-	"encoding/binary"
-	"errors"
-
-	fp "github.com/cloudflare/circl/math/fp25519"
-)
+import "orderseal/keygen/internal/field"
 
 // ErrNonCanonical is returned for a field element encoding that is ≥ p.
-var ErrNonCanonical = errors.New("non-canonical field element")
-
-// decodeElt reads a 32-byte little-endian element and refuses values ≥ p,
-// in constant time since rows are secret.
-func decodeElt(b []byte) (fp.Elt, error) {
-	var e fp.Elt
-	if len(b) != fp.Size {
-		return e, ErrNonCanonical
-	}
-	copy(e[:], b)
-	if !isCanonical(&e) {
-		return fp.Elt{}, ErrNonCanonical
-	}
-	return e, nil
-}
-
-// isCanonical reports whether e < p without branching on its value.
-func isCanonical(e *fp.Elt) bool {
-	p := fp.P()
-	var borrow uint64
-	for i := 0; i < 4; i++ {
-		a := binary.LittleEndian.Uint64(e[8*i:])
-		b := binary.LittleEndian.Uint64(p[8*i:])
-		_, borrow = sub64(a, b, borrow)
-	}
-	return borrow == 1 // e − p underflowed, so e < p
-}
-
-func sub64(x, y, borrow uint64) (diff, borrowOut uint64) {
-	diff = x - y - borrow
-	borrowOut = ((^x & y) | (^(x ^ y) & diff)) >> 63
-	return
-}
-
-// encodeElt writes the canonical encoding of e.
-func encodeElt(dst []byte, e *fp.Elt) {
-	c := *e
-	fp.Modp(&c)
-	copy(dst, c[:])
-}
-
-// eltEqual compares two elements in constant time.
-func eltEqual(a, b *fp.Elt) bool {
-	x, y := *a, *b
-	fp.Modp(&x)
-	fp.Modp(&y)
-	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
-}
+var ErrNonCanonical = field.ErrNonCanonical

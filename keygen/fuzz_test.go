@@ -5,16 +5,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
+
+	"orderseal/keygen/internal/field"
 )
 
-// Fuzz targets for everything keygen parses. Seed corpora live in
+// Fuzz targets for everything keygen parses (the master file is
+// keygen/center's, center/fuzz_test.go). Seed corpora live in
 // testdata/fuzz-seeds/ (regenerate with
 // `go test ./keygen -run TestFuzzSeeds -keygen.write-fuzz-seeds`);
 // inputs the fuzzer finds go to testdata/fuzz/ as usual.
@@ -62,7 +64,7 @@ func FuzzParsePartyKey(f *testing.F) {
 			t.Fatalf("accepted an inconsistent key: %q k=%d len(row)=%d", k.Identity(), k.Params().K, len(k.row))
 		}
 		for i := range k.row {
-			if !isCanonical(&k.row[i]) {
+			if !field.IsCanonical(&k.row[i]) {
 				t.Fatalf("row element %d is not canonical", i)
 			}
 		}
@@ -121,59 +123,6 @@ func FuzzParseParams(f *testing.F) {
 	})
 }
 
-func FuzzOpenMaster(f *testing.F) {
-	addSeeds(f, "master-*.json")
-	f.Fuzz(func(t *testing.T, data []byte) {
-		// The argon2id cost comes from the file. Mutations can ask for up to
-		// 4 GiB and 64 passes, legal for a real center but not for a fuzzer:
-		// look first (with the same decoder the strict one wraps) and skip those.
-		var w masterWire
-		if err := json.Unmarshal(data, &w); err == nil {
-			if w.KDF.Time > 2 || w.KDF.Memory > 16*1024 || w.KDF.Threads > 4 {
-				t.Skip("argon2id cost too high for fuzzing")
-			}
-		}
-		m, err := OpenMaster(data, []byte(fuzzPassphrase))
-		if err != nil {
-			if m != nil {
-				t.Fatal("master returned with an error")
-			}
-			return
-		}
-		if m.params.Check() != nil {
-			t.Fatalf("opened a master with k=%d", m.params.K)
-		}
-		// Round trip: seal again, open again, same master.
-		sealed, err := m.Seal([]byte(fuzzPassphrase), cheapKDF, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m2, err := OpenMaster(sealed, []byte(fuzzPassphrase))
-		if err != nil {
-			t.Fatalf("re-open of own output: %v", err)
-		}
-		if m2.seed != m.seed || !m2.params.Equal(m.params) {
-			t.Fatal("round trip changed the master")
-		}
-		if _, err := OpenMaster(data, []byte(fuzzPassphrase+"x")); err == nil {
-			t.Fatal("opened with another passphrase")
-		}
-		if m.params.K <= 64 {
-			k1, err := m.Issue(fuzzPeer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			k2, err := m2.Issue(fuzzPeer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !k1.Equal(k2) {
-				t.Fatal("resealed master issues another key")
-			}
-		}
-	})
-}
-
 // TestFuzzSeeds keeps the seed corpora honest: the valid seeds still parse
 // (so the fuzzer starts inside the format), the malformed ones still fail.
 // With -keygen.write-fuzz-seeds it regenerates them.
@@ -205,8 +154,6 @@ func TestFuzzSeeds(t *testing.T) {
 			_, err = ParsePartyKey(data)
 		case strings.HasPrefix(name, "params-"):
 			_, err = ParseParams(data)
-		case strings.HasPrefix(name, "master-"):
-			_, err = OpenMaster(data, []byte(fuzzPassphrase))
 		default:
 			t.Errorf("%s: no fuzz target reads this seed", name)
 			continue
@@ -235,16 +182,6 @@ func makeFuzzSeeds(t *testing.T) map[string][]byte {
 	k1j, _ := k1.MarshalJSON()
 	pj, _ := m.Params().MarshalJSON()
 
-	var seed [32]byte
-	for i := range seed {
-		seed[i] = byte(r.Uint32())
-	}
-	chacha := rand.NewChaCha8(seed)
-	sealed, err := m.Seal([]byte(fuzzPassphrase), cheapKDF, chacha)
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	edit := func(src []byte, f func(map[string]any)) []byte {
 		var v map[string]any
 		if err := json.Unmarshal(src, &v); err != nil {
@@ -256,7 +193,7 @@ func makeFuzzSeeds(t *testing.T) map[string][]byte {
 	}
 	raw := make([]byte, 2*fp.Size)
 	for j := range key.row {
-		encodeElt(raw[j*fp.Size:], &key.row[j])
+		field.Encode(raw[j*fp.Size:], &key.row[j])
 	}
 	copy(raw[fp.Size:], leBytes(bigP))
 	return map[string][]byte{
@@ -271,18 +208,5 @@ func makeFuzzSeeds(t *testing.T) map[string][]byte {
 		"params-bad-uppercase.json":       []byte(strings.ToUpper(string(pj))),
 		"params-bad-k0.json":              edit(pj, func(v map[string]any) { v["k"] = 0 }),
 		"params-bad-v2.json":              edit(pj, func(v map[string]any) { v["v"] = 2 }),
-		"master-valid.json":               append(sealed, '\n'),
-		"master-bad-ct.json":              edit(sealed, func(v map[string]any) { s := v["ct"].(string); v["ct"] = flipFirst(s) }),
-		"master-bad-k.json":               edit(sealed, func(v map[string]any) { v["k"] = 3 }),
-		"master-bad-kdf.json":             edit(sealed, func(v map[string]any) { v["argon2id"].(map[string]any)["m"] = 1 }),
-		"master-bad-nested.json":          []byte(`{"v":1,"argon2id":{"t":1,"t":1}}`),
 	}
-}
-
-// flipFirst replaces the first base64url character with another.
-func flipFirst(s string) string {
-	if s[0] == 'A' {
-		return "B" + s[1:]
-	}
-	return "A" + s[1:]
 }

@@ -3,121 +3,38 @@ package keygen
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
+
+	"orderseal/keygen/internal/field"
+	"orderseal/keygen/internal/kat"
 )
 
 // The known-answer vectors in testdata/kat.json come from
 // testdata/kat_gen.py, an independent Python reference written from
 // DESIGN.md §2 and §4.1 without reading this package. See testdata/README.md.
-
-const katFile = "kat.json"
-
-// katSectionField is the pair field holding
-// Expand(LabelSection, katSectionRole, katSectionOrder).
-const (
-	katSectionField = "section_issuer_ord-0001"
-	katSectionRole  = "issuer"
-	katSectionOrder = "ord-0001"
-)
-
-type katDoc struct {
-	Inputs struct {
-		Seed        string   `json:"seed"`
-		System      string   `json:"system"`
-		IdentityDST string   `json:"identity_dst"`
-		Ks          []int    `json:"ks"`
-		Identities  []string `json:"identities"`
-		Section     struct {
-			Role    string `json:"role"`
-			OrderID string `json:"order_id"`
-			Field   string `json:"field"`
-		} `json:"section"`
-	} `json:"inputs"`
-	Vectors []katVector `json:"vectors"`
-}
-
-type katVector struct {
-	K      int `json:"k"`
-	Master struct {
-		Row0First3 []string `json:"D_row0_first3"`
-		D12        *string  `json:"D_1_2"`
-	} `json:"master"`
-	Identities []katIdentity `json:"identities"`
-	Pairs      []katPair     `json:"pairs"`
-}
-
-type katIdentity struct {
-	ID        string   `json:"id"`
-	X         string   `json:"x"`
-	Row       []string `json:"row"`        // whole row (small k)
-	RowFirst4 []string `json:"row_first4"` // large k: r_0..r_3 …
-	RowSHA256 string   `json:"row_sha256"` // … and SHA-256(r_0 || … || r_{k-1})
-}
-
-type katPair struct {
-	A           string `json:"a"`
-	B           string `json:"b"`
-	S           string `json:"s"`
-	K           string `json:"K"`
-	Fingerprint string `json:"fingerprint"`
-	Section     string `json:"section_issuer_ord-0001"`
-}
-
-func loadKAT(t *testing.T) *katDoc {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", katFile))
-	if err != nil {
-		t.Fatalf("known-answer vectors missing: %v (regenerate with `python3 keygen/testdata/kat_gen.py` from the repo root)", err)
-	}
-	var doc katDoc
-	if err := json.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("testdata/%s: %v", katFile, err)
-	}
-	if len(doc.Vectors) == 0 {
-		t.Fatalf("testdata/%s holds zero vectors", katFile)
-	}
-	for _, v := range doc.Vectors {
-		if len(v.Identities) == 0 || len(v.Pairs) == 0 {
-			t.Fatalf("testdata/%s: k=%d holds no identities or no pairs", katFile, v.K)
-		}
-	}
-	if doc.Inputs.Section.Field != katSectionField || doc.Inputs.Section.Role != katSectionRole ||
-		doc.Inputs.Section.OrderID != katSectionOrder {
-		t.Fatalf("testdata/%s: section inputs %+v, test expects role %q order %q in field %q",
-			katFile, doc.Inputs.Section, katSectionRole, katSectionOrder, katSectionField)
-	}
-	return &doc
-}
-
-func katHex(t *testing.T, what, s string, n int) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != n {
-		t.Fatalf("%s: bad hex %q (want %d bytes)", what, s, n)
-	}
-	return b
-}
+//
+// Here they check the party's side (identity points, raw secrets, K,
+// fingerprints, sub-keys) and the reference master the other tests issue
+// keys from (master_test.go); center/kat_test.go checks the key center's
+// matrix and rows against the same vectors.
 
 func eltHex(e fp.Elt) string {
 	var b [fp.Size]byte
-	encodeElt(b[:], &e)
+	field.Encode(b[:], &e)
 	return hex.EncodeToString(b[:])
 }
 
 func TestKAT(t *testing.T) {
-	doc := loadKAT(t)
+	doc := kat.Load(t)
 
 	var seed [32]byte
-	copy(seed[:], katHex(t, "inputs.seed", doc.Inputs.Seed, 32))
+	copy(seed[:], kat.Hex(t, "inputs.seed", doc.Inputs.Seed, 32))
 	var system [16]byte
-	copy(system[:], katHex(t, "inputs.system", doc.Inputs.System, 16))
+	copy(system[:], kat.Hex(t, "inputs.system", doc.Inputs.System, 16))
 	if want := "orderseal-v1-id:" + hex.EncodeToString(system[:]); doc.Inputs.IdentityDST != want {
 		t.Errorf("inputs.identity_dst = %q, want %q", doc.Inputs.IdentityDST, want)
 	}
@@ -128,10 +45,7 @@ func TestKAT(t *testing.T) {
 	var checked int
 	for _, v := range doc.Vectors {
 		t.Run("k="+strconv.Itoa(v.K), func(t *testing.T) {
-			m, err := MasterFromSeed(Params{Suite: SuiteOS1, System: system, K: v.K}, seed)
-			if err != nil {
-				t.Fatalf("MasterFromSeed: %v", err)
-			}
+			m := refMasterFromSeed(t, Params{Suite: SuiteOS1, System: system, K: v.K}, seed)
 
 			// Master matrix entries.
 			if want := min(3, v.K); len(v.Master.Row0First3) != want {
@@ -202,7 +116,7 @@ func TestKAT(t *testing.T) {
 						h := sha256.New()
 						var b [fp.Size]byte
 						for a := range pk.row {
-							encodeElt(b[:], &pk.row[a])
+							field.Encode(b[:], &pk.row[a])
 							h.Write(b[:])
 						}
 						if got := hex.EncodeToString(h.Sum(nil)); got != id.RowSHA256 {
@@ -224,7 +138,7 @@ func TestKAT(t *testing.T) {
 					}
 					wantSection := strings.HasPrefix(p.A, "cardholder:") || strings.HasPrefix(p.B, "cardholder:")
 					if wantSection != (p.Section != "") {
-						t.Fatalf("%s present = %v, want %v", katSectionField, p.Section != "", wantSection)
+						t.Fatalf("%s present = %v, want %v", kat.SectionField, p.Section != "", wantSection)
 					}
 					for _, dir := range []struct {
 						name string
@@ -249,7 +163,7 @@ func TestKAT(t *testing.T) {
 							t.Errorf("%s fingerprint = %s, want %s", dir.name, got, p.Fingerprint)
 						}
 						if p.Section != "" {
-							sk := pw.Expand(LabelSection, katSectionRole, katSectionOrder)
+							sk := pw.Expand(LabelSection, kat.SectionRole, kat.SectionOrder)
 							if got := hex.EncodeToString(sk[:]); got != p.Section {
 								t.Errorf("%s section key = %s, want %s", dir.name, got, p.Section)
 							}

@@ -7,6 +7,8 @@ import (
 
 	fp "github.com/cloudflare/circl/math/fp25519"
 
+	"orderseal/keygen/internal/field"
+
 	"orderseal/internal/wire"
 )
 
@@ -20,7 +22,7 @@ func TestMarshalJSONMatchesEncodingJSON(t *testing.T) {
 			key := mustIssue(t, m, id)
 			raw := make([]byte, k*fp.Size)
 			for i := range key.row {
-				encodeElt(raw[i*fp.Size:], &key.row[i])
+				field.Encode(raw[i*fp.Size:], &key.row[i])
 			}
 			want, err := json.Marshal(partyKeyWire{V: 1, Suite: SuiteOS1, System: key.params.SystemHex(),
 				K: k, Identity: id, Row: wire.B64(raw)})

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 
-	fp "github.com/cloudflare/circl/math/fp25519"
 	"golang.org/x/crypto/hkdf"
 
 	"orderseal/internal/wire"
+	"orderseal/keygen/internal/field"
 )
 
 // Pairwise is K(A,B), the 32-byte key two parties share. It is only ever
@@ -32,56 +32,9 @@ func (k *PartyKey) BlomSecret(peer string) ([32]byte, error) {
 	if err != nil {
 		return out, err
 	}
-	s := horner(k.row, &x)
-	encodeElt(out[:], &s)
+	s := field.Horner(k.row, &x)
+	field.Encode(out[:], &s)
 	return out, nil
-}
-
-// hornerBlock is how many coefficients share one reduction in horner.
-const hornerBlock = 32
-
-// horner evaluates Σ row[a]·x^a mod p, canonical. It is Horner's rule in
-// y = x^B (B = hornerBlock): from the top, s ← s·y + Σ_{t<B} row[base+t]·x^t,
-// where the B products of a step are summed unreduced (fe.go) and reduced
-// once. Those products do not depend on s, so the CPU overlaps them with
-// the one that does, where plain Horner waits for each multiplication
-// before it starts the next.
-//
-// Constant-time in row and x: only len(row) shapes the loops.
-func horner(row []fp.Elt, x *fp.Elt) fp.Elt {
-	const B = hornerBlock
-	var pw [B + 1]fp.Elt // x^0 … x^B (< 2^256, not necessarily canonical)
-	fp.SetOne(&pw[0])
-	pw[1] = *x
-	fp.Sqr(&pw[2], x)
-	for t := 3; t <= B; t += 2 { // two independent chains, odd and even
-		fp.Mul(&pw[t], &pw[t-2], &pw[2])
-		if t+1 <= B {
-			fp.Mul(&pw[t+1], &pw[t-1], &pw[2])
-		}
-	}
-	k := len(row)
-	top := (k - 1) / B * B // row[top:] is the highest block, maybe short
-	var acc wide
-	dotAdd(&acc, row[top+1:], pw[1:k-top])
-	r := loadFe(&row[top])
-	acc.add(&r)
-	s := acc.reduce()
-	var sElt [1]fp.Elt
-	for base := top - B; base >= 0; base -= B {
-		acc = wide{}
-		dotAdd(&acc, row[base+1:base+B], pw[1:B])
-		r := loadFe(&row[base])
-		acc.add(&r)
-		sElt[0] = s.elt()
-		dotAdd(&acc, sElt[:], pw[B:])
-		s = acc.reduce()
-	}
-	clear(pw[:])
-	clear(sElt[:])
-	out := s.elt()
-	s = fe{}
-	return out
 }
 
 // DerivePairwise is how a suite turns its shared secret into K(a, b):

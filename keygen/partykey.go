@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
 
 	"orderseal/internal/secfile"
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
+	"orderseal/keygen/internal/field"
 )
 
 // ErrKeyFile is wrapped by every structural error in a party key file.
@@ -71,7 +73,7 @@ func (k *PartyKey) MarshalJSON() ([]byte, error) {
 	raw := make([]byte, len(k.row)*fp.Size)
 	defer clear(raw)
 	for i := range k.row {
-		encodeElt(raw[i*fp.Size:], &k.row[i])
+		field.Encode(raw[i*fp.Size:], &k.row[i])
 	}
 	if !jsonPlain(k.identity) {
 		return json.Marshal(partyKeyWire{V: 1, Suite: k.params.Suite, System: k.params.SystemHex(),
@@ -126,12 +128,33 @@ func ParsePartyKey(data []byte) (*PartyKey, error) {
 	defer clear(raw)
 	row := make([]fp.Elt, params.K)
 	for i := range row {
-		if row[i], err = decodeElt(raw[i*fp.Size : (i+1)*fp.Size]); err != nil {
+		if row[i], err = field.Decode(raw[i*fp.Size : (i+1)*fp.Size]); err != nil {
 			clear(row)
 			return nil, fmt.Errorf("%w: row element %d: %w", ErrKeyFile, i, err)
 		}
 	}
 	return &PartyKey{params: params, identity: w.Identity, row: row}, nil
+}
+
+// NewPartyKey makes the party key of identity from its row, as the key
+// center computes it (keygen/center): the identity must be valid, the row
+// k canonical elements. The key holds a copy of row.
+func NewPartyKey(params Params, identity string, row []fp.Elt) (*PartyKey, error) {
+	if err := params.Check(); err != nil {
+		return nil, err
+	}
+	if err := ValidateIdentity(identity); err != nil {
+		return nil, err
+	}
+	if len(row) != params.K {
+		return nil, fmt.Errorf("%w: row of %d elements for k=%d", ErrParams, len(row), params.K)
+	}
+	for i := range row {
+		if !field.IsCanonical(&row[i]) {
+			return nil, fmt.Errorf("row element %d: %w", i, ErrNonCanonical)
+		}
+	}
+	return &PartyKey{params: params, identity: identity, row: append([]fp.Elt(nil), row...)}, nil
 }
 
 // LoadPartyKey reads a key file, refusing one that group or others can read.
@@ -159,6 +182,9 @@ func LoadPartyKeyFor(path string, params Params) (*PartyKey, error) {
 	}
 	return k, nil
 }
+
+// KeyFileName is the file name of id's key, as a key center batch writes it: "role.name.key".
+func KeyFileName(id string) string { return strings.Replace(id, ":", ".", 1) + ".key" }
 
 // WriteFile stores the key at path with mode 0600; an existing file is never overwritten.
 func (k *PartyKey) WriteFile(path string) error {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cloudflare/circl/expander"
 	fp "github.com/cloudflare/circl/math/fp25519"
+
+	"orderseal/keygen/internal/field"
 )
 
 // Property tests of the Blom scheme (DESIGN.md §2): symmetry of K, the
@@ -27,25 +29,6 @@ func testRand(label string) *rand.Rand {
 	return rand.New(rand.NewChaCha8(seed))
 }
 
-// testMaster builds a master with a deterministic system and seed.
-func testMaster(t testing.TB, k int, r *rand.Rand) *Master {
-	t.Helper()
-	var p Params
-	p.Suite, p.K = SuiteOS1, k
-	var seed [32]byte
-	for i := range p.System {
-		p.System[i] = byte(r.Uint32())
-	}
-	for i := range seed {
-		seed[i] = byte(r.Uint32())
-	}
-	m, err := MasterFromSeed(p, seed)
-	if err != nil {
-		t.Fatalf("MasterFromSeed(k=%d): %v", k, err)
-	}
-	return m
-}
-
 func randomID(r *rand.Rand, role string) string {
 	switch role {
 	case "cardholder":
@@ -53,15 +36,6 @@ func randomID(r *rand.Rand, role string) string {
 	default:
 		return fmt.Sprintf("%s:m%d", role, r.Uint64())
 	}
-}
-
-func mustIssue(t testing.TB, m *Master, id string) *PartyKey {
-	t.Helper()
-	k, err := m.Issue(id)
-	if err != nil {
-		t.Fatalf("Issue(%q): %v", id, err)
-	}
-	return k
 }
 
 func mustPairwise(t testing.TB, k *PartyKey, peer string) Pairwise {
@@ -80,10 +54,10 @@ var bigP = func() *big.Int {
 	return p.Sub(p, big.NewInt(19))
 }()
 
-// eltToBig reads a field element (32 bytes little-endian, see encodeElt).
+// eltToBig reads a field element (32 bytes little-endian, see field.Encode).
 func eltToBig(e fp.Elt) *big.Int {
 	var le [32]byte
-	encodeElt(le[:], &e)
+	field.Encode(le[:], &e)
 	var be [32]byte
 	for i := range le {
 		be[i] = le[31-i]
@@ -254,6 +228,41 @@ func nullVector(t testing.TB, a [][]*big.Int, cols int) []*big.Int {
 	return w
 }
 
+// plainHorner is the evaluation field.Horner replaced: one fp.Mul and one
+// fp.Add per coefficient (internal/field/horner_test.go keeps the same
+// reference for the evaluator alone).
+func plainHorner(row []fp.Elt, x *fp.Elt) fp.Elt {
+	s := row[len(row)-1]
+	for a := len(row) - 2; a >= 0; a-- {
+		fp.Mul(&s, &s, x)
+		fp.Add(&s, &s, &row[a])
+	}
+	fp.Modp(&s)
+	return s
+}
+
+// TestPairwiseAgreesWithPlainHorner: the raw secret through the package's
+// own path, against the plain evaluation of the same row.
+func TestPairwiseAgreesWithPlainHorner(t *testing.T) {
+	r := testRand("horner pairwise")
+	for _, k := range []int{1, 33, 200} {
+		m := testMaster(t, k, r)
+		a, b := randomID(r, "merchant"), randomID(r, "cardholder")
+		ka := mustIssue(t, m, a)
+		s, err := ka.BlomSecret(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := IdentityPoint(m.params.System, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := plainHorner(ka.row, &x); s != [32]byte(want) {
+			t.Fatalf("k=%d: rawSecret differs from plain Horner", k)
+		}
+	}
+}
+
 // --- symmetry -----------------------------------------------------------------
 
 func TestPairwiseSymmetry(t *testing.T) {
@@ -309,7 +318,7 @@ func TestPairwiseSymmetry(t *testing.T) {
 }
 
 // bigMaster is D as big integers, from the package's own entry().
-func bigMaster(m *Master) [][]*big.Int {
+func bigMaster(m *refMaster) [][]*big.Int {
 	k := m.params.K
 	d := make([][]*big.Int, k)
 	for a := range d {
@@ -576,34 +585,6 @@ func TestFingerprint(t *testing.T) {
 			t.Errorf("pairs %s and %s share fingerprint %s", name, other, f)
 		}
 		seen[f] = name
-	}
-}
-
-// TestIssueConcurrent: a fresh master may be used from several goroutines.
-func TestIssueConcurrent(t *testing.T) {
-	m, err := MasterFromSeed(Params{Suite: SuiteOS1, System: [16]byte{7}, K: 16}, [32]byte{7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := make([]*PartyKey, 4)
-	done := make(chan int)
-	for i := range keys {
-		go func() {
-			k, err := m.Issue(fmt.Sprintf("cardholder:c%d", i))
-			if err != nil {
-				t.Error(err)
-			}
-			keys[i] = k
-			done <- i
-		}()
-	}
-	for range keys {
-		<-done
-	}
-	a, _ := keys[0].pairwise(keys[1].Identity())
-	b, _ := keys[1].pairwise(keys[0].Identity())
-	if !a.Equal(&b) {
-		t.Fatal("keys issued concurrently do not agree")
 	}
 }
 

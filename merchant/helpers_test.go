@@ -31,6 +31,7 @@ import (
 	"orderseal/internal/wire"
 	issuerapi "orderseal/issuer/api"
 	"orderseal/keygen"
+	keycenter "orderseal/keygen/center"
 	"orderseal/merchant"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
@@ -74,7 +75,7 @@ var testSystem = [16]byte{0x6d, 0x65, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
 // One key center for every party, k = 16: fine for tests only.
 var (
 	centerOnce sync.Once
-	center     *keygen.Master
+	center     *keycenter.Master
 	errCenter  error
 	keysMu     sync.Mutex
 	keysCache  = map[string]*keygen.PartyKey{}
@@ -87,7 +88,7 @@ func partyKey(t testing.TB, id string) *keygen.PartyKey {
 		for i := range seed {
 			seed[i] = byte(0x40 + i)
 		}
-		center, errCenter = keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}, seed)
+		center, errCenter = keycenter.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}, seed)
 	})
 	if errCenter != nil {
 		t.Fatal(errCenter)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/suite"
 	"orderseal/suite/os1"
 )
@@ -17,7 +18,7 @@ const (
 
 func consultantKey(t *testing.T) *keygen.PartyKey {
 	t.Helper()
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/suite"
 	"orderseal/suite/os1"
 )
@@ -53,7 +54,7 @@ func keys(t testing.TB) *fixture {
 	if fixtureCache != nil {
 		return fixtureCache
 	}
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func keys(t testing.TB) *fixture {
 			t.Fatal(err)
 		}
 	}
-	m2, _ := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x20}, K: 8}, [32]byte{9})
+	m2, _ := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x20}, K: 8}, [32]byte{9})
 	if f.other, err = m2.Issue(idIssuer); err != nil {
 		t.Fatal(err)
 	}

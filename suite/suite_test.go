@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/suite"
 	"orderseal/suite/null"
 	"orderseal/suite/os1"
@@ -52,7 +53,7 @@ func TestRegistry(t *testing.T) {
 func testKeys(t *testing.T, suiteName string, ids ...string) []*keygen.PartyKey {
 	t.Helper()
 	var seed [32]byte
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: suiteName, System: [16]byte{1, 2, 3}, K: 8}, seed)
+	m, err := center.MasterFromSeed(keygen.Params{Suite: suiteName, System: [16]byte{1, 2, 3}, K: 8}, seed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
-// Command keygen is orderseal's keygen program; its logic lives in package keygen.
+// Command keygen is orderseal's key center program; its logic lives in
+// package keygen/center.
 package main
 
 import (
 	"orderseal/internal/cli"
-	"orderseal/keygen"
+	"orderseal/keygen/center"
 )
 
-func main() { cli.Main(keygen.Main) }
+func main() { cli.Main(center.Main) }

@@ -16,6 +16,7 @@ import (
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/keygen"
+	keycenter "orderseal/keygen/center"
 	"orderseal/suite"
 )
 
@@ -33,7 +34,7 @@ var (
 
 // keyCenter is a test key center with k = 8 (any 8 colluding parties could
 // rebuild its matrix: fine for tests, never for a deployment).
-type keyCenter struct{ m *keygen.Master }
+type keyCenter struct{ m *keycenter.Master }
 
 func newKeyCenter(t testing.TB, system [16]byte, seedByte byte) keyCenter {
 	t.Helper()
@@ -41,7 +42,7 @@ func newKeyCenter(t testing.TB, system [16]byte, seedByte byte) keyCenter {
 	for i := range seed {
 		seed[i] = seedByte + byte(i)
 	}
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: 8}, seed)
+	m, err := keycenter.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: 8}, seed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
 )
@@ -18,7 +19,7 @@ import (
 // status byte, body (see webtest.SplitAnswer). Seeds:
 // testdata/fuzz/FuzzClientAnswers.
 func FuzzClientAnswers(f *testing.F) {
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{5}, K: 8}, [32]byte{5})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{5}, K: 8}, [32]byte{5})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/suite"
 )
 
@@ -28,7 +29,7 @@ func key(t testing.TB, id string) *keygen.PartyKey {
 	if k, ok := testKeys[id]; ok {
 		return k
 	}
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"orderseal/assisted"
 	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
+	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
 )
@@ -181,9 +182,9 @@ func FuzzClientAnswers(f *testing.F) {
 func cacheOf(k *keygen.PartyKey) *keygen.Cache { return suite.NewKeys(k, 4) }
 
 // masterOf is the key center key() issues from.
-func masterOf(t testing.TB) *keygen.Master {
+func masterOf(t testing.TB) *keycenter.Master {
 	t.Helper()
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
+	m, err := keycenter.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
 	if err != nil {
 		t.Fatal(err)
 	}

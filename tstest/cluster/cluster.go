@@ -32,6 +32,7 @@ import (
 
 	"orderseal/internal/sqlitex"
 	"orderseal/keygen"
+	keycenter "orderseal/keygen/center"
 	"orderseal/suite"
 	vaultapi "orderseal/vault/api"
 )
@@ -199,7 +200,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	var pass [16]byte
 	rand.Read(pass[:])
-	c.env = append(os.Environ(), keygen.PassphraseEnv+"=stress-"+hex.EncodeToString(pass[:]), "ORDERSEAL_CENTER_KDF=fast")
+	c.env = append(os.Environ(), keycenter.PassphraseEnv+"=stress-"+hex.EncodeToString(pass[:]), "ORDERSEAL_CENTER_KDF=fast")
 	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
 		// A race-built binary otherwise sleeps a second before it exits.
 		c.env = append(c.env, strings.TrimSpace("GORACE="+g+" atexit_sleep_ms=0"))

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/suite"
 )
 
@@ -48,7 +49,7 @@ func TestNormalize(t *testing.T) {
 }
 
 func TestSealRoundTrips(t *testing.T) {
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{4}, K: 8}, [32]byte{4})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{4}, K: 8}, [32]byte{4})
 	if err != nil {
 		t.Fatal(err)
 	}

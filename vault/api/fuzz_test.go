@@ -9,6 +9,7 @@ import (
 
 	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
 )
@@ -20,7 +21,7 @@ import (
 // sealed it for this reader. Input: call byte, status byte, body (see
 // webtest.SplitAnswer). Seeds: testdata/fuzz/FuzzClientAnswers.
 func FuzzClientAnswers(f *testing.F) {
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{4}, K: 8}, [32]byte{4})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{4}, K: 8}, [32]byte{4})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/suite"
 )
 
@@ -71,7 +72,7 @@ func (r *responder) parse(data []byte) bool {
 // status and the body; whatever else comes back is ErrForgedResponse, and
 // nothing panics. Seeds: testdata/fuzz/FuzzVerifyResponse.
 func FuzzVerifyResponse(f *testing.F) {
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{9}, K: 4}, [32]byte{9})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{9}, K: 4}, [32]byte{9})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/suite"
 )
 
@@ -61,7 +62,7 @@ func loadVectors(t *testing.T) (vectorDoc, Keys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: doc.KeyCenter.K}, [32]byte(seed))
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: doc.KeyCenter.K}, [32]byte(seed))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"orderseal/internal/strictjson"
 	"orderseal/internal/web"
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
 )
@@ -315,7 +316,7 @@ func StatusOf(err error) int {
 // Bundle is a small order sealed by alice (a key of m) for parties, shipped
 // to a vault token when parties name a vault and to an address otherwise:
 // what a client's call relays.
-func Bundle(t testing.TB, m *keygen.Master, p order.Parties) *order.Bundle {
+func Bundle(t testing.TB, m *center.Master, p order.Parties) *order.Bundle {
 	t.Helper()
 	alice, err := m.Issue("cardholder:alice@example.org")
 	if err != nil {

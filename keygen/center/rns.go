@@ -1,4 +1,4 @@
-package keygen
+package center
 
 import (
 	"math/big"
@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
+
+	"orderseal/keygen/internal/field"
 )
 
 // Batch issuance by residue arithmetic, on CPUs with AVX2 (rns_amd64.s).
@@ -37,14 +39,14 @@ type rnsModulus struct {
 	barrett uint64    // floor(2^64 / q)
 	ceilInv uint64    // ceil(2^64 / q), for the CRT quotient
 	crtInv  uint64    // (Q/q)^−1 mod q
-	crtW    fe        // (Q/q) mod p
+	crtW    field.Fe  // (Q/q) mod p
 	pow32   [8]uint64 // 2^(32j) mod q
 }
 
 // rnsBasis is the set of moduli and the CRT constants.
 type rnsBasis struct {
 	mod  [rnsPrimes]rnsModulus
-	negQ fe // −Q mod p
+	negQ field.Fe // −Q mod p
 }
 
 var (
@@ -94,14 +96,14 @@ func rnsSetup() *rnsBasis {
 }
 
 // bigFe converts 0 ≤ n < 2^256 to limbs (set-up only; not constant-time).
-func bigFe(n *big.Int) fe {
+func bigFe(n *big.Int) field.Fe {
 	var be [32]byte
 	n.FillBytes(be[:])
 	var e fp.Elt
 	for i := range be {
 		e[i] = be[31-i]
 	}
-	return loadFe(&e)
+	return field.Load(&e)
 }
 
 // reduce returns x mod q for any 64-bit x. The Barrett quotient
@@ -118,7 +120,7 @@ func (m *rnsModulus) reduce(x uint64) uint64 {
 // Σ half_j·(2^(32j) mod q) over its eight 32-bit halves, below 2^61 before
 // the reduction.
 func (b *rnsBasis) residues(e *fp.Elt) [rnsPrimes]uint64 {
-	l := loadFe(e)
+	l := field.Load(e)
 	h := [8]uint64{
 		l[0] & 0xffffffff, l[0] >> 32, l[1] & 0xffffffff, l[1] >> 32,
 		l[2] & 0xffffffff, l[2] >> 32, l[3] & 0xffffffff, l[3] >> 32,
@@ -140,12 +142,12 @@ func (b *rnsBasis) residues(e *fp.Elt) [rnsPrimes]uint64 {
 // t = ⌊Σ y_i/q_i⌋; Σ y_i·⌈2^64/q_i⌉ overestimates 2^64·Σ y_i/q_i by less than
 // 2^31, and the fractional part of Σ y_i/q_i is the integer over Q, below
 // 2^−16: so the high word of that sum is exactly t.
-func (b *rnsBasis) crt(r *[rnsPrimes]uint64) fe {
+func (b *rnsBasis) crt(r *[rnsPrimes]uint64) field.Fe {
 	// Σ y_i·W_i limb by limb: each column a 128-bit sum of products of a
 	// limb and a number below 2^26, carried into the next column at the end.
 	var lo, hi [4]uint64
 	var tHi, tLo uint64
-	add := func(y uint64, w *fe) {
+	add := func(y uint64, w *field.Fe) {
 		for j := 0; j < 4; j++ {
 			ph, pl := bits.Mul64(y, w[j])
 			var c uint64
@@ -164,14 +166,14 @@ func (b *rnsBasis) crt(r *[rnsPrimes]uint64) fe {
 	}
 	add(tHi, &b.negQ)
 	// Column j is lo[j] + 2^64·hi[j] at 2^(64j), with hi[j] < 2^32.
-	var w wide
+	var w field.Wide
 	var c uint64
 	w[0] = lo[0]
 	w[1], c = bits.Add64(lo[1], hi[0], 0)
 	w[2], c = bits.Add64(lo[2], hi[1], c)
 	w[3], c = bits.Add64(lo[3], hi[2], c)
 	w[4], _ = bits.Add64(hi[3], 0, c)
-	return w.reduce()
+	return w.Reduce()
 }
 
 // rnsPlan holds D modulo each prime: rows of k residues (uint32), padded
@@ -283,7 +285,7 @@ func (p *rnsPlan) rowsGroup(xs []fp.Elt) [][]fp.Elt {
 				res[i] = sc.prod[i][r*n+c]
 			}
 			e := b.crt(&res)
-			out[c][r] = e.elt()
+			out[c][r] = e.Elt()
 		}
 	}
 	clear(res[:])

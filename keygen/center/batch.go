@@ -1,10 +1,13 @@
-package keygen
+package center
 
 import (
 	"fmt"
 	"sync"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
+
+	"orderseal/keygen"
+	"orderseal/keygen/internal/field"
 )
 
 // Batch issuance: the rows of many identities at once, R = D·V with V's
@@ -22,8 +25,8 @@ import (
 //     (a_2j + b_2j+1)·(a_2j+1 + b_2j) minus a term of a alone (ξ, in the
 //     plan) and one of b alone (η, per column): half the multiplications.
 //
-// Each leaf product is summed unreduced (fe.go) and reduced once per
-// output element. All of it is constant-time in D: loops and indices
+// Each leaf product is summed unreduced (keygen/internal/field) and
+// reduced once per output element. All of it is constant-time in D: loops and indices
 // depend on k, L and the group size only.
 
 // planMaxBytes bounds the memory of a plan (its leaf matrices); a master
@@ -119,11 +122,11 @@ func newNode(a []fp.Elt, n, level int) *node {
 		nd.negXi = make([]fp.Elt, n)
 		zero := make([]fp.Elt, n)
 		for b := 0; b < n; b++ {
-			var w wide
-			winogradAdd(&w, a[b*n:(b+1)*n], zero)
-			xi := w.reduce()
-			neg := feSub(&fe{}, &xi)
-			nd.negXi[b] = neg.elt()
+			var w field.Wide
+			field.WinogradAdd(&w, a[b*n:(b+1)*n], zero)
+			xi := w.Reduce()
+			neg := field.Sub(&field.Fe{}, &xi)
+			nd.negXi[b] = neg.Elt()
 		}
 		return nd
 	}
@@ -146,9 +149,9 @@ func newNode(a []fp.Elt, n, level int) *node {
 			case 0:
 				copy(dst, x(r))
 			case 1:
-				vecAdd(dst, x(r), y(r))
+				field.VecAdd(dst, x(r), y(r))
 			default:
-				vecSub(dst, x(r), y(r))
+				field.VecSub(dst, x(r), y(r))
 			}
 		}
 		return out
@@ -248,14 +251,14 @@ func (nd *node) mul(ar *arena, cols [][]fp.Elt) [][]fp.Elt {
 	for c := 0; c < m2; c++ {
 		left, right := out[c], out[m2+c] // C11 over C21, C12 over C22
 		c11, c21, c12, c22 := left[:h], left[h:], right[:h], right[h:]
-		vecAdd(c11, m1[c], m4[c]) // C11 = M1 + M4 − M5 + M7
-		vecSub(c11, c11, m5[c])
-		vecAdd(c11, c11, m7[c])
-		vecAdd(c21, m2s[c], m4[c]) // C21 = M2 + M4
-		vecAdd(c12, m3[c], m5[c])  // C12 = M3 + M5
-		vecSub(c22, m1[c], m2s[c]) // C22 = M1 − M2 + M3 + M6
-		vecAdd(c22, c22, m3[c])
-		vecAdd(c22, c22, m6[c])
+		field.VecAdd(c11, m1[c], m4[c]) // C11 = M1 + M4 − M5 + M7
+		field.VecSub(c11, c11, m5[c])
+		field.VecAdd(c11, c11, m7[c])
+		field.VecAdd(c21, m2s[c], m4[c]) // C21 = M2 + M4
+		field.VecAdd(c12, m3[c], m5[c])  // C12 = M3 + M5
+		field.VecSub(c22, m1[c], m2s[c]) // C22 = M1 − M2 + M3 + M6
+		field.VecAdd(c22, c22, m3[c])
+		field.VecAdd(c22, c22, m6[c])
 	}
 	ar.release(mark)
 	return out
@@ -277,9 +280,9 @@ func colOp(ar *arena, x, y [][]fp.Elt, sign int) [][]fp.Elt {
 	out := ar.cols(len(x), len(x[0]))
 	for c := range x {
 		if sign > 0 {
-			vecAdd(out[c], x[c], y[c])
+			field.VecAdd(out[c], x[c], y[c])
 		} else {
-			vecSub(out[c], x[c], y[c])
+			field.VecSub(out[c], x[c], y[c])
 		}
 	}
 	return out
@@ -293,23 +296,23 @@ func (nd *node) leafMul(ar *arena, cols [][]fp.Elt) [][]fp.Elt {
 	n := nd.n
 	out := ar.cols(len(cols), n)
 	zero := zeros[:n]
-	negEta := make([]fe, len(cols))
+	negEta := make([]field.Fe, len(cols))
 	for c, col := range cols {
-		var w wide
-		winogradAdd(&w, col, zero) // η_c = Σ_j u[2j]·u[2j+1]
-		eta := w.reduce()
-		negEta[c] = feSub(&fe{}, &eta)
+		var w field.Wide
+		field.WinogradAdd(&w, col, zero) // η_c = Σ_j u[2j]·u[2j+1]
+		eta := w.Reduce()
+		negEta[c] = field.Sub(&field.Fe{}, &eta)
 	}
 	for b := 0; b < n; b++ {
 		row := nd.a[b*n : (b+1)*n]
-		negXi := loadFe(&nd.negXi[b])
+		negXi := field.Load(&nd.negXi[b])
 		for c, col := range cols {
-			var w wide
-			w.add(&negXi)
-			w.add(&negEta[c])
-			winogradAdd(&w, row, col)
-			r := w.reduce()
-			out[c][b] = r.elt()
+			var w field.Wide
+			w.Add(&negXi)
+			w.Add(&negEta[c])
+			field.WinogradAdd(&w, row, col)
+			r := w.Reduce()
+			out[c][b] = r.Elt()
 		}
 	}
 	return out
@@ -360,19 +363,22 @@ func powersSwapped(col []fp.Elt, k int, x *fp.Elt) {
 // IssueMany issues the party keys of ids, the same as Issue for each but
 // sharing the work of a group of identities (batch.go). An invalid
 // identity fails the whole call, naming it.
-func (m *Master) IssueMany(ids []string) ([]*PartyKey, error) {
+func (m *Master) IssueMany(ids []string) ([]*keygen.PartyKey, error) {
 	xs := make([]fp.Elt, len(ids))
 	for i, id := range ids {
-		x, err := IdentityPoint(m.params.System, id)
+		x, err := keygen.IdentityPoint(m.params.System, id)
 		if err != nil {
 			return nil, fmt.Errorf("identity %d: %w", i, err)
 		}
 		xs[i] = x
 	}
 	rows := m.rowsMany(xs)
-	keys := make([]*PartyKey, len(ids))
+	keys := make([]*keygen.PartyKey, len(ids))
 	for i := range ids {
-		keys[i] = &PartyKey{params: m.params, identity: ids[i], row: rows[i]}
+		var err error
+		if keys[i], err = newKey(m.params, ids[i], rows[i]); err != nil {
+			return nil, fmt.Errorf("identity %d: %w", i, err)
+		}
 	}
 	return keys, nil
 }

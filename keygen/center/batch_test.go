@@ -1,4 +1,4 @@
-package keygen
+package center
 
 import (
 	"bytes"
@@ -13,6 +13,10 @@ import (
 	"testing"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
+
+	"orderseal/keygen"
+	"orderseal/keygen/internal/field"
+	"orderseal/keygen/internal/kat"
 )
 
 // Batch issuance (batch.go, the new IssueBatch) must give the very keys
@@ -27,12 +31,12 @@ func eachBatchPath(t *testing.T, f func(t *testing.T)) {
 		avx2, adx bool
 	}{{"residues", true, true}, {"strassen-adx", false, true}, {"strassen-generic", false, false}} {
 		t.Run(path.name, func(t *testing.T) {
-			if path.avx2 && !haveAVX2 || path.adx && !haveADX {
+			if path.avx2 && !haveAVX2 || path.adx && !field.HaveADX() {
 				t.Skip("CPU lacks the instructions (or build is purego/not amd64)")
 			}
-			savedAVX2, savedADX := useAVX2, useADX
-			useAVX2, useADX = path.avx2, path.adx
-			defer func() { useAVX2, useADX = savedAVX2, savedADX }()
+			savedAVX2, savedADX := useAVX2, field.UseADX(path.adx)
+			useAVX2 = path.avx2
+			defer func() { useAVX2 = savedAVX2; field.UseADX(savedADX) }()
 			f(t)
 		})
 	}
@@ -73,10 +77,10 @@ func TestPlanShape(t *testing.T) {
 }
 
 // sameKey fails unless got is bit for bit the key want, file bytes included.
-func sameKey(t *testing.T, got, want *PartyKey) {
+func sameKey(t *testing.T, got, want *keygen.PartyKey) {
 	t.Helper()
 	if !got.Equal(want) {
-		t.Fatalf("%s: batch key differs from Issue", want.identity)
+		t.Fatalf("%s: batch key differs from Issue", want.Identity())
 	}
 	gj, err := got.MarshalJSON()
 	if err != nil {
@@ -87,7 +91,7 @@ func sameKey(t *testing.T, got, want *PartyKey) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(gj, wj) {
-		t.Fatalf("%s: batch key file differs from Issue's", want.identity)
+		t.Fatalf("%s: batch key file differs from Issue's", want.Identity())
 	}
 }
 
@@ -160,7 +164,7 @@ func TestIssueManyDefaultK(t *testing.T) {
 
 func testIssueManyDefaultK(t *testing.T) {
 	r := testRand("issue many 1024")
-	m := testMaster(t, DefaultK, r)
+	m := testMaster(t, keygen.DefaultK, r)
 	ids := []string{randomID(r, "cardholder"), randomID(r, "merchant"), randomID(r, "cardholder")}
 	keys, err := m.IssueMany(ids)
 	if err != nil {
@@ -168,7 +172,7 @@ func testIssueManyDefaultK(t *testing.T) {
 	}
 	if !useAVX2 {
 		if p := m.batchPlan(); p == nil || p.level != 3 {
-			t.Fatalf("k=%d: plan %+v, want three levels", DefaultK, p)
+			t.Fatalf("k=%d: plan %+v, want three levels", keygen.DefaultK, p)
 		}
 	}
 	for i, id := range ids {
@@ -183,16 +187,16 @@ func TestIssueManyKAT(t *testing.T) {
 }
 
 func testIssueManyKAT(t *testing.T) {
-	doc := loadKAT(t)
+	doc := kat.Load(t)
 	var seed [32]byte
-	copy(seed[:], katHex(t, "inputs.seed", doc.Inputs.Seed, 32))
+	copy(seed[:], kat.Hex(t, "inputs.seed", doc.Inputs.Seed, 32))
 	var system [16]byte
-	copy(system[:], katHex(t, "inputs.system", doc.Inputs.System, 16))
+	copy(system[:], kat.Hex(t, "inputs.system", doc.Inputs.System, 16))
 	checked := 0
 	for _, v := range doc.Vectors {
 		for _, leaf := range []int{2, 4, 8, 1 << 20} {
 			withPlanLimits(t, leaf, 256<<20, func() {
-				m, err := MasterFromSeed(Params{Suite: SuiteOS1, System: system, K: v.K}, seed)
+				m, err := MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: v.K}, seed)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -205,7 +209,7 @@ func testIssueManyKAT(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i, id := range v.Identities {
-					row := keys[i].row
+					row := rowOf(t, keys[i])
 					switch {
 					case id.Row != nil:
 						for a, want := range id.Row {
@@ -222,7 +226,7 @@ func testIssueManyKAT(t *testing.T) {
 						h := sha256.New()
 						var b [fp.Size]byte
 						for a := range row {
-							encodeElt(b[:], &row[a])
+							field.Encode(b[:], &row[a])
 							h.Write(b[:])
 						}
 						if got := hex.EncodeToString(h.Sum(nil)); got != id.RowSHA256 {
@@ -245,8 +249,8 @@ func TestIssueManyRefusals(t *testing.T) {
 		t.Fatalf("IssueMany(nil) = %v, %v", keys, err)
 	}
 	_, err := m.IssueMany([]string{"merchant:ok", "merchant:Bad", "merchant:ok2"})
-	if !errors.Is(err, ErrIdentity) || !bytes.Contains([]byte(err.Error()), []byte("identity 1")) {
-		t.Fatalf("err = %v, want ErrIdentity naming identity 1", err)
+	if !errors.Is(err, keygen.ErrIdentity) || !bytes.Contains([]byte(err.Error()), []byte("identity 1")) {
+		t.Fatalf("err = %v, want keygen.ErrIdentity naming identity 1", err)
 	}
 }
 
@@ -333,9 +337,9 @@ func testIssueBatchGroups(t *testing.T) {
 		switch i % 29 {
 		case 3:
 			ids[i] = fmt.Sprintf("cardholder:Upper%d", i)
-			want[i] = ErrIdentity
+			want[i] = keygen.ErrIdentity
 		case 11:
-			if err := os.WriteFile(filepath.Join(out, KeyFileName(ids[i])), []byte("precious\n"), 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(out, keygen.KeyFileName(ids[i])), []byte("precious\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			want[i] = os.ErrExist
@@ -361,7 +365,7 @@ func testIssueBatchGroups(t *testing.T) {
 		if res.Err != nil {
 			t.Fatalf("%s: %v", ids[i], res.Err)
 		}
-		k, err := LoadPartyKey(res.Path)
+		k, err := keygen.LoadPartyKey(res.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +379,7 @@ func testIssueBatchGroups(t *testing.T) {
 	}
 	for i, w := range want {
 		if w == os.ErrExist {
-			if b, _ := os.ReadFile(filepath.Join(out, KeyFileName(ids[i]))); string(b) != "precious\n" {
+			if b, _ := os.ReadFile(filepath.Join(out, keygen.KeyFileName(ids[i]))); string(b) != "precious\n" {
 				t.Fatalf("batch overwrote %s", ids[i])
 			}
 		}
@@ -418,7 +422,7 @@ func TestIssueBatchCancelMidway(t *testing.T) {
 			}
 		case errors.Is(r.Err, context.Canceled):
 			cancelled++
-			if _, err := os.Stat(filepath.Join(out, KeyFileName(r.Identity))); err == nil {
+			if _, err := os.Stat(filepath.Join(out, keygen.KeyFileName(r.Identity))); err == nil {
 				t.Fatalf("%s cancelled but its file exists", r.Identity)
 			}
 		default:
@@ -431,7 +435,7 @@ func TestIssueBatchCancelMidway(t *testing.T) {
 }
 
 func BenchmarkIssueMany(b *testing.B) {
-	m, err := MasterFromSeed(Params{Suite: SuiteOS1, System: [16]byte{3}, K: DefaultK}, [32]byte{3})
+	m, err := MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{3}, K: keygen.DefaultK}, [32]byte{3})
 	if err != nil {
 		b.Fatal(err)
 	}

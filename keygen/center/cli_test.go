@@ -1,4 +1,4 @@
-package keygen
+package center
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"orderseal/internal/cli"
+	"orderseal/keygen"
 )
 
 // The keygen command line: exit codes (0 ok, 1 failure, 2 usage), one-line
@@ -71,7 +72,7 @@ func TestCLI(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.err, "issued "+kf.id) {
 			t.Fatalf("issue %s: %v", kf.id, r)
 		}
-		k, err := LoadPartyKey(kf.path)
+		k, err := keygen.LoadPartyKey(kf.path)
 		if err != nil || k.Identity() != kf.id || k.Params().K != 8 {
 			t.Fatalf("issued key %s: %v", kf.path, err)
 		}
@@ -87,7 +88,7 @@ func TestCLI(t *testing.T) {
 		if fa != fb || !fingerprintRE.MatchString(fa) {
 			t.Fatalf("fingerprints %q and %q", fa, fb)
 		}
-		mk, _ := LoadPartyKey(merchantKey)
+		mk, _ := keygen.LoadPartyKey(merchantKey)
 		p := mustPairwise(t, mk, alice)
 		if fa != p.Fingerprint() {
 			t.Fatalf("CLI fingerprint %q, library %q", fa, p.Fingerprint())
@@ -103,9 +104,9 @@ func TestCLI(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("params: %v", r)
 		}
-		p, err := ParseParams([]byte(r.stdout))
+		p, err := keygen.ParseParams([]byte(r.stdout))
 		if err != nil {
-			t.Fatalf("ParseParams(CLI output %q): %v", r.stdout, err)
+			t.Fatalf("keygen.ParseParams(CLI output %q): %v", r.stdout, err)
 		}
 		want, err := ReadParams(center)
 		if err != nil || !p.Equal(want) || p.K != 8 {
@@ -225,12 +226,12 @@ func TestCLI(t *testing.T) {
 			t.Error("an identity line put an escape byte on the terminal")
 		}
 		for _, id := range []string{"cardholder:bob@example.org", "carrier:parcel.example"} {
-			path := filepath.Join(outDir, KeyFileName(id))
+			path := filepath.Join(outDir, keygen.KeyFileName(id))
 			st, err := os.Stat(path)
 			if err != nil || st.Mode().Perm() != 0o600 {
 				t.Fatalf("%s: %v %v", path, st, err)
 			}
-			k, err := LoadPartyKey(path)
+			k, err := keygen.LoadPartyKey(path)
 			if err != nil || k.Identity() != id {
 				t.Fatalf("%s: %v", path, err)
 			}
@@ -246,7 +247,7 @@ func TestCLI(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.err, "issued 1 of 3") || !strings.Contains(r.err, "file already exists") {
 			t.Fatalf("second batch from stdin: %v", r)
 		}
-		if _, err := LoadPartyKey(filepath.Join(outDir, KeyFileName("issuer:bank.example"))); err != nil {
+		if _, err := keygen.LoadPartyKey(filepath.Join(outDir, keygen.KeyFileName("issuer:bank.example"))); err != nil {
 			t.Fatalf("stdin batch did not write the new key: %v", err)
 		}
 	})

@@ -1,4 +1,4 @@
-package keygen
+package field
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 )
 
 // Tests of fe.go and fe_amd64.s against math/big and fp25519. Every check
-// that touches dotAdd or winogradAdd runs once per kernel: the MULX/ADX
+// that touches DotAdd or WinogradAdd runs once per kernel: the MULX/ADX
 // one when the CPU has it, and the portable one.
 
 // eachKernel runs f with each multiply-accumulate implementation this
@@ -61,7 +61,7 @@ func eltOf(n *big.Int) fp.Elt {
 	return e
 }
 
-func wideBig(w *wide) *big.Int {
+func wideBig(w *Wide) *big.Int {
 	n := new(big.Int)
 	for i := len(w) - 1; i >= 0; i-- {
 		n.Lsh(n, 64)
@@ -121,23 +121,23 @@ func TestMulAddReduce(t *testing.T) {
 	for _, a := range vals {
 		for _, b := range vals {
 			ea, eb := eltOf(a), eltOf(b)
-			fa, fb := loadFe(&ea), loadFe(&eb)
-			var w wide
-			w.mulAdd(&fa, &fb)
+			fa, fb := Load(&ea), Load(&eb)
+			var w Wide
+			w.MulAdd(&fa, &fb)
 			prod := new(big.Int).Mul(a, b)
 			if got := wideBig(&w); got.Cmp(prod) != 0 {
 				t.Fatalf("mulAdd(%x, %x) = %x, want %x", a, b, got, prod)
 			}
-			red := w.reduce()
+			red := w.Reduce()
 			want := new(big.Int).Mod(prod, bigP)
-			if got := limbBig(ptr(red.elt())); got.Cmp(want) != 0 {
+			if got := limbBig(ptr(red.Elt())); got.Cmp(want) != 0 {
 				t.Fatalf("reduce(%x·%x) = %x, want %x", a, b, got, want)
 			}
 			// And against fp25519, for the canonical result.
 			var z fp.Elt
 			fp.Mul(&z, &ea, &eb)
 			fp.Modp(&z)
-			if red.elt() != z {
+			if red.Elt() != z {
 				t.Fatalf("reduce(%x·%x) differs from fp.Mul", a, b)
 			}
 		}
@@ -150,26 +150,26 @@ func ptr(e fp.Elt) *fp.Elt { return &e }
 // limb by limb, up to the largest value reduce accepts.
 func TestReduceWide(t *testing.T) {
 	r := testRand("fe reduce")
-	max := fe{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
-	var w wide
+	max := Fe{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+	var w Wide
 	sum := new(big.Int)
 	prod := new(big.Int).Mul(maxU256, maxU256)
 	for i := 1; i <= 5000; i++ {
-		w.mulAdd(&max, &max)
+		w.MulAdd(&max, &max)
 		sum.Add(sum, prod)
 		if i%997 == 0 || i == 5000 {
 			if got := wideBig(&w); got.Cmp(sum) != 0 {
 				t.Fatalf("after %d products: %x, want %x", i, got, sum)
 			}
-			got := w.reduce()
-			if g := limbBig(ptr(got.elt())); g.Cmp(new(big.Int).Mod(sum, bigP)) != 0 {
+			got := w.Reduce()
+			if g := limbBig(ptr(got.Elt())); g.Cmp(new(big.Int).Mod(sum, bigP)) != 0 {
 				t.Fatalf("reduce after %d products wrong", i)
 			}
 		}
 	}
 	limit := new(big.Int).Lsh(big.NewInt(1), 575)
 	for i := 0; i < 2000; i++ {
-		var w wide
+		var w Wide
 		for j := range w {
 			switch r.IntN(3) {
 			case 0:
@@ -185,8 +185,8 @@ func TestReduceWide(t *testing.T) {
 		if n.Cmp(limit) >= 0 {
 			t.Fatal("test accumulator out of range")
 		}
-		got := w.reduce()
-		if g := limbBig(ptr(got.elt())); g.Cmp(new(big.Int).Mod(n, bigP)) != 0 {
+		got := w.Reduce()
+		if g := limbBig(ptr(got.Elt())); g.Cmp(new(big.Int).Mod(n, bigP)) != 0 {
 			t.Fatalf("reduce(%x) = %x, want %x", n, g, new(big.Int).Mod(n, bigP))
 		}
 	}
@@ -196,9 +196,9 @@ func TestCanonical(t *testing.T) {
 	r := testRand("fe canonical")
 	for _, v := range samples(r, two256, 2000) {
 		e := eltOf(v)
-		f := loadFe(&e)
+		f := Load(&e)
 		got := canonical(f[0], f[1], f[2], f[3])
-		if g := limbBig(ptr(got.elt())); g.Cmp(new(big.Int).Mod(v, bigP)) != 0 {
+		if g := limbBig(ptr(got.Elt())); g.Cmp(new(big.Int).Mod(v, bigP)) != 0 {
 			t.Fatalf("canonical(%x) = %x", v, g)
 		}
 	}
@@ -216,8 +216,8 @@ func TestFieldAddSub(t *testing.T) {
 	}
 	sum := make([]fp.Elt, len(xs))
 	diff := make([]fp.Elt, len(xs))
-	vecAdd(sum, xs, ys)
-	vecSub(diff, xs, ys)
+	VecAdd(sum, xs, ys)
+	VecSub(diff, xs, ys)
 	for i := range xs {
 		a, b := limbBig(&xs[i]), limbBig(&ys[i])
 		if got, want := limbBig(&sum[i]), modp(new(big.Int).Add(a, b)); got.Cmp(want) != 0 {
@@ -226,16 +226,16 @@ func TestFieldAddSub(t *testing.T) {
 		if got, want := limbBig(&diff[i]), modp(new(big.Int).Sub(a, b)); got.Cmp(want) != 0 {
 			t.Fatalf("vecSub %x − %x = %x, want %x", a, b, got, want)
 		}
-		fa, fb := loadFe(&xs[i]), loadFe(&ys[i])
-		d := feSub(&fa, &fb)
-		if d.elt() != diff[i] {
+		fa, fb := Load(&xs[i]), Load(&ys[i])
+		d := Sub(&fa, &fb)
+		if d.Elt() != diff[i] {
 			t.Fatalf("feSub %x − %x differs from vecSub", a, b)
 		}
 	}
 	// In place, as the Strassen combination uses them.
 	in := append([]fp.Elt(nil), xs...)
-	vecAdd(in, in, ys)
-	vecSub(in, in, ys)
+	VecAdd(in, in, ys)
+	VecSub(in, in, ys)
 	for i := range in {
 		if in[i] != xs[i] {
 			t.Fatalf("in-place (x + y) − y ≠ x at %d", i)
@@ -267,9 +267,9 @@ func TestDotAdd(t *testing.T) {
 					want.Add(want, new(big.Int).Mul(x, y))
 				}
 				// Start from a non-zero accumulator: the kernels add to it.
-				w := wide{r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64() >> 40}
+				w := Wide{r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64() >> 40}
 				want.Add(want, wideBig(&w))
-				dotAdd(&w, a, b)
+				DotAdd(&w, a, b)
 				if got := wideBig(&w); got.Cmp(want) != 0 {
 					t.Fatalf("n=%d trial %d: dotAdd = %x, want %x", n, trial, got, want)
 				}
@@ -305,8 +305,8 @@ func TestWinogradAdd(t *testing.T) {
 					u := new(big.Int).Add(limbBig(&d[j+1]), limbBig(&v[j+1]))
 					want.Add(want, s.Mul(s, u))
 				}
-				var w wide
-				winogradAdd(&w, d, v)
+				var w Wide
+				WinogradAdd(&w, d, v)
 				if got := wideBig(&w); got.Cmp(want) != 0 {
 					t.Fatalf("n=%d trial %d: winogradAdd = %x, want %x", n, trial, got, want)
 				}
@@ -337,9 +337,9 @@ func TestWinogradAdd(t *testing.T) {
 
 func TestKernelLengthChecks(t *testing.T) {
 	for name, f := range map[string]func(){
-		"dot unequal":      func() { dotAdd(&wide{}, make([]fp.Elt, 2), make([]fp.Elt, 3)) },
-		"winograd odd":     func() { winogradAdd(&wide{}, make([]fp.Elt, 3), make([]fp.Elt, 3)) },
-		"winograd unequal": func() { winogradAdd(&wide{}, make([]fp.Elt, 2), make([]fp.Elt, 4)) },
+		"dot unequal":      func() { DotAdd(&Wide{}, make([]fp.Elt, 2), make([]fp.Elt, 3)) },
+		"winograd odd":     func() { WinogradAdd(&Wide{}, make([]fp.Elt, 3), make([]fp.Elt, 3)) },
+		"winograd unequal": func() { WinogradAdd(&Wide{}, make([]fp.Elt, 2), make([]fp.Elt, 4)) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -365,15 +365,15 @@ func BenchmarkKernels(b *testing.B) {
 		saved := useADX
 		useADX = adx
 		b.Run(fmt.Sprintf("dot1024/adx=%v", adx), func(b *testing.B) {
-			var w wide
+			var w Wide
 			for b.Loop() {
-				dotAdd(&w, a, c)
+				DotAdd(&w, a, c)
 			}
 		})
 		b.Run(fmt.Sprintf("winograd1024/adx=%v", adx), func(b *testing.B) {
-			var w wide
+			var w Wide
 			for b.Loop() {
-				winogradAdd(&w, a, c)
+				WinogradAdd(&w, a, c)
 			}
 		})
 		useADX = saved

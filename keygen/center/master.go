@@ -1,4 +1,4 @@
-package keygen
+package center
 
 import (
 	"crypto/rand"
@@ -16,6 +16,8 @@ import (
 
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
+	"orderseal/keygen"
+	"orderseal/keygen/internal/field"
 )
 
 // ErrPassphrase is returned when the master file does not open with the
@@ -25,7 +27,7 @@ var ErrPassphrase = errors.New("wrong passphrase or damaged master file")
 // Master is the key center's secret: a 32-byte seed from which the symmetric
 // matrix D is expanded. It never leaves the center in clear.
 type Master struct {
-	params Params
+	params keygen.Params
 	seed   [32]byte
 	once   sync.Once
 	tri    []fp.Elt // upper triangle of D, row-major, expanded once on first use
@@ -41,7 +43,7 @@ func NewMaster(k int, r io.Reader) (*Master, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	m := &Master{params: Params{Suite: SuiteOS1, K: k}}
+	m := &Master{params: keygen.Params{Suite: keygen.SuiteOS1, K: k}}
 	if err := m.params.Check(); err != nil {
 		return nil, err
 	}
@@ -55,7 +57,7 @@ func NewMaster(k int, r io.Reader) (*Master, error) {
 }
 
 // MasterFromSeed rebuilds a master from its parts (known-answer tests, recovery).
-func MasterFromSeed(params Params, seed [32]byte) (*Master, error) {
+func MasterFromSeed(params keygen.Params, seed [32]byte) (*Master, error) {
 	if err := params.Check(); err != nil {
 		return nil, err
 	}
@@ -63,7 +65,7 @@ func MasterFromSeed(params Params, seed [32]byte) (*Master, error) {
 }
 
 // Params returns the public parameters.
-func (m *Master) Params() Params { return m.params }
+func (m *Master) Params() keygen.Params { return m.params }
 
 // Destroy zeroes the seed and the expanded matrix.
 func (m *Master) Destroy() {
@@ -102,7 +104,7 @@ func (m *Master) expandOnce() {
 			for {
 				x.Read(e[:])
 				e[31] &= 0x7f
-				if isCanonical(e) {
+				if field.IsCanonical(e) {
 					break
 				}
 			}
@@ -124,13 +126,13 @@ func (m *Master) entry(a, b int) fp.Elt {
 }
 
 // Issue computes the party key for id: r = D · v(x(id)).
-func (m *Master) Issue(id string) (*PartyKey, error) {
-	x, err := IdentityPoint(m.params.System, id)
+func (m *Master) Issue(id string) (*keygen.PartyKey, error) {
+	x, err := keygen.IdentityPoint(m.params.System, id)
 	if err != nil {
 		return nil, err
 	}
 	m.expand()
-	return &PartyKey{params: m.params, identity: id, row: m.row(&x)}, nil
+	return newKey(m.params, id, m.row(&x))
 }
 
 // row evaluates D · (1, x, …, x^(k−1)) walking the upper triangle once.
@@ -164,6 +166,14 @@ func (m *Master) row(x *fp.Elt) []fp.Elt {
 	return r
 }
 
+// newKey wraps a row the center computed as the party key of id (which
+// keeps a copy) and clears the center's own.
+func newKey(params keygen.Params, id string, row []fp.Elt) (*keygen.PartyKey, error) {
+	k, err := keygen.NewPartyKey(params, id, row)
+	clear(row)
+	return k, err
+}
+
 // KDF is the argon2id cost that protects the master file.
 type KDF struct {
 	Time    uint32 `json:"t"`
@@ -176,7 +186,7 @@ var DefaultKDF = KDF{Time: 3, Memory: 64 * 1024, Threads: 2}
 
 func (k KDF) check() error {
 	if k.Time < 1 || k.Time > 16 || k.Memory < 8*1024 || k.Memory > 1<<20 || k.Threads < 1 {
-		return fmt.Errorf("%w: argon2id cost out of range", ErrParams)
+		return fmt.Errorf("%w: argon2id cost out of range", keygen.ErrParams)
 	}
 	return nil
 }
@@ -201,6 +211,28 @@ func (w *masterWire) aad() []byte {
 	b = binary.BigEndian.AppendUint32(b, w.KDF.Memory)
 	b = append(b, w.KDF.Threads)
 	return wire.LP16(b, []byte(w.Salt))
+}
+
+// masterParams checks the public fields of a master file as keygen checks
+// those of a params file.
+func masterParams(w *masterWire) (keygen.Params, error) {
+	var p keygen.Params
+	if w.V != 1 {
+		return p, fmt.Errorf("%w: v=%d", keygen.ErrVersion, w.V)
+	}
+	sys, err := keygen.ParseSystem(w.System)
+	if err != nil {
+		return p, err
+	}
+	p = keygen.Params{Suite: w.Suite, System: sys, K: w.K}
+	return p, p.Check()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // Seal encrypts the master under an argon2id key derived from passphrase;
@@ -238,7 +270,7 @@ func OpenMaster(data, passphrase []byte) (*Master, error) {
 	if err := strictjson.Decode(data, &w, 4096); err != nil {
 		return nil, err
 	}
-	params, err := paramsWire{V: w.V, Suite: w.Suite, System: w.System, K: w.K}.params()
+	params, err := masterParams(&w)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package keygen
+package center
 
 import (
 	"context"
@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
 
 	"orderseal/internal/secfile"
+	"orderseal/keygen"
 )
 
 // Files of a key center directory.
@@ -34,7 +34,7 @@ type Center struct {
 
 // InitOptions tune Init; the zero value is production's choice.
 type InitOptions struct {
-	Suite string    // "": SuiteOS1; the suite every key of the center is for
+	Suite string    // "": keygen.SuiteOS1; the suite every key of the center is for
 	KDF   KDF       // zero means DefaultKDF
 	Rand  io.Reader // nil means crypto/rand
 }
@@ -60,8 +60,8 @@ func Init(dir string, k int, passphrase []byte, opt InitOptions) (*Center, error
 		return nil, err
 	}
 	if opt.Suite != "" {
-		if !ValidSuiteName(opt.Suite) {
-			return nil, fmt.Errorf("%w: %.64q", ErrSuite, opt.Suite)
+		if !keygen.ValidSuiteName(opt.Suite) {
+			return nil, fmt.Errorf("%w: %.64q", keygen.ErrSuite, opt.Suite)
 		}
 		m.params.Suite = opt.Suite
 	}
@@ -97,31 +97,28 @@ func OpenCenter(dir string, passphrase []byte) (*Center, error) {
 		return nil, err
 	}
 	if !p.Equal(m.params) {
-		return nil, fmt.Errorf("%s: %w: params file does not match the master", dir, ErrSystem)
+		return nil, fmt.Errorf("%s: %w: params file does not match the master", dir, keygen.ErrSystem)
 	}
 	return &Center{dir: dir, master: m}, nil
 }
 
 // ReadParams reads the public params file of a key center directory.
-func ReadParams(dir string) (Params, error) {
+func ReadParams(dir string) (keygen.Params, error) {
 	data, err := os.ReadFile(filepath.Join(dir, ParamsFile))
 	if err != nil {
-		return Params{}, err
+		return keygen.Params{}, err
 	}
-	return ParseParams(data)
+	return keygen.ParseParams(data)
 }
 
 // Params returns the center's public parameters.
-func (c *Center) Params() Params { return c.master.params }
+func (c *Center) Params() keygen.Params { return c.master.params }
 
 // Close forgets the master.
 func (c *Center) Close() { c.master.Destroy() }
 
 // Issue computes the party key of one identity.
-func (c *Center) Issue(id string) (*PartyKey, error) { return c.master.Issue(id) }
-
-// KeyFileName is the file a batch writes for id: "role.name.key".
-func KeyFileName(id string) string { return strings.Replace(id, ":", ".", 1) + ".key" }
+func (c *Center) Issue(id string) (*keygen.PartyKey, error) { return c.master.Issue(id) }
 
 // BatchResult reports one identity of a batch.
 type BatchResult struct {
@@ -154,7 +151,7 @@ func (c *Center) IssueBatch(ctx context.Context, ids []string, outDir string, do
 	}
 	type issued struct {
 		i   int
-		key *PartyKey
+		key *keygen.PartyKey
 	}
 	groups := make(chan group)
 	keys := make(chan issued, 2*batchGroup)
@@ -179,7 +176,11 @@ func (c *Center) IssueBatch(ctx context.Context, ids []string, outDir string, do
 			for g := range groups {
 				rows := m.rowsMany(g.xs)
 				for j, i := range g.idx {
-					keys <- issued{i, &PartyKey{params: m.params, identity: ids[i], row: rows[j]}}
+					key, err := newKey(m.params, ids[i], rows[j])
+					if err != nil {
+						panic(err) // the identity passed prepare, the row is k canonical elements
+					}
+					keys <- issued{i, key}
 				}
 			}
 		}()
@@ -211,7 +212,7 @@ func (c *Center) IssueBatch(ctx context.Context, ids []string, outDir string, do
 			finish(i)
 			continue
 		}
-		x, err := IdentityPoint(m.params.System, id)
+		x, err := keygen.IdentityPoint(m.params.System, id)
 		if err != nil {
 			results[i].Err = err
 			finish(i)
@@ -242,11 +243,11 @@ const batchWriters = 16
 // prepare checks an identity of a batch and names its key file; false
 // means r.Err says why it will not be issued.
 func (c *Center) prepare(r *BatchResult, outDir string) bool {
-	if err := ValidateIdentity(r.Identity); err != nil {
+	if err := keygen.ValidateIdentity(r.Identity); err != nil {
 		r.Err = err
 		return false
 	}
-	r.Path = filepath.Join(outDir, KeyFileName(r.Identity))
+	r.Path = filepath.Join(outDir, keygen.KeyFileName(r.Identity))
 	if _, err := os.Lstat(r.Path); err == nil {
 		r.Err = fmt.Errorf("%s: %w", r.Path, os.ErrExist)
 		return false

@@ -1,4 +1,4 @@
-package keygen
+package center
 
 import (
 	"math/big"
@@ -42,12 +42,12 @@ func TestRNSBasis(t *testing.T) {
 		if new(big.Int).Mod(new(big.Int).Mul(Qi, new(big.Int).SetUint64(m.crtInv)), q).Cmp(big.NewInt(1)) != 0 {
 			t.Fatalf("modulus %d: (Q/q)^−1 wrong", i)
 		}
-		w := m.crtW.elt()
+		w := m.crtW.Elt()
 		if limbBig(&w).Cmp(new(big.Int).Mod(Qi, bigP)) != 0 {
 			t.Fatalf("modulus %d: (Q/q) mod p wrong", i)
 		}
 	}
-	nq := b.negQ.elt()
+	nq := b.negQ.Elt()
 	if limbBig(&nq).Cmp(modp(new(big.Int).Neg(Q))) != 0 {
 		t.Fatal("−Q mod p wrong")
 	}
@@ -107,7 +107,7 @@ func TestRNSCRT(t *testing.T) {
 			res[i] += q * (r.Uint64() % (^uint64(0) / q)) // another representative
 		}
 		got := b.crt(&res)
-		if g := limbBig(ptr(got.elt())); g.Cmp(new(big.Int).Mod(v, bigP)) != 0 {
+		if g := limbBig(ptr(got.Elt())); g.Cmp(new(big.Int).Mod(v, bigP)) != 0 {
 			t.Fatalf("crt of %x = %x, want %x", v, g, new(big.Int).Mod(v, bigP))
 		}
 	}

@@ -1,4 +1,9 @@
-package keygen
+// Package field is the GF(2^255−19) arithmetic shared by keygen (a party
+// evaluating its row, DESIGN.md §2) and keygen/center (the key center
+// computing rows): multiply-accumulate with lazy reduction, with MULX/ADX
+// kernels on amd64 (fe_amd64.s) and portable code elsewhere or under the
+// purego tag, and the canonical 32-byte encoding of elements.
+package field
 
 import (
 	"encoding/binary"
@@ -8,25 +13,25 @@ import (
 )
 
 // Multiply-accumulate arithmetic in GF(2^255−19) with lazy reduction, for
-// the two hot loops of the package: evaluating a row at a peer's point
-// (pairwise.go) and D·v(x) at the key center (batch.go). A 256×256-bit
-// product is kept unreduced (512 bits) and summed into a 576-bit
-// accumulator; the sum is reduced once, instead of once per product as
+// the two hot loops of keygen: evaluating a row at a peer's point (Horner,
+// horner.go) and D·v(x) at the key center (keygen/center's batch.go). A
+// 256×256-bit product is kept unreduced (512 bits) and summed into a
+// 576-bit accumulator; the sum is reduced once, instead of once per product as
 // fp.Mul does.
 //
 // Everything here is constant-time in the values: no branch and no memory
 // index depends on a limb, only on lengths. fe_test.go checks it against
 // fp25519 and math/big.
 
-// fe is a field element as four 64-bit limbs, least significant first.
+// Fe is a field element as four 64-bit limbs, least significant first.
 // Any value < 2^256 is allowed as a multiplication operand; functions that
 // say "canonical" return values < p.
-type fe [4]uint64
+type Fe [4]uint64
 
-// wide is an unreduced sum of 512-bit products: nine limbs, least
+// Wide is an unreduced sum of 512-bit products: nine limbs, least
 // significant first. The ninth limb absorbs carries, so up to 2^63 products
 // of operands < 2^256 can be summed before reducing.
-type wide [9]uint64
+type Wide [9]uint64
 
 // p = 2^255 − 19 as limbs.
 const (
@@ -36,8 +41,9 @@ const (
 	p3 = 0x7fffffffffffffff
 )
 
-func loadFe(e *fp.Elt) fe {
-	return fe{
+// Load reads the limbs of e (any value < 2^256).
+func Load(e *fp.Elt) Fe {
+	return Fe{
 		binary.LittleEndian.Uint64(e[0:8]),
 		binary.LittleEndian.Uint64(e[8:16]),
 		binary.LittleEndian.Uint64(e[16:24]),
@@ -45,7 +51,8 @@ func loadFe(e *fp.Elt) fe {
 	}
 }
 
-func (z *fe) elt() fp.Elt {
+// Elt writes z as 32 bytes little-endian.
+func (z *Fe) Elt() fp.Elt {
 	var e fp.Elt
 	binary.LittleEndian.PutUint64(e[0:8], z[0])
 	binary.LittleEndian.PutUint64(e[8:16], z[1])
@@ -55,7 +62,7 @@ func (z *fe) elt() fp.Elt {
 }
 
 // mul512 returns a·b as eight limbs (schoolbook, one row per limb of a).
-func mul512(a, b *fe) [8]uint64 {
+func mul512(a, b *Fe) [8]uint64 {
 	a0, a1, a2, a3 := a[0], a[1], a[2], a[3]
 	b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
 
@@ -114,8 +121,8 @@ func mul512(a, b *fe) [8]uint64 {
 	return [8]uint64{z0, z1, z2, z3, z4, z5, z6, z7}
 }
 
-// mulAdd adds a·b to w.
-func (w *wide) mulAdd(a, b *fe) {
+// MulAdd adds a·b to w.
+func (w *Wide) MulAdd(a, b *Fe) {
 	z := mul512(a, b)
 	var c uint64
 	w[0], c = bits.Add64(w[0], z[0], 0)
@@ -129,8 +136,8 @@ func (w *wide) mulAdd(a, b *fe) {
 	w[8] += c
 }
 
-// add adds a to w.
-func (w *wide) add(a *fe) {
+// Add adds a to w.
+func (w *Wide) Add(a *Fe) {
 	var c uint64
 	w[0], c = bits.Add64(w[0], a[0], 0)
 	w[1], c = bits.Add64(w[1], a[1], c)
@@ -143,9 +150,9 @@ func (w *wide) add(a *fe) {
 	w[8] += c
 }
 
-// reduce returns w mod p, canonical. It needs w < 2^575 (w[8] < 2^63),
-// which mulAdd's bound guarantees.
-func (w *wide) reduce() fe {
+// Reduce returns w mod p, canonical. It needs w < 2^575 (w[8] < 2^63),
+// which MulAdd's bound guarantees.
+func (w *Wide) Reduce() Fe {
 	// w = L + 2^256·H with H = w[4..8]; 2^256 ≡ 38, so w ≡ L + 38·H < 2^327.
 	h0, l0 := bits.Mul64(w[4], 38)
 	h1, l1 := bits.Mul64(w[5], 38)
@@ -182,7 +189,7 @@ func (w *wide) reduce() fe {
 }
 
 // canonical reduces a value < 2^256 to [0, p).
-func canonical(t0, t1, t2, t3 uint64) fe {
+func canonical(t0, t1, t2, t3 uint64) Fe {
 	// Fold bit 255 (2^255 ≡ 19): now t < 2^255 + 19 < 2p.
 	top := t3 >> 63
 	t3 &^= 1 << 63
@@ -197,7 +204,7 @@ func canonical(t0, t1, t2, t3 uint64) fe {
 	s2, b := bits.Sub64(t2, p2, b)
 	s3, b := bits.Sub64(t3, p3, b)
 	keep := -b // all ones when t < p
-	return fe{
+	return Fe{
 		s0 ^ (keep & (s0 ^ t0)),
 		s1 ^ (keep & (s1 ^ t1)),
 		s2 ^ (keep & (s2 ^ t2)),
@@ -205,8 +212,8 @@ func canonical(t0, t1, t2, t3 uint64) fe {
 	}
 }
 
-// feSub returns a−b mod p, canonical, for canonical a and b.
-func feSub(a, b *fe) fe {
+// Sub returns a−b mod p, canonical, for canonical a and b.
+func Sub(a, b *Fe) Fe {
 	t0, br := bits.Sub64(a[0], b[0], 0)
 	t1, br := bits.Sub64(a[1], b[1], br)
 	t2, br := bits.Sub64(a[2], b[2], br)
@@ -217,11 +224,11 @@ func feSub(a, b *fe) fe {
 	t1, c = bits.Add64(t1, p1&m, c)
 	t2, c = bits.Add64(t2, p2&m, c)
 	t3, _ = bits.Add64(t3, p3&m, c)
-	return fe{t0, t1, t2, t3}
+	return Fe{t0, t1, t2, t3}
 }
 
-// dotAdd adds Σ a[i]·b[i] to w.
-func dotAdd(w *wide, a, b []fp.Elt) {
+// DotAdd adds Σ a[i]·b[i] to w.
+func DotAdd(w *Wide, a, b []fp.Elt) {
 	if len(a) != len(b) {
 		panic("keygen: dotAdd of unequal lengths")
 	}
@@ -235,21 +242,21 @@ func dotAdd(w *wide, a, b []fp.Elt) {
 	dotAddGeneric(w, a, b)
 }
 
-func dotAddGeneric(w *wide, a, b []fp.Elt) {
+func dotAddGeneric(w *Wide, a, b []fp.Elt) {
 	for i := range a {
-		x, y := loadFe(&a[i]), loadFe(&b[i])
-		w.mulAdd(&x, &y)
+		x, y := Load(&a[i]), Load(&b[i])
+		w.MulAdd(&x, &y)
 	}
 }
 
-// winogradAdd adds Σ_j (d[2j]+v[2j])·(d[2j+1]+v[2j+1]) to w, for even
+// WinogradAdd adds Σ_j (d[2j]+v[2j])·(d[2j+1]+v[2j+1]) to w, for even
 // len(d) = len(v) and elements < 2^255 (canonical ones are), so that each
 // sum fits in 256 bits. This is the inner product of Winograd (1968): with
 // v holding a vector u pair-swapped (v[2j] = u[2j+1], v[2j+1] = u[2j]), it
 // equals Σ d[i]·u[i] + Σ_j d[2j]·d[2j+1] + Σ_j u[2j]·u[2j+1]: half the
 // multiplications of the plain inner product, once the two correction
 // terms are known (the first depends only on d, the second only on u).
-func winogradAdd(w *wide, d, v []fp.Elt) {
+func WinogradAdd(w *Wide, d, v []fp.Elt) {
 	if len(d) != len(v) || len(d)%2 != 0 {
 		panic("keygen: winogradAdd needs equal, even lengths")
 	}
@@ -263,27 +270,27 @@ func winogradAdd(w *wide, d, v []fp.Elt) {
 	winogradAddGeneric(w, d, v)
 }
 
-func winogradAddGeneric(w *wide, d, v []fp.Elt) {
+func winogradAddGeneric(w *Wide, d, v []fp.Elt) {
 	for j := 0; j+1 < len(d); j += 2 {
 		s := addNoCarry(&d[j], &v[j])
 		t := addNoCarry(&d[j+1], &v[j+1])
-		w.mulAdd(&s, &t)
+		w.MulAdd(&s, &t)
 	}
 }
 
 // addNoCarry returns a+b as limbs; the caller guarantees it is < 2^256.
-func addNoCarry(a, b *fp.Elt) fe {
-	x, y := loadFe(a), loadFe(b)
+func addNoCarry(a, b *fp.Elt) Fe {
+	x, y := Load(a), Load(b)
 	s0, c := bits.Add64(x[0], y[0], 0)
 	s1, c := bits.Add64(x[1], y[1], c)
 	s2, c := bits.Add64(x[2], y[2], c)
 	s3, _ := bits.Add64(x[3], y[3], c)
-	return fe{s0, s1, s2, s3}
+	return Fe{s0, s1, s2, s3}
 }
 
-// vecAdd sets dst[i] = x[i] + y[i] mod p, for canonical x and y; the
+// VecAdd sets dst[i] = x[i] + y[i] mod p, for canonical x and y; the
 // result is canonical. dst may alias x or y.
-func vecAdd(dst, x, y []fp.Elt) {
+func VecAdd(dst, x, y []fp.Elt) {
 	y = y[:len(x)]
 	dst = dst[:len(x)]
 	for i := range x {
@@ -306,9 +313,9 @@ func vecAdd(dst, x, y []fp.Elt) {
 	}
 }
 
-// vecSub sets dst[i] = x[i] − y[i] mod p, for canonical x and y; the
+// VecSub sets dst[i] = x[i] − y[i] mod p, for canonical x and y; the
 // result is canonical. dst may alias x or y.
-func vecSub(dst, x, y []fp.Elt) {
+func VecSub(dst, x, y []fp.Elt) {
 	y = y[:len(x)]
 	dst = dst[:len(x)]
 	for i := range x {

@@ -1,4 +1,4 @@
-package keygen
+package center
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"orderseal/internal/cli"
+	"orderseal/keygen"
 )
 
 // PassphraseEnv names the variable the key center reads its passphrase from
@@ -37,8 +38,8 @@ func cmdInit(args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet("keygen", "init", "-dir DIR [-k N]", stdio,
 		"ORDERSEAL_CENTER_PASSPHRASE=… keygen init -dir center -k 1024")
 	dir := fs.String("dir", "", "key center directory (created 0700)")
-	k := fs.Int("k", DefaultK, "coefficients per row: a coalition of k parties can rebuild the master, k−1 learn nothing of others' keys")
-	suiteName := fs.String("suite", SuiteOS1, "the suite the center's keys are for")
+	k := fs.Int("k", keygen.DefaultK, "coefficients per row: a coalition of k parties can rebuild the master, k−1 learn nothing of others' keys")
+	suiteName := fs.String("suite", keygen.SuiteOS1, "the suite the center's keys are for")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func cmdIssue(ctx context.Context, args []string, stdio cli.Stdio) error {
 		if err := cli.Require(fs, "id", "out"); err != nil {
 			return err
 		}
-		if err := ValidateIdentity(*id); err != nil {
+		if err := keygen.ValidateIdentity(*id); err != nil {
 			return cli.WithHint(err, "identities look like merchant:shop.example")
 		}
 		if _, err := os.Lstat(*out); err == nil {
@@ -214,19 +215,19 @@ func cmdFingerprint(args []string, stdio cli.Stdio) error {
 	if err := cli.Require(fs, "key", "peer"); err != nil {
 		return err
 	}
-	k, err := LoadPartyKey(*keyPath)
+	k, err := keygen.LoadPartyKey(*keyPath)
 	if err != nil {
 		return err
 	}
 	defer k.Destroy()
-	if k.params.Suite != SuiteOS1 {
-		return fmt.Errorf("%w: fingerprint knows suite %s only", ErrSuite, SuiteOS1)
+	if k.Params().Suite != keygen.SuiteOS1 {
+		return fmt.Errorf("%w: fingerprint knows suite %s only", keygen.ErrSuite, keygen.SuiteOS1)
 	}
 	s, err := k.BlomSecret(*peer)
 	if err != nil {
 		return err
 	}
-	p, err := DerivePairwise(k.params.System, s[:], LabelPairwise, k.identity, *peer)
+	p, err := keygen.DerivePairwise(k.Params().System, s[:], keygen.LabelPairwise, k.Identity(), *peer)
 	clear(s[:])
 	if err != nil {
 		return err
