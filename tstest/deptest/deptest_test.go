@@ -1,0 +1,145 @@
+// Package deptest holds the test that keeps the public SDK (keygen, order)
+// to what a merchant's own service or a browser page compiled to
+// WebAssembly may link, and the cardholder CLI free of the server stack
+// (tailscale's tstest/deptest). See STYLE.md "Layout".
+package deptest
+
+import (
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// ban is a package the SDK may not depend on, directly or not.
+type ban struct {
+	pkg    string
+	prefix bool   // also every package below pkg
+	why    string // the reason, reported with a violation
+}
+
+const (
+	whyProfiling = "profiling belongs to binaries"
+	whyTerminal  = "terminal UI belongs to CLIs"
+	whyTransport = "the SDK is compiled to WebAssembly for the browser and called by merchants' own services: transport is the caller's"
+	whyServer    = "server stack"
+	whyExec      = "the SDK starts no processes"
+	whyCenter    = "the master secret must never be linked into a cardholder's or merchant's program"
+	whyRole      = "the SDK knows no party's implementation"
+)
+
+// sdkBans are the rules for keygen and order.
+var sdkBans = []ban{
+	{"orderseal/internal/cli", true, whyProfiling + " (it imports runtime/pprof)"},
+	{"runtime/pprof", false, whyProfiling},
+	{"github.com/schollz/progressbar", true, whyTerminal},
+	{"golang.org/x/term", true, whyTerminal},
+	{"net/http", true, whyTransport},
+	{"net", false, whyTransport},
+	{"github.com/labstack/echo", true, whyServer},
+	{"database/sql", true, whyServer},
+	{"modernc.org/sqlite", true, whyServer},
+	{"os/exec", false, whyExec},
+	{"orderseal/keygen/center", true, whyCenter},
+	{"orderseal/cardholder", true, whyRole},
+	{"orderseal/merchant", true, whyRole},
+	{"orderseal/issuer", true, whyRole},
+	{"orderseal/carrier", true, whyRole},
+	{"orderseal/vault", true, whyRole},
+}
+
+// cardholderBans keep the cardholder CLI, which runs on a customer's
+// machine, free of the daemons' server stack.
+var cardholderBans = []ban{
+	{"github.com/labstack/echo", true, whyServer},
+	{"database/sql", true, whyServer},
+	{"modernc.org/sqlite", true, whyServer},
+}
+
+// known are violations tracked elsewhere, as package → banned dep → why it
+// is still there. The test fails when one disappears, so the entry goes too.
+var known = map[string]map[string]string{
+	// order validates with github.com/go-playground/validator/v10, which
+	// imports net (IP and host checks) and net/mail; replacing it with
+	// order's own checks removes both (issue 14).
+	"orderseal/order": {"net": "via github.com/go-playground/validator/v10"},
+}
+
+// minDeps is fewer packages than any of these has; a shorter list means go
+// list did not see the package and the check would prove nothing.
+const minDeps = 50
+
+func TestSDKDependencies(t *testing.T) {
+	for _, pkg := range []string{"orderseal/keygen", "orderseal/order"} {
+		t.Run(pkg, func(t *testing.T) { check(t, pkg, sdkBans) })
+	}
+}
+
+func TestCardholderHasNoServerStack(t *testing.T) {
+	check(t, "orderseal/cardholder", cardholderBans)
+}
+
+func check(t *testing.T, pkg string, bans []ban) {
+	t.Helper()
+	deps := goListDeps(t, pkg)
+	hit := map[string]bool{}
+	for _, d := range deps {
+		for _, b := range bans {
+			if d != b.pkg && !(b.prefix && strings.HasPrefix(d, b.pkg+"/")) {
+				continue
+			}
+			if why, ok := known[pkg][d]; ok {
+				hit[d] = true
+				t.Logf("known: %s depends on %s (%s): %s", pkg, d, why, b.why)
+				continue
+			}
+			t.Errorf("%s depends on %s: %s%s", pkg, d, b.why, importChain(t, pkg, d))
+		}
+	}
+	for d := range known[pkg] {
+		if !hit[d] {
+			t.Errorf("%s no longer depends on %s: remove it from known", pkg, d)
+		}
+	}
+}
+
+// goListDeps returns pkg and every package it depends on, non-test.
+func goListDeps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < minDeps {
+		t.Fatalf("go list -deps %s returned %d packages (< %d); the check would prove nothing", pkg, len(deps), minDeps)
+	}
+	if deps[len(deps)-1] != pkg {
+		t.Fatalf("go list -deps %s does not end with the package itself; the check would prove nothing", pkg)
+	}
+	return deps
+}
+
+// importChain names the packages of pkg's build that import dep directly,
+// to say where a violation comes from.
+func importChain(t *testing.T, pkg, dep string) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, pkg).Output()
+	if err != nil {
+		return ""
+	}
+	var by []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		for _, imp := range f[min(1, len(f)):] {
+			if imp == dep {
+				by = append(by, f[0])
+			}
+		}
+	}
+	sort.Strings(by)
+	if len(by) == 0 {
+		return ""
+	}
+	return " (imported by " + strings.Join(by, ", ") + ")"
+}
