@@ -10,4 +10,7 @@
 // for every pairwise key in the system; k−1 or fewer learn nothing about the
 // keys of pairs outside their coalition. Choose k above the largest number of
 // parties that could ever collude (the default is 1024).
+//
+// This package is the parties' SDK and links no CLI, terminal or transport
+// (tstest/deptest); the key center, which holds D, is package keygen/center.
 package keygen

@@ -1,6 +1,6 @@
 // Package rfc9457 is the problem document of RFC 9457 as orderseal uses it,
 // without any web framework: clients that must stay free of echo (the
-// cardholder CLI, see internal/depcheck) decode refusals with it. Servers
+// cardholder CLI, see tstest/deptest) decode refusals with it. Servers
 // write problems through package problem, whose Problem is this type.
 package rfc9457
 

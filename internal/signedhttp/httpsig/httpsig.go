@@ -2,7 +2,7 @@
 // v1 message encodings, the two sub-keys, and the Client that signs requests
 // and verifies responses. Package signedhttp documents the normative wire
 // format and adds the echo middleware; this package never imports echo, so
-// the cardholder CLI can use it (internal/depcheck). It is not RFC 9421.
+// the cardholder CLI can use it (tstest/deptest). It is not RFC 9421.
 package httpsig
 
 import (

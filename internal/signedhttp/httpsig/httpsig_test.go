@@ -185,7 +185,7 @@ func TestNonce(t *testing.T) {
 }
 
 // The cardholder CLI signs its requests with this package, and it may never
-// pull in echo (internal/depcheck): neither may this package nor rfc9457.
+// pull in echo (tstest/deptest): neither may this package nor rfc9457.
 func TestNoEcho(t *testing.T) {
 	for _, pkg := range []string{"orderseal/internal/signedhttp/httpsig", "orderseal/internal/problem/rfc9457"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
