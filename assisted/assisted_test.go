@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/suite"
 )
 
@@ -19,7 +20,7 @@ const (
 
 func key(t testing.TB, id string) *keygen.PartyKey {
 	t.Helper()
-	m, err := keygen.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
 	if err != nil {
 		t.Fatal(err)
 	}
