@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
 	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
+	"orderseal/tstest/webtest"
 )
 
 // fileExercise writes each input to a 0600 file and reads it with read;

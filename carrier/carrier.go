@@ -12,8 +12,8 @@ import (
 	"context"
 
 	"orderseal/internal/cli"
-	"orderseal/order/opencli"
 	"orderseal/order"
+	"orderseal/order/opencli"
 )
 
 const prog = "carrier"

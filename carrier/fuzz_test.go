@@ -12,8 +12,8 @@ import (
 	"orderseal/carrier/api"
 	"orderseal/carrier/store"
 	"orderseal/internal/signedhttp"
-	"orderseal/internal/web/webtest"
 	"orderseal/order"
+	"orderseal/tstest/webtest"
 	vaultapi "orderseal/vault/api"
 )
 

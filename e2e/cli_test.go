@@ -20,8 +20,9 @@ import (
 
 func TestMain(m *testing.M) {
 	mains := map[string]func(context.Context, []string, cli.Stdio) int{
-		"keygen": center.Main, "cardholder": cardholder.Main, "merchant": merchant.Main,
-		"issuer": issuer.Main, "carrier": carrier.Main,
+		"keygen": center.Main, "cardholder": cardholder.Main,
+		"merchant": func(ctx context.Context, args []string, stdio cli.Stdio) int { return merchant.Main(ctx, args, stdio) },
+		"issuer":   issuer.Main, "carrier": carrier.Main,
 	}
 	cmds := map[string]func(){}
 	for name, fn := range mains {

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"orderseal/internal/signedhttp"
-	"orderseal/internal/web/webtest"
 	"orderseal/issuer"
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
+	"orderseal/tstest/webtest"
 
 	"orderseal/order"
 	"orderseal/suite"

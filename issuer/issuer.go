@@ -17,8 +17,8 @@ import (
 	"context"
 
 	"orderseal/internal/cli"
-	"orderseal/order/opencli"
 	"orderseal/order"
+	"orderseal/order/opencli"
 )
 
 const prog = "issuer"

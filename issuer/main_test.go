@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"orderseal/internal/web/webtest"
+	"orderseal/tstest/webtest"
 )
 
 // TestMain bounds the fuzzer's minimization of new inputs (sealed bundles

@@ -21,12 +21,12 @@ import (
 	"orderseal/assisted"
 	carrierapi "orderseal/carrier/api"
 	"orderseal/internal/signedhttp"
-	"orderseal/internal/web/webtest"
 	"orderseal/merchant"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/webtest"
 )
 
 // fuzzT0 is when every genuine fuzz seed was sealed and is signed.

@@ -11,14 +11,15 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/order"
 	"orderseal/order/opencli"
-	"orderseal/vault"
 )
 
 const prog = "merchant"
 
-// Main is the merchant command.
-func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
-	return cli.Dispatch(prog, stdio, args, []cli.Command{
+// Main is the merchant command; extra are commands of other packages the
+// program also offers (cmd/merchant adds "vault", which runs as a process
+// of its own and shares nothing with the web node).
+func Main(ctx context.Context, args []string, stdio cli.Stdio, extra ...cli.Command) int {
+	return cli.Dispatch(prog, stdio, args, append([]cli.Command{
 		{Name: "serve", Summary: "run the web node: order form, intake, status, relays", Run: func(a []string) error {
 			return cmdServe(ctx, a, stdio)
 		}},
@@ -37,8 +38,5 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 		{Name: "open", Summary: "open the merchant section of a bundle read from stdin", Run: func(a []string) error {
 			return opencli.Open(prog, order.RoleMerchant, a, stdio)
 		}},
-		{Name: "vault", Summary: "run and administer the token vault (a separate process)", Run: func(a []string) error {
-			return vault.Command(ctx, prog, a, stdio)
-		}},
-	})
+	}, extra...))
 }

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"orderseal/internal/signedhttp"
-	"orderseal/internal/web/webtest"
+	"orderseal/tstest/webtest"
 
 	"orderseal/order"
 	"orderseal/suite"

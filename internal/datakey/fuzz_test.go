@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"orderseal/internal/datakey"
-	"orderseal/internal/web/webtest"
+	"orderseal/tstest/webtest"
 )
 
 // FuzzLoad: no key file makes Load panic; a file is refused with

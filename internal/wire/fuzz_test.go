@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"testing"
 
-	"orderseal/internal/web/webtest"
 	"orderseal/internal/wire"
+	"orderseal/tstest/webtest"
 )
 
 // FuzzUnB64: every signed header, sealed value and key id goes through

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"testing"
 
-	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
 	"orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/webtest"
 )
 
 // FuzzClientAnswers feeds the merchant's issuer client answers the issuer

@@ -15,6 +15,7 @@ import (
 
 	"orderseal/internal/cli"
 	"orderseal/keygen"
+	"orderseal/suite"
 )
 
 // PassphraseEnv names the variable the key center reads its passphrase from
@@ -39,12 +40,15 @@ func cmdInit(args []string, stdio cli.Stdio) error {
 		"ORDERSEAL_CENTER_PASSPHRASE=… keygen init -dir center -k 1024")
 	dir := fs.String("dir", "", "key center directory (created 0700)")
 	k := fs.Int("k", keygen.DefaultK, "coefficients per row: a coalition of k parties can rebuild the master, k−1 learn nothing of others' keys")
-	suiteName := fs.String("suite", keygen.SuiteOS1, "the suite the center's keys are for")
+	suiteName := fs.String("suite", suite.Default().Name(), "the suite the center's keys are for")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := cli.Require(fs, "dir"); err != nil {
 		return err
+	}
+	if _, err := suite.ByName(*suiteName); err != nil {
+		return cli.WithHint(err, "known suites: "+strings.Join(suite.Names(), ", "))
 	}
 	pass, err := passphrase(stdio, true)
 	if err != nil {
@@ -220,15 +224,7 @@ func cmdFingerprint(args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer k.Destroy()
-	if k.Params().Suite != keygen.SuiteOS1 {
-		return fmt.Errorf("%w: fingerprint knows suite %s only", keygen.ErrSuite, keygen.SuiteOS1)
-	}
-	s, err := k.BlomSecret(*peer)
-	if err != nil {
-		return err
-	}
-	p, err := keygen.DerivePairwise(k.Params().System, s[:], keygen.LabelPairwise, k.Identity(), *peer)
-	clear(s[:])
+	p, err := suite.Pairwise(k, *peer)
 	if err != nil {
 		return err
 	}

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"orderseal/assisted"
-	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
 	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/webtest"
 )
 
 // answerFunc answers every request with one status and body, unsigned: the

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"testing"
 
-	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
 	"orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/webtest"
 )
 
 // FuzzClientAnswers feeds the vault client answers the vault signed, with

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"orderseal/internal/problem/rfc9457"
-	"orderseal/internal/web/webtest"
+	"orderseal/tstest/webtest"
 )
 
 // FuzzDecodeProblem: no body makes Decode panic; what it accepts has a valid code

@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"orderseal/internal/signedhttp/httpsig"
-	"orderseal/internal/web/webtest"
 	"orderseal/keygen"
 	"orderseal/keygen/center"
 	"orderseal/suite"
+	"orderseal/tstest/webtest"
 )
 
 // responder answers each request with what a fuzz input says: its
