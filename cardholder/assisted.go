@@ -117,7 +117,7 @@ func deviceOf(flagValue string) (string, error) {
 	return flagValue, nil
 }
 
-func loadRoleKey(path, role, flagName string) (*keygen.PartyKey, error) {
+func loadRoleKey(path string, role keygen.Role, flagName string) (*keygen.PartyKey, error) {
 	key, err := keygen.LoadPartyKey(path)
 	if err != nil {
 		return nil, err
@@ -125,7 +125,7 @@ func loadRoleKey(path, role, flagName string) (*keygen.PartyKey, error) {
 	if keygen.RoleOf(key.Identity()) != role {
 		id := key.Identity()
 		key.Destroy()
-		return nil, cli.WithHint(fmt.Errorf("%s is the key of %s, not of a %s", path, id, role), "pass the "+role+" key with "+flagName)
+		return nil, cli.WithHint(fmt.Errorf("%s is the key of %s, not of a %s", path, id, role), "pass the "+string(role)+" key with "+flagName)
 	}
 	return key, nil
 }
@@ -172,12 +172,12 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if err != nil {
 		return err
 	}
-	key, err := loadRoleKey(*keyPath, "consultant", "-key")
+	key, err := loadRoleKey(*keyPath, keygen.RoleConsultant, "-key")
 	if err != nil {
 		return err
 	}
 	defer key.Destroy()
-	company, err := loadRoleKey(*companyPath, "company", "-company-key")
+	company, err := loadRoleKey(*companyPath, keygen.RoleCompany, "-company-key")
 	if err != nil {
 		return err
 	}
@@ -228,7 +228,7 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 // sessionClient loads the consultant key and session file and makes a client
 // for the session's merchant.
 func sessionClient(keyPath, sessFlag, merchantURL string) (*keygen.PartyKey, *SessionFile, string, *merchantapi.Client, error) {
-	key, err := loadRoleKey(keyPath, "consultant", "-key")
+	key, err := loadRoleKey(keyPath, keygen.RoleConsultant, "-key")
 	if err != nil {
 		return nil, nil, "", nil, err
 	}

@@ -63,7 +63,7 @@ func FuzzCardFile(f *testing.F) {
 		webtest.WriteCorpus(f, name, []byte(s))
 	}
 	exercise := fileExercise(f, loadCard, func(t testing.TB, c *CardFile) {
-		if keygen.ValidateIdentity(c.Issuer) != nil || keygen.RoleOf(c.Issuer) != "issuer" {
+		if keygen.ValidateIdentity(c.Issuer) != nil || keygen.RoleOf(c.Issuer) != keygen.RoleIssuer {
 			t.Fatalf("loaded a card of issuer %q", c.Issuer)
 		}
 	})

@@ -63,7 +63,7 @@ func loadCard(path string) (*CardFile, error) {
 	if err := strictjson.Decode(data, &c, maxProfile); err != nil {
 		return nil, fmt.Errorf("card file %s: %w", path, err)
 	}
-	if err := keygen.ValidateIdentity(c.Issuer); err != nil || keygen.RoleOf(c.Issuer) != "issuer" {
+	if err := keygen.ValidateIdentity(c.Issuer); err != nil || keygen.RoleOf(c.Issuer) != keygen.RoleIssuer {
 		return nil, cli.WithHint(fmt.Errorf("card file %s: issuer must be an issuer:… identity", path), `add "issuer": "issuer:bank.example"`)
 	}
 	return &c, nil
@@ -175,9 +175,9 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if *assisted && *shipTo != "" && !tokenRE.MatchString(*shipTo) {
 		return cli.Usagef("give the buyer's shareable token, or -ship-to-address FILE", "an assisted order cannot look up the buyer's labels")
 	}
-	role := "cardholder"
+	role := keygen.RoleCardholder
 	if *assisted {
-		role = "consultant"
+		role = keygen.RoleConsultant
 	}
 	key, err := loadRoleKey(*keyPath, role, "-key")
 	if err != nil {

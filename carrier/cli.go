@@ -35,7 +35,7 @@ func loadCarrierKey(path string) (*keygen.PartyKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if keygen.RoleOf(key.Identity()) != "carrier" {
+	if keygen.RoleOf(key.Identity()) != keygen.RoleCarrier {
 		id := key.Identity()
 		key.Destroy()
 		return nil, cli.WithHint(fmt.Errorf("%s is the key of %s, not of a carrier", path, id), "issue a carrier:… key with keygen")

@@ -47,7 +47,7 @@ type Options struct {
 // NewServer wires the routes behind the signed-request verifier. vault
 // receives inline addresses, so that the carrier stores only tokens.
 func NewServer(keys *keygen.Cache, st store.Store, vault Depositor, opt Options) *Server {
-	if keygen.RoleOf(keys.Identity()) != "carrier" {
+	if keygen.RoleOf(keys.Identity()) != keygen.RoleCarrier {
 		panic("carrier: NewServer with the key of " + keys.Identity())
 	}
 	s := &Server{keys: keys, store: st, vault: vault, logger: opt.Logger, now: opt.Now}

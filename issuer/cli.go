@@ -96,7 +96,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	if keygen.RoleOf(key.Identity()) != "issuer" {
+	if keygen.RoleOf(key.Identity()) != keygen.RoleIssuer {
 		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of an issuer", *keyPath, key.Identity()), "issue an issuer:… key with keygen")
 	}
 	ck, err := loadCardKey(*cardKey)

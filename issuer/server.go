@@ -50,7 +50,7 @@ func NewServer(keys *keygen.Cache, st store.Store, opt Options) *Server {
 	e := web.New(s.logger)
 	e.Use(signedhttp.NewVerifier(keys, vopts...).Middleware())
 	e.Use(recoverPanics(s.logger))
-	merchant := signedhttp.Allow("merchant")
+	merchant := signedhttp.Allow(keygen.RoleMerchant)
 	e.PUT(api.PathAuthorizations+":order_id", s.authorize, merchant)
 	e.POST(api.PathAuthorizations+":order_id"+api.PathVoidSuffix, s.void, merchant)
 	s.echo = e

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cloudflare/circl/expander"
 	fp "github.com/cloudflare/circl/math/fp25519"
+
+	"slices"
 )
 
 // SuiteOS1 is the name of suite OS1 (package suite/os1), the suite a key
@@ -43,11 +45,25 @@ func ValidSuiteName(s string) bool {
 // MaxNameLen bounds the name part of an identity.
 const MaxNameLen = 200
 
-// Identity roles known to orderseal.
-var knownRoles = map[string]bool{
-	"cardholder": true, "merchant": true, "issuer": true, "carrier": true,
-	"vault": true, "consultant": true, "company": true,
-}
+// Role is the role part of an identity (DESIGN.md §1): what a party is.
+type Role string
+
+// The roles of orderseal's parties.
+const (
+	RoleCardholder Role = "cardholder"
+	RoleMerchant   Role = "merchant"
+	RoleIssuer     Role = "issuer"
+	RoleCarrier    Role = "carrier"
+	RoleVault      Role = "vault"
+	RoleConsultant Role = "consultant" // a merchant's phone-order agent (DESIGN.md §6.7)
+	RoleCompany    Role = "company"    // the company a consultant works for
+)
+
+// IdentityRoles lists every role an identity can have.
+var IdentityRoles = []Role{RoleCardholder, RoleMerchant, RoleIssuer, RoleCarrier, RoleVault, RoleConsultant, RoleCompany}
+
+// Of is the identity role:name of this role.
+func (r Role) Of(name string) string { return string(r) + ":" + name }
 
 var (
 	// ErrIdentity is wrapped by every identity syntax error.
@@ -64,7 +80,7 @@ func ValidateIdentity(id string) error {
 	if !ok {
 		return fmt.Errorf("%w: missing ':' between role and name", ErrIdentity)
 	}
-	if !knownRoles[role] {
+	if !slices.Contains(IdentityRoles, Role(role)) {
 		return fmt.Errorf("%w: unknown role %q", ErrIdentity, truncate(role, 20))
 	}
 	if len(name) == 0 || len(name) > MaxNameLen {
@@ -82,9 +98,9 @@ func ValidateIdentity(id string) error {
 }
 
 // RoleOf returns the role part of a syntactically valid identity.
-func RoleOf(id string) string {
+func RoleOf(id string) Role {
 	role, _, _ := strings.Cut(id, ":")
-	return role
+	return Role(role)
 }
 
 func truncate(s string, n int) string {

@@ -86,7 +86,7 @@ func cmdAudit(ctx context.Context, args []string, stdio cli.Stdio) error {
 				return err
 			}
 			id := fs.Arg(0)
-			if err := keygen.ValidateIdentity(id); err != nil || keygen.RoleOf(id) != "consultant" {
+			if err := keygen.ValidateIdentity(id); err != nil || keygen.RoleOf(id) != keygen.RoleConsultant {
 				return cli.Usagef("name a consultant as consultant:NAME", "%.80q is not a consultant identity", id)
 			}
 			st, err := openAudited(ctx, *db)

@@ -53,12 +53,12 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	if keygen.RoleOf(key.Identity()) != "merchant" {
+	if keygen.RoleOf(key.Identity()) != keygen.RoleMerchant {
 		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a merchant", *keyPath, key.Identity()), "issue a merchant:… key with keygen")
 	}
 	cfg := Config{Keys: suite.NewKeys(key, 4096), Companies: companies, MaxShift: *maxShift}
 	for _, c := range companies {
-		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != "company" {
+		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != keygen.RoleCompany {
 			return cli.Usagef("use -company company:NAME", "-company %.80q is not a company identity", c)
 		}
 	}
@@ -66,16 +66,16 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return cli.Usagef("use -max-shift 8h", "-max-shift must be at least 1s")
 	}
 	for _, s := range issuers {
-		p, err := ParsePeer(s, "issuer")
+		p, err := ParsePeer(s, keygen.RoleIssuer)
 		if err != nil {
 			return cli.Usagef("use -issuer issuer:NAME=http://HOST:PORT", "-issuer %v", err)
 		}
 		cfg.Issuers = append(cfg.Issuers, p)
 	}
-	if cfg.Carrier, err = ParsePeer(*carrier, "carrier"); err != nil {
+	if cfg.Carrier, err = ParsePeer(*carrier, keygen.RoleCarrier); err != nil {
 		return cli.Usagef("use -carrier carrier:NAME=http://HOST:PORT", "-carrier %v", err)
 	}
-	if cfg.Vault, err = ParsePeer(*vaultPeer, "vault"); err != nil {
+	if cfg.Vault, err = ParsePeer(*vaultPeer, keygen.RoleVault); err != nil {
 		return cli.Usagef("use -vault vault:NAME=http://HOST:PORT", "-vault %v", err)
 	}
 	logger := web.Logger(stdio.Err, "merchant").With("identity", key.Identity())

@@ -32,7 +32,7 @@ import (
 type Peer struct{ Identity, URL string }
 
 // ParsePeer reads "role:name=http://host:port".
-func ParsePeer(s, role string) (Peer, error) {
+func ParsePeer(s string, role keygen.Role) (Peer, error) {
 	id, u, ok := strings.Cut(s, "=")
 	if !ok {
 		return Peer{}, fmt.Errorf("%q: want %s:NAME=URL", s, role)
@@ -102,11 +102,11 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("the longest assisted session must be at least %s", api.MinShift)
 	}
 	for _, c := range cfg.Companies {
-		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != "company" {
+		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != keygen.RoleCompany {
 			return nil, fmt.Errorf("%q is not a company identity", c)
 		}
 	}
-	if keygen.RoleOf(cfg.Keys.Identity()) != "merchant" {
+	if keygen.RoleOf(cfg.Keys.Identity()) != keygen.RoleMerchant {
 		return nil, fmt.Errorf("the key is for %s, not a merchant", cfg.Keys.Identity())
 	}
 	if len(cfg.Issuers) == 0 {
@@ -147,13 +147,13 @@ func NewServer(cfg Config) (*Server, error) {
 	verify := signedhttp.NewVerifier(cfg.Keys, vopts...).Middleware()
 	e := web.New(s.log)
 	e.GET(api.PathOrderForm, s.orderForm)
-	e.POST(api.PathOrders, s.intake, verify, signedhttp.Allow("cardholder", "consultant"))
-	e.GET(api.PathOrder+":id", s.status, verify, signedhttp.Allow("cardholder", "consultant"))
-	e.POST(api.PathSessions, s.login, verify, signedhttp.Allow("consultant"))
-	e.GET(api.PathSession+":id", s.session, verify, signedhttp.Allow("consultant"))
-	e.POST(api.PathSession+":id"+api.LogoutSuffix, s.logout, verify, signedhttp.Allow("consultant"))
-	e.POST(api.PathAssistedOrders, s.assistedIntake, verify, signedhttp.Allow("consultant"))
-	e.POST(api.PathOrder+":id"+api.EventsSuffix, s.carrierEvent, verify, signedhttp.Allow("carrier"))
+	e.POST(api.PathOrders, s.intake, verify, signedhttp.Allow(keygen.RoleCardholder, keygen.RoleConsultant))
+	e.GET(api.PathOrder+":id", s.status, verify, signedhttp.Allow(keygen.RoleCardholder, keygen.RoleConsultant))
+	e.POST(api.PathSessions, s.login, verify, signedhttp.Allow(keygen.RoleConsultant))
+	e.GET(api.PathSession+":id", s.session, verify, signedhttp.Allow(keygen.RoleConsultant))
+	e.POST(api.PathSession+":id"+api.LogoutSuffix, s.logout, verify, signedhttp.Allow(keygen.RoleConsultant))
+	e.POST(api.PathAssistedOrders, s.assistedIntake, verify, signedhttp.Allow(keygen.RoleConsultant))
+	e.POST(api.PathOrder+":id"+api.EventsSuffix, s.carrierEvent, verify, signedhttp.Allow(keygen.RoleCarrier))
 	s.echo = e
 	return s, nil
 }
@@ -228,7 +228,7 @@ func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder
 		return problem.New(http.StatusForbidden, api.CodeCardholderMismatch, "Not your bundle",
 			"The bundle names another cardholder than the one who signed the request.")
 	}
-	if consultant := keygen.RoleOf(b.Cardholder) == "consultant"; consultant != (assisted != nil) {
+	if consultant := keygen.RoleOf(b.Cardholder) == keygen.RoleConsultant; consultant != (assisted != nil) {
 		if consultant {
 			return problem.New(http.StatusForbidden, api.CodeNotAssisted, "Assisted order without a session",
 				"An order keyed by a consultant goes to "+api.PathAssistedOrders+" with its session's proof.")

@@ -5,14 +5,16 @@ import (
 	"path/filepath"
 	"testing"
 
+	"orderseal/keygen"
 	"orderseal/merchant"
 )
 
 func TestParsePeer(t *testing.T) {
 	tests := []struct {
-		in, role string
-		want     merchant.Peer
-		ok       bool
+		in   string
+		role keygen.Role
+		want merchant.Peer
+		ok   bool
 	}{
 		{"issuer:bank.example=http://127.0.0.1:8444/", "issuer", merchant.Peer{Identity: "issuer:bank.example", URL: "http://127.0.0.1:8444"}, true},
 		{"carrier:parcel.example=https://post.example", "carrier", merchant.Peer{Identity: "carrier:parcel.example", URL: "https://post.example"}, true},

@@ -188,13 +188,13 @@ func (b *Bundle) checkParties() error {
 		}
 	}
 	for r, id := range b.Parties {
-		if !r.known() {
+		if !knownRole(r) {
 			return fmt.Errorf("%w: unknown role %.16q", ErrParties, r)
 		}
 		if err := keygen.ValidateIdentity(id); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrParties, r, err)
 		}
-		if keygen.RoleOf(id) != string(r) {
+		if keygen.RoleOf(id) != r {
 			return fmt.Errorf("%w: %s identity has role %q", ErrParties, r, keygen.RoleOf(id))
 		}
 	}
@@ -205,7 +205,7 @@ func checkSealer(id string) error {
 	if err := keygen.ValidateIdentity(id); err != nil {
 		return fmt.Errorf("%w: cardholder: %w", ErrParties, err)
 	}
-	if role := keygen.RoleOf(id); role != "cardholder" && role != "consultant" {
+	if role := keygen.RoleOf(id); role != keygen.RoleCardholder && role != keygen.RoleConsultant {
 		return fmt.Errorf("%w: cardholder identity has role %q", ErrParties, role)
 	}
 	return nil

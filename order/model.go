@@ -1,24 +1,27 @@
 package order
 
-import "orderseal/internal/strictjson"
+import (
+	"orderseal/internal/strictjson"
+	"orderseal/keygen"
+)
 
-// Role names a party that receives a section of a bundle.
-type Role string
+// Role names a party; a bundle carries sections for four of them.
+type Role = keygen.Role
 
 // The roles a bundle can carry a section for.
 const (
-	RoleMerchant Role = "merchant"
-	RoleIssuer   Role = "issuer"
-	RoleCarrier  Role = "carrier"
-	RoleVault    Role = "vault"
+	RoleMerchant = keygen.RoleMerchant
+	RoleIssuer   = keygen.RoleIssuer
+	RoleCarrier  = keygen.RoleCarrier
+	RoleVault    = keygen.RoleVault
 )
 
 // Roles lists the roles in ascending byte order: carrier, issuer, merchant, vault.
 // It is the order DESIGN.md §4.1 uses in the canonical header.
 var Roles = []Role{RoleCarrier, RoleIssuer, RoleMerchant, RoleVault}
 
-// known reports whether r is one of Roles.
-func (r Role) known() bool {
+// knownRole reports whether r is one of Roles.
+func knownRole(r Role) bool {
 	switch r {
 	case RoleMerchant, RoleIssuer, RoleCarrier, RoleVault:
 		return true

@@ -147,7 +147,7 @@ func (p *Policy) Check() error {
 		seen := map[Role]bool{}
 		for _, r := range p.Fields[f] {
 			switch {
-			case !r.known():
+			case !knownRole(r):
 				return fmt.Errorf("%w: %s: unknown role %q", ErrPolicy, f, r)
 			case seen[r]:
 				return fmt.Errorf("%w: %s: role %s listed twice", ErrPolicy, f, r)
@@ -241,7 +241,7 @@ func (p *Policy) Project(o *Order, role Role) Content {
 // project is Project with the role's fields already looked up.
 func project(o *Order, role Role, seen fieldSet) Content {
 	var c Content
-	if o == nil || role == RoleVault || !role.known() {
+	if o == nil || role == RoleVault || !knownRole(role) {
 		return c
 	}
 	sees := func(f fieldSet) bool { return seen&f != 0 }

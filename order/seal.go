@@ -79,7 +79,7 @@ func NewSessionID(r io.Reader) (string, error) {
 func carriesSession(r Role) bool { return r == RoleMerchant || r == RoleIssuer }
 
 // assisted reports whether a bundle sealed by id is an assisted order.
-func assisted(id string) bool { return keygen.RoleOf(id) == "consultant" }
+func assisted(id string) bool { return keygen.RoleOf(id) == keygen.RoleConsultant }
 
 // SealOptions tune Seal; the zero value is the production choice.
 type SealOptions struct {

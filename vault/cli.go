@@ -96,7 +96,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if err != nil {
 		return err
 	}
-	if keygen.RoleOf(key.Identity()) != "vault" {
+	if keygen.RoleOf(key.Identity()) != keygen.RoleVault {
 		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a vault", *keyPath, key.Identity()), "issue a vault:… key with keygen")
 	}
 	logger := web.Logger(stdio.Err, "vault").With("identity", key.Identity())

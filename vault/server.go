@@ -55,12 +55,12 @@ func NewServer(keys *keygen.Cache, st *store.Store, opt Options) *Server {
 	e.Use(signedhttp.NewVerifier(keys, vopts...).Middleware())
 	// Owners are cardholders, and carriers depositing an inline address
 	// they were given (DESIGN.md §6.6) so that it rests here, not with them.
-	owner := signedhttp.Allow("cardholder", "carrier")
+	owner := signedhttp.Allow(keygen.RoleCardholder, keygen.RoleCarrier)
 	e.POST(api.PathTokens, s.register, owner)
 	e.GET(api.PathTokens, s.list, owner)
 	e.GET(api.PathToken+":token", s.revealOwn, owner)
-	e.POST(api.PathGrants, s.grant, signedhttp.Allow("merchant"))
-	e.POST(api.PathReveal, s.revealGranted, signedhttp.Allow("carrier"))
+	e.POST(api.PathGrants, s.grant, signedhttp.Allow(keygen.RoleMerchant))
+	e.POST(api.PathReveal, s.revealGranted, signedhttp.Allow(keygen.RoleCarrier))
 	s.echo = e
 	return s
 }

@@ -85,7 +85,7 @@ type Client struct {
 
 // NewClient makes a client for the carrier identity at base URL.
 func NewClient(keys *keygen.Cache, base, carrier string, hc *http.Client) (*Client, error) {
-	base, err := httpsig.Peer("carrier", carrier, base)
+	base, err := httpsig.Peer(keygen.RoleCarrier, carrier, base)
 	if err != nil {
 		return nil, err
 	}

@@ -107,8 +107,8 @@ func CallerFrom(ctx context.Context) (string, bool) {
 
 // Allow admits only callers whose role is one of roles (forbidden-role, 403).
 // It must run behind Verifier.Middleware.
-func Allow(roles ...string) echo.MiddlewareFunc {
-	allowed := make(map[string]bool, len(roles))
+func Allow(roles ...keygen.Role) echo.MiddlewareFunc {
+	allowed := make(map[keygen.Role]bool, len(roles))
 	for _, r := range roles {
 		allowed[r] = true
 	}

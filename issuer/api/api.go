@@ -98,7 +98,7 @@ type Client struct {
 
 // NewClient makes a client for the issuer identity at base URL.
 func NewClient(keys *keygen.Cache, base, issuer string, hc *http.Client) (*Client, error) {
-	base, err := httpsig.Peer("issuer", issuer, base)
+	base, err := httpsig.Peer(keygen.RoleIssuer, issuer, base)
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ type Authorization struct {
 // ChannelOf is the channel of a bundle sealed by sealer: assisted when a
 // merchant's consultant keyed it (DESIGN.md §6.7), online otherwise.
 func ChannelOf(sealer string) string {
-	if keygen.RoleOf(sealer) == "consultant" {
+	if keygen.RoleOf(sealer) == keygen.RoleConsultant {
 		return api.ChannelAssisted
 	}
 	return api.ChannelOnline
@@ -60,7 +60,7 @@ func ChannelOf(sealer string) string {
 func (r *AuthRequest) check() error {
 	assisted := ChannelOf(r.Cardholder) == api.ChannelAssisted
 	switch {
-	case keygen.ValidateIdentity(r.Merchant) != nil || keygen.RoleOf(r.Merchant) != "merchant":
+	case keygen.ValidateIdentity(r.Merchant) != nil || keygen.RoleOf(r.Merchant) != keygen.RoleMerchant:
 		return fmt.Errorf("%w: merchant identity", ErrInvalid)
 	case keygen.ValidateIdentity(r.Cardholder) != nil:
 		return fmt.Errorf("%w: sealer identity", ErrInvalid)

@@ -160,7 +160,7 @@ func Expired(expiry string, now time.Time) bool {
 }
 
 func (nc NewCard) check() error {
-	if err := keygen.ValidateIdentity(nc.Cardholder); err != nil || keygen.RoleOf(nc.Cardholder) != "cardholder" {
+	if err := keygen.ValidateIdentity(nc.Cardholder); err != nil || keygen.RoleOf(nc.Cardholder) != keygen.RoleCardholder {
 		return fmt.Errorf("%w: cardholder must be an identity cardholder:<name>", ErrInvalid)
 	}
 	if _, _, err := ParseExpiry(nc.Expiry); err != nil {

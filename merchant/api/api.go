@@ -152,7 +152,7 @@ func NewClient(keys *keygen.Cache, base, merchant string, hc *http.Client) (*Cli
 		return nil, fmt.Errorf("merchant URL %q: must be http(s)://host[:port]", base)
 	}
 	if merchant != "" {
-		if err := keygen.ValidateIdentity(merchant); err != nil || keygen.RoleOf(merchant) != "merchant" {
+		if err := keygen.ValidateIdentity(merchant); err != nil || keygen.RoleOf(merchant) != keygen.RoleMerchant {
 			return nil, fmt.Errorf("merchant identity %q: must be merchant:<name>", merchant)
 		}
 	}
@@ -204,7 +204,7 @@ func (c *Client) OrderForm(ctx context.Context) (*OrderForm, error) {
 	if err := strictjson.Decode(body, &f, MaxFormSize); err != nil {
 		return nil, fmt.Errorf("order form: %w", err)
 	}
-	if err := keygen.ValidateIdentity(f.Merchant); err != nil || keygen.RoleOf(f.Merchant) != "merchant" {
+	if err := keygen.ValidateIdentity(f.Merchant); err != nil || keygen.RoleOf(f.Merchant) != keygen.RoleMerchant {
 		return nil, fmt.Errorf("order form names no valid merchant identity")
 	}
 	if c.merchant != "" && c.merchant != f.Merchant {

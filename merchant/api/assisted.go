@@ -85,9 +85,9 @@ type LoginRequest struct {
 // Check validates the request's syntax; the signature is checked apart.
 func (r *LoginRequest) Check() error {
 	switch {
-	case keygen.ValidateIdentity(r.Consultant) != nil || keygen.RoleOf(r.Consultant) != "consultant":
+	case keygen.ValidateIdentity(r.Consultant) != nil || keygen.RoleOf(r.Consultant) != keygen.RoleConsultant:
 		return errors.New("consultant must be consultant:<name>")
-	case keygen.ValidateIdentity(r.Company) != nil || keygen.RoleOf(r.Company) != "company":
+	case keygen.ValidateIdentity(r.Company) != nil || keygen.RoleOf(r.Company) != keygen.RoleCompany:
 		return errors.New("company must be company:<name>")
 	case !ValidDevice(r.Device):
 		return errors.New("device must be 1–64 of [a-z0-9._:-]")

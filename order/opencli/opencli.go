@@ -32,7 +32,7 @@ func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer key.Destroy()
-	if keygen.RoleOf(key.Identity()) != string(role) {
+	if keygen.RoleOf(key.Identity()) != role {
 		return cli.WithHint(fmt.Errorf("%s is the key of %s, which has no %s section to open", *keyPath, key.Identity(), role),
 			"use the key the key center issued to this "+string(role))
 	}

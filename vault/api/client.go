@@ -20,7 +20,7 @@ type Client struct {
 
 // NewClient makes a client for the vault identity at base URL.
 func NewClient(keys *keygen.Cache, base, vault string, hc *http.Client) (*Client, error) {
-	base, err := httpsig.Peer("vault", vault, base)
+	base, err := httpsig.Peer(keygen.RoleVault, vault, base)
 	if err != nil {
 		return nil, err
 	}

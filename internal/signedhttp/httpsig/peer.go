@@ -11,11 +11,11 @@ import (
 // Peer checks what a client needs to reach another party: identity must be
 // role:<name>, base an http(s)://host[:port] URL. It returns base without a
 // trailing slash.
-func Peer(role, identity, base string) (string, error) {
+func Peer(role keygen.Role, identity, base string) (string, error) {
 	if err := keygen.ValidateIdentity(identity); err != nil || keygen.RoleOf(identity) != role {
 		return "", fmt.Errorf("%s identity %q: must be %s:<name>", role, identity, role)
 	}
-	return BaseURL(role, base)
+	return BaseURL(string(role), base)
 }
 
 // BaseURL checks base is an http(s)://host[:port] URL and returns it without
