@@ -310,8 +310,8 @@ func resealCarrier(t testing.TB, b *order.Bundle, sec order.Section) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s order.Sealed
-	rand.Read(s.Nonce[:])
+	s := order.Sealed{Nonce: make([]byte, chacha20poly1305.NonceSizeX)}
+	rand.Read(s.Nonce)
 	s.CT = aead.Seal(nil, s.Nonce[:], pt, append(hH[:], order.RoleCarrier...))
 	b.Sections[order.RoleCarrier] = s
 }

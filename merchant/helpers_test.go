@@ -692,8 +692,8 @@ func reseal(t testing.TB, b *order.Bundle, role order.Role, sec *order.Section) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s order.Sealed
-	rand.Read(s.Nonce[:])
+	s := order.Sealed{Nonce: make([]byte, chacha20poly1305.NonceSizeX)}
+	rand.Read(s.Nonce)
 	s.CT = aead.Seal(nil, s.Nonce[:], pt, append(hH[:], role...))
 	b.Sections[role] = s
 }

@@ -28,16 +28,15 @@ const (
 )
 
 const (
-	nonceSize      = 24
+	maxNonceSize   = 32 // the largest section nonce a suite may use
 	saltSize       = 32
 	maxRoles       = 4 // carrier, issuer, merchant, vault
 	commitmentSize = 32
-	aeadOverhead   = 16
 )
 
 // Sealed is one encrypted section.
 type Sealed struct {
-	Nonce [nonceSize]byte
+	Nonce []byte // the suite's NonceSize bytes
 	CT    []byte
 }
 
@@ -104,8 +103,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if w.V != Version {
 		return nil, fmt.Errorf("%w: v=%d", ErrVersion, w.V)
 	}
-	if !keygen.ValidSuiteName(w.Suite) {
-		return nil, fmt.Errorf("%w: %.64q", ErrSuite, w.Suite)
+	st, err := suite.ByName(w.Suite)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSuite, err)
 	}
 	sys, err := keygen.ParseSystem(w.System)
 	if err != nil {
@@ -120,7 +120,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		b.Commitments[r] = [commitmentSize]byte(c)
 	}
 	for r, s := range w.Sections {
-		n, err := wire.UnB64Len(s.Nonce, nonceSize)
+		n, err := wire.UnB64Len(s.Nonce, st.NonceSize())
 		if err != nil {
 			return nil, fmt.Errorf("%w: section %.16q nonce: %w", ErrMalformed, r, err)
 		}
@@ -128,7 +128,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: section %.16q ciphertext: %w", ErrMalformed, r, err)
 		}
-		b.Sections[r] = Sealed{Nonce: [nonceSize]byte(n), CT: ct}
+		b.Sections[r] = Sealed{Nonce: n, CT: ct}
 	}
 	if err := b.Check(); err != nil {
 		return nil, err
@@ -142,7 +142,8 @@ func (b *Bundle) Check() error {
 	if b.Version != Version {
 		return fmt.Errorf("%w: v=%d", ErrVersion, b.Version)
 	}
-	if _, err := suite.ByName(b.Suite); err != nil {
+	st, err := suite.ByName(b.Suite)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSuite, err)
 	}
 	if err := b.checkParties(); err != nil {
@@ -163,7 +164,10 @@ func (b *Bundle) Check() error {
 		if _, ok := b.Parties[r]; !ok {
 			return fmt.Errorf("%w: a section names no party", ErrMalformed)
 		}
-		if len(s.CT) < aeadOverhead || len(s.CT) > MaxSectionSize+aeadOverhead {
+		if len(s.Nonce) != st.NonceSize() {
+			return fmt.Errorf("%w: %s section has a %d-byte nonce, the suite's is %d", ErrMalformed, r, len(s.Nonce), st.NonceSize())
+		}
+		if len(s.CT) < st.Overhead() || len(s.CT) > MaxSectionSize+st.Overhead() {
 			return fmt.Errorf("%w: %s section has %d bytes of ciphertext", ErrMalformed, r, len(s.CT))
 		}
 	}
@@ -298,6 +302,6 @@ func (b *Bundle) ForRole(role Role) (*Bundle, error) {
 	c := *b
 	c.Parties = maps.Clone(b.Parties)
 	c.Commitments = maps.Clone(b.Commitments)
-	c.Sections = map[Role]Sealed{role: {Nonce: s.Nonce, CT: slices.Clone(s.CT)}}
+	c.Sections = map[Role]Sealed{role: {Nonce: slices.Clone(s.Nonce), CT: slices.Clone(s.CT)}}
 	return &c, nil
 }

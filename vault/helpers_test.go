@@ -357,8 +357,8 @@ func resealVault(t testing.TB, b *order.Bundle, grant order.VaultGrant) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s order.Sealed
-	rand.Read(s.Nonce[:])
+	s := order.Sealed{Nonce: make([]byte, chacha20poly1305.NonceSizeX)}
+	rand.Read(s.Nonce)
 	s.CT = aead.Seal(nil, s.Nonce[:], pt, append(hH[:], order.RoleVault...))
 	b.Sections[order.RoleVault] = s
 }
