@@ -117,6 +117,9 @@ type IndexReader interface {
 	Grant(ctx context.Context, token, carrier, orderID string) (Grant, error)
 	// GrantsOf returns every grant made to merchant.
 	GrantsOf(ctx context.Context, merchant string) ([]Grant, error)
+	// Grants returns every grant, to any merchant: for a test showing that
+	// refused input left no grant behind.
+	Grants(ctx context.Context) ([]Grant, error)
 	// Audit yields the audit log in Seq order. A row that cannot be read
 	// is yielded as an error wrapping ErrAuditBroken.
 	Audit(ctx context.Context) iter.Seq2[AuditEvent, error]

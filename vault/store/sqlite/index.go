@@ -239,7 +239,16 @@ func (x *Index) Grant(ctx context.Context, token, carrier, orderID string) (stor
 
 // GrantsOf returns every grant made to merchant, oldest first.
 func (x *Index) GrantsOf(ctx context.Context, merchant string) ([]store.Grant, error) {
-	rows, err := x.db.QueryContext(ctx, `SELECT `+grantColumns+` FROM grants WHERE merchant = ? ORDER BY created, id`, merchant)
+	return x.grants(ctx, ` WHERE merchant = ?`, merchant)
+}
+
+// Grants returns every grant, to any merchant, oldest first.
+func (x *Index) Grants(ctx context.Context) ([]store.Grant, error) {
+	return x.grants(ctx, ``)
+}
+
+func (x *Index) grants(ctx context.Context, where string, args ...any) ([]store.Grant, error) {
+	rows, err := x.db.QueryContext(ctx, `SELECT `+grantColumns+` FROM grants`+where+` ORDER BY created, id`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -193,6 +193,17 @@ func runIndex(t *testing.T, nv NewVault) {
 		if gs, err := idx.GrantsOf(ctx, "merchant:other"); err != nil || len(gs) != 0 {
 			t.Fatalf("GrantsOf another merchant %+v %v", gs, err)
 		}
+		other := g
+		other.ID, other.Merchant, other.OrderID = "grt_3", "merchant:other", "o-2"
+		if err := add(other); err != nil {
+			t.Fatal(err)
+		}
+		if gs, err := idx.Grants(ctx); err != nil || len(gs) != 2 || gs[0] != g || gs[1] != other {
+			t.Fatalf("Grants %+v %v, want both merchants' grants", gs, err)
+		}
+		if gs, err := idx.GrantsOf(ctx, "merchant:shop"); err != nil || len(gs) != 1 {
+			t.Fatalf("GrantsOf after another merchant's grant %+v %v", gs, err)
+		}
 		for _, step := range []struct {
 			name    string
 			invoice string
