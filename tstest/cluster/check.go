@@ -3,15 +3,21 @@ package cluster
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"orderseal/internal/outbox"
 	issuerapi "orderseal/issuer/api"
+	issuerstore "orderseal/issuer/store"
 	merchantapi "orderseal/merchant/api"
+	merchantstore "orderseal/merchant/store"
 )
+
+// jobVoid is the merchant's outbox kind that releases the issuer's hold of
+// an order that cannot ship (merchant/relay.go).
+const jobVoid = "void"
 
 // Report is the outcome of Verify: the counts of the chaos summary line and
 // every broken invariant in words.
@@ -42,17 +48,24 @@ func (r *Report) Line() string {
 // outbox holds no pending job (void jobs of failed orders included), or ctx
 // ends. progress, if not nil, is called about every five seconds.
 func (c *Cluster) WaitQuiet(ctx context.Context, progress func(unsettled, pending int)) error {
-	db, err := c.DB(Merchant)
+	st, err := c.merchantReader(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer st.Close()
 	last := time.Now()
 	for {
 		var unsettled, pending int
-		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE state NOT IN (`+settledStates+`)`).Scan(&unsettled)
+		counts, err := st.Counts(ctx)
+		for state, n := range counts {
+			if !merchantapi.Settled(state) {
+				unsettled += n
+			}
+		}
 		if err == nil {
-			err = db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE state = 'pending'`).Scan(&pending)
+			var jobs outbox.Stats
+			jobs, err = st.Outbox().Count(ctx, "")
+			pending = jobs.Pending
 		}
 		if err == nil && unsettled == 0 && pending == 0 {
 			return nil
@@ -99,19 +112,14 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	defer cancel()
 	r := &Report{States: map[string]int{}}
 
-	mdb, err := c.DB(Merchant)
+	mst, err := c.merchantReader(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer mdb.Close()
+	defer mst.Close()
 	orders := map[string]merchantOrder{}
-	err = query(ctx, mdb, `SELECT order_id, state, tracking, ship_token, total FROM orders`, func(rows *sql.Rows) error {
-		var id string
-		var o merchantOrder
-		if err := rows.Scan(&id, &o.state, &o.tracking, &o.token, &o.total); err != nil {
-			return err
-		}
-		orders[id] = o
+	err = mst.EachBrief(ctx, func(b merchantstore.OrderBrief) error {
+		orders[b.ID] = merchantOrder{state: b.State, tracking: b.Tracking, token: b.ShipToken, total: b.Total}
 		return nil
 	})
 	if err != nil {
@@ -146,26 +154,27 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 		slices.Sort(stuck)
 		r.problem("stuck: %d orders at the merchant are not terminal, e.g. %s", len(stuck), strings.Join(first(stuck, 5), ", "))
 	}
-	var pending, failedVoids int
-	if err := mdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE state = 'pending'`).Scan(&pending); err != nil {
+	jobs, err := mst.Outbox().Count(ctx, "")
+	if err != nil {
 		return nil, fmt.Errorf("merchant database: %w", err)
 	}
-	if pending > 0 {
-		r.problem("merchant outbox: %d relay jobs still pending", pending)
+	if jobs.Pending > 0 {
+		r.problem("merchant outbox: %d relay jobs still pending", jobs.Pending)
 	}
-	if err := mdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE kind = 'void' AND state = 'failed'`).Scan(&failedVoids); err != nil {
+	voids, err := mst.Outbox().Count(ctx, jobVoid)
+	if err != nil {
 		return nil, fmt.Errorf("merchant database: %w", err)
 	}
-	if failedVoids > 0 {
-		r.problem("merchant outbox: %d void jobs failed for good (holds never released)", failedVoids)
+	if voids.Failed > 0 {
+		r.problem("merchant outbox: %d void jobs failed for good (holds never released)", voids.Failed)
 	}
 
 	// 2 and 3: the issuer's ledger.
-	idb, err := c.DB(Issuer)
+	ist, err := c.issuerReader(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer idb.Close()
+	defer ist.Close()
 	type auth struct {
 		card     string
 		amount   int64
@@ -174,20 +183,15 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	}
 	auths := map[string]auth{}
 	dupAuth := 0
-	err = query(ctx, idb, `SELECT order_id, COALESCE(card_id, ''), amount, decision, voided FROM authorizations WHERE merchant = ?`, func(rows *sql.Rows) error {
-		var id string
-		var a auth
-		if err := rows.Scan(&id, &a.card, &a.amount, &a.decision, &a.voided); err != nil {
-			return err
-		}
-		if _, dup := auths[id]; dup {
-			dupAuth++
-		}
-		auths[id] = a
-		return nil
-	}, MerchantID)
+	stored, err := ist.Authorizations(ctx, issuerstore.AuthFilter{Merchant: MerchantID})
 	if err != nil {
 		return nil, fmt.Errorf("issuer database: %w", err)
+	}
+	for _, sa := range stored {
+		if _, dup := auths[sa.OrderID]; dup {
+			dupAuth++
+		}
+		auths[sa.OrderID] = auth{card: sa.CardID, amount: sa.Amount, decision: sa.Decision, voided: sa.Voided}
 	}
 	if dupAuth > 0 {
 		r.problem("double authorization: %d orders hold more than one authorization", dupAuth)
@@ -238,44 +242,35 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 		r.problem("ledger: %d approvals for another amount than the order's, e.g. %s", len(amountDiff), strings.Join(first(amountDiff, 5), ", "))
 	}
 	overDebited := 0
-	err = query(ctx, idb, `SELECT card_id, last4, credit_limit, available FROM cards`, func(rows *sql.Rows) error {
-		var id, last4 string
-		var limit, avail int64
-		if err := rows.Scan(&id, &last4, &limit, &avail); err != nil {
-			return err
-		}
-		switch debited := limit - avail; {
-		case debited > held[id]:
-			overDebited++
-			r.problem("card ****%s debited %d cents, its live approvals hold %d: debited twice", last4, debited, held[id])
-		case debited < held[id]:
-			r.problem("card ****%s debited %d cents, its live approvals hold %d: a hold was released twice", last4, debited, held[id])
-		}
-		return nil
-	})
+	cards, err := ist.Cards(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("issuer database: %w", err)
+	}
+	for _, card := range cards {
+		switch debited := card.Limit - card.Available; {
+		case debited > held[card.ID]:
+			overDebited++
+			r.problem("card ****%s debited %d cents, its live approvals hold %d: debited twice", card.Last4, debited, held[card.ID])
+		case debited < held[card.ID]:
+			r.problem("card ****%s debited %d cents, its live approvals hold %d: a hold was released twice", card.Last4, debited, held[card.ID])
+		}
 	}
 	r.DoubleDebits = overDebited + dupAuth
 
 	// The carrier: every shipped order booked once, with its tracking
 	// number; nothing booked that the merchant does not ship.
-	cdb, err := c.DB(Carrier)
+	cst, err := c.carrierReader(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer cdb.Close()
-	booked := map[string]string{}
-	err = query(ctx, cdb, `SELECT order_id, tracking FROM shipments WHERE merchant = ?`, func(rows *sql.Rows) error {
-		var id, tracking string
-		if err := rows.Scan(&id, &tracking); err != nil {
-			return err
-		}
-		booked[id] = tracking
-		return nil
-	}, MerchantID)
+	defer cst.Close()
+	shipments, err := cst.MerchantShipments(ctx, MerchantID)
 	if err != nil {
 		return nil, fmt.Errorf("carrier database: %w", err)
+	}
+	booked := map[string]string{}
+	for _, sh := range shipments {
+		booked[sh.OrderID] = sh.Tracking
 	}
 	var unbooked, unpaid []string
 	for id, o := range orders {
@@ -300,38 +295,30 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 
 	// The vault: every order shipped to a token holds the cardholder's grant,
 	// and every grant is in the audit log.
-	vdb, err := c.DB(Vault)
+	vidx, err := c.vaultIndexReader(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer vdb.Close()
+	defer vidx.Close()
+	events, err := vidx.AuditFind(ctx, "grant", "ok")
+	if err != nil {
+		return nil, fmt.Errorf("vault index: %w", err)
+	}
 	audited := map[[2]string]bool{} // (order id, token) of every grant audited as made
-	err = query(ctx, vdb, `SELECT order_id, token FROM audit WHERE kind = 'grant' AND outcome = 'ok'`, func(rows *sql.Rows) error {
-		var k [2]string
-		if err := rows.Scan(&k[0], &k[1]); err != nil {
-			return err
-		}
-		audited[k] = true
-		return nil
-	})
+	for _, ev := range events {
+		audited[[2]string{ev.OrderID, ev.Token}] = true
+	}
+	grants, err := vidx.GrantsOf(ctx, MerchantID)
 	if err != nil {
 		return nil, fmt.Errorf("vault index: %w", err)
 	}
 	granted := map[string]bool{}
 	unaudited := 0
-	err = query(ctx, vdb, `SELECT order_id, token FROM grants WHERE merchant = ?`, func(rows *sql.Rows) error {
-		var k [2]string
-		if err := rows.Scan(&k[0], &k[1]); err != nil {
-			return err
-		}
-		granted[k[0]] = true
-		if !audited[k] {
+	for _, g := range grants {
+		granted[g.OrderID] = true
+		if !audited[[2]string{g.OrderID, g.Token}] {
 			unaudited++
 		}
-		return nil
-	}, MerchantID)
-	if err != nil {
-		return nil, fmt.Errorf("vault index: %w", err)
 	}
 	var ungranted []string
 	for id, o := range orders {
@@ -364,15 +351,11 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 		return r, nil
 	}
 	indexed := map[string]bool{}
-	if qerr := query(ctx, vdb, `SELECT token FROM entries`, func(rows *sql.Rows) error {
-		var tok string
-		if err := rows.Scan(&tok); err != nil {
-			return err
+	for tok, terr := range vidx.Tokens(ctx) {
+		if terr != nil {
+			return nil, fmt.Errorf("vault index: %w", terr)
 		}
 		indexed[tok] = true
-		return nil
-	}); qerr != nil {
-		return nil, fmt.Errorf("vault index: %w", qerr)
 	}
 	var live, orphans []string
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -405,20 +388,6 @@ func holdsApproval(state string) bool {
 		return true
 	}
 	return false
-}
-
-func query(ctx context.Context, db *sql.DB, q string, row func(*sql.Rows) error, args ...any) error {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
 
 func first(s []string, n int) []string { return s[:min(n, len(s))] }

@@ -4,8 +4,9 @@
 // chosen at start, so one that is killed comes back on the same address and
 // its peers' configured URLs stay valid. Cardholders get enrolled cards and a
 // vault address each; a Driver places their orders in-process with the SDK;
-// Verify reads every party's own database, read-only, and checks that no
-// acknowledged order was lost and no card was debited twice.
+// Verify reads every party's own store through its read interface, opened
+// read-only, and checks that no acknowledged order was lost and no card was
+// debited twice. Only Seed (sqliteseed.go) writes a store's files directly.
 //
 // Everything is bounded in time and every process writes its log into the
 // work directory.
@@ -15,7 +16,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,7 +30,6 @@ import (
 	"syscall"
 	"time"
 
-	"orderseal/internal/sqlitex"
 	"orderseal/keygen"
 	keycenter "orderseal/keygen/center"
 	"orderseal/suite"
@@ -325,12 +324,12 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 		return err
 	}
 	args := map[string][]string{
-		Vault: {"vault", "serve", "-key", c.KeyFile(VaultID), "-index", c.Path("vault", "index.db"),
+		Vault: {"vault", "serve", "-key", c.KeyFile(VaultID), "-index", c.DSN(Vault),
 			"-data", c.Path("vault", "data.db"), "-backup", c.Path("vault", "backup.db"), "-data-key", c.Path("vault", "data.key")},
-		Issuer: {"serve", "-key", c.KeyFile(IssuerID), "-db", c.Path("issuer", "issuer.db"), "-card-key", c.Path("issuer", "card.key")},
-		Carrier: {"serve", "-key", c.KeyFile(CarrierID), "-db", c.Path("carrier", "carrier.db"),
+		Issuer: {"serve", "-key", c.KeyFile(IssuerID), "-db", c.DSN(Issuer), "-card-key", c.Path("issuer", "card.key")},
+		Carrier: {"serve", "-key", c.KeyFile(CarrierID), "-db", c.DSN(Carrier),
 			"-vault-url", url(Vault), "-vault", VaultID},
-		Merchant: {"serve", "-key", c.KeyFile(MerchantID), "-db", c.Path("merchant", "merchant.db"),
+		Merchant: {"serve", "-key", c.KeyFile(MerchantID), "-db", c.DSN(Merchant),
 			"-catalog", c.Path("merchant", "catalog.json"), "-issuer", IssuerID + "=" + url(Issuer),
 			"-carrier", CarrierID + "=" + url(Carrier), "-vault", VaultID + "=" + url(Vault),
 			"-relay-poll", c.cfg.RelayPoll.String()},
@@ -610,25 +609,6 @@ func (c *Cluster) LogTail(name string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// DB opens a party's database read-only: "merchant", "issuer", "carrier",
-// or "vault" (the index).
-func (c *Cluster) DB(name string) (*sql.DB, error) {
-	var p string
-	switch name {
-	case Merchant:
-		p = c.Path("merchant", "merchant.db")
-	case Issuer:
-		p = c.Path("issuer", "issuer.db")
-	case Carrier:
-		p = c.Path("carrier", "carrier.db")
-	case Vault:
-		p = c.Path("vault", "index.db")
-	default:
-		return nil, fmt.Errorf("cluster: no database %q", name)
-	}
-	return sqlitex.Open(p, sqlitex.ReadOnly(), sqlitex.MustExist(), sqlitex.MaxConns(2))
 }
 
 // Run runs one of the binaries to completion (bounded by ctx and two

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"database/sql"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -19,9 +18,9 @@ import (
 	"time"
 
 	"orderseal/internal/problem/rfc9457"
-	"orderseal/internal/sqlitex"
 	issuerapi "orderseal/issuer/api"
 	merchantapi "orderseal/merchant/api"
+	merchantstore "orderseal/merchant/store"
 	"orderseal/order"
 )
 
@@ -83,7 +82,7 @@ type Record struct {
 // Driver places orders for the cluster's cardholders with the SDK: order.Seal
 // and the merchant client, resubmitting the same bundle on a network error or
 // a 5xx until the merchant answers. It follows orders in the merchant's
-// database, read-only.
+// store, through its read interface opened read-only.
 type Driver struct {
 	c       *Cluster
 	cfg     DriverConfig
@@ -103,7 +102,7 @@ type Driver struct {
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
 	closeOnce sync.Once
-	db        *sql.DB
+	orders    merchantstore.Reader
 }
 
 // NewDriver prepares a driver and starts following the merchant database.
@@ -124,11 +123,11 @@ func NewDriver(c *Cluster, cfg DriverConfig) (*Driver, error) {
 		}
 		d.clients = append(d.clients, mc)
 	}
-	db, err := c.DB(Merchant)
+	orders, err := c.merchantReader(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	d.db = db
+	d.orders = orders
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopWatch, d.watchDone = cancel, make(chan struct{})
 	go d.watch(ctx)
@@ -140,7 +139,7 @@ func (d *Driver) Close() {
 	d.closeOnce.Do(func() {
 		d.stopWatch()
 		<-d.watchDone
-		d.db.Close()
+		d.orders.Close()
 		d.hc.CloseIdleConnections()
 	})
 }
@@ -363,7 +362,7 @@ func (d *Driver) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		d.mu.Lock()
-		ids := make([]any, 0, len(d.unsettled))
+		ids := make([]string, 0, len(d.unsettled))
 		for id := range d.unsettled {
 			ids = append(ids, id)
 		}
@@ -378,34 +377,28 @@ func (d *Driver) watch(ctx context.Context) {
 	}
 }
 
-func (d *Driver) poll(ctx context.Context, ids []any) error {
+func (d *Driver) poll(ctx context.Context, ids []string) error {
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rows, err := d.db.QueryContext(qctx, `SELECT order_id, state, reason FROM orders WHERE order_id IN (`+
-		sqlitex.Placeholders(len(ids))+`)`, ids...)
+	briefs, err := d.orders.Briefs(qctx, ids)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
 	now := time.Now()
-	for rows.Next() {
-		var id, state, reason string
-		if err := rows.Scan(&id, &state, &reason); err != nil {
-			return err
-		}
+	for _, b := range briefs {
 		d.mu.Lock()
-		if r := d.unsettled[id]; r != nil {
-			r.State, r.Reason = state, reason
-			if merchantapi.Settled(state) {
+		if r := d.unsettled[b.ID]; r != nil {
+			r.State, r.Reason = b.State, b.Reason
+			if merchantapi.Settled(b.State) {
 				r.Settled = now
-				delete(d.unsettled, id)
+				delete(d.unsettled, b.ID)
 				close(r.done)
 				d.settled.Add(1)
 			}
 		}
 		d.mu.Unlock()
 	}
-	return rows.Err()
+	return nil
 }
 
 // WaitSettled waits until every accepted order has settled, or ctx ends.
@@ -469,8 +462,9 @@ func (d *Driver) Records() []Record {
 	return out
 }
 
-// settledStates are the merchant's states an order settles in.
-const settledStates = `'declined','shipped','delivered','failed'`
+// settledStates are the merchant's states an order settles in
+// (merchantapi.Settled).
+var settledStates = []string{merchantapi.StateDeclined, merchantapi.StateShipped, merchantapi.StateDelivered, merchantapi.StateFailed}
 
 // ReadSettleTimes replaces the observed settle times of the driver's
 // accepted orders with the merchant's own timeline (millisecond stamps of
@@ -481,37 +475,17 @@ func (d *Driver) ReadSettleTimes(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ids := d.Acked()
-	at := map[string]time.Time{}
+	at, err := d.orders.FirstReached(ctx, ids, settledStates)
+	if err != nil {
+		return err
+	}
+	briefs, err := d.orders.Briefs(ctx, ids)
+	if err != nil {
+		return err
+	}
 	state := map[string][2]string{}
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		chunk := sqlitex.Args(ids[:n])
-		ids = ids[n:]
-		in := `(` + sqlitex.Placeholders(n) + `)`
-		err := query(ctx, d.db, `SELECT order_id, MIN(at) FROM timeline WHERE order_id IN `+in+
-			` AND state IN (`+settledStates+`) GROUP BY order_id`, func(rows *sql.Rows) error {
-			var id string
-			var ms int64
-			if err := rows.Scan(&id, &ms); err != nil {
-				return err
-			}
-			at[id] = time.UnixMilli(ms)
-			return nil
-		}, chunk...)
-		if err != nil {
-			return err
-		}
-		err = query(ctx, d.db, `SELECT order_id, state, reason FROM orders WHERE order_id IN `+in, func(rows *sql.Rows) error {
-			var id, st, reason string
-			if err := rows.Scan(&id, &st, &reason); err != nil {
-				return err
-			}
-			state[id] = [2]string{st, reason}
-			return nil
-		}, chunk...)
-		if err != nil {
-			return err
-		}
+	for _, b := range briefs {
+		state[b.ID] = [2]string{b.State, b.Reason}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
