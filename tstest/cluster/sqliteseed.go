@@ -1,5 +1,11 @@
 package cluster
 
+// This file writes the parties' SQLite files directly, the one place in the
+// harness that does: seeding copies one shipped order's rows a million times,
+// and no store API should offer bulk row copying. So Seed refuses a cluster
+// whose stores are not SQLite (stress load -stored fails there), and every
+// other read of a store goes through its read interface (stores.go).
+
 import (
 	"context"
 	"database/sql"
@@ -8,6 +14,7 @@ import (
 	"os"
 	"sync"
 
+	"orderseal/internal/dsn"
 	"orderseal/internal/sqlitex"
 )
 
@@ -37,7 +44,8 @@ type seedTable struct {
 // authorization, the carrier's shipment, events and outbox jobs, the
 // vault's grant — under a fresh order id (and tracking number and grant
 // id), so sizes, references and indexes are the real ones. The vault's
-// hash-chained audit log is not copied. Every daemon must be stopped.
+// hash-chained audit log is not copied. Every daemon must be stopped, and
+// every store must be SQLite: Seed writes the files themselves.
 func (c *Cluster) Seed(ctx context.Context, total int) (int, error) {
 	for _, name := range Daemons {
 		if c.Up(name) {
@@ -50,8 +58,17 @@ func (c *Cluster) Seed(ctx context.Context, total int) (int, error) {
 			db.Close()
 		}
 	}()
-	paths := map[string]string{Merchant: c.Path("merchant", "merchant.db"), Issuer: c.Path("issuer", "issuer.db"),
-		Carrier: c.Path("carrier", "carrier.db"), Vault: c.Path("vault", "index.db")}
+	paths := map[string]string{}
+	for _, name := range Daemons {
+		d, err := dsn.Parse(c.DSN(name))
+		if err != nil {
+			return 0, err
+		}
+		if d.Scheme != dsn.SQLite {
+			return 0, fmt.Errorf("cluster: seeding writes SQLite files directly; the %s store is %s", name, d)
+		}
+		paths[name] = d.Path
+	}
 	for name, path := range paths {
 		// One connection, so the pragmas apply to every statement. No
 		// journal and no sync while seeding: a seeding that fails midway
