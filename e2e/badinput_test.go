@@ -11,26 +11,62 @@ import (
 
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/signedhttp/httpsig"
+	issuerstore "orderseal/issuer/store"
 
 	"orderseal/order"
 	"orderseal/suite"
 )
 
 // stored counts what each party has stored, so a refusal can be shown to
-// have changed nothing.
+// have changed nothing. Every count is read through the party's store.
 func (c *cluster) stored() map[string]int64 {
-	m, i, ca, v := c.db("merchant", "merchant.db"), c.db("issuer", "issuer.db"), c.db("carrier", "carrier.db"), c.db("vault", "index.db")
+	c.t.Helper()
+	ctx := context.Background()
+	check := func(what string, err error) {
+		c.t.Helper()
+		if err != nil {
+			c.t.Fatalf("%s: %v", what, err)
+		}
+	}
+	m, i, ca, v := c.merchantStore(), c.issuerStore(), c.carrierStore(), c.vaultIndex()
+	tally, err := m.Tally(ctx)
+	check("merchant tally", err)
+	jobs, err := m.Outbox().Count(ctx, "")
+	check("merchant outbox", err)
+	cards, err := i.Cards(ctx)
+	check("issuer cards", err)
+	var credit int64
+	for _, card := range cards {
+		credit += card.Available
+	}
+	auths, err := i.Authorizations(ctx, issuerstore.AuthFilter{})
+	check("issuer auths", err)
+	shipments, err := ca.List(ctx)
+	check("carrier shipments", err)
+	events := 0
+	for _, sh := range shipments {
+		evs, _, err := ca.Events(ctx, sh.Tracking)
+		check("carrier events", err)
+		events += len(evs)
+	}
+	grants, err := v.Grants(ctx)
+	check("vault grants", err)
+	entries := 0
+	for _, err := range v.Tokens(ctx) {
+		check("vault entries", err)
+		entries++
+	}
 	return map[string]int64{
-		"merchant orders":   c.scalar(m, `SELECT COUNT(*) FROM orders`),
-		"merchant timeline": c.scalar(m, `SELECT COUNT(*) FROM timeline`),
-		"merchant outbox":   c.scalar(m, `SELECT COUNT(*) FROM outbox`),
-		"issuer cards":      c.scalar(i, `SELECT COUNT(*) FROM cards`),
-		"issuer auths":      c.scalar(i, `SELECT COUNT(*) FROM authorizations`),
-		"issuer credit":     c.scalar(i, `SELECT COALESCE(SUM(available), 0) FROM cards`),
-		"carrier shipments": c.scalar(ca, `SELECT COUNT(*) FROM shipments`),
-		"carrier events":    c.scalar(ca, `SELECT COUNT(*) FROM events`),
-		"vault grants":      c.scalar(v, `SELECT COUNT(*) FROM grants`),
-		"vault entries":     c.scalar(v, `SELECT COUNT(*) FROM entries`),
+		"merchant orders":   int64(tally.Orders),
+		"merchant timeline": int64(tally.Events),
+		"merchant outbox":   int64(jobs.Pending + jobs.Done + jobs.Failed),
+		"issuer cards":      int64(len(cards)),
+		"issuer auths":      int64(len(auths)),
+		"issuer credit":     credit,
+		"carrier shipments": int64(len(shipments)),
+		"carrier events":    int64(events),
+		"vault grants":      int64(len(grants)),
+		"vault entries":     int64(entries),
 	}
 }
 

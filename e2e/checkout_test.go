@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	carrierstore "orderseal/carrier/store"
 	"orderseal/internal/problem/rfc9457"
 	issuerapi "orderseal/issuer/api"
+	issuerstore "orderseal/issuer/store"
 
 	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
@@ -120,8 +122,8 @@ func TestCheckout(t *testing.T) {
 			}
 		}
 		// The carrier holds the token, never the address.
-		if n := c.scalar(c.db("carrier", "carrier.db"), `SELECT COUNT(*) FROM shipments WHERE ship_token = ? AND tracking = ?`, token, tracking); n != 1 {
-			t.Fatalf("carrier shipments with the token: %d", n)
+		if sh, err := c.carrierStore().Lookup(context.Background(), tracking); err != nil || sh.Tracking != tracking || sh.ShipToken != token {
+			t.Fatalf("carrier shipment %s: %+v %v, want the token %s", tracking, sh, err, token)
 		}
 		label := c.path("carrier", "label.png")
 		c.must("", "carrier", "label", tracking, "-o", label, "-db", c.path("carrier", "carrier.db"), "-key", c.keyFile(cParcel),
@@ -173,8 +175,14 @@ func TestCheckout(t *testing.T) {
 		if c.available(cBob) != 1000 {
 			t.Fatalf("bob's credit moved to %d", c.available(cBob))
 		}
-		if n := c.scalar(c.db("carrier", "carrier.db"), `SELECT COUNT(*) FROM shipments WHERE order_id = ?`, id); n != 0 {
-			t.Fatal("a declined order was booked")
+		shipments, err := c.carrierStore().List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sh := range shipments {
+			if sh.OrderID == id {
+				t.Fatal("a declined order was booked")
+			}
 		}
 	})
 
@@ -245,12 +253,16 @@ func TestCheckout(t *testing.T) {
 		if got := before - c.available(cAlice); got != 3*1299 {
 			t.Fatalf("debited %d, want %d once", got, 3*1299)
 		}
-		issuerDB := c.db("issuer", "issuer.db")
-		if n := c.scalar(issuerDB, `SELECT COUNT(*) FROM authorizations WHERE order_id = ?`, b.OrderID); n != 1 {
+		iss := c.issuerStore()
+		auths, err := iss.Authorizations(context.Background(), issuerstore.AuthFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := countFunc(auths, func(a issuerstore.Authorization) bool { return a.OrderID == b.OrderID }); n != 1 {
 			t.Fatalf("%d authorizations", n)
 		}
-		if n := c.scalar(c.db("merchant", "merchant.db"), `SELECT COUNT(*) FROM orders WHERE order_id = ?`, b.OrderID); n != 1 {
-			t.Fatalf("%d orders", n)
+		if _, err := c.merchantStore().Get(context.Background(), b.OrderID); err != nil {
+			t.Fatalf("merchant order: %v", err)
 		}
 		// The issuer answers a replayed relay with the same authorization.
 		ic, _ := issuerapi.NewClient(suite.NewKeys(c.keys.key(t, cShop), 8), c.url("issuer"), cBank, nil)
@@ -258,9 +270,8 @@ func TestCheckout(t *testing.T) {
 		if err != nil || a1.Decision != issuerapi.Approved {
 			t.Fatalf("replayed relay: %+v %v", a1, err)
 		}
-		var code string
-		if err := issuerDB.QueryRow(`SELECT auth_code FROM authorizations WHERE order_id = ?`, b.OrderID).Scan(&code); err != nil || code != a1.AuthCode {
-			t.Fatalf("replayed relay answered code %s, stored %s", a1.AuthCode, code)
+		if stored, err := iss.Authorization(context.Background(), cShop, b.OrderID); err != nil || stored.AuthCode != a1.AuthCode {
+			t.Fatalf("replayed relay answered code %s, stored %s", a1.AuthCode, stored.AuthCode)
 		}
 		// A different bundle under the used order id is refused.
 		other2, err := order.Seal(&order.Order{Buyer: order.Buyer{Name: "Alice Example", Phone: "+4915112345678", Email: "alice@example.org"},
@@ -288,9 +299,7 @@ func TestCheckout(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.waitState(acc.OrderID, merchantapi.StateFailed)
-		var reason string
-		c.db("merchant", "merchant.db").QueryRow(`SELECT reason FROM orders WHERE order_id = ?`, acc.OrderID).Scan(&reason)
-		if reason != issuerapi.CodeSectionRefused {
+		if reason := c.order(acc.OrderID).Reason; reason != issuerapi.CodeSectionRefused {
 			t.Fatalf("failed with %q, want %s", reason, issuerapi.CodeSectionRefused)
 		}
 		if c.available(cAlice) != before {
@@ -331,15 +340,15 @@ func TestCheckout(t *testing.T) {
 			t.Fatalf("order %s: exit %d %s\n%s", id, code, state, errs)
 		}
 		trk := strings.Fields(rest)[0]
-		var tok, source string
-		if err := c.db("carrier", "carrier.db").QueryRow(`SELECT ship_token, token_source FROM shipments WHERE tracking = ?`, trk).Scan(&tok, &source); err != nil {
+		sh, err := c.carrierStore().Lookup(context.Background(), trk)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(tok, "tok_") || source != "deposited" {
+		if tok, source := sh.ShipToken, sh.Source; !strings.HasPrefix(tok, "tok_") || source != carrierstore.Deposited {
 			t.Fatalf("carrier holds %q (%s)", tok, source)
 		}
 		// The merchant never learns a token for an inline address.
-		if n := c.scalar(c.db("merchant", "merchant.db"), `SELECT COUNT(*) FROM orders WHERE order_id = ? AND ship_token = ''`, id); n != 1 {
+		if c.order(id).ShipToken != "" {
 			t.Fatal("the merchant holds a destination for an inline-address order")
 		}
 		label := c.path("carrier", "inline-label.png")
@@ -427,10 +436,11 @@ func (c *cluster) canaryScan(t *testing.T, shippedID string) {
 	}
 	// The card number does rest, encrypted, at the issuer; the address,
 	// sealed, in the vault's data store; the order's token at the merchant.
-	if n := c.scalar(c.db("issuer", "issuer.db"), `SELECT COUNT(*) FROM cards WHERE last4 = '1111' AND length(number_ct) > 16`); n != 1 {
+	// Raw SQL on purpose: the ciphertext's length at rest, which no store interface shows.
+	if n := c.scalar(c.rawDB("issuer", "issuer.db"), `SELECT COUNT(*) FROM cards WHERE last4 = '1111' AND length(number_ct) > 16`); n != 1 {
 		t.Errorf("issuer holds %d encrypted cards ending 1111", n)
 	}
-	if n := c.scalar(c.db("merchant", "merchant.db"), `SELECT COUNT(*) FROM orders WHERE order_id = ? AND ship_token LIKE 'tok_%'`, shippedID); n != 1 {
+	if o, err := c.merchantStore().Get(context.Background(), shippedID); err != nil || !strings.HasPrefix(o.ShipToken, "tok_") {
 		t.Errorf("merchant order %s does not hold its token", shippedID)
 	}
 }

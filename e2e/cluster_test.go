@@ -18,8 +18,16 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/carrier"
+	carrierstore "orderseal/carrier/store"
 	"orderseal/internal/sqlitex"
+	"orderseal/issuer"
+	issuerstore "orderseal/issuer/store"
 	"orderseal/keygen"
+	"orderseal/merchant"
+	merchantstore "orderseal/merchant/store"
+	"orderseal/vault"
+	vaultstore "orderseal/vault/store"
 )
 
 // Identities of the checkout tests.
@@ -334,8 +342,55 @@ func (c *cluster) wallet(who, id, number string) []string {
 		"-buyer", c.path(who, "me.json"), "-vault-url", c.url("vault"), "-wait", "60s"}
 }
 
-// db opens a party's database read-only.
-func (c *cluster) db(parts ...string) *sql.DB {
+// merchantStore opens the merchant's store read-only, through its read
+// interface, as the dashboard and the CLIs read it.
+func (c *cluster) merchantStore() merchantstore.Reader {
+	c.t.Helper()
+	st, err := merchant.OpenReader(context.Background(), c.path("merchant", "merchant.db"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// issuerStore opens the issuer's store read-only, without the card key.
+func (c *cluster) issuerStore() issuerstore.Store {
+	c.t.Helper()
+	st, err := issuer.OpenStore(context.Background(), c.path("issuer", "issuer.db"), issuerstore.Options{ReadOnly: true})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// carrierStore opens the carrier's store read-only.
+func (c *cluster) carrierStore() carrierstore.Reader {
+	c.t.Helper()
+	st, err := carrier.OpenReader(context.Background(), c.path("carrier", "carrier.db"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// vaultIndex opens the vault's index read-only.
+func (c *cluster) vaultIndex() vaultstore.IndexReader {
+	c.t.Helper()
+	idx, err := vault.OpenIndexReader(context.Background(), c.path("vault", "index.db"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { idx.Close() })
+	return idx
+}
+
+// rawDB opens a party's SQLite file read-only, for the few checks that
+// inspect what rests in the file itself (ciphertext lengths), which no
+// store interface shows by design. Every other read goes through a store.
+func (c *cluster) rawDB(parts ...string) *sql.DB {
 	c.t.Helper()
 	db, err := sqlitex.Open(c.path(parts...), sqlitex.ReadOnly(), sqlitex.MustExist())
 	if err != nil {
@@ -354,20 +409,54 @@ func (c *cluster) scalar(db *sql.DB, q string, args ...any) int64 {
 	return n
 }
 
-// available is a cardholder's available credit at the issuer.
+// available is a cardholder's available credit at the issuer (their first
+// card's).
 func (c *cluster) available(cardholder string) int64 {
-	return c.scalar(c.db("issuer", "issuer.db"), `SELECT available FROM cards WHERE cardholder = ?`, cardholder)
+	c.t.Helper()
+	cards, err := c.issuerStore().Cards(context.Background())
+	if err != nil {
+		c.t.Fatalf("issuer cards: %v", err)
+	}
+	for _, card := range cards {
+		if card.Cardholder == cardholder {
+			return card.Available
+		}
+	}
+	c.t.Fatalf("issuer cards: none of %s", cardholder)
+	return 0
 }
 
-// waitState polls the merchant's database until the order reaches one of states.
+// countFunc counts the elements of s that f holds for.
+func countFunc[T any](s []T, f func(T) bool) int {
+	n := 0
+	for _, v := range s {
+		if f(v) {
+			n++
+		}
+	}
+	return n
+}
+
+// order reads one order at the merchant, failing the test when it is not there.
+func (c *cluster) order(id string) *merchantstore.Order {
+	c.t.Helper()
+	o, err := c.merchantStore().Get(context.Background(), id)
+	if err != nil {
+		c.t.Fatalf("merchant order %s: %v", id, err)
+	}
+	return o
+}
+
+// waitState polls the merchant's store until the order reaches one of states.
 func (c *cluster) waitState(orderID string, states ...string) string {
 	c.t.Helper()
-	db := c.db("merchant", "merchant.db")
+	orders := c.merchantStore()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var st string
-		err := db.QueryRow(`SELECT state FROM orders WHERE order_id = ?`, orderID).Scan(&st)
+		o, err := orders.Get(context.Background(), orderID)
 		if err == nil {
+			st = o.State
 			for _, s := range states {
 				if st == s {
 					return st
