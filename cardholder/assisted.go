@@ -118,14 +118,9 @@ func deviceOf(flagValue string) (string, error) {
 }
 
 func loadRoleKey(path string, role keygen.Role, flagName string) (*keygen.PartyKey, error) {
-	key, err := keygen.LoadPartyKey(path)
+	key, err := keygen.LoadRoleKey(path, role)
 	if err != nil {
-		return nil, err
-	}
-	if keygen.RoleOf(key.Identity()) != role {
-		id := key.Identity()
-		key.Destroy()
-		return nil, cli.WithHint(fmt.Errorf("%s is the key of %s, not of a %s", path, id, role), "pass the "+string(role)+" key with "+flagName)
+		return nil, cli.HintIs(err, keygen.ErrRole, "pass the "+string(role)+" key with "+flagName)
 	}
 	return key, nil
 }

@@ -31,14 +31,9 @@ const HTTPTimeout = 15 * time.Second
 
 // loadCarrierKey loads a party key and checks it is a carrier's.
 func loadCarrierKey(path string) (*keygen.PartyKey, error) {
-	key, err := keygen.LoadPartyKey(path)
+	key, err := keygen.LoadRoleKey(path, keygen.RoleCarrier)
 	if err != nil {
-		return nil, err
-	}
-	if keygen.RoleOf(key.Identity()) != keygen.RoleCarrier {
-		id := key.Identity()
-		key.Destroy()
-		return nil, cli.WithHint(fmt.Errorf("%s is the key of %s, not of a carrier", path, id), "issue a carrier:… key with keygen")
+		return nil, cli.HintIs(err, keygen.ErrRole, "issue a carrier:… key with keygen")
 	}
 	return key, nil
 }
@@ -96,22 +91,14 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	dbPath := fs.String("db", "", "carrier database (created on first start)")
 	vaultURL := fs.String("vault-url", "", "base URL of the vault")
 	vaultID := fs.String("vault", "", "identity of the vault, vault:<name>")
-	listen := fs.String("listen", "127.0.0.1:8445", "address to listen on (port 0: any free port)")
-	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
+	sf := cli.AddServeFlags(fs, "127.0.0.1:8445", cli.ListenUsage)
 	country := fs.String("country", "DE", "ISO 3166-1 country in new tracking numbers")
 	poll := fs.Duration("event-poll", DefaultEventPoll, "how often to look for tracking events to deliver")
-	cpuprofile := cli.CPUProfileFlag(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	stopProfile, err := cli.StartCPUProfile(*cpuprofile)
+	stopProfile, err := sf.Parse(fs, args, "key", "db", "vault-url", "vault")
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
-	if err := cli.Require(fs, "key", "db", "vault-url", "vault"); err != nil {
-		return err
-	}
 	if *poll < 10*time.Millisecond || *poll > time.Minute {
 		return cli.Usagef("pick -event-poll between 10ms and 1m", "-event-poll %s is out of range", *poll)
 	}
@@ -137,7 +124,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	done := make(chan struct{})
 	go func() { defer close(done); runner.Run(ctx) }()
 	srv := NewServer(keys, st, vc, Options{Logger: logger})
-	err = web.Serve(ctx, *listen, *addrFile, srv.Handler(), logger)
+	err = web.Serve(ctx, *sf.Listen, *sf.AddrFile, srv.Handler(), logger)
 	cancel()
 	<-done
 	return err

@@ -78,26 +78,15 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	keyPath := fs.String("key", "", "the issuer's party key file")
 	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH (created when absent)")
 	cardKey := fs.String("card-key", "", "card key file (0600), from '"+prog+" init'")
-	listen := fs.String("listen", "127.0.0.1:0", "address to listen on (port 0: any free port; see -addr-file)")
-	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
-	cpuprofile := cli.CPUProfileFlag(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	stopProfile, err := cli.StartCPUProfile(*cpuprofile)
+	sf := cli.AddServeFlags(fs, "127.0.0.1:0", "address to listen on (port 0: any free port; see -addr-file)")
+	stopProfile, err := sf.Parse(fs, args, "key", "db", "card-key")
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
-	if err := cli.Require(fs, "key", "db", "card-key"); err != nil {
-		return err
-	}
-	key, err := keygen.LoadPartyKey(*keyPath)
+	key, err := keygen.LoadRoleKey(*keyPath, keygen.RoleIssuer)
 	if err != nil {
-		return err
-	}
-	if keygen.RoleOf(key.Identity()) != keygen.RoleIssuer {
-		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of an issuer", *keyPath, key.Identity()), "issue an issuer:… key with keygen")
+		return cli.HintIs(err, keygen.ErrRole, "issue an issuer:… key with keygen")
 	}
 	ck, err := loadCardKey(*cardKey)
 	if err != nil {
@@ -114,7 +103,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	defer st.Close()
 	srv := NewServer(suite.NewKeys(key, 4096), st, Options{Logger: logger})
-	return web.Serve(ctx, *listen, *addrFile, srv.Handler(), logger)
+	return web.Serve(ctx, *sf.Listen, *sf.AddrFile, srv.Handler(), logger)
 }
 
 func cmdCard(ctx context.Context, args []string, stdio cli.Stdio) error {

@@ -183,6 +183,40 @@ func LoadPartyKeyFor(path string, params Params) (*PartyKey, error) {
 	return k, nil
 }
 
+// ErrRole is wrapped by LoadRoleKey's error for the key of another role.
+var ErrRole = errors.New("key of another role")
+
+// roleError is a key file holding the key of another role than wanted.
+type roleError struct {
+	path, identity string
+	want           Role
+}
+
+func (e *roleError) Error() string {
+	article := "a"
+	if e.want != "" && strings.ContainsRune("aeiou", rune(e.want[0])) {
+		article = "an"
+	}
+	return fmt.Sprintf("%s is the key of %s, not of %s %s", e.path, e.identity, article, e.want)
+}
+
+func (e *roleError) Unwrap() error { return ErrRole }
+
+// LoadRoleKey loads a key file and checks its identity has role want; the
+// key of another role is destroyed and the error wraps ErrRole.
+func LoadRoleKey(path string, want Role) (*PartyKey, error) {
+	k, err := LoadPartyKey(path)
+	if err != nil {
+		return nil, err
+	}
+	if RoleOf(k.Identity()) != want {
+		err := &roleError{path: path, identity: k.Identity(), want: want}
+		k.Destroy()
+		return nil, err
+	}
+	return k, nil
+}
+
 // KeyFileName is the file name of id's key, as a key center batch writes it: "role.name.key".
 func KeyFileName(id string) string { return strings.Replace(id, ":", ".", 1) + ".key" }
 

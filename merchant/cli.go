@@ -30,31 +30,20 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs.Var(&issuers, "issuer", "an accepted issuer, ID=URL (repeatable)")
 	carrier := fs.String("carrier", "", "the carrier, ID=URL")
 	vaultPeer := fs.String("vault", "", "the vault, ID=URL")
-	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on (port 0: any free port)")
-	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
+	sf := cli.AddServeFlags(fs, "127.0.0.1:8080", cli.ListenUsage)
 	public := fs.String("public-url", "", "URL the carrier reaches this node at (default: http://<bound address>)")
 	poll := fs.Duration("relay-poll", time.Second, "how often the relay outbox looks for due work")
 	var companies cli.Strings
 	fs.Var(&companies, "company", "a call-center company whose consultants may log in for phone orders, company:NAME (repeatable)")
 	maxShift := fs.Duration("max-shift", 12*time.Hour, "longest assisted session a login gets")
-	cpuprofile := cli.CPUProfileFlag(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	stopProfile, err := cli.StartCPUProfile(*cpuprofile)
+	stopProfile, err := sf.Parse(fs, args, "key", "db", "issuer", "carrier", "vault")
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
-	if err := cli.Require(fs, "key", "db", "issuer", "carrier", "vault"); err != nil {
-		return err
-	}
-	key, err := keygen.LoadPartyKey(*keyPath)
+	key, err := keygen.LoadRoleKey(*keyPath, keygen.RoleMerchant)
 	if err != nil {
-		return err
-	}
-	if keygen.RoleOf(key.Identity()) != keygen.RoleMerchant {
-		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a merchant", *keyPath, key.Identity()), "issue a merchant:… key with keygen")
+		return cli.HintIs(err, keygen.ErrRole, "issue a merchant:… key with keygen")
 	}
 	cfg := Config{Keys: suite.NewKeys(key, 4096), Companies: companies, MaxShift: *maxShift}
 	for _, c := range companies {
@@ -91,7 +80,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		}
 		logger.Info("catalog imported", "products", n)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", *sf.Listen)
 	if err != nil {
 		return err
 	}
@@ -110,7 +99,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	defer cancel()
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
-	err = web.ServeListener(ctx, ln, *addrFile, srv.Handler(), logger)
+	err = web.ServeListener(ctx, ln, *sf.AddrFile, srv.Handler(), logger)
 	cancel()
 	<-done
 	return err

@@ -74,30 +74,19 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		p+" serve -key vault.key -index vault-index.db -data vault-data.db -data-key vault-data.key -listen 127.0.0.1:8443")
 	keyPath := fs.String("key", "", "the vault's party key file")
 	sf := addStoreFlags(fs)
-	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on (port 0: any free port)")
-	addrFile := fs.String("addr-file", "", "write the bound address here once listening")
+	serve := cli.AddServeFlags(fs, "127.0.0.1:8443", cli.ListenUsage)
 	flushEvery := fs.Duration("flush-every", 2*time.Second, "how often pending records are moved to the data store")
 	rotateEvery := fs.Duration("rotate-every", 0, "run rotation on this schedule (0: off)")
 	rotateAge := fs.Duration("rotate-age", 90*24*time.Hour, "rotation re-issues tokens older than this")
 	grace := fs.Duration("grace", 7*24*time.Hour, "old tokens keep resolving this long after rotation")
-	cpuprofile := cli.CPUProfileFlag(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	stopProfile, err := cli.StartCPUProfile(*cpuprofile)
+	stopProfile, err := serve.Parse(fs, args, "key", "index", "data", "data-key")
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
-	if err := cli.Require(fs, "key", "index", "data", "data-key"); err != nil {
-		return err
-	}
-	key, err := keygen.LoadPartyKey(*keyPath)
+	key, err := keygen.LoadRoleKey(*keyPath, keygen.RoleVault)
 	if err != nil {
-		return err
-	}
-	if keygen.RoleOf(key.Identity()) != keygen.RoleVault {
-		return cli.WithHint(fmt.Errorf("%s is the key of %s, not of a vault", *keyPath, key.Identity()), "issue a vault:… key with keygen")
+		return cli.HintIs(err, keygen.ErrRole, "issue a vault:… key with keygen")
 	}
 	logger := web.Logger(stdio.Err, "vault").With("identity", key.Identity())
 	st, err := sf.open(ctx, stdio, "vault")
@@ -132,7 +121,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		})
 	}
 	srv := NewServer(suite.NewKeys(key, 4096), st, Options{Logger: logger})
-	return web.Serve(ctx, *listen, *addrFile, srv.Handler(), logger)
+	return web.Serve(ctx, *serve.Listen, *serve.AddrFile, srv.Handler(), logger)
 }
 
 func cmdCheck(ctx context.Context, p string, args []string, stdio cli.Stdio) error {

@@ -41,6 +41,15 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
+// HintIs attaches hint to err when err is target (errors.Is), and returns
+// any other err as it is.
+func HintIs(err, target error, hint string) error {
+	if errors.Is(err, target) {
+		return WithHint(err, hint)
+	}
+	return err
+}
+
 // ErrReported wraps a failure whose message was already printed.
 var ErrReported = errors.New("already reported")
 
