@@ -3,14 +3,12 @@ package carrier
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"orderseal/carrier/api"
@@ -287,20 +285,8 @@ func cmdShipments(ctx context.Context, args []string, stdio cli.Stdio) error {
 	for _, sh := range list {
 		rows = append(rows, shipmentRow{sh.Tracking, sh.Merchant, sh.OrderID, sh.Status, sh.Booked.Format(store.TimeLayout)})
 	}
-	if *asJSON {
-		b, err := json.MarshalIndent(rows, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdio.Out, "%s\n", b)
-		return err
-	}
-	tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TRACKING\tMERCHANT\tORDER\tSTATUS\tBOOKED")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Tracking, r.Merchant, r.OrderID, r.Status, r.Booked)
-	}
-	return tw.Flush()
+	return cli.PrintJSONOrTable(stdio.Out, *asJSON, rows, "TRACKING\tMERCHANT\tORDER\tSTATUS\tBOOKED", "%s\t%s\t%s\t%s\t%s\n",
+		func(r shipmentRow) []any { return []any{r.Tracking, r.Merchant, r.OrderID, r.Status, r.Booked} })
 }
 
 // eventRow is one line of 'carrier track -json'.
@@ -341,18 +327,6 @@ func cmdTrack(ctx context.Context, args []string, stdio cli.Stdio) error {
 	for i, ev := range evs {
 		rows = append(rows, eventRow{ev.Seq, ev.Status, ev.At.Format(store.TimeLayout), ev.Note, states[i]})
 	}
-	if *asJSON {
-		b, err := json.MarshalIndent(rows, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdio.Out, "%s\n", b)
-		return err
-	}
-	tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tSTATUS\tAT\tDELIVERY\tNOTE")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Seq, r.Status, r.At, r.Delivered, r.Note)
-	}
-	return tw.Flush()
+	return cli.PrintJSONOrTable(stdio.Out, *asJSON, rows, "SEQ\tSTATUS\tAT\tDELIVERY\tNOTE", "%d\t%s\t%s\t%s\t%s\n",
+		func(r eventRow) []any { return []any{r.Seq, r.Status, r.At, r.Delivered, r.Note} })
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -249,9 +248,7 @@ func cmdCardList(ctx context.Context, p string, args []string, stdio cli.Stdio) 
 				Status: string(c.Status), Currency: c.Currency, Limit: c.Limit, Available: c.Available,
 				Created: c.Created.Format(time.RFC3339)})
 		}
-		enc := json.NewEncoder(stdio.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return cli.PrintJSON(stdio.Out, out)
 	}
 	tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CARD\tNUMBER\tCARDHOLDER\tEXPIRY\tSTATUS\tLIMIT\tAVAILABLE\tCURRENCY")
@@ -363,9 +360,7 @@ func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) erro
 				Channel: a.Channel, Session: a.Session, Amount: a.Amount, Currency: a.Currency, Decision: a.Decision,
 				Reason: a.Reason, AuthCode: a.AuthCode, Decided: stamp(a.Decided), Voided: a.Voided, VoidedAt: stamp(a.VoidedAt)})
 		}
-		enc := json.NewEncoder(stdio.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return cli.PrintJSON(stdio.Out, out)
 	}
 	dash := func(s string) string { return cmp.Or(s, "-") }
 	tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
