@@ -2,7 +2,6 @@ package carrier
 
 import (
 	"context"
-	"fmt"
 
 	"orderseal/carrier/store"
 	"orderseal/carrier/store/sqlite"
@@ -23,17 +22,10 @@ func OpenReader(ctx context.Context, dsnString string) (store.Reader, error) {
 
 // openStore is the one place a backend is picked by the DSN's scheme.
 func openStore(ctx context.Context, dsnString string, opt store.Options, readOnly bool) (store.Store, error) {
-	d, err := dsn.Parse(dsnString)
-	if err != nil {
-		return nil, err
-	}
-	switch d.Scheme {
-	case dsn.SQLite:
+	return dsn.OpenSQLiteOnly(dsnString, "carrier", func() (store.Store, error) {
 		if readOnly {
 			return sqlite.OpenReadOnly(ctx, dsnString)
 		}
 		return sqlite.Open(ctx, dsnString, opt)
-	default:
-		return nil, fmt.Errorf("%w: the carrier has no %s backend in this build (use sqlite:PATH or a bare path)", dsn.ErrDSN, d.Scheme)
-	}
+	})
 }

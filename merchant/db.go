@@ -2,7 +2,6 @@ package merchant
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"orderseal/internal/dsn"
@@ -24,17 +23,10 @@ func OpenReader(ctx context.Context, dsnString string) (store.Reader, error) {
 
 // openStore is the one place a backend is picked by the DSN's scheme.
 func openStore(ctx context.Context, dsnString string, readOnly bool, now func() time.Time) (store.Store, error) {
-	d, err := dsn.Parse(dsnString)
-	if err != nil {
-		return nil, err
-	}
-	switch d.Scheme {
-	case dsn.SQLite:
+	return dsn.OpenSQLiteOnly(dsnString, "merchant", func() (store.Store, error) {
 		if readOnly {
 			return sqlite.OpenReadOnly(ctx, dsnString)
 		}
 		return sqlite.Open(ctx, dsnString, now)
-	default:
-		return nil, fmt.Errorf("%w: the merchant has no %s backend in this build (use sqlite:PATH or a bare path)", dsn.ErrDSN, d.Scheme)
-	}
+	})
 }

@@ -75,3 +75,30 @@ func redact(s string) string {
 	}
 	return s
 }
+
+// SQLitePath returns the file a DSN names, refusing any other scheme.
+func SQLitePath(s string) (string, error) {
+	d, err := Parse(s)
+	if err != nil {
+		return "", err
+	}
+	if d.Scheme != SQLite {
+		return "", fmt.Errorf("%w: %s is not a SQLite DSN (want sqlite:PATH or a bare path)", ErrDSN, d)
+	}
+	return d.Path, nil
+}
+
+// OpenSQLiteOnly is the DSN switch of a daemon whose build has the SQLite
+// backend only: sqlite calls open, any other scheme is refused, naming the
+// daemon.
+func OpenSQLiteOnly[T any](s, daemon string, open func() (T, error)) (T, error) {
+	var zero T
+	d, err := Parse(s)
+	if err != nil {
+		return zero, err
+	}
+	if d.Scheme != SQLite {
+		return zero, fmt.Errorf("%w: the %s has no %s backend in this build (use sqlite:PATH or a bare path)", ErrDSN, daemon, d.Scheme)
+	}
+	return open()
+}

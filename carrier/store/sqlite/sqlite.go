@@ -61,17 +61,9 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// path returns the file a DSN names, refusing any other scheme.
-func path(s string) (string, error) {
-	d, err := dsn.Parse(s)
-	if err != nil {
-		return "", err
-	}
-	if d.Scheme != dsn.SQLite {
-		return "", fmt.Errorf("%w: %s is not a SQLite DSN (want sqlite:PATH or a bare path)", dsn.ErrDSN, d)
-	}
-	return d.Path, nil
-}
+// path returns the file a DSN names, refusing any other scheme (the
+// parameters named dsn hide the package).
+var path = dsn.SQLitePath
 
 // Open opens the database dsn names (sqlite:PATH or a bare path) and applies
 // the migrations.
