@@ -57,9 +57,7 @@ func NewServer(keys *keygen.Cache, st store.Store, vault Depositor, opt Options)
 	if s.now == nil {
 		s.now = time.Now
 	}
-	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxBody), signedhttp.WithLogger(s.logger)}, opt.Verifier...)
-	e := web.New(s.logger)
-	e.Use(signedhttp.NewVerifier(keys, vopts...).Middleware())
+	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, opt.Verifier...)
 	e.PUT(api.PathShipments+":order_id", s.book, signedhttp.Allow("merchant"))
 	s.echo = e
 	return s

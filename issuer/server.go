@@ -46,9 +46,7 @@ func NewServer(keys *keygen.Cache, st store.Store, opt Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxBody), signedhttp.WithLogger(s.logger)}, opt.Verifier...)
-	e := web.New(s.logger)
-	e.Use(signedhttp.NewVerifier(keys, vopts...).Middleware())
+	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, opt.Verifier...)
 	e.Use(recoverPanics(s.logger))
 	merchant := signedhttp.Allow(keygen.RoleMerchant)
 	e.PUT(api.PathAuthorizations+":order_id", s.authorize, merchant)

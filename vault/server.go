@@ -50,9 +50,7 @@ func NewServer(keys *keygen.Cache, st *store.Store, opt Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxBody), signedhttp.WithLogger(s.logger)}, opt.Verifier...)
-	e := web.New(s.logger)
-	e.Use(signedhttp.NewVerifier(keys, vopts...).Middleware())
+	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, opt.Verifier...)
 	// Owners are cardholders, and carriers depositing an inline address
 	// they were given (DESIGN.md §6.6) so that it rests here, not with them.
 	owner := signedhttp.Allow(keygen.RoleCardholder, keygen.RoleCarrier)
