@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"orderseal/internal/cli"
+	"orderseal/internal/tick"
 	"orderseal/internal/web"
 	"orderseal/keygen"
 	"orderseal/suite"
@@ -103,21 +104,14 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	wg.Go(func() { st.RunFlusher(ctx, *flushEvery) })
 	if *rotateEvery > 0 {
 		wg.Go(func() {
-			t := time.NewTicker(*rotateEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					n, err := st.Rotate(ctx, *rotateAge, *grace)
-					if err != nil {
-						logger.Error("rotation failed", "err", err)
-					} else if n > 0 {
-						logger.Info("rotated tokens", "count", n)
-					}
+			tick.Every(ctx, *rotateEvery, func() {
+				n, err := st.Rotate(ctx, *rotateAge, *grace)
+				if err != nil {
+					logger.Error("rotation failed", "err", err)
+				} else if n > 0 {
+					logger.Info("rotated tokens", "count", n)
 				}
-			}
+			})
 		})
 	}
 	srv := NewServer(suite.NewKeys(key, 4096), st, Options{Logger: logger})

@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"orderseal/internal/tick"
 	"orderseal/tstest/cluster"
 )
 
@@ -357,14 +358,7 @@ func killLoop(ctx context.Context, o *options, c *cluster.Cluster) (int, []strin
 
 // report prints progress every five seconds until ctx ends.
 func report(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.Driver, began time.Time) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, 5*time.Second, func() {
 		p := d.Progress()
 		var down []string
 		for _, name := range cluster.Daemons {
@@ -381,7 +375,7 @@ func report(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.Driv
 			line += "; last merchant db read error: " + p.DBError
 		}
 		o.logf("%s", line)
-	}
+	})
 }
 
 func printSummary(o *options, s cluster.Summary, causes map[string]int) {
