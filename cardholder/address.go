@@ -65,10 +65,7 @@ func addressAdd(ctx context.Context, args []string, stdio cli.Stdio) error {
 	typ := fs.String("type", api.TypeAddress, "adr (address), phn (phone), eml (email), nid (national id)")
 	value := fs.String("value", "", "the value, for types other than adr")
 	shareable := fs.Bool("shareable", false, "let other cardholders ship to this token (a gift address)")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "key", "vault-url", "vault", "label"); err != nil {
+	if err := cli.Parse(fs, args, "key", "vault-url", "vault", "label"); err != nil {
 		return err
 	}
 	var raw []byte
@@ -110,10 +107,7 @@ func addressList(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "address list", "-key FILE -vault-url URL -vault ID [-json]", stdio)
 	vf := addVaultFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "key", "vault-url", "vault"); err != nil {
+	if err := cli.Parse(fs, args, "key", "vault-url", "vault"); err != nil {
 		return err
 	}
 	c, key, err := vf.client()
@@ -142,10 +136,7 @@ func addressShow(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "address show", "-key FILE -vault-url URL -vault ID -token TOKEN", stdio)
 	vf := addVaultFlags(fs)
 	token := fs.String("token", "", "one of your tokens")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "key", "vault-url", "vault", "token"); err != nil {
+	if err := cli.Parse(fs, args, "key", "vault-url", "vault", "token"); err != nil {
 		return err
 	}
 	c, key, err := vf.client()

@@ -154,10 +154,7 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	deviceFlag := fs.String("device", "", "this terminal's device id (default: derived from the machine id)")
 	shift := fs.Duration("shift", 8*time.Hour, "how long the session lasts (the merchant may cap it)")
 	sessFlag := fs.String("session", "", "where to keep the session (default: in your config directory)")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "merchant", "key", "company-key"); err != nil {
+	if err := cli.Parse(fs, args, "merchant", "key", "company-key"); err != nil {
 		return err
 	}
 	if *shift < merchantapi.MinShift || *shift > 24*time.Hour {
@@ -255,10 +252,7 @@ func cmdLogout(ctx context.Context, p string, args []string, stdio cli.Stdio) er
 	merchantURL := fs.String("merchant", "", "merchant base URL (default: the one logged in to)")
 	keyPath := fs.String("key", "", "your consultant key file")
 	sessFlag := fs.String("session", "", "the session file (default: in your config directory)")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "key"); err != nil {
+	if err := cli.Parse(fs, args, "key"); err != nil {
 		return err
 	}
 	key, f, path, mc, err := sessionClient(*keyPath, *sessFlag, *merchantURL)
@@ -289,10 +283,7 @@ func cmdSessionStatus(ctx context.Context, p string, args []string, stdio cli.St
 	keyPath := fs.String("key", "", "your consultant key file")
 	sessFlag := fs.String("session", "", "the session file (default: in your config directory)")
 	asJSON := fs.Bool("json", false, "JSON output")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "key"); err != nil {
+	if err := cli.Parse(fs, args, "key"); err != nil {
 		return err
 	}
 	key, f, _, mc, err := sessionClient(*keyPath, *sessFlag, *merchantURL)

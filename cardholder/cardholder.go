@@ -65,10 +65,7 @@ func cmdSeal(args []string, stdio cli.Stdio) error {
 	policyPath := fs.String("policy", "", "section policy JSON (default: DESIGN.md §3)")
 	orderID := fs.String("order-id", "", "order id (default: fresh random)")
 	life := fs.Duration("lifetime", order.DefaultLifetime, "how long the bundle stays valid")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "key", "order", "merchant", "issuer", "carrier"); err != nil {
+	if err := cli.Parse(fs, args, "key", "order", "merchant", "issuer", "carrier"); err != nil {
 		return err
 	}
 	policy, err := loadPolicy(stdio, *policyPath)
@@ -106,10 +103,7 @@ func cmdPreview(args []string, stdio cli.Stdio) error {
 		"cardholder preview -order order/testdata/order.json")
 	orderPath := fs.String("order", "", "order JSON ('-' for stdin)")
 	policyPath := fs.String("policy", "", "section policy JSON (default: DESIGN.md §3)")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "order"); err != nil {
+	if err := cli.Parse(fs, args, "order"); err != nil {
 		return err
 	}
 	policy, err := loadPolicy(stdio, *policyPath)

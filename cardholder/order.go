@@ -140,10 +140,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	deviceFlag := fs.String("device", "", "assisted: this terminal's device id (default: derived from the machine id)")
 	sessFlag := fs.String("session", "", "assisted: the session file (default: in your config directory)")
 	issuerFlag := fs.String("issuer", "", "assisted: the card's issuer (default: the merchant's only one)")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "merchant"); err != nil {
+	if err := cli.Parse(fs, args, "merchant"); err != nil {
 		return err
 	}
 	if *assisted && *cardPath != "" {

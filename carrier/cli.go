@@ -266,10 +266,7 @@ func cmdShipments(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "shipments", "-db FILE [-json]", stdio, prog+" shipments -db carrier.db", prog+" shipments -db carrier.db -json")
 	dbPath := fs.String("db", "", "the carrier database (opened read-only)")
 	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "db"); err != nil {
+	if err := cli.Parse(fs, args, "db"); err != nil {
 		return err
 	}
 	st, err := OpenReader(ctx, *dbPath)

@@ -29,10 +29,7 @@ const maxNumberInput = 256
 func cmdInit(args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "init", "-card-key FILE", stdio, prog+" init -card-key issuer-card.key")
 	path := fs.String("card-key", "", "card key file to create")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "card-key"); err != nil {
+	if err := cli.Parse(fs, args, "card-key"); err != nil {
 		return err
 	}
 	if _, err := store.CreateCardKey(*path); err != nil {
@@ -226,10 +223,7 @@ func cmdCardList(ctx context.Context, p string, args []string, stdio cli.Stdio) 
 	fs := cli.FlagSet(p, "list", "-db FILE [-json]", stdio, p+" list -db issuer.db -json")
 	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH")
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "db"); err != nil {
+	if err := cli.Parse(fs, args, "db"); err != nil {
 		return err
 	}
 	st, err := openStore(ctx, *db, nil, true)
@@ -329,10 +323,7 @@ func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) erro
 	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH")
 	session := fs.String("session", "", "only the orders keyed in this assisted session (ses_…)")
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "db"); err != nil {
+	if err := cli.Parse(fs, args, "db"); err != nil {
 		return err
 	}
 	if *session != "" && !order.ValidSession(*session) {

@@ -286,10 +286,7 @@ func cmdOrders(ctx context.Context, args []string, stdio cli.Stdio) error {
 	db := fs.String("db", "", "the merchant database")
 	n := fs.Int("n", 50, "newest N orders")
 	asJSON := fs.Bool("json", false, "JSON output")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "db"); err != nil {
+	if err := cli.Parse(fs, args, "db"); err != nil {
 		return err
 	}
 	st, err := OpenStore(ctx, *db, nil)

@@ -39,10 +39,7 @@ func cmdOutbox(ctx context.Context, args []string, stdio cli.Stdio) error {
 	db := fs.String("db", "", "the merchant database")
 	state := fs.String("state", "", "only jobs in this state: pending, failed (given up for good) or done")
 	asJSON := fs.Bool("json", false, "JSON output")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "db"); err != nil {
+	if err := cli.Parse(fs, args, "db"); err != nil {
 		return err
 	}
 	switch *state {

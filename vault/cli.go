@@ -57,10 +57,7 @@ func (f storeFlags) open(ctx context.Context, stdio cli.Stdio, daemon string) (*
 func cmdInit(p string, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(p, "init", "-data-key FILE", stdio, p+" init -data-key vault-data.key")
 	path := fs.String("data-key", "", "data key file to create")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "data-key"); err != nil {
+	if err := cli.Parse(fs, args, "data-key"); err != nil {
 		return err
 	}
 	if _, err := store.CreateDataKey(*path); err != nil {
@@ -121,10 +118,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 func cmdCheck(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(p, "check", "-index DB -data DB -backup DB -data-key FILE", stdio)
 	sf := addStoreFlags(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "index", "data", "backup", "data-key"); err != nil {
+	if err := cli.Parse(fs, args, "index", "data", "backup", "data-key"); err != nil {
 		return err
 	}
 	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-check")
@@ -159,10 +153,7 @@ func cmdRotate(ctx context.Context, p string, args []string, stdio cli.Stdio) er
 	sf := addStoreFlags(fs)
 	older := fs.Duration("older-than", 90*24*time.Hour, "re-issue tokens older than this")
 	grace := fs.Duration("grace", 7*24*time.Hour, "old tokens keep resolving this long")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "index", "data", "data-key"); err != nil {
+	if err := cli.Parse(fs, args, "index", "data", "data-key"); err != nil {
 		return err
 	}
 	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-rotate")

@@ -110,8 +110,9 @@ func FlagSet(prog, sub, synopsis string, stdio Stdio, examples ...string) *flag.
 	return fs
 }
 
-// Parse parses args and turns flag mistakes and stray arguments into usage errors.
-func Parse(fs *flag.FlagSet, args []string) error {
+// Parse parses args, turns flag mistakes and stray arguments into usage
+// errors, and then requires the named flags to be set (Require).
+func Parse(fs *flag.FlagSet, args []string, required ...string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -121,7 +122,7 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return Usagef("run '"+fs.Name()+" -h' for usage", "unexpected argument %q", fs.Arg(0))
 	}
-	return nil
+	return Require(fs, required...)
 }
 
 // Require returns a usage error naming the first empty required flag.

@@ -41,10 +41,7 @@ func cmdInit(args []string, stdio cli.Stdio) error {
 	dir := fs.String("dir", "", "key center directory (created 0700)")
 	k := fs.Int("k", keygen.DefaultK, "coefficients per row: a coalition of k parties can rebuild the master, k−1 learn nothing of others' keys")
 	suiteName := fs.String("suite", suite.Default().Name(), "the suite the center's keys are for")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "dir"); err != nil {
+	if err := cli.Parse(fs, args, "dir"); err != nil {
 		return err
 	}
 	if _, err := suite.ByName(*suiteName); err != nil {
@@ -77,10 +74,7 @@ func cmdIssue(ctx context.Context, args []string, stdio cli.Stdio) error {
 	out := fs.String("out", "", "key file to create (0600, never overwritten)")
 	ids := fs.String("ids", "", "file of identities, one per line ('-' for stdin; # comments)")
 	outDir := fs.String("out-dir", "", "directory for batch key files")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "dir"); err != nil {
+	if err := cli.Parse(fs, args, "dir"); err != nil {
 		return err
 	}
 	single, batch := *id != "" || *out != "", *ids != "" || *outDir != ""
@@ -193,10 +187,7 @@ func printable(s string) string {
 func cmdParams(args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet("keygen", "params", "-dir DIR", stdio, "keygen params -dir center > params.json")
 	dir := fs.String("dir", "", "key center directory")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "dir"); err != nil {
+	if err := cli.Parse(fs, args, "dir"); err != nil {
 		return err
 	}
 	p, err := ReadParams(*dir)
@@ -213,10 +204,7 @@ func cmdFingerprint(args []string, stdio cli.Stdio) error {
 		"keygen fingerprint -key shop.key -peer issuer:bank.example")
 	keyPath := fs.String("key", "", "your party key file")
 	peer := fs.String("peer", "", "the other party's identity")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "key", "peer"); err != nil {
+	if err := cli.Parse(fs, args, "key", "peer"); err != nil {
 		return err
 	}
 	k, err := keygen.LoadPartyKey(*keyPath)

@@ -21,10 +21,7 @@ func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 	keyPath := fs.String("key", "", "your party key file")
 	in := fs.String("in", "-", "bundle JSON ('-' for stdin)")
 	fields := fs.Bool("fields", false, "print only the names of the fields this party can read")
-	if err := cli.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := cli.Require(fs, "key"); err != nil {
+	if err := cli.Parse(fs, args, "key"); err != nil {
 		return err
 	}
 	key, err := keygen.LoadPartyKey(*keyPath)
