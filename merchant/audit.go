@@ -55,10 +55,7 @@ func cmdAudit(ctx context.Context, args []string, stdio cli.Stdio) error {
 			fs := cli.FlagSet(p, "order", "-db FILE [-json] ORDER", stdio, p+" order -db merchant.db ord_…")
 			db := fs.String("db", "", "the merchant database")
 			asJSON := fs.Bool("json", false, "JSON output")
-			if err := parseArgs(fs, a, 1, "one order id"); err != nil {
-				return err
-			}
-			if err := cli.Require(fs, "db"); err != nil {
+			if err := parseArgs(fs, a, 1, "one order id", "db"); err != nil {
 				return err
 			}
 			st, err := openAudited(ctx, *db)
@@ -79,10 +76,7 @@ func cmdAudit(ctx context.Context, args []string, stdio cli.Stdio) error {
 			fs := cli.FlagSet(p, "consultant", "-db FILE [-json] CONSULTANT", stdio, p+" consultant -db merchant.db consultant:carol")
 			db := fs.String("db", "", "the merchant database")
 			asJSON := fs.Bool("json", false, "JSON output")
-			if err := parseArgs(fs, a, 1, "one consultant identity"); err != nil {
-				return err
-			}
-			if err := cli.Require(fs, "db"); err != nil {
+			if err := parseArgs(fs, a, 1, "one consultant identity", "db"); err != nil {
 				return err
 			}
 			id := fs.Arg(0)

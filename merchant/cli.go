@@ -169,7 +169,7 @@ func catalogErr(err error) error {
 }
 
 // parseArgs is cli.Parse for subcommands that take n positional arguments.
-func parseArgs(fs *flag.FlagSet, args []string, n int, what string) error {
+func parseArgs(fs *flag.FlagSet, args []string, n int, what string, required ...string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -179,7 +179,7 @@ func parseArgs(fs *flag.FlagSet, args []string, n int, what string) error {
 	if fs.NArg() != n {
 		return cli.Usagef("run '"+fs.Name()+" -h' for usage", "want %s, got %d arguments", what, fs.NArg())
 	}
-	return nil
+	return cli.Require(fs, required...)
 }
 
 func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
@@ -196,10 +196,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			// package's error followed by the whole usage text.
 			price := fs.String("price", "", "unit price in integer minor units (cents): 1290 for 12.90")
 			cur := fs.String("currency", "EUR", "ISO 4217 currency")
-			if err := cli.Parse(fs, a); err != nil {
-				return err
-			}
-			if err := cli.Require(fs, "db", "sku", "name"); err != nil {
+			if err := cli.Parse(fs, a, "db", "sku", "name"); err != nil {
 				return err
 			}
 			if err := cli.Require(fs, "price"); err != nil {
@@ -227,10 +224,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 		{Name: "import", Summary: "import a catalog JSON file (- for stdin)", Run: func(a []string) error {
 			fs := cli.FlagSet(p, "import", "-db FILE CATALOG.json", stdio)
 			db := fs.String("db", "", "the merchant database")
-			if err := parseArgs(fs, a, 1, "one catalog file"); err != nil {
-				return err
-			}
-			if err := cli.Require(fs, "db"); err != nil {
+			if err := parseArgs(fs, a, 1, "one catalog file", "db"); err != nil {
 				return err
 			}
 			st, err := OpenStore(ctx, *db, nil)
@@ -249,10 +243,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			fs := cli.FlagSet(p, "list", "-db FILE [-json]", stdio)
 			db := fs.String("db", "", "the merchant database")
 			asJSON := fs.Bool("json", false, "JSON output")
-			if err := cli.Parse(fs, a); err != nil {
-				return err
-			}
-			if err := cli.Require(fs, "db"); err != nil {
+			if err := cli.Parse(fs, a, "db"); err != nil {
 				return err
 			}
 			st, err := OpenStore(ctx, *db, nil)

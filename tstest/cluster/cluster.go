@@ -428,17 +428,27 @@ func (c *Cluster) daemon(name string) (*daemon, error) {
 	return d, nil
 }
 
+// lockRunning returns the running daemon called name with its lock held.
+func (c *Cluster) lockRunning(name string) (*daemon, error) {
+	d, err := c.daemon(name)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	if !d.up {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("cluster: %s is not running", name)
+	}
+	return d, nil
+}
+
 // Kill sends SIGKILL to a running daemon and waits for it to die.
 func (c *Cluster) Kill(name string) error {
-	d, err := c.daemon(name)
+	d, err := c.lockRunning(name)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.up {
-		return fmt.Errorf("cluster: %s is not running", name)
-	}
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	select {
 	case <-d.exited:
@@ -462,15 +472,11 @@ func (c *Cluster) Restart(ctx context.Context, name string) error {
 // Stop sends SIGTERM and expects a graceful exit 0 within 30 s, with no
 // data race reported in the daemon's log.
 func (c *Cluster) Stop(name string) error {
-	d, err := c.daemon(name)
+	d, err := c.lockRunning(name)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.up {
-		return fmt.Errorf("cluster: %s is not running", name)
-	}
 	t0 := time.Now()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {

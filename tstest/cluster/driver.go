@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"orderseal/internal/problem/rfc9457"
+	"orderseal/internal/tick"
 	issuerapi "orderseal/issuer/api"
 	merchantapi "orderseal/merchant/api"
 	merchantstore "orderseal/merchant/store"
@@ -353,14 +354,7 @@ func (d *Driver) RetryCauses() map[string]int {
 // watch polls the merchant database for the unsettled orders until ctx ends.
 func (d *Driver) watch(ctx context.Context) {
 	defer close(d.watchDone)
-	t := time.NewTicker(d.cfg.Poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, d.cfg.Poll, func() {
 		d.mu.Lock()
 		ids := make([]string, 0, len(d.unsettled))
 		for id := range d.unsettled {
@@ -374,7 +368,7 @@ func (d *Driver) watch(ctx context.Context) {
 			}
 			ids = ids[n:]
 		}
-	}
+	})
 }
 
 func (d *Driver) poll(ctx context.Context, ids []string) error {
