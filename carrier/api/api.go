@@ -78,18 +78,16 @@ type TrackingEvent struct {
 
 // Client is the merchant's side of the carrier API.
 type Client struct {
-	http    *httpsig.Client
-	base    string
-	carrier string
+	peer httpsig.PeerClient
 }
 
 // NewClient makes a client for the carrier identity at base URL.
 func NewClient(keys *keygen.Cache, base, carrier string, hc *http.Client) (*Client, error) {
-	base, err := httpsig.Peer(keygen.RoleCarrier, carrier, base)
+	peer, err := httpsig.NewPeerClient(keys, keygen.RoleCarrier, carrier, base, hc)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{http: httpsig.NewClient(keys, hc), base: base, carrier: carrier}, nil
+	return &Client{peer: peer}, nil
 }
 
 // Book relays b's header and carrier section.
@@ -103,8 +101,8 @@ func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice, eventsURL s
 		return nil, err
 	}
 	var out Shipment
-	u := c.base + PathShipments + url.PathEscape(b.OrderID)
-	if err := c.http.DoJSON(ctx, c.carrier, http.MethodPut, u, BookingRequest{Bundle: raw, Invoice: invoice, EventsURL: eventsURL}, &out); err != nil {
+	u := c.peer.Base + PathShipments + url.PathEscape(b.OrderID)
+	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPut, u, BookingRequest{Bundle: raw, Invoice: invoice, EventsURL: eventsURL}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

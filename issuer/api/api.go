@@ -91,18 +91,16 @@ type Authorization struct {
 
 // Client is the merchant's side of the issuer API.
 type Client struct {
-	http   *httpsig.Client
-	base   string
-	issuer string
+	peer httpsig.PeerClient
 }
 
 // NewClient makes a client for the issuer identity at base URL.
 func NewClient(keys *keygen.Cache, base, issuer string, hc *http.Client) (*Client, error) {
-	base, err := httpsig.Peer(keygen.RoleIssuer, issuer, base)
+	peer, err := httpsig.NewPeerClient(keys, keygen.RoleIssuer, issuer, base, hc)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{http: httpsig.NewClient(keys, hc), base: base, issuer: issuer}, nil
+	return &Client{peer: peer}, nil
 }
 
 // Authorize relays b's header and issuer section with the amount asked for
@@ -118,8 +116,8 @@ func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, c
 		return nil, err
 	}
 	var out Authorization
-	u := c.base + PathAuthorizations + url.PathEscape(b.OrderID)
-	if err := c.http.DoJSON(ctx, c.issuer, http.MethodPut, u, AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency, Session: session}, &out); err != nil {
+	u := c.peer.Base + PathAuthorizations + url.PathEscape(b.OrderID)
+	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPut, u, AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency, Session: session}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -129,8 +127,8 @@ func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, c
 // fulfilled). Voiding twice is not an error.
 func (c *Client) Void(ctx context.Context, orderID string) (*Authorization, error) {
 	var out Authorization
-	u := c.base + PathAuthorizations + url.PathEscape(orderID) + PathVoidSuffix
-	if err := c.http.DoJSON(ctx, c.issuer, http.MethodPost, u, nil, &out); err != nil {
+	u := c.peer.Base + PathAuthorizations + url.PathEscape(orderID) + PathVoidSuffix
+	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPost, u, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

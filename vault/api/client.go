@@ -12,32 +12,30 @@ import (
 
 // Client talks to one vault with signed requests and opens what it reveals.
 type Client struct {
-	keys  *keygen.Cache
-	http  *httpsig.Client
-	base  string // e.g. http://127.0.0.1:8443
-	vault string // the vault's identity
+	peer httpsig.PeerClient
+	keys *keygen.Cache
 }
 
 // NewClient makes a client for the vault identity at base URL.
 func NewClient(keys *keygen.Cache, base, vault string, hc *http.Client) (*Client, error) {
-	base, err := httpsig.Peer(keygen.RoleVault, vault, base)
+	peer, err := httpsig.NewPeerClient(keys, keygen.RoleVault, vault, base, hc)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{keys: keys, http: httpsig.NewClient(keys, hc), base: base, vault: vault}, nil
+	return &Client{peer: peer, keys: keys}, nil
 }
 
 // Identity is the vault's identity.
-func (c *Client) Identity() string { return c.vault }
+func (c *Client) Identity() string { return c.peer.Identity }
 
 // Register seals value for the vault and returns its token.
 func (c *Client) Register(ctx context.Context, typ, label string, shareable bool, value []byte) (*RegisterResponse, error) {
 	req := &RegisterRequest{Type: typ, Label: label, Shareable: shareable}
-	if err := SealRegister(c.keys, c.vault, req, value); err != nil {
+	if err := SealRegister(c.keys, c.peer.Identity, req, value); err != nil {
 		return nil, err
 	}
 	var out RegisterResponse
-	if err := c.http.DoJSON(ctx, c.vault, http.MethodPost, c.base+PathTokens, req, &out); err != nil {
+	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPost, c.peer.Base+PathTokens, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -46,7 +44,7 @@ func (c *Client) Register(ctx context.Context, typ, label string, shareable bool
 // List returns the caller's own tokens.
 func (c *Client) List(ctx context.Context) ([]Entry, error) {
 	var out ListResponse
-	if err := c.http.DoJSON(ctx, c.vault, http.MethodGet, c.base+PathTokens, nil, &out); err != nil {
+	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodGet, c.peer.Base+PathTokens, nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Tokens, nil
@@ -55,10 +53,10 @@ func (c *Client) List(ctx context.Context) ([]Entry, error) {
 // RevealOwn returns the value of one of the caller's own tokens.
 func (c *Client) RevealOwn(ctx context.Context, token string) ([]byte, error) {
 	var out RevealResponse
-	if err := c.http.DoJSON(ctx, c.vault, http.MethodGet, c.base+PathToken+url.PathEscape(token), nil, &out); err != nil {
+	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodGet, c.peer.Base+PathToken+url.PathEscape(token), nil, &out); err != nil {
 		return nil, err
 	}
-	return OpenReveal(c.keys, c.vault, token, "", out.Value)
+	return OpenReveal(c.keys, c.peer.Identity, token, "", out.Value)
 }
 
 // Grant presents a bundle's vault section (the merchant's call).
@@ -72,7 +70,7 @@ func (c *Client) Grant(ctx context.Context, b *order.Bundle, invoice string, max
 		return nil, err
 	}
 	var out GrantResponse
-	if err := c.http.DoJSON(ctx, c.vault, http.MethodPost, c.base+PathGrants, GrantRequest{Bundle: raw, Invoice: invoice, MaxUses: maxUses}, &out); err != nil {
+	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPost, c.peer.Base+PathGrants, GrantRequest{Bundle: raw, Invoice: invoice, MaxUses: maxUses}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -82,8 +80,8 @@ func (c *Client) Grant(ctx context.Context, b *order.Bundle, invoice string, max
 // display only: callers must not store it.
 func (c *Client) RevealGranted(ctx context.Context, token, orderID, invoice string) ([]byte, error) {
 	var out RevealResponse
-	if err := c.http.DoJSON(ctx, c.vault, http.MethodPost, c.base+PathReveal, RevealGrantRequest{Token: token, OrderID: orderID, Invoice: invoice}, &out); err != nil {
+	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPost, c.peer.Base+PathReveal, RevealGrantRequest{Token: token, OrderID: orderID, Invoice: invoice}, &out); err != nil {
 		return nil, err
 	}
-	return OpenReveal(c.keys, c.vault, token, orderID, out.Value)
+	return OpenReveal(c.keys, c.peer.Identity, token, orderID, out.Value)
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"net/http"
 	"orderseal/keygen"
 )
 
@@ -26,4 +27,21 @@ func BaseURL(what, base string) (string, error) {
 		return "", fmt.Errorf("%s URL %q: must be http(s)://host[:port]", what, base)
 	}
 	return strings.TrimRight(base, "/"), nil
+}
+
+// PeerClient is a signed client bound to one party of role at one base URL:
+// what each party's api package builds its client on.
+type PeerClient struct {
+	HTTP     *Client
+	Base     string // http(s)://host[:port], no trailing slash
+	Identity string // the party's identity
+}
+
+// NewPeerClient checks identity and base as Peer does and binds a client to them.
+func NewPeerClient(keys *keygen.Cache, role keygen.Role, identity, base string, hc *http.Client) (PeerClient, error) {
+	base, err := Peer(role, identity, base)
+	if err != nil {
+		return PeerClient{}, err
+	}
+	return PeerClient{HTTP: NewClient(keys, hc), Base: base, Identity: identity}, nil
 }
