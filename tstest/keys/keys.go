@@ -1,0 +1,185 @@
+// Package keys is the test key center: party keys by identity from a
+// fixed master, the same in every package's tests, so that no test builds
+// its own.
+//
+// It is for tests only, and never to be imported from production code
+// (tstest/deptest fails the build of the tests if a non-test package
+// depends on it). Its master is rebuilt from a seed written below, and its
+// k is small (K = 16): any K parties could rebuild the matrix from their
+// keys. Both are fine for a test and fatal for a deployment.
+//
+// Party, Keys, Params, Master and WriteKeyFile use the default center
+// (Test); Rogue is a second center on the same system, whose keys carry
+// the right parameters but are not the genuine ones; Center names any
+// other, for tests whose golden data (a vector, a seed corpus) was made
+// with a particular seed or system.
+package keys
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"orderseal/keygen"
+	"orderseal/keygen/center"
+	"orderseal/suite"
+)
+
+// Identities the tests of several packages play.
+const (
+	Alice        = "cardholder:alice@example.org"
+	Bob          = "cardholder:bob@example.org"
+	Shop         = "merchant:shop.example"
+	OtherShop    = "merchant:other.example"
+	Parcel       = "carrier:parcel.example"
+	OtherCarrier = "carrier:other.example"
+	Bank         = "issuer:bank.example"
+	Vault        = "vault:vault.shop.example"
+)
+
+// System is the default center's system identifier ("7e57").
+var System = [16]byte{0x7e, 0x57, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+
+// K is the default center's k: small, for tests only.
+const K = 16
+
+// CacheSize is the number of pairwise keys a Keys cache holds.
+const CacheSize = 64
+
+// seed and rogueSeed are the masters of Test and Rogue.
+var seed, rogueSeed = func() (s, r [32]byte) {
+	for i := range s {
+		s[i], r[i] = byte(i+1), byte(0xa0+i)
+	}
+	return s, r
+}()
+
+// KeyCenter is a test key center: a master and the keys it issued so far.
+// Its methods are safe for concurrent use.
+type KeyCenter struct {
+	master *center.Master
+
+	mu     sync.Mutex
+	issued map[string]*keygen.PartyKey
+}
+
+type centerID struct {
+	seed   [32]byte
+	system [16]byte
+	k      int
+}
+
+var (
+	centersMu sync.Mutex
+	centers   = map[centerID]*KeyCenter{}
+)
+
+// Center is the OS1 key center of seed, system and k, built once per test
+// binary. Use it where golden data depends on those values; Test otherwise.
+func Center(t testing.TB, seed [32]byte, system [16]byte, k int) *KeyCenter {
+	t.Helper()
+	id := centerID{seed, system, k}
+	centersMu.Lock()
+	defer centersMu.Unlock()
+	if c, ok := centers[id]; ok {
+		return c
+	}
+	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: k}, seed)
+	if err != nil {
+		t.Fatalf("test key center: %v", err)
+	}
+	c := &KeyCenter{master: m, issued: map[string]*keygen.PartyKey{}}
+	centers[id] = c
+	return c
+}
+
+// Test is the default test key center: System, K.
+func Test(t testing.TB) *KeyCenter {
+	t.Helper()
+	return Center(t, seed, System, K)
+}
+
+// Rogue is another key center on the default one's system: its keys carry
+// the right parameters but derive other pairwise keys, as an impostor's would.
+func Rogue(t testing.TB) *KeyCenter {
+	t.Helper()
+	return Center(t, rogueSeed, System, K)
+}
+
+// Master is the center's master, for helpers that issue keys themselves.
+func (c *KeyCenter) Master() *center.Master { return c.master }
+
+// Params are the center's parameters.
+func (c *KeyCenter) Params() keygen.Params { return c.master.Params() }
+
+// Party is id's key, issued once and then shared: callers must not
+// Destroy it.
+func (c *KeyCenter) Party(t testing.TB, id string) *keygen.PartyKey {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k, ok := c.issued[id]; ok {
+		return k
+	}
+	k, err := c.master.Issue(id)
+	if err != nil {
+		t.Fatalf("issue %s: %v", id, err)
+	}
+	c.issued[id] = k
+	return k
+}
+
+// Keys is a new key cache (suite.NewKeys) around id's key.
+func (c *KeyCenter) Keys(t testing.TB, id string) *keygen.Cache {
+	t.Helper()
+	return suite.NewKeys(c.Party(t, id), CacheSize)
+}
+
+// WriteKeyFile writes id's key file (mode 0600) into dir under the name a
+// key center batch gives it (keygen.KeyFileName) and returns its path.
+func (c *KeyCenter) WriteKeyFile(t testing.TB, dir, id string) string {
+	t.Helper()
+	p := filepath.Join(dir, keygen.KeyFileName(id))
+	if err := c.Party(t, id).WriteFile(p); err != nil {
+		t.Fatalf("write key file: %v", err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o600 {
+		t.Fatalf("key file %s has mode %o, want 0600", p, m)
+	}
+	return p
+}
+
+// Party is id's key from the default center (Test).
+func Party(t testing.TB, id string) *keygen.PartyKey {
+	t.Helper()
+	return Test(t).Party(t, id)
+}
+
+// Keys is a new key cache around id's key from the default center.
+func Keys(t testing.TB, id string) *keygen.Cache {
+	t.Helper()
+	return Test(t).Keys(t, id)
+}
+
+// Params are the default center's parameters.
+func Params() keygen.Params {
+	return keygen.Params{Suite: keygen.SuiteOS1, System: System, K: K}
+}
+
+// Master is the default center's master.
+func Master(t testing.TB) *center.Master {
+	t.Helper()
+	return Test(t).Master()
+}
+
+// WriteKeyFile writes id's key from the default center into dir (mode
+// 0600) and returns its path.
+func WriteKeyFile(t testing.TB, dir, id string) string {
+	t.Helper()
+	return Test(t).WriteKeyFile(t, dir, id)
+}
