@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"orderseal/internal/signedhttp"
+	"orderseal/tstest/keys"
 	"orderseal/tstest/webtest"
 
 	"orderseal/order"
-	"orderseal/suite"
 	"orderseal/vault"
 	"orderseal/vault/api"
 	"orderseal/vault/store"
@@ -68,14 +68,14 @@ func newFuzzVault(f *testing.F) *fuzzVault {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if v.token, _, err = st.Register(context.Background(), aliceID, store.TypeAddress, "home", v.addr, false, 0); err != nil {
+	if v.token, _, err = st.Register(context.Background(), keys.Alice, store.TypeAddress, "home", v.addr, false, 0); err != nil {
 		f.Fatal(err)
 	}
-	if err := st.AddGrant(context.Background(), store.Grant{Token: v.token, Merchant: shopID, Carrier: parcelID, OrderID: fuzzOrderID,
+	if err := st.AddGrant(context.Background(), store.Grant{Token: v.token, Merchant: keys.Shop, Carrier: keys.Parcel, OrderID: fuzzOrderID,
 		Invoice: fuzzInvoice, Expires: fuzzT0.Add(24 * time.Hour), MaxUses: 1 << 30}); err != nil {
 		f.Fatal(err)
 	}
-	v.h = vault.NewServer(suite.NewKeys(partyKey(f, vaultID), 64), st, vault.Options{Now: fuzzNow,
+	v.h = vault.NewServer(keys.Keys(f, keys.Vault), st, vault.Options{Now: fuzzNow,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(fuzzNow), signedhttp.WithNonceStore(webtest.NeverSeen{})}}).Handler()
 	return v
 }
@@ -83,10 +83,10 @@ func newFuzzVault(f *testing.F) *fuzzVault {
 // post sends bodies to path signed as caller, and checks every answer is
 // signed, below 500, and a problem unless 2xx.
 func (v *fuzzVault) post(f *testing.F, caller, path string) func(t testing.TB, body []byte) *signedhttp.Response {
-	c := signedhttp.NewClient(suite.NewKeys(partyKey(f, caller), 8), webtest.Client(v.h), signedhttp.WithClientClock(fuzzNow))
+	c := signedhttp.NewClient(keys.Keys(f, caller), webtest.Client(v.h), signedhttp.WithClientClock(fuzzNow))
 	return func(t testing.TB, body []byte) *signedhttp.Response {
 		t.Helper()
-		resp, err := c.Do(context.Background(), vaultID, http.MethodPost, "http://vault.fuzz"+path, body)
+		resp, err := c.Do(context.Background(), keys.Vault, http.MethodPost, "http://vault.fuzz"+path, body)
 		if err != nil {
 			t.Fatalf("an answer to a signed request does not verify: %v", err)
 		}
@@ -109,10 +109,10 @@ func mustJSON(f *testing.F, v any) []byte {
 // same request, and its token reveals the normalized value to the owner.
 func FuzzRegister(f *testing.F) {
 	v := newFuzzVault(f)
-	keys := suite.NewKeys(partyKey(f, aliceID), 8)
+	alice := keys.Keys(f, keys.Alice)
 	sealed := func(typ, label string, shareable bool, value []byte) *api.RegisterRequest {
 		r := &api.RegisterRequest{Type: typ, Label: label, Shareable: shareable}
-		if err := api.SealRegister(keys, vaultID, r, value); err != nil {
+		if err := api.SealRegister(alice, keys.Vault, r, value); err != nil {
 			f.Fatal(err)
 		}
 		return r
@@ -125,8 +125,8 @@ func FuzzRegister(f *testing.F) {
 	relabelled := sealed(api.TypeAddress, "home", false, addressJSON(canary+" 3"))
 	relabelled.Label = "work"
 	webtest.WriteCorpus(f, "relabelled", mustJSON(f, relabelled))
-	post := v.post(f, aliceID, api.PathTokens)
-	vaultKeys := suite.NewKeys(partyKey(f, vaultID), 8)
+	post := v.post(f, keys.Alice, api.PathTokens)
+	vaultKeys := keys.Keys(f, keys.Vault)
 	webtest.MustAccept(f, webtest.Corpus(f), func(b []byte) int { return post(f, b).Status })
 
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -139,7 +139,7 @@ func FuzzRegister(f *testing.F) {
 			t.Fatalf("accepted a request that does not decode: %v", err)
 		}
 		webtest.RoundTrip(t, &req, api.MaxBody)
-		value, err := api.OpenRegister(vaultKeys, aliceID, &req)
+		value, err := api.OpenRegister(vaultKeys, keys.Alice, &req)
 		if err != nil {
 			t.Fatalf("accepted a value that does not open: %v", err)
 		}
@@ -174,12 +174,12 @@ func grantRequest(f *testing.F, b *order.Bundle, invoice string, maxUses int) []
 func FuzzGrant(f *testing.F) {
 	v := newFuzzVault(f)
 	at := order.SealOptions{Now: fuzzT0, OrderID: "ord_fuzzfuzzfuzzfuzzfuzzfuzzab"}
-	genuine := grantRequest(f, bundleFor(f, aliceID, v.token, at), fuzzInvoice, 2)
+	genuine := grantRequest(f, bundleFor(f, keys.Alice, v.token, at), fuzzInvoice, 2)
 	webtest.WriteCorpus(f, "grant", genuine)
-	webtest.WriteCorpus(f, "other-owner", grantRequest(f, bundleFor(f, bobID, v.token, at), fuzzInvoice, 0))
-	webtest.WriteCorpus(f, "no-invoice", grantRequest(f, bundleFor(f, aliceID, v.token, at), "", 0))
+	webtest.WriteCorpus(f, "other-owner", grantRequest(f, bundleFor(f, keys.Bob, v.token, at), fuzzInvoice, 0))
+	webtest.WriteCorpus(f, "no-invoice", grantRequest(f, bundleFor(f, keys.Alice, v.token, at), "", 0))
 	f.Add(genuine) // this run's token; the files name another run's
-	post := v.post(f, shopID, api.PathGrants)
+	post := v.post(f, keys.Shop, api.PathGrants)
 	webtest.MustAccept(f, append(webtest.Corpus(f), genuine), func(b []byte) int { return post(f, b).Status })
 
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -194,7 +194,7 @@ func FuzzGrant(f *testing.F) {
 		again := webtest.RoundTrip(t, &req, api.MaxBody)
 		b := webtest.BundleRoundTrip(t, again.Bundle)
 		var g api.GrantResponse
-		if err := json.Unmarshal(resp.Body, &g); err != nil || g.Token != v.token || g.OrderID != b.OrderID || g.Carrier != parcelID {
+		if err := json.Unmarshal(resp.Body, &g); err != nil || g.Token != v.token || g.OrderID != b.OrderID || g.Carrier != keys.Parcel {
 			t.Fatalf("granted %s (%v) for bundle %s", resp.Body, err, b.OrderID)
 		}
 	})
@@ -209,11 +209,11 @@ func FuzzRevealGranted(f *testing.F) {
 	webtest.WriteCorpus(f, "other-invoice", mustJSON(f, api.RevealGrantRequest{Token: v.token, OrderID: fuzzOrderID, Invoice: "inv_other"}))
 	webtest.WriteCorpus(f, "bad-token", mustJSON(f, api.RevealGrantRequest{Token: "tok_x", OrderID: fuzzOrderID, Invoice: fuzzInvoice}))
 	f.Add(genuine)
-	post := v.post(f, parcelID, api.PathReveal)
+	post := v.post(f, keys.Parcel, api.PathReveal)
 	webtest.MustAccept(f, append(webtest.Corpus(f), genuine), func(b []byte) int {
 		return post(f, b).Status
 	})
-	carrierKeys := suite.NewKeys(partyKey(f, parcelID), 8)
+	carrierKeys := keys.Keys(f, keys.Parcel)
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		resp := post(t, body)
@@ -232,7 +232,7 @@ func FuzzRevealGranted(f *testing.F) {
 		if err := json.Unmarshal(resp.Body, &out); err != nil || !out.DisplayOnly {
 			t.Fatalf("reveal answer %s (%v)", resp.Body, err)
 		}
-		value, err := api.OpenReveal(carrierKeys, vaultID, v.token, fuzzOrderID, out.Value)
+		value, err := api.OpenReveal(carrierKeys, keys.Vault, v.token, fuzzOrderID, out.Value)
 		if err != nil || !bytes.Equal(value, v.addr) {
 			t.Fatalf("revealed %q (%v)", value, err)
 		}

@@ -25,88 +25,17 @@ import (
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
-	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/vault"
 	"orderseal/vault/api"
 	"orderseal/vault/store"
 )
 
-// Identities of the parties the tests play.
-const (
-	aliceID        = "cardholder:alice@example.org"
-	bobID          = "cardholder:bob@example.org"
-	shopID         = "merchant:shop.example"
-	otherShopID    = "merchant:other.example"
-	parcelID       = "carrier:parcel.example"
-	otherCarrierID = "carrier:other.example"
-	bankID         = "issuer:bank.example"
-	vaultID        = "vault:vault.shop.example"
-)
-
 // canary is a string that only ever travels sealed: it must never show up
 // in a file, log or HTTP body the owner or a live grantee does not read.
 const canary = "Canary-Lane-7f3a9"
-
-var testSystem = [16]byte{0x7e, 0x57, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
-
-// Two key centers on the same system: keys from the rogue one carry the
-// right identities but the wrong rows. k = 16: any 16 colluding parties
-// could rebuild the matrix, which is fine for tests only.
-var (
-	centersOnce    sync.Once
-	center, rogue  *keycenter.Master
-	errCenters     error
-	partyKeysMu    sync.Mutex
-	partyKeysCache = map[string]*keygen.PartyKey{}
-)
-
-func masters(t testing.TB) (*keycenter.Master, *keycenter.Master) {
-	t.Helper()
-	centersOnce.Do(func() {
-		var seed, rogueSeed [32]byte
-		for i := range seed {
-			seed[i], rogueSeed[i] = byte(i+1), byte(0xa0+i)
-		}
-		p := keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}
-		if center, errCenters = keycenter.MasterFromSeed(p, seed); errCenters == nil {
-			rogue, errCenters = keycenter.MasterFromSeed(p, rogueSeed)
-		}
-	})
-	if errCenters != nil {
-		t.Fatal(errCenters)
-	}
-	return center, rogue
-}
-
-// partyKey is id's key from the test key center.
-func partyKey(t testing.TB, id string) *keygen.PartyKey {
-	t.Helper()
-	partyKeysMu.Lock()
-	defer partyKeysMu.Unlock()
-	if k, ok := partyKeysCache[id]; ok {
-		return k
-	}
-	m, _ := masters(t)
-	k, err := m.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	partyKeysCache[id] = k
-	return k
-}
-
-// rogueKey is a key for id from another key center on the same system.
-func rogueKey(t testing.TB, id string) *keygen.PartyKey {
-	t.Helper()
-	_, r := masters(t)
-	k, err := r.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 // clock is the vault's clock: real time plus an offset the test moves, so
 // signed requests (dated by the callers' real clocks) still verify.
@@ -252,7 +181,7 @@ func newVaultEnv(t *testing.T) *vaultEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.st.Close() })
-	e.srv = vault.NewServer(suite.NewKeys(partyKey(t, vaultID), 64), e.st, vault.Options{Logger: logger, Now: e.clk.Now})
+	e.srv = vault.NewServer(keys.Keys(t, keys.Vault), e.st, vault.Options{Logger: logger, Now: e.clk.Now})
 	e.ts = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(e.ts.Close)
 	return e
@@ -266,12 +195,12 @@ func (e *vaultEnv) httpClient(caller string) *http.Client {
 // client is id's vault client, its traffic recorded under id.
 func (e *vaultEnv) client(t testing.TB, id string) *api.Client {
 	t.Helper()
-	return e.clientWithKey(t, partyKey(t, id))
+	return e.clientWithKey(t, keys.Party(t, id))
 }
 
 func (e *vaultEnv) clientWithKey(t testing.TB, k *keygen.PartyKey) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(suite.NewKeys(k, 8), e.ts.URL, vaultID, e.httpClient(k.Identity()))
+	c, err := api.NewClient(suite.NewKeys(k, 8), e.ts.URL, keys.Vault, e.httpClient(k.Identity()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +210,7 @@ func (e *vaultEnv) clientWithKey(t testing.TB, k *keygen.PartyKey) *api.Client {
 // raw is a signed-request client for requests api.Client will not make.
 func (e *vaultEnv) raw(t testing.TB, id string) *signedhttp.Client {
 	t.Helper()
-	return signedhttp.NewClient(suite.NewKeys(partyKey(t, id), 8), e.httpClient(id))
+	return signedhttp.NewClient(keys.Keys(t, id), e.httpClient(id))
 }
 
 // addressJSON is an address whose first line is line1.
@@ -303,7 +232,7 @@ func register(t testing.TB, c *api.Client, typ, label string, shareable bool, va
 }
 
 // stdParties are the parties of a normal order shipped to a vault token.
-var stdParties = order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID, Vault: vaultID}
+var stdParties = order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel, Vault: keys.Vault}
 
 // bundleFor seals the test order, shipped to token, as owner for stdParties.
 func bundleFor(t testing.TB, owner, token string, opt order.SealOptions) *order.Bundle {
@@ -324,7 +253,7 @@ func sealOrder(t testing.TB, owner, token string, inline *order.Address, p order
 		t.Fatal(err)
 	}
 	o.ShipTo.Token, o.ShipTo.Address = token, inline
-	b, err := order.Seal(o, suite.NewKeys(partyKey(t, owner), 4), p, opt)
+	b, err := order.Seal(o, keys.Keys(t, owner), p, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,8 +276,8 @@ func resealVault(t testing.TB, b *order.Bundle, grant order.VaultGrant) {
 	h.Write(pt)
 	b.Commitments[order.RoleVault] = [32]byte(h.Sum(nil))
 	hH := b.HeaderHash()
-	k := partyKey(t, b.Cardholder)
-	pw, err := suite.Pairwise(k, vaultID)
+	k := keys.Party(t, b.Cardholder)
+	pw, err := suite.Pairwise(k, keys.Vault)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,9 @@ import (
 
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/signedhttp"
+	"orderseal/tstest/keys"
 
 	"orderseal/order"
-	"orderseal/suite"
 	"orderseal/vault"
 	"orderseal/vault/api"
 	"orderseal/vault/store"
@@ -28,13 +28,13 @@ func TestRegister(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	alice, bob := e.client(t, aliceID), e.client(t, bobID)
+	alice, bob := e.client(t, keys.Alice), e.client(t, keys.Bob)
 
 	home := register(t, alice, api.TypeAddress, "home", false, addressJSON(canary+" 1"))
 	if !home.Created {
 		t.Fatal("first registration not created")
 	}
-	if x := e.rec.last(t, aliceID); x.status != http.StatusCreated {
+	if x := e.rec.last(t, keys.Alice); x.status != http.StatusCreated {
 		t.Fatalf("first registration: HTTP %d", x.status)
 	}
 	// The same place, spelled with other spaces and case: same token.
@@ -43,7 +43,7 @@ func TestRegister(t *testing.T) {
 	if again.Token != home.Token || again.Created {
 		t.Fatalf("same value again: %+v, want %s not created", again, home.Token)
 	}
-	if x := e.rec.last(t, aliceID); x.status != http.StatusOK {
+	if x := e.rec.last(t, keys.Alice); x.status != http.StatusOK {
 		t.Fatalf("repeated registration: HTTP %d", x.status)
 	}
 	// Another owner, same value: another token.
@@ -66,28 +66,28 @@ func TestRegister(t *testing.T) {
 	}
 
 	// The sealed value binds owner, type, label and shareable.
-	aliceKeys := suite.NewKeys(partyKey(t, aliceID), 4)
+	aliceKeys := keys.Keys(t, keys.Alice)
 	req := &api.RegisterRequest{Type: api.TypeAddress, Label: "home"}
-	if err := api.SealRegister(aliceKeys, vaultID, req, addressJSON(canary+" 3")); err != nil {
+	if err := api.SealRegister(aliceKeys, keys.Vault, req, addressJSON(canary+" 3")); err != nil {
 		t.Fatal(err)
 	}
 	post := func(caller string, r *api.RegisterRequest) error {
-		return e.raw(t, caller).DoJSON(ctx, vaultID, http.MethodPost, e.ts.URL+api.PathTokens, r, nil)
+		return e.raw(t, caller).DoJSON(ctx, keys.Vault, http.MethodPost, e.ts.URL+api.PathTokens, r, nil)
 	}
 	relabelled := *req
 	relabelled.Label = "work"
-	wantProblem(t, post(aliceID, &relabelled), "sealed-value")
+	wantProblem(t, post(keys.Alice, &relabelled), "sealed-value")
 	shared := *req
 	shared.Shareable = true
-	wantProblem(t, post(aliceID, &shared), "sealed-value")
+	wantProblem(t, post(keys.Alice, &shared), "sealed-value")
 	// Bob replaying alice's sealed value as his own: it was not sealed with K(bob, vault).
-	wantProblem(t, post(bobID, req), "sealed-value")
+	wantProblem(t, post(keys.Bob, req), "sealed-value")
 	// Only cardholders register.
 	// Only cardholders and carriers register; a carrier cannot pass off a
 	// cardholder's sealed value as its own.
-	wantProblem(t, post(shopID, req), "forbidden-role")
-	wantProblem(t, post(bankID, req), "forbidden-role")
-	wantProblem(t, post(parcelID, req), "sealed-value")
+	wantProblem(t, post(keys.Shop, req), "forbidden-role")
+	wantProblem(t, post(keys.Bank, req), "forbidden-role")
+	wantProblem(t, post(keys.Parcel, req), "sealed-value")
 	// A value that is not an address.
 	if _, err := alice.Register(ctx, api.TypeAddress, "bad", false, []byte(`{"name":"X","line1":"`+canary+` 9","city":"Berlin","country":"ZZ"}`)); err == nil {
 		t.Fatal("an address in country ZZ was accepted")
@@ -103,7 +103,7 @@ func TestListAndRevealOwn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	alice, bob := e.client(t, aliceID), e.client(t, bobID)
+	alice, bob := e.client(t, keys.Alice), e.client(t, keys.Bob)
 	home := register(t, alice, api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
 	mobile := register(t, alice, api.TypePhone, "mobile", true, []byte("+4915112345678")).Token
 	bobHome := register(t, bob, api.TypeAddress, "bob's", false, addressJSON("5 Bob Road")).Token
@@ -128,7 +128,7 @@ func TestListAndRevealOwn(t *testing.T) {
 			t.Fatalf("created %q: %v", got.Created, err)
 		}
 	}
-	list := e.rec.last(t, aliceID)
+	list := e.rec.last(t, keys.Alice)
 	for _, pii := range []string{canary, "Berlin", "Beispiel", "10115", "4915112345678"} {
 		if bytes.Contains(list.respBody, []byte(pii)) {
 			t.Fatalf("the list response holds %q: %s", pii, list.respBody)
@@ -147,7 +147,7 @@ func TestListAndRevealOwn(t *testing.T) {
 		t.Fatalf("reveal own: %s, want %s", v, norm)
 	}
 	var rr api.RevealResponse
-	if err := json.Unmarshal(e.rec.last(t, aliceID).respBody, &rr); err != nil || rr.DisplayOnly || rr.Token != home || rr.Type != "adr" {
+	if err := json.Unmarshal(e.rec.last(t, keys.Alice).respBody, &rr); err != nil || rr.DisplayOnly || rr.Token != home || rr.Type != "adr" {
 		t.Fatalf("owner reveal response %+v %v", rr, err)
 	}
 	if v, err := alice.RevealOwn(ctx, mobile); err != nil || string(v) != "+4915112345678" {
@@ -162,12 +162,12 @@ func TestListAndRevealOwn(t *testing.T) {
 	wantProblem(t, func() error { _, err := bob.RevealOwn(ctx, mobile); return err }(), "unknown-token")
 	// Merchants and issuers have no owner routes; a carrier owns only what
 	// it deposited.
-	for _, id := range []string{shopID, bankID} {
+	for _, id := range []string{keys.Shop, keys.Bank} {
 		c := e.client(t, id)
 		wantProblem(t, func() error { _, err := c.List(ctx); return err }(), "forbidden-role")
 		wantProblem(t, func() error { _, err := c.RevealOwn(ctx, home); return err }(), "forbidden-role")
 	}
-	parcel := e.client(t, parcelID)
+	parcel := e.client(t, keys.Parcel)
 	if got, err := parcel.List(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("a carrier that deposited nothing lists %+v %v", got, err)
 	}
@@ -178,7 +178,7 @@ func TestListAndRevealOwn(t *testing.T) {
 // rawGrant posts a grant request api.Client would not send.
 func rawGrant(t *testing.T, e *vaultEnv, caller string, bundle []byte, invoice string) error {
 	t.Helper()
-	return e.raw(t, caller).DoJSON(context.Background(), vaultID, http.MethodPost, e.ts.URL+api.PathGrants,
+	return e.raw(t, caller).DoJSON(context.Background(), keys.Vault, http.MethodPost, e.ts.URL+api.PathGrants,
 		api.GrantRequest{Bundle: bundle, Invoice: invoice, MaxUses: 1}, nil)
 }
 
@@ -198,20 +198,20 @@ func TestGrant(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	alice, bob := e.client(t, aliceID), e.client(t, bobID)
-	shop, otherShop, parcel := e.client(t, shopID), e.client(t, otherShopID), e.client(t, parcelID)
+	alice, bob := e.client(t, keys.Alice), e.client(t, keys.Bob)
+	shop, otherShop, parcel := e.client(t, keys.Shop), e.client(t, keys.OtherShop), e.client(t, keys.Parcel)
 	home := register(t, alice, api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
 	gift := register(t, alice, api.TypeAddress, "gift", true, addressJSON(canary+" 2")).Token
 	bobHome := register(t, bob, api.TypeAddress, "home", false, addressJSON("5 Bob Road")).Token
 
 	t.Run("granted", func(t *testing.T) {
-		b := bundleFor(t, aliceID, home, order.SealOptions{})
+		b := bundleFor(t, keys.Alice, home, order.SealOptions{})
 		g, err := shop.Grant(ctx, b, "INV-1", 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		exp, err := time.Parse(time.RFC3339, g.Expires)
-		if err != nil || g.Token != home || g.Carrier != parcelID || g.OrderID != b.OrderID || g.MaxUses != 2 {
+		if err != nil || g.Token != home || g.Carrier != keys.Parcel || g.OrderID != b.OrderID || g.MaxUses != 2 {
 			t.Fatalf("grant %+v %v", g, err)
 		}
 		if now := time.Now(); !exp.After(now.Add(29*24*time.Hour)) || exp.After(now.Add(vault.MaxGrantTTL)) {
@@ -225,13 +225,13 @@ func TestGrant(t *testing.T) {
 		wantProblem(t, func() error { _, err := shop.Grant(ctx, b, "INV-2", 2); return err }(), "grant-conflict")
 		wantProblem(t, func() error { _, err := shop.Grant(ctx, b, "INV-1", 5); return err }(), "grant-conflict")
 		// Without a use limit, the default.
-		if g, err := shop.Grant(ctx, bundleFor(t, aliceID, home, order.SealOptions{}), "INV-3", 0); err != nil || g.MaxUses != vault.DefaultGrantUses {
+		if g, err := shop.Grant(ctx, bundleFor(t, keys.Alice, home, order.SealOptions{}), "INV-3", 0); err != nil || g.MaxUses != vault.DefaultGrantUses {
 			t.Fatalf("default uses: %+v %v", g, err)
 		}
 	})
 
 	t.Run("gift: another cardholder ships to a shareable token", func(t *testing.T) {
-		b := bundleFor(t, bobID, gift, order.SealOptions{})
+		b := bundleFor(t, keys.Bob, gift, order.SealOptions{})
 		if _, err := shop.Grant(ctx, b, "INV-G", 1); err != nil {
 			t.Fatal(err)
 		}
@@ -254,76 +254,76 @@ func TestGrant(t *testing.T) {
 	}
 	unknown, _ := store.NewToken(store.TypeAddress)
 	refusals := []refusal{
-		{"another cardholder's token, not shareable", "not-owner", viaShop(bundleFor(t, bobID, home, order.SealOptions{}), home)},
-		{"alice ships to bob's token", "not-owner", viaShop(bundleFor(t, aliceID, bobHome, order.SealOptions{}), bobHome)},
+		{"another cardholder's token, not shareable", "not-owner", viaShop(bundleFor(t, keys.Bob, home, order.SealOptions{}), home)},
+		{"alice ships to bob's token", "not-owner", viaShop(bundleFor(t, keys.Alice, bobHome, order.SealOptions{}), bobHome)},
 		{"vault section spliced from another bundle", "vault-section-invalid", func(t *testing.T) (string, string, error) {
-			a, b := bundleFor(t, aliceID, home, order.SealOptions{}), bundleFor(t, aliceID, home, order.SealOptions{})
+			a, b := bundleFor(t, keys.Alice, home, order.SealOptions{}), bundleFor(t, keys.Alice, home, order.SealOptions{})
 			a.Sections[order.RoleVault] = b.Sections[order.RoleVault]
 			return viaShop(a, home)(t)
 		}},
 		{"vault section and commitment spliced from another bundle", "vault-section-invalid", func(t *testing.T) (string, string, error) {
-			a, b := bundleFor(t, aliceID, home, order.SealOptions{}), bundleFor(t, aliceID, home, order.SealOptions{})
+			a, b := bundleFor(t, keys.Alice, home, order.SealOptions{}), bundleFor(t, keys.Alice, home, order.SealOptions{})
 			a.Sections[order.RoleVault] = b.Sections[order.RoleVault]
 			a.Commitments[order.RoleVault] = b.Commitments[order.RoleVault]
 			return viaShop(a, home)(t)
 		}},
 		{"merchant swaps the carrier in the header", "vault-section-invalid", func(t *testing.T) (string, string, error) {
-			b := bundleFor(t, aliceID, home, order.SealOptions{})
-			b.Parties[order.RoleCarrier] = otherCarrierID
+			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
+			b.Parties[order.RoleCarrier] = keys.OtherCarrier
 			return viaShop(b, home)(t)
 		}},
 		{"merchant relays no vault section", "vault-section-invalid", func(t *testing.T) (string, string, error) {
-			b := bundleFor(t, aliceID, home, order.SealOptions{})
+			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
 			m, err := b.ForRole(order.RoleMerchant)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return home, b.OrderID, rawGrant(t, e, shopID, marshalBundle(t, m), "INV-1")
+			return home, b.OrderID, rawGrant(t, e, keys.Shop, marshalBundle(t, m), "INV-1")
 		}},
 		{"order shipped to an inline address", "no-vault-section", func(t *testing.T) (string, string, error) {
 			addr := order.Address{Name: "Bob", Line1: "1 Inline Street", City: "Berlin", Country: "DE"}
 			p := stdParties
 			p.Vault = ""
-			b := sealOrder(t, aliceID, "", &addr, p, order.SealOptions{})
-			return home, b.OrderID, rawGrant(t, e, shopID, marshalBundle(t, b), "INV-1")
+			b := sealOrder(t, keys.Alice, "", &addr, p, order.SealOptions{})
+			return home, b.OrderID, rawGrant(t, e, keys.Shop, marshalBundle(t, b), "INV-1")
 		}},
 		{"bundle for another vault", "no-vault-section", func(t *testing.T) (string, string, error) {
 			p := stdParties
 			p.Vault = "vault:other.example"
-			return viaShop(sealOrder(t, aliceID, home, nil, p, order.SealOptions{}), home)(t)
+			return viaShop(sealOrder(t, keys.Alice, home, nil, p, order.SealOptions{}), home)(t)
 		}},
 		{"cardholder named another carrier in the vault section", "wrong-carrier", func(t *testing.T) (string, string, error) {
-			b := bundleFor(t, aliceID, home, order.SealOptions{})
-			resealVault(t, b, order.VaultGrant{Token: home, Merchant: shopID, Carrier: otherCarrierID,
+			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
+			resealVault(t, b, order.VaultGrant{Token: home, Merchant: keys.Shop, Carrier: keys.OtherCarrier,
 				Expires: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
 			return viaShop(b, home)(t)
 		}},
 		{"cardholder authorized another merchant", "wrong-merchant", func(t *testing.T) (string, string, error) {
-			b := bundleFor(t, aliceID, home, order.SealOptions{})
-			resealVault(t, b, order.VaultGrant{Token: home, Merchant: otherShopID, Carrier: parcelID,
+			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
+			resealVault(t, b, order.VaultGrant{Token: home, Merchant: keys.OtherShop, Carrier: keys.Parcel,
 				Expires: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
 			return viaShop(b, home)(t)
 		}},
 		{"presented by a merchant other than the bundle's", "wrong-merchant", func(t *testing.T) (string, string, error) {
-			b := bundleFor(t, aliceID, home, order.SealOptions{})
+			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
 			_, err := otherShop.Grant(ctx, b, "INV-1", 1)
 			return home, b.OrderID, err
 		}},
-		{"bundle expired", "bundle-expired", viaShop(bundleFor(t, aliceID, home,
+		{"bundle expired", "bundle-expired", viaShop(bundleFor(t, keys.Alice, home,
 			order.SealOptions{Now: time.Now().Add(-3 * time.Hour), Lifetime: time.Hour}), home)},
-		{"grant expired before it was presented", "grant-expired", viaShop(bundleFor(t, aliceID, home,
+		{"grant expired before it was presented", "grant-expired", viaShop(bundleFor(t, keys.Alice, home,
 			order.SealOptions{Now: time.Now().Add(-time.Minute), GrantTTL: time.Second}), home)},
-		{"token the vault never issued", "unknown-token", viaShop(bundleFor(t, aliceID, unknown, order.SealOptions{}), unknown)},
+		{"token the vault never issued", "unknown-token", viaShop(bundleFor(t, keys.Alice, unknown, order.SealOptions{}), unknown)},
 		{"not a bundle", "bad-bundle", func(t *testing.T) (string, string, error) {
-			return home, "ord-none", rawGrant(t, e, shopID, []byte(`{"v":1}`), "INV-1")
+			return home, "ord-none", rawGrant(t, e, keys.Shop, []byte(`{"v":1}`), "INV-1")
 		}},
 		{"a carrier asks for a grant", "forbidden-role", func(t *testing.T) (string, string, error) {
-			b := bundleFor(t, aliceID, home, order.SealOptions{})
+			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
 			_, err := parcel.Grant(ctx, b, "INV-1", 1)
 			return home, b.OrderID, err
 		}},
 		{"the cardholder asks for a grant", "forbidden-role", func(t *testing.T) (string, string, error) {
-			b := bundleFor(t, aliceID, home, order.SealOptions{})
+			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
 			_, err := alice.Grant(ctx, b, "INV-1", 1)
 			return home, b.OrderID, err
 		}},
@@ -355,14 +355,14 @@ func TestRevealGranted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	alice, shop := e.client(t, aliceID), e.client(t, shopID)
-	parcel, otherCarrier := e.client(t, parcelID), e.client(t, otherCarrierID)
+	alice, shop := e.client(t, keys.Alice), e.client(t, keys.Shop)
+	parcel, otherCarrier := e.client(t, keys.Parcel), e.client(t, keys.OtherCarrier)
 	home := register(t, alice, api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
 	want, err := alice.RevealOwn(ctx, home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := bundleFor(t, aliceID, home, order.SealOptions{})
+	b := bundleFor(t, keys.Alice, home, order.SealOptions{})
 
 	// A merchant that merely knows the token (it is in its own section)
 	// cannot have it revealed: there is no grant yet.
@@ -377,7 +377,7 @@ func TestRevealGranted(t *testing.T) {
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("granted reveal: %q %v", got, err)
 	}
-	x := e.rec.last(t, parcelID)
+	x := e.rec.last(t, keys.Parcel)
 	if cc := x.header.Get("Cache-Control"); cc != "no-store" {
 		t.Fatalf("Cache-Control %q", cc)
 	}
@@ -386,15 +386,15 @@ func TestRevealGranted(t *testing.T) {
 		t.Fatalf("grantee reveal response %+v %v", rr, err)
 	}
 	// Sealed with K(vault, carrier) for this token and order only.
-	if v, err := api.OpenReveal(suite.NewKeys(partyKey(t, parcelID), 2), vaultID, home, b.OrderID, rr.Value); err != nil || !bytes.Equal(v, want) {
+	if v, err := api.OpenReveal(keys.Keys(t, keys.Parcel), keys.Vault, home, b.OrderID, rr.Value); err != nil || !bytes.Equal(v, want) {
 		t.Fatalf("the carrier's own key: %q %v", v, err)
 	}
-	for _, id := range []string{otherCarrierID, shopID, aliceID} {
-		if _, err := api.OpenReveal(suite.NewKeys(partyKey(t, id), 2), vaultID, home, b.OrderID, rr.Value); !errors.Is(err, api.ErrSeal) {
+	for _, id := range []string{keys.OtherCarrier, keys.Shop, keys.Alice} {
+		if _, err := api.OpenReveal(keys.Keys(t, id), keys.Vault, home, b.OrderID, rr.Value); !errors.Is(err, api.ErrSeal) {
 			t.Fatalf("%s opened the carrier's answer: %v", id, err)
 		}
 	}
-	if _, err := api.OpenReveal(suite.NewKeys(partyKey(t, parcelID), 2), vaultID, home, "ord-other", rr.Value); !errors.Is(err, api.ErrSeal) {
+	if _, err := api.OpenReveal(keys.Keys(t, keys.Parcel), keys.Vault, home, "ord-other", rr.Value); !errors.Is(err, api.ErrSeal) {
 		t.Fatalf("the answer opened for another order: %v", err)
 	}
 
@@ -410,7 +410,7 @@ func TestRevealGranted(t *testing.T) {
 	wantProblem(t, reveal(parcel, other, b.OrderID, "INV-1"), "no-grant")
 	wantProblem(t, reveal(alice, home, b.OrderID, "INV-1"), "forbidden-role")
 	wantProblem(t, reveal(shop, home, b.OrderID, "INV-1"), "forbidden-role")
-	wantProblem(t, reveal(e.client(t, bankID), home, b.OrderID, "INV-1"), "forbidden-role")
+	wantProblem(t, reveal(e.client(t, keys.Bank), home, b.OrderID, "INV-1"), "forbidden-role")
 	for _, x := range e.rec.all() {
 		if x.status >= 400 && x.header.Get("Content-Type") != rfc9457.ContentType {
 			t.Fatalf("refusal %s %s without a problem document", x.method, x.path)
@@ -430,12 +430,12 @@ func TestGrantUsesConcurrent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	home := register(t, e.client(t, aliceID), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
-	b := bundleFor(t, aliceID, home, order.SealOptions{})
-	if _, err := e.client(t, shopID).Grant(ctx, b, "INV-1", 3); err != nil {
+	home := register(t, e.client(t, keys.Alice), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
+	b := bundleFor(t, keys.Alice, home, order.SealOptions{})
+	if _, err := e.client(t, keys.Shop).Grant(ctx, b, "INV-1", 3); err != nil {
 		t.Fatal(err)
 	}
-	parcel := e.client(t, parcelID)
+	parcel := e.client(t, keys.Parcel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	codes := map[string]int{}
@@ -465,9 +465,9 @@ func TestGrantExpiry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	home := register(t, e.client(t, aliceID), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
-	b := bundleFor(t, aliceID, home, order.SealOptions{GrantTTL: time.Hour})
-	shop, parcel := e.client(t, shopID), e.client(t, parcelID)
+	home := register(t, e.client(t, keys.Alice), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
+	b := bundleFor(t, keys.Alice, home, order.SealOptions{GrantTTL: time.Hour})
+	shop, parcel := e.client(t, keys.Shop), e.client(t, keys.Parcel)
 	g, err := shop.Grant(ctx, b, "INV-1", 10)
 	if err != nil {
 		t.Fatal(err)
@@ -498,10 +498,10 @@ func TestRotationGrace(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	alice, shop, parcel := e.client(t, aliceID), e.client(t, shopID), e.client(t, parcelID)
+	alice, shop, parcel := e.client(t, keys.Alice), e.client(t, keys.Shop), e.client(t, keys.Parcel)
 	old := register(t, alice, api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
 	want, _ := alice.RevealOwn(ctx, old)
-	b := bundleFor(t, aliceID, old, order.SealOptions{})
+	b := bundleFor(t, keys.Alice, old, order.SealOptions{})
 	if _, err := shop.Grant(ctx, b, "INV-1", 3); err != nil {
 		t.Fatal(err)
 	}
@@ -541,7 +541,7 @@ func TestRotationGrace(t *testing.T) {
 	}
 	wantProblem(t, func() error { _, err := parcel.RevealGranted(ctx, old, b.OrderID, "INV-1"); return err }(), "token-expired")
 	// A fresh bundle for the dead token gets no grant.
-	_, err = shop.Grant(ctx, bundleFor(t, aliceID, old, order.SealOptions{}), "INV-2", 1)
+	_, err = shop.Grant(ctx, bundleFor(t, keys.Alice, old, order.SealOptions{}), "INV-2", 1)
 	wantProblem(t, err, "token-expired")
 	e.assertNoCanary(t)
 }
@@ -552,9 +552,9 @@ func TestGrantBadInvoice(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	home := register(t, e.client(t, aliceID), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
-	b := bundleFor(t, aliceID, home, order.SealOptions{})
-	_, err := e.client(t, shopID).Grant(ctx, b, "INV\x01", 1)
+	home := register(t, e.client(t, keys.Alice), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
+	b := bundleFor(t, keys.Alice, home, order.SealOptions{})
+	_, err := e.client(t, keys.Shop).Grant(ctx, b, "INV\x01", 1)
 	if p := wantProblem(t, err, "invalid-request"); p.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d", p.Status)
 	}
@@ -567,17 +567,17 @@ func TestWrongKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	impostor := e.clientWithKey(t, rogueKey(t, aliceID))
+	impostor := e.clientWithKey(t, keys.Rogue(t).Party(t, keys.Alice))
 	_, err := impostor.Register(ctx, api.TypeAddress, "home", false, addressJSON(canary+" 1"))
 	if !errors.Is(err, signedhttp.ErrForgedResponse) || !strings.Contains(err.Error(), `"wrong-key"`) {
 		t.Fatalf("impostor: %v", err)
 	}
-	x := e.rec.last(t, aliceID)
+	x := e.rec.last(t, keys.Alice)
 	p, derr := rfc9457.Decode(x.respBody)
 	if x.status != http.StatusUnauthorized || derr != nil || p.Code != "wrong-key" {
 		t.Fatalf("impostor got HTTP %d %+v %v", x.status, p, derr)
 	}
-	if entries, err := e.client(t, aliceID).List(ctx); err != nil || len(entries) != 0 {
+	if entries, err := e.client(t, keys.Alice).List(ctx); err != nil || len(entries) != 0 {
 		t.Fatalf("the impostor registered something: %+v %v", entries, err)
 	}
 	e.assertNoCanary(t)
@@ -590,7 +590,7 @@ func TestCarrierDeposit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newVaultEnv(t)
-	parcel, other := e.client(t, parcelID), e.client(t, otherCarrierID)
+	parcel, other := e.client(t, keys.Parcel), e.client(t, keys.OtherCarrier)
 	addr := addressJSON(canary + " 4")
 	dep := register(t, parcel, api.TypeAddress, "ord-inline-1", false, addr)
 	if !dep.Created {
@@ -612,10 +612,10 @@ func TestCarrierDeposit(t *testing.T) {
 		id   string
 		code string
 	}{
-		{"another carrier", otherCarrierID, "unknown-token"},
-		{"a cardholder", aliceID, "unknown-token"},
-		{"the merchant", shopID, "forbidden-role"},
-		{"an issuer", bankID, "forbidden-role"},
+		{"another carrier", keys.OtherCarrier, "unknown-token"},
+		{"a cardholder", keys.Alice, "unknown-token"},
+		{"the merchant", keys.Shop, "forbidden-role"},
+		{"an issuer", keys.Bank, "forbidden-role"},
 	}
 	for _, tt := range tests {
 		c := e.client(t, tt.id)
