@@ -17,9 +17,9 @@ import (
 	"orderseal/issuer"
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
+	"orderseal/tstest/keys"
 
 	"orderseal/order"
-	"orderseal/suite"
 )
 
 // run runs issuer.Main with stdin and returns its exit code, stdout and stderr.
@@ -78,7 +78,7 @@ func TestCLICards(t *testing.T) {
 	t.Parallel()
 	e := newCLIEnv(t)
 	// From stdin, spaced as printed on the card.
-	code, out, stderr := e.add(t, "4111 1111 1111 1111\n", aliceID)
+	code, out, stderr := e.add(t, "4111 1111 1111 1111\n", keys.Alice)
 	m := cardLineRe.FindStringSubmatch(out)
 	if code != 0 || m == nil || m[2] != "1111" {
 		t.Fatalf("add: %d %q %s", code, out, stderr)
@@ -90,7 +90,7 @@ func TestCLICards(t *testing.T) {
 	// From a file.
 	numFile := filepath.Join(e.dir, "card.txt")
 	os.WriteFile(numFile, []byte(master+"\n"), 0o600)
-	code, out, stderr = e.add(t, "", bobID, "-number-file", numFile)
+	code, out, stderr = e.add(t, "", keys.Bob, "-number-file", numFile)
 	m = cardLineRe.FindStringSubmatch(out)
 	if code != 0 || m == nil || m[2] != "4444" {
 		t.Fatalf("add from file: %d %q %s", code, out, stderr)
@@ -115,7 +115,7 @@ func TestCLICards(t *testing.T) {
 		{"bad cardholder", "4012888888881881", []string{"-cardholder", "merchant:shop.example"}, cli.ExitFailure, "cardholder:<name>"},
 		{"bad limit", "4012888888881881", []string{"-limit", "0"}, cli.ExitUsage, "-limit"},
 	} {
-		args := append([]string{"card", "add", "-db", e.db, "-card-key", e.key, "-cardholder", aliceID,
+		args := append([]string{"card", "add", "-db", e.db, "-card-key", e.key, "-cardholder", keys.Alice,
 			"-expiry", "2031-12", "-limit", "50000", "-currency", "EUR"}, tc.args...)
 		code, out, stderr := run(t, tc.stdin, args...)
 		if code != tc.code || out != "" || !strings.Contains(stderr, tc.stderr) {
@@ -130,18 +130,18 @@ func TestCLICards(t *testing.T) {
 	// Without a key, or with another one.
 	other := filepath.Join(e.dir, "other.key")
 	run(t, "", "init", "-card-key", other)
-	code, _, stderr = e.add(t, "4012888888881881", aliceID, "-card-key", other)
+	code, _, stderr = e.add(t, "4012888888881881", keys.Alice, "-card-key", other)
 	if code != cli.ExitFailure || !strings.Contains(stderr, "another card key") || !strings.Contains(stderr, "hint:") {
 		t.Fatalf("wrong card key: %d %s", code, stderr)
 	}
 	os.Chmod(other, 0o644)
-	if code, _, stderr := e.add(t, "4012888888881881", aliceID, "-card-key", other); code != cli.ExitFailure || !strings.Contains(stderr, "chmod 600") {
+	if code, _, stderr := e.add(t, "4012888888881881", keys.Alice, "-card-key", other); code != cli.ExitFailure || !strings.Contains(stderr, "chmod 600") {
 		t.Fatalf("readable card key: %d %s", code, stderr)
 	}
 
 	// List, text and JSON.
 	code, out, _ = run(t, "", "card", "list", "-db", e.db)
-	if code != 0 || !strings.Contains(out, visaID) || !strings.Contains(out, "****1111") || !strings.Contains(out, bobID) || strings.Contains(out, visa) {
+	if code != 0 || !strings.Contains(out, visaID) || !strings.Contains(out, "****1111") || !strings.Contains(out, keys.Bob) || strings.Contains(out, visa) {
 		t.Fatalf("list: %d %s", code, out)
 	}
 	code, out, _ = run(t, "", "card", "list", "-db", e.db, "-json")
@@ -149,7 +149,7 @@ func TestCLICards(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &cards) != nil || len(cards) != 2 {
 		t.Fatalf("list -json: %d %s", code, out)
 	}
-	if c := cards[0]; c["card_id"] != visaID || c["last4"] != "1111" || c["cardholder"] != aliceID || c["status"] != "active" ||
+	if c := cards[0]; c["card_id"] != visaID || c["last4"] != "1111" || c["cardholder"] != keys.Alice || c["status"] != "active" ||
 		c["limit"] != float64(50000) || c["available"] != float64(50000) || c["expiry"] != "2031-12" || c["currency"] != "EUR" {
 		t.Fatalf("list -json: %v", c)
 	}
@@ -201,13 +201,13 @@ func TestCLIServe(t *testing.T) {
 	e := newCLIEnv(t)
 	bankKey := filepath.Join(e.dir, "bank.key")
 	shopKey := filepath.Join(e.dir, "shop.key")
-	if err := partyKey(t, bankID).WriteFile(bankKey); err != nil {
+	if err := keys.Party(t, keys.Bank).WriteFile(bankKey); err != nil {
 		t.Fatal(err)
 	}
-	if err := partyKey(t, shopID).WriteFile(shopKey); err != nil {
+	if err := keys.Party(t, keys.Shop).WriteFile(shopKey); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := e.add(t, visa, aliceID); code != 0 {
+	if code, _, stderr := e.add(t, visa, keys.Alice); code != 0 {
 		t.Fatal(stderr)
 	}
 	// A key of the wrong role is refused.
@@ -237,7 +237,7 @@ func TestCLIServe(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	c, err := api.NewClient(suite.NewKeys(partyKey(t, shopID), 4), "http://"+addr, bankID, &http.Client{Timeout: 10 * time.Second})
+	c, err := api.NewClient(keys.Keys(t, keys.Shop), "http://"+addr, keys.Bank, &http.Client{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestCLIAuthorizations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newCLIEnv(t)
-	code, out, stderr := e.add(t, visa, aliceID)
+	code, out, stderr := e.add(t, visa, keys.Alice)
 	m := cardLineRe.FindStringSubmatch(out)
 	if code != 0 || m == nil {
 		t.Fatalf("add: %d %q %s", code, out, stderr)
@@ -312,8 +312,8 @@ func TestCLIAuthorizations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(issuer.NewServer(suite.NewKeys(partyKey(t, bankID), 8), st, issuer.Options{}).Handler())
-	c, err := api.NewClient(suite.NewKeys(partyKey(t, shopID), 8), ts.URL, bankID, ts.Client())
+	ts := httptest.NewServer(issuer.NewServer(keys.Keys(t, keys.Bank), st, issuer.Options{}).Handler())
+	c, err := api.NewClient(keys.Keys(t, keys.Shop), ts.URL, keys.Bank, ts.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,9 +354,9 @@ func TestCLIAuthorizations(t *testing.T) {
 		t.Fatalf("header %q", got)
 	}
 	for i, want := range [][]string{
-		{phone.OrderID, shopID, carolID, api.ChannelAssisted, testSession, "3448", "EUR", api.Approved, "-", approved.AuthCode, "", "-"},
-		{wrong.OrderID, shopID, carolID, api.ChannelAssisted, otherSession, "3448", "EUR", api.Declined, api.ReasonCVCMismatch, "-", "", "-"},
-		{online.OrderID, shopID, aliceID, api.ChannelOnline, "-", "3448", "EUR", api.Approved, "-", "", "", ""},
+		{phone.OrderID, keys.Shop, carolID, api.ChannelAssisted, testSession, "3448", "EUR", api.Approved, "-", approved.AuthCode, "", "-"},
+		{wrong.OrderID, keys.Shop, carolID, api.ChannelAssisted, otherSession, "3448", "EUR", api.Declined, api.ReasonCVCMismatch, "-", "", "-"},
+		{online.OrderID, keys.Shop, keys.Alice, api.ChannelOnline, "-", "3448", "EUR", api.Approved, "-", "", "", ""},
 	} {
 		got := strings.Fields(lines[i+1])
 		if len(got) != len(want) {
@@ -381,12 +381,12 @@ func TestCLIAuthorizations(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &all) != nil || len(all) != 3 {
 		t.Fatalf("-json: %d %s %s", code, out, stderr)
 	}
-	if a := all[0]; a["order_id"] != phone.OrderID || a["merchant"] != shopID || a["sealer"] != carolID || a["channel"] != api.ChannelAssisted ||
+	if a := all[0]; a["order_id"] != phone.OrderID || a["merchant"] != keys.Shop || a["sealer"] != carolID || a["channel"] != api.ChannelAssisted ||
 		a["session"] != testSession || a["amount"] != float64(orderTotal) || a["currency"] != "EUR" || a["decision"] != api.Approved ||
 		a["reason"] != "" || a["auth_code"] != approved.AuthCode || a["decided"] != approved.Decided || a["voided"] != false || a["voided_at"] != nil {
 		t.Fatalf("-json: %v", a)
 	}
-	if a := all[2]; a["channel"] != api.ChannelOnline || a["session"] != "" || a["sealer"] != aliceID || a["voided"] != true || a["voided_at"] == nil {
+	if a := all[2]; a["channel"] != api.ChannelOnline || a["session"] != "" || a["sealer"] != keys.Alice || a["voided"] != true || a["voided_at"] == nil {
 		t.Fatalf("-json online: %v", a)
 	}
 	for key := range all[0] {

@@ -10,6 +10,7 @@ import (
 	"orderseal/internal/dsn"
 	"orderseal/issuer"
 	"orderseal/issuer/store"
+	"orderseal/tstest/keys"
 )
 
 // TestOpenStore: a bare path and sqlite:PATH open the SQLite backend (the
@@ -26,7 +27,7 @@ func TestOpenStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := st.AddCard(ctx, store.NewCard{Number: visa, Cardholder: aliceID, Expiry: "2031-12", Currency: "EUR", Limit: 100})
+	c, err := st.AddCard(ctx, store.NewCard{Number: visa, Cardholder: keys.Alice, Expiry: "2031-12", Currency: "EUR", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

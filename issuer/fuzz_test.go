@@ -13,10 +13,10 @@ import (
 	"orderseal/issuer"
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
+	"orderseal/tstest/keys"
 	"orderseal/tstest/webtest"
 
 	"orderseal/order"
-	"orderseal/suite"
 )
 
 // fuzzT0 is when the genuine fuzz seeds were sealed and are signed; the
@@ -50,16 +50,16 @@ func FuzzAuthorize(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	if _, err := st.AddCard(ctx, store.NewCard{Number: visa, Cardholder: aliceID, Expiry: "2031-12", Currency: "EUR", Limit: 1_000_000_000_000}); err != nil {
+	if _, err := st.AddCard(ctx, store.NewCard{Number: visa, Cardholder: keys.Alice, Expiry: "2031-12", Currency: "EUR", Limit: 1_000_000_000_000}); err != nil {
 		f.Fatal(err)
 	}
-	srv := issuer.NewServer(suite.NewKeys(partyKey(f, bankID), 64), st, issuer.Options{Now: fuzzNow,
+	srv := issuer.NewServer(keys.Keys(f, keys.Bank), st, issuer.Options{Now: fuzzNow,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(fuzzNow), signedhttp.WithNonceStore(webtest.NeverSeen{})}})
-	c := signedhttp.NewClient(suite.NewKeys(partyKey(f, shopID), 8), webtest.Client(srv.Handler()), signedhttp.WithClientClock(fuzzNow))
+	c := signedhttp.NewClient(keys.Keys(f, keys.Shop), webtest.Client(srv.Handler()), signedhttp.WithClientClock(fuzzNow))
 	url := "http://issuer.fuzz" + api.PathAuthorizations + fuzzOrderID
 	put := func(t testing.TB, body []byte) *signedhttp.Response {
 		t.Helper()
-		resp, err := c.Do(context.Background(), bankID, http.MethodPut, url, body)
+		resp, err := c.Do(context.Background(), keys.Bank, http.MethodPut, url, body)
 		if err != nil {
 			t.Fatalf("an answer to a signed request does not verify: %v", err)
 		}
@@ -73,7 +73,7 @@ func FuzzAuthorize(f *testing.F) {
 	webtest.WriteCorpus(f, "wrong-amount", requestBody(f, b, orderTotal+1, "EUR"))
 	webtest.WriteCorpus(f, "session-on-online-order", requestBodySession(f, b, orderTotal, "EUR", testSession))
 	webtest.WriteCorpus(f, "other-issuer", requestBody(f, seal(f, orderOpts{seal: at, issuer: otherBankID}), orderTotal, "EUR"))
-	webtest.WriteCorpus(f, "other-merchant", requestBody(f, seal(f, orderOpts{seal: at, merchant: otherShopID}), orderTotal, "EUR"))
+	webtest.WriteCorpus(f, "other-merchant", requestBody(f, seal(f, orderOpts{seal: at, merchant: keys.OtherShop}), orderTotal, "EUR"))
 	webtest.MustAccept(f, webtest.Corpus(f), func(body []byte) int { return put(f, body).Status })
 
 	f.Fuzz(func(t *testing.T, body []byte) {

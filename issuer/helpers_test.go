@@ -22,19 +22,13 @@ import (
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
 	"orderseal/keygen"
-	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 )
 
 // Identities of the parties the tests play.
 const (
-	aliceID     = "cardholder:alice@example.org"
-	bobID       = "cardholder:bob@example.org"
-	shopID      = "merchant:shop.example"
-	otherShopID = "merchant:other.example"
-	parcelID    = "carrier:parcel.example"
-	bankID      = "issuer:bank.example"
 	otherBankID = "issuer:other-bank.example"
 	carolID     = "consultant:carol.shop.example" // the shop's phone consultant (DESIGN.md §6.7)
 )
@@ -52,62 +46,6 @@ const (
 	master     = "5555555555554444"
 	orderTotal = 3448
 )
-
-var testSystem = [16]byte{0x15, 0x50, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
-
-// Two key centers on one system; k = 16 is for tests only (any 16
-// colluding parties could rebuild the matrix).
-var (
-	centersOnce    sync.Once
-	center, rogue  *keycenter.Master
-	errCenters     error
-	partyKeysMu    sync.Mutex
-	partyKeysCache = map[string]*keygen.PartyKey{}
-)
-
-func masters(t testing.TB) (*keycenter.Master, *keycenter.Master) {
-	t.Helper()
-	centersOnce.Do(func() {
-		var seed, rogueSeed [32]byte
-		for i := range seed {
-			seed[i], rogueSeed[i] = byte(i+7), byte(0xc0+i)
-		}
-		p := keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}
-		if center, errCenters = keycenter.MasterFromSeed(p, seed); errCenters == nil {
-			rogue, errCenters = keycenter.MasterFromSeed(p, rogueSeed)
-		}
-	})
-	if errCenters != nil {
-		t.Fatal(errCenters)
-	}
-	return center, rogue
-}
-
-func partyKey(t testing.TB, id string) *keygen.PartyKey {
-	t.Helper()
-	partyKeysMu.Lock()
-	defer partyKeysMu.Unlock()
-	if k, ok := partyKeysCache[id]; ok {
-		return k
-	}
-	m, _ := masters(t)
-	k, err := m.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	partyKeysCache[id] = k
-	return k
-}
-
-func rogueKey(t testing.TB, id string) *keygen.PartyKey {
-	t.Helper()
-	_, r := masters(t)
-	k, err := r.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 // clock is the issuer's clock: real time plus an offset the test moves.
 // Callers that must agree with it sign with it too.
@@ -212,7 +150,7 @@ func newIssuerEnv(t *testing.T) *issuerEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.st.Close() })
-	srv := issuer.NewServer(suite.NewKeys(partyKey(t, bankID), 64), e.st, issuer.Options{Logger: logger, Now: e.clk.Now,
+	srv := issuer.NewServer(keys.Keys(t, keys.Bank), e.st, issuer.Options{Logger: logger, Now: e.clk.Now,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(e.clk.Now)}})
 	e.ts = httptest.NewServer(srv.Handler())
 	t.Cleanup(e.ts.Close)
@@ -226,7 +164,7 @@ func (e *issuerEnv) httpClient() *http.Client {
 // client is id's issuer API client (the merchant side of the contract).
 func (e *issuerEnv) client(t testing.TB, id string) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(suite.NewKeys(partyKey(t, id), 8), e.ts.URL, bankID, e.httpClient())
+	c, err := api.NewClient(keys.Keys(t, id), e.ts.URL, keys.Bank, e.httpClient())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,13 +175,13 @@ func (e *issuerEnv) client(t testing.TB, id string) *api.Client {
 // dating its requests by the issuer's clock.
 func (e *issuerEnv) raw(t testing.TB, id string) *signedhttp.Client {
 	t.Helper()
-	return signedhttp.NewClient(suite.NewKeys(partyKey(t, id), 8), e.httpClient(), signedhttp.WithClientClock(e.clk.Now))
+	return signedhttp.NewClient(keys.Keys(t, id), e.httpClient(), signedhttp.WithClientClock(e.clk.Now))
 }
 
 // put sends body as caller to the authorization of orderID.
 func (e *issuerEnv) put(t testing.TB, caller, orderID string, body []byte) *signedhttp.Response {
 	t.Helper()
-	resp, err := e.raw(t, caller).Do(context.Background(), bankID, http.MethodPut, e.ts.URL+api.PathAuthorizations+orderID, body)
+	resp, err := e.raw(t, caller).Do(context.Background(), keys.Bank, http.MethodPut, e.ts.URL+api.PathAuthorizations+orderID, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,8 +260,8 @@ type orderOpts struct {
 	number, expiry string
 	cvc            string // "": the test order's (737); noCVC: none
 	currency       string
-	issuer         string // "": bankID
-	merchant       string // "": shopID
+	issuer         string // "": keys.Bank
+	merchant       string // "": keys.Shop
 	seal           order.SealOptions
 	key            *keygen.PartyKey // "": alice's
 }
@@ -355,7 +293,7 @@ func seal(t testing.TB, o orderOpts) *order.Bundle {
 	if o.currency != "" {
 		ord.Currency = o.currency
 	}
-	p := order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID}
+	p := order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel}
 	if o.issuer != "" {
 		p.Issuer = o.issuer
 	}
@@ -364,7 +302,7 @@ func seal(t testing.TB, o orderOpts) *order.Bundle {
 	}
 	key := o.key
 	if key == nil {
-		key = partyKey(t, aliceID)
+		key = keys.Party(t, keys.Alice)
 	}
 	b, err := order.Seal(ord, suite.NewKeys(key, 4), p, o.seal)
 	if err != nil {
@@ -377,7 +315,7 @@ func seal(t testing.TB, o orderOpts) *order.Bundle {
 // testSession unless o.seal names another.
 func sealAssisted(t testing.TB, o orderOpts) *order.Bundle {
 	t.Helper()
-	o.key = partyKey(t, carolID)
+	o.key = keys.Party(t, carolID)
 	if o.seal.Session == "" {
 		o.seal.Session = testSession
 	}

@@ -15,9 +15,9 @@ import (
 	"orderseal/internal/wire"
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
+	"orderseal/tstest/keys"
 
 	"orderseal/order"
-	"orderseal/suite"
 )
 
 var authCodeRe = regexp.MustCompile(`^[0-9A-Z]{6}$`)
@@ -29,8 +29,8 @@ func TestApproveRetryVoid(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newIssuerEnv(t)
-	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
-	shop := e.client(t, shopID)
+	card := e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00)
+	shop := e.client(t, keys.Shop)
 	b := seal(t, orderOpts{})
 	hH := b.HeaderHash()
 
@@ -59,7 +59,7 @@ func TestApproveRetryVoid(t *testing.T) {
 	}
 
 	// Void: by another merchant it does not exist; by the shop, once.
-	if _, err := e.client(t, otherShopID).Void(ctx, b.OrderID); err == nil {
+	if _, err := e.client(t, keys.OtherShop).Void(ctx, b.OrderID); err == nil {
 		t.Fatal("another merchant voided the shop's authorization")
 	} else {
 		wantProblem(t, err, api.CodeUnknownAuth)
@@ -82,7 +82,7 @@ func TestApproveRetryVoid(t *testing.T) {
 		t.Fatalf("available %d after a retry of a voided authorization", got)
 	}
 	// Cardholders cannot void.
-	resp, err := e.raw(t, aliceID).Do(ctx, bankID, http.MethodPost, e.ts.URL+api.PathAuthorizations+b.OrderID+api.PathVoidSuffix, nil)
+	resp, err := e.raw(t, keys.Alice).Do(ctx, keys.Bank, http.MethodPost, e.ts.URL+api.PathAuthorizations+b.OrderID+api.PathVoidSuffix, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +97,8 @@ func errOf[T any](_ T, err error) error { return err }
 func TestConcurrentRetries(t *testing.T) {
 	t.Parallel()
 	e := newIssuerEnv(t)
-	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 100_00)
-	shop := e.client(t, shopID)
+	card := e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 100_00)
+	shop := e.client(t, keys.Shop)
 	b := seal(t, orderOpts{})
 	const n = 12
 	answers := make([]*api.Authorization, n)
@@ -141,18 +141,18 @@ func TestDeclines(t *testing.T) {
 		want     string
 	}{
 		{name: "insufficient credit", want: api.ReasonInsufficientCredit,
-			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", orderTotal-1) }},
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, keys.Alice, "2031-12", "EUR", orderTotal-1) }},
 		{name: "exactly the credit left", want: "",
-			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", orderTotal) }},
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, keys.Alice, "2031-12", "EUR", orderTotal) }},
 		{name: "another cardholder's card", want: api.ReasonNotEnrolled,
-			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, bobID, "2031-12", "EUR", 500_00) }},
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, keys.Bob, "2031-12", "EUR", 500_00) }},
 		{name: "unknown number", number: master, want: api.ReasonNotEnrolled,
-			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00) }},
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00) }},
 		{name: "sealed expiry differs from the enrolled one", want: api.ReasonNotEnrolled,
-			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2032-12", "EUR", 500_00) }},
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, keys.Alice, "2032-12", "EUR", 500_00) }},
 		{name: "suspended card", want: api.ReasonInactive,
 			enroll: func(e *issuerEnv) store.Card {
-				c := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+				c := e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00)
 				if _, err := e.st.SetStatus(context.Background(), c.ID, store.StatusSuspended); err != nil {
 					t.Fatal(err)
 				}
@@ -160,20 +160,20 @@ func TestDeclines(t *testing.T) {
 			}},
 		{name: "closed card", want: api.ReasonInactive,
 			enroll: func(e *issuerEnv) store.Card {
-				c := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+				c := e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00)
 				if _, err := e.st.SetStatus(context.Background(), c.ID, store.StatusClosed); err != nil {
 					t.Fatal(err)
 				}
 				return c
 			}},
 		{name: "amount above the sealed total", amount: orderTotal + 1, want: api.ReasonAmountMismatch,
-			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00) }},
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00) }},
 		{name: "amount below the sealed total", amount: 1, want: api.ReasonAmountMismatch,
-			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00) }},
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00) }},
 		{name: "currency other than the sealed one", currency: "USD", want: api.ReasonAmountMismatch,
-			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00) }},
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00) }},
 		{name: "card in another currency", want: api.ReasonCurrency,
-			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, aliceID, "2031-12", "USD", 500_00) }},
+			enroll: func(e *issuerEnv) store.Card { return e.addCard(t, visa, keys.Alice, "2031-12", "USD", 500_00) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -189,7 +189,7 @@ func TestDeclines(t *testing.T) {
 			if currency == "" {
 				currency = "EUR"
 			}
-			shop := e.client(t, shopID)
+			shop := e.client(t, keys.Shop)
 			a, err := shop.Authorize(ctx, b, amount, currency, "")
 			if err != nil {
 				t.Fatal(err)
@@ -225,7 +225,7 @@ func TestExpiredCard(t *testing.T) {
 	monthEnd := time.Date(n.Year(), n.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	sealAt := monthEnd.Add(-2 * time.Hour)
 	expiry := sealAt.Format("2006-01")
-	card := e.addCard(t, visa, aliceID, expiry, "EUR", 500_00)
+	card := e.addCard(t, visa, keys.Alice, expiry, "EUR", 500_00)
 
 	for _, tc := range []struct {
 		at   time.Time
@@ -237,7 +237,7 @@ func TestExpiredCard(t *testing.T) {
 	} {
 		b := seal(t, orderOpts{expiry: expiry, seal: order.SealOptions{Now: sealAt, Lifetime: 24 * time.Hour}})
 		e.clk.Set(tc.at)
-		resp := e.put(t, shopID, b.OrderID, requestBody(t, b, orderTotal, "EUR"))
+		resp := e.put(t, keys.Shop, b.OrderID, requestBody(t, b, orderTotal, "EUR"))
 		var a api.Authorization
 		if resp.Status != http.StatusCreated || json.Unmarshal(resp.Body, &a) != nil {
 			t.Fatalf("at %s: HTTP %d %s", tc.at, resp.Status, resp.Body)
@@ -256,7 +256,7 @@ func TestExpiredCard(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	t.Parallel()
 	e := newIssuerEnv(t)
-	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	card := e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00)
 	good := func() *order.Bundle { return seal(t, orderOpts{}) }
 	relay := func(b *order.Bundle) map[string]any {
 		var m map[string]any
@@ -273,7 +273,7 @@ func TestRefusals(t *testing.T) {
 
 	for _, tc := range []struct {
 		name    string
-		caller  string // "": shopID
+		caller  string // "": keys.Shop
 		build   func(t *testing.T) (orderID string, body []byte)
 		status  int
 		code    string
@@ -302,20 +302,20 @@ func TestRefusals(t *testing.T) {
 			}},
 		{name: "sealed with a rogue key center's key", status: 422, code: api.CodeSectionRefused,
 			build: func(t *testing.T) (string, []byte) {
-				b := seal(t, orderOpts{key: rogueKey(t, aliceID)})
+				b := seal(t, orderOpts{key: keys.Rogue(t).Party(t, keys.Alice)})
 				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
 			}},
-		{name: "caller is a cardholder", caller: aliceID, status: 403, code: "forbidden-role",
+		{name: "caller is a cardholder", caller: keys.Alice, status: 403, code: "forbidden-role",
 			build: func(t *testing.T) (string, []byte) {
 				b := good()
 				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
 			}},
-		{name: "caller is a carrier", caller: parcelID, status: 403, code: "forbidden-role",
+		{name: "caller is a carrier", caller: keys.Parcel, status: 403, code: "forbidden-role",
 			build: func(t *testing.T) (string, []byte) {
 				b := good()
 				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
 			}},
-		{name: "relayed by another merchant", caller: otherShopID, status: 403, code: api.CodeWrongMerchant,
+		{name: "relayed by another merchant", caller: keys.OtherShop, status: 403, code: api.CodeWrongMerchant,
 			build: func(t *testing.T) (string, []byte) {
 				b := good()
 				return b.OrderID, requestBody(t, b, orderTotal, "EUR")
@@ -400,14 +400,14 @@ func TestRefusals(t *testing.T) {
 			orderID, reqBody := tc.build(t)
 			caller := tc.caller
 			if caller == "" {
-				caller = shopID
+				caller = keys.Shop
 			}
 			respProblem(t, e.put(t, caller, orderID, reqBody), tc.status, tc.code)
 			check := tc.checkID
 			if check == "" {
 				check = orderID
 			}
-			for _, m := range []string{shopID, caller} {
+			for _, m := range []string{keys.Shop, caller} {
 				e.assertNotStored(t, m, check)
 			}
 			if got := e.available(t, card.ID); got != 500_00 {
@@ -424,8 +424,8 @@ func TestOrderIDReused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newIssuerEnv(t)
-	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
-	shop := e.client(t, shopID)
+	card := e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00)
+	shop := e.client(t, keys.Shop)
 	first := seal(t, orderOpts{seal: order.SealOptions{OrderID: "ord-42"}})
 	a, err := shop.Authorize(ctx, first, orderTotal, "EUR", "")
 	if err != nil || a.Decision != api.Approved {
@@ -436,12 +436,12 @@ func TestOrderIDReused(t *testing.T) {
 	if p.Status != http.StatusConflict {
 		t.Fatalf("status %d", p.Status)
 	}
-	stored, err := e.st.Authorization(ctx, shopID, "ord-42")
+	stored, err := e.st.Authorization(ctx, keys.Shop, "ord-42")
 	if err != nil || stored.HeaderHash != first.HeaderHash() || stored.AuthCode != a.AuthCode {
 		t.Fatalf("stored %+v %v", stored, err)
 	}
-	other := seal(t, orderOpts{merchant: otherShopID, seal: order.SealOptions{OrderID: "ord-42"}})
-	if b, err := e.client(t, otherShopID).Authorize(ctx, other, orderTotal, "EUR", ""); err != nil || b.Decision != api.Approved {
+	other := seal(t, orderOpts{merchant: keys.OtherShop, seal: order.SealOptions{OrderID: "ord-42"}})
+	if b, err := e.client(t, keys.OtherShop).Authorize(ctx, other, orderTotal, "EUR", ""); err != nil || b.Decision != api.Approved {
 		t.Fatalf("same id at another merchant: %+v %v", b, err)
 	}
 	if got := e.available(t, card.ID); got != 500_00-2*orderTotal {
@@ -455,21 +455,21 @@ func TestOrderIDReused(t *testing.T) {
 func TestRetryAfterExpiry(t *testing.T) {
 	t.Parallel()
 	e := newIssuerEnv(t)
-	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	card := e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00)
 	b := seal(t, orderOpts{seal: order.SealOptions{Lifetime: time.Hour}})
 	body := requestBody(t, b, orderTotal, "EUR")
-	resp := e.put(t, shopID, b.OrderID, body)
+	resp := e.put(t, keys.Shop, b.OrderID, body)
 	if resp.Status != http.StatusCreated {
 		t.Fatalf("HTTP %d %s", resp.Status, resp.Body)
 	}
 	e.clk.Set(time.Now().Add(3 * time.Hour))
-	again := e.put(t, shopID, b.OrderID, body)
+	again := e.put(t, keys.Shop, b.OrderID, body)
 	if again.Status != http.StatusOK || !bytes.Equal(again.Body, resp.Body) {
 		t.Fatalf("retry after expiry: HTTP %d %s, want %s", again.Status, again.Body, resp.Body)
 	}
 	// A new bundle in that window is still refused.
 	late := seal(t, orderOpts{seal: order.SealOptions{Lifetime: time.Hour}})
-	respProblem(t, e.put(t, shopID, late.OrderID, requestBody(t, late, orderTotal, "EUR")), 422, api.CodeBundleExpired)
+	respProblem(t, e.put(t, keys.Shop, late.OrderID, requestBody(t, late, orderTotal, "EUR")), 422, api.CodeBundleExpired)
 	if got := e.available(t, card.ID); got != 500_00-orderTotal {
 		t.Fatalf("available %d", got)
 	}
@@ -480,12 +480,12 @@ func TestRetryAfterExpiry(t *testing.T) {
 func TestStoreOutage(t *testing.T) {
 	t.Parallel()
 	e := newIssuerEnv(t)
-	e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00)
 	b := seal(t, orderOpts{})
 	e.st.Close()
-	resp := e.put(t, shopID, b.OrderID, requestBody(t, b, orderTotal, "EUR"))
+	resp := e.put(t, keys.Shop, b.OrderID, requestBody(t, b, orderTotal, "EUR"))
 	respProblem(t, resp, http.StatusServiceUnavailable, api.CodeUnavailable)
-	_, err := e.client(t, shopID).Void(context.Background(), b.OrderID)
+	_, err := e.client(t, keys.Shop).Void(context.Background(), b.OrderID)
 	wantProblem(t, err, api.CodeUnavailable)
 	if bytes.Contains(e.log.Bytes(), []byte(visa)) {
 		t.Fatal("log holds the card number")
@@ -496,15 +496,15 @@ func TestStoreOutage(t *testing.T) {
 // that cannot be an issuer's.
 func TestClientChecksIssuer(t *testing.T) {
 	t.Parallel()
-	keys := suite.NewKeys(partyKey(t, shopID), 2)
+	shop := keys.Keys(t, keys.Shop)
 	for _, tc := range []struct{ base, id string }{
-		{"http://127.0.0.1:1", shopID}, {"ftp://x", bankID}, {"http://", bankID}, {"http://127.0.0.1:1", "issuer:"},
+		{"http://127.0.0.1:1", keys.Shop}, {"ftp://x", keys.Bank}, {"http://", keys.Bank}, {"http://127.0.0.1:1", "issuer:"},
 	} {
-		if _, err := api.NewClient(keys, tc.base, tc.id, nil); err == nil {
+		if _, err := api.NewClient(shop, tc.base, tc.id, nil); err == nil {
 			t.Errorf("NewClient(%q, %q) accepted", tc.base, tc.id)
 		}
 	}
-	if _, err := api.NewClient(keys, "http://127.0.0.1:1/", bankID, nil); err != nil {
+	if _, err := api.NewClient(shop, "http://127.0.0.1:1/", keys.Bank, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -518,9 +518,9 @@ func TestAssistedApprove(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newIssuerEnv(t)
-	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	card := e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00)
 	b := sealAssisted(t, orderOpts{cvc: e.cvc(t, visa, "2031-12")})
-	shop := e.client(t, shopID)
+	shop := e.client(t, keys.Shop)
 
 	a, err := shop.Authorize(ctx, b, orderTotal, "EUR", testSession)
 	if err != nil {
@@ -531,7 +531,7 @@ func TestAssistedApprove(t *testing.T) {
 		a.Channel != api.ChannelAssisted || a.Session != testSession || a.OrderID != b.OrderID {
 		t.Fatalf("answer %+v", a)
 	}
-	stored, err := e.st.Authorization(ctx, shopID, b.OrderID)
+	stored, err := e.st.Authorization(ctx, keys.Shop, b.OrderID)
 	if err != nil || stored.Channel != api.ChannelAssisted || stored.Session != testSession || stored.Sealer != carolID ||
 		stored.CardID != card.ID || stored.AuthCode != a.AuthCode {
 		t.Fatalf("stored %+v %v", stored, err)
@@ -594,19 +594,19 @@ func TestAssistedDeclines(t *testing.T) {
 		want   string
 	}{
 		{name: "card enrolled to another cardholder, right CVC", want: "",
-			enroll: enroll(bobID, "2031-12", 500_00, store.StatusActive),
+			enroll: enroll(keys.Bob, "2031-12", 500_00, store.StatusActive),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
 		{name: "wrong CVC", want: api.ReasonCVCMismatch,
-			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			enroll: enroll(keys.Alice, "2031-12", 500_00, store.StatusActive),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: otherCVC(visaCVC(e))} }},
 		{name: "four-digit CVC", want: api.ReasonCVCMismatch,
-			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			enroll: enroll(keys.Alice, "2031-12", 500_00, store.StatusActive),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e) + "0"} }},
 		{name: "no CVC", want: api.ReasonCVCRequired,
-			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			enroll: enroll(keys.Alice, "2031-12", 500_00, store.StatusActive),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: noCVC} }},
 		{name: "the test order's CVC, not the card's", want: api.ReasonCVCMismatch,
-			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			enroll: enroll(keys.Alice, "2031-12", 500_00, store.StatusActive),
 			opts: func(e *issuerEnv) orderOpts {
 				if visaCVC(e) == "737" {
 					return orderOpts{cvc: "736"}
@@ -614,22 +614,22 @@ func TestAssistedDeclines(t *testing.T) {
 				return orderOpts{}
 			}},
 		{name: "suspended card, right CVC", want: api.ReasonInactive,
-			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusSuspended),
+			enroll: enroll(keys.Alice, "2031-12", 500_00, store.StatusSuspended),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
 		{name: "closed card, right CVC", want: api.ReasonInactive,
-			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusClosed),
+			enroll: enroll(keys.Alice, "2031-12", 500_00, store.StatusClosed),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
 		{name: "unknown number", want: api.ReasonNotEnrolled,
-			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			enroll: enroll(keys.Alice, "2031-12", 500_00, store.StatusActive),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{number: master, cvc: e.cvc(t, master, "2031-12")} }},
 		{name: "sealed expiry differs from the card's", want: api.ReasonNotEnrolled,
-			enroll: enroll(aliceID, "2032-12", 500_00, store.StatusActive),
+			enroll: enroll(keys.Alice, "2032-12", 500_00, store.StatusActive),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: e.cvc(t, visa, "2032-12")} }},
 		{name: "amount differs from the sealed total", amount: orderTotal + 1, want: api.ReasonAmountMismatch,
-			enroll: enroll(aliceID, "2031-12", 500_00, store.StatusActive),
+			enroll: enroll(keys.Alice, "2031-12", 500_00, store.StatusActive),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
 		{name: "insufficient credit", want: api.ReasonInsufficientCredit,
-			enroll: enroll(aliceID, "2031-12", orderTotal-1, store.StatusActive),
+			enroll: enroll(keys.Alice, "2031-12", orderTotal-1, store.StatusActive),
 			opts:   func(e *issuerEnv) orderOpts { return orderOpts{cvc: visaCVC(e)} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -640,7 +640,7 @@ func TestAssistedDeclines(t *testing.T) {
 			before := e.available(t, card.ID)
 			b := sealAssisted(t, tc.opts(e))
 			amount := cmp.Or(tc.amount, orderTotal)
-			shop := e.client(t, shopID)
+			shop := e.client(t, keys.Shop)
 			a, err := shop.Authorize(ctx, b, amount, "EUR", testSession)
 			if err != nil {
 				t.Fatal(err)
@@ -660,7 +660,7 @@ func TestAssistedDeclines(t *testing.T) {
 			if got := e.available(t, card.ID); got != before {
 				t.Fatalf("a decline moved the credit: %d → %d", before, got)
 			}
-			if stored, err := e.st.Authorization(ctx, shopID, b.OrderID); err != nil || stored.Reason != tc.want ||
+			if stored, err := e.st.Authorization(ctx, keys.Shop, b.OrderID); err != nil || stored.Reason != tc.want ||
 				stored.Channel != api.ChannelAssisted || stored.Session != testSession || stored.Sealer != carolID {
 				t.Fatalf("stored %+v %v", stored, err)
 			}
@@ -682,7 +682,7 @@ func TestAssistedExpiredCard(t *testing.T) {
 	monthEnd := time.Date(n.Year(), n.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	sealAt := monthEnd.Add(-2 * time.Hour)
 	expiry := sealAt.Format("2006-01")
-	card := e.addCard(t, visa, aliceID, expiry, "EUR", 500_00)
+	card := e.addCard(t, visa, keys.Alice, expiry, "EUR", 500_00)
 	for _, tc := range []struct {
 		at   time.Time
 		want string
@@ -692,7 +692,7 @@ func TestAssistedExpiredCard(t *testing.T) {
 	} {
 		b := sealAssisted(t, orderOpts{expiry: expiry, cvc: e.cvc(t, visa, expiry), seal: order.SealOptions{Now: sealAt, Lifetime: 24 * time.Hour}})
 		e.clk.Set(tc.at)
-		resp := e.put(t, shopID, b.OrderID, requestBodySession(t, b, orderTotal, "EUR", testSession))
+		resp := e.put(t, keys.Shop, b.OrderID, requestBodySession(t, b, orderTotal, "EUR", testSession))
 		var a api.Authorization
 		if resp.Status != http.StatusCreated || json.Unmarshal(resp.Body, &a) != nil {
 			t.Fatalf("at %s: HTTP %d %s", tc.at, resp.Status, resp.Body)
@@ -714,7 +714,7 @@ func TestSessionMismatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newIssuerEnv(t)
-	card := e.addCard(t, visa, aliceID, "2031-12", "EUR", 500_00)
+	card := e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 500_00)
 	cvc := e.cvc(t, visa, "2031-12")
 	for _, tc := range []struct {
 		name    string
@@ -729,9 +729,9 @@ func TestSessionMismatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tc.bundle()
-			respProblem(t, e.put(t, shopID, b.OrderID, requestBodySession(t, b, orderTotal, "EUR", tc.session)),
+			respProblem(t, e.put(t, keys.Shop, b.OrderID, requestBodySession(t, b, orderTotal, "EUR", tc.session)),
 				http.StatusUnprocessableEntity, api.CodeSessionMismatch)
-			e.assertNotStored(t, shopID, b.OrderID)
+			e.assertNotStored(t, keys.Shop, b.OrderID)
 			if got := e.available(t, card.ID); got != 500_00 {
 				t.Fatalf("available %d after a refused request", got)
 			}
@@ -739,7 +739,7 @@ func TestSessionMismatch(t *testing.T) {
 	}
 
 	// A retry of an approved assisted order names the session it was decided in.
-	shop := e.client(t, shopID)
+	shop := e.client(t, keys.Shop)
 	b := sealAssisted(t, orderOpts{cvc: cvc})
 	a, err := shop.Authorize(ctx, b, orderTotal, "EUR", testSession)
 	if err != nil || a.Decision != api.Approved {
