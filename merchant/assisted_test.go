@@ -17,14 +17,14 @@ import (
 	"orderseal/merchant"
 	"orderseal/merchant/api"
 	"orderseal/order"
-	"orderseal/suite"
+	"orderseal/tstest/keys"
 )
 
 // login opens a session for consultant on device and returns it with its
 // second identifier, opened as the consultant's terminal would.
 func (e *env) login(t testing.TB, consultant, device string, shift time.Duration) (*api.Session, []byte) {
 	t.Helper()
-	r, err := api.NewLogin(suite.NewKeys(partyKey(t, callCenterID), 4), shopID, consultant, device, shift, time.Now())
+	r, err := api.NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, consultant, device, shift, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func (e *env) login(t testing.TB, consultant, device string, shift time.Duration
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := assisted.OpenSecret(suite.NewKeys(partyKey(t, consultant), 4), shopID, s.Session, s.Device, s.SealedID)
+	secret, err := assisted.OpenSecret(keys.Keys(t, consultant), keys.Shop, s.Session, s.Device, s.SealedID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,12 +46,12 @@ func phoneOrder(t testing.TB) *order.Order {
 	return o
 }
 
-var phoneParties = order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID}
+var phoneParties = order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel}
 
 func TestAssistedLogin(t *testing.T) {
 	e := newEnv(t)
 	good := func(t *testing.T) *api.LoginRequest {
-		r, err := api.NewLogin(suite.NewKeys(partyKey(t, callCenterID), 4), shopID, carolID, "desk-7", time.Hour, time.Now())
+		r, err := api.NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestAssistedLogin(t *testing.T) {
 	}
 	resign := func(company string, edit func(r *api.LoginRequest)) func(t *testing.T) []byte {
 		return func(t *testing.T) []byte {
-			r, err := api.NewLogin(suite.NewKeys(partyKey(t, company), 4), shopID, carolID, "desk-7", time.Hour, time.Now())
+			r, err := api.NewLogin(keys.Keys(t, company), keys.Shop, keys.Carol, "desk-7", time.Hour, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,29 +83,29 @@ func TestAssistedLogin(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"no company signature", carolID, body(func(r *api.LoginRequest) { r.CompanySignature = "" }), http.StatusBadRequest, api.CodeLoginInvalid},
-		{"a made-up company signature", carolID, body(func(r *api.LoginRequest) { r.CompanySignature = wire.B64(make([]byte, 32)) }),
+		{"no company signature", keys.Carol, body(func(r *api.LoginRequest) { r.CompanySignature = "" }), http.StatusBadRequest, api.CodeLoginInvalid},
+		{"a made-up company signature", keys.Carol, body(func(r *api.LoginRequest) { r.CompanySignature = wire.B64(make([]byte, 32)) }),
 			http.StatusForbidden, api.CodeCompanySignature},
-		{"the signature of another device", carolID, body(func(r *api.LoginRequest) { r.Device = "desk-8" }), http.StatusForbidden, api.CodeCompanySignature},
-		{"the signature of a longer shift", carolID, body(func(r *api.LoginRequest) { r.ShiftSeconds *= 2 }), http.StatusForbidden, api.CodeCompanySignature},
-		{"a company the merchant does not work with", carolID, resign(rogueCoID, func(*api.LoginRequest) {}), http.StatusForbidden, api.CodeCompanyNotAccepted},
+		{"the signature of another device", keys.Carol, body(func(r *api.LoginRequest) { r.Device = "desk-8" }), http.StatusForbidden, api.CodeCompanySignature},
+		{"the signature of a longer shift", keys.Carol, body(func(r *api.LoginRequest) { r.ShiftSeconds *= 2 }), http.StatusForbidden, api.CodeCompanySignature},
+		{"a company the merchant does not work with", keys.Carol, resign(rogueCoID, func(*api.LoginRequest) {}), http.StatusForbidden, api.CodeCompanyNotAccepted},
 		{"signed by another consultant", daveID, body(func(*api.LoginRequest) {}), http.StatusForbidden, api.CodeLoginInvalid},
-		{"signed by a cardholder", aliceID, body(func(*api.LoginRequest) {}), http.StatusForbidden, httpsig.CodeForbiddenRole},
-		{"dated outside the window", carolID, func(t *testing.T) []byte {
-			r, err := api.NewLogin(suite.NewKeys(partyKey(t, callCenterID), 4), shopID, carolID, "desk-7", time.Hour, time.Now().Add(-10*time.Minute))
+		{"signed by a cardholder", keys.Alice, body(func(*api.LoginRequest) {}), http.StatusForbidden, httpsig.CodeForbiddenRole},
+		{"dated outside the window", keys.Carol, func(t *testing.T) []byte {
+			r, err := api.NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, time.Now().Add(-10*time.Minute))
 			if err != nil {
 				t.Fatal(err)
 			}
 			b, _ := json.Marshal(r)
 			return b
 		}, http.StatusUnauthorized, api.CodeLoginStale},
-		{"bad device", carolID, body(func(r *api.LoginRequest) { r.Device = "Desk 7" }), http.StatusBadRequest, api.CodeLoginInvalid},
-		{"zero shift", carolID, body(func(r *api.LoginRequest) { r.ShiftSeconds = 0 }), http.StatusBadRequest, api.CodeLoginInvalid},
-		{"unknown field", carolID, func(t *testing.T) []byte {
+		{"bad device", keys.Carol, body(func(r *api.LoginRequest) { r.Device = "Desk 7" }), http.StatusBadRequest, api.CodeLoginInvalid},
+		{"zero shift", keys.Carol, body(func(r *api.LoginRequest) { r.ShiftSeconds = 0 }), http.StatusBadRequest, api.CodeLoginInvalid},
+		{"unknown field", keys.Carol, func(t *testing.T) []byte {
 			b, _ := json.Marshal(good(t))
 			return append([]byte(`{"admin":true,`), b[1:]...)
 		}, http.StatusBadRequest, "malformed-json"},
-		{"oversize", carolID, func(t *testing.T) []byte {
+		{"oversize", keys.Carol, func(t *testing.T) []byte {
 			return append([]byte(`{"consultant":"`), bytes.Repeat([]byte("a"), api.MaxLoginBody)...)
 		}, http.StatusRequestEntityTooLarge, "body-too-large"},
 	}
@@ -120,8 +120,8 @@ func TestAssistedLogin(t *testing.T) {
 	}
 
 	t.Run("a login opens one live session per device; a later one ends the earlier", func(t *testing.T) {
-		first, secret := e.login(t, carolID, "desk-7", time.Hour)
-		if first.State != api.SessionLive || first.Consultant != carolID || first.Company != callCenterID || !order.ValidSession(first.Session) {
+		first, secret := e.login(t, keys.Carol, "desk-7", time.Hour)
+		if first.State != api.SessionLive || first.Consultant != keys.Carol || first.Company != keys.CallCenter || !order.ValidSession(first.Session) {
 			t.Fatalf("session %+v", first)
 		}
 		// The merchant keeps a hash, never the identifier.
@@ -133,9 +133,9 @@ func TestAssistedLogin(t *testing.T) {
 		if h := assisted.SecretHash(secret); !bytes.Equal(stored, h[:]) || bytes.Contains(stored, secret) {
 			t.Fatal("stored hash is not the identifier's")
 		}
-		other, _ := e.login(t, carolID, "desk-8", time.Hour)
-		second, _ := e.login(t, carolID, "desk-7", time.Hour)
-		c := e.client(t, carolID)
+		other, _ := e.login(t, keys.Carol, "desk-8", time.Hour)
+		second, _ := e.login(t, keys.Carol, "desk-7", time.Hour)
+		c := e.client(t, keys.Carol)
 		for _, want := range []struct {
 			s     *api.Session
 			state string
@@ -160,7 +160,7 @@ func TestAssistedLogin(t *testing.T) {
 	})
 
 	t.Run("a shift longer than the merchant allows is cut to its maximum", func(t *testing.T) {
-		s, _ := e.login(t, carolID, "desk-9", 20*time.Hour)
+		s, _ := e.login(t, keys.Carol, "desk-9", 20*time.Hour)
 		created, _ := time.Parse(time.RFC3339, s.Created)
 		expires, _ := time.Parse(time.RFC3339, s.Expires)
 		if d := expires.Sub(created); d != 8*time.Hour {
@@ -171,10 +171,10 @@ func TestAssistedLogin(t *testing.T) {
 
 func TestAssistedIntake(t *testing.T) {
 	e := newEnv(t)
-	sess, secret := e.login(t, carolID, "desk-7", time.Hour)
+	sess, secret := e.login(t, keys.Carol, "desk-7", time.Hour)
 	daveSess, _ := e.login(t, daveID, "desk-1", time.Hour)
 	consultantBundle := func(t *testing.T, session string) *order.Bundle {
-		return seal(t, carolID, phoneOrder(t), phoneParties, order.SealOptions{Session: session})
+		return seal(t, keys.Carol, phoneOrder(t), phoneParties, order.SealOptions{Session: session})
 	}
 	submitBody := func(b *order.Bundle, session, device string, proof api.Sealed) []byte {
 		raw, _ := b.MarshalJSON()
@@ -182,7 +182,7 @@ func TestAssistedIntake(t *testing.T) {
 		return out
 	}
 	prove := func(t *testing.T, b *order.Bundle, session, device string, secret []byte) api.Sealed {
-		p, err := assisted.Prove(suite.NewKeys(partyKey(t, carolID), 4), shopID, session, device, secret, b.HeaderHash())
+		p, err := assisted.Prove(keys.Keys(t, keys.Carol), keys.Shop, session, device, secret, b.HeaderHash())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,41 +200,41 @@ func TestAssistedIntake(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"a consultant's bundle on the online route", carolID, api.PathOrders, func(t *testing.T) []byte {
+		{"a consultant's bundle on the online route", keys.Carol, api.PathOrders, func(t *testing.T) []byte {
 			return marshal(t, consultantBundle(t, sess.Session))
 		}, http.StatusForbidden, api.CodeNotAssisted},
-		{"a cardholder's bundle on the assisted route", aliceID, api.PathAssistedOrders, func(t *testing.T) []byte {
-			b := seal(t, aliceID, phoneOrder(t), phoneParties, order.SealOptions{})
+		{"a cardholder's bundle on the assisted route", keys.Alice, api.PathAssistedOrders, func(t *testing.T) []byte {
+			b := seal(t, keys.Alice, phoneOrder(t), phoneParties, order.SealOptions{})
 			return submitBody(b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
 		}, http.StatusForbidden, httpsig.CodeForbiddenRole},
 		{"signed by another consultant", daveID, api.PathAssistedOrders, valid, http.StatusForbidden, api.CodeCardholderMismatch},
-		{"the request names another session than the bundle", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
+		{"the request names another session than the bundle", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, sess.Session)
 			return submitBody(b, daveSess.Session, "desk-7", prove(t, b, daveSess.Session, "desk-7", secret))
 		}, http.StatusUnprocessableEntity, api.CodeSessionMismatch},
-		{"an unknown session", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
+		{"an unknown session", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			s := "ses_aaaaaaaaaaaaaaaaaaaaaaaaaa"
 			b := consultantBundle(t, s)
 			return submitBody(b, s, "desk-7", prove(t, b, s, "desk-7", secret))
 		}, http.StatusForbidden, api.CodeSessionUnknown},
-		{"another consultant's session", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
+		{"another consultant's session", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, daveSess.Session)
 			return submitBody(b, daveSess.Session, "desk-1", prove(t, b, daveSess.Session, "desk-1", secret))
 		}, http.StatusForbidden, api.CodeSessionUnknown},
-		{"from another device", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
+		{"from another device", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, sess.Session)
 			return submitBody(b, sess.Session, "desk-9", prove(t, b, sess.Session, "desk-9", secret))
 		}, http.StatusForbidden, api.CodeDeviceMismatch},
-		{"a proof made for another bundle", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
+		{"a proof made for another bundle", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			other := consultantBundle(t, sess.Session)
 			b := consultantBundle(t, sess.Session)
 			return submitBody(b, sess.Session, "desk-7", prove(t, other, sess.Session, "desk-7", secret))
 		}, http.StatusForbidden, api.CodeProofInvalid},
-		{"a proof with a guessed identifier", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
+		{"a proof with a guessed identifier", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, sess.Session)
 			return submitBody(b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", make([]byte, api.SecretSize)))
 		}, http.StatusForbidden, api.CodeProofInvalid},
-		{"a proof with a flipped bit", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
+		{"a proof with a flipped bit", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			b := consultantBundle(t, sess.Session)
 			p := prove(t, b, sess.Session, "desk-7", secret)
 			ct, _ := wire.UnB64(p.CT)
@@ -242,13 +242,13 @@ func TestAssistedIntake(t *testing.T) {
 			p.CT = wire.B64(ct)
 			return submitBody(b, sess.Session, "desk-7", p)
 		}, http.StatusForbidden, api.CodeProofInvalid},
-		{"no proof", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
+		{"no proof", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			return submitBody(consultantBundle(t, sess.Session), sess.Session, "desk-7", api.Sealed{})
 		}, http.StatusForbidden, api.CodeProofInvalid},
-		{"unknown field", carolID, api.PathAssistedOrders, func(t *testing.T) []byte {
+		{"unknown field", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			return append([]byte(`{"override":true,`), valid(t)[1:]...)
 		}, http.StatusBadRequest, "malformed-json"},
-		{"not JSON", carolID, api.PathAssistedOrders, func(t *testing.T) []byte { return []byte("card=4111111111111111") }, http.StatusBadRequest, "malformed-json"},
+		{"not JSON", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte { return []byte("card=4111111111111111") }, http.StatusBadRequest, "malformed-json"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -265,12 +265,12 @@ func TestAssistedIntake(t *testing.T) {
 	t.Run("an order in a live session is stored with it and relayed naming it", func(t *testing.T) {
 		e.run()
 		b := consultantBundle(t, sess.Session)
-		acc, err := e.client(t, carolID).SubmitAssisted(context.Background(), b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
+		acc, err := e.client(t, keys.Carol).SubmitAssisted(context.Background(), b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
 		if err != nil {
 			t.Fatal(err)
 		}
 		o := e.waitState(t, acc.OrderID, api.StateShipped)
-		if o.Session != sess.Session || o.Cardholder != carolID {
+		if o.Session != sess.Session || o.Cardholder != keys.Carol {
 			t.Fatalf("stored order: session %q, cardholder %q", o.Session, o.Cardholder)
 		}
 		reqs, _, errs := e.issuer.snapshot()
@@ -281,10 +281,10 @@ func TestAssistedIntake(t *testing.T) {
 			t.Fatalf("issuer requests: %+v", reqs)
 		}
 		// The consultant can follow it; the same bundle again is the same order.
-		if st, err := e.client(t, carolID).Status(context.Background(), acc.OrderID); err != nil || st.State != api.StateShipped {
+		if st, err := e.client(t, keys.Carol).Status(context.Background(), acc.OrderID); err != nil || st.State != api.StateShipped {
 			t.Fatalf("status: %+v %v", st, err)
 		}
-		again, err := e.client(t, carolID).SubmitAssisted(context.Background(), b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
+		again, err := e.client(t, keys.Carol).SubmitAssisted(context.Background(), b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
 		if err != nil || again.OrderID != acc.OrderID {
 			t.Fatalf("resubmission: %+v %v", again, err)
 		}
@@ -301,7 +301,7 @@ func TestAssistedIntake(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("audit order: %d %s", code, stderr)
 		}
-		for _, want := range []string{"assisted", carolID, callCenterID, sess.Session, "desk-7", sess.Created, "bundle stored", "shipped"} {
+		for _, want := range []string{"assisted", keys.Carol, keys.CallCenter, sess.Session, "desk-7", sess.Created, "bundle stored", "shipped"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("audit order lacks %q:\n%s", want, out)
 			}
@@ -309,15 +309,15 @@ func TestAssistedIntake(t *testing.T) {
 		var au merchant.OrderAudit
 		code, out, _ = runCLI(t, ctx, "", "audit", "order", "-json", "-db", e.dbPath, acc.OrderID)
 		if code != 0 || json.Unmarshal([]byte(out), &au) != nil || au.Channel != "assisted" || au.Session == nil ||
-			au.Session.Device != "desk-7" || au.Sealer != carolID || len(au.Timeline) < 3 {
+			au.Session.Device != "desk-7" || au.Sealer != keys.Carol || len(au.Timeline) < 3 {
 			t.Fatalf("audit order -json: %d %s", code, out)
 		}
-		code, out, _ = runCLI(t, ctx, "", "audit", "consultant", "-db", e.dbPath, carolID)
+		code, out, _ = runCLI(t, ctx, "", "audit", "consultant", "-db", e.dbPath, keys.Carol)
 		if code != 0 || !strings.Contains(out, "session "+sess.Session) || !strings.Contains(out, "1 orders") || !strings.Contains(out, acc.OrderID) {
 			t.Fatalf("audit consultant: %d\n%s", code, out)
 		}
 		var sas []merchant.SessionAudit
-		code, out, _ = runCLI(t, ctx, "", "audit", "consultant", "-json", "-db", e.dbPath, carolID)
+		code, out, _ = runCLI(t, ctx, "", "audit", "consultant", "-json", "-db", e.dbPath, keys.Carol)
 		if code != 0 || json.Unmarshal([]byte(out), &sas) != nil || len(sas) != 1 || len(sas[0].Orders) != 1 {
 			t.Fatalf("audit consultant -json: %d %s", code, out)
 		}
@@ -328,7 +328,7 @@ func TestAssistedIntake(t *testing.T) {
 		}{
 			{[]string{"audit", "order", "-db", e.dbPath, "ord_nope"}, cli.ExitFailure, "no order"},
 			{[]string{"audit", "order", "-db", e.dbPath + ".missing", acc.OrderID}, cli.ExitFailure, "no such file"},
-			{[]string{"audit", "consultant", "-db", e.dbPath, aliceID}, cli.ExitUsage, "not a consultant identity"},
+			{[]string{"audit", "consultant", "-db", e.dbPath, keys.Alice}, cli.ExitUsage, "not a consultant identity"},
 			{[]string{"audit", "order", acc.OrderID}, cli.ExitUsage, "-db is required"},
 		} {
 			code, _, errs := runCLI(t, ctx, "", c.args...)
@@ -345,18 +345,18 @@ func TestAssistedIntake(t *testing.T) {
 
 	t.Run("after logout or the shift, the session proves nothing", func(t *testing.T) {
 		before := e.count(t, "orders")
-		short, shortSecret := e.login(t, carolID, "desk-8", time.Hour)
+		short, shortSecret := e.login(t, keys.Carol, "desk-8", time.Hour)
 		e.skew.Store(int64(2 * time.Hour))
 		b := consultantBundle(t, short.Session)
-		_, err := e.client(t, carolID).SubmitAssisted(context.Background(), b, short.Session, "desk-8", prove(t, b, short.Session, "desk-8", shortSecret))
+		_, err := e.client(t, keys.Carol).SubmitAssisted(context.Background(), b, short.Session, "desk-8", prove(t, b, short.Session, "desk-8", shortSecret))
 		wantProblem(t, err, http.StatusForbidden, api.CodeSessionExpired)
 		e.skew.Store(0)
 
-		if _, err := e.client(t, carolID).Logout(context.Background(), sess.Session); err != nil {
+		if _, err := e.client(t, keys.Carol).Logout(context.Background(), sess.Session); err != nil {
 			t.Fatal(err)
 		}
 		b = consultantBundle(t, sess.Session)
-		_, err = e.client(t, carolID).SubmitAssisted(context.Background(), b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
+		_, err = e.client(t, keys.Carol).SubmitAssisted(context.Background(), b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
 		wantProblem(t, err, http.StatusForbidden, api.CodeSessionEnded)
 		if n := e.count(t, "orders"); n != before {
 			t.Fatalf("%d refused orders stored", n-before)

@@ -15,6 +15,7 @@ import (
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
+	"orderseal/tstest/keys"
 )
 
 // run runs the merchant command with stdin and returns its exit code,
@@ -154,8 +155,8 @@ func TestCLIOrders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &store.Order{ID: "ord_cli1", Cardholder: aliceID, HeaderHash: []byte{1}, Bundle: []byte("{}"), Issuer: bankID,
-		Carrier: parcelID, Vault: vaultID, ShipToken: testToken, Items: []byte("[]"), Total: 3448, Currency: "EUR", State: api.StateReceived}
+	o := &store.Order{ID: "ord_cli1", Cardholder: keys.Alice, HeaderHash: []byte{1}, Bundle: []byte("{}"), Issuer: keys.Bank,
+		Carrier: keys.Parcel, Vault: keys.Vault, ShipToken: testToken, Items: []byte("[]"), Total: 3448, Currency: "EUR", State: api.StateReceived}
 	if _, _, err := st.Insert(ctx, o, "authorize"); err != nil {
 		t.Fatal(err)
 	}
@@ -196,24 +197,24 @@ func TestCLIOrders(t *testing.T) {
 func TestCLIServe(t *testing.T) {
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "merchant.key")
-	if err := partyKey(t, shopID).WriteFile(keyPath); err != nil {
+	if err := keys.Party(t, keys.Shop).WriteFile(keyPath); err != nil {
 		t.Fatal(err)
 	}
 	catalog := filepath.Join(dir, "catalog.json")
 	os.WriteFile(catalog, []byte(`{"currency":"EUR","products":[
 		{"sku":"BOOK-1984.pb","name":"Nineteen Eighty-Four (paperback)","unit_price":1299},
 		{"sku":"mug_blue-350","name":"Blue mug, 350 ml","unit_price":850}]}`), 0o600)
-	iss, car, v := newFakeIssuer(t, bankID), newFakeCarrier(t, parcelID), newVault(t)
+	iss, car, v := newFakeIssuer(t, keys.Bank), newFakeCarrier(t, keys.Parcel), newVault(t)
 	addrFile := filepath.Join(dir, "addr")
 	args := []string{"serve", "-key", keyPath, "-db", filepath.Join(dir, "merchant.db"), "-catalog", catalog,
-		"-issuer", bankID + "=" + iss.ts.URL, "-carrier", parcelID + "=" + car.ts.URL, "-vault", vaultID + "=" + v.ts.URL,
+		"-issuer", keys.Bank + "=" + iss.ts.URL, "-carrier", keys.Parcel + "=" + car.ts.URL, "-vault", keys.Vault + "=" + v.ts.URL,
 		"-listen", "127.0.0.1:0", "-addr-file", addrFile, "-relay-poll", "20ms"}
 
 	// Usage mistakes first: exit 2, one line.
 	for _, bad := range [][]string{
 		{"-issuer", "bank=" + iss.ts.URL},
-		{"-carrier", parcelID + "=ftp://x"},
-		{"-vault", bankID + "=" + v.ts.URL},
+		{"-carrier", keys.Parcel + "=ftp://x"},
+		{"-vault", keys.Bank + "=" + v.ts.URL},
 	} {
 		a := append(append([]string(nil), args...), bad...)
 		code, _, errs := runCLI(t, context.Background(), "", a...)
@@ -246,7 +247,7 @@ func TestCLIServe(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	c, err := api.NewClient(cache(t, aliceID), "http://"+addr, "", nil)
+	c, err := api.NewClient(keys.Keys(t, keys.Alice), "http://"+addr, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +255,7 @@ func TestCLIServe(t *testing.T) {
 	if err != nil || len(f.Catalog) != 2 || f.Currency != "EUR" {
 		t.Fatalf("order form %+v %v", f, err)
 	}
-	b := seal(t, aliceID, testOrder(t, v.register(t, aliceID)), stdParties, order.SealOptions{})
+	b := seal(t, keys.Alice, testOrder(t, v.register(t, keys.Alice)), stdParties, order.SealOptions{})
 	if _, err := c.Submit(ctx, b); err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
-	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/tstest/webtest"
 )
 
@@ -70,15 +70,15 @@ func newFuzzNode(f *testing.F) *fuzzNode {
 		}
 	}
 	hash := assisted.SecretHash(fuzzSecret)
-	if _, err := st.StartSession(ctx, &store.Session{ID: fuzzSession, Consultant: carolID, Company: callCenterID,
+	if _, err := st.StartSession(ctx, &store.Session{ID: fuzzSession, Consultant: keys.Carol, Company: keys.CallCenter,
 		Device: fuzzDevice, SecretHash: hash[:], LoginNonce: "fuzz-login", Created: fuzzT0, Expires: fuzzT0.Add(8 * time.Hour)}); err != nil {
 		f.Fatal(err)
 	}
 	const nowhere = "http://127.0.0.1:9" // the runner never starts: no peer is called
 	srv, err := merchant.NewServer(merchant.Config{
-		Keys: cache(f, shopID), Store: st, PublicURL: nowhere,
-		Carrier: merchant.Peer{Identity: parcelID, URL: nowhere}, Issuers: []merchant.Peer{{Identity: bankID, URL: nowhere}},
-		Vault: merchant.Peer{Identity: vaultID, URL: nowhere}, Companies: []string{callCenterID}, MaxShift: 8 * time.Hour,
+		Keys: keys.Keys(f, keys.Shop), Store: st, PublicURL: nowhere,
+		Carrier: merchant.Peer{Identity: keys.Parcel, URL: nowhere}, Issuers: []merchant.Peer{{Identity: keys.Bank, URL: nowhere}},
+		Vault: merchant.Peer{Identity: keys.Vault, URL: nowhere}, Companies: []string{keys.CallCenter}, MaxShift: 8 * time.Hour,
 		Now:      fuzzNow,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(fuzzNow), signedhttp.WithNonceStore(webtest.NeverSeen{})},
 	})
@@ -90,10 +90,10 @@ func newFuzzNode(f *testing.F) *fuzzNode {
 
 // caller signs requests to the node as id, dated fuzzNow.
 func (n *fuzzNode) caller(t testing.TB, id string) func(t testing.TB, path string, body []byte) *signedhttp.Response {
-	c := signedhttp.NewClient(cache(t, id), webtest.Client(n.h), signedhttp.WithClientClock(fuzzNow))
+	c := signedhttp.NewClient(keys.Keys(t, id), webtest.Client(n.h), signedhttp.WithClientClock(fuzzNow))
 	return func(t testing.TB, path string, body []byte) *signedhttp.Response {
 		t.Helper()
-		resp, err := c.Do(context.Background(), shopID, http.MethodPost, "http://merchant.fuzz"+path, body)
+		resp, err := c.Do(context.Background(), keys.Shop, http.MethodPost, "http://merchant.fuzz"+path, body)
 		if err != nil {
 			t.Fatalf("an answer to a signed request does not verify: %v", err)
 		}
@@ -115,11 +115,11 @@ func fuzzSeal(t testing.TB, owner string, o *order.Order, p order.Parties, id, s
 // answer with a problem.
 func intakeSeeds(f *testing.F) map[string][]byte {
 	f.Helper()
-	b := fuzzSeal(f, aliceID, testOrder(f, testToken), stdParties, fuzzOrderID, "", 1)
+	b := fuzzSeal(f, keys.Alice, testOrder(f, testToken), stdParties, fuzzOrderID, "", 1)
 	inline := testOrder(f, "")
 	inline.ShipTo.Address = &order.Address{Name: "Bob Beispiel", Line1: "Fuzzweg 1", City: "Berlin", Country: "DE"}
-	bi := fuzzSeal(f, aliceID, inline, order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID}, fuzzInlineID, "", 2)
-	other := fuzzSeal(f, aliceID, testOrder(f, testToken), order.Parties{Merchant: otherShopID, Issuer: bankID, Carrier: parcelID, Vault: vaultID}, "", "", 3)
+	bi := fuzzSeal(f, keys.Alice, inline, order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel}, fuzzInlineID, "", 2)
+	other := fuzzSeal(f, keys.Alice, testOrder(f, testToken), order.Parties{Merchant: keys.OtherShop, Issuer: keys.Bank, Carrier: keys.Parcel, Vault: keys.Vault}, "", "", 3)
 	return map[string][]byte{
 		"token":          marshal(f, b),
 		"inline-address": marshal(f, bi),
@@ -142,7 +142,7 @@ func FuzzIntake(f *testing.F) {
 	for name, s := range intakeSeeds(f) {
 		webtest.WriteCorpus(f, name, s)
 	}
-	post := n.caller(f, aliceID)
+	post := n.caller(f, keys.Alice)
 	webtest.MustAccept(f, webtest.Corpus(f), func(body []byte) int { return post(f, api.PathOrders, body).Status })
 	f.Fuzz(func(t *testing.T, body []byte) {
 		resp := post(t, api.PathOrders, body)
@@ -161,8 +161,8 @@ func FuzzIntake(f *testing.F) {
 // whose body also carries the session, the device and the proof.
 func FuzzAssistedIntake(f *testing.F) {
 	n := newFuzzNode(f)
-	b := fuzzSeal(f, carolID, phoneOrder(f), phoneParties, fuzzAssistedID, fuzzSession, 4)
-	proof, err := assisted.Prove(suite.NewKeys(partyKey(f, carolID), 4), shopID, fuzzSession, fuzzDevice, fuzzSecret, b.HeaderHash())
+	b := fuzzSeal(f, keys.Carol, phoneOrder(f), phoneParties, fuzzAssistedID, fuzzSession, 4)
+	proof, err := assisted.Prove(keys.Keys(f, keys.Carol), keys.Shop, fuzzSession, fuzzDevice, fuzzSecret, b.HeaderHash())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func FuzzAssistedIntake(f *testing.F) {
 	webtest.WriteCorpus(f, "genuine", body(genuine))
 	webtest.WriteCorpus(f, "other-device", body(otherDevice))
 	webtest.WriteCorpus(f, "no-proof", body(noProof))
-	post := n.caller(f, carolID)
+	post := n.caller(f, keys.Carol)
 	webtest.MustAccept(f, webtest.Corpus(f), func(body []byte) int { return post(f, api.PathAssistedOrders, body).Status })
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if post(t, api.PathAssistedOrders, body).Status != http.StatusAccepted {
@@ -205,7 +205,7 @@ func FuzzCarrierEvent(f *testing.F) {
 	n := newFuzzNode(f)
 	// The order the events are about, taken at the intake.
 	seeds := intakeSeeds(f)
-	if resp := n.caller(f, aliceID)(f, api.PathOrders, seeds["token"]); resp.Status != http.StatusAccepted {
+	if resp := n.caller(f, keys.Alice)(f, api.PathOrders, seeds["token"]); resp.Status != http.StatusAccepted {
 		f.Fatalf("the order the events are about was refused: %d %s", resp.Status, resp.Body)
 	}
 	at := fuzzT0.Add(time.Hour).Format(time.RFC3339)
@@ -222,7 +222,7 @@ func FuzzCarrierEvent(f *testing.F) {
 		webtest.WriteCorpus(f, name, out)
 	}
 	path := api.PathOrder + fuzzOrderID + api.EventsSuffix
-	post := n.caller(f, parcelID)
+	post := n.caller(f, keys.Parcel)
 	webtest.MustAccept(f, webtest.Corpus(f), func(body []byte) int { return post(f, path, body).Status })
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if post(t, path, body).Status != http.StatusOK {

@@ -31,12 +31,12 @@ import (
 	"orderseal/internal/wire"
 	issuerapi "orderseal/issuer/api"
 	"orderseal/keygen"
-	keycenter "orderseal/keygen/center"
 	"orderseal/merchant"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/vault"
 	vaultapi "orderseal/vault/api"
 	vaultstore "orderseal/vault/store"
@@ -44,20 +44,10 @@ import (
 
 // Identities of the parties the tests play.
 const (
-	aliceID        = "cardholder:alice@example.org"
-	bobID          = "cardholder:bob@example.org"
-	shopID         = "merchant:shop.example"
-	otherShopID    = "merchant:other.example"
-	parcelID       = "carrier:parcel.example"
-	otherCarrierID = "carrier:other.example"
-	bankID         = "issuer:bank.example"
-	otherBankID    = "issuer:otherbank.example"
-	vaultID        = "vault:vault.shop.example"
-	otherVaultID   = "vault:elsewhere.example"
-	carolID        = "consultant:carol"
-	daveID         = "consultant:dave"
-	callCenterID   = "company:callcenter.example"
-	rogueCoID      = "company:elsewhere.example"
+	otherBankID  = "issuer:otherbank.example"
+	otherVaultID = "vault:elsewhere.example"
+	daveID       = "consultant:dave"
+	rogueCoID    = "company:elsewhere.example"
 )
 
 // cardNumber is the card of order/testdata/order_token.json: it travels in
@@ -69,44 +59,6 @@ const addressCanary = "Canary-Lane-5e1b"
 
 // trackingNumber is what the fake carrier books under (UPU S10).
 const trackingNumber = "OS123456785DE"
-
-var testSystem = [16]byte{0x6d, 0x65, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
-
-// One key center for every party, k = 16: fine for tests only.
-var (
-	centerOnce sync.Once
-	center     *keycenter.Master
-	errCenter  error
-	keysMu     sync.Mutex
-	keysCache  = map[string]*keygen.PartyKey{}
-)
-
-func partyKey(t testing.TB, id string) *keygen.PartyKey {
-	t.Helper()
-	centerOnce.Do(func() {
-		var seed [32]byte
-		for i := range seed {
-			seed[i] = byte(0x40 + i)
-		}
-		center, errCenter = keycenter.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}, seed)
-	})
-	if errCenter != nil {
-		t.Fatal(errCenter)
-	}
-	keysMu.Lock()
-	defer keysMu.Unlock()
-	if k, ok := keysCache[id]; ok {
-		return k
-	}
-	k, err := center.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keysCache[id] = k
-	return k
-}
-
-func cache(t testing.TB, id string) *keygen.Cache { return suite.NewKeys(partyKey(t, id), 64) }
 
 // syncBuffer is a log sink safe for concurrent writes.
 type syncBuffer struct {
@@ -175,7 +127,7 @@ type fakeIssuer struct {
 }
 
 func newFakeIssuer(t *testing.T, id string) *fakeIssuer {
-	f := &fakeIssuer{t: t, keys: cache(t, id), arrived: make(chan string, 8)}
+	f := &fakeIssuer{t: t, keys: keys.Keys(t, id), arrived: make(chan string, 8)}
 	e := web.New(slog.New(slog.DiscardHandler))
 	verify := signedhttp.NewVerifier(f.keys).Middleware()
 	e.PUT(issuerapi.PathAuthorizations+":id", f.authorize, verify, signedhttp.Allow("merchant"))
@@ -308,7 +260,7 @@ type fakeCarrier struct {
 }
 
 func newFakeCarrier(t *testing.T, id string) *fakeCarrier {
-	f := &fakeCarrier{keys: cache(t, id)}
+	f := &fakeCarrier{keys: keys.Keys(t, id)}
 	e := web.New(slog.New(slog.DiscardHandler))
 	verify := signedhttp.NewVerifier(f.keys).Middleware()
 	e.PUT(carrierapi.PathShipments+":id", f.book, verify, signedhttp.Allow("merchant"))
@@ -386,7 +338,7 @@ func newVault(t *testing.T) *vaultEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := vault.NewServer(cache(t, vaultID), st, vault.Options{})
+	srv := vault.NewServer(keys.Keys(t, keys.Vault), st, vault.Options{})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return &vaultEnv{ts: ts, st: st}
@@ -395,7 +347,7 @@ func newVault(t *testing.T) *vaultEnv {
 // register stores an address for owner and returns its token.
 func (v *vaultEnv) register(t testing.TB, owner string) string {
 	t.Helper()
-	c, err := vaultapi.NewClient(cache(t, owner), v.ts.URL, vaultID, nil)
+	c, err := vaultapi.NewClient(keys.Keys(t, owner), v.ts.URL, keys.Vault, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,8 +385,8 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), log: &syncBuffer{}, front: &swapHandler{}}
 	e.dbPath = filepath.Join(e.dir, "merchant.db")
-	e.issuer = newFakeIssuer(t, bankID)
-	e.carrier = newFakeCarrier(t, parcelID)
+	e.issuer = newFakeIssuer(t, keys.Bank)
+	e.carrier = newFakeCarrier(t, keys.Parcel)
 	e.vault = newVault(t)
 	e.ts = httptest.NewServer(e.front)
 	t.Cleanup(e.ts.Close)
@@ -465,14 +417,14 @@ func (e *env) open() {
 	}
 	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := merchant.NewServer(merchant.Config{
-		Keys:      cache(t, shopID),
+		Keys:      keys.Keys(t, keys.Shop),
 		Store:     st,
-		Carrier:   merchant.Peer{Identity: parcelID, URL: e.carrier.ts.URL},
-		Issuers:   []merchant.Peer{{Identity: bankID, URL: e.issuer.ts.URL}},
-		Vault:     merchant.Peer{Identity: vaultID, URL: e.vault.ts.URL},
+		Carrier:   merchant.Peer{Identity: keys.Parcel, URL: e.carrier.ts.URL},
+		Issuers:   []merchant.Peer{{Identity: keys.Bank, URL: e.issuer.ts.URL}},
+		Vault:     merchant.Peer{Identity: keys.Vault, URL: e.vault.ts.URL},
 		PublicURL: e.ts.URL,
 		Logger:    logger,
-		Companies: []string{callCenterID},
+		Companies: []string{keys.CallCenter},
 		MaxShift:  8 * time.Hour,
 		Now:       func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
 		Outbox: func(r *outbox.Runner) {
@@ -514,7 +466,7 @@ func (e *env) restart() {
 
 func (e *env) client(t testing.TB, id string) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(cache(t, id), e.ts.URL, shopID, nil)
+	c, err := api.NewClient(keys.Keys(t, id), e.ts.URL, keys.Shop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,7 +492,7 @@ func (e *env) post(t testing.TB, caller string, body []byte) (int, http.Header, 
 // signedPost sends body to path signed by caller.
 func (e *env) signedPost(t testing.TB, caller, path string, body []byte) (int, http.Header, []byte) {
 	t.Helper()
-	resp, err := signedhttp.NewClient(cache(t, caller), nil).Do(context.Background(), shopID, http.MethodPost, e.ts.URL+path, body)
+	resp, err := signedhttp.NewClient(keys.Keys(t, caller), nil).Do(context.Background(), keys.Shop, http.MethodPost, e.ts.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -630,7 +582,7 @@ func (e *env) jobs(t testing.TB, id string) map[string]string {
 
 // --- bundles -------------------------------------------------------------
 
-var stdParties = order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID, Vault: vaultID}
+var stdParties = order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel, Vault: keys.Vault}
 
 // testOrder is order/testdata/order_token.json shipped to token.
 func testOrder(t testing.TB, token string) *order.Order {
@@ -649,7 +601,7 @@ func testOrder(t testing.TB, token string) *order.Order {
 
 func seal(t testing.TB, owner string, o *order.Order, p order.Parties, opt order.SealOptions) *order.Bundle {
 	t.Helper()
-	b, err := order.Seal(o, suite.NewKeys(partyKey(t, owner), 4), p, opt)
+	b, err := order.Seal(o, keys.Keys(t, owner), p, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -683,7 +635,7 @@ func reseal(t testing.TB, b *order.Bundle, role order.Role, sec *order.Section) 
 	h.Write(pt)
 	b.Commitments[role] = [32]byte(h.Sum(nil))
 	hH := b.HeaderHash()
-	pw, err := suite.Pairwise(partyKey(t, b.Cardholder), b.Parties[role])
+	pw, err := suite.Pairwise(keys.Party(t, b.Cardholder), b.Parties[role])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -701,7 +653,7 @@ func reseal(t testing.TB, b *order.Bundle, role order.Role, sec *order.Section) 
 // merchantSection opens b's merchant section as the shop.
 func merchantSection(t testing.TB, b *order.Bundle) *order.Section {
 	t.Helper()
-	sec, err := order.Open(b, suite.NewKeys(partyKey(t, shopID), 4), order.RoleMerchant, order.OpenOptions{})
+	sec, err := order.Open(b, keys.Keys(t, keys.Shop), order.RoleMerchant, order.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"orderseal/internal/signedhttp"
 	"orderseal/merchant/api"
 	"orderseal/order"
+	"orderseal/tstest/keys"
 )
 
 // testToken is a well-formed ship-to token; intake never asks the vault.
@@ -23,11 +24,11 @@ const testToken = "tok_7Hq2mXc9LpR4vNw8_adr"
 func TestIntakeRefusals(t *testing.T) {
 	e := newEnv(t)
 	ok := func(t *testing.T) *order.Bundle {
-		return seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{})
+		return seal(t, keys.Alice, testOrder(t, testToken), stdParties, order.SealOptions{})
 	}
 	withParties := func(p order.Parties) func(t *testing.T) []byte {
 		return func(t *testing.T) []byte {
-			return marshal(t, seal(t, aliceID, testOrder(t, testToken), p, order.SealOptions{}))
+			return marshal(t, seal(t, keys.Alice, testOrder(t, testToken), p, order.SealOptions{}))
 		}
 	}
 	// resealed builds a bundle whose merchant section says what edit makes it say.
@@ -44,7 +45,7 @@ func TestIntakeRefusals(t *testing.T) {
 		return func(t *testing.T) []byte {
 			o := testOrder(t, testToken)
 			edit(o)
-			return marshal(t, seal(t, aliceID, o, stdParties, order.SealOptions{}))
+			return marshal(t, seal(t, keys.Alice, o, stdParties, order.SealOptions{}))
 		}
 	}
 	jsonEdit := func(edit func(m map[string]any)) func(t *testing.T) []byte {
@@ -58,88 +59,88 @@ func TestIntakeRefusals(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"oversize body", aliceID, func(t *testing.T) []byte {
+		{"oversize body", keys.Alice, func(t *testing.T) []byte {
 			return append([]byte(`{"v":1,"pad":"`), bytes.Repeat([]byte("a"), api.MaxBody)...)
 		}, http.StatusRequestEntityTooLarge, "body-too-large"},
-		{"malformed JSON", aliceID, func(t *testing.T) []byte { return []byte(`{"v":1,"suite":`) }, http.StatusBadRequest, api.CodeBundleInvalid},
-		{"empty body", aliceID, func(t *testing.T) []byte { return nil }, http.StatusBadRequest, api.CodeBundleInvalid},
-		{"unknown field", aliceID, jsonEdit(func(m map[string]any) { m["discount"] = 100 }), http.StatusBadRequest, api.CodeBundleInvalid},
-		{"duplicate key", aliceID, func(t *testing.T) []byte {
+		{"malformed JSON", keys.Alice, func(t *testing.T) []byte { return []byte(`{"v":1,"suite":`) }, http.StatusBadRequest, api.CodeBundleInvalid},
+		{"empty body", keys.Alice, func(t *testing.T) []byte { return nil }, http.StatusBadRequest, api.CodeBundleInvalid},
+		{"unknown field", keys.Alice, jsonEdit(func(m map[string]any) { m["discount"] = 100 }), http.StatusBadRequest, api.CodeBundleInvalid},
+		{"duplicate key", keys.Alice, func(t *testing.T) []byte {
 			raw := marshal(t, ok(t))
 			return append([]byte(`{"v":1,`), raw[1:]...)
 		}, http.StatusBadRequest, api.CodeBundleInvalid},
-		{"wrong version", aliceID, jsonEdit(func(m map[string]any) { m["v"] = 2 }), http.StatusBadRequest, api.CodeUnsupportedVersion},
-		{"wrong suite", aliceID, jsonEdit(func(m map[string]any) { m["suite"] = "OS2-SOMETHING-ELSE" }), http.StatusBadRequest, api.CodeUnsupportedVersion},
-		{"another key system", aliceID, jsonEdit(func(m map[string]any) { m["system"] = strings.Repeat("ab", 16) }), http.StatusBadRequest, api.CodeUnsupportedVersion},
-		{"for another merchant", aliceID, withParties(order.Parties{Merchant: otherShopID, Issuer: bankID, Carrier: parcelID, Vault: vaultID}),
+		{"wrong version", keys.Alice, jsonEdit(func(m map[string]any) { m["v"] = 2 }), http.StatusBadRequest, api.CodeUnsupportedVersion},
+		{"wrong suite", keys.Alice, jsonEdit(func(m map[string]any) { m["suite"] = "OS2-SOMETHING-ELSE" }), http.StatusBadRequest, api.CodeUnsupportedVersion},
+		{"another key system", keys.Alice, jsonEdit(func(m map[string]any) { m["system"] = strings.Repeat("ab", 16) }), http.StatusBadRequest, api.CodeUnsupportedVersion},
+		{"for another merchant", keys.Alice, withParties(order.Parties{Merchant: keys.OtherShop, Issuer: keys.Bank, Carrier: keys.Parcel, Vault: keys.Vault}),
 			http.StatusUnprocessableEntity, api.CodeWrongMerchant},
-		{"signed by another cardholder", bobID, func(t *testing.T) []byte { return marshal(t, ok(t)) }, http.StatusForbidden, api.CodeCardholderMismatch},
-		{"carrier not ours", aliceID, withParties(order.Parties{Merchant: shopID, Issuer: bankID, Carrier: otherCarrierID, Vault: vaultID}),
+		{"signed by another cardholder", keys.Bob, func(t *testing.T) []byte { return marshal(t, ok(t)) }, http.StatusForbidden, api.CodeCardholderMismatch},
+		{"carrier not ours", keys.Alice, withParties(order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.OtherCarrier, Vault: keys.Vault}),
 			http.StatusUnprocessableEntity, api.CodeCarrierNotAccepted},
-		{"issuer not accepted", aliceID, withParties(order.Parties{Merchant: shopID, Issuer: otherBankID, Carrier: parcelID, Vault: vaultID}),
+		{"issuer not accepted", keys.Alice, withParties(order.Parties{Merchant: keys.Shop, Issuer: otherBankID, Carrier: keys.Parcel, Vault: keys.Vault}),
 			http.StatusUnprocessableEntity, api.CodeIssuerNotAccepted},
-		{"vault not ours", aliceID, withParties(order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID, Vault: otherVaultID}),
+		{"vault not ours", keys.Alice, withParties(order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel, Vault: otherVaultID}),
 			http.StatusUnprocessableEntity, api.CodeVaultNotAccepted},
-		{"expired", aliceID, func(t *testing.T) []byte {
-			return marshal(t, seal(t, aliceID, testOrder(t, testToken), stdParties,
+		{"expired", keys.Alice, func(t *testing.T) []byte {
+			return marshal(t, seal(t, keys.Alice, testOrder(t, testToken), stdParties,
 				order.SealOptions{Now: time.Now().Add(-2 * time.Hour), Lifetime: time.Hour}))
 		}, http.StatusUnprocessableEntity, api.CodeBundleExpired},
-		{"created in the future", aliceID, func(t *testing.T) []byte {
-			return marshal(t, seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{Now: time.Now().Add(time.Hour)}))
+		{"created in the future", keys.Alice, func(t *testing.T) []byte {
+			return marshal(t, seal(t, keys.Alice, testOrder(t, testToken), stdParties, order.SealOptions{Now: time.Now().Add(time.Hour)}))
 		}, http.StatusUnprocessableEntity, api.CodeBundleExpired},
-		{"merchant section tampered", aliceID, func(t *testing.T) []byte {
+		{"merchant section tampered", keys.Alice, func(t *testing.T) []byte {
 			b := ok(t)
 			s := b.Sections[order.RoleMerchant]
 			s.CT[len(s.CT)/2] ^= 1
 			return marshal(t, b)
 		}, http.StatusUnprocessableEntity, api.CodeSectionRefused},
-		{"merchant nonce tampered", aliceID, func(t *testing.T) []byte {
+		{"merchant nonce tampered", keys.Alice, func(t *testing.T) []byte {
 			b := ok(t)
 			s := b.Sections[order.RoleMerchant]
 			s.Nonce[0] ^= 1
 			b.Sections[order.RoleMerchant] = s
 			return marshal(t, b)
 		}, http.StatusUnprocessableEntity, api.CodeSectionRefused},
-		{"issuer commitment tampered", aliceID, func(t *testing.T) []byte {
+		{"issuer commitment tampered", keys.Alice, func(t *testing.T) []byte {
 			b := ok(t)
 			c := b.Commitments[order.RoleIssuer]
 			c[0] ^= 1
 			b.Commitments[order.RoleIssuer] = c
 			return marshal(t, b)
 		}, http.StatusUnprocessableEntity, api.CodeSectionRefused},
-		{"merchant section swapped from another order", aliceID, func(t *testing.T) []byte {
+		{"merchant section swapped from another order", keys.Alice, func(t *testing.T) []byte {
 			b, other := ok(t), ok(t)
 			b.Sections[order.RoleMerchant] = other.Sections[order.RoleMerchant]
 			return marshal(t, b)
 		}, http.StatusUnprocessableEntity, api.CodeSectionRefused},
-		{"unknown SKU", aliceID, withItems(func(o *order.Order) { o.Items[1].SKU = "teapot-1" }), http.StatusUnprocessableEntity, api.CodeCatalogMismatch},
-		{"wrong price", aliceID, withItems(func(o *order.Order) {
+		{"unknown SKU", keys.Alice, withItems(func(o *order.Order) { o.Items[1].SKU = "teapot-1" }), http.StatusUnprocessableEntity, api.CodeCatalogMismatch},
+		{"wrong price", keys.Alice, withItems(func(o *order.Order) {
 			o.Items[1].UnitPrice = 1
 			o.Total = 2*1299 + 1
 		}), http.StatusUnprocessableEntity, api.CodeCatalogMismatch},
-		{"wrong name", aliceID, withItems(func(o *order.Order) { o.Items[0].Name = "Animal Farm" }), http.StatusUnprocessableEntity, api.CodeCatalogMismatch},
-		{"other currency", aliceID, withItems(func(o *order.Order) { o.Currency = "USD" }), http.StatusUnprocessableEntity, api.CodeCurrencyMismatch},
+		{"wrong name", keys.Alice, withItems(func(o *order.Order) { o.Items[0].Name = "Animal Farm" }), http.StatusUnprocessableEntity, api.CodeCatalogMismatch},
+		{"other currency", keys.Alice, withItems(func(o *order.Order) { o.Currency = "USD" }), http.StatusUnprocessableEntity, api.CodeCurrencyMismatch},
 		// order.Seal refuses a total that is not the sum, so a hostile
 		// cardholder's software reseals the merchant section itself.
-		{"total not the sum", aliceID, resealed(func(s *order.Section) { s.Total.Amount-- }), http.StatusUnprocessableEntity, api.CodeTotalMismatch},
-		{"no items", aliceID, resealed(func(s *order.Section) { s.Items = nil }), http.StatusUnprocessableEntity, api.CodeCatalogMismatch},
-		{"no total", aliceID, resealed(func(s *order.Section) { s.Total = nil }), http.StatusUnprocessableEntity, api.CodeCatalogMismatch},
-		{"zero quantity", aliceID, resealed(func(s *order.Section) {
+		{"total not the sum", keys.Alice, resealed(func(s *order.Section) { s.Total.Amount-- }), http.StatusUnprocessableEntity, api.CodeTotalMismatch},
+		{"no items", keys.Alice, resealed(func(s *order.Section) { s.Items = nil }), http.StatusUnprocessableEntity, api.CodeCatalogMismatch},
+		{"no total", keys.Alice, resealed(func(s *order.Section) { s.Total = nil }), http.StatusUnprocessableEntity, api.CodeCatalogMismatch},
+		{"zero quantity", keys.Alice, resealed(func(s *order.Section) {
 			s.Items[1].Qty = 0
 			s.Total.Amount = 2 * 1299
 		}), http.StatusUnprocessableEntity, api.CodeTotalMismatch},
-		{"negative quantity", aliceID, resealed(func(s *order.Section) {
+		{"negative quantity", keys.Alice, resealed(func(s *order.Section) {
 			s.Items[1].Qty = -1
 			s.Total.Amount = 2*1299 - 850
 		}), http.StatusUnprocessableEntity, api.CodeTotalMismatch},
-		{"overflowing lines", aliceID, resealed(func(s *order.Section) {
+		{"overflowing lines", keys.Alice, resealed(func(s *order.Section) {
 			s.Items[0].Qty = 1 << 62
 			s.Total.Amount = 1
 		}), http.StatusUnprocessableEntity, api.CodeTotalMismatch},
-		{"vault party but no ship token", aliceID, resealed(func(s *order.Section) { s.ShipToken = "" }), http.StatusUnprocessableEntity, api.CodeDestinationMissing},
+		{"vault party but no ship token", keys.Alice, resealed(func(s *order.Section) { s.ShipToken = "" }), http.StatusUnprocessableEntity, api.CodeDestinationMissing},
 		{"unsigned", "", func(t *testing.T) []byte { return marshal(t, ok(t)) }, http.StatusUnauthorized, signedhttp.CodeAuthMissing},
-		{"issuer calling", bankID, func(t *testing.T) []byte { return marshal(t, ok(t)) }, http.StatusForbidden, signedhttp.CodeForbiddenRole},
-		{"another merchant calling", otherShopID, func(t *testing.T) []byte { return marshal(t, ok(t)) }, http.StatusForbidden, signedhttp.CodeForbiddenRole},
+		{"issuer calling", keys.Bank, func(t *testing.T) []byte { return marshal(t, ok(t)) }, http.StatusForbidden, signedhttp.CodeForbiddenRole},
+		{"another merchant calling", keys.OtherShop, func(t *testing.T) []byte { return marshal(t, ok(t)) }, http.StatusForbidden, signedhttp.CodeForbiddenRole},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,8 +161,8 @@ func TestIntakeRefusals(t *testing.T) {
 func TestIntakeIdempotent(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	alice := e.client(t, aliceID)
-	b := seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{})
+	alice := e.client(t, keys.Alice)
+	b := seal(t, keys.Alice, testOrder(t, testToken), stdParties, order.SealOptions{})
 
 	var wg sync.WaitGroup
 	got := make([]*api.Accepted, 8)
@@ -183,7 +184,7 @@ func TestIntakeIdempotent(t *testing.T) {
 		}
 	}
 	// Once more, sequentially, checking the status code too.
-	status, _, body := e.post(t, aliceID, marshal(t, b))
+	status, _, body := e.post(t, keys.Alice, marshal(t, b))
 	var acc api.Accepted
 	if status != http.StatusAccepted || json.Unmarshal(body, &acc) != nil || acc.OrderID != b.OrderID {
 		t.Fatalf("resubmission: HTTP %d %s", status, body)
@@ -199,17 +200,17 @@ func TestIntakeIdempotent(t *testing.T) {
 	}
 
 	// Another bundle under the same order id: from alice, and from bob.
-	again := seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{OrderID: b.OrderID})
+	again := seal(t, keys.Alice, testOrder(t, testToken), stdParties, order.SealOptions{OrderID: b.OrderID})
 	_, err := alice.Submit(ctx, again)
 	wantProblem(t, err, http.StatusConflict, api.CodeOrderIDReused)
-	bobs := seal(t, bobID, testOrder(t, testToken), stdParties, order.SealOptions{OrderID: b.OrderID})
-	_, err = e.client(t, bobID).Submit(ctx, bobs)
+	bobs := seal(t, keys.Bob, testOrder(t, testToken), stdParties, order.SealOptions{OrderID: b.OrderID})
+	_, err = e.client(t, keys.Bob).Submit(ctx, bobs)
 	wantProblem(t, err, http.StatusConflict, api.CodeOrderIDReused)
 	if n := e.count(t, "orders"); n != 1 {
 		t.Fatalf("%d orders, want 1", n)
 	}
 	o, err := e.st.Get(ctx, b.OrderID)
-	if err != nil || o.Cardholder != aliceID || !bytes.Equal(o.Bundle, marshal(t, b)) {
+	if err != nil || o.Cardholder != keys.Alice || !bytes.Equal(o.Bundle, marshal(t, b)) {
 		t.Fatalf("stored order changed: %+v %v", o, err)
 	}
 }
@@ -219,8 +220,8 @@ func TestIntakeIdempotent(t *testing.T) {
 func TestIntakeStoresMerchantFields(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	b := seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{})
-	if _, err := e.client(t, aliceID).Submit(ctx, b); err != nil {
+	b := seal(t, keys.Alice, testOrder(t, testToken), stdParties, order.SealOptions{})
+	if _, err := e.client(t, keys.Alice).Submit(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	o, err := e.st.Get(ctx, b.OrderID)
@@ -232,8 +233,8 @@ func TestIntakeStoresMerchantFields(t *testing.T) {
 	if err := json.Unmarshal(o.Items, &items); err != nil || len(items) != 2 {
 		t.Fatalf("items %s: %v", o.Items, err)
 	}
-	if o.Cardholder != aliceID || !bytes.Equal(o.HeaderHash, hh[:]) || o.Issuer != bankID || o.Carrier != parcelID ||
-		o.Vault != vaultID || o.ShipToken != testToken || o.Total != 3448 || o.Currency != "EUR" ||
+	if o.Cardholder != keys.Alice || !bytes.Equal(o.HeaderHash, hh[:]) || o.Issuer != keys.Bank || o.Carrier != keys.Parcel ||
+		o.Vault != keys.Vault || o.ShipToken != testToken || o.Total != 3448 || o.Currency != "EUR" ||
 		o.BuyerName != "Alice Example" || o.State != api.StateReceived {
 		t.Fatalf("stored order %+v", o)
 	}
@@ -263,8 +264,8 @@ func TestOrderForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Merchant != shopID || f.Carrier != parcelID || f.Vault != vaultID || f.Currency != "EUR" ||
-		len(f.Issuers) != 1 || f.Issuers[0] != bankID || f.MaxItems != 100 {
+	if f.Merchant != keys.Shop || f.Carrier != keys.Parcel || f.Vault != keys.Vault || f.Currency != "EUR" ||
+		len(f.Issuers) != 1 || f.Issuers[0] != keys.Bank || f.MaxItems != 100 {
 		t.Fatalf("order form %+v", f)
 	}
 	want := []api.Product{
@@ -282,11 +283,11 @@ func TestOrderForm(t *testing.T) {
 	if p, ok := f.Product("mug_blue-350"); !ok || p.UnitPrice != 850 {
 		t.Fatalf("Product: %+v %v", p, ok)
 	}
-	if c.Merchant() != shopID {
+	if c.Merchant() != keys.Shop {
 		t.Fatalf("client learnt %q", c.Merchant())
 	}
 	// A client pinned to another merchant refuses this form.
-	pinned, _ := api.NewClient(nil, e.ts.URL, otherShopID, nil)
+	pinned, _ := api.NewClient(nil, e.ts.URL, keys.OtherShop, nil)
 	if _, err := pinned.OrderForm(context.Background()); err == nil {
 		t.Fatal("a form for another merchant was accepted")
 	}

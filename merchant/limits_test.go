@@ -6,6 +6,7 @@ import (
 
 	"orderseal/merchant/api"
 	"orderseal/order"
+	"orderseal/tstest/keys"
 )
 
 // TestIntakeMaxItems: the merchant takes an order of up to MaxItems lines
@@ -28,14 +29,14 @@ func TestIntakeMaxItems(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			b := seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{})
+			b := seal(t, keys.Alice, testOrder(t, testToken), stdParties, order.SealOptions{})
 			sec := merchantSection(t, b)
 			line := sec.Items[0]
 			line.Qty = 1
 			sec.Items = repeat(line, tc.lines)
 			sec.Total.Amount = int64(tc.lines) * line.UnitPrice
 			reseal(t, b, order.RoleMerchant, sec)
-			status, header, body := e.post(t, aliceID, marshal(t, b))
+			status, header, body := e.post(t, keys.Alice, marshal(t, b))
 			if tc.status == http.StatusAccepted {
 				if status != tc.status {
 					t.Fatalf("HTTP %d: %s", status, body)

@@ -16,6 +16,7 @@ import (
 	"orderseal/merchant"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
+	"orderseal/tstest/keys"
 )
 
 // attemptLog records, per job, when each attempt's handler returned and the
@@ -87,11 +88,11 @@ func (e *env) reopen(tune func(r *outbox.Runner)) {
 		t.Fatal(err)
 	}
 	srv, err := merchant.NewServer(merchant.Config{
-		Keys:      cache(t, shopID),
+		Keys:      keys.Keys(t, keys.Shop),
 		Store:     st,
-		Carrier:   merchant.Peer{Identity: parcelID, URL: e.carrier.ts.URL},
-		Issuers:   []merchant.Peer{{Identity: bankID, URL: e.issuer.ts.URL}},
-		Vault:     merchant.Peer{Identity: vaultID, URL: e.vault.ts.URL},
+		Carrier:   merchant.Peer{Identity: keys.Parcel, URL: e.carrier.ts.URL},
+		Issuers:   []merchant.Peer{{Identity: keys.Bank, URL: e.issuer.ts.URL}},
+		Vault:     merchant.Peer{Identity: keys.Vault, URL: e.vault.ts.URL},
 		PublicURL: e.ts.URL,
 		Logger:    slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:       time.Now,
@@ -341,7 +342,7 @@ func TestDeadLetters(t *testing.T) {
 			if n := calls(); n != tc.attempts || n != settled {
 				t.Fatalf("the peer saw %d %s calls (%d when the order failed), want %d", n, tc.kind, settled, tc.attempts)
 			}
-			st, err := e.client(t, aliceID).Status(context.Background(), b.OrderID)
+			st, err := e.client(t, keys.Alice).Status(context.Background(), b.OrderID)
 			if err != nil || st.State != api.StateFailed || st.Reason != tc.reason {
 				t.Fatalf("the cardholder sees %+v %v", st, err)
 			}

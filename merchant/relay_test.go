@@ -15,15 +15,16 @@ import (
 	issuerapi "orderseal/issuer/api"
 	"orderseal/merchant/api"
 	"orderseal/order"
+	"orderseal/tstest/keys"
 	vaultapi "orderseal/vault/api"
 )
 
 // submit seals alice's test order to a token the vault holds and submits it.
 func (e *env) submit(t *testing.T) *order.Bundle {
 	t.Helper()
-	token := e.vault.register(t, aliceID)
-	b := seal(t, aliceID, testOrder(t, token), stdParties, order.SealOptions{})
-	acc, err := e.client(t, aliceID).Submit(context.Background(), b)
+	token := e.vault.register(t, keys.Alice)
+	b := seal(t, keys.Alice, testOrder(t, token), stdParties, order.SealOptions{})
+	acc, err := e.client(t, keys.Alice).Submit(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestRelayShips(t *testing.T) {
 		t.Fatalf("carrier request: invoice %s, events %s, token %s", cr.invoice, cr.eventsURL, cr.section.ShipToken)
 	}
 	// The vault granted the carrier this token for this order and invoice.
-	carrierVault, err := vaultapi.NewClient(cache(t, parcelID), e.vault.ts.URL, vaultID, nil)
+	carrierVault, err := vaultapi.NewClient(keys.Keys(t, keys.Parcel), e.vault.ts.URL, keys.Vault, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +104,12 @@ func TestRelayShips(t *testing.T) {
 	}
 
 	// Status: alice sees it, bob and strangers' ids do not exist for her.
-	alice := e.client(t, aliceID)
+	alice := e.client(t, keys.Alice)
 	st, err := alice.Status(ctx, b.OrderID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != api.StateShipped || st.Tracking != trackingNumber || st.Carrier != parcelID || st.Total != 3448 ||
+	if st.State != api.StateShipped || st.Tracking != trackingNumber || st.Carrier != keys.Parcel || st.Total != 3448 ||
 		st.Currency != "EUR" || st.AuthCode != "A1B2C3" || st.Invoice != o.Invoice {
 		t.Fatalf("status %+v", st)
 	}
@@ -122,7 +123,7 @@ func TestRelayShips(t *testing.T) {
 	if want := []string{"received", "authorized", "authorized", "shipped"}; !equal(states, want) {
 		t.Fatalf("timeline %v, want %v", states, want)
 	}
-	_, err = e.client(t, bobID).Status(ctx, b.OrderID)
+	_, err = e.client(t, keys.Bob).Status(ctx, b.OrderID)
 	wantProblem(t, err, http.StatusNotFound, api.CodeUnknownOrder)
 	_, err = alice.Status(ctx, "ord_doesnotexist")
 	wantProblem(t, err, http.StatusNotFound, api.CodeUnknownOrder)
@@ -131,31 +132,31 @@ func TestRelayShips(t *testing.T) {
 	eventsURL := cr.eventsURL
 	post := func(caller string, ev carrierapi.TrackingEvent) (map[string]bool, error) {
 		var out map[string]bool
-		err := signedhttp.NewClient(cache(t, caller), nil).DoJSON(ctx, shopID, http.MethodPost, eventsURL, ev, &out)
+		err := signedhttp.NewClient(keys.Keys(t, caller), nil).DoJSON(ctx, keys.Shop, http.MethodPost, eventsURL, ev, &out)
 		return out, err
 	}
 	at := time.Now().UTC().Format(time.RFC3339)
 	ev1 := carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 1, Status: carrierapi.StatusInTransit, At: at, Note: "left the depot"}
 	for i, want := range []bool{true, false} {
-		got, err := post(parcelID, ev1)
+		got, err := post(keys.Parcel, ev1)
 		if err != nil || got["recorded"] != want {
 			t.Fatalf("event 1, post %d: %v %v", i, got, err)
 		}
 	}
-	_, err = post(otherCarrierID, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: at})
+	_, err = post(keys.OtherCarrier, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: at})
 	wantProblem(t, err, http.StatusNotFound, api.CodeUnknownOrder)
-	_, err = post(parcelID, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: "OS000000000DE", Seq: 2, Status: carrierapi.StatusDelivered, At: at})
+	_, err = post(keys.Parcel, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: "OS000000000DE", Seq: 2, Status: carrierapi.StatusDelivered, At: at})
 	wantProblem(t, err, http.StatusConflict, api.CodeTrackingMismatch)
-	_, err = post(parcelID, carrierapi.TrackingEvent{OrderID: "ord_other", Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: at})
+	_, err = post(keys.Parcel, carrierapi.TrackingEvent{OrderID: "ord_other", Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: at})
 	wantProblem(t, err, http.StatusNotFound, api.CodeUnknownOrder)
-	_, err = post(parcelID, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: "yesterday"})
+	_, err = post(keys.Parcel, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: "yesterday"})
 	wantProblem(t, err, http.StatusBadRequest, "bad-request")
-	_, err = post(aliceID, ev1)
+	_, err = post(keys.Alice, ev1)
 	wantProblem(t, err, http.StatusForbidden, signedhttp.CodeForbiddenRole)
 	if o := e.waitState(t, b.OrderID, api.StateShipped); o.State != api.StateShipped {
 		t.Fatal("a refused event moved the order")
 	}
-	if got, err := post(parcelID, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: at}); err != nil || !got["recorded"] {
+	if got, err := post(keys.Parcel, carrierapi.TrackingEvent{OrderID: b.OrderID, Tracking: trackingNumber, Seq: 2, Status: carrierapi.StatusDelivered, At: at}); err != nil || !got["recorded"] {
 		t.Fatalf("delivered: %v %v", got, err)
 	}
 	st, err = alice.Status(ctx, b.OrderID)
@@ -203,8 +204,8 @@ func TestRelayInlineAddress(t *testing.T) {
 	e.run()
 	o := testOrder(t, "")
 	o.ShipTo.Address = &order.Address{Name: "Bob Beispiel", Line1: addressCanary + " 2", City: "Berlin", Country: "DE"}
-	b := seal(t, aliceID, o, order.Parties{Merchant: shopID, Issuer: bankID, Carrier: parcelID}, order.SealOptions{})
-	if _, err := e.client(t, aliceID).Submit(context.Background(), b); err != nil {
+	b := seal(t, keys.Alice, o, order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel}, order.SealOptions{})
+	if _, err := e.client(t, keys.Alice).Submit(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(t, b.OrderID, api.StateShipped)
@@ -274,8 +275,8 @@ func TestRelayOutcomes(t *testing.T) {
 			e.run()
 			var b *order.Bundle
 			if tc.noToken {
-				b = seal(t, aliceID, testOrder(t, testToken), stdParties, order.SealOptions{})
-				if _, err := e.client(t, aliceID).Submit(context.Background(), b); err != nil {
+				b = seal(t, keys.Alice, testOrder(t, testToken), stdParties, order.SealOptions{})
+				if _, err := e.client(t, keys.Alice).Submit(context.Background(), b); err != nil {
 					t.Fatal(err)
 				}
 			} else {
@@ -303,14 +304,14 @@ func TestRelayOutcomes(t *testing.T) {
 					t.Fatalf("declined order %+v", o)
 				}
 			}
-			st, err := e.client(t, aliceID).Status(context.Background(), b.OrderID)
+			st, err := e.client(t, keys.Alice).Status(context.Background(), b.OrderID)
 			if err != nil || st.State != tc.state || st.Reason != tc.reason {
 				t.Fatalf("status %+v %v", st, err)
 			}
 			if tc.void {
-				want := "authorization voided at " + bankID
+				want := "authorization voided at " + keys.Bank
 				if tc.voidUnknown {
-					want = "no authorization to void at " + bankID
+					want = "no authorization to void at " + keys.Bank
 				}
 				if last := st.Timeline[len(st.Timeline)-1]; last.Detail != want {
 					t.Fatalf("last timeline entry %+v, want %q", last, want)

@@ -7,6 +7,7 @@ import (
 
 	"orderseal/keygen"
 	"orderseal/merchant"
+	"orderseal/tstest/keys"
 )
 
 func TestParsePeer(t *testing.T) {
@@ -40,20 +41,20 @@ func TestNewServerRefuses(t *testing.T) {
 	}
 	defer st.Close()
 	good := func() merchant.Config {
-		return merchant.Config{Keys: cache(t, shopID), Store: st, PublicURL: "http://127.0.0.1:1",
-			Carrier: merchant.Peer{Identity: parcelID, URL: "http://127.0.0.1:2"},
-			Issuers: []merchant.Peer{{Identity: bankID, URL: "http://127.0.0.1:3"}},
-			Vault:   merchant.Peer{Identity: vaultID, URL: "http://127.0.0.1:4"}}
+		return merchant.Config{Keys: keys.Keys(t, keys.Shop), Store: st, PublicURL: "http://127.0.0.1:1",
+			Carrier: merchant.Peer{Identity: keys.Parcel, URL: "http://127.0.0.1:2"},
+			Issuers: []merchant.Peer{{Identity: keys.Bank, URL: "http://127.0.0.1:3"}},
+			Vault:   merchant.Peer{Identity: keys.Vault, URL: "http://127.0.0.1:4"}}
 	}
 	if _, err := merchant.NewServer(good()); err != nil {
 		t.Fatal(err)
 	}
 	for name, edit := range map[string]func(*merchant.Config){
-		"a carrier's key":       func(c *merchant.Config) { c.Keys = cache(t, parcelID) },
+		"a carrier's key":       func(c *merchant.Config) { c.Keys = keys.Keys(t, keys.Parcel) },
 		"no issuer":             func(c *merchant.Config) { c.Issuers = nil },
-		"an issuer that is not": func(c *merchant.Config) { c.Issuers[0].Identity = vaultID },
-		"a carrier that is not": func(c *merchant.Config) { c.Carrier.Identity = bankID },
-		"a vault that is not":   func(c *merchant.Config) { c.Vault.Identity = parcelID },
+		"an issuer that is not": func(c *merchant.Config) { c.Issuers[0].Identity = keys.Vault },
+		"a carrier that is not": func(c *merchant.Config) { c.Carrier.Identity = keys.Bank },
+		"a vault that is not":   func(c *merchant.Config) { c.Vault.Identity = keys.Parcel },
 		"a bad public URL":      func(c *merchant.Config) { c.PublicURL = "127.0.0.1:8080" },
 		"a bad carrier URL":     func(c *merchant.Config) { c.Carrier.URL = "" },
 	} {

@@ -36,6 +36,8 @@ const (
 	OtherCarrier = "carrier:other.example"
 	Bank         = "issuer:bank.example"
 	Vault        = "vault:vault.shop.example"
+	Carol        = "consultant:carol"           // a phone consultant (assisted orders)
+	CallCenter   = "company:callcenter.example" // the consultants' company
 )
 
 // System is the default center's system identifier ("7e57").
