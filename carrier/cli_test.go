@@ -13,6 +13,7 @@ import (
 	"orderseal/carrier"
 	"orderseal/internal/cli"
 	"orderseal/order"
+	"orderseal/tstest/keys"
 )
 
 // TestShipmentsCommand: the listing shows tracking, merchant, order,
@@ -21,14 +22,14 @@ func TestShipmentsCommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	sh, err := e.merchant(t, shopID).Book(ctx, sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{}), "INV-1", eventsURL)
+	sh, err := e.merchant(t, keys.Shop).Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-1", eventsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ := run(t, "shipments", "-db", e.dbPath)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "TRACKING") ||
-		!strings.Contains(lines[1], sh.Tracking) || !strings.Contains(lines[1], shopID) || !strings.Contains(lines[1], sh.OrderID) ||
+		!strings.Contains(lines[1], sh.Tracking) || !strings.Contains(lines[1], keys.Shop) || !strings.Contains(lines[1], sh.OrderID) ||
 		!strings.Contains(lines[1], "booked") || !strings.Contains(lines[1], sh.Booked) {
 		t.Fatalf("shipments: exit %d\n%s", code, out)
 	}
@@ -37,7 +38,7 @@ func TestShipmentsCommand(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 {
 		t.Fatalf("shipments -json: exit %d\n%s", code, out)
 	}
-	want := map[string]string{"tracking": sh.Tracking, "merchant": shopID, "order_id": sh.OrderID, "status": "booked", "booked": sh.Booked}
+	want := map[string]string{"tracking": sh.Tracking, "merchant": keys.Shop, "order_id": sh.OrderID, "status": "booked", "booked": sh.Booked}
 	for k, v := range want {
 		if rows[0][k] != v {
 			t.Fatalf("shipments -json: %s = %q, want %q", k, rows[0][k], v)
@@ -77,11 +78,11 @@ func TestCommandErrors(t *testing.T) {
 		{"shipments on a missing database", []string{"shipments", "-db", missing}, 1, "hint:"},
 		{"label without -o", []string{"label", "OS123456785DE", "-db", missing}, 2, "-o is required"},
 		{"label with a bad vault id", []string{"label", "OS123456785DE", "-o", filepath.Join(dir, "l.png"), "-db", missing,
-			"-key", writeKey(t, parcelID), "-vault-url", "http://127.0.0.1:1", "-vault", "merchant:x"}, 2, "vault identity"},
+			"-key", keys.WriteKeyFile(t, t.TempDir(), keys.Parcel), "-vault-url", "http://127.0.0.1:1", "-vault", "merchant:x"}, 2, "vault identity"},
 		{"label with another party's key", []string{"label", "OS123456785DE", "-o", filepath.Join(dir, "l.png"), "-db", missing,
-			"-key", writeKey(t, shopID), "-vault-url", "http://127.0.0.1:1", "-vault", vaultID}, 1, "not of a carrier"},
-		{"serve with another party's key", []string{"serve", "-key", writeKey(t, shopID), "-db", missing,
-			"-vault-url", "http://127.0.0.1:1", "-vault", vaultID}, 1, "not of a carrier"},
+			"-key", keys.WriteKeyFile(t, t.TempDir(), keys.Shop), "-vault-url", "http://127.0.0.1:1", "-vault", keys.Vault}, 1, "not of a carrier"},
+		{"serve with another party's key", []string{"serve", "-key", keys.WriteKeyFile(t, t.TempDir(), keys.Shop), "-db", missing,
+			"-vault-url", "http://127.0.0.1:1", "-vault", keys.Vault}, 1, "not of a carrier"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,15 +103,6 @@ func TestCommandErrors(t *testing.T) {
 	}
 }
 
-func writeKey(t *testing.T, id string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "party.key")
-	if err := partyKey(t, id).WriteFile(p); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestServe runs 'carrier serve' on a port of its choosing, books through
 // it, and stops it as SIGTERM would: exit 0.
 func TestServe(t *testing.T) {
@@ -123,7 +115,7 @@ func TestServe(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- carrier.Main(ctx, []string{"serve", "-key", e.carrierKey, "-db", filepath.Join(dir, "c.db"), "-listen", "127.0.0.1:0",
-			"-addr-file", addrFile, "-vault-url", e.vaultTS.URL, "-vault", vaultID, "-country", "at"},
+			"-addr-file", addrFile, "-vault-url", e.vaultTS.URL, "-vault", keys.Vault, "-country", "at"},
 			cli.Stdio{In: bytes.NewReader(nil), Out: &bytes.Buffer{}, Err: &stderr})
 	}()
 	var addr string
@@ -133,7 +125,7 @@ func TestServe(t *testing.T) {
 		return err == nil && addr != ""
 	})
 	e.ts.URL = "http://" + addr // book through the spawned daemon
-	sh, err := e.merchant(t, shopID).Book(context.Background(), sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{}), "INV-1", eventsURL)
+	sh, err := e.merchant(t, keys.Shop).Book(context.Background(), sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-1", eventsURL)
 	if err != nil || !strings.HasSuffix(sh.Tracking, "AT") {
 		t.Fatalf("booking through serve: %+v %v", sh, err)
 	}

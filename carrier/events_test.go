@@ -21,6 +21,7 @@ import (
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
 	"orderseal/order"
+	"orderseal/tstest/keys"
 )
 
 // fakeMerchant is a merchant's events endpoint: signed requests only, from
@@ -38,7 +39,7 @@ func newFakeMerchant(t *testing.T) *fakeMerchant {
 	t.Helper()
 	m := &fakeMerchant{}
 	e := web.New(slog.New(slog.DiscardHandler))
-	e.Use(signedhttp.NewVerifier(cache(t, shopID)).Middleware())
+	e.Use(signedhttp.NewVerifier(keys.Keys(t, keys.Shop)).Middleware())
 	e.POST("/v1/carrier-events", func(c echo.Context) error {
 		var ev api.TrackingEvent
 		if err := web.Bind(c, &ev, 4<<10); err != nil {
@@ -94,14 +95,14 @@ func TestEventDelivery(t *testing.T) {
 	e := newEnv(t)
 	m := newFakeMerchant(t)
 	m.down.Store(true)
-	shop := e.merchant(t, shopID)
-	b := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{})
+	shop := e.merchant(t, keys.Shop)
+	b := sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{})
 	sh, err := shop.Book(ctx, b, "INV-1", m.ts.URL+"/v1/carrier-events")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	r := carrier.NewRunner(cache(t, parcelID), e.st, &http.Client{Timeout: 5 * time.Second}, nil)
+	r := carrier.NewRunner(keys.Keys(t, keys.Parcel), e.st, &http.Client{Timeout: 5 * time.Second}, nil)
 	r.Poll, r.MinBackoff, r.MaxBackoff = 20*time.Millisecond, 10*time.Millisecond, 40*time.Millisecond
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -132,7 +133,7 @@ func TestEventDelivery(t *testing.T) {
 	got, from := m.events()
 	bySeq := map[int64]api.TrackingEvent{}
 	for i, ev := range got {
-		if from[i] != parcelID {
+		if from[i] != keys.Parcel {
 			t.Fatalf("event from %s", from[i])
 		}
 		bySeq[ev.Seq] = ev
@@ -173,7 +174,7 @@ func TestEventDelivery(t *testing.T) {
 	}
 
 	// A merchant that refuses an event (signed 4xx) is not asked again.
-	refused, err := shop.Book(ctx, sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{}), "INV-2", m.ts.URL+"/v1/refuse")
+	refused, err := shop.Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-2", m.ts.URL+"/v1/refuse")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,13 +204,13 @@ func TestEventHandlerClassifies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		e := web.New(slog.New(slog.DiscardHandler))
-		e.Use(signedhttp.NewVerifier(cache(t, shopID)).Middleware())
+		e.Use(signedhttp.NewVerifier(keys.Keys(t, keys.Shop)).Middleware())
 		e.POST("/ev", func(c echo.Context) error {
 			return problem.New(tt.status, "test-refusal", "Test", "Test.")
 		})
 		ts := httptest.NewServer(e)
-		h := carrier.EventHandler(cache(t, parcelID), ts.Client(), nil)
-		payload, _ := json.Marshal(map[string]any{"merchant": shopID, "events_url": ts.URL + "/ev",
+		h := carrier.EventHandler(keys.Keys(t, keys.Parcel), ts.Client(), nil)
+		payload, _ := json.Marshal(map[string]any{"merchant": keys.Shop, "events_url": ts.URL + "/ev",
 			"event": api.TrackingEvent{OrderID: "o", Tracking: "OS123456785DE", Seq: 1, Status: "picked-up", At: "2030-01-01T00:00:00Z"}})
 		err := h(context.Background(), outbox.Job{Kind: "tracking-event", Key: "OS123456785DE/1", Payload: payload})
 		if err == nil || outbox.IsPermanent(err) != tt.permanent {
@@ -218,7 +219,7 @@ func TestEventHandlerClassifies(t *testing.T) {
 		ts.Close()
 	}
 	// A payload that does not decode can never be delivered.
-	h := carrier.EventHandler(cache(t, parcelID), http.DefaultClient, nil)
+	h := carrier.EventHandler(keys.Keys(t, keys.Parcel), http.DefaultClient, nil)
 	if err := h(context.Background(), outbox.Job{Payload: []byte("{")}); !outbox.IsPermanent(err) {
 		t.Fatalf("bad payload: %v", err)
 	}

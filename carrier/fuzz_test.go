@@ -13,6 +13,7 @@ import (
 	"orderseal/carrier/store"
 	"orderseal/internal/signedhttp"
 	"orderseal/order"
+	"orderseal/tstest/keys"
 	"orderseal/tstest/webtest"
 	vaultapi "orderseal/vault/api"
 )
@@ -47,13 +48,13 @@ func FuzzBook(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	srv := carrier.NewServer(cache(f, parcelID), st, depositor{}, carrier.Options{Now: fuzzNow,
+	srv := carrier.NewServer(keys.Keys(f, keys.Parcel), st, depositor{}, carrier.Options{Now: fuzzNow,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(fuzzNow), signedhttp.WithNonceStore(webtest.NeverSeen{})}})
-	c := signedhttp.NewClient(cache(f, shopID), webtest.Client(srv.Handler()), signedhttp.WithClientClock(fuzzNow))
+	c := signedhttp.NewClient(keys.Keys(f, keys.Shop), webtest.Client(srv.Handler()), signedhttp.WithClientClock(fuzzNow))
 	url := "http://carrier.fuzz" + api.PathShipments + fuzzOrderID
 	put := func(t testing.TB, body []byte) *signedhttp.Response {
 		t.Helper()
-		resp, err := c.Do(context.Background(), parcelID, http.MethodPut, url, body)
+		resp, err := c.Do(context.Background(), keys.Parcel, http.MethodPut, url, body)
 		if err != nil {
 			t.Fatalf("an answer to a signed request does not verify: %v", err)
 		}
@@ -70,12 +71,12 @@ func FuzzBook(f *testing.F) {
 
 	const events = "http://127.0.0.1:8080/v1/orders/" + fuzzOrderID + "/events"
 	at := order.SealOptions{Now: fuzzT0, OrderID: fuzzOrderID}
-	token := sealOrder(f, shopID, parcelID, fuzzToken, nil, at)
-	inline := sealOrder(f, shopID, parcelID, "", &inlineAddress, at)
+	token := sealOrder(f, keys.Shop, keys.Parcel, fuzzToken, nil, at)
+	inline := sealOrder(f, keys.Shop, keys.Parcel, "", &inlineAddress, at)
 	webtest.WriteCorpus(f, "token", body(token, "inv_fuzz0001", events))
 	webtest.WriteCorpus(f, "inline-address", body(inline, "inv_fuzz0002", events))
 	webtest.WriteCorpus(f, "events-url-ftp", body(token, "inv_fuzz0001", "ftp://example.org/x"))
-	webtest.WriteCorpus(f, "other-carrier", body(sealOrder(f, shopID, otherCarrierID, fuzzToken, nil, at), "inv_fuzz0003", events))
+	webtest.WriteCorpus(f, "other-carrier", body(sealOrder(f, keys.Shop, keys.OtherCarrier, fuzzToken, nil, at), "inv_fuzz0003", events))
 	webtest.MustAccept(f, webtest.Corpus(f), func(b []byte) int { return put(f, b).Status })
 
 	f.Fuzz(func(t *testing.T, body []byte) {

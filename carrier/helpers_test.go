@@ -28,24 +28,16 @@ import (
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
-	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/vault"
 	vaultapi "orderseal/vault/api"
 	vaultstore "orderseal/vault/store"
 )
 
 // Identities of the parties the tests play.
-const (
-	aliceID        = "cardholder:alice@example.org"
-	shopID         = "merchant:shop.example"
-	otherShopID    = "merchant:other.example"
-	parcelID       = "carrier:parcel.example"
-	otherCarrierID = "carrier:other.example"
-	bankID         = "issuer:bank.example"
-	vaultID        = "vault:vault.shop.example"
-)
+const ()
 
 // Canary strings of an inline address: they may rest in the vault only.
 const (
@@ -53,44 +45,6 @@ const (
 	canaryCity   = "Kanarienhausen"
 	canaryPostal = "99817"
 )
-
-var testSystem = [16]byte{0xca, 0x77, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
-
-// k = 16: any 16 colluding parties could rebuild the matrix; tests only.
-var (
-	centerOnce sync.Once
-	center     *keycenter.Master
-	errCenter  error
-	keysMu     sync.Mutex
-	keyCache   = map[string]*keygen.PartyKey{}
-)
-
-func partyKey(t testing.TB, id string) *keygen.PartyKey {
-	t.Helper()
-	centerOnce.Do(func() {
-		var seed [32]byte
-		for i := range seed {
-			seed[i] = byte(3*i + 1)
-		}
-		center, errCenter = keycenter.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: testSystem, K: 16}, seed)
-	})
-	if errCenter != nil {
-		t.Fatal(errCenter)
-	}
-	keysMu.Lock()
-	defer keysMu.Unlock()
-	if k, ok := keyCache[id]; ok {
-		return k
-	}
-	k, err := center.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyCache[id] = k
-	return k
-}
-
-func cache(t testing.TB, id string) *keygen.Cache { return suite.NewKeys(partyKey(t, id), 8) }
 
 // syncBuffer is a log sink safe for concurrent writes.
 type syncBuffer struct {
@@ -138,7 +92,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { vst.Close() })
-	vh := vault.NewServer(suite.NewKeys(partyKey(t, vaultID), 64), vst, vault.Options{}).Handler()
+	vh := vault.NewServer(keys.Keys(t, keys.Vault), vst, vault.Options{}).Handler()
 	e.vaultTS = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e.vaultDown.Load() {
 			http.Error(w, "upstream unavailable", http.StatusServiceUnavailable)
@@ -154,22 +108,18 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.st.Close() })
-	keys := cache(t, parcelID)
 	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv = carrier.NewServer(keys, e.st, e.vaultClient(t, parcelID), carrier.Options{Logger: logger})
+	e.srv = carrier.NewServer(keys.Keys(t, keys.Parcel), e.st, e.vaultClient(t, keys.Parcel), carrier.Options{Logger: logger})
 	e.ts = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(e.ts.Close)
 
-	e.carrierKey = filepath.Join(t.TempDir(), "carrier.key")
-	if err := partyKey(t, parcelID).WriteFile(e.carrierKey); err != nil {
-		t.Fatal(err)
-	}
+	e.carrierKey = keys.WriteKeyFile(t, t.TempDir(), keys.Parcel)
 	return e
 }
 
 func (e *env) vaultClient(t testing.TB, id string) *vaultapi.Client {
 	t.Helper()
-	c, err := vaultapi.NewClient(cache(t, id), e.vaultTS.URL, vaultID, &http.Client{Timeout: 10 * time.Second})
+	c, err := vaultapi.NewClient(keys.Keys(t, id), e.vaultTS.URL, keys.Vault, &http.Client{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +129,7 @@ func (e *env) vaultClient(t testing.TB, id string) *vaultapi.Client {
 // merchant is the carrier client of merchant id.
 func (e *env) merchant(t testing.TB, id string) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(cache(t, id), e.ts.URL, parcelID, &http.Client{Timeout: 10 * time.Second})
+	c, err := api.NewClient(keys.Keys(t, id), e.ts.URL, keys.Parcel, &http.Client{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +139,7 @@ func (e *env) merchant(t testing.TB, id string) *api.Client {
 // raw is a signed-request client for requests api.Client would not send.
 func (e *env) raw(t testing.TB, id string) *signedhttp.Client {
 	t.Helper()
-	return signedhttp.NewClient(cache(t, id), &http.Client{Timeout: 10 * time.Second})
+	return signedhttp.NewClient(keys.Keys(t, id), &http.Client{Timeout: 10 * time.Second})
 }
 
 // put sends a booking request as caller; a []byte body is sent as it is.
@@ -198,9 +148,9 @@ func (e *env) put(t testing.TB, caller, orderID string, req any) error {
 	u := e.ts.URL + api.PathShipments + orderID
 	raw, ok := req.([]byte)
 	if !ok {
-		return e.raw(t, caller).DoJSON(context.Background(), parcelID, http.MethodPut, u, req, nil)
+		return e.raw(t, caller).DoJSON(context.Background(), keys.Parcel, http.MethodPut, u, req, nil)
 	}
-	resp, err := e.raw(t, caller).Do(context.Background(), parcelID, http.MethodPut, u, raw)
+	resp, err := e.raw(t, caller).Do(context.Background(), keys.Parcel, http.MethodPut, u, raw)
 	if err != nil {
 		return err
 	}
@@ -239,11 +189,11 @@ func sealOrder(t testing.TB, merchant, carrierID, token string, inline *order.Ad
 		t.Fatal(err)
 	}
 	o.ShipTo.Token, o.ShipTo.Address = token, inline
-	p := order.Parties{Merchant: merchant, Issuer: bankID, Carrier: carrierID}
+	p := order.Parties{Merchant: merchant, Issuer: keys.Bank, Carrier: carrierID}
 	if token != "" {
-		p.Vault = vaultID
+		p.Vault = keys.Vault
 	}
-	b, err := order.Seal(o, suite.NewKeys(partyKey(t, aliceID), 4), p, opt)
+	b, err := order.Seal(o, keys.Keys(t, keys.Alice), p, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,12 +210,12 @@ func (e *env) grantedOrder(t testing.TB, invoice string) (*order.Bundle, string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := e.vaultClient(t, aliceID).Register(ctx, vaultapi.TypeAddress, "home", false, addr)
+	reg, err := e.vaultClient(t, keys.Alice).Register(ctx, vaultapi.TypeAddress, "home", false, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := sealOrder(t, shopID, parcelID, reg.Token, nil, order.SealOptions{})
-	if _, err := e.vaultClient(t, shopID).Grant(ctx, b, invoice, 0); err != nil {
+	b := sealOrder(t, keys.Shop, keys.Parcel, reg.Token, nil, order.SealOptions{})
+	if _, err := e.vaultClient(t, keys.Shop).Grant(ctx, b, invoice, 0); err != nil {
 		t.Fatal(err)
 	}
 	return b, reg.Token
@@ -301,7 +251,7 @@ func resealCarrier(t testing.TB, b *order.Bundle, sec order.Section) {
 	h.Write(pt)
 	b.Commitments[order.RoleCarrier] = [32]byte(h.Sum(nil))
 	hH := b.HeaderHash()
-	pw, err := suite.Pairwise(partyKey(t, aliceID), parcelID)
+	pw, err := suite.Pairwise(keys.Party(t, keys.Alice), keys.Parcel)
 	if err != nil {
 		t.Fatal(err)
 	}

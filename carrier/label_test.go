@@ -16,6 +16,7 @@ import (
 
 	"orderseal/carrier"
 	"orderseal/order"
+	"orderseal/tstest/keys"
 )
 
 func dark(c color.Color) bool {
@@ -93,12 +94,12 @@ func TestRenderLabel(t *testing.T) {
 		name string
 		l    carrier.Label
 	}{
-		{"ordinary", carrier.Label{Carrier: parcelID, Sender: shopID, Recipient: "Bob Beispiel", Address: inlineAddress,
+		{"ordinary", carrier.Label{Carrier: keys.Parcel, Sender: keys.Shop, Recipient: "Bob Beispiel", Address: inlineAddress,
 			Tracking: "OS123456785DE", OrderID: "ord_x", Booked: time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)}},
 		{"longest fields", carrier.Label{Carrier: "carrier:" + strings.Repeat("c", 200), Sender: "merchant:" + strings.Repeat("m", 200),
 			Recipient: strings.Repeat("Name ", 40), Address: order.Address{Name: strings.Repeat("N", 200), Line1: long, Line2: long,
 				City: long, Region: long, PostalCode: strings.Repeat("9", 20), Country: "GB"}, Tracking: "RB473124829GB", OrderID: strings.Repeat("o", 64)}},
-		{"unknown country, no recipient", carrier.Label{Carrier: parcelID, Sender: shopID, Address: order.Address{Name: "Ω Ελένη", Line1: "Οδός 1", City: "Αθήνα", Country: "XK"},
+		{"unknown country, no recipient", carrier.Label{Carrier: keys.Parcel, Sender: keys.Shop, Address: order.Address{Name: "Ω Ελένη", Line1: "Οδός 1", City: "Αθήνα", Country: "XK"},
 			Tracking: "OS000000080FR", OrderID: "o"}},
 	}
 	for _, tt := range tests {
@@ -142,7 +143,7 @@ func TestCountryName(t *testing.T) {
 
 // labelArgs are the label command's flags for e.
 func (e *env) labelArgs(tracking, out string) []string {
-	return []string{"label", tracking, "-o", out, "-db", e.dbPath, "-key", e.carrierKey, "-vault-url", e.vaultTS.URL, "-vault", vaultID}
+	return []string{"label", tracking, "-o", out, "-db", e.dbPath, "-key", e.carrierKey, "-vault-url", e.vaultTS.URL, "-vault", keys.Vault}
 }
 
 // checkPNG decodes a label and checks its size and barcode.
@@ -165,7 +166,7 @@ func TestLabelGranted(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	b, _ := e.grantedOrder(t, "INV-9")
-	sh, err := e.merchant(t, shopID).Book(ctx, b, "INV-9", eventsURL)
+	sh, err := e.merchant(t, keys.Shop).Book(ctx, b, "INV-9", eventsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestLabelDeposited(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	sh, err := e.merchant(t, shopID).Book(ctx, sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{}), "INV-3", eventsURL)
+	sh, err := e.merchant(t, keys.Shop).Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-3", eventsURL)
 	if err != nil {
 		t.Fatal(err)
 	}

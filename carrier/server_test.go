@@ -13,6 +13,7 @@ import (
 	"orderseal/internal/sqlitex"
 	"orderseal/internal/wire"
 	"orderseal/order"
+	"orderseal/tstest/keys"
 )
 
 const eventsURL = "http://127.0.0.1:9/v1/carrier-events"
@@ -25,7 +26,7 @@ func TestBookGrantedToken(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	b, token := e.grantedOrder(t, "INV-1")
-	shop := e.merchant(t, shopID)
+	shop := e.merchant(t, keys.Shop)
 
 	got, err := shop.Book(ctx, b, "INV-1", eventsURL)
 	if err != nil {
@@ -49,7 +50,7 @@ func TestBookGrantedToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sh.ShipToken != token || sh.Source != store.Granted || sh.Merchant != shopID || sh.Invoice != "INV-1" ||
+	if sh.ShipToken != token || sh.Source != store.Granted || sh.Merchant != keys.Shop || sh.Invoice != "INV-1" ||
 		sh.RecipientName != "Bob Beispiel" || sh.RecipientPhone != "+4917698765432" || sh.EventsURL != eventsURL || sh.HeaderHash != hH {
 		t.Fatalf("stored %+v", sh)
 	}
@@ -65,8 +66,8 @@ func TestBookInlineAddress(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	b := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{})
-	shop := e.merchant(t, shopID)
+	b := sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{})
+	shop := e.merchant(t, keys.Shop)
 	got, err := shop.Book(ctx, b, "INV-7", eventsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func TestBookInlineAddress(t *testing.T) {
 		t.Fatalf("stored %+v %v", sh, err)
 	}
 	// The vault holds it under the carrier's name, labelled with the order.
-	parcel := e.vaultClient(t, parcelID)
+	parcel := e.vaultClient(t, keys.Parcel)
 	entries, err := parcel.List(ctx)
 	if err != nil || len(entries) != 1 || entries[0].Token != sh.ShipToken || entries[0].Label != b.OrderID || entries[0].Shareable {
 		t.Fatalf("carrier's vault entries %+v %v", entries, err)
@@ -108,13 +109,13 @@ func TestBookReusedOrderID(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	b := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{OrderID: "ord-reused-1"})
-	shop := e.merchant(t, shopID)
+	b := sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{OrderID: "ord-reused-1"})
+	shop := e.merchant(t, keys.Shop)
 	first, err := shop.Book(ctx, b, "INV-1", eventsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{OrderID: "ord-reused-1"})
+	other := sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{OrderID: "ord-reused-1"})
 	_, err = shop.Book(ctx, other, "INV-1", eventsURL)
 	wantProblem(t, err, http.StatusConflict, api.CodeOrderIDReused)
 	_, err = shop.Book(ctx, b, "INV-2", eventsURL)
@@ -122,8 +123,8 @@ func TestBookReusedOrderID(t *testing.T) {
 	_, err = shop.Book(ctx, b, "INV-1", eventsURL+"2")
 	wantProblem(t, err, http.StatusConflict, api.CodeOrderIDReused)
 	// Another merchant may use the same order id for its own order.
-	mine := sealOrder(t, otherShopID, parcelID, "", &inlineAddress, order.SealOptions{OrderID: "ord-reused-1"})
-	theirs, err := e.merchant(t, otherShopID).Book(ctx, mine, "INV-1", eventsURL)
+	mine := sealOrder(t, keys.OtherShop, keys.Parcel, "", &inlineAddress, order.SealOptions{OrderID: "ord-reused-1"})
+	theirs, err := e.merchant(t, keys.OtherShop).Book(ctx, mine, "INV-1", eventsURL)
 	if err != nil || theirs.Tracking == first.Tracking {
 		t.Fatalf("other merchant's booking %+v %v", theirs, err)
 	}
@@ -139,13 +140,13 @@ func TestBookRefusals(t *testing.T) {
 	e := newEnv(t)
 	now := time.Now()
 	good := func(t *testing.T) *order.Bundle {
-		return sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{})
+		return sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{})
 	}
 	withSection := func(sec order.Section) func(t *testing.T) (string, string, any) {
 		return func(t *testing.T) (string, string, any) {
 			b := good(t)
 			resealCarrier(t, b, sec)
-			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+			return keys.Shop, b.OrderID, relay(t, b, "INV-1", eventsURL)
 		}
 	}
 	tests := []struct {
@@ -156,64 +157,64 @@ func TestBookRefusals(t *testing.T) {
 	}{
 		{"a cardholder books", 403, "forbidden-role", func(t *testing.T) (string, string, any) {
 			b := good(t)
-			return aliceID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+			return keys.Alice, b.OrderID, relay(t, b, "INV-1", eventsURL)
 		}},
 		{"another carrier books", 403, "forbidden-role", func(t *testing.T) (string, string, any) {
 			b := good(t)
-			return otherCarrierID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+			return keys.OtherCarrier, b.OrderID, relay(t, b, "INV-1", eventsURL)
 		}},
 		{"an issuer books", 403, "forbidden-role", func(t *testing.T) (string, string, any) {
 			b := good(t)
-			return bankID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+			return keys.Bank, b.OrderID, relay(t, b, "INV-1", eventsURL)
 		}},
 		{"oversize body", 413, "body-too-large", func(t *testing.T) (string, string, any) {
-			return shopID, "ord-big", []byte(`{"bundle":"` + strings.Repeat("A", api.MaxBody) + `"}`)
+			return keys.Shop, "ord-big", []byte(`{"bundle":"` + strings.Repeat("A", api.MaxBody) + `"}`)
 		}},
 		{"malformed JSON", 400, "malformed-json", func(t *testing.T) (string, string, any) {
-			return shopID, "ord-x", []byte(`{"bundle":`)
+			return keys.Shop, "ord-x", []byte(`{"bundle":`)
 		}},
 		{"unknown field", 400, "malformed-json", func(t *testing.T) (string, string, any) {
 			b := good(t)
 			r := relay(t, b, "INV-1", eventsURL)
-			return shopID, b.OrderID, []byte(`{"bundle":` + string(r.Bundle) + `,"invoice":"INV-1","events_url":"` + eventsURL + `","address":"x"}`)
+			return keys.Shop, b.OrderID, []byte(`{"bundle":` + string(r.Bundle) + `,"invoice":"INV-1","events_url":"` + eventsURL + `","address":"x"}`)
 		}},
 		{"no invoice", 422, "invalid-request", func(t *testing.T) (string, string, any) {
 			b := good(t)
-			return shopID, b.OrderID, relay(t, b, "", eventsURL)
+			return keys.Shop, b.OrderID, relay(t, b, "", eventsURL)
 		}},
 		{"events URL not http", 422, api.CodeEventsURL, func(t *testing.T) (string, string, any) {
 			b := good(t)
-			return shopID, b.OrderID, relay(t, b, "INV-1", "file:///etc/passwd")
+			return keys.Shop, b.OrderID, relay(t, b, "INV-1", "file:///etc/passwd")
 		}},
 		{"bundle is not a bundle", 400, api.CodeBundleInvalid, func(t *testing.T) (string, string, any) {
-			return shopID, "ord-x", api.BookingRequest{Bundle: json.RawMessage(`{"v":1}`), Invoice: "INV-1", EventsURL: eventsURL}
+			return keys.Shop, "ord-x", api.BookingRequest{Bundle: json.RawMessage(`{"v":1}`), Invoice: "INV-1", EventsURL: eventsURL}
 		}},
 		{"bundle for another carrier", 400, api.CodeBundleInvalid, func(t *testing.T) (string, string, any) {
-			b := sealOrder(t, shopID, otherCarrierID, "", &inlineAddress, order.SealOptions{})
-			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+			b := sealOrder(t, keys.Shop, keys.OtherCarrier, "", &inlineAddress, order.SealOptions{})
+			return keys.Shop, b.OrderID, relay(t, b, "INV-1", eventsURL)
 		}},
 		{"bundle for another merchant", 403, api.CodeWrongMerchant, func(t *testing.T) (string, string, any) {
-			b := sealOrder(t, otherShopID, parcelID, "", &inlineAddress, order.SealOptions{})
-			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+			b := sealOrder(t, keys.OtherShop, keys.Parcel, "", &inlineAddress, order.SealOptions{})
+			return keys.Shop, b.OrderID, relay(t, b, "INV-1", eventsURL)
 		}},
 		{"path names another order", 400, api.CodeOrderIDMismatch, func(t *testing.T) (string, string, any) {
 			b := good(t)
-			return shopID, "ord-other", relay(t, b, "INV-1", eventsURL)
+			return keys.Shop, "ord-other", relay(t, b, "INV-1", eventsURL)
 		}},
 		{"expired bundle", 422, api.CodeBundleExpired, func(t *testing.T) (string, string, any) {
-			b := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{Now: now.Add(-3 * time.Hour), Lifetime: time.Hour})
-			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+			b := sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{Now: now.Add(-3 * time.Hour), Lifetime: time.Hour})
+			return keys.Shop, b.OrderID, relay(t, b, "INV-1", eventsURL)
 		}},
 		{"section from another order", 422, api.CodeSectionRefused, func(t *testing.T) (string, string, any) {
 			b, other := good(t), good(t)
 			b.Sections[order.RoleCarrier] = other.Sections[order.RoleCarrier]
-			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+			return keys.Shop, b.OrderID, relay(t, b, "INV-1", eventsURL)
 		}},
 		{"section tampered", 422, api.CodeSectionRefused, func(t *testing.T) (string, string, any) {
 			b := good(t)
 			s := b.Sections[order.RoleCarrier]
 			s.CT[3] ^= 1
-			return shopID, b.OrderID, relay(t, b, "INV-1", eventsURL)
+			return keys.Shop, b.OrderID, relay(t, b, "INV-1", eventsURL)
 		}},
 		{"no carrier section", 422, api.CodeSectionRefused, func(t *testing.T) (string, string, any) {
 			b := good(t)
@@ -223,7 +224,7 @@ func TestBookRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.Bundle, _ = m.MarshalJSON()
-			return shopID, b.OrderID, r
+			return keys.Shop, b.OrderID, r
 		}},
 		{"no destination", 422, api.CodeNoDestination, withSection(order.Section{Content: order.Content{
 			Recipient: &order.Recipient{Name: "Bob", Phone: "+4917698765432"}}})},
@@ -241,7 +242,7 @@ func TestBookRefusals(t *testing.T) {
 	if list, err := e.st.List(context.Background()); err != nil || len(list) != 0 {
 		t.Fatalf("refusals stored %d shipments (%v)", len(list), err)
 	}
-	if entries, err := e.vaultClient(t, parcelID).List(context.Background()); err != nil || len(entries) != 0 {
+	if entries, err := e.vaultClient(t, keys.Parcel).List(context.Background()); err != nil || len(entries) != 0 {
 		t.Fatalf("refusals deposited %+v (%v)", entries, err)
 	}
 	e.assertNoAddress(t)
@@ -254,8 +255,8 @@ func TestBookVaultDown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	b := sealOrder(t, shopID, parcelID, "", &inlineAddress, order.SealOptions{})
-	shop := e.merchant(t, shopID)
+	b := sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{})
+	shop := e.merchant(t, keys.Shop)
 	e.vaultDown.Store(true)
 	_, err := shop.Book(ctx, b, "INV-1", eventsURL)
 	wantProblem(t, err, http.StatusServiceUnavailable, api.CodeVaultDeposit)
