@@ -199,14 +199,8 @@ func TestCLICards(t *testing.T) {
 func TestCLIServe(t *testing.T) {
 	t.Parallel()
 	e := newCLIEnv(t)
-	bankKey := filepath.Join(e.dir, "bank.key")
-	shopKey := filepath.Join(e.dir, "shop.key")
-	if err := keys.Party(t, keys.Bank).WriteFile(bankKey); err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.Party(t, keys.Shop).WriteFile(shopKey); err != nil {
-		t.Fatal(err)
-	}
+	bankKey := keys.WriteKeyFile(t, e.dir, keys.Bank)
+	shopKey := keys.WriteKeyFile(t, e.dir, keys.Shop)
 	if code, _, stderr := e.add(t, visa, keys.Alice); code != 0 {
 		t.Fatal(stderr)
 	}

@@ -196,10 +196,7 @@ func TestCLIOrders(t *testing.T) {
 // cleanly when its context ends.
 func TestCLIServe(t *testing.T) {
 	dir := t.TempDir()
-	keyPath := filepath.Join(dir, "merchant.key")
-	if err := keys.Party(t, keys.Shop).WriteFile(keyPath); err != nil {
-		t.Fatal(err)
-	}
+	keyPath := keys.WriteKeyFile(t, dir, keys.Shop)
 	catalog := filepath.Join(dir, "catalog.json")
 	os.WriteFile(catalog, []byte(`{"currency":"EUR","products":[
 		{"sku":"BOOK-1984.pb","name":"Nineteen Eighty-Four (paperback)","unit_price":1299},
