@@ -12,6 +12,7 @@ import (
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/keygen"
+	"orderseal/tstest/keys"
 )
 
 // neverSeen keeps the genuine seed valid on every fuzz iteration.
@@ -24,16 +25,16 @@ var fuzzHeaders = []string{httpsig.HeaderIdentity, httpsig.HeaderTarget, httpsig
 
 // signedFields signs a request deterministically (fixed nonce), so every
 // fuzz worker process derives the same genuine values.
-func signedFields(t testing.TB, keys *keygen.Cache, path, date string, body []byte) []string {
+func signedFields(t testing.TB, cache *keygen.Cache, path, date string, body []byte) []string {
 	t.Helper()
-	pw, err := keys.Pairwise(vaultID)
+	pw, err := cache.Pairwise(keys.Vault)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := httpsig.DeriveKeys(&pw)
 	f := httpsig.RequestFields{Method: http.MethodPost, RequestTarget: path, Date: date,
 		Nonce: "AAECAwQFBgcICQoLDA0ODw", ContentSHA256: httpsig.Digest(body), KeyID: k.KeyID(),
-		Caller: keys.Identity(), Target: vaultID}
+		Caller: cache.Identity(), Target: keys.Vault}
 	msg, err := f.Message()
 	if err != nil {
 		t.Fatal(err)
@@ -46,15 +47,15 @@ func signedFields(t testing.TB, keys *keygen.Cache, path, date string, body []by
 // codes, and lets a request through only when every header and the body are
 // exactly the genuine ones.
 func FuzzVerifyHeaders(f *testing.F) {
-	kc := newKeyCenter(f, systemA, 1)
+	kc := keys.Test(f)
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	clock := func() time.Time { return at }
-	app := newApp(kc.cache(f, vaultID), discard(),
+	app := newApp(kc.Keys(f, keys.Vault), discard(),
 		signedhttp.WithClock(clock), signedhttp.WithNonceStore(neverSeen{}), signedhttp.WithMaxBody(4096))
 
 	const path = "/orders/ord-7?x=1"
 	genuineBody := []byte(`{"total":1299}`)
-	genuine := signedFields(f, kc.cache(f, merchantID), path, httpsig.FormatDate(at), genuineBody)
+	genuine := signedFields(f, kc.Keys(f, keys.Shop), path, httpsig.FormatDate(at), genuineBody)
 	// Prove the genuine seed is what the verifier accepts, or the 200 branch below proves nothing.
 	probe := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(genuineBody))
 	for i, h := range fuzzHeaders {
@@ -81,7 +82,7 @@ func FuzzVerifyHeaders(f *testing.F) {
 		seed(func(v []string) []byte { v[i] = "\x00\xff" + v[i]; return genuineBody })
 	}
 	seed(func(v []string) []byte { v[0] = "merchant:" + strings.Repeat("a", 300); return genuineBody })
-	seed(func(v []string) []byte { v[0] = vaultID; return genuineBody })
+	seed(func(v []string) []byte { v[0] = keys.Vault; return genuineBody })
 	seed(func(v []string) []byte { v[2] = "2025-01-02T03:10:06Z"; return genuineBody })
 	seed(func(v []string) []byte { v[2] = "9999-12-31T23:59:59Z"; return genuineBody })
 

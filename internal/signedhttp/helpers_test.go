@@ -16,47 +16,7 @@ import (
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/keygen"
-	keycenter "orderseal/keygen/center"
-	"orderseal/suite"
 )
-
-const (
-	vaultID    = "vault:v.example"
-	merchantID = "merchant:shop.example"
-	carrierID  = "carrier:parcel.example"
-	aliceID    = "cardholder:alice@example.org"
-)
-
-var (
-	systemA = [16]byte{0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
-	systemB = [16]byte{0x0b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
-)
-
-// keyCenter is a test key center with k = 8 (any 8 colluding parties could
-// rebuild its matrix: fine for tests, never for a deployment).
-type keyCenter struct{ m *keycenter.Master }
-
-func newKeyCenter(t testing.TB, system [16]byte, seedByte byte) keyCenter {
-	t.Helper()
-	var seed [32]byte
-	for i := range seed {
-		seed[i] = seedByte + byte(i)
-	}
-	m, err := keycenter.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: 8}, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keyCenter{m}
-}
-
-func (kc keyCenter) cache(t testing.TB, id string) *keygen.Cache {
-	t.Helper()
-	k, err := kc.m.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return suite.NewKeys(k, 16)
-}
 
 // echoReply is what the test handler answers.
 type echoReply struct {
@@ -68,11 +28,11 @@ type echoReply struct {
 }
 
 // newApp builds the vault's echo app: the verifier on every route, roles per route.
-func newApp(keys *keygen.Cache, logger *slog.Logger, opts ...signedhttp.Option) *echo.Echo {
+func newApp(cache *keygen.Cache, logger *slog.Logger, opts ...signedhttp.Option) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = problem.ErrorHandler(logger)
-	v := signedhttp.NewVerifier(keys, opts...)
+	v := signedhttp.NewVerifier(cache, opts...)
 	e.Use(v.Middleware())
 	orders := signedhttp.Allow("merchant", "cardholder")
 	e.POST("/orders/:id", func(c echo.Context) error {
@@ -105,9 +65,9 @@ func newApp(keys *keygen.Cache, logger *slog.Logger, opts ...signedhttp.Option) 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // server starts the app on a listener httptest opens.
-func server(t testing.TB, keys *keygen.Cache, opts ...signedhttp.Option) *httptest.Server {
+func server(t testing.TB, cache *keygen.Cache, opts ...signedhttp.Option) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(newApp(keys, discard(), opts...))
+	srv := httptest.NewServer(newApp(cache, discard(), opts...))
 	t.Cleanup(srv.Close)
 	return srv
 }

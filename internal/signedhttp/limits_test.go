@@ -13,6 +13,7 @@ import (
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/internal/web"
 	"orderseal/keygen"
+	"orderseal/tstest/keys"
 )
 
 // TestLongIdentityRefusedBeforeDerivation: an Orderseal-Identity whose name
@@ -20,7 +21,7 @@ import (
 // alone — unsigned, no pairwise key derived or cached, nothing of it echoed
 // — while a name of exactly the limit is served.
 func TestLongIdentityRefusedBeforeDerivation(t *testing.T) {
-	kc := newKeyCenter(t, systemA, 1)
+	kc := keys.Test(t)
 	atLimit := "merchant:" + strings.Repeat("a", keygen.MaxNameLen)
 	tests := []struct {
 		name     string
@@ -34,19 +35,19 @@ func TestLongIdentityRefusedBeforeDerivation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			keys := kc.cache(t, vaultID)
-			srv := server(t, keys)
+			cache := kc.Keys(t, keys.Vault)
+			srv := server(t, cache)
 			// Sign as a party holding a key for atLimit, then claim tc.identity.
 			tr := &tamper{request: setHeader(httpsig.HeaderIdentity, tc.identity)}
-			c := signedhttp.NewClient(kc.cache(t, atLimit), &http.Client{Transport: tr})
-			_, err := c.Do(context.Background(), vaultID, http.MethodPost, srv.URL+"/orders/ord-1", []byte(`{}`))
+			c := signedhttp.NewClient(kc.Keys(t, atLimit), &http.Client{Transport: tr})
+			_, err := c.Do(context.Background(), keys.Vault, http.MethodPost, srv.URL+"/orders/ord-1", []byte(`{}`))
 			ex := tr.lastExchange()
 			if ex.status != tc.status {
 				t.Fatalf("HTTP %d, want %d: %s", ex.status, tc.status, ex.respBody)
 			}
 			if tc.status == http.StatusOK {
-				if err != nil || keys.Len() != 1 {
-					t.Fatalf("at the limit: %v, %d keys cached", err, keys.Len())
+				if err != nil || cache.Len() != 1 {
+					t.Fatalf("at the limit: %v, %d keys cached", err, cache.Len())
 				}
 				return
 			}
@@ -57,8 +58,8 @@ func TestLongIdentityRefusedBeforeDerivation(t *testing.T) {
 			if ex.respHeader.Get(httpsig.HeaderSignature) != "" || !errors.Is(err, signedhttp.ErrForgedResponse) {
 				t.Fatalf("the refusal was signed: K was derived for %d bytes of identity (%v)", len(tc.identity), err)
 			}
-			if keys.Len() != 0 {
-				t.Fatalf("%d pairwise keys cached after the refusal", keys.Len())
+			if cache.Len() != 0 {
+				t.Fatalf("%d pairwise keys cached after the refusal", cache.Len())
 			}
 			if strings.Contains(string(ex.respBody), strings.Repeat(tc.identity[len(tc.identity)-1:], 64)) {
 				t.Fatal("the problem echoes the identity")
@@ -71,14 +72,14 @@ func TestLongIdentityRefusedBeforeDerivation(t *testing.T) {
 // is below the verifier's, a chunked body that crosses it is refused as
 // body-too-large (413, signed: K is known by then), not as unreadable.
 func TestVerifierUnderServerCeiling(t *testing.T) {
-	kc := newKeyCenter(t, systemA, 1)
-	app := newApp(kc.cache(t, vaultID), discard(), signedhttp.WithMaxBody(1<<20))
+	kc := keys.Test(t)
+	app := newApp(kc.Keys(t, keys.Vault), discard(), signedhttp.WithMaxBody(1<<20))
 	srv := httptest.NewServer(web.Limit(app, web.Limits{MaxBody: 100}))
 	t.Cleanup(srv.Close)
 	for _, n := range []int{100, 101, 5000} {
 		tr := &tamper{request: chunked}
-		c := signedhttp.NewClient(kc.cache(t, merchantID), &http.Client{Transport: tr, Timeout: 10 * time.Second})
-		resp, err := c.Do(context.Background(), vaultID, http.MethodPost, srv.URL+"/orders/ord-1", []byte(strings.Repeat("x", n)))
+		c := signedhttp.NewClient(kc.Keys(t, keys.Shop), &http.Client{Transport: tr, Timeout: 10 * time.Second})
+		resp, err := c.Do(context.Background(), keys.Vault, http.MethodPost, srv.URL+"/orders/ord-1", []byte(strings.Repeat("x", n)))
 		if err != nil {
 			t.Fatalf("%d bytes: %v", n, err)
 		}

@@ -19,18 +19,19 @@ import (
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/signedhttp/httpsig"
+	"orderseal/tstest/keys"
 )
 
 func TestHappyPath(t *testing.T) {
-	kc := newKeyCenter(t, systemA, 1)
-	srv := server(t, kc.cache(t, vaultID))
-	for _, caller := range []string{merchantID, aliceID} {
+	kc := keys.Test(t)
+	srv := server(t, kc.Keys(t, keys.Vault))
+	for _, caller := range []string{keys.Shop, keys.Alice} {
 		t.Run(caller, func(t *testing.T) {
-			c := signedhttp.NewClient(kc.cache(t, caller), srv.Client())
+			c := signedhttp.NewClient(kc.Keys(t, caller), srv.Client())
 			ctx := context.Background()
 			var got echoReply
 			in := map[string]int{"total": 1299}
-			if err := c.DoJSON(ctx, vaultID, http.MethodPost, srv.URL+"/orders/ord-42?note=gift%20wrap&x=1", in, &got); err != nil {
+			if err := c.DoJSON(ctx, keys.Vault, http.MethodPost, srv.URL+"/orders/ord-42?note=gift%20wrap&x=1", in, &got); err != nil {
 				t.Fatal(err)
 			}
 			want := echoReply{Caller: caller, CtxCaller: caller, ID: "ord-42", Query: "note=gift%20wrap&x=1", Body: `{"total":1299}`}
@@ -38,11 +39,11 @@ func TestHappyPath(t *testing.T) {
 				t.Fatalf("handler saw %+v, want %+v", got, want)
 			}
 
-			resp, err := c.Do(ctx, vaultID, http.MethodDelete, srv.URL+"/orders/ord-42", nil)
+			resp, err := c.Do(ctx, keys.Vault, http.MethodDelete, srv.URL+"/orders/ord-42", nil)
 			if err != nil || resp.Status != http.StatusNoContent || len(resp.Body) != 0 {
 				t.Fatalf("DELETE: %+v, %v", resp, err)
 			}
-			if resp.Header.Get(httpsig.HeaderIdentity) != vaultID {
+			if resp.Header.Get(httpsig.HeaderIdentity) != keys.Vault {
 				t.Errorf("responder header %q", resp.Header.Get(httpsig.HeaderIdentity))
 			}
 		})
@@ -51,9 +52,9 @@ func TestHappyPath(t *testing.T) {
 
 // Errors from handlers, the error handler and routing are signed too.
 func TestErrorResponsesAreSigned(t *testing.T) {
-	kc := newKeyCenter(t, systemA, 1)
-	srv := server(t, kc.cache(t, vaultID))
-	c := signedhttp.NewClient(kc.cache(t, merchantID), srv.Client())
+	kc := keys.Test(t)
+	srv := server(t, kc.Keys(t, keys.Vault))
+	c := signedhttp.NewClient(kc.Keys(t, keys.Shop), srv.Client())
 	cases := []struct {
 		method, path string
 		status       int
@@ -67,7 +68,7 @@ func TestErrorResponsesAreSigned(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.path, func(t *testing.T) {
-			err := c.DoJSON(context.Background(), vaultID, tc.method, srv.URL+tc.path, nil, nil)
+			err := c.DoJSON(context.Background(), keys.Vault, tc.method, srv.URL+tc.path, nil, nil)
 			var p *problem.Problem
 			if !errors.As(err, &p) {
 				t.Fatalf("err = %v, want a verified *problem.Problem", err)
@@ -88,8 +89,8 @@ func TestErrorResponsesAreSigned(t *testing.T) {
 // refusalCase is one request the vault must refuse with its own code.
 type refusalCase struct {
 	name     string
-	caller   string // identity of the caller's key, from key center A unless keyFrom says otherwise
-	keyFrom  *keyCenter
+	caller   string // identity of the caller's key, from keys.Test unless keyFrom says otherwise
+	keyFrom  *keys.KeyCenter
 	target   string
 	method   string
 	path     string
@@ -102,10 +103,10 @@ type refusalCase struct {
 }
 
 func TestRefusals(t *testing.T) {
-	kcA := newKeyCenter(t, systemA, 1)
-	kcB := newKeyCenter(t, systemB, 1)     // another system: same identities, other keys
-	kcA2 := newKeyCenter(t, systemA, 0x40) // same system id, another matrix
-	srv := server(t, kcA.cache(t, vaultID))
+	kcA := keys.Test(t)
+	kcB := keys.Foreign(t) // another system: same identities, other keys
+	kcA2 := keys.Rogue(t)  // same system id, another matrix
+	srv := server(t, kcA.Keys(t, keys.Vault))
 	order := []byte(`{"total":1299}`)
 	big := bytes.Repeat([]byte("x"), signedhttp.DefaultMaxBody+1)
 
@@ -113,17 +114,17 @@ func TestRefusals(t *testing.T) {
 		{name: "accepted 4 min fast", clock: 4 * time.Minute, status: 200},
 		{name: "accepted 4 min slow", clock: -4 * time.Minute, status: 200},
 		{name: "accepted body of exactly 1 MiB", body: big[:signedhttp.DefaultMaxBody], status: 200},
-		{name: "wrong key: other system", keyFrom: &kcB, status: 401, code: signedhttp.CodeWrongKey},
-		{name: "wrong key: other matrix", keyFrom: &kcA2, status: 401, code: signedhttp.CodeWrongKey},
+		{name: "wrong key: other system", keyFrom: kcB, status: 401, code: signedhttp.CodeWrongKey},
+		{name: "wrong key: other matrix", keyFrom: kcA2, status: 401, code: signedhttp.CodeWrongKey},
 		{name: "identity upper case", mutate: setHeader(httpsig.HeaderIdentity, "Merchant:Shop.Example"),
 			status: 401, code: signedhttp.CodeUnknownIdentity},
 		{name: "identity unknown role", mutate: setHeader(httpsig.HeaderIdentity, "robot:shop.example"),
 			status: 401, code: signedhttp.CodeUnknownIdentity},
 		{name: "identity without role", mutate: setHeader(httpsig.HeaderIdentity, "shop.example"),
 			status: 401, code: signedhttp.CodeUnknownIdentity},
-		{name: "caller claims the vault itself", mutate: setHeader(httpsig.HeaderIdentity, vaultID),
+		{name: "caller claims the vault itself", mutate: setHeader(httpsig.HeaderIdentity, keys.Vault),
 			status: 401, code: signedhttp.CodeUnknownIdentity},
-		{name: "role not allowed", caller: carrierID, status: 403, code: signedhttp.CodeForbiddenRole, verified: true},
+		{name: "role not allowed", caller: keys.Parcel, status: 403, code: signedhttp.CodeForbiddenRole, verified: true},
 		{name: "wrong target", target: "vault:other.example", status: 401, code: signedhttp.CodeWrongTarget},
 		{name: "clock 6 min fast", clock: 6 * time.Minute, status: 401, code: signedhttp.CodeClockSkew, verified: true},
 		{name: "clock 6 min slow", clock: -6 * time.Minute, status: 401, code: signedhttp.CodeClockSkew, verified: true},
@@ -153,7 +154,7 @@ func TestRefusals(t *testing.T) {
 		{name: "padded nonce", mutate: func(r *http.Request) {
 			r.Header.Set(httpsig.HeaderNonce, r.Header.Get(httpsig.HeaderNonce)+"==")
 		}, status: 401, code: signedhttp.CodeAuthMissing},
-		{name: "repeated identity header", mutate: func(r *http.Request) { r.Header.Add(httpsig.HeaderIdentity, aliceID) },
+		{name: "repeated identity header", mutate: func(r *http.Request) { r.Header.Add(httpsig.HeaderIdentity, keys.Alice) },
 			status: 401, code: signedhttp.CodeAuthMissing},
 	}
 	for _, h := range []string{httpsig.HeaderIdentity, httpsig.HeaderTarget, httpsig.HeaderDate, httpsig.HeaderNonce,
@@ -165,10 +166,10 @@ func TestRefusals(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.caller == "" {
-				tc.caller = merchantID
+				tc.caller = keys.Shop
 			}
 			if tc.target == "" {
-				tc.target = vaultID
+				tc.target = keys.Vault
 			}
 			if tc.method == "" {
 				tc.method = http.MethodPost
@@ -181,10 +182,10 @@ func TestRefusals(t *testing.T) {
 			}
 			kc := kcA
 			if tc.keyFrom != nil {
-				kc = *tc.keyFrom
+				kc = tc.keyFrom
 			}
 			tr := &tamper{request: tc.mutate}
-			c := signedhttp.NewClient(kc.cache(t, tc.caller), &http.Client{Transport: tr},
+			c := signedhttp.NewClient(kc.Keys(t, tc.caller), &http.Client{Transport: tr},
 				signedhttp.WithClientClock(func() time.Time { return time.Now().Add(tc.clock) }))
 			resp, err := c.Do(context.Background(), tc.target, tc.method, srv.URL+tc.path, tc.body)
 			ex := tr.lastExchange()
@@ -236,11 +237,11 @@ func chunked(r *http.Request) {
 
 // The exact same raw request, sent twice: the second is a replay.
 func TestReplayedNonce(t *testing.T) {
-	kc := newKeyCenter(t, systemA, 1)
-	srv := server(t, kc.cache(t, vaultID))
+	kc := keys.Test(t)
+	srv := server(t, kc.Keys(t, keys.Vault))
 	tr := &tamper{}
-	c := signedhttp.NewClient(kc.cache(t, merchantID), &http.Client{Transport: tr})
-	if _, err := c.Do(context.Background(), vaultID, http.MethodPost, srv.URL+"/orders/ord-1", []byte(`{}`)); err != nil {
+	c := signedhttp.NewClient(kc.Keys(t, keys.Shop), &http.Client{Transport: tr})
+	if _, err := c.Do(context.Background(), keys.Vault, http.MethodPost, srv.URL+"/orders/ord-1", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	first := tr.lastExchange()
@@ -266,19 +267,19 @@ func TestReplayedNonce(t *testing.T) {
 		t.Error("replay refusal is not signed")
 	}
 	// The same nonce from another caller is a different request, not a replay.
-	c2 := signedhttp.NewClient(kc.cache(t, aliceID), srv.Client())
-	if _, err := c2.Do(context.Background(), vaultID, http.MethodPost, srv.URL+"/orders/ord-1", []byte(`{}`)); err != nil {
+	c2 := signedhttp.NewClient(kc.Keys(t, keys.Alice), srv.Client())
+	if _, err := c2.Do(context.Background(), keys.Vault, http.MethodPost, srv.URL+"/orders/ord-1", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // A response the client cannot verify is ErrForgedResponse, whatever it says.
 func TestForgedResponses(t *testing.T) {
-	kcA := newKeyCenter(t, systemA, 1)
-	kcB := newKeyCenter(t, systemB, 1)
-	genuine := server(t, kcA.cache(t, vaultID))
-	impostor := server(t, kcB.cache(t, vaultID)) // a vault of another key center
-	carrier := server(t, kcA.cache(t, carrierID))
+	kcA := keys.Test(t)
+	kcB := keys.Foreign(t)
+	genuine := server(t, kcA.Keys(t, keys.Vault))
+	impostor := server(t, kcB.Keys(t, keys.Vault)) // a vault of another key center
+	carrier := server(t, kcA.Keys(t, keys.Parcel))
 
 	cases := []struct {
 		name     string
@@ -303,7 +304,7 @@ func TestForgedResponses(t *testing.T) {
 			return b
 		}},
 		{name: "responder renamed", response: func(r *http.Response, b []byte) []byte {
-			r.Header.Set(httpsig.HeaderIdentity, carrierID)
+			r.Header.Set(httpsig.HeaderIdentity, keys.Parcel)
 			return b
 		}},
 		{name: "signed with another key", url: impostor.URL},
@@ -323,8 +324,8 @@ func TestForgedResponses(t *testing.T) {
 				method = http.MethodGet
 			}
 			tr := &tamper{response: tc.response}
-			c := signedhttp.NewClient(kcA.cache(t, merchantID), &http.Client{Transport: tr})
-			resp, err := c.Do(context.Background(), vaultID, method, tc.url+tc.path, []byte(`{}`))
+			c := signedhttp.NewClient(kcA.Keys(t, keys.Shop), &http.Client{Transport: tr})
+			resp, err := c.Do(context.Background(), keys.Vault, method, tc.url+tc.path, []byte(`{}`))
 			if !errors.Is(err, signedhttp.ErrForgedResponse) {
 				t.Fatalf("got %+v, %v; want ErrForgedResponse", resp, err)
 			}
@@ -332,7 +333,7 @@ func TestForgedResponses(t *testing.T) {
 				t.Fatal("forged response returned")
 			}
 			var p *problem.Problem
-			if err := c.DoJSON(context.Background(), vaultID, method, tc.url+tc.path, map[string]int{}, nil); !errors.Is(err, signedhttp.ErrForgedResponse) || errors.As(err, &p) {
+			if err := c.DoJSON(context.Background(), keys.Vault, method, tc.url+tc.path, map[string]int{}, nil); !errors.Is(err, signedhttp.ErrForgedResponse) || errors.As(err, &p) {
 				t.Fatalf("DoJSON: %v", err)
 			}
 		})
@@ -343,7 +344,7 @@ func TestForgedResponses(t *testing.T) {
 func plainServer(t *testing.T) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(httpsig.HeaderIdentity, vaultID)
+		w.Header().Set(httpsig.HeaderIdentity, keys.Vault)
 		fmt.Fprint(w, `{"caller":"merchant:shop.example"}`)
 	})
 	srv := httptest.NewServer(mux)
@@ -353,10 +354,10 @@ func plainServer(t *testing.T) *httptest.Server {
 
 // Responses over the client's limit are refused, not truncated.
 func TestResponseLimit(t *testing.T) {
-	kc := newKeyCenter(t, systemA, 1)
-	srv := server(t, kc.cache(t, vaultID))
-	c := signedhttp.NewClient(kc.cache(t, merchantID), srv.Client(), httpsig.WithMaxResponse(64))
-	_, err := c.Do(context.Background(), vaultID, http.MethodPost, srv.URL+"/orders/ord-42", bytes.Repeat([]byte("y"), 100))
+	kc := keys.Test(t)
+	srv := server(t, kc.Keys(t, keys.Vault))
+	c := signedhttp.NewClient(kc.Keys(t, keys.Shop), srv.Client(), httpsig.WithMaxResponse(64))
+	_, err := c.Do(context.Background(), keys.Vault, http.MethodPost, srv.URL+"/orders/ord-42", bytes.Repeat([]byte("y"), 100))
 	if !errors.Is(err, httpsig.ErrResponseTooLarge) {
 		t.Fatalf("err = %v", err)
 	}
@@ -381,11 +382,11 @@ func TestAllowWithoutVerifier(t *testing.T) {
 }
 
 func TestConcurrentClients(t *testing.T) {
-	kc := newKeyCenter(t, systemA, 1)
-	srv := server(t, kc.cache(t, vaultID))
+	kc := keys.Test(t)
+	srv := server(t, kc.Keys(t, keys.Vault))
 	clients := []*signedhttp.Client{
-		signedhttp.NewClient(kc.cache(t, merchantID), srv.Client()),
-		signedhttp.NewClient(kc.cache(t, aliceID), srv.Client()),
+		signedhttp.NewClient(kc.Keys(t, keys.Shop), srv.Client()),
+		signedhttp.NewClient(kc.Keys(t, keys.Alice), srv.Client()),
 	}
 	const workers, each = 8, 20
 	var wg sync.WaitGroup
@@ -398,7 +399,7 @@ func TestConcurrentClients(t *testing.T) {
 			for i := range each {
 				id := fmt.Sprintf("ord-%d-%d", w, i)
 				var got echoReply
-				err := c.DoJSON(context.Background(), vaultID, http.MethodPost,
+				err := c.DoJSON(context.Background(), keys.Vault, http.MethodPost,
 					srv.URL+"/orders/"+url.PathEscape(id), map[string]string{"id": id}, &got)
 				if err == nil && got.ID != id {
 					err = fmt.Errorf("answer for %s came back for %s", got.ID, id)

@@ -10,7 +10,8 @@
 //
 // Party, Keys, Params, Master and WriteKeyFile use the default center
 // (Test); Rogue is a second center on the same system, whose keys carry
-// the right parameters but are not the genuine ones; Center names any
+// the right parameters but are not the genuine ones; Foreign is a center
+// of another system; Center names any
 // other, for tests whose golden data (a vector, a seed corpus) was made
 // with a particular seed or system.
 package keys
@@ -42,6 +43,9 @@ const (
 
 // System is the default center's system identifier ("7e57").
 var System = [16]byte{0x7e, 0x57, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+
+// ForeignSystem is the system of Foreign, a deployment other than System.
+var ForeignSystem = [16]byte{0xf0, 0x4e, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
 
 // K is the default center's k: small, for tests only.
 const K = 16
@@ -107,6 +111,13 @@ func Test(t testing.TB) *KeyCenter {
 func Rogue(t testing.TB) *KeyCenter {
 	t.Helper()
 	return Center(t, rogueSeed, System, K)
+}
+
+// Foreign is a key center of another system (ForeignSystem): the same
+// identities get keys of other parameters, as from another deployment.
+func Foreign(t testing.TB) *KeyCenter {
+	t.Helper()
+	return Center(t, seed, ForeignSystem, K)
 }
 
 // Master is the center's master, for helpers that issue keys themselves.

@@ -62,6 +62,13 @@ func TestRogue(t *testing.T) {
 	}
 }
 
+func TestForeign(t *testing.T) {
+	k := keys.Foreign(t).Party(t, keys.Alice)
+	if k.Params().Equal(keys.Params()) || k.Params().System != keys.ForeignSystem {
+		t.Fatalf("foreign key on %+v", k.Params())
+	}
+}
+
 func TestCenterNamed(t *testing.T) {
 	c := keys.Center(t, [32]byte{1}, [16]byte{2}, 4)
 	if c != keys.Center(t, [32]byte{1}, [16]byte{2}, 4) {
