@@ -5,10 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/order"
-	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/tstest/webtest"
 )
 
@@ -19,24 +17,12 @@ import (
 // call), status byte, body (see webtest.SplitAnswer). Seeds:
 // testdata/fuzz/FuzzClientAnswers.
 func FuzzClientAnswers(f *testing.F) {
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{6}, K: 8}, [32]byte{6})
+	far := webtest.NewAnswerer(keys.Keys(f, keys.Parcel))
+	c, err := NewClient(keys.Keys(f, keys.Shop), "http://carrier.fuzz", keys.Parcel, far.Client())
 	if err != nil {
 		f.Fatal(err)
 	}
-	issue := func(id string) *keygen.Cache {
-		k, err := m.Issue(id)
-		if err != nil {
-			f.Fatal(err)
-		}
-		return suite.NewKeys(k, 4)
-	}
-	const parcelID = "carrier:parcel.example"
-	far := webtest.NewAnswerer(issue(parcelID))
-	c, err := NewClient(issue("merchant:shop.example"), "http://carrier.fuzz", parcelID, far.Client())
-	if err != nil {
-		f.Fatal(err)
-	}
-	b := webtest.Bundle(f, m, order.Parties{Merchant: "merchant:shop.example", Issuer: "issuer:bank.example", Carrier: parcelID})
+	b := webtest.Bundle(f, keys.Master(f), order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel})
 	for name, seed := range map[string][]byte{
 		"booked":        webtest.JoinAnswer(0, 200, []byte(`{"order_id":"ord_x","header_hash":"AAAA","tracking":"OS123456785DE","status":"booked","booked":"2026-01-15T12:00:00Z"}`)),
 		"refused":       webtest.JoinAnswer(0, 422, []byte(`{"type":"https://orderseal.dev/problems/no-destination","title":"No destination","status":422,"code":"no-destination"}`)),

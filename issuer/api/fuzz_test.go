@@ -5,10 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/order"
-	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/tstest/webtest"
 )
 
@@ -19,24 +17,12 @@ import (
 // status byte, body (see webtest.SplitAnswer). Seeds:
 // testdata/fuzz/FuzzClientAnswers.
 func FuzzClientAnswers(f *testing.F) {
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{5}, K: 8}, [32]byte{5})
+	far := webtest.NewAnswerer(keys.Keys(f, keys.Bank))
+	c, err := NewClient(keys.Keys(f, keys.Shop), "http://issuer.fuzz", keys.Bank, far.Client())
 	if err != nil {
 		f.Fatal(err)
 	}
-	issue := func(id string) *keygen.Cache {
-		k, err := m.Issue(id)
-		if err != nil {
-			f.Fatal(err)
-		}
-		return suite.NewKeys(k, 4)
-	}
-	const bankID = "issuer:bank.example"
-	far := webtest.NewAnswerer(issue(bankID))
-	c, err := NewClient(issue("merchant:shop.example"), "http://issuer.fuzz", bankID, far.Client())
-	if err != nil {
-		f.Fatal(err)
-	}
-	b := webtest.Bundle(f, m, order.Parties{Merchant: "merchant:shop.example", Issuer: bankID, Carrier: "carrier:parcel.example"})
+	b := webtest.Bundle(f, keys.Master(f), order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel})
 	const (
 		callAuthorize = iota
 		callVoid

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"orderseal/keygen"
-	"orderseal/keygen/center"
-	"orderseal/suite"
+	"orderseal/tstest/keys"
 )
 
 func TestNormalize(t *testing.T) {
@@ -49,25 +47,14 @@ func TestNormalize(t *testing.T) {
 }
 
 func TestSealRoundTrips(t *testing.T) {
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{4}, K: 8}, [32]byte{4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(id string) *keygen.Cache {
-		k, err := m.Issue(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return suite.NewKeys(k, 4)
-	}
-	alice, vault, carrier := issue("cardholder:alice@example.org"), issue("vault:v.example"), issue("carrier:parcel.example")
+	alice, vault, carrier := keys.Keys(t, keys.Alice), keys.Keys(t, keys.Vault), keys.Keys(t, keys.Parcel)
 	value := []byte(`{"line1":"secret"}`)
 
 	req := &RegisterRequest{Type: TypeAddress, Label: "home"}
-	if err := SealRegister(alice, "vault:v.example", req, value); err != nil {
+	if err := SealRegister(alice, keys.Vault, req, value); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := OpenRegister(vault, "cardholder:alice@example.org", req); err != nil || !bytes.Equal(got, value) {
+	if got, err := OpenRegister(vault, keys.Alice, req); err != nil || !bytes.Equal(got, value) {
 		t.Fatalf("register round trip: %q %v", got, err)
 	}
 	for name, mutate := range map[string]func(r *RegisterRequest){
@@ -80,7 +67,7 @@ func TestSealRoundTrips(t *testing.T) {
 	} {
 		r := *req
 		mutate(&r)
-		if _, err := OpenRegister(vault, "cardholder:alice@example.org", &r); !errors.Is(err, ErrSeal) {
+		if _, err := OpenRegister(vault, keys.Alice, &r); !errors.Is(err, ErrSeal) {
 			t.Errorf("%s altered: %v", name, err)
 		}
 	}
@@ -88,17 +75,17 @@ func TestSealRoundTrips(t *testing.T) {
 		t.Errorf("other owner: %v", err)
 	}
 
-	s, err := SealReveal(vault, "carrier:parcel.example", "tok_x_adr", "ord-1", value)
+	s, err := SealReveal(vault, keys.Parcel, "tok_x_adr", "ord-1", value)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := OpenReveal(carrier, "vault:v.example", "tok_x_adr", "ord-1", s); err != nil || !bytes.Equal(got, value) {
+	if got, err := OpenReveal(carrier, keys.Vault, "tok_x_adr", "ord-1", s); err != nil || !bytes.Equal(got, value) {
 		t.Fatalf("reveal round trip: %q %v", got, err)
 	}
-	if _, err := OpenReveal(carrier, "vault:v.example", "tok_x_adr", "ord-2", s); !errors.Is(err, ErrSeal) {
+	if _, err := OpenReveal(carrier, keys.Vault, "tok_x_adr", "ord-2", s); !errors.Is(err, ErrSeal) {
 		t.Errorf("other order: %v", err)
 	}
-	if _, err := OpenReveal(alice, "vault:v.example", "tok_x_adr", "ord-1", s); !errors.Is(err, ErrSeal) {
+	if _, err := OpenReveal(alice, keys.Vault, "tok_x_adr", "ord-1", s); !errors.Is(err, ErrSeal) {
 		t.Errorf("other reader: %v", err)
 	}
 }

@@ -8,9 +8,8 @@ import (
 	"testing"
 
 	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/order"
-	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/tstest/webtest"
 )
 
@@ -21,35 +20,23 @@ import (
 // sealed it for this reader. Input: call byte, status byte, body (see
 // webtest.SplitAnswer). Seeds: testdata/fuzz/FuzzClientAnswers.
 func FuzzClientAnswers(f *testing.F) {
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{4}, K: 8}, [32]byte{4})
-	if err != nil {
-		f.Fatal(err)
-	}
-	issue := func(id string) *keygen.Cache {
-		k, err := m.Issue(id)
-		if err != nil {
-			f.Fatal(err)
-		}
-		return suite.NewKeys(k, 4)
-	}
 	const (
-		vaultID = "vault:v.example"
 		token   = "tok_fuzzfuzzfuzzfuzzfuzzfuzzaa_adr"
 		orderID = "ord_fuzzfuzzfuzzfuzzfuzzfuzzaa"
 	)
-	vault := issue(vaultID)
+	vault := keys.Keys(f, keys.Vault)
 	far := webtest.NewAnswerer(vault)
 	// Alice's calls and a merchant's and a carrier's, each against far.
 	clientOf := func(id string) *Client {
-		c, err := NewClient(issue(id), "http://vault.fuzz", vaultID, far.Client())
+		c, err := NewClient(keys.Keys(f, id), "http://vault.fuzz", keys.Vault, far.Client())
 		if err != nil {
 			f.Fatal(err)
 		}
 		return c
 	}
-	alice, shop, parcel := clientOf("cardholder:alice@example.org"), clientOf("merchant:shop.example"), clientOf("carrier:parcel.example")
-	b := webtest.Bundle(f, m, order.Parties{Merchant: "merchant:shop.example", Issuer: "issuer:bank.example",
-		Carrier: "carrier:parcel.example", Vault: vaultID})
+	alice, shop, parcel := clientOf(keys.Alice), clientOf(keys.Shop), clientOf(keys.Parcel)
+	b := webtest.Bundle(f, keys.Master(f), order.Parties{Merchant: keys.Shop, Issuer: keys.Bank,
+		Carrier: keys.Parcel, Vault: keys.Vault})
 	const (
 		callRegister = iota
 		callList
@@ -66,8 +53,8 @@ func FuzzClientAnswers(f *testing.F) {
 		}
 		return s
 	}
-	aliceKeys := issue("cardholder:alice@example.org")
-	parcelKeys := issue("carrier:parcel.example")
+	aliceKeys := keys.Keys(f, keys.Alice)
+	parcelKeys := keys.Keys(f, keys.Parcel)
 	js := func(v any) []byte {
 		out, err := json.Marshal(v)
 		if err != nil {
@@ -81,7 +68,7 @@ func FuzzClientAnswers(f *testing.F) {
 		"list":           webtest.JoinAnswer(callList, 200, js(ListResponse{Tokens: []Entry{{Token: token, Type: TypeAddress, Label: "home", Epoch: 1, Created: "2026-01-15T12:00:00Z"}}})),
 		"reveal-own":     webtest.JoinAnswer(callRevealOwn, 200, js(RevealResponse{Token: token, Type: TypeAddress, Value: sealedFor(aliceKeys, "")})),
 		"reveal-granted": webtest.JoinAnswer(callRevealGranted, 200, js(RevealResponse{Token: token, Type: TypeAddress, DisplayOnly: true, Value: sealedFor(parcelKeys, orderID)})),
-		"grant":          webtest.JoinAnswer(callGrant, 200, js(GrantResponse{Token: token, Carrier: "carrier:parcel.example", OrderID: orderID, Expires: "2026-02-14T12:00:00Z", MaxUses: 3})),
+		"grant":          webtest.JoinAnswer(callGrant, 200, js(GrantResponse{Token: token, Carrier: keys.Parcel, OrderID: orderID, Expires: "2026-02-14T12:00:00Z", MaxUses: 3})),
 		"unknown-token":  webtest.JoinAnswer(callRevealOwn, 404, problem),
 		"unknown-field":  webtest.JoinAnswer(callRegister, 201, []byte(`{"token":"x","created":true,"extra":1}`)),
 	} {
