@@ -10,45 +10,20 @@ import (
 
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
-	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 )
 
-const (
-	tMerchant   = "merchant:shop.example"
-	tConsultant = "consultant:carol"
-	tCompany    = "company:callcenter.example"
-	tSession    = "ses_abcdefghijklmnopqrstuvwxyz"
-)
-
-var testKeys = map[string]*keygen.PartyKey{}
-
-func key(t testing.TB, id string) *keygen.PartyKey {
-	t.Helper()
-	if k, ok := testKeys[id]; ok {
-		return k
-	}
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := m.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testKeys[id] = k
-	return k
-}
+const tSession = "ses_abcdefghijklmnopqrstuvwxyz"
 
 var loginNow = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
 
 func TestLoginCompanySignature(t *testing.T) {
-	r, err := NewLogin(suite.NewKeys(key(t, tCompany), 4), tMerchant, tConsultant, "desk-7", 8*time.Hour, loginNow)
+	r, err := NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", 8*time.Hour, loginNow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.VerifyCompany(suite.NewKeys(key(t, tMerchant), 4)) {
+	if !r.VerifyCompany(keys.Keys(t, keys.Shop)) {
 		t.Fatal("a fresh login does not verify")
 	}
 	// Every signed field matters; a company's signature for one merchant
@@ -58,37 +33,37 @@ func TestLoginCompanySignature(t *testing.T) {
 		edit func(r *LoginRequest)
 		key  string
 	}{
-		{"consultant", func(r *LoginRequest) { r.Consultant = "consultant:mallory" }, tMerchant},
-		{"company", func(r *LoginRequest) { r.Company = "company:other" }, tMerchant},
-		{"device", func(r *LoginRequest) { r.Device = "desk-8" }, tMerchant},
-		{"shift", func(r *LoginRequest) { r.ShiftSeconds++ }, tMerchant},
-		{"date", func(r *LoginRequest) { r.Date = loginNow.Add(time.Second).Format(time.RFC3339) }, tMerchant},
-		{"nonce", func(r *LoginRequest) { r.Nonce = wire.B64(make([]byte, 16)) }, tMerchant},
-		{"signature missing", func(r *LoginRequest) { r.CompanySignature = "" }, tMerchant},
+		{"consultant", func(r *LoginRequest) { r.Consultant = "consultant:mallory" }, keys.Shop},
+		{"company", func(r *LoginRequest) { r.Company = "company:other" }, keys.Shop},
+		{"device", func(r *LoginRequest) { r.Device = "desk-8" }, keys.Shop},
+		{"shift", func(r *LoginRequest) { r.ShiftSeconds++ }, keys.Shop},
+		{"date", func(r *LoginRequest) { r.Date = loginNow.Add(time.Second).Format(time.RFC3339) }, keys.Shop},
+		{"nonce", func(r *LoginRequest) { r.Nonce = wire.B64(make([]byte, 16)) }, keys.Shop},
+		{"signature missing", func(r *LoginRequest) { r.CompanySignature = "" }, keys.Shop},
 		{"signature flipped", func(r *LoginRequest) {
 			b, _ := wire.UnB64(r.CompanySignature)
 			b[0] ^= 1
 			r.CompanySignature = wire.B64(b)
-		}, tMerchant},
+		}, keys.Shop},
 		{"another merchant", func(*LoginRequest) {}, "merchant:other.example"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cp := *r
 			c.edit(&cp)
-			if cp.VerifyCompany(suite.NewKeys(key(t, c.key), 4)) {
+			if cp.VerifyCompany(keys.Keys(t, c.key)) {
 				t.Fatal("verified")
 			}
 		})
 	}
-	forged, err := NewLogin(suite.NewKeys(key(t, tConsultant), 4), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
-	if err == nil && forged.VerifyCompany(suite.NewKeys(key(t, tMerchant), 4)) {
+	forged, err := NewLogin(keys.Keys(t, keys.Carol), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
+	if err == nil && forged.VerifyCompany(keys.Keys(t, keys.Shop)) {
 		t.Fatal("a consultant's own key passed as the company's")
 	}
 }
 
 func TestLoginCheck(t *testing.T) {
-	good, err := NewLogin(suite.NewKeys(key(t, tCompany), 4), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	good, err := NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +91,7 @@ func TestLoginCheck(t *testing.T) {
 }
 
 func FuzzLoginRequest(f *testing.F) {
-	r, err := NewLogin(suite.NewKeys(key(f, tCompany), 4), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	r, err := NewLogin(keys.Keys(f, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -131,7 +106,7 @@ func FuzzLoginRequest(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	merchant := key(f, tMerchant)
+	merchant := keys.Party(f, keys.Shop)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r LoginRequest
 		if strictjson.Decode(data, &r, MaxLoginBody) != nil {

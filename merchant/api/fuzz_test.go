@@ -11,10 +11,9 @@ import (
 	"time"
 
 	"orderseal/assisted"
-	"orderseal/keygen"
-	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/tstest/webtest"
 )
 
@@ -33,7 +32,7 @@ func (a answerFunc) RoundTrip(r *http.Request) (*http.Response, error) {
 // identity and re-encodes to the same form. Input: status byte picker and
 // body (see webtest.SplitAnswer). Seeds: testdata/fuzz/FuzzOrderForm.
 func FuzzOrderForm(f *testing.F) {
-	form := OrderForm{Merchant: tMerchant, Currency: "EUR", Carrier: "carrier:parcel.example", Issuers: []string{"issuer:bank.example"},
+	form := OrderForm{Merchant: keys.Shop, Currency: "EUR", Carrier: "carrier:parcel.example", Issuers: []string{"issuer:bank.example"},
 		Vault: "vault:v.example", MaxItems: 100, Catalog: []Product{{SKU: "BOOK-1984.pb", Name: "Nineteen Eighty-Four", UnitPrice: 1299}}}
 	good, err := json.Marshal(form)
 	if err != nil {
@@ -78,15 +77,15 @@ func FuzzOrderForm(f *testing.F) {
 // sealed it. Input: call byte, status byte, body (see webtest.SplitAnswer).
 // Seeds: testdata/fuzz/FuzzClientAnswers.
 func FuzzClientAnswers(f *testing.F) {
-	merchant := key(f, tMerchant)
-	far := webtest.NewAnswerer(cacheOf(merchant))
-	consultant := cacheOf(key(f, tConsultant))
-	c, err := NewClient(consultant, "http://merchant.fuzz", tMerchant, far.Client())
+	merchant := keys.Party(f, keys.Shop)
+	far := webtest.NewAnswerer(keys.Keys(f, keys.Shop))
+	consultant := keys.Keys(f, keys.Carol)
+	c, err := NewClient(consultant, "http://merchant.fuzz", keys.Shop, far.Client())
 	if err != nil {
 		f.Fatal(err)
 	}
-	b := webtest.Bundle(f, masterOf(f), order.Parties{Merchant: tMerchant, Issuer: "issuer:bank.example", Carrier: "carrier:parcel.example"})
-	login, err := NewLogin(suite.NewKeys(key(f, tCompany), 4), tMerchant, tConsultant, "desk-7", time.Hour, loginNow)
+	b := webtest.Bundle(f, keys.Master(f), order.Parties{Merchant: keys.Shop, Issuer: "issuer:bank.example", Carrier: "carrier:parcel.example"})
+	login, err := NewLogin(keys.Keys(f, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -99,7 +98,7 @@ func FuzzClientAnswers(f *testing.F) {
 		callSubmitAssisted
 		calls
 	)
-	session := Session{Session: tSession, Consultant: tConsultant, Company: tCompany, Device: "desk-7",
+	session := Session{Session: tSession, Consultant: keys.Carol, Company: keys.CallCenter, Device: "desk-7",
 		Created: "2026-01-15T12:00:00Z", Expires: "2026-01-15T20:00:00Z", State: SessionLive}
 	secret := bytes.Repeat([]byte{7}, SecretSize)
 	sealedID, err := assisted.SealSecret(suite.NewKeys(merchant, 4), session.Consultant, session.Session, session.Device, secret)
@@ -119,7 +118,7 @@ func FuzzClientAnswers(f *testing.F) {
 		"accepted":  webtest.JoinAnswer(callSubmit, 202, js(Accepted{OrderID: b.OrderID, State: StateReceived})),
 		"status":    webtest.JoinAnswer(callStatus, 200, js(Status{OrderID: "ord_x", State: StateShipped, Total: 100, Currency: "EUR", Tracking: "OS123456785DE", Timeline: []Event{{At: "2026-01-15T12:00:00Z", State: StateReceived}}})),
 		"login":     webtest.JoinAnswer(callLogin, 201, js(withID)),
-		"logout":    webtest.JoinAnswer(callLogout, 200, js(Session{Session: tSession, Consultant: tConsultant, Company: tCompany, Device: "desk-7", State: SessionLoggedOut, Ended: "2026-01-15T13:00:00Z"})),
+		"logout":    webtest.JoinAnswer(callLogout, 200, js(Session{Session: tSession, Consultant: keys.Carol, Company: keys.CallCenter, Device: "desk-7", State: SessionLoggedOut, Ended: "2026-01-15T13:00:00Z"})),
 		"session":   webtest.JoinAnswer(callSessionInfo, 200, js(session)),
 		"assisted":  webtest.JoinAnswer(callSubmitAssisted, 202, js(Accepted{OrderID: b.OrderID, State: StateReceived})),
 		"refused":   webtest.JoinAnswer(callSubmitAssisted, 403, []byte(`{"type":"https://orderseal.dev/problems/proof-invalid","title":"Session proof invalid","status":403,"code":"proof-invalid"}`)),
@@ -166,7 +165,7 @@ func FuzzClientAnswers(f *testing.F) {
 				webtest.RoundTrip(t, s, 0)
 				if s.SealedID != nil {
 					// What the terminal does next: only the merchant's own sealing opens.
-					if got, oerr := assisted.OpenSecret(consultant, tMerchant, s.Session, s.Device, s.SealedID); oerr == nil && !bytes.Equal(got, secret) {
+					if got, oerr := assisted.OpenSecret(consultant, keys.Shop, s.Session, s.Device, s.SealedID); oerr == nil && !bytes.Equal(got, secret) {
 						t.Fatalf("a sealed identifier opened to %x", got)
 					}
 				}
@@ -177,16 +176,4 @@ func FuzzClientAnswers(f *testing.F) {
 	}
 	webtest.MustAccept(f, webtest.Corpus(f), func(data []byte) int { return webtest.StatusOf(exercise(f, data)) })
 	f.Fuzz(func(t *testing.T, data []byte) { exercise(t, data) })
-}
-
-func cacheOf(k *keygen.PartyKey) *keygen.Cache { return suite.NewKeys(k, 4) }
-
-// masterOf is the key center key() issues from.
-func masterOf(t testing.TB) *keycenter.Master {
-	t.Helper()
-	m, err := keycenter.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
