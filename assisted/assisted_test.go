@@ -1,41 +1,22 @@
 package assisted
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
-	"bytes"
 	"orderseal/internal/wire"
-	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 )
 
-const (
-	tMerchant   = "merchant:shop.example"
-	tConsultant = "consultant:carol"
-	tCompany    = "company:callcenter.example"
-	tSession    = "ses_abcdefghijklmnopqrstuvwxyz"
-)
-
-func key(t testing.TB, id string) *keygen.PartyKey {
-	t.Helper()
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{7}, K: 4}, [32]byte{7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := m.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+const tSession = "ses_abcdefghijklmnopqrstuvwxyz"
 
 // A company signature binds every login field, the merchant and the company.
 func TestCompanySignature(t *testing.T) {
-	l := Login{Merchant: tMerchant, Consultant: tConsultant, Company: tCompany, Device: "desk-7",
+	l := Login{Merchant: keys.Shop, Consultant: keys.Carol, Company: keys.CallCenter, Device: "desk-7",
 		ShiftSeconds: 3600, Date: "2026-11-21T09:00:00Z", Nonce: "AAAAAAAAAAAAAAAAAAAAAA"}
-	company, merchant := suite.NewKeys(key(t, tCompany), 4), suite.NewKeys(key(t, tMerchant), 4)
+	company, merchant := keys.Keys(t, keys.CallCenter), keys.Keys(t, keys.Shop)
 	sig, err := CompanySign(company, &l)
 	if err != nil {
 		t.Fatal(err)
@@ -58,24 +39,24 @@ func TestCompanySignature(t *testing.T) {
 			t.Errorf("a signature verifies with another %s", name)
 		}
 	}
-	if _, err := CompanySign(suite.NewKeys(key(t, tConsultant), 4), &l); err == nil {
+	if _, err := CompanySign(keys.Keys(t, keys.Carol), &l); err == nil {
 		t.Error("a consultant signed for the company")
 	}
 }
 
 func TestSecretAndProof(t *testing.T) {
-	merchant, consultant := key(t, tMerchant), key(t, tConsultant)
+	merchant, consultant := keys.Party(t, keys.Shop), keys.Party(t, keys.Carol)
 	secret, err := NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
 	type session struct{ session, device string }
 	s := session{tSession, "desk-7"}
-	sealed, err := SealSecret(suite.NewKeys(merchant, 4), tConsultant, s.session, s.device, secret)
+	sealed, err := SealSecret(suite.NewKeys(merchant, 4), keys.Carol, s.session, s.device, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := OpenSecret(suite.NewKeys(consultant, 4), tMerchant, s.session, s.device, &sealed)
+	got, err := OpenSecret(suite.NewKeys(consultant, 4), keys.Shop, s.session, s.device, &sealed)
 	if err != nil || !bytes.Equal(got, secret) {
 		t.Fatalf("OpenSecret = %x, %v", got, err)
 	}
@@ -84,23 +65,23 @@ func TestSecretAndProof(t *testing.T) {
 		"device":  {tSession, "desk-8"},
 		"session": {"ses_bbcdefghijklmnopqrstuvwxyz", "desk-7"},
 	} {
-		if _, err := OpenSecret(suite.NewKeys(consultant, 4), tMerchant, cp.session, cp.device, &sealed); !errors.Is(err, ErrProof) {
+		if _, err := OpenSecret(suite.NewKeys(consultant, 4), keys.Shop, cp.session, cp.device, &sealed); !errors.Is(err, ErrProof) {
 			t.Errorf("sealed id with another %s: %v", name, err)
 		}
 	}
-	if _, err := OpenSecret(suite.NewKeys(key(t, "consultant:mallory"), 4), tMerchant, s.session, s.device, &sealed); !errors.Is(err, ErrProof) {
+	if _, err := OpenSecret(keys.Keys(t, "consultant:mallory"), keys.Shop, s.session, s.device, &sealed); !errors.Is(err, ErrProof) {
 		t.Errorf("another consultant opened the identifier: %v", err)
 	}
-	if _, err := OpenSecret(suite.NewKeys(consultant, 4), tMerchant, s.session, s.device, nil); !errors.Is(err, ErrProof) {
+	if _, err := OpenSecret(suite.NewKeys(consultant, 4), keys.Shop, s.session, s.device, nil); !errors.Is(err, ErrProof) {
 		t.Errorf("another consultant opened the identifier: %v", err)
 	}
 
 	hH := [32]byte{1, 2, 3}
-	proof, err := Prove(suite.NewKeys(consultant, 4), tMerchant, tSession, "desk-7", secret, hH)
+	proof, err := Prove(suite.NewKeys(consultant, 4), keys.Shop, tSession, "desk-7", secret, hH)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := OpenProof(suite.NewKeys(merchant, 4), tConsultant, tSession, "desk-7", hH, proof)
+	back, err := OpenProof(suite.NewKeys(merchant, 4), keys.Carol, tSession, "desk-7", hH, proof)
 	if err != nil || SecretHash(back) != SecretHash(secret) {
 		t.Fatalf("OpenProof = %x, %v", back, err)
 	}
@@ -112,14 +93,14 @@ func TestSecretAndProof(t *testing.T) {
 		hH                  [32]byte
 		proof               Sealed
 	}{
-		{"other bundle", tConsultant, tSession, "desk-7", [32]byte{9}, proof},
-		{"other device", tConsultant, tSession, "desk-8", hH, proof},
-		{"other session", tConsultant, "ses_bbcdefghijklmnopqrstuvwxyz", "desk-7", hH, proof},
+		{"other bundle", keys.Carol, tSession, "desk-7", [32]byte{9}, proof},
+		{"other device", keys.Carol, tSession, "desk-8", hH, proof},
+		{"other session", keys.Carol, "ses_bbcdefghijklmnopqrstuvwxyz", "desk-7", hH, proof},
 		{"other consultant", "consultant:mallory", tSession, "desk-7", hH, proof},
-		{"flipped ciphertext", tConsultant, tSession, "desk-7", hH, Sealed{Nonce: proof.Nonce, CT: flip(proof.CT)}},
-		{"flipped nonce", tConsultant, tSession, "desk-7", hH, Sealed{Nonce: flip(proof.Nonce), CT: proof.CT}},
-		{"short ciphertext", tConsultant, tSession, "desk-7", hH, Sealed{Nonce: proof.Nonce, CT: "AAAA"}},
-		{"empty", tConsultant, tSession, "desk-7", hH, Sealed{}},
+		{"flipped ciphertext", keys.Carol, tSession, "desk-7", hH, Sealed{Nonce: proof.Nonce, CT: flip(proof.CT)}},
+		{"flipped nonce", keys.Carol, tSession, "desk-7", hH, Sealed{Nonce: flip(proof.Nonce), CT: proof.CT}},
+		{"short ciphertext", keys.Carol, tSession, "desk-7", hH, Sealed{Nonce: proof.Nonce, CT: "AAAA"}},
+		{"empty", keys.Carol, tSession, "desk-7", hH, Sealed{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
