@@ -5,29 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/suite"
 	"orderseal/suite/os1"
+	"orderseal/tstest/keys"
 )
 
-const (
-	idConsultant = "consultant:carol"
-	testSession  = "ses_abcdefghijklmnopqrstuvwxyz"
-)
-
-func consultantKey(t *testing.T) *keygen.PartyKey {
-	t.Helper()
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := m.Issue(idConsultant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+const testSession = "ses_abcdefghijklmnopqrstuvwxyz"
 
 func TestSessionIDs(t *testing.T) {
 	id, err := NewSessionID(nil)
@@ -44,13 +27,13 @@ func TestSessionIDs(t *testing.T) {
 // A consultant's bundle names its session in the merchant and issuer
 // sections, and nowhere else.
 func TestAssistedSealCarriesSession(t *testing.T) {
-	f := keys(t)
-	ck := consultantKey(t)
+	vc := vectorKeys(t)
+	ck := vc.Party(t, keys.Carol)
 	b, err := Seal(loadOrder(t, "order.json"), suite.NewKeys(ck, 4), threeParties, SealOptions{Now: sealNow, Session: testSession})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Cardholder != idConsultant {
+	if b.Cardholder != keys.Carol {
 		t.Fatalf("cardholder = %s", b.Cardholder)
 	}
 	cases := []struct {
@@ -58,12 +41,12 @@ func TestAssistedSealCarriesSession(t *testing.T) {
 		key  string
 		want string
 	}{
-		{RoleMerchant, idMerchant, testSession},
-		{RoleIssuer, idIssuer, testSession},
-		{RoleCarrier, idCarrier, ""},
+		{RoleMerchant, keys.Shop, testSession},
+		{RoleIssuer, keys.Bank, testSession},
+		{RoleCarrier, keys.Parcel, ""},
 	}
 	for _, c := range cases {
-		s, err := openAt(b, suite.NewKeys(f.keys[c.key], 4), c.role)
+		s, err := openAt(b, vc.Keys(t, c.key), c.role)
 		if err != nil {
 			t.Fatalf("%s: %v", c.role, err)
 		}
@@ -72,15 +55,15 @@ func TestAssistedSealCarriesSession(t *testing.T) {
 		}
 	}
 	// An online order never names one.
-	s, err := openAt(sealOrder(t, "order.json", "ord-online"), suite.NewKeys(f.keys[idIssuer], 4), RoleIssuer)
+	s, err := openAt(sealOrder(t, "order.json", "ord-online"), vc.Keys(t, keys.Bank), RoleIssuer)
 	if err != nil || s.Session != "" {
 		t.Fatalf("online issuer section: session %q, %v", s.Session, err)
 	}
 }
 
 func TestAssistedSealRefuses(t *testing.T) {
-	f := keys(t)
-	ck := consultantKey(t)
+	vc := vectorKeys(t)
+	ck := vc.Party(t, keys.Carol)
 	o := loadOrder(t, "order.json")
 	cases := []struct {
 		name    string
@@ -89,7 +72,7 @@ func TestAssistedSealRefuses(t *testing.T) {
 	}{
 		{"consultant without a session", suite.NewKeys(ck, 4), ""},
 		{"consultant with a malformed session", suite.NewKeys(ck, 4), "ses_short"},
-		{"cardholder naming a session", suite.NewKeys(f.keys[idAlice], 4), testSession},
+		{"cardholder naming a session", vc.Keys(t, keys.Alice), testSession},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -103,8 +86,8 @@ func TestAssistedSealRefuses(t *testing.T) {
 // A section whose session does not fit its sealer is refused on Open, even
 // when it authenticates: the bundle code, not the recipient, enforces it.
 func TestAssistedSectionBody(t *testing.T) {
-	f := keys(t)
-	ck := suite.NewKeys(consultantKey(t), 4)
+	vc := vectorKeys(t)
+	ck := vc.Keys(t, keys.Carol)
 	salt := strings.Repeat("A", 43)
 	cases := []struct {
 		name   string
@@ -113,7 +96,7 @@ func TestAssistedSectionBody(t *testing.T) {
 	}{
 		{"consultant bundle without session", ck, `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as"}`},
 		{"consultant bundle with a malformed session", ck, `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as","session":"ses_x"}`},
-		{"cardholder bundle with a session", suite.NewKeys(f.keys[idAlice], 4), `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as","session":"` + testSession + `"}`},
+		{"cardholder bundle with a session", vc.Keys(t, keys.Alice), `{"role":"issuer","salt":"` + salt + `","order_id":"ord-as","session":"` + testSession + `"}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,11 +109,11 @@ func TestAssistedSectionBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			b.Commitments[RoleIssuer] = commit([]byte(c.pt))
-			aead, _ := sectionAEAD(os1.Suite{}, c.sealer, idIssuer, b, RoleIssuer)
+			aead, _ := sectionAEAD(os1.Suite{}, c.sealer, keys.Bank, b, RoleIssuer)
 			s := b.Sections[RoleIssuer]
 			s.CT = aead.Seal(nil, s.Nonce[:], []byte(c.pt), aad(b.HeaderHash(), RoleIssuer))
 			b.Sections[RoleIssuer] = s
-			if _, err := openAt(b, suite.NewKeys(f.keys[idIssuer], 4), RoleIssuer); !errors.Is(err, ErrSectionBody) {
+			if _, err := openAt(b, vc.Keys(t, keys.Bank), RoleIssuer); !errors.Is(err, ErrSectionBody) {
 				t.Fatalf("got %v, want ErrSectionBody", err)
 			}
 		})

@@ -16,24 +16,15 @@ import (
 	"time"
 
 	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/suite"
 	"orderseal/suite/os1"
+	"orderseal/tstest/keys"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/bundle_v1*.json from the fixed seed")
 
 // sealNow is the fixed clock of every bundle test.
 var sealNow = time.Date(2026, time.November, 1, 10, 0, 0, 0, time.UTC)
-
-const (
-	idAlice    = "cardholder:alice@example.org"
-	idBob      = "cardholder:bob@example.org"
-	idMerchant = "merchant:shop.example"
-	idIssuer   = "issuer:bank.example"
-	idCarrier  = "carrier:parcel.example"
-	idVault    = "vault:vault.shop.example"
-)
 
 // detRand is a deterministic byte stream for reproducible vectors.
 func detRand(label string) io.Reader {
@@ -42,34 +33,17 @@ func detRand(label string) io.Reader {
 	return x
 }
 
-type fixture struct {
-	keys  map[string]*keygen.PartyKey
-	other *keygen.PartyKey // same identity as the issuer, another system
+// vectorKeys is the key center of testdata/bundle_v1.json and PROTOCOL.md's
+// examples: its seed, system and k are part of the vector.
+func vectorKeys(t testing.TB) *keys.KeyCenter {
+	t.Helper()
+	return keys.Center(t, [32]byte{1, 2, 3}, [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, 8)
 }
 
-var fixtureCache *fixture
-
-func keys(t testing.TB) *fixture {
+// otherSystemKey is the issuer's identity with a key of another system.
+func otherSystemKey(t testing.TB) *keygen.PartyKey {
 	t.Helper()
-	if fixtureCache != nil {
-		return fixtureCache
-	}
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, K: 8}, [32]byte{1, 2, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{keys: map[string]*keygen.PartyKey{}}
-	for _, id := range []string{idAlice, idBob, idMerchant, idIssuer, idCarrier, idVault, "issuer:other.example", "carrier:other.example", "merchant:other.example"} {
-		if f.keys[id], err = m.Issue(id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m2, _ := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0x20}, K: 8}, [32]byte{9})
-	if f.other, err = m2.Issue(idIssuer); err != nil {
-		t.Fatal(err)
-	}
-	fixtureCache = f
-	return f
+	return keys.Center(t, [32]byte{9}, [16]byte{0x20}, 8).Party(t, keys.Bank)
 }
 
 func loadOrder(t testing.TB, name string) *Order {
@@ -85,17 +59,17 @@ func loadOrder(t testing.TB, name string) *Order {
 	return o
 }
 
-var threeParties = Parties{Merchant: idMerchant, Issuer: idIssuer, Carrier: idCarrier}
+var threeParties = Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel}
 
 func sealOrder(t testing.TB, name string, id string) *Bundle {
 	t.Helper()
-	f := keys(t)
+	vc := vectorKeys(t)
 	p := threeParties
 	o := loadOrder(t, name)
 	if o.ShipTo.Token != "" {
-		p.Vault = idVault
+		p.Vault = keys.Vault
 	}
-	b, err := Seal(o, suite.NewKeys(f.keys[idAlice], 4), p, SealOptions{Now: sealNow, OrderID: id, Rand: detRand(name + id)})
+	b, err := Seal(o, vc.Keys(t, keys.Alice), p, SealOptions{Now: sealNow, OrderID: id, Rand: detRand(name + id)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +81,7 @@ func openAt(b *Bundle, k Keyring, r Role) (*Section, error) {
 }
 
 func TestSealOpenRoundTrip(t *testing.T) {
-	f := keys(t)
+	vc := vectorKeys(t)
 	for _, name := range []string{"order.json", "order_token.json"} {
 		t.Run(name, func(t *testing.T) {
 			b := sealOrder(t, name, "")
@@ -125,16 +99,16 @@ func TestSealOpenRoundTrip(t *testing.T) {
 			if back.HeaderHash() != b.HeaderHash() {
 				t.Fatal("header hash changed across the wire")
 			}
-			roles := map[Role]string{RoleMerchant: idMerchant, RoleIssuer: idIssuer, RoleCarrier: idCarrier}
+			roles := map[Role]string{RoleMerchant: keys.Shop, RoleIssuer: keys.Bank, RoleCarrier: keys.Parcel}
 			if back.Parties[RoleVault] != "" {
-				roles[RoleVault] = idVault
+				roles[RoleVault] = keys.Vault
 			}
 			for r, id := range roles {
 				relayed, err := back.ForRole(r)
 				if err != nil {
 					t.Fatal(err)
 				}
-				s, err := openAt(relayed, suite.NewKeys(f.keys[id], 4), r)
+				s, err := openAt(relayed, vc.Keys(t, id), r)
 				if err != nil {
 					t.Fatalf("%s: %v", r, err)
 				}
@@ -147,7 +121,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 				if hasAddr && r != RoleCarrier {
 					t.Errorf("%s: address present", r)
 				}
-				if r == RoleVault && (s.Grant == nil || s.Grant.Token == "" || s.Grant.Carrier != idCarrier || s.Grant.Merchant != idMerchant) {
+				if r == RoleVault && (s.Grant == nil || s.Grant.Token == "" || s.Grant.Carrier != keys.Parcel || s.Grant.Merchant != keys.Shop) {
 					t.Errorf("vault grant %+v", s.Grant)
 				}
 				if r == RoleIssuer && (s.Total == nil || s.Total.Amount != 3448 || s.Total.Currency != "EUR") {
@@ -159,10 +133,10 @@ func TestSealOpenRoundTrip(t *testing.T) {
 }
 
 func TestMerchantCannotOpenOthers(t *testing.T) {
-	f := keys(t)
+	vc := vectorKeys(t)
 	b := sealOrder(t, "order_token.json", "")
 	for _, r := range []Role{RoleIssuer, RoleCarrier, RoleVault} {
-		if _, err := openAt(b, suite.NewKeys(f.keys[idMerchant], 4), r); !errors.Is(err, ErrNotRecipient) {
+		if _, err := openAt(b, vc.Keys(t, keys.Shop), r); !errors.Is(err, ErrNotRecipient) {
 			t.Errorf("merchant opening %s: %v", r, err)
 		}
 	}
@@ -170,7 +144,7 @@ func TestMerchantCannotOpenOthers(t *testing.T) {
 
 // TestTamper changes one thing at a time and expects a specific refusal.
 func TestTamper(t *testing.T) {
-	f := keys(t)
+	vc := vectorKeys(t)
 	other := sealOrder(t, "order.json", "ord-other")
 	flip := func(b []byte, i int) { b[i%len(b)] ^= 0x01 }
 	cases := []struct {
@@ -180,57 +154,59 @@ func TestTamper(t *testing.T) {
 		key    string
 		want   error
 	}{
-		{"version", func(b *Bundle) { b.Version = 2 }, RoleMerchant, idMerchant, ErrVersion},
-		{"suite", func(b *Bundle) { b.Suite += "x" }, RoleMerchant, idMerchant, ErrSuite},
-		{"system", func(b *Bundle) { b.System[3] ^= 1 }, RoleMerchant, idMerchant, ErrSystem},
-		{"order id", func(b *Bundle) { b.OrderID = "ord-0002" }, RoleMerchant, idMerchant, ErrAuth},
-		{"cardholder", func(b *Bundle) { b.Cardholder = idBob }, RoleIssuer, idIssuer, ErrAuth},
-		{"cardholder role", func(b *Bundle) { b.Cardholder = "merchant:alice" }, RoleIssuer, idIssuer, ErrParties},
-		{"created", func(b *Bundle) { b.Created = "2026-11-01T10:00:01Z" }, RoleCarrier, idCarrier, ErrAuth},
-		{"created same instant other spelling", func(b *Bundle) { b.Created = "2026-11-01T11:00:00+01:00" }, RoleCarrier, idCarrier, ErrAuth},
-		{"expires", func(b *Bundle) { b.Expires = "2026-11-02T10:00:01Z" }, RoleMerchant, idMerchant, ErrAuth},
-		{"expires malformed", func(b *Bundle) { b.Expires = "tomorrow" }, RoleMerchant, idMerchant, ErrMalformed},
-		{"issuer identity, opened by merchant", func(b *Bundle) { b.Parties[RoleIssuer] = "issuer:other.example" }, RoleMerchant, idMerchant, ErrAuth},
-		{"issuer identity, opened by the real issuer", func(b *Bundle) { b.Parties[RoleIssuer] = "issuer:other.example" }, RoleIssuer, idIssuer, ErrNotRecipient},
+		{"version", func(b *Bundle) { b.Version = 2 }, RoleMerchant, keys.Shop, ErrVersion},
+		{"suite", func(b *Bundle) { b.Suite += "x" }, RoleMerchant, keys.Shop, ErrSuite},
+		{"system", func(b *Bundle) { b.System[3] ^= 1 }, RoleMerchant, keys.Shop, ErrSystem},
+		{"order id", func(b *Bundle) { b.OrderID = "ord-0002" }, RoleMerchant, keys.Shop, ErrAuth},
+		{"cardholder", func(b *Bundle) { b.Cardholder = keys.Bob }, RoleIssuer, keys.Bank, ErrAuth},
+		{"cardholder role", func(b *Bundle) { b.Cardholder = "merchant:alice" }, RoleIssuer, keys.Bank, ErrParties},
+		{"created", func(b *Bundle) { b.Created = "2026-11-01T10:00:01Z" }, RoleCarrier, keys.Parcel, ErrAuth},
+		{"created same instant other spelling", func(b *Bundle) { b.Created = "2026-11-01T11:00:00+01:00" }, RoleCarrier, keys.Parcel, ErrAuth},
+		{"expires", func(b *Bundle) { b.Expires = "2026-11-02T10:00:01Z" }, RoleMerchant, keys.Shop, ErrAuth},
+		{"expires malformed", func(b *Bundle) { b.Expires = "tomorrow" }, RoleMerchant, keys.Shop, ErrMalformed},
+		{"issuer identity, opened by merchant", func(b *Bundle) { b.Parties[RoleIssuer] = "issuer:other.example" }, RoleMerchant, keys.Shop, ErrAuth},
+		{"issuer identity, opened by the real issuer", func(b *Bundle) { b.Parties[RoleIssuer] = "issuer:other.example" }, RoleIssuer, keys.Bank, ErrNotRecipient},
 		{"issuer identity, opened by the new issuer", func(b *Bundle) { b.Parties[RoleIssuer] = "issuer:other.example" }, RoleIssuer, "issuer:other.example", ErrAuth},
-		{"carrier identity wrong role", func(b *Bundle) { b.Parties[RoleCarrier] = "issuer:parcel.example" }, RoleMerchant, idMerchant, ErrParties},
-		{"merchant commitment", func(b *Bundle) { c := b.Commitments[RoleMerchant]; flip(c[:], 0); b.Commitments[RoleMerchant] = c }, RoleMerchant, idMerchant, ErrAuth},
-		{"issuer commitment, seen by merchant", func(b *Bundle) { c := b.Commitments[RoleIssuer]; flip(c[:], 31); b.Commitments[RoleIssuer] = c }, RoleMerchant, idMerchant, ErrAuth},
-		{"carrier commitment, seen by issuer", func(b *Bundle) { c := b.Commitments[RoleCarrier]; flip(c[:], 7); b.Commitments[RoleCarrier] = c }, RoleIssuer, idIssuer, ErrAuth},
-		{"nonce", func(b *Bundle) { s := b.Sections[RoleIssuer]; flip(s.Nonce[:], 5); b.Sections[RoleIssuer] = s }, RoleIssuer, idIssuer, ErrAuth},
-		{"ciphertext first byte", func(b *Bundle) { flip(b.Sections[RoleCarrier].CT, 0) }, RoleCarrier, idCarrier, ErrAuth},
-		{"ciphertext last byte (tag)", func(b *Bundle) { flip(b.Sections[RoleCarrier].CT, len(b.Sections[RoleCarrier].CT)-1) }, RoleCarrier, idCarrier, ErrAuth},
+		{"carrier identity wrong role", func(b *Bundle) { b.Parties[RoleCarrier] = "issuer:parcel.example" }, RoleMerchant, keys.Shop, ErrParties},
+		{"merchant commitment", func(b *Bundle) { c := b.Commitments[RoleMerchant]; flip(c[:], 0); b.Commitments[RoleMerchant] = c }, RoleMerchant, keys.Shop, ErrAuth},
+		{"issuer commitment, seen by merchant", func(b *Bundle) { c := b.Commitments[RoleIssuer]; flip(c[:], 31); b.Commitments[RoleIssuer] = c }, RoleMerchant, keys.Shop, ErrAuth},
+		{"carrier commitment, seen by issuer", func(b *Bundle) { c := b.Commitments[RoleCarrier]; flip(c[:], 7); b.Commitments[RoleCarrier] = c }, RoleIssuer, keys.Bank, ErrAuth},
+		{"nonce", func(b *Bundle) { s := b.Sections[RoleIssuer]; flip(s.Nonce[:], 5); b.Sections[RoleIssuer] = s }, RoleIssuer, keys.Bank, ErrAuth},
+		{"ciphertext first byte", func(b *Bundle) { flip(b.Sections[RoleCarrier].CT, 0) }, RoleCarrier, keys.Parcel, ErrAuth},
+		{"ciphertext last byte (tag)", func(b *Bundle) { flip(b.Sections[RoleCarrier].CT, len(b.Sections[RoleCarrier].CT)-1) }, RoleCarrier, keys.Parcel, ErrAuth},
 		{"ciphertext truncated", func(b *Bundle) {
 			s := b.Sections[RoleMerchant]
 			s.CT = s.CT[:len(s.CT)-1]
 			b.Sections[RoleMerchant] = s
-		}, RoleMerchant, idMerchant, ErrAuth},
+		}, RoleMerchant, keys.Shop, ErrAuth},
 		{"sections swapped", func(b *Bundle) {
 			b.Sections[RoleIssuer], b.Sections[RoleMerchant] = b.Sections[RoleMerchant], b.Sections[RoleIssuer]
-		}, RoleIssuer, idIssuer, ErrAuth},
-		{"section from another order", func(b *Bundle) { b.Sections[RoleIssuer] = other.Sections[RoleIssuer] }, RoleIssuer, idIssuer, ErrAuth},
+		}, RoleIssuer, keys.Bank, ErrAuth},
+		{"section from another order", func(b *Bundle) { b.Sections[RoleIssuer] = other.Sections[RoleIssuer] }, RoleIssuer, keys.Bank, ErrAuth},
 		{"section and commitment from another order", func(b *Bundle) {
 			b.Sections[RoleIssuer] = other.Sections[RoleIssuer]
 			b.Commitments[RoleIssuer] = other.Commitments[RoleIssuer]
-		}, RoleIssuer, idIssuer, ErrAuth},
-		{"section dropped", func(b *Bundle) { delete(b.Sections, RoleCarrier) }, RoleCarrier, idCarrier, ErrNoSection},
+		}, RoleIssuer, keys.Bank, ErrAuth},
+		{"section dropped", func(b *Bundle) { delete(b.Sections, RoleCarrier) }, RoleCarrier, keys.Parcel, ErrNoSection},
 		{"party dropped", func(b *Bundle) {
 			delete(b.Parties, RoleCarrier)
 			delete(b.Commitments, RoleCarrier)
 			delete(b.Sections, RoleCarrier)
-		}, RoleMerchant, idMerchant, ErrParties},
-		{"wrong role for the key", func(b *Bundle) {}, RoleMerchant, idIssuer, ErrNotRecipient},
+		}, RoleMerchant, keys.Shop, ErrParties},
+		{"wrong role for the key", func(b *Bundle) {}, RoleMerchant, keys.Bank, ErrNotRecipient},
 		{"wrong key, same role", func(b *Bundle) {}, RoleIssuer, "issuer:other.example", ErrNotRecipient},
 		{"wrong key, other system", func(b *Bundle) {}, RoleIssuer, "other-system", ErrSystem},
-		{"role absent", func(b *Bundle) {}, RoleVault, idVault, ErrNoSection},
+		{"role absent", func(b *Bundle) {}, RoleVault, keys.Vault, ErrNoSection},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := sealOrder(t, "order.json", "ord-0001")
 			// Control: the untouched bundle opens for this role (unless the key is wrong on purpose).
-			k := f.keys[c.key]
+			var k *keygen.PartyKey
 			if c.key == "other-system" {
-				k = f.other
+				k = otherSystemKey(t)
+			} else {
+				k = vc.Party(t, c.key)
 			}
 			c.mutate(b)
 			_, err := openAt(b, suite.NewKeys(k, 4), c.role)
@@ -246,23 +222,23 @@ func TestTamper(t *testing.T) {
 	}
 	// Every untouched role opens, so the refusals above are caused by the mutation.
 	b := sealOrder(t, "order.json", "ord-0001")
-	for r, id := range map[Role]string{RoleMerchant: idMerchant, RoleIssuer: idIssuer, RoleCarrier: idCarrier} {
-		if _, err := openAt(b, suite.NewKeys(f.keys[id], 4), r); err != nil {
+	for r, id := range map[Role]string{RoleMerchant: keys.Shop, RoleIssuer: keys.Bank, RoleCarrier: keys.Parcel} {
+		if _, err := openAt(b, vc.Keys(t, id), r); err != nil {
 			t.Fatalf("control %s: %v", r, err)
 		}
 	}
 }
 
 func TestTimeWindow(t *testing.T) {
-	f := keys(t)
+	vc := vectorKeys(t)
 	b := sealOrder(t, "order.json", "")
-	if _, err := Open(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant, OpenOptions{Now: sealNow.Add(DefaultLifetime + time.Second)}); !errors.Is(err, ErrExpired) {
+	if _, err := Open(b, vc.Keys(t, keys.Shop), RoleMerchant, OpenOptions{Now: sealNow.Add(DefaultLifetime + time.Second)}); !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	if _, err := Open(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant, OpenOptions{Now: sealNow.Add(-ClockSkew - time.Second)}); !errors.Is(err, ErrNotYetValid) {
+	if _, err := Open(b, vc.Keys(t, keys.Shop), RoleMerchant, OpenOptions{Now: sealNow.Add(-ClockSkew - time.Second)}); !errors.Is(err, ErrNotYetValid) {
 		t.Fatalf("future: %v", err)
 	}
-	if _, err := Open(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant, OpenOptions{Now: sealNow.Add(-ClockSkew + time.Second)}); err != nil {
+	if _, err := Open(b, vc.Keys(t, keys.Shop), RoleMerchant, OpenOptions{Now: sealNow.Add(-ClockSkew + time.Second)}); err != nil {
 		t.Fatalf("within skew: %v", err)
 	}
 }
@@ -270,7 +246,7 @@ func TestTimeWindow(t *testing.T) {
 // TestEquivocation: a section that authenticates but does not match its
 // commitment (a cardholder showing parties different plaintexts) is refused.
 func TestEquivocation(t *testing.T) {
-	f := keys(t)
+	vc := vectorKeys(t)
 	for _, c := range []struct {
 		name  string
 		plain func(orderID string) []byte
@@ -282,14 +258,14 @@ func TestEquivocation(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := sealOrder(t, "order.json", "ord-eq")
-			aead, err := sectionAEAD(os1.Suite{}, suite.NewKeys(f.keys[idAlice], 4), idMerchant, b, RoleMerchant)
+			aead, err := sectionAEAD(os1.Suite{}, vc.Keys(t, keys.Alice), keys.Shop, b, RoleMerchant)
 			if err != nil {
 				t.Fatal(err)
 			}
 			s := b.Sections[RoleMerchant]
 			s.CT = aead.Seal(nil, s.Nonce[:], c.plain(b.OrderID), aad(b.HeaderHash(), RoleMerchant))
 			b.Sections[RoleMerchant] = s
-			if _, err := openAt(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant); !errors.Is(err, c.want) {
+			if _, err := openAt(b, vc.Keys(t, keys.Shop), RoleMerchant); !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})
@@ -299,7 +275,7 @@ func TestEquivocation(t *testing.T) {
 // TestSectionBody: plaintexts that authenticate and match their commitment
 // but are not a valid section for this role and order.
 func TestSectionBody(t *testing.T) {
-	f := keys(t)
+	vc := vectorKeys(t)
 	salt := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	cases := map[string]string{
 		"wrong role":     `{"role":"issuer","salt":"` + salt + `","order_id":"ord-sb"}`,
@@ -313,11 +289,11 @@ func TestSectionBody(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b := sealOrder(t, "order.json", "ord-sb")
 			b.Commitments[RoleMerchant] = commit([]byte(pt))
-			aead, _ := sectionAEAD(os1.Suite{}, suite.NewKeys(f.keys[idAlice], 4), idMerchant, b, RoleMerchant)
+			aead, _ := sectionAEAD(os1.Suite{}, vc.Keys(t, keys.Alice), keys.Shop, b, RoleMerchant)
 			s := b.Sections[RoleMerchant]
 			s.CT = aead.Seal(nil, s.Nonce[:], []byte(pt), aad(b.HeaderHash(), RoleMerchant))
 			b.Sections[RoleMerchant] = s
-			if _, err := openAt(b, suite.NewKeys(f.keys[idMerchant], 4), RoleMerchant); !errors.Is(err, ErrSectionBody) {
+			if _, err := openAt(b, vc.Keys(t, keys.Shop), RoleMerchant); !errors.Is(err, ErrSectionBody) {
 				t.Fatalf("got %v", err)
 			}
 		})
@@ -325,7 +301,7 @@ func TestSectionBody(t *testing.T) {
 }
 
 func TestSealRefuses(t *testing.T) {
-	f := keys(t)
+	vc := vectorKeys(t)
 	o := loadOrder(t, "order.json")
 	tok := loadOrder(t, "order_token.json")
 	cases := []struct {
@@ -335,16 +311,16 @@ func TestSealRefuses(t *testing.T) {
 		parties Parties
 		want    error
 	}{
-		{"merchant key", o, idMerchant, threeParties, ErrSealer},
-		{"token without vault", tok, idAlice, threeParties, ErrParties},
-		{"vault without token", o, idAlice, Parties{Merchant: idMerchant, Issuer: idIssuer, Carrier: idCarrier, Vault: idVault}, ErrParties},
-		{"missing carrier", o, idAlice, Parties{Merchant: idMerchant, Issuer: idIssuer}, ErrParties},
-		{"issuer with merchant role", o, idAlice, Parties{Merchant: idMerchant, Issuer: "merchant:bank", Carrier: idCarrier}, ErrParties},
-		{"invalid order", func() *Order { c := *o; c.Total++; return &c }(), idAlice, threeParties, ErrInvalidOrder},
+		{"merchant key", o, keys.Shop, threeParties, ErrSealer},
+		{"token without vault", tok, keys.Alice, threeParties, ErrParties},
+		{"vault without token", o, keys.Alice, Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel, Vault: keys.Vault}, ErrParties},
+		{"missing carrier", o, keys.Alice, Parties{Merchant: keys.Shop, Issuer: keys.Bank}, ErrParties},
+		{"issuer with merchant role", o, keys.Alice, Parties{Merchant: keys.Shop, Issuer: "merchant:bank", Carrier: keys.Parcel}, ErrParties},
+		{"invalid order", func() *Order { c := *o; c.Total++; return &c }(), keys.Alice, threeParties, ErrInvalidOrder},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Seal(c.o, suite.NewKeys(f.keys[c.key], 4), c.parties, SealOptions{Now: sealNow})
+			_, err := Seal(c.o, vc.Keys(t, c.key), c.parties, SealOptions{Now: sealNow})
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -406,7 +382,7 @@ func nonCanonicalTail(s string) string {
 // TestBundleVector opens the fixed bundle in testdata with the fixed keys and
 // compares with the fixed plaintexts; -update regenerates them.
 func TestBundleVector(t *testing.T) {
-	f := keys(t)
+	vc := vectorKeys(t)
 	type vector struct {
 		Comment    string                     `json:"comment"`
 		HeaderHash string                     `json:"header_hash_hex"`
@@ -424,14 +400,14 @@ func TestBundleVector(t *testing.T) {
 		v.HeaderHash = hex.EncodeToString(h[:])
 		v.Canonical = hex.EncodeToString(b.CanonicalHeader())
 		for r, id := range b.Parties {
-			v.Keys[id] = mustJSON(t, f.keys[id])
-			s, err := openAt(b, suite.NewKeys(f.keys[id], 4), r)
+			v.Keys[id] = mustJSON(t, vc.Party(t, id))
+			s, err := openAt(b, vc.Keys(t, id), r)
 			if err != nil {
 				t.Fatal(err)
 			}
 			v.Plain[r] = mustJSON(t, s)
 		}
-		v.Keys[idAlice] = mustJSON(t, f.keys[idAlice])
+		v.Keys[keys.Alice] = mustJSON(t, vc.Party(t, keys.Alice))
 		out, _ := json.MarshalIndent(v, "", " ")
 		if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"orderseal/keygen"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 )
 
 // bundleSeeds loads every bundle kept in testdata: the vector's bundle and
@@ -79,14 +80,14 @@ func FuzzOpen(f *testing.F) {
 		f.Fatal(err)
 	}
 	roles := []Role{RoleMerchant, RoleIssuer, RoleCarrier, RoleVault}
-	ids := []string{idMerchant, idIssuer, idCarrier, idVault}
-	var keys []*keygen.PartyKey
+	ids := []string{keys.Shop, keys.Bank, keys.Parcel, keys.Vault}
+	var partyKeys []*keygen.PartyKey
 	for _, id := range ids {
 		k, err := keygen.ParsePartyKey(v.Keys[id])
 		if err != nil {
 			f.Fatal(err)
 		}
-		keys = append(keys, k)
+		partyKeys = append(partyKeys, k)
 	}
 	now := time.Date(2026, time.November, 1, 10, 1, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
@@ -95,7 +96,7 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		i := int(which) % len(roles)
-		s, err := Open(b, suite.NewKeys(keys[i], 4), roles[i], OpenOptions{Now: now})
+		s, err := Open(b, suite.NewKeys(partyKeys[i], 4), roles[i], OpenOptions{Now: now})
 		if err == nil && (s.Role != roles[i] || s.OrderID != b.OrderID) {
 			t.Fatalf("opened a section that names %s/%s", s.Role, s.OrderID)
 		}

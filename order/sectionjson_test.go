@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"orderseal/tstest/keys"
 )
 
 // fillSection sets the fields of v, recursively: for each pointer, slice,
@@ -97,7 +99,7 @@ func TestSectionJSON(t *testing.T) {
 			t.Run(name+"/"+string(r), func(t *testing.T) {
 				s := Section{Role: r, Salt: "c2FsdA", OrderID: "ord_x", Content: DefaultPolicy().Project(o, r)}
 				if r == RoleVault {
-					s.Grant = &VaultGrant{Token: o.ShipTo.Token, Merchant: idMerchant, Carrier: idCarrier,
+					s.Grant = &VaultGrant{Token: o.ShipTo.Token, Merchant: keys.Shop, Carrier: keys.Parcel,
 						Expires: sealNow.Add(time.Hour).Format(time.RFC3339)}
 				}
 				if carriesSession(r) {
