@@ -11,9 +11,8 @@ import (
 	"testing"
 
 	"orderseal/internal/signedhttp/httpsig"
-	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/tstest/webtest"
 )
 
@@ -72,15 +71,8 @@ func (r *responder) parse(data []byte) bool {
 // status and the body; whatever else comes back is ErrForgedResponse, and
 // nothing panics. Seeds: testdata/fuzz/FuzzVerifyResponse.
 func FuzzVerifyResponse(f *testing.F) {
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{9}, K: 4}, [32]byte{9})
-	if err != nil {
-		f.Fatal(err)
-	}
-	const self, target = "merchant:shop.example", "vault:v.example"
-	mine, err := m.Issue(self)
-	if err != nil {
-		f.Fatal(err)
-	}
+	const target = keys.Vault
+	mine := keys.Party(f, keys.Shop)
 	pw, err := suite.Pairwise(mine, target)
 	if err != nil {
 		f.Fatal(err)
