@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 )
 
 // x25519 is the baseline: one X25519 shared secret, as crypto/ecdh computes it.
@@ -70,24 +70,11 @@ func paired(b *testing.B, op, base func(), baseName string) {
 	b.ReportMetric(float64(tOp.Nanoseconds())/float64(b.N)/perBase, "ratio-vs-"+baseName)
 }
 
-var masters = map[int]*center.Master{}
-
+// partyKey is id's key from a test key center of k (tstest/keys): the
+// benchmarks measure the k a deployment would use.
 func partyKey(b *testing.B, k int, id string) *keygen.PartyKey {
 	b.Helper()
-	m, ok := masters[k]
-	if !ok {
-		var err error
-		m, err = center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{1}, K: k}, [32]byte{byte(k)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		masters[k] = m
-	}
-	key, err := m.Issue(id)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return key
+	return keys.Center(b, [32]byte{byte(k)}, [16]byte{1}, k).Party(b, id)
 }
 
 // BenchmarkDerive: K(A,B) from A's row and B's identity, beside X25519.
@@ -123,12 +110,12 @@ func loadSealFixture(b *testing.B, k int) (*order.Order, *keygen.PartyKey, order
 		b.Fatal(err)
 	}
 	p := order.Parties{Merchant: "merchant:shop.example", Issuer: "issuer:bank.example", Carrier: "carrier:parcel.example"}
-	keys := map[order.Role]*keygen.PartyKey{
+	byRole := map[order.Role]*keygen.PartyKey{
 		order.RoleMerchant: partyKey(b, k, p.Merchant),
 		order.RoleIssuer:   partyKey(b, k, p.Issuer),
 		order.RoleCarrier:  partyKey(b, k, p.Carrier),
 	}
-	return o, partyKey(b, k, "cardholder:alice@example.org"), p, keys
+	return o, partyKey(b, k, "cardholder:alice@example.org"), p, byRole
 }
 
 // BenchmarkSeal: a three-section order at the default k, pairwise keys
@@ -185,10 +172,7 @@ func BenchmarkOpen(b *testing.B) {
 // of 100 000 identities on GOMAXPROCS cores, as the CLI runs one group per
 // core.
 func BenchmarkIssue(b *testing.B) {
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{2}, K: keygen.DefaultK}, [32]byte{2})
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := keys.Center(b, [32]byte{2}, [16]byte{2}, keygen.DefaultK).Master()
 	next := 0
 	ids := func(n int) []string {
 		out := make([]string, n)

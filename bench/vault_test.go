@@ -15,8 +15,8 @@ import (
 
 	"orderseal/internal/sqlitex"
 	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/vault"
 	"orderseal/vault/api"
 	"orderseal/vault/store"
@@ -32,18 +32,8 @@ type vaultStack struct {
 func newVaultStack(b *testing.B) *vaultStack {
 	b.Helper()
 	dir := b.TempDir()
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{9}, K: keygen.DefaultK}, [32]byte{9})
-	if err != nil {
-		b.Fatal(err)
-	}
-	vk, err := m.Issue("vault:vault.shop.example")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ak, err := m.Issue("cardholder:alice@example.org")
-	if err != nil {
-		b.Fatal(err)
-	}
+	kc := keys.Center(b, [32]byte{9}, [16]byte{9}, keygen.DefaultK)
+	vk, ak := kc.Party(b, keys.Vault), kc.Party(b, keys.Alice)
 	dk, err := store.CreateDataKey(filepath.Join(dir, "dk"))
 	if err != nil {
 		b.Fatal(err)
@@ -62,7 +52,7 @@ func newVaultStack(b *testing.B) *vaultStack {
 	tr := hc.Transport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = callers
 	hc.Transport = tr
-	c, err := api.NewClient(suite.NewKeys(ak, 8), ts.URL, "vault:vault.shop.example", hc)
+	c, err := api.NewClient(suite.NewKeys(ak, 8), ts.URL, keys.Vault, hc)
 	if err != nil {
 		b.Fatal(err)
 	}
