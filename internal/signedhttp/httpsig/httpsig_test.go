@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 )
 
 type vectorDoc struct {
@@ -62,14 +62,7 @@ func loadVectors(t *testing.T) (vectorDoc, Keys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: doc.KeyCenter.K}, [32]byte(seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := m.Issue(doc.Caller)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pk := keys.Center(t, [32]byte(seed), system, doc.KeyCenter.K).Party(t, doc.Caller)
 	pw, err := suite.Pairwise(pk, doc.Target)
 	if err != nil {
 		t.Fatal(err)
