@@ -18,6 +18,7 @@ import (
 	"orderseal/internal/wire"
 	issuerapi "orderseal/issuer/api"
 	issuerstore "orderseal/issuer/store"
+	"orderseal/tstest/keys"
 
 	merchantapi "orderseal/merchant/api"
 	merchantstore "orderseal/merchant/store"
@@ -133,11 +134,11 @@ func TestAssistedOrders(t *testing.T) {
 			t.Fatalf("rogue company: exit %d\n%s", code, errs)
 		}
 		// On the wire: the consultant alone, with no or a made-up company signature.
-		mc, err := merchantapi.NewClient(suite.NewKeys(c.keys.key(t, cCarol), 4), c.url("merchant"), cShop, nil)
+		mc, err := merchantapi.NewClient(suite.NewKeys(keys.Party(t, cCarol), 4), c.url("merchant"), cShop, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		good, err := merchantapi.NewLogin(suite.NewKeys(c.keys.key(t, cCallCenter), 4), cShop, cCarol, "desk-7", time.Hour, time.Now())
+		good, err := merchantapi.NewLogin(suite.NewKeys(keys.Party(t, cCallCenter), 4), cShop, cCarol, "desk-7", time.Hour, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +354,7 @@ func TestAssistedOrders(t *testing.T) {
 		if code != 2 || !strings.Contains(errs, "never reads card data from a file") {
 			t.Fatalf("-card with -assisted: exit %d\n%s", code, errs)
 		}
-		mc, err := merchantapi.NewClient(suite.NewKeys(c.keys.key(t, cCarol), 4), c.url("merchant"), cShop, &http.Client{Timeout: 10 * time.Second})
+		mc, err := merchantapi.NewClient(suite.NewKeys(keys.Party(t, cCarol), 4), c.url("merchant"), cShop, &http.Client{Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

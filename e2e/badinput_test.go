@@ -12,6 +12,7 @@ import (
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/signedhttp/httpsig"
 	issuerstore "orderseal/issuer/store"
+	"orderseal/tstest/keys"
 
 	"orderseal/order"
 	"orderseal/suite"
@@ -85,12 +86,9 @@ func withField(t *testing.T, raw []byte) []byte {
 func (c *cluster) badInput(t *testing.T, token string) {
 	ctx := context.Background()
 	signer := func(id string, rogue bool) *httpsig.Client {
-		k := c.keys.key(t, id)
+		k := keys.Party(t, id)
 		if rogue {
-			var err error
-			if k, err = c.keys.rogue.Issue(id); err != nil {
-				t.Fatal(err)
-			}
+			k = keys.Rogue(t).Party(t, id)
 		}
 		return httpsig.NewClient(suite.NewKeys(k, 8), &http.Client{Timeout: 30 * time.Second, Transport: recordingRT{id, c.wire}})
 	}
@@ -110,7 +108,7 @@ func (c *cluster) badInput(t *testing.T, token string) {
 		Card: order.Card{Number: cardCanary, Expiry: "2031-12"}, Items: []order.Item{{SKU: "BOOK-1984.pb", Name: "Nineteen Eighty-Four (paperback)", Qty: 1, UnitPrice: 1299}},
 		Total: 1299, Currency: "EUR", Plan: order.Plan{Installments: 1}, ShipTo: order.ShipTo{Token: token},
 		Recipient: order.Recipient{Name: "Bob Beispiel", Phone: "+4917698765432"}},
-		suite.NewKeys(c.keys.key(t, cAlice), 4), order.Parties{Merchant: cShop, Issuer: cBank, Carrier: cParcel, Vault: cVault},
+		suite.NewKeys(keys.Party(t, cAlice), 4), order.Parties{Merchant: cShop, Issuer: cBank, Carrier: cParcel, Vault: cVault},
 		order.SealOptions{Now: time.Now().Add(-48 * time.Hour), Lifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +118,7 @@ func (c *cluster) badInput(t *testing.T, token string) {
 		Card: order.Card{Number: cardCanary, Expiry: "2031-12"}, Items: []order.Item{{SKU: "BOOK-1984.pb", Name: "Nineteen Eighty-Four (paperback)", Qty: 1, UnitPrice: 1299}},
 		Total: 1299, Currency: "EUR", Plan: order.Plan{Installments: 1}, ShipTo: order.ShipTo{Token: token},
 		Recipient: order.Recipient{Name: "Bob Beispiel", Phone: "+4917698765432"}},
-		suite.NewKeys(c.keys.key(t, cAlice), 4), order.Parties{Merchant: cShop, Issuer: "issuer:unknown.example", Carrier: cParcel, Vault: cVault}, order.SealOptions{})
+		suite.NewKeys(keys.Party(t, cAlice), 4), order.Parties{Merchant: cShop, Issuer: "issuer:unknown.example", Carrier: cParcel, Vault: cVault}, order.SealOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"orderseal/internal/problem/rfc9457"
 	issuerapi "orderseal/issuer/api"
 	issuerstore "orderseal/issuer/store"
+	"orderseal/tstest/keys"
 
 	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
@@ -66,7 +67,7 @@ func (c *cluster) sealFor(id, number, token string, qty int64) *order.Bundle {
 		ShipTo:    order.ShipTo{Token: token},
 		Recipient: order.Recipient{Name: "Bob Beispiel", Phone: "+4917698765432"},
 	}
-	b, err := order.Seal(o, suite.NewKeys(c.keys.key(c.t, id), 4), order.Parties{Merchant: cShop, Issuer: cBank, Carrier: cParcel, Vault: cVault}, order.SealOptions{})
+	b, err := order.Seal(o, suite.NewKeys(keys.Party(c.t, id), 4), order.Parties{Merchant: cShop, Issuer: cBank, Carrier: cParcel, Vault: cVault}, order.SealOptions{})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func (c *cluster) sealFor(id, number, token string, qty int64) *order.Bundle {
 
 func (c *cluster) merchantClient(id string) *merchantapi.Client {
 	c.t.Helper()
-	mc, err := merchantapi.NewClient(suite.NewKeys(c.keys.key(c.t, id), 8), c.url("merchant"), cShop,
+	mc, err := merchantapi.NewClient(suite.NewKeys(keys.Party(c.t, id), 8), c.url("merchant"), cShop,
 		&http.Client{Timeout: 30 * time.Second, Transport: recordingRT{id, c.wire}})
 	if err != nil {
 		c.t.Fatal(err)
@@ -202,7 +203,7 @@ func TestCheckout(t *testing.T) {
 	t.Run("an amount differing from the issuer section is refused", func(t *testing.T) {
 		c := c.with(t)
 		b := c.sealFor(cAlice, cardCanary, token, 1)
-		ic, err := issuerapi.NewClient(suite.NewKeys(c.keys.key(t, cShop), 8), c.url("issuer"), cBank, nil)
+		ic, err := issuerapi.NewClient(suite.NewKeys(keys.Party(t, cShop), 8), c.url("issuer"), cBank, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +266,7 @@ func TestCheckout(t *testing.T) {
 			t.Fatalf("merchant order: %v", err)
 		}
 		// The issuer answers a replayed relay with the same authorization.
-		ic, _ := issuerapi.NewClient(suite.NewKeys(c.keys.key(t, cShop), 8), c.url("issuer"), cBank, nil)
+		ic, _ := issuerapi.NewClient(suite.NewKeys(keys.Party(t, cShop), 8), c.url("issuer"), cBank, nil)
 		a1, err := ic.Authorize(context.Background(), b, 3*1299, "EUR", "")
 		if err != nil || a1.Decision != issuerapi.Approved {
 			t.Fatalf("replayed relay: %+v %v", a1, err)
@@ -278,7 +279,7 @@ func TestCheckout(t *testing.T) {
 			Card: order.Card{Number: cardCanary, Expiry: "2031-12"}, Items: []order.Item{{SKU: "BOOK-1984.pb", Name: "Nineteen Eighty-Four (paperback)", Qty: 1, UnitPrice: 1299}},
 			Total: 1299, Currency: "EUR", Plan: order.Plan{Installments: 1}, ShipTo: order.ShipTo{Token: token},
 			Recipient: order.Recipient{Name: "Bob Beispiel", Phone: "+4917698765432"}},
-			suite.NewKeys(c.keys.key(t, cAlice), 4), order.Parties{Merchant: cShop, Issuer: cBank, Carrier: cParcel, Vault: cVault}, order.SealOptions{OrderID: b.OrderID})
+			suite.NewKeys(keys.Party(t, cAlice), 4), order.Parties{Merchant: cShop, Issuer: cBank, Carrier: cParcel, Vault: cVault}, order.SealOptions{OrderID: b.OrderID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +320,7 @@ func TestCheckout(t *testing.T) {
 			if strings.Contains(errs, cardCanary) || strings.Contains(errs, addressCanary) {
 				t.Fatalf("refusal leaks: %s", errs)
 			}
-			if _, err := order.Open(b, suite.NewKeys(c.keys.key(t, cShop), 4), order.Role(role), order.OpenOptions{}); err == nil {
+			if _, err := order.Open(b, suite.NewKeys(keys.Party(t, cShop), 4), order.Role(role), order.OpenOptions{}); err == nil {
 				t.Fatalf("order.Open with the merchant's key opened the %s section", role)
 			}
 		}

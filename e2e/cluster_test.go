@@ -26,6 +26,7 @@ import (
 	"orderseal/keygen"
 	"orderseal/merchant"
 	merchantstore "orderseal/merchant/store"
+	"orderseal/tstest/keys"
 	"orderseal/vault"
 	vaultstore "orderseal/vault/store"
 )
@@ -126,7 +127,6 @@ type daemon struct {
 type cluster struct {
 	t       *testing.T
 	dir     string
-	keys    vKeys
 	wire    *wireLog
 	daemons map[string]*daemon
 	proxies map[string]*proxy
@@ -151,10 +151,7 @@ func (c *cluster) keyFile(id string) string {
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
-	if err := c.keys.key(c.t, id).WriteFile(p); err != nil {
-		c.t.Fatal(err)
-	}
-	return p
+	return keys.WriteKeyFile(c.t, c.path("keys"), id)
 }
 
 // run runs a binary to completion.
@@ -285,7 +282,7 @@ func (c *cluster) url(name string) string { return c.proxies[name].srv.URL }
 // newCluster builds the binaries, writes keys and starts the four daemons.
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), keys: newVKeys(t), wire: &wireLog{}, daemons: map[string]*daemon{}, proxies: map[string]*proxy{}}
+	c := &cluster{t: t, dir: t.TempDir(), wire: &wireLog{}, daemons: map[string]*daemon{}, proxies: map[string]*proxy{}}
 	for _, d := range []string{"bin", "keys", "vault", "issuer", "carrier", "merchant", "alice", "bob", "mallory"} {
 		if err := os.MkdirAll(c.path(d), 0o700); err != nil {
 			t.Fatal(err)

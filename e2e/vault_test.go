@@ -26,9 +26,9 @@ import (
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/sqlitex"
 	"orderseal/keygen"
-	keycenter "orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
+	"orderseal/tstest/keys"
 	"orderseal/vault"
 	"orderseal/vault/api"
 )
@@ -47,38 +47,6 @@ const (
 
 // vCanary travels only sealed; it must never rest or travel in clear.
 const vCanary = "Canary-Lane-7f3a9"
-
-// vKeys issues keys from a fixed test key center (k = 16: fine for tests,
-// never for a deployment) and, for impostors, from a second center on the
-// same system.
-type vKeys struct{ center, rogue *keycenter.Master }
-
-func newVKeys(t *testing.T) vKeys {
-	t.Helper()
-	p := keygen.Params{Suite: keygen.SuiteOS1, System: [16]byte{0xe2, 0xe0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}, K: 16}
-	var s1, s2 [32]byte
-	for i := range s1 {
-		s1[i], s2[i] = byte(3*i+1), byte(0xc0+i)
-	}
-	c, err := keycenter.MasterFromSeed(p, s1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := keycenter.MasterFromSeed(p, s2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vKeys{c, r}
-}
-
-func (k vKeys) key(t *testing.T, id string) *keygen.PartyKey {
-	t.Helper()
-	pk, err := k.center.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pk
-}
 
 // wireLog records every HTTP body the test's parties exchange with the vault.
 type wireLog struct {
@@ -175,7 +143,7 @@ type vaultProc struct {
 	url                                  string
 }
 
-func newVaultProc(t *testing.T, keys vKeys) *vaultProc {
+func newVaultProc(t *testing.T) *vaultProc {
 	t.Helper()
 	dir := t.TempDir()
 	v := &vaultProc{t: t, dir: dir, bin: buildMerchant(t, dir),
@@ -190,7 +158,7 @@ func newVaultProc(t *testing.T, keys vKeys) *vaultProc {
 			t.Fatal(err)
 		}
 	}
-	if err := keys.key(t, vVault).WriteFile(v.keyPath); err != nil {
+	if err := keys.Party(t, vVault).WriteFile(v.keyPath); err != nil {
 		t.Fatal(err)
 	}
 	if _, stderr, code := v.run("vault", "init", "-data-key", v.dataKey); code != 0 || !strings.Contains(stderr, "data key written") {
@@ -372,14 +340,13 @@ func vAddress(i int) []byte {
 // scan of everything the vault wrote or sent for a canary address.
 func TestVaultProcess(t *testing.T) {
 	ctx := context.Background()
-	keys := newVKeys(t)
-	v := newVaultProc(t, keys)
+	v := newVaultProc(t)
 	v.start()
 	wl := &wireLog{}
-	aliceKey := keys.key(t, vAlice)
-	alice, bob := v.client(t, aliceKey, wl), v.client(t, keys.key(t, vBob), wl)
-	shop, otherShop := v.client(t, keys.key(t, vShop), wl), v.client(t, keys.key(t, vOtherShop), wl)
-	parcel, otherCarrier := v.client(t, keys.key(t, vParcel), wl), v.client(t, keys.key(t, vOtherCarrier), wl)
+	aliceKey := keys.Party(t, vAlice)
+	alice, bob := v.client(t, aliceKey, wl), v.client(t, keys.Party(t, vBob), wl)
+	shop, otherShop := v.client(t, keys.Party(t, vShop), wl), v.client(t, keys.Party(t, vOtherShop), wl)
+	parcel, otherCarrier := v.client(t, keys.Party(t, vParcel), wl), v.client(t, keys.Party(t, vOtherCarrier), wl)
 
 	// Register 20 canary addresses; the same value again is the same token.
 	values := map[string][]byte{} // token → normalized value
@@ -425,14 +392,11 @@ func TestVaultProcess(t *testing.T) {
 	vProblem(t, err, "forbidden-role")
 	_, err = otherShop.Grant(ctx, sealVaultOrder(t, aliceKey, home), "INV-1", 1)
 	vProblem(t, err, "wrong-merchant")
-	_, err = shop.Grant(ctx, sealVaultOrder(t, keys.key(t, vBob), home), "INV-1", 1)
+	_, err = shop.Grant(ctx, sealVaultOrder(t, keys.Party(t, vBob), home), "INV-1", 1)
 	vProblem(t, err, "not-owner")
 
 	// A caller with a key from another key center: wrong-key.
-	rogueAlice, err := keys.rogue.Issue(vAlice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rogueAlice := keys.Rogue(t).Party(t, vAlice)
 	_, err = v.client(t, rogueAlice, wl).List(ctx)
 	if !errors.Is(err, signedhttp.ErrForgedResponse) {
 		t.Fatalf("impostor: %v", err)
