@@ -5,10 +5,10 @@ import (
 	"testing"
 
 	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/suite"
 	"orderseal/suite/null"
 	"orderseal/suite/os1"
+	"orderseal/tstest/keys"
 )
 
 func TestRegistry(t *testing.T) {
@@ -50,20 +50,13 @@ func TestRegistry(t *testing.T) {
 	}
 }
 
+// testKeys issues ids' keys from a test key center of suiteName.
 func testKeys(t *testing.T, suiteName string, ids ...string) []*keygen.PartyKey {
 	t.Helper()
-	var seed [32]byte
-	m, err := center.MasterFromSeed(keygen.Params{Suite: suiteName, System: [16]byte{1, 2, 3}, K: 8}, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kc := keys.CenterFor(t, keygen.Params{Suite: suiteName, System: [16]byte{1, 2, 3}, K: 8}, [32]byte{})
 	var out []*keygen.PartyKey
 	for _, id := range ids {
-		k, err := m.Issue(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, k)
+		out = append(out, kc.Party(t, id))
 	}
 	return out
 }

@@ -71,9 +71,8 @@ type KeyCenter struct {
 }
 
 type centerID struct {
+	params keygen.Params
 	seed   [32]byte
-	system [16]byte
-	k      int
 }
 
 var (
@@ -85,13 +84,20 @@ var (
 // binary. Use it where golden data depends on those values; Test otherwise.
 func Center(t testing.TB, seed [32]byte, system [16]byte, k int) *KeyCenter {
 	t.Helper()
-	id := centerID{seed, system, k}
+	return CenterFor(t, keygen.Params{Suite: keygen.SuiteOS1, System: system, K: k}, seed)
+}
+
+// CenterFor is the key center of params (any suite of the registry) and
+// seed, built once per test binary: for tests of a suite other than OS1.
+func CenterFor(t testing.TB, params keygen.Params, seed [32]byte) *KeyCenter {
+	t.Helper()
+	id := centerID{params, seed}
 	centersMu.Lock()
 	defer centersMu.Unlock()
 	if c, ok := centers[id]; ok {
 		return c
 	}
-	m, err := center.MasterFromSeed(keygen.Params{Suite: keygen.SuiteOS1, System: system, K: k}, seed)
+	m, err := center.MasterFromSeed(params, seed)
 	if err != nil {
 		t.Fatalf("test key center: %v", err)
 	}
