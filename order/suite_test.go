@@ -6,25 +6,16 @@ import (
 	"testing"
 
 	"orderseal/keygen"
-	"orderseal/keygen/center"
 	"orderseal/suite"
 	"orderseal/suite/null"
+	"orderseal/tstest/keys"
 )
 
 // nullKeys issues alice and the issuer keys of a null relay key center.
 func nullKeys(t *testing.T) (alice, issuer *keygen.PartyKey) {
 	t.Helper()
-	m, err := center.MasterFromSeed(keygen.Params{Suite: null.Name, System: [16]byte{0x30}, K: 8}, [32]byte{4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if alice, err = m.Issue(idAlice); err != nil {
-		t.Fatal(err)
-	}
-	if issuer, err = m.Issue(idIssuer); err != nil {
-		t.Fatal(err)
-	}
-	return alice, issuer
+	kc := keys.CenterFor(t, keygen.Params{Suite: null.Name, System: [16]byte{0x30}, K: 8}, [32]byte{4})
+	return kc.Party(t, keys.Alice), kc.Party(t, keys.Bank)
 }
 
 // A bundle seals under its sealer's suite and opens only where that suite
@@ -51,7 +42,7 @@ func TestSuiteOfBundle(t *testing.T) {
 		t.Fatalf("open with the switch on: %v", err)
 	}
 	// An OS1 key of the same identity does not open it: another system and suite.
-	if _, err := openAt(b, suite.NewKeys(keys(t).keys[idIssuer], 4), RoleIssuer); !errors.Is(err, ErrSystem) {
+	if _, err := openAt(b, vectorKeys(t).Keys(t, keys.Bank), RoleIssuer); !errors.Is(err, ErrSystem) {
 		t.Errorf("an OS1 key opened a null bundle: %v", err)
 	}
 
