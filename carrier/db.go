@@ -2,6 +2,7 @@ package carrier
 
 import (
 	"context"
+	"fmt"
 
 	"orderseal/carrier/store"
 	"orderseal/carrier/store/sqlite"
@@ -22,10 +23,22 @@ func OpenReader(ctx context.Context, dsnString string) (store.Reader, error) {
 
 // openStore is the one place a backend is picked by the DSN's scheme.
 func openStore(ctx context.Context, dsnString string, opt store.Options, readOnly bool) (store.Store, error) {
-	return dsn.OpenSQLiteOnly(dsnString, "carrier", func() (store.Store, error) {
+	d, err := dsn.Parse(dsnString)
+	if err != nil {
+		return nil, err
+	}
+	switch d.Scheme {
+	case dsn.SQLite:
+		open := func() (*sqlite.Store, error) { return sqlite.Open(ctx, dsnString, opt) }
 		if readOnly {
-			return sqlite.OpenReadOnly(ctx, dsnString)
+			open = func() (*sqlite.Store, error) { return sqlite.OpenReadOnly(ctx, dsnString) }
 		}
-		return sqlite.Open(ctx, dsnString, opt)
-	})
+		st, err := open()
+		if err != nil {
+			return nil, err // a nil *sqlite.Store must not become a non-nil store.Store
+		}
+		return st, nil
+	default:
+		return nil, fmt.Errorf("%w: the carrier has no %s backend in this build (use sqlite:PATH or a bare path)", dsn.ErrDSN, d.Scheme)
+	}
 }

@@ -2,6 +2,7 @@ package merchant
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"orderseal/internal/dsn"
@@ -23,10 +24,22 @@ func OpenReader(ctx context.Context, dsnString string) (store.Reader, error) {
 
 // openStore is the one place a backend is picked by the DSN's scheme.
 func openStore(ctx context.Context, dsnString string, readOnly bool, now func() time.Time) (store.Store, error) {
-	return dsn.OpenSQLiteOnly(dsnString, "merchant", func() (store.Store, error) {
+	d, err := dsn.Parse(dsnString)
+	if err != nil {
+		return nil, err
+	}
+	switch d.Scheme {
+	case dsn.SQLite:
+		open := func() (*sqlite.Store, error) { return sqlite.Open(ctx, dsnString, now) }
 		if readOnly {
-			return sqlite.OpenReadOnly(ctx, dsnString)
+			open = func() (*sqlite.Store, error) { return sqlite.OpenReadOnly(ctx, dsnString) }
 		}
-		return sqlite.Open(ctx, dsnString, now)
-	})
+		st, err := open()
+		if err != nil {
+			return nil, err // a nil *sqlite.Store must not become a non-nil store.Store
+		}
+		return st, nil
+	default:
+		return nil, fmt.Errorf("%w: the merchant has no %s backend in this build (use sqlite:PATH or a bare path)", dsn.ErrDSN, d.Scheme)
+	}
 }

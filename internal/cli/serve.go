@@ -23,20 +23,11 @@ func AddServeFlags(fs *flag.FlagSet, listen, usage string) ServeFlags {
 	}
 }
 
-// Parse parses args (as Parse), starts the CPU profile -cpuprofile asks for,
-// and then checks the required flags (as Require). The caller defers the
-// returned stop; on an error the profile is already stopped.
+// Parse parses args and checks the required flags (as Parse), then starts
+// the CPU profile -cpuprofile asks for. The caller defers the returned stop.
 func (f ServeFlags) Parse(fs *flag.FlagSet, args []string, required ...string) (stop func() error, err error) {
-	if err := Parse(fs, args); err != nil {
+	if err := Parse(fs, args, required...); err != nil {
 		return nil, err
 	}
-	stop, err = StartCPUProfile(*f.cpuprofile)
-	if err != nil {
-		return nil, err
-	}
-	if err := Require(fs, required...); err != nil {
-		stop()
-		return nil, err
-	}
-	return stop, nil
+	return StartCPUProfile(*f.cpuprofile)
 }

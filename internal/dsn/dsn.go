@@ -87,18 +87,3 @@ func SQLitePath(s string) (string, error) {
 	}
 	return d.Path, nil
 }
-
-// OpenSQLiteOnly is the DSN switch of a daemon whose build has the SQLite
-// backend only: sqlite calls open, any other scheme is refused, naming the
-// daemon.
-func OpenSQLiteOnly[T any](s, daemon string, open func() (T, error)) (T, error) {
-	var zero T
-	d, err := Parse(s)
-	if err != nil {
-		return zero, err
-	}
-	if d.Scheme != SQLite {
-		return zero, fmt.Errorf("%w: the %s has no %s backend in this build (use sqlite:PATH or a bare path)", ErrDSN, daemon, d.Scheme)
-	}
-	return open()
-}

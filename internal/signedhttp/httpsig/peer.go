@@ -2,10 +2,10 @@ package httpsig
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
-	"net/http"
 	"orderseal/keygen"
 )
 
