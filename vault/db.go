@@ -48,7 +48,11 @@ func OpenIndexReader(ctx context.Context, indexDSN string) (store.IndexReader, e
 	}
 	switch d.Scheme {
 	case dsn.SQLite:
-		return sqlite.OpenIndexReadOnly(ctx, indexDSN)
+		idx, err := sqlite.OpenIndexReadOnly(ctx, indexDSN)
+		if err != nil {
+			return nil, err // a nil *sqlite.Index must not become a non-nil store.IndexReader
+		}
+		return idx, nil
 	default:
 		return nil, noBackend(d)
 	}
