@@ -32,6 +32,9 @@ func (c *Cache) Key() *PartyKey { return c.key }
 // Identity is the cached party's identity.
 func (c *Cache) Identity() string { return c.key.identity }
 
+// Epoch is the cached party key's epoch ("" under a suite without epochs).
+func (c *Cache) Epoch() string { return c.key.epoch }
+
 // Params are the cached party's key center parameters.
 func (c *Cache) Params() Params { return c.key.params }
 

@@ -12,6 +12,8 @@ import (
 	fp "github.com/cloudflare/circl/math/fp25519"
 
 	"slices"
+
+	"orderseal/internal/wire"
 )
 
 // SuiteOS1 is the name of suite OS1 (package suite/os1), the suite a key
@@ -118,12 +120,31 @@ var twoTo256 = fp.Elt{38}
 // and reduced mod p. The 48 bytes are hi·2^256 + lo, reduced with circl's
 // field arithmetic as hi·38 + lo.
 func IdentityPoint(system [16]byte, id string) (fp.Elt, error) {
-	var x fp.Elt
 	if err := ValidateIdentity(id); err != nil {
-		return x, err
+		return fp.Elt{}, err
 	}
-	dst := []byte("orderseal-v1-id:" + hex.EncodeToString(system[:]))
-	u := expander.NewExpanderMD(crypto.SHA256, dst).Expand([]byte(id), 48)
+	return hashToField("orderseal-v1-id:"+hex.EncodeToString(system[:]), []byte(id))
+}
+
+// IdentityPointIn is x(id) in epoch under an epoch suite (DESIGN.md §2.1):
+// as IdentityPoint, with DST "orderseal-v2-id:" || hex(system) and message
+// lp16(id) || lp16(epoch), so each epoch has its own points.
+func IdentityPointIn(system [16]byte, id, epoch string) (fp.Elt, error) {
+	if err := ValidateIdentity(id); err != nil {
+		return fp.Elt{}, err
+	}
+	if epoch == "" {
+		return fp.Elt{}, fmt.Errorf("%w: empty", ErrEpoch)
+	}
+	msg := wire.LP16(wire.LP16(nil, []byte(id)), []byte(epoch))
+	return hashToField("orderseal-v2-id:"+hex.EncodeToString(system[:]), msg)
+}
+
+// hashToField is RFC 9380 hash_to_field into GF(2^255−19) with
+// expand_message_xmd(SHA-256), L = 48; 0 is refused.
+func hashToField(dst string, msg []byte) (fp.Elt, error) {
+	var x fp.Elt
+	u := expander.NewExpanderMD(crypto.SHA256, []byte(dst)).Expand(msg, 48)
 	var hi, lo fp.Elt
 	for i := range 16 {
 		hi[i] = u[15-i]

@@ -8,8 +8,11 @@ package keygen
 const (
 	// LabelPairwise is the info label of K itself under suite OS1.
 	LabelPairwise = "orderseal-v1-pairwise"
+	// LabelPairwiseOS2 is the info label of K under suite OS2 (DESIGN.md §2.1).
+	LabelPairwiseOS2 = "orderseal-v2-pairwise"
 
 	LabelSection       = "orderseal-v1-section"        // a bundle section's AEAD key (suite OS1)
+	LabelSectionOS2    = "orderseal-v2-section"        // a bundle section's AEAD key (suite OS2: Mix of K and the KEM secret)
 	LabelHTTP          = "orderseal-v1-http"           // the MAC key of signed requests and responses
 	LabelHTTPKeyID     = "orderseal-v1-http-keyid"     // the key confirmation sent with a signed request
 	LabelFingerprint   = "orderseal-v1-fingerprint"    // the out-of-band fingerprint of K
@@ -22,7 +25,7 @@ const (
 
 // Labels lists every sub-key label Expand takes.
 var Labels = []string{
-	LabelSection, LabelHTTP, LabelHTTPKeyID, LabelFingerprint, LabelRegister,
+	LabelSection, LabelSectionOS2, LabelHTTP, LabelHTTPKeyID, LabelFingerprint, LabelRegister,
 	LabelReveal, LabelCompanyLogin, LabelAssistedID, LabelAssistedProof,
 }
 

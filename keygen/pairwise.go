@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/crypto/hkdf"
 
+	fp "github.com/cloudflare/circl/math/fp25519"
+
 	"orderseal/internal/wire"
 	"orderseal/keygen/internal/field"
 )
@@ -28,7 +30,7 @@ func (k *PartyKey) BlomSecret(peer string) ([32]byte, error) {
 	if peer == k.identity {
 		return out, ErrSameIdentity
 	}
-	x, err := IdentityPoint(k.params.System, peer)
+	x, err := k.peerPoint(peer)
 	if err != nil {
 		return out, err
 	}
@@ -37,19 +39,51 @@ func (k *PartyKey) BlomSecret(peer string) ([32]byte, error) {
 	return out, nil
 }
 
+// peerPoint is x(peer), in the key's epoch under an epoch suite.
+func (k *PartyKey) peerPoint(peer string) (fp.Elt, error) {
+	if k.epoch != "" {
+		return IdentityPointIn(k.params.System, peer, k.epoch)
+	}
+	return IdentityPoint(k.params.System, peer)
+}
+
 // DerivePairwise is how a suite turns its shared secret into K(a, b):
 // HKDF-SHA256(salt = system, ikm, info = lp16(label) || lp16(min(a,b)) ||
 // lp16(max(a,b))), 32 bytes, identities compared bytewise. Refuses a = b.
 func DerivePairwise(system [16]byte, ikm []byte, label, a, b string) (Pairwise, error) {
-	var p Pairwise
+	lo, hi, err := ordered(a, b)
+	if err != nil {
+		return Pairwise{}, err
+	}
+	return derive(system, ikm, Info(label, lo, hi))
+}
+
+// DerivePairwiseIn is DerivePairwise for a suite with epochs (DESIGN.md
+// §2.1): info = lp16(label) || lp16(epoch) || lp16(min) || lp16(max).
+func DerivePairwiseIn(system [16]byte, ikm []byte, label, epoch, a, b string) (Pairwise, error) {
+	lo, hi, err := ordered(a, b)
+	if err != nil {
+		return Pairwise{}, err
+	}
+	if epoch == "" {
+		return Pairwise{}, fmt.Errorf("%w: empty", ErrEpoch)
+	}
+	return derive(system, ikm, Info(label, epoch, lo, hi))
+}
+
+// ordered returns a and b bytewise in order, refusing a = b.
+func ordered(a, b string) (lo, hi string, err error) {
 	if a == b {
-		return p, ErrSameIdentity
+		return "", "", ErrSameIdentity
 	}
-	lo, hi := a, b
-	if hi < lo {
-		lo, hi = hi, lo
+	if b < a {
+		return b, a, nil
 	}
-	info := Info(label, lo, hi)
+	return a, b, nil
+}
+
+func derive(system [16]byte, ikm, info []byte) (Pairwise, error) {
+	var p Pairwise
 	if _, err := io.ReadFull(hkdf.New(sha256.New, ikm, system[:], info), p.key[:]); err != nil {
 		return p, err
 	}
@@ -86,6 +120,21 @@ func (p *Pairwise) Expand(label string, context ...string) [32]byte {
 	info := Info(label, context...)
 	var out [32]byte
 	if _, err := io.ReadFull(hkdf.Expand(sha256.New, p.key[:], info), out[:]); err != nil {
+		panic(err) // 32 bytes is always within HKDF-SHA256's output limit
+	}
+	return out
+}
+
+// Mix derives a 32-byte key from K and a second secret:
+// HKDF-SHA256(salt = K, ikm, info = Info(label, context...)), as suite
+// OS2's section key mixes K with the KEM's shared secret. Labels are
+// those Expand takes.
+func (p *Pairwise) Mix(ikm []byte, label string, context ...string) [32]byte {
+	if !knownLabel(label) {
+		panic(fmt.Sprintf("keygen: unknown sub-key label %q", label))
+	}
+	var out [32]byte
+	if _, err := io.ReadFull(hkdf.New(sha256.New, ikm, p.key[:], Info(label, context...)), out[:]); err != nil {
 		panic(err) // 32 bytes is always within HKDF-SHA256's output limit
 	}
 	return out

@@ -15,6 +15,9 @@ import (
 // nothing about other pairs' keys.
 const DefaultK = 1024
 
+// maxParamsFile bounds a params file: the directory key in base64 and room.
+const maxParamsFile = 8192
+
 // MaxK bounds k so that a key file stays a sane size (MaxK×32 bytes).
 const MaxK = 1 << 14
 
@@ -34,13 +37,17 @@ type Params struct {
 	Suite  string // the suite's name (package suite); keygen checks its syntax only
 	System [16]byte
 	K      int
+	// Epochs is set exactly for a suite that keys identities per epoch
+	// (OS2, DESIGN.md §2.1); nil for OS1. Shared, never modified.
+	Epochs *Epochs
 }
 
 type paramsWire struct {
-	V      int    `json:"v"`
-	Suite  string `json:"suite"`
-	System string `json:"system"`
-	K      int    `json:"k"`
+	V      int         `json:"v"`
+	Suite  string      `json:"suite"`
+	System string      `json:"system"`
+	K      int         `json:"k"`
+	Epochs *epochsWire `json:"epochs,omitempty"`
 }
 
 // Check validates the suite name's syntax and k.
@@ -51,6 +58,9 @@ func (p Params) Check() error {
 	if p.K < 1 || p.K > MaxK {
 		return fmt.Errorf("%w: k must be between 1 and %d", ErrParams, MaxK)
 	}
+	if p.Epochs != nil {
+		return p.Epochs.check()
+	}
 	return nil
 }
 
@@ -59,13 +69,13 @@ func (p Params) SystemHex() string { return hex.EncodeToString(p.System[:]) }
 
 // MarshalJSON writes the public params file of DESIGN.md §4.1.
 func (p Params) MarshalJSON() ([]byte, error) {
-	return json.Marshal(paramsWire{V: 1, Suite: p.Suite, System: p.SystemHex(), K: p.K})
+	return json.Marshal(paramsWire{V: 1, Suite: p.Suite, System: p.SystemHex(), K: p.K, Epochs: p.Epochs.wire()})
 }
 
 // ParseParams reads a params file strictly.
 func ParseParams(data []byte) (Params, error) {
 	var w paramsWire
-	if err := strictjson.Decode(data, &w, 4096); err != nil {
+	if err := strictjson.Decode(data, &w, maxParamsFile); err != nil {
 		return Params{}, err
 	}
 	return w.params()
@@ -81,6 +91,9 @@ func (w paramsWire) params() (Params, error) {
 		return p, err
 	}
 	p = Params{Suite: w.Suite, System: sys, K: w.K}
+	if p.Epochs, err = w.Epochs.epochs(); err != nil {
+		return Params{}, err
+	}
 	return p, p.Check()
 }
 
@@ -97,5 +110,5 @@ func ParseSystem(s string) ([16]byte, error) {
 
 // Equal reports whether two parameter sets are the same system.
 func (p Params) Equal(q Params) bool {
-	return p.Suite == q.Suite && bytes.Equal(p.System[:], q.System[:]) && p.K == q.K
+	return p.Suite == q.Suite && bytes.Equal(p.System[:], q.System[:]) && p.K == q.K && p.Epochs.equal(q.Epochs)
 }

@@ -20,8 +20,9 @@ import (
 // ErrKeyFile is wrapped by every structural error in a party key file.
 var ErrKeyFile = errors.New("invalid party key file")
 
-// maxKeyFile bounds a key file: MaxK elements in base64 plus the envelope.
-var maxKeyFile = base64.RawURLEncoding.EncodedLen(MaxK*fp.Size) + 2048
+// maxKeyFile bounds a key file: MaxK elements in base64 plus the envelope
+// (the params, and under an epoch suite the identity-based key).
+var maxKeyFile = base64.RawURLEncoding.EncodedLen(MaxK*fp.Size) + maxParamsFile
 
 // PartyKey is one party's secret row of the key center's matrix, bound to
 // one identity. It is not comparable with ==; use Equal.
@@ -29,15 +30,22 @@ type PartyKey struct {
 	params   Params
 	identity string
 	row      []fp.Elt
+	// Under an epoch suite (params.Epochs set): the epoch the key is for,
+	// and the identity-based key d1 = s·H1(id) || d2 = s·H2(id).
+	epoch string
+	sok   []byte
 }
 
 type partyKeyWire struct {
-	V        int    `json:"v"`
-	Suite    string `json:"suite"`
-	System   string `json:"system"`
-	K        int    `json:"k"`
-	Identity string `json:"identity"`
-	Row      string `json:"row"`
+	V        int         `json:"v"`
+	Suite    string      `json:"suite"`
+	System   string      `json:"system"`
+	K        int         `json:"k"`
+	Epochs   *epochsWire `json:"epochs,omitempty"`
+	Identity string      `json:"identity"`
+	Epoch    string      `json:"epoch,omitempty"`
+	Row      string      `json:"row"`
+	SOK      string      `json:"sok,omitempty"`
 }
 
 // Identity is the public identity the key is bound to.
@@ -46,20 +54,32 @@ func (k *PartyKey) Identity() string { return k.identity }
 // Params returns the key center parameters the key belongs to.
 func (k *PartyKey) Params() Params { return k.params }
 
+// Epoch is the epoch the key is for; "" under a suite without epochs (OS1).
+func (k *PartyKey) Epoch() string { return k.epoch }
+
+// SOK is a copy of the identity-based key d1 || d2 (SOKG1Size + SOKG2Size
+// bytes, compressed) under an epoch suite, nil otherwise. The caller clears it.
+func (k *PartyKey) SOK() []byte { return append([]byte(nil), k.sok...) }
+
 // Equal compares two party keys in constant time (for equal-size rows).
 func (k *PartyKey) Equal(o *PartyKey) bool {
-	if !k.params.Equal(o.params) || k.identity != o.identity || len(k.row) != len(o.row) {
+	if !k.params.Equal(o.params) || k.identity != o.identity || k.epoch != o.epoch ||
+		len(k.row) != len(o.row) || len(k.sok) != len(o.sok) {
 		return false
 	}
 	var acc int
 	for i := range k.row {
 		acc |= subtle.ConstantTimeCompare(k.row[i][:], o.row[i][:]) ^ 1
 	}
+	acc |= subtle.ConstantTimeCompare(k.sok, o.sok) ^ 1
 	return acc == 0
 }
 
-// Destroy zeroes the row.
-func (k *PartyKey) Destroy() { clear(k.row) }
+// Destroy zeroes the row and the identity-based key.
+func (k *PartyKey) Destroy() {
+	clear(k.row)
+	clear(k.sok)
+}
 
 // MarshalJSON writes the key file of DESIGN.md §4.1.
 //
@@ -75,21 +95,46 @@ func (k *PartyKey) MarshalJSON() ([]byte, error) {
 	for i := range k.row {
 		field.Encode(raw[i*fp.Size:], &k.row[i])
 	}
-	if !jsonPlain(k.identity) {
+	if !jsonPlain(k.identity) || !jsonPlain(k.epoch) {
+		var sok string
+		if k.sok != nil {
+			sok = wire.B64(k.sok)
+		}
 		return json.Marshal(partyKeyWire{V: 1, Suite: k.params.Suite, System: k.params.SystemHex(),
-			K: k.params.K, Identity: k.identity, Row: wire.B64(raw)})
+			K: k.params.K, Epochs: k.params.Epochs.wire(), Identity: k.identity, Epoch: k.epoch,
+			Row: wire.B64(raw), SOK: sok})
 	}
-	buf := make([]byte, 0, 128+len(k.params.Suite)+len(k.identity)+base64.RawURLEncoding.EncodedLen(len(raw)))
+	var epochs []byte
+	if k.params.Epochs != nil {
+		var err error
+		if epochs, err = json.Marshal(k.params.Epochs.wire()); err != nil {
+			return nil, err
+		}
+	}
+	buf := make([]byte, 0, 160+len(k.params.Suite)+len(epochs)+len(k.identity)+len(k.epoch)+
+		base64.RawURLEncoding.EncodedLen(len(raw))+base64.RawURLEncoding.EncodedLen(len(k.sok)))
 	buf = append(buf, `{"v":1,"suite":"`...)
 	buf = append(buf, k.params.Suite...)
 	buf = append(buf, `","system":"`...)
 	buf = append(buf, k.params.SystemHex()...)
 	buf = append(buf, `","k":`...)
 	buf = strconv.AppendInt(buf, int64(k.params.K), 10)
+	if epochs != nil {
+		buf = append(buf, `,"epochs":`...)
+		buf = append(buf, epochs...)
+	}
 	buf = append(buf, `,"identity":"`...)
 	buf = append(buf, k.identity...)
+	if k.epoch != "" {
+		buf = append(buf, `","epoch":"`...)
+		buf = append(buf, k.epoch...)
+	}
 	buf = append(buf, `","row":"`...)
 	buf = base64.RawURLEncoding.AppendEncode(buf, raw)
+	if k.sok != nil {
+		buf = append(buf, `","sok":"`...)
+		buf = base64.RawURLEncoding.AppendEncode(buf, k.sok)
+	}
 	buf = append(buf, `"}`...)
 	return buf, nil
 }
@@ -114,12 +159,24 @@ func ParsePartyKey(data []byte) (*PartyKey, error) {
 	if err := strictjson.Decode(data, &w, maxKeyFile); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
 	}
-	params, err := paramsWire{V: w.V, Suite: w.Suite, System: w.System, K: w.K}.params()
+	params, err := paramsWire{V: w.V, Suite: w.Suite, System: w.System, K: w.K, Epochs: w.Epochs}.params()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
 	}
 	if err := ValidateIdentity(w.Identity); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
+	}
+	var sok []byte
+	switch {
+	case params.Epochs == nil && (w.Epoch != "" || w.SOK != ""):
+		return nil, fmt.Errorf("%w: epoch and sok belong to keys of an epoch suite only", ErrKeyFile)
+	case params.Epochs != nil:
+		if _, _, err := params.Epochs.Span(w.Epoch); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
+		}
+		if sok, err = wire.UnB64Len(w.SOK, SOKG1Size+SOKG2Size); err != nil {
+			return nil, fmt.Errorf("%w: sok must be %d bytes of base64url: %w", ErrKeyFile, SOKG1Size+SOKG2Size, err)
+		}
 	}
 	raw, err := wire.UnB64Len(w.Row, params.K*fp.Size)
 	if err != nil {
@@ -133,7 +190,7 @@ func ParsePartyKey(data []byte) (*PartyKey, error) {
 			return nil, fmt.Errorf("%w: row element %d: %w", ErrKeyFile, i, err)
 		}
 	}
-	return &PartyKey{params: params, identity: w.Identity, row: row}, nil
+	return &PartyKey{params: params, identity: w.Identity, row: row, epoch: w.Epoch, sok: sok}, nil
 }
 
 // NewPartyKey makes the party key of identity from its row, as the key
@@ -146,6 +203,13 @@ func NewPartyKey(params Params, identity string, row []fp.Elt) (*PartyKey, error
 	if err := ValidateIdentity(identity); err != nil {
 		return nil, err
 	}
+	if params.Epochs != nil {
+		return nil, fmt.Errorf("%w: a key of an epoch suite needs its epoch (NewEpochPartyKey)", ErrParams)
+	}
+	return newPartyKey(params, identity, row)
+}
+
+func newPartyKey(params Params, identity string, row []fp.Elt) (*PartyKey, error) {
 	if len(row) != params.K {
 		return nil, fmt.Errorf("%w: row of %d elements for k=%d", ErrParams, len(row), params.K)
 	}
@@ -155,6 +219,34 @@ func NewPartyKey(params Params, identity string, row []fp.Elt) (*PartyKey, error
 		}
 	}
 	return &PartyKey{params: params, identity: identity, row: append([]fp.Elt(nil), row...)}, nil
+}
+
+// NewEpochPartyKey makes the party key of identity for epoch under an epoch
+// suite: its row of the epoch's matrix and its identity-based key d1 || d2
+// (which the suite, not keygen, checks against the params). The key holds
+// copies.
+func NewEpochPartyKey(params Params, identity, epoch string, row []fp.Elt, sok []byte) (*PartyKey, error) {
+	if err := params.Check(); err != nil {
+		return nil, err
+	}
+	if err := ValidateIdentity(identity); err != nil {
+		return nil, err
+	}
+	if params.Epochs == nil {
+		return nil, fmt.Errorf("%w: suite %s has no epochs", ErrParams, params.Suite)
+	}
+	if _, _, err := params.Epochs.Span(epoch); err != nil {
+		return nil, err
+	}
+	if len(sok) != SOKG1Size+SOKG2Size {
+		return nil, fmt.Errorf("%w: identity-based key of %d bytes", ErrParams, len(sok))
+	}
+	k, err := newPartyKey(params, identity, row)
+	if err != nil {
+		return nil, err
+	}
+	k.epoch, k.sok = epoch, append([]byte(nil), sok...)
+	return k, nil
 }
 
 // LoadPartyKey reads a key file, refusing one that group or others can read.

@@ -109,7 +109,7 @@ func TestAssistedSectionBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			b.Commitments[RoleIssuer] = commit([]byte(c.pt))
-			aead, _ := sectionAEAD(os1.Suite{}, c.sealer, keys.Bank, b, RoleIssuer)
+			aead, _ := sectionAEAD(os1.Suite{}, c.sealer, keys.Bank, b, RoleIssuer, nil)
 			s := b.Sections[RoleIssuer]
 			s.CT = aead.Seal(nil, s.Nonce[:], []byte(c.pt), aad(b.HeaderHash(), RoleIssuer))
 			b.Sections[RoleIssuer] = s

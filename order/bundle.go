@@ -2,6 +2,7 @@ package order
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -37,6 +38,7 @@ const (
 // Sealed is one encrypted section.
 type Sealed struct {
 	Nonce []byte // the suite's NonceSize bytes
+	KEM   []byte // the suite's EncapSize bytes of KEM ciphertext; nil without a KEM
 	CT    []byte
 }
 
@@ -46,17 +48,22 @@ type Bundle struct {
 	Version     int
 	Suite       string
 	System      [16]byte
+	Epoch       string // the cardholder's key epoch, under a suite with epochs; "" otherwise
 	OrderID     string
 	Cardholder  string
 	Created     string
 	Expires     string
 	Parties     map[Role]string
 	Commitments map[Role][commitmentSize]byte
-	Sections    map[Role]Sealed
+	// KEMs holds SHA-256 of each section's KEM ciphertext, under a suite
+	// with a KEM: the header binds every section's encapsulation.
+	KEMs     map[Role][32]byte
+	Sections map[Role]Sealed
 }
 
 type sealedWire struct {
 	Nonce string `json:"nonce"`
+	KEM   string `json:"kem,omitempty"`
 	CT    string `json:"ct"`
 }
 
@@ -64,25 +71,37 @@ type bundleWire struct {
 	V           int                 `json:"v"`
 	Suite       string              `json:"suite"`
 	System      string              `json:"system"`
+	Epoch       string              `json:"epoch,omitempty"`
 	OrderID     string              `json:"order_id"`
 	Cardholder  string              `json:"cardholder"`
 	Created     string              `json:"created"`
 	Expires     string              `json:"expires"`
 	Parties     map[Role]string     `json:"parties"`
 	Commitments map[Role]string     `json:"commitments"`
+	KEMs        map[Role]string     `json:"kems,omitempty"`
 	Sections    map[Role]sealedWire `json:"sections"`
 }
 
 // MarshalJSON writes the wire form of DESIGN.md §4.
 func (b *Bundle) MarshalJSON() ([]byte, error) {
-	w := bundleWire{V: b.Version, Suite: b.Suite, System: fmt.Sprintf("%x", b.System[:]),
+	w := bundleWire{V: b.Version, Suite: b.Suite, System: fmt.Sprintf("%x", b.System[:]), Epoch: b.Epoch,
 		OrderID: b.OrderID, Cardholder: b.Cardholder, Created: b.Created, Expires: b.Expires,
 		Parties: b.Parties, Commitments: map[Role]string{}, Sections: map[Role]sealedWire{}}
 	for r, c := range b.Commitments {
 		w.Commitments[r] = wire.B64(c[:])
 	}
+	if len(b.KEMs) > 0 {
+		w.KEMs = make(map[Role]string, len(b.KEMs))
+		for r, h := range b.KEMs {
+			w.KEMs[r] = wire.B64(h[:])
+		}
+	}
 	for r, s := range b.Sections {
-		w.Sections[r] = sealedWire{Nonce: wire.B64(s.Nonce[:]), CT: wire.B64(s.CT)}
+		sw := sealedWire{Nonce: wire.B64(s.Nonce[:]), CT: wire.B64(s.CT)}
+		if s.KEM != nil {
+			sw.KEM = wire.B64(s.KEM)
+		}
+		w.Sections[r] = sw
 	}
 	return json.Marshal(w)
 }
@@ -97,7 +116,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if err := strictjson.Decode(data, &w, MaxBundleSize); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	b := &Bundle{Version: w.V, Suite: w.Suite, OrderID: w.OrderID, Cardholder: w.Cardholder,
+	b := &Bundle{Version: w.V, Suite: w.Suite, Epoch: w.Epoch, OrderID: w.OrderID, Cardholder: w.Cardholder,
 		Created: w.Created, Expires: w.Expires, Parties: w.Parties,
 		Commitments: map[Role][commitmentSize]byte{}, Sections: map[Role]Sealed{}}
 	if w.V != Version {
@@ -119,16 +138,32 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		}
 		b.Commitments[r] = [commitmentSize]byte(c)
 	}
+	if w.KEMs != nil {
+		b.KEMs = make(map[Role][32]byte, len(w.KEMs))
+	}
+	for r, s := range w.KEMs {
+		h, err := wire.UnB64Len(s, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%w: kem hash %.16q: %w", ErrMalformed, r, err)
+		}
+		b.KEMs[r] = [32]byte(h)
+	}
 	for r, s := range w.Sections {
 		n, err := wire.UnB64Len(s.Nonce, st.NonceSize())
 		if err != nil {
 			return nil, fmt.Errorf("%w: section %.16q nonce: %w", ErrMalformed, r, err)
 		}
+		var kem []byte
+		if s.KEM != "" || st.EncapSize() > 0 {
+			if kem, err = wire.UnB64Len(s.KEM, st.EncapSize()); err != nil {
+				return nil, fmt.Errorf("%w: section %.16q kem: %w", ErrKEM, r, err)
+			}
+		}
 		ct, err := wire.UnB64(s.CT)
 		if err != nil {
 			return nil, fmt.Errorf("%w: section %.16q ciphertext: %w", ErrMalformed, r, err)
 		}
-		b.Sections[r] = Sealed{Nonce: n, CT: ct}
+		b.Sections[r] = Sealed{Nonce: n, KEM: kem, CT: ct}
 	}
 	if err := b.Check(); err != nil {
 		return nil, err
@@ -160,6 +195,9 @@ func (b *Bundle) Check() error {
 	if len(b.Sections) == 0 {
 		return fmt.Errorf("%w: no sections", ErrMalformed)
 	}
+	if err := b.checkKEMs(st); err != nil {
+		return err
+	}
 	for r, s := range b.Sections {
 		if _, ok := b.Parties[r]; !ok {
 			return fmt.Errorf("%w: a section names no party", ErrMalformed)
@@ -169,6 +207,45 @@ func (b *Bundle) Check() error {
 		}
 		if len(s.CT) < st.Overhead() || len(s.CT) > MaxSectionSize+st.Overhead() {
 			return fmt.Errorf("%w: %s section has %d bytes of ciphertext", ErrMalformed, r, len(s.CT))
+		}
+	}
+	return nil
+}
+
+// checkKEMs checks the epoch and the KEM ciphertexts: under a suite with a
+// KEM, an epoch name, a hash for every party and, in every section present,
+// a ciphertext of the suite's size whose SHA-256 is the header's; without
+// one, none of them.
+func (b *Bundle) checkKEMs(st suite.Suite) error {
+	if st.EncapSize() == 0 {
+		if b.Epoch != "" || len(b.KEMs) > 0 {
+			return fmt.Errorf("%w: suite %s has no epochs and no KEM", ErrMalformed, b.Suite)
+		}
+		for r, s := range b.Sections {
+			if s.KEM != nil {
+				return fmt.Errorf("%w: %s section carries a KEM ciphertext", ErrKEM, r)
+			}
+		}
+		return nil
+	}
+	if !keygen.ValidEpochName(b.Epoch) {
+		return fmt.Errorf("%w: epoch %.16q", ErrEpoch, b.Epoch)
+	}
+	if len(b.KEMs) != len(b.Parties) {
+		return fmt.Errorf("%w: a KEM hash for every party and no other", ErrKEM)
+	}
+	for r := range b.Parties {
+		if _, ok := b.KEMs[r]; !ok {
+			return fmt.Errorf("%w: no KEM hash for %s", ErrKEM, r)
+		}
+	}
+	for r, s := range b.Sections {
+		if len(s.KEM) != st.EncapSize() {
+			return fmt.Errorf("%w: %s section has %d bytes of KEM ciphertext, the suite's is %d", ErrKEM, r, len(s.KEM), st.EncapSize())
+		}
+		want, got := b.KEMs[r], sha256.Sum256(s.KEM)
+		if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+			return fmt.Errorf("%w: %s section's KEM ciphertext is not the header's", ErrKEM, r)
 		}
 	}
 	return nil
@@ -270,6 +347,9 @@ func (b *Bundle) appendCanonicalHeader(out []byte) []byte {
 	out = wire.LP32(out, []byte{byte(b.Version)})
 	out = wire.LP32(out, []byte(b.Suite))
 	out = wire.LP32(out, b.System[:])
+	if b.Epoch != "" { // a suite with epochs and a KEM (OS2)
+		out = wire.LP32(out, []byte(b.Epoch))
+	}
 	out = wire.LP32(out, []byte(b.OrderID))
 	out = wire.LP32(out, []byte(b.Cardholder))
 	out = wire.LP32(out, []byte(b.Created))
@@ -279,6 +359,10 @@ func (b *Bundle) appendCanonicalHeader(out []byte) []byte {
 		out = wire.LP32(out, []byte(r))
 		out = wire.LP32(out, []byte(b.Parties[r]))
 		out = wire.LP32(out, c[:])
+		if b.Epoch != "" {
+			h := b.KEMs[r]
+			out = wire.LP32(out, h[:])
+		}
 	}
 	return out
 }
@@ -302,6 +386,7 @@ func (b *Bundle) ForRole(role Role) (*Bundle, error) {
 	c := *b
 	c.Parties = maps.Clone(b.Parties)
 	c.Commitments = maps.Clone(b.Commitments)
-	c.Sections = map[Role]Sealed{role: {Nonce: slices.Clone(s.Nonce), CT: slices.Clone(s.CT)}}
+	c.KEMs = maps.Clone(b.KEMs)
+	c.Sections = map[Role]Sealed{role: {Nonce: slices.Clone(s.Nonce), KEM: slices.Clone(s.KEM), CT: slices.Clone(s.CT)}}
 	return &c, nil
 }

@@ -258,7 +258,7 @@ func TestEquivocation(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := sealOrder(t, "order.json", "ord-eq")
-			aead, err := sectionAEAD(os1.Suite{}, vc.Keys(t, keys.Alice), keys.Shop, b, RoleMerchant)
+			aead, err := sectionAEAD(os1.Suite{}, vc.Keys(t, keys.Alice), keys.Shop, b, RoleMerchant, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -289,7 +289,7 @@ func TestSectionBody(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b := sealOrder(t, "order.json", "ord-sb")
 			b.Commitments[RoleMerchant] = commit([]byte(pt))
-			aead, _ := sectionAEAD(os1.Suite{}, vc.Keys(t, keys.Alice), keys.Shop, b, RoleMerchant)
+			aead, _ := sectionAEAD(os1.Suite{}, vc.Keys(t, keys.Alice), keys.Shop, b, RoleMerchant, nil)
 			s := b.Sections[RoleMerchant]
 			s.CT = aead.Seal(nil, s.Nonce[:], []byte(pt), aad(b.HeaderHash(), RoleMerchant))
 			b.Sections[RoleMerchant] = s

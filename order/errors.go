@@ -19,4 +19,9 @@ var (
 	ErrCommitment   = errors.New("section does not match its commitment")
 	ErrSectionBody  = errors.New("section plaintext invalid")
 	ErrSealer       = errors.New("key cannot seal orders")
+	// Suites with epochs and a KEM (OS2).
+	ErrEpoch     = errors.New("bundle of another epoch than the key")
+	ErrDirectory = errors.New("no valid directory entry for a recipient")
+	ErrKEM       = errors.New("section KEM ciphertext invalid")
+	ErrNoKEM     = errors.New("no KEM secret for the bundle's epoch")
 )

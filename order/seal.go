@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -21,11 +22,14 @@ import (
 )
 
 // Keyring is what sealing and opening need of a party: its identity, its
-// key center's parameters (whose suite seals) and its pairwise keys, as
-// *keygen.Cache gives them (suite.NewKeys).
+// key center's parameters (whose suite seals), its key's epoch and its
+// pairwise keys, as *keygen.Cache gives them (suite.NewKeys). To open a
+// section of a suite with a KEM, the keyring must also be a
+// suite.Decapsulator holding the epoch's KEM secret (suite.EpochKeys).
 type Keyring interface {
 	Identity() string
 	Params() keygen.Params
+	Epoch() string
 	Pairwise(peer string) (keygen.Pairwise, error)
 }
 
@@ -90,6 +94,10 @@ type SealOptions struct {
 	GrantTTL time.Duration // 0: 30 days, how long the carrier may print the label
 	Rand     io.Reader     // nil: crypto/rand
 	Session  string        // assisted session reference; required exactly when a consultant seals
+	// Directory holds the key center's entries for the recipients, under a
+	// suite with a KEM (OS2): each recipient's, for the sealer's epoch, is
+	// verified and its KEM key sealed to. Other entries are ignored.
+	Directory []*keygen.DirectoryEntry
 }
 
 // NewOrderID returns a random order id "ord_" + 26 base32 characters.
@@ -171,7 +179,7 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	if nonceSize < 12 || nonceSize > maxNonceSize {
 		panic(fmt.Sprintf("order: suite %s has a %d-byte nonce", st.Name(), nonceSize)) // a registry bug
 	}
-	b := &Bundle{Version: Version, Suite: params.Suite, System: params.System,
+	b := &Bundle{Version: Version, Suite: params.Suite, System: params.System, Epoch: key.Epoch(),
 		OrderID: opt.OrderID, Cardholder: key.Identity(),
 		Created: now.Format(time.RFC3339), Expires: now.Add(life).Format(time.RFC3339),
 		Parties:     make(map[Role]string, maxRoles),
@@ -246,21 +254,68 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 		b.Commitments[r] = sha256.Sum256(buf)
 		size += len(pt) + st.Overhead()
 	}
+	var kems, secrets [maxRoles][]byte // indexed like roles
+	defer func() {
+		for _, ss := range secrets {
+			clear(ss)
+		}
+	}()
+	if st.EncapSize() > 0 {
+		if err := encapsulate(st, params, b, roles, opt.Directory, now, rnd, kems[:], secrets[:]); err != nil {
+			return nil, err
+		}
+	} else if b.Epoch != "" {
+		return nil, fmt.Errorf("%w: suite %s has no epochs", ErrSuite, st.Name())
+	}
 	hH := b.HeaderHash()
 	cts := make([]byte, 0, size)               // one allocation for every ciphertext
 	nonceOut := append([]byte(nil), nonces...) // and one for the nonces: random is cleared on return
 	for i, r := range roles {
-		aead, err := sectionAEAD(st, key, b.Parties[r], b, r)
+		aead, err := sectionAEAD(st, key, b.Parties[r], b, r, secrets[i])
 		if err != nil {
 			return nil, err
 		}
-		sealed := Sealed{Nonce: nonceOut[i*nonceSize : (i+1)*nonceSize : (i+1)*nonceSize]}
+		sealed := Sealed{Nonce: nonceOut[i*nonceSize : (i+1)*nonceSize : (i+1)*nonceSize], KEM: kems[i]}
 		start := len(cts)
 		cts = aead.Seal(cts, sealed.Nonce[:], plain[i], aad(hH, r))
 		sealed.CT = cts[start:len(cts):len(cts)]
 		b.Sections[r] = sealed
 	}
 	return b, nil
+}
+
+// encapsulate draws, for each role, a KEM shared secret to the recipient's
+// directory entry of the bundle's epoch, after verifying the entry; the
+// ciphertexts go to kems and the header, the secrets to secrets.
+func encapsulate(st suite.Suite, params keygen.Params, b *Bundle, roles []Role, dir []*keygen.DirectoryEntry,
+	now time.Time, rnd io.Reader, kems, secrets [][]byte) error {
+	if b.Epoch == "" {
+		return fmt.Errorf("%w: suite %s seals with a key of an epoch", ErrEpoch, st.Name())
+	}
+	b.KEMs = make(map[Role][32]byte, len(roles))
+	for i, r := range roles {
+		id := b.Parties[r]
+		var entry *keygen.DirectoryEntry
+		for _, e := range dir {
+			if e != nil && e.Identity == id && e.Epoch == b.Epoch {
+				entry = e
+				break
+			}
+		}
+		if entry == nil {
+			return fmt.Errorf("%w: none for %s in epoch %s", ErrDirectory, id, b.Epoch)
+		}
+		if err := st.VerifyEntry(params, entry, now); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrDirectory, id, err)
+		}
+		ct, ss, err := st.Encapsulate(entry.PublicKey, rnd)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrDirectory, id, err)
+		}
+		kems[i], secrets[i] = ct, ss
+		b.KEMs[r] = sha256.Sum256(ct)
+	}
+	return nil
 }
 
 // sectionBufSize is the room Seal sets aside per section plaintext; the
@@ -285,13 +340,13 @@ func commit(pt []byte) [commitmentSize]byte {
 func aad(hH [32]byte, r Role) []byte { return append(hH[:], r...) }
 
 // sectionAEAD is the bundle suite's AEAD for role's section under
-// K(cardholder, party).
-func sectionAEAD(st suite.Suite, key Keyring, peer string, b *Bundle, r Role) (cipher.AEAD, error) {
+// K(cardholder, party) and, with a KEM, the section's shared secret ss.
+func sectionAEAD(st suite.Suite, key Keyring, peer string, b *Bundle, r Role, ss []byte) (cipher.AEAD, error) {
 	k, err := key.Pairwise(peer)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrParties, err)
 	}
-	return st.SectionAEAD(&k, string(r), b.OrderID)
+	return st.SectionAEAD(&k, ss, string(r), b.OrderID)
 }
 
 // OpenOptions tune Open.
@@ -331,7 +386,24 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 	if err := b.CheckTime(now); err != nil {
 		return nil, err
 	}
-	aead, err := sectionAEAD(st, key, b.Cardholder, b, role)
+	var ss []byte
+	if st.EncapSize() > 0 {
+		if key.Epoch() != b.Epoch {
+			return nil, fmt.Errorf("%w: bundle %.16q, key %q", ErrEpoch, b.Epoch, key.Epoch())
+		}
+		dec, ok := key.(suite.Decapsulator)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", ErrNoKEM, b.Epoch)
+		}
+		if ss, err = dec.Decapsulate(sealed.KEM); err != nil {
+			if errors.Is(err, suite.ErrNoKEM) {
+				return nil, fmt.Errorf("%w: %s: %w", ErrNoKEM, b.Epoch, err)
+			}
+			return nil, fmt.Errorf("%w: %w", ErrKEM, err)
+		}
+		defer clear(ss)
+	}
+	aead, err := sectionAEAD(st, key, b.Cardholder, b, role, ss)
 	if err != nil {
 		return nil, err
 	}

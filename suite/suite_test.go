@@ -108,7 +108,7 @@ func TestUnusableSuiteKey(t *testing.T) {
 // The null AEAD keeps OS1's sizes and refuses anything but its own zero tag.
 func TestNullAEAD(t *testing.T) {
 	var k keygen.Pairwise
-	aead, err := null.Suite{}.SectionAEAD(&k, "issuer", "ord_x")
+	aead, err := null.Suite{}.SectionAEAD(&k, nil, "issuer", "ord_x")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -366,7 +366,7 @@ func powersSwapped(col []fp.Elt, k int, x *fp.Elt) {
 func (m *Master) IssueMany(ids []string) ([]*keygen.PartyKey, error) {
 	xs := make([]fp.Elt, len(ids))
 	for i, id := range ids {
-		x, err := keygen.IdentityPoint(m.params.System, id)
+		x, err := m.point(id)
 		if err != nil {
 			return nil, fmt.Errorf("identity %d: %w", i, err)
 		}
@@ -376,7 +376,7 @@ func (m *Master) IssueMany(ids []string) ([]*keygen.PartyKey, error) {
 	keys := make([]*keygen.PartyKey, len(ids))
 	for i := range ids {
 		var err error
-		if keys[i], err = newKey(m.params, ids[i], rows[i]); err != nil {
+		if keys[i], err = m.newKey(ids[i], rows[i]); err != nil {
 			return nil, fmt.Errorf("identity %d: %w", i, err)
 		}
 	}

@@ -176,7 +176,7 @@ func (c *Center) IssueBatch(ctx context.Context, ids []string, outDir string, do
 			for g := range groups {
 				rows := m.rowsMany(g.xs)
 				for j, i := range g.idx {
-					key, err := newKey(m.params, ids[i], rows[j])
+					key, err := m.newKey(ids[i], rows[j])
 					if err != nil {
 						panic(err) // the identity passed prepare, the row is k canonical elements
 					}
@@ -212,7 +212,7 @@ func (c *Center) IssueBatch(ctx context.Context, ids []string, outDir string, do
 			finish(i)
 			continue
 		}
-		x, err := keygen.IdentityPoint(m.params.System, id)
+		x, err := m.point(id)
 		if err != nil {
 			results[i].Err = err
 			finish(i)

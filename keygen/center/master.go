@@ -36,6 +36,12 @@ type Master struct {
 	plan     *plan // D prepared for batch issuance (batch.go), built on first use
 	rnsOnce  sync.Once
 	rns      *rnsPlan // D modulo small primes, for batch issuance with AVX2 (rns.go)
+
+	// Under an epoch suite (epochs.go): the secrets expanded from the root
+	// seed, shared by the root master and its epochs' masters, and for an
+	// epoch's master its epoch (seed is then the epoch's Blom seed).
+	secrets *epochSecrets
+	epoch   string
 }
 
 // NewMaster creates fresh parameters with k coefficients per row and a fresh seed.
@@ -70,6 +76,10 @@ func (m *Master) Params() keygen.Params { return m.params }
 // Destroy zeroes the seed and the expanded matrix.
 func (m *Master) Destroy() {
 	m.seed = [32]byte{}
+	if m.secrets != nil && m.epoch == "" {
+		m.secrets.sok.SetUint64(0)
+		m.secrets.dsa = nil
+	}
 	clear(m.tri)
 	m.tri = nil
 	if m.plan != nil {
@@ -127,12 +137,12 @@ func (m *Master) entry(a, b int) fp.Elt {
 
 // Issue computes the party key for id: r = D · v(x(id)).
 func (m *Master) Issue(id string) (*keygen.PartyKey, error) {
-	x, err := keygen.IdentityPoint(m.params.System, id)
+	x, err := m.point(id)
 	if err != nil {
 		return nil, err
 	}
 	m.expand()
-	return newKey(m.params, id, m.row(&x))
+	return m.newKey(id, m.row(&x))
 }
 
 // row evaluates D · (1, x, …, x^(k−1)) walking the upper triangle once.
@@ -164,14 +174,6 @@ func (m *Master) row(x *fp.Elt) []fp.Elt {
 	}
 	clear(v)
 	return r
-}
-
-// newKey wraps a row the center computed as the party key of id (which
-// keeps a copy) and clears the center's own.
-func newKey(params keygen.Params, id string, row []fp.Elt) (*keygen.PartyKey, error) {
-	k, err := keygen.NewPartyKey(params, id, row)
-	clear(row)
-	return k, err
 }
 
 // KDF is the argon2id cost that protects the master file.

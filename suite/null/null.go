@@ -10,7 +10,9 @@ import (
 	"crypto/cipher"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -40,6 +42,29 @@ func (Suite) Available() error {
 	return nil
 }
 
+// CheckParams implements suite.Suite: null params have no epochs.
+func (Suite) CheckParams(p keygen.Params) error {
+	if p.Epochs != nil {
+		return errors.New("null suite params carry no epochs")
+	}
+	return nil
+}
+
+// CheckKey implements suite.Suite: there is nothing to check.
+func (Suite) CheckKey(*keygen.PartyKey, time.Time) error { return nil }
+
+// errNoKEM is returned by the KEM methods: the null suite has none.
+var errNoKEM = errors.New("the null suite has no KEM and no directory")
+
+// EncapSize implements suite.Suite: no KEM.
+func (Suite) EncapSize() int { return 0 }
+
+// Encapsulate implements suite.Suite: it always fails.
+func (Suite) Encapsulate([]byte, io.Reader) (ct, ss []byte, err error) { return nil, nil, errNoKEM }
+
+// VerifyEntry implements suite.Suite: it always fails.
+func (Suite) VerifyEntry(keygen.Params, *keygen.DirectoryEntry, time.Time) error { return errNoKEM }
+
 // Pairwise skips Blom's derivation: K(self, peer) is derived from a zero
 // secret, after the same identity checks OS1 makes.
 func (Suite) Pairwise(self *keygen.PartyKey, peer string) (keygen.Pairwise, error) {
@@ -51,7 +76,10 @@ func (Suite) Pairwise(self *keygen.PartyKey, peer string) (keygen.Pairwise, erro
 }
 
 // SectionAEAD returns the null AEAD, whatever the key.
-func (Suite) SectionAEAD(k *keygen.Pairwise, role, orderID string) (cipher.AEAD, error) {
+func (Suite) SectionAEAD(k *keygen.Pairwise, ss []byte, role, orderID string) (cipher.AEAD, error) {
+	if ss != nil {
+		return nil, errNoKEM
+	}
 	return nullAEAD{}, nil
 }
 

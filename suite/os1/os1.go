@@ -7,6 +7,9 @@ package os1
 
 import (
 	"crypto/cipher"
+	"errors"
+	"io"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -25,6 +28,17 @@ func (Suite) Name() string { return Name }
 // Available implements suite.Suite: OS1 is always available.
 func (Suite) Available() error { return nil }
 
+// CheckParams implements suite.Suite: OS1 params have no epochs.
+func (Suite) CheckParams(p keygen.Params) error {
+	if p.Epochs != nil {
+		return errors.New("OS1 params carry no epochs")
+	}
+	return nil
+}
+
+// CheckKey implements suite.Suite: an OS1 key is its row, checked at parse.
+func (Suite) CheckKey(*keygen.PartyKey, time.Time) error { return nil }
+
 // Pairwise is K(self, peer) = HKDF-SHA256(salt = system, ikm = s(self, peer),
 // info = lp16("orderseal-v1-pairwise") || lp16(min) || lp16(max)).
 func (Suite) Pairwise(self *keygen.PartyKey, peer string) (keygen.Pairwise, error) {
@@ -38,11 +52,26 @@ func (Suite) Pairwise(self *keygen.PartyKey, peer string) (keygen.Pairwise, erro
 
 // SectionAEAD is XChaCha20-Poly1305 under HKDF-Expand(K, lp16("orderseal-v1-section") ||
 // lp16(role) || lp16(order_id)).
-func (Suite) SectionAEAD(k *keygen.Pairwise, role, orderID string) (cipher.AEAD, error) {
+func (Suite) SectionAEAD(k *keygen.Pairwise, ss []byte, role, orderID string) (cipher.AEAD, error) {
+	if ss != nil {
+		return nil, ErrNoKEM
+	}
 	sk := k.Expand(keygen.LabelSection, role, orderID)
 	defer clear(sk[:])
 	return chacha20poly1305.NewX(sk[:])
 }
+
+// ErrNoKEM is returned by the KEM methods: OS1 sections have no KEM.
+var ErrNoKEM = errors.New("suite OS1 has no KEM and no directory")
+
+// EncapSize implements suite.Suite: OS1 has no KEM.
+func (Suite) EncapSize() int { return 0 }
+
+// Encapsulate implements suite.Suite: it always fails.
+func (Suite) Encapsulate([]byte, io.Reader) (ct, ss []byte, err error) { return nil, nil, ErrNoKEM }
+
+// VerifyEntry implements suite.Suite: it always fails.
+func (Suite) VerifyEntry(keygen.Params, *keygen.DirectoryEntry, time.Time) error { return ErrNoKEM }
 
 // NonceSize implements suite.Suite.
 func (Suite) NonceSize() int { return chacha20poly1305.NonceSizeX }

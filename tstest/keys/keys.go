@@ -17,6 +17,7 @@
 package keys
 
 import (
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"orderseal/keygen"
 	"orderseal/keygen/center"
 	"orderseal/suite"
+	"orderseal/suite/os2"
 )
 
 // Identities the tests of several packages play.
@@ -65,13 +67,18 @@ var seed, rogueSeed = func() (s, r [32]byte) {
 // Its methods are safe for concurrent use.
 type KeyCenter struct {
 	master *center.Master
+	root   *center.Master // an epoch suite's root master (directory signing); nil for OS1
 
 	mu     sync.Mutex
 	issued map[string]*keygen.PartyKey
+	kems   map[string]*os2.KEMKey
 }
 
 type centerID struct {
-	params keygen.Params
+	suite  string
+	system [16]byte
+	k      int
+	epoch  string
 	seed   [32]byte
 }
 
@@ -91,7 +98,7 @@ func Center(t testing.TB, seed [32]byte, system [16]byte, k int) *KeyCenter {
 // seed, built once per test binary: for tests of a suite other than OS1.
 func CenterFor(t testing.TB, params keygen.Params, seed [32]byte) *KeyCenter {
 	t.Helper()
-	id := centerID{params, seed}
+	id := centerID{params.Suite, params.System, params.K, "", seed}
 	centersMu.Lock()
 	defer centersMu.Unlock()
 	if c, ok := centers[id]; ok {
@@ -105,6 +112,97 @@ func CenterFor(t testing.TB, params keygen.Params, seed [32]byte) *KeyCenter {
 	centers[id] = c
 	return c
 }
+
+// Epoch is the epoch of the OS2 test centers' keys (OS2Center).
+const Epoch = "2026-12"
+
+// OS2Center is the OS2 test key center of epoch (monthly epochs, the
+// default grace) on System with K: keys of epoch, KEM keys and directory
+// entries for the receiving parties. Its root master comes from seed.
+func OS2Center(t testing.TB, epoch string) *KeyCenter {
+	t.Helper()
+	id := centerID{os2.Name, System, K, epoch, seed}
+	centersMu.Lock()
+	defer centersMu.Unlock()
+	if c, ok := centers[id]; ok {
+		return c
+	}
+	root, err := center.EpochMasterFromSeed(keygen.Params{Suite: os2.Name, System: System, K: K,
+		Epochs: &keygen.Epochs{Period: keygen.PeriodMonth, Grace: keygen.DefaultGrace}}, seed)
+	if err != nil {
+		t.Fatalf("OS2 test key center: %v", err)
+	}
+	m, err := root.ForEpoch(epoch)
+	if err != nil {
+		t.Fatalf("OS2 test key center: %v", err)
+	}
+	c := &KeyCenter{master: m, root: root, issued: map[string]*keygen.PartyKey{}, kems: map[string]*os2.KEMKey{}}
+	centers[id] = c
+	return c
+}
+
+// OS2 is the OS2 test center of Epoch.
+func OS2(t testing.TB) *KeyCenter {
+	t.Helper()
+	return OS2Center(t, Epoch)
+}
+
+// KEMKey is id's X-Wing key of the center's epoch, derived from id and the
+// epoch so that it is the same in every test; callers must not Destroy it.
+func (c *KeyCenter) KEMKey(t testing.TB, id string) *os2.KEMKey {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k, ok := c.kems[id]; ok {
+		return k
+	}
+	seed := sha256.Sum256([]byte("orderseal test KEM key\x00" + id + "\x00" + c.master.Epoch()))
+	k, err := os2.KEMKeyFromSeed(seed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.kems[id] = k
+	return k
+}
+
+// Entry is id's directory entry for the center's epoch, valid until the
+// epoch's end plus grace.
+func (c *KeyCenter) Entry(t testing.TB, id string) *keygen.DirectoryEntry {
+	t.Helper()
+	if c.root == nil {
+		t.Fatal("Entry: not an epoch suite's center")
+	}
+	ep := c.master.Params().Epochs
+	_, end, err := ep.Span(c.master.Epoch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.root.SignEntry(id, c.master.Epoch(), c.KEMKey(t, id).PublicKey(), end.Add(ep.Grace))
+	if err != nil {
+		t.Fatalf("sign entry of %s: %v", id, err)
+	}
+	return e
+}
+
+// Directory is the entries of ids.
+func (c *KeyCenter) Directory(t testing.TB, ids ...string) []*keygen.DirectoryEntry {
+	t.Helper()
+	out := make([]*keygen.DirectoryEntry, len(ids))
+	for i, id := range ids {
+		out[i] = c.Entry(t, id)
+	}
+	return out
+}
+
+// EpochKeys is a receiving party's keys of the center's epoch: a new key
+// cache around id's key, with its KEM key.
+func (c *KeyCenter) EpochKeys(t testing.TB, id string) *suite.EpochKeys {
+	t.Helper()
+	return suite.WithKEM(c.Keys(t, id), c.KEMKey(t, id))
+}
+
+// Root is an epoch suite center's root master (nil for OS1).
+func (c *KeyCenter) Root() *center.Master { return c.root }
 
 // Test is the default test key center: System, K.
 func Test(t testing.TB) *KeyCenter {
