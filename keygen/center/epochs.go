@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/cloudflare/circl/ecc/bls12381"
-	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 	fp "github.com/cloudflare/circl/math/fp25519"
+	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 
 	"orderseal/internal/wire"
 	"orderseal/keygen"
