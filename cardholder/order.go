@@ -338,7 +338,7 @@ func previewCard() order.Card {
 
 // prove opens the session's second identifier and seals it into the order's
 // proof, bound to the bundle and this device; the identifier is cleared.
-func prove(keys *keygen.Cache, sess *SessionFile, device string, b *order.Bundle) (merchantapi.Sealed, error) {
+func prove(keys keygen.Keyring, sess *SessionFile, device string, b *order.Bundle) (merchantapi.Sealed, error) {
 	secret, err := assisted.OpenSecret(keys, sess.Merchant, sess.Session.Session, sess.Session.Device, sess.Session.SealedID)
 	if err != nil {
 		return merchantapi.Sealed{}, cli.WithHint(fmt.Errorf("the session file does not open with this key: %w", err), "log in again")
@@ -349,7 +349,7 @@ func prove(keys *keygen.Cache, sess *SessionFile, device string, b *order.Bundle
 
 // resolveShipTo returns the token for a label of the caller's own, or the
 // token itself (the caller's, or a shareable one given as a gift).
-func resolveShipTo(ctx context.Context, keys *keygen.Cache, shipTo, vaultURL, vault string, hc *http.Client) (string, error) {
+func resolveShipTo(ctx context.Context, keys keygen.Keyring, shipTo, vaultURL, vault string, hc *http.Client) (string, error) {
 	if tokenRE.MatchString(shipTo) {
 		return shipTo, nil
 	}

@@ -37,7 +37,7 @@ func loadCarrierKey(path string) (*keygen.PartyKey, error) {
 }
 
 // vaultClient is the carrier's client of the vault at base.
-func vaultClient(keys *keygen.Cache, base, id string) (*vaultapi.Client, error) {
+func vaultClient(keys keygen.Keyring, base, id string) (*vaultapi.Client, error) {
 	c, err := vaultapi.NewClient(keys, base, id, &http.Client{Timeout: HTTPTimeout})
 	if err != nil {
 		return nil, cli.Usagef("pass -vault-url http://host:port and -vault vault:<name>", "%v", err)

@@ -24,7 +24,7 @@ const DefaultEventPoll = 500 * time.Millisecond
 // delivery; a 4xx other than 408 and 429 is a refusal that retrying cannot
 // change (outbox.Permanent); anything else, network errors and unsigned or
 // forged answers included, is retried.
-func EventHandler(keys *keygen.Cache, hc *http.Client, logger *slog.Logger) outbox.Handler {
+func EventHandler(keys keygen.Keyring, hc *http.Client, logger *slog.Logger) outbox.Handler {
 	client := httpsig.NewClient(keys, hc)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -59,7 +59,7 @@ const (
 
 // NewRunner returns the outbox runner that delivers st's tracking events.
 // Callers may tune its fields before Run.
-func NewRunner(keys *keygen.Cache, st store.Reader, hc *http.Client, logger *slog.Logger) *outbox.Runner {
+func NewRunner(keys keygen.Keyring, st store.Reader, hc *http.Client, logger *slog.Logger) *outbox.Runner {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

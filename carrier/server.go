@@ -29,7 +29,7 @@ type Depositor interface {
 
 // Server is the carrier's HTTP API: merchants book shipments on it.
 type Server struct {
-	keys   *keygen.Cache
+	keys   keygen.Keyring
 	store  store.Store
 	vault  Depositor
 	logger *slog.Logger
@@ -46,7 +46,7 @@ type Options struct {
 
 // NewServer wires the routes behind the signed-request verifier. vault
 // receives inline addresses, so that the carrier stores only tokens.
-func NewServer(keys *keygen.Cache, st store.Store, vault Depositor, opt Options) *Server {
+func NewServer(keys keygen.Keyring, st store.Store, vault Depositor, opt Options) *Server {
 	if keygen.RoleOf(keys.Identity()) != keygen.RoleCarrier {
 		panic("carrier: NewServer with the key of " + keys.Identity())
 	}

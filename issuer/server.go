@@ -22,7 +22,7 @@ import (
 // Server is the issuer's HTTP API: merchants relay the header and issuer
 // section of a bundle and get a signed approve or decline (DESIGN.md §6.5).
 type Server struct {
-	keys   *keygen.Cache
+	keys   keygen.Keyring
 	store  store.Store
 	logger *slog.Logger
 	now    func() time.Time
@@ -38,7 +38,7 @@ type Options struct {
 
 // NewServer wires the routes, every one behind the signed-request verifier
 // and open to merchants only. keys must be an issuer's.
-func NewServer(keys *keygen.Cache, st store.Store, opt Options) *Server {
+func NewServer(keys keygen.Keyring, st store.Store, opt Options) *Server {
 	s := &Server{keys: keys, store: st, logger: opt.Logger, now: opt.Now}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -49,7 +49,7 @@ func ParsePeer(s string, role keygen.Role) (Peer, error) {
 
 // Config is what a merchant node needs.
 type Config struct {
-	Keys      *keygen.Cache
+	Keys      keygen.Keyring
 	Store     store.Store
 	Carrier   Peer   // the carrier this merchant ships with
 	Issuers   []Peer // issuers whose cards it accepts

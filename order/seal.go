@@ -25,13 +25,9 @@ import (
 // key center's parameters (whose suite seals), its key's epoch and its
 // pairwise keys, as *keygen.Cache gives them (suite.NewKeys). To open a
 // section of a suite with a KEM, the keyring must also be a
-// suite.Decapsulator holding the epoch's KEM secret (suite.EpochKeys).
-type Keyring interface {
-	Identity() string
-	Params() keygen.Params
-	Epoch() string
-	Pairwise(peer string) (keygen.Pairwise, error)
-}
+// suite.Decapsulator holding the epoch's KEM secret (suite.EpochKeys), or
+// a keygen.EpochKeyring (suite/keystore) whose ForEpoch gives one.
+type Keyring = keygen.Keyring
 
 // Parties names the recipients of a bundle. Vault is required exactly when
 // the order ships to a vault token.
@@ -363,6 +359,13 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 	}
 	if p := key.Params(); p.System != b.System || p.Suite != b.Suite {
 		return nil, ErrSystem
+	}
+	if ek, ok := key.(keygen.EpochKeyring); ok {
+		k, err := ek.ForEpoch(b.Epoch)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrEpoch, err)
+		}
+		key = k
 	}
 	st, err := suite.ByName(b.Suite)
 	if err != nil {

@@ -26,7 +26,7 @@ const (
 
 // Server is the vault's HTTP API.
 type Server struct {
-	keys   *keygen.Cache
+	keys   keygen.Keyring
 	store  *store.Store
 	logger *slog.Logger
 	now    func() time.Time
@@ -42,7 +42,7 @@ type Options struct {
 
 // NewServer wires the routes: every one behind the signed-request verifier,
 // each limited to the roles that may call it.
-func NewServer(keys *keygen.Cache, st *store.Store, opt Options) *Server {
+func NewServer(keys keygen.Keyring, st *store.Store, opt Options) *Server {
 	s := &Server{keys: keys, store: st, logger: opt.Logger, now: opt.Now}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -82,7 +82,7 @@ type Client struct {
 }
 
 // NewClient makes a client for the carrier identity at base URL.
-func NewClient(keys *keygen.Cache, base, carrier string, hc *http.Client) (*Client, error) {
+func NewClient(keys keygen.Keyring, base, carrier string, hc *http.Client) (*Client, error) {
 	peer, err := httpsig.NewPeerClient(keys, keygen.RoleCarrier, carrier, base, hc)
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ type ClientOption = httpsig.ClientOption
 var ErrForgedResponse = httpsig.ErrForgedResponse
 
 // NewClient returns a Client signing as keys.Identity(); see httpsig.NewClient.
-func NewClient(keys *keygen.Cache, hc *http.Client, opts ...ClientOption) *Client {
+func NewClient(keys keygen.Keyring, hc *http.Client, opts ...ClientOption) *Client {
 	return httpsig.NewClient(keys, hc, opts...)
 }
 

@@ -12,7 +12,7 @@ import (
 // NewServer is web.New with every route behind a verifier of keys that
 // reads bodies of up to maxBody bytes and logs to logger; extra options
 // (tests: clock, nonce store) come after those two.
-func NewServer(keys *keygen.Cache, logger *slog.Logger, maxBody int64, extra ...Option) *echo.Echo {
+func NewServer(keys keygen.Keyring, logger *slog.Logger, maxBody int64, extra ...Option) *echo.Echo {
 	opts := append([]Option{WithMaxBody(maxBody), WithLogger(logger)}, extra...)
 	e := web.New(logger)
 	e.Use(NewVerifier(keys, opts...).Middleware())

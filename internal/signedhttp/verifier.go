@@ -44,7 +44,7 @@ const (
 
 // Verifier authenticates requests to one party and signs its responses.
 type Verifier struct {
-	keys    *keygen.Cache
+	keys    keygen.Keyring
 	window  time.Duration
 	nonces  NonceStore
 	now     func() time.Time
@@ -72,7 +72,7 @@ func WithMaxBody(n int64) Option { return func(v *Verifier) { v.maxBody = n } }
 func WithLogger(l *slog.Logger) Option { return func(v *Verifier) { v.logger = l } }
 
 // NewVerifier authenticates requests addressed to keys.Identity().
-func NewVerifier(keys *keygen.Cache, opts ...Option) *Verifier {
+func NewVerifier(keys keygen.Keyring, opts ...Option) *Verifier {
 	if keys == nil {
 		panic("signedhttp: NewVerifier with nil keys")
 	}

@@ -95,7 +95,7 @@ type Client struct {
 }
 
 // NewClient makes a client for the issuer identity at base URL.
-func NewClient(keys *keygen.Cache, base, issuer string, hc *http.Client) (*Client, error) {
+func NewClient(keys keygen.Keyring, base, issuer string, hc *http.Client) (*Client, error) {
 	peer, err := httpsig.NewPeerClient(keys, keygen.RoleIssuer, issuer, base, hc)
 	if err != nil {
 		return nil, err

@@ -136,7 +136,7 @@ type Status struct {
 
 // Client is the cardholder's side of the merchant API.
 type Client struct {
-	keys     *keygen.Cache
+	keys     keygen.Keyring
 	http     *httpsig.Client
 	plain    *http.Client
 	base     string
@@ -146,7 +146,7 @@ type Client struct {
 // NewClient makes a client for the merchant at base URL. merchant pins the
 // merchant identity ("" : take it from the order form). Without keys the
 // client can only fetch the order form.
-func NewClient(keys *keygen.Cache, base, merchant string, hc *http.Client) (*Client, error) {
+func NewClient(keys keygen.Keyring, base, merchant string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("merchant URL %q: must be http(s)://host[:port]", base)

@@ -66,6 +66,7 @@ type Keystore struct {
 	entries  map[string]*keygen.DirectoryEntry
 	order    []string // loaded epochs, oldest first
 	kems     []*os2.KEMKey
+	now      func() time.Time
 }
 
 // Open loads path: a key file (a keystore of that one key), or a keystore
@@ -83,7 +84,7 @@ func Open(path string, want keygen.Role, now time.Time) (*Keystore, error) {
 			return nil, err
 		}
 		s := &Keystore{identity: k.Identity(), params: k.Params(), epochs: map[string]*suite.EpochKeys{},
-			entries: map[string]*keygen.DirectoryEntry{}}
+			entries: map[string]*keygen.DirectoryEntry{}, now: time.Now}
 		s.epochs[k.Epoch()] = suite.WithKEM(suite.NewKeys(k, CacheSize), nil)
 		s.order = []string{k.Epoch()}
 		return s, nil
@@ -92,7 +93,7 @@ func Open(path string, want keygen.Role, now time.Time) (*Keystore, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Keystore{epochs: map[string]*suite.EpochKeys{}, entries: map[string]*keygen.DirectoryEntry{}}
+	s := &Keystore{epochs: map[string]*suite.EpochKeys{}, entries: map[string]*keygen.DirectoryEntry{}, now: time.Now}
 	var skipped []error
 	for _, e := range names {
 		k, err := suite.LoadKey(filepath.Join(path, e, PartyKeyFile), want, now)
@@ -182,11 +183,44 @@ func (s *Keystore) Identity() string { return s.identity }
 // Params are the key center's parameters.
 func (s *Keystore) Params() keygen.Params { return s.params }
 
-// Epochs lists the loaded epochs, oldest first.
-func (s *Keystore) Epochs() []string { return slices.Clone(s.order) }
+// SetClock replaces the clock that tells the current epoch (tests).
+func (s *Keystore) SetClock(now func() time.Time) { s.now = now }
+
+// Loaded lists the loaded epochs, oldest first.
+func (s *Keystore) Loaded() []string { return slices.Clone(s.order) }
+
+// Epochs implements keygen.EpochKeyring: the loaded epochs, the current one
+// first, then the others newest first.
+func (s *Keystore) Epochs() []string {
+	cur := s.currentAt(s.now())
+	out := []string{cur}
+	for i := len(s.order) - 1; i >= 0; i-- {
+		if s.order[i] != cur {
+			out = append(out, s.order[i])
+		}
+	}
+	return out
+}
 
 // Current is the keyring of the current epoch at now.
 func (s *Keystore) Current(now time.Time) *suite.EpochKeys { return s.epochs[s.currentAt(now)] }
+
+// Epoch implements keygen.Keyring: the current epoch.
+func (s *Keystore) Epoch() string { return s.currentAt(s.now()) }
+
+// Pairwise implements keygen.Keyring: K(self, peer) in the current epoch.
+func (s *Keystore) Pairwise(peer string) (keygen.Pairwise, error) {
+	return s.Current(s.now()).Pairwise(peer)
+}
+
+// ForEpoch implements keygen.EpochKeyring.
+func (s *Keystore) ForEpoch(epoch string) (keygen.Keyring, error) {
+	k, err := s.Keyring(epoch)
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
 
 // Keyring is the keyring of epoch ("" under a suite without epochs).
 func (s *Keystore) Keyring(epoch string) (*suite.EpochKeys, error) {
@@ -428,3 +462,5 @@ func shred(path string, size int64) error {
 	}
 	return os.Remove(path)
 }
+
+var _ keygen.EpochKeyring = (*Keystore)(nil)

@@ -89,7 +89,7 @@ func TestKeystoreEpochs(t *testing.T) {
 	if got := s.Current(dec).Epoch(); got != "2026-12" {
 		t.Errorf("current epoch %s", got)
 	}
-	if got := s.Epochs(); len(got) != 3 || got[0] != "2026-11" {
+	if got := s.Loaded(); len(got) != 3 || got[0] != "2026-11" {
 		t.Errorf("epochs %v", got)
 	}
 	// On January 5th November's key is over (grace is 7 days) and is not
@@ -100,7 +100,7 @@ func TestKeystoreEpochs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if got := s2.Epochs(); len(got) != 2 || got[0] != "2026-12" || s2.Current(jan).Epoch() != "2027-01" {
+	if got := s2.Loaded(); len(got) != 2 || got[0] != "2026-12" || s2.Current(jan).Epoch() != "2027-01" {
 		t.Errorf("epochs on Jan 5: %v", got)
 	}
 	if _, err := s2.Keyring("2026-11"); !errors.Is(err, keystore.ErrNoEpoch) {

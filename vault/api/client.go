@@ -13,11 +13,11 @@ import (
 // Client talks to one vault with signed requests and opens what it reveals.
 type Client struct {
 	peer httpsig.PeerClient
-	keys *keygen.Cache
+	keys keygen.Keyring
 }
 
 // NewClient makes a client for the vault identity at base URL.
-func NewClient(keys *keygen.Cache, base, vault string, hc *http.Client) (*Client, error) {
+func NewClient(keys keygen.Keyring, base, vault string, hc *http.Client) (*Client, error) {
 	peer, err := httpsig.NewPeerClient(keys, keygen.RoleVault, vault, base, hc)
 	if err != nil {
 		return nil, err

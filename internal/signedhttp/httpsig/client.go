@@ -31,7 +31,7 @@ var (
 // responses the target signed back over the request nonce. Safe for
 // concurrent use.
 type Client struct {
-	keys        *keygen.Cache
+	keys        keygen.Keyring
 	http        *http.Client
 	now         func() time.Time
 	maxResponse int64
@@ -50,7 +50,7 @@ func WithMaxResponse(n int64) ClientOption { return func(c *Client) { c.maxRespo
 // (nil: a client with a 30 s timeout); the Client works on a copy that does
 // not follow redirects, since a redirect would carry the signed headers to a
 // URL they were not signed for.
-func NewClient(keys *keygen.Cache, hc *http.Client, opts ...ClientOption) *Client {
+func NewClient(keys keygen.Keyring, hc *http.Client, opts ...ClientOption) *Client {
 	if keys == nil {
 		panic("httpsig: NewClient with nil keys")
 	}
