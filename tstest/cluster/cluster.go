@@ -164,12 +164,14 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		return nil, err
 	}
 	c = &Cluster{cfg: cfg, dir: dir, daemons: map[string]*daemon{}}
-	defer func() {
+	// The deferred Close gets this cluster as an argument: a "return nil,
+	// err" has set c to nil by the time it runs.
+	defer func(started *Cluster) {
 		if err != nil {
-			c.Close()
+			started.Close()
 			c = nil
 		}
-	}()
+	}(c)
 	for _, d := range []string{"keys", "vault", "issuer", "carrier", "merchant"} {
 		if err := os.MkdirAll(c.Path(d), 0o700); err != nil {
 			return nil, err
