@@ -14,6 +14,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -95,21 +96,11 @@ type Config struct {
 }
 
 func (cfg *Config) defaults() {
-	if cfg.K == 0 {
-		cfg.K = 64
-	}
-	if cfg.Cardholders == 0 {
-		cfg.Cardholders = 8
-	}
-	if cfg.Limit == 0 {
-		cfg.Limit = 1_000_000_000
-	}
-	if cfg.RelayPoll == 0 {
-		cfg.RelayPoll = 100 * time.Millisecond
-	}
-	if cfg.Start == 0 {
-		cfg.Start = 30 * time.Second
-	}
+	cfg.K = cmp.Or(cfg.K, 64)
+	cfg.Cardholders = cmp.Or(cfg.Cardholders, 8)
+	cfg.Limit = cmp.Or(cfg.Limit, 1_000_000_000)
+	cfg.RelayPoll = cmp.Or(cfg.RelayPoll, 100*time.Millisecond)
+	cfg.Start = cmp.Or(cfg.Start, 30*time.Second)
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -41,24 +42,12 @@ type DriverConfig struct {
 }
 
 func (cfg *DriverConfig) defaults() {
-	if cfg.Clients == 0 {
-		cfg.Clients = 8
-	}
-	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = 1
-	}
-	if cfg.SubmitFor == 0 {
-		cfg.SubmitFor = 2 * time.Minute
-	}
-	if cfg.FollowFor == 0 {
-		cfg.FollowFor = 2 * time.Minute
-	}
-	if cfg.Poll == 0 {
-		cfg.Poll = 50 * time.Millisecond
-	}
-	if cfg.HTTPTimeout == 0 {
-		cfg.HTTPTimeout = 10 * time.Second
-	}
+	cfg.Clients = cmp.Or(cfg.Clients, 8)
+	cfg.MaxInFlight = cmp.Or(cfg.MaxInFlight, 1)
+	cfg.SubmitFor = cmp.Or(cfg.SubmitFor, 2*time.Minute)
+	cfg.FollowFor = cmp.Or(cfg.FollowFor, 2*time.Minute)
+	cfg.Poll = cmp.Or(cfg.Poll, 50*time.Millisecond)
+	cfg.HTTPTimeout = cmp.Or(cfg.HTTPTimeout, 10*time.Second)
 }
 
 // Record is one order the driver placed.
