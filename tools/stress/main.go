@@ -24,6 +24,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -158,49 +159,102 @@ func (o *options) workDir() (string, func(failed bool), error) {
 	}, nil
 }
 
-func (o *options) start(ctx context.Context, dir string) (*cluster.Cluster, error) {
-	return cluster.Start(ctx, cluster.Config{Dir: dir, BinDir: o.bin, Race: o.race, K: o.k,
+// run is one chaos or soak run: the work directory, the cluster, the load
+// driver on it and the checks that failed so far.
+type run struct {
+	*options
+	dir      string
+	cleanup  func(failed bool)
+	c        *cluster.Cluster
+	d        *cluster.Driver
+	problems []string
+}
+
+// errNoCluster is begin's error when the cluster did not start.
+var errNoCluster = errors.New("cluster did not start")
+
+// begin makes the work directory, prints the banner there, then starts the
+// cluster and a load driver on it. A failure is reported, the work
+// directory kept, and the error returned only for the caller to tell which
+// step failed (errNoCluster).
+func (o *options) begin(ctx context.Context, dc cluster.DriverConfig, banner func(dir string)) (*run, error) {
+	dir, cleanup, err := o.workDir()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: error: %v\n", o.name, err)
+		return nil, err
+	}
+	banner(dir)
+	c, err := cluster.Start(ctx, cluster.Config{Dir: dir, BinDir: o.bin, Race: o.race, K: o.k,
 		Cardholders: o.cardholders, Logf: o.logf})
+	if err != nil {
+		fmt.Fprintf(o.out, "%s: FAIL: cluster did not start: %v\n", o.name, err)
+		cleanup(true)
+		return nil, fmt.Errorf("%w: %v", errNoCluster, err)
+	}
+	d, err := cluster.NewDriver(c, dc)
+	if err != nil {
+		fmt.Fprintf(o.out, "%s: FAIL: %v\n", o.name, err)
+		cleanup(true)
+		c.Close()
+		return nil, err
+	}
+	return &run{options: o, dir: dir, cleanup: cleanup, c: c, d: d}, nil
+}
+
+// close stops the driver and every daemon.
+func (r *run) close() {
+	r.d.Close()
+	r.c.Close()
+}
+
+// load runs the driver until the run's duration has passed or ctx ends; the
+// returned channel is closed when the driver's clients have finished.
+func (r *run) load(ctx context.Context) (loadCtx context.Context, stop context.CancelFunc, done <-chan struct{}) {
+	loadCtx, stop = context.WithTimeout(ctx, r.duration)
+	driverDone := make(chan struct{})
+	go func() { r.d.Run(loadCtx); close(driverDone) }()
+	return loadCtx, stop, driverDone
+}
+
+// fail records a failed check and prints it.
+func (r *run) fail(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	r.problems = append(r.problems, msg)
+	fmt.Fprintf(r.out, "%s: FAIL: %s\n", r.name, msg)
+}
+
+// finish removes the work directory unless a check failed, prints the
+// verdict as the last line and returns the exit code.
+func (r *run) finish(verdict string) int {
+	failed := len(r.problems) > 0
+	r.cleanup(failed)
+	fmt.Fprintf(r.out, "%s: %s\n", r.name, verdict)
+	if failed {
+		return 1
+	}
+	return 0
 }
 
 // chaos is the chaos run; it returns the exit code.
 func chaos(ctx context.Context, args []string) int {
 	o := parse("chaos", args, 90*time.Second, 12, 150*time.Second)
-	dir, cleanup, err := o.workDir()
+	r, err := o.begin(ctx, cluster.DriverConfig{Clients: o.clients, Seed: o.seed, DeclineRate: 0.1, InlineRate: 0.1,
+		MaxInFlight: 4, Think: 20 * time.Millisecond}, func(dir string) {
+		fmt.Fprintf(o.out, "chaos: seed %d, %s of chaos, %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
+		fmt.Fprintf(o.out, "chaos: reproduce the schedule with: go run ./tools/stress chaos -seed %d -duration %s -clients %d\n", o.seed, o.duration, o.clients)
+	})
+	if errors.Is(err, errNoCluster) {
+		fmt.Fprintf(o.out, "chaos: %s\n", (&cluster.Report{}).Line())
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "chaos: error: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(o.out, "chaos: seed %d, %s of chaos, %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
-	fmt.Fprintf(o.out, "chaos: reproduce the schedule with: go run ./tools/stress chaos -seed %d -duration %s -clients %d\n", o.seed, o.duration, o.clients)
-	var problems []string
-	fail := func(format string, a ...any) {
-		msg := fmt.Sprintf(format, a...)
-		problems = append(problems, msg)
-		fmt.Fprintf(o.out, "chaos: FAIL: %s\n", msg)
-	}
-	c, err := o.start(ctx, dir)
-	if err != nil {
-		fmt.Fprintf(o.out, "chaos: FAIL: cluster did not start: %v\n", err)
-		cleanup(true)
-		fmt.Fprintln(o.out, "chaos: 0 orders, 0 terminal, 0 lost, 0 double debits")
-		return 1
-	}
-	defer c.Close()
-	d, err := cluster.NewDriver(c, cluster.DriverConfig{Clients: o.clients, Seed: o.seed, DeclineRate: 0.1, InlineRate: 0.1,
-		MaxInFlight: 4, Think: 20 * time.Millisecond})
-	if err != nil {
-		fmt.Fprintf(o.out, "chaos: FAIL: %v\n", err)
-		cleanup(true)
-		return 1
-	}
-	defer d.Close()
+	defer r.close()
+	c, d := r.c, r.d
 
 	began := time.Now()
-	loadCtx, stopLoad := context.WithTimeout(ctx, o.duration)
+	loadCtx, stopLoad, driverDone := r.load(ctx)
 	defer stopLoad()
-	driverDone := make(chan struct{})
-	go func() { d.Run(loadCtx); close(driverDone) }()
 	progressDone := make(chan struct{})
 	progressCtx, stopProgress := context.WithCancel(ctx)
 	go func() {
@@ -213,14 +267,14 @@ func chaos(ctx context.Context, args []string) int {
 		fmt.Fprintln(o.out, "chaos: interrupted")
 		stopProgress()
 		<-progressDone
-		cleanup(true)
+		r.cleanup(true)
 		return 1
 	}
 	for _, f := range restartFailures {
-		fail("%s", f)
+		r.fail("%s", f)
 	}
 	if err := c.EnsureUp(ctx); err != nil {
-		fail("a daemon cannot restart after the chaos: %v", err)
+		r.fail("a daemon cannot restart after the chaos: %v", err)
 	}
 	o.logf("chaos over: %d kills; every daemon up; letting the clients finish their submissions", kills)
 	select {
@@ -236,64 +290,60 @@ func chaos(ctx context.Context, args []string) int {
 	})
 	cancel()
 	if err != nil {
-		fail("the cluster did not settle within %s: %v", o.settle, err)
+		r.fail("the cluster did not settle within %s: %v", o.settle, err)
 	} else {
 		o.logf("settled: every order terminal, no relay job pending")
 	}
 	stopProgress()
 	<-progressDone
-	s, r := wrapUp(ctx, o, c, d, dir, fail)
+	s, rep := r.wrapUp(ctx)
 	printSummary(o, s, d.RetryCauses())
 	if s.NotAccepted > 0 {
-		fail("%d orders were never accepted (the merchant refused them, or stayed unreachable for two minutes), e.g. %s",
+		r.fail("%d orders were never accepted (the merchant refused them, or stayed unreachable for two minutes), e.g. %s",
 			s.NotAccepted, strings.Join(s.FirstErrors, "; "))
 	}
 	if s.UnexpectedApproval > 0 {
-		fail("%d orders above the card limit were not declined", s.UnexpectedApproval)
+		r.fail("%d orders above the card limit were not declined", s.UnexpectedApproval)
 	}
-	fmt.Fprintf(o.out, "chaos: merchant states %v; %d approvals voided; %d kills; seed %d\n", r.States, r.Voided, kills, o.seed)
-	cleanup(len(problems) > 0)
-	fmt.Fprintf(o.out, "chaos: %s\n", r.Line())
-	if len(problems) > 0 {
-		return 1
+	fmt.Fprintf(o.out, "chaos: merchant states %v; %d approvals voided; %d kills; seed %d\n", rep.States, rep.Voided, kills, o.seed)
+	return r.finish(rep.Line())
+}
+
+// wrapUp ends a run the same way for chaos and soak: it records what the
+// driver saw (settle times, orders.csv), stops every daemon with SIGTERM and
+// verifies every party's ledger, recording each problem as a failed check.
+func (r *run) wrapUp(ctx context.Context) (cluster.Summary, *cluster.Report) {
+	o, c, d := r.options, r.c, r.d
+	if err := d.ReadSettleTimes(ctx); err != nil {
+		o.logf("reading settle times: %v", err)
 	}
-	return 0
+	s := d.Summarize()
+	if err := d.WriteCSV(filepath.Join(r.dir, "orders.csv")); err != nil {
+		o.logf("writing orders.csv: %v", err)
+	}
+	acked := d.Acked()
+	d.Close()
+	if err := c.StopAll(); err != nil {
+		r.fail("a daemon did not stop gracefully: %v", err)
+	}
+	rep, err := c.Verify(ctx, acked)
+	if err != nil {
+		r.fail("verify: %v", err)
+		rep = &cluster.Report{}
+	}
+	for _, pr := range rep.Problems {
+		r.fail("%s", pr)
+	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(o.out, "%s: WARN: %s\n", o.name, w)
+	}
+	return s, rep
 }
 
 // killLoop SIGKILLs one daemon (sometimes two) every 0.5–3 s until ctx
 // ends, each restarted after a pause of 0.1–2 s. The schedule is drawn from
 // the seed alone: a victim that is still down when its turn comes is
 // skipped, not replaced. It returns the kills and the restarts that failed.
-// wrapUp ends a run the same way for chaos and soak: it records what the
-// driver saw (settle times, orders.csv), stops every daemon with SIGTERM and
-// verifies every party's ledger, reporting each problem through fail.
-func wrapUp(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.Driver, dir string, fail func(string, ...any)) (cluster.Summary, *cluster.Report) {
-	if err := d.ReadSettleTimes(ctx); err != nil {
-		o.logf("reading settle times: %v", err)
-	}
-	s := d.Summarize()
-	if err := d.WriteCSV(filepath.Join(dir, "orders.csv")); err != nil {
-		o.logf("writing orders.csv: %v", err)
-	}
-	acked := d.Acked()
-	d.Close()
-	if err := c.StopAll(); err != nil {
-		fail("a daemon did not stop gracefully: %v", err)
-	}
-	r, err := c.Verify(ctx, acked)
-	if err != nil {
-		fail("verify: %v", err)
-		r = &cluster.Report{}
-	}
-	for _, pr := range r.Problems {
-		fail("%s", pr)
-	}
-	for _, w := range r.Warnings {
-		fmt.Fprintf(o.out, "%s: WARN: %s\n", o.name, w)
-	}
-	return s, r
-}
-
 func killLoop(ctx context.Context, o *options, c *cluster.Cluster) (int, []string) {
 	rng := rand.New(rand.NewPCG(o.seed, 0xc4a05))
 	var (
@@ -379,17 +429,21 @@ func report(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.Driv
 }
 
 func printSummary(o *options, s cluster.Summary, causes map[string]int) {
-	rate := 0.0
-	if s.Span > 0 {
-		rate = float64(s.Accepted) / s.Span.Seconds()
-	}
 	fmt.Fprintf(o.out, "%s: %d orders accepted in %s: %.1f orders/s; states %v; %d resubmissions\n",
-		o.name, s.Accepted, s.Span.Round(100*time.Millisecond), rate, s.States, s.Retries)
+		o.name, s.Accepted, s.Span.Round(100*time.Millisecond), rate(s), s.States, s.Retries)
 	if len(causes) > 0 {
 		fmt.Fprintf(o.out, "%s: resubmitted because: %v\n", o.name, causes)
 	}
 	fmt.Fprintf(o.out, "%s: latency submit→202 p50 %s p99 %s; submit→terminal p50 %s p99 %s\n", o.name,
 		ms(s.AcceptP50), ms(s.AcceptP99), ms(s.SettleP50), ms(s.SettleP99))
+}
+
+// rate is the accepted orders per second over the span of the run.
+func rate(s cluster.Summary) float64 {
+	if s.Span <= 0 {
+		return 0
+	}
+	return float64(s.Accepted) / s.Span.Seconds()
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
@@ -409,38 +463,18 @@ const (
 // soak is the soak run; it returns the exit code.
 func soak(ctx context.Context, args []string) int {
 	o := parse("soak", args, 10*time.Minute, 64, 60*time.Second)
-	dir, cleanup, err := o.workDir()
+	r, err := o.begin(ctx, cluster.DriverConfig{Clients: o.clients, Seed: o.seed, DeclineRate: 0.05, InlineRate: 0.05}, func(dir string) {
+		fmt.Fprintf(o.out, "soak: seed %d, %s at %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
+	})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "soak: error: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(o.out, "soak: seed %d, %s at %d clients, work directory %s\n", o.seed, o.duration, o.clients, dir)
-	var problems []string
-	fail := func(format string, a ...any) {
-		msg := fmt.Sprintf(format, a...)
-		problems = append(problems, msg)
-		fmt.Fprintf(o.out, "soak: FAIL: %s\n", msg)
-	}
-	c, err := o.start(ctx, dir)
-	if err != nil {
-		fmt.Fprintf(o.out, "soak: FAIL: cluster did not start: %v\n", err)
-		cleanup(true)
-		return 1
-	}
-	defer c.Close()
-	d, err := cluster.NewDriver(c, cluster.DriverConfig{Clients: o.clients, Seed: o.seed, DeclineRate: 0.05, InlineRate: 0.05})
-	if err != nil {
-		fmt.Fprintf(o.out, "soak: FAIL: %v\n", err)
-		cleanup(true)
-		return 1
-	}
-	defer d.Close()
+	defer r.close()
+	c, d := r.c, r.d
 
 	began := time.Now()
-	loadCtx, stopLoad := context.WithTimeout(ctx, o.duration)
+	loadCtx, stopLoad, driverDone := r.load(ctx)
 	defer stopLoad()
-	driverDone := make(chan struct{})
-	go func() { d.Run(loadCtx); close(driverDone) }()
 
 	warm := min(max(o.duration/10, 5*time.Second), 30*time.Second)
 	sample := min(max(o.duration/10, 5*time.Second), time.Minute)
@@ -464,7 +498,7 @@ func soak(ctx context.Context, args []string) int {
 	t.Stop()
 	if ctx.Err() != nil {
 		fmt.Fprintln(o.out, "soak: interrupted")
-		cleanup(true)
+		r.cleanup(true)
 		return 1
 	}
 	end = rssAll(c)
@@ -474,16 +508,16 @@ func soak(ctx context.Context, args []string) int {
 	}
 	settleCtx, cancel := context.WithTimeout(ctx, o.settle)
 	if err := d.WaitSettled(settleCtx); err != nil {
-		fail("orders did not settle: %v", err)
+		r.fail("orders did not settle: %v", err)
 	} else if err := c.WaitQuiet(settleCtx, nil); err != nil {
-		fail("the cluster did not settle: %v", err)
+		r.fail("the cluster did not settle: %v", err)
 	}
 	cancel()
-	s, r := wrapUp(ctx, o, c, d, dir, fail)
+	s, rep := r.wrapUp(ctx)
 
 	rssOK := true
 	if start == nil {
-		fail("the run was too short to measure a warm start (warm-up %s)", warm)
+		r.fail("the run was too short to measure a warm start (warm-up %s)", warm)
 		rssOK = false
 	} else {
 		fmt.Fprintf(o.out, "soak: RSS warm start: %s\n", formatRSS(start))
@@ -492,7 +526,7 @@ func soak(ctx context.Context, args []string) int {
 			limit := int64(rssFactor*float64(start[name])) + rssSlack
 			if end[name] > limit {
 				rssOK = false
-				fail("%s grew from %s to %s, beyond %.1f × warm start + %s = %s", name, cluster.MiB(start[name]),
+				r.fail("%s grew from %s to %s, beyond %.1f × warm start + %s = %s", name, cluster.MiB(start[name]),
 					cluster.MiB(end[name]), rssFactor, cluster.MiB(rssSlack), cluster.MiB(limit))
 			}
 		}
@@ -504,23 +538,14 @@ func soak(ctx context.Context, args []string) int {
 		fmt.Fprintf(o.out, "soak:   %s\n", e)
 	}
 	if s.Errors() > 0 {
-		fail("%d errors", s.Errors())
-	}
-	cleanup(len(problems) > 0)
-	rate := 0.0
-	if s.Span > 0 {
-		rate = float64(s.Accepted) / s.Span.Seconds()
+		r.fail("%d errors", s.Errors())
 	}
 	verdict := "RSS within bounds"
 	if !rssOK {
 		verdict = "RSS grew"
 	}
-	fmt.Fprintf(o.out, "soak: %d orders, %.1f orders/s, p50 %s, p99 %s, %d errors, %s; %s\n", s.Accepted, rate, ms(s.SettleP50), ms(s.SettleP99),
-		s.Errors(), verdict, r.Line())
-	if len(problems) > 0 {
-		return 1
-	}
-	return 0
+	return r.finish(fmt.Sprintf("%d orders, %.1f orders/s, p50 %s, p99 %s, %d errors, %s; %s", s.Accepted, rate(s), ms(s.SettleP50), ms(s.SettleP99),
+		s.Errors(), verdict, rep.Line()))
 }
 
 func rssAll(c *cluster.Cluster) map[string]int64 {
