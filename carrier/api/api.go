@@ -100,10 +100,6 @@ func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice, eventsURL s
 	if err != nil {
 		return nil, err
 	}
-	var out Shipment
-	u := c.peer.Base + PathShipments + url.PathEscape(b.OrderID)
-	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPut, u, BookingRequest{Bundle: raw, Invoice: invoice, EventsURL: eventsURL}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return httpsig.Call[Shipment](ctx, c.peer, http.MethodPut, PathShipments+url.PathEscape(b.OrderID),
+		BookingRequest{Bundle: raw, Invoice: invoice, EventsURL: eventsURL})
 }

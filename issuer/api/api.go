@@ -115,21 +115,12 @@ func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, c
 	if err != nil {
 		return nil, err
 	}
-	var out Authorization
-	u := c.peer.Base + PathAuthorizations + url.PathEscape(b.OrderID)
-	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPut, u, AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency, Session: session}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return httpsig.Call[Authorization](ctx, c.peer, http.MethodPut, PathAuthorizations+url.PathEscape(b.OrderID),
+		AuthorizeRequest{Bundle: raw, Amount: amount, Currency: currency, Session: session})
 }
 
 // Void releases the hold of an approved authorization (the order could not be
 // fulfilled). Voiding twice is not an error.
 func (c *Client) Void(ctx context.Context, orderID string) (*Authorization, error) {
-	var out Authorization
-	u := c.peer.Base + PathAuthorizations + url.PathEscape(orderID) + PathVoidSuffix
-	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPost, u, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return httpsig.Call[Authorization](ctx, c.peer, http.MethodPost, PathAuthorizations+url.PathEscape(orderID)+PathVoidSuffix, nil)
 }

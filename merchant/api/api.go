@@ -233,11 +233,7 @@ func call[T any](ctx context.Context, c *Client, method, path string, in any) (*
 	if err != nil {
 		return nil, err
 	}
-	var out T
-	if err := c.http.DoJSON(ctx, target, method, c.base+path, in, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return httpsig.Call[T](ctx, httpsig.PeerClient{HTTP: c.http, Base: c.base, Identity: target}, method, path, in)
 }
 
 // Submit sends a sealed bundle. Submitting the same bundle again is safe: the

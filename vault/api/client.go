@@ -34,17 +34,13 @@ func (c *Client) Register(ctx context.Context, typ, label string, shareable bool
 	if err := SealRegister(c.keys, c.peer.Identity, req, value); err != nil {
 		return nil, err
 	}
-	var out RegisterResponse
-	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPost, c.peer.Base+PathTokens, req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return httpsig.Call[RegisterResponse](ctx, c.peer, http.MethodPost, PathTokens, req)
 }
 
 // List returns the caller's own tokens.
 func (c *Client) List(ctx context.Context) ([]Entry, error) {
-	var out ListResponse
-	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodGet, c.peer.Base+PathTokens, nil, &out); err != nil {
+	out, err := httpsig.Call[ListResponse](ctx, c.peer, http.MethodGet, PathTokens, nil)
+	if err != nil {
 		return nil, err
 	}
 	return out.Tokens, nil
@@ -52,8 +48,8 @@ func (c *Client) List(ctx context.Context) ([]Entry, error) {
 
 // RevealOwn returns the value of one of the caller's own tokens.
 func (c *Client) RevealOwn(ctx context.Context, token string) ([]byte, error) {
-	var out RevealResponse
-	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodGet, c.peer.Base+PathToken+url.PathEscape(token), nil, &out); err != nil {
+	out, err := httpsig.Call[RevealResponse](ctx, c.peer, http.MethodGet, PathToken+url.PathEscape(token), nil)
+	if err != nil {
 		return nil, err
 	}
 	return OpenReveal(c.keys, c.peer.Identity, token, "", out.Value)
@@ -69,18 +65,14 @@ func (c *Client) Grant(ctx context.Context, b *order.Bundle, invoice string, max
 	if err != nil {
 		return nil, err
 	}
-	var out GrantResponse
-	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPost, c.peer.Base+PathGrants, GrantRequest{Bundle: raw, Invoice: invoice, MaxUses: maxUses}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return httpsig.Call[GrantResponse](ctx, c.peer, http.MethodPost, PathGrants, GrantRequest{Bundle: raw, Invoice: invoice, MaxUses: maxUses})
 }
 
 // RevealGranted returns the value a live grant lets the caller see, for
 // display only: callers must not store it.
 func (c *Client) RevealGranted(ctx context.Context, token, orderID, invoice string) ([]byte, error) {
-	var out RevealResponse
-	if err := c.peer.HTTP.DoJSON(ctx, c.peer.Identity, http.MethodPost, c.peer.Base+PathReveal, RevealGrantRequest{Token: token, OrderID: orderID, Invoice: invoice}, &out); err != nil {
+	out, err := httpsig.Call[RevealResponse](ctx, c.peer, http.MethodPost, PathReveal, RevealGrantRequest{Token: token, OrderID: orderID, Invoice: invoice})
+	if err != nil {
 		return nil, err
 	}
 	return OpenReveal(c.keys, c.peer.Identity, token, orderID, out.Value)

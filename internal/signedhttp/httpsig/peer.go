@@ -1,6 +1,7 @@
 package httpsig
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -44,4 +45,14 @@ func NewPeerClient(keys keygen.Keyring, role keygen.Role, identity, base string,
 		return PeerClient{}, err
 	}
 	return PeerClient{HTTP: NewClient(keys, hc), Base: base, Identity: identity}, nil
+}
+
+// Call sends in to the peer at path (below its base URL) as DoJSON does and
+// decodes the answer into a new T.
+func Call[T any](ctx context.Context, p PeerClient, method, path string, in any) (*T, error) {
+	var out T
+	if err := p.HTTP.DoJSON(ctx, p.Identity, method, p.Base+path, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
