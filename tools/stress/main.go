@@ -167,6 +167,10 @@ type run struct {
 	cleanup  func(failed bool)
 	c        *cluster.Cluster
 	d        *cluster.Driver
+	began    time.Time          // when the load began
+	load     context.Context    // ends when the load is to stop: after -duration, or at an interrupt
+	stopLoad context.CancelFunc // ends load
+	loadDone chan struct{}      // closed when the driver's clients have finished
 	problems []string
 }
 
@@ -174,9 +178,9 @@ type run struct {
 var errNoCluster = errors.New("cluster did not start")
 
 // begin makes the work directory, prints the banner there, then starts the
-// cluster and a load driver on it. A failure is reported, the work
-// directory kept, and the error returned only for the caller to tell which
-// step failed (errNoCluster).
+// cluster, a load driver on it and the load for -duration. A failure is
+// reported, the work directory kept, and the error returned only for the
+// caller to tell which step failed (errNoCluster).
 func (o *options) begin(ctx context.Context, dc cluster.DriverConfig, banner func(dir string)) (*run, error) {
 	dir, cleanup, err := o.workDir()
 	if err != nil {
@@ -198,22 +202,25 @@ func (o *options) begin(ctx context.Context, dc cluster.DriverConfig, banner fun
 		c.Close()
 		return nil, err
 	}
-	return &run{options: o, dir: dir, cleanup: cleanup, c: c, d: d}, nil
+	r := &run{options: o, dir: dir, cleanup: cleanup, c: c, d: d, began: time.Now(), loadDone: make(chan struct{})}
+	r.load, r.stopLoad = context.WithTimeout(ctx, o.duration)
+	go func() { d.Run(r.load); close(r.loadDone) }()
+	return r, nil
 }
 
-// close stops the driver and every daemon.
+// close stops the load, the driver and every daemon.
 func (r *run) close() {
+	r.stopLoad()
 	r.d.Close()
 	r.c.Close()
 }
 
-// load runs the driver until the run's duration has passed or ctx ends; the
-// returned channel is closed when the driver's clients have finished.
-func (r *run) load(ctx context.Context) (loadCtx context.Context, stop context.CancelFunc, done <-chan struct{}) {
-	loadCtx, stop = context.WithTimeout(ctx, r.duration)
-	driverDone := make(chan struct{})
-	go func() { r.d.Run(loadCtx); close(driverDone) }()
-	return loadCtx, stop, driverDone
+// waitLoad waits until the driver's clients have finished or ctx ends.
+func (r *run) waitLoad(ctx context.Context) {
+	select {
+	case <-r.loadDone:
+	case <-ctx.Done():
+	}
 }
 
 // fail records a failed check and prints it.
@@ -252,17 +259,14 @@ func chaos(ctx context.Context, args []string) int {
 	defer r.close()
 	c, d := r.c, r.d
 
-	began := time.Now()
-	loadCtx, stopLoad, driverDone := r.load(ctx)
-	defer stopLoad()
 	progressDone := make(chan struct{})
 	progressCtx, stopProgress := context.WithCancel(ctx)
 	go func() {
 		defer close(progressDone)
-		report(progressCtx, o, c, d, began)
+		report(progressCtx, o, c, d, r.began)
 	}()
 
-	kills, restartFailures := killLoop(loadCtx, o, c)
+	kills, restartFailures := killLoop(r.load, o, c)
 	if ctx.Err() != nil {
 		fmt.Fprintln(o.out, "chaos: interrupted")
 		stopProgress()
@@ -277,10 +281,7 @@ func chaos(ctx context.Context, args []string) int {
 		r.fail("a daemon cannot restart after the chaos: %v", err)
 	}
 	o.logf("chaos over: %d kills; every daemon up; letting the clients finish their submissions", kills)
-	select {
-	case <-driverDone:
-	case <-ctx.Done():
-	}
+	r.waitLoad(ctx)
 	p := d.Progress()
 	o.logf("load over: %d orders placed, %d accepted, %d unsettled; waiting up to %s for every order and void to settle",
 		p.Submitted, p.Accepted, p.Unsettled, o.settle)
@@ -472,27 +473,23 @@ func soak(ctx context.Context, args []string) int {
 	defer r.close()
 	c, d := r.c, r.d
 
-	began := time.Now()
-	loadCtx, stopLoad, driverDone := r.load(ctx)
-	defer stopLoad()
-
 	warm := min(max(o.duration/10, 5*time.Second), 30*time.Second)
 	sample := min(max(o.duration/10, 5*time.Second), time.Minute)
 	var start, end map[string]int64
 	select {
-	case <-loadCtx.Done():
+	case <-r.load.Done():
 	case <-time.After(warm):
 		start = rssAll(c)
 		o.logf("RSS at warm start (after %s): %s", warm, formatRSS(start))
 	}
 	t := time.NewTicker(sample)
-	for start != nil && loadCtx.Err() == nil {
+	for start != nil && r.load.Err() == nil {
 		select {
-		case <-loadCtx.Done():
+		case <-r.load.Done():
 		case <-t.C:
 			p := d.Progress()
 			o.logf("RSS %s; %d orders accepted (%.1f/s), %d resubmissions", formatRSS(rssAll(c)), p.Accepted,
-				float64(p.Accepted)/time.Since(began).Seconds(), p.Retries)
+				float64(p.Accepted)/time.Since(r.began).Seconds(), p.Retries)
 		}
 	}
 	t.Stop()
@@ -502,10 +499,7 @@ func soak(ctx context.Context, args []string) int {
 		return 1
 	}
 	end = rssAll(c)
-	select {
-	case <-driverDone:
-	case <-ctx.Done():
-	}
+	r.waitLoad(ctx)
 	settleCtx, cancel := context.WithTimeout(ctx, o.settle)
 	if err := d.WaitSettled(settleCtx); err != nil {
 		r.fail("orders did not settle: %v", err)
