@@ -82,6 +82,24 @@ func readSessionFile(path string) (*SessionFile, error) {
 	return &f, nil
 }
 
+// consultantSession reads the session file of consultant (at -session, or the
+// default path) and refuses one that belongs to someone else. It returns the
+// path too.
+func consultantSession(sessFlag, consultant string) (*SessionFile, string, error) {
+	path, err := sessionPath(sessFlag, consultant)
+	if err != nil {
+		return nil, "", err
+	}
+	f, err := readSessionFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if f.Consultant != consultant {
+		return nil, "", fmt.Errorf("session file %s belongs to %s, not %s", path, f.Consultant, consultant)
+	}
+	return f, path, nil
+}
+
 func writeSessionFile(path string, f *SessionFile) error {
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
@@ -224,19 +242,10 @@ func sessionClient(keyPath, sessFlag, merchantURL string) (*keygen.PartyKey, *Se
 	if err != nil {
 		return nil, nil, "", nil, err
 	}
-	path, err := sessionPath(sessFlag, key.Identity())
+	f, path, err := consultantSession(sessFlag, key.Identity())
 	if err != nil {
 		key.Destroy()
 		return nil, nil, "", nil, err
-	}
-	f, err := readSessionFile(path)
-	if err != nil {
-		key.Destroy()
-		return nil, nil, "", nil, err
-	}
-	if f.Consultant != key.Identity() {
-		key.Destroy()
-		return nil, nil, "", nil, fmt.Errorf("session file %s belongs to %s, not %s", path, f.Consultant, key.Identity())
 	}
 	mc, err := merchantapi.NewClient(suite.NewKeys(key, 4), cmp.Or(merchantURL, f.MerchantURL), f.Merchant, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {

@@ -189,15 +189,8 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		if device, err = deviceOf(*deviceFlag); err != nil {
 			return err
 		}
-		path, err := sessionPath(*sessFlag, key.Identity())
-		if err != nil {
+		if sess, _, err = consultantSession(*sessFlag, key.Identity()); err != nil {
 			return err
-		}
-		if sess, err = readSessionFile(path); err != nil {
-			return err
-		}
-		if sess.Consultant != key.Identity() {
-			return fmt.Errorf("session file %s belongs to %s, not %s", path, sess.Consultant, key.Identity())
 		}
 	} else if card, err = loadCard(*cardPath); err != nil {
 		return err
