@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -47,7 +46,6 @@ func NewServer(keys keygen.Keyring, st store.Store, opt Options) *Server {
 		s.now = time.Now
 	}
 	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, opt.Verifier...)
-	e.Use(recoverPanics(s.logger))
 	merchant := signedhttp.Allow(keygen.RoleMerchant)
 	e.PUT(api.PathAuthorizations+":order_id", s.authorize, merchant)
 	e.POST(api.PathAuthorizations+":order_id"+api.PathVoidSuffix, s.void, merchant)
@@ -57,24 +55,6 @@ func NewServer(keys keygen.Keyring, st store.Store, opt Options) *Server {
 
 // Handler is the issuer's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
-
-// recoverPanics turns a handler panic into a 500 the verifier still signs.
-func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					if r == http.ErrAbortHandler {
-						panic(r)
-					}
-					logger.Error("handler panic", "path", c.Request().URL.Path, "panic", fmt.Sprint(r))
-					err = errors.New("issuer: handler panic")
-				}
-			}()
-			return next(c)
-		}
-	}
-}
 
 func unavailable(err error) *problem.Problem {
 	return problem.New(http.StatusServiceUnavailable, api.CodeUnavailable, "Issuer unavailable",
