@@ -12,8 +12,10 @@ import (
 	"context"
 
 	"orderseal/internal/cli"
+	"orderseal/keygen"
 	"orderseal/order"
 	"orderseal/order/opencli"
+	"orderseal/suite/keystore"
 )
 
 const prog = "carrier"
@@ -24,6 +26,7 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 		{Name: "open", Summary: "open the carrier section of a bundle read from stdin", Run: func(a []string) error {
 			return opencli.Open(prog, order.RoleCarrier, a, stdio)
 		}},
+		keystore.Command(prog, keygen.RoleCarrier, stdio),
 		{Name: "serve", Summary: "serve bookings on signed requests and deliver tracking events", Run: func(a []string) error {
 			return cmdServe(ctx, a, stdio)
 		}},

@@ -20,16 +20,16 @@ import (
 	"orderseal/internal/web"
 	"orderseal/keygen"
 	"orderseal/order"
-	"orderseal/suite"
+	"orderseal/suite/keystore"
 	vaultapi "orderseal/vault/api"
 )
 
 // HTTPTimeout bounds every call the carrier makes to the vault or a merchant.
 const HTTPTimeout = 15 * time.Second
 
-// loadCarrierKey loads a party key and checks it is a carrier's.
-func loadCarrierKey(path string) (*keygen.PartyKey, error) {
-	key, err := keygen.LoadRoleKey(path, keygen.RoleCarrier)
+// loadCarrierKey opens a carrier's key file or keystore directory.
+func loadCarrierKey(path string) (*keystore.Keystore, error) {
+	key, err := keystore.Open(path, keygen.RoleCarrier, time.Now())
 	if err != nil {
 		return nil, cli.HintIs(err, keygen.ErrRole, "issue a carrier:… key with keygen")
 	}
@@ -100,16 +100,16 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if *poll < 10*time.Millisecond || *poll > time.Minute {
 		return cli.Usagef("pick -event-poll between 10ms and 1m", "-event-poll %s is out of range", *poll)
 	}
-	key, err := loadCarrierKey(*keyPath)
+	keys, err := loadCarrierKey(*keyPath)
 	if err != nil {
 		return err
 	}
-	keys := suite.NewKeys(key, 4096)
+	defer keys.Close()
 	vc, err := vaultClient(keys, *vaultURL, *vaultID)
 	if err != nil {
 		return err
 	}
-	logger := web.Logger(stdio.Err, "carrier").With("identity", key.Identity())
+	logger := web.Logger(stdio.Err, "carrier").With("identity", keys.Identity())
 	st, err := OpenStore(ctx, *dbPath, store.Options{Country: strings.ToUpper(*country)})
 	if err != nil {
 		return cli.WithHint(err, "check -db and -country")
@@ -183,12 +183,11 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 			return cli.WithHint(fmt.Errorf("%s exists", *out), "labels are never overwritten; remove it or pick another -o")
 		}
 	}
-	key, err := loadCarrierKey(*keyPath)
+	keys, err := loadCarrierKey(*keyPath)
 	if err != nil {
 		return err
 	}
-	defer key.Destroy()
-	keys := suite.NewKeys(key, 4)
+	defer keys.Close()
 	vc, err := vaultClient(keys, *vaultURL, *vaultID)
 	if err != nil {
 		return err
@@ -220,7 +219,7 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return fmt.Errorf("the vault's value for %s is not an address", tracking)
 	}
 	var png bytes.Buffer
-	err = WriteLabelPNG(&png, Label{Carrier: key.Identity(), Sender: sh.Merchant, Recipient: sh.RecipientName,
+	err = WriteLabelPNG(&png, Label{Carrier: keys.Identity(), Sender: sh.Merchant, Recipient: sh.RecipientName,
 		Address: addr, Tracking: sh.Tracking, OrderID: sh.OrderID, Booked: sh.Booked})
 	addr = order.Address{}
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 	"orderseal/issuer/store"
 	"orderseal/keygen"
 	"orderseal/order"
-	"orderseal/suite"
+	"orderseal/suite/keystore"
 )
 
 // maxNumberInput bounds what "card add" reads as a card number.
@@ -71,7 +71,7 @@ func openStore(ctx context.Context, db string, key *store.CardKey, mustExist boo
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -card-key FILE [-listen ADDR] [-addr-file FILE]", stdio,
 		prog+" serve -key bank.key -db issuer.db -card-key issuer-card.key -listen 127.0.0.1:8444")
-	keyPath := fs.String("key", "", "the issuer's party key file")
+	keyPath := fs.String("key", "", "the issuer's party key file, or its keystore directory (OS2: '"+prog+" keys')")
 	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH (created when absent)")
 	cardKey := fs.String("card-key", "", "card key file (0600), from '"+prog+" init'")
 	sf := cli.AddServeFlags(fs, "127.0.0.1:0", "address to listen on (port 0: any free port; see -addr-file)")
@@ -80,10 +80,11 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer stopProfile()
-	key, err := keygen.LoadRoleKey(*keyPath, keygen.RoleIssuer)
+	key, err := keystore.Open(*keyPath, keygen.RoleIssuer, time.Now())
 	if err != nil {
 		return cli.HintIs(err, keygen.ErrRole, "issue an issuer:… key with keygen")
 	}
+	defer key.Close()
 	ck, err := loadCardKey(*cardKey)
 	if err != nil {
 		return err
@@ -98,7 +99,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer st.Close()
-	srv := NewServer(suite.NewKeys(key, 4096), st, Options{Logger: logger})
+	srv := NewServer(key, st, Options{Logger: logger})
 	return web.Serve(ctx, *sf.Listen, *sf.AddrFile, srv.Handler(), logger)
 }
 

@@ -17,8 +17,10 @@ import (
 	"context"
 
 	"orderseal/internal/cli"
+	"orderseal/keygen"
 	"orderseal/order"
 	"orderseal/order/opencli"
+	"orderseal/suite/keystore"
 )
 
 const prog = "issuer"
@@ -33,5 +35,6 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 		{Name: "open", Summary: "open the issuer section of a bundle read from stdin", Run: func(a []string) error {
 			return opencli.Open(prog, order.RoleIssuer, a, stdio)
 		}},
+		keystore.Command(prog, keygen.RoleIssuer, stdio),
 	})
 }

@@ -17,13 +17,13 @@ import (
 	"orderseal/internal/web"
 	"orderseal/keygen"
 	"orderseal/merchant/store"
-	"orderseal/suite"
+	"orderseal/suite/keystore"
 )
 
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -issuer ID=URL… -carrier ID=URL -vault ID=URL [-catalog FILE] [-listen ADDR]", stdio,
 		prog+" serve -key merchant.key -db merchant.db -catalog catalog.json -issuer issuer:bank=http://127.0.0.1:8444 -carrier carrier:post=http://127.0.0.1:8445 -vault vault:main=http://127.0.0.1:8443")
-	keyPath := fs.String("key", "", "the merchant's party key file")
+	keyPath := fs.String("key", "", "the merchant's party key file, or its keystore directory (OS2: '"+prog+" keys')")
 	dbPath := fs.String("db", "", "the merchant database (created if missing)")
 	catalog := fs.String("catalog", "", "catalog JSON to import at start (optional)")
 	var issuers cli.Strings
@@ -41,11 +41,12 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer stopProfile()
-	key, err := keygen.LoadRoleKey(*keyPath, keygen.RoleMerchant)
+	key, err := keystore.Open(*keyPath, keygen.RoleMerchant, time.Now())
 	if err != nil {
 		return cli.HintIs(err, keygen.ErrRole, "issue a merchant:… key with keygen")
 	}
-	cfg := Config{Keys: suite.NewKeys(key, 4096), Companies: companies, MaxShift: *maxShift}
+	defer key.Close()
+	cfg := Config{Keys: key, Companies: companies, MaxShift: *maxShift}
 	for _, c := range companies {
 		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != keygen.RoleCompany {
 			return cli.Usagef("use -company company:NAME", "-company %.80q is not a company identity", c)

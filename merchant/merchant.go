@@ -9,8 +9,10 @@ import (
 	"context"
 
 	"orderseal/internal/cli"
+	"orderseal/keygen"
 	"orderseal/order"
 	"orderseal/order/opencli"
+	"orderseal/suite/keystore"
 )
 
 const prog = "merchant"
@@ -38,5 +40,6 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio, extra ...cli.Comm
 		{Name: "open", Summary: "open the merchant section of a bundle read from stdin", Run: func(a []string) error {
 			return opencli.Open(prog, order.RoleMerchant, a, stdio)
 		}},
+		keystore.Command(prog, keygen.RoleMerchant, stdio),
 	}, extra...))
 }

@@ -13,7 +13,7 @@ import (
 	"orderseal/internal/tick"
 	"orderseal/internal/web"
 	"orderseal/keygen"
-	"orderseal/suite"
+	"orderseal/suite/keystore"
 	"orderseal/vault/store"
 )
 
@@ -27,6 +27,7 @@ func Command(ctx context.Context, prog string, args []string, stdio cli.Stdio) e
 		{Name: "check", Summary: "compare the primary and backup data stores", Run: func(a []string) error { return cmdCheck(ctx, p, a, stdio) }},
 		{Name: "rotate", Summary: "re-issue tokens older than a period", Run: func(a []string) error { return cmdRotate(ctx, p, a, stdio) }},
 		{Name: "audit", Summary: "audit verify: check the hash chain of the audit log", Run: func(a []string) error { return cmdAudit(ctx, p, a, stdio) }},
+		keystore.Command(p, keygen.RoleVault, stdio),
 	})
 	if code != cli.ExitOK {
 		return &cli.Error{Err: cli.ErrReported, Code: code}
@@ -82,10 +83,11 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		return err
 	}
 	defer stopProfile()
-	key, err := keygen.LoadRoleKey(*keyPath, keygen.RoleVault)
+	key, err := keystore.Open(*keyPath, keygen.RoleVault, time.Now())
 	if err != nil {
 		return cli.HintIs(err, keygen.ErrRole, "issue a vault:… key with keygen")
 	}
+	defer key.Close()
 	logger := web.Logger(stdio.Err, "vault").With("identity", key.Identity())
 	st, err := sf.open(ctx, stdio, "vault")
 	if err != nil {
@@ -111,7 +113,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 			})
 		})
 	}
-	srv := NewServer(suite.NewKeys(key, 4096), st, Options{Logger: logger})
+	srv := NewServer(key, st, Options{Logger: logger})
 	return web.Serve(ctx, *serve.Listen, *serve.AddrFile, srv.Handler(), logger)
 }
 

@@ -127,6 +127,49 @@ func Allow(roles ...keygen.Role) echo.MiddlewareFunc {
 	}
 }
 
+// callerKeys derives the request's sub-keys from K(self, caller). A party
+// holding keys of several epochs (keygen.EpochKeyring) takes the epoch
+// whose key id the caller sent, the current one first, so requests keyed
+// in the previous or next epoch around a change of epoch still verify; if
+// none matches, the current epoch's keys answer (and refuse the key id).
+func (v *Verifier) callerKeys(caller, keyID string) (httpsig.Keys, error) {
+	ek, ok := v.keys.(keygen.EpochKeyring)
+	if !ok {
+		pw, err := v.keys.Pairwise(caller)
+		if err != nil {
+			return httpsig.Keys{}, err
+		}
+		return httpsig.DeriveKeys(&pw), nil
+	}
+	var current httpsig.Keys
+	for i, e := range ek.Epochs() {
+		kr, err := ek.ForEpoch(e)
+		if err != nil {
+			continue
+		}
+		pw, err := kr.Pairwise(caller)
+		if err != nil {
+			if i == 0 {
+				return httpsig.Keys{}, err
+			}
+			continue
+		}
+		keys := httpsig.DeriveKeys(&pw)
+		switch {
+		case keys.CheckKeyID(keyID):
+			if i > 0 {
+				current.Destroy()
+			}
+			return keys, nil
+		case i == 0:
+			current = keys
+		default:
+			keys.Destroy()
+		}
+	}
+	return current, nil
+}
+
 // Middleware authenticates each request (see the package comment for the
 // checks and their order), makes the caller available through Caller, lets
 // the handler read the body, and signs the response: the handler writes
@@ -144,12 +187,11 @@ func (v *Verifier) Middleware() echo.MiddlewareFunc {
 				return v.refuse(c, p, f.Caller)
 			}
 			self := v.keys.Identity()
-			pw, err := v.keys.Pairwise(f.Caller)
+			keys, err := v.callerKeys(f.Caller, f.KeyID)
 			if err != nil {
 				return v.refuse(c, refusal(http.StatusUnauthorized, CodeUnknownIdentity, "Unknown identity",
 					"The caller identity cannot hold a key with this party."), f.Caller)
 			}
-			keys := httpsig.DeriveKeys(&pw)
 			defer keys.Destroy()
 
 			// From here on K is known: every response is signed.

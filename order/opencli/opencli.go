@@ -7,28 +7,29 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"orderseal/internal/cli"
 	"orderseal/keygen"
 	"orderseal/order"
-	"orderseal/suite"
+	"orderseal/suite/keystore"
 )
 
 // Open runs "<prog> open -key FILE [-in FILE]" for role.
 func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "open", "-key FILE [-in BUNDLE.json]", stdio,
 		prog+" open -key "+string(role)+".key < bundle.json")
-	keyPath := fs.String("key", "", "your party key file")
+	keyPath := fs.String("key", "", "your party key file, or your keystore directory (OS2)")
 	in := fs.String("in", "-", "bundle JSON ('-' for stdin)")
 	fields := fs.Bool("fields", false, "print only the names of the fields this party can read")
 	if err := cli.Parse(fs, args, "key"); err != nil {
 		return err
 	}
-	key, err := keygen.LoadPartyKey(*keyPath)
+	key, err := keystore.Open(*keyPath, "", time.Now())
 	if err != nil {
 		return err
 	}
-	defer key.Destroy()
+	defer key.Close()
 	if keygen.RoleOf(key.Identity()) != role {
 		return cli.WithHint(fmt.Errorf("%s is the key of %s, which has no %s section to open", *keyPath, key.Identity(), role),
 			"use the key the key center issued to this "+string(role))
@@ -41,7 +42,7 @@ func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	s, err := order.Open(b, suite.NewKeys(key, 1), role, order.OpenOptions{})
+	s, err := order.Open(b, key, role, order.OpenOptions{})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,148 @@
+package keystore
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"orderseal/internal/cli"
+	"orderseal/keygen"
+	"orderseal/suite"
+)
+
+// Command is the `keys` command every receiving party's program has
+// (merchant, issuer, carrier, merchant vault): new-epoch, entry, prune, list.
+func Command(prog string, role keygen.Role, stdio cli.Stdio) cli.Command {
+	p := prog + " keys"
+	return cli.Command{Name: "keys", Summary: "new-epoch | entry | prune | list: the party's keys per epoch (OS2)", Run: func(args []string) error {
+		code := cli.Dispatch(p, stdio, args, []cli.Command{
+			{Name: "new-epoch", Summary: "install an epoch's party key, make its KEM key pair, write the request to sign", Run: func(a []string) error { return cmdNewEpoch(p, role, a, stdio) }},
+			{Name: "entry", Summary: "check and install the key center's signed directory entry", Run: func(a []string) error { return cmdEntry(p, a, stdio) }},
+			{Name: "prune", Summary: "destroy the KEM secrets of epochs past their grace", Run: func(a []string) error { return cmdPrune(p, a, stdio) }},
+			{Name: "list", Summary: "list the keystore's epochs", Run: func(a []string) error { return cmdList(p, a, stdio) }},
+		})
+		if code != cli.ExitOK {
+			return &cli.Error{Err: cli.ErrReported, Code: code}
+		}
+		return nil
+	}}
+}
+
+func cmdNewEpoch(p string, role keygen.Role, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(p, "new-epoch", "-keys DIR -key ISSUED.key", stdio,
+		p+" new-epoch -keys keys/ -key issuer.bank.example.key")
+	dir := fs.String("keys", "", "the keystore directory (created 0700)")
+	keyPath := fs.String("key", "", "the party key of the new epoch, as the key center issued it")
+	if err := cli.Parse(fs, args, "keys", "key"); err != nil {
+		return err
+	}
+	key, err := suite.LoadKey(*keyPath, role, time.Now())
+	if err != nil {
+		return cli.HintIs(err, keygen.ErrRole, "issue a "+string(role)+":… key with keygen issue -epoch")
+	}
+	defer key.Destroy()
+	req, err := NewEpoch(*dir, key, rand.Reader)
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrExists):
+			return cli.WithHint(err, "an epoch's KEM pair is made once; its entry is installed with '"+p+" entry'")
+		case errors.Is(err, ErrNotEpochal):
+			return cli.WithHint(err, "OS1 keys need no keystore: pass the key file itself as -key")
+		}
+		return err
+	}
+	fmt.Fprintln(stdio.Out, req)
+	fmt.Fprintf(stdio.Err, "%s: the key center signs it: keygen directory sign -dir CENTER -request %s -out entry.json\n", p, req)
+	fmt.Fprintf(stdio.Err, "%s: then install it: %s entry -keys %s -entry entry.json\n", p, p, *dir)
+	return nil
+}
+
+func cmdEntry(p string, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(p, "entry", "-keys DIR -entry FILE", stdio, p+" entry -keys keys/ -entry entry.json")
+	dir := fs.String("keys", "", "the keystore directory")
+	entry := fs.String("entry", "", "the signed directory entry ('-' for stdin)")
+	if err := cli.Parse(fs, args, "keys", "entry"); err != nil {
+		return err
+	}
+	data, err := cli.ReadInput(stdio, *entry, 16<<10)
+	if err != nil {
+		return err
+	}
+	e, err := InstallEntry(*dir, data, time.Now())
+	if err != nil {
+		return cli.HintIs(err, ErrEntry, "the entry must certify the KEM key of this keystore's epoch, signed by its key center")
+	}
+	fmt.Fprintf(stdio.Err, "%s: entry of %s for %s installed (valid until %s)\n", p, e.Identity, e.Epoch, e.NotAfter.Format(time.RFC3339))
+	return nil
+}
+
+func cmdPrune(p string, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(p, "prune", "-keys DIR", stdio, p+" prune -keys keys/")
+	dir := fs.String("keys", "", "the keystore directory")
+	if err := cli.Parse(fs, args, "keys"); err != nil {
+		return err
+	}
+	pruned, err := Prune(*dir, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, e := range pruned {
+		fmt.Fprintln(stdio.Out, e)
+	}
+	fmt.Fprintf(stdio.Err, "%s: %d KEM secret(s) destroyed; their epochs' sections can no longer be opened by anyone\n", p, len(pruned))
+	return nil
+}
+
+func cmdList(p string, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(p, "list", "-keys DIR [-json]", stdio, p+" list -keys keys/")
+	dir := fs.String("keys", "", "the keystore directory")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := cli.Parse(fs, args, "keys"); err != nil {
+		return err
+	}
+	rows, err := List(*dir, time.Now())
+	if err != nil {
+		return err
+	}
+	return cli.PrintJSONOrTable(stdio.Out, *asJSON, rows, "EPOCH\tKEY\tKEM\tENTRY UNTIL", "%s\t%s\t%s\t%s\n",
+		func(r EpochStatus) []any { return []any{r.Epoch, r.Key, r.KEM, r.EntryUntil} })
+}
+
+// EpochStatus is one epoch of a keystore, as List reports it.
+type EpochStatus struct {
+	Epoch      string `json:"epoch"`
+	Key        string `json:"key"`         // "usable", "over", or the reason it does not load
+	KEM        string `json:"kem"`         // "present" or "pruned"
+	EntryUntil string `json:"entry_until"` // the entry's not_after, or "-"
+}
+
+// List reports every epoch folder of dir at now.
+func List(dir string, now time.Time) ([]EpochStatus, error) {
+	names, err := epochDirs(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EpochStatus, 0, len(names))
+	for _, e := range names {
+		st := EpochStatus{Epoch: e, Key: "usable", KEM: "pruned", EntryUntil: "-"}
+		if k, err := suite.LoadKey(filepath.Join(dir, e, PartyKeyFile), "", now); err != nil {
+			st.Key = "over"
+			if !errors.Is(err, keygen.ErrEpochOver) {
+				st.Key = err.Error()
+			}
+		} else {
+			k.Destroy()
+		}
+		if _, err := os.Stat(filepath.Join(dir, e, KEMKeyFile)); err == nil {
+			st.KEM = "present"
+		}
+		if en, err := readEntry(filepath.Join(dir, e, EntryFile)); err == nil {
+			st.EntryUntil = en.NotAfter.Format(time.RFC3339)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
