@@ -27,15 +27,6 @@ import (
 // HTTPTimeout bounds every call the carrier makes to the vault or a merchant.
 const HTTPTimeout = 15 * time.Second
 
-// loadCarrierKey opens a carrier's key file or keystore directory.
-func loadCarrierKey(path string) (*keystore.Keystore, error) {
-	key, err := keystore.Open(path, keygen.RoleCarrier, time.Now())
-	if err != nil {
-		return nil, cli.HintIs(err, keygen.ErrRole, "issue a carrier:… key with keygen")
-	}
-	return key, nil
-}
-
 // vaultClient is the carrier's client of the vault at base.
 func vaultClient(keys keygen.Keyring, base, id string) (*vaultapi.Client, error) {
 	c, err := vaultapi.NewClient(keys, base, id, &http.Client{Timeout: HTTPTimeout})
@@ -85,7 +76,7 @@ func openHint(err error, path string) error {
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -vault-url URL -vault ID [-listen ADDR] [-addr-file FILE] [-country CC]", stdio,
 		prog+" serve -key carrier.parcel.example.key -db carrier.db -vault-url http://127.0.0.1:8443 -vault vault:vault.shop.example")
-	keyPath := fs.String("key", "", "the carrier's party key file")
+	keyFlags := keystore.AddFlags(fs, "the carrier's")
 	dbPath := fs.String("db", "", "carrier database (created on first start)")
 	vaultURL := fs.String("vault-url", "", "base URL of the vault")
 	vaultID := fs.String("vault", "", "identity of the vault, vault:<name>")
@@ -100,7 +91,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if *poll < 10*time.Millisecond || *poll > time.Minute {
 		return cli.Usagef("pick -event-poll between 10ms and 1m", "-event-poll %s is out of range", *poll)
 	}
-	keys, err := loadCarrierKey(*keyPath)
+	keys, err := keyFlags.Open(keygen.RoleCarrier, time.Now())
 	if err != nil {
 		return err
 	}
@@ -168,7 +159,7 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 		prog+" label OS123456785DE -o - ... | lpr   (PNG on stdout)")
 	out := fs.String("o", "", "PNG file to create (0600, never overwritten); '-' for stdout")
 	dbPath := fs.String("db", "", "the carrier database (opened read-only)")
-	keyPath := fs.String("key", "", "the carrier's party key file")
+	keyFlags := keystore.AddFlags(fs, "the carrier's")
 	vaultURL := fs.String("vault-url", "", "base URL of the vault")
 	vaultID := fs.String("vault", "", "identity of the vault, vault:<name>")
 	tracking, err := parseWithTracking(fs, args)
@@ -183,7 +174,7 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 			return cli.WithHint(fmt.Errorf("%s exists", *out), "labels are never overwritten; remove it or pick another -o")
 		}
 	}
-	keys, err := loadCarrierKey(*keyPath)
+	keys, err := keyFlags.Open(keygen.RoleCarrier, time.Now())
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func openStore(ctx context.Context, db string, key *store.CardKey, mustExist boo
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -card-key FILE [-listen ADDR] [-addr-file FILE]", stdio,
 		prog+" serve -key bank.key -db issuer.db -card-key issuer-card.key -listen 127.0.0.1:8444")
-	keyPath := fs.String("key", "", "the issuer's party key file, or its keystore directory (OS2: '"+prog+" keys')")
+	keyFlags := keystore.AddFlags(fs, "the issuer's")
 	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH (created when absent)")
 	cardKey := fs.String("card-key", "", "card key file (0600), from '"+prog+" init'")
 	sf := cli.AddServeFlags(fs, "127.0.0.1:0", "address to listen on (port 0: any free port; see -addr-file)")
@@ -80,9 +80,9 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer stopProfile()
-	key, err := keystore.Open(*keyPath, keygen.RoleIssuer, time.Now())
+	key, err := keyFlags.Open(keygen.RoleIssuer, time.Now())
 	if err != nil {
-		return cli.HintIs(err, keygen.ErrRole, "issue an issuer:… key with keygen")
+		return err
 	}
 	defer key.Close()
 	ck, err := loadCardKey(*cardKey)

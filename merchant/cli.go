@@ -23,7 +23,7 @@ import (
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -issuer ID=URL… -carrier ID=URL -vault ID=URL [-catalog FILE] [-listen ADDR]", stdio,
 		prog+" serve -key merchant.key -db merchant.db -catalog catalog.json -issuer issuer:bank=http://127.0.0.1:8444 -carrier carrier:post=http://127.0.0.1:8445 -vault vault:main=http://127.0.0.1:8443")
-	keyPath := fs.String("key", "", "the merchant's party key file, or its keystore directory (OS2: '"+prog+" keys')")
+	keyFlags := keystore.AddFlags(fs, "the merchant's")
 	dbPath := fs.String("db", "", "the merchant database (created if missing)")
 	catalog := fs.String("catalog", "", "catalog JSON to import at start (optional)")
 	var issuers cli.Strings
@@ -41,9 +41,9 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer stopProfile()
-	key, err := keystore.Open(*keyPath, keygen.RoleMerchant, time.Now())
+	key, err := keyFlags.Open(keygen.RoleMerchant, time.Now())
 	if err != nil {
-		return cli.HintIs(err, keygen.ErrRole, "issue a merchant:… key with keygen")
+		return err
 	}
 	defer key.Close()
 	cfg := Config{Keys: key, Companies: companies, MaxShift: *maxShift}

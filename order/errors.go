@@ -24,4 +24,7 @@ var (
 	ErrDirectory = errors.New("no valid directory entry for a recipient")
 	ErrKEM       = errors.New("section KEM ciphertext invalid")
 	ErrNoKEM     = errors.New("no KEM secret for the bundle's epoch")
+	// ErrNotAccepted: a bundle of a suite the recipient holds keys of but no
+	// longer accepts (OS1 after the party's -accept-os1-until).
+	ErrNotAccepted = errors.New("bundle suite not accepted by this party")
 )

@@ -357,15 +357,20 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 	if err := b.Check(); err != nil {
 		return nil, err
 	}
-	if p := key.Params(); p.System != b.System || p.Suite != b.Suite {
-		return nil, ErrSystem
-	}
 	if ek, ok := key.(keygen.EpochKeyring); ok {
 		k, err := ek.ForEpoch(b.Epoch)
-		if err != nil {
+		switch {
+		case errors.Is(err, keygen.ErrNotAccepted):
+			return nil, fmt.Errorf("%w: %s: %w", ErrNotAccepted, b.Suite, err)
+		case err != nil && key.Params().Suite != b.Suite:
+			return nil, ErrSystem
+		case err != nil:
 			return nil, fmt.Errorf("%w: %w", ErrEpoch, err)
 		}
 		key = k
+	}
+	if p := key.Params(); p.System != b.System || p.Suite != b.Suite {
+		return nil, ErrSystem
 	}
 	st, err := suite.ByName(b.Suite)
 	if err != nil {

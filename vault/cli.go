@@ -71,7 +71,7 @@ func cmdInit(p string, args []string, stdio cli.Stdio) error {
 func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(p, "serve", "-key FILE -index DB -data DB -data-key FILE [-backup DB] [-listen ADDR]", stdio,
 		p+" serve -key vault.key -index vault-index.db -data vault-data.db -data-key vault-data.key -listen 127.0.0.1:8443")
-	keyPath := fs.String("key", "", "the vault's party key file")
+	keyFlags := keystore.AddFlags(fs, "the vault's")
 	sf := addStoreFlags(fs)
 	serve := cli.AddServeFlags(fs, "127.0.0.1:8443", cli.ListenUsage)
 	flushEvery := fs.Duration("flush-every", 2*time.Second, "how often pending records are moved to the data store")
@@ -83,9 +83,9 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		return err
 	}
 	defer stopProfile()
-	key, err := keystore.Open(*keyPath, keygen.RoleVault, time.Now())
+	key, err := keyFlags.Open(keygen.RoleVault, time.Now())
 	if err != nil {
-		return cli.HintIs(err, keygen.ErrRole, "issue a vault:… key with keygen")
+		return err
 	}
 	defer key.Close()
 	logger := web.Logger(stdio.Err, "vault").With("identity", key.Identity())

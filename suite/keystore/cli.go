@@ -3,6 +3,7 @@ package keystore
 import (
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -145,4 +146,49 @@ func List(dir string, now time.Time) ([]EpochStatus, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// Flags are the key flags of a party's daemon: -key (a key file or an OS2
+// keystore directory) and, for the move from OS1, -os1-key with
+// -accept-os1-until.
+type Flags struct {
+	key, os1Key, until *string
+}
+
+// AddFlags declares the key flags on fs; whose names the party ("the issuer's").
+func AddFlags(fs *flag.FlagSet, whose string) *Flags {
+	return &Flags{
+		key:    fs.String("key", "", whose+" party key file, or its keystore directory (OS2: 'keys new-epoch')"),
+		os1Key: fs.String("os1-key", "", whose+" OS1 key file, opened beside an OS2 keystore until -accept-os1-until"),
+		until:  fs.String("accept-os1-until", "", "last day (YYYY-MM-DD, UTC) OS1 bundles and requests are accepted; OS1 is refused without it"),
+	}
+}
+
+// Open opens the keystore the flags name, for role, at now.
+func (f *Flags) Open(role keygen.Role, now time.Time) (*Keystore, error) {
+	if (*f.os1Key == "") != (*f.until == "") {
+		return nil, cli.Usagef("give -os1-key and -accept-os1-until together", "OS1 is accepted only with both -os1-key and -accept-os1-until")
+	}
+	ks, err := Open(*f.key, role, now)
+	if err != nil {
+		return nil, cli.HintIs(err, keygen.ErrRole, "issue a "+string(role)+":… key with keygen")
+	}
+	if *f.os1Key == "" {
+		return ks, nil
+	}
+	day, err := time.Parse(time.DateOnly, *f.until)
+	if err != nil {
+		ks.Close()
+		return nil, cli.Usagef("use -accept-os1-until 2027-03-31", "-accept-os1-until %.40q is not a date", *f.until)
+	}
+	legacy, err := keygen.LoadRoleKey(*f.os1Key, role)
+	if err != nil {
+		ks.Close()
+		return nil, err
+	}
+	if err := ks.AcceptLegacy(legacy, day.AddDate(0, 0, 1)); err != nil {
+		ks.Close()
+		return nil, err
+	}
+	return ks, nil
 }

@@ -67,6 +67,42 @@ type Keystore struct {
 	order    []string // loaded epochs, oldest first
 	kems     []*os2.KEMKey
 	now      func() time.Time
+
+	// legacy is an OS1 key the party still accepts bundles and requests
+	// of, until legacyUntil (DESIGN.md §2.1 "Transition").
+	legacy      *suite.EpochKeys
+	legacyUntil time.Time
+}
+
+// AcceptLegacy lets an OS2 keystore also open bundles and check requests of
+// key, a party key of a suite without epochs (OS1) of the same identity,
+// until until. The keystore owns key from then on.
+func (s *Keystore) AcceptLegacy(key *keygen.PartyKey, until time.Time) error {
+	if key.Params().Epochs != nil || s.params.Epochs == nil {
+		key.Destroy()
+		return fmt.Errorf("%w: a legacy key is an OS1 key beside an OS2 keystore", ErrNotEpochal)
+	}
+	if key.Identity() != s.identity {
+		key.Destroy()
+		return fmt.Errorf("%w: legacy key of %s", ErrIdentity, key.Identity())
+	}
+	s.legacy, s.legacyUntil = suite.WithKEM(suite.NewKeys(key, CacheSize), nil), until
+	return nil
+}
+
+// legacyAccepted reports whether the legacy key is accepted now.
+func (s *Keystore) legacyAccepted() bool { return s.legacy != nil && s.now().Before(s.legacyUntil) }
+
+// Entries implements keygen.Directory: the party's own directory entries of
+// the loaded epochs, oldest first.
+func (s *Keystore) Entries() []*keygen.DirectoryEntry {
+	var out []*keygen.DirectoryEntry
+	for _, e := range s.order {
+		if en, ok := s.entries[e]; ok {
+			out = append(out, en)
+		}
+	}
+	return out
 }
 
 // Open loads path: a key file (a keystore of that one key), or a keystore
@@ -199,6 +235,9 @@ func (s *Keystore) Epochs() []string {
 			out = append(out, s.order[i])
 		}
 	}
+	if s.legacyAccepted() {
+		out = append(out, "")
+	}
 	return out
 }
 
@@ -213,8 +252,18 @@ func (s *Keystore) Pairwise(peer string) (keygen.Pairwise, error) {
 	return s.Current(s.now()).Pairwise(peer)
 }
 
-// ForEpoch implements keygen.EpochKeyring.
+// ForEpoch implements keygen.EpochKeyring: epoch "" of an OS2 keystore is
+// its legacy OS1 key while accepted, and keygen.ErrNotAccepted otherwise.
 func (s *Keystore) ForEpoch(epoch string) (keygen.Keyring, error) {
+	if epoch == "" && s.params.Epochs != nil {
+		if !s.legacyAccepted() {
+			if s.legacy != nil {
+				return nil, fmt.Errorf("%w: OS1 was accepted until %s", keygen.ErrNotAccepted, s.legacyUntil.Format(time.DateOnly))
+			}
+			return nil, fmt.Errorf("%w: this party accepts only %s", keygen.ErrNotAccepted, s.params.Suite)
+		}
+		return s.legacy, nil
+	}
 	k, err := s.Keyring(epoch)
 	if err != nil {
 		return nil, err
@@ -245,6 +294,9 @@ func (s *Keystore) Close() {
 	}
 	for _, k := range s.kems {
 		k.Destroy()
+	}
+	if s.legacy != nil {
+		s.legacy.Key().Destroy()
 	}
 }
 
@@ -463,4 +515,7 @@ func shred(path string, size int64) error {
 	return os.Remove(path)
 }
 
-var _ keygen.EpochKeyring = (*Keystore)(nil)
+var (
+	_ keygen.EpochKeyring = (*Keystore)(nil)
+	_ keygen.Directory    = (*Keystore)(nil)
+)
