@@ -14,7 +14,13 @@
 // The algebra works on shares — an identity point and its row, as
 // []fp.Elt — so that it also fits one epoch's rows of a suite whose
 // identity points are computed otherwise; Collude and ShareOf adapt
-// *keygen.PartyKey (points by keygen.IdentityPoint).
+// *keygen.PartyKey (points by keygen.IdentityPoint, or under an epoch
+// suite by keygen.IdentityPointIn in the key's epoch).
+//
+// Against OS2 (os2.go) the same program rebuilds one epoch's Blom matrix
+// and forges every Blom row of that epoch, but cannot make the
+// identity-based SOK half of a key (ErrSOK): ForgeWith takes the
+// attacker's best choice of it (SOK), which the suite refuses.
 package collude
 
 import (
