@@ -43,7 +43,7 @@ func addVaultFlags(fs interface {
 }
 
 func (v vaultFlags) client() (*api.Client, *keygen.PartyKey, error) {
-	key, err := keygen.LoadPartyKey(*v.key)
+	key, err := suite.LoadKey(*v.key, "", time.Now())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -136,7 +136,7 @@ func deviceOf(flagValue string) (string, error) {
 }
 
 func loadRoleKey(path string, role keygen.Role, flagName string) (*keygen.PartyKey, error) {
-	key, err := keygen.LoadRoleKey(path, role)
+	key, err := suite.LoadKey(path, role, time.Now())
 	if err != nil {
 		return nil, cli.HintIs(err, keygen.ErrRole, "pass the "+string(role)+" key with "+flagName)
 	}

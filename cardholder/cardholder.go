@@ -11,6 +11,7 @@ import (
 
 	"orderseal/internal/cli"
 	"orderseal/keygen"
+	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
 	"orderseal/suite"
 )
@@ -65,14 +66,19 @@ func cmdSeal(args []string, stdio cli.Stdio) error {
 	policyPath := fs.String("policy", "", "section policy JSON (default: DESIGN.md §3)")
 	orderID := fs.String("order-id", "", "order id (default: fresh random)")
 	life := fs.Duration("lifetime", order.DefaultLifetime, "how long the bundle stays valid")
+	dirPath := fs.String("directory", "", "OS2: the recipients' directory entries, a JSON array or an order form (from 'order -list -json')")
 	if err := cli.Parse(fs, args, "key", "order", "merchant", "issuer", "carrier"); err != nil {
+		return err
+	}
+	dir, err := loadDirectory(stdio, *dirPath)
+	if err != nil {
 		return err
 	}
 	policy, err := loadPolicy(stdio, *policyPath)
 	if err != nil {
 		return err
 	}
-	key, err := keygen.LoadPartyKey(*keyPath)
+	key, err := suite.LoadKey(*keyPath, "", time.Now())
 	if err != nil {
 		return err
 	}
@@ -82,7 +88,7 @@ func cmdSeal(args []string, stdio cli.Stdio) error {
 		return err
 	}
 	b, err := order.Seal(o, suite.NewKeys(key, 4), order.Parties{Merchant: *merchant, Issuer: *issuer, Carrier: *carrier, Vault: *vault},
-		order.SealOptions{Policy: policy, OrderID: *orderID, Lifetime: *life})
+		order.SealOptions{Policy: policy, OrderID: *orderID, Lifetime: *life, Directory: dir})
 	if err != nil {
 		if o.ShipTo.Token != "" && *vault == "" {
 			return cli.WithHint(err, "add -vault vault:… for an order shipped to a vault token")
@@ -122,4 +128,25 @@ func cmdPreview(args []string, stdio cli.Stdio) error {
 		fmt.Fprintln(stdio.Out, "vault: the ship-to token, merchant, carrier and order id (a grant for this carrier to print this label)")
 	}
 	return nil
+}
+
+// loadDirectory reads directory entries for an offline seal: a JSON array
+// of entries, or an order form carrying them. "" is none.
+func loadDirectory(stdio cli.Stdio, path string) ([]*keygen.DirectoryEntry, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := cli.ReadInput(stdio, path, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	var entries []*keygen.DirectoryEntry
+	if err := json.Unmarshal(data, &entries); err == nil {
+		return entries, nil
+	}
+	var form merchantapi.OrderForm
+	if err := json.Unmarshal(data, &form); err != nil {
+		return nil, cli.WithHint(fmt.Errorf("%s: %w", path, err), "give a JSON array of directory entries or an order form")
+	}
+	return form.Directory, nil
 }

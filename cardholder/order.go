@@ -274,7 +274,9 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		fmt.Fprintf(stdio.Err, "%s: preview only; nothing was sent\n", prog)
 		return nil
 	}
-	opt := order.SealOptions{Lifetime: *life}
+	// Under OS2 each section is sealed to its recipient's entry of the
+	// form's directory; Seal checks the key center's signature on each.
+	opt := order.SealOptions{Lifetime: *life, Directory: form.Directory}
 	if sess != nil {
 		opt.Session = sess.Session.Session
 	}
@@ -473,7 +475,7 @@ func cmdStatus(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err := cli.Require(fs, "merchant", "key"); err != nil {
 		return err
 	}
-	key, err := keygen.LoadPartyKey(*keyPath)
+	key, err := suite.LoadKey(*keyPath, "", time.Now())
 	if err != nil {
 		return err
 	}

@@ -79,6 +79,7 @@ type Server struct {
 	issuers map[string]*issuerapi.Client
 	carrier *carrierapi.Client
 	vault   *vaultapi.Client
+	dir     directory
 }
 
 // NewServer wires the routes. The order form is public; every other route
@@ -184,6 +185,7 @@ func (s *Server) form(ctx context.Context) (*api.OrderForm, error) {
 		f.Currency = p.Currency // one currency per shop: the CLI refuses to mix them
 		f.Catalog = append(f.Catalog, api.Product{SKU: p.SKU, Name: p.Name, UnitPrice: p.UnitPrice})
 	}
+	f.Directory = s.directoryForForm(ctx)
 	return f, nil
 }
 

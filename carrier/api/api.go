@@ -103,3 +103,9 @@ func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice, eventsURL s
 	return httpsig.Call[Shipment](ctx, c.peer, http.MethodPut, PathShipments+url.PathEscape(b.OrderID),
 		BookingRequest{Bundle: raw, Invoice: invoice, EventsURL: eventsURL})
 }
+
+// Directory is the party's own directory entries (OS2): the key center's
+// certificates of its KEM keys, for the merchant's order form.
+func (c *Client) Directory(ctx context.Context) ([]*keygen.DirectoryEntry, error) {
+	return httpsig.FetchDirectory(ctx, c.peer)
+}

@@ -124,3 +124,9 @@ func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, c
 func (c *Client) Void(ctx context.Context, orderID string) (*Authorization, error) {
 	return httpsig.Call[Authorization](ctx, c.peer, http.MethodPost, PathAuthorizations+url.PathEscape(orderID)+PathVoidSuffix, nil)
 }
+
+// Directory is the party's own directory entries (OS2): the key center's
+// certificates of its KEM keys, for the merchant's order form.
+func (c *Client) Directory(ctx context.Context) ([]*keygen.DirectoryEntry, error) {
+	return httpsig.FetchDirectory(ctx, c.peer)
+}

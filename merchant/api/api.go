@@ -95,6 +95,11 @@ type OrderForm struct {
 	Issuers  []string  `json:"issuers"` // issuers whose cards it accepts
 	Vault    string    `json:"vault"`   // the vault it asks for address grants
 	MaxItems int       `json:"max_items"`
+	// Directory holds, under a suite with a KEM (OS2), the key center's
+	// entries of the merchant and the parties above for the current
+	// epochs: the cardholder checks each signature and seals each section
+	// to its recipient's entry.
+	Directory []*keygen.DirectoryEntry `json:"directory,omitempty"`
 }
 
 // Product returns the catalog entry for sku.

@@ -77,3 +77,9 @@ func (c *Client) RevealGranted(ctx context.Context, token, orderID, invoice stri
 	}
 	return OpenReveal(c.keys, c.peer.Identity, token, orderID, out.Value)
 }
+
+// Directory is the party's own directory entries (OS2): the key center's
+// certificates of its KEM keys, for the merchant's order form.
+func (c *Client) Directory(ctx context.Context) ([]*keygen.DirectoryEntry, error) {
+	return httpsig.FetchDirectory(ctx, c.peer)
+}
