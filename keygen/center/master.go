@@ -11,8 +11,6 @@ import (
 	"sync"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
-	"golang.org/x/crypto/argon2"
-	"golang.org/x/crypto/chacha20poly1305"
 
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
@@ -240,29 +238,16 @@ func truncate(s string, n int) string {
 // Seal encrypts the master under an argon2id key derived from passphrase;
 // the result is the master file's contents.
 func (m *Master) Seal(passphrase []byte, kdf KDF, r io.Reader) ([]byte, error) {
-	if r == nil {
-		r = rand.Reader
-	}
-	if err := kdf.check(); err != nil {
-		return nil, err
-	}
-	var salt [16]byte
-	nonce := make([]byte, chacha20poly1305.NonceSizeX)
-	if _, err := io.ReadFull(r, salt[:]); err != nil {
-		return nil, err
-	}
-	if _, err := io.ReadFull(r, nonce); err != nil {
-		return nil, err
-	}
-	w := masterWire{V: 1, Suite: m.params.Suite, System: m.params.SystemHex(), K: m.params.K, KDF: kdf,
-		Salt: wire.B64(salt[:]), Nonce: wire.B64(nonce)}
-	key := argon2.IDKey(passphrase, salt[:], kdf.Time, kdf.Memory, kdf.Threads, chacha20poly1305.KeySize)
-	defer clear(key)
-	aead, err := chacha20poly1305.NewX(key)
+	b, err := newBox(kdf, r)
 	if err != nil {
 		return nil, err
 	}
-	w.CT = wire.B64(aead.Seal(nil, nonce, m.seed[:], w.aad()))
+	w := masterWire{V: 1, Suite: m.params.Suite, System: m.params.SystemHex(), K: m.params.K, KDF: kdf,
+		Salt: b.saltB64(), Nonce: b.nonceB64()}
+	if err := b.seal(passphrase, m.seed[:], w.aad()); err != nil {
+		return nil, err
+	}
+	w.CT = b.ctB64()
 	return json.MarshalIndent(w, "", "  ")
 }
 
@@ -276,30 +261,13 @@ func OpenMaster(data, passphrase []byte) (*Master, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := w.KDF.check(); err != nil {
-		return nil, err
-	}
-	salt, err := wire.UnB64Len(w.Salt, 16)
+	b, err := parseBox(w.KDF, w.Salt, w.Nonce, w.CT, 32)
 	if err != nil {
-		return nil, fmt.Errorf("master salt: %w", err)
+		return nil, fmt.Errorf("master %w", err)
 	}
-	nonce, err := wire.UnB64Len(w.Nonce, chacha20poly1305.NonceSizeX)
-	if err != nil {
-		return nil, fmt.Errorf("master nonce: %w", err)
-	}
-	ct, err := wire.UnB64Len(w.CT, 32+chacha20poly1305.Overhead)
-	if err != nil {
-		return nil, fmt.Errorf("master ciphertext: %w", err)
-	}
-	key := argon2.IDKey(passphrase, salt, w.KDF.Time, w.KDF.Memory, w.KDF.Threads, chacha20poly1305.KeySize)
-	defer clear(key)
-	aead, err := chacha20poly1305.NewX(key)
+	seed, err := b.open(passphrase, w.aad())
 	if err != nil {
 		return nil, err
-	}
-	seed, err := aead.Open(nil, nonce, ct, w.aad())
-	if err != nil {
-		return nil, ErrPassphrase
 	}
 	m := &Master{params: params}
 	copy(m.seed[:], seed)
