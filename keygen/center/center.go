@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	fp "github.com/cloudflare/circl/math/fp25519"
 
@@ -26,17 +27,32 @@ const (
 // ErrCenterExists is returned by Init for a directory that already holds a master.
 var ErrCenterExists = errors.New("key center already initialised")
 
-// Center is an opened key center: parameters plus the decrypted master.
+// Center is an opened key center: parameters plus the decrypted master
+// (for an epoch suite, the root master the officers opened, or the master
+// of one epoch: ForEpoch).
 type Center struct {
 	dir    string
 	master *Master
+	// Under an epoch suite: the officers who opened the master, as the
+	// ledger records them, and the ledger's clock (nil: time.Now).
+	officers []string
+	now      func() time.Time
+	root     *Master // of an epoch's center: the root it came from, closed with it
+	// The ledger after the last command that appended to it.
+	ledgerLines uint64
+	ledgerHead  string
 }
 
-// InitOptions tune Init; the zero value is production's choice.
+// InitOptions tune Init and InitOfficers; the zero value is production's choice.
 type InitOptions struct {
-	Suite string    // "": keygen.SuiteOS1; the suite every key of the center is for
+	Suite string    // "": keygen.SuiteOS1 for Init, OS2 for InitOfficers; the suite every key of the center is for
 	KDF   KDF       // zero means DefaultKDF
 	Rand  io.Reader // nil means crypto/rand
+	// InitOfficers only: the epochs' period and grace (nil: monthly, with
+	// keygen.DefaultGrace; the public values are the master's), and the
+	// ledger's clock (nil: time.Now).
+	Epochs *keygen.Epochs
+	Now    func() time.Time
 }
 
 // Init creates a key center in dir with k coefficients per row: the master
@@ -52,8 +68,10 @@ func Init(dir string, k int, passphrase []byte, opt InitOptions) (*Center, error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, MasterFile)); err == nil {
-		return nil, fmt.Errorf("%s: %w", dir, ErrCenterExists)
+	for _, f := range []string{MasterFile, CenterFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return nil, fmt.Errorf("%s: %w", dir, ErrCenterExists)
+		}
 	}
 	m, err := NewMaster(k, opt.Rand)
 	if err != nil {
@@ -114,11 +132,123 @@ func ReadParams(dir string) (keygen.Params, error) {
 // Params returns the center's public parameters.
 func (c *Center) Params() keygen.Params { return c.master.params }
 
-// Close forgets the master.
-func (c *Center) Close() { c.master.Destroy() }
+// Close forgets the master (and the root of an epoch's center).
+func (c *Center) Close() {
+	c.master.Destroy()
+	if c.root != nil {
+		c.root.Destroy()
+	}
+}
 
-// Issue computes the party key of one identity.
+// Issue computes the party key of one identity (in memory; IssueFile
+// writes it and records it in the ledger).
 func (c *Center) Issue(id string) (*keygen.PartyKey, error) { return c.master.Issue(id) }
+
+// Officers are the officers who opened the master (nil for OS1).
+func (c *Center) Officers() []string { return append([]string(nil), c.officers...) }
+
+// Epoch is the epoch the center issues for ("" for OS1 and the root).
+func (c *Center) Epoch() string { return c.master.Epoch() }
+
+// ForEpoch turns the root center of an epoch suite into the center that
+// issues keys of epoch. It takes over the root: Close the center it
+// returns, not c.
+func (c *Center) ForEpoch(epoch string) (*Center, error) {
+	if c.root != nil {
+		return nil, fmt.Errorf("already the center of epoch %s", c.master.Epoch())
+	}
+	m, err := c.master.ForEpoch(epoch)
+	if err != nil {
+		return nil, err
+	}
+	return &Center{dir: c.dir, master: m, root: c.master, officers: c.officers, now: c.now}, nil
+}
+
+func (c *Center) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+// logged says whether the center records what it issues in a ledger:
+// under an epoch suite, whose master signs the checkpoints.
+func (c *Center) logged() bool { return c.master.secrets != nil }
+
+// IssueFile issues id's key into a new file at path (0600) and, under an
+// epoch suite, records it in the ledger: the ledger is checked first (a
+// broken ledger issues nothing), the line and its checkpoint are written
+// once the key file is.
+func (c *Center) IssueFile(id, path string) error {
+	var lw *ledgerWriter
+	if c.logged() {
+		var err error
+		if lw, err = c.openLedger(false); err != nil {
+			return err
+		}
+	}
+	err := c.issueFile(id, path, lw)
+	if lw != nil {
+		if cerr := lw.commit(); err == nil && cerr != nil {
+			err = fmt.Errorf("%s written, but not recorded: %w", path, cerr)
+		}
+	}
+	return err
+}
+
+func (c *Center) issueFile(id, path string, lw *ledgerWriter) error {
+	k, err := c.master.Issue(id)
+	if err != nil {
+		return err
+	}
+	defer k.Destroy()
+	if err := k.WriteFile(path); err != nil {
+		return err
+	}
+	if lw != nil {
+		return lw.issued(k)
+	}
+	return nil
+}
+
+// IssueBatchLogged is IssueBatch that, under an epoch suite, records
+// each key written in the ledger (one line per identity, buffered, the
+// checkpoint and one sync at the end). A ledger that fails to open
+// issues nothing; one that fails to record is the error.
+func (c *Center) IssueBatchLogged(ctx context.Context, ids []string, outDir string, done func(BatchResult)) ([]BatchResult, error) {
+	if !c.logged() {
+		return c.IssueBatch(ctx, ids, outDir, done), nil
+	}
+	lw, err := c.openLedger(false)
+	if err != nil {
+		return nil, err
+	}
+	results := c.issueBatch(ctx, ids, outDir, done, lw)
+	if err := lw.commit(); err != nil {
+		return results, fmt.Errorf("keys written into %s, but not all recorded: %w", outDir, err)
+	}
+	return results, nil
+}
+
+// SignEntry certifies a receiving party's KEM public key for epoch until
+// notAfter (Master.SignEntry) and records the entry in the ledger.
+func (c *Center) SignEntry(identity, epoch string, publicKey []byte, notAfter time.Time) (*keygen.DirectoryEntry, error) {
+	lw, err := c.openLedger(false)
+	if err != nil {
+		return nil, err
+	}
+	e, err := c.master.SignEntry(identity, epoch, publicKey, notAfter)
+	if err == nil {
+		err = lw.signed(e)
+	}
+	if cerr := lw.commit(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
 
 // BatchResult reports one identity of a batch.
 type BatchResult struct {
@@ -136,6 +266,11 @@ type BatchResult struct {
 // goroutine. A cancelled ctx stops handing out work: identities not yet
 // started fail with ctx.Err(), those under way finish.
 func (c *Center) IssueBatch(ctx context.Context, ids []string, outDir string, done func(BatchResult)) []BatchResult {
+	return c.issueBatch(ctx, ids, outDir, done, nil)
+}
+
+// issueBatch is IssueBatch, recording each key written in lw if not nil.
+func (c *Center) issueBatch(ctx context.Context, ids []string, outDir string, done func(BatchResult), lw *ledgerWriter) []BatchResult {
 	m := c.master
 	m.prepareBatch() // once, before the workers share it
 	results := make([]BatchResult, len(ids))
@@ -163,6 +298,9 @@ func (c *Center) IssueBatch(ctx context.Context, ids []string, outDir string, do
 			defer writers.Done()
 			for it := range keys {
 				results[it.i].Err = it.key.WriteFile(results[it.i].Path)
+				if results[it.i].Err == nil && lw != nil {
+					lw.issued(it.key) // its error is commit's
+				}
 				it.key.Destroy()
 				finish(it.i)
 			}
