@@ -2,13 +2,26 @@ package center
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
-
-	"github.com/cloudflare/circl/ecc/bls12381"
+	"time"
 
 	"orderseal/keygen"
 	"orderseal/suite/os2"
 )
+
+// Issuance of OS2 keys at k = 1024 (DESIGN.md's goal: 100 000 identities
+// on 2 cores in under 6 minutes). BenchmarkIssueOS2 is the arithmetic of
+// IssueBatch without the disk: every core computing groups of rows and
+// their d1 = s·H1(id), d2 = s·H2(id); it reports the wall time per
+// identity and what 100 000 take at that rate, and the CPU time per
+// identity (what a machine shared with other work still measures well:
+// 100 000 on 2 idle cores take about cpu-ns/identity × 50 000).
+// BenchmarkIssueBatchOS2 adds the key files (each synced).
+//
+//	go test ./keygen/center -run '^$' -bench 'IssueOS2|IssueBatchOS2' -benchtime 4x -cpu 2
 
 func benchEpochMaster(b *testing.B) *Master {
 	root, err := EpochMasterFromSeed(keygen.Params{Suite: os2.Name, System: [16]byte{3}, K: keygen.DefaultK,
@@ -20,83 +33,71 @@ func benchEpochMaster(b *testing.B) *Master {
 	if err != nil {
 		b.Fatal(err)
 	}
+	m.prepareBatch()
 	return m
 }
 
-func BenchmarkOS2Parts(b *testing.B) {
+func BenchmarkIssueOS2(b *testing.B) {
 	m := benchEpochMaster(b)
-	sys := m.params.System
-	b.Run("H1", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			os2.H1(sys, fmt.Sprintf("cardholder:u%d", i), "2026-12")
-		}
-	})
-	b.Run("H2", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			os2.H2(sys, fmt.Sprintf("cardholder:u%d", i), "2026-12")
-		}
-	})
-	h1 := os2.H1(sys, "x:y", "2026-12")
-	h2 := os2.H2(sys, "x:y", "2026-12")
-	b.Run("G1mul", func(b *testing.B) {
-		var p bls12381.G1
-		for b.Loop() {
-			p.ScalarMult(m.secrets.sok, h1)
-		}
-	})
-	b.Run("G2mul", func(b *testing.B) {
-		var p bls12381.G2
-		for b.Loop() {
-			p.ScalarMult(m.secrets.sok, h2)
-		}
-	})
-	b.Run("compress", func(b *testing.B) {
-		for b.Loop() {
-			h1.BytesCompressed()
-			h2.BytesCompressed()
-		}
-	})
-	b.Run("sokKey", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			m.sokKey(fmt.Sprintf("cardholder:u%d", i))
-		}
-	})
-}
-
-func BenchmarkIssueManyOS2(b *testing.B) {
-	m := benchEpochMaster(b)
-	ids := make([]string, batchGroup)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("cardholder:u%d", i)
-	}
-	if _, err := m.IssueMany(ids[:1]); err != nil {
-		b.Fatal(err)
-	}
+	const perOp = 512 // identities per iteration, in groups of batchGroup
+	var next atomic.Int64
+	cpu0 := cpuTime()
 	for b.Loop() {
-		if _, err := m.IssueMany(ids); err != nil {
-			b.Fatal(err)
+		groups := make(chan []string)
+		var wg sync.WaitGroup
+		for range runtime.GOMAXPROCS(0) {
+			wg.Go(func() {
+				for ids := range groups {
+					keys, err := m.IssueMany(ids)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					for _, k := range keys {
+						k.Destroy()
+					}
+				}
+			})
 		}
+		for g := 0; g < perOp; g += batchGroup {
+			ids := make([]string, batchGroup)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("cardholder:u%d@example.org", next.Add(1))
+			}
+			groups <- ids
+		}
+		close(groups)
+		wg.Wait()
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ids)), "ns/identity")
+	report(b, b.N*perOp, cpu0)
 }
 
-func BenchmarkIssueBatchOS2Disk(b *testing.B) {
-	m := benchEpochMaster(b)
-	c := &Center{master: m}
-	m.prepareBatch()
+// report gives the wall and CPU time per identity of n identities.
+func report(b *testing.B, n int, cpu0 time.Duration) {
+	perID := float64(b.Elapsed().Nanoseconds()) / float64(n)
+	cpu := float64((cpuTime() - cpu0).Nanoseconds()) / float64(n)
+	b.ReportMetric(perID, "ns/identity")
+	b.ReportMetric(perID*100000/1e9, "s/100k")
+	b.ReportMetric(cpu, "cpu-ns/identity")
+	b.ReportMetric(cpu*100000/2/1e9, "s/100k/2cores")
+}
+
+func BenchmarkIssueBatchOS2(b *testing.B) {
+	c := &Center{master: benchEpochMaster(b)}
+	const perOp = 512
 	n := 0
+	cpu0 := cpuTime()
 	for b.Loop() {
-		ids := make([]string, 512)
+		ids := make([]string, perOp)
 		for i := range ids {
-			ids[i] = fmt.Sprintf("cardholder:u%d", n)
+			ids[i] = fmt.Sprintf("cardholder:u%d@example.org", n)
 			n++
 		}
-		dir := b.TempDir()
-		for _, r := range c.IssueBatch(b.Context(), ids, dir, nil) {
+		for _, r := range c.IssueBatch(b.Context(), ids, b.TempDir(), nil) {
 			if r.Err != nil {
 				b.Fatal(r.Err)
 			}
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/identity")
+	report(b, n, cpu0)
 }
