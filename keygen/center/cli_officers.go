@@ -17,6 +17,7 @@ import (
 
 	"orderseal/internal/cli"
 	"orderseal/keygen"
+	"orderseal/suite/keystore"
 	"orderseal/suite/os2"
 )
 
@@ -216,17 +217,36 @@ func cmdDirectory(args []string, stdio cli.Stdio) error {
 		}
 		return cli.Usagef(hint, "unknown directory command %.32q", args[0])
 	}
-	fs := cli.FlagSet("keygen", "directory sign", "-dir DIR -id IDENTITY [-epoch E] -public-key FILE -out ENTRY.json [-not-after RFC3339] [-officers NAMES]", stdio,
+	fs := cli.FlagSet("keygen", "directory sign", "-dir DIR (-request KEM.PUB.JSON | -id IDENTITY [-epoch E] -public-key FILE) -out ENTRY.json [-not-after RFC3339] [-officers NAMES]", stdio,
+		"keygen directory sign -dir center -request keys/2026-12/kem.pub.json -out shop-2026-12.entry.json",
 		"keygen directory sign -dir center -id merchant:shop.example -epoch 2026-12 -public-key shop-2026-12.pub -out shop-2026-12.entry.json")
 	dir := fs.String("dir", "", "key center directory (OS2)")
 	id := fs.String("id", "", "the receiving party's identity, role:name")
 	epoch := fs.String("epoch", "", "the epoch the key is for (default: the current one)")
 	pkPath := fs.String("public-key", "", "the party's X-Wing public key: 1216 bytes, or their base64 ('-' for stdin)")
+	reqPath := fs.String("request", "", "the party's request, as '<role> keys new-epoch' writes it: identity, epoch and public key in one file")
 	out := fs.String("out", "", "entry file to create (never overwritten; '-' for stdout)")
 	notAfter := fs.String("not-after", "", "RFC 3339 time the entry expires (default: the epoch's end plus grace)")
 	present := fs.String("officers", "", "the officers who open the master (default: those in "+OfficerPassphrasesEnv+", or prompts)")
-	if err := cli.Parse(fs, args[1:], "dir", "id", "public-key", "out"); err != nil {
+	if err := cli.Parse(fs, args[1:], "dir", "out"); err != nil {
 		return err
+	}
+	var reqKey []byte
+	switch {
+	case *reqPath != "" && (*id != "" || *pkPath != "" || *epoch != ""):
+		return cli.Usagef("give -request alone, or -id, -epoch and -public-key", "-request names the identity, epoch and key itself")
+	case *reqPath != "":
+		data, err := cli.ReadInput(stdio, *reqPath, 16<<10)
+		if err != nil {
+			return err
+		}
+		req, pk, err := keystore.ParseRequest(data)
+		if err != nil {
+			return cli.WithHint(fmt.Errorf("%s: %w", *reqPath, err), "the request is the kem.pub.json that '<role> keys new-epoch' wrote")
+		}
+		*id, *epoch, reqKey = req.Identity, req.Epoch, pk
+	case *id == "" || *pkPath == "":
+		return cli.Usagef("give -request FILE, or -id and -public-key", "the entry needs the party's identity and public key")
 	}
 	if err := keygen.ValidateIdentity(*id); err != nil {
 		return cli.WithHint(err, "identities look like merchant:shop.example")
@@ -265,9 +285,11 @@ func cmdDirectory(args []string, stdio cli.Stdio) error {
 	if !na.After(now) {
 		return cli.WithHint(fmt.Errorf("the entry would expire at %s, in the past", na.Format(time.RFC3339)), "sign for the current epoch or a later one")
 	}
-	pk, err := readKEMPublicKey(stdio, *pkPath)
-	if err != nil {
-		return err
+	pk := reqKey
+	if pk == nil {
+		if pk, err = readKEMPublicKey(stdio, *pkPath); err != nil {
+			return err
+		}
 	}
 	if *out != "-" {
 		if _, err := os.Lstat(*out); err == nil {

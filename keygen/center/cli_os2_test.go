@@ -2,6 +2,7 @@ package center
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"orderseal/keygen"
 	"orderseal/suite"
+	"orderseal/suite/keystore"
 	"orderseal/suite/os2"
 )
 
@@ -189,3 +191,61 @@ func TestCLIOfficers(t *testing.T) {
 }
 
 func ptrTo(s string) *string { return &s }
+
+// The round trip a receiving party makes each epoch: keys new-epoch writes
+// a request, directory sign -request certifies it, the keystore installs
+// the entry.
+func TestCLIDirectoryRequest(t *testing.T) {
+	t.Setenv("ORDERSEAL_CENTER_KDF", "fast")
+	t.Setenv(OfficerPassphrasesEnv, officerEnv(testOfficers...))
+	tmp := t.TempDir()
+	center := filepath.Join(tmp, "center")
+	if r := runCLI(t, "", "init", "-dir", center, "-officers", "alice,bob,carol", "-threshold", "2", "-k", "8"); r.code != 0 {
+		t.Fatalf("init: %v", r)
+	}
+	const bank = "issuer:bank.example"
+	issued := filepath.Join(tmp, "bank.key")
+	if r := runCLI(t, "", "issue", "-dir", center, "-id", bank, "-out", issued); r.code != 0 {
+		t.Fatalf("issue: %v", r)
+	}
+	key, err := suite.LoadKey(issued, keygen.RoleIssuer, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(tmp, "keys")
+	req, err := keystore.NewEpoch(store, key, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := filepath.Join(tmp, "entry.json")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-request", req, "-id", bank, "-out", entry}, 2, "-request names the identity"},
+		{[]string{"-out", entry}, 2, "needs the party's identity and public key"},
+		{[]string{"-request", issued, "-out", entry}, 1, "kem.pub.json"},
+		{[]string{"-request", req, "-out", entry}, 0, "signed the directory entry of " + bank},
+	} {
+		r := runCLI(t, "", append([]string{"directory", "sign", "-dir", center}, c.args...)...)
+		if r.code != c.code || !strings.Contains(r.err, c.want) {
+			t.Errorf("directory sign %v: %v, want exit %d and %q", c.args, r, c.code, c.want)
+		}
+	}
+	data, err := os.ReadFile(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keystore.InstallEntry(store, data, time.Now()); err != nil {
+		t.Fatalf("install the signed entry: %v", err)
+	}
+	ks, err := keystore.Open(store, keygen.RoleIssuer, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	if e, ok := ks.Entry(key.Epoch()); !ok || e.Identity != bank {
+		t.Fatalf("keystore entry %v %v", e, ok)
+	}
+}
