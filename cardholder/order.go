@@ -308,6 +308,9 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		}
 	}
 	fmt.Fprintf(stdio.Out, "%s\n", acc.OrderID)
+	if b.Epoch != "" {
+		fmt.Fprintf(stdio.Err, "%s: sealed under %s, epoch %s: each section to its party's directory-signed key\n", prog, b.Suite, b.Epoch)
+	}
 	if sess != nil {
 		fmt.Fprintf(stdio.Err, "%s: order %s accepted by %s (%d %s) in session %s on device %s; the card went sealed to %s\n",
 			prog, acc.OrderID, form.Merchant, total, form.Currency, sess.Session.Session, device, card.Issuer)
@@ -522,8 +525,12 @@ func printStatus(w io.Writer, st *merchantapi.Status) {
 }
 
 func printForm(w io.Writer, f *merchantapi.OrderForm) error {
-	fmt.Fprintf(w, "merchant  %s\ncarrier   %s\nissuers   %s\nvault     %s\ncurrency  %s\n\n", f.Merchant, f.Carrier,
+	fmt.Fprintf(w, "merchant  %s\ncarrier   %s\nissuers   %s\nvault     %s\ncurrency  %s\n", f.Merchant, f.Carrier,
 		strings.Join(f.Issuers, ", "), f.Vault, f.Currency)
+	for _, e := range f.Directory {
+		fmt.Fprintf(w, "directory %s, epoch %s, until %s (signature checked when sealing)\n", e.Identity, e.Epoch, e.NotAfter.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SKU\tNAME\tUNIT PRICE")
 	for _, p := range f.Catalog {

@@ -11,15 +11,20 @@ SCRIPTS=$PWD/scripts
 
 DEMO_DIR=${DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/orderseal-demo.XXXXXX")}
 mkdir -p "$DEMO_DIR"
-if [ -e "$DEMO_DIR/center/master.json" ]; then
+if [ -e "$DEMO_DIR/center/params.json" ]; then
   echo "demo: $DEMO_DIR already holds a key center; choose an empty DEMO_DIR" >&2
   exit 1
 fi
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 echo "demo: working in $DEMO_DIR (kept afterwards)"
 
-# The key center's passphrase for this demo only; production prompts for it.
-export ORDERSEAL_CENTER_PASSPHRASE="demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# The key center's three officers and their passphrases, for this demo
+# only; production prompts each officer at the terminal.
+OFFICERS=(ada ben cy)
+declare -A OFFICER_PASS
+for o in "${OFFICERS[@]}"; do OFFICER_PASS[$o]="demo-$o-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"; done
+# officers NAME…: the passphrases of the officers present, one "name=passphrase" a line.
+officers() { for o in "$@"; do printf '%s=%s\n' "$o" "${OFFICER_PASS[$o]}"; done; }
 
 ALICE=cardholder:alice@example.org
 MERCHANT=merchant:shop.example
@@ -37,6 +42,8 @@ STREET=Musterstra
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "demo: FAIL: $*" >&2; exit 1; }
 key() { echo "$DEMO_DIR/keys/$(echo "$1" | sed 's/:/./').key"; }
+# store ID: the keystore of a receiving party (one folder an epoch, DESIGN.md §2.1).
+store() { echo "$DEMO_DIR/keystores/$(echo "$1" | sed 's/:/./')"; }
 
 PIDS=()
 stop_all() {
@@ -58,24 +65,43 @@ start() {
 }
 url() { echo "http://$(cat "$DEMO_DIR/$1/addr")"; }
 
-step "key center: init (k=$K: a coalition of $K parties could rebuild the master) and one key per party (0600)"
-"$BIN/keygen" init -dir "$DEMO_DIR/center" -k "$K"
-mkdir -p "$DEMO_DIR/keys" "$DEMO_DIR/vault/data" "$DEMO_DIR/vault/backup" "$DEMO_DIR/issuer" "$DEMO_DIR/carrier" "$DEMO_DIR/merchant" "$DEMO_DIR/alice" \
+step "key center: suite OS2, its master split 2-of-3 among officers ${OFFICERS[*]} (k=$K per epoch matrix)"
+ORDERSEAL_OFFICER_PASSPHRASES=$(officers "${OFFICERS[@]}") \
+  "$BIN/keygen" init -dir "$DEMO_DIR/center" -k "$K" -officers "$(IFS=,; echo "${OFFICERS[*]}")" -threshold 2 2>&1 | sed 's/^/  /'
+mkdir -p "$DEMO_DIR/keys" "$DEMO_DIR/keystores" "$DEMO_DIR/vault/data" "$DEMO_DIR/vault/backup" "$DEMO_DIR/issuer" "$DEMO_DIR/carrier" "$DEMO_DIR/merchant" "$DEMO_DIR/alice" \
   "$DEMO_DIR/consultant/work" "$DEMO_DIR/consultant/tmp" "$DEMO_DIR/consultant/home"
 printf '%s\n' "$ALICE" "$MERCHANT" "$ISSUER" "$CARRIER" "$VAULT" "$CAROL" "$CALLCENTER" > "$DEMO_DIR/identities.txt"
-"$BIN/keygen" issue -dir "$DEMO_DIR/center" -ids "$DEMO_DIR/identities.txt" -out-dir "$DEMO_DIR/keys" 2>&1 | tr '\r' '\n' | tail -1
+
+step "key center: one officer alone cannot issue; two of three can (each issuance goes into the hash-chained ledger)"
+if ORDERSEAL_OFFICER_PASSPHRASES=$(officers ada) "$BIN/keygen" issue -dir "$DEMO_DIR/center" -ids "$DEMO_DIR/identities.txt" \
+    -out-dir "$DEMO_DIR/keys" -officers ada 2> "$DEMO_DIR/one-officer.err"; then
+  fail "one officer issued keys"
+fi
+sed 's/^/  ada alone: /' "$DEMO_DIR/one-officer.err" | head -1
+ORDERSEAL_OFFICER_PASSPHRASES=$(officers ada cy) "$BIN/keygen" issue -dir "$DEMO_DIR/center" -ids "$DEMO_DIR/identities.txt" \
+  -out-dir "$DEMO_DIR/keys" -officers ada,cy 2>&1 | tr '\r' '\n' | grep -v '^$' | tail -2 | sed 's/^/  ada and cy: /'
+
+step "receiving parties: each makes its own X-Wing key pair for the epoch; the officers sign it into the directory"
+for id in "$MERCHANT" "$ISSUER" "$CARRIER" "$VAULT"; do
+  case $id in merchant:*|vault:*) bin=(merchant); [ "${id%%:*}" = vault ] && bin=(merchant vault) ;; *) bin=("${id%%:*}") ;; esac
+  req=$("$BIN/${bin[0]}" "${bin[@]:1}" keys new-epoch -keys "$(store "$id")" -key "$(key "$id")" 2>/dev/null)
+  ORDERSEAL_OFFICER_PASSPHRASES=$(officers ben cy) "$BIN/keygen" directory sign -dir "$DEMO_DIR/center" -officers ben,cy \
+    -request "$req" -out "$(store "$id")/entry.json" 2>/dev/null
+  "$BIN/${bin[0]}" "${bin[@]:1}" keys entry -keys "$(store "$id")" -entry "$(store "$id")/entry.json" 2>&1 | sed 's/^/  /'
+done
+"$BIN/keygen" ledger verify -dir "$DEMO_DIR/center" | sed 's/^/  /'
 printf '  %-34s %s\n' "$ALICE → $ISSUER" "$("$BIN/keygen" fingerprint -key "$(key "$ALICE")" -peer "$ISSUER")"
 printf '  %-34s %s\n' "$ISSUER → $ALICE" "$("$BIN/keygen" fingerprint -key "$(key "$ISSUER")" -peer "$ALICE")"
 
 step "start vault, issuer, carrier and merchant on free loopback ports"
 "$BIN/merchant" vault init -data-key "$DEMO_DIR/vault/data.key" 2>/dev/null
-start vault "$BIN/merchant" vault serve -key "$(key "$VAULT")" -index "$DEMO_DIR/vault/index.db" \
+start vault "$BIN/merchant" vault serve -key "$(store "$VAULT")" -index "$DEMO_DIR/vault/index.db" \
   -data "$DEMO_DIR/vault/data/data.db" -backup "$DEMO_DIR/vault/backup/data.db" -data-key "$DEMO_DIR/vault/data.key"
 "$BIN/issuer" init -card-key "$DEMO_DIR/issuer/card.key" 2>/dev/null
-start issuer "$BIN/issuer" serve -key "$(key "$ISSUER")" -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key"
-start carrier "$BIN/carrier" serve -key "$(key "$CARRIER")" -db "$DEMO_DIR/carrier/carrier.db" \
+start issuer "$BIN/issuer" serve -key "$(store "$ISSUER")" -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key"
+start carrier "$BIN/carrier" serve -key "$(store "$CARRIER")" -db "$DEMO_DIR/carrier/carrier.db" \
   -vault-url "$(url vault)" -vault "$VAULT"
-start merchant "$BIN/merchant" serve -key "$(key "$MERCHANT")" -db "$DEMO_DIR/merchant/merchant.db" \
+start merchant "$BIN/merchant" serve -key "$(store "$MERCHANT")" -db "$DEMO_DIR/merchant/merchant.db" \
   -catalog "$SCRIPTS/demo-catalog.json" -issuer "$ISSUER=$(url issuer)" -carrier "$CARRIER=$(url carrier)" \
   -vault "$VAULT=$(url vault)" -relay-poll 200ms -company "$CALLCENTER"
 
@@ -111,7 +137,7 @@ echo "  => $ORDER_ID shipped, tracking $TRACKING"
 
 step "carrier: print the label (the address is revealed through the grant, rendered, and stored nowhere)"
 "$BIN/carrier" label "$TRACKING" -o "$DEMO_DIR/label.png" -db "$DEMO_DIR/carrier/carrier.db" \
-  -key "$(key "$CARRIER")" -vault-url "$(url vault)" -vault "$VAULT" 2>&1 | sed 's/^/  /'
+  -key "$(store "$CARRIER")" -vault-url "$(url vault)" -vault "$VAULT" 2>&1 | sed 's/^/  /'
 [ -s "$DEMO_DIR/label.png" ] || fail "no label written"
 echo "  label image: $DEMO_DIR/label.png"
 

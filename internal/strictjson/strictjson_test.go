@@ -6,14 +6,29 @@ import (
 	"testing"
 )
 
+// selfDecoder has a wire form unlike its fields, and checks it itself.
+type selfDecoder struct{ Value string }
+
+func (d *selfDecoder) UnmarshalJSON(b []byte) error {
+	var w struct {
+		Wire string `json:"wire"`
+	}
+	if err := Decode(b, &w, 1024); err != nil {
+		return err
+	}
+	d.Value = w.Wire
+	return nil
+}
+
 func TestDecode(t *testing.T) {
 	type inner struct {
 		A int `json:"a"`
 	}
 	type outer struct {
-		X string  `json:"x"`
-		I inner   `json:"i"`
-		L []inner `json:"l"`
+		X string       `json:"x"`
+		I inner        `json:"i"`
+		L []inner      `json:"l"`
+		S *selfDecoder `json:"s"`
 	}
 	cases := []struct {
 		name string
@@ -34,6 +49,8 @@ func TestDecode(t *testing.T) {
 		{"syntax", `{"x":`, false},
 		{"deep", strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1), false},
 		{"too large", `{"x":"` + strings.Repeat("a", 100) + `"}`, false},
+		{"a type that decodes itself", `{"s":{"wire":"w"}}`, true},
+		{"its own refusal", `{"s":{"other":"w"}}`, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
