@@ -86,7 +86,7 @@ type Config struct {
 	SourceDir   string              // module root to build from; "": found from the working directory
 	Race        bool                // build with -race (when building)
 	K           int                 // keygen k; 0: 64 (a coalition of K parties could rebuild the master: test only)
-	Suite       string              // the key center's suite; "": the default
+	Suite       string              // the key center's suite; "": the default (OS2: officers, keystores, directory)
 	Cardholders int                 // cardholders, each with an enrolled card and a vault address; 0: 8
 	Limit       int64               // each card's credit limit in cents; 0: 1e9
 	RelayPoll   time.Duration       // merchant -relay-poll; 0: 100 ms
@@ -193,6 +193,11 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	var pass [16]byte
 	rand.Read(pass[:])
 	c.env = append(os.Environ(), keycenter.PassphraseEnv+"=stress-"+hex.EncodeToString(pass[:]), "ORDERSEAL_CENTER_KDF=fast")
+	var officers []string
+	for _, o := range Officers {
+		officers = append(officers, o+"=stress-"+o+"-"+hex.EncodeToString(pass[:]))
+	}
+	c.env = append(c.env, keycenter.OfficerPassphrasesEnv+"="+strings.Join(officers, "\n"))
 	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
 		// A race-built binary otherwise sleeps a second before it exits.
 		c.env = append(c.env, strings.TrimSpace("GORACE="+g+" atexit_sleep_ms=0"))
@@ -213,12 +218,27 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	return c, nil
 }
 
-// keys initialises the key center and issues every party's key.
+// Officers hold an OS2 cluster's master, two of three needed to issue.
+var Officers = []string{"ada", "ben", "cy"}
+
+// Epochal reports whether the cluster's suite keys parties per epoch
+// (OS2): receiving parties then run on keystores (PartyKey).
+func (c *Cluster) Epochal() bool {
+	s, err := suite.ByName(cmp.Or(c.cfg.Suite, suite.Default().Name()))
+	return err == nil && s.EncapSize() > 0
+}
+
+// keys initialises the key center and issues every party's key; under an
+// epoch suite each receiving party also makes its KEM pair and gets it
+// signed into the directory (keys new-epoch, directory sign, keys entry).
 func (c *Cluster) keys(ctx context.Context) error {
 	c.cfg.Logf("cluster: key center k=%d, %d cardholders", c.cfg.K, c.cfg.Cardholders)
 	args := []string{"init", "-dir", c.Path("center"), "-k", fmt.Sprint(c.cfg.K)}
 	if c.cfg.Suite != "" {
 		args = append(args, "-suite", c.cfg.Suite)
+	}
+	if c.Epochal() {
+		args = append(args, "-officers", strings.Join(Officers, ","), "-threshold", "2")
 	}
 	if _, err := c.Run(ctx, "", "keygen", args...); err != nil {
 		return err
@@ -233,8 +253,17 @@ func (c *Cluster) keys(ctx context.Context) error {
 	if err := os.WriteFile(c.Path("identities.txt"), []byte(strings.Join(ids, "\n")+"\n"), 0o600); err != nil {
 		return err
 	}
-	if _, err := c.Run(ctx, "", "keygen", "issue", "-dir", c.Path("center"), "-ids", c.Path("identities.txt"), "-out-dir", c.Path("keys")); err != nil {
+	issue := []string{"issue", "-dir", c.Path("center"), "-ids", c.Path("identities.txt"), "-out-dir", c.Path("keys")}
+	if c.Epochal() {
+		issue = append(issue, "-officers", strings.Join(Officers[:2], ","))
+	}
+	if _, err := c.Run(ctx, "", "keygen", issue...); err != nil {
 		return err
+	}
+	if c.Epochal() {
+		if err := c.directory(ctx); err != nil {
+			return err
+		}
 	}
 	for _, ch := range c.cardholders {
 		k, err := keygen.LoadPartyKey(c.KeyFile(ch.ID))
@@ -248,6 +277,37 @@ func (c *Cluster) keys(ctx context.Context) error {
 
 // KeyFile is the path of id's key file.
 func (c *Cluster) KeyFile(id string) string { return c.Path("keys", keygen.KeyFileName(id)) }
+
+// PartyKey is what a receiving party's -key names: its keystore under an
+// epoch suite, its key file otherwise.
+func (c *Cluster) PartyKey(id string) string {
+	if c.Epochal() {
+		return c.Path("keystores", strings.Replace(id, ":", ".", 1))
+	}
+	return c.KeyFile(id)
+}
+
+// directory gives each receiving party its keystore: its KEM pair of the
+// epoch, signed by the officers into the directory.
+func (c *Cluster) directory(ctx context.Context) error {
+	bins := map[string][]string{MerchantID: {"merchant"}, IssuerID: {"issuer"}, CarrierID: {"carrier"}, VaultID: {"merchant", "vault"}}
+	for _, id := range []string{MerchantID, IssuerID, CarrierID, VaultID} {
+		bin, store := bins[id], c.PartyKey(id)
+		req, err := c.Run(ctx, "", bin[0], append(bin[1:], "keys", "new-epoch", "-keys", store, "-key", c.KeyFile(id))...)
+		if err != nil {
+			return err
+		}
+		entry := filepath.Join(store, "entry.json")
+		if _, err := c.Run(ctx, "", "keygen", "directory", "sign", "-dir", c.Path("center"), "-officers", strings.Join(Officers[1:], ","),
+			"-request", strings.TrimSpace(req), "-out", entry); err != nil {
+			return err
+		}
+		if _, err := c.Run(ctx, "", bin[0], append(bin[1:], "keys", "entry", "-keys", store, "-entry", entry)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // enroll creates the issuer's card key and enrolls one card per cardholder
 // with 'issuer card add', the number on stdin, before the issuer serves.
@@ -317,12 +377,12 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 		return err
 	}
 	args := map[string][]string{
-		Vault: {"vault", "serve", "-key", c.KeyFile(VaultID), "-index", c.DSN(Vault),
+		Vault: {"vault", "serve", "-key", c.PartyKey(VaultID), "-index", c.DSN(Vault),
 			"-data", c.Path("vault", "data.db"), "-backup", c.Path("vault", "backup.db"), "-data-key", c.Path("vault", "data.key")},
-		Issuer: {"serve", "-key", c.KeyFile(IssuerID), "-db", c.DSN(Issuer), "-card-key", c.Path("issuer", "card.key")},
-		Carrier: {"serve", "-key", c.KeyFile(CarrierID), "-db", c.DSN(Carrier),
+		Issuer: {"serve", "-key", c.PartyKey(IssuerID), "-db", c.DSN(Issuer), "-card-key", c.Path("issuer", "card.key")},
+		Carrier: {"serve", "-key", c.PartyKey(CarrierID), "-db", c.DSN(Carrier),
 			"-vault-url", url(Vault), "-vault", VaultID},
-		Merchant: {"serve", "-key", c.KeyFile(MerchantID), "-db", c.DSN(Merchant),
+		Merchant: {"serve", "-key", c.PartyKey(MerchantID), "-db", c.DSN(Merchant),
 			"-catalog", c.Path("merchant", "catalog.json"), "-issuer", IssuerID + "=" + url(Issuer),
 			"-carrier", CarrierID + "=" + url(Carrier), "-vault", VaultID + "=" + url(Vault),
 			"-relay-poll", c.cfg.RelayPoll.String()},

@@ -21,6 +21,7 @@ import (
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/tick"
 	issuerapi "orderseal/issuer/api"
+	"orderseal/keygen"
 	merchantapi "orderseal/merchant/api"
 	merchantstore "orderseal/merchant/store"
 	"orderseal/order"
@@ -78,6 +79,8 @@ type Driver struct {
 	cfg     DriverConfig
 	clients []*merchantapi.Client // per cardholder
 	hc      *http.Client
+	// directory is the order form's directory entries (OS2), sealed to.
+	directory []*keygen.DirectoryEntry
 
 	mu          sync.Mutex
 	records     []*Record
@@ -112,6 +115,17 @@ func NewDriver(c *Cluster, cfg DriverConfig) (*Driver, error) {
 			return nil, err
 		}
 		d.clients = append(d.clients, mc)
+	}
+	if c.Epochal() && len(d.clients) > 0 {
+		// Under OS2 the order form carries the recipients' directory
+		// entries; a cardholder seals to them, once fetched per run.
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.HTTPTimeout)
+		form, err := d.clients[0].OrderForm(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("cluster: order form: %w", err)
+		}
+		d.directory = form.Directory
 	}
 	orders, err := c.merchantReader(context.Background())
 	if err != nil {
@@ -243,7 +257,7 @@ func (d *Driver) compose(ch *Cardholder, client int, rng *rand.Rand) (*Record, *
 		parties.Vault = VaultID
 	}
 	rec.Submitted = time.Now()
-	b, err := order.Seal(o, ch.Key, parties, order.SealOptions{})
+	b, err := order.Seal(o, ch.Key, parties, order.SealOptions{Directory: d.directory})
 	if err != nil {
 		return rec, nil, fmt.Errorf("cluster: sealing an order: %w", err)
 	}
