@@ -146,22 +146,6 @@ func directoryKey(p keygen.Params) (*mldsa65.PublicKey, error) {
 	return &pk, nil
 }
 
-// sokKey decodes a party key's d1 and d2.
-func sokKey(key *keygen.PartyKey) (d1 *bls12381.G1, d2 *bls12381.G2, err error) {
-	sok := key.SOK()
-	defer clear(sok)
-	if len(sok) != G1Size+G2Size {
-		return nil, nil, ErrSOKKey
-	}
-	if d1, err = DecodeG1(sok[:G1Size]); err != nil {
-		return nil, nil, fmt.Errorf("d1: %w", err)
-	}
-	if d2, err = DecodeG2(sok[G1Size:]); err != nil {
-		return nil, nil, fmt.Errorf("d2: %w", err)
-	}
-	return d1, d2, nil
-}
-
 // CheckKey implements suite.Suite: the key's epoch is not over at now (its
 // end plus grace), and its identity-based key is the key center's:
 // e(d1, g2) = e(H1(id), P) and e(d1, H2(id)) = e(H1(id), d2).
