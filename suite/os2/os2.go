@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/cloudflare/circl/ecc/bls12381"
+	"github.com/cloudflare/circl/kem"
 	"github.com/cloudflare/circl/kem/xwing"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -139,11 +140,13 @@ func directoryKey(p keygen.Params) (*mldsa65.PublicKey, error) {
 	if p.Epochs == nil {
 		return nil, ErrNoEpochs
 	}
-	var pk mldsa65.PublicKey
-	if err := pk.UnmarshalBinary(p.Epochs.DirectoryKey[:]); err != nil {
-		return nil, fmt.Errorf("directory_key: %w", err)
-	}
-	return &pk, nil
+	return directoryKeys.get(p.Epochs.DirectoryKey, func() (*mldsa65.PublicKey, error) {
+		var pk mldsa65.PublicKey
+		if err := pk.UnmarshalBinary(p.Epochs.DirectoryKey[:]); err != nil {
+			return nil, fmt.Errorf("directory_key: %w", err)
+		}
+		return &pk, nil
+	})
 }
 
 // CheckKey implements suite.Suite: the key's epoch is not over at now (its
@@ -231,7 +234,9 @@ func (Suite) Encapsulate(publicKey []byte, rand io.Reader) (ct, ss []byte, err e
 	if len(publicKey) != KEMPublicKey {
 		return nil, nil, ErrKEMKey
 	}
-	pk, err := xwing.Scheme().UnmarshalBinaryPublicKey(publicKey)
+	pk, err := kemKeys.get([KEMPublicKey]byte(publicKey), func() (kem.PublicKey, error) {
+		return xwing.Scheme().UnmarshalBinaryPublicKey(publicKey)
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrKEMKey, err)
 	}
