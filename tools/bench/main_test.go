@@ -104,7 +104,8 @@ func TestFiguresAndOutputs(t *testing.T) {
 		}
 	}
 	rep, err := os.ReadFile(filepath.Join(dir, "report.md"))
-	if err != nil || !strings.Contains(string(rep), "ratios.png") || !strings.Contains(string(rep), "MISSES") {
+	if err != nil || !strings.Contains(string(rep), "ratios.png") || !strings.Contains(string(rep), "MISSES") ||
+		!strings.Contains(string(rep), "Goals not measured yet") {
 		t.Fatalf("report.md: %v\n%s", err, rep)
 	}
 	f, err := os.Open(filepath.Join(dir, "ratios.png"))
@@ -180,4 +181,81 @@ func TestE2EFigures(t *testing.T) {
 			t.Errorf("figure %q without its null relay baseline", name)
 		}
 	}
+}
+
+const os2Sample = `BenchmarkOS2Pairwise-2 	 600	 1850000 ns/op	 1.01 ratio-vs-sok-pairing	 1830000 sok-pairing-ns/op
+BenchmarkOS2Pairwise-2 	 600	 2600000 ns/op	 1.30 ratio-vs-sok-pairing	 2000000 sok-pairing-ns/op
+BenchmarkOS2Pairwise-2 	 600	 1900000 ns/op	 1.00 ratio-vs-sok-pairing	 1900000 sok-pairing-ns/op
+BenchmarkOS2SealVsAge/cached-2 	 2000	 500000 ns/op	 1000000 age-pq-ns/op	 0.5 ratio-vs-age-pq
+BenchmarkOS2SealVsAge/uncached-2 	 100	 8000000 ns/op	 1000000 age-pq-ns/op	 8 ratio-vs-age-pq
+`
+
+// The OS2 figures carry their goals; the median ratio decides.
+func TestOS2Figures(t *testing.T) {
+	var rs []result
+	for _, l := range strings.Split(os2Sample, "\n") {
+		if r, ok := parseLine(l); ok {
+			rs = append(rs, r)
+		}
+	}
+	byName := map[string]Figure{}
+	for _, f := range figures(rs) {
+		byName[f.Name] = f
+	}
+	for _, c := range []struct {
+		name         string
+		ratio        float64
+		judge, meets bool
+	}{
+		{"OS2 pairwise derivation, k=1024, uncached", 1.0109, true, true}, // median of 1.0109, 1.3, 1.0
+		{"OS2 seal, 4 sections, pairwise keys cached", 0.5, true, true},
+		{"OS2 seal, 4 sections, no key cached", 8, false, false},
+	} {
+		f, ok := byName[c.name]
+		if !ok {
+			t.Errorf("no figure %q", c.name)
+			continue
+		}
+		if f.Ratio != c.ratio || (f.Meets != nil) != c.judge || (f.Meets != nil && *f.Meets != c.meets) || (f.Goal != "") != c.judge {
+			t.Errorf("%s: ratio %v goal %q meets %v, want %v judged=%v meets=%v", c.name, f.Ratio, f.Goal, f.Meets, c.ratio, c.judge, c.meets)
+		}
+	}
+}
+
+// The OS2 end-to-end goal is pending until stress load emits OS2 lines,
+// and then judged against OS1 at 8 clients.
+func TestOS2E2EPending(t *testing.T) {
+	parse := func(s string) []result {
+		var rs []result
+		for _, l := range strings.Split(s, "\n") {
+			if r, ok := parseLine(l); ok {
+				rs = append(rs, r)
+			}
+		}
+		return rs
+	}
+	figs := e2eFigures(parse(e2eSample))
+	if p := pendingGoals(figs); len(p) != 1 || p[0].Name != os2E2EName || p[0].Goal == "" || p[0].Reason == "" {
+		t.Fatalf("pending without OS2 lines: %+v", p)
+	}
+	for _, f := range figs {
+		if f.Name == os2E2EName {
+			t.Fatalf("an OS2 figure without OS2 lines: %+v", f)
+		}
+	}
+	withOS2 := e2eSample + "BenchmarkE2E/os2/clients=8 \t 200\t 30.00 orders/s\t 150.0 p50-ms\t 400.0 p99-ms\n"
+	figs = e2eFigures(parse(withOS2))
+	if p := pendingGoals(figs); len(p) != 0 {
+		t.Fatalf("still pending with OS2 lines: %+v", p)
+	}
+	for _, f := range figs {
+		if f.Name == os2E2EName {
+			// OS1 (sealed) median 49 orders/s, OS2 30: 0.61× OS1, cost ratio 1.6333 ≤ 1/0.6.
+			if f.Value != 30 || f.BaselineValue != 49 || f.Ratio != 1.6333 || f.Meets == nil || !*f.Meets {
+				t.Fatalf("OS2 end to end: %+v", f)
+			}
+			return
+		}
+	}
+	t.Fatal("no OS2 end-to-end figure from OS2 lines")
 }
