@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -196,4 +197,70 @@ func TestPruneForwardSecrecy(t *testing.T) {
 	if err := opened(rebuilt(master.KEMKey(t, keys.Bank))); !errors.Is(err, order.ErrAuth) {
 		t.Errorf("another KEM key: %v, want ErrAuth", err)
 	}
+}
+
+// OS1 opens beside an OS2 keystore only with a legacy key and until its
+// date; without it an OS1 bundle is refused with its own error.
+func TestAcceptLegacy(t *testing.T) {
+	dir := t.TempDir()
+	enrol(t, dir, keys.Bank, "2026-12")
+	dec := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	data, err := os.ReadFile(filepath.Join("..", "..", "order", "testdata", "order.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := order.ParseOrder(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An OS1 bundle, sealed with the default test center's keys.
+	b, err := order.Seal(o, keys.Keys(t, keys.Alice), order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel},
+		order.SealOptions{Now: dec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		legacy bool
+		until  time.Time
+		want   error
+	}{
+		{"no legacy key", false, time.Time{}, order.ErrNotAccepted},
+		{"accepted until later", true, dec.AddDate(0, 1, 0), nil},
+		{"accepted until earlier", true, dec.AddDate(0, 0, -1), order.ErrNotAccepted},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := keystore.Open(dir, keygen.RoleIssuer, dec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.SetClock(func() time.Time { return dec })
+			if c.legacy {
+				k, err := keygen.ParsePartyKey(mustJSON(t, keys.Party(t, keys.Bank)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.AcceptLegacy(k, c.until); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err = order.Open(b, s, order.RoleIssuer, order.OpenOptions{Now: dec.Add(time.Minute)})
+			if !errors.Is(err, c.want) && (c.want != nil || err != nil) {
+				t.Errorf("open: %v, want %v", err, c.want)
+			}
+			if got := slices.Contains(s.Epochs(), ""); got != (c.want == nil) {
+				t.Errorf("epochs %q: OS1 listed %v", s.Epochs(), got)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, k *keygen.PartyKey) []byte {
+	t.Helper()
+	b, err := k.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
