@@ -66,13 +66,18 @@ func cmdSeal(args []string, stdio cli.Stdio) error {
 	policyPath := fs.String("policy", "", "section policy JSON (default: DESIGN.md §3)")
 	orderID := fs.String("order-id", "", "order id (default: fresh random)")
 	life := fs.Duration("lifetime", order.DefaultLifetime, "how long the bundle stays valid")
-	dirPath := fs.String("directory", "", "OS2: the recipients' directory entries, a JSON array or an order form (from 'order -list -json')")
+	var dirPaths cli.Strings
+	fs.Var(&dirPaths, "directory", "OS2: a file of recipients' directory entries: one entry, a JSON array of them, or an order form (repeatable)")
 	if err := cli.Parse(fs, args, "key", "order", "merchant", "issuer", "carrier"); err != nil {
 		return err
 	}
-	dir, err := loadDirectory(stdio, *dirPath)
-	if err != nil {
-		return err
+	var dir []*keygen.DirectoryEntry
+	for _, p := range dirPaths {
+		entries, err := loadDirectory(stdio, p)
+		if err != nil {
+			return err
+		}
+		dir = append(dir, entries...)
 	}
 	policy, err := loadPolicy(stdio, *policyPath)
 	if err != nil {
@@ -130,23 +135,24 @@ func cmdPreview(args []string, stdio cli.Stdio) error {
 	return nil
 }
 
-// loadDirectory reads directory entries for an offline seal: a JSON array
-// of entries, or an order form carrying them. "" is none.
+// loadDirectory reads directory entries for an offline seal: one entry, a
+// JSON array of them, or an order form carrying them.
 func loadDirectory(stdio cli.Stdio, path string) ([]*keygen.DirectoryEntry, error) {
-	if path == "" {
-		return nil, nil
-	}
 	data, err := cli.ReadInput(stdio, path, 1<<20)
 	if err != nil {
 		return nil, err
+	}
+	var one keygen.DirectoryEntry
+	if err := json.Unmarshal(data, &one); err == nil {
+		return []*keygen.DirectoryEntry{&one}, nil
 	}
 	var entries []*keygen.DirectoryEntry
 	if err := json.Unmarshal(data, &entries); err == nil {
 		return entries, nil
 	}
 	var form merchantapi.OrderForm
-	if err := json.Unmarshal(data, &form); err != nil {
-		return nil, cli.WithHint(fmt.Errorf("%s: %w", path, err), "give a JSON array of directory entries or an order form")
+	if err := json.Unmarshal(data, &form); err != nil || form.Directory == nil {
+		return nil, cli.WithHint(fmt.Errorf("%s holds no directory entries", path), "give an entry file from 'keygen directory sign', a JSON array of entries, or an order form")
 	}
 	return form.Directory, nil
 }

@@ -46,6 +46,8 @@ func TestScripts(t *testing.T) {
 			env.Setenv("REPO", repo)
 			env.Setenv("ORDERSEAL_CENTER_PASSPHRASE", "script-passphrase")
 			env.Setenv("ORDERSEAL_CENTER_KDF", "fast")
+			// The officers of an OS2 center; each command names those present with -officers.
+			env.Setenv(center.OfficerPassphrasesEnv, "ada=script-ada-pass\nben=script-ben-pass\ncy=script-cy-pass")
 			return nil
 		},
 		RequireExplicitExec: false,

@@ -84,9 +84,9 @@ ORDERSEAL_OFFICER_PASSPHRASES=$(officers ada cy) "$BIN/keygen" issue -dir "$DEMO
 step "receiving parties: each makes its own X-Wing key pair for the epoch; the officers sign it into the directory"
 for id in "$MERCHANT" "$ISSUER" "$CARRIER" "$VAULT"; do
   case $id in merchant:*|vault:*) bin=(merchant); [ "${id%%:*}" = vault ] && bin=(merchant vault) ;; *) bin=("${id%%:*}") ;; esac
-  req=$("$BIN/${bin[0]}" "${bin[@]:1}" keys new-epoch -keys "$(store "$id")" -key "$(key "$id")" 2>/dev/null)
+  "$BIN/${bin[0]}" "${bin[@]:1}" keys new-epoch -keys "$(store "$id")" -key "$(key "$id")" 2>/dev/null > "$DEMO_DIR/request.json"
   ORDERSEAL_OFFICER_PASSPHRASES=$(officers ben cy) "$BIN/keygen" directory sign -dir "$DEMO_DIR/center" -officers ben,cy \
-    -request "$req" -out "$(store "$id")/entry.json" 2>/dev/null
+    -request "$DEMO_DIR/request.json" -out "$(store "$id")/entry.json" 2>/dev/null
   "$BIN/${bin[0]}" "${bin[@]:1}" keys entry -keys "$(store "$id")" -entry "$(store "$id")/entry.json" 2>&1 | sed 's/^/  /'
 done
 "$BIN/keygen" ledger verify -dir "$DEMO_DIR/center" | sed 's/^/  /'

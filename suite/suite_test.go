@@ -8,6 +8,7 @@ import (
 	"orderseal/suite"
 	"orderseal/suite/null"
 	"orderseal/suite/os1"
+	"orderseal/suite/os2"
 	"orderseal/tstest/keys"
 )
 
@@ -18,6 +19,7 @@ func TestRegistry(t *testing.T) {
 		want error
 	}{
 		{os1.Name, nil},
+		{os2.Name, nil},
 		{null.Name, suite.ErrUnavailable},
 		{"OS9-UNKNOWN", suite.ErrUnknown},
 		{"", suite.ErrUnknown},
@@ -30,8 +32,9 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("ByName(%q).Name() = %q", tc.name, s.Name())
 		}
 	}
-	if suite.Default().Name() != os1.Name {
-		t.Errorf("default suite %s, want %s", suite.Default().Name(), os1.Name)
+	// OS2 is the default for sealing (DESIGN.md §2.1 "Transition").
+	if suite.Default().Name() != os2.Name {
+		t.Errorf("default suite %s, want %s", suite.Default().Name(), os2.Name)
 	}
 	seen := map[string]bool{}
 	for _, n := range suite.Names() {

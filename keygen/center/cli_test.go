@@ -54,7 +54,7 @@ func TestCLI(t *testing.T) {
 	const merchant, alice = "merchant:shop.example", "cardholder:alice@example.org"
 
 	// Happy path first: the table below needs a center and keys.
-	if r := runCLI(t, "", "init", "-dir", center, "-k", "8"); r.code != 0 || !strings.Contains(r.err, "key center ready") || r.stdout != "" {
+	if r := runCLI(t, "", "init", "-dir", center, "-suite", keygen.SuiteOS1, "-k", "8"); r.code != 0 || !strings.Contains(r.err, "key center ready") || r.stdout != "" {
 		t.Fatalf("init: %v", r)
 	}
 	if st, err := os.Stat(filepath.Join(center, MasterFile)); err != nil || st.Mode().Perm() != 0o600 {
@@ -132,8 +132,8 @@ func TestCLI(t *testing.T) {
 		{"issue over an existing file", []string{"issue", "-dir", center, "-id", "merchant:other", "-out", merchantKey}, 1, "already exists"},
 		{"issue unknown flag", []string{"issue", "-bogus"}, 2, "flag provided but not defined"},
 		{"init without -dir", []string{"init"}, 2, "-dir is required"},
-		{"init existing center", []string{"init", "-dir", center, "-k", "8"}, 1, "already initialised"},
-		{"init k=0", []string{"init", "-dir", filepath.Join(tmp, "c0"), "-k", "0"}, 1, "invalid parameters"},
+		{"init existing center", []string{"init", "-dir", center, "-suite", keygen.SuiteOS1, "-k", "8"}, 1, "already initialised"},
+		{"init k=0", []string{"init", "-dir", filepath.Join(tmp, "c0"), "-suite", keygen.SuiteOS1, "-k", "0"}, 1, "invalid parameters"},
 		{"init stray argument", []string{"init", "-dir", filepath.Join(tmp, "c1"), "extra"}, 2, `unexpected argument "extra"`},
 		{"params without -dir", []string{"params"}, 2, "-dir is required"},
 		{"params of a missing center", []string{"params", "-dir", filepath.Join(tmp, "nowhere")}, 1, "keygen: error:"},

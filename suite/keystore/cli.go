@@ -33,8 +33,8 @@ func Command(prog string, role keygen.Role, stdio cli.Stdio) cli.Command {
 }
 
 func cmdNewEpoch(p string, role keygen.Role, args []string, stdio cli.Stdio) error {
-	fs := cli.FlagSet(p, "new-epoch", "-keys DIR -key ISSUED.key", stdio,
-		p+" new-epoch -keys keys/ -key issuer.bank.example.key")
+	fs := cli.FlagSet(p, "new-epoch", "-keys DIR -key ISSUED.key > request.json", stdio,
+		p+" new-epoch -keys keys/ -key issuer.bank.example.key > request.json")
 	dir := fs.String("keys", "", "the keystore directory (created 0700)")
 	keyPath := fs.String("key", "", "the party key of the new epoch, as the key center issued it")
 	if err := cli.Parse(fs, args, "keys", "key"); err != nil {
@@ -55,8 +55,12 @@ func cmdNewEpoch(p string, role keygen.Role, args []string, stdio cli.Stdio) err
 		}
 		return err
 	}
-	fmt.Fprintln(stdio.Out, req)
-	fmt.Fprintf(stdio.Err, "%s: the key center signs it: keygen directory sign -dir CENTER -request %s -out entry.json\n", p, req)
+	data, err := os.ReadFile(req)
+	if err != nil {
+		return err
+	}
+	stdio.Out.Write(data)
+	fmt.Fprintf(stdio.Err, "%s: request written to %s (and to stdout); the key center signs it: keygen directory sign -dir CENTER -request %s -out entry.json\n", p, req, req)
 	fmt.Fprintf(stdio.Err, "%s: then install it: %s entry -keys %s -entry entry.json\n", p, p, *dir)
 	return nil
 }

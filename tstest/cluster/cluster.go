@@ -298,8 +298,8 @@ func (c *Cluster) directory(ctx context.Context) error {
 			return err
 		}
 		entry := filepath.Join(store, "entry.json")
-		if _, err := c.Run(ctx, "", "keygen", "directory", "sign", "-dir", c.Path("center"), "-officers", strings.Join(Officers[1:], ","),
-			"-request", strings.TrimSpace(req), "-out", entry); err != nil {
+		if _, err := c.Run(ctx, req, "keygen", "directory", "sign", "-dir", c.Path("center"), "-officers", strings.Join(Officers[1:], ","),
+			"-request", "-", "-out", entry); err != nil {
 			return err
 		}
 		if _, err := c.Run(ctx, "", bin[0], append(bin[1:], "keys", "entry", "-keys", store, "-entry", entry)...); err != nil {
