@@ -95,6 +95,9 @@ func (s *Server) book(c echo.Context) error {
 	}
 	b, err := order.ParseBundle(req.Bundle)
 	if err != nil {
+		if code, ok := order.SuiteCode(err); ok {
+			return problem.New(http.StatusBadRequest, code, "Bundle refused", err.Error())
+		}
 		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", err.Error())
 	}
 	if b.Parties[order.RoleCarrier] != s.keys.Identity() {
@@ -131,6 +134,9 @@ func (s *Server) book(c echo.Context) error {
 	}
 	sec, err := order.Open(b, s.keys, order.RoleCarrier, order.OpenOptions{Now: s.now()})
 	if err != nil {
+		if code, ok := order.SuiteCode(err); ok {
+			return problem.New(http.StatusUnprocessableEntity, code, "Section refused", err.Error())
+		}
 		if errors.Is(err, order.ErrExpired) {
 			return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed.")
 		}

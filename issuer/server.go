@@ -95,6 +95,9 @@ func (s *Server) authorize(c echo.Context) error {
 	merchant := signedhttp.Caller(c)
 	b, err := order.ParseBundle(req.Bundle)
 	if err != nil {
+		if code, ok := order.SuiteCode(err); ok {
+			return problem.New(http.StatusBadRequest, code, "Bundle refused", err.Error())
+		}
 		return bundleInvalid("The bundle does not parse: " + err.Error())
 	}
 	if b.Parties[order.RoleIssuer] != s.keys.Identity() {
@@ -144,6 +147,9 @@ func (s *Server) authorize(c echo.Context) error {
 		// The cause names no plaintext, but a client learns nothing useful
 		// from it either: one fixed detail for every failure.
 		s.logger.Info("issuer section refused", "merchant", merchant, "order_id", b.OrderID, "cause", sectionCause(err))
+		if code, ok := order.SuiteCode(err); ok { // the suite's refusals name no plaintext either
+			return problem.New(http.StatusUnprocessableEntity, code, "Section refused", err.Error())
+		}
 		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused",
 			"The issuer section does not open for this issuer under this header.")
 	}
@@ -191,7 +197,7 @@ func orderIDReused() *problem.Problem {
 // sectionCause names why a section did not open, for the log: a sentinel,
 // never the wrapped text.
 func sectionCause(err error) string {
-	for _, e := range []error{order.ErrAuth, order.ErrCommitment, order.ErrSectionBody, order.ErrNoSection,
+	for _, e := range []error{order.ErrNotAccepted, order.ErrNoKEM, order.ErrKEM, order.ErrEpoch, order.ErrAuth, order.ErrCommitment, order.ErrSectionBody, order.ErrNoSection,
 		order.ErrNotRecipient, order.ErrSystem, order.ErrParties, order.ErrExpired, order.ErrNotYetValid, order.ErrMalformed} {
 		if errors.Is(err, e) {
 			return e.Error()

@@ -214,6 +214,9 @@ func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder
 	ctx := c.Request().Context()
 	b, err := order.ParseBundle(body)
 	if err != nil {
+		if code, ok := order.SuiteCode(err); ok {
+			return problem.New(http.StatusBadRequest, code, "Bundle refused", err.Error())
+		}
 		switch {
 		case errors.Is(err, order.ErrTooLarge):
 			return problem.New(http.StatusRequestEntityTooLarge, problem.CodeBodyTooLarge, "Bundle too large",
@@ -246,6 +249,9 @@ func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder
 	}
 	sec, err := order.Open(b, s.cfg.Keys, order.RoleMerchant, order.OpenOptions{Now: s.now()})
 	if err != nil {
+		if code, ok := order.SuiteCode(err); ok {
+			return problem.New(http.StatusUnprocessableEntity, code, "Merchant section refused", err.Error())
+		}
 		if errors.Is(err, order.ErrExpired) || errors.Is(err, order.ErrNotYetValid) {
 			return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle outside its validity window", err.Error())
 		}

@@ -202,6 +202,9 @@ func (s *Server) grant(c echo.Context) error {
 	}
 	b, err := order.ParseBundle(req.Bundle)
 	if err != nil {
+		if code, ok := order.SuiteCode(err); ok {
+			return refuse(http.StatusBadRequest, code, "Bundle refused", err.Error(), "", "")
+		}
 		return refuse(http.StatusBadRequest, "bad-bundle", "Bad bundle", err.Error(), "", "")
 	}
 	if b.Parties[order.RoleVault] != s.keys.Identity() {
@@ -211,7 +214,10 @@ func (s *Server) grant(c echo.Context) error {
 		return refuse(http.StatusForbidden, "wrong-merchant", "Wrong merchant", "The bundle was sealed for another merchant.", "", b.OrderID)
 	}
 	sec, err := order.Open(b, s.keys, order.RoleVault, order.OpenOptions{Now: s.now()})
+	code, suiteRefusal := order.SuiteCode(err)
 	switch {
+	case suiteRefusal:
+		return refuse(http.StatusForbidden, code, "Vault section refused", err.Error(), "", b.OrderID)
 	case errors.Is(err, order.ErrExpired):
 		return refuse(http.StatusForbidden, "bundle-expired", "Bundle expired", "The bundle's validity window has passed.", "", b.OrderID)
 	case err != nil:
