@@ -21,7 +21,7 @@ import (
 	"orderseal/tstest/keys"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/bundle_v1*.json from the fixed seed")
+var update = flag.Bool("update", false, "rewrite testdata/bundle_v1.json and bundle_os2.json (and the OS2 fuzz seed) from their fixed seeds")
 
 // sealNow is the fixed clock of every bundle test.
 var sealNow = time.Date(2026, time.November, 1, 10, 0, 0, 0, time.UTC)

@@ -27,4 +27,10 @@ var (
 	// ErrNotAccepted: a bundle of a suite the recipient holds keys of but no
 	// longer accepts (OS1 after the party's -accept-os1-until).
 	ErrNotAccepted = errors.New("bundle suite not accepted by this party")
+	// ErrKeyExpired wraps keygen.ErrEpochOver: the key's epoch and grace are over.
+	ErrKeyExpired = errors.New("key's epoch and grace are over")
+	// ErrEntryMissing and ErrEntryEpoch wrap ErrDirectory: no entry names
+	// the recipient, or only entries of another epoch do.
+	ErrEntryMissing = errors.New("no directory entry names the recipient")
+	ErrEntryEpoch   = errors.New("the recipient's directory entry is of another epoch")
 )

@@ -1,6 +1,7 @@
 package order
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,11 +10,12 @@ import (
 
 	"orderseal/keygen"
 	"orderseal/suite"
+	"orderseal/suite/os2"
 	"orderseal/tstest/keys"
 )
 
-// bundleSeeds loads every bundle kept in testdata: the vector's bundle and
-// the files under testdata/fuzz-bundles. A seed glob that finds nothing fails.
+// bundleSeeds loads every bundle kept in testdata: the vectors' bundles
+// (OS1 and OS2) and the files under testdata/fuzz-bundles. A seed glob that finds nothing fails.
 func bundleSeeds(f *testing.F) [][]byte {
 	f.Helper()
 	var seeds [][]byte
@@ -26,6 +28,15 @@ func bundleSeeds(f *testing.F) [][]byte {
 	}
 	if err := json.Unmarshal(data, &v); err != nil || len(v.Bundle) == 0 {
 		f.Fatalf("bundle_v1.json holds no bundle: %v", err)
+	}
+	seeds = append(seeds, v.Bundle)
+	data, err = os.ReadFile(os2VecPath)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v.Bundle = nil
+	if err := json.Unmarshal(data, &v); err != nil || len(v.Bundle) == 0 {
+		f.Fatalf("bundle_os2.json holds no bundle: %v", err)
 	}
 	seeds = append(seeds, v.Bundle)
 	files, _ := filepath.Glob(filepath.Join("testdata", "fuzz-bundles", "*.json"))
@@ -89,6 +100,25 @@ func FuzzOpen(f *testing.F) {
 		}
 		partyKeys = append(partyKeys, k)
 	}
+	// The OS2 vector's recipients, with their KEM secrets.
+	var v2 os2Vector
+	data, _ = os.ReadFile(os2VecPath)
+	if err := json.Unmarshal(data, &v2); err != nil {
+		f.Fatal(err)
+	}
+	var os2Keys []Keyring
+	for _, id := range ids {
+		k, err := keygen.ParsePartyKey(v2.Keys[id])
+		if err != nil {
+			f.Fatal(err)
+		}
+		seed, _ := hex.DecodeString(v2.KEMSeeds[id])
+		kem, err := os2.KEMKeyFromSeed(seed)
+		if err != nil {
+			f.Fatal(err)
+		}
+		os2Keys = append(os2Keys, suite.WithKEM(suite.NewKeys(k, 4), kem))
+	}
 	now := time.Date(2026, time.November, 1, 10, 1, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		b, err := ParseBundle(data)
@@ -96,7 +126,12 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		i := int(which) % len(roles)
-		s, err := Open(b, suite.NewKeys(partyKeys[i], 4), roles[i], OpenOptions{Now: now})
+		var key Keyring = suite.NewKeys(partyKeys[i], 4)
+		at := now
+		if b.Suite == os2.Name {
+			key, at = os2Keys[i], os2Now.Add(time.Minute)
+		}
+		s, err := Open(b, key, roles[i], OpenOptions{Now: at})
 		if err == nil && (s.Role != roles[i] || s.OrderID != b.OrderID) {
 			t.Fatalf("opened a section that names %s/%s", s.Role, s.OrderID)
 		}

@@ -35,6 +35,16 @@ func openOS2(b *Bundle, k Keyring, r Role) (*Section, error) {
 	return Open(b, k, r, OpenOptions{Now: os2Now.Add(time.Minute)})
 }
 
+// shortEntry is id's entry of the center's epoch, valid only until notAfter.
+func shortEntry(t testing.TB, kc *keys.KeyCenter, id string, notAfter time.Time) *keygen.DirectoryEntry {
+	t.Helper()
+	e, err := kc.Root().SignEntry(id, keys.Epoch, kc.KEMKey(t, id).PublicKey(), notAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // Every recipient opens its own OS2 section, through the wire form and
 // after the merchant relays only that section.
 func TestOS2SealOpen(t *testing.T) {
@@ -131,7 +141,11 @@ func TestOS2Refusals(t *testing.T) {
 		now  time.Time
 		want error
 	}{
-		{"missing", dir(func(e []*keygen.DirectoryEntry) []*keygen.DirectoryEntry { return e[:2] }), os2Now, nil},
+		{"missing", dir(func(e []*keygen.DirectoryEntry) []*keygen.DirectoryEntry { return e[:2] }), os2Now, ErrEntryMissing},
+		{"another identity's genuine entry", dir(func(e []*keygen.DirectoryEntry) []*keygen.DirectoryEntry {
+			e[1] = kc.Entry(t, keys.OtherCarrier)
+			return e
+		}), os2Now, ErrEntryMissing},
 		{"bad signature", dir(func(e []*keygen.DirectoryEntry) []*keygen.DirectoryEntry { e[1].Signature[10] ^= 1; return e }), os2Now, os2.ErrEntrySig},
 		{"key swapped", dir(func(e []*keygen.DirectoryEntry) []*keygen.DirectoryEntry {
 			e[1].PublicKey = e[0].PublicKey
@@ -142,8 +156,9 @@ func TestOS2Refusals(t *testing.T) {
 			e[1].Identity = keys.Bank
 			return e
 		}), os2Now, os2.ErrEntrySig},
-		{"another epoch", append(kc.Directory(t, keys.Shop, keys.Parcel), next.Entry(t, keys.Bank)), os2Now, nil},
-		{"past not_after", kc.Directory(t, keys.Shop, keys.Bank, keys.Parcel), time.Date(2027, 1, 9, 0, 0, 0, 0, time.UTC), os2.ErrEntryOver},
+		{"another epoch", append(kc.Directory(t, keys.Shop, keys.Parcel), next.Entry(t, keys.Bank)), os2Now, ErrEntryEpoch},
+		{"past not_after", append(kc.Directory(t, keys.Shop, keys.Parcel), shortEntry(t, kc, keys.Bank, time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC))),
+			time.Date(2026, 12, 20, 0, 0, 1, 0, time.UTC), os2.ErrEntryOver},
 	}
 	for _, c := range entries {
 		t.Run(c.name, func(t *testing.T) {

@@ -171,6 +171,9 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSuite, err)
 	}
+	if err := checkKeyEpoch(params, key.Epoch(), now); err != nil {
+		return nil, err
+	}
 	nonceSize := st.NonceSize()
 	if nonceSize < 12 || nonceSize > maxNonceSize {
 		panic(fmt.Sprintf("order: suite %s has a %d-byte nonce", st.Name(), nonceSize)) // a registry bug
@@ -292,14 +295,21 @@ func encapsulate(st suite.Suite, params keygen.Params, b *Bundle, roles []Role, 
 	for i, r := range roles {
 		id := b.Parties[r]
 		var entry *keygen.DirectoryEntry
+		otherEpoch := false
 		for _, e := range dir {
-			if e != nil && e.Identity == id && e.Epoch == b.Epoch {
-				entry = e
-				break
+			if e != nil && e.Identity == id {
+				if e.Epoch == b.Epoch {
+					entry = e
+					break
+				}
+				otherEpoch = true
 			}
 		}
-		if entry == nil {
-			return fmt.Errorf("%w: none for %s in epoch %s", ErrDirectory, id, b.Epoch)
+		switch {
+		case entry == nil && otherEpoch:
+			return fmt.Errorf("%w: %w: %s has none for epoch %s", ErrDirectory, ErrEntryEpoch, id, b.Epoch)
+		case entry == nil:
+			return fmt.Errorf("%w: %w: %s", ErrDirectory, ErrEntryMissing, id)
 		}
 		if err := st.VerifyEntry(params, entry, now); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrDirectory, id, err)
@@ -345,6 +355,21 @@ func sectionAEAD(st suite.Suite, key Keyring, peer string, b *Bundle, r Role, ss
 	return st.SectionAEAD(&k, ss, string(r), b.OrderID)
 }
 
+// checkKeyEpoch refuses a key of an epoch suite whose epoch and grace are
+// over at now: a daemon that loaded it in time must not go on using it.
+func checkKeyEpoch(p keygen.Params, epoch string, now time.Time) error {
+	if p.Epochs == nil {
+		return nil
+	}
+	if err := p.Epochs.Usable(epoch, now); err != nil {
+		if errors.Is(err, keygen.ErrEpochOver) {
+			return fmt.Errorf("%w: %w", ErrKeyExpired, err)
+		}
+		return fmt.Errorf("%w: %w", ErrEpoch, err)
+	}
+	return nil
+}
+
 // OpenOptions tune Open.
 type OpenOptions struct {
 	Now time.Time // zero: time.Now
@@ -369,7 +394,8 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 		}
 		key = k
 	}
-	if p := key.Params(); p.System != b.System || p.Suite != b.Suite {
+	p := key.Params()
+	if p.System != b.System || p.Suite != b.Suite {
 		return nil, ErrSystem
 	}
 	st, err := suite.ByName(b.Suite)
@@ -398,6 +424,9 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 	if st.EncapSize() > 0 {
 		if key.Epoch() != b.Epoch {
 			return nil, fmt.Errorf("%w: bundle %.16q, key %q", ErrEpoch, b.Epoch, key.Epoch())
+		}
+		if err := checkKeyEpoch(p, key.Epoch(), now); err != nil {
+			return nil, err
 		}
 		dec, ok := key.(suite.Decapsulator)
 		if !ok {
