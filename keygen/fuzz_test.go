@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -123,6 +124,36 @@ func FuzzParseParams(f *testing.F) {
 	})
 }
 
+// FuzzDirectoryEntry: whatever parses re-encodes to the same bytes and
+// signs the same bytes (the signature itself is suite/os2's to check).
+func FuzzDirectoryEntry(f *testing.F) {
+	addSeeds(f, "entry-*.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var e DirectoryEntry
+		if err := e.UnmarshalJSON(data); err != nil {
+			if !errors.Is(err, ErrDirectory) {
+				t.Fatalf("refusal %v does not wrap ErrDirectory", err)
+			}
+			return
+		}
+		if ValidateIdentity(e.Identity) != nil || !ValidEpochName(e.Epoch) || len(e.PublicKey) != KEMPublicKeySize ||
+			len(e.Signature) != DirectorySignature || e.NotAfter.Nanosecond() != 0 {
+			t.Fatalf("accepted an inconsistent entry %q %q", e.Identity, e.Epoch)
+		}
+		out, err := e.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e2 DirectoryEntry
+		if err := e2.UnmarshalJSON(out); err != nil {
+			t.Fatalf("re-parse of own output: %v", err)
+		}
+		if out2, _ := e2.MarshalJSON(); !bytes.Equal(out, out2) || !bytes.Equal(e.SignedBytes(), e2.SignedBytes()) {
+			t.Fatal("round trip changed the entry")
+		}
+	})
+}
+
 // TestFuzzSeeds keeps the seed corpora honest: the valid seeds still parse
 // (so the fuzzer starts inside the format), the malformed ones still fail.
 // With -keygen.write-fuzz-seeds it regenerates them.
@@ -154,6 +185,8 @@ func TestFuzzSeeds(t *testing.T) {
 			_, err = ParsePartyKey(data)
 		case strings.HasPrefix(name, "params-"):
 			_, err = ParseParams(data)
+		case strings.HasPrefix(name, "entry-"):
+			err = new(DirectoryEntry).UnmarshalJSON(data)
 		default:
 			t.Errorf("%s: no fuzz target reads this seed", name)
 			continue
@@ -166,8 +199,8 @@ func TestFuzzSeeds(t *testing.T) {
 			valid++
 		}
 	}
-	if valid < 3 {
-		t.Errorf("only %d valid seeds; want one per target", valid)
+	if valid < 6 {
+		t.Errorf("only %d valid seeds; want one per target and suite", valid)
 	}
 }
 
@@ -196,7 +229,28 @@ func makeFuzzSeeds(t *testing.T) map[string][]byte {
 		field.Encode(raw[j*fp.Size:], &key.row[j])
 	}
 	copy(raw[fp.Size:], leBytes(bigP))
-	return map[string][]byte{
+	// Under an epoch suite (stand-in public values: keygen checks sizes only).
+	p2 := os2Params(PeriodMonth, DefaultGrace)
+	k2 := os2Key(t, p2, "issuer:bank.example", "2026-12")
+	k2j, _ := k2.MarshalJSON()
+	p2j, _ := p2.MarshalJSON()
+	entry := &DirectoryEntry{Identity: "carrier:parcel.example", Epoch: "2026-12", PublicKey: bytes.Repeat([]byte{3}, KEMPublicKeySize),
+		NotAfter: utc("2027-01-08T00:00:00Z"), Signature: bytes.Repeat([]byte{4}, DirectorySignature)}
+	ej, _ := entry.MarshalJSON()
+	seeds := map[string][]byte{
+		"partykey-valid-os2.json":       append(k2j, '\n'),
+		"partykey-bad-os2-no-sok.json":  edit(k2j, func(v map[string]any) { delete(v, "sok") }),
+		"partykey-bad-os2-day.json":     edit(k2j, func(v map[string]any) { v["epoch"] = "2026-12-06" }),
+		"partykey-bad-os1-epoch.json":   edit(kj, func(v map[string]any) { v["epoch"] = "2026-12" }),
+		"params-valid-os2.json":         append(p2j, '\n'),
+		"params-bad-os2-grace.json":     edit(p2j, func(v map[string]any) { v["epochs"].(map[string]any)["grace"] = "168h" }),
+		"params-bad-os2-short-sok.json": edit(p2j, func(v map[string]any) { v["epochs"].(map[string]any)["sok_public"] = "AAAA" }),
+		"entry-valid.json":              append(ej, '\n'),
+		"entry-bad-offset.json":         edit(ej, func(v map[string]any) { v["not_after"] = "2027-01-08T01:00:00+01:00" }),
+		"entry-bad-short-key.json":      edit(ej, func(v map[string]any) { v["public_key"] = "AAAA" }),
+		"entry-bad-v2.json":             edit(ej, func(v map[string]any) { v["v"] = 2 }),
+	}
+	for name, b := range map[string][]byte{
 		"partykey-valid-k2.json":          append(kj, '\n'),
 		"partykey-valid-k1.json":          append(k1j, '\n'),
 		"partykey-bad-noncanonical.json":  edit(kj, func(v map[string]any) { v["row"] = base64.RawURLEncoding.EncodeToString(raw) }),
@@ -208,5 +262,8 @@ func makeFuzzSeeds(t *testing.T) map[string][]byte {
 		"params-bad-uppercase.json":       []byte(strings.ToUpper(string(pj))),
 		"params-bad-k0.json":              edit(pj, func(v map[string]any) { v["k"] = 0 }),
 		"params-bad-v2.json":              edit(pj, func(v map[string]any) { v["v"] = 2 }),
+	} {
+		seeds[name] = b
 	}
+	return seeds
 }
