@@ -27,7 +27,7 @@ import (
 	"orderseal/tstest/keys"
 )
 
-// The OS2 bundle vector (testdata/bundle_os2.json, PROTOCOL.md §21.5) is
+// The OS2 bundle vector (testdata/bundle_os2.json, PROTOCOL.md §21.13–§21.17) is
 // sealed under the key center of suite/os2/testdata/os2_kat.json: the same
 // system, root seed, k and epoch, so that one center serves both files.
 var (
@@ -120,7 +120,7 @@ func makeOS2Vector(t testing.TB) *os2Vector {
 	params := m.Params()
 	pj, _ := params.MarshalJSON()
 	v := &os2Vector{
-		Comment: "made by `go test ./order -run TestBundleOS2Vector -update`; see testdata/README.md and PROTOCOL.md §21.5",
+		Comment: "made by `go test ./order -run TestBundleOS2Vector -update`; see testdata/README.md and PROTOCOL.md §21.13–§21.17",
 		Center: map[string]any{"system": hex.EncodeToString(os2VecSystem[:]), "root_seed": hex.EncodeToString(os2VecRoot[:]),
 			"k": os2VecK, "epoch": os2VecEpoch, "kat": "suite/os2/testdata/os2_kat.json"},
 		Params: pj, Now: os2Now.Format(time.RFC3339), Keys: map[string]json.RawMessage{}, KEMSeeds: map[string]string{},

@@ -29,7 +29,7 @@ import (
 	"orderseal/suite/os2"
 )
 
-// The known-answer vectors of suite OS2 (PROTOCOL.md §21) are in
+// The known-answer vectors of suite OS2 (PROTOCOL.md §21.17) are in
 // testdata/os2_kat.json, made from the fixed inputs below by
 // `go test ./suite/os2 -run TestKAT -update`. TestKAT recomputes every
 // value and compares, and then checks the stored values against each other
@@ -201,7 +201,7 @@ func makeKAT(t testing.TB) *katDoc {
 		t.Fatal(err)
 	}
 	doc := &katDoc{
-		Comment: "made by `go test ./suite/os2 -run TestKAT -update`; PROTOCOL.md §21 says how each value is computed, testdata/README.md what it is for",
+		Comment: "made by `go test ./suite/os2 -run TestKAT -update`; PROTOCOL.md §21 says how each value is computed (§21.17 lists them), testdata/README.md what it is for",
 		Suite:   os2.Name,
 		Inputs: katInputs{System: hx(katSystem[:]), Root: hx(root[:]), K: katK, Period: params.Epochs.Period,
 			Grace: params.Epochs.Grace.String(), Epoch: katEpoch, Identities: katIdentities},
