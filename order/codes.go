@@ -6,11 +6,14 @@ import "errors"
 // for the daemons' problem+json answers and the CLIs' messages: one code
 // per cause, never reused, whatever the wording of the error.
 const (
-	CodeWrongEpoch   = "wrong-epoch"          // a bundle of an epoch the party holds no key of (or a malformed epoch)
-	CodeKEMInvalid   = "kem-invalid"          // a section's KEM ciphertext of the wrong length, or not the header's
-	CodeKEMDestroyed = "kem-secret-destroyed" // the epoch's KEM secret was pruned: the section is shut for good
-	CodeNotAccepted  = "suite-not-accepted"   // a suite the party holds keys of but no longer accepts (OS1)
-	CodeDirectory    = "directory-invalid"    // no valid directory entry for a recipient (sealing)
+	CodeWrongEpoch   = "wrong-epoch"             // a bundle of an epoch the party holds no key of (or a malformed epoch)
+	CodeKEMInvalid   = "kem-invalid"             // a section's KEM ciphertext of the wrong length, or not the header's
+	CodeKEMDestroyed = "kem-secret-destroyed"    // the epoch's KEM secret was pruned: the section is shut for good
+	CodeNotAccepted  = "suite-not-accepted"      // a suite the party holds keys of but no longer accepts (OS1)
+	CodeDirectory    = "directory-invalid"       // a recipient's directory entry does not verify (sealing)
+	CodeEntryMissing = "directory-entry-missing" // no directory entry names a recipient (sealing)
+	CodeEntryEpoch   = "directory-entry-epoch"   // a recipient's entries are all of another epoch (sealing)
+	CodeKeyExpired   = "key-expired"             // the party's own key: its epoch and grace are over
 )
 
 // suiteCodes maps each sentinel to its code; the first match wins.
@@ -22,6 +25,9 @@ var suiteCodes = []struct {
 	{ErrNoKEM, CodeKEMDestroyed},
 	{ErrKEM, CodeKEMInvalid},
 	{ErrEpoch, CodeWrongEpoch},
+	{ErrKeyExpired, CodeKeyExpired},
+	{ErrEntryMissing, CodeEntryMissing},
+	{ErrEntryEpoch, CodeEntryEpoch},
 	{ErrDirectory, CodeDirectory},
 }
 

@@ -3,6 +3,7 @@ package order
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -168,5 +169,24 @@ func TestOS2Refusals(t *testing.T) {
 				t.Errorf("%v, want ErrDirectory (%v)", err, c.want)
 			}
 		})
+	}
+}
+
+// Every OS2 refusal maps to its own stable code, and no code is shared.
+func TestSuiteCodes(t *testing.T) {
+	seen := map[string]error{}
+	for _, c := range suiteCodes {
+		if prev, dup := seen[c.code]; dup {
+			t.Errorf("code %q for both %v and %v", c.code, prev, c.err)
+		}
+		seen[c.code] = c.err
+		if got, ok := SuiteCode(fmt.Errorf("wrapped: %w", c.err)); !ok || got != c.code {
+			t.Errorf("SuiteCode(%v) = %q, %v; want %q", c.err, got, ok, c.code)
+		}
+	}
+	for _, err := range []error{ErrAuth, ErrCommitment, ErrMalformed, ErrExpired, ErrSystem} {
+		if code, ok := SuiteCode(err); ok {
+			t.Errorf("%v is not a suite refusal, got code %q", err, code)
+		}
 	}
 }
