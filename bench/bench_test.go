@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"orderseal/keygen"
+	"orderseal/keygen/center"
 	"orderseal/order"
 	"orderseal/suite"
 	"orderseal/tstest/keys"
@@ -172,12 +173,17 @@ func BenchmarkOpen(b *testing.B) {
 // of 100 000 identities on GOMAXPROCS cores, as the CLI runs one group per
 // core.
 func BenchmarkIssue(b *testing.B) {
-	m := keys.Center(b, [32]byte{2}, [16]byte{2}, keygen.DefaultK).Master()
+	benchIssue(b, keys.Center(b, [32]byte{2}, [16]byte{2}, keygen.DefaultK).Master(), "cardholder:u")
+}
+
+// benchIssue times m.IssueMany on groups of 64 fresh identities named
+// prefix+N, with one m.Issue after each group as the baseline.
+func benchIssue(b *testing.B, m *center.Master, prefix string) {
 	next := 0
 	ids := func(n int) []string {
 		out := make([]string, n)
 		for i := range out {
-			out[i] = fmt.Sprintf("cardholder:u%d", next)
+			out[i] = fmt.Sprintf("%s%d", prefix, next)
 			next++
 		}
 		return out
@@ -194,18 +200,23 @@ func BenchmarkIssue(b *testing.B) {
 		n := min(group, b.N-done)
 		batch := ids(n)
 		t0 := time.Now()
-		if _, err := m.IssueMany(batch); err != nil {
+		keys, err := m.IssueMany(batch)
+		if err != nil {
 			b.Fatal(err)
 		}
 		tOp += time.Since(t0)
+		for _, k := range keys {
+			k.Destroy()
+		}
 		done += n
 		b.StopTimer()
-		one := ids(1)[0]
 		t1 := time.Now()
-		if _, err := m.Issue(one); err != nil {
+		k, err := m.Issue(ids(1)[0])
+		if err != nil {
 			b.Fatal(err)
 		}
 		tBase += time.Since(t1)
+		k.Destroy()
 		nBase++
 		b.StartTimer()
 	}

@@ -16,8 +16,12 @@ var ErrPermissions = errors.New("secret file is accessible to group or others")
 var ErrTooLarge = errors.New("secret file is too large")
 
 // WriteNew creates path with mode 0600 and writes data; it never overwrites.
-func WriteNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+func WriteNew(path string, data []byte) error { return WriteNewMode(path, data, 0o600) }
+
+// WriteNewMode is WriteNew for a file of another mode (a public file that
+// must not be overwritten either): created, written, synced, or removed.
+func WriteNewMode(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"orderseal/internal/cli"
+	"orderseal/internal/secfile"
 	"orderseal/keygen"
 	"orderseal/suite/keystore"
 	"orderseal/suite/os2"
@@ -318,7 +319,7 @@ func cmdDirectory(args []string, stdio cli.Stdio) error {
 	b = append(b, '\n')
 	if *out == "-" {
 		stdio.Out.Write(b)
-	} else if err := writeNew(*out, b, 0o644); err != nil {
+	} else if err := secfile.WriteNewMode(*out, b, 0o644); err != nil {
 		return fmt.Errorf("entry signed and recorded, but not written: %w", err)
 	}
 	fmt.Fprintf(stdio.Err, "keygen: signed the directory entry of %s for epoch %s, until %s\n", *id, *epoch, na.Format(time.RFC3339))

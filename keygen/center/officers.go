@@ -462,7 +462,7 @@ func InitOfficers(dir string, k int, officers []Officer, threshold int, opt Init
 	}
 	// The center file is created first, with O_EXCL: of two inits racing
 	// on one directory, one fails here before writing any share.
-	if err := writeNew(filepath.Join(dir, CenterFile), append(cf, '\n'), 0o644); err != nil {
+	if err := secfile.WriteNewMode(filepath.Join(dir, CenterFile), append(cf, '\n'), 0o644); err != nil {
 		m.Destroy()
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("%s: %w", dir, ErrCenterExists)
@@ -476,7 +476,7 @@ func InitOfficers(dir string, k int, officers []Officer, threshold int, opt Init
 		}
 	}
 	pj, _ := json.MarshalIndent(m.params, "", "  ")
-	if err := writeNew(filepath.Join(dir, ParamsFile), append(pj, '\n'), 0o644); err != nil {
+	if err := secfile.WriteNewMode(filepath.Join(dir, ParamsFile), append(pj, '\n'), 0o644); err != nil {
 		m.Destroy()
 		return nil, err
 	}
@@ -501,25 +501,6 @@ func sealShare(l *officerList, o Officer, id int, value []byte, kdf KDF, r io.Re
 	}
 	w.CT = b.ctB64()
 	return json.MarshalIndent(w, "", "  ")
-}
-
-// writeNew creates path with mode perm and writes data; it never overwrites.
-func writeNew(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
 }
 
 // readOfficerList reads dir's center file and checks it against params.
