@@ -6,7 +6,9 @@
 // vault address each; a Driver places their orders in-process with the SDK;
 // Verify reads every party's own store through its read interface, opened
 // read-only, and checks that no acknowledged order was lost and no card was
-// debited twice. Only Seed (sqliteseed.go) writes a store's files directly.
+// debited twice. Only Seed (sqliteseed.go) writes a store's files directly;
+// a pool of new cardholders is enrolled through the issuer's store API
+// before the issuer serves, as 'issuer card add' does.
 //
 // Everything is bounded in time and every process writes its log into the
 // work directory.
@@ -26,11 +28,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"orderseal/issuer"
+	issuerstore "orderseal/issuer/store"
 	"orderseal/keygen"
 	keycenter "orderseal/keygen/center"
 	"orderseal/suite"
@@ -81,18 +87,23 @@ type CatalogItem struct {
 
 // Config sets up a cluster. Dir is required; the rest has defaults.
 type Config struct {
-	Dir         string              // work directory: keys, databases, logs (created)
-	BinDir      string              // prebuilt binaries; "": build them into Dir/bin from SourceDir
-	SourceDir   string              // module root to build from; "": found from the working directory
-	Race        bool                // build with -race (when building)
-	K           int                 // keygen k; 0: 64 (a coalition of K parties could rebuild the master: test only)
-	Suite       string              // the key center's suite; "": the default (OS2: officers, keystores, directory)
-	Cardholders int                 // cardholders, each with an enrolled card and a vault address; 0: 8
-	Limit       int64               // each card's credit limit in cents; 0: 1e9
-	RelayPoll   time.Duration       // merchant -relay-poll; 0: 100 ms
-	Start       time.Duration       // how long a daemon may take to listen; 0: 30 s
-	DaemonArgs  map[string][]string // extra flags per daemon name (e.g. -cpuprofile)
-	Logf        func(format string, args ...any)
+	Dir         string // work directory: keys, databases, logs (created)
+	BinDir      string // prebuilt binaries; "": build them into Dir/bin from SourceDir
+	SourceDir   string // module root to build from; "": found from the working directory
+	Race        bool   // build with -race (when building)
+	K           int    // keygen k; 0: 64 (a coalition of K parties could rebuild the master: test only)
+	Suite       string // the key center's suite; "": the default (OS2: officers, keystores, directory)
+	Cardholders int    // cardholders, each with an enrolled card and a vault address; 0: 8
+	// NewCardholders are issued, enrolled and addressed up front like the
+	// others, then forgotten by every daemon (the vault restarts after
+	// registering their addresses): each places one order, as a cardholder
+	// no daemon has derived a pairwise key with yet (DriverConfig.NewRate).
+	NewCardholders int
+	Limit          int64               // each card's credit limit in cents; 0: 1e9
+	RelayPoll      time.Duration       // merchant -relay-poll; 0: 100 ms
+	Start          time.Duration       // how long a daemon may take to listen; 0: 30 s
+	DaemonArgs     map[string][]string // extra flags per daemon name (e.g. -cpuprofile)
+	Logf           func(format string, args ...any)
 }
 
 func (cfg *Config) defaults() {
@@ -114,6 +125,8 @@ type Cardholder struct {
 	Card   string // card number enrolled to ID
 	Expiry string // YYYY-MM
 	Token  string // the address registered in the vault
+
+	party *keygen.PartyKey // for a new cardholder's fresh Key after registering
 }
 
 // Cluster is a running deployment.
@@ -123,6 +136,8 @@ type Cluster struct {
 	env         []string
 	daemons     map[string]*daemon
 	cardholders []*Cardholder
+	fresh       []*Cardholder // the new-cardholder pool, each handed out once
+	nextFresh   atomic.Int64
 	cliMu       sync.Mutex // serialises appends to cli.log
 }
 
@@ -215,8 +230,40 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := c.registerAddresses(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.forgetFresh(ctx); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
+
+// forgetFresh undoes what registering the new cardholders' addresses
+// cached: each gets a key cache of its own again, and the vault, which
+// derived a pairwise key with each, restarts with empty caches.
+func (c *Cluster) forgetFresh(ctx context.Context) error {
+	if len(c.fresh) == 0 {
+		return nil
+	}
+	for _, ch := range c.fresh {
+		ch.Key = suite.NewKeys(ch.party, 16)
+	}
+	if err := c.Stop(Vault); err != nil {
+		return err
+	}
+	return c.Restart(ctx, Vault)
+}
+
+// NewCardholder hands out the next cardholder of the new pool
+// (Config.NewCardholders), each once; false when the pool is used up.
+func (c *Cluster) NewCardholder() (*Cardholder, bool) {
+	i := c.nextFresh.Add(1) - 1
+	if i >= int64(len(c.fresh)) {
+		return nil, false
+	}
+	return c.fresh[i], true
+}
+
+// NewCardholders counts the new-cardholder pool, used or not.
+func (c *Cluster) NewCardholders() int { return len(c.fresh) }
 
 // Officers hold an OS2 cluster's master, two of three needed to issue.
 var Officers = []string{"ada", "ben", "cy"}
@@ -245,9 +292,13 @@ func (c *Cluster) keys(ctx context.Context) error {
 	}
 	ids := []string{MerchantID, IssuerID, CarrierID, VaultID}
 	expiry := time.Now().UTC().AddDate(4, 0, 0).Format("2006-01")
-	for i := range c.cfg.Cardholders {
+	for i := range c.cfg.Cardholders + c.cfg.NewCardholders {
 		ch := &Cardholder{Index: i, ID: fmt.Sprintf("cardholder:c%03d@stress.example", i), Card: CardNumber(i), Expiry: expiry}
-		c.cardholders = append(c.cardholders, ch)
+		if i < c.cfg.Cardholders {
+			c.cardholders = append(c.cardholders, ch)
+		} else {
+			c.fresh = append(c.fresh, ch)
+		}
 		ids = append(ids, ch.ID)
 	}
 	if err := os.WriteFile(c.Path("identities.txt"), []byte(strings.Join(ids, "\n")+"\n"), 0o600); err != nil {
@@ -265,15 +316,18 @@ func (c *Cluster) keys(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, ch := range c.cardholders {
+	return parallel(ctx, runtime.NumCPU(), c.all(), func(ch *Cardholder) error {
 		k, err := keygen.LoadPartyKey(c.KeyFile(ch.ID))
 		if err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
-		ch.Key = suite.NewKeys(k, 16)
-	}
-	return nil
+		ch.party, ch.Key = k, suite.NewKeys(k, 16)
+		return nil
+	})
 }
+
+// all is every cardholder, the new-cardholder pool last.
+func (c *Cluster) all() []*Cardholder { return append(slices.Clone(c.cardholders), c.fresh...) }
 
 // KeyFile is the path of id's key file.
 func (c *Cluster) KeyFile(id string) string { return c.Path("keys", keygen.KeyFileName(id)) }
@@ -324,7 +378,38 @@ func (c *Cluster) enroll(ctx context.Context) error {
 	if err := add(c.cardholders[0]); err != nil { // creates the database alone
 		return err
 	}
-	return parallel(ctx, runtime.NumCPU()+1, c.cardholders[1:], add)
+	if err := parallel(ctx, runtime.NumCPU()+1, c.cardholders[1:], add); err != nil {
+		return err
+	}
+	return c.enrollBatch(ctx, c.fresh)
+}
+
+// enrollBatch enrolls the new-cardholder pool through the issuer's store in
+// this process, as 'issuer card add' does, without a process per card: a
+// pool of hundreds would otherwise cost most of the setup.
+func (c *Cluster) enrollBatch(ctx context.Context, chs []*Cardholder) error {
+	if len(chs) == 0 {
+		return nil
+	}
+	t0 := time.Now()
+	key, err := issuerstore.LoadCardKey(c.Path("issuer", "card.key"))
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	defer key.Destroy()
+	st, err := issuer.OpenStore(ctx, c.DSN(Issuer), issuerstore.Options{CardKey: key, MustExist: true})
+	if err != nil {
+		return fmt.Errorf("cluster: issuer store: %w", err)
+	}
+	defer st.Close()
+	for _, ch := range chs {
+		if _, err := st.AddCard(ctx, issuerstore.NewCard{Number: ch.Card, Cardholder: ch.ID, Expiry: ch.Expiry,
+			Currency: "EUR", Limit: c.cfg.Limit}); err != nil {
+			return fmt.Errorf("cluster: enrolling %s: %w", ch.ID, err)
+		}
+	}
+	c.cfg.Logf("cluster: %d new cardholders enrolled in %s", len(chs), time.Since(t0).Round(time.Millisecond))
+	return nil
 }
 
 // parallel runs f over items with at most n at a time; the first error wins.
@@ -700,7 +785,7 @@ func (c *Cluster) Run(ctx context.Context, stdin, bin string, args ...string) (s
 // the vault's Go client, so orders ship to tokens and take the grant path.
 func (c *Cluster) registerAddresses(ctx context.Context) error {
 	hc := &http.Client{Timeout: 30 * time.Second}
-	return parallel(ctx, 4, c.cardholders, func(ch *Cardholder) error {
+	return parallel(ctx, 4, c.all(), func(ch *Cardholder) error {
 		vc, err := vaultapi.NewClient(ch.Key, c.URL(Vault), VaultID, hc)
 		if err != nil {
 			return err

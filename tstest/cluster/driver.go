@@ -30,10 +30,16 @@ import (
 // DriverConfig shapes the load. The zero value is one order at a time per
 // client, all approved, all shipped to vault tokens.
 type DriverConfig struct {
-	Clients     int           // concurrent simulated cardholders; 0: 8 (client i buys as cardholder i mod N)
-	Seed        uint64        // seeds every client's choices (items, declines, inline addresses)
-	DeclineRate float64       // share of orders holding the item priced above the card limit
-	InlineRate  float64       // share shipped to an inline address instead of the vault token
+	Clients     int     // concurrent simulated cardholders; 0: 8 (client i buys as cardholder i mod N)
+	Seed        uint64  // seeds every client's choices (items, declines, inline addresses)
+	DeclineRate float64 // share of orders holding the item priced above the card limit
+	InlineRate  float64 // share shipped to an inline address instead of the vault token
+	// NewRate is the share of orders placed by a new cardholder, one of the
+	// cluster's pool (Config.NewCardholders) that no daemon has derived a
+	// pairwise key with; the others come from the client's returning
+	// cardholder. When the pool runs dry the order is a returning one
+	// (Record.New false; Summary.New counts the new ones).
+	NewRate     float64
 	MaxInFlight int           // unsettled orders a client may have before it waits; 0: 1
 	Think       time.Duration // mean pause between a client's orders; 0: none
 	SubmitFor   time.Duration // how long one bundle is resubmitted before it counts as not accepted; 0: 2 min
@@ -59,6 +65,7 @@ type Record struct {
 	Total      int64
 	Decline    bool      // holds the item priced above the limit: must be declined
 	Inline     bool      // ships to an inline address (the carrier deposits it in the vault)
+	New        bool      // placed by a new cardholder (DriverConfig.NewRate)
 	Submitted  time.Time // first submit
 	Accepted   time.Time // the merchant's 202; zero: never accepted
 	Attempts   int       // submissions of the same bundle
@@ -183,14 +190,26 @@ func (d *Driver) client(ctx context.Context, i int) {
 		if ctx.Err() != nil {
 			return
 		}
-		rec, b, err := d.compose(ch, i, rng)
+		buyer, bmc, fresh := ch, mc, false
+		if d.cfg.NewRate > 0 && rng.Float64() < d.cfg.NewRate {
+			if nc, ok := d.c.NewCardholder(); ok {
+				c, err := merchantapi.NewClient(nc.Key, d.c.URL(Merchant), MerchantID, d.hc)
+				if err != nil {
+					d.add(&Record{Client: i, Cardholder: nc.ID, New: true, Err: err, done: make(chan struct{})})
+					return
+				}
+				buyer, bmc, fresh = nc, c, true
+			}
+		}
+		rec, b, err := d.compose(buyer, i, rng)
+		rec.New = fresh
 		if err != nil {
 			rec.Err = err
 			d.add(rec)
 			return // a sealing error is the harness's bug: stop this client
 		}
 		d.add(rec)
-		if d.submit(ctx, mc, rec, b) {
+		if d.submit(ctx, bmc, rec, b) {
 			pending = append(pending, rec)
 		}
 		if d.cfg.Think > 0 {
@@ -500,6 +519,7 @@ func (d *Driver) ReadSettleTimes(ctx context.Context) error {
 // Summary is what a run amounts to.
 type Summary struct {
 	Orders      int // placed (sealed and submitted at least once)
+	New         int // of them, placed by a new cardholder
 	Accepted    int
 	NotAccepted int
 	Settled     int
@@ -534,6 +554,9 @@ func (d *Driver) Summarize() Summary {
 		}
 	}
 	for _, r := range recs {
+		if r.New {
+			s.New++
+		}
 		if first.IsZero() || r.Submitted.Before(first) {
 			first = r.Submitted
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,5 +119,44 @@ func TestRetryable(t *testing.T) {
 		if retryable(err) != want {
 			t.Errorf("retryable(HTTP %d) = %v", status, !want)
 		}
+	}
+}
+
+// The new-cardholder pool hands each cardholder out once, whoever asks,
+// then reports it is used up.
+func TestNewCardholderOnce(t *testing.T) {
+	c := &Cluster{}
+	for i := range 50 {
+		c.fresh = append(c.fresh, &Cardholder{Index: 8 + i, ID: fmt.Sprintf("cardholder:c%03d@stress.example", 8+i)})
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				ch, ok := c.NewCardholder()
+				if !ok {
+					return
+				}
+				mu.Lock()
+				seen[ch.ID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 50 || c.NewCardholders() != 50 {
+		t.Fatalf("%d of 50 handed out", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s handed out %d times", id, n)
+		}
+	}
+	if _, ok := c.NewCardholder(); ok {
+		t.Fatal("a used-up pool handed out a cardholder")
 	}
 }
