@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -13,6 +16,8 @@ import (
 	"time"
 
 	"orderseal/suite/null"
+	"orderseal/suite/os1"
+	"orderseal/suite/os2"
 	"orderseal/tstest/cluster"
 )
 
@@ -29,6 +34,17 @@ type loadOptions struct {
 	dir     string
 	keep    bool
 	null    bool
+	suite   string  // "os1" or "os2"
+	newRate float64 // share of orders from new cardholders
+	newPool int     // new cardholders made up front; 0: enough for the levels
+}
+
+// suites are the names -suite takes: the key center's suite and the mode
+// that names the lines ("sealed" stays OS1, the figures' meaning before OS2
+// became the default).
+var suites = map[string]struct{ name, mode string }{
+	"os1": {os1.Name, "sealed"},
+	"os2": {os2.Name, "os2"},
 }
 
 func parseInts(s string) ([]int, error) {
@@ -52,12 +68,20 @@ func parseInts(s string) ([]int, error) {
 //
 //	BenchmarkE2E/sealed/clients=8  <orders>  41.2 orders/s  95 p50-ms  210 p99-ms  31.0 merchant-MiB …
 //
-// The mode is "null" under -null: the key center issues keys of the null
-// relay suite (package suite/null: the same hops and durable writes, no
-// sealing, no derivation), which every process refuses unless
-// ORDERSEAL_NULL_RELAY=benchmark-only is set. With -stored, the cluster is first filled to each
-// number of stored orders in turn (cluster.Seed) and the lines are named
-// BenchmarkScale/<mode>/stored=N/clients=C.
+// The mode names the suite: "sealed" is OS1 (-suite os1, the default), "os2"
+// is OS2 (-suite os2), and "null" is the null relay under -null: the key
+// center issues keys of the null relay suite (package suite/null: the same
+// hops and durable writes, no sealing, no derivation), which every process
+// refuses unless ORDERSEAL_NULL_RELAY=benchmark-only is set. With -new F, a
+// share F of the orders comes from new cardholders, each placing one order
+// with keys no daemon has derived yet (cluster.Config.NewCardholders), and
+// the lines end in /new=<percent>. With -stored, the cluster is first
+// filled to each number of stored orders in turn (cluster.Seed) and the
+// lines are named BenchmarkScale/<mode>/stored=N/clients=C.
+//
+// Every line also carries run-orders, the orders settled over the whole
+// level (warm-up and drain included: what a CPU profile covers), and with
+// -new, new-share, the share of them placed by new cardholders.
 func load(ctx context.Context, args []string) int {
 	o := loadOptions{}
 	fs := flag.NewFlagSet("stress load", flag.ExitOnError)
@@ -72,10 +96,26 @@ func load(ctx context.Context, args []string) int {
 	fs.StringVar(&o.dir, "dir", "", "work directory (default: a new one under $TMPDIR, removed after)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&o.null, "null", false, "run on the null relay suite (needs "+null.EnvVar+"="+null.EnvValue+")")
+	fs.StringVar(&o.suite, "suite", "os1", "the key center's suite: os1 (lines named sealed) or os2")
+	fs.Float64Var(&o.newRate, "new", 0, "share of orders placed by new cardholders, whose pairwise keys no daemon has cached (0 to 1)")
+	fs.IntVar(&o.newPool, "new-pool", 0, "new cardholders to make up front (0: enough for the levels at 120 orders/s)")
 	fs.Parse(args)
+	suiteSet := false
+	fs.Visit(func(f *flag.Flag) { suiteSet = suiteSet || f.Name == "suite" })
 	var err error
 	if o.levels, err = parseInts(*levels); err == nil {
 		o.stored, err = parseInts(*stored)
+	}
+	switch _, ok := suites[o.suite]; {
+	case err != nil:
+	case !ok:
+		err = fmt.Errorf("-suite %q: want os1 or os2", o.suite)
+	case o.null && suiteSet:
+		err = errors.New("-null and -suite name two suites")
+	case o.newRate < 0 || o.newRate > 1 || o.newPool < 0:
+		err = errors.New("-new is a share from 0 to 1, -new-pool a count")
+	case o.newRate > 0 && len(o.stored) > 0:
+		err = errors.New("-new does not go with -stored")
 	}
 	if err != nil || len(o.levels) == 0 || fs.NArg() > 0 || o.measure <= 0 || !slices.IsSorted(o.stored) {
 		fmt.Fprintf(os.Stderr, "stress load: error: bad flags (%v); see stress load -h\n", err)
@@ -89,7 +129,7 @@ func load(ctx context.Context, args []string) int {
 }
 
 func (o *loadOptions) run(ctx context.Context) error {
-	mode, suiteName := "sealed", ""
+	mode, suiteName := suites[o.suite].mode, suites[o.suite].name
 	if o.null {
 		if err := (null.Suite{}).Available(); err != nil {
 			return err
@@ -111,36 +151,52 @@ func (o *loadOptions) run(ctx context.Context) error {
 		fmt.Fprintf(os.Stderr, "load %s: %s\n", mode, fmt.Sprintf(format, a...))
 	}
 	cfg := cluster.Config{Dir: dir, BinDir: o.bin, K: o.k, Suite: suiteName, Cardholders: slices.Max(o.levels), Logf: logf}
+	prefix, suffix := mode, ""
+	if o.newRate > 0 {
+		pct := int(math.Round(100 * o.newRate))
+		prefix, suffix = fmt.Sprintf("%s-new%d", mode, pct), fmt.Sprintf("/new=%d", pct)
+		cfg.NewCardholders = cmp.Or(o.newPool, o.poolFor(120))
+	}
+	var profile *os.File
 	if o.profile != "" {
 		if err := os.MkdirAll(o.profile, 0o700); err != nil {
 			return err
 		}
 		cfg.DaemonArgs = map[string][]string{}
 		for _, name := range cluster.Daemons {
-			p, err := filepath.Abs(filepath.Join(o.profile, mode+"-"+name+".prof"))
+			p, err := filepath.Abs(filepath.Join(o.profile, prefix+"-"+name+".prof"))
 			if err != nil {
 				return err
 			}
 			cfg.DaemonArgs[name] = []string{"-cpuprofile", p}
 		}
-		f, err := os.OpenFile(filepath.Join(o.profile, mode+"-driver.prof"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		f, err := os.OpenFile(filepath.Join(o.profile, prefix+"-driver.prof"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		profile = f
 	}
+	t0 := time.Now()
 	c, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	// On stdout, where tools/bench keeps it in the report's raw output.
+	fmt.Printf("# %s: cluster up in %.1f s (k=%d, %d cardholders, %d new)\n", mode, time.Since(t0).Seconds(), o.k,
+		cfg.Cardholders, c.NewCardholders())
+	if profile != nil {
+		// After the setup, whose key loading and address registration
+		// are no part of an order's cost.
+		if err := pprof.StartCPUProfile(profile); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if len(o.stored) == 0 {
 		for _, n := range o.levels {
-			if err := o.level(ctx, c, fmt.Sprintf("BenchmarkE2E/%s/clients=%d", mode, n), n); err != nil {
+			if err := o.level(ctx, c, fmt.Sprintf("BenchmarkE2E/%s/clients=%d%s", mode, n, suffix), n); err != nil {
 				return err
 			}
 		}
@@ -172,6 +228,13 @@ func (o *loadOptions) run(ctx context.Context) error {
 	return c.StopAll()
 }
 
+// poolFor is how many new cardholders the levels can use at rate orders/s
+// each, warm-up included, plus the drain's worth of margin.
+func (o *loadOptions) poolFor(rate float64) int {
+	per := o.newRate * rate * (o.warm + o.measure + time.Second).Seconds()
+	return int(math.Ceil(per)) * len(o.levels)
+}
+
 // levelResult is what one measurement window amounts to.
 type levelResult struct {
 	orders    int // settled inside the window
@@ -180,6 +243,8 @@ type levelResult struct {
 	acceptP99 time.Duration
 	errors    int
 	rss       map[string]int64
+	run       int     // orders settled over the whole level, warm-up and drain included
+	newShare  float64 // of the orders placed, the share from new cardholders
 }
 
 // level measures one concurrency level and prints its line.
@@ -192,6 +257,10 @@ func (o *loadOptions) level(ctx context.Context, c *cluster.Cluster, name string
 		name, r.orders, r.rate, ms64(r.p50), ms64(r.p99), ms64(r.acceptP99), r.errors)
 	for _, d := range cluster.Daemons {
 		line += fmt.Sprintf("\t%.1f %s-MiB", float64(r.rss[d])/(1<<20), d)
+	}
+	line += fmt.Sprintf("\t%d run-orders", r.run)
+	if o.newRate > 0 {
+		line += fmt.Sprintf("\t%.3f new-share", r.newShare)
 	}
 	fmt.Println(line)
 	if r.errors > 0 {
@@ -206,7 +275,7 @@ func ms64(d time.Duration) float64 { return float64(d) / float64(time.Millisecon
 // lets every accepted order settle and reads the merchant's timeline.
 func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clients int, warm, window time.Duration) (levelResult, error) {
 	d, err := cluster.NewDriver(c, cluster.DriverConfig{Clients: clients, Seed: o.seed, DeclineRate: 0.05, InlineRate: 0.05,
-		Poll: 5 * time.Millisecond})
+		NewRate: o.newRate, Poll: 5 * time.Millisecond})
 	if err != nil {
 		return levelResult{}, err
 	}
@@ -239,6 +308,9 @@ func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clie
 		if !rec.Settled.IsZero() && !rec.Settled.Before(t0) && rec.Settled.Before(t1) {
 			r.orders++
 		}
+		if !rec.Settled.IsZero() {
+			r.run++
+		}
 		if rec.Submitted.Before(t0) || !rec.Submitted.Before(t1) || rec.Settled.IsZero() {
 			continue
 		}
@@ -247,6 +319,9 @@ func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clie
 	}
 	s := d.Summarize()
 	r.errors = s.Errors()
+	if s.Orders > 0 {
+		r.newShare = float64(s.New) / float64(s.Orders)
+	}
 	r.rate = float64(r.orders) / window.Seconds()
 	r.p50, r.p99 = cluster.Percentile(lat, 50), cluster.Percentile(lat, 99)
 	r.acceptP99 = cluster.Percentile(acc, 99)

@@ -3,7 +3,7 @@
 //
 //	stress chaos [-duration 90s] [-clients 12] [-seed N] [-dir DIR] [-keep]
 //	stress soak  [-duration 10m] [-clients 64] [-seed N] [-dir DIR] [-keep]
-//	stress load  [-clients 1,8,32] [-stored 1000,1000000] [-cpuprofile DIR] -bin DIR
+//	stress load  [-clients 1,8,32] [-suite os1|os2] [-null] [-new 0.5] [-stored 1000,1000000] [-cpuprofile DIR] -bin DIR
 //
 // chaos streams orders while it SIGKILLs the merchant, issuer, carrier and
 // vault at random moments and restarts them, then lets everything settle and
