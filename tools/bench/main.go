@@ -39,6 +39,9 @@ type Figure struct {
 	Ratio         float64 `json:"ratio"`
 	Goal          string  `json:"goal"`
 	Meets         *bool   `json:"meets"` // null: no goal set
+	// Breakdown is informational: where the OS2 end-to-end figure's
+	// difference goes, from the rounds' CPU profiles.
+	Breakdown *Breakdown `json:"breakdown,omitempty"`
 
 	goalMax float64 // the goal as a ratio (≤), for the chart; 0: none
 }
@@ -217,6 +220,7 @@ func run(ctx context.Context, quick bool, outDir, from string) error {
 	var results []result
 	var raw strings.Builder
 	var profile string // go tool pprof -top of the end-to-end run
+	var bd *Breakdown  // of the OS2 end-to-end figure
 	if from != "" {
 		data, err := os.ReadFile(from)
 		if err != nil {
@@ -241,8 +245,16 @@ func run(ctx context.Context, quick bool, outDir, from string) error {
 		if profile, err = profileTop(ctx, plan.profileDir, 25); err != nil {
 			return err
 		}
+		if bd, err = mixBreakdown(plan.mixDirs(), results); err != nil {
+			return fmt.Errorf("the OS2 end-to-end breakdown: %w", err)
+		}
 	}
 	figs := append(figures(results), e2eFigures(results)...)
+	for i := range figs {
+		if figs[i].Name == os2E2EName {
+			figs[i].Breakdown = bd
+		}
+	}
 	if len(figs) == 0 {
 		return errors.New("no benchmark figures were produced")
 	}
@@ -308,8 +320,8 @@ func runBenchmarks(ctx context.Context, quick bool, plan *loadPlan, raw io.Write
 		return nil, err
 	}
 	for i, step := range steps {
-		progress(os.Stderr, len(families)+1+i, total, step, start)
-		rs, err := plan.run(ctx, i, raw)
+		progress(os.Stderr, len(families)+1+i, total, step.label, start)
+		rs, err := plan.run(ctx, step, raw)
 		if err != nil {
 			fmt.Fprintln(os.Stderr)
 			return nil, err
@@ -368,6 +380,16 @@ func report(figs []Figure, pending []Pending, mode, raw, profile string) string 
 		for _, p := range pending {
 			fmt.Fprintf(&b, "- %s (%s): %s.\n", p.Name, p.Goal, p.Reason)
 		}
+	}
+	for _, f := range figs {
+		if f.Name == os2E2EName && f.Breakdown != nil {
+			b.WriteString(breakdownReport(f))
+		}
+	}
+	if st := setupTimes(raw); st != "" {
+		b.WriteString("\n## Cluster setup\n\n")
+		b.WriteString("`stress load` from nothing to serving: key center, issuance (`keygen issue`, one batch), under OS2 each daemon's keystore and directory entry, card enrolment (a pool of new cardholders through the issuer's store in one process), vault addresses; median seconds of the runs:\n\n")
+		b.WriteString(st)
 	}
 	if profile != "" {
 		b.WriteString("\n## CPU profile of the end-to-end path\n\n")

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -222,9 +224,10 @@ func TestOS2Figures(t *testing.T) {
 	}
 }
 
-// The OS2 end-to-end goal is pending until stress load emits OS2 lines,
-// and then judged against OS1 at 8 clients.
-func TestOS2E2EPending(t *testing.T) {
+// The OS2 end-to-end goal is pending until stress load emits the mixed
+// OS1 and OS2 lines, and then judged on the median of each round pair's
+// ratio; lines of other mixes or levels do not count.
+func TestOS2E2EFigure(t *testing.T) {
 	parse := func(s string) []result {
 		var rs []result
 		for _, l := range strings.Split(s, "\n") {
@@ -234,28 +237,96 @@ func TestOS2E2EPending(t *testing.T) {
 		}
 		return rs
 	}
-	figs := e2eFigures(parse(e2eSample))
-	if p := pendingGoals(figs); len(p) != 1 || p[0].Name != os2E2EName || p[0].Goal == "" || p[0].Reason == "" {
-		t.Fatalf("pending without OS2 lines: %+v", p)
+	line := func(mode string, clients, pct int, rate float64) string {
+		return fmt.Sprintf("BenchmarkE2E/%s/clients=%d/new=%d \t 200\t %.2f orders/s\t 150.0 p50-ms\t 400.0 p99-ms\t 300 run-orders\t 0.5 new-share\n",
+			mode, clients, pct, rate)
 	}
-	for _, f := range figs {
-		if f.Name == os2E2EName {
-			t.Fatalf("an OS2 figure without OS2 lines: %+v", f)
-		}
+	cases := []struct {
+		name        string
+		extra       string
+		pending     bool
+		value, base float64
+		ratio       float64 // cost ratio OS1 ÷ OS2
+		meets       bool
+	}{
+		{"no mixed lines", "", true, 0, 0, 0, false},
+		// the unmixed OS2 line of an older run is not the figure
+		{"unmixed OS2 only", "BenchmarkE2E/os2/clients=8 \t 200\t 30.00 orders/s\n", true, 0, 0, 0, false},
+		{"OS1 only", line("sealed", 8, 50, 40), true, 0, 0, 0, false},
+		{"other mix or level", line("sealed", 8, 25, 40) + line("os2", 8, 25, 30) + line("sealed", 32, 50, 40) + line("os2", 32, 50, 30), true, 0, 0, 0, false},
+		// pairs 40/30, 50/20, 44/33: ratios 1.3333, 2.5, 1.3333; median 1.3333
+		{"three rounds meet", line("sealed", 8, 50, 40) + line("os2", 8, 50, 30) + line("sealed", 8, 50, 50) + line("os2", 8, 50, 20) +
+			line("sealed", 8, 50, 44) + line("os2", 8, 50, 33), false, 30, 44, 1.3333, true},
+		{"one round misses", line("sealed", 8, 50, 60) + line("os2", 8, 50, 30), false, 30, 60, 2, false},
+		{"exactly 0.6×", line("sealed", 8, 50, 50) + line("os2", 8, 50, 30), false, 30, 50, 1.6667, true},
 	}
-	withOS2 := e2eSample + "BenchmarkE2E/os2/clients=8 \t 200\t 30.00 orders/s\t 150.0 p50-ms\t 400.0 p99-ms\n"
-	figs = e2eFigures(parse(withOS2))
-	if p := pendingGoals(figs); len(p) != 0 {
-		t.Fatalf("still pending with OS2 lines: %+v", p)
-	}
-	for _, f := range figs {
-		if f.Name == os2E2EName {
-			// OS1 (sealed) median 49 orders/s, OS2 30: 0.61× OS1, cost ratio 1.6333 ≤ 1/0.6.
-			if f.Value != 30 || f.BaselineValue != 49 || f.Ratio != 1.6333 || f.Meets == nil || !*f.Meets {
-				t.Fatalf("OS2 end to end: %+v", f)
+	for _, c := range cases {
+		figs := e2eFigures(parse(e2eSample + c.extra))
+		p := pendingGoals(figs)
+		var f *Figure
+		for i := range figs {
+			if figs[i].Name == os2E2EName {
+				f = &figs[i]
 			}
-			return
+		}
+		if c.pending {
+			if len(p) != 1 || p[0].Name != os2E2EName || p[0].Goal == "" || p[0].Reason == "" || f != nil {
+				t.Errorf("%s: pending %+v, figure %+v", c.name, p, f)
+			}
+			continue
+		}
+		if len(p) != 0 || f == nil {
+			t.Errorf("%s: pending %+v, figure %v", c.name, p, f)
+			continue
+		}
+		if f.Value != c.value || f.BaselineValue != c.base || f.Ratio != c.ratio || f.Goal != os2E2EGoal || f.Meets == nil || *f.Meets != c.meets {
+			t.Errorf("%s: %+v, want value %v base %v ratio %v meets %v", c.name, *f, c.value, c.base, c.ratio, c.meets)
 		}
 	}
-	t.Fatal("no OS2 end-to-end figure from OS2 lines")
+}
+
+func TestSetupTimes(t *testing.T) {
+	raw := `# sealed: cluster up in 4.0 s (k=1024, 32 cardholders, 0 new)
+BenchmarkE2E/sealed/clients=1 	80	13.33 orders/s
+# os2: cluster up in 9.0 s (k=1024, 8 cardholders, 300 new)
+# sealed: cluster up in 6.0 s (k=1024, 32 cardholders, 0 new)
+# os2: cluster up in 7.0 s (k=1024, 8 cardholders, 300 new)
+# os2: cluster up in 8.0 s (k=1024, 8 cardholders, 300 new)
+# os2: cluster up in soon s (k=1024, 8 cardholders, 300 new)
+`
+	want := "- sealed (k=1024, 32 cardholders, 0 new): 5.0 s (2 runs)\n- os2 (k=1024, 8 cardholders, 300 new): 8.0 s (3 runs)\n"
+	if got := setupTimes(raw); got != want {
+		t.Fatalf("setupTimes:\n%s\nwant\n%s", got, want)
+	}
+	if got := setupTimes("PASS\n"); got != "" {
+		t.Fatalf("no setup lines: %q", got)
+	}
+}
+
+// The mixed rounds alternate OS1 and OS2, each profiled into its round's
+// directory, at os2E2EClients with half new cardholders.
+func TestLoadPlanSteps(t *testing.T) {
+	for _, c := range []struct {
+		quick bool
+		mix   int
+	}{{false, 3}, {true, 1}} {
+		p := newLoadPlan(c.quick, "/w")
+		var mixed []step
+		for _, s := range p.steps() {
+			if slices.Contains(s.args, "-new") {
+				mixed = append(mixed, s)
+			}
+		}
+		if len(mixed) != 2*c.mix || len(p.mixDirs()) != c.mix {
+			t.Fatalf("quick=%v: %d mixed steps, %d dirs", c.quick, len(mixed), len(p.mixDirs()))
+		}
+		for i, s := range mixed {
+			args := strings.Join(s.args, " ")
+			su := []string{"os1", "os2"}[i%2]
+			want := fmt.Sprintf("-suite %s -clients %d -new %s -cpuprofile %s", su, os2E2EClients, mixNew, p.mixDirs()[i/2])
+			if !strings.HasPrefix(args, want) {
+				t.Errorf("quick=%v step %d: %q, want it to start %q", c.quick, i, args, want)
+			}
+		}
+	}
 }
