@@ -387,7 +387,11 @@ func setupTimes(raw string) string {
 	}
 	var b strings.Builder
 	for _, k := range kinds {
-		fmt.Fprintf(&b, "- %s: %.1f s (%d runs)\n", k, median(by[k]), len(by[k]))
+		runs := "runs"
+		if len(by[k]) == 1 {
+			runs = "run"
+		}
+		fmt.Fprintf(&b, "- %s: %.1f s (%d %s)\n", k, median(by[k]), len(by[k]), runs)
 	}
 	return b.String()
 }

@@ -293,8 +293,9 @@ BenchmarkE2E/sealed/clients=1 	80	13.33 orders/s
 # os2: cluster up in 7.0 s (k=1024, 8 cardholders, 300 new)
 # os2: cluster up in 8.0 s (k=1024, 8 cardholders, 300 new)
 # os2: cluster up in soon s (k=1024, 8 cardholders, 300 new)
+# null: cluster up in 2.0 s (k=1024, 32 cardholders, 0 new)
 `
-	want := "- sealed (k=1024, 32 cardholders, 0 new): 5.0 s (2 runs)\n- os2 (k=1024, 8 cardholders, 300 new): 8.0 s (3 runs)\n"
+	want := "- sealed (k=1024, 32 cardholders, 0 new): 5.0 s (2 runs)\n- os2 (k=1024, 8 cardholders, 300 new): 8.0 s (3 runs)\n- null (k=1024, 32 cardholders, 0 new): 2.0 s (1 run)\n"
 	if got := setupTimes(raw); got != want {
 		t.Fatalf("setupTimes:\n%s\nwant\n%s", got, want)
 	}
