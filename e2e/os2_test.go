@@ -21,9 +21,6 @@ import (
 // entries — and then sends the merchant what OS2 refuses: each refusal has
 // its own stable code, and none stores anything.
 func TestOS2Cluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns every daemon")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
