@@ -336,6 +336,16 @@ func drawRoot(r io.Reader) (group.Scalar, error) {
 	}
 }
 
+// masterFromRoot is the epoch suite master of the root scalar rho.
+func masterFromRoot(params keygen.Params, rho group.Scalar) (*Master, error) {
+	root, err := rootSeed(rho)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(root[:])
+	return EpochMasterFromSeed(params, root)
+}
+
 // rootSeed is the root seed of scalar s: its canonical encoding.
 func rootSeed(s group.Scalar) ([32]byte, error) {
 	b, err := s.MarshalBinary()
@@ -425,12 +435,7 @@ func InitOfficers(dir string, k int, officers []Officer, threshold int, opt Init
 		return nil, err
 	}
 	defer rho.SetUint64(0)
-	root, err := rootSeed(rho)
-	if err != nil {
-		return nil, err
-	}
-	m, err := EpochMasterFromSeed(params, root)
-	clear(root[:])
+	m, err := masterFromRoot(params, rho)
 	if err != nil {
 		return nil, err
 	}
@@ -597,12 +602,7 @@ func OpenOfficers(dir string, officers []Officer) (*Center, error) {
 		return nil, err
 	}
 	defer rho.SetUint64(0)
-	root, err := rootSeed(rho)
-	if err != nil {
-		return nil, err
-	}
-	m, err := EpochMasterFromSeed(params, root)
-	clear(root[:])
+	m, err := masterFromRoot(params, rho)
 	if err != nil {
 		return nil, err
 	}
