@@ -166,7 +166,7 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	fs := cli.FlagSet(p, "login", "-merchant URL -key CONSULTANT.key -company-key COMPANY.key [-device ID] [-shift D] [-session FILE]", stdio,
 		p+" login -merchant http://127.0.0.1:8080 -key consultant.carol.key -company-key company.callcenter.key -device desk-7 -shift 8h")
 	merchantURL := fs.String("merchant", "", "merchant base URL")
-	merchantID := fs.String("merchant-id", "", "pin the merchant identity (default: as the order form says)")
+	merchantID := fs.String("merchant-id", "", "pin the merchant identity (default: merchant:HOST of -merchant)")
 	keyPath := fs.String("key", "", "your consultant key file")
 	companyPath := fs.String("company-key", "", "the company key file (on this terminal or its gateway)")
 	deviceFlag := fs.String("device", "", "this terminal's device id (default: derived from the machine id)")
@@ -200,13 +200,13 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		return err
 	}
 	keys := suite.NewKeys(key, 4)
-	mc, err := merchantapi.NewClient(keys, *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
+	mc, err := newMerchantClient(keys, *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		return err
 	}
 	form, err := mc.OrderForm(ctx)
 	if err != nil {
-		return reachErr("merchant", err)
+		return formErr(mc, err)
 	}
 	req, err := merchantapi.NewLogin(suite.NewKeys(company, 1), form.Merchant, key.Identity(), device, *shift, time.Now())
 	if err != nil {

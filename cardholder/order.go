@@ -22,6 +22,7 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/secfile"
+	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/internal/strictjson"
 	"orderseal/keygen"
 	merchantapi "orderseal/merchant/api"
@@ -116,9 +117,11 @@ func lines(form *merchantapi.OrderForm, items []string) ([]order.Item, int64, er
 func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "order", "-merchant URL -key FILE -card FILE -buyer FILE -item SKU=QTY… -ship-to LABEL|TOKEN [-vault-url URL]", stdio,
 		"cardholder order -merchant http://127.0.0.1:8080 -key alice.key -card card.json -buyer me.json -item MUG-01=2 -ship-to home -vault-url http://127.0.0.1:8443",
-		"cardholder order -merchant http://127.0.0.1:8080 -list")
+		"cardholder order -merchant https://shop.example -key alice.key -list",
+		"cardholder order -merchant http://127.0.0.1:8080 -merchant-id merchant:shop.example -key alice.key -trust trust.txt -list")
 	merchantURL := fs.String("merchant", "", "merchant base URL")
-	merchantID := fs.String("merchant-id", "", "pin the merchant identity (default: as the order form says)")
+	merchantID := fs.String("merchant-id", "", "pin the merchant identity (default: merchant:HOST of -merchant; -assisted: the session's)")
+	trustPath := fs.String("trust", "", "suite OS1: file of the issuer, carrier and vault identities you accept, one a line (default: orderseal/trust.txt in your config directory)")
 	keyPath := fs.String("key", "", "your cardholder key file")
 	cardPath := fs.String("card", "", "card JSON file (0600): number, expiry, optional cvc, issuer")
 	buyerPath := fs.String("buyer", "", "buyer JSON: name, phone, email")
@@ -132,7 +135,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	installments := fs.Int("installments", 1, "payment plan: number of installments")
 	gift := fs.String("gift-note", "", "a note for the recipient (the carrier prints it)")
 	preview := fs.Bool("preview", false, "show who would see what, then stop without sending")
-	list := fs.Bool("list", false, "print the merchant's order form and stop")
+	list := fs.Bool("list", false, "print the merchant's order form (fetched signed, with -key) and stop")
 	wait := fs.Duration("wait", 60*time.Second, "follow the order this long (0: do not follow)")
 	asJSON := fs.Bool("json", false, "print the final status as JSON")
 	life := fs.Duration("lifetime", order.DefaultLifetime, "how long the bundle stays valid")
@@ -148,13 +151,33 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	if *list {
-		mc, err := merchantapi.NewClient(nil, *merchantURL, *merchantID, hc)
+		// Listing fetches the form as ordering does: a form a person reads
+		// misleads her as much as one she seals to.
+		if err := cli.Require(fs, "key"); err != nil {
+			return err
+		}
+		key, err := suite.LoadKey(*keyPath, "", time.Now())
+		if err != nil {
+			return err
+		}
+		defer key.Destroy()
+		keys := suite.NewKeys(key, 2)
+		pin := *merchantID
+		if pin == "" && *assisted {
+			if sess, _, err := consultantSession(*sessFlag, key.Identity()); err == nil {
+				pin = sess.Merchant
+			}
+		}
+		mc, err := newMerchantClient(keys, *merchantURL, pin, hc)
 		if err != nil {
 			return err
 		}
 		form, err := mc.OrderForm(ctx)
 		if err != nil {
-			return reachErr("merchant", err)
+			return formErr(mc, err)
+		}
+		if err := vouch(form, keys, nil, nil, *trustPath, time.Now()); err != nil {
+			return err
 		}
 		return printForm(stdio.Out, form)
 	}
@@ -185,12 +208,16 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	var sess *SessionFile
 	var device string
 	card := &CardFile{Issuer: *issuerFlag}
+	pin := *merchantID
 	if *assisted {
 		if device, err = deviceOf(*deviceFlag); err != nil {
 			return err
 		}
 		if sess, _, err = consultantSession(*sessFlag, key.Identity()); err != nil {
 			return err
+		}
+		if pin == "" {
+			pin = sess.Merchant // pinned when she logged in
 		}
 	} else if card, err = loadCard(*cardPath); err != nil {
 		return err
@@ -200,13 +227,17 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	mc, err := merchantapi.NewClient(keys, *merchantURL, *merchantID, hc)
+	mc, err := newMerchantClient(keys, *merchantURL, pin, hc)
 	if err != nil {
 		return err
 	}
 	form, err := mc.OrderForm(ctx)
 	if err != nil {
-		return reachErr("merchant", err)
+		return formErr(mc, err)
+	}
+	var own []string // parties her own config names: the card file's issuer, or -issuer
+	if card.Issuer != "" {
+		own = append(own, card.Issuer)
 	}
 	if sess != nil && sess.Merchant != form.Merchant {
 		return cli.WithHint(fmt.Errorf("your session is with %s, not %s", sess.Merchant, form.Merchant), "log in to this merchant first")
@@ -219,6 +250,13 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	if !slices.Contains(form.Issuers, card.Issuer) {
 		return cli.WithHint(fmt.Errorf("%s does not accept cards of %s", form.Merchant, card.Issuer), "accepted: "+strings.Join(form.Issuers, ", "))
+	}
+	sealTo := []string{card.Issuer, form.Carrier}
+	if *shipToFile == "" {
+		sealTo = append(sealTo, form.Vault)
+	}
+	if err := vouch(form, keys, sealTo, own, *trustPath, time.Now()); err != nil {
+		return err
 	}
 	its, total, err := lines(form, items)
 	if err != nil {
@@ -370,6 +408,25 @@ func resolveShipTo(ctx context.Context, keys keygen.Keyring, shipTo, vaultURL, v
 	return "", cli.WithHint(fmt.Errorf("no address labelled %q in %s", shipTo, vault), "cardholder address list shows your labels")
 }
 
+// newMerchantClient is merchantapi.NewClient with the CLI's hints.
+func newMerchantClient(keys keygen.Keyring, base, pin string, hc *http.Client) (*merchantapi.Client, error) {
+	mc, err := merchantapi.NewClient(keys, base, pin, hc)
+	if errors.Is(err, merchantapi.ErrNoHostIdentity) {
+		return nil, cli.WithHint(err, "pin the merchant with -merchant-id merchant:NAME")
+	}
+	return mc, err
+}
+
+// formErr explains an order form that was refused: an answer not signed by
+// the pinned merchant is someone else's, whatever it says.
+func formErr(mc *merchantapi.Client, err error) error {
+	if errors.Is(err, httpsig.ErrForgedResponse) || errors.Is(err, merchantapi.ErrFormMerchant) {
+		return cli.WithHint(fmt.Errorf("the order form is not %s's own (%w); nothing was sealed or sent", mc.Merchant(), err),
+			"someone between you and the merchant may have altered it; if the shop's identity is not "+mc.Merchant()+", pin it with -merchant-id")
+	}
+	return reachErr("merchant", err)
+}
+
 // reachErr names the party a request failed at.
 func reachErr(party string, err error) error {
 	var p *rfc9457.Problem
@@ -458,7 +515,7 @@ func cmdStatus(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "status", "ORDER -merchant URL -key FILE [-json] [-wait D]", stdio,
 		"cardholder status ord_… -merchant http://127.0.0.1:8080 -key alice.key")
 	merchantURL := fs.String("merchant", "", "merchant base URL")
-	merchantID := fs.String("merchant-id", "", "pin the merchant identity")
+	merchantID := fs.String("merchant-id", "", "pin the merchant identity (default: merchant:HOST of -merchant)")
 	keyPath := fs.String("key", "", "your cardholder key file")
 	asJSON := fs.Bool("json", false, "JSON output")
 	wait := fs.Duration("wait", 0, "follow the order this long until it settles")
@@ -483,7 +540,7 @@ func cmdStatus(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer key.Destroy()
-	mc, err := merchantapi.NewClient(suite.NewKeys(key, 4), *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
+	mc, err := newMerchantClient(suite.NewKeys(key, 4), *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -528,7 +585,7 @@ func printForm(w io.Writer, f *merchantapi.OrderForm) error {
 	fmt.Fprintf(w, "merchant  %s\ncarrier   %s\nissuers   %s\nvault     %s\ncurrency  %s\n", f.Merchant, f.Carrier,
 		strings.Join(f.Issuers, ", "), f.Vault, f.Currency)
 	for _, e := range f.Directory {
-		fmt.Fprintf(w, "directory %s, epoch %s, until %s (signature checked when sealing)\n", e.Identity, e.Epoch, e.NotAfter.Format(time.RFC3339))
+		fmt.Fprintf(w, "directory %s, epoch %s, until %s (signature checked)\n", e.Identity, e.Epoch, e.NotAfter.Format(time.RFC3339))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

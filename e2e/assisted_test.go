@@ -54,7 +54,7 @@ func (u *user) sessionFile() string {
 // session id, or the exit code and stderr of a refusal.
 func (c *cluster) login(u *user, companyKey, device string, extra ...string) (session string, code int, stderr string) {
 	c.t.Helper()
-	args := append([]string{"assisted", "login", "-merchant", c.url("merchant"), "-key", c.keyFile(cCarol),
+	args := append([]string{"assisted", "login", "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cCarol),
 		"-company-key", c.keyFile(companyKey), "-device", device}, extra...)
 	out, errs, code := c.runIn(u, "", "cardholder", args...)
 	return strings.TrimSpace(out), code, errs
@@ -65,7 +65,7 @@ func (c *cluster) login(u *user, companyKey, device string, extra ...string) (se
 // and stderr.
 func (c *cluster) phoneOrder(u *user, device, cardInput string, extra ...string) (id string, code int, stdout, stderr string) {
 	c.t.Helper()
-	args := append([]string{"order", "-assisted", "-merchant", c.url("merchant"), "-key", c.keyFile(cCarol),
+	args := append([]string{"order", "-assisted", "-merchant", c.url("merchant"), "-trust", c.trustFile(), "-key", c.keyFile(cCarol),
 		"-buyer", c.path("consultant", "dora.buyer.json"), "-item", "mug_blue-350=2",
 		"-ship-to-address", c.path("consultant", "dora.address.json"), "-device", device, "-wait", "60s"}, extra...)
 	out, errs, code := c.runIn(u, cardInput, "cardholder", args...)

@@ -150,7 +150,7 @@ func TestCheckout(t *testing.T) {
 			c.must("", "carrier", "event", tracking, "-status", s, "-db", c.path("carrier", "carrier.db"))
 		}
 		c.waitState(id, merchantapi.StateDelivered)
-		out := c.must("", "cardholder", "status", id, "-merchant", c.url("merchant"), "-key", c.keyFile(cAlice), "-json")
+		out := c.must("", "cardholder", "status", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice), "-json")
 		var st merchantapi.Status
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatal(err)

@@ -335,8 +335,19 @@ func (c *cluster) wallet(who, id, number string) []string {
 	if err := os.WriteFile(c.path(who, "me.json"), []byte(buyer), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
-	return []string{"-merchant", c.url("merchant"), "-key", c.keyFile(id), "-card", c.path(who, "card.json"),
+	return []string{"-merchant", c.url("merchant"), "-merchant-id", cShop, "-trust", c.trustFile(), "-key", c.keyFile(id), "-card", c.path(who, "card.json"),
 		"-buyer", c.path(who, "me.json"), "-vault-url", c.url("vault"), "-wait", "60s"}
+}
+
+// trustFile writes (once) the OS1 trust file of the cluster's cardholders
+// and consultants: its issuer, carrier and vault.
+func (c *cluster) trustFile() string {
+	c.t.Helper()
+	p := c.path("keys", "trust.txt")
+	if err := os.WriteFile(p, []byte(cBank+"\n"+cParcel+"\n"+cVault+"\n"), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
 }
 
 // merchantStore opens the merchant's store read-only, through its read

@@ -244,7 +244,7 @@ func TestCLIServe(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	c, err := api.NewClient(keys.Keys(t, keys.Alice), "http://"+addr, "", nil)
+	c, err := api.NewClient(keys.Keys(t, keys.Alice), "http://"+addr, keys.Shop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"orderseal/internal/signedhttp"
+	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/merchant/api"
 	"orderseal/order"
 	"orderseal/tstest/keys"
@@ -243,8 +245,9 @@ func TestIntakeStoresMerchantFields(t *testing.T) {
 	}
 }
 
-// TestOrderForm: the public order form lists the catalog, the carrier, the
-// accepted issuers, the vault and the currency.
+// TestOrderForm: the order form lists the catalog, the carrier, the
+// accepted issuers, the vault and the currency, to a signed request only,
+// and signed back (DESIGN.md §5 Hardening).
 func TestOrderForm(t *testing.T) {
 	e := newEnv(t)
 	resp, err := http.Get(e.ts.URL + api.PathOrderForm)
@@ -252,11 +255,15 @@ func TestOrderForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
-		t.Fatalf("order form: HTTP %d, headers %v", resp.StatusCode, resp.Header)
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("unsigned order form: HTTP %d, headers %v", resp.StatusCode, resp.Header)
 	}
-	// Through the cardholder's client, which needs no keys for the form.
-	c, err := api.NewClient(nil, e.ts.URL, "", nil)
+	// Only cardholders and consultants may ask.
+	r, err := signedhttp.NewClient(keys.Keys(t, keys.Parcel), nil).Do(context.Background(), keys.Shop, http.MethodGet, e.ts.URL+api.PathOrderForm, nil)
+	if err != nil || r.Status != http.StatusForbidden {
+		t.Fatalf("order form to a carrier: %v %+v", err, r)
+	}
+	c, err := api.NewClient(keys.Keys(t, keys.Alice), e.ts.URL, keys.Shop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,12 +290,18 @@ func TestOrderForm(t *testing.T) {
 	if p, ok := f.Product("mug_blue-350"); !ok || p.UnitPrice != 850 {
 		t.Fatalf("Product: %+v %v", p, ok)
 	}
-	if c.Merchant() != keys.Shop {
-		t.Fatalf("client learnt %q", c.Merchant())
+	// A client pinned to another merchant refuses this form: the answer is
+	// not signed by the merchant it pinned.
+	pinned, _ := api.NewClient(keys.Keys(t, keys.Alice), e.ts.URL, keys.OtherShop, nil)
+	if _, err := pinned.OrderForm(context.Background()); !errors.Is(err, httpsig.ErrForgedResponse) {
+		t.Fatalf("a form for another merchant: %v", err)
 	}
-	// A client pinned to another merchant refuses this form.
-	pinned, _ := api.NewClient(nil, e.ts.URL, keys.OtherShop, nil)
-	if _, err := pinned.OrderForm(context.Background()); err == nil {
-		t.Fatal("a form for another merchant was accepted")
+	// With no pin the client pins merchant:<host>, here merchant:127.0.0.1.
+	host, _ := api.NewClient(keys.Keys(t, keys.Alice), e.ts.URL, "", nil)
+	if host.Merchant() != "merchant:127.0.0.1" {
+		t.Fatalf("pinned %q", host.Merchant())
+	}
+	if _, err := host.OrderForm(context.Background()); !errors.Is(err, httpsig.ErrForgedResponse) {
+		t.Fatalf("a form of %s from the host 127.0.0.1: %v", keys.Shop, err)
 	}
 }

@@ -82,9 +82,10 @@ type Server struct {
 	dir     directory
 }
 
-// NewServer wires the routes. The order form is public; every other route
-// is behind the signed-request verifier and limited to the role that may
-// call it.
+// NewServer wires the routes. Every route is behind the signed-request
+// verifier and limited to the role that may call it; the order form too
+// (DESIGN.md §5 Hardening), so its answer is signed under K(caller, merchant)
+// and a man in the middle cannot swap the parties it names.
 func NewServer(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, issuers: map[string]*issuerapi.Client{}}
 	if s.log == nil {
@@ -147,7 +148,7 @@ func NewServer(cfg Config) (*Server, error) {
 	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxAssistedBody), signedhttp.WithLogger(s.log)}, cfg.Verifier...)
 	verify := signedhttp.NewVerifier(cfg.Keys, vopts...).Middleware()
 	e := web.New(s.log)
-	e.GET(api.PathOrderForm, s.orderForm)
+	e.GET(api.PathOrderForm, s.orderForm, verify, signedhttp.Allow(keygen.RoleCardholder, keygen.RoleConsultant))
 	e.POST(api.PathOrders, s.intake, verify, signedhttp.Allow(keygen.RoleCardholder, keygen.RoleConsultant))
 	e.GET(api.PathOrder+":id", s.status, verify, signedhttp.Allow(keygen.RoleCardholder, keygen.RoleConsultant))
 	e.POST(api.PathSessions, s.login, verify, signedhttp.Allow(keygen.RoleConsultant))

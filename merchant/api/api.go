@@ -9,22 +9,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
-	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/signedhttp/httpsig"
-	"orderseal/internal/strictjson"
 	"orderseal/keygen"
 	"orderseal/order"
 )
 
 // Routes of the merchant.
 const (
-	PathOrderForm = "/v1/order-form" // GET, public: catalog, prices, parties
+	PathOrderForm = "/v1/order-form" // GET, signed (cardholder, consultant): catalog, prices, parties
 	PathOrders    = "/v1/orders"     // POST a sealed bundle (cardholder) → 202
 	PathOrder     = "/v1/orders/"    // GET + id: status (the order's cardholder)
 	EventsSuffix  = "/events"        // POST PathOrder + id + EventsSuffix: tracking event (the order's carrier)
@@ -141,104 +137,77 @@ type Status struct {
 
 // Client is the cardholder's side of the merchant API.
 type Client struct {
-	keys     keygen.Keyring
 	http     *httpsig.Client
-	plain    *http.Client
 	base     string
-	merchant string // learnt from the order form unless pinned
+	merchant string // pinned: by the caller, else to the URL's host
 }
 
-// NewClient makes a client for the merchant at base URL. merchant pins the
-// merchant identity ("" : take it from the order form). Without keys the
-// client can only fetch the order form.
+// ErrNoHostIdentity is returned when the merchant URL's host cannot name a
+// merchant (an IPv6 literal, say) and no identity is pinned.
+var ErrNoHostIdentity = errors.New("the merchant URL's host is not a merchant name")
+
+// HostIdentity is the merchant identity a base URL pins when the caller
+// pins none: merchant:<host>, the host lowercased and without its port.
+func HostIdentity(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("merchant URL %q: must be http(s)://host[:port]", base)
+	}
+	id := string(keygen.RoleMerchant) + ":" + strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if err := keygen.ValidateIdentity(id); err != nil {
+		return "", fmt.Errorf("%w: %q", ErrNoHostIdentity, u.Hostname())
+	}
+	return id, nil
+}
+
+// NewClient makes a client for the merchant at base URL, signing with keys.
+// merchant pins the merchant identity; "" pins HostIdentity(base), the
+// merchant of the host the caller chose (DESIGN.md §5 Hardening). Every
+// request, the order form's too, is signed to that identity and every
+// answer must be signed back by it.
 func NewClient(keys keygen.Keyring, base, merchant string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("merchant URL %q: must be http(s)://host[:port]", base)
 	}
-	if merchant != "" {
-		if err := keygen.ValidateIdentity(merchant); err != nil || keygen.RoleOf(merchant) != keygen.RoleMerchant {
-			return nil, fmt.Errorf("merchant identity %q: must be merchant:<name>", merchant)
+	if keys == nil {
+		return nil, errors.New("the merchant client needs a key: every request to the merchant is signed")
+	}
+	if merchant == "" {
+		if merchant, err = HostIdentity(base); err != nil {
+			return nil, err
 		}
 	}
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	if err := keygen.ValidateIdentity(merchant); err != nil || keygen.RoleOf(merchant) != keygen.RoleMerchant {
+		return nil, fmt.Errorf("merchant identity %q: must be merchant:<name>", merchant)
 	}
-	plain := *hc
-	plain.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c := &Client{keys: keys, plain: &plain, base: strings.TrimRight(base, "/"), merchant: merchant}
-	if keys != nil {
-		c.http = httpsig.NewClient(keys, hc)
-	}
-	return c, nil
+	return &Client{http: httpsig.NewClient(keys, hc), base: strings.TrimRight(base, "/"), merchant: merchant}, nil
 }
 
-// Merchant is the merchant identity the client signs for ("" before OrderForm
-// unless pinned).
+// Merchant is the pinned merchant identity the client signs for.
 func (c *Client) Merchant() string { return c.merchant }
 
-// OrderForm fetches the public order form. The requests that follow are
-// signed to the merchant identity it names, so a form from an impostor fails
-// at the first signed answer.
+// OrderForm fetches the order form with a signed request. The answer is
+// accepted only when the pinned merchant signed it and the form names that
+// merchant: the parties in it are the merchant's word, not the network's.
 func (c *Client) OrderForm(ctx context.Context) (*OrderForm, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathOrderForm, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.plain.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxFormSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) > MaxFormSize {
-		return nil, fmt.Errorf("order form larger than %d bytes", MaxFormSize)
-	}
-	if resp.StatusCode != http.StatusOK {
-		if p, err := rfc9457.Decode(body); err == nil {
-			p.Status = resp.StatusCode // the document's own member may be absent or wrong
-			return nil, p
-		}
-		return nil, fmt.Errorf("order form: HTTP %d", resp.StatusCode)
-	}
 	var f OrderForm
-	if err := strictjson.Decode(body, &f, MaxFormSize); err != nil {
+	if err := c.http.DoJSON(ctx, c.merchant, http.MethodGet, c.base+PathOrderForm, nil, &f); err != nil {
 		return nil, fmt.Errorf("order form: %w", err)
 	}
-	if err := keygen.ValidateIdentity(f.Merchant); err != nil || keygen.RoleOf(f.Merchant) != keygen.RoleMerchant {
-		return nil, fmt.Errorf("order form names no valid merchant identity")
+	if f.Merchant != c.merchant {
+		return nil, fmt.Errorf("order form: %w: signed by %s but names %q", ErrFormMerchant, c.merchant, f.Merchant)
 	}
-	if c.merchant != "" && c.merchant != f.Merchant {
-		return nil, fmt.Errorf("order form is for %s, not the pinned %s", f.Merchant, c.merchant)
-	}
-	c.merchant = f.Merchant
 	return &f, nil
 }
 
-func (c *Client) target(ctx context.Context) (string, error) {
-	if c.http == nil {
-		return "", errors.New("merchant client has no keys to sign with")
-	}
-	if c.merchant == "" {
-		if _, err := c.OrderForm(ctx); err != nil {
-			return "", err
-		}
-	}
-	return c.merchant, nil
-}
+// ErrFormMerchant is returned for a signed form naming another merchant.
+var ErrFormMerchant = errors.New("the order form names another merchant")
 
 // call sends a signed request to the merchant at path and decodes its answer
 // into a new T.
 func call[T any](ctx context.Context, c *Client, method, path string, in any) (*T, error) {
-	target, err := c.target(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return httpsig.Call[T](ctx, httpsig.PeerClient{HTTP: c.http, Base: c.base, Identity: target}, method, path, in)
+	return httpsig.Call[T](ctx, httpsig.PeerClient{HTTP: c.http, Base: c.base, Identity: c.merchant}, method, path, in)
 }
 
 // Submit sends a sealed bundle. Submitting the same bundle again is safe: the

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -17,19 +16,9 @@ import (
 	"orderseal/tstest/webtest"
 )
 
-// answerFunc answers every request with one status and body, unsigned: the
-// public order form is not a signed exchange.
-type answerFunc func() (int, []byte)
-
-func (a answerFunc) RoundTrip(r *http.Request) (*http.Response, error) {
-	status, body := a()
-	return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(bytes.NewReader(body)), Request: r}, nil
-}
-
-// FuzzOrderForm feeds the cardholder's client any order form: nothing
-// panics, a refusal is an error, and a form it accepts names a merchant
-// identity and re-encodes to the same form. Input: status byte picker and
+// FuzzOrderForm feeds the cardholder's client any order form, signed by the
+// pinned merchant: nothing panics, a refusal is an error, and a form it
+// accepts names the pinned merchant and re-encodes to the same form. Input: status byte picker and
 // body (see webtest.SplitAnswer). Seeds: testdata/fuzz/FuzzOrderForm.
 func FuzzOrderForm(f *testing.F) {
 	form := OrderForm{Merchant: keys.Shop, Currency: "EUR", Carrier: "carrier:parcel.example", Issuers: []string{"issuer:bank.example"},
@@ -43,7 +32,8 @@ func FuzzOrderForm(f *testing.F) {
 	webtest.WriteCorpus(f, "unavailable", webtest.JoinAnswer(0, 503, []byte(`{"type":"https://orderseal.dev/problems/merchant-unavailable","title":"Merchant unavailable","status":503,"code":"merchant-unavailable"}`)))
 	var status int
 	var body []byte
-	c, err := NewClient(nil, "http://merchant.fuzz", "", &http.Client{Transport: answerFunc(func() (int, []byte) { return status, body })})
+	far := webtest.NewAnswerer(keys.Keys(f, keys.Shop))
+	c, err := NewClient(keys.Keys(f, keys.Alice), "http://merchant.fuzz", keys.Shop, far.Client())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -53,13 +43,13 @@ func FuzzOrderForm(f *testing.F) {
 		if _, status, body, ok = webtest.SplitAnswer(data, 1); !ok {
 			return errors.New("short input")
 		}
-		c.merchant = "" // learnt afresh from each form
+		far.Set(status, body)
 		got, err := c.OrderForm(context.Background())
 		webtest.CheckClientError(t, status, body, err)
 		if err != nil {
 			return err
 		}
-		if status != http.StatusOK || got.Merchant == "" || c.Merchant() != got.Merchant {
+		if status != http.StatusOK || got.Merchant != keys.Shop || c.Merchant() != keys.Shop {
 			t.Fatalf("HTTP %d form for %q accepted", status, got.Merchant)
 		}
 		webtest.RoundTrip(t, got, MaxFormSize)
