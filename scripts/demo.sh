@@ -116,13 +116,14 @@ printf '{"name":"Alice Example","phone":"+4915112345678","email":"a.example@mail
 printf '{"name":"Alice Example","line1":"%s\u00dfe 12","line2":"Hinterhaus, 3. OG","city":"Berlin","postal_code":"10115","country":"DE"}\n' "$STREET" > "$DEMO_DIR/alice/home.json"
 umask 022
 ALICE_ARGS=(-key "$(key "$ALICE")")
+# The shop runs on a loopback port, not at shop.example: Alice pins its identity.
 TOKEN=$("$BIN/cardholder" address add "${ALICE_ARGS[@]}" -vault-url "$(url vault)" -vault "$VAULT" -label home -file "$DEMO_DIR/alice/home.json" 2>/dev/null)
 echo "  registered as $TOKEN; the merchant and carrier will only ever hold this token"
 
 step "alice: the merchant's order form"
-"$BIN/cardholder" order -merchant "$(url merchant)" -list | sed 's/^/  /'
+"$BIN/cardholder" order -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -list | sed 's/^/  /'
 
-ORDER_ARGS=(-merchant "$(url merchant)" "${ALICE_ARGS[@]}" -card "$DEMO_DIR/alice/card.json" -buyer "$DEMO_DIR/alice/me.json"
+ORDER_ARGS=(-merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -card "$DEMO_DIR/alice/card.json" -buyer "$DEMO_DIR/alice/me.json"
   -ship-to home -vault-url "$(url vault)")
 step "alice: preview who will see what"
 "$BIN/cardholder" order "${ORDER_ARGS[@]}" -item BOOK-1984.pb=2 -item mug_blue-350=1 -preview 2>/dev/null | sed 's/^/  /'
@@ -146,13 +147,13 @@ for s in picked-up in-transit delivered; do
   "$BIN/carrier" event "$TRACKING" -status "$s" -db "$DEMO_DIR/carrier/carrier.db" 2>&1 | sed 's/^/  /'
 done
 for _ in $(seq 100); do
-  st=$("$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" "${ALICE_ARGS[@]}" -json | sed -n 's/.*"state":"\([a-z-]*\)".*/\1/p' | head -1)
+  st=$("$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -json | sed -n 's/.*"state":"\([a-z-]*\)".*/\1/p' | head -1)
   [ "$st" = delivered ] && break; sleep 0.1
 done
 [ "$st" = delivered ] || fail "the delivered event did not reach the merchant"
 
 step "alice: status timeline"
-"$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" "${ALICE_ARGS[@]}" | sed 's/^/  /'
+"$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" | sed 's/^/  /'
 
 step "alice: an order above her available credit is declined"
 if "$BIN/cardholder" order "${ORDER_ARGS[@]}" -item CAMERA-X100=1 > "$DEMO_DIR/alice/declined.out" 2> "$DEMO_DIR/alice/declined.err"; then
@@ -174,7 +175,7 @@ umask 077
 printf '{"name":"Dora Example","phone":"+4915112345679","email":"dora@example.org"}\n' > "$DEMO_DIR/consultant/work/dora.json"
 printf '{"name":"Dora Example","line1":"%s\u00dfe 3","city":"Hamburg","postal_code":"20095","country":"DE"}\n' "$STREET" > "$DEMO_DIR/consultant/work/dora-address.json"
 umask 022
-SESSION=$(carol assisted login -merchant "$(url merchant)" -key "$(key "$CAROL")" -company-key "$(key "$CALLCENTER")" \
+SESSION=$(carol assisted login -merchant "$(url merchant)" -merchant-id "$MERCHANT" -key "$(key "$CAROL")" -company-key "$(key "$CALLCENTER")" \
   -device desk-7 -shift 8h 2> >(sed 's/^/  /' >&2)) || fail "Carol could not log in"
 echo "  session $SESSION: its second identifier is sealed for Carol; the merchant keeps only its hash"
 
