@@ -74,20 +74,33 @@ func openHint(err error, path string) error {
 }
 
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
-	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -vault-url URL -vault ID [-listen ADDR] [-addr-file FILE] [-country CC]", stdio,
-		prog+" serve -key carrier.parcel.example.key -db carrier.db -vault-url http://127.0.0.1:8443 -vault vault:vault.shop.example")
+	fs := cli.FlagSet(prog, "serve", "-key FILE -db FILE -vault-url URL -vault ID -merchant ID=URL… [-listen ADDR] [-addr-file FILE] [-country CC]", stdio,
+		prog+" serve -key carrier.parcel.example.key -db carrier.db -vault-url http://127.0.0.1:8443 -vault vault:vault.shop.example -merchant merchant:shop.example=http://127.0.0.1:8080")
 	keyFlags := keystore.AddFlags(fs, "the carrier's")
 	dbPath := fs.String("db", "", "carrier database (created on first start)")
 	vaultURL := fs.String("vault-url", "", "base URL of the vault")
 	vaultID := fs.String("vault", "", "identity of the vault, vault:<name>")
 	sf := cli.AddServeFlags(fs, "127.0.0.1:8445", cli.ListenUsage)
 	country := fs.String("country", "DE", "ISO 3166-1 country in new tracking numbers")
+	var merchantFlags cli.Strings
+	fs.Var(&merchantFlags, "merchant", "a merchant that may book, ID=URL: its tracking events go to URL/v1/orders/ID/events, never where a request says (repeatable)")
 	poll := fs.Duration("event-poll", DefaultEventPoll, "how often to look for tracking events to deliver")
-	stopProfile, err := sf.Parse(fs, args, "key", "db", "vault-url", "vault")
+	stopProfile, err := sf.Parse(fs, args, "key", "db", "vault-url", "vault", "merchant")
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
+	merchants := Merchants{}
+	for _, m := range merchantFlags {
+		id, base, err := ParseMerchant(m)
+		if err != nil {
+			return cli.Usagef("use -merchant merchant:NAME=http://HOST:PORT", "-merchant %v", err)
+		}
+		if _, dup := merchants[id]; dup {
+			return cli.Usagef("give each merchant once", "-merchant %s given twice", id)
+		}
+		merchants[id] = base
+	}
 	if *poll < 10*time.Millisecond || *poll > time.Minute {
 		return cli.Usagef("pick -event-poll between 10ms and 1m", "-event-poll %s is out of range", *poll)
 	}
@@ -108,11 +121,11 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	defer st.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	runner := NewRunner(keys, st, &http.Client{Timeout: HTTPTimeout}, logger)
+	runner := NewRunner(keys, st, merchants, &http.Client{Timeout: HTTPTimeout}, logger)
 	runner.Poll = *poll
 	done := make(chan struct{})
 	go func() { defer close(done); runner.Run(ctx) }()
-	srv := NewServer(keys, st, vc, Options{Logger: logger})
+	srv := NewServer(keys, st, vc, Options{Logger: logger, Merchants: merchants})
 	err = web.Serve(ctx, *sf.Listen, *sf.AddrFile, srv.Handler(), logger)
 	cancel()
 	<-done

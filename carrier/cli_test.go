@@ -22,7 +22,7 @@ func TestShipmentsCommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	sh, err := e.merchant(t, keys.Shop).Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-1", eventsURL)
+	sh, err := e.merchant(t, keys.Shop).Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,13 @@ func TestCommandErrors(t *testing.T) {
 		{"label with another party's key", []string{"label", "OS123456785DE", "-o", filepath.Join(dir, "l.png"), "-db", missing,
 			"-key", keys.WriteKeyFile(t, t.TempDir(), keys.Shop), "-vault-url", "http://127.0.0.1:1", "-vault", keys.Vault}, 1, "not of a carrier"},
 		{"serve with another party's key", []string{"serve", "-key", keys.WriteKeyFile(t, t.TempDir(), keys.Shop), "-db", missing,
-			"-vault-url", "http://127.0.0.1:1", "-vault", keys.Vault}, 1, "not of a carrier"},
+			"-vault-url", "http://127.0.0.1:1", "-vault", keys.Vault, "-merchant", keys.Shop + "=http://127.0.0.1:1"}, 1, "not of a carrier"},
+		{"serve without a merchant", []string{"serve", "-key", keys.WriteKeyFile(t, t.TempDir(), keys.Parcel), "-db", missing,
+			"-vault-url", "http://127.0.0.1:1", "-vault", keys.Vault}, 2, "-merchant is required"},
+		{"serve with a merchant that is not one", []string{"serve", "-key", keys.WriteKeyFile(t, t.TempDir(), keys.Parcel), "-db", missing,
+			"-vault-url", "http://127.0.0.1:1", "-vault", keys.Vault, "-merchant", keys.Bank + "=http://127.0.0.1:1"}, 2, "merchant identity"},
+		{"serve with a merchant URL carrying credentials", []string{"serve", "-key", keys.WriteKeyFile(t, t.TempDir(), keys.Parcel), "-db", missing,
+			"-vault-url", "http://127.0.0.1:1", "-vault", keys.Vault, "-merchant", keys.Shop + "=http://u:p@127.0.0.1:1"}, 2, "no credentials"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +121,7 @@ func TestServe(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- carrier.Main(ctx, []string{"serve", "-key", e.carrierKey, "-db", filepath.Join(dir, "c.db"), "-listen", "127.0.0.1:0",
-			"-addr-file", addrFile, "-vault-url", e.vaultTS.URL, "-vault", keys.Vault, "-country", "at"},
+			"-addr-file", addrFile, "-vault-url", e.vaultTS.URL, "-vault", keys.Vault, "-country", "at", "-merchant", keys.Shop + "=" + eventsBase},
 			cli.Stdio{In: bytes.NewReader(nil), Out: &bytes.Buffer{}, Err: &stderr})
 	}()
 	var addr string
@@ -125,7 +131,7 @@ func TestServe(t *testing.T) {
 		return err == nil && addr != ""
 	})
 	e.ts.URL = "http://" + addr // book through the spawned daemon
-	sh, err := e.merchant(t, keys.Shop).Book(context.Background(), sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-1", eventsURL)
+	sh, err := e.merchant(t, keys.Shop).Book(context.Background(), sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-1")
 	if err != nil || !strings.HasSuffix(sh.Tracking, "AT") {
 		t.Fatalf("booking through serve: %+v %v", sh, err)
 	}

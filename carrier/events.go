@@ -20,11 +20,14 @@ import (
 const DefaultEventPoll = 500 * time.Millisecond
 
 // EventHandler is the outbox handler that posts one tracking event to the
-// merchant's events URL, signed with K(carrier, merchant). A 2xx answer is
+// events URL merchants configures for the shipment's merchant, signed with
+// K(carrier, merchant). The URL a job recorded is not used: jobs queued
+// before this rule carry URLs a booking request chose. A merchant no longer
+// configured is a permanent failure. A 2xx answer is
 // delivery; a 4xx other than 408 and 429 is a refusal that retrying cannot
 // change (outbox.Permanent); anything else, network errors and unsigned or
 // forged answers included, is retried.
-func EventHandler(keys keygen.Keyring, hc *http.Client, logger *slog.Logger) outbox.Handler {
+func EventHandler(keys keygen.Keyring, merchants Merchants, hc *http.Client, logger *slog.Logger) outbox.Handler {
 	client := httpsig.NewClient(keys, hc)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -34,7 +37,11 @@ func EventHandler(keys keygen.Keyring, hc *http.Client, logger *slog.Logger) out
 		if err != nil {
 			return outbox.Permanent(err)
 		}
-		err = client.DoJSON(ctx, d.Merchant, http.MethodPost, d.EventsURL, d.Event, nil)
+		target, ok := merchants.EventsURL(d.Merchant, d.Event.OrderID)
+		if !ok {
+			return outbox.Permanent(fmt.Errorf("no events URL configured for %s", d.Merchant))
+		}
+		err = client.DoJSON(ctx, d.Merchant, http.MethodPost, target, d.Event, nil)
 		if err == nil {
 			logger.Info("tracking event delivered", "tracking", d.Event.Tracking, "seq", d.Event.Seq,
 				"status", d.Event.Status, "merchant", d.Merchant)
@@ -59,13 +66,13 @@ const (
 
 // NewRunner returns the outbox runner that delivers st's tracking events.
 // Callers may tune its fields before Run.
-func NewRunner(keys keygen.Keyring, st store.Reader, hc *http.Client, logger *slog.Logger) *outbox.Runner {
+func NewRunner(keys keygen.Keyring, st store.Reader, merchants Merchants, hc *http.Client, logger *slog.Logger) *outbox.Runner {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &outbox.Runner{
 		Store:       st.Outbox(),
-		Handlers:    map[string]outbox.Handler{store.JobTrackingEvent: EventHandler(keys, hc, logger)},
+		Handlers:    map[string]outbox.Handler{store.JobTrackingEvent: EventHandler(keys, merchants, hc, logger)},
 		Poll:        DefaultEventPoll,
 		MaxAttempts: EventMaxAttempts,
 		MaxBackoff:  EventMaxBackoff,

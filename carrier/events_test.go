@@ -40,7 +40,10 @@ func newFakeMerchant(t *testing.T) *fakeMerchant {
 	m := &fakeMerchant{}
 	e := web.New(slog.New(slog.DiscardHandler))
 	e.Use(signedhttp.NewVerifier(keys.Keys(t, keys.Shop)).Middleware())
-	e.POST("/v1/carrier-events", func(c echo.Context) error {
+	e.POST("/v1/orders/:id/events", func(c echo.Context) error {
+		if strings.HasPrefix(c.Param("id"), "ord-refuse") {
+			return problem.New(http.StatusUnprocessableEntity, "unknown-order", "Unknown order", "No such order.")
+		}
 		var ev api.TrackingEvent
 		if err := web.Bind(c, &ev, 4<<10); err != nil {
 			return err
@@ -50,9 +53,6 @@ func newFakeMerchant(t *testing.T) *fakeMerchant {
 		m.from = append(m.from, signedhttp.Caller(c))
 		m.mu.Unlock()
 		return c.NoContent(http.StatusNoContent)
-	}, signedhttp.Allow("carrier"))
-	e.POST("/v1/refuse", func(c echo.Context) error {
-		return problem.New(http.StatusUnprocessableEntity, "unknown-order", "Unknown order", "No such order.")
 	}, signedhttp.Allow("carrier"))
 	m.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m.down.Load() {
@@ -95,14 +95,15 @@ func TestEventDelivery(t *testing.T) {
 	e := newEnv(t)
 	m := newFakeMerchant(t)
 	m.down.Store(true)
+	e.merchants[keys.Shop] = m.ts.URL
 	shop := e.merchant(t, keys.Shop)
 	b := sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{})
-	sh, err := shop.Book(ctx, b, "INV-1", m.ts.URL+"/v1/carrier-events")
+	sh, err := shop.Book(ctx, b, "INV-1")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	r := carrier.NewRunner(keys.Keys(t, keys.Parcel), e.st, &http.Client{Timeout: 5 * time.Second}, nil)
+	r := carrier.NewRunner(keys.Keys(t, keys.Parcel), e.st, e.merchants, &http.Client{Timeout: 5 * time.Second}, nil)
 	r.Poll, r.MinBackoff, r.MaxBackoff = 20*time.Millisecond, 10*time.Millisecond, 40*time.Millisecond
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -174,7 +175,7 @@ func TestEventDelivery(t *testing.T) {
 	}
 
 	// A merchant that refuses an event (signed 4xx) is not asked again.
-	refused, err := shop.Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-2", m.ts.URL+"/v1/refuse")
+	refused, err := shop.Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{OrderID: "ord-refuse-1"}), "INV-2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,12 +206,12 @@ func TestEventHandlerClassifies(t *testing.T) {
 	for _, tt := range tests {
 		e := web.New(slog.New(slog.DiscardHandler))
 		e.Use(signedhttp.NewVerifier(keys.Keys(t, keys.Shop)).Middleware())
-		e.POST("/ev", func(c echo.Context) error {
+		e.POST("/v1/orders/o/events", func(c echo.Context) error {
 			return problem.New(tt.status, "test-refusal", "Test", "Test.")
 		})
 		ts := httptest.NewServer(e)
-		h := carrier.EventHandler(keys.Keys(t, keys.Parcel), ts.Client(), nil)
-		payload, _ := json.Marshal(map[string]any{"merchant": keys.Shop, "events_url": ts.URL + "/ev",
+		h := carrier.EventHandler(keys.Keys(t, keys.Parcel), carrier.Merchants{keys.Shop: ts.URL}, ts.Client(), nil)
+		payload, _ := json.Marshal(map[string]any{"merchant": keys.Shop, "events_url": ts.URL + "/v1/orders/o/events",
 			"event": api.TrackingEvent{OrderID: "o", Tracking: "OS123456785DE", Seq: 1, Status: "picked-up", At: "2030-01-01T00:00:00Z"}})
 		err := h(context.Background(), outbox.Job{Kind: "tracking-event", Key: "OS123456785DE/1", Payload: payload})
 		if err == nil || outbox.IsPermanent(err) != tt.permanent {
@@ -219,8 +220,45 @@ func TestEventHandlerClassifies(t *testing.T) {
 		ts.Close()
 	}
 	// A payload that does not decode can never be delivered.
-	h := carrier.EventHandler(keys.Keys(t, keys.Parcel), http.DefaultClient, nil)
+	h := carrier.EventHandler(keys.Keys(t, keys.Parcel), carrier.Merchants{}, http.DefaultClient, nil)
 	if err := h(context.Background(), outbox.Job{Payload: []byte("{")}); !outbox.IsPermanent(err) {
 		t.Fatalf("bad payload: %v", err)
+	}
+}
+
+// TestEventHandlerConfiguredURLOnly (issue 16 item 5): a job's recorded
+// events URL — one a booking request once chose, such as the carrier's own
+// loopback admin endpoint — is never requested; the event goes to the URL
+// configured for the merchant, and a merchant no longer configured fails
+// the job for good instead of retrying it.
+func TestEventHandlerConfiguredURLOnly(t *testing.T) {
+	t.Parallel()
+	var adminHits, merchantHits atomic.Int64
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		adminHits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(admin.Close)
+	e := web.New(slog.New(slog.DiscardHandler))
+	e.Use(signedhttp.NewVerifier(keys.Keys(t, keys.Shop)).Middleware())
+	e.POST("/shop/v1/orders/ord-1/events", func(c echo.Context) error {
+		merchantHits.Add(1)
+		return c.NoContent(http.StatusNoContent)
+	}, signedhttp.Allow("carrier"))
+	shop := httptest.NewServer(e)
+	t.Cleanup(shop.Close)
+	payload, _ := json.Marshal(map[string]any{"merchant": keys.Shop, "events_url": admin.URL + "/internal/admin/reset?all=1",
+		"event": api.TrackingEvent{OrderID: "ord-1", Tracking: "OS123456785DE", Seq: 1, Status: "picked-up", At: "2030-01-01T00:00:00Z"}})
+	job := outbox.Job{Kind: "tracking-event", Key: "OS123456785DE/1", Payload: payload}
+	h := carrier.EventHandler(keys.Keys(t, keys.Parcel), carrier.Merchants{keys.Shop: shop.URL + "/shop"}, http.DefaultClient, nil)
+	if err := h(context.Background(), job); err != nil {
+		t.Fatalf("delivery to the configured URL: %v", err)
+	}
+	h = carrier.EventHandler(keys.Keys(t, keys.Parcel), carrier.Merchants{keys.OtherShop: shop.URL}, http.DefaultClient, nil)
+	if err := h(context.Background(), job); !outbox.IsPermanent(err) {
+		t.Fatalf("unconfigured merchant: %v, want a permanent failure", err)
+	}
+	if adminHits.Load() != 0 || merchantHits.Load() != 1 {
+		t.Fatalf("admin endpoint got %d requests, the merchant %d", adminHits.Load(), merchantHits.Load())
 	}
 }

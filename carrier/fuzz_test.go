@@ -48,7 +48,7 @@ func FuzzBook(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	srv := carrier.NewServer(keys.Keys(f, keys.Parcel), st, depositor{}, carrier.Options{Now: fuzzNow,
+	srv := carrier.NewServer(keys.Keys(f, keys.Parcel), st, depositor{}, carrier.Options{Now: fuzzNow, Merchants: carrier.Merchants{keys.Shop: "http://127.0.0.1:8080"},
 		Verifier: []signedhttp.Option{signedhttp.WithClock(fuzzNow), signedhttp.WithNonceStore(webtest.NeverSeen{})}})
 	c := signedhttp.NewClient(keys.Keys(f, keys.Shop), webtest.Client(srv.Handler()), signedhttp.WithClientClock(fuzzNow))
 	url := "http://carrier.fuzz" + api.PathShipments + fuzzOrderID

@@ -76,11 +76,14 @@ type env struct {
 	ts         *httptest.Server
 	log        *syncBuffer
 	carrierKey string // path of the carrier's key file
+	// merchants is the carrier's configuration; a test may point an entry
+	// elsewhere before it books.
+	merchants carrier.Merchants
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), log: &syncBuffer{}}
+	e := &env{dir: t.TempDir(), log: &syncBuffer{}, merchants: carrier.Merchants{keys.Shop: eventsBase, keys.OtherShop: eventsBase}}
 	vdir := t.TempDir()
 	dk, err := vaultstore.CreateDataKey(filepath.Join(vdir, "data.key"))
 	if err != nil {
@@ -109,7 +112,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { e.st.Close() })
 	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv = carrier.NewServer(keys.Keys(t, keys.Parcel), e.st, e.vaultClient(t, keys.Parcel), carrier.Options{Logger: logger})
+	e.srv = carrier.NewServer(keys.Keys(t, keys.Parcel), e.st, e.vaultClient(t, keys.Parcel), carrier.Options{Logger: logger, Merchants: e.merchants})
 	e.ts = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(e.ts.Close)
 

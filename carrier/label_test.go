@@ -166,7 +166,7 @@ func TestLabelGranted(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	b, _ := e.grantedOrder(t, "INV-9")
-	sh, err := e.merchant(t, keys.Shop).Book(ctx, b, "INV-9", eventsURL)
+	sh, err := e.merchant(t, keys.Shop).Book(ctx, b, "INV-9")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestLabelDeposited(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	sh, err := e.merchant(t, keys.Shop).Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-3", eventsURL)
+	sh, err := e.merchant(t, keys.Shop).Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-3")
 	if err != nil {
 		t.Fatal(err)
 	}

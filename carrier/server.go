@@ -29,19 +29,23 @@ type Depositor interface {
 
 // Server is the carrier's HTTP API: merchants book shipments on it.
 type Server struct {
-	keys   keygen.Keyring
-	store  store.Store
-	vault  Depositor
-	logger *slog.Logger
-	now    func() time.Time
-	echo   *echo.Echo
+	keys      keygen.Keyring
+	store     store.Store
+	vault     Depositor
+	merchants Merchants
+	logger    *slog.Logger
+	now       func() time.Time
+	echo      *echo.Echo
 }
 
 // Options configure a Server.
 type Options struct {
-	Logger   *slog.Logger     // nil: discard; never given addresses
-	Now      func() time.Time // nil: time.Now; bundle validity is judged by it
-	Verifier []signedhttp.Option
+	Logger *slog.Logger // nil: discard; never given addresses
+	// Merchants maps each merchant identity to the base URL its tracking
+	// events go to; a merchant without an entry cannot book.
+	Merchants Merchants
+	Now       func() time.Time // nil: time.Now; bundle validity is judged by it
+	Verifier  []signedhttp.Option
 }
 
 // NewServer wires the routes behind the signed-request verifier. vault
@@ -50,7 +54,7 @@ func NewServer(keys keygen.Keyring, st store.Store, vault Depositor, opt Options
 	if keygen.RoleOf(keys.Identity()) != keygen.RoleCarrier {
 		panic("carrier: NewServer with the key of " + keys.Identity())
 	}
-	s := &Server{keys: keys, store: st, vault: vault, logger: opt.Logger, now: opt.Now}
+	s := &Server{keys: keys, store: st, vault: vault, merchants: opt.Merchants, logger: opt.Logger, now: opt.Now}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -78,10 +82,26 @@ func checkEventsURL(raw string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.Fragment == ""
 }
 
+// eventsURL is where the configuration sends merchant's events for
+// orderID. A request's URL is refused unless it is that one, so that a
+// mismatch shows at the merchant instead of events silently going elsewhere.
+func (s *Server) eventsURL(merchant, orderID, requested string) (string, error) {
+	configured, ok := s.merchants.EventsURL(merchant, orderID)
+	if !ok {
+		return "", problem.New(http.StatusForbidden, api.CodeMerchantNotConfigured, "Merchant not configured",
+			"This carrier has no events URL configured for the calling merchant.")
+	}
+	if requested != "" && requested != configured {
+		return "", problem.New(http.StatusUnprocessableEntity, api.CodeEventsURLMismatch, "Events URL not configured",
+			"Tracking events go only to the URL the carrier is configured with for this merchant; omit events_url.")
+	}
+	return configured, nil
+}
+
 // book is PUT /v1/shipments/:order_id. Checks run cheapest first, and
 // nothing is stored (nor deposited) until every one has passed. A new
-// booking answers 201; a retry of it (same header hash, invoice and events
-// URL) answers 200 with the same shipment, its status being the current one.
+// booking answers 201; a retry of it (same header hash and invoice)
+// answers 200 with the same shipment, its status being the current one.
 func (s *Server) book(c echo.Context) error {
 	ctx := c.Request().Context()
 	merchant := signedhttp.Caller(c)
@@ -89,7 +109,7 @@ func (s *Server) book(c echo.Context) error {
 	if err := web.Bind(c, &req, api.MaxBody); err != nil {
 		return err
 	}
-	if !checkEventsURL(req.EventsURL) {
+	if req.EventsURL != "" && !checkEventsURL(req.EventsURL) {
 		return problem.New(http.StatusUnprocessableEntity, api.CodeEventsURL, "Bad events URL",
 			"events_url must be an absolute http or https URL without credentials or fragment.")
 	}
@@ -109,15 +129,19 @@ func (s *Server) book(c echo.Context) error {
 	if c.Param("order_id") != b.OrderID {
 		return problem.New(http.StatusBadRequest, api.CodeOrderIDMismatch, "Order id mismatch", "The path and the bundle name different orders.")
 	}
+	events, err := s.eventsURL(merchant, b.OrderID, req.EventsURL)
+	if err != nil {
+		return err
+	}
 	hH := b.HeaderHash()
 
 	// A booked order answers before the bundle's window is judged again: a
 	// retry of an acknowledged booking gets the same answer even late.
 	switch old, err := s.store.ByOrder(ctx, merchant, b.OrderID); {
 	case err == nil:
-		if old.HeaderHash != hH || old.Invoice != req.Invoice || old.EventsURL != req.EventsURL {
+		if old.HeaderHash != hH || old.Invoice != req.Invoice {
 			return problem.New(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
-				"This order id is booked with another bundle, invoice or events URL.")
+				"This order id is booked with another bundle or invoice.")
 		}
 		return c.JSON(http.StatusOK, shipmentOut(old))
 	case !errors.Is(err, store.ErrNotFound):
@@ -143,7 +167,7 @@ func (s *Server) book(c echo.Context) error {
 		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused", "The carrier section does not open: "+err.Error())
 	}
 	sh := store.Shipment{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Invoice: req.Invoice,
-		GiftNote: sec.GiftNote, EventsURL: req.EventsURL}
+		GiftNote: sec.GiftNote, EventsURL: events}
 	if r := sec.Recipient; r != nil {
 		sh.RecipientName, sh.RecipientPhone = r.Name, r.Phone
 	}

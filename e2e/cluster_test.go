@@ -301,7 +301,7 @@ func newCluster(t *testing.T) *cluster {
 	c.start("issuer", "issuer", "serve", "-key", c.keyFile(cBank), "-db", c.path("issuer", "issuer.db"), "-card-key", c.path("issuer", "card.key"))
 
 	c.start("carrier", "carrier", "serve", "-key", c.keyFile(cParcel), "-db", c.path("carrier", "carrier.db"),
-		"-vault-url", c.url("vault"), "-vault", cVault)
+		"-vault-url", c.url("vault"), "-vault", cVault, "-merchant", cShop+"="+c.url("merchant"))
 
 	if err := os.WriteFile(c.path("merchant", "catalog.json"), []byte(`{"currency":"EUR","products":[
 		{"sku":"BOOK-1984.pb","name":"Nineteen Eighty-Four (paperback)","unit_price":1299},

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"orderseal/internal/outbox"
 	"orderseal/internal/problem/rfc9457"
@@ -159,8 +158,9 @@ func (s *Server) book(ctx context.Context, job outbox.Job) error {
 	if o.State != api.StateAuthorized {
 		return nil
 	}
-	events := s.cfg.PublicURL + api.PathOrder + url.PathEscape(o.ID) + api.EventsSuffix
-	sh, err := s.carrier.Book(ctx, b, o.Invoice, events)
+	// The carrier sends tracking events where its configuration names
+	// this merchant (-public-url is what to tell its operator).
+	sh, err := s.carrier.Book(ctx, b, o.Invoice)
 	if err != nil {
 		return classify(err)
 	}

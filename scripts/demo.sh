@@ -54,10 +54,11 @@ stop_all() {
 trap stop_all EXIT
 
 # start NAME CMD…: run a daemon with its log in $DEMO_DIR/NAME/NAME.log and
-# wait for the address it writes to $DEMO_DIR/NAME/addr.
+# wait for the address it writes to $DEMO_DIR/NAME/addr ($LISTEN, default a
+# free port, is where it listens).
 start() {
   local name=$1; shift
-  "$@" -listen 127.0.0.1:0 -addr-file "$DEMO_DIR/$name/addr" 2> "$DEMO_DIR/$name/$name.log" &
+  "$@" -listen "${LISTEN:-127.0.0.1:0}" -addr-file "$DEMO_DIR/$name/addr" 2>> "$DEMO_DIR/$name/$name.log" &
   PIDS+=($!)
   for _ in $(seq 150); do [ -s "$DEMO_DIR/$name/addr" ] && break; sleep 0.1; done
   [ -s "$DEMO_DIR/$name/addr" ] || { cat "$DEMO_DIR/$name/$name.log" >&2; fail "$name did not start"; }
@@ -99,11 +100,20 @@ start vault "$BIN/merchant" vault serve -key "$(store "$VAULT")" -index "$DEMO_D
   -data "$DEMO_DIR/vault/data/data.db" -backup "$DEMO_DIR/vault/backup/data.db" -data-key "$DEMO_DIR/vault/data.key"
 "$BIN/issuer" init -card-key "$DEMO_DIR/issuer/card.key" 2>/dev/null
 start issuer "$BIN/issuer" serve -key "$(store "$ISSUER")" -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key"
-start carrier "$BIN/carrier" serve -key "$(store "$CARRIER")" -db "$DEMO_DIR/carrier/carrier.db" \
-  -vault-url "$(url vault)" -vault "$VAULT"
+# The carrier sends tracking events only where its configuration names each
+# merchant (-merchant ID=URL), never where a booking asks; the merchant's
+# port is known once it runs, so the carrier is started on its port again
+# with it.
+carrier_args=(-key "$(store "$CARRIER")" -db "$DEMO_DIR/carrier/carrier.db" -vault-url "$(url vault)" -vault "$VAULT")
+start carrier "$BIN/carrier" serve "${carrier_args[@]}" -merchant "$MERCHANT=http://127.0.0.1:9"
+CARRIER_PID=${PIDS[-1]}
 start merchant "$BIN/merchant" serve -key "$(store "$MERCHANT")" -db "$DEMO_DIR/merchant/merchant.db" \
   -catalog "$SCRIPTS/demo-catalog.json" -issuer "$ISSUER=$(url issuer)" -carrier "$CARRIER=$(url carrier)" \
   -vault "$VAULT=$(url vault)" -relay-poll 200ms -company "$CALLCENTER"
+CARRIER_ADDR=$(cat "$DEMO_DIR/carrier/addr")
+kill -TERM "$CARRIER_PID"; wait "$CARRIER_PID" 2>/dev/null || true
+rm -f "$DEMO_DIR/carrier/addr"
+LISTEN=$CARRIER_ADDR start carrier "$BIN/carrier" serve "${carrier_args[@]}" -merchant "$MERCHANT=$(url merchant)"
 
 step "issuer: enroll Alice's card to her identity, limit 500.00 EUR (the number read from stdin, stored encrypted)"
 echo "$CARD" | "$BIN/issuer" card add -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key" \

@@ -47,14 +47,19 @@ const (
 var EventStatuses = []string{StatusPickedUp, StatusInTransit, StatusOutForDelivery, StatusDelivered, StatusException, StatusReturned}
 
 // BookingRequest is the merchant's request: the bundle relayed with only the
-// header and the carrier section; the invoice the vault grant is bound to;
-// and where tracking events for this order are to be sent (a merchant
-// endpoint that takes TrackingEvent, signed by the carrier).
+// header and the carrier section, and the invoice the vault grant is bound
+// to. Where tracking events go is the carrier's configuration, never the
+// request's: EventsURL is accepted from older merchants only when it is the
+// configured URL for this order (CodeEventsURLMismatch otherwise).
 type BookingRequest struct {
 	Bundle    json.RawMessage `json:"bundle" validate:"required"`
 	Invoice   string          `json:"invoice" validate:"required,min=1,max=64,printascii"`
-	EventsURL string          `json:"events_url" validate:"required,max=2048,url"`
+	EventsURL string          `json:"events_url,omitempty" validate:"max=2048"` // deprecated; ignored when it matches
 }
+
+// EventsPath is the merchant's endpoint for one order's tracking events,
+// below the base URL the carrier is configured with for that merchant.
+func EventsPath(orderID string) string { return "/v1/orders/" + url.PathEscape(orderID) + "/events" }
 
 // Shipment is the carrier's answer, echoing the header hash.
 type Shipment struct {
@@ -90,8 +95,9 @@ func NewClient(keys keygen.Keyring, base, carrier string, hc *http.Client) (*Cli
 	return &Client{peer: peer}, nil
 }
 
-// Book relays b's header and carrier section.
-func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice, eventsURL string) (*Shipment, error) {
+// Book relays b's header and carrier section. The carrier sends the
+// order's tracking events where its configuration says for the caller.
+func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice string) (*Shipment, error) {
 	relay, err := b.ForRole(order.RoleCarrier)
 	if err != nil {
 		return nil, err
@@ -101,7 +107,7 @@ func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice, eventsURL s
 		return nil, err
 	}
 	return httpsig.Call[Shipment](ctx, c.peer, http.MethodPut, PathShipments+url.PathEscape(b.OrderID),
-		BookingRequest{Bundle: raw, Invoice: invoice, EventsURL: eventsURL})
+		BookingRequest{Bundle: raw, Invoice: invoice})
 }
 
 // Directory is the party's own directory entries (OS2): the key center's

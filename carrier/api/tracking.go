@@ -14,6 +14,13 @@ const (
 	CodeWrongMerchant  = "wrong-merchant"  // 403: the bundle names another merchant than the caller
 	CodeAddressInvalid = "address-invalid" // 422: the inline address is not a postal address
 	CodeEventsURL      = "events-url"      // 422: events_url is not an absolute http(s) URL
+
+	// CodeEventsURLMismatch: 422, the request names an events URL other
+	// than the one configured for the merchant (tracking events go only there).
+	CodeEventsURLMismatch = "events-url-mismatch"
+	// CodeMerchantNotConfigured: 403, the carrier has no events URL for
+	// the calling merchant, so it books nothing for it.
+	CodeMerchantNotConfigured = "merchant-not-configured"
 )
 
 // Tracking numbers are UPU S10 identifiers (UPU standard S10): a two-letter

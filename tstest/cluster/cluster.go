@@ -466,7 +466,7 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 			"-data", c.Path("vault", "data.db"), "-backup", c.Path("vault", "backup.db"), "-data-key", c.Path("vault", "data.key")},
 		Issuer: {"serve", "-key", c.PartyKey(IssuerID), "-db", c.DSN(Issuer), "-card-key", c.Path("issuer", "card.key")},
 		Carrier: {"serve", "-key", c.PartyKey(CarrierID), "-db", c.DSN(Carrier),
-			"-vault-url", url(Vault), "-vault", VaultID},
+			"-vault-url", url(Vault), "-vault", VaultID, "-merchant", MerchantID + "=" + url(Merchant)},
 		Merchant: {"serve", "-key", c.PartyKey(MerchantID), "-db", c.DSN(Merchant),
 			"-catalog", c.Path("merchant", "catalog.json"), "-issuer", IssuerID + "=" + url(Issuer),
 			"-carrier", CarrierID + "=" + url(Carrier), "-vault", VaultID + "=" + url(Vault),
