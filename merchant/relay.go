@@ -2,10 +2,12 @@ package merchant
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 
 	"orderseal/internal/outbox"
@@ -79,6 +81,28 @@ func (s *Server) load(ctx context.Context, id string) (*store.Order, *order.Bund
 	return o, b, nil
 }
 
+// retain is what the store keeps of b once the issuer has answered (DESIGN.md
+// §8 Retention): b without its issuer section — the card number, expiry
+// and, online, the CVC, sealed — and the SHA-256 of that section's
+// ciphertext. Nothing after authorization needs the section: the vault and
+// the carrier get their own, a void names only the order, and a resubmission
+// is recognised by the header hash, which covers the section's commitment.
+func retain(b *order.Bundle) (*store.Retained, error) {
+	sec, ok := b.Sections[order.RoleIssuer]
+	if !ok {
+		return nil, nil // dropped already
+	}
+	kept := *b
+	kept.Sections = maps.Clone(b.Sections)
+	delete(kept.Sections, order.RoleIssuer)
+	raw, err := kept.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256(sec.CT)
+	return &store.Retained{Bundle: raw, IssuerSectionHash: h[:]}, nil
+}
+
 // echoes reports whether a peer's header hash is the bundle's, in constant time.
 func echoes(b *order.Bundle, got string) bool {
 	want := b.HeaderHash()
@@ -105,10 +129,14 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 	if auth.OrderID != o.ID || !echoes(b, auth.HeaderHash) || auth.Amount != o.Total || auth.Currency != o.Currency {
 		return outbox.Permanent(relayError{reasonIssuerAnswer, errors.New("the issuer's answer does not echo this bundle")})
 	}
+	kept, err := retain(b)
+	if err != nil {
+		return err
+	}
 	switch auth.Decision {
 	case issuerapi.Declined:
 		_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateDeclined,
-			Reason: auth.Reason, Detail: "declined by " + o.Issuer + ": " + auth.Reason})
+			Reason: auth.Reason, Detail: "declined by " + o.Issuer + ": " + auth.Reason, Retain: kept})
 		if err == nil {
 			s.log.Info("order declined", "order", o.ID, "reason", auth.Reason)
 		}
@@ -123,7 +151,8 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 			next = jobGrant
 		}
 		_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateAuthorized,
-			AuthCode: auth.AuthCode, Invoice: invoice, Detail: "approved by " + o.Issuer + ", code " + auth.AuthCode, Jobs: []string{next}})
+			AuthCode: auth.AuthCode, Invoice: invoice, Detail: "approved by " + o.Issuer + ", code " + auth.AuthCode, Jobs: []string{next},
+			Retain: kept})
 		if err == nil {
 			s.log.Info("order authorized", "order", o.ID)
 		}
@@ -222,8 +251,15 @@ func (s *Server) giveUp(ctx context.Context, job outbox.Job, err error) {
 		s.log.Error("void failed for good; release the hold by hand", "order", job.Key, "reason", reason)
 		return
 	}
+	var kept *store.Retained
+	if job.Kind == jobAuthorize {
+		// No authorization will be asked for again: the section goes.
+		if _, b, lerr := s.load(ctx, job.Key); lerr == nil {
+			kept, _ = retain(b)
+		}
+	}
 	if _, aerr := s.cfg.Store.Apply(ctx, job.Key, store.Transition{From: from, To: api.StateFailed, Reason: reason,
-		Detail: job.Kind + " failed: " + reason, Jobs: jobs}); aerr != nil {
+		Detail: job.Kind + " failed: " + reason, Jobs: jobs, Retain: kept}); aerr != nil {
 		s.log.Error("recording a failed relay", "order", job.Key, "err", aerr)
 		return
 	}

@@ -23,10 +23,11 @@ const BusyTimeoutMillis = 5000
 var ErrSchemaTooNew = errors.New("database schema is newer than this program knows")
 
 type options struct {
-	readOnly  bool
-	mustExist bool
-	immediate bool
-	maxConns  int
+	secureDelete bool
+	readOnly     bool
+	mustExist    bool
+	immediate    bool
+	maxConns     int
 }
 
 // Option tunes Open.
@@ -45,6 +46,11 @@ func MaxConns(n int) Option { return func(o *options) { o.maxConns = n } }
 // a few milliseconds of waiting into seconds of tail latency. A caller must
 // then never use the *sql.DB while it holds a transaction on it.
 func Serialized() Option { return MaxConns(1) }
+
+// SecureDelete makes SQLite overwrite deleted and replaced content with
+// zeros (secure_delete), so data a store drops does not linger in free
+// space of the database file.
+func SecureDelete() Option { return func(o *options) { o.secureDelete = true } }
 
 // MustExist refuses to create the database: a missing file is an error
 // (SQLITE_CANTOPEN), not a fresh empty database.
@@ -85,6 +91,9 @@ func dsn(path string, o options) string {
 		} else {
 			q.Set("mode", "rwc")
 		}
+	}
+	if o.secureDelete {
+		pragmas = append(pragmas, "secure_delete(ON)")
 	}
 	q["_pragma"] = pragmas
 	if o.immediate && !o.readOnly {

@@ -36,9 +36,14 @@ type Product struct {
 
 // Order is one stored order.
 type Order struct {
-	ID, Cardholder              string
-	HeaderHash                  []byte
+	ID, Cardholder string
+	HeaderHash     []byte
+	// Bundle is the bundle as received until the issuer has answered; from
+	// then on without its issuer section (card number, expiry and, online,
+	// the CVC: DESIGN.md §8 Retention), whose ciphertext's SHA-256 is
+	// IssuerSectionHash.
 	Bundle                      []byte
+	IssuerSectionHash           []byte
 	Issuer, Carrier, Vault      string
 	ShipToken                   string
 	BuyerName, BuyerEmail       string
@@ -76,6 +81,17 @@ type Transition struct {
 	Invoice  string
 	Tracking string
 	Jobs     []string // outbox kinds to enqueue, keyed by order id
+	// Retain, when set, replaces the stored bundle with one whose issuer
+	// section is dropped, in the same transaction as the issuer's answer.
+	Retain *Retained
+}
+
+// Retained is what the merchant keeps of a bundle once the issuer has
+// answered: the bundle without its issuer section, and the SHA-256 of that
+// section's ciphertext.
+type Retained struct {
+	Bundle            []byte
+	IssuerSectionHash []byte
 }
 
 // Tally counts what the store holds, so tests can show that refused input

@@ -61,10 +61,14 @@ CREATE TABLE timeline (
 	UNIQUE (order_id, carrier_seq)
 );
 CREATE INDEX timeline_order ON timeline (order_id, id);
-`, outboxsql.Migration, assistedMigration}
+`, outboxsql.Migration, assistedMigration,
+	// Retention (DESIGN.md §8): once the issuer has answered, the bundle
+	// loses its issuer section; this is the SHA-256 of its ciphertext.
+	`ALTER TABLE orders ADD COLUMN issuer_section_sha256 BLOB;`}
 
 // Store is the merchant database. Safe for concurrent use.
 type Store struct {
+	writer bool
 	db     *sql.DB
 	outbox *outboxsql.Store
 	now    func() time.Time
@@ -83,7 +87,8 @@ func Open(ctx context.Context, dsn string, now func() time.Time) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlitex.Open(p, sqlitex.Immediate(), sqlitex.Serialized())
+	// secure_delete: a dropped issuer section is zeroed, not left in free space.
+	db, err := sqlitex.Open(p, sqlitex.Immediate(), sqlitex.Serialized(), sqlitex.SecureDelete())
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +96,9 @@ func Open(ctx context.Context, dsn string, now func() time.Time) (*Store, error)
 		db.Close()
 		return nil, err
 	}
-	return newStore(db, now), nil
+	st := newStore(db, now)
+	st.writer = true
+	return st, nil
 }
 
 // OpenReadOnly opens an existing database for reading only: nothing is
@@ -129,8 +136,15 @@ func newStore(db *sql.DB, now func() time.Time) *Store {
 	return &Store{db: db, outbox: outboxsql.New(db), now: now}
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database. A writer first checkpoints and truncates the
+// WAL, whose older frames still hold bundles as received (issuer sections
+// included) even when other processes keep the database open.
+func (s *Store) Close() error {
+	if s.writer {
+		s.db.ExecContext(context.Background(), `PRAGMA wal_checkpoint(TRUNCATE)`) // best effort: a reader mid-transaction keeps the WAL
+	}
+	return s.db.Close()
+}
 
 // Outbox is the relay jobs' queue, in the same database.
 func (s *Store) Outbox() outbox.Store { return s.outbox }
@@ -188,14 +202,14 @@ func (s *Store) Catalog(ctx context.Context) ([]store.Product, error) {
 }
 
 const orderCols = `order_id, cardholder, header_hash, bundle, issuer, carrier, vault, ship_token, buyer_name, buyer_email,
-	items, total, currency, state, reason, auth_code, invoice, tracking, session_id, created, updated`
+	items, total, currency, state, reason, auth_code, invoice, tracking, session_id, created, updated, issuer_section_sha256`
 
 func scanOrder(row interface{ Scan(...any) error }) (*store.Order, error) {
 	var o store.Order
 	var created, updated int64
 	err := row.Scan(&o.ID, &o.Cardholder, &o.HeaderHash, &o.Bundle, &o.Issuer, &o.Carrier, &o.Vault, &o.ShipToken,
 		&o.BuyerName, &o.BuyerEmail, &o.Items, &o.Total, &o.Currency, &o.State, &o.Reason, &o.AuthCode, &o.Invoice,
-		&o.Tracking, &o.Session, &created, &updated)
+		&o.Tracking, &o.Session, &created, &updated, &o.IssuerSectionHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -236,9 +250,9 @@ func (s *Store) Insert(ctx context.Context, o *store.Order, job string) (stored 
 		}
 	}
 	o.Created, o.Updated = now.UTC(), now.UTC()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		o.ID, o.Cardholder, o.HeaderHash, o.Bundle, o.Issuer, o.Carrier, o.Vault, o.ShipToken, o.BuyerName, o.BuyerEmail,
-		o.Items, o.Total, o.Currency, o.State, o.Reason, o.AuthCode, o.Invoice, o.Tracking, o.Session, now.UnixMilli(), now.UnixMilli()); err != nil {
+		o.Items, o.Total, o.Currency, o.State, o.Reason, o.AuthCode, o.Invoice, o.Tracking, o.Session, now.UnixMilli(), now.UnixMilli(), o.IssuerSectionHash); err != nil {
 		return nil, false, err
 	}
 	if err := addEvent(ctx, tx, o.ID, now, o.State, "bundle stored", nil); err != nil {
@@ -336,6 +350,12 @@ func (s *Store) Apply(ctx context.Context, id string, t store.Transition) (appli
 		WHERE order_id = ?`, t.To, now.UnixMilli(), t.Reason, t.Reason, t.AuthCode, t.AuthCode,
 		t.Invoice, t.Invoice, t.Tracking, t.Tracking, id); err != nil {
 		return false, err
+	}
+	if r := t.Retain; r != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET bundle = ?, issuer_section_sha256 = ? WHERE order_id = ?`,
+			r.Bundle, r.IssuerSectionHash, id); err != nil {
+			return false, err
+		}
 	}
 	if err := addEvent(ctx, tx, id, now, t.To, t.Detail, nil); err != nil {
 		return false, err
