@@ -132,7 +132,7 @@ func (c *cluster) badInput(t *testing.T, token string) {
 		return []byte(`{"bundle":` + string(bundle) + `,"amount":` + amount + `,"currency":"EUR"}`)
 	}
 	booking := func(bundle []byte, invoice string) []byte {
-		return []byte(`{"bundle":` + string(bundle) + `,"invoice":"` + invoice + `","events_url":"http://127.0.0.1:1/v1/orders/x/events"}`)
+		return []byte(`{"bundle":` + string(bundle) + `,"invoice":"` + invoice + `"}`)
 	}
 	huge := []byte(`{"v":1,"pad":"` + strings.Repeat("A", order.MaxBundleSize+10) + `"}`)
 	huger := []byte(`{"v":1,"pad":"` + strings.Repeat("A", 320<<10) + `"}`) // above the issuer's and carrier's request limit
