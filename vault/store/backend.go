@@ -115,6 +115,8 @@ type IndexReader interface {
 	Tokens(ctx context.Context) iter.Seq2[string, error]
 	// Grant returns the grant for (token, carrier, orderID), or ErrNoGrant.
 	Grant(ctx context.Context, token, carrier, orderID string) (Grant, error)
+	// GrantsTo returns every grant made to carrier, any state.
+	GrantsTo(ctx context.Context, carrier string) ([]Grant, error)
 	// GrantsOf returns every grant made to merchant.
 	GrantsOf(ctx context.Context, merchant string) ([]Grant, error)
 	// Grants returns every grant, to any merchant: for a test showing that
@@ -139,8 +141,8 @@ type Index interface {
 	// keep tx after it returns.
 	Update(ctx context.Context, fn func(tx IndexTx) error) error
 	// UseGrant counts one use of the grant for (token, carrier, orderID)
-	// in one atomic step if its invoice matches, it is unexpired at now and
-	// Uses < MaxUses, returning it with the use counted; ok is false when
+	// in one atomic step if it is active, its invoice matches, it is
+	// unexpired at now and Uses < MaxUses, returning it with the use counted; ok is false when
 	// no grant qualified (nothing changed).
 	UseGrant(ctx context.Context, token, carrier, orderID, invoice string, now time.Time) (g Grant, ok bool, err error)
 }
@@ -158,8 +160,12 @@ type IndexTx interface {
 	// Replace marks token replaced by by, expiring at expires, if it is
 	// not replaced yet; done is false when it was (nothing changed).
 	Replace(ctx context.Context, token, by string, expires time.Time) (done bool, err error)
-	// InsertGrant inserts g (ID set, Uses 0), made at created; (Token, Carrier, OrderID) is unique.
+	// InsertGrant inserts g (ID and State set, Uses 0), made at created; (Token, Carrier, OrderID) is unique.
 	InsertGrant(ctx context.Context, g Grant, created time.Time) error
+	// OrderGrants returns the grants of merchant's order orderID, any state, oldest first.
+	OrderGrants(ctx context.Context, merchant, orderID string) ([]Grant, error)
+	// SetGrantState sets the state of grant id.
+	SetGrantState(ctx context.Context, id string, state GrantState) error
 	// AppendAudit appends evs, chained (Seq, Prev and Hash set) onto the head AuditHead returned.
 	AppendAudit(ctx context.Context, evs ...AuditEvent) error
 }

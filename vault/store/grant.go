@@ -7,21 +7,44 @@ import (
 	"time"
 )
 
+// GrantState is where a grant is in its life (DESIGN.md §7): created
+// pending, activated by the issuer's approval, revoked when its order is
+// declined, fails or is cancelled. Only an active grant reveals anything.
+type GrantState string
+
+// The grant states. Pending → active → revoked, or pending → revoked;
+// revoked is final.
+const (
+	GrantPending GrantState = "pending"
+	GrantActive  GrantState = "active"
+	GrantRevoked GrantState = "revoked"
+)
+
 // Grant lets one carrier reveal one token for one order and invoice, at most
-// MaxUses times before Expires. It comes only from a cardholder-sealed vault
-// section (DESIGN.md §3, §7); the store does not check that, the caller does.
+// MaxUses times before Expires, while it is active. It comes only from a
+// cardholder-sealed vault section (DESIGN.md §3, §7), or from a carrier's
+// deposit of the order's inline address; the store does not check that,
+// the caller does.
 type Grant struct {
 	ID, Token, Merchant, Carrier, OrderID, Invoice string
 	Expires                                        time.Time
 	MaxUses, Uses                                  int
+	State                                          GrantState
 }
 
-// AddGrant stores g. (Token, Carrier, OrderID) is unique: adding the same
-// grant again is a no-op, a different one is ErrGrantConflict. An empty ID
-// gets a random one. The token must exist (ErrNotFound) and be unexpired
-// (ErrExpired); a grant already past its expiry is ErrGrantExpired.
+// AddGrant stores g, pending unless g.State says active (a revoked grant
+// cannot be added). (Token, Carrier, OrderID) is unique: adding the same
+// grant again is a no-op, a different one is ErrGrantConflict, and any
+// grant over a revoked one is ErrGrantRevoked. An empty ID gets a random
+// one. The token must exist (ErrNotFound) and be unexpired (ErrExpired); a
+// grant already past its expiry is ErrGrantExpired.
 func (s *Store) AddGrant(ctx context.Context, g Grant) error {
+	if g.State == "" {
+		g.State = GrantPending
+	}
 	switch {
+	case g.State != GrantPending && g.State != GrantActive:
+		return fmt.Errorf("%w: a grant is added pending or active", ErrInvalid)
 	case g.Merchant == "" || g.Carrier == "" || g.OrderID == "" || g.Invoice == "":
 		return fmt.Errorf("%w: grant needs merchant, carrier, order id and invoice", ErrInvalid)
 	case g.MaxUses < 1:
@@ -54,8 +77,11 @@ func (s *Store) AddGrant(ctx context.Context, g Grant) error {
 	err := s.index.Update(ctx, func(tx IndexTx) error {
 		old, err := tx.Grant(ctx, g.Token, g.Carrier, g.OrderID)
 		switch {
+		case err == nil && old.State == GrantRevoked:
+			refused = ErrGrantRevoked
+			return refused
 		case err == nil:
-			same := old.Merchant == g.Merchant && old.Invoice == g.Invoice && old.Expires.Equal(g.Expires) &&
+			same := old.State == g.State && old.Merchant == g.Merchant && old.Invoice == g.Invoice && old.Expires.Equal(g.Expires) &&
 				old.MaxUses == g.MaxUses && (!idGiven || g.ID == old.ID)
 			if !same {
 				refused = ErrGrantConflict
@@ -98,7 +124,8 @@ func newGrantID() (string, error) {
 // live — invoice matches, not expired, uses < max — in one statement, so two
 // concurrent uses cannot both take the last one. It returns the grant with
 // the use counted, or ErrNoGrant, ErrInvoiceMismatch, ErrGrantExpired or
-// ErrGrantUsedUp, checked in that order.
+// ErrGrantUsedUp, checked in that order; a grant that is not active is
+// ErrGrantRevoked or ErrGrantPending before any of the others but ErrNoGrant.
 func (s *Store) UseGrant(ctx context.Context, token, carrier, orderID, invoice string) (Grant, error) {
 	now := s.now()
 	g, ok, err := s.index.UseGrant(ctx, token, carrier, orderID, invoice, now)
@@ -115,6 +142,10 @@ func (s *Store) UseGrant(ctx context.Context, token, carrier, orderID, invoice s
 		return Grant{}, ErrNoGrant
 	case err != nil:
 		return Grant{}, fmt.Errorf("vault index: %w", err)
+	case g.State == GrantRevoked:
+		return Grant{}, ErrGrantRevoked
+	case g.State != GrantActive:
+		return Grant{}, ErrGrantPending
 	case g.Invoice != invoice:
 		return Grant{}, ErrInvoiceMismatch
 	case !now.Before(g.Expires):
@@ -122,4 +153,99 @@ func (s *Store) UseGrant(ctx context.Context, token, carrier, orderID, invoice s
 	default:
 		return Grant{}, ErrGrantUsedUp
 	}
+}
+
+// ActivateGrant makes the pending grant for (token, carrier, orderID) of
+// merchant active, once the caller has verified the issuer's approval, and
+// appends an audit entry ("grant-activate", actor merchant) in the same
+// transaction. An active grant is left as it is (done is false);
+// ErrNoGrant when there is none for this merchant, ErrGrantRevoked when it
+// was revoked.
+func (s *Store) ActivateGrant(ctx context.Context, merchant, token, carrier, orderID string) (g Grant, done bool, err error) {
+	var refused error
+	err = s.index.Update(ctx, func(tx IndexTx) error {
+		old, err := tx.Grant(ctx, token, carrier, orderID)
+		switch {
+		case errors.Is(err, ErrNoGrant) || (err == nil && old.Merchant != merchant):
+			refused = ErrNoGrant
+			return refused
+		case err != nil:
+			return err
+		case old.State == GrantRevoked:
+			refused = ErrGrantRevoked
+			return refused
+		case old.State == GrantActive:
+			g = old
+			return nil
+		}
+		if err := tx.SetGrantState(ctx, old.ID, GrantActive); err != nil {
+			return err
+		}
+		old.State = GrantActive
+		g, done = old, true
+		return appendAudit(ctx, tx, AuditEvent{Time: s.now(), Kind: "grant-activate", Actor: merchant,
+			Token: token, OrderID: orderID, Outcome: "ok"})
+	})
+	if refused != nil {
+		return Grant{}, false, refused
+	}
+	if err != nil {
+		return Grant{}, false, fmt.Errorf("vault index: %w", err)
+	}
+	return g, done, nil
+}
+
+// RevokeGrants revokes every grant of merchant's order orderID that is not
+// revoked yet — pending, active, and the carrier's deposit grants — with
+// one audit entry per grant ("grant-revoke", actor merchant, outcome
+// "revoked:"+reason), all in one transaction. It returns how many it
+// revoked; revoking again is a no-op.
+func (s *Store) RevokeGrants(ctx context.Context, merchant, orderID, reason string) (int, error) {
+	if merchant == "" || orderID == "" || !validText(orderID, MaxOwnerLen) || !validText(reason, 64) {
+		return 0, fmt.Errorf("%w: revoke needs a merchant, an order id and a printable reason", ErrInvalid)
+	}
+	n := 0
+	err := s.index.Update(ctx, func(tx IndexTx) error {
+		gs, err := tx.OrderGrants(ctx, merchant, orderID)
+		if err != nil {
+			return err
+		}
+		var evs []AuditEvent
+		for _, g := range gs {
+			if g.State == GrantRevoked {
+				continue
+			}
+			if err := tx.SetGrantState(ctx, g.ID, GrantRevoked); err != nil {
+				return err
+			}
+			evs = append(evs, AuditEvent{Time: s.now(), Kind: "grant-revoke", Actor: merchant, Token: g.Token,
+				OrderID: orderID, Outcome: "revoked:" + reason})
+		}
+		n = len(evs)
+		if n == 0 {
+			return nil
+		}
+		return appendAudit(ctx, tx, evs...)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("vault index: %w", err)
+	}
+	return n, nil
+}
+
+// LiveGrantsTo returns carrier's active, unexpired grants that have uses
+// left: what a carrier may still reveal.
+func (s *Store) LiveGrantsTo(ctx context.Context, carrier string) ([]Grant, error) {
+	gs, err := s.index.GrantsTo(ctx, carrier)
+	if err != nil {
+		return nil, fmt.Errorf("vault index: %w", err)
+	}
+	now := s.now()
+	out := gs[:0]
+	for _, g := range gs {
+		if g.State == GrantActive && now.Before(g.Expires) && g.Uses < g.MaxUses {
+			out = append(out, g)
+		}
+	}
+	return out, nil
 }

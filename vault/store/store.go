@@ -19,6 +19,8 @@ var (
 	ErrGrantUsedUp     = errors.New("vault: grant used up")
 	ErrInvoiceMismatch = errors.New("vault: invoice does not match the grant")
 	ErrGrantConflict   = errors.New("vault: a different grant exists for this token, carrier and order")
+	ErrGrantPending    = errors.New("vault: grant pending the issuer's approval")
+	ErrGrantRevoked    = errors.New("vault: grant revoked")
 	ErrAuditBroken     = errors.New("vault: audit chain broken")
 
 	ErrBadToken    = errors.New("vault: malformed token")

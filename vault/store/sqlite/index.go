@@ -52,6 +52,12 @@ var indexMigrations = []string{
 		prev     BLOB NOT NULL,
 		hash     BLOB NOT NULL
 	) STRICT;`,
+	// Grant states (DESIGN.md §7): grants made before them were usable at
+	// once, so they stay active; new ones start pending.
+	`ALTER TABLE grants ADD COLUMN state TEXT NOT NULL DEFAULT 'active'
+		CHECK (state IN ('pending', 'active', 'revoked'));
+	CREATE INDEX grants_order ON grants(merchant, order_id);
+	CREATE INDEX grants_carrier ON grants(carrier);`,
 }
 
 // Index is the index database (store.Index): entries, grants and the audit
@@ -213,12 +219,12 @@ func (x *Index) Tokens(ctx context.Context) iter.Seq2[string, error] {
 	}
 }
 
-const grantColumns = `id, token, merchant, carrier, order_id, invoice, expires, max_uses, uses`
+const grantColumns = `id, token, merchant, carrier, order_id, invoice, expires, max_uses, uses, state`
 
 func scanGrant(sc interface{ Scan(...any) error }) (store.Grant, error) {
 	var g store.Grant
 	var exp int64
-	err := sc.Scan(&g.ID, &g.Token, &g.Merchant, &g.Carrier, &g.OrderID, &g.Invoice, &exp, &g.MaxUses, &g.Uses)
+	err := sc.Scan(&g.ID, &g.Token, &g.Merchant, &g.Carrier, &g.OrderID, &g.Invoice, &exp, &g.MaxUses, &g.Uses, &g.State)
 	g.Expires = fromNanos(exp)
 	return g, err
 }
@@ -237,18 +243,23 @@ func (x *Index) Grant(ctx context.Context, token, carrier, orderID string) (stor
 	return grant(ctx, x.db, token, carrier, orderID)
 }
 
+// GrantsTo returns every grant made to carrier, oldest first.
+func (x *Index) GrantsTo(ctx context.Context, carrier string) ([]store.Grant, error) {
+	return grants(ctx, x.db, ` WHERE carrier = ?`, carrier)
+}
+
 // GrantsOf returns every grant made to merchant, oldest first.
 func (x *Index) GrantsOf(ctx context.Context, merchant string) ([]store.Grant, error) {
-	return x.grants(ctx, ` WHERE merchant = ?`, merchant)
+	return grants(ctx, x.db, ` WHERE merchant = ?`, merchant)
 }
 
 // Grants returns every grant, to any merchant, oldest first.
 func (x *Index) Grants(ctx context.Context) ([]store.Grant, error) {
-	return x.grants(ctx, ``)
+	return grants(ctx, x.db, ``)
 }
 
-func (x *Index) grants(ctx context.Context, where string, args ...any) ([]store.Grant, error) {
-	rows, err := x.db.QueryContext(ctx, `SELECT `+grantColumns+` FROM grants`+where+` ORDER BY created, id`, args...)
+func grants(ctx context.Context, db dbtx, where string, args ...any) ([]store.Grant, error) {
+	rows, err := db.QueryContext(ctx, `SELECT `+grantColumns+` FROM grants`+where+` ORDER BY created, id`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +280,7 @@ func (x *Index) grants(ctx context.Context, where string, args ...any) ([]store.
 func (x *Index) UseGrant(ctx context.Context, token, carrier, orderID, invoice string, now time.Time) (store.Grant, bool, error) {
 	g, err := scanGrant(x.db.QueryRowContext(ctx, `UPDATE grants SET uses = uses + 1
 		WHERE token = ? AND carrier = ? AND order_id = ? AND invoice = ? AND expires > ? AND uses < max_uses
+			AND state = 'active'
 		RETURNING `+grantColumns, token, carrier, orderID, invoice, now.UnixNano()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Grant{}, false, nil
@@ -394,10 +406,25 @@ func (t indexTx) Replace(ctx context.Context, token, by string, expires time.Tim
 
 func (t indexTx) InsertGrant(ctx context.Context, g store.Grant, created time.Time) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO grants
-		(id, token, merchant, carrier, order_id, invoice, expires, max_uses, uses, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-		g.ID, g.Token, g.Merchant, g.Carrier, g.OrderID, g.Invoice, g.Expires.UnixNano(), g.MaxUses, created.UnixNano())
+		(id, token, merchant, carrier, order_id, invoice, expires, max_uses, uses, created, state)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+		g.ID, g.Token, g.Merchant, g.Carrier, g.OrderID, g.Invoice, g.Expires.UnixNano(), g.MaxUses, created.UnixNano(), string(g.State))
 	return err
+}
+
+func (t indexTx) OrderGrants(ctx context.Context, merchant, orderID string) ([]store.Grant, error) {
+	return grants(ctx, t.tx, ` WHERE merchant = ? AND order_id = ?`, merchant, orderID)
+}
+
+func (t indexTx) SetGrantState(ctx context.Context, id string, state store.GrantState) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE grants SET state = ? WHERE id = ?`, string(state), id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return errors.Join(err, fmt.Errorf("grant %s: %d rows changed", id, n))
+	}
+	return nil
 }
 
 // AppendAudit inserts evs in one statement.

@@ -169,7 +169,7 @@ func runIndex(t *testing.T, nv NewVault) {
 		e := entryAt(t, "o", t0)
 		insert(t, idx, e)
 		g := store.Grant{ID: "grt_1", Token: e.Token, Merchant: "merchant:shop", Carrier: "carrier:fast", OrderID: "o-1",
-			Invoice: "inv-1", Expires: t0.Add(time.Hour), MaxUses: 2}
+			Invoice: "inv-1", Expires: t0.Add(time.Hour), MaxUses: 2, State: store.GrantActive}
 		add := func(g store.Grant) error {
 			return idx.Update(ctx, func(tx store.IndexTx) error { return tx.InsertGrant(ctx, g, t0) })
 		}
@@ -224,6 +224,44 @@ func runIndex(t *testing.T, nv NewVault) {
 			if now, _ := idx.Grant(ctx, g.Token, g.Carrier, g.OrderID); now.Uses != step.uses {
 				t.Fatalf("%s: %d uses stored, want %d", step.name, now.Uses, step.uses)
 			}
+		}
+		// States: a pending or revoked grant is never used; the order's
+		// grants and the carrier's are found by OrderGrants and GrantsTo.
+		pend := g
+		pend.ID, pend.OrderID, pend.State = "grt_4", "o-3", store.GrantPending
+		if err := add(pend); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := idx.UseGrant(ctx, pend.Token, pend.Carrier, pend.OrderID, pend.Invoice, t0); ok || err != nil {
+			t.Fatalf("UseGrant of a pending grant: %v %v", ok, err)
+		}
+		var of []store.Grant
+		if err := idx.Update(ctx, func(tx store.IndexTx) error {
+			var err error
+			if of, err = tx.OrderGrants(ctx, "merchant:shop", "o-3"); err != nil {
+				return err
+			}
+			return tx.SetGrantState(ctx, pend.ID, store.GrantActive)
+		}); err != nil || len(of) != 1 || of[0] != pend {
+			t.Fatalf("OrderGrants %+v %v", of, err)
+		}
+		if got, ok, err := idx.UseGrant(ctx, pend.Token, pend.Carrier, pend.OrderID, pend.Invoice, t0); !ok || err != nil || got.State != store.GrantActive {
+			t.Fatalf("UseGrant once active: %+v %v %v", got, ok, err)
+		}
+		if err := idx.Update(ctx, func(tx store.IndexTx) error { return tx.SetGrantState(ctx, pend.ID, store.GrantRevoked) }); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := idx.UseGrant(ctx, pend.Token, pend.Carrier, pend.OrderID, pend.Invoice, t0); ok || err != nil {
+			t.Fatalf("UseGrant of a revoked grant: %v %v", ok, err)
+		}
+		if err := idx.Update(ctx, func(tx store.IndexTx) error { return tx.SetGrantState(ctx, "grt_none", store.GrantRevoked) }); err == nil {
+			t.Fatal("SetGrantState of a grant that does not exist")
+		}
+		if gs, err := idx.GrantsTo(ctx, "carrier:fast"); err != nil || len(gs) != 3 {
+			t.Fatalf("GrantsTo %+v %v", gs, err)
+		}
+		if gs, err := idx.GrantsTo(ctx, "carrier:slow"); err != nil || len(gs) != 0 {
+			t.Fatalf("GrantsTo another carrier %+v %v", gs, err)
 		}
 	})
 	t.Run("audit", func(t *testing.T) {

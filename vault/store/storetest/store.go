@@ -31,6 +31,7 @@ func runStore(t *testing.T, nv NewVault) {
 		{"RotationDuringOutage", testRotationDuringOutage},
 		{"Grants", testGrants},
 		{"UseGrantConcurrent", testUseGrantConcurrent},
+		{"GrantStates", testGrantStates},
 		{"AuditChain", testAuditChain},
 		{"PendingDuringOutage", testPendingDuringOutage},
 		{"FlushStopsMidway", testFlushStopsMidway},
@@ -595,7 +596,8 @@ func testGrants(t *testing.T, nv NewVault) {
 		t.Fatal(err)
 	}
 	exp := e.clk.Now().Add(time.Hour)
-	g := store.Grant{Token: tok, Merchant: "merchant:shop", Carrier: "carrier:fast", OrderID: "o-1", Invoice: "inv-1", Expires: exp, MaxUses: 2}
+	g := store.Grant{Token: tok, Merchant: "merchant:shop", Carrier: "carrier:fast", OrderID: "o-1", Invoice: "inv-1", Expires: exp, MaxUses: 2,
+		State: store.GrantActive}
 	if err := e.s.AddGrant(ctx, g); err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +665,7 @@ func testUseGrantConcurrent(t *testing.T, nv NewVault) {
 	e := newEnv(t, nv, false)
 	tok, _, _ := e.s.Register(ctx, "cardholder:alice", store.TypeAddress, "", []byte("3 Race Rd"), false, 0)
 	if err := e.s.AddGrant(ctx, store.Grant{ID: "g1", Token: tok, Merchant: "m", Carrier: "c", OrderID: "o", Invoice: "i",
-		Expires: e.clk.Now().Add(time.Hour), MaxUses: 3}); err != nil {
+		Expires: e.clk.Now().Add(time.Hour), MaxUses: 3, State: store.GrantActive}); err != nil {
 		t.Fatal(err)
 	}
 	results := make(chan error, 10)
@@ -1044,5 +1046,111 @@ func testCheck(t *testing.T, nv NewVault) {
 	// Without a backup there is nothing to compare.
 	if _, err := newEnv(t, nv, false).s.Check(ctx); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("check without backup: %v", err)
+	}
+}
+
+// testGrantStates walks a grant through its life (DESIGN.md §7): pending
+// reveals nothing, the issuer's approval activates it, revocation ends it
+// for good, and every change is in the audit log.
+func testGrantStates(t *testing.T, nv NewVault) {
+	ctx := context.Background()
+	e := newEnv(t, nv, false)
+	tok, _, err := e.s.Register(ctx, "cardholder:alice", store.TypeAddress, "", []byte("5 Pending Pl"), false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := e.clk.Now().Add(time.Hour)
+	g := store.Grant{Token: tok, Merchant: "merchant:shop", Carrier: "carrier:fast", OrderID: "o-1", Invoice: "inv-1", Expires: exp, MaxUses: 2}
+	if err := e.s.AddGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.b.Index.Grant(ctx, tok, g.Carrier, g.OrderID); err != nil || got.State != store.GrantPending {
+		t.Fatalf("a grant added without a state: %+v %v, want pending", got, err)
+	}
+	if _, err := e.s.UseGrant(ctx, tok, g.Carrier, g.OrderID, g.Invoice); !errors.Is(err, store.ErrGrantPending) {
+		t.Fatalf("use of a pending grant: %v, want ErrGrantPending", err)
+	}
+	if live, err := e.s.LiveGrantsTo(ctx, g.Carrier); err != nil || len(live) != 0 {
+		t.Fatalf("LiveGrantsTo with only a pending grant: %+v %v", live, err)
+	}
+	if _, _, err := e.s.ActivateGrant(ctx, "merchant:other", tok, g.Carrier, g.OrderID); !errors.Is(err, store.ErrNoGrant) {
+		t.Fatalf("another merchant activates: %v, want ErrNoGrant", err)
+	}
+	if _, _, err := e.s.ActivateGrant(ctx, g.Merchant, tok, g.Carrier, "o-9"); !errors.Is(err, store.ErrNoGrant) {
+		t.Fatalf("activate a grant that does not exist: %v, want ErrNoGrant", err)
+	}
+	got, done, err := e.s.ActivateGrant(ctx, g.Merchant, tok, g.Carrier, g.OrderID)
+	if err != nil || !done || got.State != store.GrantActive || got.MaxUses != 2 {
+		t.Fatalf("activate: %+v %v %v", got, done, err)
+	}
+	if _, done, err := e.s.ActivateGrant(ctx, g.Merchant, tok, g.Carrier, g.OrderID); err != nil || done {
+		t.Fatalf("activate again: %v %v, want a no-op", done, err)
+	}
+	if live, err := e.s.LiveGrantsTo(ctx, g.Carrier); err != nil || len(live) != 1 || live[0].Token != tok {
+		t.Fatalf("LiveGrantsTo: %+v %v", live, err)
+	}
+	if _, err := e.s.UseGrant(ctx, tok, g.Carrier, g.OrderID, g.Invoice); err != nil {
+		t.Fatalf("use of an active grant: %v", err)
+	}
+	// A second, pending grant of the same order (a deposit, say) is revoked with it.
+	g2 := g
+	g2.Carrier = "carrier:slow"
+	if err := e.s.AddGrant(ctx, g2); err != nil {
+		t.Fatal(err)
+	}
+	other := g
+	other.OrderID = "o-2"
+	other.State = store.GrantActive
+	if err := e.s.AddGrant(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.RevokeGrants(ctx, g.Merchant, "", "declined"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("revoke without an order id: %v", err)
+	}
+	if n, err := e.s.RevokeGrants(ctx, "merchant:other", g.OrderID, "declined"); err != nil || n != 0 {
+		t.Fatalf("another merchant revokes: %d %v, want nothing revoked", n, err)
+	}
+	if n, err := e.s.RevokeGrants(ctx, g.Merchant, g.OrderID, "failed"); err != nil || n != 2 {
+		t.Fatalf("revoke: %d %v, want 2", n, err)
+	}
+	if n, err := e.s.RevokeGrants(ctx, g.Merchant, g.OrderID, "failed"); err != nil || n != 0 {
+		t.Fatalf("revoke again: %d %v, want a no-op", n, err)
+	}
+	for _, c := range []string{g.Carrier, g2.Carrier} {
+		if _, err := e.s.UseGrant(ctx, tok, c, g.OrderID, g.Invoice); !errors.Is(err, store.ErrGrantRevoked) {
+			t.Fatalf("use of a revoked grant (%s): %v, want ErrGrantRevoked", c, err)
+		}
+	}
+	if _, err := e.s.UseGrant(ctx, tok, g.Carrier, other.OrderID, g.Invoice); err != nil {
+		t.Fatalf("another order's grant after the revocation: %v", err)
+	}
+	if _, _, err := e.s.ActivateGrant(ctx, g.Merchant, tok, g.Carrier, g.OrderID); !errors.Is(err, store.ErrGrantRevoked) {
+		t.Fatalf("activate a revoked grant: %v", err)
+	}
+	for _, st := range []store.GrantState{store.GrantPending, store.GrantActive} {
+		again := g
+		again.State = st
+		if err := e.s.AddGrant(ctx, again); !errors.Is(err, store.ErrGrantRevoked) {
+			t.Fatalf("grant (%s) over a revoked one: %v, want ErrGrantRevoked", st, err)
+		}
+	}
+	bad := g
+	bad.OrderID, bad.State = "o-3", store.GrantRevoked
+	if err := e.s.AddGrant(ctx, bad); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("add a revoked grant: %v, want ErrInvalid", err)
+	}
+	if live, err := e.s.LiveGrantsTo(ctx, g.Carrier); err != nil || len(live) != 1 || live[0].OrderID != other.OrderID {
+		t.Fatalf("LiveGrantsTo after the revocation: %+v %v", live, err)
+	}
+	acts, err := e.b.Index.AuditFind(ctx, "grant-activate", "ok")
+	if err != nil || len(acts) != 1 || acts[0].Actor != g.Merchant || acts[0].OrderID != g.OrderID {
+		t.Fatalf("activation audit: %+v %v", acts, err)
+	}
+	revs, err := e.b.Index.AuditFind(ctx, "grant-revoke", "revoked:failed")
+	if err != nil || len(revs) != 2 {
+		t.Fatalf("revocation audit: %+v %v", revs, err)
+	}
+	if _, err := store.VerifyAudit(ctx, e.b.Index); err != nil {
+		t.Fatal(err)
 	}
 }
