@@ -208,12 +208,9 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	var value []byte
-	if sh.Source == store.Deposited {
-		value, err = vc.RevealOwn(ctx, sh.ShipToken)
-	} else {
-		value, err = vc.RevealGranted(ctx, sh.ShipToken, sh.OrderID, sh.Invoice)
-	}
+	// A granted token and a deposited address alike are revealed under the
+	// order's grant: its uses, expiry and revocation bind both.
+	value, err := vc.RevealGranted(ctx, sh.ShipToken, sh.OrderID, sh.Invoice)
 	if err != nil {
 		return revealHint(err)
 	}
@@ -246,7 +243,7 @@ func revealHint(err error) error {
 	var p *rfc9457.Problem
 	if errors.As(err, &p) {
 		switch p.Code {
-		case "no-grant", "grant-expired", "grant-used-up", "invoice-mismatch":
+		case "no-grant", "grant-expired", "grant-used-up", "invoice-mismatch", "grant-pending", "grant-revoked":
 			return cli.WithHint(fmt.Errorf("the vault refused to reveal the address: %s", p.Code),
 				"the cardholder's grant is bound to this order and invoice, for a few prints within its validity; ask the merchant")
 		case "unknown-token", "token-expired":

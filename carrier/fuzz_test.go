@@ -32,7 +32,7 @@ const (
 // depositor stands in for the vault: every inline address gets one token.
 type depositor struct{}
 
-func (depositor) Register(context.Context, string, string, bool, []byte) (*vaultapi.RegisterResponse, error) {
+func (depositor) Deposit(context.Context, string, string, string, []byte) (*vaultapi.RegisterResponse, error) {
 	return &vaultapi.RegisterResponse{Token: fuzzToken, Created: true}, nil
 }
 

@@ -218,7 +218,7 @@ func (e *env) grantedOrder(t testing.TB, invoice string) (*order.Bundle, string)
 		t.Fatal(err)
 	}
 	b := sealOrder(t, keys.Shop, keys.Parcel, reg.Token, nil, order.SealOptions{})
-	if _, err := e.vaultClient(t, keys.Shop).Grant(ctx, b, invoice, 0); err != nil {
+	if _, err := e.vaultClient(t, keys.Shop).Grant(ctx, b, invoice, approve(t, b)); err != nil {
 		t.Fatal(err)
 	}
 	return b, reg.Token
@@ -328,3 +328,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // readAll is io.ReadAll for a test.
+
+// approve is the issuer's approval of b for the vault, which activates the
+// order's grant.
+func approve(t testing.TB, b *order.Bundle) string {
+	t.Helper()
+	tok, err := order.VaultApproval(keys.Keys(t, keys.Bank), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}

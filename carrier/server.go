@@ -22,9 +22,10 @@ import (
 )
 
 // Depositor is the part of the vault client booking needs: deposit an
-// inline address as the carrier's own token. *vaultapi.Client is one.
+// inline address for one merchant's order and invoice (DESIGN.md §7: it
+// belongs to the order, revealed under its grant). *vaultapi.Client is one.
 type Depositor interface {
-	Register(ctx context.Context, typ, label string, shareable bool, value []byte) (*vaultapi.RegisterResponse, error)
+	Deposit(ctx context.Context, merchant, orderID, invoice string, value []byte) (*vaultapi.RegisterResponse, error)
 }
 
 // Server is the carrier's HTTP API: merchants book shipments on it.
@@ -183,9 +184,9 @@ func (s *Server) book(c echo.Context) error {
 			return problem.New(http.StatusUnprocessableEntity, api.CodeAddressInvalid, "Address invalid",
 				"The inline address is not a valid postal address.")
 		}
-		// The address rests in the vault, under the carrier's own name,
-		// before anything is stored here; the database keeps the token.
-		res, err := s.vault.Register(ctx, vaultapi.TypeAddress, b.OrderID, false, norm)
+		// The address rests in the vault, as this order's deposit, before
+		// anything is stored here; the database keeps the token.
+		res, err := s.vault.Deposit(ctx, merchant, b.OrderID, req.Invoice, norm)
 		clear(norm)
 		if err != nil {
 			s.logger.Warn("vault deposit failed", "order_id", b.OrderID, "merchant", merchant, "err", err)

@@ -375,7 +375,7 @@ func TestVaultProcess(t *testing.T) {
 
 	// Grant and granted reveal.
 	b := sealVaultOrder(t, aliceKey, home)
-	if _, err := shop.Grant(ctx, b, "INV-1", 3); err != nil {
+	if _, err := shop.Grant(ctx, b, "INV-1", approve(t, b)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := parcel.RevealGranted(ctx, home, b.OrderID, "INV-1"); err != nil || !bytes.Equal(got, values[home]) {
@@ -390,9 +390,9 @@ func TestVaultProcess(t *testing.T) {
 	vProblem(t, err, "invoice-mismatch")
 	_, err = shop.RevealGranted(ctx, home, b.OrderID, "INV-1")
 	vProblem(t, err, "forbidden-role")
-	_, err = otherShop.Grant(ctx, sealVaultOrder(t, aliceKey, home), "INV-1", 1)
+	_, err = otherShop.Grant(ctx, sealVaultOrder(t, aliceKey, home), "INV-1", "")
 	vProblem(t, err, "wrong-merchant")
-	_, err = shop.Grant(ctx, sealVaultOrder(t, keys.Party(t, vBob), home), "INV-1", 1)
+	_, err = shop.Grant(ctx, sealVaultOrder(t, keys.Party(t, vBob), home), "INV-1", "")
 	vProblem(t, err, "not-owner")
 
 	// A caller with a key from another key center: wrong-key.
@@ -610,4 +610,15 @@ func tamperAudit(t *testing.T, indexPath string) int64 {
 		t.Fatal(err)
 	}
 	return seq
+}
+
+// approve is the issuer's approval of b for the vault, which activates the
+// order's grant.
+func approve(t testing.TB, b *order.Bundle) string {
+	t.Helper()
+	tok, err := order.VaultApproval(suite.NewKeys(keys.Party(t, vBank), 4), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -124,7 +124,7 @@ func (s *Server) authorize(c echo.Context) error {
 		s.logger.Info("session mismatch", "merchant", merchant, "order_id", b.OrderID, "cardholder", b.Cardholder)
 		return sessionMismatch()
 	case err == nil && prev.HeaderHash == hH:
-		return c.JSON(http.StatusOK, answer(prev))
+		return c.JSON(http.StatusOK, s.answerFor(prev, b))
 	case err == nil:
 		return orderIDReused()
 	case !errors.Is(err, store.ErrNotFound):
@@ -186,7 +186,22 @@ func (s *Server) authorize(c echo.Context) error {
 	if replayed {
 		status = http.StatusOK
 	}
-	return c.JSON(status, answer(a))
+	return c.JSON(status, s.answerFor(a, b))
+}
+
+// answerFor is answer with, for an approved and unvoided order whose bundle
+// names a vault, the approval the vault can verify.
+func (s *Server) answerFor(a store.Authorization, b *order.Bundle) api.Authorization {
+	out := answer(a)
+	if a.Decision == api.Approved && !a.Voided && b.Parties[order.RoleVault] != "" {
+		tok, err := order.VaultApproval(s.keys, b)
+		if err != nil {
+			s.logger.Error("vault approval", "order_id", a.OrderID, "err", err)
+			return out
+		}
+		out.VaultApproval = tok
+	}
+	return out
 }
 
 func orderIDReused() *problem.Problem {

@@ -21,12 +21,13 @@ const (
 	LabelCompanyLogin  = "orderseal-v1-company-login"  // a company's signature on a consultant's login
 	LabelAssistedID    = "orderseal-v1-assisted-id"    // an assisted session's second identifier, sealed for the consultant
 	LabelAssistedProof = "orderseal-v1-assisted-proof" // the proof an assisted order carries
+	LabelVaultApproval = "orderseal-v1-vault-approval" // the issuer's approval of an order, MACed for the vault (K(issuer, vault))
 )
 
 // Labels lists every sub-key label Expand takes.
 var Labels = []string{
 	LabelSection, LabelSectionOS2, LabelHTTP, LabelHTTPKeyID, LabelFingerprint, LabelRegister,
-	LabelReveal, LabelCompanyLogin, LabelAssistedID, LabelAssistedProof,
+	LabelReveal, LabelCompanyLogin, LabelAssistedID, LabelAssistedProof, LabelVaultApproval,
 }
 
 func knownLabel(l string) bool {

@@ -16,6 +16,7 @@ import (
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
+	vaultapi "orderseal/vault/api"
 )
 
 // Relay jobs, each keyed by order id (the idempotency key): the issuer, the
@@ -122,6 +123,23 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 	if client == nil {
 		return outbox.Permanent(relayError{api.CodeIssuerNotAccepted, fmt.Errorf("issuer %s no longer configured", o.Issuer)})
 	}
+	invoice, err := api.NewInvoice()
+	if err != nil {
+		return err
+	}
+	if o.Vault != "" {
+		// The grant is created pending before the issuer decides
+		// (DESIGN.md §7); the vault answers a retry with the invoice it
+		// bound first, so every attempt agrees on it.
+		g, err := s.vault.Grant(ctx, b, invoice, "")
+		if err != nil {
+			return classify(err)
+		}
+		if err := grantMatches(o, g); err != nil {
+			return err
+		}
+		invoice = g.Invoice
+	}
 	auth, err := client.Authorize(ctx, b, o.Total, o.Currency, o.Session)
 	if err != nil {
 		return classify(err)
@@ -135,6 +153,11 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 	}
 	switch auth.Decision {
 	case issuerapi.Declined:
+		if o.Vault != "" {
+			if _, err := s.vault.Revoke(ctx, o.ID, "declined"); err != nil {
+				return classify(err)
+			}
+		}
 		_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateDeclined,
 			Reason: auth.Reason, Detail: "declined by " + o.Issuer + ": " + auth.Reason, Retain: kept})
 		if err == nil {
@@ -142,12 +165,23 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 		}
 		return err
 	case issuerapi.Approved:
-		invoice, err := api.NewInvoice()
-		if err != nil {
-			return err
-		}
 		next := jobBook
 		if o.Vault != "" {
+			// The issuer's approval, which only the vault can verify,
+			// activates the pending grant.
+			if auth.VaultApproval == "" {
+				return s.failApproved(ctx, o, auth.AuthCode, vaultapi.CodeApprovalInvalid)
+			}
+			g, err := s.vault.Grant(ctx, b, invoice, auth.VaultApproval)
+			if err != nil {
+				if refusedBy(err) {
+					return s.failApproved(ctx, o, auth.AuthCode, reasonOf(err))
+				}
+				return err
+			}
+			if err := grantMatches(o, g); err != nil {
+				return err
+			}
 			next = jobGrant
 		}
 		_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateAuthorized,
@@ -161,6 +195,26 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 	return outbox.Permanent(relayError{reasonIssuerAnswer, fmt.Errorf("unknown decision %q", auth.Decision)})
 }
 
+// failApproved records an approved order whose grant the vault refused to
+// activate: it cannot ship, so its hold is voided (and its grants revoked).
+func (s *Server) failApproved(ctx context.Context, o *store.Order, authCode, reason string) error {
+	_, err := s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateFailed,
+		AuthCode: authCode, Reason: reason, Detail: "grant failed: " + reason, Jobs: []string{jobVoid}})
+	if err == nil {
+		s.log.Warn("order failed", "order", o.ID, "step", jobGrant, "reason", reason)
+	}
+	return err
+}
+
+func grantMatches(o *store.Order, g *vaultapi.GrantResponse) error {
+	if g.OrderID != o.ID || g.Carrier != o.Carrier || g.Token != o.ShipToken || g.Invoice == "" {
+		return outbox.Permanent(relayError{"vault-answer-mismatch", errors.New("the vault's grant does not match this order")})
+	}
+	return nil
+}
+
+// grant confirms that the order's grant is active (the authorize step
+// activated it with the issuer's approval) before the carrier is booked.
 func (s *Server) grant(ctx context.Context, job outbox.Job) error {
 	o, b, err := s.load(ctx, job.Key)
 	if err != nil {
@@ -169,12 +223,15 @@ func (s *Server) grant(ctx context.Context, job outbox.Job) error {
 	if o.State != api.StateAuthorized {
 		return nil
 	}
-	g, err := s.vault.Grant(ctx, b, o.Invoice, 0)
+	g, err := s.vault.Grant(ctx, b, o.Invoice, "")
 	if err != nil {
 		return classify(err)
 	}
-	if g.OrderID != o.ID || g.Carrier != o.Carrier || g.Token != o.ShipToken {
-		return outbox.Permanent(relayError{"vault-answer-mismatch", errors.New("the vault's grant does not match this order")})
+	if err := grantMatches(o, g); err != nil {
+		return err
+	}
+	if g.State != vaultapi.GrantActive || g.Invoice != o.Invoice {
+		return outbox.Permanent(relayError{vaultapi.CodeGrantPending, errors.New("the vault's grant for this order is not active")})
 	}
 	return s.cfg.Store.Note(ctx, o.ID, api.StateAuthorized, "address release granted to "+o.Carrier+" until "+g.Expires, jobBook)
 }
@@ -208,6 +265,11 @@ func (s *Server) void(ctx context.Context, job outbox.Job) error {
 	o, err := s.cfg.Store.Get(ctx, job.Key)
 	if err != nil {
 		return err
+	}
+	// The order cannot ship: the vault revokes its grants and the
+	// carrier's deposits for it first (DESIGN.md §7).
+	if _, err := s.vault.Revoke(ctx, o.ID, "failed"); err != nil {
+		return classify(err)
 	}
 	client := s.issuers[o.Issuer]
 	if client == nil {

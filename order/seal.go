@@ -45,7 +45,14 @@ type VaultGrant struct {
 	Merchant string `json:"merchant"`
 	Carrier  string `json:"carrier"`
 	Expires  string `json:"expires"` // RFC 3339; the grant's last moment
+	// MaxUses is how many label prints the cardholder allows, 1 to
+	// MaxGrantUses; 0 (a bundle sealed before it existed, or no choice made)
+	// lets the vault apply its short default (DESIGN.md §7).
+	MaxUses int `json:"max_uses,omitempty"`
 }
+
+// MaxGrantUses is the most reveals a cardholder may seal into a vault grant.
+const MaxGrantUses = 10
 
 // Section is the plaintext of one sealed section.
 type Section struct {
@@ -88,6 +95,9 @@ type SealOptions struct {
 	Now      time.Time     // zero: time.Now
 	Lifetime time.Duration // 0: DefaultLifetime
 	GrantTTL time.Duration // 0: 30 days, how long the carrier may print the label
+	// GrantUses is the label prints the vault section allows (1 to
+	// MaxGrantUses); 0 seals none, and the vault applies its default.
+	GrantUses int
 	Rand     io.Reader     // nil: crypto/rand
 	Session  string        // assisted session reference; required exactly when a consultant seals
 	// Directory holds the key center's entries for the recipients, under a
@@ -140,6 +150,9 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 	}
 	if life < 0 || life > MaxLifetime {
 		return nil, fmt.Errorf("%w: lifetime must be within %s", ErrMalformed, MaxLifetime)
+	}
+	if opt.GrantUses < 0 || opt.GrantUses > MaxGrantUses {
+		return nil, fmt.Errorf("%w: grant uses must be within 1 and %d", ErrMalformed, MaxGrantUses)
 	}
 	grantTTL := opt.GrantTTL
 	if grantTTL <= 0 {
@@ -236,7 +249,7 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 		s := Section{Role: r, Salt: wire.B64(salts[i*saltSize : (i+1)*saltSize]), OrderID: b.OrderID}
 		if r == RoleVault {
 			s.Grant = &VaultGrant{Token: o.ShipTo.Token, Merchant: parties.Merchant, Carrier: parties.Carrier,
-				Expires: now.Add(grantTTL).Format(time.RFC3339)}
+				Expires: now.Add(grantTTL).Format(time.RFC3339), MaxUses: opt.GrantUses}
 		} else {
 			s.Content = project(o, r, seen[slices.Index(Roles, r)])
 		}
@@ -467,6 +480,9 @@ func Open(b *Bundle, key Keyring, role Role, opt OpenOptions) (*Section, error) 
 	}
 	if (role == RoleVault) != (s.Grant != nil) {
 		return nil, fmt.Errorf("%w: grant belongs in the vault section only", ErrSectionBody)
+	}
+	if s.Grant != nil && (s.Grant.MaxUses < 0 || s.Grant.MaxUses > MaxGrantUses) {
+		return nil, fmt.Errorf("%w: grant uses must be within 1 and %d", ErrSectionBody, MaxGrantUses)
 	}
 	if want := carriesSession(role) && assisted(b.Cardholder); want != (s.Session != "") || (want && !ValidSession(s.Session)) {
 		return nil, fmt.Errorf("%w: the merchant and issuer sections name a session exactly when a consultant sealed the bundle", ErrSectionBody)

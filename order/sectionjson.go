@@ -86,6 +86,9 @@ func appendSection(b []byte, s *Section) []byte {
 		w.str("merchant", g.Merchant)
 		w.str("carrier", g.Carrier)
 		w.str("expires", g.Expires)
+		if g.MaxUses != 0 {
+			w.int("max_uses", int64(g.MaxUses))
+		}
 		w.end()
 	}
 	w.strOmit("session", s.Session)

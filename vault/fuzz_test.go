@@ -71,7 +71,7 @@ func newFuzzVault(f *testing.F) *fuzzVault {
 	if v.token, _, err = st.Register(context.Background(), keys.Alice, store.TypeAddress, "home", v.addr, false, 0); err != nil {
 		f.Fatal(err)
 	}
-	if err := st.AddGrant(context.Background(), store.Grant{Token: v.token, Merchant: keys.Shop, Carrier: keys.Parcel, OrderID: fuzzOrderID,
+	if err := st.AddGrant(context.Background(), store.Grant{Token: v.token, Merchant: keys.Shop, Carrier: keys.Parcel, OrderID: fuzzOrderID, State: store.GrantActive,
 		Invoice: fuzzInvoice, Expires: fuzzT0.Add(24 * time.Hour), MaxUses: 1 << 30}); err != nil {
 		f.Fatal(err)
 	}

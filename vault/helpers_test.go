@@ -346,3 +346,14 @@ func (e *vaultEnv) assertNoCanary(t *testing.T) {
 		}
 	}
 }
+
+// approve is the issuer's approval of b for the vault (DESIGN.md §7), as
+// the merchant relays it to activate the order's grant.
+func approve(t testing.TB, b *order.Bundle) string {
+	t.Helper()
+	tok, err := order.VaultApproval(keys.Keys(t, keys.Bank), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,9 +19,13 @@ import (
 	"orderseal/vault/store"
 )
 
-// Grant limits.
+// Grant limits (DESIGN.md §7). The cardholder seals the uses and the
+// expiry; the vault caps the expiry at MaxGrantTTL. A vault section sealed
+// without uses (an older bundle) gets DefaultGrantUses and at most
+// DefaultGrantTTL; a carrier's deposit the same.
 const (
 	DefaultGrantUses = 3
+	DefaultGrantTTL  = 72 * time.Hour
 	MaxGrantTTL      = 30 * 24 * time.Hour
 )
 
@@ -58,6 +63,7 @@ func NewServer(keys keygen.Keyring, st *store.Store, opt Options) *Server {
 	e.GET(api.PathTokens, s.list, owner)
 	e.GET(api.PathToken+":token", s.revealOwn, owner)
 	e.POST(api.PathGrants, s.grant, signedhttp.Allow(keygen.RoleMerchant))
+	e.POST(api.PathRevoke, s.revoke, signedhttp.Allow(keygen.RoleMerchant))
 	e.POST(api.PathReveal, s.revealGranted, signedhttp.Allow(keygen.RoleCarrier))
 	s.echo = e
 	return s
@@ -93,6 +99,13 @@ func (s *Server) register(c echo.Context) error {
 		return err
 	}
 	owner := signedhttp.Caller(c)
+	isCarrier := keygen.RoleOf(owner) == keygen.RoleCarrier
+	if d := req.Deposit; isCarrier != (d != nil) || (d != nil && keygen.RoleOf(d.Merchant) != keygen.RoleMerchant) {
+		// A carrier's deposit belongs to one order (DESIGN.md §7); a
+		// cardholder's token to no order.
+		return problem.New(http.StatusBadRequest, api.CodeDepositOrder, "Deposit order",
+			"A carrier deposits an inline address for one merchant's order and invoice; a cardholder registers for none.")
+	}
 	value, err := api.OpenRegister(s.keys, owner, &req)
 	if err != nil {
 		return problem.New(http.StatusBadRequest, "sealed-value", "Sealed value does not open",
@@ -104,6 +117,9 @@ func (s *Server) register(c echo.Context) error {
 		return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", err.Error())
 	}
 	defer clear(norm)
+	if req.Deposit != nil {
+		return s.deposit(c, owner, req.Deposit, norm)
+	}
 	token, created, err := s.store.RegisterAudited(c.Request().Context(), owner, store.TokenType(req.Type), req.Label, norm, req.Shareable, 0)
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
@@ -127,10 +143,87 @@ func entryOut(e store.Entry) api.Entry {
 	return out
 }
 
+// deposit registers a carrier's inline address and gives the carrier a
+// grant for that one order (active, DefaultGrantUses, DefaultGrantTTL),
+// revoked with the order's other grants.
+func (s *Server) deposit(c echo.Context, carrier string, d *api.Deposit, norm []byte) error {
+	ctx := c.Request().Context()
+	// The order's grant first: a revoked order takes no deposit, and
+	// nothing is stored for it.
+	for _, g := range s.orderGrants(ctx, carrier, d.Merchant, d.OrderID) {
+		if g.State == store.GrantRevoked {
+			if err := s.audit(c, "deposit", "", d.OrderID, "refused:"+api.CodeGrantRevoked); err != nil {
+				return err
+			}
+			return problem.New(http.StatusConflict, api.CodeGrantRevoked, "Grant revoked", "The order was declined, failed or cancelled.")
+		}
+	}
+	token, created, err := s.store.RegisterAudited(ctx, carrier, store.TypeAddress, d.OrderID, norm, false, 0)
+	if err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", "The entry was refused.")
+		}
+		return unavailable(err)
+	}
+	g := store.Grant{Token: token, Merchant: d.Merchant, Carrier: carrier, OrderID: d.OrderID, Invoice: d.Invoice,
+		Expires: s.now().Add(DefaultGrantTTL), MaxUses: DefaultGrantUses, State: store.GrantActive}
+	if old, err := s.store.Grant(ctx, token, carrier, d.OrderID); err == nil && old.Merchant == d.Merchant && old.Invoice == d.Invoice && old.State == store.GrantActive {
+		g = old // the same deposit again
+	} else if err := s.store.AddGrant(ctx, g); err != nil {
+		switch {
+		case errors.Is(err, store.ErrGrantConflict), errors.Is(err, store.ErrGrantRevoked):
+			if aerr := s.audit(c, "deposit", token, d.OrderID, "refused:grant-conflict"); aerr != nil {
+				return aerr
+			}
+			return problem.New(http.StatusConflict, "grant-conflict", "Grant conflict", "This order's deposit was made with another merchant or invoice.")
+		case errors.Is(err, store.ErrInvalid):
+			return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The merchant, order id and invoice must be printable text.")
+		}
+		return unavailable(err)
+	} else if err := s.audit(c, "deposit-grant", token, d.OrderID, "ok:active"); err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	return c.JSON(status, api.RegisterResponse{Token: token, Created: created})
+}
+
+// orderGrants returns the grants of merchant's order made to carrier; an
+// index that cannot be read gives none (the caller's next step fails on it).
+func (s *Server) orderGrants(ctx context.Context, carrier, merchant, orderID string) []store.Grant {
+	gs, err := s.store.GrantsOfOrder(ctx, merchant, orderID)
+	if err != nil {
+		return nil
+	}
+	out := gs[:0]
+	for _, g := range gs {
+		if g.Carrier == carrier {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 func (s *Server) list(c echo.Context) error {
-	entries, err := s.store.List(c.Request().Context(), signedhttp.Caller(c))
+	ctx := c.Request().Context()
+	caller := signedhttp.Caller(c)
+	entries, err := s.store.List(ctx, caller)
 	if err != nil {
 		return unavailable(err)
+	}
+	if keygen.RoleOf(caller) == keygen.RoleCarrier {
+		// A carrier sees only the deposits a live grant still covers.
+		live, err := s.store.LiveGrantsTo(ctx, caller)
+		if err != nil {
+			return unavailable(err)
+		}
+		covered := map[string]bool{}
+		for _, g := range live {
+			covered[g.Token] = true
+		}
+		entries = slices.DeleteFunc(entries, func(e store.Entry) bool { return !covered[e.Token] })
 	}
 	out := api.ListResponse{Tokens: make([]api.Entry, 0, len(entries))}
 	for _, e := range entries {
@@ -145,6 +238,14 @@ func (s *Server) revealOwn(c echo.Context) error {
 	ctx := c.Request().Context()
 	token := c.Param("token")
 	caller := signedhttp.Caller(c)
+	if keygen.RoleOf(caller) == keygen.RoleCarrier {
+		// Deposits belong to their order: revealed under its grant only.
+		if aerr := s.audit(c, "reveal-owner", token, "", "refused:"+api.CodeDepositGrant); aerr != nil {
+			return aerr
+		}
+		return problem.New(http.StatusForbidden, api.CodeDepositGrant, "Reveal under the order's grant",
+			"A carrier's deposit belongs to its order: reveal it with the order id and invoice.")
+	}
 	e, err := s.store.Lookup(ctx, token)
 	if err != nil || e.Owner != caller {
 		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrBadToken) {
@@ -235,8 +336,20 @@ func (s *Server) grant(c echo.Context) error {
 	if err != nil || !expires.After(now) {
 		return refuse(http.StatusForbidden, "grant-expired", "Grant expired", "The cardholder's authorization has expired.", g.Token, b.OrderID)
 	}
-	if expires.After(now.Add(MaxGrantTTL)) {
-		expires = now.Add(MaxGrantTTL)
+	// Uses and expiry are the cardholder's, sealed in the section; an
+	// older section that names no uses gets the short defaults.
+	uses, ttl := g.MaxUses, MaxGrantTTL
+	if uses == 0 {
+		uses, ttl = DefaultGrantUses, DefaultGrantTTL
+	}
+	if expires.After(now.Add(ttl)) {
+		expires = now.Add(ttl)
+	}
+	if req.Approval != "" {
+		if err := order.VerifyVaultApproval(s.keys, b, merchant, req.Approval); err != nil {
+			return refuse(http.StatusForbidden, api.CodeApprovalInvalid, "Approval invalid",
+				"The issuer's approval does not verify for this bundle.", g.Token, b.OrderID)
+		}
 	}
 	entry, err := s.store.Lookup(ctx, g.Token)
 	if err != nil {
@@ -248,30 +361,66 @@ func (s *Server) grant(c echo.Context) error {
 	if entry.Owner != b.Cardholder && !entry.Shareable {
 		return refuse(http.StatusForbidden, "not-owner", "Not the owner", "The token belongs to another cardholder and is not shareable.", g.Token, b.OrderID)
 	}
-	uses := req.MaxUses
-	if uses == 0 {
-		uses = DefaultGrantUses
-	}
-	grant := store.Grant{Token: g.Token, Merchant: merchant, Carrier: g.Carrier, OrderID: b.OrderID,
-		Invoice: req.Invoice, Expires: expires, MaxUses: uses}
-	if err := s.store.AddGrant(ctx, grant); err != nil {
-		switch {
-		case errors.Is(err, store.ErrGrantConflict):
-			return refuse(http.StatusConflict, "grant-conflict", "Grant conflict", "A different grant exists for this token, carrier and order.", g.Token, b.OrderID)
-		case errors.Is(err, store.ErrExpired):
-			return refuse(http.StatusGone, "token-expired", "Token expired", "The token was rotated and its grace period is over.", g.Token, b.OrderID)
-		case errors.Is(err, store.ErrGrantExpired):
-			return refuse(http.StatusForbidden, "grant-expired", "Grant expired", "The cardholder's authorization has expired.", g.Token, b.OrderID)
-		case errors.Is(err, store.ErrInvalid):
-			return refuse(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The invoice must be printable text.", g.Token, b.OrderID)
+	grant, err := s.store.Grant(ctx, g.Token, g.Carrier, b.OrderID)
+	switch {
+	case errors.Is(err, store.ErrNoGrant):
+		// Created pending: nothing is revealed until the issuer's approval.
+		grant = store.Grant{Token: g.Token, Merchant: merchant, Carrier: g.Carrier, OrderID: b.OrderID,
+			Invoice: req.Invoice, Expires: expires, MaxUses: uses, State: store.GrantPending}
+		if err := s.store.AddGrant(ctx, grant); err != nil {
+			switch {
+			case errors.Is(err, store.ErrGrantConflict):
+				return refuse(http.StatusConflict, "grant-conflict", "Grant conflict", "A different grant exists for this token, carrier and order.", g.Token, b.OrderID)
+			case errors.Is(err, store.ErrGrantRevoked):
+				return refuse(http.StatusConflict, api.CodeGrantRevoked, "Grant revoked", "The order's grants were revoked.", g.Token, b.OrderID)
+			case errors.Is(err, store.ErrExpired):
+				return refuse(http.StatusGone, "token-expired", "Token expired", "The token was rotated and its grace period is over.", g.Token, b.OrderID)
+			case errors.Is(err, store.ErrGrantExpired):
+				return refuse(http.StatusForbidden, "grant-expired", "Grant expired", "The cardholder's authorization has expired.", g.Token, b.OrderID)
+			case errors.Is(err, store.ErrInvalid):
+				return refuse(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The invoice must be printable text.", g.Token, b.OrderID)
+			}
+			return unavailable(err)
 		}
+		if err := s.audit(c, "grant", g.Token, b.OrderID, "ok:pending"); err != nil {
+			return err
+		}
+	case err != nil:
 		return unavailable(err)
+	case grant.Merchant != merchant:
+		return refuse(http.StatusConflict, "grant-conflict", "Grant conflict", "A different grant exists for this token, carrier and order.", g.Token, b.OrderID)
+	case grant.State == store.GrantRevoked:
+		return refuse(http.StatusConflict, api.CodeGrantRevoked, "Grant revoked", "The order's grants were revoked.", g.Token, b.OrderID)
 	}
-	if err := s.audit(c, "grant", g.Token, b.OrderID, "ok"); err != nil {
+	// A grant presented again keeps its invoice, uses and expiry: the
+	// answer to a retry is the first answer.
+	if req.Approval != "" && grant.State == store.GrantPending {
+		activated, _, err := s.store.ActivateGrant(ctx, merchant, g.Token, g.Carrier, b.OrderID)
+		switch {
+		case errors.Is(err, store.ErrGrantRevoked):
+			return refuse(http.StatusConflict, api.CodeGrantRevoked, "Grant revoked", "The order's grants were revoked.", g.Token, b.OrderID)
+		case err != nil:
+			return unavailable(err)
+		}
+		grant = activated
+	}
+	return c.JSON(http.StatusOK, api.GrantResponse{GrantID: grant.ID, Token: g.Token, Carrier: g.Carrier, OrderID: b.OrderID,
+		Invoice: grant.Invoice, State: string(grant.State), Expires: grant.Expires.UTC().Format(time.RFC3339), MaxUses: grant.MaxUses})
+}
+
+func (s *Server) revoke(c echo.Context) error {
+	var req api.RevokeRequest
+	if err := web.Bind(c, &req, 4<<10); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.GrantResponse{Token: g.Token, Carrier: g.Carrier, OrderID: b.OrderID,
-		Expires: expires.UTC().Format(time.RFC3339), MaxUses: uses})
+	n, err := s.store.RevokeGrants(c.Request().Context(), signedhttp.Caller(c), req.OrderID, req.Reason)
+	if errors.Is(err, store.ErrInvalid) {
+		return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The order id and reason must be printable text.")
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	return c.JSON(http.StatusOK, api.RevokeResponse{OrderID: req.OrderID, Revoked: n})
 }
 
 func (s *Server) revealGranted(c echo.Context) error {
@@ -287,6 +436,10 @@ func (s *Server) revealGranted(c echo.Context) error {
 	case err == nil:
 	case errors.Is(err, store.ErrNoGrant):
 		code, title = "no-grant", "No grant"
+	case errors.Is(err, store.ErrGrantPending):
+		code, title = api.CodeGrantPending, "Grant pending"
+	case errors.Is(err, store.ErrGrantRevoked):
+		code, title = api.CodeGrantRevoked, "Grant revoked"
 	case errors.Is(err, store.ErrGrantExpired):
 		code, title = "grant-expired", "Grant expired"
 	case errors.Is(err, store.ErrGrantUsedUp):

@@ -87,7 +87,11 @@ func TestRegister(t *testing.T) {
 	// cardholder's sealed value as its own.
 	wantProblem(t, post(keys.Shop, req), "forbidden-role")
 	wantProblem(t, post(keys.Bank, req), "forbidden-role")
-	wantProblem(t, post(keys.Parcel, req), "sealed-value")
+	wantProblem(t, post(keys.Parcel, req), "deposit-order")
+	dep := *req
+	dep.Deposit = &api.Deposit{Merchant: keys.Shop, OrderID: "ord-1", Invoice: "INV-1"}
+	wantProblem(t, post(keys.Parcel, &dep), "sealed-value")
+	wantProblem(t, post(keys.Alice, &dep), "deposit-order")
 	// A value that is not an address.
 	if _, err := alice.Register(ctx, api.TypeAddress, "bad", false, []byte(`{"name":"X","line1":"`+canary+` 9","city":"Berlin","country":"ZZ"}`)); err == nil {
 		t.Fatal("an address in country ZZ was accepted")
@@ -171,7 +175,7 @@ func TestListAndRevealOwn(t *testing.T) {
 	if got, err := parcel.List(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("a carrier that deposited nothing lists %+v %v", got, err)
 	}
-	wantProblem(t, func() error { _, err := parcel.RevealOwn(ctx, home); return err }(), "unknown-token")
+	wantProblem(t, func() error { _, err := parcel.RevealOwn(ctx, home); return err }(), "deposit-needs-grant")
 	e.assertNoCanary(t)
 }
 
@@ -205,8 +209,8 @@ func TestGrant(t *testing.T) {
 	bobHome := register(t, bob, api.TypeAddress, "home", false, addressJSON("5 Bob Road")).Token
 
 	t.Run("granted", func(t *testing.T) {
-		b := bundleFor(t, keys.Alice, home, order.SealOptions{})
-		g, err := shop.Grant(ctx, b, "INV-1", 2)
+		b := bundleFor(t, keys.Alice, home, order.SealOptions{GrantUses: 2})
+		g, err := shop.Grant(ctx, b, "INV-1", approve(t, b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,21 +222,26 @@ func TestGrant(t *testing.T) {
 			t.Fatalf("grant expires %s", exp)
 		}
 		// Presenting the same bundle again is idempotent...
-		if g2, err := shop.Grant(ctx, b, "INV-1", 2); err != nil || *g2 != *g {
+		if g2, err := shop.Grant(ctx, b, "INV-1", approve(t, b)); err != nil || *g2 != *g {
 			t.Fatalf("same grant again: %+v %v", g2, err)
 		}
-		// ...another invoice or use limit for the same order is not.
-		wantProblem(t, func() error { _, err := shop.Grant(ctx, b, "INV-2", 2); return err }(), "grant-conflict")
-		wantProblem(t, func() error { _, err := shop.Grant(ctx, b, "INV-1", 5); return err }(), "grant-conflict")
-		// Without a use limit, the default.
-		if g, err := shop.Grant(ctx, bundleFor(t, keys.Alice, home, order.SealOptions{}), "INV-3", 0); err != nil || g.MaxUses != vault.DefaultGrantUses {
+		// ...and a retry naming another invoice gets the first answer.
+		if g2, err := shop.Grant(ctx, b, "INV-2", approve(t, b)); err != nil || *g2 != *g {
+			t.Fatalf("retry with another invoice: %+v %v", g2, err)
+		}
+		// A section sealed without uses gets the short defaults, pending
+		// until the issuer's approval.
+		if g, err := shop.Grant(ctx, bundleFor(t, keys.Alice, home, order.SealOptions{}), "INV-3", ""); err != nil ||
+			g.MaxUses != vault.DefaultGrantUses || g.State != api.GrantPending {
 			t.Fatalf("default uses: %+v %v", g, err)
+		} else if exp, _ := time.Parse(time.RFC3339, g.Expires); exp.After(time.Now().Add(vault.DefaultGrantTTL)) {
+			t.Fatalf("default expiry %s, want within %s", exp, vault.DefaultGrantTTL)
 		}
 	})
 
 	t.Run("gift: another cardholder ships to a shareable token", func(t *testing.T) {
 		b := bundleFor(t, keys.Bob, gift, order.SealOptions{})
-		if _, err := shop.Grant(ctx, b, "INV-G", 1); err != nil {
+		if _, err := shop.Grant(ctx, b, "INV-G", approve(t, b)); err != nil {
 			t.Fatal(err)
 		}
 		v, err := parcel.RevealGranted(ctx, gift, b.OrderID, "INV-G")
@@ -248,7 +257,7 @@ func TestGrant(t *testing.T) {
 	}
 	viaShop := func(b *order.Bundle, token string) func(t *testing.T) (string, string, error) {
 		return func(t *testing.T) (string, string, error) {
-			_, err := shop.Grant(ctx, b, "INV-1", 1)
+			_, err := shop.Grant(ctx, b, "INV-1", approve(t, b))
 			return token, b.OrderID, err
 		}
 	}
@@ -306,7 +315,7 @@ func TestGrant(t *testing.T) {
 		}},
 		{"presented by a merchant other than the bundle's", "wrong-merchant", func(t *testing.T) (string, string, error) {
 			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
-			_, err := otherShop.Grant(ctx, b, "INV-1", 1)
+			_, err := otherShop.Grant(ctx, b, "INV-1", approve(t, b))
 			return home, b.OrderID, err
 		}},
 		{"bundle expired", "bundle-expired", viaShop(bundleFor(t, keys.Alice, home,
@@ -319,12 +328,12 @@ func TestGrant(t *testing.T) {
 		}},
 		{"a carrier asks for a grant", "forbidden-role", func(t *testing.T) (string, string, error) {
 			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
-			_, err := parcel.Grant(ctx, b, "INV-1", 1)
+			_, err := parcel.Grant(ctx, b, "INV-1", approve(t, b))
 			return home, b.OrderID, err
 		}},
 		{"the cardholder asks for a grant", "forbidden-role", func(t *testing.T) (string, string, error) {
 			b := bundleFor(t, keys.Alice, home, order.SealOptions{})
-			_, err := alice.Grant(ctx, b, "INV-1", 1)
+			_, err := alice.Grant(ctx, b, "INV-1", approve(t, b))
 			return home, b.OrderID, err
 		}},
 	}
@@ -362,7 +371,7 @@ func TestRevealGranted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := bundleFor(t, keys.Alice, home, order.SealOptions{})
+	b := bundleFor(t, keys.Alice, home, order.SealOptions{GrantUses: 2})
 
 	// A merchant that merely knows the token (it is in its own section)
 	// cannot have it revealed: there is no grant yet.
@@ -370,7 +379,7 @@ func TestRevealGranted(t *testing.T) {
 	wantProblem(t, func() error { _, err := shop.RevealGranted(ctx, home, b.OrderID, "INV-1"); return err }(), "forbidden-role")
 	wantProblem(t, func() error { _, err := shop.RevealOwn(ctx, home); return err }(), "forbidden-role")
 
-	if _, err := shop.Grant(ctx, b, "INV-1", 2); err != nil {
+	if _, err := shop.Grant(ctx, b, "INV-1", approve(t, b)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := parcel.RevealGranted(ctx, home, b.OrderID, "INV-1")
@@ -431,8 +440,8 @@ func TestGrantUsesConcurrent(t *testing.T) {
 	ctx := context.Background()
 	e := newVaultEnv(t)
 	home := register(t, e.client(t, keys.Alice), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
-	b := bundleFor(t, keys.Alice, home, order.SealOptions{})
-	if _, err := e.client(t, keys.Shop).Grant(ctx, b, "INV-1", 3); err != nil {
+	b := bundleFor(t, keys.Alice, home, order.SealOptions{GrantUses: 3})
+	if _, err := e.client(t, keys.Shop).Grant(ctx, b, "INV-1", approve(t, b)); err != nil {
 		t.Fatal(err)
 	}
 	parcel := e.client(t, keys.Parcel)
@@ -466,9 +475,9 @@ func TestGrantExpiry(t *testing.T) {
 	ctx := context.Background()
 	e := newVaultEnv(t)
 	home := register(t, e.client(t, keys.Alice), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
-	b := bundleFor(t, keys.Alice, home, order.SealOptions{GrantTTL: time.Hour})
+	b := bundleFor(t, keys.Alice, home, order.SealOptions{GrantUses: 10, GrantTTL: time.Hour})
 	shop, parcel := e.client(t, keys.Shop), e.client(t, keys.Parcel)
-	g, err := shop.Grant(ctx, b, "INV-1", 10)
+	g, err := shop.Grant(ctx, b, "INV-1", approve(t, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +495,7 @@ func TestGrantExpiry(t *testing.T) {
 	_, err = parcel.RevealGranted(ctx, home, b.OrderID, "INV-1")
 	wantProblem(t, err, "grant-expired")
 	// Nor can the merchant renew it with the same bundle.
-	_, err = shop.Grant(ctx, b, "INV-1", 10)
+	_, err = shop.Grant(ctx, b, "INV-1", approve(t, b))
 	wantProblem(t, err, "grant-expired")
 	e.assertNoCanary(t)
 }
@@ -501,8 +510,8 @@ func TestRotationGrace(t *testing.T) {
 	alice, shop, parcel := e.client(t, keys.Alice), e.client(t, keys.Shop), e.client(t, keys.Parcel)
 	old := register(t, alice, api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
 	want, _ := alice.RevealOwn(ctx, old)
-	b := bundleFor(t, keys.Alice, old, order.SealOptions{})
-	if _, err := shop.Grant(ctx, b, "INV-1", 3); err != nil {
+	b := bundleFor(t, keys.Alice, old, order.SealOptions{GrantUses: 3})
+	if _, err := shop.Grant(ctx, b, "INV-1", approve(t, b)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -541,7 +550,7 @@ func TestRotationGrace(t *testing.T) {
 	}
 	wantProblem(t, func() error { _, err := parcel.RevealGranted(ctx, old, b.OrderID, "INV-1"); return err }(), "token-expired")
 	// A fresh bundle for the dead token gets no grant.
-	_, err = shop.Grant(ctx, bundleFor(t, keys.Alice, old, order.SealOptions{}), "INV-2", 1)
+	_, err = shop.Grant(ctx, bundleFor(t, keys.Alice, old, order.SealOptions{}), "INV-2", "")
 	wantProblem(t, err, "token-expired")
 	e.assertNoCanary(t)
 }
@@ -554,7 +563,7 @@ func TestGrantBadInvoice(t *testing.T) {
 	e := newVaultEnv(t)
 	home := register(t, e.client(t, keys.Alice), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
 	b := bundleFor(t, keys.Alice, home, order.SealOptions{})
-	_, err := e.client(t, keys.Shop).Grant(ctx, b, "INV\x01", 1)
+	_, err := e.client(t, keys.Shop).Grant(ctx, b, "INV\x01", approve(t, b))
 	if p := wantProblem(t, err, "invalid-request"); p.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d", p.Status)
 	}
@@ -592,18 +601,28 @@ func TestCarrierDeposit(t *testing.T) {
 	e := newVaultEnv(t)
 	parcel, other := e.client(t, keys.Parcel), e.client(t, keys.OtherCarrier)
 	addr := addressJSON(canary + " 4")
-	dep := register(t, parcel, api.TypeAddress, "ord-inline-1", false, addr)
+	deposit := func(c *api.Client, orderID string) *api.RegisterResponse {
+		t.Helper()
+		r, err := c.Deposit(ctx, keys.Shop, orderID, "INV-1", addr)
+		if err != nil {
+			t.Fatalf("deposit %s: %v", orderID, err)
+		}
+		return r
+	}
+	dep := deposit(parcel, "ord-inline-1")
 	if !dep.Created {
 		t.Fatal("deposit not created")
 	}
 	// A retried deposit of the same address gets the same token.
-	if again := register(t, parcel, api.TypeAddress, "ord-inline-1", false, addr); again.Token != dep.Token || again.Created {
+	if again := deposit(parcel, "ord-inline-1"); again.Token != dep.Token || again.Created {
 		t.Fatalf("repeated deposit: %+v, want %s", again, dep.Token)
 	}
 	norm, _ := api.Normalize(api.TypeAddress, addr)
-	if v, err := parcel.RevealOwn(ctx, dep.Token); err != nil || !bytes.Equal(v, norm) {
-		t.Fatalf("carrier reveals its own deposit: %q %v", v, err)
+	// The deposit belongs to its order: revealed under its grant only.
+	if v, err := parcel.RevealGranted(ctx, dep.Token, "ord-inline-1", "INV-1"); err != nil || !bytes.Equal(v, norm) {
+		t.Fatalf("carrier reveals its deposit under the order's grant: %q %v", v, err)
 	}
+	wantProblem(t, func() error { _, err := parcel.RevealOwn(ctx, dep.Token); return err }(), "deposit-needs-grant")
 	if got, err := parcel.List(ctx); err != nil || len(got) != 1 || got[0].Token != dep.Token || got[0].Label != "ord-inline-1" {
 		t.Fatalf("carrier lists %+v %v", got, err)
 	}
@@ -612,7 +631,7 @@ func TestCarrierDeposit(t *testing.T) {
 		id   string
 		code string
 	}{
-		{"another carrier", keys.OtherCarrier, "unknown-token"},
+		{"another carrier", keys.OtherCarrier, "deposit-needs-grant"},
 		{"a cardholder", keys.Alice, "unknown-token"},
 		{"the merchant", keys.Shop, "forbidden-role"},
 		{"an issuer", keys.Bank, "forbidden-role"},
@@ -623,11 +642,10 @@ func TestCarrierDeposit(t *testing.T) {
 		wantProblem(t, err, tt.code)
 	}
 	// The other carrier's own deposit of the same place is another token.
-	if o := register(t, other, api.TypeAddress, "ord-inline-2", false, addr); o.Token == dep.Token {
+	if o := deposit(other, "ord-inline-2"); o.Token == dep.Token {
 		t.Fatal("two carriers share a token")
 	}
-	// A carrier cannot reveal its deposit through the grant route: it has no grant.
-	_, err := parcel.RevealGranted(ctx, dep.Token, "ord-inline-1", "INV-1")
-	wantProblem(t, err, "no-grant")
+	wantProblem(t, func() error { _, err := other.RevealGranted(ctx, dep.Token, "ord-inline-1", "INV-1"); return err }(), "no-grant")
+	wantProblem(t, func() error { _, err := parcel.RevealGranted(ctx, dep.Token, "ord-inline-1", "INV-X"); return err }(), "invoice-mismatch")
 	e.assertNoCanary(t)
 }

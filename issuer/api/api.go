@@ -87,6 +87,10 @@ type Authorization struct {
 	Voided     bool   `json:"voided,omitempty"`
 	Channel    string `json:"channel,omitempty"` // ChannelOnline or ChannelAssisted
 	Session    string `json:"session,omitempty"` // assisted orders: the session that keyed it
+	// VaultApproval is set on an approved, unvoided answer for a bundle that
+	// names a vault: order.VaultApproval, which the merchant relays so the
+	// vault activates the order's grant (DESIGN.md §7).
+	VaultApproval string `json:"vault_approval,omitempty"`
 }
 
 // Client is the merchant's side of the issuer API.

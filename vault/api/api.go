@@ -25,10 +25,27 @@ import (
 
 // Routes of the vault.
 const (
-	PathTokens = "/v1/tokens"  // POST register (cardholder), GET list own
-	PathToken  = "/v1/tokens/" // GET + token: reveal own (storable)
-	PathGrants = "/v1/grants"  // POST: merchant presents a vault section
-	PathReveal = "/v1/reveal"  // POST: grantee reveal (display only)
+	PathTokens = "/v1/tokens"        // POST register (cardholder), GET list own
+	PathToken  = "/v1/tokens/"       // GET + token: reveal own (storable)
+	PathGrants = "/v1/grants"        // POST: merchant presents a vault section
+	PathReveal = "/v1/reveal"        // POST: grantee reveal (display only)
+	PathRevoke = "/v1/grants/revoke" // POST: merchant revokes an order's grants
+)
+
+// Grant states, as GrantResponse names them.
+const (
+	GrantPending = "pending"
+	GrantActive  = "active"
+	GrantRevoked = "revoked"
+)
+
+// Problem codes of the grant life (DESIGN.md §7), besides the older ones.
+const (
+	CodeGrantPending    = "grant-pending"       // 403: the issuer's approval has not been presented
+	CodeGrantRevoked    = "grant-revoked"       // 403/409: the order was declined, failed or cancelled
+	CodeApprovalInvalid = "approval-invalid"    // 403: the issuer's approval does not verify for this bundle
+	CodeDepositOrder    = "deposit-order"       // 400: a carrier's deposit names no order
+	CodeDepositGrant    = "deposit-needs-grant" // 403: a carrier reveals its deposits only under the order's grant
 )
 
 // Limits.
@@ -64,6 +81,17 @@ type RegisterRequest struct {
 	Label     string `json:"label" validate:"max=64"`
 	Shareable bool   `json:"shareable"`
 	Value     Sealed `json:"value"`
+	// Deposit names the order a carrier's inline address belongs to; it is
+	// required of carriers and sealed into the AAD.
+	Deposit *Deposit `json:"deposit,omitempty"`
+}
+
+// Deposit binds a carrier's deposit to one merchant's order and invoice:
+// the carrier reveals it only under that order's grant, revoked with it.
+type Deposit struct {
+	Merchant string `json:"merchant" validate:"required,max=256"`
+	OrderID  string `json:"order_id" validate:"required,max=64"`
+	Invoice  string `json:"invoice" validate:"required,max=64"`
 }
 
 // RegisterResponse names the token; Created is false when the same value
@@ -100,20 +128,42 @@ type RevealResponse struct {
 
 // GrantRequest: the merchant relays the header and vault section of a
 // bundle, naming the invoice the carrier will present.
+//
+// Without Approval the grant is created pending; with the issuer's approval
+// (issuer/api.Authorization.VaultApproval) it is activated. Uses and expiry
+// come from the cardholder's vault section, never from the merchant.
 type GrantRequest struct {
-	Bundle  json.RawMessage `json:"bundle" validate:"required"`
-	Invoice string          `json:"invoice" validate:"required,min=1,max=64"`
-	MaxUses int             `json:"max_uses" validate:"min=0,max=10"`
+	Bundle   json.RawMessage `json:"bundle" validate:"required"`
+	Invoice  string          `json:"invoice" validate:"required,min=1,max=64"`
+	Approval string          `json:"approval,omitempty" validate:"max=128"`
+	// MaxUses is ignored: the cardholder seals the uses (DESIGN.md §7).
+	MaxUses int `json:"max_uses,omitempty" validate:"min=0,max=10"`
 }
 
-// GrantResponse confirms a grant.
+// GrantResponse confirms a grant. Invoice is the one the grant is bound to:
+// the first request's, also when a retry names another.
 type GrantResponse struct {
 	GrantID string `json:"grant_id"`
 	Token   string `json:"token"`
 	Carrier string `json:"carrier"`
 	OrderID string `json:"order_id"`
+	Invoice string `json:"invoice"`
+	State   string `json:"state"`
 	Expires string `json:"expires"`
 	MaxUses int    `json:"max_uses"`
+}
+
+// RevokeRequest: the merchant revokes every grant of one of its orders
+// (declined, failed, voided or cancelled).
+type RevokeRequest struct {
+	OrderID string `json:"order_id" validate:"required,max=64"`
+	Reason  string `json:"reason" validate:"required,max=64"`
+}
+
+// RevokeResponse says how many grants the request revoked (0 on a repeat).
+type RevokeResponse struct {
+	OrderID string `json:"order_id"`
+	Revoked int    `json:"revoked"`
 }
 
 // RevealGrantRequest: a grantee asks for one token for one order and invoice.
@@ -140,9 +190,17 @@ func registerAAD(owner string, r *RegisterRequest) []byte {
 	aad = wire.LP16(aad, []byte(r.Type))
 	aad = wire.LP16(aad, []byte(r.Label))
 	if r.Shareable {
-		return append(aad, 1)
+		aad = append(aad, 1)
+	} else {
+		aad = append(aad, 0)
 	}
-	return append(aad, 0)
+	if d := r.Deposit; d != nil {
+		aad = append(aad, 'd')
+		for _, f := range []string{d.Merchant, d.OrderID, d.Invoice} {
+			aad = wire.LP16(aad, []byte(f))
+		}
+	}
+	return aad
 }
 
 // SealRegister seals value for the vault: key HKDF-Expand(K(owner, vault),

@@ -37,6 +37,17 @@ func (c *Client) Register(ctx context.Context, typ, label string, shareable bool
 	return httpsig.Call[RegisterResponse](ctx, c.peer, http.MethodPost, PathTokens, req)
 }
 
+// Deposit seals an inline address for the vault as the carrier's deposit
+// for merchant's order and invoice, and returns its token. The carrier
+// reveals it with RevealGranted under the order's deposit grant.
+func (c *Client) Deposit(ctx context.Context, merchant, orderID, invoice string, value []byte) (*RegisterResponse, error) {
+	req := &RegisterRequest{Type: TypeAddress, Label: orderID, Deposit: &Deposit{Merchant: merchant, OrderID: orderID, Invoice: invoice}}
+	if err := SealRegister(c.keys, c.peer.Identity, req, value); err != nil {
+		return nil, err
+	}
+	return httpsig.Call[RegisterResponse](ctx, c.peer, http.MethodPost, PathTokens, req)
+}
+
 // List returns the caller's own tokens.
 func (c *Client) List(ctx context.Context) ([]Entry, error) {
 	out, err := httpsig.Call[ListResponse](ctx, c.peer, http.MethodGet, PathTokens, nil)
@@ -55,8 +66,10 @@ func (c *Client) RevealOwn(ctx context.Context, token string) ([]byte, error) {
 	return OpenReveal(c.keys, c.peer.Identity, token, "", out.Value)
 }
 
-// Grant presents a bundle's vault section (the merchant's call).
-func (c *Client) Grant(ctx context.Context, b *order.Bundle, invoice string, maxUses int) (*GrantResponse, error) {
+// Grant presents a bundle's vault section (the merchant's call): without an
+// approval the grant is created pending, with the issuer's approval it is
+// activated.
+func (c *Client) Grant(ctx context.Context, b *order.Bundle, invoice, approval string) (*GrantResponse, error) {
 	relay, err := b.ForRole(order.RoleVault)
 	if err != nil {
 		return nil, err
@@ -65,7 +78,12 @@ func (c *Client) Grant(ctx context.Context, b *order.Bundle, invoice string, max
 	if err != nil {
 		return nil, err
 	}
-	return httpsig.Call[GrantResponse](ctx, c.peer, http.MethodPost, PathGrants, GrantRequest{Bundle: raw, Invoice: invoice, MaxUses: maxUses})
+	return httpsig.Call[GrantResponse](ctx, c.peer, http.MethodPost, PathGrants, GrantRequest{Bundle: raw, Invoice: invoice, Approval: approval})
+}
+
+// Revoke revokes every grant of the merchant's order orderID.
+func (c *Client) Revoke(ctx context.Context, orderID, reason string) (*RevokeResponse, error) {
+	return httpsig.Call[RevokeResponse](ctx, c.peer, http.MethodPost, PathRevoke, RevokeRequest{OrderID: orderID, Reason: reason})
 }
 
 // RevealGranted returns the value a live grant lets the caller see, for

@@ -249,3 +249,26 @@ func (s *Store) LiveGrantsTo(ctx context.Context, carrier string) ([]Grant, erro
 	}
 	return out, nil
 }
+
+// Grant returns the grant for (token, carrier, orderID), or ErrNoGrant.
+func (s *Store) Grant(ctx context.Context, token, carrier, orderID string) (Grant, error) {
+	g, err := s.index.Grant(ctx, token, carrier, orderID)
+	if err != nil && !errors.Is(err, ErrNoGrant) {
+		return Grant{}, fmt.Errorf("vault index: %w", err)
+	}
+	return g, err
+}
+
+// GrantsOfOrder returns the grants of merchant's order orderID, any state.
+func (s *Store) GrantsOfOrder(ctx context.Context, merchant, orderID string) ([]Grant, error) {
+	var out []Grant
+	err := s.index.Update(ctx, func(tx IndexTx) error {
+		var err error
+		out, err = tx.OrderGrants(ctx, merchant, orderID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault index: %w", err)
+	}
+	return out, nil
+}
