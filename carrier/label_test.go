@@ -17,6 +17,7 @@ import (
 	"orderseal/carrier"
 	"orderseal/order"
 	"orderseal/tstest/keys"
+	"orderseal/vault"
 )
 
 func dark(c color.Color) bool {
@@ -216,9 +217,15 @@ func TestLabelDeposited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 4 { // the owner's reveal is not rationed
+	for i := range vault.DefaultGrantUses + 1 { // the order's deposit grant rations the prints
 		path := filepath.Join(t.TempDir(), "label.png")
 		code, _, stderr := run(t, e.labelArgs(sh.Tracking, path)...)
+		if i == vault.DefaultGrantUses {
+			if code == 0 || !strings.Contains(stderr, "grant-used-up") {
+				t.Fatalf("print %d past the grant's uses: exit %d %q", i, code, stderr)
+			}
+			break
+		}
 		if code != 0 {
 			t.Fatalf("print %d: exit %d %q", i, code, stderr)
 		}

@@ -88,9 +88,10 @@ func TestBookInlineAddress(t *testing.T) {
 	if err != nil || len(entries) != 1 || entries[0].Token != sh.ShipToken || entries[0].Label != b.OrderID || entries[0].Shareable {
 		t.Fatalf("carrier's vault entries %+v %v", entries, err)
 	}
-	v, err := parcel.RevealOwn(ctx, sh.ShipToken)
+	// It belongs to the order: revealed under the order's deposit grant.
+	v, err := parcel.RevealGranted(ctx, sh.ShipToken, b.OrderID, "INV-7")
 	if err != nil || !strings.Contains(string(v), canaryStreet) {
-		t.Fatalf("reveal own: %v", err)
+		t.Fatalf("reveal under the order's grant: %v", err)
 	}
 	// Checkpoint nothing: the WAL is scanned as it is, then after a checkpoint.
 	e.assertNoAddress(t)

@@ -98,8 +98,8 @@ type SealOptions struct {
 	// GrantUses is the label prints the vault section allows (1 to
 	// MaxGrantUses); 0 seals none, and the vault applies its default.
 	GrantUses int
-	Rand     io.Reader     // nil: crypto/rand
-	Session  string        // assisted session reference; required exactly when a consultant seals
+	Rand      io.Reader // nil: crypto/rand
+	Session   string    // assisted session reference; required exactly when a consultant seals
 	// Directory holds the key center's entries for the recipients, under a
 	// suite with a KEM (OS2): each recipient's, for the sealer's epoch, is
 	// verified and its KEM key sealed to. Other entries are ignored.

@@ -167,8 +167,11 @@ func (s *Server) deposit(c echo.Context, carrier string, d *api.Deposit, norm []
 	}
 	g := store.Grant{Token: token, Merchant: d.Merchant, Carrier: carrier, OrderID: d.OrderID, Invoice: d.Invoice,
 		Expires: s.now().Add(DefaultGrantTTL), MaxUses: DefaultGrantUses, State: store.GrantActive}
-	if old, err := s.store.Grant(ctx, token, carrier, d.OrderID); err == nil && old.Merchant == d.Merchant && old.Invoice == d.Invoice && old.State == store.GrantActive {
-		g = old // the same deposit again
+	if old, err := s.store.Grant(ctx, token, carrier, d.OrderID); err == nil && old.State == store.GrantActive {
+		// The same deposit again; or the same place deposited for another
+		// merchant's order under the same order id, which shares the grant
+		// (grants are keyed by token, carrier and order id).
+		g = old
 	} else if err := s.store.AddGrant(ctx, g); err != nil {
 		switch {
 		case errors.Is(err, store.ErrGrantConflict), errors.Is(err, store.ErrGrantRevoked):
