@@ -170,8 +170,7 @@ func (s *Server) deposit(c echo.Context, carrier string, d *api.Deposit, norm []
 	if old, err := s.store.Grant(ctx, token, carrier, d.OrderID); err == nil && old.State == store.GrantActive {
 		// The same deposit again; or the same place deposited for another
 		// merchant's order under the same order id, which shares the grant
-		// (grants are keyed by token, carrier and order id).
-		g = old
+		// (grants are keyed by token, carrier and order id): nothing to add.
 	} else if err := s.store.AddGrant(ctx, g); err != nil {
 		switch {
 		case errors.Is(err, store.ErrGrantConflict), errors.Is(err, store.ErrGrantRevoked):
