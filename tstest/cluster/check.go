@@ -13,6 +13,7 @@ import (
 	issuerstore "orderseal/issuer/store"
 	merchantapi "orderseal/merchant/api"
 	merchantstore "orderseal/merchant/store"
+	vaultstore "orderseal/vault/store"
 )
 
 // jobVoid is the merchant's outbox kind that releases the issuer's hold of
@@ -300,13 +301,22 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 		return nil, err
 	}
 	defer vidx.Close()
-	events, err := vidx.AuditFind(ctx, "grant", "ok")
-	if err != nil {
-		return nil, fmt.Errorf("vault index: %w", err)
-	}
-	audited := map[[2]string]bool{} // (order id, token) of every grant audited as made
-	for _, ev := range events {
-		audited[[2]string{ev.OrderID, ev.Token}] = true
+	// Every grant is audited as made (pending from a vault section, or
+	// active from a carrier's deposit), and an active one made pending also
+	// as activated by the issuer's approval (DESIGN.md §7).
+	audited := map[[2]string]bool{}   // (order id, token) of every grant audited as made
+	activated := map[[2]string]bool{} // … and as activated
+	for _, f := range []struct {
+		kind, outcome string
+		into          map[[2]string]bool
+	}{{"grant", "ok:pending", audited}, {"deposit-grant", "ok:active", audited}, {"deposit-grant", "ok:active", activated}, {"grant-activate", "ok", activated}} {
+		events, err := vidx.AuditFind(ctx, f.kind, f.outcome)
+		if err != nil {
+			return nil, fmt.Errorf("vault index: %w", err)
+		}
+		for _, ev := range events {
+			f.into[[2]string{ev.OrderID, ev.Token}] = true
+		}
 	}
 	grants, err := vidx.GrantsOf(ctx, MerchantID)
 	if err != nil {
@@ -315,8 +325,11 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	granted := map[string]bool{}
 	unaudited := 0
 	for _, g := range grants {
-		granted[g.OrderID] = true
-		if !audited[[2]string{g.OrderID, g.Token}] {
+		if g.State == vaultstore.GrantActive {
+			granted[g.OrderID] = true
+		}
+		k := [2]string{g.OrderID, g.Token}
+		if !audited[k] || (g.State == vaultstore.GrantActive && !activated[k]) {
 			unaudited++
 		}
 	}
