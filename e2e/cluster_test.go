@@ -62,7 +62,8 @@ func buildAll(t *testing.T, dir string) {
 	if err != nil {
 		t.Skip("no go command to build the binaries")
 	}
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	// The test tag lets keygen honour ORDERSEAL_CENTER_KDF=fast (runIn sets it).
+	args := []string{"build", "-tags", "orderseal_testkdf", "-o", dir + string(filepath.Separator)}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "-race" && s.Value == "true" {

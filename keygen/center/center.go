@@ -58,8 +58,8 @@ type InitOptions struct {
 // Init creates a key center in dir with k coefficients per row: the master
 // sealed under passphrase, and the public params file.
 func Init(dir string, k int, passphrase []byte, opt InitOptions) (*Center, error) {
-	if len(passphrase) < 8 {
-		return nil, errors.New("passphrase must be at least 8 characters")
+	if err := CheckPassphrase(passphrase); err != nil {
+		return nil, err
 	}
 	kdf := opt.KDF
 	if kdf == (KDF{}) {

@@ -71,12 +71,19 @@ func cmdInit(args []string, stdio cli.Stdio) error {
 			return cli.Usagef("officers and epochs are for an epoch suite: -suite "+os2.Name, "-%s does not apply to suite %s", f, *suiteName)
 		}
 	}
+	kdf, err := kdfFromEnv()
+	if err != nil {
+		return err
+	}
 	pass, err := passphrase(stdio, true)
 	if err != nil {
 		return err
 	}
 	defer clear(pass)
-	c, err := Init(*dir, *k, pass, InitOptions{Suite: *suiteName, KDF: kdfFromEnv()})
+	c, err := Init(*dir, *k, pass, InitOptions{Suite: *suiteName, KDF: kdf})
+	if errors.Is(err, ErrWeakPassphrase) {
+		return cli.WithHint(err, passphraseHint)
+	}
 	if err != nil {
 		return cli.HintIs(err, ErrCenterExists, "choose another -dir; a key center is never overwritten")
 	}
@@ -351,11 +358,33 @@ func passphrase(stdio cli.Stdio, confirm bool) ([]byte, error) {
 	return p, nil
 }
 
-// kdfFromEnv lets tests and demos choose a cheaper argon2id cost
-// (ORDERSEAL_CENTER_KDF=fast); production uses DefaultKDF.
-func kdfFromEnv() KDF {
-	if os.Getenv("ORDERSEAL_CENTER_KDF") == "fast" {
-		return KDF{Time: 1, Memory: 8 * 1024, Threads: 1}
+const passphraseHint = "use at least 12 characters, e.g. four or more unrelated words; no common password, name or keyboard run"
+
+// KDFEnv names the variable a test build reads its argon2id cost from:
+// "fast" is FastKDF. Production binaries refuse it (see AllowFastKDF).
+const KDFEnv = "ORDERSEAL_CENTER_KDF"
+
+// FastKDF is the argon2id cost test centers use: far too cheap to protect
+// a real master.
+var FastKDF = KDF{Time: 1, Memory: 8 * 1024, Threads: 1}
+
+// AllowFastKDF lets KDFEnv=fast choose FastKDF. Only tests set it, or a
+// binary built with -tags orderseal_testkdf (the e2e and cluster
+// harnesses' builds); a production binary leaves it false and refuses the
+// variable, so no environment can make it seal a master cheaply.
+var AllowFastKDF = false
+
+// kdfFromEnv is DefaultKDF, or FastKDF for a test build asked for it.
+func kdfFromEnv() (KDF, error) {
+	v, ok := os.LookupEnv(KDFEnv)
+	switch {
+	case !ok:
+		return DefaultKDF, nil
+	case !AllowFastKDF:
+		return KDF{}, cli.WithHint(fmt.Errorf("%s is honoured by test builds only; this binary seals with argon2id t=%d, %d MiB", KDFEnv, DefaultKDF.Time, DefaultKDF.Memory>>10),
+			"unset "+KDFEnv)
+	case v != "fast":
+		return KDF{}, cli.WithHint(fmt.Errorf("%s=%.20q: unknown cost", KDFEnv, v), "the only value is fast")
 	}
-	return DefaultKDF
+	return FastKDF, nil
 }

@@ -184,7 +184,7 @@ func initOfficers(stdio cli.Stdio, dir string, k int, officersFlag string, thres
 	// Check names and threshold before anyone types a passphrase.
 	probe := make([]Officer, len(names))
 	for i, n := range names {
-		probe[i] = Officer{Name: n, Passphrase: []byte("12345678")}
+		probe[i] = Officer{Name: n, Passphrase: []byte("Kq7#vT2m@pL9zR4w")} // strong, so only names and threshold are judged
 	}
 	if err := checkOfficers(probe, threshold); err != nil {
 		return cli.WithHint(err, "officers are named like alice,bob,carol; the threshold is between 2 and their number")
@@ -194,7 +194,14 @@ func initOfficers(stdio cli.Stdio, dir string, k int, officersFlag string, thres
 		return err
 	}
 	defer clearOfficers(officers)
-	c, err := InitOfficers(dir, k, officers, threshold, InitOptions{KDF: kdfFromEnv(), Epochs: ep})
+	kdf, err := kdfFromEnv()
+	if err != nil {
+		return err
+	}
+	c, err := InitOfficers(dir, k, officers, threshold, InitOptions{KDF: kdf, Epochs: ep})
+	if errors.Is(err, ErrWeakPassphrase) {
+		return cli.WithHint(err, passphraseHint)
+	}
 	if err != nil {
 		if errors.Is(err, ErrCenterExists) {
 			return cli.WithHint(err, "choose another -dir; a key center is never overwritten")

@@ -30,7 +30,7 @@ func officerEnv(names ...string) string {
 }
 
 func TestCLIOfficers(t *testing.T) {
-	t.Setenv("ORDERSEAL_CENTER_KDF", "fast")
+	fastKDF(t)
 	t.Setenv(OfficerPassphrasesEnv, officerEnv(testOfficers...))
 	tmp := t.TempDir()
 	center := filepath.Join(tmp, "center")
@@ -196,7 +196,7 @@ func ptrTo(s string) *string { return &s }
 // a request, directory sign -request certifies it, the keystore installs
 // the entry.
 func TestCLIDirectoryRequest(t *testing.T) {
-	t.Setenv("ORDERSEAL_CENTER_KDF", "fast")
+	fastKDF(t)
 	t.Setenv(OfficerPassphrasesEnv, officerEnv(testOfficers...))
 	tmp := t.TempDir()
 	center := filepath.Join(tmp, "center")

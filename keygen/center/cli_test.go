@@ -46,7 +46,7 @@ func errorLines(stderr string) []string {
 
 func TestCLI(t *testing.T) {
 	t.Setenv(PassphraseEnv, testPassphrase)
-	t.Setenv("ORDERSEAL_CENTER_KDF", "fast")
+	fastKDF(t)
 	tmp := t.TempDir()
 	center := filepath.Join(tmp, "center")
 	merchantKey := filepath.Join(tmp, "shop.key")

@@ -192,3 +192,12 @@ var (
 func modp(n *big.Int) *big.Int { return n.Mod(n, bigP) }
 
 var fingerprintRE = regexp.MustCompile(`^[A-Z2-7]{5}-[A-Z2-7]{5}-[A-Z2-7]{5}-[A-Z2-7]{5}$`)
+
+// fastKDF lets this test's centers seal with FastKDF, as a test build of
+// the binaries does (AllowFastKDF, KDFEnv=fast).
+func fastKDF(t *testing.T) {
+	t.Helper()
+	t.Setenv(KDFEnv, "fast")
+	AllowFastKDF = true
+	t.Cleanup(func() { AllowFastKDF = false })
+}

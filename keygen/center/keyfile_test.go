@@ -229,9 +229,9 @@ func TestMasterFile(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(d, MasterFile)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("refused Init left a master file (%v)", err)
 		}
-		c, err := Init(d, 4, []byte("12345678"), InitOptions{KDF: cheapKDF})
+		c, err := Init(d, 4, []byte("twelve chars"), InitOptions{KDF: cheapKDF})
 		if err != nil {
-			t.Fatalf("Init with an 8-character passphrase: %v", err)
+			t.Fatalf("Init with a 12-character passphrase: %v", err)
 		}
 		c.Close()
 	})

@@ -374,8 +374,8 @@ func checkOfficers(officers []Officer, threshold int) error {
 			return fmt.Errorf("%w: officer %s named twice", ErrOfficers, o.Name)
 		}
 		seen[o.Name] = true
-		if len(o.Passphrase) < 8 {
-			return &OfficerError{o.Name, errors.New("passphrase must be at least 8 characters")}
+		if err := CheckPassphrase(o.Passphrase, o.Name); err != nil {
+			return &OfficerError{o.Name, err}
 		}
 	}
 	return nil
