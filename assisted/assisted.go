@@ -12,7 +12,11 @@
 //     HKDF-Expand(K(consultant, merchant), "orderseal-v1-assisted-id" || lp16(session));
 //   - an order's proof seals the identifier again, under
 //     HKDF-Expand(K(consultant, merchant), "orderseal-v1-assisted-proof" || lp16(session)),
-//     with the bundle's header hash and the device as associated data.
+//     with the bundle's header hash and the device as associated data;
+//   - the terminal's device key (device.go, Ed25519) is registered at
+//     login and signs every order's proof; the session file is sealed
+//     under Mix(K(consultant, merchant), device seed,
+//     "orderseal-v1-assisted-session-file").
 //
 // The merchant keeps only SHA-256("orderseal-v1-assisted-id" || identifier),
 // so its database alone cannot make a proof.
@@ -42,17 +46,19 @@ type Sealed struct {
 	CT    string `json:"ct"`
 }
 
-// Login is what a company signs for its consultant's login at a merchant.
+// Login is what a company signs for its consultant's login at a merchant:
+// DeviceKey is the terminal's device public key (DevicePublic.String), so
+// the company vouches for the very key the session is bound to.
 type Login struct {
-	Merchant, Consultant, Company, Device string
-	ShiftSeconds                          int64
-	Date, Nonce                           string // RFC 3339; base64url of 16 random bytes
+	Merchant, Consultant, Company, Device, DeviceKey string
+	ShiftSeconds                                     int64
+	Date, Nonce                                      string // RFC 3339; base64url of 16 random bytes
 }
 
 // message is the company-signed bytes.
 func (l *Login) message() []byte {
 	m := []byte(keygen.LabelCompanyLogin)
-	for _, f := range []string{l.Merchant, l.Consultant, l.Company, l.Device, l.Date, l.Nonce} {
+	for _, f := range []string{l.Merchant, l.Consultant, l.Company, l.Device, l.DeviceKey, l.Date, l.Nonce} {
 		m = wire.LP16(m, []byte(f))
 	}
 	return binary.BigEndian.AppendUint64(m, uint64(l.ShiftSeconds))

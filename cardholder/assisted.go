@@ -9,8 +9,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,9 +32,8 @@ import (
 	"orderseal/suite"
 )
 
-// SessionFile is an assisted session as the consultant's terminal keeps it.
-// The second identifier stays sealed under K(consultant, merchant): the
-// file alone, without the consultant's key, proves nothing.
+// SessionFile is an assisted session as the consultant's terminal keeps it:
+// the plaintext inside sessionBox, never written in clear.
 type SessionFile struct {
 	V           int    `json:"v"`
 	MerchantURL string `json:"merchant_url"`
@@ -44,17 +41,40 @@ type SessionFile struct {
 	merchantapi.Session
 }
 
-const maxSessionFile = 8 << 10
+// sessionBox is the session file on disk (issue 16 item 8): the SessionFile
+// sealed under Mix(K(consultant, merchant), this terminal's device key), so
+// neither the session, its device nor its sealed identifier are in clear,
+// and a copy opens on no other terminal. The merchant is named to find K.
+type sessionBox struct {
+	V        int             `json:"v"`
+	Merchant string          `json:"merchant"`
+	Sealed   assisted.Sealed `json:"sealed"`
+}
+
+const (
+	sessionVersion = 2
+	maxSessionFile = 8 << 10
+	maxDeviceKey   = 1 << 10
+)
+
+// assistedDir is the consultant's assisted directory in the user's config dir.
+func assistedDir() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", cli.WithHint(fmt.Errorf("no config directory for the session and device key: %w", err), "set HOME or XDG_CONFIG_HOME")
+	}
+	return filepath.Join(dir, "orderseal", "assisted"), nil
+}
 
 // defaultSessionPath is where a consultant's session lives unless -session
 // says otherwise: one file per consultant identity in the user's config dir.
 func defaultSessionPath(consultant string) (string, error) {
-	dir, err := os.UserConfigDir()
+	dir, err := assistedDir()
 	if err != nil {
-		return "", cli.WithHint(fmt.Errorf("no config directory for the session file: %w", err), "pass -session FILE")
+		return "", cli.WithHint(err, "pass -session FILE")
 	}
 	name := strings.TrimSuffix(keygen.KeyFileName(consultant), ".key") + ".session.json"
-	return filepath.Join(dir, "orderseal", "assisted", name), nil
+	return filepath.Join(dir, name), nil
 }
 
 func sessionPath(flagValue, consultant string) (string, error) {
@@ -64,7 +84,68 @@ func sessionPath(flagValue, consultant string) (string, error) {
 	return defaultSessionPath(consultant)
 }
 
-func readSessionFile(path string) (*SessionFile, error) {
+// terminalKey is a device key (order.go's -assisted flag hides the package name).
+type terminalKey = assisted.DeviceKey
+
+// deviceKey loads this terminal's device key, drawing it on first use when
+// create is set: device.key in the config dir, 0600, created with O_EXCL,
+// never sent anywhere (only its public half is).
+func deviceKey(create bool) (*assisted.DeviceKey, error) {
+	dir, err := assistedDir()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "device.key")
+	for {
+		data, err := secfile.Read(path, maxDeviceKey)
+		if err == nil {
+			k, err := assisted.ParseDeviceKey(data)
+			clear(data)
+			if err != nil {
+				return nil, fmt.Errorf("device key %s: %w", path, err)
+			}
+			return k, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("device key: %w", err)
+		}
+		if !create {
+			return nil, cli.WithHint(fmt.Errorf("this terminal has no device key (%s)", path), "log in on this terminal first: cardholder assisted login")
+		}
+		k, err := assisted.NewDeviceKey(nil)
+		if err != nil {
+			return nil, err
+		}
+		text, _ := k.MarshalText()
+		k.Destroy()
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		err = secfile.WriteNew(path, text)
+		clear(text)
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		// Written, or another process drew it first: read it back.
+	}
+}
+
+// decodeSession parses and checks an opened session file.
+func decodeSession(data []byte) (*SessionFile, error) {
+	var f SessionFile
+	if err := strictjson.Decode(data, &f, maxSessionFile); err != nil {
+		return nil, err
+	}
+	if f.V != sessionVersion || !order.ValidSession(f.Session.Session) || !merchantapi.ValidDevice(f.Device) || f.SealedID == nil {
+		return nil, errors.New("not a version 2 assisted session")
+	}
+	if _, err := assisted.ParseDevicePublic(f.DeviceKey); err != nil {
+		return nil, errors.New("the session names no device key")
+	}
+	return &f, nil
+}
+
+func readSessionFile(path string, keys keygen.Keyring, dev *assisted.DeviceKey) (*SessionFile, error) {
 	data, err := secfile.Read(path, maxSessionFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, cli.WithHint(fmt.Errorf("no assisted session at %s", path), "log in with: cardholder assisted login")
@@ -72,62 +153,70 @@ func readSessionFile(path string) (*SessionFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session file: %w", err)
 	}
-	var f SessionFile
-	if err := strictjson.Decode(data, &f, maxSessionFile); err != nil {
+	var box sessionBox
+	if err := strictjson.Decode(data, &box, maxSessionFile); err != nil || box.V != sessionVersion ||
+		keygen.ValidateIdentity(box.Merchant) != nil || keygen.RoleOf(box.Merchant) != keygen.RoleMerchant {
+		return nil, cli.WithHint(fmt.Errorf("session file %s: not a version %d sealed assisted session", path, sessionVersion), "log in again")
+	}
+	pt, err := assisted.OpenSessionFile(keys, box.Merchant, dev, box.Sealed, maxSessionFile)
+	if err != nil {
+		return nil, cli.WithHint(fmt.Errorf("session file %s: %w", path, err), "a session opens only on the terminal that logged in; log in here")
+	}
+	defer clear(pt)
+	f, err := decodeSession(pt)
+	if err != nil {
 		return nil, fmt.Errorf("session file %s: %w", path, err)
 	}
-	if f.V != 1 || !order.ValidSession(f.Session.Session) || !merchantapi.ValidDevice(f.Device) || f.SealedID == nil {
-		return nil, fmt.Errorf("session file %s: not a version 1 assisted session", path)
+	pub, _ := assisted.ParseDevicePublic(f.DeviceKey)
+	if f.Merchant != box.Merchant || !pub.Equal(dev.Public()) {
+		return nil, fmt.Errorf("session file %s: sealed for another merchant or device", path)
 	}
-	return &f, nil
+	return f, nil
 }
 
-// consultantSession reads the session file of consultant (at -session, or the
-// default path) and refuses one that belongs to someone else. It returns the
-// path too.
-func consultantSession(sessFlag, consultant string) (*SessionFile, string, error) {
-	path, err := sessionPath(sessFlag, consultant)
+// consultantSession reads the session file of the consultant whose keys are
+// given (at -session, or the default path) on this terminal, and refuses one
+// that belongs to someone else. It returns the path too.
+func consultantSession(sessFlag string, keys keygen.Keyring, dev *assisted.DeviceKey) (*SessionFile, string, error) {
+	path, err := sessionPath(sessFlag, keys.Identity())
 	if err != nil {
 		return nil, "", err
 	}
-	f, err := readSessionFile(path)
+	f, err := readSessionFile(path, keys, dev)
 	if err != nil {
 		return nil, "", err
 	}
-	if f.Consultant != consultant {
-		return nil, "", fmt.Errorf("session file %s belongs to %s, not %s", path, f.Consultant, consultant)
+	if f.Consultant != keys.Identity() {
+		return nil, "", fmt.Errorf("session file %s belongs to %s, not %s", path, f.Consultant, keys.Identity())
 	}
 	return f, path, nil
 }
 
-func writeSessionFile(path string, f *SessionFile) error {
-	data, err := json.MarshalIndent(f, "", "  ")
+func writeSessionFile(path string, keys keygen.Keyring, dev *assisted.DeviceKey, f *SessionFile) error {
+	data, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	sealed, err := assisted.SealSessionFile(keys, f.Merchant, dev, data)
+	clear(data)
+	if err != nil {
+		return err
+	}
+	out, err := json.MarshalIndent(sessionBox{V: sessionVersion, Merchant: f.Merchant, Sealed: sealed}, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return secfile.Replace(path, append(data, '\n'))
+	return secfile.Replace(path, append(out, '\n'))
 }
 
-// machineDevice names this machine for -device when none is given: a hash of
-// its machine id, so the same terminal always presents the same device and a
-// session file copied elsewhere presents another.
-func machineDevice() (string, error) {
-	for _, p := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id"} {
-		id, err := os.ReadFile(p)
-		if err == nil && len(strings.TrimSpace(string(id))) > 0 {
-			h := sha256.Sum256(append([]byte("orderseal-v1-device:"), strings.TrimSpace(string(id))...))
-			return "m-" + hex.EncodeToString(h[:8]), nil
-		}
-	}
-	return "", cli.Usagef("pass -device ID (the terminal's asset tag)", "this machine has no machine id to name the device by")
-}
-
-func deviceOf(flagValue string) (string, error) {
+// deviceName is -device, or the name the device key gives (k-…). It is an
+// asset tag for audits; the binding is the device key.
+func deviceName(flagValue string, dev *assisted.DeviceKey) (string, error) {
 	if flagValue == "" {
-		return machineDevice()
+		return dev.Public().DeviceID(), nil
 	}
 	if !merchantapi.ValidDevice(flagValue) {
 		return "", cli.Usagef("a device id is 1–64 of a-z 0-9 . _ : -", "-device %.80q is not a device id", flagValue)
@@ -169,7 +258,7 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	merchantID := fs.String("merchant-id", "", "pin the merchant identity (default: merchant:HOST of -merchant)")
 	keyPath := fs.String("key", "", "your consultant key file")
 	companyPath := fs.String("company-key", "", "the company key file (on this terminal or its gateway)")
-	deviceFlag := fs.String("device", "", "this terminal's device id (default: derived from the machine id)")
+	deviceFlag := fs.String("device", "", "this terminal's asset tag (default: named after its device key)")
 	shift := fs.Duration("shift", 8*time.Hour, "how long the session lasts (the merchant may cap it)")
 	sessFlag := fs.String("session", "", "where to keep the session (default: in your config directory)")
 	if err := cli.Parse(fs, args, "merchant", "key", "company-key"); err != nil {
@@ -178,7 +267,12 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if *shift < merchantapi.MinShift || *shift > 24*time.Hour {
 		return cli.Usagef("use -shift 8h", "-shift must be between 1s and 24h")
 	}
-	device, err := deviceOf(*deviceFlag)
+	dev, err := deviceKey(true)
+	if err != nil {
+		return err
+	}
+	defer dev.Destroy()
+	device, err := deviceName(*deviceFlag, dev)
 	if err != nil {
 		return err
 	}
@@ -208,7 +302,7 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if err != nil {
 		return formErr(mc, err)
 	}
-	req, err := merchantapi.NewLogin(suite.NewKeys(company, 1), form.Merchant, key.Identity(), device, *shift, time.Now())
+	req, err := merchantapi.NewLogin(suite.NewKeys(company, 1), dev, form.Merchant, key.Identity(), device, *shift, time.Now())
 	if err != nil {
 		return err
 	}
@@ -216,7 +310,8 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if err != nil {
 		return reachErr("merchant", err)
 	}
-	if sess.Consultant != key.Identity() || sess.Device != device || sess.Company != company.Identity() || !order.ValidSession(sess.Session) {
+	if sess.Consultant != key.Identity() || sess.Device != device || sess.Company != company.Identity() || !order.ValidSession(sess.Session) ||
+		sess.DeviceKey != dev.Public().String() {
 		return fmt.Errorf("merchant answered with a session for someone else")
 	}
 	// Open the identifier once now, so a session that could never prove an
@@ -226,7 +321,7 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		return fmt.Errorf("the session's second identifier does not open: %w", err)
 	}
 	clear(secret)
-	if err := writeSessionFile(path, &SessionFile{V: 1, MerchantURL: *merchantURL, Merchant: form.Merchant, Session: *sess}); err != nil {
+	if err := writeSessionFile(path, keys, dev, &SessionFile{V: sessionVersion, MerchantURL: *merchantURL, Merchant: form.Merchant, Session: *sess}); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdio.Out, sess.Session)
@@ -235,14 +330,20 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	return nil
 }
 
-// sessionClient loads the consultant key and session file and makes a client
-// for the session's merchant.
+// sessionClient loads the consultant key, this terminal's device key and the
+// session file, and makes a client for the session's merchant.
 func sessionClient(keyPath, sessFlag, merchantURL string) (*keygen.PartyKey, *SessionFile, string, *merchantapi.Client, error) {
 	key, err := loadRoleKey(keyPath, keygen.RoleConsultant, "-key")
 	if err != nil {
 		return nil, nil, "", nil, err
 	}
-	f, path, err := consultantSession(sessFlag, key.Identity())
+	dev, err := deviceKey(false)
+	if err != nil {
+		key.Destroy()
+		return nil, nil, "", nil, err
+	}
+	defer dev.Destroy()
+	f, path, err := consultantSession(sessFlag, suite.NewKeys(key, 1), dev)
 	if err != nil {
 		key.Destroy()
 		return nil, nil, "", nil, err

@@ -71,13 +71,13 @@ func FuzzCardFile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { exercise(t, data) })
 }
 
-// FuzzSessionFile: no session file makes readSessionFile panic; a session
-// it reads is a version 1 session with a valid id and device and a sealed
-// identifier, and survives a round trip.
+// FuzzSessionFile: no opened session file makes decodeSession panic; a
+// session it takes is a version 2 session with a valid id, device, device
+// key and sealed identifier, and survives a round trip.
 func FuzzSessionFile(f *testing.F) {
-	good := SessionFile{V: 1, MerchantURL: "http://127.0.0.1:8080", Merchant: "merchant:shop.example",
+	good := SessionFile{V: 2, MerchantURL: "http://127.0.0.1:8080", Merchant: "merchant:shop.example",
 		Session: merchantapi.Session{Session: "ses_abcdefghijklmnopqrstuvwxyz", Consultant: "consultant:carol", Company: "company:callcenter.example",
-			Device: "desk-7", Created: "2026-01-15T12:00:00Z", Expires: "2026-01-15T20:00:00Z", State: merchantapi.SessionLive,
+			Device: "desk-7", DeviceKey: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", Created: "2026-01-15T12:00:00Z", Expires: "2026-01-15T20:00:00Z", State: merchantapi.SessionLive,
 			SealedID: &merchantapi.Sealed{Nonce: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", CT: "AAAA"}}}
 	js := func(v SessionFile) []byte {
 		out, err := json.Marshal(v)
@@ -86,15 +86,23 @@ func FuzzSessionFile(f *testing.F) {
 		}
 		return out
 	}
-	v2, noID, badDevice := good, good, good
-	v2.V = 2
+	v1, noID, badDevice, noKey := good, good, good, good
+	v1.V = 1
 	noID.SealedID = nil
 	badDevice.Device = "Desk 7"
-	for name, s := range map[string][]byte{"session": js(good), "version-2": js(v2), "no-identifier": js(noID), "bad-device": js(badDevice)} {
+	noKey.DeviceKey = ""
+	for name, s := range map[string][]byte{"session": js(good), "version-1": js(v1), "no-identifier": js(noID), "bad-device": js(badDevice), "no-device-key": js(noKey)} {
 		webtest.WriteCorpus(f, name, s)
 	}
-	exercise := fileExercise(f, readSessionFile, func(t testing.TB, s *SessionFile) {
-		if s.V != 1 || !order.ValidSession(s.Session.Session) || !merchantapi.ValidDevice(s.Device) || s.SealedID == nil {
+	decode := func(path string) (*SessionFile, error) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return decodeSession(data)
+	}
+	exercise := fileExercise(f, decode, func(t testing.TB, s *SessionFile) {
+		if s.V != 2 || !order.ValidSession(s.Session.Session) || !merchantapi.ValidDevice(s.Device) || s.SealedID == nil {
 			t.Fatalf("read a session file %+v", s)
 		}
 	})

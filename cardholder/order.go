@@ -140,7 +140,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	asJSON := fs.Bool("json", false, "print the final status as JSON")
 	life := fs.Duration("lifetime", order.DefaultLifetime, "how long the bundle stays valid")
 	assisted := fs.Bool("assisted", false, "key in a phone order in your consultant session: the buyer's card is read from the prompt or stdin")
-	deviceFlag := fs.String("device", "", "assisted: this terminal's device id (default: derived from the machine id)")
+	deviceFlag := fs.String("device", "", "assisted: this terminal's asset tag (default: the session's)")
 	sessFlag := fs.String("session", "", "assisted: the session file (default: in your config directory)")
 	issuerFlag := fs.String("issuer", "", "assisted: the card's issuer (default: the merchant's only one)")
 	if err := cli.Parse(fs, args, "merchant"); err != nil {
@@ -207,17 +207,23 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	keys := suite.NewKeys(key, 8)
 	var sess *SessionFile
 	var device string
+	var dev *terminalKey
 	card := &CardFile{Issuer: *issuerFlag}
 	pin := *merchantID
 	if *assisted {
-		if device, err = deviceOf(*deviceFlag); err != nil {
+		if dev, err = deviceKey(false); err != nil {
 			return err
 		}
-		if sess, _, err = consultantSession(*sessFlag, key.Identity()); err != nil {
+		defer dev.Destroy()
+		if sess, _, err = consultantSession(*sessFlag, keys, dev); err != nil {
 			return err
 		}
 		if pin == "" {
 			pin = sess.Merchant // pinned when she logged in
+		}
+		device = cmp.Or(*deviceFlag, sess.Device)
+		if !merchantapi.ValidDevice(device) {
+			return cli.Usagef("a device id is 1–64 of a-z 0-9 . _ : -", "-device %.80q is not a device id", device)
 		}
 	} else if card, err = loadCard(*cardPath); err != nil {
 		return err
@@ -329,8 +335,9 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		if err != nil {
 			return err
 		}
+		sig := dev.SignOrder(sess.Merchant, sess.Consultant, sess.Session.Session, device, b.HeaderHash(), proof)
 		submit = func() (*merchantapi.Accepted, error) {
-			return mc.SubmitAssisted(ctx, b, sess.Session.Session, device, proof)
+			return mc.SubmitAssisted(ctx, b, sess.Session.Session, device, proof, sig)
 		}
 	}
 	acc, err := submit()

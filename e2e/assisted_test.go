@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/assisted"
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/wire"
 	issuerapi "orderseal/issuer/api"
@@ -138,7 +139,15 @@ func TestAssistedOrders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		good, err := merchantapi.NewLogin(suite.NewKeys(keys.Party(t, cCallCenter), 4), cShop, cCarol, "desk-7", time.Hour, time.Now())
+		dev, err := assisted.NewDeviceKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := assisted.NewDeviceKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		good, err := merchantapi.NewLogin(suite.NewKeys(keys.Party(t, cCallCenter), 4), dev, cShop, cCarol, "desk-7", time.Hour, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,6 +159,11 @@ func TestAssistedOrders(t *testing.T) {
 			{"a made-up signature", merchantapi.CodeCompanySignature, func(r *merchantapi.LoginRequest) { r.CompanySignature = wire.B64(make([]byte, 32)) }},
 			{"the company's signature for another device", merchantapi.CodeCompanySignature, func(r *merchantapi.LoginRequest) { r.Device = "desk-9" }},
 			{"the company's signature for another consultant", merchantapi.CodeLoginInvalid, func(r *merchantapi.LoginRequest) { r.Consultant = "consultant:dave" }},
+			{"the company's signature for another device key", merchantapi.CodeCompanySignature, func(r *merchantapi.LoginRequest) { r.DeviceKey = other.Public().String() }},
+			{"a device key the terminal does not hold", merchantapi.CodeDeviceKeyMismatch, func(r *merchantapi.LoginRequest) {
+				bad, _ := merchantapi.NewLogin(suite.NewKeys(keys.Party(t, cCallCenter), 4), other, cShop, cCarol, "desk-7", time.Hour, time.Now())
+				r.DeviceSignature = bad.DeviceSignature
+			}},
 		}
 		for _, tc := range cases {
 			r := *good
@@ -248,10 +262,28 @@ func TestAssistedOrders(t *testing.T) {
 		}
 	})
 
-	t.Run("the second identifier replayed from another device is refused", func(t *testing.T) {
+	// Issue 16 item 8: the device was a name the client declared, in clear
+	// in the session file.
+	t.Run("the session file holds nothing in clear", func(t *testing.T) {
+		data, err := os.ReadFile(carol.sessionFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, clear := range []string{session, "desk-7", "sealed_id", cCallCenter, `"consultant"`} {
+			if bytes.Contains(data, []byte(clear)) {
+				t.Errorf("the session file holds %q in clear:\n%s", clear, data)
+			}
+		}
+	})
+
+	t.Run("the session file and key copied to another terminal are refused, whatever device it names", func(t *testing.T) {
 		c := c.with(t)
-		// Someone copies the session file (and the key) to another terminal.
+		// Someone with Carol's keys sets up another terminal (it logs in
+		// once, elsewhere), then copies Carol's session file over.
 		thief := c.newUser("thief")
+		if _, code, errs := c.login(thief, cCallCenter, "desk-5", "-session", filepath.Join(thief.work, "own.session.json")); code != 0 {
+			t.Fatalf("the other terminal's login: exit %d\n%s", code, errs)
+		}
 		data, err := os.ReadFile(carol.sessionFile())
 		if err != nil {
 			t.Fatal(err)
@@ -263,9 +295,11 @@ func TestAssistedOrders(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := orders()
-		_, code, stdout, stderr := c.phoneOrder(thief, "desk-9", goodCard)
-		if code == 0 || !strings.Contains(stderr, merchantapi.CodeDeviceMismatch) {
-			t.Fatalf("from another device: exit %d\n%s%s", code, stdout, stderr)
+		for _, device := range []string{"desk-7", "desk-9"} {
+			_, code, stdout, stderr := c.phoneOrder(thief, device, goodCard)
+			if code == 0 || strings.Contains(stdout, "ord_") {
+				t.Fatalf("from another terminal as %s: exit %d\n%s%s", device, code, stdout, stderr)
+			}
 		}
 		if n := orders(); n != before {
 			t.Fatal("a refused order was stored")

@@ -22,12 +22,16 @@ const (
 	LabelAssistedID    = "orderseal-v1-assisted-id"    // an assisted session's second identifier, sealed for the consultant
 	LabelAssistedProof = "orderseal-v1-assisted-proof" // the proof an assisted order carries
 	LabelVaultApproval = "orderseal-v1-vault-approval" // the issuer's approval of an order, MACed for the vault (K(issuer, vault))
+
+	// LabelAssistedSessionFile keys the consultant terminal's session file:
+	// Mix of K(consultant, merchant) and the terminal's device key seed.
+	LabelAssistedSessionFile = "orderseal-v1-assisted-session-file"
 )
 
 // Labels lists every sub-key label Expand takes.
 var Labels = []string{
 	LabelSection, LabelSectionOS2, LabelHTTP, LabelHTTPKeyID, LabelFingerprint, LabelRegister,
-	LabelReveal, LabelCompanyLogin, LabelAssistedID, LabelAssistedProof, LabelVaultApproval,
+	LabelReveal, LabelCompanyLogin, LabelAssistedID, LabelAssistedProof, LabelVaultApproval, LabelAssistedSessionFile,
 }
 
 func knownLabel(l string) bool {

@@ -18,6 +18,7 @@ import (
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
+	"orderseal/internal/wire"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
@@ -29,7 +30,8 @@ const loginWindow = 5 * time.Minute
 
 func sessionView(sess *store.Session, now time.Time) api.Session {
 	v := api.Session{Session: sess.ID, Consultant: sess.Consultant, Company: sess.Company, Device: sess.Device,
-		Created: sess.Created.Format(time.RFC3339), Expires: sess.Expires.Format(time.RFC3339), State: sess.State(now)}
+		DeviceKey: wire.B64(sess.DeviceKey),
+		Created:   sess.Created.Format(time.RFC3339), Expires: sess.Expires.Format(time.RFC3339), State: sess.State(now)}
 	if !sess.Ended.IsZero() {
 		v.Ended = sess.Ended.Format(time.RFC3339)
 	}
@@ -66,6 +68,12 @@ func (s *Server) login(c echo.Context) error {
 		return problem.New(http.StatusForbidden, api.CodeCompanySignature, "Company signature invalid",
 			"The login must carry the company's signature over these fields.")
 	}
+	if !r.VerifyDevice(s.cfg.Keys.Identity()) {
+		s.log.Warn("assisted login refused", "consultant", r.Consultant, "company", r.Company, "device", r.Device, "reason", api.CodeDeviceKeyMismatch)
+		return problem.New(http.StatusForbidden, api.CodeDeviceKeyMismatch, "Device signature invalid",
+			"The login must be signed by the device key it registers.")
+	}
+	devKey, _ := assisted.ParseDevicePublic(r.DeviceKey) // Check parsed it
 	id, err := order.NewSessionID(nil)
 	if err != nil {
 		return err
@@ -79,7 +87,7 @@ func (s *Server) login(c echo.Context) error {
 	shift := min(time.Duration(r.ShiftSeconds)*time.Second, s.cfg.MaxShift)
 	now = now.UTC().Truncate(time.Second)
 	sess := &store.Session{ID: id, Consultant: r.Consultant, Company: r.Company, Device: r.Device,
-		SecretHash: hash[:], LoginNonce: r.Nonce, Created: now, Expires: now.Add(shift)}
+		DeviceKey: devKey[:], SecretHash: hash[:], LoginNonce: r.Nonce, Created: now, Expires: now.Add(shift)}
 	ended, err := s.cfg.Store.StartSession(ctx, sess)
 	if errors.Is(err, store.ErrLoginReplayed) {
 		return problem.New(http.StatusConflict, api.CodeLoginReplayed, "Login already used",
@@ -168,6 +176,19 @@ func (s *Server) checkSession(ctx context.Context, b *order.Bundle, sec *order.S
 			"session_device", sess.Device, "reason", api.CodeDeviceMismatch)
 		return problem.New(http.StatusForbidden, api.CodeDeviceMismatch, "Session used from another device",
 			"This session was issued to another device.")
+	}
+	// The device key registered at login must have signed this proof: a
+	// session file and consultant key copied to another terminal sign with
+	// another key, or none.
+	sig, _ := wire.UnB64(r.DeviceSignature)
+	devKey, err := assisted.ParseDevicePublic(wire.B64(sess.DeviceKey))
+	if err == nil {
+		err = devKey.VerifyOrder(s.cfg.Keys.Identity(), sess.Consultant, sess.ID, r.Device, b.HeaderHash(), r.Proof, sig)
+	}
+	if err != nil {
+		s.log.Warn("assisted order refused", "consultant", sess.Consultant, "session", sess.ID, "device", r.Device, "reason", api.CodeDeviceKeyMismatch)
+		return problem.New(http.StatusForbidden, api.CodeDeviceKeyMismatch, "Not signed by the session's device",
+			"The order must be signed by the device key the session was opened with.")
 	}
 	secret, err := assisted.OpenProof(s.cfg.Keys, sess.Consultant, sess.ID, r.Device, b.HeaderHash(), r.Proof)
 	defer clear(secret)

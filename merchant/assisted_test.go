@@ -3,6 +3,7 @@ package merchant_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -24,7 +25,7 @@ import (
 // second identifier, opened as the consultant's terminal would.
 func (e *env) login(t testing.TB, consultant, device string, shift time.Duration) (*api.Session, []byte) {
 	t.Helper()
-	r, err := api.NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, consultant, device, shift, time.Now())
+	r, err := api.NewLogin(keys.Keys(t, keys.CallCenter), deviceKey(t, device), keys.Shop, consultant, device, shift, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +40,23 @@ func (e *env) login(t testing.TB, consultant, device string, shift time.Duration
 	return s, secret
 }
 
+// deviceKey is the device key of the terminal named name, the same on each
+// call: the tests' terminals are known by name.
+func deviceKey(t testing.TB, name string) *assisted.DeviceKey {
+	t.Helper()
+	seed := sha256.Sum256([]byte("test device " + name))
+	k, err := assisted.NewDeviceKey(bytes.NewReader(seed[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// deviceSig is the signature of terminal device on an order's proof.
+func deviceSig(t testing.TB, b *order.Bundle, session, device string, proof api.Sealed) []byte {
+	return deviceKey(t, device).SignOrder(keys.Shop, b.Cardholder, session, device, b.HeaderHash(), proof)
+}
+
 // phoneOrder is an order keyed by a consultant for an inline address.
 func phoneOrder(t testing.TB) *order.Order {
 	o := testOrder(t, "")
@@ -51,7 +69,7 @@ var phoneParties = order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier
 func TestAssistedLogin(t *testing.T) {
 	e := newEnv(t)
 	good := func(t *testing.T) *api.LoginRequest {
-		r, err := api.NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, time.Now())
+		r, err := api.NewLogin(keys.Keys(t, keys.CallCenter), deviceKey(t, "desk-7"), keys.Shop, keys.Carol, "desk-7", time.Hour, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +85,7 @@ func TestAssistedLogin(t *testing.T) {
 	}
 	resign := func(company string, edit func(r *api.LoginRequest)) func(t *testing.T) []byte {
 		return func(t *testing.T) []byte {
-			r, err := api.NewLogin(keys.Keys(t, company), keys.Shop, keys.Carol, "desk-7", time.Hour, time.Now())
+			r, err := api.NewLogin(keys.Keys(t, company), deviceKey(t, "desk-7"), keys.Shop, keys.Carol, "desk-7", time.Hour, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +110,7 @@ func TestAssistedLogin(t *testing.T) {
 		{"signed by another consultant", daveID, body(func(*api.LoginRequest) {}), http.StatusForbidden, api.CodeLoginInvalid},
 		{"signed by a cardholder", keys.Alice, body(func(*api.LoginRequest) {}), http.StatusForbidden, httpsig.CodeForbiddenRole},
 		{"dated outside the window", keys.Carol, func(t *testing.T) []byte {
-			r, err := api.NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, time.Now().Add(-10*time.Minute))
+			r, err := api.NewLogin(keys.Keys(t, keys.CallCenter), deviceKey(t, "desk-7"), keys.Shop, keys.Carol, "desk-7", time.Hour, time.Now().Add(-10*time.Minute))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,10 +194,13 @@ func TestAssistedIntake(t *testing.T) {
 	consultantBundle := func(t *testing.T, session string) *order.Bundle {
 		return seal(t, keys.Carol, phoneOrder(t), phoneParties, order.SealOptions{Session: session})
 	}
-	submitBody := func(b *order.Bundle, session, device string, proof api.Sealed) []byte {
+	signedBody := func(b *order.Bundle, session, device string, proof api.Sealed, sig []byte) []byte {
 		raw, _ := b.MarshalJSON()
-		out, _ := json.Marshal(api.AssistedOrder{Bundle: raw, Session: session, Device: device, Proof: proof})
+		out, _ := json.Marshal(api.AssistedOrder{Bundle: raw, Session: session, Device: device, Proof: proof, DeviceSignature: wire.B64(sig)})
 		return out
+	}
+	submitBody := func(b *order.Bundle, session, device string, proof api.Sealed) []byte {
+		return signedBody(b, session, device, proof, deviceSig(t, b, session, device, proof))
 	}
 	prove := func(t *testing.T, b *order.Bundle, session, device string, secret []byte) api.Sealed {
 		p, err := assisted.Prove(keys.Keys(t, keys.Carol), keys.Shop, session, device, secret, b.HeaderHash())
@@ -187,6 +208,10 @@ func TestAssistedIntake(t *testing.T) {
 			t.Fatal(err)
 		}
 		return p
+	}
+	submitAssisted := func(t *testing.T, b *order.Bundle, session, device string, secret []byte) (*api.Accepted, error) {
+		p := prove(t, b, session, device, secret)
+		return e.client(t, keys.Carol).SubmitAssisted(context.Background(), b, session, device, p, deviceSig(t, b, session, device, p))
 	}
 	valid := func(t *testing.T) []byte {
 		b := consultantBundle(t, sess.Session)
@@ -225,6 +250,24 @@ func TestAssistedIntake(t *testing.T) {
 			b := consultantBundle(t, sess.Session)
 			return submitBody(b, sess.Session, "desk-9", prove(t, b, sess.Session, "desk-9", secret))
 		}, http.StatusForbidden, api.CodeDeviceMismatch},
+		// Issue 16 item 8: the session file and the consultant key copied to
+		// another terminal, presenting the same device name: its device key
+		// is another, and the merchant refuses what it signs.
+		{"signed by another terminal's device key", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
+			b := consultantBundle(t, sess.Session)
+			p := prove(t, b, sess.Session, "desk-7", secret)
+			thief := deviceKey(t, "thief's terminal").SignOrder(keys.Shop, keys.Carol, sess.Session, "desk-7", b.HeaderHash(), p)
+			return signedBody(b, sess.Session, "desk-7", p, thief)
+		}, http.StatusForbidden, api.CodeDeviceKeyMismatch},
+		{"no device signature", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
+			b := consultantBundle(t, sess.Session)
+			return signedBody(b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret), nil)
+		}, http.StatusForbidden, api.CodeDeviceKeyMismatch},
+		{"a device signature over another proof", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
+			b := consultantBundle(t, sess.Session)
+			p, q := prove(t, b, sess.Session, "desk-7", secret), prove(t, b, sess.Session, "desk-7", secret)
+			return signedBody(b, sess.Session, "desk-7", p, deviceSig(t, b, sess.Session, "desk-7", q))
+		}, http.StatusForbidden, api.CodeDeviceKeyMismatch},
 		{"a proof made for another bundle", keys.Carol, api.PathAssistedOrders, func(t *testing.T) []byte {
 			other := consultantBundle(t, sess.Session)
 			b := consultantBundle(t, sess.Session)
@@ -265,7 +308,7 @@ func TestAssistedIntake(t *testing.T) {
 	t.Run("an order in a live session is stored with it and relayed naming it", func(t *testing.T) {
 		e.run()
 		b := consultantBundle(t, sess.Session)
-		acc, err := e.client(t, keys.Carol).SubmitAssisted(context.Background(), b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
+		acc, err := submitAssisted(t, b, sess.Session, "desk-7", secret)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +327,7 @@ func TestAssistedIntake(t *testing.T) {
 		if st, err := e.client(t, keys.Carol).Status(context.Background(), acc.OrderID); err != nil || st.State != api.StateShipped {
 			t.Fatalf("status: %+v %v", st, err)
 		}
-		again, err := e.client(t, keys.Carol).SubmitAssisted(context.Background(), b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
+		again, err := submitAssisted(t, b, sess.Session, "desk-7", secret)
 		if err != nil || again.OrderID != acc.OrderID {
 			t.Fatalf("resubmission: %+v %v", again, err)
 		}
@@ -348,7 +391,7 @@ func TestAssistedIntake(t *testing.T) {
 		short, shortSecret := e.login(t, keys.Carol, "desk-8", time.Hour)
 		e.skew.Store(int64(2 * time.Hour))
 		b := consultantBundle(t, short.Session)
-		_, err := e.client(t, keys.Carol).SubmitAssisted(context.Background(), b, short.Session, "desk-8", prove(t, b, short.Session, "desk-8", shortSecret))
+		_, err := submitAssisted(t, b, short.Session, "desk-8", shortSecret)
 		wantProblem(t, err, http.StatusForbidden, api.CodeSessionExpired)
 		e.skew.Store(0)
 
@@ -356,7 +399,7 @@ func TestAssistedIntake(t *testing.T) {
 			t.Fatal(err)
 		}
 		b = consultantBundle(t, sess.Session)
-		_, err = e.client(t, keys.Carol).SubmitAssisted(context.Background(), b, sess.Session, "desk-7", prove(t, b, sess.Session, "desk-7", secret))
+		_, err = submitAssisted(t, b, sess.Session, "desk-7", secret)
 		wantProblem(t, err, http.StatusForbidden, api.CodeSessionEnded)
 		if n := e.count(t, "orders"); n != before {
 			t.Fatalf("%d refused orders stored", n-before)

@@ -21,6 +21,7 @@ import (
 	"orderseal/assisted"
 	carrierapi "orderseal/carrier/api"
 	"orderseal/internal/signedhttp"
+	"orderseal/internal/wire"
 	"orderseal/merchant"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
@@ -71,7 +72,7 @@ func newFuzzNode(f *testing.F) *fuzzNode {
 	}
 	hash := assisted.SecretHash(fuzzSecret)
 	if _, err := st.StartSession(ctx, &store.Session{ID: fuzzSession, Consultant: keys.Carol, Company: keys.CallCenter,
-		Device: fuzzDevice, SecretHash: hash[:], LoginNonce: "fuzz-login", Created: fuzzT0, Expires: fuzzT0.Add(8 * time.Hour)}); err != nil {
+		Device: fuzzDevice, DeviceKey: fuzzDevicePub(f), SecretHash: hash[:], LoginNonce: "fuzz-login", Created: fuzzT0, Expires: fuzzT0.Add(8 * time.Hour)}); err != nil {
 		f.Fatal(err)
 	}
 	const nowhere = "http://127.0.0.1:9" // the runner never starts: no peer is called
@@ -157,6 +158,11 @@ func FuzzIntake(f *testing.F) {
 	})
 }
 
+func fuzzDevicePub(f testing.TB) []byte {
+	p := deviceKey(f, fuzzDevice).Public()
+	return p[:]
+}
+
 // FuzzAssistedIntake: the same for orders keyed in an assisted session,
 // whose body also carries the session, the device and the proof.
 func FuzzAssistedIntake(f *testing.F) {
@@ -173,8 +179,11 @@ func FuzzAssistedIntake(f *testing.F) {
 		}
 		return out
 	}
-	genuine := api.AssistedOrder{Bundle: marshal(f, b), Session: fuzzSession, Device: fuzzDevice, Proof: proof}
-	otherDevice, noProof := genuine, genuine
+	genuine := api.AssistedOrder{Bundle: marshal(f, b), Session: fuzzSession, Device: fuzzDevice, Proof: proof,
+		DeviceSignature: wire.B64(deviceSig(f, b, fuzzSession, fuzzDevice, proof))}
+	otherDevice, noProof, otherKey := genuine, genuine, genuine
+	otherKey.DeviceSignature = wire.B64(deviceKey(f, "thief").SignOrder(keys.Shop, keys.Carol, fuzzSession, fuzzDevice, b.HeaderHash(), proof))
+	webtest.WriteCorpus(f, "other-device-key", body(otherKey))
 	otherDevice.Device = "desk-8"
 	noProof.Proof = api.Sealed{}
 	webtest.WriteCorpus(f, "genuine", body(genuine))

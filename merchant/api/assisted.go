@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -57,6 +58,7 @@ const (
 	CodeSessionEnded       = "session-ended"             // 403: logged out or superseded
 	CodeSessionExpired     = "session-expired"           // 403: the shift is over
 	CodeDeviceMismatch     = "device-mismatch"           // 403: used from another device than it was issued to
+	CodeDeviceKeyMismatch  = "device-key-mismatch"       // 403: the order is not signed by the device key the session was opened with
 	CodeProofInvalid       = "proof-invalid"             // 403: the proof does not open or names another identifier
 	CodeSessionMismatch    = "session-mismatch"          // 422: the bundle names another session than the request
 )
@@ -76,10 +78,12 @@ type LoginRequest struct {
 	Consultant       string `json:"consultant"`
 	Company          string `json:"company"`
 	Device           string `json:"device"`
+	DeviceKey        string `json:"device_key"` // base64url of the terminal's Ed25519 public key
 	ShiftSeconds     int64  `json:"shift_seconds"`
 	Date             string `json:"date"`  // RFC 3339; within the signing window
 	Nonce            string `json:"nonce"` // base64url of 16 random bytes; one login each
 	CompanySignature string `json:"company_signature"`
+	DeviceSignature  string `json:"device_signature"` // the device key's signature on the same fields
 }
 
 // Check validates the request's syntax; the signature is checked apart.
@@ -103,29 +107,37 @@ func (r *LoginRequest) Check() error {
 	if _, err := wire.UnB64Len(r.CompanySignature, sha256.Size); err != nil {
 		return errors.New("company_signature must be 32 bytes of base64url")
 	}
+	if _, err := assisted.ParseDevicePublic(r.DeviceKey); err != nil {
+		return errors.New("device_key must be 32 bytes of base64url (an Ed25519 public key)")
+	}
+	if _, err := wire.UnB64Len(r.DeviceSignature, ed25519.SignatureSize); err != nil {
+		return errors.New("device_signature must be 64 bytes of base64url")
+	}
 	return nil
 }
 
 // login is the part of the request the company signs.
 func (r *LoginRequest) login(merchant string) *assisted.Login {
-	return &assisted.Login{Merchant: merchant, Consultant: r.Consultant, Company: r.Company, Device: r.Device,
+	return &assisted.Login{Merchant: merchant, Consultant: r.Consultant, Company: r.Company, Device: r.Device, DeviceKey: r.DeviceKey,
 		ShiftSeconds: r.ShiftSeconds, Date: r.Date, Nonce: r.Nonce}
 }
 
-// NewLogin fills a login request for consultant on device, dated now, and
-// signs it with the company's key for merchant.
-func NewLogin(company order.Keyring, merchant, consultant, device string, shift time.Duration, now time.Time) (*LoginRequest, error) {
+// NewLogin fills a login request for consultant on the terminal whose
+// device key is dev, named device, dated now, and signs it with the
+// company's key for merchant and with dev.
+func NewLogin(company order.Keyring, dev *assisted.DeviceKey, merchant, consultant, device string, shift time.Duration, now time.Time) (*LoginRequest, error) {
 	var nonce [16]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
 	}
-	r := &LoginRequest{Consultant: consultant, Company: company.Identity(), Device: device,
+	r := &LoginRequest{Consultant: consultant, Company: company.Identity(), Device: device, DeviceKey: dev.Public().String(),
 		ShiftSeconds: int64(shift / time.Second), Date: now.UTC().Format(time.RFC3339), Nonce: wire.B64(nonce[:])}
 	mac, err := assisted.CompanySign(company, r.login(merchant))
 	if err != nil {
 		return nil, err
 	}
 	r.CompanySignature = wire.B64(mac)
+	r.DeviceSignature = wire.B64(dev.SignLogin(r.login(merchant)))
 	if err := r.Check(); err != nil {
 		return nil, err
 	}
@@ -142,6 +154,12 @@ func (r *LoginRequest) VerifyCompany(merchant order.Keyring) bool {
 	return assisted.VerifyCompany(merchant, r.login(merchant.Identity()), got)
 }
 
+// VerifyDevice checks that the terminal holds the device key it registers.
+func (r *LoginRequest) VerifyDevice(merchant string) bool {
+	sig, err := wire.UnB64Len(r.DeviceSignature, ed25519.SignatureSize)
+	return err == nil && assisted.VerifyLogin(r.login(merchant), sig) == nil
+}
+
 // Session describes an assisted session. SealedID is set only in the login
 // answer: the second identifier, sealed for the consultant.
 type Session struct {
@@ -149,20 +167,23 @@ type Session struct {
 	Consultant string  `json:"consultant"`
 	Company    string  `json:"company"`
 	Device     string  `json:"device"`
-	Created    string  `json:"created"` // RFC 3339
-	Expires    string  `json:"expires"` // RFC 3339: the shift's end
+	DeviceKey  string  `json:"device_key,omitempty"` // base64url of the device public key the session is bound to
+	Created    string  `json:"created"`              // RFC 3339
+	Expires    string  `json:"expires"`              // RFC 3339: the shift's end
 	State      string  `json:"state"`
 	Ended      string  `json:"ended,omitempty"`
 	SealedID   *Sealed `json:"sealed_id,omitempty"`
 }
 
-// AssistedOrder is an order keyed in a session: the bundle, and the proof
-// that its sender holds the session's second identifier on that device.
+// AssistedOrder is an order keyed in a session: the bundle, the proof
+// that its sender holds the session's second identifier, and the session's
+// device key's signature on that proof (assisted.DeviceKey.SignOrder).
 type AssistedOrder struct {
-	Bundle  json.RawMessage `json:"bundle"`
-	Session string          `json:"session"`
-	Device  string          `json:"device"`
-	Proof   Sealed          `json:"proof"`
+	Bundle          json.RawMessage `json:"bundle"`
+	Session         string          `json:"session"`
+	Device          string          `json:"device"`
+	Proof           Sealed          `json:"proof"`
+	DeviceSignature string          `json:"device_signature"`
 }
 
 // Login opens an assisted session; the client must hold the consultant's keys.
@@ -182,10 +203,11 @@ func (c *Client) SessionInfo(ctx context.Context, session string) (*Session, err
 
 // SubmitAssisted sends an order keyed in a session with its proof.
 // Submitting the same bundle again is safe, as with Submit.
-func (c *Client) SubmitAssisted(ctx context.Context, b *order.Bundle, session, device string, proof Sealed) (*Accepted, error) {
+func (c *Client) SubmitAssisted(ctx context.Context, b *order.Bundle, session, device string, proof Sealed, deviceSig []byte) (*Accepted, error) {
 	raw, err := b.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
-	return call[Accepted](ctx, c, http.MethodPost, PathAssistedOrders, AssistedOrder{Bundle: raw, Session: session, Device: device, Proof: proof})
+	return call[Accepted](ctx, c, http.MethodPost, PathAssistedOrders,
+		AssistedOrder{Bundle: raw, Session: session, Device: device, Proof: proof, DeviceSignature: wire.B64(deviceSig)})
 }

@@ -2,12 +2,14 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"orderseal/assisted"
 	"orderseal/internal/strictjson"
 	"orderseal/internal/wire"
 	"orderseal/suite"
@@ -19,7 +21,7 @@ const tSession = "ses_abcdefghijklmnopqrstuvwxyz"
 var loginNow = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
 
 func TestLoginCompanySignature(t *testing.T) {
-	r, err := NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", 8*time.Hour, loginNow)
+	r, err := NewLogin(keys.Keys(t, keys.CallCenter), testDevice(t), keys.Shop, keys.Carol, "desk-7", 8*time.Hour, loginNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,14 +58,14 @@ func TestLoginCompanySignature(t *testing.T) {
 			}
 		})
 	}
-	forged, err := NewLogin(keys.Keys(t, keys.Carol), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
+	forged, err := NewLogin(keys.Keys(t, keys.Carol), testDevice(t), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
 	if err == nil && forged.VerifyCompany(keys.Keys(t, keys.Shop)) {
 		t.Fatal("a consultant's own key passed as the company's")
 	}
 }
 
 func TestLoginCheck(t *testing.T) {
-	good, err := NewLogin(keys.Keys(t, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
+	good, err := NewLogin(keys.Keys(t, keys.CallCenter), testDevice(t), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func TestLoginCheck(t *testing.T) {
 }
 
 func FuzzLoginRequest(f *testing.F) {
-	r, err := NewLogin(keys.Keys(f, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
+	r, err := NewLogin(keys.Keys(f, keys.CallCenter), testDevice(f), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -126,4 +128,15 @@ func FuzzLoginRequest(f *testing.F) {
 		}
 		_ = r.VerifyCompany(suite.NewKeys(merchant, 4))
 	})
+}
+
+// testDevice is the test terminal's device key, the same on each call.
+func testDevice(t testing.TB) *assisted.DeviceKey {
+	t.Helper()
+	seed := sha256.Sum256([]byte("test device desk-7"))
+	k, err := assisted.NewDeviceKey(bytes.NewReader(seed[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

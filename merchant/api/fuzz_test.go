@@ -75,7 +75,7 @@ func FuzzClientAnswers(f *testing.F) {
 		f.Fatal(err)
 	}
 	b := webtest.Bundle(f, keys.Master(f), order.Parties{Merchant: keys.Shop, Issuer: "issuer:bank.example", Carrier: "carrier:parcel.example"})
-	login, err := NewLogin(keys.Keys(f, keys.CallCenter), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
+	login, err := NewLogin(keys.Keys(f, keys.CallCenter), testDevice(f), keys.Shop, keys.Carol, "desk-7", time.Hour, loginNow)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func FuzzClientAnswers(f *testing.F) {
 			if call == callSubmit {
 				a, err = c.Submit(ctx, b)
 			} else {
-				a, err = c.SubmitAssisted(ctx, b, tSession, "desk-7", Sealed{Nonce: "AAAA", CT: "AAAA"})
+				a, err = c.SubmitAssisted(ctx, b, tSession, "desk-7", Sealed{Nonce: "AAAA", CT: "AAAA"}, nil)
 			}
 			if err == nil {
 				webtest.RoundTrip(t, a, 0)

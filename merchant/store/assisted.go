@@ -22,9 +22,11 @@ var (
 
 // Session is one consultant login (DESIGN.md §6.7). The second identifier
 // itself is never stored, only its hash; at most one session per consultant
-// and device is open at a time.
+// and device is open at a time. DeviceKey is the terminal's Ed25519 public
+// key registered at login: every order of the session must be signed by it.
 type Session struct {
 	ID, Consultant, Company, Device string
+	DeviceKey                       []byte
 	SecretHash                      []byte
 	LoginNonce                      string
 	Created, Expires                time.Time

@@ -31,13 +31,20 @@ ALTER TABLE orders ADD COLUMN session_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX orders_session ON orders (session_id, created) WHERE session_id != '';
 `
 
-const sessionCols = `session_id, consultant, company, device, secret_hash, login_nonce, created, expires, ended, end_reason`
+// deviceKeyMigration binds each session to its terminal's device public
+// key (issue 16 item 8). Sessions opened before it have none and prove
+// nothing: a shift is at most a day.
+const deviceKeyMigration = `
+ALTER TABLE assisted_sessions ADD COLUMN device_key BLOB NOT NULL DEFAULT x'';
+`
+
+const sessionCols = `session_id, consultant, company, device, device_key, secret_hash, login_nonce, created, expires, ended, end_reason`
 
 func scanSession(row interface{ Scan(...any) error }) (*store.Session, error) {
 	var s store.Session
 	var created, expires int64
 	var ended sql.NullInt64
-	err := row.Scan(&s.ID, &s.Consultant, &s.Company, &s.Device, &s.SecretHash, &s.LoginNonce, &created, &expires, &ended, &s.EndReason)
+	err := row.Scan(&s.ID, &s.Consultant, &s.Company, &s.Device, &s.DeviceKey, &s.SecretHash, &s.LoginNonce, &created, &expires, &ended, &s.EndReason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNoSession
 	}
@@ -92,8 +99,8 @@ func (s *Store) StartSession(ctx context.Context, sess *store.Session) (ended []
 		now.UnixMilli(), now.UnixMilli(), store.EndExpired, store.EndSuperseded, sess.Consultant, sess.Device); err != nil {
 		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO assisted_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,NULL,'')`,
-		sess.ID, sess.Consultant, sess.Company, sess.Device, sess.SecretHash, sess.LoginNonce,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO assisted_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,NULL,'')`,
+		sess.ID, sess.Consultant, sess.Company, sess.Device, append([]byte{}, sess.DeviceKey...), sess.SecretHash, sess.LoginNonce,
 		sess.Created.UnixMilli(), sess.Expires.UnixMilli()); err != nil {
 		return nil, err
 	}

@@ -64,7 +64,8 @@ CREATE INDEX timeline_order ON timeline (order_id, id);
 `, outboxsql.Migration, assistedMigration,
 	// Retention (DESIGN.md §8): once the issuer has answered, the bundle
 	// loses its issuer section; this is the SHA-256 of its ciphertext.
-	`ALTER TABLE orders ADD COLUMN issuer_section_sha256 BLOB;`}
+	`ALTER TABLE orders ADD COLUMN issuer_section_sha256 BLOB;`,
+	deviceKeyMigration}
 
 // Store is the merchant database. Safe for concurrent use.
 type Store struct {
