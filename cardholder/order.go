@@ -164,9 +164,18 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		keys := suite.NewKeys(key, 2)
 		pin := *merchantID
 		if pin == "" && *assisted {
-			if sess, _, err := consultantSession(*sessFlag, key.Identity()); err == nil {
-				pin = sess.Merchant
+			// The pin is the merchant of the session she logged in to; its
+			// file is sealed under this terminal's device key.
+			dev, err := deviceKey(false)
+			if err != nil {
+				return err
 			}
+			sess, _, err := consultantSession(*sessFlag, keys, dev)
+			dev.Destroy()
+			if err != nil {
+				return err
+			}
+			pin = sess.Merchant
 		}
 		mc, err := newMerchantClient(keys, *merchantURL, pin, hc)
 		if err != nil {
