@@ -12,6 +12,7 @@ import (
 
 	"orderseal/internal/outbox"
 	"orderseal/internal/problem/rfc9457"
+	"orderseal/internal/signedhttp"
 	issuerapi "orderseal/issuer/api"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
@@ -38,10 +39,12 @@ const (
 
 // classify turns a relay error into the outbox's verdict: a peer's refusal
 // (4xx other than 408 and 429) will not change on retry; anything else —
-// network, timeout, 5xx, 429 — is retried.
+// network, timeout, 5xx, 429, and a replayed-nonce 401 (the next attempt is
+// signed with a fresh nonce) — is retried.
 func classify(err error) error {
 	var p *rfc9457.Problem
-	if errors.As(err, &p) && p.Status >= 400 && p.Status < 500 && p.Status != http.StatusRequestTimeout && p.Status != http.StatusTooManyRequests {
+	if errors.As(err, &p) && p.Status >= 400 && p.Status < 500 && p.Status != http.StatusRequestTimeout &&
+		p.Status != http.StatusTooManyRequests && p.Code != signedhttp.CodeReplayedNonce {
 		return outbox.Permanent(err)
 	}
 	return err

@@ -2,6 +2,7 @@ package signedhttp_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +19,7 @@ import (
 // neverSeen keeps the genuine seed valid on every fuzz iteration.
 type neverSeen struct{}
 
-func (neverSeen) Seen(string, string, time.Time) bool { return false }
+func (neverSeen) Record(context.Context, string, string, time.Time) error { return nil }
 
 var fuzzHeaders = []string{httpsig.HeaderIdentity, httpsig.HeaderTarget, httpsig.HeaderDate, httpsig.HeaderNonce,
 	httpsig.HeaderContentSHA256, httpsig.HeaderKeyID, httpsig.HeaderSignature}

@@ -7,16 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp/httpsig"
+	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/web"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
 )
@@ -34,12 +38,23 @@ const (
 	CodeBadSignature    = httpsig.CodeBadSignature
 	CodeBodyTooLarge    = httpsig.CodeBodyTooLarge
 	CodeURITooLong      = httpsig.CodeURITooLong
+	CodeNonceQuota      = httpsig.CodeNonceQuota
+	CodeCallerBusy      = httpsig.CodeCallerBusy
+	CodeBodyTimeout     = httpsig.CodeBodyTimeout
+	CodeNonceStore      = "nonce-store-unavailable"
 )
 
 // Defaults of a Verifier.
 const (
 	DefaultWindow  = 5 * time.Minute
 	DefaultMaxBody = 1 << 20
+	// DefaultPerCaller is how many requests of one caller identity are
+	// read and handled at once; more get a signed 429 caller-busy.
+	DefaultPerCaller = 16
+	// DefaultBodyTimeout bounds reading one authenticated body.
+	DefaultBodyTimeout = 10 * time.Second
+	// RetryAfter is the Retry-After of the verifier's 429 answers.
+	RetryAfter = time.Second
 )
 
 // Verifier authenticates requests to one party and signs its responses.
@@ -50,6 +65,11 @@ type Verifier struct {
 	now     func() time.Time
 	maxBody int64
 	logger  *slog.Logger
+
+	perCaller   int
+	bodyTimeout time.Duration
+	busyMu      sync.Mutex
+	busy        map[string]int // requests in progress per caller
 }
 
 // Option configures a Verifier.
@@ -58,8 +78,16 @@ type Option func(*Verifier)
 // WithWindow sets the accepted clock difference (default ±5 min).
 func WithWindow(d time.Duration) Option { return func(v *Verifier) { v.window = d } }
 
-// WithNonceStore replaces the default in-memory nonce store.
+// WithNonceStore replaces the default in-memory nonce store; a daemon gives
+// its durable one (its store's Nonces).
 func WithNonceStore(s NonceStore) Option { return func(v *Verifier) { v.nonces = s } }
+
+// WithPerCaller bounds the requests of one caller in progress at once
+// (default DefaultPerCaller).
+func WithPerCaller(n int) Option { return func(v *Verifier) { v.perCaller = n } }
+
+// WithBodyTimeout bounds the time to read one body (default DefaultBodyTimeout).
+func WithBodyTimeout(d time.Duration) Option { return func(v *Verifier) { v.bodyTimeout = d } }
 
 // WithClock replaces the clock (tests); the default nonce store follows it.
 func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
@@ -76,12 +104,13 @@ func NewVerifier(keys keygen.Keyring, opts ...Option) *Verifier {
 	if keys == nil {
 		panic("signedhttp: NewVerifier with nil keys")
 	}
-	v := &Verifier{keys: keys, window: DefaultWindow, now: time.Now, maxBody: DefaultMaxBody}
+	v := &Verifier{keys: keys, window: DefaultWindow, now: time.Now, maxBody: DefaultMaxBody,
+		perCaller: DefaultPerCaller, bodyTimeout: DefaultBodyTimeout, busy: make(map[string]int)}
 	for _, o := range opts {
 		o(v)
 	}
 	if v.nonces == nil {
-		v.nonces = newMemoryNonces(DefaultMaxNonces, v.now)
+		v.nonces = nonce.NewMemory(nil, v.now)
 	}
 	if v.logger == nil {
 		v.logger = slog.New(slog.DiscardHandler)
@@ -89,11 +118,25 @@ func NewVerifier(keys keygen.Keyring, opts ...Option) *Verifier {
 	return v
 }
 
-const callerKey = "orderseal.signedhttp.caller"
+const (
+	callerKey        = "orderseal.signedhttp.caller"
+	pendingKey       = "orderseal.signedhttp.pending"
+	pendingCallerKey = "orderseal.signedhttp.pending-caller"
+)
+
+// pending is an authenticated request whose nonce Allow records once the
+// caller's role is admitted.
+type pending struct {
+	v       *Verifier
+	caller  string
+	nonce   string
+	expires time.Time
+}
 
 type callerCtxKey struct{}
 
-// Caller is the authenticated caller identity, or "" outside Middleware.
+// Caller is the authenticated caller identity, or "" outside Middleware and
+// before Allow admitted the caller and recorded its nonce.
 func Caller(c echo.Context) string {
 	s, _ := c.Get(callerKey).(string)
 	return s
@@ -116,11 +159,22 @@ func Allow(roles ...keygen.Role) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			caller := Caller(c)
 			if caller == "" {
+				caller, _ = c.Get(pendingCallerKey).(string)
+			}
+			if caller == "" {
 				return errors.New("signedhttp: Allow on a route not behind Verifier.Middleware")
 			}
 			if role := keygen.RoleOf(caller); !allowed[role] {
 				return problem.Write(c, problem.New(http.StatusForbidden, CodeForbiddenRole, "Role not allowed",
 					fmt.Sprintf("The %s role may not call this endpoint.", role)))
+			}
+			// Only now, with the role admitted, is the nonce recorded:
+			// a caller the endpoint refuses cannot fill the store.
+			if pd, ok := c.Get(pendingKey).(*pending); ok {
+				c.Set(pendingKey, nil)
+				if p := pd.v.record(c, pd); p != nil {
+					return pd.v.refuse(c, p, caller)
+				}
 			}
 			return next(c)
 		}
@@ -194,18 +248,30 @@ func (v *Verifier) Middleware() echo.MiddlewareFunc {
 			}
 			defer keys.Destroy()
 
+			rc := http.NewResponseController(c.Response().Writer)
+			// bodyDeadline(true) bounds the body's read time; (false) stops
+			// reading it at once: net/http would otherwise drain an unread
+			// slow body before sending the refusal.
+			bodyDeadline := func(read bool) {
+				if read {
+					_ = rc.SetReadDeadline(time.Now().Add(v.bodyTimeout))
+				} else {
+					_ = rc.SetReadDeadline(time.Now())
+				}
+			}
+
 			// From here on K is known: every response is signed.
 			sw := startSigning(c, &keys, f.Nonce, self, f.Caller)
 			defer sw.abandon() // restores the writer if a handler panics
 
-			if p := v.authenticate(c, &f, date, &keys); p != nil {
+			if p := v.authenticate(c, &f, date, &keys, bodyDeadline); p != nil {
 				if err := v.refuse(c, p, f.Caller); err != nil {
 					c.Error(err)
 				}
 			} else {
-				c.Set(callerKey, f.Caller)
-				r := c.Request()
-				c.SetRequest(r.WithContext(context.WithValue(r.Context(), callerCtxKey{}, f.Caller)))
+				defer v.release(f.Caller)
+				c.Set(pendingCallerKey, f.Caller)
+				c.Set(pendingKey, &pending{v: v, caller: f.Caller, nonce: f.Nonce, expires: date.Add(v.window)})
 				// A handler panic becomes an error here, inside the
 				// signer, so even that 500 is signed.
 				if err := problem.Recover(next)(c); err != nil {
@@ -320,8 +386,12 @@ func requestTarget(r *http.Request) string {
 	return rt
 }
 
-// authenticate runs the checks that need K: clock, key id, body, MAC, nonce.
-func (v *Verifier) authenticate(c echo.Context, f *httpsig.RequestFields, date time.Time, keys *httpsig.Keys) *problem.Problem {
+// authenticate runs the checks that need K: clock, key id, MAC (over the
+// declared body digest, so before the body is read), the caller's share of
+// request slots, then the body and its digest. The nonce is recorded later,
+// by Allow, once the route admits the caller's role. On success the caller
+// holds a slot the Middleware releases.
+func (v *Verifier) authenticate(c echo.Context, f *httpsig.RequestFields, date time.Time, keys *httpsig.Keys, bodyDeadline func(read bool)) *problem.Problem {
 	if d := v.now().Sub(date); d > v.window || d < -v.window {
 		return refusal(http.StatusUnauthorized, CodeClockSkew, "Clock skew",
 			fmt.Sprintf("Orderseal-Date is more than %s away from this party's clock.", v.window))
@@ -330,24 +400,78 @@ func (v *Verifier) authenticate(c echo.Context, f *httpsig.RequestFields, date t
 		return refusal(http.StatusUnauthorized, CodeWrongKey, "Wrong key",
 			"The caller signs with another key for this pair: check its key file and key center.")
 	}
-	body, p := v.readBody(c.Request())
-	if p != nil {
-		return p
-	}
-	if httpsig.Digest(body) != f.ContentSHA256 { // both public: no constant time needed
-		return refusal(http.StatusBadRequest, CodeBodyDigest, "Body digest mismatch",
-			"The body does not match Orderseal-Content-Sha256.")
-	}
 	msg, err := f.Message()
 	if err != nil || !keys.Verify(msg, c.Request().Header.Get(httpsig.HeaderSignature)) {
 		return refusal(http.StatusUnauthorized, CodeBadSignature, "Bad signature",
 			"The signature does not cover this request: method, path or query differ from what was signed.")
 	}
-	if v.nonces.Seen(f.Caller, f.Nonce, date.Add(v.window)) {
-		return refusal(http.StatusUnauthorized, CodeReplayedNonce, "Replayed request",
-			"This Orderseal-Nonce was already used.")
+	// Authenticated: from here the request counts against its caller's
+	// budget, not the server's unauthenticated one.
+	if !v.acquire(f.Caller) {
+		bodyDeadline(false)
+		c.Response().Header().Set("Connection", "close")
+		c.Response().Header().Set("Retry-After", retryAfter)
+		return refusal(http.StatusTooManyRequests, CodeCallerBusy, "Too many requests",
+			fmt.Sprintf("This caller has %d requests in progress; retry later.", v.perCaller))
+	}
+	web.Authenticated(c.Request())
+	bodyDeadline(true)
+	body, p := v.readBody(c.Request())
+	if p != nil {
+		v.release(f.Caller)
+		return p
+	}
+	if httpsig.Digest(body) != f.ContentSHA256 { // both public: no constant time needed
+		v.release(f.Caller)
+		return refusal(http.StatusBadRequest, CodeBodyDigest, "Body digest mismatch",
+			"The body does not match Orderseal-Content-Sha256.")
 	}
 	return nil
+}
+
+var retryAfter = strconv.Itoa(int(RetryAfter / time.Second))
+
+// record stores the request's nonce: replayed-nonce 401, nonce-quota 429
+// (this caller only), or 503 when the store cannot answer.
+func (v *Verifier) record(c echo.Context, pd *pending) *problem.Problem {
+	err := v.nonces.Record(c.Request().Context(), pd.caller, pd.nonce, pd.expires)
+	switch {
+	case err == nil:
+		c.Set(callerKey, pd.caller)
+		r := c.Request()
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), callerCtxKey{}, pd.caller)))
+		return nil
+	case errors.Is(err, nonce.ErrReplayed):
+		return refusal(http.StatusUnauthorized, CodeReplayedNonce, "Replayed request",
+			"This Orderseal-Nonce was already used.")
+	case errors.Is(err, nonce.ErrQuota):
+		c.Response().Header().Set("Retry-After", retryAfter)
+		return refusal(http.StatusTooManyRequests, CodeNonceQuota, "Too many requests",
+			"This caller sent more requests within the clock window than this party keeps; retry later.")
+	default:
+		v.logger.WarnContext(c.Request().Context(), "nonce store failed", "err", err)
+		c.Response().Header().Set("Retry-After", retryAfter)
+		return refusal(http.StatusServiceUnavailable, CodeNonceStore, "Unavailable",
+			"The replay check cannot be made now; retry later.")
+	}
+}
+
+func (v *Verifier) acquire(caller string) bool {
+	v.busyMu.Lock()
+	defer v.busyMu.Unlock()
+	if v.busy[caller] >= v.perCaller {
+		return false
+	}
+	v.busy[caller]++
+	return true
+}
+
+func (v *Verifier) release(caller string) {
+	v.busyMu.Lock()
+	defer v.busyMu.Unlock()
+	if v.busy[caller]--; v.busy[caller] <= 0 {
+		delete(v.busy, caller)
+	}
 }
 
 // readBody reads at most maxBody bytes and puts them back for the handler.
@@ -365,6 +489,11 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, *problem.Problem) {
 		if errors.As(err, &mb) { // the server's ceiling (web.Limit) is below the verifier's
 			return nil, refusal(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "Body too large",
 				fmt.Sprintf("The request body exceeds %d bytes.", mb.Limit))
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, refusal(http.StatusRequestTimeout, CodeBodyTimeout, "Body too slow",
+				fmt.Sprintf("The request body was not read within %s.", v.bodyTimeout))
 		}
 		if err != nil {
 			return nil, refusal(http.StatusBadRequest, problem.CodeBadRequest, "Bad request",

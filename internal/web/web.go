@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -181,12 +182,34 @@ func Limit(h http.Handler, l Limits) http.Handler {
 				"The server is handling as many requests as it takes; retry later."))
 			return
 		}
-		defer func() { <-slots }()
+		sl := &slot{release: func() { <-slots }}
+		defer sl.done()
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(w, r.Body, l.MaxBody)
 		}
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), slotKey{}, sl)))
 	})
+}
+
+// slot is one of Limit's MaxInFlight request slots, given back once.
+type slot struct {
+	once    sync.Once
+	release func()
+}
+
+func (s *slot) done() { s.once.Do(s.release) }
+
+type slotKey struct{}
+
+// Authenticated gives r's slot among the MaxInFlight back to Limit: the
+// caller is authenticated, and from here on its request counts against that
+// caller's own budget (the signed-request verifier's per-caller limit), so
+// one key holder's slow requests cannot exhaust the slots everyone else —
+// unauthenticated requests included — needs.
+func Authenticated(r *http.Request) {
+	if s, ok := r.Context().Value(slotKey{}).(*slot); ok {
+		s.done()
+	}
 }
 
 // writeProblem writes p as problem+json without echo (Limit runs outside it).

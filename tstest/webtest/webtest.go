@@ -6,6 +6,7 @@ package webtest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -181,8 +182,8 @@ func RoundTrip[T any](t testing.TB, v *T, max int) *T {
 // send a genuine request again and again without it turning into a replay.
 type NeverSeen struct{}
 
-// Seen implements signedhttp.NonceStore.
-func (NeverSeen) Seen(string, string, time.Time) bool { return false }
+// Record implements signedhttp.NonceStore.
+func (NeverSeen) Record(context.Context, string, string, time.Time) error { return nil }
 
 // Answerer is the far side of a client's fuzz target: it authenticates each
 // request as keys' party would and answers it, signed, with the status and

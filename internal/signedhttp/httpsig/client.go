@@ -111,7 +111,20 @@ func (c *Client) DoJSON(ctx context.Context, target, method, url string, in, out
 	return nil
 }
 
+// do sends the request; a signed 401 replayed-nonce (someone replayed the
+// captured request first, or a store lost track) is sent once more, signed
+// anew with a fresh nonce: a replayed nonce is never a permanent failure.
 func (c *Client) do(ctx context.Context, target, method, url string, body []byte, hdr http.Header) (*Response, error) {
+	resp, err := c.send(ctx, target, method, url, body, hdr)
+	if err == nil && resp.Status == http.StatusUnauthorized && isProblem(resp.Header) {
+		if p, perr := rfc9457.Decode(resp.Body); perr == nil && p.Code == CodeReplayedNonce {
+			return c.send(ctx, target, method, url, body, hdr)
+		}
+	}
+	return resp, err
+}
+
+func (c *Client) send(ctx context.Context, target, method, url string, body []byte, hdr http.Header) (*Response, error) {
 	self := c.keys.Identity()
 	if err := keygen.ValidateIdentity(target); err != nil {
 		return nil, err

@@ -55,6 +55,9 @@ const (
 	CodeBadSignature    = "bad-signature"
 	CodeBodyTooLarge    = "body-too-large"
 	CodeURITooLong      = "uri-too-long"
+	CodeNonceQuota      = "nonce-quota"  // 429: the caller holds its quota of live nonces
+	CodeCallerBusy      = "caller-busy"  // 429: the caller has its share of requests in progress
+	CodeBodyTimeout     = "body-timeout" // 408: the body was not read in time
 )
 
 // Domain-separation prefixes of the two signed messages, and sub-key labels.
