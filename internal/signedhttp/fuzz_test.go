@@ -19,7 +19,7 @@ import (
 // neverSeen keeps the genuine seed valid on every fuzz iteration.
 type neverSeen struct{}
 
-func (neverSeen) Record(context.Context, string, string, time.Time) error { return nil }
+func (neverSeen) Record(context.Context, string, string, time.Time, time.Time) error { return nil }
 
 var fuzzHeaders = []string{httpsig.HeaderIdentity, httpsig.HeaderTarget, httpsig.HeaderDate, httpsig.HeaderNonce,
 	httpsig.HeaderContentSHA256, httpsig.HeaderKeyID, httpsig.HeaderSignature}

@@ -17,5 +17,5 @@ const DefaultMaxNonces = nonce.PersonQuota
 // live nonces for each caller: a caller at its quota is refused (429) until
 // its own nonces expire, and no other caller is affected.
 func NewMemoryNonces(perCaller int) NonceStore {
-	return nonce.NewMemory(nonce.Fixed(max(1, perCaller)), nil)
+	return nonce.NewMemory(nonce.Fixed(max(1, perCaller)))
 }

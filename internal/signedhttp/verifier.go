@@ -89,7 +89,7 @@ func WithPerCaller(n int) Option { return func(v *Verifier) { v.perCaller = n } 
 // WithBodyTimeout bounds the time to read one body (default DefaultBodyTimeout).
 func WithBodyTimeout(d time.Duration) Option { return func(v *Verifier) { v.bodyTimeout = d } }
 
-// WithClock replaces the clock (tests); the default nonce store follows it.
+// WithClock replaces the clock (tests); the nonce store is given its time.
 func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
 
 // WithMaxBody bounds request bodies (default 1 MiB).
@@ -110,7 +110,7 @@ func NewVerifier(keys keygen.Keyring, opts ...Option) *Verifier {
 		o(v)
 	}
 	if v.nonces == nil {
-		v.nonces = nonce.NewMemory(nil, v.now)
+		v.nonces = nonce.NewMemory(nil)
 	}
 	if v.logger == nil {
 		v.logger = slog.New(slog.DiscardHandler)
@@ -434,7 +434,7 @@ var retryAfter = strconv.Itoa(int(RetryAfter / time.Second))
 // record stores the request's nonce: replayed-nonce 401, nonce-quota 429
 // (this caller only), or 503 when the store cannot answer.
 func (v *Verifier) record(c echo.Context, pd *pending) *problem.Problem {
-	err := v.nonces.Record(c.Request().Context(), pd.caller, pd.nonce, pd.expires)
+	err := v.nonces.Record(c.Request().Context(), pd.caller, pd.nonce, v.now(), pd.expires)
 	switch {
 	case err == nil:
 		c.Set(callerKey, pd.caller)

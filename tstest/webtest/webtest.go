@@ -183,7 +183,7 @@ func RoundTrip[T any](t testing.TB, v *T, max int) *T {
 type NeverSeen struct{}
 
 // Record implements signedhttp.NonceStore.
-func (NeverSeen) Record(context.Context, string, string, time.Time) error { return nil }
+func (NeverSeen) Record(context.Context, string, string, time.Time, time.Time) error { return nil }
 
 // Answerer is the far side of a client's fuzz target: it authenticates each
 // request as keys' party would and answers it, signed, with the status and

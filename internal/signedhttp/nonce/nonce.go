@@ -24,21 +24,26 @@ var (
 )
 
 // Store records nonces until they expire. Record returns nil and records
-// (caller, nonce) until expires, ErrReplayed if it is recorded, ErrQuota if
-// caller already has its quota of unexpired nonces, or another error when
-// the store cannot answer (the request is then refused, never let through).
+// (caller, nonce) until expires, ErrReplayed if it is recorded and live at
+// now, ErrQuota if caller already holds its quota of live nonces, or another
+// error when the store cannot answer (the request is then refused, never
+// let through). now is the verifier's clock, the one that decided the
+// request's clock window, so the store never needs a clock of its own.
 type Store interface {
-	Record(ctx context.Context, caller, nonce string, expires time.Time) error
+	Record(ctx context.Context, caller, nonce string, now, expires time.Time) error
 }
 
 // Quota gives the most live nonces a caller may hold.
 type Quota func(caller string) int
 
-// Default quotas over the ±5 min window (expiries span 10 min): a person
-// (cardholder, consultant) sends a few requests an order, a daemon relays
-// everyone's (about 160 requests a second sustained).
+// Default quotas over the ±5 min window (a nonce lives until its request's
+// date plus 5 min, so up to 10 min): a person (cardholder, consultant)
+// sends a few requests an order, so 6000 is 10 requests a second for the
+// whole window, far above any person and above the test harness's busiest
+// simulated cardholder; a daemon relays everyone's (about 160 requests a
+// second sustained).
 const (
-	PersonQuota = 2000
+	PersonQuota = 6000
 	DaemonQuota = 100000
 )
 
@@ -57,16 +62,13 @@ func DefaultQuota(caller string) int {
 func Fixed(n int) Quota { return func(string) int { return n } }
 
 // NewMemory returns an in-memory Store (one process, lost on restart: for
-// tests and tools) holding at most quota(caller) live nonces per caller;
-// quota nil means DefaultQuota. now nil means time.Now.
-func NewMemory(quota Quota, now func() time.Time) *Memory {
+// tests and tools, never a daemon) holding at most quota(caller) live
+// nonces per caller; quota nil means DefaultQuota.
+func NewMemory(quota Quota) *Memory {
 	if quota == nil {
 		quota = DefaultQuota
 	}
-	if now == nil {
-		now = time.Now
-	}
-	return &Memory{quota: quota, now: now, callers: make(map[string]map[string]struct{})}
+	return &Memory{quota: quota, callers: make(map[string]map[string]struct{})}
 }
 
 // Memory is the in-memory Store; safe for concurrent use. Its memory is
@@ -74,16 +76,14 @@ func NewMemory(quota Quota, now func() time.Time) *Memory {
 type Memory struct {
 	mu      sync.Mutex
 	quota   Quota
-	now     func() time.Time
 	callers map[string]map[string]struct{}
 	exp     expiryHeap
 }
 
 // Record implements Store.
-func (m *Memory) Record(_ context.Context, caller, nonce string, expires time.Time) error {
+func (m *Memory) Record(_ context.Context, caller, nonce string, now, expires time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
 	for len(m.exp) > 0 && !m.exp[0].at.After(now) {
 		e := heap.Pop(&m.exp).(expiry)
 		set := m.callers[e.caller]

@@ -2,14 +2,13 @@ package nonce_test
 
 import (
 	"testing"
-	"time"
 
 	"orderseal/internal/signedhttp/nonce"
 	"orderseal/internal/signedhttp/nonce/noncetest"
 )
 
 func TestMemory(t *testing.T) {
-	noncetest.Run(t, func(t *testing.T, now func() time.Time, quota int) nonce.Store {
-		return nonce.NewMemory(nonce.Fixed(quota), now)
+	noncetest.Run(t, func(t *testing.T, quota int) nonce.Store {
+		return nonce.NewMemory(nonce.Fixed(quota))
 	})
 }

@@ -14,18 +14,15 @@ import (
 	"orderseal/internal/signedhttp/nonce"
 )
 
-// Open returns a fresh, empty store whose clock is now() and whose quota is
-// nonce.Fixed(quota).
-type Open func(t *testing.T, now func() time.Time, quota int) nonce.Store
+// Open returns a fresh, empty store whose quota is nonce.Fixed(quota).
+type Open func(t *testing.T, quota int) nonce.Store
 
 // Run runs the suite.
 func Run(t *testing.T, open Open) {
 	ctx := context.Background()
 	t.Run("replay, per caller, expiry", func(t *testing.T) {
 		now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-		var mu sync.Mutex
-		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-		s := open(t, clock, 3)
+		s := open(t, 3)
 		const ttl = 10 * time.Minute
 		steps := []struct {
 			caller, nonce string
@@ -44,18 +41,16 @@ func Run(t *testing.T, open Open) {
 			{"merchant:a", "n1", 0, nil},               // expired, so no longer a replay
 		}
 		for i, st := range steps {
-			mu.Lock()
 			now = now.Add(st.advance)
-			exp := now.Add(ttl)
-			mu.Unlock()
-			if err := s.Record(ctx, st.caller, st.nonce, exp); !errors.Is(err, st.want) || (st.want == nil && err != nil) {
+			if err := s.Record(ctx, st.caller, st.nonce, now, now.Add(ttl)); !errors.Is(err, st.want) || (st.want == nil && err != nil) {
 				t.Fatalf("step %d (%s %s): %v, want %v", i, st.caller, st.nonce, err, st.want)
 			}
 		}
 	})
 	t.Run("concurrent: each nonce once", func(t *testing.T) {
-		s := open(t, time.Now, 1<<20)
-		exp := time.Now().Add(time.Minute)
+		s := open(t, 1<<20)
+		now := time.Now()
+		exp := now.Add(time.Minute)
 		var fresh, replays atomic.Int64
 		var wg sync.WaitGroup
 		for g := range 8 {
@@ -63,7 +58,7 @@ func Run(t *testing.T, open Open) {
 			go func() {
 				defer wg.Done()
 				for i := range 100 {
-					switch err := s.Record(ctx, "merchant:a", fmt.Sprint(i), exp); {
+					switch err := s.Record(ctx, "merchant:a", fmt.Sprint(i), now, exp); {
 					case err == nil:
 						fresh.Add(1)
 					case errors.Is(err, nonce.ErrReplayed):
@@ -77,6 +72,43 @@ func Run(t *testing.T, open Open) {
 		wg.Wait()
 		if fresh.Load() != 100 || replays.Load() != 700 {
 			t.Fatalf("%d fresh, %d replays; want 100 and 700", fresh.Load(), replays.Load())
+		}
+	})
+	t.Run("one caller's flood leaves the others their room", func(t *testing.T) {
+		const quota = 50
+		s := open(t, quota)
+		now := time.Now()
+		exp := now.Add(time.Minute)
+		var flooded, quotaRefused atomic.Int64
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 100 {
+					switch err := s.Record(ctx, "cardholder:flood", fmt.Sprintf("f%d-%d", g, i), now, exp); {
+					case err == nil:
+						flooded.Add(1)
+					case errors.Is(err, nonce.ErrQuota):
+						quotaRefused.Add(1)
+					default:
+						t.Errorf("flood: %v", err)
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range quota {
+				if err := s.Record(ctx, "cardholder:genuine", fmt.Sprint(i), now, exp); err != nil {
+					t.Errorf("genuine record %d during another caller's flood: %v", i, err)
+				}
+			}
+		}()
+		wg.Wait()
+		if flooded.Load() != quota || quotaRefused.Load() != 400-quota {
+			t.Fatalf("flood: %d recorded, %d refused for the quota; want %d and %d", flooded.Load(), quotaRefused.Load(), quota, 400-quota)
 		}
 	})
 }
