@@ -62,7 +62,10 @@ func NewServer(keys keygen.Keyring, st store.Store, vault Depositor, opt Options
 	if s.now == nil {
 		s.now = time.Now
 	}
-	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, opt.Verifier...)
+	// The replay memory is the store's, durable and shared by every
+	// process serving from it; opt.Verifier (tests) may replace it.
+	vopts := append([]signedhttp.Option{signedhttp.WithNonceStore(st.Nonces(nil))}, opt.Verifier...)
+	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, vopts...)
 	e.PUT(api.PathShipments+":order_id", s.book, signedhttp.Allow("merchant"))
 	s.echo = e
 	return s

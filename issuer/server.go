@@ -45,7 +45,10 @@ func NewServer(keys keygen.Keyring, st store.Store, opt Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, opt.Verifier...)
+	// The replay memory is the store's, durable and shared by every
+	// process serving from it; opt.Verifier (tests) may replace it.
+	vopts := append([]signedhttp.Option{signedhttp.WithNonceStore(st.Nonces(nil))}, opt.Verifier...)
+	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, vopts...)
 	merchant := signedhttp.Allow(keygen.RoleMerchant)
 	e.PUT(api.PathAuthorizations+":order_id", s.authorize, merchant)
 	e.POST(api.PathAuthorizations+":order_id"+api.PathVoidSuffix, s.void, merchant)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/internal/signedhttp"
 	"orderseal/internal/wire"
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
@@ -476,7 +477,8 @@ func TestRetryAfterExpiry(t *testing.T) {
 }
 
 // TestStoreOutage: with the database gone the issuer answers 503 with a
-// code, never a decision.
+// code, never a decision. The replay check, whose nonces live in the same
+// database, is the first to find it gone.
 func TestStoreOutage(t *testing.T) {
 	t.Parallel()
 	e := newIssuerEnv(t)
@@ -484,9 +486,12 @@ func TestStoreOutage(t *testing.T) {
 	b := seal(t, orderOpts{})
 	e.st.Close()
 	resp := e.put(t, keys.Shop, b.OrderID, requestBody(t, b, orderTotal, "EUR"))
-	respProblem(t, resp, http.StatusServiceUnavailable, api.CodeUnavailable)
+	respProblem(t, resp, http.StatusServiceUnavailable, signedhttp.CodeNonceStore)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
 	_, err := e.client(t, keys.Shop).Void(context.Background(), b.OrderID)
-	wantProblem(t, err, api.CodeUnavailable)
+	wantProblem(t, err, signedhttp.CodeNonceStore)
 	if bytes.Contains(e.log.Bytes(), []byte(visa)) {
 		t.Fatal("log holds the card number")
 	}

@@ -145,7 +145,10 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Outbox(s.runner)
 	}
 
-	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxAssistedBody), signedhttp.WithLogger(s.log)}, cfg.Verifier...)
+	// The replay memory is the store's, durable and shared by every node
+	// on this database; cfg.Verifier (tests) may replace it.
+	vopts := append([]signedhttp.Option{signedhttp.WithMaxBody(api.MaxAssistedBody), signedhttp.WithLogger(s.log),
+		signedhttp.WithNonceStore(cfg.Store.Nonces(nil))}, cfg.Verifier...)
 	verify := signedhttp.NewVerifier(cfg.Keys, vopts...).Middleware()
 	e := web.New(s.log)
 	e.GET(api.PathOrderForm, s.orderForm, verify, signedhttp.Allow(keygen.RoleCardholder, keygen.RoleConsultant))

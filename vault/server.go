@@ -55,7 +55,10 @@ func NewServer(keys keygen.Keyring, st *store.Store, opt Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, opt.Verifier...)
+	// The replay memory is the store's, durable and shared by every
+	// process serving from it; opt.Verifier (tests) may replace it.
+	vopts := append([]signedhttp.Option{signedhttp.WithNonceStore(st.Nonces(nil))}, opt.Verifier...)
+	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, vopts...)
 	// Owners are cardholders, and carriers depositing an inline address
 	// they were given (DESIGN.md §6.6) so that it rests here, not with them.
 	owner := signedhttp.Allow(keygen.RoleCardholder, keygen.RoleCarrier)

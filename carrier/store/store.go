@@ -22,6 +22,7 @@ import (
 
 	"orderseal/carrier/api"
 	"orderseal/internal/outbox"
+	"orderseal/internal/signedhttp/nonce"
 )
 
 // Errors. Callers test with errors.Is.
@@ -154,4 +155,9 @@ type Store interface {
 	Book(ctx context.Context, sh Shipment) (Shipment, bool, error)
 	// AddEvent records a shipment's next event and status and, in the same transaction, the job that posts it to the merchant; ErrTransition for a change Allowed refuses.
 	AddEvent(ctx context.Context, tracking, status, note string) (Event, error)
+	// Nonces is the replay memory of signed requests to this party, in
+	// this database: durable, and shared by every process serving from it
+	// (DESIGN.md §5 "Hardening"); each caller holds at most quota(caller)
+	// live nonces (nil: nonce.DefaultQuota).
+	Nonces(quota nonce.Quota) nonce.Store
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"orderseal/internal/datakey"
+	"orderseal/internal/signedhttp/nonce"
 )
 
 // Errors. Callers test with errors.Is.
@@ -61,6 +62,11 @@ type Store interface {
 	CVC(number, expiry string) (string, error)
 	// Close releases the store. Operations after Close fail.
 	Close() error
+	// Nonces is the replay memory of signed requests to this party, in
+	// this database: durable, and shared by every process serving from it
+	// (DESIGN.md §5 "Hardening"); each caller holds at most quota(caller)
+	// live nonces (nil: nonce.DefaultQuota).
+	Nonces(quota nonce.Quota) nonce.Store
 }
 
 // AuthFilter selects authorizations; its zero value selects all.

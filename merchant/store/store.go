@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"orderseal/internal/outbox"
+	"orderseal/internal/signedhttp/nonce"
 )
 
 // Errors. Callers test with errors.Is.
@@ -154,4 +155,9 @@ type Store interface {
 	StartSession(ctx context.Context, sess *Session) (ended []string, err error)
 	// EndSession ends a session now with reason; ending an ended session returns it unchanged.
 	EndSession(ctx context.Context, id, reason string) (*Session, error)
+	// Nonces is the replay memory of signed requests to this party, in
+	// this database: durable, and shared by every process serving from it
+	// (DESIGN.md §5 "Hardening"); each caller holds at most quota(caller)
+	// live nonces (nil: nonce.DefaultQuota).
+	Nonces(quota nonce.Quota) nonce.Store
 }

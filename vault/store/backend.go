@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"iter"
 	"time"
+
+	"orderseal/internal/signedhttp/nonce"
 )
 
 // The backend interfaces: what a Store needs from its persistence. They hold
@@ -145,6 +147,11 @@ type Index interface {
 	// unexpired at now and Uses < MaxUses, returning it with the use counted; ok is false when
 	// no grant qualified (nothing changed).
 	UseGrant(ctx context.Context, token, carrier, orderID, invoice string, now time.Time) (g Grant, ok bool, err error)
+	// Nonces is the replay memory of signed requests to the vault, in the
+	// index: durable, and shared by every vault process serving from it
+	// (DESIGN.md §5 "Hardening"); each caller holds at most quota(caller)
+	// live nonces (nil: nonce.DefaultQuota).
+	Nonces(quota nonce.Quota) nonce.Store
 }
 
 // IndexTx is the index inside Update's transaction.

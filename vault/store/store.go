@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"orderseal/internal/signedhttp/nonce"
 )
 
 // Errors. Callers test with errors.Is.
@@ -120,6 +122,11 @@ func closeAll(b Backends) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Nonces is the replay memory of signed requests to the vault, kept in the
+// index (Index.Nonces): it survives restarts and is shared by every vault
+// process serving from the same index.
+func (s *Store) Nonces(quota nonce.Quota) nonce.Store { return s.index.Nonces(quota) }
 
 // Close lets the batch of registrations being committed finish, then
 // closes every backend. Operations after Close fail.

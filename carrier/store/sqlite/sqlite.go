@@ -18,6 +18,8 @@ import (
 	"orderseal/internal/dsn"
 	"orderseal/internal/outbox"
 	outboxsql "orderseal/internal/outbox/sqlite"
+	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/signedhttp/nonce/noncesql"
 	"orderseal/internal/sqlitex"
 )
 
@@ -48,6 +50,7 @@ var migrations = []string{
 		PRIMARY KEY (tracking, seq)
 	);`,
 	outboxsql.Migration,
+	noncesql.Migration, // 3: the replay memory of signed requests (DESIGN.md §5 "Hardening")
 }
 
 // Store is the carrier's database. It is safe for concurrent use.
@@ -134,6 +137,9 @@ func (s *Store) Outbox() outbox.Store { return s.outbox }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Nonces is the signed requests' replay memory in this database (store.Store).
+func (s *Store) Nonces(quota nonce.Quota) nonce.Store { return noncesql.New(s.db, quota) }
 
 // Book records sh as a new shipment with a fresh tracking number and status
 // booked, and returns it with created true. When (merchant, order id) is

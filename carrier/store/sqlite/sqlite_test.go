@@ -70,7 +70,7 @@ func TestOpenModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`DELETE FROM schema_version WHERE version = 2`); err != nil {
+	if _, err := db.Exec(`DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version)`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

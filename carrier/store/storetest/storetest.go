@@ -15,6 +15,8 @@ import (
 
 	"orderseal/carrier/api"
 	"orderseal/carrier/store"
+	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/signedhttp/nonce/noncetest"
 )
 
 // Open returns a fresh, empty store with opt.
@@ -35,6 +37,11 @@ func Run(t *testing.T, open Open) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })
 	}
+	t.Run("nonces", func(t *testing.T) {
+		noncetest.Run(t, func(t *testing.T, quota int) nonce.Store {
+			return open(t, store.Options{}).Nonces(nonce.Fixed(quota))
+		})
+	})
 }
 
 func sample(orderID string) store.Shipment {

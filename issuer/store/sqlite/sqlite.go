@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"orderseal/internal/dsn"
+	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/signedhttp/nonce/noncesql"
 	"orderseal/internal/sqlitex"
 	"orderseal/issuer/store"
 )
@@ -65,6 +67,9 @@ var migrations = []string{
 	ALTER TABLE authorizations ADD COLUMN session TEXT NOT NULL DEFAULT '' CHECK ((session != '') = (channel = 'assisted'));
 	CREATE INDEX authorizations_decided ON authorizations(decided);
 	CREATE INDEX authorizations_session ON authorizations(session, decided) WHERE session != '';`,
+
+	// 3: the replay memory of signed requests (DESIGN.md §5 "Hardening").
+	noncesql.Migration,
 }
 
 // Store is the issuer's store on SQLite. It is safe for concurrent use.
@@ -183,6 +188,9 @@ func (s *Store) checkKey(ctx context.Context, readOnly bool) error {
 
 // Close closes the database. Operations after Close fail.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Nonces is the signed requests' replay memory in this database (store.Store).
+func (s *Store) Nonces(quota nonce.Quota) nonce.Store { return noncesql.New(s.db, quota) }
 
 // CVC returns the verification code of a card (store.CVC under this store's card key).
 func (s *Store) CVC(number, expiry string) (string, error) { return store.CVC(s.keys, number, expiry) }

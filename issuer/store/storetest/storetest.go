@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/signedhttp/nonce/noncetest"
 	"orderseal/issuer/api"
 	"orderseal/issuer/store"
 	"orderseal/order"
@@ -45,6 +47,16 @@ func Run(t *testing.T, fresh func(t *testing.T) Open) {
 			tc.run(t, newEnv(t, fresh(t)))
 		})
 	}
+	t.Run("Nonces", func(t *testing.T) {
+		noncetest.Run(t, func(t *testing.T, quota int) nonce.Store {
+			st, err := fresh(t)(store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st.Nonces(nonce.Fixed(quota))
+		})
+	})
 }
 
 const (

@@ -16,6 +16,8 @@ import (
 	"orderseal/internal/dsn"
 	"orderseal/internal/outbox"
 	outboxsql "orderseal/internal/outbox/sqlite"
+	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/signedhttp/nonce/noncesql"
 	"orderseal/internal/sqlitex"
 	"orderseal/merchant/store"
 )
@@ -65,7 +67,7 @@ CREATE INDEX timeline_order ON timeline (order_id, id);
 	// Retention (DESIGN.md §8): once the issuer has answered, the bundle
 	// loses its issuer section; this is the SHA-256 of its ciphertext.
 	`ALTER TABLE orders ADD COLUMN issuer_section_sha256 BLOB;`,
-	deviceKeyMigration}
+	deviceKeyMigration, noncesql.Migration}
 
 // Store is the merchant database. Safe for concurrent use.
 type Store struct {
@@ -149,6 +151,9 @@ func (s *Store) Close() error {
 
 // Outbox is the relay jobs' queue, in the same database.
 func (s *Store) Outbox() outbox.Store { return s.outbox }
+
+// Nonces is the signed requests' replay memory in this database (store.Store).
+func (s *Store) Nonces(quota nonce.Quota) nonce.Store { return noncesql.New(s.db, quota) }
 
 // PutProduct adds a product or replaces its name and price.
 func (s *Store) PutProduct(ctx context.Context, p store.Product) error {

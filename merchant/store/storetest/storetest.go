@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/signedhttp/nonce/noncetest"
 	"orderseal/merchant/store"
 )
 
@@ -38,6 +40,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })
 	}
+	t.Run("nonces", func(t *testing.T) {
+		noncetest.Run(t, func(t *testing.T, quota int) nonce.Store { return open(t).Nonces(nonce.Fixed(quota)) })
+	})
 }
 
 func newOrder(id string, hh byte) *store.Order {

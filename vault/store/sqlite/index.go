@@ -8,6 +8,8 @@ import (
 	"iter"
 	"time"
 
+	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/signedhttp/nonce/noncesql"
 	"orderseal/internal/sqlitex"
 	"orderseal/vault/store"
 )
@@ -58,6 +60,9 @@ var indexMigrations = []string{
 		CHECK (state IN ('pending', 'active', 'revoked'));
 	CREATE INDEX grants_order ON grants(merchant, order_id);
 	CREATE INDEX grants_carrier ON grants(carrier);`,
+
+	// The replay memory of signed requests (DESIGN.md §5 "Hardening").
+	noncesql.Migration,
 }
 
 // Index is the index database (store.Index): entries, grants and the audit
@@ -102,6 +107,9 @@ func OpenIndexReadOnly(ctx context.Context, dsnString string) (*Index, error) {
 
 // Close closes the database.
 func (x *Index) Close() error { return x.db.Close() }
+
+// Nonces is the signed requests' replay memory in the index (store.Index).
+func (x *Index) Nonces(quota nonce.Quota) nonce.Store { return noncesql.New(x.db, quota) }
 
 func nanos(t time.Time) int64 {
 	if t.IsZero() {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/signedhttp/nonce/noncetest"
 	"orderseal/vault/store"
 )
 
@@ -66,6 +68,37 @@ func tokensOf(es []store.Entry) []string {
 
 func runIndex(t *testing.T, nv NewVault) {
 	ctx := context.Background()
+	t.Run("nonces", func(t *testing.T) {
+		noncetest.Run(t, func(t *testing.T, quota int) nonce.Store {
+			b, _ := backends(t, nv)
+			return b.Index.Nonces(nonce.Fixed(quota))
+		})
+	})
+	t.Run("nonces survive a reopening", func(t *testing.T) {
+		key, err := store.CreateDataKey(t.TempDir() + "/data.key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check, err := store.KeyCheck(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := nv(t, false)
+		exp := t0.Add(10 * time.Minute)
+		for i, want := range []error{nil, nonce.ErrReplayed} {
+			b, err := v.Open(t, check)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := b.Index.Nonces(nil).Record(ctx, "carrier:parcel.example", "n1", t0.Add(time.Duration(i)*time.Minute), exp)
+			for _, c := range []interface{ Close() error }{b.Primary, b.Pending, b.Index} {
+				c.Close()
+			}
+			if !errors.Is(got, want) || (want == nil && got != nil) {
+				t.Fatalf("opening %d: %v, want %v", i+1, got, want)
+			}
+		}
+	})
 	t.Run("entries", func(t *testing.T) {
 		b, _ := backends(t, nv)
 		idx := b.Index
