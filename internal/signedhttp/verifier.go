@@ -48,9 +48,13 @@ const (
 const (
 	DefaultWindow  = 5 * time.Minute
 	DefaultMaxBody = 1 << 20
-	// DefaultPerCaller is how many requests of one caller identity are
-	// read and handled at once; more get a signed 429 caller-busy.
-	DefaultPerCaller = 16
+	// DefaultPerPerson is how many requests of one cardholder or
+	// consultant identity are read and handled at once; more get a signed
+	// 429 caller-busy.
+	DefaultPerPerson = 16
+	// DefaultPerParty is the same for any other role: a daemon relays many
+	// people's requests at once, from every node of its role.
+	DefaultPerParty = 64
 	// DefaultBodyTimeout bounds reading one authenticated body.
 	DefaultBodyTimeout = 10 * time.Second
 	// RetryAfter is the Retry-After of the verifier's 429 answers.
@@ -66,7 +70,8 @@ type Verifier struct {
 	maxBody int64
 	logger  *slog.Logger
 
-	perCaller   int
+	perPerson   int
+	perParty    int
 	bodyTimeout time.Duration
 	busyMu      sync.Mutex
 	busy        map[string]int // requests in progress per caller
@@ -82,9 +87,12 @@ func WithWindow(d time.Duration) Option { return func(v *Verifier) { v.window = 
 // its durable one (its store's Nonces).
 func WithNonceStore(s NonceStore) Option { return func(v *Verifier) { v.nonces = s } }
 
-// WithPerCaller bounds the requests of one caller in progress at once
-// (default DefaultPerCaller).
-func WithPerCaller(n int) Option { return func(v *Verifier) { v.perCaller = n } }
+// WithPerCaller bounds the requests of one caller in progress at once: a
+// person's (cardholder, consultant) and any other party's (defaults
+// DefaultPerPerson, DefaultPerParty).
+func WithPerCaller(person, party int) Option {
+	return func(v *Verifier) { v.perPerson, v.perParty = person, party }
+}
 
 // WithBodyTimeout bounds the time to read one body (default DefaultBodyTimeout).
 func WithBodyTimeout(d time.Duration) Option { return func(v *Verifier) { v.bodyTimeout = d } }
@@ -105,7 +113,7 @@ func NewVerifier(keys keygen.Keyring, opts ...Option) *Verifier {
 		panic("signedhttp: NewVerifier with nil keys")
 	}
 	v := &Verifier{keys: keys, window: DefaultWindow, now: time.Now, maxBody: DefaultMaxBody,
-		perCaller: DefaultPerCaller, bodyTimeout: DefaultBodyTimeout, busy: make(map[string]int)}
+		perPerson: DefaultPerPerson, perParty: DefaultPerParty, bodyTimeout: DefaultBodyTimeout, busy: make(map[string]int)}
 	for _, o := range opts {
 		o(v)
 	}
@@ -407,12 +415,12 @@ func (v *Verifier) authenticate(c echo.Context, f *httpsig.RequestFields, date t
 	}
 	// Authenticated: from here the request counts against its caller's
 	// budget, not the server's unauthenticated one.
-	if !v.acquire(f.Caller) {
+	if limit, ok := v.acquire(f.Caller); !ok {
 		bodyDeadline(false)
 		c.Response().Header().Set("Connection", "close")
 		c.Response().Header().Set("Retry-After", retryAfter)
 		return refusal(http.StatusTooManyRequests, CodeCallerBusy, "Too many requests",
-			fmt.Sprintf("This caller has %d requests in progress; retry later.", v.perCaller))
+			fmt.Sprintf("This caller has %d requests in progress; retry later.", limit))
 	}
 	web.Authenticated(c.Request())
 	bodyDeadline(true)
@@ -456,14 +464,21 @@ func (v *Verifier) record(c echo.Context, pd *pending) *problem.Problem {
 	}
 }
 
-func (v *Verifier) acquire(caller string) bool {
+// acquire takes one of caller's request slots; ok is false, and limit
+// says how many it holds, when it has none left.
+func (v *Verifier) acquire(caller string) (limit int, ok bool) {
+	limit = v.perParty
+	switch keygen.RoleOf(caller) {
+	case keygen.RoleCardholder, keygen.RoleConsultant:
+		limit = v.perPerson
+	}
 	v.busyMu.Lock()
 	defer v.busyMu.Unlock()
-	if v.busy[caller] >= v.perCaller {
-		return false
+	if v.busy[caller] >= limit {
+		return limit, false
 	}
 	v.busy[caller]++
-	return true
+	return limit, true
 }
 
 func (v *Verifier) release(caller string) {

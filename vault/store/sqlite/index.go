@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync"
 	"time"
 
 	"orderseal/internal/signedhttp/nonce"
@@ -69,6 +70,10 @@ var indexMigrations = []string{
 // log, in one SQLite file whose transactions are all BEGIN IMMEDIATE.
 type Index struct {
 	db *sql.DB
+	// writes is held by every write of this process (Update, UseGrant,
+	// the nonce store's batches), so they queue here rather than in
+	// SQLite's sleeping busy handler; readers need no lock (WAL).
+	writes sync.Mutex
 }
 
 var _ store.Index = (*Index)(nil)
@@ -109,7 +114,9 @@ func OpenIndexReadOnly(ctx context.Context, dsnString string) (*Index, error) {
 func (x *Index) Close() error { return x.db.Close() }
 
 // Nonces is the signed requests' replay memory in the index (store.Index).
-func (x *Index) Nonces(quota nonce.Quota) nonce.Store { return noncesql.New(x.db, quota) }
+func (x *Index) Nonces(quota nonce.Quota) nonce.Store {
+	return noncesql.New(x.db, quota, noncesql.WriteLock(&x.writes))
+}
 
 func nanos(t time.Time) int64 {
 	if t.IsZero() {
@@ -286,6 +293,8 @@ func grants(ctx context.Context, db dbtx, where string, args ...any) ([]store.Gr
 // UseGrant counts one use of a live grant in one statement, so two
 // concurrent uses cannot both take the last one.
 func (x *Index) UseGrant(ctx context.Context, token, carrier, orderID, invoice string, now time.Time) (store.Grant, bool, error) {
+	x.writes.Lock()
+	defer x.writes.Unlock()
 	g, err := scanGrant(x.db.QueryRowContext(ctx, `UPDATE grants SET uses = uses + 1
 		WHERE token = ? AND carrier = ? AND order_id = ? AND invoice = ? AND expires > ? AND uses < max_uses
 			AND state = 'active'
@@ -357,6 +366,8 @@ func (x *Index) AuditFind(ctx context.Context, kind, outcome string) ([]store.Au
 // Update runs fn in one BEGIN IMMEDIATE transaction: the write lock is
 // taken up front, so the audit head fn reads cannot move before it commits.
 func (x *Index) Update(ctx context.Context, fn func(store.IndexTx) error) error {
+	x.writes.Lock()
+	defer x.writes.Unlock()
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

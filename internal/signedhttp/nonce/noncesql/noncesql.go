@@ -5,13 +5,21 @@
 // quota) as its store's Nonces.
 //
 // Records are group-committed: the requests that arrive while one
-// transaction commits are recorded together in the next, so the replay
-// check costs one durable commit per batch, not one per request.
+// transaction commits are recorded together in the next. A batch commits
+// with synchronous=NORMAL (the WAL is not synced at its commit): it
+// survives a crash or restart of the process as soon as it commits, and a
+// power cut as soon as the next synchronous=FULL commit on the database —
+// the request's own durable write, before the request is answered — syncs
+// the WAL, whose frames reach the disk in order. So whatever a daemon
+// acknowledges has its nonce on disk too, and the replay check costs no
+// sync of its own. (A request that writes nothing, a read, may be
+// replayed after a power cut; it changes nothing either.)
 package noncesql
 
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -46,8 +54,9 @@ const maxBatch = 512
 
 // Store is nonce.Store over a database that ran Migration.
 type Store struct {
-	db    *sql.DB
-	quota nonce.Quota
+	db     *sql.DB
+	quota  nonce.Quota
+	writes sync.Locker // nil: none; see WriteLock
 
 	mu        sync.Mutex
 	queue     []*record
@@ -63,13 +72,27 @@ type record struct {
 	done          chan error // buffered: the batch never blocks on a caller that left
 }
 
+// Option tunes New.
+type Option func(*Store)
+
+// WriteLock makes each batch hold l while it writes: a database whose
+// pool has several connections gives the lock its other writers hold, so
+// the writers of one process queue in Go, in order, instead of in SQLite's
+// busy handler, which sleeps up to 100 ms between retries. (A database
+// with one connection, sqlitex.Serialized, queues them already.)
+func WriteLock(l sync.Locker) Option { return func(s *Store) { s.writes = l } }
+
 // New returns the store over db, each caller holding at most quota(caller)
 // live nonces; quota nil means nonce.DefaultQuota.
-func New(db *sql.DB, quota nonce.Quota) *Store {
+func New(db *sql.DB, quota nonce.Quota, opts ...Option) *Store {
 	if quota == nil {
 		quota = nonce.DefaultQuota
 	}
-	return &Store{db: db, quota: quota}
+	s := &Store{db: db, quota: quota}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Record implements nonce.Store. It joins the next batch and waits for its
@@ -127,7 +150,26 @@ func (s *Store) commitNext(ctx context.Context) {
 // commit records batch in one transaction, each record's outcome apart
 // (nil, ErrReplayed, ErrQuota); err is a failure of the whole transaction.
 func (s *Store) commit(ctx context.Context, batch []*record, prune bool) (results []error, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	if s.writes != nil {
+		s.writes.Lock()
+		defer s.writes.Unlock()
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nonce store: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return nil, fmt.Errorf("nonce store: %w", err)
+	}
+	defer func() {
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); rerr != nil {
+			// A connection left at NORMAL must never carry another
+			// write: take it out of the pool.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("nonce store: %w", err)
 	}

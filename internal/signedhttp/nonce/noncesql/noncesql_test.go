@@ -3,6 +3,7 @@ package noncesql_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -94,5 +95,31 @@ func TestPrune(t *testing.T) {
 	}
 	if err := s.Record(ctx, "merchant:b", "live", now.Add(59*time.Minute), now.Add(2*time.Hour)); !errors.Is(err, nonce.ErrReplayed) {
 		t.Fatalf("b's live nonce after pruning: %v, want ErrReplayed", err)
+	}
+}
+
+// TestLeavesConnectionsFull: a batch commits at synchronous=NORMAL on its
+// connection and gives it back at FULL, so the daemon's own writes on that
+// connection stay durable at their commit.
+func TestLeavesConnectionsFull(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitex.Open(filepath.Join(t.TempDir(), "n.db"), sqlitex.Immediate(), sqlitex.Serialized())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := sqlitex.Migrate(ctx, db, []string{noncesql.Migration}); err != nil {
+		t.Fatal(err)
+	}
+	s := noncesql.New(db, nil)
+	now := time.Now()
+	for i := range 3 {
+		if err := s.Record(ctx, "merchant:a", fmt.Sprint(i), now, now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		var sync int
+		if err := db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+			t.Fatalf("after batch %d the connection is at synchronous=%d (%v), want 2 (FULL)", i, sync, err)
+		}
 	}
 }
