@@ -4,7 +4,7 @@ BIN      := bin
 BINARIES := keygen cardholder merchant issuer carrier
 FUZZTIME ?= 10s
 
-.PHONY: all build test demo bench bench-quick fuzz vet lint fmt-check clean
+.PHONY: all build test demo bench bench-quick bench-flood fuzz vet lint fmt-check clean
 
 all: build
 
@@ -44,6 +44,11 @@ bench:
 
 bench-quick:
 	@$(GO) run ./tools/bench -quick
+
+# The flood figures alone (one cardholder floods the issuer while others
+# buy; issue 16), merged into bench/results.json and bench/report.md.
+bench-flood:
+	@$(GO) run ./tools/bench -only flood
 
 # Every fuzz target for FUZZTIME each (go test -fuzz runs one target at a time).
 fuzz:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -32,7 +33,8 @@ type loadPlan struct {
 	scaleClients  int
 	scaleWarm     time.Duration
 	scaleMeasure  time.Duration
-	profileDir    string // the first round's CPU profiles, sealed and null; mix-<round>/ the mixed rounds'
+	profileDir    string        // the first round's CPU profiles, sealed and null; mix-<round>/ the mixed rounds'
+	floodWindow   time.Duration // stress flood: the flood's window, and the baseline's
 	buildDir      string
 	bin           string // binary directory
 }
@@ -40,19 +42,20 @@ type loadPlan struct {
 func newLoadPlan(quick bool, work string) *loadPlan {
 	p := &loadPlan{levels: "1,8,32", warm: 2 * time.Second, measure: 6 * time.Second, rounds: 2, mixRounds: 3,
 		stored: []int{1_000, 1_000_000}, scaleClients: 8, scaleWarm: 2 * time.Second, scaleMeasure: 6 * time.Second,
-		profileDir: filepath.Join(work, "profiles"), buildDir: work}
+		profileDir: filepath.Join(work, "profiles"), floodWindow: time.Minute, buildDir: work}
 	if quick {
-		p.warm, p.measure, p.rounds, p.mixRounds = time.Second, 3*time.Second, 1, 1
+		p.warm, p.measure, p.rounds, p.mixRounds, p.floodWindow = time.Second, 3*time.Second, 1, 1, 10*time.Second
 		p.stored, p.scaleMeasure = []int{1_000, 100_000}, 4*time.Second
 	}
 	p.bin = filepath.Join(work, "bin")
 	return p
 }
 
-// step is one stress load run.
+// step is one stress run.
 type step struct {
 	label string
-	args  []string // after "stress load -bin DIR"
+	cmd   string   // stress's command; "": load
+	args  []string // after "stress CMD -bin DIR"
 	env   []string
 }
 
@@ -84,18 +87,19 @@ func (p *loadPlan) steps() []step {
 			sealed = append(sealed, "-cpuprofile", p.profileDir)
 			null = append(null, "-cpuprofile", p.profileDir)
 		}
-		s = append(s, step{fmt.Sprintf("e2e sealed, round %d", r+1), sealed, nil},
-			step{fmt.Sprintf("e2e null relay, round %d", r+1), null, []string{"ORDERSEAL_NULL_RELAY=benchmark-only"}})
+		s = append(s, step{label: fmt.Sprintf("e2e sealed, round %d", r+1), args: sealed},
+			step{label: fmt.Sprintf("e2e null relay, round %d", r+1), args: null, env: []string{"ORDERSEAL_NULL_RELAY=benchmark-only"}})
 	}
 	for r, dir := range p.mixDirs() {
 		for _, su := range []string{"os1", "os2"} {
 			args := append([]string{"-suite", su, "-clients", strconv.Itoa(os2E2EClients), "-new", mixNew, "-cpuprofile", dir}, window...)
-			s = append(s, step{fmt.Sprintf("e2e %s, half new cardholders, round %d", strings.ToUpper(su), r+1), args, nil})
+			s = append(s, step{label: fmt.Sprintf("e2e %s, half new cardholders, round %d", strings.ToUpper(su), r+1), args: args})
 		}
 	}
-	return append(s, step{fmt.Sprintf("scale: %d then %d stored orders", p.stored[0], p.stored[1]),
-		[]string{"-clients", strconv.Itoa(p.scaleClients), "-stored", fmt.Sprintf("%d,%d", p.stored[0], p.stored[1]),
-			"-warm", dur(p.scaleWarm), "-measure", dur(p.scaleMeasure)}, nil})
+	s = append(s, step{label: fmt.Sprintf("scale: %d then %d stored orders", p.stored[0], p.stored[1]),
+		args: []string{"-clients", strconv.Itoa(p.scaleClients), "-stored", fmt.Sprintf("%d,%d", p.stored[0], p.stored[1]),
+			"-warm", dur(p.scaleWarm), "-measure", dur(p.scaleMeasure)}})
+	return append(s, p.floodStep())
 }
 
 // build builds the five programs and stress.
@@ -119,7 +123,7 @@ func (p *loadPlan) build(ctx context.Context) error {
 
 // run runs one step and appends its bench lines to raw and results.
 func (p *loadPlan) run(ctx context.Context, s step, raw io.Writer) ([]result, error) {
-	args := append([]string{"load", "-bin", p.bin}, s.args...)
+	args := append([]string{cmp.Or(s.cmd, "load"), "-bin", p.bin}, s.args...)
 	cmd := exec.CommandContext(ctx, filepath.Join(p.bin, "stress"), args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	out, err := runLines(cmd, raw)
@@ -175,12 +179,20 @@ const (
 
 // pendingGoals are the goals whose figure figs lack, with why.
 func pendingGoals(figs []Figure) []Pending {
-	if slices.ContainsFunc(figs, func(f Figure) bool { return f.Name == os2E2EName }) {
-		return nil
+	var p []Pending
+	has := func(name string) bool {
+		return slices.ContainsFunc(figs, func(f Figure) bool { return f.Name == name })
 	}
-	return []Pending{{Name: os2E2EName, Goal: os2E2EGoal,
-		Reason: fmt.Sprintf("this run has no BenchmarkE2E/sealed and /os2 lines at clients=%d/new=%d (stress load -suite os1|os2 -new %s)",
-			os2E2EClients, mixPercent, mixNew)}}
+	if !has(os2E2EName) {
+		p = append(p, Pending{Name: os2E2EName, Goal: os2E2EGoal,
+			Reason: fmt.Sprintf("this run has no BenchmarkE2E/sealed and /os2 lines at clients=%d/new=%d (stress load -suite os1|os2 -new %s)",
+				os2E2EClients, mixPercent, mixNew)})
+	}
+	if !has(floodOrders) {
+		p = append(p, Pending{Name: floodOrders, Goal: "≥ 0.8× without the flood",
+			Reason: "this run has no BenchmarkFlood line (stress flood)"})
+	}
+	return p
 }
 
 var e2eName = regexp.MustCompile(`^BenchmarkE2E/(sealed|null|os2)/clients=(\d+)$`)

@@ -1,6 +1,8 @@
 // Command bench runs orderseal's benchmarks and reports every figure as a
 // ratio against a baseline measured in the same process, beside its goal:
-// `make bench` (about 10 minutes) and `make bench-quick` (under 2).
+// `make bench` (about 13 minutes) and `make bench-quick` (under 3);
+// `make bench-flood` runs the flood figures alone (`-only flood`, about 3
+// minutes) and merges them into the last full run's results.
 //
 // It runs `go test -bench` on ./bench/, shows a progress bar, prints the
 // ratio table, and writes bench/results.json, bench/report.md and
@@ -207,10 +209,20 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer iterations: the same figures in under 2 minutes")
 	out := flag.String("out", "bench", "directory for results.json, report.md and ratios.png")
 	from := flag.String("from", "", "read `go test -bench` output from this file instead of running it")
+	only := flag.String("only", "", "run only this part and merge its figures into the results.json and report.md of -out: flood")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *quick, *out, *from); err != nil {
+	var err error
+	switch *only {
+	case "":
+		err = run(ctx, *quick, *out, *from)
+	case "flood":
+		err = runFloodOnly(ctx, *quick, *out)
+	default:
+		err = fmt.Errorf("-only %q: want flood", *only)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: error:", err)
 		os.Exit(1)
 	}
@@ -249,7 +261,7 @@ func run(ctx context.Context, quick bool, outDir, from string) error {
 			return fmt.Errorf("the OS2 end-to-end breakdown: %w", err)
 		}
 	}
-	figs := append(figures(results), e2eFigures(results)...)
+	figs := append(append(figures(results), e2eFigures(results)...), floodFigures(results)...)
 	for i := range figs {
 		if figs[i].Name == os2E2EName {
 			figs[i].Breakdown = bd
@@ -282,6 +294,38 @@ func run(ctx context.Context, quick bool, outDir, from string) error {
 	printTable(os.Stdout, figs, pending)
 	fmt.Fprintf(os.Stderr, "bench: wrote %s, %s and %s\n", filepath.Join(outDir, "results.json"),
 		filepath.Join(outDir, "report.md"), filepath.Join(outDir, "ratios.png"))
+	return nil
+}
+
+// runFloodOnly builds the programs, runs stress flood alone, prints its
+// figures and merges them into outDir's results (mergeFlood).
+func runFloodOnly(ctx context.Context, quick bool, outDir string) error {
+	work, err := os.MkdirTemp("", "orderseal-bench.")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	plan := newLoadPlan(quick, work)
+	start := time.Now()
+	progress(os.Stderr, 0, 2, "building the daemons and stress", start)
+	if err := plan.build(ctx); err != nil {
+		fmt.Fprintln(os.Stderr)
+		return err
+	}
+	st := plan.floodStep()
+	progress(os.Stderr, 1, 2, st.label, start)
+	var raw strings.Builder
+	results, err := plan.run(ctx, st, &raw)
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return err
+	}
+	figs := floodFigures(results)
+	if err := mergeFlood(outDir, figs, raw.String()); err != nil {
+		return err
+	}
+	printTable(os.Stdout, figs, nil)
+	fmt.Fprintf(os.Stderr, "bench: merged the flood figures into %s and %s\n", filepath.Join(outDir, "results.json"), filepath.Join(outDir, "report.md"))
 	return nil
 }
 
@@ -386,6 +430,9 @@ func report(figs []Figure, pending []Pending, mode, raw, profile string) string 
 		if f.Name == os2E2EName && f.Breakdown != nil {
 			b.WriteString(breakdownReport(f))
 		}
+	}
+	if slices.ContainsFunc(figs, func(f Figure) bool { return strings.HasPrefix(f.Name, floodPrefix) }) {
+		b.WriteString(floodReport(figs, raw))
 	}
 	if st := setupTimes(raw); st != "" {
 		b.WriteString("\n## Cluster setup\n\n")

@@ -4,6 +4,7 @@
 //	stress chaos [-duration 90s] [-clients 12] [-seed N] [-dir DIR] [-keep]
 //	stress soak  [-duration 10m] [-clients 64] [-seed N] [-dir DIR] [-keep]
 //	stress load  [-clients 1,8,32] [-suite os1|os2] [-null] [-new 0.5] [-stored 1000,1000000] [-cpuprofile DIR] -bin DIR
+//	stress flood [-rate 20000] [-duration 60s] [-clients 8] -bin DIR
 //
 // chaos streams orders while it SIGKILLs the merchant, issuer, carrier and
 // vault at random moments and restarts them, then lets everything settle and
@@ -20,6 +21,11 @@
 //
 // load measures throughput, latency and memory at several concurrencies, or
 // at several numbers of stored orders, for tools/bench (load.go).
+//
+// flood is issue 16's flood rerun as a benchmark: one cardholder floods the
+// issuer with signed requests while others place orders, against a
+// baseline without the flood on the same cluster, for tools/bench
+// (flood.go).
 package main
 
 import (
@@ -55,6 +61,8 @@ func main() {
 		code = soak(ctx, os.Args[2:])
 	case "load":
 		code = load(ctx, os.Args[2:])
+	case "flood":
+		code = flood(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
@@ -65,11 +73,12 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: stress chaos|soak|load [flags]   (stress chaos -h for the flags)
+	fmt.Fprint(os.Stderr, `usage: stress chaos|soak|load|flood [flags]   (stress chaos -h for the flags)
 
   stress chaos -duration 60s -seed 7     kill and restart daemons under load, then check every ledger
   stress soak -duration 10m -clients 64  steady load: memory, throughput, latency, errors
   stress load -clients 1,8,32 -bin bin   closed-loop throughput and latency per concurrency (make bench)
+  stress flood -rate 20000 -bin bin      one cardholder floods the issuer while others buy (make bench)
 `)
 	os.Exit(2)
 }
