@@ -19,6 +19,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"debug/buildinfo"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -207,7 +208,10 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	var pass [16]byte
 	rand.Read(pass[:])
-	c.env = append(os.Environ(), keycenter.PassphraseEnv+"=stress-"+hex.EncodeToString(pass[:]), "ORDERSEAL_CENTER_KDF=fast")
+	c.env = append(os.Environ(), keycenter.PassphraseEnv+"=stress-"+hex.EncodeToString(pass[:]))
+	if testKDF(filepath.Join(c.bin, "keygen")) {
+		c.env = append(c.env, keycenter.KDFEnv+"=fast")
+	}
 	var officers []string
 	for _, o := range Officers {
 		officers = append(officers, o+"=stress-"+o+"-"+hex.EncodeToString(pass[:]))
@@ -823,6 +827,24 @@ func ModuleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// testKDF reports whether the keygen binary at path is a test build that
+// honours ORDERSEAL_CENTER_KDF=fast (built with -tags orderseal_testkdf, as
+// Build does). A production binary (make build's bin/, which make chaos and
+// make soak use) refuses the variable, so its key center seals with the
+// production argon2id cost: slower to set up, the same cluster.
+func testKDF(path string) bool {
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, s := range info.Settings {
+		if s.Key == "-tags" && slices.Contains(strings.Split(s.Value, ","), "orderseal_testkdf") {
+			return true
+		}
+	}
+	return false
 }
 
 // Build builds the five binaries from the module at src into out.
