@@ -23,6 +23,7 @@ package os2
 import (
 	"bytes"
 	"crypto/cipher"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -101,6 +102,18 @@ func H2(system [16]byte, id, epoch string) *bls12381.G2 {
 	return &p
 }
 
+// peerH2 is H2(system, id, epoch), kept by its input: hashing to G2 costs
+// about as much as the pairing it feeds, and a lo party meets the same few
+// hi peers (the daemons) again and again — a sealer of many orders, or
+// the browser's checkout, derives toward them for every new key it holds.
+// The points are public.
+func peerH2(system [16]byte, id, epoch string) *bls12381.G2 {
+	p, _ := identityPointsG2.get(string(system[:])+string(msg(id, epoch)), func() (*bls12381.G2, error) {
+		return H2(system, id, epoch), nil
+	})
+	return p
+}
+
 // DecodeG1 reads a compressed G1 point, refusing a non-canonical encoding,
 // a point off the curve or outside the subgroup, and the identity.
 func DecodeG1(b []byte) (*bls12381.G1, error) {
@@ -170,13 +183,42 @@ func (s Suite) CheckKey(key *keygen.PartyKey, now time.Time) error {
 	}
 	h1 := H1(p.System, key.Identity(), key.Epoch())
 	h2 := H2(p.System, key.Identity(), key.Epoch())
-	// e(d1, g2) · e(H1, P)^−1 = 1 and e(d1, H2) · e(H1, d2)^−1 = 1.
-	one := bls12381.ProdPairFrac([]*bls12381.G1{d1, h1}, []*bls12381.G2{bls12381.G2Generator(), P}, []int{1, -1})
-	two := bls12381.ProdPairFrac([]*bls12381.G1{d1, h1}, []*bls12381.G2{h2, d2}, []int{1, -1})
-	if !one.IsIdentity() || !two.IsIdentity() {
+	// Both equations share their G1 sides, so they are checked as one:
+	// e(d1, g2 + r·H2) · e(H1, P + r·d2)^−1 = 1 for a fresh random r of
+	// 128 bits. If either equation fails, this one holds for at most one r
+	// in 2^128 (the pairing group has prime order), and the key's maker
+	// cannot know r. Two Miller loops and one final exponentiation instead
+	// of four and two.
+	r, err := checkScalar()
+	if err != nil {
+		return err
+	}
+	var left, right bls12381.G2
+	left.ScalarMult(r, h2)
+	left.Add(&left, bls12381.G2Generator())
+	right.ScalarMult(r, d2)
+	right.Add(&right, P)
+	if !bls12381.ProdPairFrac([]*bls12381.G1{d1, h1}, []*bls12381.G2{&left, &right}, []int{1, -1}).IsIdentity() {
 		return ErrSOKKey
 	}
 	return nil
+}
+
+// checkScalar is a random nonzero scalar below 2^128 for CheckKey's
+// combined equation.
+func checkScalar() (*bls12381.Scalar, error) {
+	var b [16]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("os2: randomness for the key check: %w", err)
+		}
+		if b != [16]byte{} {
+			break
+		}
+	}
+	r := new(bls12381.Scalar)
+	r.SetBytes(b[:])
+	return r, nil
 }
 
 // SOK is g = e(H1(lo), H2(hi))^s for self and peer in self's epoch, lo and
@@ -195,7 +237,7 @@ func SOK(self *keygen.PartyKey, peer string) (*bls12381.Gt, error) {
 	}
 	sys, epoch := self.Params().System, self.Epoch()
 	if self.Identity() < peer {
-		return bls12381.Pair(d1, H2(sys, peer, epoch)), nil
+		return bls12381.Pair(d1, peerH2(sys, peer, epoch)), nil
 	}
 	return bls12381.Pair(H1(sys, peer, epoch), d2), nil
 }

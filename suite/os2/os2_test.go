@@ -690,3 +690,15 @@ func TestSentinels(t *testing.T) {
 		msgs[ea.Error()] = a
 	}
 }
+
+// BenchmarkCheckKey is what loading an OS2 party key costs (the cardholder
+// CLI loads hers on every run).
+func BenchmarkCheckKey(b *testing.B) {
+	alice := keys.OS2(b).Party(b, keys.Alice)
+	s := os2.Suite{}
+	for b.Loop() {
+		if err := s.CheckKey(alice, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

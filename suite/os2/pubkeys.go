@@ -3,6 +3,7 @@ package os2
 import (
 	"sync"
 
+	"github.com/cloudflare/circl/ecc/bls12381"
 	"github.com/cloudflare/circl/kem"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 
@@ -18,6 +19,9 @@ import (
 var (
 	directoryKeys = parsedKeys[[keygen.DirectoryKeySize]byte, *mldsa65.PublicKey]{max: 8}
 	kemKeys       = parsedKeys[[KEMPublicKey]byte, kem.PublicKey]{max: 256}
+	// identityPointsG2 holds peers' H2 points by system || msg(id, epoch),
+	// never mutated once made (see peerH2).
+	identityPointsG2 = parsedKeys[string, *bls12381.G2]{max: 256}
 )
 
 // parsedKeys holds up to max public keys parsed from their encodings,
