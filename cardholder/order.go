@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -115,9 +116,10 @@ func lines(form *merchantapi.OrderForm, items []string) ([]order.Item, int64, er
 }
 
 func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
-	fs := cli.FlagSet(prog, "order", "-merchant URL -key FILE -card FILE -buyer FILE -item SKU=QTY… -ship-to LABEL|TOKEN [-vault-url URL]", stdio,
+	fs := cli.FlagSet(prog, "order", "-merchant URL -key FILE -card FILE -buyer FILE -item SKU=QTY… -ship-to LABEL|TOKEN [-vault-url URL] | -resume ORDER", stdio,
 		"cardholder order -merchant http://127.0.0.1:8080 -key alice.key -card card.json -buyer me.json -item MUG-01=2 -ship-to home -vault-url http://127.0.0.1:8443",
 		"cardholder order -merchant https://shop.example -key alice.key -list",
+		"cardholder order -resume ord_…   (send a kept bundle whose answer was lost again, and follow it)",
 		"cardholder order -merchant http://127.0.0.1:8080 -merchant-id merchant:shop.example -key alice.key -trust trust.txt -list")
 	merchantURL := fs.String("merchant", "", "merchant base URL")
 	merchantID := fs.String("merchant-id", "", "pin the merchant identity (default: merchant:HOST of -merchant; -assisted: the session's)")
@@ -143,7 +145,20 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	deviceFlag := fs.String("device", "", "assisted: this terminal's asset tag (default: the session's)")
 	sessFlag := fs.String("session", "", "assisted: the session file (default: in your config directory)")
 	issuerFlag := fs.String("issuer", "", "assisted: the card's issuer (default: the merchant's only one)")
-	if err := cli.Parse(fs, args, "merchant"); err != nil {
+	resume := fs.String("resume", "", "send a kept order of the outbox again (ord_…) and follow it")
+	outboxFlag := fs.String("outbox", "", "where sealed orders wait for the merchant's answer (default: orderseal/outbox in $XDG_STATE_HOME or ~/.local/state)")
+	submitFor := fs.Duration("submit-for", 2*time.Minute, "send the same bundle again this long while no answer comes (never past its expiry)")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	outbox, err := outboxDir(*outboxFlag)
+	if err != nil {
+		return err
+	}
+	if *resume != "" {
+		return resumeOrder(ctx, *resume, outbox, *keyPath, *merchantURL, *submitFor, *wait, *asJSON, stdio)
+	}
+	if err := cli.Require(fs, "merchant"); err != nil {
 		return err
 	}
 	if *assisted && *cardPath != "" {
@@ -338,28 +353,41 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	submit := func() (*merchantapi.Accepted, error) { return mc.Submit(ctx, b) }
+	raw, err := b.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	absKey, err := filepath.Abs(*keyPath)
+	if err != nil {
+		return err
+	}
+	p := &pending{V: pendingVersion, OrderID: b.OrderID, Merchant: *merchantURL, MerchantID: mc.Merchant(), Key: absKey,
+		Sealed: time.Now().UTC(), Bundle: raw}
 	if sess != nil {
 		proof, err := prove(keys, sess, device, b)
 		if err != nil {
 			return err
 		}
 		sig := dev.SignOrder(sess.Merchant, sess.Consultant, sess.Session.Session, device, b.HeaderHash(), proof)
-		submit = func() (*merchantapi.Accepted, error) {
-			return mc.SubmitAssisted(ctx, b, sess.Session.Session, device, proof, sig)
-		}
+		p.Assisted = &pendingAssisted{Session: sess.Session.Session, Device: device, Proof: proof, DeviceSig: sig}
 	}
-	acc, err := submit()
+	// Kept before it is first sent: whatever becomes of the answer, the
+	// same bundle can go again and the merchant charges it once.
+	if err := keep(outbox, p); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(*submitFor)
+	if exp := b.ExpiresAt(); exp.Before(deadline) {
+		deadline = exp
+	}
+	acc, err := deliver(ctx, submitterFor(mc, b, p.Assisted), b.OrderID, deadline, stdio)
+	if errors.Is(err, errOutcomeUnknown) {
+		fmt.Fprintf(stdio.Out, "%s\n", b.OrderID)
+		return unknownErr(b.OrderID, err)
+	}
+	forget(outbox, b.OrderID)
 	if err != nil {
-		// A lost answer leaves the order unknown: the same bundle can be sent
-		// again safely, so try once more before giving up.
-		var p *rfc9457.Problem
-		if !errors.As(err, &p) {
-			acc, err = submit()
-		}
-		if err != nil {
-			return reachErr("merchant", err)
-		}
+		return err
 	}
 	fmt.Fprintf(stdio.Out, "%s\n", acc.OrderID)
 	if b.Epoch != "" {
@@ -529,12 +557,14 @@ func settle(st *merchantapi.Status, asJSON bool, stdio cli.Stdio) error {
 
 func cmdStatus(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "status", "ORDER -merchant URL -key FILE [-json] [-wait D]", stdio,
-		"cardholder status ord_… -merchant http://127.0.0.1:8080 -key alice.key")
+		"cardholder status ord_… -merchant http://127.0.0.1:8080 -key alice.key",
+		"cardholder status ord_…   (an order whose answer was lost: merchant and key from the outbox)")
 	merchantURL := fs.String("merchant", "", "merchant base URL")
 	merchantID := fs.String("merchant-id", "", "pin the merchant identity (default: merchant:HOST of -merchant)")
 	keyPath := fs.String("key", "", "your cardholder key file")
 	asJSON := fs.Bool("json", false, "JSON output")
 	wait := fs.Duration("wait", 0, "follow the order this long until it settles")
+	outboxFlag := fs.String("outbox", "", "the order outbox (default: orderseal/outbox in $XDG_STATE_HOME or ~/.local/state)")
 	id := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		id, args = args[0], args[1:]
@@ -546,7 +576,18 @@ func cmdStatus(ctx context.Context, args []string, stdio cli.Stdio) error {
 		id = fs.Arg(0)
 	}
 	if id == "" {
-		return cli.Usagef("cardholder status ORDER -merchant URL -key FILE", "name the order")
+		return cli.Usagef("cardholder status ORDER [-merchant URL -key FILE]", "name the order")
+	}
+	// An order still in the outbox (its answer was lost) names its merchant
+	// and key itself.
+	kept := false
+	if dir, err := outboxDir(*outboxFlag); err == nil && orderIDRE.MatchString(id) {
+		if p, err := loadPending(dir, id); err == nil {
+			kept = true
+			*merchantURL = cmp.Or(*merchantURL, p.Merchant)
+			*keyPath = cmp.Or(*keyPath, p.Key)
+			*merchantID = cmp.Or(*merchantID, p.MerchantID)
+		}
 	}
 	if err := cli.Require(fs, "merchant", "key"); err != nil {
 		return err
@@ -568,6 +609,10 @@ func cmdStatus(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return settle(st, *asJSON, stdio)
 	}
 	if st, err = mc.Status(ctx, id); err != nil {
+		var p *rfc9457.Problem
+		if kept && errors.As(err, &p) && p.Code == merchantapi.CodeUnknownOrder {
+			return cli.WithHint(fmt.Errorf("order %s has not reached %s", id, mc.Merchant()), "its sealed bundle is kept; send it again with: cardholder order -resume "+id)
+		}
 		return reachErr("merchant", err)
 	}
 	if *asJSON {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -84,6 +85,29 @@ type proxy struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	target *url.URL
+	drop   func(*http.Request) bool // the request reaches the daemon, its answer is lost
+}
+
+// dropAnswers makes the proxy pass requests for which f is true and cut
+// the connection instead of relaying their answer; nil relays every answer.
+func (p *proxy) dropAnswers(f func(*http.Request) bool) {
+	p.mu.Lock()
+	p.drop = f
+	p.mu.Unlock()
+}
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request, rp http.Handler) {
+	p.mu.Lock()
+	drop := p.drop
+	p.mu.Unlock()
+	if drop == nil || !drop(r) {
+		rp.ServeHTTP(w, r)
+		return
+	}
+	rp.ServeHTTP(httptest.NewRecorder(), r) // the daemon answers; nobody hears it
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+	}
 }
 
 func newProxy(t *testing.T, name string, wl *wireLog) *proxy {
@@ -98,7 +122,7 @@ func newProxy(t *testing.T, name string, wl *wireLog) *proxy {
 		},
 		Transport: recordingRT{caller: "→" + name, log: wl},
 	}
-	p.srv = httptest.NewServer(rp)
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.ServeHTTP(w, r, rp) }))
 	t.Cleanup(p.srv.Close)
 	return p
 }
@@ -172,7 +196,10 @@ func (c *cluster) runIn(u *user, stdin string, name string, args ...string) (std
 	cmd.Env = append(os.Environ(), "ORDERSEAL_CENTER_KDF=fast")
 	if u != nil {
 		cmd.Dir = u.work
-		cmd.Env = append(cmd.Env, "HOME="+u.home, "XDG_CONFIG_HOME="+filepath.Join(u.home, ".config"), "TMPDIR="+u.tmp)
+		cmd.Env = append(cmd.Env, "HOME="+u.home, "XDG_CONFIG_HOME="+filepath.Join(u.home, ".config"), "TMPDIR="+u.tmp,
+			"XDG_STATE_HOME="+filepath.Join(u.home, ".local", "state"))
+	} else {
+		cmd.Env = append(cmd.Env, "XDG_STATE_HOME="+c.path("state")) // the cardholder's order outbox, not the tester's
 	}
 	err := cmd.Run()
 	var ee *exec.ExitError

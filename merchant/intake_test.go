@@ -201,9 +201,19 @@ func TestIntakeIdempotent(t *testing.T) {
 		t.Fatalf("%d timeline rows, want 1", n)
 	}
 
+	// Sent again after its expiry (its answers were lost): the stored order.
+	e.skew.Store(int64(order.DefaultLifetime + time.Hour))
+	if acc, err := alice.Submit(ctx, b); err != nil || acc.OrderID != b.OrderID {
+		t.Fatalf("resubmission after expiry: %+v %v", acc, err)
+	}
+	late := seal(t, keys.Alice, testOrder(t, testToken), stdParties, order.SealOptions{})
+	_, err := alice.Submit(ctx, late)
+	wantProblem(t, err, http.StatusUnprocessableEntity, api.CodeBundleExpired)
+	e.skew.Store(0)
+
 	// Another bundle under the same order id: from alice, and from bob.
 	again := seal(t, keys.Alice, testOrder(t, testToken), stdParties, order.SealOptions{OrderID: b.OrderID})
-	_, err := alice.Submit(ctx, again)
+	_, err = alice.Submit(ctx, again)
 	wantProblem(t, err, http.StatusConflict, api.CodeOrderIDReused)
 	bobs := seal(t, keys.Bob, testOrder(t, testToken), stdParties, order.SealOptions{OrderID: b.OrderID})
 	_, err = e.client(t, keys.Bob).Submit(ctx, bobs)

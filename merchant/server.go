@@ -1,6 +1,7 @@
 package merchant
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -249,6 +250,11 @@ func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder
 		return err
 	}
 	if err := b.CheckTime(s.now()); err != nil {
+		// A bundle sent again after its expiry because the first answer was
+		// lost gets that answer: its order is stored, nothing is done twice.
+		if acc, ok := s.storedAlready(ctx, b); ok {
+			return c.JSON(http.StatusAccepted, acc)
+		}
 		return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle outside its validity window", err.Error())
 	}
 	sec, err := order.Open(b, s.cfg.Keys, order.RoleMerchant, order.OpenOptions{Now: s.now()})
@@ -304,6 +310,20 @@ func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder
 		s.runner.Kick()
 	}
 	return c.JSON(http.StatusAccepted, api.Accepted{OrderID: stored.ID, State: stored.State})
+}
+
+// storedAlready returns the acceptance of an order stored under b's id,
+// cardholder and header hash: b is the bundle that order came in.
+func (s *Server) storedAlready(ctx context.Context, b *order.Bundle) (api.Accepted, bool) {
+	o, err := s.cfg.Store.Get(ctx, b.OrderID)
+	if err != nil {
+		return api.Accepted{}, false
+	}
+	hh := b.HeaderHash()
+	if o.Cardholder != b.Cardholder || !bytes.Equal(o.HeaderHash, hh[:]) {
+		return api.Accepted{}, false
+	}
+	return api.Accepted{OrderID: o.ID, State: o.State}, true
 }
 
 func (s *Server) checkParties(b *order.Bundle) error {
