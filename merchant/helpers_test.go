@@ -101,6 +101,7 @@ type issuerStep struct {
 	decline string // a decline with this reason
 	badHash bool   // echo a header hash that is not the bundle's
 	hang    bool   // hold the request until the caller gives up
+	expire  bool   // answer once the order's bundle has expired (the merchant's clock jumps past it)
 }
 
 type issuerRequest struct {
@@ -123,7 +124,8 @@ type fakeIssuer struct {
 	requests    []issuerRequest
 	voids       []string
 	errs        []string
-	voidUnknown bool // answer voids as the issuer does for an order it never saw
+	voidUnknown bool   // answer voids as the issuer does for an order it never saw
+	expire      func() // moves the merchant's clock past every bundle's expiry
 }
 
 func newFakeIssuer(t *testing.T, id string) *fakeIssuer {
@@ -202,7 +204,11 @@ func (f *fakeIssuer) authorize(c echo.Context) error {
 	if len(f.steps) > 0 {
 		step, f.steps = f.steps[0], f.steps[1:]
 	}
+	expire := f.expire
 	f.mu.Unlock()
+	if step.expire {
+		expire()
+	}
 	switch {
 	case step.hang:
 		f.arrived <- b.OrderID
@@ -245,6 +251,7 @@ func (f *fakeIssuer) void(c echo.Context) error {
 type carrierStep struct {
 	status int
 	code   string
+	expire bool // as issuerStep's
 }
 
 type carrierRequest struct {
@@ -262,6 +269,7 @@ type fakeCarrier struct {
 	steps    []carrierStep
 	requests []carrierRequest
 	errs     []string
+	expire   func() // as fakeIssuer's
 }
 
 func newFakeCarrier(t *testing.T, id string) *fakeCarrier {
@@ -309,6 +317,9 @@ func (f *fakeCarrier) book(c echo.Context) error {
 	if len(f.steps) > 0 {
 		step := f.steps[0]
 		f.steps = f.steps[1:]
+		if step.expire {
+			f.expire()
+		}
 		if step.status != 0 {
 			return problem.New(step.status, step.code, "Scripted refusal", "The fake carrier was told to refuse.")
 		}
@@ -395,6 +406,8 @@ func newEnv(t *testing.T) *env {
 	e.vault = newVault(t)
 	e.ts = httptest.NewServer(e.front)
 	t.Cleanup(e.ts.Close)
+	expire := func() { e.skew.Store(int64(order.DefaultLifetime + time.Hour)) }
+	e.issuer.expire, e.carrier.expire = expire, expire
 	e.open()
 	ctx := context.Background()
 	for _, p := range []store.Product{

@@ -31,7 +31,7 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio, extra ...cli.Comm
 		{Name: "orders", Summary: "list orders and their state from the merchant database", Run: func(a []string) error {
 			return cmdOrders(ctx, a, stdio)
 		}},
-		{Name: "outbox", Summary: "list relay jobs: pending, failed for good (dead letters) or done, with attempts and last error", Run: func(a []string) error {
+		{Name: "outbox", Summary: "list relay jobs (pending, failed for good, done) with attempts, next attempt and last error; retry re-drives dead letters", Run: func(a []string) error {
 			return cmdOutbox(ctx, a, stdio)
 		}},
 		{Name: "audit", Summary: "audit order ID | audit consultant ID: who keyed an order, in which session, on which device", Run: func(a []string) error {

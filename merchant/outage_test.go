@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	carrierapi "orderseal/carrier/api"
 	"orderseal/internal/outbox"
+	"orderseal/internal/sqlitex"
 	issuerapi "orderseal/issuer/api"
 	"orderseal/merchant"
 	"orderseal/merchant/api"
@@ -95,7 +97,7 @@ func (e *env) reopen(tune func(r *outbox.Runner)) {
 		Vault:     merchant.Peer{Identity: keys.Vault, URL: e.vault.ts.URL},
 		PublicURL: e.ts.URL,
 		Logger:    slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:       time.Now,
+		Now:       func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
 		Outbox:    tune,
 	})
 	if err != nil {
@@ -281,7 +283,7 @@ func allSame(js [][]time.Duration) bool {
 }
 
 // TestDeadLetters: a relay that can never succeed — refused for good, or
-// out of attempts — ends as a failed job (the dead letter) and a failed
+// unanswered until its bundle expired — ends as a failed job (the dead letter) and a failed
 // order whose reason the cardholder sees, its hold voided; it is not tried
 // again, and 'merchant outbox -state failed' lists it without its payload.
 func TestDeadLetters(t *testing.T) {
@@ -298,13 +300,15 @@ func TestDeadLetters(t *testing.T) {
 		{name: "issuer refuses the bundle", issuer: []issuerStep{{status: 422, code: issuerapi.CodeSectionRefused}},
 			kind: "authorize", attempts: 1, reason: issuerapi.CodeSectionRefused,
 			jobs: map[string]string{"authorize": "failed"}},
-		{name: "issuer unavailable past the attempts", issuer: repeat(issuerStep{status: 503, code: "unavailable"}, 50),
+		{name: "issuer unavailable until the bundle expires", issuer: append(repeat(issuerStep{status: 503, code: "unavailable"}, maxAttempts-1),
+			issuerStep{status: 503, code: "unavailable", expire: true}),
 			kind: "authorize", attempts: maxAttempts, reason: "unavailable",
 			jobs: map[string]string{"authorize": "failed", "void": "done"}},
 		{name: "carrier refuses the booking", carrier: []carrierStep{{status: 422, code: carrierapi.CodeNoDestination}},
 			kind: "book", attempts: 1, reason: carrierapi.CodeNoDestination,
 			jobs: map[string]string{"authorize": "done", "grant": "done", "book": "failed", "void": "done"}},
-		{name: "carrier unavailable past the attempts", carrier: repeat(carrierStep{status: 503, code: carrierapi.CodeVaultDeposit}, 50),
+		{name: "carrier unavailable until the bundle expires", carrier: append(repeat(carrierStep{status: 503, code: carrierapi.CodeVaultDeposit}, maxAttempts-1),
+			carrierStep{status: 503, code: carrierapi.CodeVaultDeposit, expire: true}),
 			kind: "book", attempts: maxAttempts, reason: carrierapi.CodeVaultDeposit,
 			jobs: map[string]string{"authorize": "done", "grant": "done", "book": "failed", "void": "done"}},
 	}
@@ -400,5 +404,157 @@ func TestOutageThenKill(t *testing.T) {
 	}
 	if len(seen) != len(ids) {
 		t.Fatalf("the issuer authorized %d orders, want %d", len(seen), len(ids))
+	}
+}
+
+// TestLongPeerOutage is issue 22 item 2: the issuer is down for 30 minutes
+// of the merchant's clock (a controlled clock, 15 s a step), the relay runs
+// with its production backoff (250 ms doubling, capped at a minute), and no
+// order is given up while its bundle is valid: 'merchant outbox' shows the
+// reason and the next attempt meanwhile, and every accepted order ships
+// once the issuer is back, each authorized once.
+func TestLongPeerOutage(t *testing.T) {
+	const orders = 20
+	e := newEnv(t)
+	e.reopen(func(r *outbox.Runner) { r.Poll, r.Timeout = 5*time.Millisecond, 5*time.Second })
+	up := down(t, e.issuer.ts)
+	var ids []string
+	for range orders {
+		ids = append(ids, e.submit(t).OrderID)
+	}
+	e.run()
+	// caughtUp reports whether the relay has tried every job due on the
+	// merchant's clock.
+	caughtUp := func() bool {
+		now := time.Now().Add(time.Duration(e.skew.Load()))
+		es, err := e.st.Outbox().List(context.Background(), outbox.StatePending)
+		if err != nil {
+			return false
+		}
+		for _, j := range es {
+			if !j.NextAt.After(now) {
+				return false
+			}
+		}
+		return true
+	}
+	// advance moves the merchant's clock on by step each time the relay has
+	// caught up with it, until it is until ahead or stop is closed.
+	advance := func(step time.Duration, until time.Duration, stop <-chan struct{}) {
+		for time.Duration(e.skew.Load()) < until {
+			for deadline := time.Now().Add(5 * time.Second); !caughtUp() && time.Now().Before(deadline); {
+				time.Sleep(2 * time.Millisecond)
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e.skew.Add(int64(step))
+		}
+	}
+	advance(15*time.Second, 15*time.Minute, nil)
+
+	// Halfway: every job pending, with its reason and next attempt shown.
+	code, out, errs := runCLI(t, context.Background(), "", "outbox", "-db", e.dbPath, "-state", "pending", "-json")
+	if code != 0 {
+		t.Fatalf("merchant outbox: %d %s", code, errs)
+	}
+	var jobs []merchant.OutboxJob
+	if err := json.Unmarshal([]byte(out), &jobs); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(jobs) != orders {
+		t.Fatalf("%d pending jobs halfway through the outage, want %d: %s", len(jobs), orders, out)
+	}
+	for _, j := range jobs {
+		if j.Kind != "authorize" || j.Attempts < 5 || j.NextAttempt == "" || j.RetryUntil == "" || !strings.Contains(j.LastError, "refused") {
+			t.Fatalf("pending job halfway through the outage: %+v", j)
+		}
+	}
+
+	advance(15*time.Second, 30*time.Minute, nil)
+	for id, r := range e.outboxRows(t, "authorize") {
+		// The old relay gave up after 12 attempts, about 12 minutes in.
+		if r[0] != "pending" || r[1].(int) <= 12 {
+			t.Fatalf("authorize %s after a 30-minute outage: %v, want pending after more than 12 attempts", id, r)
+		}
+	}
+	e.issuer.ts = up()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { advance(5*time.Second, 40*time.Minute, stop); close(done) }()
+	for _, id := range ids {
+		if o := e.waitState(t, id, api.StateShipped); o.Reason != "" {
+			t.Fatalf("order %s shipped with reason %q", id, o.Reason)
+		}
+		e.waitJobs(t, id)
+	}
+	close(stop)
+	<-done
+	e.noViolations(t)
+	ireqs, voids, _ := e.issuer.snapshot()
+	seen := map[string]int{}
+	for _, r := range ireqs {
+		seen[r.orderID]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("the issuer saw order %s %d times, want once", id, seen[id])
+		}
+	}
+	if len(voids) != 0 {
+		t.Fatalf("voids %v after an outage the relay outlasted", voids)
+	}
+}
+
+// TestOutboxRetry: 'merchant outbox retry' puts dead letters back to
+// pending and a running merchant delivers them: a void the issuer never
+// took within its patience is re-driven and releases the hold; a dead
+// authorize of an order that has failed is skipped, named with its state.
+func TestOutboxRetry(t *testing.T) {
+	e := newEnv(t)
+	e.reopen(func(r *outbox.Runner) {
+		r.Poll, r.MinBackoff, r.MaxBackoff, r.Timeout = 10*time.Millisecond, 5*time.Millisecond, 20*time.Millisecond, 5*time.Second
+	})
+	e.issuer.script(append(repeat(issuerStep{status: 503, code: "unavailable"}, 2), issuerStep{status: 503, code: "unavailable", expire: true})...)
+	e.run()
+	b := e.submit(t)
+	e.waitState(t, b.OrderID, api.StateFailed)
+	e.waitJobs(t, b.OrderID)
+	// The void went through; make it a dead letter as a week-long issuer
+	// outage would have, and retry it.
+	e.stop()
+	raw, err := sqlitex.Open(e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`UPDATE outbox SET state = 'failed', last_error = 'issuer unreachable' WHERE kind = 'void'`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	_, voidsBefore, _ := e.issuer.snapshot()
+	e.run()
+
+	code, out, errs := runCLI(t, context.Background(), "", "outbox", "retry", "-db", e.dbPath)
+	if code != 0 {
+		t.Fatalf("merchant outbox retry: %d\n%s%s", code, out, errs)
+	}
+	if !strings.Contains(out, "void\t"+b.OrderID+"\tre-driven (was: issuer unreachable)") ||
+		!strings.Contains(out, "authorize\t"+b.OrderID+"\tskipped: the order is failed (unavailable)") ||
+		!strings.Contains(errs, "1 dead letters re-driven, 1 skipped") {
+		t.Fatalf("merchant outbox retry:\n%s%s", out, errs)
+	}
+	waitFor(t, "the re-driven void", func() bool {
+		_, voids, _ := e.issuer.snapshot()
+		return len(voids) == len(voidsBefore)+1
+	})
+	e.waitJobs(t, b.OrderID)
+	if r := e.outboxRows(t, "void")[b.OrderID]; r[0] != "done" {
+		t.Fatalf("re-driven void: %v", r)
+	}
+	code, _, errs = runCLI(t, context.Background(), "", "outbox", "retry", "-db", e.dbPath, "-kind", "void")
+	if code != 1 || !strings.Contains(errs, "no dead letter matches") {
+		t.Fatalf("retry with nothing to do: %d %s", code, errs)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"orderseal/internal/cli"
 	"orderseal/internal/outbox"
+	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 )
 
@@ -26,6 +27,7 @@ type OutboxJob struct {
 	Attempts    int    `json:"attempts"`
 	State       string `json:"state"`
 	NextAttempt string `json:"next_attempt,omitempty"` // pending jobs only
+	RetryUntil  string `json:"retry_until,omitempty"`  // pending jobs: retried while their order's bundle (a void: its hold) is valid
 	LastError   string `json:"last_error,omitempty"`
 	Created     string `json:"created"`
 }
@@ -34,8 +36,12 @@ type OutboxJob struct {
 const maxErrorColumn = 120
 
 func cmdOutbox(ctx context.Context, args []string, stdio cli.Stdio) error {
-	fs := cli.FlagSet(prog, "outbox", "-db FILE [-state pending|failed|done] [-json]", stdio,
-		prog+" outbox -db merchant.db -state failed")
+	if len(args) > 0 && args[0] == "retry" {
+		return cmdOutboxRetry(ctx, args[1:], stdio)
+	}
+	fs := cli.FlagSet(prog, "outbox", "-db FILE [-state pending|failed|done] [-json] | retry -db FILE [-order ID] [-kind KIND]", stdio,
+		prog+" outbox -db merchant.db -state failed",
+		prog+" outbox retry -db merchant.db   (re-drive every dead letter)")
 	db := fs.String("db", "", "the merchant database")
 	state := fs.String("state", "", "only jobs in this state: pending, failed (given up for good) or done")
 	asJSON := fs.Bool("json", false, "JSON output")
@@ -67,6 +73,11 @@ func cmdOutbox(ctx context.Context, args []string, stdio cli.Stdio) error {
 			LastError: e.LastError, Created: e.Created.Format(time.RFC3339)}
 		if e.State == outbox.StatePending {
 			j.NextAttempt = e.NextAt.Format(time.RFC3339)
+			if o, err := st.Get(ctx, e.Key); err == nil {
+				if until := retryUntil(o, e.Kind); !until.IsZero() {
+					j.RetryUntil = until.UTC().Format(time.RFC3339)
+				}
+			}
 		}
 		jobs = append(jobs, j)
 	}
@@ -74,9 +85,9 @@ func cmdOutbox(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return json.NewEncoder(stdio.Out).Encode(jobs)
 	}
 	tw := tabwriter.NewWriter(stdio.Out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tORDER\tATTEMPTS\tSTATE\tNEXT ATTEMPT\tLAST ERROR")
+	fmt.Fprintln(tw, "KIND\tORDER\tATTEMPTS\tSTATE\tNEXT ATTEMPT\tRETRY UNTIL\tLAST ERROR")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", j.Kind, j.OrderID, j.Attempts, j.State, dash(j.NextAttempt), dash(column(j.LastError)))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Kind, j.OrderID, j.Attempts, j.State, dash(j.NextAttempt), dash(j.RetryUntil), dash(column(j.LastError)))
 	}
 	return tw.Flush()
 }
@@ -95,4 +106,72 @@ func column(s string) string {
 		s = s[:cut] + "…"
 	}
 	return s
+}
+
+// runsFrom is the order state each relay job works from: a dead letter of
+// an order that has moved on (failed, its hold released) has nothing left
+// to do, and re-driving it would only mark it done.
+var runsFrom = map[string]string{jobAuthorize: api.StateReceived, jobGrant: api.StateAuthorized, jobBook: api.StateAuthorized}
+
+// cmdOutboxRetry re-drives dead letters: failed jobs go back to pending,
+// due now, attempts reset, and a running merchant picks them up at its next
+// poll. Every job stays idempotent on the far side, so a re-driven job that
+// had in fact reached its peer changes nothing there.
+func cmdOutboxRetry(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "outbox retry", "-db FILE [-order ID] [-kind authorize|grant|book|void]", stdio,
+		prog+" outbox retry -db merchant.db",
+		prog+" outbox retry -db merchant.db -order ord_… -kind void")
+	db := fs.String("db", "", "the merchant database")
+	only := fs.String("order", "", "only this order's dead letters")
+	kind := fs.String("kind", "", "only dead letters of this job kind")
+	if err := cli.Parse(fs, args, "db"); err != nil {
+		return err
+	}
+	switch *kind {
+	case "", jobAuthorize, jobGrant, jobBook, jobVoid:
+	default:
+		return cli.Usagef("use -kind authorize, grant, book or void", "-kind %.32q is not a relay job", *kind)
+	}
+	if _, err := os.Stat(*db); err != nil {
+		return cli.WithHint(fmt.Errorf("%s: no such database", *db), "'"+prog+" serve' creates it")
+	}
+	st, err := OpenStore(ctx, *db, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	dead, err := st.Outbox().List(ctx, outbox.StateFailed)
+	if err != nil {
+		return err
+	}
+	redriven, skipped := 0, 0
+	for _, e := range dead {
+		if (*only != "" && e.Key != *only) || (*kind != "" && e.Kind != *kind) {
+			continue
+		}
+		if want, ok := runsFrom[e.Kind]; ok {
+			o, err := st.Get(ctx, e.Key)
+			if err != nil {
+				return fmt.Errorf("order %s: %w", e.Key, err)
+			}
+			if o.State != want {
+				fmt.Fprintf(stdio.Out, "%s\t%s\tskipped: the order is %s (%s)\n", e.Kind, e.Key, o.State, dash(o.Reason))
+				skipped++
+				continue
+			}
+		}
+		ok, err := st.Outbox().Redrive(ctx, e.ID, time.Now())
+		if err != nil {
+			return err
+		}
+		if ok {
+			fmt.Fprintf(stdio.Out, "%s\t%s\tre-driven (was: %s)\n", e.Kind, e.Key, column(e.LastError))
+			redriven++
+		}
+	}
+	fmt.Fprintf(stdio.Err, "%s: %d dead letters re-driven, %d skipped; a running merchant picks them up at its next poll\n", prog, redriven, skipped)
+	if redriven == 0 && skipped == 0 {
+		return cli.WithHint(errors.New("no dead letter matches"), prog+" outbox -db "+*db+" -state failed lists them")
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"time"
 
 	"orderseal/internal/outbox"
 	"orderseal/internal/problem/rfc9457"
@@ -294,6 +295,35 @@ func (s *Server) void(ctx context.Context, job outbox.Job) error {
 func refusedBy(err error) bool {
 	var p *rfc9457.Problem
 	return errors.As(err, &p) && p.Status >= 400 && p.Status < 500
+}
+
+// voidPatience is how long a void is retried: an issuer's hold lasts days,
+// and a hold nobody releases ties the cardholder's credit up.
+const voidPatience = 7 * 24 * time.Hour
+
+// deadline is how long a relay job is worth retrying (issue 22 item 2): an
+// order's relays while its bundle is valid — the issuer and carrier refuse
+// it after that, and the grant the cardholder sealed ends with it — and a
+// void for as long as a hold may last.
+func (s *Server) deadline(ctx context.Context, job outbox.Job) time.Time {
+	o, err := s.cfg.Store.Get(ctx, job.Key)
+	if err != nil {
+		return time.Time{} // MaxAttempts then bounds it
+	}
+	return retryUntil(o, job.Kind)
+}
+
+// retryUntil is the deadline of o's job of kind; zero when o's bundle
+// cannot be read.
+func retryUntil(o *store.Order, kind string) time.Time {
+	if kind == jobVoid {
+		return o.Created.Add(voidPatience)
+	}
+	b, err := order.ParseBundle(o.Bundle)
+	if err != nil {
+		return time.Time{}
+	}
+	return b.ExpiresAt()
 }
 
 // giveUp records a relay that failed for good. An order the issuer approved,

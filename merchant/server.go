@@ -140,7 +140,8 @@ func NewServer(cfg Config) (*Server, error) {
 			jobBook:      s.book,
 			jobVoid:      s.void,
 		},
-		GiveUp: s.giveUp,
+		GiveUp:   s.giveUp,
+		Deadline: s.deadline,
 	}
 	if cfg.Outbox != nil {
 		cfg.Outbox(s.runner)

@@ -70,6 +70,8 @@ type Store interface {
 	Retry(ctx context.Context, id int64, attempts int, lastErr string, next time.Time) error
 	// Fail gives a job up for good (a dead letter, never retried).
 	Fail(ctx context.Context, id int64, attempts int, lastErr string) error
+	// Redrive puts a failed job (a dead letter) back to pending, due at now, with its attempts reset; it reports whether the job was failed.
+	Redrive(ctx context.Context, id int64, now time.Time) (bool, error)
 	// List returns the jobs in state ("": every state; see CheckState), oldest first, without payloads.
 	List(ctx context.Context, state string) ([]Entry, error)
 	// Count counts the jobs of kind ("": every kind) by state.
@@ -82,7 +84,12 @@ type Runner struct {
 	Handlers map[string]Handler
 	// GiveUp is called once when a job fails for good (a permanent error, or
 	// MaxAttempts reached), so the owner can record the outcome.
-	GiveUp      func(ctx context.Context, job Job, err error)
+	GiveUp func(ctx context.Context, job Job, err error)
+	// Deadline, when set and not zero for a job, replaces MaxAttempts: a
+	// retryable failure is retried, with capped backoff, until the next
+	// attempt would fall past it (the job's work is valid until then: an
+	// order's bundle, a grant, a hold).
+	Deadline    func(ctx context.Context, job Job) time.Time
 	MaxAttempts int           // 0: 12
 	Poll        time.Duration // 0: 1 s; Kick wakes the runner sooner
 	MinBackoff  time.Duration // 0: 250 ms
@@ -224,21 +231,38 @@ func (r *Runner) attempt(ctx context.Context, j Job) {
 		return // shutting down: the attempt does not count; the job stays due
 	}
 	n := j.Attempts + 1
-	switch {
-	case err == nil:
+	if err == nil {
 		r.mark(ctx, j, r.Store.Done(ctx, j.ID, n))
-	case IsPermanent(err) || n >= r.MaxAttempts:
-		r.Logger.Warn("outbox: job failed for good", "kind", j.Kind, "key", j.Key, "attempts", n, "err", err)
-		r.mark(ctx, j, r.Store.Fail(ctx, j.ID, n, err.Error()))
-		if r.GiveUp != nil {
-			j.Attempts = n
-			r.GiveUp(ctx, j, err)
-		}
-	default:
-		next := r.Now().Add(r.Backoff(n))
-		r.Logger.Info("outbox: job will be retried", "kind", j.Kind, "key", j.Key, "attempts", n, "err", err)
-		r.mark(ctx, j, r.Store.Retry(ctx, j.ID, n, err.Error(), next))
+		return
 	}
+	next := r.Now().Add(r.Backoff(n))
+	if !IsPermanent(err) && !r.exhausted(ctx, j, n, next, &err) {
+		r.Logger.Info("outbox: job will be retried", "kind", j.Kind, "key", j.Key, "attempts", n, "next", next.UTC().Format(time.RFC3339), "err", err)
+		r.mark(ctx, j, r.Store.Retry(ctx, j.ID, n, err.Error(), next))
+		return
+	}
+	r.Logger.Warn("outbox: job failed for good", "kind", j.Kind, "key", j.Key, "attempts", n, "err", err)
+	r.mark(ctx, j, r.Store.Fail(ctx, j.ID, n, err.Error()))
+	if r.GiveUp != nil {
+		j.Attempts = n
+		r.GiveUp(ctx, j, err)
+	}
+}
+
+// exhausted reports whether a job that failed its nth attempt may not be
+// tried at next: past its Deadline, or (without one) out of attempts. It
+// says so in *err.
+func (r *Runner) exhausted(ctx context.Context, j Job, n int, next time.Time, err *error) bool {
+	if r.Deadline != nil {
+		if d := r.Deadline(ctx, j); !d.IsZero() {
+			if next.Before(d) {
+				return false
+			}
+			*err = fmt.Errorf("%w (no answer until %s, after %d attempts)", *err, d.UTC().Format(time.RFC3339), n)
+			return true
+		}
+	}
+	return n >= r.MaxAttempts
 }
 
 // mark logs a failure to record a job's outcome.

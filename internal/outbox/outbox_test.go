@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,5 +164,59 @@ func TestBackoffGrowsAndCaps(t *testing.T) {
 	}
 	if d := r.Backoff(1); d < 100*time.Millisecond || d > 125*time.Millisecond {
 		t.Fatalf("backoff(1) = %v", d)
+	}
+}
+
+// TestDeadline: a job with a deadline is retried past MaxAttempts for as
+// long as its next attempt falls before the deadline, with the backoff
+// capped, then given up with the deadline in its error.
+func TestDeadline(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "o.db"))
+	var clock atomic.Int64 // a controlled clock: the runner sees only this
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock.Store(start.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	deadline := start.Add(2 * time.Hour)
+	var calls atomic.Int32
+	var gaveUp atomic.Value
+	r := &outbox.Runner{Store: sqlite.New(db), MaxAttempts: 3, Poll: 2 * time.Millisecond, MinBackoff: time.Second, MaxBackoff: time.Minute, Now: now,
+		Handlers: map[string]outbox.Handler{"send": func(ctx context.Context, j outbox.Job) error {
+			calls.Add(1)
+			return errors.New("connection refused")
+		}},
+		Deadline: func(ctx context.Context, j outbox.Job) time.Time { return deadline },
+		GiveUp:   func(ctx context.Context, j outbox.Job, err error) { gaveUp.Store(err.Error()) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := sqlite.Enqueue(ctx, db, "send", "k1", nil, start); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	// The clock moves on only once the runner has tried the job due at it,
+	// however slowly it runs (the race detector, a loaded machine).
+	tried := func() bool {
+		es, err := sqlite.New(db).List(context.Background(), "")
+		return err == nil && len(es) == 1 && (es[0].State != "pending" || es[0].NextAt.After(now()))
+	}
+	for now().Before(deadline.Add(2 * time.Minute)) {
+		waitFor(t, "the due attempt", tried)
+		if s, _ := state(t, db, "k1"); s != "pending" {
+			break
+		}
+		clock.Add(int64(5 * time.Second))
+	}
+	waitFor(t, "the job to be given up", func() bool { s, _ := state(t, db, "k1"); return s == "failed" })
+	cancel()
+	<-done
+	_, n := state(t, db, "k1")
+	// Two hours at a one-minute cap (and jitter, and 5 s clock steps) is
+	// about a hundred attempts; without the deadline it was MaxAttempts, 3.
+	if n < 60 || int(calls.Load()) != n {
+		t.Fatalf("%d attempts (%d calls) before giving up, want at least 60", n, calls.Load())
+	}
+	if msg, _ := gaveUp.Load().(string); msg == "" || !strings.Contains(msg, "2030-01-01T02:00:00Z") {
+		t.Fatalf("given up with %q, want the deadline named", msg)
 	}
 }

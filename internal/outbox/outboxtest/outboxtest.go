@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"a retried job is due again at its next time", testRetry},
 		{"a failed job is never claimed again", testFail},
 		{"a done job is never claimed again", testDone},
+		{"a redriven dead letter is due again, its attempts reset", testRedrive},
 		{"list by state, oldest first, never a payload", testList},
 		{"count by kind and state", testCount},
 	}
@@ -178,6 +179,37 @@ func testFail(t *testing.T, b Backend) {
 	}
 	if e := es[0]; e.ID != j.ID || e.Key != j.Key || e.Attempts != 3 || e.LastError != "refused" || e.State != outbox.StateFailed {
 		t.Fatalf("dead letter %+v", e)
+	}
+}
+
+func testRedrive(t *testing.T, b Backend) {
+	ctx := context.Background()
+	enqueue(t, b, "send", "k", "body", t0)
+	enqueue(t, b, "send", "live", "", t0.Add(time.Hour))
+	j := one(t, b, t0, "k")
+	if err := b.Store.Fail(ctx, j.ID, 7, "peer down"); err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(10 * time.Minute)
+	if ok, err := b.Store.Redrive(ctx, j.ID, later); err != nil || !ok {
+		t.Fatalf("redrive: %v %v", ok, err)
+	}
+	if got := claim(t, b, later.Add(-time.Millisecond), 100); len(got) != 0 {
+		t.Fatalf("claimed before its redrive time: %+v", got)
+	}
+	got := one(t, b, later, "k")
+	if got.ID != j.ID || got.Attempts != 0 || string(got.Payload) != "body" {
+		t.Fatalf("redriven job %+v", got)
+	}
+	// Only a dead letter is redriven: a pending or done job is left as it is.
+	if ok, err := b.Store.Redrive(ctx, j.ID, later); err != nil || ok {
+		t.Fatalf("redrive of a pending job: %v %v", ok, err)
+	}
+	if err := b.Store.Done(ctx, j.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.Store.Redrive(ctx, j.ID, later); err != nil || ok {
+		t.Fatalf("redrive of a done job: %v %v", ok, err)
 	}
 }
 

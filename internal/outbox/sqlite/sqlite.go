@@ -101,6 +101,17 @@ func (s *Store) Fail(ctx context.Context, id int64, attempts int, lastErr string
 	return err
 }
 
+// Redrive puts a dead letter back to pending, due at now, attempts reset.
+func (s *Store) Redrive(ctx context.Context, id int64, now time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET state = 'pending', attempts = 0, next_at = ? WHERE id = ? AND state = 'failed'`,
+		now.UnixMilli(), id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // List returns the jobs in state ("": every state), oldest first. Payloads
 // are not read.
 func (s *Store) List(ctx context.Context, state string) ([]outbox.Entry, error) {
