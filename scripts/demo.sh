@@ -250,6 +250,6 @@ for party in merchant issuer carrier vault consultant; do
 done
 echo "  card numbers: only encrypted in the issuer's store; addresses: only sealed in the vault's data stores;"
 echo "  the consultant's terminal (home, temp and working directories, session file) holds no card data"
-"$BIN/merchant" vault audit verify -index "$DEMO_DIR/vault/index.db" | sed 's/^/  vault: /'
+"$BIN/merchant" vault audit verify -index "$DEMO_DIR/vault/index.db" -data-key "$DEMO_DIR/vault/data.key" -backup "$DEMO_DIR/vault/backup/data.db" | sed 's/^/  vault: /'
 
 step "done: files kept in $DEMO_DIR; label at $DEMO_DIR/label.png"

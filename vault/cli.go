@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"orderseal/internal/cli"
+	"orderseal/internal/sqlitex"
 	"orderseal/internal/tick"
 	"orderseal/internal/web"
 	"orderseal/keygen"
@@ -174,23 +175,41 @@ func cmdRotate(ctx context.Context, p string, args []string, stdio cli.Stdio) er
 
 func cmdAudit(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
 	if len(args) == 0 || args[0] != "verify" {
-		return cli.Usagef("usage: "+p+" audit verify -index DB", "expected 'verify'")
+		return cli.Usagef("usage: "+p+" audit verify -index DB -data-key FILE -backup DB", "expected 'verify'")
 	}
-	fs := cli.FlagSet(p, "audit verify", "-index DB", stdio, p+" audit verify -index vault-index.db")
+	fs := cli.FlagSet(p, "audit verify", "-index DB -data-key FILE (-backup DB | -data DB) [-checkpoint FILE]…", stdio,
+		p+" audit verify -index vault-index.db -data-key vault-data.key -backup backup/vault-data.db",
+		p+" audit verify -index vault-index.db -data-key vault-data.key -data data/vault-data.db -checkpoint merchant-checkpoint.json")
 	index := fs.String("index", "", "index database DSN or file holding the audit log")
+	dataKey := fs.String("data-key", "", "vault data key file (0600): the checkpoints are MACed under it")
+	backup := fs.String("backup", "", "backup data store holding the vault's audit checkpoint")
+	data := fs.String("data", "", "primary data store (holds the checkpoint when the vault runs without a backup)")
+	var files cli.Strings
+	fs.Var(&files, "checkpoint", "a checkpoint the vault handed to the merchant ('merchant audit vault-checkpoint'), JSON (repeatable)")
 	if err := cli.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if err := cli.Require(fs, "index"); err != nil {
 		return err
 	}
-	n, err := VerifyAudit(ctx, *index)
+	if *backup == "" && *data == "" && len(files) == 0 {
+		return cli.Usagef("pass -data-key and -backup DB (or -data DB, or -checkpoint FILE): the chain alone cannot show its newest entries deleted",
+			"no audit checkpoint to compare the log with")
+	}
+	if err := cli.Require(fs, "data-key"); err != nil {
+		return err
+	}
+	dk, err := store.LoadDataKey(*dataKey)
 	if err != nil {
-		if errors.Is(err, store.ErrAuditBroken) {
-			return cli.WithHint(err, "restore the index database from a backup and compare")
+		return err
+	}
+	n, err := VerifyAuditAnchored(ctx, *index, dk, AuditAnchors{Backup: *backup, Data: *data, Files: files})
+	if err != nil {
+		if errors.Is(err, store.ErrAuditBroken) || errors.Is(err, sqlitex.ErrDamaged) || errors.Is(err, store.ErrCheckpoint) {
+			return cli.WithHint(err, "restore the index database from a backup and compare; keep this copy for the investigation")
 		}
 		return err
 	}
-	fmt.Fprintf(stdio.Out, "audit chain verifies: %d entries\n", n)
+	fmt.Fprintf(stdio.Out, "audit chain verifies: %d entries, matching %d checkpoints; every grant and reveal has its entry\n", n.Entries, n.Checkpoints)
 	return nil
 }

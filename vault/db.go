@@ -2,12 +2,16 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"orderseal/internal/cli"
 	"orderseal/internal/dsn"
+	"orderseal/internal/sqlitex"
 	"orderseal/vault/store"
 	"orderseal/vault/store/sqlite"
 )
@@ -67,6 +71,96 @@ func VerifyAudit(ctx context.Context, indexDSN string) (int, error) {
 	}
 	defer idx.Close()
 	return store.VerifyAudit(ctx, idx)
+}
+
+// AuditAnchors are where 'audit verify' finds checkpoints of the audit
+// head: the vault's data stores (DSNs), and copies the merchant kept (JSON files).
+type AuditAnchors struct {
+	Backup, Data string
+	Files        []string
+}
+
+// AuditReport is what an anchored verification covered.
+type AuditReport struct{ Entries, Checkpoints int }
+
+// VerifyAuditAnchored checks the index at indexDSN: SQLite's own
+// consistency check of the file, the hash chain, every checkpoint found
+// (MACed under dk; the log must reach it and agree with it) and every grant
+// and reveal against the log's entries. The first failure is returned;
+// checkpoint and cross-check failures wrap store.ErrAuditBroken.
+func VerifyAuditAnchored(ctx context.Context, indexDSN string, dk *store.DataKey, anchors AuditAnchors) (AuditReport, error) {
+	var rep AuditReport
+	d, err := dsn.Parse(indexDSN)
+	if err != nil {
+		return rep, fmt.Errorf("vault index: %w", err)
+	}
+	if d.Scheme != dsn.SQLite {
+		return rep, noBackend(d)
+	}
+	if err := sqlitex.CheckFile(ctx, d.Path); err != nil {
+		return rep, fmt.Errorf("vault index %s: %w", d.Path, err)
+	}
+	idx, err := OpenIndexReader(ctx, indexDSN)
+	if err != nil {
+		return rep, err
+	}
+	defer idx.Close()
+	if rep.Entries, err = store.VerifyAudit(ctx, idx); err != nil {
+		return rep, err
+	}
+	type found struct {
+		where string
+		cp    store.Checkpoint
+	}
+	var cps []found
+	for _, s := range []struct{ name, dsn string }{{"backup", anchors.Backup}, {"primary", anchors.Data}} {
+		if s.dsn == "" {
+			continue
+		}
+		cp, ok, err := sqlite.ReadCheckpoint(ctx, s.dsn)
+		if err != nil {
+			return rep, fmt.Errorf("vault %s data store: %w", s.name, err)
+		}
+		if ok {
+			cps = append(cps, found{"the " + s.name + " data store", cp})
+		}
+	}
+	for _, f := range anchors.Files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return rep, err
+		}
+		var cp store.Checkpoint
+		if err := json.Unmarshal(data, &cp); err != nil {
+			return rep, fmt.Errorf("checkpoint %s: %w", f, err)
+		}
+		cps = append(cps, found{f, cp})
+	}
+	if len(cps) == 0 && rep.Entries > 0 {
+		return rep, fmt.Errorf("%w: %d entries but no checkpoint in the stores given: the checkpoint was removed, or the stores are not this vault's", store.ErrAuditBroken, rep.Entries)
+	}
+	for _, c := range cps {
+		if err := store.VerifyCheckpoint(dk, c.cp); err != nil {
+			return rep, fmt.Errorf("%s: %w", c.where, err)
+		}
+		if err := store.CompareCheckpoint(ctx, idx, c.cp, c.where); err != nil {
+			return rep, err
+		}
+		rep.Checkpoints++
+	}
+	problems, err := store.CrossCheck(ctx, idx)
+	if err != nil {
+		return rep, err
+	}
+	if len(problems) > 0 {
+		more := ""
+		if len(problems) > 3 {
+			more = fmt.Sprintf(" (and %d more)", len(problems)-3)
+			problems = problems[:3]
+		}
+		return rep, fmt.Errorf("%w: %s%s", store.ErrAuditBroken, strings.Join(problems, "; "), more)
+	}
+	return rep, nil
 }
 
 func noBackend(d dsn.DSN) error {

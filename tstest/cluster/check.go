@@ -348,7 +348,8 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	}
 
 	// 4. The vault's audit chain.
-	if out, err := c.Run(ctx, "", "merchant", "vault", "audit", "verify", "-index", c.Path("vault", "index.db")); err != nil {
+	if out, err := c.Run(ctx, "", "merchant", "vault", "audit", "verify", "-index", c.Path("vault", "index.db"),
+		"-data-key", c.Path("vault", "data.key"), "-backup", c.Path("vault", "backup.db")); err != nil {
 		r.problem("vault audit: %v", err)
 	} else {
 		c.Logf("cluster: vault %s", strings.TrimSpace(out))

@@ -52,9 +52,12 @@ func (s *Store) Audit(ctx context.Context, kind, actor, token, orderID, outcome 
 			return fmt.Errorf("%w: audit field", ErrInvalid)
 		}
 	}
+	if s.tampered.Load() {
+		return fmt.Errorf("vault audit: %w", errTampered)
+	}
 	ev := AuditEvent{Time: s.now(), Kind: kind, Actor: actor, Token: token, OrderID: orderID, Outcome: outcome}
 	// The chain head cannot move while Update holds the write lock.
-	if err := s.index.Update(ctx, func(tx IndexTx) error { return appendAudit(ctx, tx, ev) }); err != nil {
+	if err := s.update(ctx, func(tx IndexTx) error { return appendAudit(ctx, tx, ev) }); err != nil {
 		return fmt.Errorf("vault audit: %w", err)
 	}
 	return nil

@@ -80,6 +80,10 @@ type Data interface {
 	Ping(ctx context.Context) error
 	// Scan yields every record in token order; an error ends it.
 	Scan(ctx context.Context) iter.Seq2[Record, error]
+	// PutCheckpoint keeps cp as the store's audit checkpoint unless it holds one of a higher Seq.
+	PutCheckpoint(ctx context.Context, cp Checkpoint) error
+	// Checkpoint returns the audit checkpoint the store holds; ok is false when none.
+	Checkpoint(ctx context.Context) (cp Checkpoint, ok bool, err error)
 }
 
 // Pending is the pending table: sealed records not yet in every data store.
@@ -127,6 +131,10 @@ type IndexReader interface {
 	// Audit yields the audit log in Seq order. A row that cannot be read
 	// is yielded as an error wrapping ErrAuditBroken.
 	Audit(ctx context.Context) iter.Seq2[AuditEvent, error]
+	// AuditHead returns the last audit entry's Seq and Hash (0, nil for an empty log).
+	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
+	// AuditEntry returns the audit entry seq, or an error wrapping ErrAuditBroken when there is none.
+	AuditEntry(ctx context.Context, seq int64) (AuditEvent, error)
 	// AuditFind returns the audit entries of kind with outcome ("": any), in Seq order.
 	AuditFind(ctx context.Context, kind, outcome string) ([]AuditEvent, error)
 	// Close releases the index.

@@ -74,7 +74,7 @@ func (s *Store) AddGrant(ctx context.Context, g Grant) error {
 		g.ID = id
 	}
 	var refused error // the answer, as opposed to a failure of the index
-	err := s.index.Update(ctx, func(tx IndexTx) error {
+	err := s.update(ctx, func(tx IndexTx) error {
 		old, err := tx.Grant(ctx, g.Token, g.Carrier, g.OrderID)
 		switch {
 		case err == nil && old.State == GrantRevoked:
@@ -163,7 +163,7 @@ func (s *Store) UseGrant(ctx context.Context, token, carrier, orderID, invoice s
 // was revoked.
 func (s *Store) ActivateGrant(ctx context.Context, merchant, token, carrier, orderID string) (g Grant, done bool, err error) {
 	var refused error
-	err = s.index.Update(ctx, func(tx IndexTx) error {
+	err = s.update(ctx, func(tx IndexTx) error {
 		old, err := tx.Grant(ctx, token, carrier, orderID)
 		switch {
 		case errors.Is(err, ErrNoGrant) || (err == nil && old.Merchant != merchant):
@@ -205,7 +205,7 @@ func (s *Store) RevokeGrants(ctx context.Context, merchant, orderID, reason stri
 		return 0, fmt.Errorf("%w: revoke needs a merchant, an order id and a printable reason", ErrInvalid)
 	}
 	n := 0
-	err := s.index.Update(ctx, func(tx IndexTx) error {
+	err := s.update(ctx, func(tx IndexTx) error {
 		gs, err := tx.OrderGrants(ctx, merchant, orderID)
 		if err != nil {
 			return err
@@ -262,7 +262,7 @@ func (s *Store) Grant(ctx context.Context, token, carrier, orderID string) (Gran
 // GrantsOfOrder returns the grants of merchant's order orderID, any state.
 func (s *Store) GrantsOfOrder(ctx context.Context, merchant, orderID string) ([]Grant, error) {
 	var out []Grant
-	err := s.index.Update(ctx, func(tx IndexTx) error {
+	err := s.update(ctx, func(tx IndexTx) error {
 		var err error
 		out, err = tx.OrderGrants(ctx, merchant, orderID)
 		return err

@@ -203,7 +203,7 @@ func (s *Store) indexBatch(ctx context.Context, batch []*registration, entries [
 			evs = append(evs, AuditEvent{Time: now, Kind: "register", Actor: r.entry.Owner, Token: out[i].token, Outcome: "ok"})
 		}
 	}
-	return s.index.Update(ctx, func(tx IndexTx) error {
+	return s.update(ctx, func(tx IndexTx) error {
 		if len(entries) > 0 {
 			if err := tx.InsertEntries(ctx, entries...); err != nil {
 				return err

@@ -62,7 +62,7 @@ func (s *Store) rotateOne(ctx context.Context, old Entry, now time.Time, grace t
 	next.Token, next.Epoch, next.Created, next.ReplacedBy = tok, old.Epoch+1, now, ""
 
 	var done bool
-	err = s.index.Update(ctx, func(tx IndexTx) error {
+	err = s.update(ctx, func(tx IndexTx) error {
 		ok, err := tx.Replace(ctx, old.Token, tok, oldExpires)
 		if err != nil || !ok {
 			done = false

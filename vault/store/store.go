@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -70,6 +71,11 @@ type Store struct {
 
 	regMu   sync.Mutex // a batch's dedupe lookup and inserts happen as one step; rotation holds it too
 	flushMu sync.Mutex
+
+	dataKey  *DataKey   // for the audit checkpoints' MAC
+	anchorMu sync.Mutex // orders checkpoints
+	anchored Checkpoint // the newest checkpoint written (or read at start)
+	tampered atomic.Bool
 }
 
 // Entry is one token in the index. It holds no PII.
@@ -101,13 +107,17 @@ func New(b Backends, opt Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{index: b.Index, pending: b.Pending, primary: b.Primary, backup: b.Backup,
-		keys: ks, now: opt.Now, log: opt.Logger,
+		keys: ks, now: opt.Now, log: opt.Logger, dataKey: opt.DataKey,
 		registrations: make(chan *registration), closing: make(chan struct{}), stopped: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.loadAnchor(context.Background()); err != nil {
+		closeAll(b)
+		return nil, err
 	}
 	go s.commitLoop()
 	return s, nil

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -260,4 +261,62 @@ func (d *Data) Close() error {
 	err := d.db.Close()
 	d.db, d.file = nil, nil
 	return err
+}
+
+// PutCheckpoint keeps cp in the meta table unless a checkpoint of a higher
+// seq is there: one statement, so one commit.
+func (d *Data) PutCheckpoint(ctx context.Context, cp store.Checkpoint) error {
+	db, err := d.handle(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO meta (k, v) VALUES ('audit_checkpoint', ?)
+		ON CONFLICT(k) DO UPDATE SET v = excluded.v WHERE json_extract(excluded.v, '$.seq') >= json_extract(meta.v, '$.seq')`, v); err != nil {
+		return d.fail(db, err)
+	}
+	return nil
+}
+
+// Checkpoint returns the audit checkpoint in the meta table.
+func (d *Data) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error) {
+	db, err := d.handle(ctx)
+	if err != nil {
+		return store.Checkpoint{}, false, err
+	}
+	return readCheckpoint(ctx, db)
+}
+
+func readCheckpoint(ctx context.Context, db *sql.DB) (store.Checkpoint, bool, error) {
+	var v []byte
+	err := db.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'audit_checkpoint'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Checkpoint{}, false, nil
+	}
+	if err != nil {
+		return store.Checkpoint{}, false, err
+	}
+	var cp store.Checkpoint
+	if err := json.Unmarshal(v, &cp); err != nil {
+		return store.Checkpoint{}, false, fmt.Errorf("audit checkpoint: %w", err)
+	}
+	return cp, true, nil
+}
+
+// ReadCheckpoint opens the existing data store at dsn read-only and returns
+// its audit checkpoint (for 'vault audit verify', beside a running vault).
+func ReadCheckpoint(ctx context.Context, dsnString string) (store.Checkpoint, bool, error) {
+	path, err := sqlitePath(dsnString)
+	if err != nil {
+		return store.Checkpoint{}, false, err
+	}
+	db, err := sqlitex.Open(path, sqlitex.ReadOnly(), sqlitex.MaxConns(1))
+	if err != nil {
+		return store.Checkpoint{}, false, err
+	}
+	defer db.Close()
+	return readCheckpoint(ctx, db)
 }

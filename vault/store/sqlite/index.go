@@ -344,6 +344,20 @@ func (x *Index) Audit(ctx context.Context) iter.Seq2[store.AuditEvent, error] {
 	}
 }
 
+// AuditHead returns the newest audit entry's seq and hash.
+func (x *Index) AuditHead(ctx context.Context) (int64, []byte, error) {
+	return auditHead(ctx, x.db)
+}
+
+// AuditEntry returns the audit entry seq.
+func (x *Index) AuditEntry(ctx context.Context, seq int64) (store.AuditEvent, error) {
+	ev, err := scanAudit(x.db.QueryRowContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE seq = ?`, seq))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ev, fmt.Errorf("%w: entry %d: missing", store.ErrAuditBroken, seq)
+	}
+	return ev, err
+}
+
 // AuditFind returns the audit entries of kind with outcome ("": any), in seq order.
 func (x *Index) AuditFind(ctx context.Context, kind, outcome string) ([]store.AuditEvent, error) {
 	rows, err := x.db.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit
@@ -391,9 +405,15 @@ func (t indexTx) Grant(ctx context.Context, token, carrier, orderID string) (sto
 }
 
 func (t indexTx) AuditHead(ctx context.Context) (int64, []byte, error) {
+	return auditHead(ctx, t.tx)
+}
+
+func auditHead(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) (int64, []byte, error) {
 	var seq int64
 	var hash []byte
-	err := t.tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, nil
 	}
