@@ -16,6 +16,7 @@ import (
 	"orderseal/keygen"
 	"orderseal/suite/keystore"
 	"orderseal/vault/store"
+	"orderseal/vault/store/sqlite"
 )
 
 // Command runs "merchant vault …": the vault as a process of its own, with
@@ -47,13 +48,20 @@ func addStoreFlags(fs *flag.FlagSet) storeFlags {
 	}
 }
 
-func (f storeFlags) open(ctx context.Context, stdio cli.Stdio, daemon string) (*store.Store, error) {
+func (f storeFlags) open(ctx context.Context, stdio cli.Stdio, daemon string, allowDegraded bool) (*store.Store, error) {
 	dk, err := store.LoadDataKey(*f.dataKey)
 	if err != nil {
 		return nil, err
 	}
-	return OpenStore(ctx, StoreConfig{Index: *f.index, Data: *f.data, Backup: *f.backup,
-		DataKey: dk, Logger: web.Logger(stdio.Err, daemon)})
+	st, err := OpenStore(ctx, StoreConfig{Index: *f.index, Data: *f.data, Backup: *f.backup,
+		DataKey: dk, Logger: web.Logger(stdio.Err, daemon), AllowDegraded: allowDegraded})
+	if errors.Is(err, sqlite.ErrStoreUnreachable) {
+		return nil, cli.WithHint(err, "create its directory or mount its volume; or pass -allow-degraded to serve with writes waiting in the pending table")
+	}
+	if errors.Is(err, store.ErrAuditBroken) {
+		return nil, cli.WithHint(err, "restore the index database from a backup; "+daemon+" does not start on an audit log that lost entries")
+	}
+	return st, err
 }
 
 func cmdInit(p string, args []string, stdio cli.Stdio) error {
@@ -79,6 +87,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	rotateEvery := fs.Duration("rotate-every", 0, "run rotation on this schedule (0: off)")
 	rotateAge := fs.Duration("rotate-age", 90*24*time.Hour, "rotation re-issues tokens older than this")
 	grace := fs.Duration("grace", 7*24*time.Hour, "old tokens keep resolving this long after rotation")
+	degraded := fs.Bool("allow-degraded", false, "start even when a data store cannot be created or opened (writes wait in the pending table)")
 	stopProfile, err := serve.Parse(fs, args, "key", "index", "data", "data-key")
 	if err != nil {
 		return err
@@ -90,7 +99,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	}
 	defer key.Close()
 	logger := web.Logger(stdio.Err, "vault").With("identity", key.Identity())
-	st, err := sf.open(ctx, stdio, "vault")
+	st, err := sf.open(ctx, stdio, "vault", *degraded)
 	if err != nil {
 		return err
 	}
@@ -124,7 +133,7 @@ func cmdCheck(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if err := cli.Parse(fs, args, "index", "data", "backup", "data-key"); err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-check")
+	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-check", false)
 	if err != nil {
 		return err
 	}
@@ -159,7 +168,7 @@ func cmdRotate(ctx context.Context, p string, args []string, stdio cli.Stdio) er
 	if err := cli.Parse(fs, args, "index", "data", "data-key"); err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-rotate")
+	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-rotate", true)
 	if err != nil {
 		return err
 	}

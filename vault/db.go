@@ -25,6 +25,9 @@ type StoreConfig struct {
 	DataKey     *store.DataKey   // never stored in any database
 	Now         func() time.Time // nil: time.Now
 	Logger      *slog.Logger     // nil: discard
+	// AllowDegraded starts the vault when a data store cannot be created
+	// or opened (writes wait in the pending table); otherwise that fails.
+	AllowDegraded bool
 }
 
 // OpenStore opens the vault's stores with the backend the index DSN's
@@ -37,7 +40,7 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*store.Store, error) {
 	switch d.Scheme {
 	case dsn.SQLite:
 		return sqlite.Open(ctx, sqlite.Config{Index: cfg.Index, Data: cfg.Data, Backup: cfg.Backup, Pending: cfg.Pending,
-			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger})
+			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, AllowDegraded: cfg.AllowDegraded})
 	default:
 		return nil, noBackend(d)
 	}

@@ -223,6 +223,15 @@ func TestFileFailover(t *testing.T) {
 			if err := os.WriteFile(e.dataPath, junk, 0o600); err != nil {
 				t.Fatal(err)
 			}
+			// It does not start on a data file it cannot open (issue 22
+			// item 5), unless told to start degraded.
+			if s, err := sqlite.Open(context.Background(), e.cfg); !errors.Is(err, sqlite.ErrStoreUnreachable) {
+				if s != nil {
+					s.Close()
+				}
+				t.Fatalf("start on a corrupted primary: %v", err)
+			}
+			e.cfg.AllowDegraded = true
 			e.open(t)
 		}},
 		{"primary file deleted, vault restarted", func(t *testing.T, e *env) {

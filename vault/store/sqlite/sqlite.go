@@ -21,6 +21,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -39,6 +40,9 @@ type Config struct {
 	DataKey     *store.DataKey   // never stored in any database
 	Now         func() time.Time // nil: time.Now
 	Logger      *slog.Logger     // nil: discard; never given PII or keys
+	// AllowDegraded starts the store when a data file cannot be created or
+	// opened, writes going to the pending table; without it Open fails.
+	AllowDegraded bool
 }
 
 // Open opens (creating when absent) the index, pending and data files, runs
@@ -110,12 +114,18 @@ func Open(ctx context.Context, cfg Config) (*store.Store, error) {
 		return nil, err
 	}
 	b.Primary = primary
+	if err := reachable(ctx, primary, cfg.AllowDegraded); err != nil {
+		return nil, err
+	}
 	if p, ok := paths["backup"]; ok {
 		backup, err := OpenData(ctx, "sqlite:"+p, "backup", check, cfg.Logger)
 		if err != nil {
 			return nil, err
 		}
 		b.Backup = backup
+		if err := reachable(ctx, backup, cfg.AllowDegraded); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return store.New(b, store.Options{DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger})
@@ -132,4 +142,20 @@ func sqlitePath(s string) (string, error) {
 		return "", fmt.Errorf("%w: %s is not a SQLite DSN (this backend takes sqlite:PATH or a bare path)", dsn.ErrDSN, d)
 	}
 	return d.Path, nil
+}
+
+// ErrStoreUnreachable is a configured data store that could not be created
+// or opened at start (issue 22 item 5).
+var ErrStoreUnreachable = errors.New("cannot be created or opened")
+
+// reachable refuses a data store that did not open at start, unless the
+// vault may start degraded.
+func reachable(ctx context.Context, d *Data, allowDegraded bool) error {
+	if allowDegraded {
+		return nil
+	}
+	if err := d.Ping(ctx); err != nil {
+		return fmt.Errorf("vault %s data store %s %w (%v)", d.name, d.path, ErrStoreUnreachable, err)
+	}
+	return nil
 }
