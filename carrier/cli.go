@@ -114,6 +114,10 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	logger := web.Logger(stdio.Err, "carrier").With("identity", keys.Identity())
+	files := web.SQLiteFiles(*dbPath)
+	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
+		return err
+	}
 	st, err := OpenStore(ctx, *dbPath, store.Options{Country: strings.ToUpper(*country)})
 	if err != nil {
 		return cli.WithHint(err, "check -db and -country")
@@ -126,7 +130,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	done := make(chan struct{})
 	go func() { defer close(done); runner.Run(ctx) }()
 	srv := NewServer(keys, st, vc, Options{Logger: logger, Merchants: merchants})
-	err = web.Serve(ctx, *sf.Listen, *sf.AddrFile, srv.Handler(), logger)
+	err = web.Serve(ctx, *sf.Listen, *sf.AddrFile, web.Guard(ctx, *sf.CheckEvery, srv.Handler(), logger, files...), logger)
 	cancel()
 	<-done
 	return err

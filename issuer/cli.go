@@ -90,6 +90,11 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	logger := web.Logger(stdio.Err, prog).With("identity", key.Identity())
+	files := web.SQLiteFiles(*db)
+	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
+		ck.Destroy()
+		return err
+	}
 	st, err := OpenStore(ctx, *db, store.Options{CardKey: ck, Logger: logger})
 	ck.Destroy() // the store keeps only the derived sub-keys
 	if err != nil {
@@ -100,7 +105,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	defer st.Close()
 	srv := NewServer(key, st, Options{Logger: logger})
-	return web.Serve(ctx, *sf.Listen, *sf.AddrFile, srv.Handler(), logger)
+	return web.Serve(ctx, *sf.Listen, *sf.AddrFile, web.Guard(ctx, *sf.CheckEvery, srv.Handler(), logger, files...), logger)
 }
 
 func cmdCard(ctx context.Context, args []string, stdio cli.Stdio) error {

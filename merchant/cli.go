@@ -69,6 +69,10 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return cli.Usagef("use -vault vault:NAME=http://HOST:PORT", "-vault %v", err)
 	}
 	logger := web.Logger(stdio.Err, "merchant").With("identity", key.Identity())
+	files := web.SQLiteFiles(*dbPath)
+	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
+		return err
+	}
 	st, err := OpenStore(ctx, *dbPath, nil)
 	if err != nil {
 		return err
@@ -100,7 +104,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	defer cancel()
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
-	err = web.ServeListener(ctx, ln, *sf.AddrFile, srv.Handler(), logger)
+	err = web.ServeListener(ctx, ln, *sf.AddrFile, web.Guard(ctx, *sf.CheckEvery, srv.Handler(), logger, files...), logger)
 	cancel()
 	<-done
 	return err

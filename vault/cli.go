@@ -99,6 +99,10 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	}
 	defer key.Close()
 	logger := web.Logger(stdio.Err, "vault").With("identity", key.Identity())
+	files := web.SQLiteFiles(*sf.index, *sf.index+".pending", *sf.data, *sf.backup)
+	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
+		return err
+	}
 	st, err := sf.open(ctx, stdio, "vault", *degraded)
 	if err != nil {
 		return err
@@ -124,7 +128,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		})
 	}
 	srv := NewServer(key, st, Options{Logger: logger})
-	return web.Serve(ctx, *serve.Listen, *serve.AddrFile, srv.Handler(), logger)
+	return web.Serve(ctx, *serve.Listen, *serve.AddrFile, web.Guard(ctx, *serve.CheckEvery, srv.Handler(), logger, files...), logger)
 }
 
 func cmdCheck(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
