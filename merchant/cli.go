@@ -46,7 +46,11 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer key.Close()
-	cfg := Config{Keys: key, Companies: companies, MaxShift: *maxShift}
+	now, err := clockFromEnv()
+	if err != nil {
+		return err
+	}
+	cfg := Config{Keys: key, Companies: companies, MaxShift: *maxShift, Now: now}
 	for _, c := range companies {
 		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != keygen.RoleCompany {
 			return cli.Usagef("use -company company:NAME", "-company %.80q is not a company identity", c)

@@ -32,7 +32,9 @@ for pkg in ${FUZZ_PKGS:-$(go list ./...)}; do
     result=""
     execs=0
     for try in 1 2; do
-      echo "fuzz: $pkg $target ($fuzztime, minimise ${mintime})${try/1/}${try/2/, second try}"
+      again=""
+      if [ "$try" -eq 2 ]; then again=", second try"; fi
+      echo "fuzz: $pkg $target ($fuzztime, minimise ${mintime}${again})"
       before=$(crashers "$dir" "$target")
       log="$logdir/$target.$try.log"
       go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$mintime" "$pkg" 2>&1 | tee "$log"

@@ -1,18 +1,22 @@
 // Command stress runs a whole orderseal deployment of the real binaries on
 // loopback (tstest/cluster) and puts it under load:
 //
-//	stress chaos [-duration 90s] [-clients 12] [-seed N] [-dir DIR] [-keep]
+//	stress chaos [-duration 90s] [-clients 12] [-seed N] [-lose 0.1] [-outage 30m] [-outage-for 20s] [-dir DIR] [-keep]
 //	stress soak  [-duration 10m] [-clients 64] [-seed N] [-dir DIR] [-keep]
 //	stress load  [-clients 1,8,32] [-suite os1|os2] [-null] [-new 0.5] [-stored 1000,1000000] [-cpuprofile DIR] -bin DIR
 //	stress flood [-rate 20000] [-duration 60s] [-clients 8] -bin DIR
 //
 // chaos streams orders while it SIGKILLs the merchant, issuer, carrier and
-// vault at random moments and restarts them, then lets everything settle and
-// checks every party's own database: nothing acknowledged is lost, every
-// order is terminal, the issuer's ledger matches the merchant's, no card is
-// debited twice, the vault's audit chain verifies. Its last line is
-// "chaos: N orders, N terminal, 0 lost, 0 double debits"; it exits 1 when a
-// check fails, the reasons printed above.
+// vault at random moments and restarts them, with a proxy in front of every
+// daemon losing -lose of its answers (the request is served, the answer cut
+// off); then the issuer is down for -outage on the merchant's controlled
+// clock (a test build's; it passes in -outage-for) while orders keep
+// coming. Then it lets everything settle and checks every party's own
+// database: nothing acknowledged is lost, every order is terminal and none
+// given up, the issuer's ledger matches the merchant's, no card is debited
+// twice, the vault's audit chain verifies against its checkpoint. Its last
+// line is "chaos: N orders, N terminal, 0 lost, 0 double debits, 0 given
+// up"; it exits 1 when a check fails, the reasons printed above.
 //
 // soak runs steady load and reports each daemon's memory at a warm start and
 // at the end, the throughput, latency percentiles and errors; it exits 1 on
@@ -96,7 +100,11 @@ type options struct {
 	race        bool
 	k           int
 	settle      time.Duration
-	out         io.Writer // stdout, and the run's log in the work directory once it exists
+	lose        float64       // chaos: share of every daemon's answers a proxy loses
+	outage      time.Duration // chaos: the issuer's outage on the merchant's clock (0: none)
+	outageFor   time.Duration // chaos: the real time that outage takes
+	clockFile   string        // chaos: the merchant's controlled clock (set by begin)
+	out         io.Writer     // stdout, and the run's log in the work directory once it exists
 	logf        func(format string, a ...any)
 }
 
@@ -113,6 +121,11 @@ func parse(name string, args []string, duration time.Duration, clients int, sett
 	fs.BoolVar(&o.race, "race", false, "build the binaries with the race detector")
 	fs.IntVar(&o.k, "k", 64, "key center k (small for speed: a coalition of k parties could rebuild the master)")
 	fs.DurationVar(&o.settle, "settle", settle, "how long to wait for every order to settle after the load")
+	if name == "chaos" {
+		fs.Float64Var(&o.lose, "lose", 0.1, "share of every daemon's answers lost by a proxy in front of it (0: none)")
+		fs.DurationVar(&o.outage, "outage", 30*time.Minute, "after the kills, the issuer is down this long on the merchant's controlled clock (0: no outage)")
+		fs.DurationVar(&o.outageFor, "outage-for", 20*time.Second, "the real time the outage takes; orders keep coming meanwhile")
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: stress %s [flags]\n\n", name)
 		fs.PrintDefaults()
@@ -197,8 +210,15 @@ func (o *options) begin(ctx context.Context, dc cluster.DriverConfig, banner fun
 		return nil, err
 	}
 	banner(dir)
+	if o.outage > 0 {
+		o.clockFile = filepath.Join(dir, "merchant-clock")
+		if err := os.WriteFile(o.clockFile, []byte("0s\n"), 0o600); err != nil {
+			cleanup(true)
+			return nil, err
+		}
+	}
 	c, err := cluster.Start(ctx, cluster.Config{Dir: dir, BinDir: o.bin, Race: o.race, K: o.k,
-		Cardholders: o.cardholders, Logf: o.logf})
+		Cardholders: o.cardholders, Logf: o.logf, LoseAnswers: o.lose, LoseSeed: o.seed, ClockFile: o.clockFile})
 	if err != nil {
 		fmt.Fprintf(o.out, "%s: FAIL: cluster did not start: %v\n", o.name, err)
 		cleanup(true)
@@ -212,7 +232,7 @@ func (o *options) begin(ctx context.Context, dc cluster.DriverConfig, banner fun
 		return nil, err
 	}
 	r := &run{options: o, dir: dir, cleanup: cleanup, c: c, d: d, began: time.Now(), loadDone: make(chan struct{})}
-	r.load, r.stopLoad = context.WithTimeout(ctx, o.duration)
+	r.load, r.stopLoad = context.WithTimeout(ctx, o.duration+o.outageFor)
 	go func() { d.Run(r.load); close(r.loadDone) }()
 	return r, nil
 }
@@ -275,7 +295,19 @@ func chaos(ctx context.Context, args []string) int {
 		report(progressCtx, o, c, d, r.began)
 	}()
 
-	kills, restartFailures := killLoop(r.load, o, c)
+	killCtx, stopKills := context.WithTimeout(r.load, o.duration)
+	kills, restartFailures := killLoop(killCtx, o, c)
+	stopKills()
+	var out outageResult
+	if o.outage > 0 && ctx.Err() == nil {
+		if err := c.EnsureUp(ctx); err != nil {
+			r.fail("a daemon cannot restart after the chaos: %v", err)
+		}
+		out = peerOutage(r.load, o, c, d)
+		if out.err != nil {
+			r.fail("outage: %v", out.err)
+		}
+	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(o.out, "chaos: interrupted")
 		stopProgress()
@@ -316,7 +348,96 @@ func chaos(ctx context.Context, args []string) int {
 		r.fail("%d orders above the card limit were not declined", s.UnexpectedApproval)
 	}
 	fmt.Fprintf(o.out, "chaos: merchant states %v; %d approvals voided; %d kills; seed %d\n", rep.States, rep.Voided, kills, o.seed)
+	var answered, lost int64
+	for _, p := range c.Proxies() {
+		a, l := p.Counts()
+		answered, lost = answered+a, lost+l
+		fmt.Fprintf(o.out, "chaos: lost answers: %s\n", p)
+	}
+	if answered+lost > 0 {
+		fmt.Fprintf(o.out, "chaos: %d of %d answers lost (%.1f %%), every one resent and answered once\n", lost, answered+lost, 100*float64(lost)/float64(answered+lost))
+	}
+	if o.outage > 0 {
+		fmt.Fprintf(o.out, "chaos: issuer outage of %s on the merchant's clock (%s real): %d orders accepted meanwhile, %d relay attempts refused; every one terminal after it\n",
+			o.outage, o.outageFor, out.acceptedDuring, out.refused)
+	}
+	pct := 100.0
+	if rep.Orders > 0 {
+		pct = 100 * float64(rep.Terminal) / float64(rep.Orders)
+	}
+	fmt.Fprintf(o.out, "chaos: %.1f %% terminal\n", pct)
 	return r.finish(rep.Line())
+}
+
+// outageResult is what the simulated outage saw.
+type outageResult struct {
+	acceptedDuring int64 // orders the merchant accepted while the issuer was down
+	refused        int   // authorize attempts that failed meanwhile (from the merchant's outbox)
+	err            error
+}
+
+// peerOutage takes the issuer down for o.outage on the merchant's
+// controlled clock, which it moves on evenly over o.outageFor of real time
+// while orders keep coming, then brings it back and moves the clock on past
+// the relay's longest backoff (a minute, capped) so every waiting job is
+// due again.
+func peerOutage(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.Driver) outageResult {
+	var res outageResult
+	setClock := func(off time.Duration) error {
+		tmp := o.clockFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(off.String()+"\n"), 0o600); err != nil {
+			return err
+		}
+		return os.Rename(tmp, o.clockFile)
+	}
+	before := d.Progress().Accepted
+	if err := c.Kill(cluster.Issuer); err != nil {
+		res.err = fmt.Errorf("taking the issuer down: %w", err)
+		return res
+	}
+	o.logf("outage: issuer down; the merchant's clock runs %s ahead over %s", o.outage, o.outageFor)
+	const steps = 200
+	for i := 1; i <= steps; i++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.outageFor / steps):
+		}
+		if err := setClock(o.outage * time.Duration(i) / steps); err != nil {
+			res.err = err
+			return res
+		}
+		if i%50 == 0 {
+			o.logf("outage: merchant clock +%s", (o.outage * time.Duration(i) / steps).Round(time.Second))
+		}
+	}
+	res.acceptedDuring = int64(d.Progress().Accepted - before)
+	res.refused = authorizeRetries(c)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 40*time.Second)
+	err := c.Restart(rctx, cluster.Issuer)
+	cancel()
+	if err != nil {
+		res.err = fmt.Errorf("the issuer did not come back: %w", err)
+		return res
+	}
+	o.logf("outage over: issuer back after %s on the merchant's clock; %d orders accepted meanwhile", o.outage, res.acceptedDuring)
+	for i := 1; i <= 20; i++ {
+		time.Sleep(100 * time.Millisecond)
+		if err := setClock(o.outage + time.Duration(i)*6*time.Second); err != nil {
+			res.err = err
+			return res
+		}
+	}
+	return res
+}
+
+// authorizeRetries counts the failed attempts recorded on the merchant's
+// pending authorize jobs.
+func authorizeRetries(c *cluster.Cluster) int {
+	n, err := c.PendingAttempts(context.Background(), "authorize")
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // wrapUp ends a run the same way for chaos and soak: it records what the

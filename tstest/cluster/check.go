@@ -29,6 +29,7 @@ type Report struct {
 	DoubleDebits int // cards debited beyond their approvals, plus orders authorized twice
 	States       map[string]int
 	Voided       int // approvals released by the merchant's void jobs
+	GivenUp      int // relay jobs (authorize, grant, book) the merchant gave up on
 	Problems     []string
 	Warnings     []string // oddities that break no invariant
 }
@@ -42,7 +43,7 @@ func (r *Report) problem(format string, a ...any) {
 
 // Line is the one-line summary: "N orders, N terminal, 0 lost, 0 double debits".
 func (r *Report) Line() string {
-	return fmt.Sprintf("%d orders, %d terminal, %d lost, %d double debits", r.Orders, r.Terminal, r.Lost, r.DoubleDebits)
+	return fmt.Sprintf("%d orders, %d terminal, %d lost, %d double debits, %d given up", r.Orders, r.Terminal, r.Lost, r.DoubleDebits, r.GivenUp)
 }
 
 // WaitQuiet waits until every order at the merchant is settled and its relay
@@ -161,6 +162,18 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	}
 	if jobs.Pending > 0 {
 		r.problem("merchant outbox: %d relay jobs still pending", jobs.Pending)
+	}
+	// Every order of the run is valid: a relay given up is an order lost to
+	// an outage the relay did not outlast.
+	for _, kind := range []string{"authorize", "grant", "book"} {
+		st, err := mst.Outbox().Count(ctx, kind)
+		if err != nil {
+			return nil, fmt.Errorf("merchant database: %w", err)
+		}
+		r.GivenUp += st.Failed
+	}
+	if r.GivenUp > 0 {
+		r.problem("merchant outbox: %d relay jobs given up (their orders failed)", r.GivenUp)
 	}
 	voids, err := mst.Outbox().Count(ctx, jobVoid)
 	if err != nil {

@@ -40,6 +40,7 @@ import (
 	issuerstore "orderseal/issuer/store"
 	"orderseal/keygen"
 	keycenter "orderseal/keygen/center"
+	"orderseal/merchant"
 	"orderseal/suite"
 	vaultapi "orderseal/vault/api"
 )
@@ -104,7 +105,15 @@ type Config struct {
 	RelayPoll      time.Duration       // merchant -relay-poll; 0: 100 ms
 	Start          time.Duration       // how long a daemon may take to listen; 0: 30 s
 	DaemonArgs     map[string][]string // extra flags per daemon name (e.g. -cpuprofile)
-	Logf           func(format string, args ...any)
+	// LoseAnswers puts a LossyProxy in front of every daemon losing this
+	// share of its answers (0: none); the parties and the driver reach each
+	// other through them (PeerURL), the harness's own checks directly (URL).
+	LoseAnswers float64
+	LoseSeed    uint64
+	// ClockFile, when set, is the merchant's controlled clock: a file
+	// holding the duration its clock runs ahead (merchant.ClockEnv).
+	ClockFile string
+	Logf      func(format string, args ...any)
 }
 
 func (cfg *Config) defaults() {
@@ -136,6 +145,7 @@ type Cluster struct {
 	dir, bin    string
 	env         []string
 	daemons     map[string]*daemon
+	proxies     map[string]*LossyProxy
 	cardholders []*Cardholder
 	fresh       []*Cardholder // the new-cardholder pool, each handed out once
 	nextFresh   atomic.Int64
@@ -452,6 +462,17 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 		addr[name] = fmt.Sprintf("127.0.0.1:%d", ports[i])
 	}
 	url := func(name string) string { return "http://" + addr[name] }
+	if c.cfg.LoseAnswers > 0 {
+		c.proxies = map[string]*LossyProxy{}
+		for i, name := range Daemons {
+			p, err := NewLossyProxy(name, addr[name], c.cfg.LoseAnswers, c.cfg.LoseSeed+uint64(i))
+			if err != nil {
+				return err
+			}
+			c.proxies[name] = p
+		}
+		url = func(name string) string { return c.proxies[name].URL() }
+	}
 	if _, err := c.Run(ctx, "", "merchant", "vault", "init", "-data-key", c.Path("vault", "data.key")); err != nil {
 		return err
 	}
@@ -513,6 +534,9 @@ func (c *Cluster) launch(ctx context.Context, d *daemon) error {
 	cmd := exec.Command(d.bin, append(append([]string{}, d.args...), "-listen", d.addr, "-addr-file", d.addrFile)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = c.env
+	if d.name == Merchant && c.cfg.ClockFile != "" {
+		cmd.Env = append(slices.Clone(c.env), merchant.ClockEnv+"="+c.cfg.ClockFile)
+	}
 	cmd.Dir = filepath.Dir(d.logPath)
 	cmd.SysProcAttr = procAttr()
 	err = cmd.Start()
@@ -660,6 +684,11 @@ func (c *Cluster) StopAll() error {
 
 // Close kills whatever is still running. Safe to call more than once.
 func (c *Cluster) Close() {
+	defer func() {
+		for _, p := range c.proxies {
+			p.Close()
+		}
+	}()
 	for _, d := range c.daemons {
 		d.mu.Lock()
 		if d.up || d.starting {
@@ -728,6 +757,26 @@ func (c *Cluster) RSS(name string) (int64, error) {
 		return 0, fmt.Errorf("cluster: %s is not running", name)
 	}
 	return ProcessRSS(pid)
+}
+
+// PeerURL is where the parties and the driver reach a daemon: through its
+// LossyProxy when Config.LoseAnswers is set, else URL.
+func (c *Cluster) PeerURL(name string) string {
+	if p := c.proxies[name]; p != nil {
+		return p.URL()
+	}
+	return c.URL(name)
+}
+
+// Proxies returns the lossy proxies in Daemons order (none without LoseAnswers).
+func (c *Cluster) Proxies() []*LossyProxy {
+	var out []*LossyProxy
+	for _, name := range Daemons {
+		if p := c.proxies[name]; p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // URL is a daemon's base URL (fixed for the cluster's life).
@@ -857,7 +906,8 @@ func Build(ctx context.Context, src, out string, race bool) error {
 		return err
 	}
 	// The test tag lets keygen honour ORDERSEAL_CENTER_KDF=fast (c.env sets it).
-	args := []string{"build", "-tags", "orderseal_testkdf", "-o", out + string(filepath.Separator)}
+	// The clock tag lets the merchant run on Config.ClockFile's clock.
+	args := []string{"build", "-tags", "orderseal_testkdf orderseal_testclock", "-o", out + string(filepath.Separator)}
 	if race {
 		args = append(args, "-race")
 	}

@@ -117,7 +117,7 @@ func NewDriver(c *Cluster, cfg DriverConfig) (*Driver, error) {
 		IdleConnTimeout:     30 * time.Second,
 	}}
 	for _, ch := range c.Cardholders() {
-		mc, err := merchantapi.NewClient(ch.Key, c.URL(Merchant), MerchantID, d.hc)
+		mc, err := merchantapi.NewClient(ch.Key, c.PeerURL(Merchant), MerchantID, d.hc)
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +193,7 @@ func (d *Driver) client(ctx context.Context, i int) {
 		buyer, bmc, fresh := ch, mc, false
 		if d.cfg.NewRate > 0 && rng.Float64() < d.cfg.NewRate {
 			if nc, ok := d.c.NewCardholder(); ok {
-				c, err := merchantapi.NewClient(nc.Key, d.c.URL(Merchant), MerchantID, d.hc)
+				c, err := merchantapi.NewClient(nc.Key, d.c.PeerURL(Merchant), MerchantID, d.hc)
 				if err != nil {
 					d.add(&Record{Client: i, Cardholder: nc.ID, New: true, Err: err, done: make(chan struct{})})
 					return

@@ -6,6 +6,7 @@ import (
 
 	"orderseal/carrier"
 	carrierstore "orderseal/carrier/store"
+	"orderseal/internal/outbox"
 	"orderseal/issuer"
 	issuerstore "orderseal/issuer/store"
 	"orderseal/merchant"
@@ -50,4 +51,25 @@ func (c *Cluster) carrierReader(ctx context.Context) (carrierstore.Reader, error
 // vaultIndexReader opens the vault's index read-only.
 func (c *Cluster) vaultIndexReader(ctx context.Context) (vaultstore.IndexReader, error) {
 	return vault.OpenIndexReader(ctx, c.DSN(Vault))
+}
+
+// PendingAttempts adds up the failed attempts of the merchant's pending
+// relay jobs of kind.
+func (c *Cluster) PendingAttempts(ctx context.Context, kind string) (int, error) {
+	mst, err := c.merchantReader(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer mst.Close()
+	es, err := mst.Outbox().List(ctx, outbox.StatePending)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range es {
+		if e.Kind == kind {
+			n += e.Attempts
+		}
+	}
+	return n, nil
 }
