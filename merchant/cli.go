@@ -51,6 +51,9 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	cfg := Config{Keys: key, Companies: companies, MaxShift: *maxShift, Now: now}
+	if files := web.SQLiteFiles(*dbPath); len(files) == 1 {
+		cfg.VaultCheckpointFile = files[0] + ".vault-checkpoint.json"
+	}
 	for _, c := range companies {
 		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != keygen.RoleCompany {
 			return cli.Usagef("use -company company:NAME", "-company %.80q is not a company identity", c)

@@ -332,8 +332,10 @@ func (f *fakeCarrier) book(c echo.Context) error {
 // --- real vault ----------------------------------------------------------
 
 type vaultEnv struct {
-	ts *httptest.Server
-	st *vaultstore.Store
+	ts      *httptest.Server
+	st      *vaultstore.Store
+	index   string // the index database file
+	dataKey *vaultstore.DataKey
 }
 
 func newVault(t *testing.T) *vaultEnv {
@@ -357,7 +359,7 @@ func newVault(t *testing.T) *vaultEnv {
 	srv := vault.NewServer(keys.Keys(t, keys.Vault), st, vault.Options{})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &vaultEnv{ts: ts, st: st}
+	return &vaultEnv{ts: ts, st: st, index: filepath.Join(dir, "index", "index.db"), dataKey: dk}
 }
 
 // register stores an address for owner and returns its token.
@@ -443,8 +445,10 @@ func (e *env) open() {
 		PublicURL: e.ts.URL,
 		Logger:    logger,
 		Companies: []string{keys.CallCenter},
-		MaxShift:  8 * time.Hour,
-		Now:       func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
+		// The vault's audit checkpoints, as 'merchant serve' keeps them beside its database.
+		VaultCheckpointFile: e.dbPath + ".vault-checkpoint.json",
+		MaxShift:            8 * time.Hour,
+		Now:                 func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
 		Outbox: func(r *outbox.Runner) {
 			r.Poll, r.MinBackoff, r.MaxBackoff, r.Timeout = 20*time.Millisecond, 5*time.Millisecond, 40*time.Millisecond, 10*time.Second
 		},

@@ -139,6 +139,7 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 		if err != nil {
 			return classify(err)
 		}
+		s.keepCheckpoint(g.AuditCheckpoint)
 		if err := grantMatches(o, g); err != nil {
 			return err
 		}
@@ -158,9 +159,11 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 	switch auth.Decision {
 	case issuerapi.Declined:
 		if o.Vault != "" {
-			if _, err := s.vault.Revoke(ctx, o.ID, "declined"); err != nil {
+			rv, err := s.vault.Revoke(ctx, o.ID, "declined")
+			if err != nil {
 				return classify(err)
 			}
+			s.keepCheckpoint(rv.AuditCheckpoint)
 		}
 		_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateDeclined,
 			Reason: auth.Reason, Detail: "declined by " + o.Issuer + ": " + auth.Reason, Retain: kept})
@@ -183,6 +186,7 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 				}
 				return err
 			}
+			s.keepCheckpoint(g.AuditCheckpoint)
 			if err := grantMatches(o, g); err != nil {
 				return err
 			}
@@ -231,6 +235,7 @@ func (s *Server) grant(ctx context.Context, job outbox.Job) error {
 	if err != nil {
 		return classify(err)
 	}
+	s.keepCheckpoint(g.AuditCheckpoint)
 	if err := grantMatches(o, g); err != nil {
 		return err
 	}
@@ -272,9 +277,11 @@ func (s *Server) void(ctx context.Context, job outbox.Job) error {
 	}
 	// The order cannot ship: the vault revokes its grants and the
 	// carrier's deposits for it first (DESIGN.md §7).
-	if _, err := s.vault.Revoke(ctx, o.ID, "failed"); err != nil {
+	rv, err := s.vault.Revoke(ctx, o.ID, "failed")
+	if err != nil {
 		return classify(err)
 	}
+	s.keepCheckpoint(rv.AuditCheckpoint)
 	client := s.issuers[o.Issuer]
 	if client == nil {
 		return outbox.Permanent(fmt.Errorf("issuer %s no longer configured", o.Issuer))

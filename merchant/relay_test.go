@@ -3,20 +3,26 @@ package merchant_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	carrierapi "orderseal/carrier/api"
 	"orderseal/internal/signedhttp"
+	"orderseal/internal/sqlitex"
 	issuerapi "orderseal/issuer/api"
 	"orderseal/merchant/api"
 	"orderseal/order"
 	"orderseal/tstest/keys"
+	"orderseal/vault"
 	vaultapi "orderseal/vault/api"
+	vaultstore "orderseal/vault/store"
 )
 
 // submit seals alice's test order to a token the vault holds and submits it.
@@ -435,5 +441,38 @@ func (e *env) assertNoSecrets(t *testing.T, control string, secrets ...string) {
 		if bytes.Contains(log, []byte(s)) {
 			t.Errorf("the merchant's log holds %q", s)
 		}
+	}
+}
+
+// TestVaultCheckpointKept: the merchant keeps the newest audit checkpoint
+// the vault hands out with its grants (issue 22 item 3); 'audit verify'
+// checks the vault's log against that copy, and a log whose newest entry
+// was deleted no longer verifies.
+func TestVaultCheckpointKept(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.run()
+	b := e.submit(t)
+	e.waitState(t, b.OrderID, api.StateShipped)
+	file := e.dbPath + ".vault-checkpoint.json"
+	rep, err := vault.VerifyAuditAnchored(ctx, e.vault.index, e.vault.dataKey, vault.AuditAnchors{Files: []string{file}})
+	if err != nil || rep.Checkpoints != 1 {
+		t.Fatalf("verify against the merchant's copy: %+v %v", rep, err)
+	}
+	var cp vaultapi.AuditCheckpoint
+	if data, err := os.ReadFile(file); err != nil || json.Unmarshal(data, &cp) != nil || cp.Seq < 3 {
+		t.Fatalf("kept checkpoint %+v %v", cp, err)
+	}
+	db, err := sqlitex.Open(e.vault.index, sqlitex.MustExist())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = vault.VerifyAuditAnchored(ctx, e.vault.index, e.vault.dataKey, vault.AuditAnchors{Files: []string{file}})
+	if !errors.Is(err, vaultstore.ErrAuditBroken) || !strings.Contains(err.Error(), "the checkpoint in "+file) {
+		t.Fatalf("verify after deleting the newest entry: %v", err)
 	}
 }

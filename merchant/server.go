@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -67,6 +68,9 @@ type Config struct {
 	HTTPClient *http.Client // for relays; nil: 30 s timeout
 	Verifier   []signedhttp.Option
 	Outbox     func(*outbox.Runner) // tunes the relay runner (tests)
+	// VaultCheckpointFile keeps the newest audit checkpoint the vault
+	// hands out with its grants ("": not kept).
+	VaultCheckpointFile string
 }
 
 // Server is the merchant web node: intake, status, tracking events, and the
@@ -81,6 +85,9 @@ type Server struct {
 	carrier *carrierapi.Client
 	vault   *vaultapi.Client
 	dir     directory
+
+	cpMu  sync.Mutex
+	cpSeq int64 // seq of the vault checkpoint kept
 }
 
 // NewServer wires the routes. Every route is behind the signed-request
@@ -133,6 +140,9 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	if cfg.VaultCheckpointFile != "" {
+		s.cpSeq = readCheckpointSeq(cfg.VaultCheckpointFile)
+	}
 	s.runner = &outbox.Runner{Store: cfg.Store.Outbox(), Logger: s.log, Now: s.now, Poll: time.Second,
 		Handlers: map[string]outbox.Handler{
 			jobAuthorize: s.authorize,

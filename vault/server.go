@@ -410,7 +410,18 @@ func (s *Server) grant(c echo.Context) error {
 		grant = activated
 	}
 	return c.JSON(http.StatusOK, api.GrantResponse{GrantID: grant.ID, Token: g.Token, Carrier: g.Carrier, OrderID: b.OrderID,
-		Invoice: grant.Invoice, State: string(grant.State), Expires: grant.Expires.UTC().Format(time.RFC3339), MaxUses: grant.MaxUses})
+		Invoice: grant.Invoice, State: string(grant.State), Expires: grant.Expires.UTC().Format(time.RFC3339), MaxUses: grant.MaxUses,
+		AuditCheckpoint: s.checkpoint()})
+}
+
+// checkpoint is the newest audit checkpoint, handed to the merchant with
+// every grant and revocation (DESIGN.md §7); nil before the first.
+func (s *Server) checkpoint() *api.AuditCheckpoint {
+	cp := s.store.LatestCheckpoint()
+	if cp.Seq == 0 {
+		return nil
+	}
+	return &api.AuditCheckpoint{Seq: cp.Seq, Head: cp.Head, At: cp.At, MAC: cp.MAC}
 }
 
 func (s *Server) revoke(c echo.Context) error {
@@ -425,7 +436,7 @@ func (s *Server) revoke(c echo.Context) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	return c.JSON(http.StatusOK, api.RevokeResponse{OrderID: req.OrderID, Revoked: n})
+	return c.JSON(http.StatusOK, api.RevokeResponse{OrderID: req.OrderID, Revoked: n, AuditCheckpoint: s.checkpoint()})
 }
 
 func (s *Server) revealGranted(c echo.Context) error {

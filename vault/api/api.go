@@ -13,6 +13,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -151,6 +152,20 @@ type GrantResponse struct {
 	State   string `json:"state"`
 	Expires string `json:"expires"`
 	MaxUses int    `json:"max_uses"`
+	// AuditCheckpoint is the vault's newest audit checkpoint, which the
+	// merchant keeps as an anchor of the vault's audit log outside it.
+	AuditCheckpoint *AuditCheckpoint `json:"audit_checkpoint,omitempty"`
+}
+
+// AuditCheckpoint anchors the vault's audit chain (DESIGN.md §7): the
+// sequence number and hash of its newest entry at a time, MACed under a key
+// only the vault holds. 'merchant vault audit verify -checkpoint FILE'
+// compares the vault's log with a copy the merchant kept.
+type AuditCheckpoint struct {
+	Seq  int64     `json:"seq"`
+	Head []byte    `json:"head"`
+	At   time.Time `json:"at"`
+	MAC  []byte    `json:"mac"`
 }
 
 // RevokeRequest: the merchant revokes every grant of one of its orders
@@ -162,8 +177,9 @@ type RevokeRequest struct {
 
 // RevokeResponse says how many grants the request revoked (0 on a repeat).
 type RevokeResponse struct {
-	OrderID string `json:"order_id"`
-	Revoked int    `json:"revoked"`
+	OrderID         string           `json:"order_id"`
+	Revoked         int              `json:"revoked"`
+	AuditCheckpoint *AuditCheckpoint `json:"audit_checkpoint,omitempty"` // as GrantResponse's
 }
 
 // RevealGrantRequest: a grantee asks for one token for one order and invoice.
