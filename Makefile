@@ -54,7 +54,7 @@ bench-flood:
 # time), minimising for at most FUZZMINIMIZETIME; a failure without a
 # crasher is retried and never stops the run; the summary lists each
 # target's executions (parser targets need MIN_EXECS, default 10000).
-FUZZMINIMIZETIME ?= 1s
+FUZZMINIMIZETIME ?= 10x
 fuzz:
 	@FUZZMINIMIZETIME=$(FUZZMINIMIZETIME) bash scripts/fuzz.sh $(FUZZTIME)
 

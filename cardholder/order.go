@@ -61,6 +61,11 @@ func loadCard(path string) (*CardFile, error) {
 		return nil, fmt.Errorf("card file: %w", err)
 	}
 	defer clear(data)
+	return parseCard(path, data)
+}
+
+// parseCard decodes and checks the card file read from path.
+func parseCard(path string, data []byte) (*CardFile, error) {
 	var c CardFile
 	if err := strictjson.Decode(data, &c, maxProfile); err != nil {
 		return nil, fmt.Errorf("card file %s: %w", path, err)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Fuzz* target in the module for the given time each (issue 22
 # item 6):
-#   - minimisation has its own budget (FUZZMINIMIZETIME, default 1s), so a
+#   - minimisation has its own budget (FUZZMINIMIZETIME, default 10x: ten executions to shrink each new input), so a
 #     target keeps fuzzing instead of spending its slot shrinking inputs;
 #   - a failure that wrote no crasher (a toolchain flake: "context deadline
 #     exceeded", a worker lost) is tried once more and never stops the run;
@@ -13,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${1:-10s}
-mintime=${FUZZMINIMIZETIME:-1s}
+mintime=${FUZZMINIMIZETIME:-10x}
 minexecs=${MIN_EXECS:-10000}
 logdir=$(mktemp -d)
 trap 'rm -rf "$logdir"' EXIT

@@ -71,11 +71,23 @@ func Create(path string) (*Key, error) {
 // Load reads a key file, refusing it when group or others may read it
 // (secfile.ErrPermissions) or when it is malformed (ErrMalformed).
 func Load(path string) (*Key, error) {
-	b, err := secfile.Read(path, 256)
+	b, err := secfile.Read(path, maxFile)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(b)
+	return Parse(path, b)
+}
+
+// maxFile bounds a key file.
+const maxFile = 256
+
+// Parse reads a key from the text of a key file (path names it in errors):
+// exactly Size bytes of unpadded base64url, surrounding space allowed.
+func Parse(path string, b []byte) (*Key, error) {
+	if len(b) > maxFile {
+		return nil, fmt.Errorf("%s: %w", path, ErrMalformed)
+	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(raw) != Size {
 		clear(raw)
