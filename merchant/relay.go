@@ -131,19 +131,28 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 	if err != nil {
 		return err
 	}
+	revoked := false // the order's grant was revoked by an earlier attempt
 	if o.Vault != "" {
 		// The grant is created pending before the issuer decides
 		// (DESIGN.md §7); the vault answers a retry with the invoice it
 		// bound first, so every attempt agrees on it.
 		g, err := s.vault.Grant(ctx, b, invoice, "")
-		if err != nil {
+		switch {
+		case hasCode(err, vaultapi.CodeGrantRevoked):
+			// Only this job revokes a grant of an order still received: an
+			// earlier attempt heard the issuer decline and revoked it, and
+			// the vault's answer was lost. The issuer answers again as it
+			// did; the decline is recorded below.
+			revoked = true
+		case err != nil:
 			return classify(err)
+		default:
+			s.keepCheckpoint(g.AuditCheckpoint)
+			if err := grantMatches(o, g); err != nil {
+				return err
+			}
+			invoice = g.Invoice
 		}
-		s.keepCheckpoint(g.AuditCheckpoint)
-		if err := grantMatches(o, g); err != nil {
-			return err
-		}
-		invoice = g.Invoice
 	}
 	auth, err := client.Authorize(ctx, b, o.Total, o.Currency, o.Session)
 	if err != nil {
@@ -158,7 +167,7 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 	}
 	switch auth.Decision {
 	case issuerapi.Declined:
-		if o.Vault != "" {
+		if o.Vault != "" && !revoked {
 			rv, err := s.vault.Revoke(ctx, o.ID, "declined")
 			if err != nil {
 				return classify(err)
@@ -172,6 +181,9 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 		}
 		return err
 	case issuerapi.Approved:
+		if revoked {
+			return s.failApproved(ctx, o, auth.AuthCode, vaultapi.CodeGrantRevoked)
+		}
 		next := jobBook
 		if o.Vault != "" {
 			// The issuer's approval, which only the vault can verify,
@@ -295,6 +307,12 @@ func (s *Server) void(ctx context.Context, job outbox.Job) error {
 		return classify(err)
 	}
 	return s.cfg.Store.Note(ctx, o.ID, o.State, "authorization voided at "+o.Issuer)
+}
+
+// hasCode reports whether err is a peer's signed problem with code.
+func hasCode(err error, code string) bool {
+	var p *rfc9457.Problem
+	return errors.As(err, &p) && p.Code == code
 }
 
 // refusedBy reports whether err is the peer's own refusal (a 4xx problem it

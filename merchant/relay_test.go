@@ -7,9 +7,11 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -475,4 +477,34 @@ func TestVaultCheckpointKept(t *testing.T) {
 	if !errors.Is(err, vaultstore.ErrAuditBroken) || !strings.Contains(err.Error(), "the checkpoint in "+file) {
 		t.Fatalf("verify after deleting the newest entry: %v", err)
 	}
+}
+
+// TestDeclineRevokeAnswerLost: the issuer declines, the merchant revokes the
+// order's pending grant and the vault's answer is lost. The retried job
+// finds the grant revoked (by itself), hears the issuer's decline again and
+// records the order declined, not failed (found by make chaos with lost
+// answers).
+func TestDeclineRevokeAnswerLost(t *testing.T) {
+	e := newEnv(t)
+	h := e.vault.ts.Config.Handler
+	var lost atomic.Bool
+	e.vault.ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == vaultapi.PathRevoke && lost.CompareAndSwap(false, true) {
+			h.ServeHTTP(httptest.NewRecorder(), r) // revoked; the answer never arrives
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	e.issuer.script(issuerStep{decline: issuerapi.ReasonInsufficientCredit}, issuerStep{decline: issuerapi.ReasonInsufficientCredit})
+	e.run()
+	b := e.submit(t)
+	o := e.waitState(t, b.OrderID, api.StateDeclined)
+	e.waitJobs(t, b.OrderID)
+	if !lost.Load() || o.Reason != issuerapi.ReasonInsufficientCredit {
+		t.Fatalf("order %s %s (revoke answer lost: %v)", o.State, o.Reason, lost.Load())
+	}
+	wantJobs(t, e.jobs(t, b.OrderID), map[string]string{"authorize": "done"})
 }
