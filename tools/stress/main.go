@@ -355,11 +355,11 @@ func chaos(ctx context.Context, args []string) int {
 		fmt.Fprintf(o.out, "chaos: lost answers: %s\n", p)
 	}
 	if answered+lost > 0 {
-		fmt.Fprintf(o.out, "chaos: %d of %d answers lost (%.1f %%), every one resent and answered once\n", lost, answered+lost, 100*float64(lost)/float64(answered+lost))
+		fmt.Fprintf(o.out, "chaos: %d of %d answers lost (%.1f %%), each resent by its sender\n", lost, answered+lost, 100*float64(lost)/float64(answered+lost))
 	}
 	if o.outage > 0 {
-		fmt.Fprintf(o.out, "chaos: issuer outage of %s on the merchant's clock (%s real): %d orders accepted meanwhile, %d relay attempts refused; every one terminal after it\n",
-			o.outage, o.outageFor, out.acceptedDuring, out.refused)
+		fmt.Fprintf(o.out, "chaos: issuer outage of %s on the merchant's clock (%s real): %d orders accepted meanwhile, %d waiting on the issuer when it came back, %d authorize attempts refused meanwhile\n",
+			o.outage, o.outageFor, out.acceptedDuring, out.waiting, out.refused)
 	}
 	pct := 100.0
 	if rep.Orders > 0 {
@@ -372,6 +372,7 @@ func chaos(ctx context.Context, args []string) int {
 // outageResult is what the simulated outage saw.
 type outageResult struct {
 	acceptedDuring int64 // orders the merchant accepted while the issuer was down
+	waiting        int   // orders accepted and not settled when the issuer came back
 	refused        int   // authorize attempts that failed meanwhile (from the merchant's outbox)
 	err            error
 }
@@ -411,6 +412,7 @@ func peerOutage(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.
 		}
 	}
 	res.acceptedDuring = int64(d.Progress().Accepted - before)
+	res.waiting = d.Progress().Unsettled
 	res.refused = authorizeRetries(c)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 40*time.Second)
 	err := c.Restart(rctx, cluster.Issuer)
@@ -419,7 +421,7 @@ func peerOutage(ctx context.Context, o *options, c *cluster.Cluster, d *cluster.
 		res.err = fmt.Errorf("the issuer did not come back: %w", err)
 		return res
 	}
-	o.logf("outage over: issuer back after %s on the merchant's clock; %d orders accepted meanwhile", o.outage, res.acceptedDuring)
+	o.logf("outage over: issuer back after %s on the merchant's clock; %d orders accepted meanwhile, %d waiting", o.outage, res.acceptedDuring, res.waiting)
 	for i := 1; i <= 20; i++ {
 		time.Sleep(100 * time.Millisecond)
 		if err := setClock(o.outage + time.Duration(i)*6*time.Second); err != nil {

@@ -125,14 +125,19 @@ func NewDriver(c *Cluster, cfg DriverConfig) (*Driver, error) {
 	}
 	if c.Epochal() && len(d.clients) > 0 {
 		// Under OS2 the order form carries the recipients' directory
-		// entries; a cardholder seals to them, once fetched per run.
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.HTTPTimeout)
-		form, err := d.clients[0].OrderForm(ctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("cluster: order form: %w", err)
+		// entries; a cardholder seals to them, once fetched per run. A form
+		// lost on the way, or one missing an entry (the merchant's own
+		// fetch of it was lost), is asked for again, as a cardholder would.
+		var err error
+		for try := 0; ; try++ {
+			if d.directory, err = d.formDirectory(); err == nil || try == 50 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		d.directory = form.Directory
+		if err != nil {
+			return nil, err
+		}
 	}
 	orders, err := c.merchantReader(context.Background())
 	if err != nil {
@@ -143,6 +148,23 @@ func NewDriver(c *Cluster, cfg DriverConfig) (*Driver, error) {
 	d.stopWatch, d.watchDone = cancel, make(chan struct{})
 	go d.watch(ctx)
 	return d, nil
+}
+
+// formDirectory fetches the order form and returns its directory entries,
+// which must name the issuer, the carrier and the vault.
+func (d *Driver) formDirectory() ([]*keygen.DirectoryEntry, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.HTTPTimeout)
+	defer cancel()
+	form, err := d.clients[0].OrderForm(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: order form: %w", err)
+	}
+	for _, id := range []string{IssuerID, CarrierID, VaultID} {
+		if !slices.ContainsFunc(form.Directory, func(e *keygen.DirectoryEntry) bool { return e.Identity == id }) {
+			return nil, fmt.Errorf("cluster: the order form has no directory entry of %s", id)
+		}
+	}
+	return form.Directory, nil
 }
 
 // Close stops following the merchant database. Safe to call more than once.
