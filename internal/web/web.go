@@ -105,6 +105,9 @@ const (
 	CodeBodyTooLarge   = problem.CodeBodyTooLarge
 )
 
+// signedCallerHeader is httpsig.HeaderIdentity: the caller of a signed request.
+const signedCallerHeader = "Orderseal-Identity"
+
 // Limits bound what clients can make one server hold: request slots, header
 // fields, body bytes and time, so that slow or hostile clients cannot pin it.
 // A zero field takes its default; tests shorten the timeouts.
@@ -169,7 +172,11 @@ func Limit(h http.Handler, l Limits) http.Handler {
 				fmt.Sprintf("A request carries at most %d header fields.", l.MaxHeaderFields)))
 			return
 		}
-		if r.ContentLength > l.MaxBody {
+		// A signed request says who calls: its verifier refuses an
+		// oversized body itself, signed, without reading it, so the caller
+		// can tell the refusal from a forgery (issue 22 item 7). Any other
+		// is refused here, unsigned.
+		if r.ContentLength > l.MaxBody && r.Header.Get(signedCallerHeader) == "" {
 			writeProblem(w, r, problem.New(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "Body too large",
 				fmt.Sprintf("The request body exceeds %d bytes.", l.MaxBody)))
 			return
