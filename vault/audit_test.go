@@ -258,22 +258,22 @@ func TestAuditCutWhileRunning(t *testing.T) {
 // audit append of a reveal cannot be written.
 type failingIndex struct {
 	store.Index
-	fail atomic.Bool
+	fail    atomic.Bool
+	failNth atomic.Int32 // > 0: the Update that brings it to 0 fails (a kill between two commits)
 }
 
 var errInjected = errors.New("injected: disk I/O error")
 
 func (f *failingIndex) Update(ctx context.Context, fn func(tx store.IndexTx) error) error {
-	if f.fail.Load() {
+	if f.fail.Load() || f.failNth.Add(-1) == 0 {
 		return errInjected
 	}
 	return f.Index.Update(ctx, fn)
 }
 
-// TestRevealFailsClosed is issue 22 item 8: when the audit entry of a
-// reveal cannot be written, the reveal is refused (503) and its answer
-// carries no value, for the owner's reveal and the carrier's granted one.
-func TestRevealFailsClosed(t *testing.T) {
+// failingVault is a vault env over a failingIndex.
+func failingVault(t *testing.T) (*vaultEnv, *failingIndex) {
+	t.Helper()
 	ctx := context.Background()
 	e := newVaultEnv(t)
 	e.st.Close()
@@ -306,6 +306,37 @@ func TestRevealFailsClosed(t *testing.T) {
 	e.st = st
 	e.srv = vault.NewServer(keys.Keys(t, keys.Vault), st, vault.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	e.ts.Config.Handler = e.srv.Handler()
+	return e, fi
+}
+
+// TestGrantCommitsWithItsAuditEntry: a grant and its audit entry are one
+// commit. The index write after the grant's fails (as a vault killed
+// between two commits leaves it), and still every grant has its entry
+// (make chaos found grants without one).
+func TestGrantCommitsWithItsAuditEntry(t *testing.T) {
+	ctx := context.Background()
+	e, fi := failingVault(t)
+	alice, shop := e.client(t, keys.Alice), e.client(t, keys.Shop)
+	home := register(t, alice, api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
+	b := bundleFor(t, keys.Alice, home, order.SealOptions{})
+	fi.failNth.Store(2)
+	shop.Grant(ctx, b, "INV-1", "") // whatever the answer: the merchant retries
+	fi.failNth.Store(0)
+	if _, err := shop.Grant(ctx, b, "INV-1", ""); err != nil {
+		t.Fatalf("the merchant's retry: %v", err)
+	}
+	problems, err := store.CrossCheck(ctx, fi.Index)
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("cross-check: %v %v", problems, err)
+	}
+}
+
+// TestRevealFailsClosed is issue 22 item 8: when the audit entry of a
+// reveal cannot be written, the reveal is refused (503) and its answer
+// carries no value, for the owner's reveal and the carrier's granted one.
+func TestRevealFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	e, fi := failingVault(t)
 
 	alice, shop, parcel := e.client(t, keys.Alice), e.client(t, keys.Shop), e.client(t, keys.Parcel)
 	home := register(t, alice, api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token

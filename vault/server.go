@@ -174,7 +174,7 @@ func (s *Server) deposit(c echo.Context, carrier string, d *api.Deposit, norm []
 		// The same deposit again; or the same place deposited for another
 		// merchant's order under the same order id, which shares the grant
 		// (grants are keyed by token, carrier and order id): nothing to add.
-	} else if err := s.store.AddGrant(ctx, g); err != nil {
+	} else if err := s.store.AddGrantAudited(ctx, g, "deposit-grant", carrier, "ok:active"); err != nil {
 		switch {
 		case errors.Is(err, store.ErrGrantConflict), errors.Is(err, store.ErrGrantRevoked):
 			if aerr := s.audit(c, "deposit", token, d.OrderID, "refused:grant-conflict"); aerr != nil {
@@ -185,8 +185,6 @@ func (s *Server) deposit(c echo.Context, carrier string, d *api.Deposit, norm []
 			return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The merchant, order id and invoice must be printable text.")
 		}
 		return unavailable(err)
-	} else if err := s.audit(c, "deposit-grant", token, d.OrderID, "ok:active"); err != nil {
-		return err
 	}
 	status := http.StatusCreated
 	if !created {
@@ -372,7 +370,7 @@ func (s *Server) grant(c echo.Context) error {
 		// Created pending: nothing is revealed until the issuer's approval.
 		grant = store.Grant{Token: g.Token, Merchant: merchant, Carrier: g.Carrier, OrderID: b.OrderID,
 			Invoice: req.Invoice, Expires: expires, MaxUses: uses, State: store.GrantPending}
-		if err := s.store.AddGrant(ctx, grant); err != nil {
+		if err := s.store.AddGrantAudited(ctx, grant, "grant", merchant, "ok:pending"); err != nil {
 			switch {
 			case errors.Is(err, store.ErrGrantConflict):
 				return refuse(http.StatusConflict, "grant-conflict", "Grant conflict", "A different grant exists for this token, carrier and order.", g.Token, b.OrderID)
@@ -386,9 +384,6 @@ func (s *Server) grant(c echo.Context) error {
 				return refuse(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The invoice must be printable text.", g.Token, b.OrderID)
 			}
 			return unavailable(err)
-		}
-		if err := s.audit(c, "grant", g.Token, b.OrderID, "ok:pending"); err != nil {
-			return err
 		}
 	case err != nil:
 		return unavailable(err)
