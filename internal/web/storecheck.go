@@ -14,6 +14,7 @@ import (
 	"orderseal/internal/dsn"
 	"orderseal/internal/problem"
 	"orderseal/internal/sqlitex"
+	"orderseal/internal/tick"
 )
 
 // Every daemon checks its SQLite files with PRAGMA quick_check before it
@@ -83,14 +84,7 @@ func (h *Health) Watch(ctx context.Context, d time.Duration, logger *slog.Logger
 	if d <= 0 {
 		return
 	}
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, d, func() {
 		err := CheckStores(ctx, files...)
 		var de *DamagedError
 		if errors.As(err, &de) {
@@ -100,7 +94,7 @@ func (h *Health) Watch(ctx context.Context, d time.Duration, logger *slog.Logger
 		} else if err != nil && ctx.Err() == nil {
 			logger.Warn("database check could not run", "err", err)
 		}
-	}
+	})
 }
 
 // Damaged returns the damage found, nil while ready.
