@@ -34,18 +34,20 @@ func TestServeRefusesMissingStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve := func(ctx context.Context, data, backup string, extra ...string) (int, string) {
-		var errb bytes.Buffer
+		// The store and the server log from their own goroutines onto one
+		// stderr: the buffer standing in for it must take concurrent writes.
+		var errb syncBuffer
 		args := append([]string{"serve", "-key", keyPath, "-index", filepath.Join(dir, "index.db"), "-data", data, "-backup", backup,
 			"-data-key", dataKey, "-listen", "127.0.0.1:0", "-addr-file", filepath.Join(dir, "addr")}, extra...)
 		err := vault.Command(ctx, "merchant", args, cli.Stdio{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &errb})
 		var ce *cli.Error
 		if err == nil {
-			return 0, errb.String()
+			return 0, string(errb.Bytes())
 		}
 		if errors.As(err, &ce) {
-			return ce.Code, errb.String()
+			return ce.Code, string(errb.Bytes())
 		}
-		return 1, errb.String() + err.Error()
+		return 1, string(errb.Bytes()) + err.Error()
 	}
 	for _, tc := range []struct{ name, data, backup, store string }{
 		{"backup folder missing", filepath.Join(dir, "data", "data.db"), filepath.Join(dir, "no-backup", "backup.db"), "backup"},
