@@ -11,6 +11,7 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/order/address"
 	"orderseal/suite"
 	"orderseal/vault/api"
 )
@@ -58,13 +59,15 @@ func (v vaultFlags) client() (*api.Client, *keygen.PartyKey, error) {
 func addressAdd(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "address add", "-key FILE -vault-url URL -vault ID -label LABEL (-file ADDRESS.json | -type phn -value V)", stdio,
 		"cardholder address add -key alice.key -vault-url http://127.0.0.1:8443 -vault vault:vault.shop.example -label home -file home.json",
-		"cardholder address add ... -label mobile -type phn -value +4915112345678")
+		"cardholder address add ... -label mobile -type phn -value +4915112345678",
+		"cardholder address add ... -label mobile -type phn -value 010-1234-5678 -region KR")
 	vf := addVaultFlags(fs)
 	label := fs.String("label", "", "your name for this entry (not personal data)")
 	file := fs.String("file", "", "address JSON ('-' for stdin): name, line1, line2, city, region, postal_code, country")
 	typ := fs.String("type", api.TypeAddress, "adr (address), phn (phone), eml (email), nid (national id)")
 	value := fs.String("value", "", "the value, for types other than adr")
 	shareable := fs.Bool("shareable", false, "let other cardholders ship to this token (a gift address)")
+	region := fs.String("region", "", "the country (ISO 3166-1, e.g. KR) a phone number without +CC is read in")
 	if err := cli.Parse(fs, args, "key", "vault-url", "vault", "label"); err != nil {
 		return err
 	}
@@ -76,6 +79,13 @@ func addressAdd(ctx context.Context, args []string, stdio cli.Stdio) error {
 			return err
 		}
 		raw = data
+	case *typ == api.TypePhone && *value != "":
+		// National forms are read in -region's plan here; the vault takes E.164.
+		p, err := address.Phone(*value, *region)
+		if err != nil {
+			return cli.WithHint(err, "give the number with its country code (+82 10-1234-5678) or pass -region")
+		}
+		raw = []byte(p)
 	case *typ != api.TypeAddress && *value != "":
 		raw = []byte(*value)
 	default:
@@ -84,6 +94,9 @@ func addressAdd(ctx context.Context, args []string, stdio cli.Stdio) error {
 	norm, err := api.Normalize(*typ, raw)
 	clear(raw)
 	if err != nil {
+		if code := address.CodeOf(err); code != "" {
+			return cli.WithHint(fmt.Errorf("%s (%s)", err, code), addressHint(code))
+		}
 		return err
 	}
 	defer clear(norm)
@@ -101,6 +114,19 @@ func addressAdd(ctx context.Context, args []string, stdio cli.Stdio) error {
 		fmt.Fprintf(stdio.Err, "%s: already registered: the vault returned your existing token\n", prog)
 	}
 	return nil
+}
+
+// addressHint says how to fix an address the country's rules refuse.
+func addressHint(code string) string {
+	switch code {
+	case address.CodePostcodeInvalid, address.CodePostcodeMissing, address.CodePostcodeForeign:
+		return "postal_code must be the destination country's format; check country and postal_code"
+	case address.CodeRegionMissing, address.CodeRegionUnknown:
+		return "region must name the prefecture, province or state (e.g. 東京都, 서울특별시, CA)"
+	case address.CodePhoneInvalid:
+		return "give the number with its country code (+82 10-1234-5678) or pass -region"
+	}
+	return "the file needs name, line1, city and country (ISO 3166-1, e.g. KR), without control characters"
 }
 
 func addressList(ctx context.Context, args []string, stdio cli.Stdio) error {

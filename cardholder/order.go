@@ -28,6 +28,7 @@ import (
 	"orderseal/keygen"
 	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
+	"orderseal/order/address"
 	"orderseal/suite"
 	vaultapi "orderseal/vault/api"
 )
@@ -39,6 +40,27 @@ type CardFile struct {
 	Expiry string `json:"expiry"`
 	CVC    string `json:"cvc,omitempty"`
 	Issuer string `json:"issuer"`
+}
+
+// normalizePhones writes the buyer's and recipient's phones in E.164,
+// refusing what is no phone number: the buyer's in international form, the
+// recipient's also in the national form of an inline destination's country.
+func normalizePhones(o *order.Order) error {
+	region := ""
+	if o.ShipTo.Address != nil {
+		region = o.ShipTo.Address.Country
+	}
+	for _, p := range []struct {
+		what, region string
+		v            *string
+	}{{"buyer phone", "", &o.Buyer.Phone}, {"recipient phone", region, &o.Recipient.Phone}} {
+		n, err := address.Phone(*p.v, p.region)
+		if err != nil {
+			return cli.WithHint(fmt.Errorf("%s: %w (%s)", p.what, err, address.CodeOf(err)), "give it with its country code, e.g. +82 10-1234-5678")
+		}
+		*p.v = n
+	}
+	return nil
 }
 
 // BuyerFile is the buyer's contact details.
@@ -317,6 +339,9 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		if err := strictjson.Decode(data, &a, maxProfile); err != nil {
 			return fmt.Errorf("address file %s: %w", *shipToFile, err)
 		}
+		if a, err = address.Normalize(a); err != nil {
+			return cli.WithHint(fmt.Errorf("address file %s: %w (%s)", *shipToFile, err, address.CodeOf(err)), addressHint(address.CodeOf(err)))
+		}
 		o.ShipTo.Address = &a
 	} else {
 		token, err := resolveShipTo(ctx, keys, *shipTo, *vaultURL, form.Vault, hc)
@@ -335,6 +360,9 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	if *assisted && *preview {
 		o.Card = previewCard() // no card is asked for a preview: a stand-in lets the rest be validated
+	}
+	if err := normalizePhones(o); err != nil {
+		return err
 	}
 	if err := o.Validate(time.Now()); err != nil {
 		return err

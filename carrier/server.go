@@ -184,8 +184,9 @@ func (s *Server) book(c echo.Context) error {
 	case sec.ShipTo != nil:
 		norm, err := vaultapi.NormalizeAddress(*sec.ShipTo)
 		if err != nil {
+			// address-invalid, and the rule's own code in the detail's first word.
 			return problem.New(http.StatusUnprocessableEntity, api.CodeAddressInvalid, "Address invalid",
-				"The inline address is not a valid postal address.")
+				vaultapi.ValueCode(err)+": the inline address is not a valid postal address: "+err.Error())
 		}
 		// The address rests in the vault, as this order's deposit, before
 		// anything is stored here; the database keeps the token.

@@ -60,7 +60,7 @@ func deviceSig(t testing.TB, b *order.Bundle, session, device string, proof api.
 // phoneOrder is an order keyed by a consultant for an inline address.
 func phoneOrder(t testing.TB) *order.Order {
 	o := testOrder(t, "")
-	o.ShipTo = order.ShipTo{Address: &order.Address{Name: "Dora Example", Line1: "Kastanienallee 3", City: "Berlin", Country: "DE"}}
+	o.ShipTo = order.ShipTo{Address: &order.Address{Name: "Dora Example", Line1: "Kastanienallee 3", City: "Berlin", PostalCode: "10115", Country: "DE"}}
 	return o
 }
 

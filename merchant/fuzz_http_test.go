@@ -118,7 +118,7 @@ func intakeSeeds(f *testing.F) map[string][]byte {
 	f.Helper()
 	b := fuzzSeal(f, keys.Alice, testOrder(f, testToken), stdParties, fuzzOrderID, "", 1)
 	inline := testOrder(f, "")
-	inline.ShipTo.Address = &order.Address{Name: "Bob Beispiel", Line1: "Fuzzweg 1", City: "Berlin", Country: "DE"}
+	inline.ShipTo.Address = &order.Address{Name: "Bob Beispiel", Line1: "Fuzzweg 1", City: "Berlin", PostalCode: "10115", Country: "DE"}
 	bi := fuzzSeal(f, keys.Alice, inline, order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel}, fuzzInlineID, "", 2)
 	other := fuzzSeal(f, keys.Alice, testOrder(f, testToken), order.Parties{Merchant: keys.OtherShop, Issuer: keys.Bank, Carrier: keys.Parcel, Vault: keys.Vault}, "", "", 3)
 	return map[string][]byte{

@@ -213,7 +213,7 @@ func TestRelayInlineAddress(t *testing.T) {
 	e := newEnv(t)
 	e.run()
 	o := testOrder(t, "")
-	o.ShipTo.Address = &order.Address{Name: "Bob Beispiel", Line1: addressCanary + " 2", City: "Berlin", Country: "DE"}
+	o.ShipTo.Address = &order.Address{Name: "Bob Beispiel", Line1: addressCanary + " 2", City: "Berlin", PostalCode: "10115", Country: "DE"}
 	b := seal(t, keys.Alice, o, order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel}, order.SealOptions{})
 	if _, err := e.client(t, keys.Alice).Submit(context.Background(), b); err != nil {
 		t.Fatal(err)

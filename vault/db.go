@@ -12,6 +12,7 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/internal/dsn"
 	"orderseal/internal/sqlitex"
+	"orderseal/vault/api"
 	"orderseal/vault/store"
 	"orderseal/vault/store/sqlite"
 )
@@ -40,11 +41,14 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*store.Store, error) {
 	switch d.Scheme {
 	case dsn.SQLite:
 		return sqlite.Open(ctx, sqlite.Config{Index: cfg.Index, Data: cfg.Data, Backup: cfg.Backup, Pending: cfg.Pending,
-			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, AllowDegraded: cfg.AllowDegraded})
+			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, AllowDegraded: cfg.AllowDegraded, Fold: fold})
 	default:
 		return nil, noBackend(d)
 	}
 }
+
+// fold is the vault's dedupe form of a value (api.Fold).
+func fold(t store.TokenType, v []byte) []byte { return api.Fold(string(t), v) }
 
 // OpenIndexReader opens the existing index at indexDSN read-only: it never
 // creates one, and needs no data key.

@@ -117,7 +117,7 @@ func (s *Server) register(c echo.Context) error {
 	defer clear(value)
 	norm, err := api.Normalize(req.Type, value)
 	if err != nil {
-		return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", err.Error())
+		return problem.New(http.StatusUnprocessableEntity, api.ValueCode(err), "Invalid value", err.Error())
 	}
 	defer clear(norm)
 	if req.Deposit != nil {

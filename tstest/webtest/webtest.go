@@ -330,7 +330,7 @@ func Bundle(t testing.TB, m *center.Master, p order.Parties) *order.Bundle {
 	if p.Vault != "" {
 		o.ShipTo.Token = "tok_fuzzfuzzfuzzfuzzfuzzfuzzaa_adr"
 	} else {
-		o.ShipTo.Address = &order.Address{Name: "Bob", Line1: "Fuzzweg 1", City: "Berlin", Country: "DE"}
+		o.ShipTo.Address = &order.Address{Name: "Bob", Line1: "Fuzzweg 1", City: "Berlin", PostalCode: "10115", Country: "DE"}
 	}
 	b, err := order.Seal(o, suite.NewKeys(alice, 4), p, order.SealOptions{})
 	if err != nil {

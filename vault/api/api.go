@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -22,6 +21,7 @@ import (
 	"orderseal/internal/wire"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/order/address"
 )
 
 // Routes of the vault.
@@ -289,22 +289,21 @@ func OpenReveal(keys order.Keyring, vault, token, orderID string, s Sealed) ([]b
 	return openSealed(aead, s, revealAAD(token, keys.Identity(), orderID))
 }
 
-// NormalizeAddress validates an address and returns its canonical JSON:
-// trimmed, inner white space folded, country and postal code upper-case, so
-// the same place registered twice dedupes to one token.
+// NormalizeAddress validates an address against its country's rules
+// (order/address) and returns its canonical JSON: NFC, white space folded,
+// postcode and region in the country's canonical form. The error wraps
+// ErrValue and the *address.Error that names the refusal's code.
 func NormalizeAddress(a order.Address) ([]byte, error) {
-	fold := func(s string) string { return strings.Join(strings.Fields(s), " ") }
-	n := order.Address{Name: fold(a.Name), Line1: fold(a.Line1), Line2: fold(a.Line2), City: fold(a.City),
-		Region: fold(a.Region), PostalCode: strings.ToUpper(fold(a.PostalCode)), Country: strings.ToUpper(fold(a.Country))}
-	if err := order.ValidateAddress(&n); err != nil {
+	n, err := address.Normalize(a)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrValue, err)
 	}
 	return json.Marshal(n)
 }
 
-var phoneRe = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-
-// Normalize validates a value of type t and returns its canonical bytes.
+// Normalize validates a value of type t and returns its canonical bytes. A
+// phone must be given in international form ("+82 10-1234-5678"); the
+// cardholder's CLI reads national forms with the country it is told.
 func Normalize(t string, raw []byte) ([]byte, error) {
 	switch t {
 	case TypeAddress:
@@ -314,14 +313,9 @@ func Normalize(t string, raw []byte) ([]byte, error) {
 		}
 		return NormalizeAddress(a)
 	case TypePhone:
-		p := strings.Map(func(r rune) rune {
-			if r == ' ' || r == '-' || r == '(' || r == ')' {
-				return -1
-			}
-			return r
-		}, strings.TrimSpace(string(raw)))
-		if !phoneRe.MatchString(p) {
-			return nil, fmt.Errorf("%w: phone must be E.164 (+ and 7–15 digits)", ErrValue)
+		p, err := address.Phone(string(raw), "")
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrValue, err)
 		}
 		return []byte(p), nil
 	case TypeEmail:
@@ -339,4 +333,27 @@ func Normalize(t string, raw []byte) ([]byte, error) {
 		return []byte(id), nil
 	}
 	return nil, fmt.Errorf("%w: unknown type %.8q", ErrValue, t)
+}
+
+// Fold is the form of a normalised value of type t in which two values are
+// the same for dedupe: an address's address.FoldKey (NFC, width and case
+// folded), any other value as it is (Normalize already folds those).
+func Fold(t string, norm []byte) []byte {
+	if t == TypeAddress {
+		var a order.Address
+		if json.Unmarshal(norm, &a) == nil {
+			return address.FoldKey(a)
+		}
+	}
+	return norm
+}
+
+// ValueCode is the stable problem code of a Normalize refusal: the
+// address or phone rule's own (postcode-invalid, region-required,
+// phone-invalid, …), else "invalid-value".
+func ValueCode(err error) string {
+	if c := address.CodeOf(err); c != "" {
+		return c
+	}
+	return "invalid-value"
 }

@@ -27,10 +27,12 @@ type Backends struct {
 	Pending Pending // on the vault host's own storage, so it is writable when a data store is not
 }
 
-// Record is one sealed value as a data store or the pending table holds it.
+// Record is one sealed record as a data store or the pending table holds
+// it: a token's (its sealed reference to a shared value), or a shared
+// value's, keyed by its share id ("shr_…") in Token.
 type Record struct {
 	Token   string
-	Dedupe  []byte // HMAC-SHA256 of owner, type and value under the dedupe sub-key
+	Dedupe  []byte // HMAC-SHA256 of owner, type and folded value under the dedupe sub-key (a shared record: its nonce key's MAC)
 	Nonce   []byte // 24 bytes
 	Sealed  []byte // XChaCha20-Poly1305 under the seal sub-key, AAD = Token
 	Created int64  // unix nanoseconds: the queue order and the orphan sweep's watermark
@@ -179,6 +181,8 @@ type IndexTx interface {
 	InsertGrant(ctx context.Context, g Grant, created time.Time) error
 	// OrderGrants returns the grants of merchant's order orderID, any state, oldest first.
 	OrderGrants(ctx context.Context, merchant, orderID string) ([]Grant, error)
+	// SetLabel sets token's label.
+	SetLabel(ctx context.Context, token, label string) error
 	// SetGrantState sets the state of grant id.
 	SetGrantState(ctx context.Context, id string, state GrantState) error
 	// AppendAudit appends evs, chained (Seq, Prev and Hash set) onto the head AuditHead returned.

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -24,6 +25,8 @@ const (
 	labelSeal   = "orderseal-v1-vault-seal"
 	labelDedupe = "orderseal-v1-vault-dedupe"
 	labelCheck  = "orderseal-v1-vault-keycheck"
+	labelShare  = "orderseal-v1-vault-share"       // the id of a shared value
+	labelShareN = "orderseal-v1-vault-share-nonce" // its nonce, derived from the id
 )
 
 // CreateDataKey writes a fresh data key to path (0600, O_EXCL: it never
@@ -54,6 +57,8 @@ func LoadDataKey(path string) (*DataKey, error) {
 type keys struct {
 	aead   cipherAEAD
 	dedupe []byte
+	share  []byte
+	shareN []byte
 }
 
 type cipherAEAD interface {
@@ -74,7 +79,50 @@ func deriveKeys(k *DataKey) (*keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keys{aead: aead, dedupe: k.Expand(labelDedupe)}, nil
+	return &keys{aead: aead, dedupe: k.Expand(labelDedupe), share: k.Expand(labelShare), shareN: k.Expand(labelShareN)}, nil
+}
+
+// Shared values (seeds 001/002: one address, many owners). A value is held
+// once, in a record keyed by its share id, whoever registered it; each
+// owner's token record holds only a reference to that id, sealed under the
+// token (random nonce), so neither a token, an index entry nor a token
+// record shows which tokens share a value. The share id is
+// HMAC-SHA256(share sub-key, lp(type) || lp(value)) and the shared record's
+// nonce is derived from the id, so the same value always makes the same
+// record, byte for byte: writing it again is a no-op, in any data store or
+// the pending table, whoever writes it.
+const (
+	sharePrefix = "shr_"
+	refMagic    = "\x00orderseal-v1-vault-ref\x00" // no normalised value starts with NUL
+)
+
+// isShareID reports whether key names a shared value's record, not a token's.
+func isShareID(key string) bool { return strings.HasPrefix(key, sharePrefix) }
+
+func (ks *keys) shareID(t TokenType, value []byte) string {
+	m := hmac.New(sha256.New, ks.share)
+	for _, f := range [][]byte{[]byte(t), value} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+		m.Write(n[:])
+		m.Write(f)
+	}
+	return sharePrefix + tokenEncoding.EncodeToString(m.Sum(nil))
+}
+
+// sealShared is the record of a shared value: deterministic, AAD = its id.
+func (ks *keys) sealShared(id string, value []byte, created int64) Record {
+	m := hmac.New(sha256.New, ks.shareN)
+	m.Write([]byte(id))
+	sum := m.Sum(nil)
+	nonce := sum[:chacha20poly1305.NonceSizeX]
+	return Record{Token: id, Dedupe: sum, Nonce: nonce, Sealed: ks.aead.Seal(nil, nonce, value, []byte(id)), Created: created}
+}
+
+// ref returns the shared id a token record's plaintext points to.
+func ref(pt []byte) (string, bool) {
+	id, ok := strings.CutPrefix(string(pt), refMagic)
+	return id, ok && isShareID(id)
 }
 
 // dedupeHash is HMAC-SHA256(dedupe sub-key, lp(owner) || lp(type) || lp(value)):

@@ -13,7 +13,8 @@
 //     even sealed: a copy of the index reveals which owners have how many
 //     tokens, nothing more.
 //   - Data, twice: the primary and the optional backup, written through:
-//     token → dedupe hash, nonce, sealed value, created.
+//     token → dedupe hash, nonce, sealed reference, created; and share id →
+//     the sealed value, held once however many owners registered it.
 //   - Pending: sealed records not yet in every data store. It holds
 //     ciphertext, so it is not part of the index (whose credential must
 //     never reach PII), but it lives on the vault host's own storage, so it
@@ -29,7 +30,23 @@
 // Values are sealed with XChaCha20-Poly1305 under the seal sub-key, a random
 // 24-byte nonce and AAD = token, so a ciphertext moved to another row fails to
 // open. Dedupe uses HMAC-SHA256 under the dedupe sub-key over the
-// length-prefixed owner, type and value; tokens themselves are random.
+// length-prefixed owner, type and folded value (Options.Fold: for
+// addresses NFC, width and case folded); tokens themselves are random.
+//
+// # Shared values
+//
+// Identical values of different owners (seeds 001/002) are stored once: a
+// token's record holds only a reference to a shared record, sealed under
+// the token with a random nonce, and the shared record ("shr_" +
+// HMAC-SHA256(share sub-key, type, value)) holds the value, sealed with a
+// nonce derived from its id, so every writer makes it byte for byte the
+// same and writing it again (a second owner, the pending table's flush) is
+// a no-op. Index entries and token records show nothing that links two
+// owners: no share id, no count of references. Every new token writes its
+// shared record, held already or not, so the writes look the same either
+// way. The orphan sweep leaves shared records alone (it cannot tell, without
+// opening every reference, whether one is still pointed to); a failed
+// batch discards the shared records it created.
 //
 // # Registration
 //

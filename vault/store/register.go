@@ -14,7 +14,8 @@ const maxBatch = 256
 type registration struct {
 	entry Entry         // the committer sets Created and Expires
 	ttl   time.Duration // 0: no expiry
-	rec   Record        // sealed under entry.Token; the committer sets Created
+	rec   Record        // the reference to shared, sealed under entry.Token; the committer sets Created
+	share Record        // the value under its share id; the committer sets Created
 	audit bool          // RegisterAudited
 	done  chan registered
 }
@@ -27,9 +28,11 @@ type registered struct {
 }
 
 // Register stores value (already normalized by the caller) for owner and
-// returns its token. The same owner, type and value again returns the live
-// token already issued, with created=false (label and shareable are then
-// left as they were). ttl 0 means no expiry. When a data store cannot be
+// returns its token. The same owner, type and value again (the same after
+// Options.Fold) returns the live token already issued, with created=false;
+// a label given then replaces the token's label (an empty one leaves it),
+// shareable is left as it was. The value itself is stored once for every
+// owner who registers it (see sealShared). ttl 0 means no expiry. When a data store cannot be
 // written the sealed record goes to the pending table and Register still
 // succeeds; only a failure of the index or the pending table is an error.
 //
@@ -89,6 +92,8 @@ func (s *Store) prepare(owner string, t TokenType, label string, value []byte, s
 		return nil, fmt.Errorf("%w: label", ErrInvalid)
 	case len(value) == 0 || len(value) > MaxValueLen:
 		return nil, fmt.Errorf("%w: value is empty or longer than %d bytes", ErrInvalid, MaxValueLen)
+	case value[0] == 0:
+		return nil, fmt.Errorf("%w: value starts with NUL", ErrInvalid)
 	case ttl < 0:
 		return nil, fmt.Errorf("%w: negative ttl", ErrInvalid)
 	}
@@ -96,16 +101,33 @@ func (s *Store) prepare(owner string, t TokenType, label string, value []byte, s
 	if err != nil {
 		return nil, err
 	}
-	nonce, ct, err := s.keys.seal(tok, value)
+	rec, share, err := s.tokenRecords(tok, owner, t, value)
 	if err != nil {
 		return nil, err
 	}
 	return &registration{
 		entry: Entry{Token: tok, Owner: owner, Type: t, Label: label, Epoch: 1, Shareable: shareable},
 		ttl:   ttl,
-		rec:   Record{Token: tok, Dedupe: s.keys.dedupeHash(owner, t, value), Nonce: nonce, Sealed: ct},
+		rec:   rec,
+		share: share,
 		done:  make(chan registered, 1), // the committer never waits for a caller
 	}, nil
+}
+
+// tokenRecords are token's record (a sealed reference) and the shared
+// record of value it points to.
+func (s *Store) tokenRecords(tok, owner string, t TokenType, value []byte) (rec, share Record, err error) {
+	id := s.keys.shareID(t, value)
+	nonce, ct, err := s.keys.seal(tok, []byte(refMagic+id))
+	if err != nil {
+		return Record{}, Record{}, err
+	}
+	folded := value
+	if s.fold != nil {
+		folded = s.fold(t, value)
+	}
+	return Record{Token: tok, Dedupe: s.keys.dedupeHash(owner, t, folded), Nonce: nonce, Sealed: ct},
+		s.keys.sealShared(id, value, 0), nil
 }
 
 // commitLoop is the committer: it takes a registration, then every other
@@ -157,7 +179,7 @@ func (s *Store) commit(batch []*registration) {
 // for in one index transaction. The caller holds regMu.
 func (s *Store) registerBatch(ctx context.Context, batch []*registration) ([]registered, error) {
 	now := s.now().UTC()
-	live, err := s.findLive(ctx, batch, now)
+	live, held, err := s.findLive(ctx, batch, now)
 	if err != nil {
 		return nil, err
 	}
@@ -165,10 +187,17 @@ func (s *Store) registerBatch(ctx context.Context, batch []*registration) ([]reg
 	var recs []Record
 	var entries []Entry
 	var tokens []string
+	relabel := map[string]string{} // token → new label
+	shared := map[string]bool{}
 	for i, r := range batch {
 		hash := string(r.rec.Dedupe)
-		if tok, ok := live[hash]; ok {
-			out[i] = registered{token: tok}
+		if old, ok := live[hash]; ok {
+			out[i] = registered{token: old.Token}
+			if r.entry.Label != "" && r.entry.Label != old.Label {
+				relabel[old.Token] = r.entry.Label
+				old.Label = r.entry.Label
+				live[hash] = old
+			}
 			continue
 		}
 		e, rec := r.entry, r.rec
@@ -176,16 +205,27 @@ func (s *Store) registerBatch(ctx context.Context, batch []*registration) ([]reg
 		if r.ttl > 0 {
 			e.Expires = now.Add(r.ttl)
 		}
-		live[hash] = e.Token // the same value later in this batch gets this token
+		live[hash] = e // the same value later in this batch gets this token
 		out[i] = registered{token: e.Token, created: true}
 		recs, entries, tokens = append(recs, rec), append(entries, e), append(tokens, e.Token)
+		// The shared record goes with every new token, held before or
+		// not: the write is the same either way (it is deterministic).
+		if !shared[r.share.Token] {
+			shared[r.share.Token] = true
+			sh := r.share
+			sh.Created = now.UnixNano()
+			recs = append(recs, sh)
+			if held != nil && !held[sh.Token] {
+				tokens = append(tokens, sh.Token) // new: discarded with the batch's tokens on failure
+			}
+		}
 	}
 	if len(recs) > 0 {
 		if err := s.writeRecord(ctx, recs...); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.indexBatch(ctx, batch, entries, out, now); err != nil {
+	if err := s.indexBatch(ctx, batch, entries, relabel, out, now); err != nil {
 		if len(tokens) > 0 {
 			s.discardRecords(tokens)
 		}
@@ -194,9 +234,10 @@ func (s *Store) registerBatch(ctx context.Context, batch []*registration) ([]reg
 	return out, nil
 }
 
-// indexBatch inserts entries and appends an audit entry for each audited
-// registration of batch (out says its token), in one transaction.
-func (s *Store) indexBatch(ctx context.Context, batch []*registration, entries []Entry, out []registered, now time.Time) error {
+// indexBatch inserts entries, relabels tokens registered again under a new
+// label, and appends an audit entry for each audited registration of batch
+// (out says its token), in one transaction.
+func (s *Store) indexBatch(ctx context.Context, batch []*registration, entries []Entry, relabel map[string]string, out []registered, now time.Time) error {
 	var evs []AuditEvent
 	for i, r := range batch {
 		if r.audit {
@@ -209,6 +250,11 @@ func (s *Store) indexBatch(ctx context.Context, batch []*registration, entries [
 				return err
 			}
 		}
+		for tok, label := range relabel {
+			if err := tx.SetLabel(ctx, tok, label); err != nil {
+				return err
+			}
+		}
 		if len(evs) > 0 {
 			return appendAudit(ctx, tx, evs...)
 		}
@@ -216,12 +262,14 @@ func (s *Store) indexBatch(ctx context.Context, batch []*registration, entries [
 	})
 }
 
-// findLive returns, by dedupe hash, the oldest live token of the batch's
-// owner and type whose record has that hash. It looks in the pending table
+// findLive returns, by dedupe hash, the entry of the oldest live token of
+// the batch's owner and type whose record has that hash; and which of the
+// batch's shared records a store already holds (nil when the data stores
+// could not be asked: then none is taken for new). It looks in the pending table
 // first, then the primary (the backup when the primary fails): Flush
 // inserts before it deletes, so a record being flushed is seen in one place
 // or the other.
-func (s *Store) findLive(ctx context.Context, batch []*registration, now time.Time) (map[string]string, error) {
+func (s *Store) findLive(ctx context.Context, batch []*registration, now time.Time) (map[string]Entry, map[string]bool, error) {
 	want := map[string]Entry{} // hash → owner and type asked for
 	var hashes [][]byte
 	for _, r := range batch {
@@ -229,10 +277,14 @@ func (s *Store) findLive(ctx context.Context, batch []*registration, now time.Ti
 			want[string(r.rec.Dedupe)] = r.entry
 			hashes = append(hashes, r.rec.Dedupe)
 		}
+		if _, ok := want[string(r.share.Dedupe)]; !ok {
+			want[string(r.share.Dedupe)] = Entry{}
+			hashes = append(hashes, r.share.Dedupe)
+		}
 	}
 	cands, err := s.pending.TokensByHash(ctx, hashes)
 	if err != nil {
-		return nil, fmt.Errorf("vault pending: %w", err)
+		return nil, nil, fmt.Errorf("vault pending: %w", err)
 	}
 	if cands == nil {
 		cands = map[string][]string{}
@@ -241,22 +293,35 @@ func (s *Store) findLive(ctx context.Context, batch []*registration, now time.Ti
 	if err != nil && s.backup != nil {
 		data, err = s.backup.TokensByHash(ctx, hashes)
 	}
+	held := map[string]bool{}
 	if err != nil {
 		s.log.Warn("vault dedupe cannot reach a data store; a duplicate token may be issued", "err", err)
+		held = nil
 	}
 	var all []string
 	for h, toks := range data {
 		cands[h] = append(cands[h], toks...)
 	}
-	for _, toks := range cands {
-		all = append(all, toks...)
+	for h, toks := range cands {
+		for _, tok := range toks {
+			if isShareID(tok) {
+				if held != nil {
+					held[tok] = true
+				}
+				continue
+			}
+			all = append(all, tok)
+		}
+		if len(toks) > 0 && isShareID(toks[0]) {
+			delete(cands, h)
+		}
 	}
 	entries, err := s.index.Entries(ctx, all)
 	if err != nil {
-		return nil, fmt.Errorf("vault index: %w", err)
+		return nil, nil, fmt.Errorf("vault index: %w", err)
 	}
 
-	live := map[string]string{}
+	live := map[string]Entry{}
 	for h, toks := range cands {
 		w := want[h]
 		var best Entry
@@ -273,8 +338,8 @@ func (s *Store) findLive(ctx context.Context, batch []*registration, now time.Ti
 			}
 		}
 		if best.Token != "" {
-			live[h] = best.Token
+			live[h] = best
 		}
 	}
-	return live, nil
+	return live, held, nil
 }

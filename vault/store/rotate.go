@@ -36,7 +36,7 @@ func (s *Store) Rotate(ctx context.Context, olderThan, grace time.Duration) (rot
 func (s *Store) rotateOne(ctx context.Context, old Entry, now time.Time, grace time.Duration) (bool, error) {
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
-	r, value, err := s.readRecord(ctx, old.Token)
+	value, err := s.readValue(ctx, old.Token)
 	if err != nil {
 		return false, err
 	}
@@ -45,12 +45,14 @@ func (s *Store) rotateOne(ctx context.Context, old Entry, now time.Time, grace t
 	if err != nil {
 		return false, err
 	}
-	nonce, ct, err := s.keys.seal(tok, value)
+	// The new token points to the shared record (written again: a no-op,
+	// or the first time for a record from before values were shared).
+	nr, share, err := s.tokenRecords(tok, old.Owner, old.Type, value)
 	if err != nil {
 		return false, err
 	}
-	nr := Record{Token: tok, Dedupe: r.Dedupe, Nonce: nonce, Sealed: ct, Created: now.UnixNano()}
-	if err := s.writeRecord(ctx, nr); err != nil {
+	nr.Created, share.Created = now.UnixNano(), now.UnixNano()
+	if err := s.writeRecord(ctx, nr, share); err != nil {
 		return false, err
 	}
 

@@ -48,6 +48,11 @@ type Options struct {
 	DataKey *DataKey         // never stored in any database
 	Now     func() time.Time // nil: time.Now
 	Logger  *slog.Logger     // nil: discard; never given PII or keys
+	// Fold, when set, is the form of a value the dedupe hash is taken
+	// over (the vault's: an address's address.FoldKey), so values that
+	// differ only in case, width or Unicode form get one token per owner.
+	// Register stores the value itself. nil: the value as it is.
+	Fold func(t TokenType, value []byte) []byte
 }
 
 // Store is the vault: its domain logic over the Backends. It is safe for
@@ -60,6 +65,7 @@ type Store struct {
 	keys    *keys
 	now     func() time.Time
 	log     *slog.Logger
+	fold    func(TokenType, []byte) []byte
 
 	// Register hands its registration to the committer (register.go)
 	// over registrations; unbuffered, so a completed send means taken.
@@ -107,7 +113,7 @@ func New(b Backends, opt Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{index: b.Index, pending: b.Pending, primary: b.Primary, backup: b.Backup,
-		keys: ks, now: opt.Now, log: opt.Logger, dataKey: opt.DataKey,
+		keys: ks, now: opt.Now, log: opt.Logger, dataKey: opt.DataKey, fold: opt.Fold,
 		registrations: make(chan *registration), closing: make(chan struct{}), stopped: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
@@ -234,8 +240,35 @@ func (s *Store) Reveal(ctx context.Context, token string) ([]byte, error) {
 	if e.expiredAt(s.now()) {
 		return nil, ErrExpired
 	}
+	return s.readValue(ctx, token)
+}
+
+// readValue returns the value token stands for: its record's reference
+// followed to the shared record, whose id must be the value's own (a
+// reference moved to another shared record fails), or the value itself in
+// a record written before values were shared.
+func (s *Store) readValue(ctx context.Context, token string) ([]byte, error) {
 	_, pt, err := s.readRecord(ctx, token)
-	return pt, err
+	if err != nil {
+		return nil, err
+	}
+	id, ok := ref(pt)
+	if !ok {
+		return pt, nil
+	}
+	t, err := ParseTokenType(token)
+	if err != nil {
+		return nil, err
+	}
+	_, v, err := s.readRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.keys.shareID(t, v) != id {
+		clear(v)
+		return nil, fmt.Errorf("vault reveal: %w: shared record of another value", ErrCorrupt)
+	}
+	return v, nil
 }
 
 // readRecord finds and opens token's sealed record.

@@ -69,8 +69,13 @@ func (s *Store) sweep(ctx context.Context, rs Records, since, cutoff int64) (int
 	return n, nil
 }
 
-// indexed reports whether an index entry names token.
+// indexed reports whether an index entry names token. A shared record is
+// never an orphan: tokens point to it from sealed references only, which
+// the sweep does not open.
 func (s *Store) indexed(ctx context.Context, token string) (bool, error) {
+	if isShareID(token) {
+		return true, nil
+	}
 	_, err := s.index.Entry(ctx, token)
 	switch {
 	case errors.Is(err, ErrNotFound):

@@ -268,7 +268,7 @@ func TestFileFailover(t *testing.T) {
 		if _, err := os.Stat(e.dataPath); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("the data file came back: %v", err)
 		}
-		if st, err := e.s.Status(ctx); err != nil || st.PrimaryOK || st.Pending != 1 {
+		if st, err := e.s.Status(ctx); err != nil || st.PrimaryOK || st.Pending != 2 { // the token's record and the shared value
 			t.Fatalf("status %+v %v", st, err)
 		}
 	})

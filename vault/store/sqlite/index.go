@@ -478,3 +478,8 @@ func (t indexTx) AppendAudit(ctx context.Context, evs ...store.AuditEvent) error
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES `+valueRows(len(evs), 9), args...)
 	return err
 }
+
+func (t indexTx) SetLabel(ctx context.Context, token, label string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE entries SET label = ? WHERE token = ?`, label, token)
+	return err
+}

@@ -35,11 +35,12 @@ import (
 // or a bare path). Index, Data and DataKey are required.
 type Config struct {
 	Index, Data string
-	Backup      string           // optional backup data store, written through
-	Pending     string           // "": the index's path + ".pending"
-	DataKey     *store.DataKey   // never stored in any database
-	Now         func() time.Time // nil: time.Now
-	Logger      *slog.Logger     // nil: discard; never given PII or keys
+	Backup      string                               // optional backup data store, written through
+	Pending     string                               // "": the index's path + ".pending"
+	DataKey     *store.DataKey                       // never stored in any database
+	Now         func() time.Time                     // nil: time.Now
+	Logger      *slog.Logger                         // nil: discard; never given PII or keys
+	Fold        func(store.TokenType, []byte) []byte // store.Options.Fold
 	// AllowDegraded starts the store when a data file cannot be created or
 	// opened, writes going to the pending table; without it Open fails.
 	AllowDegraded bool
@@ -128,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*store.Store, error) {
 		}
 	}
 	ok = true
-	return store.New(b, store.Options{DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger})
+	return store.New(b, store.Options{DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, Fold: cfg.Fold})
 }
 
 // sqlitePath parses s as a DSN and returns its file path, refusing any

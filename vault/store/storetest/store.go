@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ func runStore(t *testing.T, nv NewVault) {
 	}{
 		{"RegisterDedupe", testRegisterDedupe},
 		{"RegisterRejects", testRegisterRejects},
+		{"RegisterRelabels", testRegisterRelabels},
+		{"SharedValue", testSharedValue},
 		{"ConcurrentRegisterDedupes", testConcurrentRegisterDedupes},
 		{"RevealAndLookup", testRevealAndLookup},
 		{"GroupCommitDurable", testGroupCommitDurable},
@@ -41,6 +44,120 @@ func runStore(t *testing.T, nv NewVault) {
 		{"SweepOrphans", testSweepOrphans},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, nv) })
+	}
+}
+
+// testRegisterRelabels: registering a value again under a new label
+// renames the token (so the new label finds it); an empty label or the same
+// one leaves it, and shareable never changes that way.
+func testRegisterRelabels(t *testing.T, nv NewVault) {
+	ctx := context.Background()
+	e := newEnv(t, nv, true)
+	tok, _, err := e.s.Register(ctx, "cardholder:alice", store.TypeAddress, "home", []byte("1 Main St"), false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct{ label, want string }{{"house", "house"}, {"", "house"}, {"house", "house"}, {"flat", "flat"}} {
+		again, created, err := e.s.Register(ctx, "cardholder:alice", store.TypeAddress, step.label, []byte("1 Main St"), true, 0)
+		if err != nil || again != tok || created {
+			t.Fatalf("register %q: %s %v %v", step.label, again, created, err)
+		}
+		en, err := e.s.Lookup(ctx, tok)
+		if err != nil || en.Label != step.want || en.Shareable {
+			t.Fatalf("after %q: %+v %v; want label %q, not shareable", step.label, en, err, step.want)
+		}
+	}
+	e.reopen(t)
+	if l, err := e.s.List(ctx, "cardholder:alice"); err != nil || len(l) != 1 || l[0].Label != "flat" {
+		t.Fatalf("after reopen: %+v %v", l, err)
+	}
+}
+
+// testSharedValue: one value registered by several owners is held once in
+// the data store, each owner keeps a token of its own, and nothing a token,
+// an index entry or a token record shows links the owners.
+func testSharedValue(t *testing.T, nv NewVault) {
+	ctx := context.Background()
+	e := newEnv(t, nv, true)
+	owners := []string{"cardholder:alice", "cardholder:bob", "carrier:parcel.example"}
+	value := []byte(`{"name":"Kim","line1":"테헤란로 152","city":"강남구","region":"서울특별시","postal_code":"06236","country":"KR"}`)
+	var toks []string
+	for _, o := range owners {
+		tok, created, err := e.s.Register(ctx, o, store.TypeAddress, "", value, false, 0)
+		if err != nil || !created {
+			t.Fatalf("%s: %v %v", o, created, err)
+		}
+		toks = append(toks, tok)
+	}
+	if toks[0] == toks[1] || toks[1] == toks[2] || toks[0] == toks[2] {
+		t.Fatalf("owners share a token: %v", toks)
+	}
+	for _, d := range []store.Data{e.b.Primary, e.b.Backup} {
+		if n, m := count(t, d), shareCount(t, d); n != 3 || m != 1 {
+			t.Fatalf("data store holds %d token records and %d shared values, want 3 and 1", n, m)
+		}
+	}
+	// Token records: nothing in common but their shape.
+	var recs []store.Record
+	for _, tok := range toks {
+		r, ok, err := e.b.Primary.Get(ctx, tok)
+		if err != nil || !ok {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	for i := range recs {
+		for j := i + 1; j < len(recs); j++ {
+			if bytes.Equal(recs[i].Dedupe, recs[j].Dedupe) || bytes.Equal(recs[i].Nonce, recs[j].Nonce) || bytes.Equal(recs[i].Sealed, recs[j].Sealed) {
+				t.Fatalf("token records %d and %d share a field", i, j)
+			}
+		}
+		for r, err := range e.b.Primary.Scan(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(r.Token, "shr_") && (bytes.Contains(recs[i].Sealed, []byte(r.Token)) || bytes.Contains(recs[i].Dedupe, r.Dedupe)) {
+				t.Fatalf("token record %d shows the shared record's id", i)
+			}
+		}
+	}
+	// Index entries: none names anything another does, beyond the type.
+	for i, tok := range toks {
+		en, err := e.s.Lookup(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, other := range toks {
+			if i != j && (strings.Contains(en.Token, other) || en.Owner == owners[j] || en.ReplacedBy != "") {
+				t.Fatalf("entry %d names token or owner %d: %+v", i, j, en)
+			}
+		}
+		if got, err := e.s.Reveal(ctx, tok); err != nil || !bytes.Equal(got, value) {
+			t.Fatalf("%s reveals %q %v", owners[i], got, err)
+		}
+	}
+	// Rotation points the new token to the same shared value.
+	e.clk.Add(2 * time.Hour)
+	if n, err := e.s.Rotate(ctx, time.Hour, time.Hour); err != nil || n != 3 {
+		t.Fatalf("rotate: %d %v", n, err)
+	}
+	if n := shareCount(t, e.b.Primary); n != 1 {
+		t.Fatalf("%d shared values after rotation, want 1", n)
+	}
+	l, err := e.s.List(ctx, owners[1])
+	if err != nil || len(l) != 2 {
+		t.Fatalf("bob lists %+v %v", l, err)
+	}
+	for _, en := range l {
+		if got, err := e.s.Reveal(ctx, en.Token); err != nil || !bytes.Equal(got, value) {
+			t.Fatalf("after rotation %s reveals %q %v", en.Token, got, err)
+		}
+	}
+	// A reference moved onto another owner's token record fails to open.
+	rewrite(t, e.b.Primary, toks[0], func(r *store.Record) { r.Nonce, r.Sealed = recs[1].Nonce, recs[1].Sealed })
+	rewrite(t, e.b.Backup, toks[0], func(r *store.Record) { r.Nonce, r.Sealed = recs[1].Nonce, recs[1].Sealed })
+	if _, err := e.s.Reveal(ctx, toks[0]); !errors.Is(err, store.ErrCorrupt) && !errors.Is(err, store.ErrExpired) {
+		t.Fatalf("moved reference: %v", err)
 	}
 }
 
@@ -250,6 +367,9 @@ func testGroupCommitDurable(t *testing.T, nv NewVault) {
 			if n := count(t, e.b.Primary); n != tc.distinct {
 				t.Fatalf("primary holds %d records, want %d", n, tc.distinct)
 			}
+			if n := shareCount(t, e.b.Primary); n != tc.distinct {
+				t.Fatalf("primary holds %d shared values, want %d", n, tc.distinct)
+			}
 			if n, err := store.VerifyAudit(ctx, e.b.Index); err != nil || n != tc.callers {
 				t.Fatalf("audit: %d entries, %v; want one per call", n, err)
 			}
@@ -360,7 +480,7 @@ func testBatchIndexFailure(t *testing.T, nv NewVault) {
 				n := recordCount(t, rs)
 				for _, tok := range f.gated {
 					if has(t, rs, tok) {
-						n-- // commitBatch's own registration, not the batch's
+						n -= 2 // commitBatch's own registration (its record and shared value), not the batch's
 					}
 				}
 				if n != 0 {
@@ -413,8 +533,9 @@ func testGroupCommitOutage(t *testing.T, nv NewVault) {
 			if err := errors.Join(errs...); err != nil {
 				t.Fatal(err)
 			}
-			if st, err := e.s.Status(ctx); err != nil || st.Pending != n {
-				t.Fatalf("status %+v %v, want %d pending", st, err, n)
+			// Each token's record and the shared value it points to.
+			if st, err := e.s.Status(ctx); err != nil || st.Pending != 2*n {
+				t.Fatalf("status %+v %v, want %d pending", st, err, 2*n)
 			}
 			for i, tok := range toks {
 				if got, err := e.s.Reveal(ctx, tok); err != nil || string(got) != fmt.Sprintf("+1 555 %04d", i) {
@@ -422,7 +543,7 @@ func testGroupCommitOutage(t *testing.T, nv NewVault) {
 				}
 			}
 			restore()
-			if moved, err := e.s.Flush(ctx); err != nil || moved != n {
+			if moved, err := e.s.Flush(ctx); err != nil || moved != 2*n { // records and shared values
 				t.Fatalf("flush: %d %v", moved, err)
 			}
 			if d, err := e.s.Check(ctx); err != nil || len(d) != 0 {
@@ -822,7 +943,7 @@ func testPendingDuringOutage(t *testing.T, nv NewVault) {
 		values[tok] = v
 	}
 	st, err := e.s.Status(ctx)
-	if err != nil || st.PrimaryOK || !st.BackupOK || st.Pending != 50 {
+	if err != nil || st.PrimaryOK || !st.BackupOK || st.Pending != 100 { // 50 tokens, 50 shared values
 		t.Fatalf("status during outage %+v %v", st, err)
 	}
 	// Pending records reveal and dedupe.
@@ -850,7 +971,7 @@ func testPendingDuringOutage(t *testing.T, nv NewVault) {
 
 	restore()
 	moved, err := e.s.Flush(ctx)
-	if err != nil || moved != 50 {
+	if err != nil || moved != 100 { // 50 records, 50 shared values
 		t.Fatalf("flush: moved %d, %v", moved, err)
 	}
 	if moved, err := e.s.Flush(ctx); err != nil || moved != 0 {
@@ -899,7 +1020,7 @@ func testFlushStopsMidway(t *testing.T, nv NewVault) {
 	if n := pendingCount(t, e.b.Pending); n != 10 {
 		t.Fatalf("%d pending after a failed flush, want 10", n)
 	}
-	if n := count(t, e.b.Primary); n != 1 {
+	if n := recordCount(t, e.b.Primary); n != 1 {
 		t.Fatalf("primary holds %d records, want the 1 flushed before the backup failed", n)
 	}
 	// Registering now writes the primary, fails the backup: pending again.
@@ -909,7 +1030,7 @@ func testFlushStopsMidway(t *testing.T, nv NewVault) {
 	}
 	toks = append(toks, tok)
 	restoreBackup()
-	if moved, err := e.s.Flush(ctx); err != nil || moved != 11 {
+	if moved, err := e.s.Flush(ctx); err != nil || moved != 22 { // 11 records and their 11 shared values
 		t.Fatalf("flush: %d %v", moved, err)
 	}
 	if d, err := e.s.Check(ctx); err != nil || len(d) != 0 {

@@ -8,6 +8,7 @@ package storetest
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,17 +126,34 @@ func (e *env) outage(t testing.TB, name string) (restore func()) {
 	return e.v.Outage(t, name)
 }
 
-// count returns how many records d holds.
+// count returns how many token records d holds (not the shared values
+// they point to: see shareCount).
 func count(t testing.TB, d store.Data) int {
 	t.Helper()
-	n := 0
-	for _, err := range d.Scan(context.Background()) {
+	n, _ := scanCount(t, d)
+	return n
+}
+
+// shareCount returns how many shared values d holds.
+func shareCount(t testing.TB, d store.Data) int {
+	t.Helper()
+	_, n := scanCount(t, d)
+	return n
+}
+
+func scanCount(t testing.TB, d store.Data) (tokens, shared int) {
+	t.Helper()
+	for r, err := range d.Scan(context.Background()) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n++
+		if strings.HasPrefix(r.Token, "shr_") {
+			shared++
+		} else {
+			tokens++
+		}
 	}
-	return n
+	return tokens, shared
 }
 
 func has(t testing.TB, rs store.Records, token string) bool {
@@ -147,23 +165,36 @@ func has(t testing.TB, rs store.Records, token string) bool {
 	return ok
 }
 
+// pendingCount returns how many token records wait in p.
 func pendingCount(t testing.TB, p store.Pending) int {
 	t.Helper()
-	n, err := p.Count(context.Background())
+	toks, err := p.Tokens(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	n := 0
+	for _, tok := range toks {
+		if !strings.HasPrefix(tok, "shr_") {
+			n++
+		}
 	}
 	return n
 }
 
-// recordCount returns how many records rs (a Data or the Pending) holds.
+// recordCount returns how many records rs (a Data or the Pending) holds,
+// token records and shared values alike.
 func recordCount(t testing.TB, rs store.Records) int {
 	t.Helper()
 	switch rs := rs.(type) {
 	case store.Data:
-		return count(t, rs)
+		a, b := scanCount(t, rs)
+		return a + b
 	case store.Pending:
-		return pendingCount(t, rs)
+		n, err := rs.Count(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
 	t.Fatalf("%T is neither Data nor Pending", rs)
 	return 0

@@ -1,0 +1,44 @@
+package address
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// MaxPhoneLen bounds the raw text Phone parses.
+const MaxPhoneLen = 64
+
+// Phone validates raw as a phone number and returns it in E.164 ("+" and
+// up to 15 digits). A number without a leading "+" (or 00) is read in
+// region's national plan (ISO 3166-1, e.g. "KR" for 010-1234-5678);
+// region "" accepts international numbers only. The number must be valid
+// in its plan (a known prefix of the right length), not merely digits.
+func Phone(raw, region string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	bad := &Error{Code: CodePhoneInvalid, Field: "phone", Reason: "is not a phone number: give it with its country code, e.g. +82 10-1234-5678"}
+	if raw == "" || len(raw) > MaxPhoneLen || !utf8.ValidString(raw) {
+		return "", bad
+	}
+	if region == "" {
+		region = "ZZ" // unknown: only +CC numbers parse
+	}
+	n, err := phonenumbers.Parse(raw, strings.ToUpper(region))
+	if err != nil || !phonenumbers.IsValidNumber(n) {
+		return "", bad
+	}
+	return phonenumbers.Format(n, phonenumbers.E164), nil
+}
+
+// PhoneRegion is the ISO 3166-1 country of an E.164 number ("" when unknown).
+func PhoneRegion(e164 string) string {
+	n, err := phonenumbers.Parse(e164, "ZZ")
+	if err != nil {
+		return ""
+	}
+	if r := phonenumbers.GetRegionCodeForNumber(n); r != "ZZ" {
+		return r
+	}
+	return ""
+}
