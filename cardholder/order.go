@@ -163,6 +163,8 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	recPhone := fs.String("recipient-phone", "", "recipient phone (default: buyer)")
 	installments := fs.Int("installments", 1, "payment plan: number of installments")
 	gift := fs.String("gift-note", "", "a note for the recipient (the carrier prints it)")
+	customs := fs.String("customs-code", "", "the recipient's personal customs clearance code, where the destination needs it on imports (KR: P and 12 digits)")
+	shipCountry := fs.String("ship-country", "", "the destination country (ISO 3166-1), for a token that is not yours; it chooses the section policy")
 	preview := fs.Bool("preview", false, "show who would see what, then stop without sending")
 	list := fs.Bool("list", false, "print the merchant's order form (fetched signed, with -key) and stop")
 	wait := fs.Duration("wait", 60*time.Second, "follow the order this long (0: do not follow)")
@@ -326,7 +328,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		Total:     total,
 		Currency:  form.Currency,
 		Plan:      order.Plan{Installments: *installments},
-		Recipient: order.Recipient{Name: cmp.Or(*recName, buyer.Name), Phone: cmp.Or(*recPhone, buyer.Phone)},
+		Recipient: order.Recipient{Name: cmp.Or(*recName, buyer.Name), Phone: cmp.Or(*recPhone, buyer.Phone), CustomsCode: strings.ToUpper(strings.TrimSpace(*customs))},
 		GiftNote:  *gift,
 	}
 	parties := order.Parties{Merchant: form.Merchant, Issuer: card.Issuer, Carrier: form.Carrier}
@@ -351,6 +353,23 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		o.ShipTo.Token = token
 		parties.Vault = form.Vault
 	}
+	dest := strings.ToUpper(*shipCountry)
+	switch {
+	case o.ShipTo.Address != nil:
+		dest = o.ShipTo.Address.Country
+	case dest == "" && form.Policies != nil && *vaultURL != "" && !*assisted:
+		// The policy follows the destination: her own address says where.
+		if dest, err = tokenCountry(ctx, keys, o.ShipTo.Token, *vaultURL, form.Vault, hc); err != nil {
+			return err
+		}
+	}
+	pol, err := choosePolicy(form, o, dest)
+	if err != nil {
+		return err
+	}
+	if dest == "" && form.Policies != nil {
+		fmt.Fprintf(stdio.Err, "%s: the destination country is unknown (a token not yours): sealing under policy %s; -ship-country CC chooses the destination's\n", prog, pol.ID)
+	}
 	if *assisted && !*preview {
 		// The card is read last, sealed for the issuer at once, and dropped.
 		if o.Card, err = readCard(stdio); err != nil {
@@ -368,7 +387,10 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	if *preview {
-		order.WritePreview(stdio.Out, order.DefaultPolicy().Preview(o))
+		if pol.ID != "" {
+			fmt.Fprintf(stdio.Out, "policy %s (for %s)\n", pol.ID, cmp.Or(dest, "any destination"))
+		}
+		order.WritePreview(stdio.Out, pol.Preview(o))
 		if parties.Vault != "" {
 			fmt.Fprintf(stdio.Out, "vault (%s): the ship-to token, merchant, carrier and order id: a grant for %s to print this one label\n", parties.Vault, parties.Carrier)
 		}
@@ -377,7 +399,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	// Under OS2 each section is sealed to its recipient's entry of the
 	// form's directory; Seal checks the key center's signature on each.
-	opt := order.SealOptions{Lifetime: *life, Directory: form.Directory}
+	opt := order.SealOptions{Lifetime: *life, Directory: form.Directory, Policy: pol}
 	if sess != nil {
 		opt.Session = sess.Session.Session
 	}
@@ -441,6 +463,55 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	return settle(st, *asJSON, stdio)
+}
+
+// choosePolicy is the form's policy for destination dest (the built-in
+// default when the form publishes none), with o checked against what it
+// requires for a parcel from the form's ship-from country.
+func choosePolicy(form *merchantapi.OrderForm, o *order.Order, dest string) (*order.Policy, error) {
+	if form.Policies == nil {
+		return order.DefaultPolicy(), nil
+	}
+	if err := form.Policies.Check(); err != nil {
+		return nil, fmt.Errorf("%s's order form: %w", form.Merchant, err)
+	}
+	pol := form.Policies.For(dest) // dest "": the policy for any other country
+	if err := pol.CheckOrder(o, form.ShipFrom, dest); err != nil {
+		hint := "add what the destination's policy requires"
+		var fe *order.FieldError
+		if errors.As(err, &fe) && fe.Field == order.FieldCustomsCode {
+			hint = "imports to " + dest + " need the recipient's personal customs clearance code: -customs-code P…"
+		}
+		return nil, cli.WithHint(err, hint)
+	}
+	if c := o.Recipient.CustomsCode; c != "" {
+		if err := address.CheckCustomsCode(dest, c); err != nil {
+			return nil, cli.WithHint(err, "a KR personal customs clearance code is P followed by 12 digits")
+		}
+		if !slices.Contains(pol.Fields[order.FieldCustomsCode], order.RoleCarrier) {
+			return nil, cli.WithHint(fmt.Errorf("policy %s sends no customs code", pol.ID), "leave out -customs-code for this destination")
+		}
+	}
+	return pol, nil
+}
+
+// tokenCountry reveals her own address token to read its country; it
+// tells nothing to the merchant.
+func tokenCountry(ctx context.Context, keys keygen.Keyring, token, vaultURL, vault string, hc *http.Client) (string, error) {
+	vc, err := vaultapi.NewClient(keys, vaultURL, vault, hc)
+	if err != nil {
+		return "", err
+	}
+	v, err := vc.RevealOwn(ctx, token)
+	if err != nil {
+		return "", cli.WithHint(fmt.Errorf("reading the destination country: %w", err), "for a token that is not yours, name the country with -ship-country")
+	}
+	defer clear(v)
+	var a order.Address
+	if err := json.Unmarshal(v, &a); err != nil {
+		return "", fmt.Errorf("the vault's value for %s is not an address", token)
+	}
+	return a.Country, nil
 }
 
 // previewCard stands in for the card an assisted preview does not ask for:

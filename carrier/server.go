@@ -2,6 +2,7 @@ package carrier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"orderseal/internal/wire"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/order/address"
 	vaultapi "orderseal/vault/api"
 )
 
@@ -37,6 +39,7 @@ type Server struct {
 	logger    *slog.Logger
 	now       func() time.Time
 	echo      *echo.Echo
+	policies  *order.PolicySet
 }
 
 // Options configure a Server.
@@ -47,6 +50,10 @@ type Options struct {
 	Merchants Merchants
 	Now       func() time.Time // nil: time.Now; bundle validity is judged by it
 	Verifier  []signedhttp.Option
+	// Policies are the section policies the carrier knows: a bundle naming
+	// one of them by id must carry its hash, and the carrier section must
+	// hold what it requires always. nil: order.DefaultPolicies.
+	Policies *order.PolicySet
 }
 
 // NewServer wires the routes behind the signed-request verifier. vault
@@ -55,7 +62,10 @@ func NewServer(keys keygen.Keyring, st store.Store, vault Depositor, opt Options
 	if keygen.RoleOf(keys.Identity()) != keygen.RoleCarrier {
 		panic("carrier: NewServer with the key of " + keys.Identity())
 	}
-	s := &Server{keys: keys, store: st, vault: vault, merchants: opt.Merchants, logger: opt.Logger, now: opt.Now}
+	s := &Server{keys: keys, store: st, vault: vault, merchants: opt.Merchants, logger: opt.Logger, now: opt.Now, policies: opt.Policies}
+	if s.policies == nil {
+		s.policies = order.DefaultPolicies()
+	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -100,6 +110,28 @@ func (s *Server) eventsURL(merchant, orderID, requested string) (string, error) 
 			"Tracking events go only to the URL the carrier is configured with for this merchant; omit events_url.")
 	}
 	return configured, nil
+}
+
+// checkPolicy holds the bundle to the section policy its header names,
+// when the carrier knows that policy: the same hash, and the fields it
+// always requires of the carrier section present.
+func (s *Server) checkPolicy(b *order.Bundle, sec *order.Section) error {
+	if b.Policy == nil {
+		return nil
+	}
+	pol, ok := s.policies.ByRef(b.Policy)
+	if pol == nil {
+		return nil // a merchant's own policy: the merchant vouched for it
+	}
+	if !ok {
+		return problem.New(http.StatusUnprocessableEntity, api.CodePolicyMismatch, "Policy mismatch",
+			"The bundle names policy "+pol.ID+" with another hash than the policy of that id.")
+	}
+	if pol.Require[order.FieldRecipientPhone] == order.RequireAlways && (sec.Recipient == nil || sec.Recipient.Phone == "") {
+		return problem.New(http.StatusUnprocessableEntity, api.CodePolicyRequirement, "Policy requirement",
+			"Policy "+pol.ID+" requires the recipient's phone in the carrier section.")
+	}
+	return nil
 }
 
 // book is PUT /v1/shipments/:order_id. Checks run cheapest first, and
@@ -170,10 +202,29 @@ func (s *Server) book(c echo.Context) error {
 		}
 		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused", "The carrier section does not open: "+err.Error())
 	}
+	if p := s.checkPolicy(b, sec); p != nil {
+		return p
+	}
 	sh := store.Shipment{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Invoice: req.Invoice,
 		GiftNote: sec.GiftNote, EventsURL: events}
+	if b.Policy != nil {
+		sh.Policy = b.Policy.ID
+	}
 	if r := sec.Recipient; r != nil {
 		sh.RecipientName, sh.RecipientPhone = r.Name, r.Phone
+	}
+	if p := req.Parcel; p != nil {
+		sender, err := address.Normalize(p.Sender)
+		if err != nil {
+			return problem.New(http.StatusUnprocessableEntity, api.CodeParcelInvalid, "Parcel invalid",
+				"The parcel's sender is not a postal address: "+err.Error())
+		}
+		p.Sender = sender
+		raw, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		sh.Parcel, sh.Origin = string(raw), sender.Country
 	}
 	switch {
 	case sec.ShipToken != "" && sec.ShipTo != nil:

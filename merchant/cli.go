@@ -17,6 +17,8 @@ import (
 	"orderseal/internal/web"
 	"orderseal/keygen"
 	"orderseal/merchant/store"
+	"orderseal/order"
+	"orderseal/order/address"
 	"orderseal/suite/keystore"
 )
 
@@ -36,6 +38,10 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	var companies cli.Strings
 	fs.Var(&companies, "company", "a call-center company whose consultants may log in for phone orders, company:NAME (repeatable)")
 	maxShift := fs.Duration("max-shift", 12*time.Hour, "longest assisted session a login gets")
+	shipFrom := fs.String("ship-from", "", "the shop's ship-from and return address JSON, printed on labels (optional)")
+	service := fs.String("service", "Standard", "the carrier service to book")
+	itemWeight := fs.Int("item-weight", 400, "grams declared per item")
+	policiesFile := fs.String("policies", "", "section policies to publish, JSON (default: the built-in set, order/policies_default.json)")
 	stopProfile, err := sf.Parse(fs, args, "key", "db", "issuer", "carrier", "vault")
 	if err != nil {
 		return err
@@ -50,9 +56,34 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	cfg := Config{Keys: key, Companies: companies, MaxShift: *maxShift, Now: now}
+	cfg := Config{Keys: key, Companies: companies, MaxShift: *maxShift, Now: now, Service: *service, ItemWeightG: *itemWeight}
 	if files := web.SQLiteFiles(*dbPath); len(files) == 1 {
 		cfg.VaultCheckpointFile = files[0] + ".vault-checkpoint.json"
+	}
+	if *shipFrom != "" {
+		data, err := cli.ReadInput(stdio, *shipFrom, 16<<10)
+		if err != nil {
+			return err
+		}
+		var a order.Address
+		if err := strictjson.Decode(data, &a, 16<<10); err != nil {
+			return cli.WithHint(fmt.Errorf("-ship-from %s: %w", *shipFrom, err), "the file is an address: name, line1, city, postal_code, country")
+		}
+		if cfg.Sender, err = address.Normalize(a); err != nil {
+			return cli.WithHint(fmt.Errorf("-ship-from %s: %w (%s)", *shipFrom, err, address.CodeOf(err)), "the ship-from address must pass its country's rules")
+		}
+	}
+	if *policiesFile != "" {
+		data, err := cli.ReadInput(stdio, *policiesFile, 16*order.MaxPolicySize)
+		if err != nil {
+			return err
+		}
+		if cfg.Policies, err = order.ParsePolicySet(data); err != nil {
+			return cli.WithHint(fmt.Errorf("-policies %s: %w", *policiesFile, err), "see order/policies_default.json for the format")
+		}
+	}
+	if *itemWeight < 1 || *itemWeight > 70000 {
+		return cli.Usagef("use -item-weight 400", "-item-weight must be 1 to 70000 grams")
 	}
 	for _, c := range companies {
 		if err := keygen.ValidateIdentity(c); err != nil || keygen.RoleOf(c) != keygen.RoleCompany {

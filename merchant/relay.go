@@ -1,16 +1,19 @@
 package merchant
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"time"
 
+	carrierapi "orderseal/carrier/api"
 	"orderseal/internal/outbox"
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/signedhttp"
@@ -267,7 +270,11 @@ func (s *Server) book(ctx context.Context, job outbox.Job) error {
 	}
 	// The carrier sends tracking events where its configuration names
 	// this merchant (-public-url is what to tell its operator).
-	sh, err := s.carrier.Book(ctx, b, o.Invoice)
+	parcel, err := s.parcel(o)
+	if err != nil {
+		return outbox.Permanent(err)
+	}
+	sh, err := s.carrier.BookParcel(ctx, b, o.Invoice, parcel)
 	if err != nil {
 		return classify(err)
 	}
@@ -280,6 +287,42 @@ func (s *Server) book(ctx context.Context, job outbox.Job) error {
 		s.log.Info("order shipped", "order", o.ID, "tracking", sh.Tracking)
 	}
 	return err
+}
+
+// parcel is the declaration booked with o: the configured sender, service,
+// one piece of the items' weight, and the items as customs contents (the
+// carrier prints them on a CN22 when the parcel leaves the country). nil
+// when no sender is configured.
+func (s *Server) parcel(o *store.Order) (*carrierapi.Parcel, error) {
+	if s.cfg.Sender.Country == "" {
+		return nil, nil
+	}
+	var items []order.Item
+	if err := json.Unmarshal(o.Items, &items); err != nil {
+		return nil, fmt.Errorf("order %s: stored items: %w", o.ID, err)
+	}
+	per := s.cfg.ItemWeightG
+	if per <= 0 {
+		per = 400
+	}
+	p := &carrierapi.Parcel{Sender: s.cfg.Sender, Service: cmp.Or(s.cfg.Service, "Standard"), Pieces: 1, Category: "merchandise"}
+	for _, it := range items {
+		w := int(min(it.Qty, 100)) * per
+		p.WeightG += w
+		p.Contents = append(p.Contents, carrierapi.CustomsItem{Description: truncateRunes(it.Name, 100), Qty: int(it.Qty),
+			WeightG: w, Value: it.Qty * it.UnitPrice, Currency: o.Currency, Origin: s.cfg.Sender.Country})
+	}
+	p.WeightG = min(max(p.WeightG, 1), 70000)
+	return p, nil
+}
+
+// truncateRunes cuts s to at most n runes.
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
 }
 
 func (s *Server) void(ctx context.Context, job outbox.Job) error {

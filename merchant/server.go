@@ -62,6 +62,17 @@ type Config struct {
 	// with one of their signatures (DESIGN.md §6.7). None: no assisted orders.
 	Companies []string
 	MaxShift  time.Duration // longest assisted session; 0: api.DefaultMaxShift
+	// Policies are published in the order form; a bundle naming another
+	// policy is refused. nil: order.DefaultPolicies.
+	Policies *order.PolicySet
+	// Sender is the ship-from and return address printed on labels (the
+	// shop's own); zero: none is declared, and the carrier prints the
+	// merchant's identity.
+	Sender order.Address
+	// Service names the carrier service booked ("" : "Standard"), and
+	// ItemWeightG each item's declared weight in grams (0: 400).
+	Service     string
+	ItemWeightG int
 
 	Logger     *slog.Logger
 	Now        func() time.Time
@@ -89,6 +100,16 @@ type Server struct {
 	cpMu  sync.Mutex
 	cpSeq int64 // seq of the vault checkpoint kept
 }
+
+// policies is the published policy set.
+func (s *Server) policies() *order.PolicySet {
+	if s.cfg.Policies != nil {
+		return s.cfg.Policies
+	}
+	return defaultPolicies()
+}
+
+var defaultPolicies = sync.OnceValue(order.DefaultPolicies)
 
 // NewServer wires the routes. Every route is behind the signed-request
 // verifier and limited to the role that may call it; the order form too
@@ -202,6 +223,8 @@ func (s *Server) form(ctx context.Context) (*api.OrderForm, error) {
 		f.Catalog = append(f.Catalog, api.Product{SKU: p.SKU, Name: p.Name, UnitPrice: p.UnitPrice})
 	}
 	f.Directory = s.directoryForForm(ctx)
+	f.Policies = s.policies()
+	f.ShipFrom = s.cfg.Sender.Country
 	return f, nil
 }
 
@@ -267,6 +290,12 @@ func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder
 			return c.JSON(http.StatusAccepted, acc)
 		}
 		return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle outside its validity window", err.Error())
+	}
+	if b.Policy != nil {
+		if _, ok := s.policies().ByRef(b.Policy); !ok {
+			return problem.New(http.StatusUnprocessableEntity, api.CodePolicyUnknown, "Unknown section policy",
+				"The bundle names a section policy (id and hash) that this merchant's order form does not publish.")
+		}
 	}
 	sec, err := order.Open(b, s.cfg.Keys, order.RoleMerchant, order.OpenOptions{Now: s.now()})
 	if err != nil {

@@ -57,8 +57,25 @@ type Bundle struct {
 	Commitments map[Role][commitmentSize]byte
 	// KEMs holds SHA-256 of each section's KEM ciphertext, under a suite
 	// with a KEM: the header binds every section's encapsulation.
-	KEMs     map[Role][32]byte
+	KEMs map[Role][32]byte
+	// Policy names the section policy the cardholder applied (PROTOCOL.md
+	// §9.9), by id and hash; nil for a bundle sealed without a published
+	// policy (the built-in default).
+	Policy   *PolicyRef
 	Sections map[Role]Sealed
+}
+
+// PolicyRef names a section policy in a bundle header: its id and
+// Policy.Hash. The header hash covers both, so every recipient knows which
+// policy decided what it was sent, and none can be swapped.
+type PolicyRef struct {
+	ID   string
+	Hash [32]byte
+}
+
+type policyRefWire struct {
+	ID   string `json:"id"`
+	Hash string `json:"hash"`
 }
 
 type sealedWire struct {
@@ -79,6 +96,7 @@ type bundleWire struct {
 	Parties     map[Role]string     `json:"parties"`
 	Commitments map[Role]string     `json:"commitments"`
 	KEMs        map[Role]string     `json:"kems,omitempty"`
+	Policy      *policyRefWire      `json:"policy,omitempty"`
 	Sections    map[Role]sealedWire `json:"sections"`
 }
 
@@ -95,6 +113,9 @@ func (b *Bundle) MarshalJSON() ([]byte, error) {
 		for r, h := range b.KEMs {
 			w.KEMs[r] = wire.B64(h[:])
 		}
+	}
+	if p := b.Policy; p != nil {
+		w.Policy = &policyRefWire{ID: p.ID, Hash: wire.B64(p.Hash[:])}
 	}
 	for r, s := range b.Sections {
 		sw := sealedWire{Nonce: wire.B64(s.Nonce[:]), CT: wire.B64(s.CT)}
@@ -148,6 +169,13 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		}
 		b.KEMs[r] = [32]byte(h)
 	}
+	if p := w.Policy; p != nil {
+		h, err := wire.UnB64Len(p.Hash, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%w: policy hash: %w", ErrMalformed, err)
+		}
+		b.Policy = &PolicyRef{ID: p.ID, Hash: [32]byte(h)}
+	}
 	for r, s := range w.Sections {
 		n, err := wire.UnB64Len(s.Nonce, st.NonceSize())
 		if err != nil {
@@ -197,6 +225,9 @@ func (b *Bundle) Check() error {
 	}
 	if err := b.checkKEMs(st); err != nil {
 		return err
+	}
+	if p := b.Policy; p != nil && !ValidPolicyID(p.ID) {
+		return fmt.Errorf("%w: policy id must be 1–64 characters of [a-z0-9._-]", ErrMalformed)
 	}
 	for r, s := range b.Sections {
 		if _, ok := b.Parties[r]; !ok {
@@ -364,6 +395,11 @@ func (b *Bundle) appendCanonicalHeader(out []byte) []byte {
 			out = wire.LP32(out, h[:])
 		}
 	}
+	if p := b.Policy; p != nil { // absent: the canonical header of before policies were named
+		out = wire.LP32(out, []byte("policy"))
+		out = wire.LP32(out, []byte(p.ID))
+		out = wire.LP32(out, p.Hash[:])
+	}
 	return out
 }
 
@@ -387,6 +423,10 @@ func (b *Bundle) ForRole(role Role) (*Bundle, error) {
 	c.Parties = maps.Clone(b.Parties)
 	c.Commitments = maps.Clone(b.Commitments)
 	c.KEMs = maps.Clone(b.KEMs)
+	if b.Policy != nil {
+		p := *b.Policy
+		c.Policy = &p
+	}
 	c.Sections = map[Role]Sealed{role: {Nonce: slices.Clone(s.Nonce), KEM: slices.Clone(s.KEM), CT: slices.Clone(s.CT)}}
 	return &c, nil
 }

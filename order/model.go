@@ -96,6 +96,9 @@ type Address struct {
 type Recipient struct {
 	Name  string `json:"name,omitempty" validate:"required,max=200,text"`
 	Phone string `json:"phone,omitempty" validate:"required,startswith=+,e164"`
+	// CustomsCode is the recipient's personal customs clearance code,
+	// which some destinations need on imports (KR: P and 12 digits).
+	CustomsCode string `json:"customs_code,omitempty" validate:"omitempty,customs"`
 }
 
 // Money is an amount in integer minor units of an ISO 4217 currency.

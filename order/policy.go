@@ -12,7 +12,10 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"crypto/sha256"
+
 	"orderseal/internal/strictjson"
+	"orderseal/internal/wire"
 )
 
 // Field names: the unit a Policy assigns to roles.
@@ -31,6 +34,9 @@ const (
 	FieldRecipientName  = "recipient.name"
 	FieldRecipientPhone = "recipient.phone"
 	FieldGiftNote       = "gift_note"
+	// FieldCustomsCode is the recipient's personal customs clearance code
+	// (KR: 개인통관고유부호), which some destinations need on imports.
+	FieldCustomsCode = "recipient.customs_code"
 )
 
 // fieldOrder is every field name in the order the model declares them;
@@ -40,7 +46,7 @@ var fieldOrder = []string{
 	FieldItems, FieldTotal, FieldPlan,
 	FieldCardNumber, FieldCardExpiry, FieldCardCVC,
 	FieldShipToToken, FieldShipToAddress,
-	FieldRecipientName, FieldRecipientPhone, FieldGiftNote,
+	FieldRecipientName, FieldRecipientPhone, FieldGiftNote, FieldCustomsCode,
 }
 
 // fieldSet is a set of policy fields: bit i stands for fieldOrder[i].
@@ -62,6 +68,7 @@ const (
 	bitRecipientName
 	bitRecipientPhone
 	bitGiftNote
+	bitCustomsCode
 )
 
 // PolicyFields returns every field name a Policy may assign, in model order.
@@ -76,8 +83,96 @@ var ErrPolicy = errors.New("invalid section policy")
 // Policy says which role sees which field (DESIGN.md §3). A field that no
 // role lists goes to nobody. The vault is not a policy role: its section is
 // fixed by the bundle code.
+//
+// A published policy (one of a merchant's PolicySet) has an ID and the
+// destination Countries it applies to, and may Require fields: "always",
+// or "import" when the parcel crosses a border into the destination. Its
+// ID and Hash go into the header of every bundle sealed under it.
 type Policy struct {
-	Fields map[string][]Role `json:"fields"`
+	ID        string            `json:"id,omitempty"`
+	Countries []string          `json:"countries,omitempty"` // ISO 3166-1 alpha-2, or "*" for any other
+	Fields    map[string][]Role `json:"fields"`
+	Require   map[string]string `json:"require,omitempty"` // field → RequireAlways or RequireImport
+}
+
+// What a policy may require of a field.
+const (
+	RequireAlways = "always"
+	RequireImport = "import" // when the origin country is not the destination's
+)
+
+// ValidPolicyID reports whether id is 1–64 characters of [a-z0-9._-].
+func ValidPolicyID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := range len(id) {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// policyLabel prefixes the canonical policy in Hash.
+const policyLabel = "orderseal-v1-policy"
+
+// Hash is SHA-256("orderseal-v1-policy" || canonical(p)), where canonical
+// is, each item lp32: the id; the countries sorted and joined by ","; for
+// every field of PolicyFields() in that order that some role sees, the
+// field and its roles sorted and joined by ","; the word "require"; for
+// every field in that order with a requirement, the field and the
+// requirement (PROTOCOL.md §9.9). JSON key order and spacing do not count.
+func (p *Policy) Hash() [32]byte {
+	var out []byte
+	out = wire.LP32(out, []byte(p.ID))
+	cs := slices.Clone(p.Countries)
+	slices.Sort(cs)
+	out = wire.LP32(out, []byte(strings.Join(cs, ",")))
+	for _, f := range fieldOrder {
+		rs := p.Fields[f]
+		if len(rs) == 0 {
+			continue
+		}
+		names := make([]string, len(rs))
+		for i, r := range rs {
+			names[i] = string(r)
+		}
+		slices.Sort(names)
+		out = wire.LP32(out, []byte(f))
+		out = wire.LP32(out, []byte(strings.Join(names, ",")))
+	}
+	out = wire.LP32(out, []byte("require"))
+	for _, f := range fieldOrder {
+		if r, ok := p.Require[f]; ok {
+			out = wire.LP32(out, []byte(f))
+			out = wire.LP32(out, []byte(r))
+		}
+	}
+	return sha256.Sum256(append([]byte(policyLabel), out...))
+}
+
+// Ref is the header's name for p: its ID and Hash.
+func (p *Policy) Ref() *PolicyRef { return &PolicyRef{ID: p.ID, Hash: p.Hash()} }
+
+// CheckOrder refuses o when it lacks a field p requires for a parcel from
+// origin to dest (ISO 3166-1 codes; RequireImport applies when they
+// differ or origin is unknown). The error is a *FieldError naming the field.
+func (p *Policy) CheckOrder(o *Order, origin, dest string) error {
+	for _, f := range fieldOrder {
+		req, ok := p.Require[f]
+		if !ok || present(o, f) || req == RequireImport && origin != "" && origin == dest {
+			continue
+		}
+		why := "is required by policy " + p.ID
+		if req == RequireImport {
+			why += " on imports"
+		}
+		return &FieldError{Field: f, Reason: why}
+	}
+	return nil
 }
 
 //go:embed policy_default.json
@@ -106,11 +201,17 @@ var defaultSeen = sync.OnceValue(func() (seen [maxRoles]fieldSet) {
 func DefaultPolicy() *Policy { return defaultPolicy().clone() }
 
 func (p *Policy) clone() *Policy {
-	c := &Policy{Fields: make(map[string][]Role, len(p.Fields))}
+	c := &Policy{ID: p.ID, Countries: slices.Clone(p.Countries), Fields: make(map[string][]Role, len(p.Fields)),
+		Require: maps.Clone(p.Require)}
 	for f, rs := range p.Fields {
 		c.Fields[f] = slices.Clone(rs)
 	}
 	return c
+}
+
+// isCountry reports whether s is two upper-case ASCII letters.
+func isCountry(s string) bool {
+	return len(s) == 2 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z'
 }
 
 // ParsePolicy decodes policy JSON strictly and then runs Check. Errors wrap
@@ -157,11 +258,30 @@ func (p *Policy) Check() error {
 			seen[r] = true
 		}
 	}
+	if p.ID != "" && !ValidPolicyID(p.ID) {
+		return fmt.Errorf("%w: id must be 1–64 characters of [a-z0-9._-]", ErrPolicy)
+	}
+	for _, c := range p.Countries {
+		if c != "*" && !isCountry(c) {
+			return fmt.Errorf("%w: country %.8q is neither ISO 3166-1 alpha-2 in upper case nor *", ErrPolicy, c)
+		}
+	}
+	for _, f := range slices.Sorted(maps.Keys(p.Require)) {
+		switch r := p.Require[f]; {
+		case !slices.Contains(fieldOrder, f):
+			return fmt.Errorf("%w: require: unknown field %q", ErrPolicy, f)
+		case r != RequireAlways && r != RequireImport:
+			return fmt.Errorf("%w: require %s: want %q or %q", ErrPolicy, f, RequireAlways, RequireImport)
+		case len(p.Fields[f]) == 0:
+			return fmt.Errorf("%w: require %s: the field goes to nobody", ErrPolicy, f)
+		}
+	}
 	only := map[string]Role{
 		FieldCardNumber:    RoleIssuer,
 		FieldCardExpiry:    RoleIssuer,
 		FieldCardCVC:       RoleIssuer,
 		FieldShipToAddress: RoleCarrier,
+		FieldCustomsCode:   RoleCarrier,
 	}
 	for _, f := range slices.Sorted(maps.Keys(only)) {
 		for _, r := range p.Fields[f] {
@@ -293,6 +413,9 @@ func project(o *Order, role Role, seen fieldSet) Content {
 	if sees(bitRecipientPhone) {
 		rcpt.Phone = o.Recipient.Phone
 	}
+	if role == RoleCarrier && sees(bitCustomsCode) {
+		rcpt.CustomsCode = o.Recipient.CustomsCode
+	}
 	if rcpt != (Recipient{}) {
 		c.Recipient = &rcpt
 	}
@@ -355,6 +478,8 @@ func present(o *Order, field string) bool {
 		return o.Recipient.Phone != ""
 	case FieldGiftNote:
 		return o.GiftNote != ""
+	case FieldCustomsCode:
+		return o.Recipient.CustomsCode != ""
 	}
 	return false
 }

@@ -18,9 +18,10 @@ func TestDefaultPolicyChecks(t *testing.T) {
 	if err := p.Check(); err != nil {
 		t.Fatal(err)
 	}
-	// Every field is assigned to someone in the default table.
+	// Every field is assigned to someone in the default table, but the
+	// customs code: only a destination's policy that needs it sends it.
 	for _, f := range PolicyFields() {
-		if len(p.Fields[f]) == 0 {
+		if len(p.Fields[f]) == 0 && f != FieldCustomsCode {
 			t.Errorf("default policy assigns %s to nobody", f)
 		}
 	}
@@ -151,6 +152,7 @@ func TestFieldSetBits(t *testing.T) {
 		{FieldRecipientName, bitRecipientName},
 		{FieldRecipientPhone, bitRecipientPhone},
 		{FieldGiftNote, bitGiftNote},
+		{FieldCustomsCode, bitCustomsCode},
 	}
 	if len(cases) != len(PolicyFields()) {
 		t.Fatalf("%d bits for %d fields", len(cases), len(PolicyFields()))
@@ -344,21 +346,22 @@ func TestPreview(t *testing.T) {
 	var b bytes.Buffer
 	WritePreview(&b, rows)
 	out := b.String()
-	want := `field            merchant  issuer  carrier
-buyer.name       ✓         ✓
-buyer.phone      ✓         ✓
-buyer.email      ✓
-items            ✓
-total            ✓         ✓
-plan             ✓         ✓
-card.number                ✓
-card.expiry                ✓
-card.cvc                   ✓                (empty)
-ship_to.token    ✓                 ✓
-ship_to.address                    ✓        (empty)
-recipient.name                     ✓
-recipient.phone                    ✓
-gift_note                          ✓        (empty)
+	want := `field                   merchant  issuer  carrier
+buyer.name              ✓         ✓
+buyer.phone             ✓         ✓
+buyer.email             ✓
+items                   ✓
+total                   ✓         ✓
+plan                    ✓         ✓
+card.number                       ✓
+card.expiry                       ✓
+card.cvc                          ✓                (empty)
+ship_to.token           ✓                 ✓
+ship_to.address                           ✓        (empty)
+recipient.name                            ✓
+recipient.phone                           ✓
+gift_note                                 ✓        (empty)
+recipient.customs_code                             (empty)
 `
 	if out != want {
 		t.Errorf("WritePreview:\n%s\nwant:\n%s", out, want)

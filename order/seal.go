@@ -198,6 +198,9 @@ func Seal(o *Order, key Keyring, parties Parties, opt SealOptions) (*Bundle, err
 		Commitments: make(map[Role][commitmentSize]byte, maxRoles),
 		Sections:    make(map[Role]Sealed, maxRoles)}
 	b.Parties[RoleMerchant], b.Parties[RoleIssuer], b.Parties[RoleCarrier] = parties.Merchant, parties.Issuer, parties.Carrier
+	if opt.Policy != nil && opt.Policy.ID != "" {
+		b.Policy = opt.Policy.Ref()
+	}
 	var rolesBuf [maxRoles]Role
 	roles := append(rolesBuf[:0], RoleCarrier, RoleIssuer, RoleMerchant) // in byte order, like Roles
 	switch {

@@ -76,6 +76,7 @@ func appendSection(b []byte, s *Section) []byte {
 		w.begin()
 		w.strOmit("name", r.Name)
 		w.strOmit("phone", r.Phone)
+		w.strOmit("customs_code", r.CustomsCode)
 		w.end()
 	}
 	w.strOmit("gift_note", c.GiftNote)

@@ -49,6 +49,7 @@ func newValidator() *validator.Validate {
 		"shiptoken": func(s string) bool { return isCode(s, 128) },
 		"text":      isLine,
 		"note":      isNote,
+		"customs":   isCustomsCode,
 	}
 	for tag, ok := range custom {
 		if err := v.RegisterValidation(tag, func(fl validator.FieldLevel) bool {
@@ -237,6 +238,20 @@ func isLine(s string) bool {
 	return !blank
 }
 
+// isCustomsCode accepts 4 to 32 of [A-Z0-9]: the syntax of personal
+// customs codes (order/address checks each country's own form).
+func isCustomsCode(s string) bool {
+	if len(s) < 4 || len(s) > 32 {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; !('A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // isNote accepts free text: newlines and tabs, but no other control characters.
 func isNote(s string) bool {
 	for i := 0; i < len(s); {
@@ -386,6 +401,8 @@ func reason(fe validator.FieldError) string {
 		return "must be non-blank text on one line without control characters"
 	case "note":
 		return "must not contain control characters other than newline and tab"
+	case "customs":
+		return "must be 4 to 32 characters of A-Z 0-9"
 	}
 	return "fails the " + fe.Tag() + " check"
 }

@@ -55,6 +55,33 @@ type BookingRequest struct {
 	Bundle    json.RawMessage `json:"bundle" validate:"required"`
 	Invoice   string          `json:"invoice" validate:"required,min=1,max=64,printascii"`
 	EventsURL string          `json:"events_url,omitempty" validate:"max=2048"` // deprecated; ignored when it matches
+	Parcel    *Parcel         `json:"parcel,omitempty"`
+}
+
+// Parcel is what the merchant declares about the parcel it hands over:
+// the sender and return address (the shop's own, not personal data), the
+// service, weight and piece count, and its contents for the customs
+// declaration (CN22) of an international parcel. None of it comes from
+// the cardholder's bundle, whose sections stay as the policy says.
+type Parcel struct {
+	Sender   order.Address `json:"sender" validate:"-"` // checked by the carrier with order/address
+	Service  string        `json:"service" validate:"required,max=32,printascii"`
+	WeightG  int           `json:"weight_g" validate:"min=1,max=70000"`
+	Pieces   int           `json:"pieces" validate:"min=1,max=99"`
+	Contents []CustomsItem `json:"contents,omitempty" validate:"max=100,dive"`
+	// Category is the CN22 category: gift, documents, sample, returned goods, merchandise or other.
+	Category string `json:"category,omitempty" validate:"omitempty,oneof=gift documents sample returned merchandise other"`
+}
+
+// CustomsItem is one line of a customs declaration.
+type CustomsItem struct {
+	Description string `json:"description" validate:"required,max=100"`
+	Qty         int    `json:"qty" validate:"min=1,max=10000"`
+	WeightG     int    `json:"weight_g" validate:"min=0,max=70000"`
+	Value       int64  `json:"value" validate:"min=0,max=1000000000000"` // minor units of Currency, the line's total
+	Currency    string `json:"currency" validate:"required,len=3"`
+	HSCode      string `json:"hs_code,omitempty" validate:"max=12"`
+	Origin      string `json:"origin" validate:"required,len=2"` // ISO 3166-1 country of origin
 }
 
 // EventsPath is the merchant's endpoint for one order's tracking events,
@@ -98,6 +125,12 @@ func NewClient(keys keygen.Keyring, base, carrier string, hc *http.Client) (*Cli
 // Book relays b's header and carrier section. The carrier sends the
 // order's tracking events where its configuration says for the caller.
 func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice string) (*Shipment, error) {
+	return c.BookParcel(ctx, b, invoice, nil)
+}
+
+// BookParcel is Book declaring the parcel: sender, service, weight,
+// pieces and customs contents, for the label.
+func (c *Client) BookParcel(ctx context.Context, b *order.Bundle, invoice string, p *Parcel) (*Shipment, error) {
 	relay, err := b.ForRole(order.RoleCarrier)
 	if err != nil {
 		return nil, err
@@ -107,7 +140,7 @@ func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice string) (*Sh
 		return nil, err
 	}
 	return httpsig.Call[Shipment](ctx, c.peer, http.MethodPut, PathShipments+url.PathEscape(b.OrderID),
-		BookingRequest{Bundle: raw, Invoice: invoice})
+		BookingRequest{Bundle: raw, Invoice: invoice, Parcel: p})
 }
 
 // Directory is the party's own directory entries (OS2): the key center's

@@ -21,6 +21,14 @@ const (
 	// CodeMerchantNotConfigured: 403, the carrier has no events URL for
 	// the calling merchant, so it books nothing for it.
 	CodeMerchantNotConfigured = "merchant-not-configured"
+	// CodePolicyMismatch: 422, the header names a policy this carrier
+	// knows by its id, with another hash.
+	CodePolicyMismatch = "policy-mismatch"
+	// CodePolicyRequirement: 422, the carrier section lacks a field the
+	// header's policy requires (a KR recipient's phone).
+	CodePolicyRequirement = "policy-requirement"
+	// CodeParcelInvalid: 422, the parcel declaration's sender is no postal address.
+	CodeParcelInvalid = "parcel-invalid"
 )
 
 // Tracking numbers are UPU S10 identifiers (UPU standard S10): a two-letter

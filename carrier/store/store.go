@@ -69,6 +69,14 @@ type Shipment struct {
 	Status         string
 	Booked         time.Time // UTC, whole seconds
 	EventsURL      string
+	// Origin is the S10 country of a new tracking number: the country the
+	// parcel is posted in (the sender's); "": the store's Options.Country.
+	Origin string
+	// Parcel is the merchant's declaration (carrier/api.Parcel as JSON:
+	// sender, service, weight, pieces, customs contents); "" without one.
+	Parcel string
+	// Policy is the id of the section policy the bundle header names.
+	Policy string
 }
 
 // Check refuses a shipment that lacks what booking needs (ErrInvalid).

@@ -61,6 +61,7 @@ const (
 	CodeWrongMerchant       = "wrong-merchant"        // 422: sealed for another merchant
 	CodeCardholderMismatch  = "cardholder-mismatch"   // 403: signed by someone else than the bundle's cardholder
 	CodeCarrierNotAccepted  = "carrier-not-accepted"  // 422
+	CodePolicyUnknown       = "policy-unknown"        // 422: the header names a policy the form did not publish, or with another hash
 	CodeIssuerNotAccepted   = "issuer-not-accepted"   // 422
 	CodeVaultNotAccepted    = "vault-not-accepted"    // 422
 	CodeBundleExpired       = "bundle-expired"        // 422
@@ -96,6 +97,13 @@ type OrderForm struct {
 	// epochs: the cardholder checks each signature and seals each section
 	// to its recipient's entry.
 	Directory []*keygen.DirectoryEntry `json:"directory,omitempty"`
+	// Policies are the section policies the merchant accepts, one per
+	// group of destination countries: the cardholder seals under the one
+	// for hers and the bundle header names it (id and hash).
+	Policies *order.PolicySet `json:"policies,omitempty"`
+	// ShipFrom is the country parcels leave from (ISO 3166-1): a parcel
+	// to another country is an import there (customs data, CN22).
+	ShipFrom string `json:"ship_from,omitempty"`
 }
 
 // Product returns the catalog entry for sku.

@@ -35,6 +35,7 @@ const (
 	CodeRegionMissing   = "region-required"       // the country's addresses need a region (a JP address without prefecture)
 	CodeRegionUnknown   = "region-unknown"        // not one of the country's regions
 	CodePhoneInvalid    = "phone-invalid"         // not a phone number of any numbering plan
+	CodeCustomsInvalid  = "customs-code-invalid"  // not the destination's form of a personal customs code
 )
 
 // Error is one refusal: which field, which code, and why in words free of
@@ -334,4 +335,19 @@ func hasLocalScript(s string) bool {
 		}
 	}
 	return false
+}
+
+// CheckCustomsCode checks a personal customs clearance code against the
+// destination's form: KR's 개인통관고유부호 is P and 12 digits; elsewhere
+// 4 to 32 of A-Z 0-9.
+func CheckCustomsCode(country, code string) error {
+	re := regexp.MustCompile(`^[A-Z0-9]{4,32}$`)
+	what := "4 to 32 letters and digits"
+	if country == "KR" {
+		re, what = regexp.MustCompile(`^P[0-9]{12}$`), "P and 12 digits"
+	}
+	if !re.MatchString(code) {
+		return &Error{Code: CodeCustomsInvalid, Field: "recipient.customs_code", Reason: "is not a " + country + " personal customs code: want " + what}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -51,6 +52,9 @@ var migrations = []string{
 	);`,
 	outboxsql.Migration,
 	noncesql.Migration, // 3: the replay memory of signed requests (DESIGN.md §5 "Hardening")
+	// 4: the merchant's parcel declaration and the bundle's section policy.
+	`ALTER TABLE shipments ADD COLUMN parcel TEXT NOT NULL DEFAULT '';
+	ALTER TABLE shipments ADD COLUMN policy TEXT NOT NULL DEFAULT '';`,
 }
 
 // Store is the carrier's database. It is safe for concurrent use.
@@ -168,7 +172,7 @@ func (s *Store) Book(ctx context.Context, sh store.Shipment) (store.Shipment, bo
 	sh.Status = api.StatusBooked
 	sh.Booked = s.now().UTC().Truncate(time.Second)
 	for range store.MaxTrackingTries {
-		if sh.Tracking, err = store.NewTracking(s.rand, s.country); err != nil {
+		if sh.Tracking, err = store.NewTracking(s.rand, cmp.Or(sh.Origin, s.country)); err != nil {
 			return store.Shipment{}, false, err
 		}
 		var n int
@@ -184,9 +188,11 @@ func (s *Store) Book(ctx context.Context, sh store.Shipment) (store.Shipment, bo
 		return store.Shipment{}, false, errors.New("carrier: no free tracking number found; the serial space is nearly full")
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO shipments (tracking, merchant, order_id, header_hash, ship_token, token_source,
-		invoice, recipient_name, recipient_phone, gift_note, status, booked, events_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		invoice, recipient_name, recipient_phone, gift_note, status, booked, events_url, parcel, policy)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sh.Tracking, sh.Merchant, sh.OrderID, sh.HeaderHash[:], sh.ShipToken, string(sh.Source), sh.Invoice,
-		sh.RecipientName, sh.RecipientPhone, sh.GiftNote, sh.Status, sh.Booked.Format(store.TimeLayout), sh.EventsURL)
+		sh.RecipientName, sh.RecipientPhone, sh.GiftNote, sh.Status, sh.Booked.Format(store.TimeLayout), sh.EventsURL,
+		sh.Parcel, sh.Policy)
 	if err != nil {
 		return store.Shipment{}, false, err
 	}
@@ -197,7 +203,7 @@ func (s *Store) Book(ctx context.Context, sh store.Shipment) (store.Shipment, bo
 }
 
 const selectShipment = `SELECT tracking, merchant, order_id, header_hash, ship_token, token_source, invoice,
-	recipient_name, recipient_phone, gift_note, status, booked, events_url FROM shipments`
+	recipient_name, recipient_phone, gift_note, status, booked, events_url, parcel, policy FROM shipments`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -206,7 +212,7 @@ func scanShipment(row scanner) (store.Shipment, error) {
 	var hh []byte
 	var src, booked string
 	err := row.Scan(&sh.Tracking, &sh.Merchant, &sh.OrderID, &hh, &sh.ShipToken, &src, &sh.Invoice,
-		&sh.RecipientName, &sh.RecipientPhone, &sh.GiftNote, &sh.Status, &booked, &sh.EventsURL)
+		&sh.RecipientName, &sh.RecipientPhone, &sh.GiftNote, &sh.Status, &booked, &sh.EventsURL, &sh.Parcel, &sh.Policy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sh, store.ErrNotFound
 	}
