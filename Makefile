@@ -4,7 +4,7 @@ BIN      := bin
 BINARIES := keygen cardholder merchant issuer carrier
 FUZZTIME ?= 10s
 
-.PHONY: all build test demo bench bench-quick bench-flood fuzz vet lint fmt-check clean
+.PHONY: all build test demo bench bench-quick bench-flood fuzz vet lint fmt-check clean fonts
 
 all: build
 
@@ -31,10 +31,16 @@ lint:
 	$(GO) mod tidy -diff
 	$(GO) run $(STATICCHECK) ./...
 
-test: fmt-check vet lint
+# Labels draw CJK names and addresses in Noto Sans CJK, found at run time
+# (carrier/label): Debian's fonts-noto-cjk, installed here when missing.
+NOTO_CJK := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+fonts:
+	@test -f $(NOTO_CJK) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y fonts-noto-cjk; }
+
+test: fmt-check vet lint fonts
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-demo: build
+demo: build fonts
 	@bash scripts/demo.sh
 
 # Benchmarks: ratios against a baseline measured in the same process; the

@@ -33,7 +33,7 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 		{Name: "event", Summary: "record a tracking event; the daemon delivers it to the merchant", Run: func(a []string) error {
 			return cmdEvent(ctx, a, stdio)
 		}},
-		{Name: "label", Summary: "print a shipping label (PNG) with the address revealed by the vault", Run: func(a []string) error {
+		{Name: "label", Summary: "print a shipping label (PNG, PDF or ZPL) with the address revealed by the vault", Run: func(a []string) error {
 			return cmdLabel(ctx, a, stdio)
 		}},
 		{Name: "shipments", Summary: "list shipments (no addresses: the carrier holds none)", Run: func(a []string) error {

@@ -3,15 +3,19 @@ package carrier
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"orderseal/carrier/api"
+	"orderseal/carrier/label"
 	"orderseal/carrier/store"
 	"orderseal/internal/cli"
 	"orderseal/internal/problem/rfc9457"
@@ -171,10 +175,12 @@ func cmdEvent(ctx context.Context, args []string, stdio cli.Stdio) error {
 }
 
 func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
-	fs := cli.FlagSet(prog, "label", "TRACKING -o FILE.png -db FILE -key FILE -vault-url URL -vault ID", stdio,
+	fs := cli.FlagSet(prog, "label", "TRACKING -o FILE -db FILE -key FILE -vault-url URL -vault ID [-format png|pdf|zpl]", stdio,
 		prog+" label OS123456785DE -o label.png -db carrier.db -key carrier.parcel.example.key -vault-url http://127.0.0.1:8443 -vault vault:vault.shop.example",
-		prog+" label OS123456785DE -o - ... | lpr   (PNG on stdout)")
-	out := fs.String("o", "", "PNG file to create (0600, never overwritten); '-' for stdout")
+		prog+" label OS123456785DE -format zpl -o - ... | nc printer 9100   (ZPL on stdout)",
+		prog+" label OS123456785DE -format pdf -o label.pdf ...")
+	out := fs.String("o", "", "file to create (0600, never overwritten); '-' for stdout")
+	format := fs.String("format", "", "png (203 dpi), pdf (4 × 6 in) or zpl (203 dpi thermal printers); default: the -o file's extension, else png")
 	dbPath := fs.String("db", "", "the carrier database (opened read-only)")
 	keyFlags := keystore.AddFlags(fs, "the carrier's")
 	vaultURL := fs.String("vault-url", "", "base URL of the vault")
@@ -185,6 +191,15 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	if err := cli.Require(fs, "o", "db", "key", "vault-url", "vault"); err != nil {
 		return err
+	}
+	if *format == "" {
+		*format = strings.TrimPrefix(strings.ToLower(filepath.Ext(*out)), ".")
+		if !slices.Contains(label.Formats, *format) {
+			*format = label.FormatPNG
+		}
+	}
+	if !slices.Contains(label.Formats, *format) {
+		return cli.Usagef("use -format png, pdf or zpl", "-format %.16q is not a label format", *format)
 	}
 	if *out != "-" {
 		if _, err := os.Lstat(*out); err == nil {
@@ -223,23 +238,44 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err := strictjson.Decode(value, &addr, vaultapi.MaxValueSize); err != nil {
 		return fmt.Errorf("the vault's value for %s is not an address", tracking)
 	}
-	var png bytes.Buffer
-	err = WriteLabelPNG(&png, Label{Carrier: keys.Identity(), Sender: sh.Merchant, Recipient: sh.RecipientName,
-		Address: addr, Tracking: sh.Tracking, OrderID: sh.OrderID, Booked: sh.Booked})
-	addr = order.Address{}
+	l, err := shipmentLabel(keys.Identity(), sh, addr)
 	if err != nil {
 		return err
 	}
-	defer clear(png.Bytes())
+	var buf bytes.Buffer
+	err = label.Write(&buf, l, *format)
+	addr, l = order.Address{}, label.Label{}
+	if errors.Is(err, label.ErrNoFont) {
+		return cli.WithHint(err, "install Debian's fonts-noto-cjk (make fonts), or set "+label.FontDirEnv+" to a directory with NotoSansCJK-Regular.ttc and -Bold.ttc")
+	}
+	if err != nil {
+		return err
+	}
+	defer clear(buf.Bytes())
 	if *out == "-" {
-		_, err := stdio.Out.Write(png.Bytes())
+		_, err := stdio.Out.Write(buf.Bytes())
 		return err
 	}
-	if err := secfile.WriteNew(*out, png.Bytes()); err != nil {
+	if err := secfile.WriteNew(*out, buf.Bytes()); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdio.Err, "%s: label for %s written to %s (0600); it is stored nowhere else\n", prog, sh.Tracking, *out)
+	fmt.Fprintf(stdio.Err, "%s: label for %s written to %s (%s, 0600); it is stored nowhere else\n", prog, sh.Tracking, *out, *format)
 	return nil
+}
+
+// shipmentLabel is what the label of sh shows, addr being the address the
+// vault revealed for it.
+func shipmentLabel(carrier string, sh store.Shipment, addr order.Address) (label.Label, error) {
+	l := label.Label{Carrier: carrier, SenderID: sh.Merchant, Recipient: sh.RecipientName, Phone: sh.RecipientPhone,
+		Address: addr, Tracking: sh.Tracking, OrderID: sh.OrderID, Booked: sh.Booked, GiftNote: sh.GiftNote, Policy: sh.Policy}
+	if sh.Parcel != "" {
+		var p api.Parcel
+		if err := json.Unmarshal([]byte(sh.Parcel), &p); err != nil {
+			return label.Label{}, fmt.Errorf("shipment %s: the stored parcel declaration: %w", sh.Tracking, err)
+		}
+		l.Sender, l.Service, l.WeightG, l.Pieces, l.Contents, l.Category = p.Sender, p.Service, p.WeightG, p.Pieces, p.Contents, p.Category
+	}
+	return l, nil
 }
 
 // revealHint explains the vault's refusals to the operator.

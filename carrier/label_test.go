@@ -10,11 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/boombuler/barcode/code128"
 
-	"orderseal/carrier"
+	"orderseal/carrier/label"
 	"orderseal/order"
 	"orderseal/tstest/keys"
 	"orderseal/vault"
@@ -58,7 +57,7 @@ func readBarcode(t *testing.T, img image.Image, want string) {
 			last = i
 		}
 	}
-	a := carrier.BarcodeArea
+	a := label.BarcodeArea
 	for _, y := range []int{a.Min.Y + 2, (a.Min.Y + a.Max.Y) / 2, a.Max.Y - 3} {
 		x0, x1 := -1, -1
 		for x := a.Min.X; x < a.Max.X; x++ {
@@ -88,60 +87,6 @@ func readBarcode(t *testing.T, img image.Image, want string) {
 	}
 }
 
-func TestRenderLabel(t *testing.T) {
-	t.Parallel()
-	long := strings.Repeat("Lange Straße ", 15) // 195 bytes, wraps
-	tests := []struct {
-		name string
-		l    carrier.Label
-	}{
-		{"ordinary", carrier.Label{Carrier: keys.Parcel, Sender: keys.Shop, Recipient: "Bob Beispiel", Address: inlineAddress,
-			Tracking: "OS123456785DE", OrderID: "ord_x", Booked: time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)}},
-		{"longest fields", carrier.Label{Carrier: "carrier:" + strings.Repeat("c", 200), Sender: "merchant:" + strings.Repeat("m", 200),
-			Recipient: strings.Repeat("Name ", 40), Address: order.Address{Name: strings.Repeat("N", 200), Line1: long, Line2: long,
-				City: long, Region: long, PostalCode: strings.Repeat("9", 20), Country: "GB"}, Tracking: "RB473124829GB", OrderID: strings.Repeat("o", 64)}},
-		{"unknown country, no recipient", carrier.Label{Carrier: keys.Parcel, Sender: keys.Shop, Address: order.Address{Name: "Ω Ελένη", Line1: "Οδός 1", City: "Αθήνα", Country: "XK"},
-			Tracking: "OS000000080FR", OrderID: "o"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			img, err := carrier.RenderLabel(tt.l)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var buf bytes.Buffer
-			if err := png.Encode(&buf, img); err != nil {
-				t.Fatal(err)
-			}
-			dec, err := png.Decode(&buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if b := dec.Bounds(); b.Dx() != carrier.LabelWidth || b.Dy() != carrier.LabelHeight || b.Dx() != 812 || b.Dy() != 1218 {
-				t.Fatalf("label is %v, want 812×1218 (4×6 in at 203 dpi)", b)
-			}
-			if inked(dec, carrier.BarcodeArea) < 1000 {
-				t.Fatal("the barcode area is blank")
-			}
-			if inked(dec, image.Rect(0, 330, carrier.LabelWidth, 820)) < 1000 {
-				t.Fatal("the address area is blank")
-			}
-			readBarcode(t, dec, tt.l.Tracking)
-		})
-	}
-	if _, err := carrier.RenderLabel(carrier.Label{Tracking: "OS123456784DE"}); err == nil {
-		t.Fatal("a bad tracking number rendered")
-	}
-}
-
-func TestCountryName(t *testing.T) {
-	for code, want := range map[string]string{"DE": "GERMANY", "GB": "UNITED KINGDOM", "ZZ": "ZZ", "": ""} {
-		if got := carrier.CountryName(code); got != want {
-			t.Errorf("CountryName(%q) = %q, want %q", code, got, want)
-		}
-	}
-}
-
 // labelArgs are the label command's flags for e.
 func (e *env) labelArgs(tracking, out string) []string {
 	return []string{"label", tracking, "-o", out, "-db", e.dbPath, "-key", e.carrierKey, "-vault-url", e.vaultTS.URL, "-vault", keys.Vault}
@@ -154,8 +99,11 @@ func checkPNG(t *testing.T, data []byte, tracking string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := img.Bounds(); b.Dx() != carrier.LabelWidth || b.Dy() != carrier.LabelHeight {
+	if b := img.Bounds(); b.Dx() != label.Width || b.Dy() != label.Height {
 		t.Fatalf("label is %v", b)
+	}
+	if x, y, err := label.PNGDPI(data); err != nil || int(x+0.5) != label.DPI || int(y+0.5) != label.DPI {
+		t.Fatalf("label DPI %v × %v, %v", x, y, err)
 	}
 	readBarcode(t, img, tracking)
 }
@@ -234,6 +182,34 @@ func TestLabelDeposited(t *testing.T) {
 		if strings.Contains(stderr, canaryStreet) || strings.Contains(stderr, canaryCity) {
 			t.Fatalf("the label command printed the address: %q", stderr)
 		}
+	}
+	e.assertNoAddress(t)
+}
+
+// TestLabelFormats: -format zpl writes ZPL, an -o ending in .pdf a PDF, and
+// an unknown format is a usage error that reveals nothing.
+func TestLabelFormats(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	sh, err := e.merchant(t, keys.Shop).Book(ctx, sealOrder(t, keys.Shop, keys.Parcel, "", &inlineAddress, order.SealOptions{}), "INV-F")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, append(e.labelArgs(sh.Tracking, "-"), "-format", "gif")...); code != 2 || !strings.Contains(stderr, "hint:") {
+		t.Fatalf("-format gif: exit %d %q", code, stderr)
+	}
+	code, stdout, stderr := run(t, append(e.labelArgs(sh.Tracking, "-"), "-format", "zpl")...)
+	if code != 0 || !strings.HasPrefix(stdout, "^XA") || !strings.Contains(stdout, "^FD"+sh.Tracking+"^FS") || !strings.HasSuffix(stdout, "^XZ\n") {
+		t.Fatalf("zpl: exit %d %q, %.80q", code, stderr, stdout)
+	}
+	path := filepath.Join(t.TempDir(), "label.pdf")
+	if code, _, stderr := run(t, e.labelArgs(sh.Tracking, path)...); code != 0 || !strings.Contains(stderr, "(pdf, 0600)") {
+		t.Fatalf("pdf: exit %d %q", code, stderr)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || !bytes.HasPrefix(data, []byte("%PDF-")) {
+		t.Fatalf("pdf file %.20q %v", data, err)
 	}
 	e.assertNoAddress(t)
 }

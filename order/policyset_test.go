@@ -182,3 +182,32 @@ func TestSealBindsPolicy(t *testing.T) {
 		t.Errorf("a malformed policy id: %v", err)
 	}
 }
+
+// FuzzParsePolicySet: what parses passes Check, every country finds a
+// policy, and the hashes are stable across a JSON round trip.
+func FuzzParsePolicySet(f *testing.F) {
+	f.Add(defaultPoliciesJSON)
+	f.Add([]byte(`{"policies":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ps, err := ParsePolicySet(data)
+		if err != nil {
+			return
+		}
+		if ps.For("ZZ") == nil {
+			t.Fatal("no policy for an unlisted country")
+		}
+		raw, err := json.Marshal(ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParsePolicySet(raw)
+		if err != nil {
+			t.Fatalf("re-encoded set does not parse: %v", err)
+		}
+		for i, p := range ps.Policies {
+			if p.Hash() != again.Policies[i].Hash() {
+				t.Fatalf("%s: hash changes across a round trip", p.ID)
+			}
+		}
+	})
+}

@@ -42,3 +42,13 @@ func PhoneRegion(e164 string) string {
 	}
 	return ""
 }
+
+// FormatPhone writes an E.164 number in its international form for
+// people ("+82 10-1234-5678"); the input when it does not parse.
+func FormatPhone(e164 string) string {
+	n, err := phonenumbers.Parse(e164, "ZZ")
+	if err != nil {
+		return e164
+	}
+	return phonenumbers.Format(n, phonenumbers.INTERNATIONAL)
+}
