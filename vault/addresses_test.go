@@ -3,14 +3,17 @@ package vault_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/text/unicode/norm"
 
 	"orderseal/order"
 	"orderseal/tstest/keys"
+	"orderseal/vault"
 	"orderseal/vault/api"
 )
 
@@ -100,4 +103,94 @@ func TestRegisterParcelAddresses(t *testing.T) {
 	if l, _ := bob.List(ctx); len(l) != 1 || l[0].Token != theirs.Token {
 		t.Fatalf("bob lists %+v", l)
 	}
+}
+
+// TestBatch: one signed request registers many entries with a result per
+// entry (a refusal's own code for each bad one, nothing stored for them),
+// and another reveals many, with a code for a token that is not the
+// caller's; each outcome is audited.
+func TestBatch(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "parcel_addresses.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Refused []struct {
+			Name, Type, Code string
+			Value            json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	e := newVaultEnv(t)
+	ctx := context.Background()
+	alice, bob := e.client(t, keys.Alice), e.client(t, keys.Bob)
+	var entries []api.BatchEntry
+	var want []string // "" for a good entry, else the code
+	for i := range 40 {
+		a := order.Address{Name: "Kim", Line1: fmt.Sprintf("테헤란로 %d", i+1), City: "강남구", Region: "서울", PostalCode: "06236", Country: "KR"}
+		b, _ := json.Marshal(a)
+		entries = append(entries, api.BatchEntry{Type: api.TypeAddress, Label: fmt.Sprintf("kr%d", i), Value: b})
+		want = append(want, "")
+	}
+	for _, c := range v.Refused {
+		value := []byte(c.Value)
+		if c.Type == api.TypePhone {
+			var s string
+			json.Unmarshal(c.Value, &s)
+			value = []byte(s)
+		}
+		entries = append(entries, api.BatchEntry{Type: c.Type, Label: "bad", Value: value})
+		want = append(want, c.Code)
+	}
+	entries = append(entries, api.BatchEntry{Type: api.TypePhone, Label: "mobile", Value: []byte("+82 10-1234-5678")})
+	want = append(want, "")
+	res, err := alice.RegisterBatch(ctx, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toks []string
+	for i, r := range res {
+		if r.Code != want[i] || (r.Code == "") != (r.Token != "") {
+			t.Fatalf("entry %d: %+v, want code %q", i, r, want[i])
+		}
+		if r.Token != "" {
+			toks = append(toks, r.Token)
+		}
+	}
+	if n := countRecords(t, e.dataPath); n != 2*len(toks) {
+		t.Fatalf("%d records for %d tokens: refused entries were stored", n, len(toks))
+	}
+	// A request sealed by one owner and sent by another opens for no one.
+	if _, err := bob.RegisterBatch(ctx, entries[:1]); err != nil {
+		t.Fatal(err)
+	}
+
+	bobs := register(t, bob, api.TypeAddress, "x", false, addressJSON(canary+" 5")).Token
+	got, err := alice.RevealBatch(ctx, append(toks, bobs, "tok_nonsense"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range got[:len(toks)] {
+		if r.Code != "" || len(r.Value) == 0 {
+			t.Fatalf("reveal %d: %+v", i, r)
+		}
+	}
+	if got[0].Token != toks[0] || !strings.Contains(string(got[0].Value), "테헤란로 1\"") {
+		t.Fatalf("first reveal %q", got[0].Value)
+	}
+	if got[len(toks)].Code != "unknown-token" || got[len(toks)].Value != nil || got[len(toks)+1].Code != "unknown-token" {
+		t.Fatalf("another owner's token: %+v %+v", got[len(toks)], got[len(toks)+1])
+	}
+	idx, err := vault.OpenIndexReader(ctx, e.indexPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	evs, err := idx.AuditFind(ctx, "reveal-owner", "")
+	if err != nil || len(evs) != len(toks)+2 {
+		t.Fatalf("%d reveal audit entries, want %d: %v", len(evs), len(toks)+2, err)
+	}
+	e.assertNoCanary(t)
 }

@@ -238,3 +238,83 @@ func FuzzRevealGranted(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRegisterBatch: no batch body makes the vault panic or answer
+// anything but a signed 2xx or problem; an accepted batch answers every
+// item, and each token reveals its item's normalized value.
+func FuzzRegisterBatch(f *testing.F) {
+	v := newFuzzVault(f)
+	alice := keys.Keys(f, keys.Alice)
+	item := func(typ, label string, value []byte) api.RegisterRequest {
+		r := api.RegisterRequest{Type: typ, Label: label}
+		if err := api.SealRegister(alice, keys.Vault, &r, value); err != nil {
+			f.Fatal(err)
+		}
+		return r
+	}
+	webtest.WriteCorpus(f, "batch", mustJSON(f, api.BatchRegisterRequest{Items: []api.RegisterRequest{
+		item(api.TypeAddress, "home", addressJSON(canary+" 7")), item(api.TypePhone, "mobile", []byte("+82 10-1234-5678")),
+		item(api.TypeAddress, "bad", []byte(`{"name":"K","line1":"L 1","city":"C","region":"서울","postal_code":"0623","country":"KR"}`))}}))
+	webtest.WriteCorpus(f, "empty", []byte(`{"items":[]}`))
+	post := v.post(f, keys.Alice, api.PathTokensBatch)
+	vaultKeys := keys.Keys(f, keys.Vault)
+	webtest.MustAccept(f, webtest.Corpus(f), func(b []byte) int { return post(f, b).Status })
+
+	f.Fuzz(func(t *testing.T, body []byte) {
+		resp := post(t, body)
+		if resp.Status >= 300 {
+			return
+		}
+		var req api.BatchRegisterRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			t.Fatalf("accepted a request that does not decode: %v", err)
+		}
+		var out api.BatchRegisterResponse
+		if err := json.Unmarshal(resp.Body, &out); err != nil || len(out.Results) != len(req.Items) {
+			t.Fatalf("answer %s (%v) for %d items", resp.Body, err, len(req.Items))
+		}
+		for i, r := range out.Results {
+			if r.Code != "" {
+				continue
+			}
+			value, err := api.OpenRegister(vaultKeys, keys.Alice, &req.Items[i])
+			if err != nil {
+				t.Fatalf("item %d got a token for a value that does not open", i)
+			}
+			norm, nerr := api.Normalize(req.Items[i].Type, value)
+			got, err := v.st.Reveal(context.Background(), r.Token)
+			if err != nil || nerr != nil || !bytes.Equal(got, norm) {
+				t.Fatalf("item %d: token %s reveals %q (%v), want %q (%v)", i, r.Token, got, err, norm, nerr)
+			}
+		}
+	})
+}
+
+// FuzzRevealBatch: the same for a batch reveal; every answer names its
+// token, and only the owner's tokens carry a value.
+func FuzzRevealBatch(f *testing.F) {
+	v := newFuzzVault(f)
+	webtest.WriteCorpus(f, "reveal", mustJSON(f, api.BatchRevealRequest{Tokens: []string{"tok_aaaaaaaaaaaaaaaaaaaaaaaaaa_adr", "x"}}))
+	f.Add(mustJSON(f, api.BatchRevealRequest{Tokens: []string{v.token}}))
+	post := v.post(f, keys.Bob, api.PathRevealBatch)
+	webtest.MustAccept(f, webtest.Corpus(f), func(b []byte) int { return post(f, b).Status })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		resp := post(t, body)
+		if resp.Status >= 300 {
+			return
+		}
+		var req api.BatchRevealRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			t.Fatalf("accepted a request that does not decode: %v", err)
+		}
+		var out api.BatchRevealResponse
+		if err := json.Unmarshal(resp.Body, &out); err != nil || len(out.Results) != len(req.Tokens) {
+			t.Fatalf("answer %s (%v)", resp.Body, err)
+		}
+		for i, r := range out.Results {
+			if r.Token != req.Tokens[i] || r.Value != nil {
+				t.Fatalf("bob was answered %+v for %q (the fuzz vault's tokens are alice's)", r, req.Tokens[i])
+			}
+		}
+	})
+}

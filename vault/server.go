@@ -5,7 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -56,15 +59,18 @@ func NewServer(keys keygen.Keyring, st *store.Store, opt Options) *Server {
 		s.now = time.Now
 	}
 	// The replay memory is the store's, durable and shared by every
-	// process serving from it; opt.Verifier (tests) may replace it.
+	// process serving from it; opt.Verifier (tests) may replace it. The
+	// verifier reads up to a batch's body; every route binds its own, lower limit.
 	vopts := append([]signedhttp.Option{signedhttp.WithNonceStore(st.Nonces(nil))}, opt.Verifier...)
-	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, vopts...)
+	e := signedhttp.NewServer(keys, s.logger, api.MaxBatchBody, vopts...)
 	// Owners are cardholders, and carriers depositing an inline address
 	// they were given (DESIGN.md §6.6) so that it rests here, not with them.
 	owner := signedhttp.Allow(keygen.RoleCardholder, keygen.RoleCarrier)
 	e.POST(api.PathTokens, s.register, owner)
 	e.GET(api.PathTokens, s.list, owner)
 	e.GET(api.PathToken+":token", s.revealOwn, owner)
+	e.POST(api.PathTokensBatch, s.registerBatch, signedhttp.Allow(keygen.RoleCardholder))
+	e.POST(api.PathRevealBatch, s.revealBatch, signedhttp.Allow(keygen.RoleCardholder))
 	e.POST(api.PathGrants, s.grant, signedhttp.Allow(keygen.RoleMerchant))
 	e.POST(api.PathRevoke, s.revoke, signedhttp.Allow(keygen.RoleMerchant))
 	e.POST(api.PathReveal, s.revealGranted, signedhttp.Allow(keygen.RoleCarrier))
@@ -135,6 +141,144 @@ func (s *Server) register(c echo.Context) error {
 		status = http.StatusOK
 	}
 	return c.JSON(status, api.RegisterResponse{Token: token, Created: created})
+}
+
+// registerBatch is POST /v1/tokens/batch: each item opened and normalised
+// on its own (its refusal is its result), the valid ones registered in one
+// durable commit with their audit entries.
+func (s *Server) registerBatch(c echo.Context) error {
+	var req api.BatchRegisterRequest
+	if err := web.Bind(c, &req, api.MaxBatchBody); err != nil {
+		return err
+	}
+	owner := signedhttp.Caller(c)
+	out := api.BatchRegisterResponse{Results: make([]api.BatchResult, len(req.Items))}
+	var items []store.BatchItem
+	var at []int
+	defer func() {
+		for _, it := range items {
+			clear(it.Value)
+		}
+	}()
+	opener, err := api.NewRegisterOpener(s.keys, owner)
+	if err != nil {
+		return err
+	}
+	// Open and normalise the entries on every core; each keeps its slot.
+	norms := make([][]byte, len(req.Items))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(req.Items)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(req.Items); i = int(next.Add(1)) - 1 {
+				r := &req.Items[i]
+				if r.Deposit != nil {
+					out.Results[i] = api.BatchResult{Code: api.CodeDepositOrder, Detail: "deposits are not batched"}
+					continue
+				}
+				value, err := opener.Open(r)
+				if err != nil {
+					out.Results[i] = api.BatchResult{Code: "sealed-value", Detail: "The value was not sealed for this vault by this owner with these type, label and shareable settings."}
+					continue
+				}
+				norm, err := api.Normalize(r.Type, value)
+				clear(value)
+				if err != nil {
+					out.Results[i] = api.BatchResult{Code: api.ValueCode(err), Detail: err.Error()}
+					continue
+				}
+				norms[i] = norm
+			}
+		})
+	}
+	wg.Wait()
+	for i, norm := range norms {
+		if norm != nil {
+			r := &req.Items[i]
+			items = append(items, store.BatchItem{Type: store.TokenType(r.Type), Label: r.Label, Value: norm, Shareable: r.Shareable})
+			at = append(at, i)
+		}
+	}
+	if len(items) > 0 {
+		res, err := s.store.RegisterBatch(c.Request().Context(), owner, items)
+		if err != nil {
+			return unavailable(err)
+		}
+		for j, r := range res {
+			i := at[j]
+			switch {
+			case r.Err != nil && store.IsRefusal(r.Err):
+				out.Results[i] = api.BatchResult{Code: "invalid-value", Detail: "The entry was refused."}
+			case r.Err != nil:
+				return unavailable(r.Err)
+			default:
+				out.Results[i] = api.BatchResult{Token: r.Token, Created: r.Created}
+			}
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// revealBatch is POST /v1/tokens/reveal: the caller's own tokens, each
+// answered with its value sealed for the caller or the code of its
+// refusal; every outcome is audited in one transaction before anything is
+// answered (fail closed).
+func (s *Server) revealBatch(c echo.Context) error {
+	var req api.BatchRevealRequest
+	if err := web.Bind(c, &req, 64<<10); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	caller := signedhttp.Caller(c)
+	out := api.BatchRevealResponse{Results: make([]api.BatchReveal, len(req.Tokens))}
+	values := make([][]byte, len(req.Tokens))
+	defer func() {
+		for _, v := range values {
+			clear(v)
+		}
+	}()
+	evs := make([]store.AuditEvent, len(req.Tokens))
+	for i, tok := range req.Tokens {
+		out.Results[i].Token = tok
+		evs[i] = store.AuditEvent{Kind: "reveal-owner", Actor: caller, Token: tok, Outcome: "ok"}
+		e, err := s.store.Lookup(ctx, tok)
+		if err != nil || e.Owner != caller {
+			if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrBadToken) {
+				return unavailable(err)
+			}
+			out.Results[i].Code, evs[i].Outcome = "unknown-token", "refused:unknown-token"
+			continue
+		}
+		v, err := s.store.Reveal(ctx, tok)
+		switch {
+		case errors.Is(err, store.ErrExpired):
+			out.Results[i].Code, evs[i].Outcome = "token-expired", "refused:token-expired"
+		case err != nil:
+			return unavailable(err)
+		default:
+			values[i] = v
+			out.Results[i].Type = string(e.Type)
+		}
+	}
+	if err := s.store.AuditBatch(ctx, evs); err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			return problem.New(http.StatusBadRequest, problem.CodeBadRequest, "Invalid request", "A token holds characters that are not allowed.")
+		}
+		s.logger.Error("audit append failed", "kind", "reveal-owner", "err", err)
+		return unavailable(err)
+	}
+	for i, v := range values {
+		if v == nil {
+			continue
+		}
+		sealed, err := api.SealReveal(s.keys, caller, req.Tokens[i], "", v)
+		if err != nil {
+			return err
+		}
+		out.Results[i].Value = &sealed
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, out)
 }
 
 func entryOut(e store.Entry) api.Entry {

@@ -243,6 +243,27 @@ func OpenRegister(keys order.Keyring, owner string, r *RegisterRequest) ([]byte,
 	return openSealed(aead, r.Value, registerAAD(owner, r))
 }
 
+// RegisterOpener opens many of one owner's sealed values with one key
+// derivation: the vault's side of a batch of SealRegister.
+type RegisterOpener struct {
+	aead  cipher.AEAD
+	owner string
+}
+
+// NewRegisterOpener derives the register key of K(owner, vault) once.
+func NewRegisterOpener(keys order.Keyring, owner string) (*RegisterOpener, error) {
+	aead, err := box(keys, owner, keygen.LabelRegister)
+	if err != nil {
+		return nil, err
+	}
+	return &RegisterOpener{aead: aead, owner: owner}, nil
+}
+
+// Open is OpenRegister for the opener's owner; safe for concurrent use.
+func (o *RegisterOpener) Open(r *RegisterRequest) ([]byte, error) {
+	return openSealed(o.aead, r.Value, registerAAD(o.owner, r))
+}
+
 func openSealed(aead cipher.AEAD, s Sealed, aad []byte) ([]byte, error) {
 	nonce, err := wire.UnB64Len(s.Nonce, chacha20poly1305.NonceSizeX)
 	if err != nil {

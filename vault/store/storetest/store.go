@@ -22,6 +22,7 @@ func runStore(t *testing.T, nv NewVault) {
 		{"RegisterRejects", testRegisterRejects},
 		{"RegisterRelabels", testRegisterRelabels},
 		{"SharedValue", testSharedValue},
+		{"RegisterBatch", testRegisterBatch},
 		{"ConcurrentRegisterDedupes", testConcurrentRegisterDedupes},
 		{"RevealAndLookup", testRevealAndLookup},
 		{"GroupCommitDurable", testGroupCommitDurable},
