@@ -363,6 +363,7 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 			return err
 		}
 	}
+	o.ShipTo.Country = dest // the policy decides who sees it (the built-in set: merchant and carrier)
 	pol, err := choosePolicy(form, o, dest)
 	if err != nil {
 		return err

@@ -39,7 +39,8 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	fs.Var(&companies, "company", "a call-center company whose consultants may log in for phone orders, company:NAME (repeatable)")
 	maxShift := fs.Duration("max-shift", 12*time.Hour, "longest assisted session a login gets")
 	shipFrom := fs.String("ship-from", "", "the shop's ship-from and return address JSON, printed on labels (optional)")
-	service := fs.String("service", "Standard", "the carrier service to book")
+	service := fs.String("service", "Standard", "the carrier service booked for a domestic parcel")
+	serviceAbroad := fs.String("service-abroad", "International", "the carrier service booked for a parcel abroad")
 	itemWeight := fs.Int("item-weight", 400, "grams declared per item")
 	policiesFile := fs.String("policies", "", "section policies to publish, JSON (default: the built-in set, order/policies_default.json)")
 	stopProfile, err := sf.Parse(fs, args, "key", "db", "issuer", "carrier", "vault")
@@ -56,7 +57,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	cfg := Config{Keys: key, Companies: companies, MaxShift: *maxShift, Now: now, Service: *service, ItemWeightG: *itemWeight}
+	cfg := Config{Keys: key, Companies: companies, MaxShift: *maxShift, Now: now, Service: *service, ServiceAbroad: *serviceAbroad, ItemWeightG: *itemWeight}
 	if files := web.SQLiteFiles(*dbPath); len(files) == 1 {
 		cfg.VaultCheckpointFile = files[0] + ".vault-checkpoint.json"
 	}

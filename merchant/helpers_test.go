@@ -259,6 +259,7 @@ type carrierRequest struct {
 	section   *order.Section
 	invoice   string
 	eventsURL string
+	parcel    *carrierapi.Parcel
 }
 
 type fakeCarrier struct {
@@ -313,7 +314,7 @@ func (f *fakeCarrier) book(c echo.Context) error {
 		f.errs = append(f.errs, "carrier section does not open: "+err.Error())
 		return problem.New(http.StatusUnprocessableEntity, carrierapi.CodeSectionRefused, "Section refused", err.Error())
 	}
-	f.requests = append(f.requests, carrierRequest{bundle: b, section: sec, invoice: req.Invoice, eventsURL: req.EventsURL})
+	f.requests = append(f.requests, carrierRequest{bundle: b, section: sec, invoice: req.Invoice, eventsURL: req.EventsURL, parcel: req.Parcel})
 	if len(f.steps) > 0 {
 		step := f.steps[0]
 		f.steps = f.steps[1:]
@@ -380,6 +381,7 @@ func (v *vaultEnv) register(t testing.TB, owner string) string {
 // --- the merchant --------------------------------------------------------
 
 type env struct {
+	sender  order.Address // the shop's ship-from address (Config.Sender); zero: none
 	t       *testing.T
 	dir     string
 	dbPath  string
@@ -448,6 +450,7 @@ func (e *env) open() {
 		// The vault's audit checkpoints, as 'merchant serve' keeps them beside its database.
 		VaultCheckpointFile: e.dbPath + ".vault-checkpoint.json",
 		MaxShift:            8 * time.Hour,
+		Sender:              e.sender,
 		Now:                 func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
 		Outbox: func(r *outbox.Runner) {
 			r.Poll, r.MinBackoff, r.MaxBackoff, r.Timeout = 20*time.Millisecond, 5*time.Millisecond, 40*time.Millisecond, 10*time.Second

@@ -270,7 +270,7 @@ func (s *Server) book(ctx context.Context, job outbox.Job) error {
 	}
 	// The carrier sends tracking events where its configuration names
 	// this merchant (-public-url is what to tell its operator).
-	parcel, err := s.parcel(o)
+	parcel, err := s.parcel(o, s.destination(b))
 	if err != nil {
 		return outbox.Permanent(err)
 	}
@@ -289,11 +289,30 @@ func (s *Server) book(ctx context.Context, job outbox.Job) error {
 	return err
 }
 
+// destination is the country the cardholder told this merchant (its
+// section's ship_to_country, when the bundle's policy gives it), "" when
+// none: the merchant section is opened again from the stored bundle.
+func (s *Server) destination(b *order.Bundle) string {
+	// Judged at its creation: intake accepted it then, and a booking retried
+	// past the bundle's window still ships.
+	created, err := time.Parse(time.RFC3339, b.Created)
+	if err != nil {
+		return ""
+	}
+	sec, err := order.Open(b, s.cfg.Keys, order.RoleMerchant, order.OpenOptions{Now: created})
+	if err != nil {
+		return ""
+	}
+	return sec.ShipCountry
+}
+
 // parcel is the declaration booked with o: the configured sender, service,
-// one piece of the items' weight, and the items as customs contents (the
-// carrier prints them on a CN22 when the parcel leaves the country). nil
-// when no sender is configured.
-func (s *Server) parcel(o *store.Order) (*carrierapi.Parcel, error) {
+// one piece of the items' weight, and, for a parcel to dest abroad, the
+// items as customs contents for its CN22. A domestic parcel's, or one to a
+// country the merchant was not told, names no contents: the carrier
+// learns what was bought only where customs must. nil when no sender is
+// configured.
+func (s *Server) parcel(o *store.Order, dest string) (*carrierapi.Parcel, error) {
 	if s.cfg.Sender.Country == "" {
 		return nil, nil
 	}
@@ -305,12 +324,19 @@ func (s *Server) parcel(o *store.Order) (*carrierapi.Parcel, error) {
 	if per <= 0 {
 		per = 400
 	}
-	p := &carrierapi.Parcel{Sender: s.cfg.Sender, Service: cmp.Or(s.cfg.Service, "Standard"), Pieces: 1, Category: "merchandise"}
+	abroad := dest != "" && dest != s.cfg.Sender.Country
+	service := cmp.Or(s.cfg.Service, "Standard")
+	if abroad {
+		service = cmp.Or(s.cfg.ServiceAbroad, "International")
+	}
+	p := &carrierapi.Parcel{Sender: s.cfg.Sender, Service: service, Pieces: 1, Category: "merchandise"}
 	for _, it := range items {
 		w := int(min(it.Qty, 100)) * per
 		p.WeightG += w
-		p.Contents = append(p.Contents, carrierapi.CustomsItem{Description: truncateRunes(it.Name, 100), Qty: int(it.Qty),
-			WeightG: w, Value: it.Qty * it.UnitPrice, Currency: o.Currency, Origin: s.cfg.Sender.Country})
+		if abroad {
+			p.Contents = append(p.Contents, carrierapi.CustomsItem{Description: truncateRunes(it.Name, 100), Qty: int(it.Qty),
+				WeightG: w, Value: it.Qty * it.UnitPrice, Currency: o.Currency, Origin: s.cfg.Sender.Country})
+		}
 	}
 	p.WeightG = min(max(p.WeightG, 1), 70000)
 	return p, nil

@@ -69,10 +69,12 @@ type Config struct {
 	// shop's own); zero: none is declared, and the carrier prints the
 	// merchant's identity.
 	Sender order.Address
-	// Service names the carrier service booked ("" : "Standard"), and
+	// Service names the carrier service booked for a domestic parcel ("":
+	// "Standard"), ServiceAbroad for one abroad ("": "International"), and
 	// ItemWeightG each item's declared weight in grams (0: 400).
-	Service     string
-	ItemWeightG int
+	Service       string
+	ServiceAbroad string
+	ItemWeightG   int
 
 	Logger     *slog.Logger
 	Now        func() time.Time

@@ -79,6 +79,9 @@ type Plan struct {
 type ShipTo struct {
 	Token   string   `json:"token,omitempty" validate:"omitempty,shiptoken"`
 	Address *Address `json:"address,omitempty" validate:"omitempty"`
+	// Country is the destination country alone, when the cardholder tells
+	// it (the section policy decides who sees it); an inline address's own.
+	Country string `json:"country,omitempty" validate:"omitempty,iso3166_1_alpha2"`
 }
 
 // Address is a postal address. Country is ISO 3166-1 alpha-2, upper case.

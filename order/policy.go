@@ -34,6 +34,9 @@ const (
 	FieldRecipientName  = "recipient.name"
 	FieldRecipientPhone = "recipient.phone"
 	FieldGiftNote       = "gift_note"
+	// FieldShipToCountry is the destination country alone (ISO 3166-1):
+	// what a merchant needs to declare a parcel abroad, without the address.
+	FieldShipToCountry = "ship_to.country"
 	// FieldCustomsCode is the recipient's personal customs clearance code
 	// (KR: 개인통관고유부호), which some destinations need on imports.
 	FieldCustomsCode = "recipient.customs_code"
@@ -46,7 +49,7 @@ var fieldOrder = []string{
 	FieldItems, FieldTotal, FieldPlan,
 	FieldCardNumber, FieldCardExpiry, FieldCardCVC,
 	FieldShipToToken, FieldShipToAddress,
-	FieldRecipientName, FieldRecipientPhone, FieldGiftNote, FieldCustomsCode,
+	FieldRecipientName, FieldRecipientPhone, FieldGiftNote, FieldCustomsCode, FieldShipToCountry,
 }
 
 // fieldSet is a set of policy fields: bit i stands for fieldOrder[i].
@@ -69,6 +72,7 @@ const (
 	bitRecipientPhone
 	bitGiftNote
 	bitCustomsCode
+	bitShipToCountry
 )
 
 // PolicyFields returns every field name a Policy may assign, in model order.
@@ -338,17 +342,18 @@ func (p *Policy) Visible(role Role) []string {
 // Content is the field payload of one section. The bundle code embeds it in
 // the section plaintext next to "role", "salt" and "order_id".
 type Content struct {
-	BuyerName  string     `json:"buyer_name,omitempty"`
-	BuyerPhone string     `json:"buyer_phone,omitempty"`
-	BuyerEmail string     `json:"buyer_email,omitempty"`
-	Items      []Item     `json:"items,omitempty"`
-	Total      *Money     `json:"total,omitempty"`
-	Plan       *Plan      `json:"plan,omitempty"`
-	Card       *Card      `json:"card,omitempty"` // only the sub-fields the role sees
-	ShipToken  string     `json:"ship_to_token,omitempty"`
-	ShipTo     *Address   `json:"ship_to,omitempty"`
-	Recipient  *Recipient `json:"recipient,omitempty"`
-	GiftNote   string     `json:"gift_note,omitempty"`
+	BuyerName   string     `json:"buyer_name,omitempty"`
+	BuyerPhone  string     `json:"buyer_phone,omitempty"`
+	BuyerEmail  string     `json:"buyer_email,omitempty"`
+	Items       []Item     `json:"items,omitempty"`
+	Total       *Money     `json:"total,omitempty"`
+	Plan        *Plan      `json:"plan,omitempty"`
+	Card        *Card      `json:"card,omitempty"` // only the sub-fields the role sees
+	ShipToken   string     `json:"ship_to_token,omitempty"`
+	ShipCountry string     `json:"ship_to_country,omitempty"`
+	ShipTo      *Address   `json:"ship_to,omitempty"`
+	Recipient   *Recipient `json:"recipient,omitempty"`
+	GiftNote    string     `json:"gift_note,omitempty"`
 }
 
 // Project copies out of o only the fields role sees under p. The card
@@ -401,6 +406,9 @@ func project(o *Order, role Role, seen fieldSet) Content {
 	}
 	if sees(bitShipToToken) {
 		c.ShipToken = o.ShipTo.Token
+	}
+	if sees(bitShipToCountry) {
+		c.ShipCountry = o.ShipTo.Country
 	}
 	if role == RoleCarrier && sees(bitShipToAddress) && o.ShipTo.Address != nil {
 		addr := *o.ShipTo.Address
@@ -480,6 +488,8 @@ func present(o *Order, field string) bool {
 		return o.GiftNote != ""
 	case FieldCustomsCode:
 		return o.Recipient.CustomsCode != ""
+	case FieldShipToCountry:
+		return o.ShipTo.Country != ""
 	}
 	return false
 }

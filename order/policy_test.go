@@ -19,9 +19,10 @@ func TestDefaultPolicyChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every field is assigned to someone in the default table, but the
-	// customs code: only a destination's policy that needs it sends it.
+	// customs code and the destination country alone: only a published
+	// policy that needs them sends them.
 	for _, f := range PolicyFields() {
-		if len(p.Fields[f]) == 0 && f != FieldCustomsCode {
+		if len(p.Fields[f]) == 0 && f != FieldCustomsCode && f != FieldShipToCountry {
 			t.Errorf("default policy assigns %s to nobody", f)
 		}
 	}
@@ -153,6 +154,7 @@ func TestFieldSetBits(t *testing.T) {
 		{FieldRecipientPhone, bitRecipientPhone},
 		{FieldGiftNote, bitGiftNote},
 		{FieldCustomsCode, bitCustomsCode},
+		{FieldShipToCountry, bitShipToCountry},
 	}
 	if len(cases) != len(PolicyFields()) {
 		t.Fatalf("%d bits for %d fields", len(cases), len(PolicyFields()))
@@ -362,6 +364,7 @@ recipient.name                            ✓
 recipient.phone                           ✓
 gift_note                                 ✓        (empty)
 recipient.customs_code                             (empty)
+ship_to.country                                    (empty)
 `
 	if out != want {
 		t.Errorf("WritePreview:\n%s\nwant:\n%s", out, want)

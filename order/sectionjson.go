@@ -59,6 +59,7 @@ func appendSection(b []byte, s *Section) []byte {
 		w.end()
 	}
 	w.strOmit("ship_to_token", c.ShipToken)
+	w.strOmit("ship_to_country", c.ShipCountry)
 	if a := c.ShipTo; a != nil {
 		w.key("ship_to")
 		w.begin()

@@ -293,6 +293,9 @@ func (o *Order) Validate(now time.Time) error {
 	if (o.ShipTo.Token == "") == (o.ShipTo.Address == nil) {
 		return &FieldError{Field: "ship_to", Reason: "needs exactly one of token and address"}
 	}
+	if a := o.ShipTo.Address; a != nil && o.ShipTo.Country != "" && o.ShipTo.Country != a.Country {
+		return &FieldError{Field: "ship_to.country", Reason: "is not the inline address's country"}
+	}
 	sum, ok := itemsTotal(o.Items)
 	if !ok {
 		return &FieldError{Field: "total", Reason: "the sum of qty × unit_price overflows"}

@@ -107,9 +107,14 @@ start issuer "$BIN/issuer" serve -key "$(store "$ISSUER")" -db "$DEMO_DIR/issuer
 carrier_args=(-key "$(store "$CARRIER")" -db "$DEMO_DIR/carrier/carrier.db" -vault-url "$(url vault)" -vault "$VAULT")
 start carrier "$BIN/carrier" serve "${carrier_args[@]}" -merchant "$MERCHANT=http://127.0.0.1:9"
 CARRIER_PID=${PIDS[-1]}
+# The shop's own ship-from and return address: printed on every label, its
+# country the S10 country of the tracking numbers; parcels to KR and JP are
+# imports there (customs declaration CN22).
+printf '{"name":"Shop Example GmbH","line1":"Lagerstra\u00dfe 1","city":"Hamburg","postal_code":"20095","country":"DE"}\n' > "$DEMO_DIR/merchant/ship-from.json"
 start merchant "$BIN/merchant" serve -key "$(store "$MERCHANT")" -db "$DEMO_DIR/merchant/merchant.db" \
   -catalog "$SCRIPTS/demo-catalog.json" -issuer "$ISSUER=$(url issuer)" -carrier "$CARRIER=$(url carrier)" \
-  -vault "$VAULT=$(url vault)" -relay-poll 200ms -company "$CALLCENTER"
+  -vault "$VAULT=$(url vault)" -relay-poll 200ms -company "$CALLCENTER" \
+  -ship-from "$DEMO_DIR/merchant/ship-from.json" -service Paket -service-abroad "International Priority" -item-weight 400
 CARRIER_ADDR=$(cat "$DEMO_DIR/carrier/addr")
 kill -TERM "$CARRIER_PID"; wait "$CARRIER_PID" 2>/dev/null || true
 rm -f "$DEMO_DIR/carrier/addr"
@@ -133,8 +138,9 @@ echo "  registered as $TOKEN; the merchant and carrier will only ever hold this 
 step "alice: the merchant's order form"
 "$BIN/cardholder" order -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -list | sed 's/^/  /'
 
-ORDER_ARGS=(-merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -card "$DEMO_DIR/alice/card.json" -buyer "$DEMO_DIR/alice/me.json"
-  -ship-to home -vault-url "$(url vault)")
+ORDER_BASE=(-merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -card "$DEMO_DIR/alice/card.json" -buyer "$DEMO_DIR/alice/me.json"
+  -vault-url "$(url vault)")
+ORDER_ARGS=("${ORDER_BASE[@]}" -ship-to home)
 step "alice: preview who will see what"
 "$BIN/cardholder" order "${ORDER_ARGS[@]}" -item BOOK-1984.pb=2 -item mug_blue-350=1 -preview 2>/dev/null | sed 's/^/  /'
 
@@ -151,6 +157,34 @@ step "carrier: print the label (the address is revealed through the grant, rende
   -key "$(store "$CARRIER")" -vault-url "$(url vault)" -vault "$VAULT" 2>&1 | sed 's/^/  /'
 [ -s "$DEMO_DIR/label.png" ] || fail "no label written"
 echo "  label image: $DEMO_DIR/label.png"
+
+# order_abroad LABEL ADDRESS_JSON NAME PHONE OUT [extra order flags]: Alice
+# registers a friend's address, orders a book shipped there under the
+# destination's section policy, and the carrier prints its label to OUT.
+order_abroad() {
+  local label=$1 addr=$2 name=$3 phone=$4 out=$5; shift 5
+  printf '%s\n' "$addr" > "$DEMO_DIR/alice/$label.json"
+  "$BIN/cardholder" address add "${ALICE_ARGS[@]}" -vault-url "$(url vault)" -vault "$VAULT" -label "$label" \
+    -file "$DEMO_DIR/alice/$label.json" > /dev/null 2>&1 || fail "the $label address was refused"
+  "$BIN/cardholder" order "${ORDER_BASE[@]}" -ship-to "$label" -item BOOK-1984.pb=1 -recipient-name "$name" -recipient-phone "$phone" \
+    -gift-note "Happy birthday!" "$@" > "$DEMO_DIR/alice/$label.out" 2> >(sed 's/^/  /' >&2) || fail "the order to $label did not ship"
+  local id st tr
+  id=$(head -1 "$DEMO_DIR/alice/$label.out")
+  read -r _ st tr < <(tail -1 "$DEMO_DIR/alice/$label.out")
+  [ "$st" = shipped ] || fail "order $id to $label is $st, not shipped"
+  "$BIN/carrier" label "$tr" -o "$out" -db "$DEMO_DIR/carrier/carrier.db" \
+    -key "$(store "$CARRIER")" -vault-url "$(url vault)" -vault "$VAULT" 2>&1 | sed 's/^/  /'
+  [ -s "$out" ] || fail "no label written for $label"
+  echo "  => $id shipped, tracking $tr; label image: $out"
+}
+
+step "alice: a book for Minsu in Seoul (policy kr-…: the carrier gets his phone and, on an import, his customs code); its label in Hangul"
+order_abroad seoul '{"name":"김민수","line1":"테헤란로 152","line2":"강남파이낸스센터 4층","city":"강남구","region":"서울","postal_code":"06236","country":"KR"}' \
+  "김민수" "+82 10-1234-5678" "$DEMO_DIR/label-kr.png" -customs-code P123456789012
+
+step "alice: a book for Taro in Tokyo (policy jp-…); its label in the Japanese order, 〒 first"
+order_abroad tokyo '{"name":"山田太郎","line1":"千代田1-1","line2":"皇居ビル3階","city":"千代田区","region":"東京都","postal_code":"100-0001","country":"JP"}' \
+  "山田太郎" "+81 90-1234-5678" "$DEMO_DIR/label-jp.png"
 
 step "carrier: tracking events reach the merchant"
 for s in picked-up in-transit delivered; do
@@ -249,7 +283,8 @@ for party in merchant issuer carrier vault consultant; do
   done
 done
 echo "  card numbers: only encrypted in the issuer's store; addresses: only sealed in the vault's data stores;"
+echo "  order items reach the carrier only in the merchant's customs declaration (CN22) of the parcels abroad (KR, JP);"
 echo "  the consultant's terminal (home, temp and working directories, session file) holds no card data"
 "$BIN/merchant" vault audit verify -index "$DEMO_DIR/vault/index.db" -data-key "$DEMO_DIR/vault/data.key" -backup "$DEMO_DIR/vault/backup/data.db" | sed 's/^/  vault: /'
 
-step "done: files kept in $DEMO_DIR; label at $DEMO_DIR/label.png"
+step "done: files kept in $DEMO_DIR; labels at $DEMO_DIR/label.png, label-kr.png, label-jp.png"

@@ -337,6 +337,11 @@ func (s *sheet) cn22(l Label, x0, x1 int) error {
 			return err
 		}
 	}
+	if len(l.Contents) == 0 {
+		if _, err := s.text("Contents not declared by the sender", false, 16, 12, x0, 1028, 510, "a customs line"); err != nil {
+			return err
+		}
+	}
 	if n := len(l.Contents) - 3; n > 0 {
 		if _, err := s.text(fmt.Sprintf("… and %d more lines", n), false, 14, 12, x0, 1092, 400, "a customs line"); err != nil {
 			return err
