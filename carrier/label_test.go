@@ -24,18 +24,6 @@ func dark(c color.Color) bool {
 	return g.Y < 0x80
 }
 
-func inked(img image.Image, r image.Rectangle) int {
-	n := 0
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			if dark(img.At(x, y)) {
-				n++
-			}
-		}
-	}
-	return n
-}
-
 // readBarcode reads the middle row of the barcode area back into modules
 // and checks they are the Code 128 symbol of want.
 func readBarcode(t *testing.T, img image.Image, want string) {
