@@ -504,8 +504,12 @@ func tokenCountry(ctx context.Context, keys keygen.Keyring, token, vaultURL, vau
 		return "", err
 	}
 	v, err := vc.RevealOwn(ctx, token)
+	var p *rfc9457.Problem
+	if errors.As(err, &p) && p.Code == "unknown-token" {
+		return "", nil // another cardholder's (a gift): the destination stays unknown
+	}
 	if err != nil {
-		return "", cli.WithHint(fmt.Errorf("reading the destination country: %w", err), "for a token that is not yours, name the country with -ship-country")
+		return "", cli.WithHint(fmt.Errorf("reading the destination country: %w", err), "check -vault-url, or name the country with -ship-country")
 	}
 	defer clear(v)
 	var a order.Address

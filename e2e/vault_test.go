@@ -369,7 +369,8 @@ func TestVaultProcess(t *testing.T) {
 	if res, err := bob.Register(ctx, api.TypeAddress, "mine", false, vAddress(0)); err != nil || res.Token == home {
 		t.Fatalf("another owner: %+v %v", res, err)
 	}
-	if entries, err := alice.List(ctx); err != nil || len(entries) != 20 || entries[0].Label != "addr-0" {
+	// Registering it again under a new label renamed it (issue 19).
+	if entries, err := alice.List(ctx); err != nil || len(entries) != 20 || entries[0].Label != "again" {
 		t.Fatalf("list: %d entries %v", len(entries), err)
 	}
 
@@ -415,8 +416,9 @@ func TestVaultProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	registerN(20, 40)
-	if n := count(t, v.pending, "pending"); n != 20 {
-		t.Fatalf("%d records pending during the outage, want 20", n)
+	// Each new token's record and the shared record of its value.
+	if n := count(t, v.pending, "pending"); n != 40 {
+		t.Fatalf("%d records pending during the outage, want 40", n)
 	}
 	if got, err := alice.RevealOwn(ctx, tokens[25]); err != nil || !bytes.Equal(got, values[tokens[25]]) {
 		t.Fatalf("owner reveal of a pending record: %q %v", got, err)
@@ -424,8 +426,8 @@ func TestVaultProcess(t *testing.T) {
 	if got, err := alice.RevealOwn(ctx, tokens[5]); err != nil || !bytes.Equal(got, values[tokens[5]]) {
 		t.Fatalf("owner reveal during the outage (from the backup): %q %v", got, err)
 	}
-	if n := count(t, filepath.Join(away, "data.db"), "records"); n != 21 {
-		t.Fatalf("the moved primary holds %d records, want the 21 (alice's 20, bob's 1) from before the outage", n)
+	if n := count(t, filepath.Join(away, "data.db"), "records"); n != 41 {
+		t.Fatalf("the moved primary holds %d records, want the 41 (alice's 20 and their values, bob's 1, which shares alice's first value) from before the outage", n)
 	}
 
 	// Restore; the flusher (every 200ms) empties the pending table.
@@ -442,8 +444,8 @@ func TestVaultProcess(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if p, bk := count(t, v.dataPath, "records"), count(t, v.backup, "records"); p != 41 || bk != 41 {
-		t.Fatalf("after the flush the primary holds %d records, the backup %d; want 41 each", p, bk)
+	if p, bk := count(t, v.dataPath, "records"), count(t, v.backup, "records"); p != 81 || bk != 81 {
+		t.Fatalf("after the flush the primary holds %d records, the backup %d; want 81 each", p, bk)
 	}
 	for i, tok := range tokens {
 		if got, err := alice.RevealOwn(ctx, tok); err != nil || !bytes.Equal(got, values[tok]) {
