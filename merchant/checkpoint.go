@@ -2,16 +2,16 @@ package merchant
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 
+	"orderseal/internal/secfile"
 	vaultapi "orderseal/vault/api"
 )
 
 // keepCheckpoint keeps the newest audit checkpoint the vault sent (DESIGN.md
-// §7, issue 22 item 3) in Config.VaultCheckpointFile, replaced atomically:
-// an anchor of the vault's audit log outside the vault, for 'merchant vault
-// audit verify -checkpoint FILE'. It came in a signed answer; its MAC only
+// §7, issue 22 item 3) in Config.VaultCheckpointFile, replaced atomically and
+// durably (secfile.Replace): an anchor of the vault's audit log outside the
+// vault, for 'merchant vault audit verify -checkpoint FILE'. It came in a signed answer; its MAC only
 // the vault's data key checks. A checkpoint older than the one kept, or one
 // that cannot be written, changes nothing (it is logged; the next grant
 // brings a newer one).
@@ -36,15 +36,7 @@ func writeCheckpoint(path string, cp *vaultapi.AuditCheckpoint) error {
 	if err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return secfile.Replace(path, append(data, '\n'))
 }
 
 // readCheckpointSeq returns the seq of the checkpoint kept at path (0: none).

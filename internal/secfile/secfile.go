@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // ErrPermissions is returned for a secret file that others may read.
@@ -65,9 +66,10 @@ func Read(path string, max int64) ([]byte, error) {
 	return data, nil
 }
 
-// Replace writes data to path with mode 0600, atomically: a new file in the
-// same directory, synced, then renamed over path. A reader sees the old
-// contents or the new, never a mix.
+// Replace writes data to path with mode 0600, atomically and durably: a new
+// file in the same directory, synced, renamed over path, and the directory
+// synced so the rename survives a crash. A reader sees the old contents or
+// the new, never a mix.
 func Replace(path string, data []byte) error {
 	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
 	os.Remove(tmp) // a leftover of a killed run
@@ -78,5 +80,14 @@ func Replace(path string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	return nil
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
