@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"orderseal/carrier/api"
 	"orderseal/carrier/store"
+	"orderseal/internal/apiroute"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
@@ -82,7 +84,13 @@ func NewServer(keys keygen.Keyring, st store.Store, vault Depositor, opt Options
 }
 
 // Handler is the carrier's http.Handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+func (s *Server) Handler() http.Handler { return web.WithDocument(s.echo, OpenAPI) }
+
+// Routes are the routes the server answers, as "METHOD /path" in OpenAPI
+// form: API's routes, which TestOpenAPI holds against them.
+func (s *Server) Routes() []string {
+	return slices.Sorted(slices.Values(append(web.Routes(s.echo), http.MethodGet+" "+apiroute.DocPath)))
+}
 
 // shipmentOut is the wire answer for sh.
 func shipmentOut(sh store.Shipment) api.Shipment {

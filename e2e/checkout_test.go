@@ -366,6 +366,10 @@ func TestCheckout(t *testing.T) {
 		c.badInput(t, token)
 	})
 
+	t.Run("every request and answer on the wire matches its daemon's OpenAPI document", func(t *testing.T) {
+		c.with(t).checkWire(t)
+	})
+
 	t.Run("every daemon stops cleanly and no store, log or body holds a canary in clear", func(t *testing.T) {
 		c := c.with(t)
 		for _, name := range []string{"merchant", "carrier", "issuer", "vault"} {

@@ -131,6 +131,7 @@ type issuerEnv struct {
 	dir, dbPath string
 	clk         *clock
 	st          store.Store
+	srv         *issuer.Server
 	ts          *httptest.Server
 	log         *syncBuffer
 	wire        *bodies
@@ -150,9 +151,9 @@ func newIssuerEnv(t *testing.T) *issuerEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.st.Close() })
-	srv := issuer.NewServer(keys.Keys(t, keys.Bank), e.st, issuer.Options{Logger: logger, Now: e.clk.Now,
+	e.srv = issuer.NewServer(keys.Keys(t, keys.Bank), e.st, issuer.Options{Logger: logger, Now: e.clk.Now,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(e.clk.Now)}})
-	e.ts = httptest.NewServer(srv.Handler())
+	e.ts = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(e.ts.Close)
 	return e
 }

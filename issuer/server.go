@@ -4,10 +4,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"orderseal/internal/apiroute"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
@@ -57,7 +59,13 @@ func NewServer(keys keygen.Keyring, st store.Store, opt Options) *Server {
 }
 
 // Handler is the issuer's http.Handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+func (s *Server) Handler() http.Handler { return web.WithDocument(s.echo, OpenAPI) }
+
+// Routes are the routes the server answers, as "METHOD /path" in OpenAPI
+// form: API's routes, which TestOpenAPI holds against them.
+func (s *Server) Routes() []string {
+	return slices.Sorted(slices.Values(append(web.Routes(s.echo), http.MethodGet+" "+apiroute.DocPath)))
+}
 
 func unavailable(err error) *problem.Problem {
 	return problem.New(http.StatusServiceUnavailable, api.CodeUnavailable, "Issuer unavailable",

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	carrierapi "orderseal/carrier/api"
+	"orderseal/internal/apiroute"
 	"orderseal/internal/outbox"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
@@ -199,7 +201,13 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 // Handler is the node's http.Handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+func (s *Server) Handler() http.Handler { return web.WithDocument(s.echo, OpenAPI) }
+
+// Routes are the routes the server answers, as "METHOD /path" in OpenAPI
+// form: API's routes, which TestOpenAPI holds against them.
+func (s *Server) Routes() []string {
+	return slices.Sorted(slices.Values(append(web.Routes(s.echo), http.MethodGet+" "+apiroute.DocPath)))
+}
 
 // Run relays stored orders until ctx ends; orders a previous process left
 // half-relayed resume at once.
@@ -498,5 +506,5 @@ func (s *Server) carrierEvent(c echo.Context) error {
 	if recorded {
 		s.log.Info("tracking event", "order", id, "status", ev.Status, "seq", ev.Seq)
 	}
-	return c.JSON(http.StatusOK, map[string]bool{"recorded": recorded})
+	return c.JSON(http.StatusOK, eventRecorded{Recorded: recorded})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"orderseal/internal/apiroute"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
@@ -79,7 +80,13 @@ func NewServer(keys keygen.Keyring, st *store.Store, opt Options) *Server {
 }
 
 // Handler is the vault's http.Handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+func (s *Server) Handler() http.Handler { return web.WithDocument(s.echo, OpenAPI) }
+
+// Routes are the routes the server answers, as "METHOD /path" in OpenAPI
+// form: API's routes, which TestOpenAPI holds against them.
+func (s *Server) Routes() []string {
+	return slices.Sorted(slices.Values(append(web.Routes(s.echo), http.MethodGet+" "+apiroute.DocPath)))
+}
 
 func unavailable(err error) *problem.Problem {
 	return problem.New(http.StatusServiceUnavailable, "vault-unavailable", "Vault unavailable",

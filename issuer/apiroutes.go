@@ -1,0 +1,37 @@
+package issuer
+
+import (
+	_ "embed"
+	"net/http"
+
+	"orderseal/internal/apiroute"
+	"orderseal/internal/signedhttp/httpsig"
+	"orderseal/issuer/api"
+	"orderseal/keygen"
+)
+
+// OpenAPI is the daemon's OpenAPI 3.1 document, served at
+// apiroute.DocPath.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// API is the issuer's HTTP API, for its OpenAPI document (openapi.json,
+// written by 'make openapi'; TestOpenAPI checks it against the router).
+func API() apiroute.API {
+	merchant := []keygen.Role{keygen.RoleMerchant}
+	return apiroute.API{Title: "orderseal issuer", Description: "The card issuer: authorizes the issuer section of a relayed " +
+		"bundle against the card and its limit, and voids a hold (DESIGN.md §3, §5).", Routes: []apiroute.Route{
+		{Method: http.MethodPut, Path: api.PathAuthorizations + "{order_id}", Summary: "Authorize an order: the bundle's header and issuer section, and the amount asked",
+			Callers: merchant, Request: &api.AuthorizeRequest{},
+			Responses: []apiroute.Response{{Status: http.StatusCreated, Body: &api.Authorization{}}, {Status: http.StatusOK, Body: &api.Authorization{}}},
+			Problems:  apiroute.With(http.StatusConflict, http.StatusUnprocessableEntity)},
+		{Method: http.MethodPost, Path: api.PathAuthorizations + "{order_id}" + api.PathVoidSuffix, Summary: "Void an authorization: release the hold",
+			Callers: merchant, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &api.Authorization{}}},
+			Problems: apiroute.With(http.StatusNotFound)},
+		{Method: http.MethodGet, Path: httpsig.DirectoryPath, Summary: "The issuer's own directory entries (its epoch KEM keys, certified by the key center)",
+			Callers: merchant, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &httpsig.Directory{}}}, Problems: apiroute.SignedProblems},
+		{Method: http.MethodGet, Path: apiroute.DocPath, Summary: "This document",
+			Responses: []apiroute.Response{{Status: http.StatusOK, Body: &map[string]any{}}}},
+	}}
+}
