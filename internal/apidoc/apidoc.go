@@ -58,15 +58,20 @@ func Build(a apiroute.API) (*openapi3.T, error) {
 	}
 	// Schemas are inlined where they are used, but the problem's, which
 	// every route shares.
-	gen := openapi3gen.NewGenerator(openapi3gen.SchemaCustomizer(customize))
-	schema := func(v any) (*openapi3.SchemaRef, error) {
+	// A request's required members are those its type's validate tags
+	// require; an answer's, every member it writes even when empty.
+	reqGen := openapi3gen.NewGenerator(openapi3gen.SchemaCustomizer(customizer(false)))
+	respGen := openapi3gen.NewGenerator(openapi3gen.SchemaCustomizer(customizer(true)))
+	schemaOf := func(gen *openapi3gen.Generator, v any) (*openapi3.SchemaRef, error) {
 		ref, err := gen.NewSchemaRefForValue(v, nil)
 		if err != nil {
 			return nil, fmt.Errorf("schema of %T: %w", v, err)
 		}
 		return ref, nil
 	}
-	p, err := schema(&rfc9457.Problem{})
+	schema := func(v any) (*openapi3.SchemaRef, error) { return schemaOf(reqGen, v) }
+	answer := func(v any) (*openapi3.SchemaRef, error) { return schemaOf(respGen, v) }
+	p, err := answer(&rfc9457.Problem{})
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +107,7 @@ func Build(a apiroute.API) (*openapi3.T, error) {
 			d := http.StatusText(resp.Status)
 			out := openapi3.NewResponse().WithDescription(d)
 			if resp.Body != nil {
-				s, err := schema(resp.Body)
+				s, err := answer(resp.Body)
 				if err != nil {
 					return nil, err
 				}
@@ -213,9 +218,16 @@ func EchoPath(p string) string {
 	return strings.Join(segs, "/")
 }
 
-// customize gives a type that writes its own JSON its wire schema, and a
-// field the limits of its `validate` tag.
-func customize(name string, t reflect.Type, tag reflect.StructTag, s *openapi3.Schema) error {
+// customizer gives a type that writes its own JSON its wire schema, a
+// field the limits of its `validate` tag, and a struct its required
+// members: in an answer also every member written without omitempty.
+func customizer(answer bool) openapi3gen.SchemaCustomizerFn {
+	return func(name string, t reflect.Type, tag reflect.StructTag, s *openapi3.Schema) error {
+		return customize(answer, t, tag, s)
+	}
+}
+
+func customize(answer bool, t reflect.Type, tag reflect.StructTag, s *openapi3.Schema) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -233,7 +245,7 @@ func customize(name string, t reflect.Type, tag reflect.StructTag, s *openapi3.S
 		// The daemons decode strictly (internal/strictjson): no unknown
 		// members; a problem may carry extension members (RFC 9457 §3.2).
 		s.AdditionalProperties = openapi3.AdditionalProperties{Has: ptr(t == reflect.TypeFor[rfc9457.Problem]())}
-		s.Required = requiredFields(t)
+		s.Required = requiredFields(t, answer)
 	}
 	applyValidate(t, tag.Get("validate"), s)
 	return nil
@@ -241,15 +253,17 @@ func customize(name string, t reflect.Type, tag reflect.StructTag, s *openapi3.S
 
 func ptr[T any](v T) *T { return &v }
 
-// requiredFields are the JSON names of t's fields tagged validate:"required".
-func requiredFields(t reflect.Type) []string {
+// requiredFields are the JSON names of t's fields tagged
+// validate:"required", and in an answer those without omitempty.
+func requiredFields(t reflect.Type, answer bool) []string {
 	var req []string
 	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}
-		if slices.Contains(strings.Split(f.Tag.Get("validate"), ","), "required") {
+		written := answer && !slices.Contains(strings.Split(opts, ","), "omitempty")
+		if written || slices.Contains(strings.Split(f.Tag.Get("validate"), ","), "required") {
 			req = append(req, name)
 		}
 	}
