@@ -31,7 +31,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	const (
 		clients = 8
-		full    = 10 * time.Second // at most, waiting for a refusal
+		full    = 30 * time.Second // at most, waiting for a refusal (a few seconds on a quiet machine)
 		after   = 2 * time.Second
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
