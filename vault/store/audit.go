@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -55,12 +56,62 @@ func (s *Store) Audit(ctx context.Context, kind, actor, token, orderID, outcome 
 	if s.tampered.Load() {
 		return fmt.Errorf("vault audit: %w", errTampered)
 	}
-	ev := AuditEvent{Time: s.now(), Kind: kind, Actor: actor, Token: token, OrderID: orderID, Outcome: outcome}
-	// The chain head cannot move while Update holds the write lock.
-	if err := s.update(ctx, func(tx IndexTx) error { return appendAudit(ctx, tx, ev) }); err != nil {
-		return fmt.Errorf("vault audit: %w", err)
+	return s.appendAudited(ctx, []AuditEvent{{Time: s.now(), Kind: kind, Actor: actor, Token: token, OrderID: orderID, Outcome: outcome}})
+}
+
+// auditing is one Audit or AuditBatch call waiting for its group commit.
+type auditing struct {
+	evs  []AuditEvent
+	done chan error
+}
+
+// appendAudited hands evs to the committer and returns once they are
+// durable in the index, or why not. Concurrent calls are group-committed
+// like registrations (register.go): while one batch commits, the calls
+// arriving queue up and the next index transaction takes them all, so
+// concurrent reveals share one fsync. A caller whose ctx ends before the
+// committer takes its events gets ctx.Err() and nothing is written; once
+// taken they commit with their batch, and the caller gets the batch's
+// outcome.
+func (s *Store) appendAudited(ctx context.Context, evs []AuditEvent) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return nil
+	a := &auditing{evs: evs, done: make(chan error, 1)} // the committer never waits for a caller
+	select {
+	case s.audits <- a:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return ErrClosed
+	}
+	return <-a.done
+}
+
+// commitAudits appends the events of first and of every call already
+// queued in one index transaction, behind the tamper check of update, and
+// answers each call.
+func (s *Store) commitAudits(first *auditing) {
+	batch := []*auditing{first}
+	evs := slices.Clone(first.evs)
+	for len(batch) < maxBatch {
+		select {
+		case a := <-s.audits:
+			batch = append(batch, a)
+			evs = append(evs, a.evs...)
+			continue
+		default:
+		}
+		break
+	}
+	ctx := context.Background()
+	err := s.update(ctx, func(tx IndexTx) error { return appendAudit(ctx, tx, evs...) })
+	if err != nil {
+		err = fmt.Errorf("vault audit: %w", err)
+	}
+	for _, a := range batch {
+		a.done <- err
+	}
 }
 
 // appendAudit chains evs (Time, Kind, Actor, Token, OrderID, Outcome set)

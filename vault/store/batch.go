@@ -111,10 +111,7 @@ func (s *Store) AuditBatch(ctx context.Context, evs []AuditEvent) error {
 			ev.Time = now
 		}
 	}
-	if err := s.index.Update(ctx, func(tx IndexTx) error { return appendAudit(ctx, tx, evs...) }); err != nil {
-		return fmt.Errorf("vault audit: %w", err)
-	}
-	return nil
+	return s.appendAudited(ctx, evs)
 }
 
 // IsRefusal reports whether err is a refusal of the input (as opposed to a

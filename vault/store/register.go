@@ -131,13 +131,16 @@ func (s *Store) tokenRecords(tok, owner string, t TokenType, value []byte) (rec,
 }
 
 // commitLoop is the committer: it takes a registration, then every other
-// one already queued, and commits them as one batch, until Close.
+// one already queued, and commits them as one batch; or the same with
+// audit events (audit.go); until Close.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
 	for {
 		select {
 		case r := <-s.registrations:
 			s.commit(s.drain(r))
+		case a := <-s.audits:
+			s.commitAudits(a)
 		case <-s.closing:
 			return
 		}

@@ -70,8 +70,9 @@ type Store struct {
 	// Register hands its registration to the committer (register.go)
 	// over registrations; unbuffered, so a completed send means taken.
 	registrations chan *registration
-	closing       chan struct{} // closed by Close
-	stopped       chan struct{} // closed when the committer has returned
+	audits        chan *auditing // Audit and AuditBatch to the committer, likewise
+	closing       chan struct{}  // closed by Close
+	stopped       chan struct{}  // closed when the committer has returned
 	closeOnce     sync.Once
 	closeErr      error
 
@@ -114,7 +115,7 @@ func New(b Backends, opt Options) (*Store, error) {
 	}
 	s := &Store{index: b.Index, pending: b.Pending, primary: b.Primary, backup: b.Backup,
 		keys: ks, now: opt.Now, log: opt.Logger, dataKey: opt.DataKey, fold: opt.Fold,
-		registrations: make(chan *registration), closing: make(chan struct{}), stopped: make(chan struct{})}
+		registrations: make(chan *registration), audits: make(chan *auditing), closing: make(chan struct{}), stopped: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -21,10 +21,14 @@ type faultIndex struct {
 	gate    chan struct{} // non-nil: Entries waits until it is closed
 	owner   string        // "": refuse nothing
 	updates atomic.Int64  // Update calls: one per committed batch
+	fail    atomic.Bool   // Update fails without writing
 	gated   []string      // tokens of commitBatch's own registrations
 }
 
-var errRefused = errors.New("storetest: the index refuses this owner")
+var (
+	errRefused    = errors.New("storetest: the index refuses this owner")
+	errIndexFails = errors.New("storetest: the index transaction fails")
+)
 
 func newFaultEnv(t testing.TB, nv NewVault, withBackup bool) (*env, *faultIndex) {
 	t.Helper()
@@ -68,6 +72,9 @@ func (f *faultIndex) Entries(ctx context.Context, tokens []string) (map[string]s
 
 func (f *faultIndex) Update(ctx context.Context, fn func(store.IndexTx) error) error {
 	f.updates.Add(1)
+	if f.fail.Load() {
+		return errIndexFails
+	}
 	return f.Index.Update(ctx, func(tx store.IndexTx) error { return fn(faultTx{tx, f}) })
 }
 

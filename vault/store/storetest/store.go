@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"orderseal/vault/store"
@@ -37,6 +38,7 @@ func runStore(t *testing.T, nv NewVault) {
 		{"UseGrantConcurrent", testUseGrantConcurrent},
 		{"GrantStates", testGrantStates},
 		{"AuditChain", testAuditChain},
+		{"AuditGroupCommit", testAuditGroupCommit},
 		{"PendingDuringOutage", testPendingDuringOutage},
 		{"FlushStopsMidway", testFlushStopsMidway},
 		{"RunFlusher", testRunFlusher},
@@ -1274,5 +1276,64 @@ func testGrantStates(t *testing.T, nv NewVault) {
 	}
 	if _, err := store.VerifyAudit(ctx, e.b.Index); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuditGroupCommit: audit entries of concurrent calls (reveals, each
+// waiting for its entry before it answers) queued while the committer is
+// busy commit in one index transaction, in one chain that verifies; and a
+// failing index transaction fails every call of its batch and writes none
+// of them.
+func testAuditGroupCommit(t *testing.T, nv NewVault) {
+	ctx := context.Background()
+	for _, fail := range []bool{false, true} {
+		synctestRun(t, fmt.Sprintf("failing index %v", fail), func(t *testing.T) {
+			e, f := newFaultEnv(t, nv, false)
+			f.hold() // the committer stalls in the gate registration's batch
+			gateDone := make(chan error, 1)
+			go func() {
+				_, _, err := e.s.Register(ctx, "cardholder:gate", store.TypeEmail, "", []byte("gate@example.org"), false, 0)
+				gateDone <- err
+			}()
+			synctest.Wait()
+			before := f.updates.Load()
+			const calls = 24
+			errs := make([]error, calls)
+			var wg sync.WaitGroup
+			for i := range calls {
+				wg.Go(func() {
+					if i%2 == 0 {
+						errs[i] = e.s.Audit(ctx, "reveal", fmt.Sprintf("cardholder:c%d", i), "tok", "", "ok")
+					} else {
+						errs[i] = e.s.AuditBatch(ctx, []store.AuditEvent{{Kind: "reveal-batch", Actor: fmt.Sprintf("cardholder:c%d", i), Token: "t1", Outcome: "ok"},
+							{Kind: "reveal-batch", Actor: fmt.Sprintf("cardholder:c%d", i), Token: "t2", Outcome: "ok"}})
+					}
+				})
+				synctest.Wait() // queued, handing its events over
+			}
+			f.fail.Store(fail)
+			f.release()
+			wg.Wait()
+			f.fail.Store(false)
+			if err := <-gateDone; (err != nil) != fail {
+				t.Fatalf("the gate's registration: %v (failing index: %v)", err, fail)
+			}
+			if n := f.updates.Load() - before; n != 2 {
+				t.Fatalf("%d index transactions for the gate and %d audit calls, want 2", n, calls)
+			}
+			for i, err := range errs {
+				if (err != nil) != fail {
+					t.Fatalf("call %d: %v (failing index: %v)", i, err, fail)
+				}
+			}
+			n, err := store.VerifyAudit(ctx, e.b.Index)
+			want := calls/2 + 2*calls/2 // one entry per Audit, two per AuditBatch
+			if fail {
+				want = 0
+			}
+			if err != nil || n != want {
+				t.Fatalf("audit verifies %d entries (%v), want %d", n, err, want)
+			}
+		})
 	}
 }
