@@ -47,7 +47,7 @@ func parseWithTracking(fs *flag.FlagSet, args []string) (string, error) {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		tracking, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return "", err
 		}
@@ -117,7 +117,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	logger := web.Logger(stdio.Err, "carrier").With("identity", keys.Identity())
+	logger := web.LoggerAt(stdio.Err, "carrier", sf.LogLevel).With("identity", keys.Identity())
 	files := web.SQLiteFiles(*dbPath)
 	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
 		return err
@@ -134,7 +134,14 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	done := make(chan struct{})
 	go func() { defer close(done); runner.Run(ctx) }()
 	srv := NewServer(keys, st, vc, Options{Logger: logger, Merchants: merchants})
-	err = web.Serve(ctx, *sf.Listen, *sf.AddrFile, web.Guard(ctx, *sf.CheckEvery, srv.Handler(), logger, files...), logger)
+	peers := []string{*vaultURL}
+	for _, base := range merchants {
+		peers = append(peers, base)
+	}
+	d := web.Daemon{Logger: logger, Flags: sf, Files: files,
+		Ready:   []web.Check{web.StoreCheck(st.Ping), web.PeerCheck(nil, peers...)},
+		Metrics: append(web.OutboxMetrics("events", st.Outbox(), nil), web.KeyCacheMetrics(keys.CacheStats)...)}
+	err = d.Serve(ctx, nil, srv.Handler())
 	cancel()
 	<-done
 	return err

@@ -89,7 +89,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	logger := web.Logger(stdio.Err, prog).With("identity", key.Identity())
+	logger := web.LoggerAt(stdio.Err, prog, sf.LogLevel).With("identity", key.Identity())
 	files := web.SQLiteFiles(*db)
 	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
 		ck.Destroy()
@@ -105,7 +105,9 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	defer st.Close()
 	srv := NewServer(key, st, Options{Logger: logger})
-	return web.Serve(ctx, *sf.Listen, *sf.AddrFile, web.Guard(ctx, *sf.CheckEvery, srv.Handler(), logger, files...), logger)
+	d := web.Daemon{Logger: logger, Flags: sf, Files: files, Ready: []web.Check{web.StoreCheck(st.Ping)},
+		Metrics: web.KeyCacheMetrics(key.CacheStats)}
+	return d.Serve(ctx, nil, srv.Handler())
 }
 
 func cmdCard(ctx context.Context, args []string, stdio cli.Stdio) error {
@@ -140,7 +142,7 @@ func quietFlagSet(p, sub, synopsis string, examples ...string) (*flag.FlagSet, *
 // argument that could be a card number: what the flag package prints is
 // redacted, and stray arguments are counted, not quoted.
 func parseQuiet(fs *flag.FlagSet, out *bytes.Buffer, args []string, positional int, stderr io.Writer) error {
-	err := fs.Parse(args)
+	err := cli.ParseFlags(fs, args)
 	stderr.Write(longDigits.ReplaceAll(out.Bytes(), []byte("…")))
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

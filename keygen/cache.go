@@ -1,6 +1,8 @@
 package keygen
 
 import (
+	"sync/atomic"
+
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
@@ -10,6 +12,8 @@ type Cache struct {
 	key    *PartyKey
 	derive func(peer string) (Pairwise, error)
 	lru    *lru.Cache[string, Pairwise]
+
+	hits, misses atomic.Uint64
 }
 
 // NewCache bounds the cache to size peers (least recently used evicted
@@ -41,8 +45,10 @@ func (c *Cache) Params() Params { return c.key.params }
 // Pairwise returns K(self, peer), deriving it on a miss.
 func (c *Cache) Pairwise(peer string) (Pairwise, error) {
 	if p, ok := c.lru.Get(peer); ok {
+		c.hits.Add(1)
 		return p, nil
 	}
+	c.misses.Add(1)
 	p, err := c.derive(peer)
 	if err != nil {
 		return p, err
@@ -50,6 +56,10 @@ func (c *Cache) Pairwise(peer string) (Pairwise, error) {
 	c.lru.Add(peer, p)
 	return p, nil
 }
+
+// Stats reports how many lookups found their key cached (hits) and how
+// many derived it (misses), since the cache was made.
+func (c *Cache) Stats() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
 
 // Len reports how many peers are cached.
 func (c *Cache) Len() int { return c.lru.Len() }

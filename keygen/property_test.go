@@ -611,3 +611,37 @@ func TestIdentityPointMatchesBig(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheStats: Stats counts a lookup of a cached peer as a hit and one
+// that derives (a new peer, or one evicted) as a miss.
+func TestCacheStats(t *testing.T) {
+	r := testRand("cache-stats")
+	m := testMaster(t, 16, r)
+	key := mustIssue(t, m, randomID(r, "merchant"))
+	a, b, c := randomID(r, "cardholder"), randomID(r, "issuer"), randomID(r, "carrier")
+	tests := []struct {
+		name         string
+		size         int
+		lookups      []string
+		hits, misses uint64
+	}{
+		{"none", 2, nil, 0, 0},
+		{"one peer twice", 2, []string{a, a}, 1, 1},
+		{"two peers, each again", 2, []string{a, b, a, b}, 2, 2},
+		{"a third peer evicts the least recent", 2, []string{a, b, c, a}, 0, 4},
+		{"the most recent stays", 2, []string{a, b, c, c, b}, 2, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cache := NewCache(key, tt.size, key.pairwise)
+			for _, p := range tt.lookups {
+				if _, err := cache.Pairwise(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if h, m := cache.Stats(); h != tt.hits || m != tt.misses {
+				t.Fatalf("Stats = %d hits %d misses, want %d %d", h, m, tt.hits, tt.misses)
+			}
+		})
+	}
+}

@@ -107,7 +107,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if cfg.Vault, err = ParsePeer(*vaultPeer, keygen.RoleVault); err != nil {
 		return cli.Usagef("use -vault vault:NAME=http://HOST:PORT", "-vault %v", err)
 	}
-	logger := web.Logger(stdio.Err, "merchant").With("identity", key.Identity())
+	logger := web.LoggerAt(stdio.Err, "merchant", sf.LogLevel).With("identity", key.Identity())
 	files := web.SQLiteFiles(*dbPath)
 	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
 		return err
@@ -143,7 +143,14 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	defer cancel()
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
-	err = web.ServeListener(ctx, ln, *sf.AddrFile, web.Guard(ctx, *sf.CheckEvery, srv.Handler(), logger, files...), logger)
+	peers := []string{cfg.Carrier.URL, cfg.Vault.URL}
+	for _, p := range cfg.Issuers {
+		peers = append(peers, p.URL)
+	}
+	d := web.Daemon{Logger: logger, Flags: sf, Files: files,
+		Ready:   []web.Check{web.StoreCheck(st.Ping), web.PeerCheck(nil, peers...)},
+		Metrics: Metrics(st, key.CacheStats, now)}
+	err = d.Serve(ctx, ln, srv.Handler())
 	cancel()
 	<-done
 	return err
@@ -214,7 +221,7 @@ func catalogErr(err error) error {
 
 // parseArgs is cli.Parse for subcommands that take n positional arguments.
 func parseArgs(fs *flag.FlagSet, args []string, n int, what string, required ...string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

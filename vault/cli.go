@@ -48,13 +48,13 @@ func addStoreFlags(fs *flag.FlagSet) storeFlags {
 	}
 }
 
-func (f storeFlags) open(ctx context.Context, stdio cli.Stdio, daemon string, allowDegraded bool) (*store.Store, error) {
+func (f storeFlags) open(ctx context.Context, stdio cli.Stdio, daemon string, allowDegraded bool, obs store.Observer) (*store.Store, error) {
 	dk, err := store.LoadDataKey(*f.dataKey)
 	if err != nil {
 		return nil, err
 	}
 	st, err := OpenStore(ctx, StoreConfig{Index: *f.index, Data: *f.data, Backup: *f.backup,
-		DataKey: dk, Logger: web.Logger(stdio.Err, daemon), AllowDegraded: allowDegraded})
+		DataKey: dk, Logger: web.Logger(stdio.Err, daemon), AllowDegraded: allowDegraded, Observe: obs})
 	if errors.Is(err, sqlite.ErrStoreUnreachable) {
 		return nil, cli.WithHint(err, "create its directory or mount its volume; or pass -allow-degraded to serve with writes waiting in the pending table")
 	}
@@ -98,12 +98,13 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		return err
 	}
 	defer key.Close()
-	logger := web.Logger(stdio.Err, "vault").With("identity", key.Identity())
+	logger := web.LoggerAt(stdio.Err, "vault", serve.LogLevel).With("identity", key.Identity())
 	files := web.SQLiteFiles(*sf.index, *sf.index+".pending", *sf.data, *sf.backup)
 	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, stdio, "vault", *degraded)
+	m := newMetrics()
+	st, err := sf.open(ctx, stdio, "vault", *degraded, m.observer())
 	if err != nil {
 		return err
 	}
@@ -128,7 +129,9 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		})
 	}
 	srv := NewServer(key, st, Options{Logger: logger})
-	return web.Serve(ctx, *serve.Listen, *serve.AddrFile, web.Guard(ctx, *serve.CheckEvery, srv.Handler(), logger, files...), logger)
+	d := web.Daemon{Logger: logger, Flags: serve, Files: files, Ready: []web.Check{web.StoreCheck(st.Ping)},
+		Metrics: append(m.collectors(st), web.KeyCacheMetrics(key.CacheStats)...)}
+	return d.Serve(ctx, nil, srv.Handler())
 }
 
 func cmdCheck(ctx context.Context, p string, args []string, stdio cli.Stdio) error {
@@ -137,7 +140,7 @@ func cmdCheck(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	if err := cli.Parse(fs, args, "index", "data", "backup", "data-key"); err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-check", false)
+	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-check", false, store.Observer{})
 	if err != nil {
 		return err
 	}
@@ -172,7 +175,7 @@ func cmdRotate(ctx context.Context, p string, args []string, stdio cli.Stdio) er
 	if err := cli.Parse(fs, args, "index", "data", "data-key"); err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-rotate", true)
+	st, err := sf.open(ctx, cli.Stdio{Err: io.Discard}, "vault-rotate", true, store.Observer{})
 	if err != nil {
 		return err
 	}

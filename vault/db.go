@@ -29,6 +29,7 @@ type StoreConfig struct {
 	// AllowDegraded starts the vault when a data store cannot be created
 	// or opened (writes wait in the pending table); otherwise that fails.
 	AllowDegraded bool
+	Observe       store.Observer // the store's metrics hooks
 }
 
 // OpenStore opens the vault's stores with the backend the index DSN's
@@ -41,7 +42,7 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*store.Store, error) {
 	switch d.Scheme {
 	case dsn.SQLite:
 		return sqlite.Open(ctx, sqlite.Config{Index: cfg.Index, Data: cfg.Data, Backup: cfg.Backup, Pending: cfg.Pending,
-			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, AllowDegraded: cfg.AllowDegraded, Fold: fold})
+			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, AllowDegraded: cfg.AllowDegraded, Fold: fold, Observe: cfg.Observe})
 	default:
 		return nil, noBackend(d)
 	}

@@ -140,6 +140,8 @@ type Options struct {
 // Reader is the read-only side of the store, for the labels, the listings
 // and the test harness.
 type Reader interface {
+	// Ping reads the database once: its readiness check.
+	Ping(ctx context.Context) error
 	// Lookup returns the shipment with a tracking number (any case), or ErrNotFound.
 	Lookup(ctx context.Context, tracking string) (Shipment, error)
 	// ByOrder returns merchant's shipment for orderID, or ErrNotFound.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -119,6 +120,9 @@ func Parse(fs *flag.FlagSet, args []string, required ...string) error {
 		}
 		return &Error{Err: err, Code: ExitUsage, Hint: "run '" + fs.Name() + " -h' for usage"}
 	}
+	if err := ApplyEnv(fs); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return Usagef("run '"+fs.Name()+" -h' for usage", "unexpected argument %q", fs.Arg(0))
 	}
@@ -149,7 +153,7 @@ func Dispatch(prog string, stdio Stdio, args []string, cmds []Command) int {
 		for _, c := range cmds {
 			fmt.Fprintf(stdio.Err, "  %-12s %s\n", c.Name, c.Summary)
 		}
-		fmt.Fprintf(stdio.Err, "run '%s <command> -h' for a command's flags\n", prog)
+		fmt.Fprintf(stdio.Err, "run '%s <command> -h' for a command's flags, '%s --version' for the build\n", prog, prog)
 	}
 	if len(args) == 0 {
 		usage()
@@ -157,6 +161,10 @@ func Dispatch(prog string, stdio Stdio, args []string, cmds []Command) int {
 	}
 	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usage()
+		return ExitOK
+	}
+	if isVersionArg(args[0]) && !slices.ContainsFunc(cmds, func(c Command) bool { return c.Name == args[0] }) {
+		fmt.Fprintln(stdio.Out, Version(prog))
 		return ExitOK
 	}
 	for _, c := range cmds {

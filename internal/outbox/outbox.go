@@ -76,6 +76,8 @@ type Store interface {
 	List(ctx context.Context, state string) ([]Entry, error)
 	// Count counts the jobs of kind ("": every kind) by state.
 	Count(ctx context.Context, kind string) (Stats, error)
+	// OldestPending returns when the oldest pending job was enqueued; ok is false when none is pending.
+	OldestPending(ctx context.Context) (created time.Time, ok bool, err error)
 }
 
 // Runner delivers due jobs. Its zero value is not usable: set Store and Handlers.

@@ -62,3 +62,10 @@ func CheckFile(ctx context.Context, path string) error {
 	defer db.Close()
 	return QuickCheck(ctx, db)
 }
+
+// Ping asks db one question that reads its file (the schema's size): what
+// a daemon's readiness check calls "the store answers".
+func Ping(ctx context.Context, db *sql.DB) error {
+	var n int
+	return db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema`).Scan(&n)
+}

@@ -2,11 +2,14 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,11 +75,46 @@ func CheckStores(ctx context.Context, files ...string) error {
 	return nil
 }
 
-// Health is a serving daemon's readiness: ready until a scheduled check
-// finds a file damaged.
+// Health is a serving daemon's liveness and readiness (DESIGN.md §11).
+// GET /healthz answers 200 while the process serves at all. GET /readyz
+// answers 200 while the daemon is ready: no database file found damaged,
+// every Check passing (its stores answer, its peers are reachable) and not
+// draining for shutdown. Both are unauthenticated and say nothing but that:
+// no version, path or identity; the reasons go to the log. The zero value
+// is ready and checks nothing; set Checks and Logger before serving.
 type Health struct {
-	damaged atomic.Pointer[DamagedError]
+	Checks []Check       // what readiness asks besides the files Watch checks
+	Logger *slog.Logger  // where a change of readiness is logged; nil: nowhere
+	Cache  time.Duration // how long one round of Checks answers /readyz; 0: DefaultReadyCache
+
+	damaged  atomic.Pointer[DamagedError]
+	draining atomic.Bool
+
+	mu      sync.Mutex
+	checked time.Time
+	failing []string // names of the checks failing at checked
 }
+
+// Check is one condition of readiness. Name is what /readyz lists when it
+// fails ("store", "peers"): a kind, never an identity, address or path.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// Readiness defaults: one round of checks answers probes for
+// DefaultReadyCache (a probe flood never floods the stores or the peers),
+// and a check gets ReadyTimeout to answer.
+const (
+	DefaultReadyCache = time.Second
+	ReadyTimeout      = 2 * time.Second
+)
+
+// The paths Health answers itself, before any route of the daemon's API.
+const (
+	PathHealthz = "/healthz"
+	PathReadyz  = "/readyz"
+)
 
 // Watch re-checks files every d until ctx ends; the first damage found
 // turns h not ready and is logged with the file and how to restore it.
@@ -100,27 +138,105 @@ func (h *Health) Watch(ctx context.Context, d time.Duration, logger *slog.Logger
 // Damaged returns the damage found, nil while ready.
 func (h *Health) Damaged() *DamagedError { return h.damaged.Load() }
 
-// Handler serves GET /readyz (200 while ready) and, once a file is found
-// damaged, answers every request 503 store-damaged instead of next.
+// Drain turns h not ready for good: the daemon is shutting down, and a load
+// balancer should send its requests elsewhere while those in flight finish.
+func (h *Health) Drain() {
+	if !h.draining.Swap(true) && h.Logger != nil {
+		h.Logger.Info("draining: not ready")
+	}
+}
+
+// Failing runs the checks (at most once per Cache) and returns the names of
+// those failing, "draining" first when h drains; empty when ready. A file
+// found damaged is reported by Damaged, not here.
+func (h *Health) Failing(ctx context.Context) []string {
+	if h.draining.Load() {
+		return []string{"draining"}
+	}
+	if len(h.Checks) == 0 {
+		return nil
+	}
+	cache := h.Cache
+	if cache <= 0 {
+		cache = DefaultReadyCache
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock() // one round at a time: concurrent probes wait for its answer
+	if !h.checked.IsZero() && time.Since(h.checked) < cache {
+		return h.failing
+	}
+	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
+	defer cancel()
+	errs := make([]error, len(h.Checks))
+	var wg sync.WaitGroup
+	for i, c := range h.Checks {
+		wg.Go(func() { errs[i] = c.Run(ctx) })
+	}
+	wg.Wait()
+	var failing []string
+	for i, c := range h.Checks {
+		if errs[i] != nil && !slices.Contains(failing, c.Name) {
+			failing = append(failing, c.Name)
+		}
+	}
+	if h.Logger != nil && !slices.Equal(failing, h.failing) {
+		if len(failing) == 0 {
+			h.Logger.Info("ready")
+		} else {
+			for i, c := range h.Checks {
+				if errs[i] != nil {
+					h.Logger.Warn("not ready", "check", c.Name, "err", errs[i].Error())
+				}
+			}
+		}
+	}
+	h.checked, h.failing = time.Now(), failing
+	return failing
+}
+
+// Handler serves GET /healthz (200 while the process serves) and GET
+// /readyz (200 while ready, 503 naming the kinds of check failing) and,
+// once a file is found damaged, answers every other request 503
+// store-damaged instead of next.
 func (h *Health) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		de := h.damaged.Load()
-		if de != nil {
+		probe := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if probe && r.URL.Path == PathHealthz {
+			SetRoute(r, PathHealthz)
+			writeStatus(w, r, http.StatusOK, `{"alive":true}`)
+			return
+		}
+		if de := h.damaged.Load(); de != nil {
 			writeProblem(w, r, problem.New(http.StatusServiceUnavailable, CodeStoreDamaged, "Database damaged",
 				"This daemon's database failed its consistency check; its operator must restore it."))
 			return
 		}
-		if r.URL.Path == "/readyz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Cache-Control", "no-store")
-			w.WriteHeader(http.StatusOK)
-			if r.Method == http.MethodGet {
-				w.Write([]byte(`{"ready":true}` + "\n"))
+		if probe && r.URL.Path == PathReadyz {
+			SetRoute(r, PathReadyz)
+			if failing := h.Failing(r.Context()); len(failing) > 0 {
+				b, _ := json.Marshal(struct {
+					Ready   bool     `json:"ready"`
+					Failing []string `json:"failing"`
+				}{false, failing})
+				writeStatus(w, r, http.StatusServiceUnavailable, string(b))
+				return
 			}
+			writeStatus(w, r, http.StatusOK, `{"ready":true}`)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// writeStatus writes a probe's small JSON answer, never cached.
+func writeStatus(w http.ResponseWriter, r *http.Request, code int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	if r.Method == http.MethodGet {
+		w.Write([]byte(body + "\n"))
+	}
 }
 
 // CheckStoresAtStart quick-checks a daemon's database files before it opens
@@ -133,13 +249,4 @@ func CheckStoresAtStart(ctx context.Context, files ...string) error {
 		return cli.WithHint(fmt.Errorf("database %s is damaged, not starting: %v", de.Path, de.Err), de.RestoreHint())
 	}
 	return err
-}
-
-// Guard starts the scheduled checks of files (every d, until ctx ends) and
-// returns h behind the readiness they keep: GET /readyz, and 503
-// store-damaged for everything once a file is found damaged.
-func Guard(ctx context.Context, d time.Duration, h http.Handler, logger *slog.Logger, files ...string) http.Handler {
-	health := &Health{}
-	go health.Watch(ctx, d, logger, files...)
-	return health.Handler(h)
 }

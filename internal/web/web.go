@@ -77,6 +77,7 @@ func New(logger *slog.Logger) *echo.Echo {
 			h.Set("X-Frame-Options", "DENY")
 			h.Set("Referrer-Policy", "no-referrer")
 			h.Set("Content-Security-Policy", "default-src 'none'")
+			SetRoute(c.Request(), c.Path()) // the template, for the access log and the metrics
 			return next(c)
 		}
 	})
@@ -264,8 +265,13 @@ func ServeListener(ctx context.Context, ln net.Listener, addrFile string, h http
 // finish within lim.ShutdownGrace and returns nil; past the grace the
 // remaining connections are closed and the deadline error returned.
 func ServeListenerWith(ctx context.Context, ln net.Listener, addrFile string, h http.Handler, logger *slog.Logger, lim Limits) error {
+	return serveListener(ctx, ln, addrFile, Limit(h, lim), logger, lim)
+}
+
+// serveListener is ServeListenerWith with h already behind its limits.
+func serveListener(ctx context.Context, ln net.Listener, addrFile string, h http.Handler, logger *slog.Logger, lim Limits) error {
 	lim = lim.withDefaults()
-	srv := &http.Server{Handler: Limit(h, lim), ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
 		WriteTimeout: lim.WriteTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: lim.MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	if addrFile != "" {
@@ -313,7 +319,10 @@ func writeAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// Logger is the JSON logger daemons write to stderr.
-func Logger(w io.Writer, daemon string) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})).With("daemon", daemon)
+// Logger is the JSON logger daemons write to stderr, at Info.
+func Logger(w io.Writer, daemon string) *slog.Logger { return LoggerAt(w, daemon, slog.LevelInfo) }
+
+// LoggerAt is Logger logging from level on (-log-level).
+func LoggerAt(w io.Writer, daemon string, level slog.Leveler) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("daemon", daemon)
 }

@@ -36,6 +36,8 @@ type Options struct {
 
 // Reader is the issuer's read-only queries.
 type Reader interface {
+	// Ping reads the database once: its readiness check.
+	Ping(ctx context.Context) error
 	// Cards lists every card, oldest first.
 	Cards(ctx context.Context) ([]Card, error)
 	// Card returns one card (ErrNotFound when there is none).

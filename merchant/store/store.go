@@ -104,6 +104,8 @@ type Tally struct {
 // Reader is the read-only side of the store: what the dashboard, the CLIs
 // and the test harness read.
 type Reader interface {
+	// Ping reads the database once: its readiness check.
+	Ping(ctx context.Context) error
 	// Catalog lists the products by SKU.
 	Catalog(ctx context.Context) ([]Product, error)
 	// Get returns one order, or ErrNotFound.

@@ -286,6 +286,22 @@ func (s *Keystore) Entry(epoch string) (*keygen.DirectoryEntry, bool) {
 	return e, ok
 }
 
+// CacheStats sums the pairwise key caches' hits and misses over every
+// loaded epoch (keygen.Cache.Stats), for the daemons' metrics.
+func (s *Keystore) CacheStats() (hits, misses uint64) {
+	add := func(c *keygen.Cache) {
+		h, m := c.Stats()
+		hits, misses = hits+h, misses+m
+	}
+	for _, k := range s.epochs {
+		add(k.Cache)
+	}
+	if s.legacy != nil {
+		add(s.legacy.Cache)
+	}
+	return hits, misses
+}
+
 // Close destroys every loaded secret.
 func (s *Keystore) Close() {
 	for _, k := range s.epochs {

@@ -109,6 +109,11 @@ func (s *Store) commitAudits(first *auditing) {
 	if err != nil {
 		err = fmt.Errorf("vault audit: %w", err)
 	}
+	if err == nil {
+		for _, ev := range evs {
+			s.obs.audited(ev.Kind, ev.Outcome)
+		}
+	}
 	for _, a := range batch {
 		a.done <- err
 	}

@@ -70,6 +70,7 @@ func (s *Store) RunFlusher(ctx context.Context, every time.Duration) {
 		if err == nil && n > 0 {
 			var moved int
 			moved, err = s.Flush(ctx)
+			s.obs.flushed(moved)
 			if moved > 0 {
 				s.log.Info("vault pending records flushed", "moved", moved, "queued", n)
 			}

@@ -53,7 +53,11 @@ func (s *Store) AddGrantAudited(ctx context.Context, g Grant, kind, actor, outco
 			return fmt.Errorf("%w: audit field", ErrInvalid)
 		}
 	}
-	return s.addGrant(ctx, g, &AuditEvent{Kind: kind, Actor: actor, Outcome: outcome})
+	if err := s.addGrant(ctx, g, &AuditEvent{Kind: kind, Actor: actor, Outcome: outcome}); err != nil {
+		return err
+	}
+	s.obs.audited(kind, outcome)
+	return nil
 }
 
 func (s *Store) addGrant(ctx context.Context, g Grant, ev *AuditEvent) error {

@@ -168,6 +168,14 @@ func (s *Store) commit(batch []*registration) {
 	s.regMu.Lock()
 	out, err := s.registerBatch(context.Background(), batch)
 	s.regMu.Unlock()
+	if err == nil {
+		s.obs.commitBatch(len(batch))
+		for _, r := range batch {
+			if r.audit {
+				s.obs.audited("register", "ok")
+			}
+		}
+	}
 	for i, r := range batch {
 		if err != nil {
 			r.done <- registered{err: err}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,7 +53,35 @@ type Options struct {
 	// over (the vault's: an address's address.FoldKey), so values that
 	// differ only in case, width or Unicode form get one token per owner.
 	// Register stores the value itself. nil: the value as it is.
-	Fold func(t TokenType, value []byte) []byte
+	Fold    func(t TokenType, value []byte) []byte
+	Observe Observer // the zero value hears nothing
+}
+
+// Observer hears what the store did, for the vault's metrics. It is told
+// kinds, outcome classes and counts, never a token, owner or value.
+type Observer struct {
+	Audited     func(kind, outcome string) // an audited reveal, grant or registration committed; outcome "ok", "refused" or "failed"
+	CommitBatch func(n int)                // one group commit took n registrations
+	Flushed     func(n int)                // one flush moved n pending records
+}
+
+func (o Observer) audited(kind, outcome string) {
+	if o.Audited != nil {
+		class, _, _ := strings.Cut(outcome, ":")
+		o.Audited(kind, class)
+	}
+}
+
+func (o Observer) commitBatch(n int) {
+	if o.CommitBatch != nil {
+		o.CommitBatch(n)
+	}
+}
+
+func (o Observer) flushed(n int) {
+	if o.Flushed != nil {
+		o.Flushed(n)
+	}
 }
 
 // Store is the vault: its domain logic over the Backends. It is safe for
@@ -66,6 +95,7 @@ type Store struct {
 	now     func() time.Time
 	log     *slog.Logger
 	fold    func(TokenType, []byte) []byte
+	obs     Observer
 
 	// Register hands its registration to the committer (register.go)
 	// over registrations; unbuffered, so a completed send means taken.
@@ -114,7 +144,7 @@ func New(b Backends, opt Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{index: b.Index, pending: b.Pending, primary: b.Primary, backup: b.Backup,
-		keys: ks, now: opt.Now, log: opt.Logger, dataKey: opt.DataKey, fold: opt.Fold,
+		keys: ks, now: opt.Now, log: opt.Logger, dataKey: opt.DataKey, fold: opt.Fold, obs: opt.Observe,
 		registrations: make(chan *registration), audits: make(chan *auditing), closing: make(chan struct{}), stopped: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
@@ -332,6 +362,22 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 	st.PrimaryOK = s.primary.Ping(ctx) == nil
 	st.BackupOK = s.backup != nil && s.backup.Ping(ctx) == nil
 	return st, nil
+}
+
+// Ping is the vault's readiness: the index and the pending table answer,
+// and the primary or the backup data store does.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, _, err := s.index.AuditHead(ctx); err != nil {
+		return fmt.Errorf("vault index: %w", err)
+	}
+	st, err := s.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if !st.PrimaryOK && !st.BackupOK {
+		return fmt.Errorf("vault data stores: %w", ErrUnavailable)
+	}
+	return nil
 }
 
 // namedData is a data store with its name, for messages.

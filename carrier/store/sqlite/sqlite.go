@@ -267,3 +267,6 @@ func (s *Store) shipments(ctx context.Context, q string, args ...any) ([]store.S
 	}
 	return out, rows.Err()
 }
+
+// Ping reads the database once.
+func (s *Store) Ping(ctx context.Context) error { return sqlitex.Ping(ctx, s.db) }

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"a redriven dead letter is due again, its attempts reset", testRedrive},
 		{"list by state, oldest first, never a payload", testList},
 		{"count by kind and state", testCount},
+		{"the oldest pending job's enqueue time", testOldestPending},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })
@@ -308,6 +309,48 @@ func testCount(t *testing.T, b Backend) {
 	} {
 		if s, err := b.Store.Count(ctx, kind); err != nil || s != want {
 			t.Errorf("count %q: %+v %v, want %+v", kind, s, err, want)
+		}
+	}
+}
+
+func testOldestPending(t *testing.T, b Backend) {
+	ctx := context.Background()
+	oldest := func() (time.Time, bool) {
+		t.Helper()
+		at, ok, err := b.Store.OldestPending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at, ok
+	}
+	if _, ok := oldest(); ok {
+		t.Fatal("an empty outbox has a pending job")
+	}
+	enqueue(t, b, "k", "a", "", t0)
+	enqueue(t, b, "k", "b", "", t0.Add(time.Minute))
+	steps := []struct {
+		name   string
+		act    func(j outbox.Job) error
+		want   time.Time
+		wantOK bool
+	}{
+		{"two pending: the first enqueued", nil, t0, true},
+		{"the first done: the second", func(j outbox.Job) error { return b.Store.Done(ctx, j.ID, 1) }, t0.Add(time.Minute), true},
+		{"the second a dead letter: none pending", func(j outbox.Job) error { return b.Store.Fail(ctx, j.ID, 1, "x") }, time.Time{}, false},
+	}
+	for _, s := range steps {
+		if s.act != nil {
+			jobs := claim(t, b, t0.Add(time.Hour), 1)
+			if len(jobs) != 1 {
+				t.Fatalf("%s: claimed %d jobs", s.name, len(jobs))
+			}
+			if err := s.act(jobs[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		at, ok := oldest()
+		if ok != s.wantOK || !at.Equal(s.want) {
+			t.Fatalf("%s: oldest %v %v, want %v %v", s.name, at, ok, s.want, s.wantOK)
 		}
 	}
 }

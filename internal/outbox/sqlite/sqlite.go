@@ -168,3 +168,15 @@ func (s *Store) Count(ctx context.Context, kind string) (outbox.Stats, error) {
 	}
 	return st, rows.Err()
 }
+
+// OldestPending returns when the oldest pending job was enqueued.
+func (s *Store) OldestPending(ctx context.Context) (time.Time, bool, error) {
+	var created sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MIN(created) FROM outbox WHERE state = 'pending'`).Scan(&created); err != nil {
+		return time.Time{}, false, err
+	}
+	if !created.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(created.Int64).UTC(), true, nil
+}

@@ -206,3 +206,6 @@ func fromNanos(n int64) time.Time {
 
 // rollback ends tx if it is still open; the error of an ended tx is ignored.
 func rollback(tx *sql.Tx) { _ = tx.Rollback() }
+
+// Ping reads the database once.
+func (s *Store) Ping(ctx context.Context) error { return sqlitex.Ping(ctx, s.db) }

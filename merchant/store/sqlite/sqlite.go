@@ -525,3 +525,6 @@ func (s *Store) Tally(ctx context.Context) (store.Tally, error) {
 		(SELECT COUNT(*) FROM timeline), (SELECT COUNT(*) FROM assisted_sessions)`).Scan(&t.Products, &t.Orders, &t.Events, &t.Sessions)
 	return t, err
 }
+
+// Ping reads the database once.
+func (s *Store) Ping(ctx context.Context) error { return sqlitex.Ping(ctx, s.db) }

@@ -44,6 +44,7 @@ type Config struct {
 	// AllowDegraded starts the store when a data file cannot be created or
 	// opened, writes going to the pending table; without it Open fails.
 	AllowDegraded bool
+	Observe       store.Observer // the store's metrics hooks
 }
 
 // Open opens (creating when absent) the index, pending and data files, runs
@@ -129,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*store.Store, error) {
 		}
 	}
 	ok = true
-	return store.New(b, store.Options{DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, Fold: cfg.Fold})
+	return store.New(b, store.Options{DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, Fold: cfg.Fold, Observe: cfg.Observe})
 }
 
 // sqlitePath parses s as a DSN and returns its file path, refusing any
