@@ -140,10 +140,12 @@ func (p *proxy) point(u string) {
 // daemon is one party's server process.
 type daemon struct {
 	name, logPath, addrFile string
+	metricsAddrFile         string
 	args                    []string
 	cmd                     *exec.Cmd
 	exited                  chan struct{}
 	url                     string
+	metricsURL              string // its /metrics listener, apart from the API
 }
 
 // cluster is a whole orderseal deployment on loopback: key files, vault,
@@ -226,8 +228,9 @@ func (c *cluster) must(stdin, name string, args ...string) string {
 func (c *cluster) start(name, bin string, args ...string) *daemon {
 	t := c.t
 	t.Helper()
-	d := &daemon{name: name, logPath: c.path(name, name+".log"), addrFile: c.path(name, "addr"),
-		args: append(append([]string{}, args...), "-listen", "127.0.0.1:0", "-addr-file", c.path(name, "addr"))}
+	d := &daemon{name: name, logPath: c.path(name, name+".log"), addrFile: c.path(name, "addr"), metricsAddrFile: c.path(name, "metrics-addr"),
+		args: append(append([]string{}, args...), "-listen", "127.0.0.1:0", "-addr-file", c.path(name, "addr"),
+			"-metrics-listen", "127.0.0.1:0", "-metrics-addr-file", c.path(name, "metrics-addr"), "-log-level", "debug")}
 	c.daemons[name] = d
 	c.launch(d, bin)
 	return d
@@ -237,6 +240,7 @@ func (c *cluster) launch(d *daemon, bin string) {
 	t := c.t
 	t.Helper()
 	os.Remove(d.addrFile)
+	os.Remove(d.metricsAddrFile)
 	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -262,6 +266,10 @@ func (c *cluster) launch(d *daemon, bin string) {
 	for {
 		if b, err := os.ReadFile(d.addrFile); err == nil && strings.HasSuffix(string(b), "\n") {
 			d.url = "http://" + strings.TrimSpace(string(b))
+			// The metrics listener is up before the API's address is written.
+			if m, err := os.ReadFile(d.metricsAddrFile); err == nil {
+				d.metricsURL = "http://" + strings.TrimSpace(string(m))
+			}
 			if p := c.proxies[d.name]; p != nil {
 				p.point(d.url)
 			}

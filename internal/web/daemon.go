@@ -71,11 +71,20 @@ func (d Daemon) Serve(ctx context.Context, ln net.Listener, api http.Handler) er
 			ln.Close()
 			return fmt.Errorf("-metrics-listen: %w", err)
 		}
+		// Written before the API's address: whoever waits for that one
+		// finds this one too.
+		if f := *d.Flags.MetricsAddrFile; f != "" {
+			if err := writeAtomic(f, []byte(mln.Addr().String()+"\n")); err != nil {
+				ln.Close()
+				mln.Close()
+				return err
+			}
+		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", metrics.Handler())
 		mlog := d.Logger.With("server", "metrics")
 		go func() {
-			errc <- ServeListenerWith(serveCtx, mln, *d.Flags.MetricsAddrFile, mux, mlog, Limits{MaxInFlight: 8})
+			errc <- ServeListenerWith(serveCtx, mln, "", mux, mlog, Limits{MaxInFlight: 8})
 		}()
 	} else {
 		errc <- nil
