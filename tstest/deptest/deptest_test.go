@@ -37,6 +37,7 @@ var sdkBans = []ban{
 	{"net/http", true, whyTransport},
 	{"net", false, whyTransport},
 	{"github.com/labstack/echo", true, whyServer},
+	{"github.com/prometheus", true, whyServer + " (metrics)"},
 	{"database/sql", true, whyServer},
 	{"modernc.org/sqlite", true, whyServer},
 	{"os/exec", false, whyExec},
@@ -52,6 +53,7 @@ var sdkBans = []ban{
 // machine, free of the daemons' server stack.
 var cardholderBans = []ban{
 	{"github.com/labstack/echo", true, whyServer},
+	{"github.com/prometheus", true, whyServer + " (metrics)"},
 	{"database/sql", true, whyServer},
 	{"modernc.org/sqlite", true, whyServer},
 }
