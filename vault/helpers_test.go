@@ -160,6 +160,12 @@ type vaultEnv struct {
 
 func newVaultEnv(t *testing.T) *vaultEnv {
 	t.Helper()
+	return newObservedVaultEnv(t, store.Observer{})
+}
+
+// newObservedVaultEnv is newVaultEnv with the store's metrics hooks.
+func newObservedVaultEnv(t *testing.T, obs store.Observer) *vaultEnv {
+	t.Helper()
 	dir := t.TempDir()
 	e := &vaultEnv{dir: dir, clk: &clock{}, log: &syncBuffer{}, rec: &recorder{},
 		indexPath:  filepath.Join(dir, "index", "index.db"),
@@ -176,7 +182,7 @@ func newVaultEnv(t *testing.T) *vaultEnv {
 	}
 	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.st, err = vault.OpenStore(context.Background(), vault.StoreConfig{Index: e.indexPath, Data: e.dataPath,
-		Backup: e.backupPath, DataKey: dk, Now: e.clk.Now, Logger: logger})
+		Backup: e.backupPath, DataKey: dk, Now: e.clk.Now, Logger: logger, Observe: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
