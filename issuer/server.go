@@ -18,6 +18,7 @@ import (
 	"orderseal/issuer/store"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/order/money"
 )
 
 // Server is the issuer's HTTP API: merchants relay the header and issuer
@@ -103,6 +104,9 @@ func (s *Server) authorize(c echo.Context) error {
 	if err := web.Bind(c, &req, api.MaxBody); err != nil {
 		return err
 	}
+	if err := money.Check(req.Currency); err != nil {
+		return currencyUnsupported()
+	}
 	merchant := signedhttp.Caller(c)
 	b, err := order.ParseBundle(req.Bundle)
 	if err != nil {
@@ -183,6 +187,8 @@ func (s *Server) authorize(c echo.Context) error {
 	switch {
 	case errors.Is(err, store.ErrOrderIDReused):
 		return orderIDReused()
+	case errors.Is(err, money.ErrUnsupported):
+		return currencyUnsupported()
 	case errors.Is(err, store.ErrInvalid):
 		return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The request is invalid.")
 	case err != nil:
@@ -253,4 +259,10 @@ func (s *Server) void(c echo.Context) error {
 	}
 	s.logger.Info("authorization voided", "merchant", merchant, "order_id", a.OrderID, "decision", a.Decision, "card_id", a.CardID)
 	return c.JSON(http.StatusOK, answer(a))
+}
+
+// currencyUnsupported is the refusal of a currency package money does not
+// know, in the words and code every party uses.
+func currencyUnsupported() error {
+	return problem.New(http.StatusUnprocessableEntity, money.CodeUnsupported, "Currency not supported", "currency: "+money.ErrUnsupported.Error())
 }

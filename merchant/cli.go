@@ -19,6 +19,7 @@ import (
 	"orderseal/merchant/store"
 	"orderseal/order"
 	"orderseal/order/address"
+	"orderseal/order/money"
 	"orderseal/suite/keystore"
 )
 
@@ -158,7 +159,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 
 // CatalogFile is the catalog import format.
 type CatalogFile struct {
-	Currency string        `json:"currency" validate:"required,iso4217"`
+	Currency string        `json:"currency" validate:"required"` // checked with package money (one list for every party)
 	Products []CatalogItem `json:"products" validate:"required,min=1,max=10000,dive"`
 }
 
@@ -171,13 +172,23 @@ type CatalogItem struct {
 
 const maxCatalogFile = 8 << 20
 
+// checkCatalogFile validates f's fields, its currency with package money:
+// a currency the issuer and the cardholder would refuse is refused here
+// first, in the same words.
+func checkCatalogFile(f *CatalogFile) error {
+	if err := money.Check(f.Currency); err != nil {
+		return fmt.Errorf("currency: %w", err)
+	}
+	return web.Validate(f)
+}
+
 // parseCatalogFile decodes and validates a catalog file.
 func parseCatalogFile(data []byte) (*CatalogFile, error) {
 	var f CatalogFile
 	if err := strictjson.Decode(data, &f, maxCatalogFile); err != nil {
 		return nil, err
 	}
-	if err := web.Validate(&f); err != nil {
+	if err := checkCatalogFile(&f); err != nil {
 		return nil, err
 	}
 	seen := make(map[string]bool, len(f.Products))
@@ -258,7 +269,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 				return cli.Usagef("prices are integer minor units: -price 1290 for 12.90", "-price %.32q is not a whole number", *price)
 			}
 			it.UnitPrice = n
-			if err := web.Validate(&CatalogFile{Currency: *cur, Products: []CatalogItem{it}}); err != nil {
+			if err := checkCatalogFile(&CatalogFile{Currency: *cur, Products: []CatalogItem{it}}); err != nil {
 				return cli.Usagef("prices are integer minor units; SKUs have no spaces", "%v", err)
 			}
 			st, err := OpenStore(ctx, *db, nil)

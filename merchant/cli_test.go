@@ -15,6 +15,7 @@ import (
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
+	"orderseal/order/money"
 	"orderseal/tstest/keys"
 )
 
@@ -116,13 +117,15 @@ func TestCLICatalog(t *testing.T) {
 		{"price with a decimal point", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "12.90"}, cli.ExitUsage, "not a whole number"},
 		{"negative price", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "-5"}, cli.ExitUsage, "UnitPrice"},
 		{"no price", "", []string{"add", "-db", db, "-sku", "X", "-name", "X"}, cli.ExitUsage, "-price is required"},
-		{"bad currency", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "5", "-currency", "EURO"}, cli.ExitUsage, "Currency"},
+		{"bad currency", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "5", "-currency", "EURO"}, cli.ExitUsage, "currency: " + money.ErrUnsupported.Error()},
+		{"currency XYZ", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "5", "-currency", "XYZ"}, cli.ExitUsage, "currency: " + money.ErrUnsupported.Error()},
 		{"SKU with a space", "", []string{"add", "-db", db, "-sku", "A B", "-name", "X", "-price", "5"}, cli.ExitUsage, "SKU"},
 		{"another currency", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "5", "-currency", "USD"}, cli.ExitFailure, "mix currencies"},
 		{"no db", "", []string{"add", "-sku", "X", "-name", "X", "-price", "5"}, cli.ExitUsage, "-db is required"},
 		{"malformed file", "", []string{"import", "-db", db, write("bad.json", `{"currency":"EUR","products":[`)}, cli.ExitFailure, "catalog"},
 		{"unknown field", "", []string{"import", "-db", db, write("unknown.json", `{"currency":"EUR","products":[{"sku":"X","name":"X","unit_price":1,"tax":2}]}`)}, cli.ExitFailure, "catalog"},
-		{"bad currency in file", "", []string{"import", "-db", db, write("cur.json", `{"currency":"eur","products":[{"sku":"X","name":"X","unit_price":1}]}`)}, cli.ExitFailure, "Currency"},
+		{"bad currency in file", "", []string{"import", "-db", db, write("cur.json", `{"currency":"eur","products":[{"sku":"X","name":"X","unit_price":1}]}`)}, cli.ExitFailure, "currency: " + money.ErrUnsupported.Error()},
+		{"currency XYZ in file", "", []string{"import", "-db", db, write("xyz.json", `{"currency":"XYZ","products":[{"sku":"X","name":"X","unit_price":1}]}`)}, cli.ExitFailure, "currency: " + money.ErrUnsupported.Error()},
 		{"no products", "", []string{"import", "-db", db, write("empty.json", `{"currency":"EUR","products":[]}`)}, cli.ExitFailure, "Products"},
 		{"duplicate SKU", "", []string{"import", "-db", db, write("dup.json", `{"currency":"EUR","products":[{"sku":"X","name":"X","unit_price":1},{"sku":"X","name":"Y","unit_price":2}]}`)}, cli.ExitFailure, "twice"},
 		{"file in another currency", "", []string{"import", "-db", db, write("usd.json", `{"currency":"USD","products":[{"sku":"X","name":"X","unit_price":1}]}`)}, cli.ExitFailure, "mix currencies"},

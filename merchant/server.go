@@ -29,6 +29,7 @@ import (
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 	"orderseal/order"
+	"orderseal/order/money"
 	vaultapi "orderseal/vault/api"
 )
 
@@ -408,6 +409,9 @@ func (s *Server) checkCatalog(ctx context.Context, sec *order.Section) *problem.
 		return problem.New(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Too many lines",
 			fmt.Sprintf("An order has at most %d lines.", s.cfg.MaxItems))
 	}
+	if err := money.Check(sec.Total.Currency); err != nil {
+		return problem.New(http.StatusUnprocessableEntity, money.CodeUnsupported, "Currency not supported", "currency: "+err.Error())
+	}
 	products, err := s.cfg.Store.Catalog(ctx)
 	if err != nil {
 		return unavailable(err)
@@ -424,7 +428,7 @@ func (s *Server) checkCatalog(ctx context.Context, sec *order.Section) *problem.
 		}
 		if it.UnitPrice != p.UnitPrice || it.Name != p.Name {
 			return problem.New(http.StatusUnprocessableEntity, api.CodeCatalogMismatch, "Price or name differs",
-				fmt.Sprintf("%s is listed as %q at %d %s.", p.SKU, p.Name, p.UnitPrice, p.Currency))
+				fmt.Sprintf("%s is listed as %q at %s.", p.SKU, p.Name, money.Format(p.UnitPrice, p.Currency)))
 		}
 		if p.Currency != sec.Total.Currency {
 			return problem.New(http.StatusUnprocessableEntity, api.CodeCurrencyMismatch, "Currency differs",
@@ -438,7 +442,7 @@ func (s *Server) checkCatalog(ctx context.Context, sec *order.Section) *problem.
 	}
 	if sum != sec.Total.Amount {
 		return problem.New(http.StatusUnprocessableEntity, api.CodeTotalMismatch, "Total differs",
-			fmt.Sprintf("The lines add up to %d, the order says %d.", sum, sec.Total.Amount))
+			fmt.Sprintf("The lines add up to %s, the order says %s.", money.Format(sum, sec.Total.Currency), money.Format(sec.Total.Amount, sec.Total.Currency)))
 	}
 	return nil
 }

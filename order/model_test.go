@@ -17,6 +17,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"orderseal/internal/strictjson"
+	"orderseal/order/money"
 )
 
 // fixedNow keeps expiry tests independent of the wall clock.
@@ -74,8 +75,13 @@ func TestValidateAccepts(t *testing.T) {
 	}{
 		{"expires this month", func(o *Order) { o.Card.Expiry = "2026-06" }},
 		{"no cvc", func(o *Order) { o.Card.CVC = "" }},
-		{"four digit cvc", func(o *Order) { o.Card.CVC = "1234" }},
-		{"12 digit card", func(o *Order) { o.Card.Number = "123456789007" }},
+		{"amex four digit cvc", func(o *Order) { o.Card.Number, o.Card.CVC = "378282246310005", "1234" }},
+		{"amex no cvc", func(o *Order) { o.Card.Number, o.Card.CVC = "371449635398431", "" }},
+		{"12 digit maestro", func(o *Order) { o.Card.Number = "501800000009" }},
+		{"unionpay 19 digits", func(o *Order) { o.Card.Number = "6205500000000000004" }},
+		{"yen", func(o *Order) { o.Currency = "JPY" }},
+		{"won", func(o *Order) { o.Currency = "KRW" }},
+		{"bahraini dinar", func(o *Order) { o.Currency = "BHD" }},
 		{"19 digit card", func(o *Order) { o.Card.Number = "4111111111111111110" }},
 		{"free item", func(o *Order) { o.Items = append(o.Items, Item{SKU: "gift-wrap", Name: "Gift wrap", Qty: 1}) }},
 		{"100 items", func(o *Order) {
@@ -131,6 +137,14 @@ var invalidOrders = []struct {
 	{"no expiry", "card.expiry", func(o *Order) { o.Card.Expiry = "" }},
 	{"cvc letters", "card.cvc", func(o *Order) { o.Card.CVC = "12a" }},
 	{"cvc too long", "card.cvc", func(o *Order) { o.Card.CVC = "12345" }},
+	{"amex three digit cvc", "card.cvc", func(o *Order) { o.Card.Number, o.Card.CVC = "378282246310005", "737" }},
+	{"visa four digit cvc", "card.cvc", func(o *Order) { o.Card.CVC = "1234" }},
+	{"no brand", "card.number", func(o *Order) { o.Card.Number = "123456789007" }},
+	{"visa 15 digits", "card.number", func(o *Order) { o.Card.Number = "411111111111116" }},
+	{"mastercard 19 digits", "card.number", func(o *Order) { o.Card.Number = "5555555555554444000" }},
+	{"currency XYZ", "currency", func(o *Order) { o.Currency = "XYZ" }},
+	{"currency fund unit", "currency", func(o *Order) { o.Currency = "CLF" }},
+	{"currency test code", "currency", func(o *Order) { o.Currency = "XTS" }},
 	{"currency EURO", "currency", func(o *Order) { o.Currency = "EURO" }},
 	{"currency lowercase", "currency", func(o *Order) { o.Currency = "eur" }},
 	{"no currency", "currency", func(o *Order) { o.Currency = "" }},
@@ -473,4 +487,51 @@ func FuzzParseOrder(f *testing.F) {
 			t.Fatalf("round trip changed the order:\n%s\n%s", again, again2)
 		}
 	})
+}
+
+// TestCurrencyRefusedAtComposition: an unknown or unsupported currency is
+// refused before sealing, in the words of package money that the issuer
+// and the merchant use for it too.
+func TestCurrencyRefusedAtComposition(t *testing.T) {
+	for _, code := range []string{"XYZ", "XTS", "CLF", "eur", "EURO", "€"} {
+		t.Run(code, func(t *testing.T) {
+			o := exampleOrder(t, "order.json")
+			o.Currency = code
+			err := o.Validate(fixedNow)
+			if want := "order: currency: " + money.ErrUnsupported.Error(); err == nil || err.Error() != want {
+				t.Fatalf("Validate with currency %q: %v; want %q", code, err, want)
+			}
+		})
+	}
+}
+
+// TestCVCLengthByBrand: the security code's length is the brand's (four
+// digits on American Express, three on the others), refused at composition.
+func TestCVCLengthByBrand(t *testing.T) {
+	for _, tc := range []struct {
+		number, cvc string
+		ok          bool
+	}{
+		{"378282246310005", "737", false},
+		{"378282246310005", "7373", true},
+		{"371449635398431", "12", false},
+		{"4111111111111111", "737", true},
+		{"4111111111111111", "7373", false},
+		{"5555555555554444", "123", true},
+		{"3530111333300000", "1234", false},
+		{"6200000000000005", "123", true},
+	} {
+		t.Run(tc.number+"/"+tc.cvc, func(t *testing.T) {
+			o := exampleOrder(t, "order.json")
+			o.Card.Number, o.Card.CVC = tc.number, tc.cvc
+			err := o.Validate(fixedNow)
+			var fe *FieldError
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tc.ok && (!errors.As(err, &fe) || fe.Field != "card.cvc"):
+				t.Fatalf("want a card.cvc refusal, got %v", err)
+			}
+		})
+	}
 }

@@ -13,7 +13,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
+
+	"orderseal/order/cards"
+	"orderseal/order/money"
 )
+
+// CurrencyReason is why an order's currency is refused: the text of
+// money.ErrUnsupported, which the issuer and the merchant refuse it with too.
+var CurrencyReason = money.ErrUnsupported.Error()
 
 // ErrInvalidOrder is wrapped by every error ParseOrder and Validate return.
 var ErrInvalidOrder = errors.New("invalid order")
@@ -66,6 +73,9 @@ func newValidator() *validator.Validate {
 		"e164":          func(fl validator.FieldLevel) bool { return isE164(fl.Field()) },
 		"number":        func(fl validator.FieldLevel) bool { return isNumber(fl.Field()) },
 		"luhn_checksum": func(fl validator.FieldLevel) bool { return hasLuhnChecksum(fl.Field()) },
+		// The validator's own list knows codes no card is charged in
+		// (fund units, the ISO list of its release): money decides.
+		"iso4217": func(fl validator.FieldLevel) bool { return money.Check(fl.Field().String()) == nil },
 	}
 	for tag, fn := range bakedIn {
 		if err := v.RegisterValidation(tag, fn); err != nil {
@@ -287,6 +297,9 @@ func (o *Order) Validate(now time.Time) error {
 		}
 		return &FieldError{Field: fieldPath(fes[0]), Reason: reason(fes[0])}
 	}
+	if fe := checkBrand(&o.Card); fe != nil {
+		return fe
+	}
 	if r := checkExpiry(o.Card.Expiry, now); r != "" {
 		return &FieldError{Field: "card.expiry", Reason: r}
 	}
@@ -302,6 +315,26 @@ func (o *Order) Validate(now time.Time) error {
 	}
 	if sum != o.Total {
 		return &FieldError{Field: "total", Reason: "does not equal the sum of qty × unit_price over items"}
+	}
+	return nil
+}
+
+// checkBrand holds the card to its brand's rules (package cards): a known
+// IIN, a length the brand issues, and a security code of the brand's
+// length (four digits for American Express). The validator has already
+// checked digits and the Luhn sum.
+func checkBrand(c *Card) *FieldError {
+	b, err := cards.Check(c.Number)
+	switch {
+	case errors.Is(err, cards.ErrBrand):
+		return &FieldError{Field: "card.number", Reason: "is of no card brand accepted here"}
+	case errors.Is(err, cards.ErrLength):
+		return &FieldError{Field: "card.number", Reason: "has a length its card brand does not issue"}
+	case err != nil:
+		return &FieldError{Field: "card.number", Reason: "fails the Luhn check"}
+	}
+	if c.CVC != "" && b.CheckCVC(c.CVC) != nil {
+		return &FieldError{Field: "card.cvc", Reason: fmt.Sprintf("must be %d digits on %s cards", b.CVCLen, b.Display)}
 	}
 	return nil
 }
@@ -393,7 +426,7 @@ func reason(fe validator.FieldError) string {
 	case "email":
 		return "must be an email address"
 	case "iso4217":
-		return "must be an ISO 4217 currency code in upper case"
+		return CurrencyReason
 	case "iso3166_1_alpha2":
 		return "must be an ISO 3166-1 alpha-2 country code in upper case"
 	case "sku":

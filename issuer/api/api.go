@@ -65,7 +65,7 @@ const (
 type AuthorizeRequest struct {
 	Bundle   json.RawMessage `json:"bundle" validate:"required"`
 	Amount   int64           `json:"amount" validate:"gt=0"`
-	Currency string          `json:"currency" validate:"required,iso4217"`
+	Currency string          `json:"currency" validate:"required"` // checked with package money (one list for every party)
 	// Session is the assisted session the merchant checked the order's
 	// proof against; it must equal the one the issuer section names, and be
 	// empty for an online order.

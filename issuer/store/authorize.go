@@ -9,6 +9,7 @@ import (
 	"orderseal/issuer/api"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/order/money"
 )
 
 // AuthRequest is one authorization to decide: what the merchant asked for,
@@ -74,8 +75,8 @@ func (r *AuthRequest) check() error {
 		return fmt.Errorf("%w: header hash", ErrInvalid)
 	case r.Amount <= 0:
 		return fmt.Errorf("%w: amount must be positive", ErrInvalid)
-	case !currencyRe.MatchString(r.Currency):
-		return fmt.Errorf("%w: currency", ErrInvalid)
+	case money.Check(r.Currency) != nil:
+		return fmt.Errorf("%w: currency: %w", ErrInvalid, money.ErrUnsupported)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"orderseal/keygen"
+	"orderseal/order/money"
 )
 
 // Status is a card's state. Only active cards are authorized.
@@ -60,9 +61,8 @@ type NewCard struct {
 }
 
 var (
-	cardIDRe   = regexp.MustCompile(`^card_[a-z2-7]{26}$`)
-	currencyRe = regexp.MustCompile(`^[A-Z]{3}$`)
-	b32        = base32.StdEncoding.WithPadding(base32.NoPadding)
+	cardIDRe = regexp.MustCompile(`^card_[a-z2-7]{26}$`)
+	b32      = base32.StdEncoding.WithPadding(base32.NoPadding)
 )
 
 // NewCardID returns a random card id: "card_" + 26 base32 characters.
@@ -166,8 +166,8 @@ func (nc NewCard) check() error {
 	if _, _, err := ParseExpiry(nc.Expiry); err != nil {
 		return err
 	}
-	if !currencyRe.MatchString(nc.Currency) {
-		return fmt.Errorf("%w: currency must be an ISO 4217 code such as EUR", ErrInvalid)
+	if err := money.Check(nc.Currency); err != nil {
+		return fmt.Errorf("%w: currency: %w", ErrInvalid, err)
 	}
 	if nc.Limit <= 0 || nc.Limit > MaxCreditLimit {
 		return fmt.Errorf("%w: limit must be 1 to %d minor units", ErrInvalid, int64(MaxCreditLimit))

@@ -64,7 +64,16 @@ var known = map[string]map[string]string{
 	// order validates with github.com/go-playground/validator/v10, which
 	// imports net (IP and host checks) and net/mail; replacing it with
 	// order's own checks removes both (issue 14).
-	"orderseal/order": {"net": "via github.com/go-playground/validator/v10"},
+	"orderseal/order": {
+		"net": "via github.com/go-playground/validator/v10",
+		// order/money formats and checks currencies with
+		// github.com/bojanz/currency (ISO 4217 and CLDR data), whose Amount
+		// implements database/sql's Valuer and Scanner. The package is the
+		// driver interfaces only (no pool, no driver, no I/O) and compiles
+		// to WebAssembly; our own code never uses it.
+		"database/sql/driver": "via github.com/bojanz/currency and github.com/cockroachdb/apd/v3",
+	},
+	"orderseal/cardholder": {"database/sql/driver": "via order/money (github.com/bojanz/currency); interfaces only"},
 }
 
 // minDeps is fewer packages than any of these has; a shorter list means go
