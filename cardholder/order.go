@@ -29,6 +29,7 @@ import (
 	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
 	"orderseal/order/address"
+	"orderseal/order/money"
 	"orderseal/suite"
 	vaultapi "orderseal/vault/api"
 )
@@ -450,11 +451,11 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 		fmt.Fprintf(stdio.Err, "%s: sealed under %s, epoch %s: each section to its party's directory-signed key\n", prog, b.Suite, b.Epoch)
 	}
 	if sess != nil {
-		fmt.Fprintf(stdio.Err, "%s: order %s accepted by %s (%d %s) in session %s on device %s; the card went sealed to %s\n",
-			prog, acc.OrderID, form.Merchant, total, form.Currency, sess.Session.Session, device, card.Issuer)
+		fmt.Fprintf(stdio.Err, "%s: order %s accepted by %s (%s) in session %s on device %s; the card went sealed to %s\n",
+			prog, acc.OrderID, form.Merchant, money.Show(total, form.Currency), sess.Session.Session, device, card.Issuer)
 	} else {
-		fmt.Fprintf(stdio.Err, "%s: order %s accepted by %s (%d %s); the merchant cannot read your card or address\n",
-			prog, acc.OrderID, form.Merchant, total, form.Currency)
+		fmt.Fprintf(stdio.Err, "%s: order %s accepted by %s (%s); the merchant cannot read your card or address\n",
+			prog, acc.OrderID, form.Merchant, money.Show(total, form.Currency))
 	}
 	if *wait <= 0 {
 		return nil
@@ -736,7 +737,7 @@ func printStatus(w io.Writer, st *merchantapi.Status) {
 	if st.Reason != "" {
 		fmt.Fprintf(w, "reason    %s\n", st.Reason)
 	}
-	fmt.Fprintf(w, "total     %d %s\n", st.Total, st.Currency)
+	fmt.Fprintf(w, "total     %s\n", money.Show(st.Total, st.Currency))
 	if st.AuthCode != "" {
 		fmt.Fprintf(w, "auth code %s\n", st.AuthCode)
 	}
@@ -761,7 +762,7 @@ func printForm(w io.Writer, f *merchantapi.OrderForm) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SKU\tNAME\tUNIT PRICE")
 	for _, p := range f.Catalog {
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", p.SKU, p.Name, p.UnitPrice)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.SKU, p.Name, money.Show(p.UnitPrice, f.Currency))
 	}
 	return tw.Flush()
 }

@@ -157,6 +157,7 @@ type cluster struct {
 	wire    *wireLog
 	daemons map[string]*daemon
 	proxies map[string]*proxy
+	cvcs    map[string]string // card number → the CVC 'issuer card add' printed for it
 }
 
 // with returns the cluster as seen from a subtest, so failures stop that
@@ -318,7 +319,7 @@ func (c *cluster) url(name string) string { return c.proxies[name].srv.URL }
 // newCluster builds the binaries, writes keys and starts the four daemons.
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), wire: &wireLog{}, daemons: map[string]*daemon{}, proxies: map[string]*proxy{}}
+	c := &cluster{t: t, dir: t.TempDir(), wire: &wireLog{}, daemons: map[string]*daemon{}, proxies: map[string]*proxy{}, cvcs: map[string]string{}}
 	for _, d := range []string{"bin", "keys", "vault", "issuer", "carrier", "merchant", "alice", "bob", "mallory"} {
 		if err := os.MkdirAll(c.path(d), 0o700); err != nil {
 			t.Fatal(err)
@@ -355,14 +356,28 @@ func newCluster(t *testing.T) *cluster {
 // enroll enrolls a card to a cardholder with a credit limit (minor units).
 func (c *cluster) enroll(cardholder, number, expiry string, limit string) {
 	c.t.Helper()
-	c.must(number+"\n", "issuer", "card", "add", "-db", c.path("issuer", "issuer.db"), "-card-key", c.path("issuer", "card.key"),
+	out := c.must(number+"\n", "issuer", "card", "add", "-db", c.path("issuer", "issuer.db"), "-card-key", c.path("issuer", "card.key"),
 		"-cardholder", cardholder, "-expiry", expiry, "-limit", limit, "-currency", "EUR", "-number-file", "-")
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "cvc "); ok {
+			c.cvcs[number] = v
+		}
+	}
+	if c.cvcs[number] == "" {
+		c.t.Fatalf("issuer card add printed no cvc:\n%s", out)
+	}
 }
 
-// wallet writes a cardholder's card and buyer files and returns their flags.
+// wallet writes a cardholder's card and buyer files and returns their
+// flags. The card file carries the CVC the issuer printed for an enrolled
+// number (the issuer checks it), none for another.
 func (c *cluster) wallet(who, id, number string) []string {
 	c.t.Helper()
-	card := `{"number":"` + number + `","expiry":"2031-12","cvc":"737","issuer":"` + cBank + `"}`
+	cvc := ""
+	if v := c.cvcs[number]; v != "" {
+		cvc = `"cvc":"` + v + `",`
+	}
+	card := `{"number":"` + number + `","expiry":"2031-12",` + cvc + `"issuer":"` + cBank + `"}`
 	if err := os.WriteFile(c.path(who, "card.json"), []byte(card), 0o600); err != nil {
 		c.t.Fatal(err)
 	}

@@ -136,7 +136,7 @@ func TestRedTeamCardDataRetention(t *testing.T) {
 	for _, name := range []string{"merchant", "carrier", "issuer", "vault"} {
 		c.stop(name)
 	}
-	cvcPattern := regexp.MustCompile(`(?i)cvc\W{0,4}(737|` + cvc + `)\b`) // the wallets' CVC and Dora's
+	cvcPattern := regexp.MustCompile(`(?i)cvc\W{0,4}(` + c.cvcs[cardCanary] + `|` + c.cvcs[bobCard] + `|` + cvc + `)\b`) // the wallets' CVCs and Dora's
 	var chunks [][]byte
 	for _, ct := range sent {
 		chunks = append(chunks, []byte(base64.RawURLEncoding.EncodeToString(ct)[:40]), ct[:24])

@@ -20,6 +20,7 @@ import (
 	"orderseal/issuer/store"
 	"orderseal/keygen"
 	"orderseal/order"
+	"orderseal/order/money"
 	"orderseal/suite/keystore"
 )
 
@@ -165,7 +166,7 @@ func cmdCardAdd(ctx context.Context, p string, args []string, stdio cli.Stdio) e
 	cardKey := fs.String("card-key", "", "card key file (0600)")
 	holder := fs.String("cardholder", "", "identity the card is enrolled to: cardholder:<name>")
 	expiry := fs.String("expiry", "", "expiry month YYYY-MM (valid through its last day, UTC)")
-	limit := fs.Int64("limit", 0, "credit limit in minor units (e.g. cents)")
+	limit := fs.String("limit", "", "credit limit: integer minor units (50000 for 500.00 EUR), or a decimal with the currency's decimals (500.00)")
 	currency := fs.String("currency", "", "ISO 4217 currency of the card, e.g. EUR")
 	numberFile := fs.String("number-file", "-", "file holding the card number ('-': stdin)")
 	if err := parseQuiet(fs, fsOut, args, 0, stdio.Err); err != nil {
@@ -174,8 +175,19 @@ func cmdCardAdd(ctx context.Context, p string, args []string, stdio cli.Stdio) e
 	if err := cli.Require(fs, "db", "card-key", "cardholder", "expiry", "currency"); err != nil {
 		return err
 	}
-	if *limit <= 0 {
-		return cli.Usagef("run '"+fs.Name()+" -h' for usage", "-limit must be a positive amount in minor units")
+	cur := strings.ToUpper(*currency)
+	if err := money.Check(cur); err != nil {
+		return cli.Usagef("the card's currency is an ISO 4217 code such as EUR", "currency: %v", err)
+	}
+	lim, err := money.ParseInput(*limit, cur)
+	if err != nil {
+		code, _ := money.Code(err)
+		d, _ := money.Digits(cur)
+		return cli.Usagef(fmt.Sprintf("-limit takes integer minor units (50000), or a decimal with at most %d decimals for %s (500.00)", d, cur),
+			"-limit: %v [%s]", err, code)
+	}
+	if lim <= 0 {
+		return cli.Usagef("run '"+fs.Name()+" -h' for usage", "-limit must be a positive amount")
 	}
 	raw, err := cli.ReadInput(stdio, *numberFile, maxNumberInput)
 	if err != nil {
@@ -196,7 +208,7 @@ func cmdCardAdd(ctx context.Context, p string, args []string, stdio cli.Stdio) e
 		return err
 	}
 	defer st.Close()
-	c, err := st.AddCard(ctx, store.NewCard{Number: number, Cardholder: *holder, Expiry: *expiry, Currency: strings.ToUpper(*currency), Limit: *limit})
+	c, err := st.AddCard(ctx, store.NewCard{Number: number, Cardholder: *holder, Expiry: *expiry, Currency: cur, Limit: lim})
 	switch {
 	case errors.Is(err, store.ErrDuplicateCard):
 		return cli.WithHint(err, "a number is enrolled once; see '"+p+" list', or close the old card first")
@@ -209,7 +221,7 @@ func cmdCardAdd(ctx context.Context, p string, args []string, stdio cli.Stdio) e
 	}
 	fmt.Fprintf(stdio.Out, "%s %s\n", c.ID, c.Masked())
 	fmt.Fprintf(stdio.Out, "cvc %s\n", cvc)
-	fmt.Fprintf(stdio.Err, "%s: enrolled %s to %s, limit %d %s\n", p, c.Masked(), c.Cardholder, c.Limit, c.Currency)
+	fmt.Fprintf(stdio.Err, "%s: enrolled %s to %s, limit %s\n", p, c.Masked(), c.Cardholder, money.Show(c.Limit, c.Currency))
 	fmt.Fprintf(stdio.Err, "%s: hint: print the cvc on the card; it is derived from the card key, not stored, and shown only now\n", p)
 	return nil
 }
@@ -255,7 +267,8 @@ func cmdCardList(ctx context.Context, p string, args []string, stdio cli.Stdio) 
 	tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CARD\tNUMBER\tCARDHOLDER\tEXPIRY\tSTATUS\tLIMIT\tAVAILABLE\tCURRENCY")
 	for _, c := range cards {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", c.ID, c.Masked(), c.Cardholder, c.Expiry, c.Status, c.Limit, c.Available, c.Currency)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Masked(), c.Cardholder, c.Expiry, c.Status,
+			money.Show(c.Limit, c.Currency), money.Show(c.Available, c.Currency), c.Currency)
 	}
 	return tw.Flush()
 }
@@ -365,8 +378,8 @@ func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) erro
 	tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ORDER\tMERCHANT\tSEALER\tCHANNEL\tSESSION\tAMOUNT\tCURRENCY\tDECISION\tREASON\tAUTH\tDECIDED\tVOIDED")
 	for _, a := range auths {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", a.OrderID, a.Merchant, dash(a.Sealer),
-			a.Channel, dash(a.Session), a.Amount, a.Currency, a.Decision, dash(a.Reason), dash(a.AuthCode),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.OrderID, a.Merchant, dash(a.Sealer),
+			a.Channel, dash(a.Session), money.Show(a.Amount, a.Currency), a.Currency, a.Decision, dash(a.Reason), dash(a.AuthCode),
 			stamp(a.Decided), dash(stamp(a.VoidedAt)))
 	}
 	return tw.Flush()

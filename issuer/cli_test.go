@@ -20,6 +20,7 @@ import (
 	"orderseal/tstest/keys"
 
 	"orderseal/order"
+	"orderseal/order/money"
 )
 
 // run runs issuer.Main with stdin and returns its exit code, stdout and stderr.
@@ -110,7 +111,12 @@ func TestCLICards(t *testing.T) {
 		{"letters", "4111x11111111111", nil, cli.ExitFailure, "digits"},
 		{"empty stdin", "", nil, cli.ExitFailure, "digits"},
 		{"number on the command line", "", []string{visa}, cli.ExitUsage, "never from the command line"},
-		{"number in a flag", "", []string{"-limit", "4111111111111111x"}, cli.ExitUsage, "invalid value"},
+		{"number in a flag", "", []string{"-limit", "4111111111111111x"}, cli.ExitUsage, "[amount-invalid]"},
+		{"limit with more decimals than EUR has", visa, []string{"-limit", "500.005"}, cli.ExitUsage, "[currency-minor-units]"},
+		{"decimal limit for JPY", visa, []string{"-limit", "50000.0", "-currency", "JPY"}, cli.ExitUsage, "[currency-minor-units]"},
+		{"currency XYZ", visa, []string{"-currency", "XYZ"}, cli.ExitUsage, "currency: " + money.ErrUnsupported.Error()},
+		{"fund unit", visa, []string{"-currency", "CLF"}, cli.ExitUsage, "currency: " + money.ErrUnsupported.Error()},
+		{"no brand's number", "9111111111111110", nil, cli.ExitFailure, "no card brand"},
 		{"bad expiry", visa, []string{"-expiry", "12/31"}, cli.ExitFailure, "YYYY-MM"},
 		{"bad cardholder", "4012888888881881", []string{"-cardholder", "merchant:shop.example"}, cli.ExitFailure, "cardholder:<name>"},
 		{"bad limit", "4012888888881881", []string{"-limit", "0"}, cli.ExitUsage, "-limit"},
@@ -348,9 +354,9 @@ func TestCLIAuthorizations(t *testing.T) {
 		t.Fatalf("header %q", got)
 	}
 	for i, want := range [][]string{
-		{phone.OrderID, keys.Shop, carolID, api.ChannelAssisted, testSession, "3448", "EUR", api.Approved, "-", approved.AuthCode, "", "-"},
-		{wrong.OrderID, keys.Shop, carolID, api.ChannelAssisted, otherSession, "3448", "EUR", api.Declined, api.ReasonCVCMismatch, "-", "", "-"},
-		{online.OrderID, keys.Shop, keys.Alice, api.ChannelOnline, "-", "3448", "EUR", api.Approved, "-", "", "", ""},
+		{phone.OrderID, keys.Shop, carolID, api.ChannelAssisted, testSession, "34.48", "EUR", "EUR", api.Approved, "-", approved.AuthCode, "", "-"},
+		{wrong.OrderID, keys.Shop, carolID, api.ChannelAssisted, otherSession, "34.48", "EUR", "EUR", api.Declined, api.ReasonCVCMismatch, "-", "", "-"},
+		{online.OrderID, keys.Shop, keys.Alice, api.ChannelOnline, "-", "34.48", "EUR", "EUR", api.Approved, "-", "", "", ""},
 	} {
 		got := strings.Fields(lines[i+1])
 		if len(got) != len(want) {
@@ -361,11 +367,11 @@ func TestCLIAuthorizations(t *testing.T) {
 				t.Errorf("line %d, column %d: %q, want %q", i+1, j+1, got[j], want[j])
 			}
 		}
-		if _, err := time.Parse(time.RFC3339, got[10]); err != nil {
-			t.Errorf("line %d: decided %q", i+1, got[10])
+		if _, err := time.Parse(time.RFC3339, got[11]); err != nil { // AMOUNT is two fields: "34.48 EUR"
+			t.Errorf("line %d: decided %q", i+1, got[11])
 		}
 	}
-	if voided := strings.Fields(lines[3])[11]; voided == "-" {
+	if voided := strings.Fields(lines[3])[12]; voided == "-" {
 		t.Errorf("the voided online order shows no void time: %q", lines[3])
 	}
 

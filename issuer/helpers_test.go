@@ -40,7 +40,7 @@ const (
 )
 
 // The test order (../order/testdata/order.json): card visa, expiry
-// 2031-12, CVC 737, total 3448 EUR.
+// 2031-12, CVC 737 (seal drops it: no card's code), total 3448 EUR.
 const (
 	visa       = "4111111111111111"
 	master     = "5555555555554444"
@@ -259,7 +259,7 @@ const noCVC = "-"
 // orderOpts changes the test order before it is sealed.
 type orderOpts struct {
 	number, expiry string
-	cvc            string // "": the test order's (737); noCVC: none
+	cvc            string // "" or noCVC: none (the test order's 737 is no enrolled card's code)
 	currency       string
 	issuer         string // "": keys.Bank
 	merchant       string // "": keys.Shop
@@ -285,8 +285,7 @@ func seal(t testing.TB, o orderOpts) *order.Bundle {
 		ord.Card.Expiry = o.expiry
 	}
 	switch o.cvc {
-	case "":
-	case noCVC:
+	case "", noCVC:
 		ord.Card.CVC = ""
 	default:
 		ord.Card.CVC = o.cvc
@@ -333,13 +332,13 @@ func (e *issuerEnv) cvc(t testing.TB, number, expiry string) string {
 	return c
 }
 
-// otherCVC is a 3-digit code other than c.
+// otherCVC is a code of c's length other than c.
 func otherCVC(c string) string {
-	n := 0
+	n, mod := 0, 1
 	for _, d := range c {
-		n = n*10 + int(d-'0')
+		n, mod = n*10+int(d-'0'), mod*10
 	}
-	return fmt.Sprintf("%03d", (n+1)%1000)
+	return fmt.Sprintf("%0*d", len(c), (n+1)%mod)
 }
 
 // requestBody is what the merchant relays: the header and the issuer section.

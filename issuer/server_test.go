@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -619,7 +620,7 @@ func TestAssistedDeclines(t *testing.T) {
 				if visaCVC(e) == "737" {
 					return orderOpts{cvc: "736"}
 				}
-				return orderOpts{}
+				return orderOpts{cvc: "737"}
 			}},
 		{name: "suspended card, right CVC", want: api.ReasonInactive,
 			enroll: enroll(keys.Alice, "2031-12", 500_00, store.StatusSuspended),
@@ -769,4 +770,58 @@ func TestSessionMismatch(t *testing.T) {
 	if err != nil || len(all) != 1 || all[0].OrderID != b.OrderID {
 		t.Fatalf("stored %+v %v", all, err)
 	}
+}
+
+// TestOnlineCVCChecked: a cardholder's own order whose issuer section
+// carries a CVC other than the card's is declined cvc-mismatch without
+// moving the credit (it used to be approved: the online channel never read
+// the code); the card's own code, or none, is approved. It runs for every
+// network's published test number (order/cards/testdata), Amex with its
+// four digits, and neither number nor code reaches a file, log or body.
+func TestOnlineCVCChecked(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../order/cards/testdata/vectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vectors struct {
+		Valid []struct{ Number, Brand string }
+	}
+	if err := json.Unmarshal(data, &vectors); err != nil || len(vectors.Valid) < 20 {
+		t.Fatalf("vectors: %d, %v", len(vectors.Valid), err)
+	}
+	ctx := context.Background()
+	e := newIssuerEnv(t)
+	shop := e.client(t, keys.Shop)
+	var numbers []string
+	for _, v := range vectors.Valid {
+		numbers = append(numbers, v.Number)
+		card := e.addCard(t, v.Number, keys.Alice, "2031-12", "EUR", 3*orderTotal)
+		cvc := e.cvc(t, v.Number, "2031-12")
+		if want := map[bool]int{true: 4, false: 3}[v.Brand == "amex"]; len(cvc) != want {
+			t.Fatalf("%s (%s): cvc of %d digits, want %d", v.Number, v.Brand, len(cvc), want)
+		}
+		for _, tc := range []struct {
+			name, cvc string
+			want      string
+		}{
+			{"wrong cvc", otherCVC(cvc), api.ReasonCVCMismatch},
+			{"the card's cvc", cvc, ""},
+			{"no cvc", noCVC, ""},
+		} {
+			before := e.available(t, card.ID)
+			a, err := shop.Authorize(ctx, seal(t, orderOpts{number: v.Number, cvc: tc.cvc}), orderTotal, "EUR", "")
+			if err != nil {
+				t.Fatalf("%s %s: %v", v.Number, tc.name, err)
+			}
+			after := e.available(t, card.ID)
+			switch {
+			case tc.want == "" && (a.Decision != api.Approved || after != before-orderTotal):
+				t.Errorf("%s (%s) %s: %s %s, available %d → %d; want approved", v.Number, v.Brand, tc.name, a.Decision, a.Reason, before, after)
+			case tc.want != "" && (a.Decision != api.Declined || a.Reason != tc.want || after != before):
+				t.Errorf("%s (%s) %s: %s %s, available %d → %d; want declined %s", v.Number, v.Brand, tc.name, a.Decision, a.Reason, before, after, tc.want)
+			}
+		}
+	}
+	e.assertNoNumber(t, numbers...)
 }

@@ -13,6 +13,7 @@ import (
 	"orderseal/keygen"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
+	"orderseal/order/money"
 )
 
 // OrderAudit is what `merchant audit order` reports: who keyed the order, in
@@ -156,7 +157,7 @@ func writeOrderAudit(stdio cli.Stdio, au *OrderAudit) error {
 	if au.Reason != "" {
 		fmt.Fprintf(tw, "reason\t%s\n", au.Reason)
 	}
-	fmt.Fprintf(tw, "total\t%d %s\n", au.Total, au.Currency)
+	fmt.Fprintf(tw, "total\t%s\n", money.Show(au.Total, au.Currency))
 	fmt.Fprintf(tw, "channel\t%s\n", au.Channel)
 	fmt.Fprintf(tw, "received\t%s\n", au.Received)
 	fmt.Fprintf(tw, "issuer\t%s\n", au.Issuer)
@@ -212,7 +213,7 @@ func writeConsultantAudit(stdio cli.Stdio, id string, sessions []SessionAudit) e
 		tw := tabwriter.NewWriter(stdio.Out, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  ORDER\tSTATE\tREASON\tTOTAL\tAUTH\tTRACKING")
 		for _, o := range sa.Orders {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d %s\t%s\t%s\n", o.OrderID, o.State, dash(o.Reason), o.Total, o.Currency, dash(o.AuthCode), dash(o.Tracking))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", o.OrderID, o.State, dash(o.Reason), money.Show(o.Total, o.Currency), dash(o.AuthCode), dash(o.Tracking))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

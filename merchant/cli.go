@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -222,6 +221,16 @@ func importCatalog(ctx context.Context, st store.Store, path string, stdio cli.S
 	return len(f.Products), nil
 }
 
+// amountErr is the usage error for an amount flag money.ParseInput
+// refused, with the refusal's stable code (currency-minor-units for
+// "12.905" EUR or "1299.0" JPY).
+func amountErr(flag string, err error, currency string) error {
+	code, _ := money.Code(err)
+	d, _ := money.Digits(currency)
+	return cli.Usagef(fmt.Sprintf("%s takes integer minor units (1290), or a decimal with at most %d decimals for %s (12.90)", flag, d, currency),
+		"%s: %v [%s]", flag, err, code)
+}
+
 // catalogErr adds a hint to a refused catalog change.
 func catalogErr(err error) error {
 	if errors.Is(err, store.ErrCurrencyMixed) {
@@ -256,7 +265,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			fs.StringVar(&it.Name, "name", "", "product name")
 			// A string, so "12.90" gets a one-line hint rather than the flag
 			// package's error followed by the whole usage text.
-			price := fs.String("price", "", "unit price in integer minor units (cents): 1290 for 12.90")
+			price := fs.String("price", "", "unit price: integer minor units (1290 for 12.90 EUR), or a decimal with the currency's decimals (12.90)")
 			cur := fs.String("currency", "EUR", "ISO 4217 currency")
 			if err := cli.Parse(fs, a, "db", "sku", "name"); err != nil {
 				return err
@@ -264,9 +273,12 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err := cli.Require(fs, "price"); err != nil {
 				return err
 			}
-			n, err := strconv.ParseInt(*price, 10, 64)
+			if err := money.Check(*cur); err != nil {
+				return cli.Usagef("prices are integer minor units; SKUs have no spaces", "currency: %v", err)
+			}
+			n, err := money.ParseInput(*price, *cur)
 			if err != nil {
-				return cli.Usagef("prices are integer minor units: -price 1290 for 12.90", "-price %.32q is not a whole number", *price)
+				return amountErr("-price", err, *cur)
 			}
 			it.UnitPrice = n
 			if err := checkCatalogFile(&CatalogFile{Currency: *cur, Products: []CatalogItem{it}}); err != nil {
@@ -280,7 +292,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err := st.PutProduct(ctx, store.Product{SKU: it.SKU, Name: it.Name, UnitPrice: it.UnitPrice, Currency: *cur}); err != nil {
 				return catalogErr(err)
 			}
-			fmt.Fprintf(stdio.Err, "%s: %s listed at %d %s\n", p, it.SKU, it.UnitPrice, *cur)
+			fmt.Fprintf(stdio.Err, "%s: %s listed at %s\n", p, it.SKU, money.Show(it.UnitPrice, *cur))
 			return nil
 		}},
 		{Name: "import", Summary: "import a catalog JSON file (- for stdin)", Run: func(a []string) error {
@@ -323,7 +335,7 @@ func cmdCatalog(ctx context.Context, args []string, stdio cli.Stdio) error {
 			tw := tabwriter.NewWriter(stdio.Out, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SKU\tNAME\tPRICE\tCURRENCY")
 			for _, x := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", x.SKU, x.Name, x.UnitPrice, x.Currency)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", x.SKU, x.Name, money.Show(x.UnitPrice, x.Currency), x.Currency)
 			}
 			return tw.Flush()
 		}},
@@ -365,7 +377,7 @@ func cmdOrders(ctx context.Context, args []string, stdio cli.Stdio) error {
 	tw := tabwriter.NewWriter(stdio.Out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ORDER\tSTATE\tREASON\tTOTAL\tSHIP-TO TOKEN\tTRACKING\tCREATED")
 	for _, o := range orders {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", o.ID, o.State, dash(o.Reason), o.Total, o.Currency,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.State, dash(o.Reason), money.Show(o.Total, o.Currency),
 			dash(o.ShipToken), dash(o.Tracking), o.Created.Format(time.RFC3339))
 	}
 	return tw.Flush()

@@ -74,8 +74,8 @@ func TestCLICatalog(t *testing.T) {
 	if code != 0 || out != "" || !strings.Contains(errs, "2 products imported") {
 		t.Fatalf("import: %d %q %q", code, out, errs)
 	}
-	code, _, errs = runCLI(t, ctx, "", "catalog", "add", "-db", db, "-sku", "MUG-01", "-name", "Mug", "-price", "1290", "-currency", "EUR")
-	if code != 0 || !strings.Contains(errs, "MUG-01 listed at 1290 EUR") {
+	code, _, errs = runCLI(t, ctx, "", "catalog", "add", "-db", db, "-sku", "MUG-01", "-name", "Mug", "-price", "12.90", "-currency", "EUR") // 1290 minor units
+	if code != 0 || !strings.Contains(errs, "MUG-01 listed at 12.90 EUR") {
 		t.Fatalf("add: %d %q", code, errs)
 	}
 	// From stdin, replacing a price.
@@ -103,7 +103,7 @@ func TestCLICatalog(t *testing.T) {
 	}
 	check()
 	code, out, _ = runCLI(t, ctx, "", "catalog", "list", "-db", db)
-	if code != 0 || !strings.HasPrefix(out, "SKU") || !strings.Contains(out, "MUG-01") || !strings.Contains(out, "1390") {
+	if code != 0 || !strings.HasPrefix(out, "SKU") || !strings.Contains(out, "MUG-01") || !strings.Contains(out, "13.90 EUR") {
 		t.Fatalf("list: %d %q", code, out)
 	}
 
@@ -114,9 +114,11 @@ func TestCLICatalog(t *testing.T) {
 		code  int
 		says  string
 	}{
-		{"price with a decimal point", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "12.90"}, cli.ExitUsage, "not a whole number"},
-		{"negative price", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "-5"}, cli.ExitUsage, "UnitPrice"},
+		{"negative price", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "-5"}, cli.ExitUsage, "[amount-invalid]"},
 		{"no price", "", []string{"add", "-db", db, "-sku", "X", "-name", "X"}, cli.ExitUsage, "-price is required"},
+		{"price with more decimals than EUR has", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "12.905"}, cli.ExitUsage, "[currency-minor-units]"},
+		{"decimal price for JPY", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "1299.0", "-currency", "JPY"}, cli.ExitUsage, "[currency-minor-units]"},
+		{"price not a number", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "12,90"}, cli.ExitUsage, "[amount-invalid]"},
 		{"bad currency", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "5", "-currency", "EURO"}, cli.ExitUsage, "currency: " + money.ErrUnsupported.Error()},
 		{"currency XYZ", "", []string{"add", "-db", db, "-sku", "X", "-name", "X", "-price", "5", "-currency", "XYZ"}, cli.ExitUsage, "currency: " + money.ErrUnsupported.Error()},
 		{"SKU with a space", "", []string{"add", "-db", db, "-sku", "A B", "-name", "X", "-price", "5"}, cli.ExitUsage, "SKU"},
@@ -172,7 +174,7 @@ func TestCLIOrders(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("orders: %d", code)
 	}
-	for _, want := range []string{"ord_cli1", "declined", "insufficient-credit", "3448 EUR", testToken} {
+	for _, want := range []string{"ord_cli1", "declined", "insufficient-credit", "34.48 EUR", testToken} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("orders output lacks %q:\n%s", want, out)
 		}

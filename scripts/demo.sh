@@ -121,12 +121,15 @@ rm -f "$DEMO_DIR/carrier/addr"
 LISTEN=$CARRIER_ADDR start carrier "$BIN/carrier" serve "${carrier_args[@]}" -merchant "$MERCHANT=$(url merchant)"
 
 step "issuer: enroll Alice's card to her identity, limit 500.00 EUR (the number read from stdin, stored encrypted)"
-echo "$CARD" | "$BIN/issuer" card add -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key" \
-  -cardholder "$ALICE" -expiry 2031-12 -limit 50000 -currency EUR -number-file - | sed 's/^/  /'
+ENROLLED=$(echo "$CARD" | "$BIN/issuer" card add -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key" \
+  -cardholder "$ALICE" -expiry 2031-12 -limit 500.00 -currency EUR -number-file - 2> >(sed 's/^/  /' >&2))
+echo "$ENROLLED" | sed 's/^/  /'
+ALICE_CVC=$(echo "$ENROLLED" | sed -n 's/^cvc //p')
+[ -n "$ALICE_CVC" ] || fail "the issuer printed no cvc for Alice's card"
 
 step "alice: her card file (0600) and her home address in the vault"
 umask 077
-printf '{"number":"%s","expiry":"2031-12","cvc":"737","issuer":"%s"}\n' "$CARD" "$ISSUER" > "$DEMO_DIR/alice/card.json"
+printf '{"number":"%s","expiry":"2031-12","cvc":"%s","issuer":"%s"}\n' "$CARD" "$ALICE_CVC" "$ISSUER" > "$DEMO_DIR/alice/card.json"
 printf '{"name":"Alice Example","phone":"+4915112345678","email":"a.example@mail.example"}\n' > "$DEMO_DIR/alice/me.json"
 printf '{"name":"Alice Example","line1":"%s\u00dfe 12","line2":"Hinterhaus, 3. OG","city":"Berlin","postal_code":"10115","country":"DE"}\n' "$STREET" > "$DEMO_DIR/alice/home.json"
 umask 022
@@ -205,6 +208,22 @@ if "$BIN/cardholder" order "${ORDER_ARGS[@]}" -item CAMERA-X100=1 > "$DEMO_DIR/a
 fi
 sed 's/^/  /' "$DEMO_DIR/alice/declined.err" | tail -2
 
+step "alice: a card file whose CVC is not her card's: the issuer declines it (cvc-mismatch)"
+WRONG_CVC=$(printf '%03d' $(( (10#$ALICE_CVC + 1) % 1000 )))
+umask 077
+printf '{"number":"%s","expiry":"2031-12","cvc":"%s","issuer":"%s"}\n' "$CARD" "$WRONG_CVC" "$ISSUER" > "$DEMO_DIR/alice/card-wrong-cvc.json"
+umask 022
+WRONG_ARGS=()
+for a in "${ORDER_ARGS[@]}"; do [ "$a" = "$DEMO_DIR/alice/card.json" ] && a=$DEMO_DIR/alice/card-wrong-cvc.json; WRONG_ARGS+=("$a"); done
+if "$BIN/cardholder" order "${WRONG_ARGS[@]}" -item mug_blue-350=1 > "$DEMO_DIR/alice/wrong-cvc.out" 2> "$DEMO_DIR/alice/wrong-cvc.err"; then
+  fail "an order with a wrong CVC was not declined"
+fi
+grep -q cvc-mismatch "$DEMO_DIR/alice/wrong-cvc.out" "$DEMO_DIR/alice/wrong-cvc.err" || fail "the wrong CVC was not declined cvc-mismatch"
+sed 's/^/  /' "$DEMO_DIR/alice/wrong-cvc.err" | tail -2
+
+step "issuer: Alice's card, its limit and what is left of it (amounts in their currency's minor unit, formatted)"
+"$BIN/issuer" card list -db "$DEMO_DIR/issuer/issuer.db" | sed 's/^/  /'
+
 step "merchant: its own view (tokens, never card numbers or addresses)"
 "$BIN/merchant" orders -db "$DEMO_DIR/merchant/merchant.db" | sed 's/^/  /'
 
@@ -213,7 +232,7 @@ step "phone order: Carol, a consultant of $CALLCENTER, logs in on desk-7 with he
 carol() { (cd "$DEMO_DIR/consultant/work" && HOME="$DEMO_DIR/consultant/home" XDG_CONFIG_HOME="$DEMO_DIR/consultant/home/.config" \
   TMPDIR="$DEMO_DIR/consultant/tmp" "$BIN/cardholder" "$@"); }
 DORA_CVC=$(echo "$DORA_CARD" | "$BIN/issuer" card add -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key" \
-  -cardholder "$DORA" -expiry 2031-12 -limit 100000 -currency EUR -number-file - 2>/dev/null | sed -n 's/^cvc //p')
+  -cardholder "$DORA" -expiry 2031-12 -limit 1000.00 -currency EUR -number-file - 2>/dev/null | sed -n 's/^cvc //p')
 [ -n "$DORA_CVC" ] || fail "the issuer printed no cvc for Dora's card"
 umask 077
 printf '{"name":"Dora Example","phone":"+4915112345679","email":"dora@example.org"}\n' > "$DEMO_DIR/consultant/work/dora.json"

@@ -39,7 +39,7 @@ const (
 	ReasonAmountMismatch     = "amount-mismatch"     // requested amount or currency differs from the issuer section
 	ReasonCurrency           = "currency-not-supported"
 	ReasonCVCRequired        = "cvc-required"          // assisted order without the card's security code
-	ReasonCVCMismatch        = "cvc-mismatch"          // assisted order whose security code is wrong
+	ReasonCVCMismatch        = "cvc-mismatch"          // the security code in the issuer section is not the card's (any channel)
 	ReasonCVCLocked          = "cvc-attempts-exceeded" // too many wrong security codes for the card lately: assisted orders refused
 )
 

@@ -27,7 +27,7 @@ type AuthRequest struct {
 	Amount     int64        // what the merchant asks for, minor units
 	Currency   string
 	Session    string // assisted: the session the issuer section names (the caller checked the merchant's against it); online: ""
-	CVC        string // assisted: the CVC from the issuer section ("" when it had none); ignored online
+	CVC        string // the CVC from the issuer section ("" when it had none)
 }
 
 // Authorization is an answered request, as stored.
@@ -120,7 +120,7 @@ func Decision(ks *SubKeys, req *AuthRequest, card *Card, now time.Time,
 	cardCVC := ""
 	if card != nil {
 		a.CardID = card.ID
-		if a.Channel == api.ChannelAssisted {
+		if a.Channel == api.ChannelAssisted || req.CVC != "" {
 			cardCVC = deriveCVC(ks.cvk, req.Number, card.Expiry)
 		}
 	}
@@ -151,8 +151,12 @@ func Decision(ks *SubKeys, req *AuthRequest, card *Card, now time.Time,
 // checks is part of the contract.
 //
 // Online (sealed by a cardholder): enrollment (to this cardholder, with the
-// expiry the cardholder sealed), status, expiry, amount binding, currency,
-// credit. The section's CVC is not looked at.
+// expiry the cardholder sealed), then, when the section carries a CVC, that
+// CVC equal to cardCVC (compared in constant time: a wrong one is
+// ReasonCVCMismatch, never an approval), then status, expiry, amount
+// binding, currency, credit. A section without a CVC is not refused for it:
+// the cardholder's key, to which the card is enrolled, authenticates the
+// order (the CVC is optional in a card file).
 //
 // Assisted (sealed by a consultant, ChannelOf): the buyer holds no key, so
 // no enrollment binding applies; instead a CVC must be present, the card
@@ -167,7 +171,7 @@ func Decide(c *Card, req *AuthRequest, cardCVC string, now time.Time) string {
 		return api.ReasonCVCRequired
 	case c == nil || c.Expiry != req.Expiry || (!assisted && c.Cardholder != req.Cardholder):
 		return api.ReasonNotEnrolled
-	case assisted && (cardCVC == "" || subtle.ConstantTimeCompare([]byte(req.CVC), []byte(cardCVC)) != 1):
+	case (assisted || req.CVC != "") && (cardCVC == "" || subtle.ConstantTimeCompare([]byte(req.CVC), []byte(cardCVC)) != 1):
 		return api.ReasonCVCMismatch
 	case c.Status != StatusActive:
 		return api.ReasonInactive

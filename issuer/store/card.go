@@ -3,12 +3,14 @@ package store
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
 
 	"orderseal/keygen"
+	"orderseal/order/cards"
 	"orderseal/order/money"
 )
 
@@ -78,8 +80,9 @@ func NewCardID() (string, error) {
 func ValidCardID(id string) bool { return cardIDRe.MatchString(id) }
 
 // ParseNumber normalizes a card number as people write it — digits, with
-// spaces or hyphens between groups — to digits only, and checks its length
-// (12–19) and Luhn checksum. Errors never quote the input.
+// spaces or hyphens between groups — to digits only, and checks it against
+// its brand's rules (order/cards: a known IIN, a length the brand issues)
+// and the Luhn checksum. Errors never quote the input.
 func ParseNumber(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > 64 {
@@ -99,29 +102,17 @@ func ParseNumber(s string) (string, error) {
 	if len(n) < minNumberLen || len(n) > maxNumberLen {
 		return "", fmt.Errorf("%w: card number must have %d to %d digits", ErrInvalid, minNumberLen, maxNumberLen)
 	}
-	if !luhn(n) {
+	switch _, err := cards.Check(n); {
+	case errors.Is(err, cards.ErrLuhn):
 		return "", fmt.Errorf("%w: card number fails the Luhn check", ErrInvalid)
+	case err != nil: // the brand table's rules: a known IIN, a length its brand issues
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return n, nil
 }
 
 // luhn reports whether the digit string d passes the Luhn checksum.
-func luhn(d string) bool {
-	sum := 0
-	double := false
-	for i := len(d) - 1; i >= 0; i-- {
-		v := int(d[i] - '0')
-		if double {
-			v *= 2
-			if v > 9 {
-				v -= 9
-			}
-		}
-		sum += v
-		double = !double
-	}
-	return sum%10 == 0
-}
+func luhn(d string) bool { return cards.Luhn(d) }
 
 // ParseExpiry reads "YYYY-MM" and returns the year and month.
 func ParseExpiry(s string) (year int, month time.Month, err error) {
@@ -173,7 +164,7 @@ func (nc NewCard) check() error {
 		return fmt.Errorf("%w: limit must be 1 to %d minor units", ErrInvalid, int64(MaxCreditLimit))
 	}
 	if n, err := ParseNumber(nc.Number); err != nil || n != nc.Number {
-		return fmt.Errorf("%w: card number must be 12 to 19 digits passing the Luhn check", ErrInvalid)
+		return fmt.Errorf("%w: card number must be 12 to 19 digits of a known card brand passing the Luhn check", ErrInvalid)
 	}
 	return nil
 }

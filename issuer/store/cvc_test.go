@@ -10,7 +10,10 @@ import (
 	"testing"
 )
 
-var cvcRe = regexp.MustCompile(`^[0-9]{3}$`)
+var (
+	cvcRe  = regexp.MustCompile(`^[0-9]{3}$`)
+	cvc4Re = regexp.MustCompile(`^[0-9]{4}$`)
+)
 
 // TestCVC: the derived CVC matches vectors computed outside Go (testdata),
 // is 3 digits, stable, differs across cards, expiries and card keys, and
@@ -46,6 +49,9 @@ func TestCVC(t *testing.T) {
 			t.Fatalf("vector names an unknown key %q", v.Key)
 		}
 		got, err := CVC(ks, v.Number, v.Expiry)
+		if re := map[bool]*regexp.Regexp{false: cvcRe, true: cvc4Re}[strings.HasPrefix(v.Number, "37")]; !re.MatchString(v.CVC) {
+			t.Errorf("vector %s: CVC %q of the wrong length for its brand", v.Number, v.CVC)
+		}
 		if err != nil || got != v.CVC {
 			t.Errorf("CVC(%s, %s) under %s = %q, %v; want %q", v.Number, v.Expiry, v.Key, got, err, v.CVC)
 		}
@@ -88,7 +94,7 @@ func TestCVC(t *testing.T) {
 	}
 	for _, in := range []struct{ number, expiry string }{
 		{"4111 1111 1111 1111", "2031-12"}, {"4111111111111112", "2031-12"}, {"", "2031-12"},
-		{visa, "12/31"}, {visa, ""}, {visa, "2031-13"},
+		{visa, "12/31"}, {visa, ""}, {visa, "2031-13"}, {"9111111111111110", "2031-12"},
 	} {
 		_, err := CVC(ks, in.number, in.expiry)
 		if !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "1111") {

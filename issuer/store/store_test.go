@@ -13,6 +13,7 @@ import (
 	"orderseal/internal/secfile"
 	"orderseal/issuer/api"
 	"orderseal/order"
+	"orderseal/order/cards"
 )
 
 // The tests here need no backend: key files, sub-keys, parsing, the
@@ -109,6 +110,10 @@ func TestParseNumber(t *testing.T) {
 		{"378282246310005", "378282246310005"},
 		{"6011111111111117", "6011111111111117"},
 		{"4111111111111112", ""},
+		{"9111111111111110", ""}, // no brand's IIN
+		{"411111111111116", ""},  // Visa does not issue 15 digits
+		{"3566002020360505", "3566002020360505"},
+		{"6205 5000 0000 0000 004", "6205500000000000004"},
 		{"411111111111111a", ""},
 		{"41111", ""},
 		{"41111111111111111111", ""},
@@ -223,7 +228,7 @@ func FuzzParseNumber(f *testing.F) {
 			}
 			return
 		}
-		if len(n) < 12 || len(n) > 19 || strings.Trim(n, "0123456789") != "" || !luhn(n) {
+		if _, err := cards.Check(n); err != nil || len(n) < 12 || len(n) > 19 || strings.Trim(n, "0123456789") != "" || !luhn(n) {
 			t.Fatalf("ParseNumber(%q) = %q", s, n)
 		}
 		if again, err := ParseNumber(n); err != nil || again != n {
@@ -286,7 +291,11 @@ func TestDecideAssisted(t *testing.T) {
 		{name: "amount differs from the section's", req: func(r *AuthRequest) { r.Amount = 1 }, want: api.ReasonAmountMismatch},
 		{name: "card in another currency", card: func(c *Card) bool { c.Currency = "USD"; return true }, want: api.ReasonCurrency},
 		{name: "one cent too much", req: func(r *AuthRequest) { r.Amount, r.Total.Amount = 50_01, 50_01 }, want: api.ReasonInsufficientCredit},
-		{name: "online ignores the CVC", req: func(r *AuthRequest) { r.Cardholder, r.Session, r.CVC = alice, "", "999" }, want: ""},
+		{name: "online with a wrong CVC", req: func(r *AuthRequest) { r.Cardholder, r.Session, r.CVC = alice, "", "999" }, want: api.ReasonCVCMismatch},
+		{name: "online with the card's CVC", req: func(r *AuthRequest) { r.Cardholder, r.Session, r.CVC = alice, "", cardCVC }, want: ""},
+		{name: "online, wrong CVC, card inactive", card: func(c *Card) bool { c.Status = StatusSuspended; return true },
+			req: func(r *AuthRequest) { r.Cardholder, r.Session, r.CVC = alice, "", "999" }, want: api.ReasonCVCMismatch},
+		{name: "online, wrong CVC, other cardholder's card", req: func(r *AuthRequest) { r.Cardholder, r.Session, r.CVC = bob, "", "999" }, want: api.ReasonNotEnrolled},
 		{name: "online without a CVC", req: func(r *AuthRequest) { r.Cardholder, r.Session, r.CVC = alice, "", "" }, want: ""},
 		{name: "online keeps the binding", req: func(r *AuthRequest) { r.Cardholder, r.Session = bob, "" }, want: api.ReasonNotEnrolled},
 	} {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 
@@ -116,6 +117,17 @@ func FormatLocale(minor int64, code, locale string) string {
 	return currency.NewFormatter(currency.NewLocale(locale)).Format(a)
 }
 
+// LocaleEnv names the environment variable the programs read for the
+// locale they show amounts in (a BCP 47 tag, e.g. ORDERSEAL_LOCALE=de-DE);
+// unset, amounts read as Format writes them, the same on every machine.
+const LocaleEnv = "ORDERSEAL_LOCALE"
+
+// Show is minor units of code as the programs print them to people:
+// FormatLocale in the locale LocaleEnv names, else Format.
+func Show(minor int64, code string) string {
+	return FormatLocale(minor, code, os.Getenv(LocaleEnv))
+}
+
 func amount(minor int64, code string) (currency.Amount, bool) {
 	if Check(code) != nil {
 		return currency.Amount{}, false
@@ -151,6 +163,31 @@ func Parse(s, code string) (int64, error) {
 	frac += strings.Repeat("0", digits-len(frac))
 	var n uint64
 	for _, c := range []byte(whole + frac) {
+		if n > (math.MaxInt64-uint64(c-'0'))/10 {
+			return 0, ErrAmount
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return int64(n), nil
+}
+
+// ParseInput reads an amount typed on a command line: digits alone are
+// integer minor units, as files and the wire write amounts ("1290" is
+// 12.90 EUR, "1299" is 1,299 JPY); with a decimal point it is Parse, major
+// units with at most the currency's decimals ("12.90" EUR, "1.500" BHD;
+// "12.905" EUR is ErrMinorUnits).
+func ParseInput(s, code string) (int64, error) {
+	if strings.Contains(s, ".") {
+		return Parse(s, code)
+	}
+	if _, err := Digits(code); err != nil {
+		return 0, err
+	}
+	if len(s) == 0 || len(s) > MaxInput || !isDigits(s) {
+		return 0, ErrAmount
+	}
+	var n uint64
+	for _, c := range []byte(s) {
 		if n > (math.MaxInt64-uint64(c-'0'))/10 {
 			return 0, ErrAmount
 		}

@@ -145,6 +145,38 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestParseInput(t *testing.T) {
+	for _, tc := range []struct {
+		in, code string
+		want     int64
+		err      error
+	}{
+		{"1290", "EUR", 1290, nil}, // minor units
+		{"12.90", "EUR", 1290, nil},
+		{"12.9", "EUR", 1290, nil},
+		{"1299", "JPY", 1299, nil},
+		{"1500", "BHD", 1500, nil},
+		{"1.500", "BHD", 1500, nil},
+		{"9223372036854775807", "EUR", math.MaxInt64, nil},
+		{"12.905", "EUR", 0, ErrMinorUnits},
+		{"1299.0", "JPY", 0, ErrMinorUnits},
+		{"1.5000", "BHD", 0, ErrMinorUnits},
+		{"9223372036854775808", "EUR", 0, ErrAmount},
+		{"12,90", "EUR", 0, ErrAmount},
+		{"-1", "EUR", 0, ErrAmount},
+		{"", "EUR", 0, ErrAmount},
+		{"1290", "XYZ", 0, ErrUnsupported},
+		{"12.90", "XYZ", 0, ErrUnsupported},
+	} {
+		t.Run(tc.code+"/"+strconv.Quote(tc.in), func(t *testing.T) {
+			got, err := ParseInput(tc.in, tc.code)
+			if !errors.Is(err, tc.err) || got != tc.want {
+				t.Fatalf("ParseInput(%q, %s) = %d, %v; want %d, %v", tc.in, tc.code, got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
 func TestCode(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -181,6 +213,11 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, s, code string) {
+		if n, err := ParseInput(s, code); err == nil && !strings.Contains(s, ".") && strconv.FormatInt(n, 10) != strings.TrimLeft(s, "0") && n != 0 {
+			t.Fatalf("ParseInput(%q, %q) = %d: not the integer typed", s, code, n)
+		} else if _, ok := Code(err); err != nil && !ok {
+			t.Fatalf("ParseInput(%q, %q): error without a code: %v", s, code, err)
+		}
 		n, err := Parse(s, code)
 		if err != nil {
 			if _, ok := Code(err); !ok {
@@ -201,4 +238,20 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Format(%d, %s) = %q; want the digits %q", n, code, Format(n, code), plain(n, d))
 		}
 	})
+}
+
+func TestShow(t *testing.T) {
+	for _, tc := range []struct{ locale, want string }{
+		{"", "1,299.00 EUR"},
+		{"C", "1,299.00 EUR"},
+		{"de-DE", "1.299,00\u00a0€"},
+		{"fr_FR.UTF-8", "1\u202f299,00\u00a0€"},
+	} {
+		t.Run(tc.locale, func(t *testing.T) {
+			t.Setenv(LocaleEnv, tc.locale)
+			if got := Show(129900, "EUR"); got != tc.want {
+				t.Fatalf("Show with %s=%q: %q; want %q", LocaleEnv, tc.locale, got, tc.want)
+			}
+		})
+	}
 }
