@@ -197,7 +197,7 @@ func FuzzCheck(f *testing.F) {
 			if b != nil {
 				t.Fatalf("Check(%q): brand %s with error %v", number, b.Name, err)
 			}
-			if strings.Contains(err.Error(), number) && number != "" {
+			if len(number) >= 6 && strings.Contains(err.Error(), number) { // shorter strings can be words of the message
 				t.Fatalf("error quotes the number: %v", err)
 			}
 			return
