@@ -5,6 +5,7 @@ BINARIES := keygen cardholder merchant issuer carrier
 FUZZTIME ?= 10s
 
 .PHONY: all build test demo bench bench-quick bench-flood fuzz vet lint fmt-check clean fonts openapi
+.PHONY: all build test demo bench bench-quick bench-flood fuzz vet lint fmt-check clean fonts postgres
 
 all: build
 
@@ -37,7 +38,14 @@ NOTO_CJK := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 fonts:
 	@test -f $(NOTO_CJK) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y fonts-noto-cjk; }
 
-test: fmt-check vet lint fonts
+# The PostgreSQL backends are tested against a real server (tstest/pgtest
+# runs initdb and pg_ctl in a temp directory): Debian's postgresql,
+# installed here when neither PATH nor /usr/lib/postgresql/*/bin has pg_ctl.
+postgres:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
+
+test: fmt-check vet lint fonts postgres
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 demo: build fonts

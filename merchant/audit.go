@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"orderseal/internal/cli"
+	"orderseal/internal/dsn"
 	"orderseal/keygen"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
@@ -36,8 +37,9 @@ type SessionAudit struct {
 
 // openAudited opens an existing merchant database read-only: an audit never
 // creates or changes one.
-func openAudited(ctx context.Context, db string) (store.Reader, error) {
-	st, err := OpenReader(ctx, db)
+func openAudited(ctx context.Context, dsnString string) (store.Reader, error) {
+	st, err := OpenReader(ctx, dsnString)
+	db := dsn.Redact(dsnString)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, cli.WithHint(fmt.Errorf("merchant database %s: %w", db, err), "pass the database 'merchant serve -db' uses")

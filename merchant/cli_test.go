@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"orderseal/order"
 	"orderseal/order/money"
 	"orderseal/tstest/keys"
+	"orderseal/tstest/pgtest"
 )
 
 // run runs the merchant command with stdin and returns its exit code,
@@ -198,9 +200,19 @@ func TestCLIOrders(t *testing.T) {
 
 // TestCLIServe runs `merchant serve` against a fake issuer and carrier and
 // a real vault: it imports the catalog, takes an order, ships it, and stops
-// cleanly when its context ends.
+// cleanly when its context ends; on each backend, picked by its -db DSN.
 func TestCLIServe(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) { testCLIServe(t, backend) })
+	}
+}
+
+func testCLIServe(t *testing.T, backend string) {
 	dir := t.TempDir()
+	db := filepath.Join(dir, "merchant.db")
+	if backend == "postgres" {
+		db = pgtest.New(t).URL()
+	}
 	keyPath := keys.WriteKeyFile(t, dir, keys.Shop)
 	catalog := filepath.Join(dir, "catalog.json")
 	os.WriteFile(catalog, []byte(`{"currency":"EUR","products":[
@@ -208,7 +220,7 @@ func TestCLIServe(t *testing.T) {
 		{"sku":"mug_blue-350","name":"Blue mug, 350 ml","unit_price":850}]}`), 0o600)
 	iss, car, v := newFakeIssuer(t, keys.Bank), newFakeCarrier(t, keys.Parcel), newVault(t)
 	addrFile := filepath.Join(dir, "addr")
-	args := []string{"serve", "-key", keyPath, "-db", filepath.Join(dir, "merchant.db"), "-catalog", catalog,
+	args := []string{"serve", "-key", keyPath, "-db", db, "-catalog", catalog,
 		"-issuer", keys.Bank + "=" + iss.ts.URL, "-carrier", keys.Parcel + "=" + car.ts.URL, "-vault", keys.Vault + "=" + v.ts.URL,
 		"-listen", "127.0.0.1:0", "-addr-file", addrFile, "-relay-poll", "20ms"}
 
@@ -285,5 +297,49 @@ func TestCLIServe(t *testing.T) {
 	}
 	if log := errb.Bytes(); bytes.Contains(log, []byte(cardNumber)) || !bytes.Contains(log, []byte("order shipped")) {
 		t.Fatalf("serve log:\n%s", log)
+	}
+}
+
+// TestCLIPostgresErrors: a wrong DSN, an unreachable server, a refused
+// login and a role without rights each stop a command with one error
+// line and a hint, never the DSN's password.
+func TestCLIPostgresErrors(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	noRights := db.NewRole(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	const secret = "s3cretpw"
+	tests := []struct{ name, dsn, want string }{
+		{"wrong DSN", "postgres://merchant:" + secret + "@127.0.0.1:port/shop", "cannot be parsed"},
+		{"unreachable server", "postgres://merchant:" + secret + "@" + closed + "/shop?sslmode=disable", "unreachable"},
+		{"wrong password", strings.Replace(db.URL(), db.Owner.Password, secret, 1), "refused the login"},
+		{"role without rights", db.URLAs(noRights), "lacks the rights"},
+	}
+	for _, tt := range tests {
+		for _, c := range []struct {
+			prog string
+			args []string
+		}{{"merchant catalog", []string{"catalog", "list"}}, {"merchant", []string{"outbox"}}} {
+			t.Run(tt.name+"/"+strings.Join(c.args, " "), func(t *testing.T) {
+				code, out, errs := runCLI(t, ctx, "", append(c.args, "-db", tt.dsn)...)
+				if code != cli.ExitFailure || out != "" {
+					t.Fatalf("exit %d, stdout %q: %s", code, out, errs)
+				}
+				oneLineError(t, errs, c.prog, tt.want)
+				if !strings.Contains(errs, c.prog+": hint: ") {
+					t.Fatalf("no hint: %s", errs)
+				}
+				for _, pw := range []string{secret, noRights.Password, db.Owner.Password} {
+					if strings.Contains(errs, pw) {
+						t.Fatalf("a password in the message: %s", errs)
+					}
+				}
+			})
+		}
 	}
 }

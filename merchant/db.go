@@ -7,11 +7,13 @@ import (
 
 	"orderseal/internal/dsn"
 	"orderseal/merchant/store"
+	"orderseal/merchant/store/postgres"
 	"orderseal/merchant/store/sqlite"
 )
 
 // OpenStore opens (creating and migrating if need be) the merchant store a
-// DSN names: sqlite:PATH or a bare path. now nil is time.Now.
+// DSN names: sqlite:PATH or a bare path, or postgres://… for a database
+// several merchant nodes share. now nil is time.Now.
 func OpenStore(ctx context.Context, dsnString string, now func() time.Time) (store.Store, error) {
 	return openStore(ctx, dsnString, false, now)
 }
@@ -39,7 +41,17 @@ func openStore(ctx context.Context, dsnString string, readOnly bool, now func() 
 			return nil, err // a nil *sqlite.Store must not become a non-nil store.Store
 		}
 		return st, nil
+	case dsn.Postgres:
+		open := func() (*postgres.Store, error) { return postgres.Open(ctx, dsnString, now) }
+		if readOnly {
+			open = func() (*postgres.Store, error) { return postgres.OpenReadOnly(ctx, dsnString) }
+		}
+		st, err := open()
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	default:
-		return nil, fmt.Errorf("%w: the merchant has no %s backend in this build (use sqlite:PATH or a bare path)", dsn.ErrDSN, d.Scheme)
+		return nil, fmt.Errorf("%w: the merchant has no %s backend in this build (use sqlite:PATH, a bare path or postgres://…)", dsn.ErrDSN, d.Scheme)
 	}
 }

@@ -14,7 +14,9 @@ import (
 	"unicode/utf8"
 
 	"orderseal/internal/cli"
+	"orderseal/internal/dsn"
 	"orderseal/internal/outbox"
+	"orderseal/internal/web"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 )
@@ -58,7 +60,7 @@ func cmdOutbox(ctx context.Context, args []string, stdio cli.Stdio) error {
 	case errors.Is(err, os.ErrNotExist):
 		return cli.WithHint(fmt.Errorf("%s: no such database", *db), "'"+prog+" serve' creates it")
 	case errors.Is(err, store.ErrNotMigrated):
-		return cli.WithHint(err, "run '"+prog+" serve -db "+*db+"' once so it upgrades the database")
+		return cli.WithHint(err, "run '"+prog+" serve -db "+dsn.Redact(*db)+"' once so it upgrades the database")
 	case err != nil:
 		return err
 	}
@@ -132,8 +134,10 @@ func cmdOutboxRetry(ctx context.Context, args []string, stdio cli.Stdio) error {
 	default:
 		return cli.Usagef("use -kind authorize, grant, book or void", "-kind %.32q is not a relay job", *kind)
 	}
-	if _, err := os.Stat(*db); err != nil {
-		return cli.WithHint(fmt.Errorf("%s: no such database", *db), "'"+prog+" serve' creates it")
+	for _, f := range web.SQLiteFiles(*db) {
+		if _, err := os.Stat(f); err != nil {
+			return cli.WithHint(fmt.Errorf("%s: no such database", f), "'"+prog+" serve' creates it")
+		}
 	}
 	st, err := OpenStore(ctx, *db, nil)
 	if err != nil {
@@ -171,7 +175,7 @@ func cmdOutboxRetry(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	fmt.Fprintf(stdio.Err, "%s: %d dead letters re-driven, %d skipped; a running merchant picks them up at its next poll\n", prog, redriven, skipped)
 	if redriven == 0 && skipped == 0 {
-		return cli.WithHint(errors.New("no dead letter matches"), prog+" outbox -db "+*db+" -state failed lists them")
+		return cli.WithHint(errors.New("no dead letter matches"), prog+" outbox -db "+dsn.Redact(*db)+" -state failed lists them")
 	}
 	return nil
 }

@@ -37,13 +37,14 @@ func Command(ctx context.Context, prog string, args []string, stdio cli.Stdio) e
 	return nil
 }
 
-type storeFlags struct{ index, data, backup, dataKey *string }
+type storeFlags struct{ index, data, backup, pending, dataKey *string }
 
 func addStoreFlags(fs *flag.FlagSet) storeFlags {
 	return storeFlags{
 		index:   fs.String("index", "", "index database DSN or file (owner → tokens; no personal data)"),
 		data:    fs.String("data", "", "data database DSN or file (token → sealed personal data)"),
 		backup:  fs.String("backup", "", "backup data database DSN or file, written through (optional)"),
+		pending: fs.String("pending", "", "pending table's SQLite file on this host (default: the index's file + .pending; required with a postgres:// index)"),
 		dataKey: fs.String("data-key", "", "vault data key file (0600), from 'vault init'"),
 	}
 }
@@ -53,10 +54,13 @@ func (f storeFlags) open(ctx context.Context, stdio cli.Stdio, daemon string, al
 	if err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(ctx, StoreConfig{Index: *f.index, Data: *f.data, Backup: *f.backup,
+	st, err := OpenStore(ctx, StoreConfig{Index: *f.index, Data: *f.data, Backup: *f.backup, Pending: *f.pending,
 		DataKey: dk, Logger: web.Logger(stdio.Err, daemon), AllowDegraded: allowDegraded, Observe: obs})
-	if errors.Is(err, sqlite.ErrStoreUnreachable) {
+	if errors.Is(err, sqlite.ErrStoreUnreachable) && web.SQLiteFiles(*f.data, *f.backup) != nil {
 		return nil, cli.WithHint(err, "create its directory or mount its volume; or pass -allow-degraded to serve with writes waiting in the pending table")
+	}
+	if errors.Is(err, sqlite.ErrStoreUnreachable) {
+		return nil, cli.WithHint(err, "is its PostgreSQL server running, and does its role have rights there? or pass -allow-degraded to serve with writes waiting in the pending table")
 	}
 	if errors.Is(err, store.ErrAuditBroken) {
 		return nil, cli.WithHint(err, "restore the index database from a backup; "+daemon+" does not start on an audit log that lost entries")
@@ -99,7 +103,11 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	}
 	defer key.Close()
 	logger := web.LoggerAt(stdio.Err, "vault", serve.LogLevel).With("identity", key.Identity())
-	files := web.SQLiteFiles(*sf.index, *sf.index+".pending", *sf.data, *sf.backup)
+	pendingFile := *sf.pending
+	if pendingFile == "" {
+		pendingFile = *sf.index + ".pending"
+	}
+	files := web.SQLiteFiles(*sf.index, pendingFile, *sf.data, *sf.backup)
 	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
 		return err
 	}

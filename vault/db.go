@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,11 +15,15 @@ import (
 	"orderseal/internal/sqlitex"
 	"orderseal/vault/api"
 	"orderseal/vault/store"
+	"orderseal/vault/store/postgres"
 	"orderseal/vault/store/sqlite"
 )
 
 // StoreConfig says where the vault's stores are, as DSNs ("sqlite:PATH" or
-// a bare path). Index, Data and DataKey are required.
+// a bare path, or postgres://… with the index and each data store a
+// database under a role of its own; the pending table is then a SQLite
+// file on the vault host, named by Pending). Index, Data and DataKey are
+// required.
 type StoreConfig struct {
 	Index, Data string
 	Backup      string           // optional backup data store, written through
@@ -43,6 +48,13 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*store.Store, error) {
 	case dsn.SQLite:
 		return sqlite.Open(ctx, sqlite.Config{Index: cfg.Index, Data: cfg.Data, Backup: cfg.Backup, Pending: cfg.Pending,
 			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, AllowDegraded: cfg.AllowDegraded, Fold: fold, Observe: cfg.Observe})
+	case dsn.Postgres:
+		st, err := postgres.Open(ctx, postgres.Config{Index: cfg.Index, Data: cfg.Data, Backup: cfg.Backup, Pending: cfg.Pending,
+			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, AllowDegraded: cfg.AllowDegraded, Fold: fold, Observe: cfg.Observe})
+		if errors.Is(err, store.ErrInvalid) && cfg.Pending == "" {
+			return nil, cli.WithHint(err, "pass -pending sqlite:PATH, a file on the vault host's own disk")
+		}
+		return st, err
 	default:
 		return nil, noBackend(d)
 	}
@@ -63,6 +75,12 @@ func OpenIndexReader(ctx context.Context, indexDSN string) (store.IndexReader, e
 		idx, err := sqlite.OpenIndexReadOnly(ctx, indexDSN)
 		if err != nil {
 			return nil, err // a nil *sqlite.Index must not become a non-nil store.IndexReader
+		}
+		return idx, nil
+	case dsn.Postgres:
+		idx, err := postgres.OpenIndexReadOnly(ctx, indexDSN)
+		if err != nil {
+			return nil, err
 		}
 		return idx, nil
 	default:
@@ -102,11 +120,14 @@ func VerifyAuditAnchored(ctx context.Context, indexDSN string, dk *store.DataKey
 	if err != nil {
 		return rep, fmt.Errorf("vault index: %w", err)
 	}
-	if d.Scheme != dsn.SQLite {
+	switch d.Scheme {
+	case dsn.SQLite:
+		if err := sqlitex.CheckFile(ctx, d.Path); err != nil {
+			return rep, fmt.Errorf("vault index %s: %w", d.Path, err)
+		}
+	case dsn.Postgres: // the server keeps its own pages consistent
+	default:
 		return rep, noBackend(d)
-	}
-	if err := sqlitex.CheckFile(ctx, d.Path); err != nil {
-		return rep, fmt.Errorf("vault index %s: %w", d.Path, err)
 	}
 	idx, err := OpenIndexReader(ctx, indexDSN)
 	if err != nil {
@@ -125,7 +146,11 @@ func VerifyAuditAnchored(ctx context.Context, indexDSN string, dk *store.DataKey
 		if s.dsn == "" {
 			continue
 		}
-		cp, ok, err := sqlite.ReadCheckpoint(ctx, s.dsn)
+		read := sqlite.ReadCheckpoint
+		if sd, err := dsn.Parse(s.dsn); err == nil && sd.Scheme == dsn.Postgres {
+			read = postgres.ReadCheckpoint
+		}
+		cp, ok, err := read(ctx, s.dsn)
 		if err != nil {
 			return rep, fmt.Errorf("vault %s data store: %w", s.name, err)
 		}
@@ -173,5 +198,5 @@ func VerifyAuditAnchored(ctx context.Context, indexDSN string, dk *store.DataKey
 
 func noBackend(d dsn.DSN) error {
 	return cli.WithHint(fmt.Errorf("%w: the vault has no %s backend (%s)", dsn.ErrDSN, d.Scheme, d),
-		"use sqlite:PATH or a bare file path")
+		"use sqlite:PATH, a bare file path or postgres://…")
 }

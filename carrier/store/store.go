@@ -9,8 +9,9 @@
 // and phone and the gift note do live here: the carrier is where they belong.
 //
 // This package holds the domain types, errors, rules and the Store
-// interface; store/sqlite is the SQLite backend, storetest the suite every
-// backend passes (DESIGN.md §9).
+// interface; store/sqlite is the SQLite backend, store/postgres the
+// PostgreSQL one (shared by several carrier nodes), storetest the suite
+// every backend passes (DESIGN.md §9).
 package store
 
 import (

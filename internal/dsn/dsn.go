@@ -62,6 +62,10 @@ func sqlitePath(p string) (DSN, error) {
 	return DSN{Scheme: SQLite, Path: p}, nil
 }
 
+// Redact is s as given with any password of a URL-form DSN hidden, for
+// messages about a DSN that may not even parse.
+func Redact(s string) string { return redact(s) }
+
 // redact hides the password of a URL-form DSN.
 func redact(s string) string {
 	at := strings.LastIndex(s, "@")

@@ -10,7 +10,8 @@
 // idempotency key, so enqueueing twice is harmless, and handlers must be safe
 // to run again (a crash between a handler's success and the job being marked
 // done replays it), which the daemons get from idempotent PUTs on the far side.
-// The jobs live behind Store; internal/outbox/sqlite is the SQLite backend.
+// The jobs live behind Store; internal/outbox/sqlite is the SQLite backend,
+// internal/outbox/postgres the PostgreSQL one, shared by several nodes.
 package outbox
 
 import (

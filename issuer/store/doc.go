@@ -1,8 +1,8 @@
 // Package store is the card issuer's persistence seam (DESIGN.md §6.5, §8,
 // §9): the cards it issued and every authorization it answered, behind the
 // Store interface, with the domain types, errors and rules every backend
-// shares. The SQLite backend is store/sqlite; storetest is the conformance
-// suite every backend passes.
+// shares. The backends are store/sqlite and store/postgres (shared by
+// several issuer nodes); storetest is the conformance suite both pass.
 //
 // # Card numbers
 //

@@ -3,7 +3,8 @@
 // assisted sessions, and the outbox of relays to the issuer, the vault and
 // the carrier. It holds the sealed bundle, the merchant's own section's
 // fields and tokens — never a card number or an address, which the merchant
-// cannot read in the first place. Backends: store/sqlite; storetest is the
+// cannot read in the first place. Backends: store/sqlite, store/postgres
+// (shared by several merchant nodes); storetest is the
 // suite every backend passes.
 package store
 

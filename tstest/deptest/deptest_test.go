@@ -40,6 +40,7 @@ var sdkBans = []ban{
 	{"github.com/prometheus", true, whyServer + " (metrics)"},
 	{"database/sql", true, whyServer},
 	{"modernc.org/sqlite", true, whyServer},
+	{"github.com/jackc/pgx", true, whyServer},
 	{"os/exec", false, whyExec},
 	{"orderseal/keygen/center", true, whyCenter},
 	{"orderseal/cardholder", true, whyRole},
@@ -56,6 +57,7 @@ var cardholderBans = []ban{
 	{"github.com/prometheus", true, whyServer + " (metrics)"},
 	{"database/sql", true, whyServer},
 	{"modernc.org/sqlite", true, whyServer},
+	{"github.com/jackc/pgx", true, whyServer},
 }
 
 // known are violations tracked elsewhere, as package → banned dep → why it

@@ -5,8 +5,9 @@
 // # Backends
 //
 // Store holds all of the vault's logic once, over persistence interfaces
-// (backend.go) that a backend package implements — vault/store/sqlite today,
-// proven by the suite in vault/store/storetest:
+// (backend.go) that a backend package implements — vault/store/sqlite and
+// vault/store/postgres (index and data as two databases under two roles),
+// each proven by the suite in vault/store/storetest:
 //
 //   - Index: entries (owner → token, type, label, epoch, created, expires,
 //     shareable, replaced_by), grants, and the audit log. No PII at all, not

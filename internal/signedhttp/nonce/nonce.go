@@ -3,8 +3,9 @@
 // authenticated and its caller's role admitted, refuses a nonce seen before,
 // and holds at most a quota of live nonces per caller, so one caller's flood
 // cannot make another's request fail. Backends: the in-memory Memory here,
-// and noncesql for the daemons' SQLite databases (durable, shared by every
-// node of a role); noncetest is the conformance suite both pass.
+// noncesql for the daemons' SQLite databases and noncepg for PostgreSQL
+// (durable, shared by every node of a role); noncetest is the conformance
+// suite all pass.
 package nonce
 
 import (

@@ -1,0 +1,117 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"orderseal/issuer/store"
+	"orderseal/issuer/store/postgres"
+	"orderseal/issuer/store/storetest"
+	"orderseal/order"
+	"orderseal/tstest/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestConformance runs the store suite on a fresh database per subtest.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Open {
+		url := pgtest.New(t).URL()
+		return func(opt store.Options) (store.Store, error) { return postgres.Open(context.Background(), url, opt) }
+	})
+}
+
+// TestNodes: three issuer nodes on one database. The same authorization
+// sent to every node at once debits once; orders racing for one card's
+// credit never overspend it.
+func TestNodes(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.New(t).URL()
+	key, err := store.CreateCardKey(filepath.Join(t.TempDir(), "card.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2030, 6, 15, 12, 0, 0, 0, time.UTC)
+	var nodes []store.Store
+	for range 3 {
+		st, err := postgres.Open(ctx, url, store.Options{CardKey: key, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		nodes = append(nodes, st)
+	}
+	const limit, amount = 100_00, 7_00 // room for 14 orders
+	c, err := nodes[0].AddCard(ctx, store.NewCard{Number: "4111111111111111", Cardholder: "cardholder:alice@example.org", Expiry: "2031-12", Currency: "EUR", Limit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	approved, fresh := map[string]int{}, 0
+	var wg sync.WaitGroup
+	for i := range 20 {
+		for _, n := range append(nodes, nodes...) { // each order twice on every node
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req := store.AuthRequest{Merchant: "merchant:shop.example", OrderID: fmt.Sprintf("ord_%d", i), HeaderHash: [32]byte{byte(i + 1)},
+					Cardholder: "cardholder:alice@example.org", Number: "4111111111111111", Expiry: "2031-12",
+					Total: &order.Money{Amount: amount, Currency: "EUR"}, Amount: amount, Currency: "EUR"}
+				a, replayed, err := n.Authorize(ctx, req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if !replayed {
+					fresh++
+				}
+				if a.Decision == "approved" {
+					approved[a.OrderID]++
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if fresh != 20 || len(approved) != limit/amount {
+		t.Fatalf("%d fresh decisions (want 20), %d orders approved (want %d)", fresh, len(approved), limit/amount)
+	}
+	got, err := nodes[2].Card(ctx, c.ID)
+	if err != nil || got.Available != limit-limit/amount*amount {
+		t.Fatalf("card %+v %v: want %d available", got, err, limit-limit/amount*amount)
+	}
+}
+
+// TestMustExist: an admin command's MustExist and ReadOnly refuse a
+// database that holds no issuer store, never creating one there.
+func TestMustExist(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	for _, opt := range []store.Options{{MustExist: true}, {ReadOnly: true}} {
+		if st, err := postgres.Open(ctx, db.URL(), opt); !errors.Is(err, store.ErrNoDatabase) {
+			if st != nil {
+				st.Close()
+			}
+			t.Fatalf("%+v on an empty database: %v, want ErrNoDatabase", opt, err)
+		}
+	}
+	st, err := postgres.Open(ctx, db.URL(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	ro, err := postgres.Open(ctx, db.URL(), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := ro.AddCard(ctx, store.NewCard{Number: "4111111111111111", Cardholder: "cardholder:alice@example.org", Expiry: "2031-12", Currency: "EUR", Limit: 1}); err == nil {
+		t.Fatal("a read-only store enrolled a card")
+	}
+}

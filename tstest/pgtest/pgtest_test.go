@@ -1,0 +1,88 @@
+package pgtest_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"orderseal/tstest/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestNew: each test's database is its own, reached by its owner only; a
+// wrong password and a role without CONNECT are refused.
+func TestNew(t *testing.T) {
+	ctx := context.Background()
+	a, b := pgtest.New(t), pgtest.New(t)
+	if a.Name == b.Name || a.Owner == b.Owner {
+		t.Fatalf("two tests share a database or role: %+v %+v", a, b)
+	}
+	c, err := pgx.Connect(ctx, a.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, `CREATE TABLE t (x int); INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatalf("the owner cannot create a table: %v", err)
+	}
+	stranger := a.NewRole(t)
+	tests := []struct {
+		name, url, want string
+	}{
+		{"owner", a.URL(), ""},
+		{"wrong password", a.URLAs(pgtest.Role{Name: a.Owner.Name, Password: "nope"}), "password authentication failed"},
+		{"another test's owner", a.URLAs(b.Owner), "permission denied for database"},
+		{"a role without CONNECT", a.URLAs(stranger), "permission denied for database"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := pgx.Connect(ctx, tt.url)
+			if err == nil {
+				defer c.Close(ctx)
+				var n int
+				err = c.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n)
+			}
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+		})
+	}
+	// The other database is empty.
+	cb, err := pgx.Connect(ctx, b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(ctx)
+	var n int
+	if err := cb.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a fresh database has %d tables (%v)", n, err)
+	}
+}
+
+// TestGrant: rights granted by the superuser through Exec take effect.
+func TestGrant(t *testing.T) {
+	ctx := context.Background()
+	d := pgtest.New(t)
+	r := d.NewRole(t)
+	d.Exec(t, `CREATE TABLE secret (x int)`)
+	for _, grant := range []bool{false, true} {
+		if grant {
+			d.Exec(t, "GRANT CONNECT ON DATABASE "+d.Name+" TO "+r.Name)
+			d.Exec(t, "GRANT SELECT ON secret TO "+r.Name)
+		}
+		c, err := pgx.Connect(ctx, d.URLAs(r))
+		if err == nil {
+			_, err = c.Exec(ctx, `SELECT * FROM secret`)
+			c.Close(ctx)
+		}
+		if (err == nil) != grant {
+			t.Fatalf("granted %v: %v", grant, err)
+		}
+	}
+}
