@@ -4,15 +4,22 @@ BIN      := bin
 BINARIES := keygen cardholder merchant issuer carrier
 FUZZTIME ?= 10s
 
-.PHONY: all build test demo bench bench-quick bench-flood fuzz vet lint fmt-check clean fonts openapi
-.PHONY: all build test demo bench bench-quick bench-flood fuzz vet lint fmt-check clean fonts postgres
+.PHONY: all build test demo bench bench-quick bench-flood fuzz vet lint fmt-check clean fonts openapi postgres chromium web
 
 all: build
 
-build:
+build: web
 	@mkdir -p $(BIN)
 	@for b in $(BINARIES); do $(GO) build -o $(BIN)/$$b ./cmd/$$b || exit 1; done
 	@echo "built: $(addprefix $(BIN)/,$(BINARIES))"
+
+# The browser checkout's sealing program (web/checkout/wasm) and Go's
+# loader for it, which must come from the same toolchain: merchant serve
+# -checkout $(BIN)/web serves both. Built, never committed.
+web:
+	@mkdir -p $(BIN)/web
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -o $(BIN)/web/checkout.wasm ./web/checkout/wasm
+	@cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" $(BIN)/web/wasm_exec.js
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -24,7 +31,7 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags purego ./keygen/...
 	GOOS=darwin $(GO) vet ./tstest/cluster/
-	GOOS=js GOARCH=wasm $(GO) vet ./keygen ./order ./suite/... ./tools/sealwasm/
+	GOOS=js GOARCH=wasm $(GO) vet ./keygen ./order ./suite/... ./tools/sealwasm/ ./web/checkout/wasm/
 
 # staticcheck at a pinned version, fetched through the module proxy by go run.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -45,7 +52,13 @@ postgres:
 	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
 	{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
 
-test: fmt-check vet lint fonts postgres
+
+# The browser tests (e2e TestBrowserCheckout) drive Debian's chromium
+# headless with chromedp; installed here when missing. They fail without it.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+test: fmt-check vet lint fonts postgres chromium
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 demo: build fonts

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"orderseal/assisted"
+	"orderseal/cardholder/compose"
 	"orderseal/internal/cli"
 	"orderseal/internal/problem/rfc9457"
 	"orderseal/internal/secfile"
@@ -467,34 +468,23 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	return settle(st, *asJSON, stdio)
 }
 
-// choosePolicy is the form's policy for destination dest (the built-in
-// default when the form publishes none), with o checked against what it
-// requires for a parcel from the form's ship-from country.
+// choosePolicy is compose.PolicyFor with the CLI's hints.
 func choosePolicy(form *merchantapi.OrderForm, o *order.Order, dest string) (*order.Policy, error) {
-	if form.Policies == nil {
-		return order.DefaultPolicy(), nil
+	pol, err := compose.PolicyFor(form, o, dest)
+	var fe *order.FieldError
+	switch {
+	case err == nil:
+		return pol, nil
+	case errors.As(err, &fe) && fe.Field == order.FieldCustomsCode:
+		return nil, cli.WithHint(err, "imports to "+dest+" need the recipient's personal customs clearance code: -customs-code P…")
+	case address.CodeOf(err) == address.CodeCustomsInvalid:
+		return nil, cli.WithHint(err, "a KR personal customs clearance code is P followed by 12 digits")
+	case errors.Is(err, compose.ErrCustomsCode):
+		return nil, cli.WithHint(err, "leave out -customs-code for this destination")
+	case errors.Is(err, order.ErrPolicy) && form.Policies.Check() != nil:
+		return nil, err
 	}
-	if err := form.Policies.Check(); err != nil {
-		return nil, fmt.Errorf("%s's order form: %w", form.Merchant, err)
-	}
-	pol := form.Policies.For(dest) // dest "": the policy for any other country
-	if err := pol.CheckOrder(o, form.ShipFrom, dest); err != nil {
-		hint := "add what the destination's policy requires"
-		var fe *order.FieldError
-		if errors.As(err, &fe) && fe.Field == order.FieldCustomsCode {
-			hint = "imports to " + dest + " need the recipient's personal customs clearance code: -customs-code P…"
-		}
-		return nil, cli.WithHint(err, hint)
-	}
-	if c := o.Recipient.CustomsCode; c != "" {
-		if err := address.CheckCustomsCode(dest, c); err != nil {
-			return nil, cli.WithHint(err, "a KR personal customs clearance code is P followed by 12 digits")
-		}
-		if !slices.Contains(pol.Fields[order.FieldCustomsCode], order.RoleCarrier) {
-			return nil, cli.WithHint(fmt.Errorf("policy %s sends no customs code", pol.ID), "leave out -customs-code for this destination")
-		}
-	}
-	return pol, nil
+	return nil, cli.WithHint(err, "add what the destination's policy requires")
 }
 
 // tokenCountry reveals her own address token to read its country; it

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"orderseal/cardholder/compose"
 	"orderseal/internal/cli"
 	"orderseal/keygen"
 	merchantapi "orderseal/merchant/api"
-	"orderseal/suite"
 )
 
 // maxTrustFile bounds the trust file.
@@ -86,26 +86,6 @@ func loadTrust(path string) (*trustList, error) {
 
 func (t *trustList) has(id string) bool { return slices.Contains(t.ids, id) }
 
-// formParty is one party an order form names, in the role it names it.
-type formParty struct {
-	role keygen.Role
-	id   string
-}
-
-// formParties lists every party the form names: the merchant, its issuers,
-// carrier and vault.
-func formParties(f *merchantapi.OrderForm) []formParty {
-	ps := []formParty{{keygen.RoleMerchant, f.Merchant}}
-	for _, id := range f.Issuers {
-		ps = append(ps, formParty{keygen.RoleIssuer, id})
-	}
-	ps = append(ps, formParty{keygen.RoleCarrier, f.Carrier})
-	if f.Vault != "" {
-		ps = append(ps, formParty{keygen.RoleVault, f.Vault})
-	}
-	return ps
-}
-
 // vouch decides whether the cardholder seals to the parties a signed order
 // form names (DESIGN.md §5 Hardening). Each must be a valid identity of the
 // role the form gives it. Under a suite with a directory (OS2) each must
@@ -114,26 +94,18 @@ func formParties(f *merchantapi.OrderForm) []formParty {
 // (sealTo, the merchant aside, which the signed answer already proves) must
 // be in her trust file, unless her own config named it (own).
 func vouch(f *merchantapi.OrderForm, keys keygen.Keyring, sealTo, own []string, trustPath string, now time.Time) error {
-	for _, p := range formParties(f) {
-		if keygen.ValidateIdentity(p.id) != nil || keygen.RoleOf(p.id) != p.role {
-			return cli.WithHint(fmt.Errorf("the order form of %s names %q as its %s", f.Merchant, p.id, p.role),
-				"do not order here: the merchant's form is broken")
-		}
-	}
-	params := keys.Params()
-	st, err := suite.ByName(params.Suite)
-	if err != nil {
+	directory, err := compose.CheckParties(f, keys.Params(), now)
+	switch {
+	case errors.Is(err, compose.ErrFormParty):
+		return cli.WithHint(err, "do not order here: the merchant's form is broken")
+	case errors.Is(err, compose.ErrUnvouched):
+		return cli.WithHint(err, "nothing was sealed or sent; the merchant works with a party your key center does not vouch for")
+	case err != nil:
 		return err
-	}
-	if st.EncapSize() > 0 {
-		for _, p := range formParties(f) {
-			if !signedEntry(st, params, f.Directory, p.id, now) {
-				return cli.WithHint(fmt.Errorf("the order form's %s %s has no directory entry signed by your key center", p.role, p.id),
-					"nothing was sealed or sent; the merchant works with a party your key center does not vouch for")
-			}
-		}
+	case directory:
 		return nil
 	}
+	params := keys.Params()
 	var trust *trustList
 	for _, id := range sealTo {
 		if id == "" || keygen.RoleOf(id) == keygen.RoleMerchant || slices.Contains(own, id) {
@@ -150,14 +122,4 @@ func vouch(f *merchantapi.OrderForm, keys keygen.Keyring, sealTo, own []string, 
 		}
 	}
 	return nil
-}
-
-// signedEntry reports whether dir holds an entry for id that verifies.
-func signedEntry(st suite.Suite, params keygen.Params, dir []*keygen.DirectoryEntry, id string, now time.Time) bool {
-	for _, e := range dir {
-		if e != nil && e.Identity == id && st.VerifyEntry(params, e, now) == nil {
-			return true
-		}
-	}
-	return false
 }

@@ -20,6 +20,7 @@ import (
 	"orderseal/order/address"
 	"orderseal/order/money"
 	"orderseal/suite/keystore"
+	"orderseal/web/checkout"
 )
 
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
@@ -43,6 +44,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	serviceAbroad := fs.String("service-abroad", "International", "the carrier service booked for a parcel abroad")
 	itemWeight := fs.Int("item-weight", 400, "grams declared per item")
 	policiesFile := fs.String("policies", "", "section policies to publish, JSON (default: the built-in set, order/policies_default.json)")
+	checkoutDir := fs.String("checkout", "", "serve the browser checkout at /checkout/ with the sealing program built in DIR (make build: bin/web)")
 	stopProfile, err := sf.Parse(fs, args, "key", "db", "issuer", "carrier", "vault")
 	if err != nil {
 		return err
@@ -106,6 +108,13 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	}
 	if cfg.Vault, err = ParsePeer(*vaultPeer, keygen.RoleVault); err != nil {
 		return cli.Usagef("use -vault vault:NAME=http://HOST:PORT", "-vault %v", err)
+	}
+	if *checkoutDir != "" {
+		site, err := checkout.New(checkout.Options{Dir: *checkoutDir, MerchantID: key.Identity(), VaultURL: cfg.Vault.URL})
+		if err != nil {
+			return err
+		}
+		cfg.Pages = append(cfg.Pages, Page{Prefix: checkout.Prefix, Handler: site})
 	}
 	logger := web.LoggerAt(stdio.Err, "merchant", sf.LogLevel).With("identity", key.Identity())
 	files := web.SQLiteFiles(*dbPath)

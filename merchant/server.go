@@ -87,6 +87,16 @@ type Config struct {
 	// VaultCheckpointFile keeps the newest audit checkpoint the vault
 	// hands out with its grants ("": not kept).
 	VaultCheckpointFile string
+	// Pages are the browser pages served beside the API (the checkout,
+	// web/checkout): each is mounted under its own prefix, unsigned, with
+	// its own security headers. None: the node serves no HTML.
+	Pages []Page
+}
+
+// Page is a browser page and its files, mounted under Prefix.
+type Page struct {
+	Prefix  string // "/checkout/"
+	Handler http.Handler
 }
 
 // Server is the merchant web node: intake, status, tracking events, and the
@@ -197,6 +207,12 @@ func NewServer(cfg Config) (*Server, error) {
 	e.POST(api.PathSession+":id"+api.LogoutSuffix, s.logout, verify, signedhttp.Allow(keygen.RoleConsultant))
 	e.POST(api.PathAssistedOrders, s.assistedIntake, verify, signedhttp.Allow(keygen.RoleConsultant))
 	e.POST(api.PathOrder+":id"+api.EventsSuffix, s.carrierEvent, verify, signedhttp.Allow(keygen.RoleCarrier))
+	for _, p := range cfg.Pages {
+		h := echo.WrapHandler(p.Handler)
+		e.GET(p.Prefix+"*", h)
+		e.HEAD(p.Prefix+"*", h)
+		e.GET(strings.TrimSuffix(p.Prefix, "/"), func(c echo.Context) error { return c.Redirect(http.StatusFound, p.Prefix) })
+	}
 	s.echo = e
 	return s, nil
 }

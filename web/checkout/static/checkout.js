@@ -1,0 +1,298 @@
+// The browser checkout (DESIGN.md §10). This script draws the page and
+// hands every decision to the sealing program (web/checkout/wasm): it
+// fetches the program, checks its SHA-384 against the integrity the page
+// names, instantiates it, and calls its orderseal.* methods. It logs
+// nothing: no card number, address or key ever reaches the console.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const body = document.body;
+  let form = null;       // the signed order form, as the program shows it
+  let orderID = "";
+
+  function message(text) {
+    const m = $("message");
+    m.textContent = text;
+    m.hidden = !text;
+    if (text) m.scrollIntoView({ block: "nearest" });
+  }
+
+  function engine(text, cls) {
+    const e = $("engine");
+    e.textContent = text;
+    e.className = "engine " + (cls || "");
+  }
+
+  function b64(buf) {
+    let s = "";
+    new Uint8Array(buf).forEach((b) => { s += String.fromCharCode(b); });
+    return btoa(s);
+  }
+
+  // load fetches the program, refuses it unless its SHA-384 is the one the
+  // page was served with, and runs it.
+  async function load() {
+    const want = body.dataset.wasmIntegrity;
+    let bytes;
+    try {
+      const resp = await fetch(body.dataset.wasm, { integrity: want, cache: "no-store" });
+      if (!resp.ok) throw new Error("HTTP " + resp.status);
+      bytes = await resp.arrayBuffer();
+    } catch (e) {
+      throw new Error("the sealing program failed its integrity check or did not load (" + e.message + "); nothing can be sealed");
+    }
+    const got = "sha384-" + b64(await crypto.subtle.digest("SHA-384", bytes));
+    if (got !== want) {
+      throw new Error("the sealing program failed its integrity check; nothing can be sealed");
+    }
+    const go = new Go();
+    const ready = new Promise((resolve) => document.addEventListener("orderseal-ready", resolve, { once: true }));
+    const { instance } = await WebAssembly.instantiate(bytes, go.importObject);
+    go.run(instance);
+    await ready;
+    await orderseal.configure(JSON.stringify({
+      merchant: location.origin, merchant_id: body.dataset.merchantId, vault_url: body.dataset.vaultUrl,
+    }));
+  }
+
+  function money(minor) {
+    return (minor / 100).toFixed(2) + " " + (form ? form.currency : "");
+  }
+
+  async function openKey(file) {
+    message("");
+    $("checkout").hidden = true;
+    $("preview").hidden = true;
+    $("key-who").hidden = true;
+    let key;
+    try {
+      const buf = new Uint8Array(await file.arrayBuffer());
+      try {
+        key = JSON.parse(await orderseal.loadKey(buf));
+      } finally {
+        buf.fill(0);
+      }
+      $("key-who").textContent = key.identity + " · suite " + key.suite + (key.epoch ? ", epoch " + key.epoch : "");
+      $("key-who").hidden = false;
+      form = JSON.parse(await orderseal.form());
+    } catch (e) {
+      message(e.message);
+      $("key-file").value = "";
+      return;
+    }
+    drawForm();
+    $("checkout").hidden = false;
+    body.dataset.state = "form";
+  }
+
+  function drawForm() {
+    const tb = $("catalog").tBodies[0];
+    tb.replaceChildren();
+    for (const p of form.catalog) {
+      const tr = document.createElement("tr");
+      const name = document.createElement("td");
+      name.textContent = p.name;
+      const price = document.createElement("td");
+      price.className = "num";
+      price.textContent = money(p.unit_price);
+      const qty = document.createElement("td");
+      qty.className = "num";
+      const input = document.createElement("input");
+      input.type = "number"; input.min = "0"; input.max = "10000"; input.value = "0";
+      input.dataset.sku = p.sku; input.dataset.price = p.unit_price;
+      input.setAttribute("aria-label", "quantity of " + p.name);
+      input.addEventListener("input", total);
+      qty.append(input);
+      tr.append(name, price, qty);
+      tb.append(tr);
+    }
+    total();
+    const issuer = $("issuer");
+    issuer.replaceChildren(...form.issuers.map((id) => new Option(id, id)));
+    $("issuer-field").hidden = form.issuers.length < 2;
+    labels();
+  }
+
+  function total() {
+    let sum = 0;
+    for (const input of $("catalog").querySelectorAll("input")) sum += (parseInt(input.value, 10) || 0) * Number(input.dataset.price);
+    $("total").textContent = money(sum);
+  }
+
+  async function labels() {
+    const sel = $("label");
+    let list = [];
+    if (body.dataset.vaultUrl) {
+      try { list = JSON.parse(await orderseal.labels()); } catch (e) { message(e.message); }
+    }
+    sel.replaceChildren(...list.map((l) => new Option(l, l)));
+    $("ship-saved-choice").hidden = list.length === 0;
+    if (list.length > 0) { $("ship-saved").checked = true; }
+    shipMode();
+  }
+
+  function shipMode() {
+    $("address").hidden = $("ship-saved").checked;
+  }
+
+  async function countries() {
+    const list = JSON.parse(await orderseal.countries(""));
+    const titled = (s) => s.toLowerCase().replace(/\b\w/g, (c) => c.toUpperCase());
+    $("countries").replaceChildren(...list.map((c) => new Option(titled(c.name), c.country)));
+  }
+
+  async function countryForm() {
+    const cc = $("country").value.trim().toUpperCase();
+    if (cc.length !== 2) return;
+    const f = JSON.parse(await orderseal.countries(cc));
+    $("postcode-label").textContent = f.postcode_label + (f.postcode_required ? "" : " (optional)");
+    $("postcode-hint").textContent = f.postcode_hint ? f.postcode_label + ": " + f.postcode_hint : "";
+    $("region-field").hidden = !f.region_label;
+    $("region-label").textContent = f.region_label;
+    $("regions").replaceChildren(...(f.regions || []).map((r) => new Option(r, r)));
+  }
+
+  function request() {
+    const items = [];
+    for (const input of $("catalog").querySelectorAll("input")) {
+      const qty = parseInt(input.value, 10) || 0;
+      if (qty > 0) items.push({ sku: input.dataset.sku, qty });
+    }
+    const req = {
+      items,
+      buyer: { name: $("buyer-name").value.trim(), email: $("buyer-email").value.trim(), phone: $("buyer-phone").value.trim() },
+      card: { number: $("card-number").value.trim(), expiry: $("card-expiry").value, cvc: $("card-cvc").value.trim() },
+      issuer: $("issuer").value,
+      recipient: {},
+    };
+    if ($("ship-saved").checked) {
+      req.label = $("label").value;
+    } else {
+      req.address = {
+        name: $("addr-name").value.trim() || req.buyer.name, line1: $("line1").value.trim(), line2: $("line2").value.trim(),
+        city: $("city").value.trim(), region: $("region").value.trim(), postal_code: $("postcode").value.trim(),
+        country: $("country").value.trim().toUpperCase(),
+      };
+      req.recipient = { name: req.address.name };
+    }
+    return req;
+  }
+
+  const roles = ["merchant", "issuer", "carrier"];
+
+  async function review(ev) {
+    ev.preventDefault();
+    message("");
+    let p;
+    const button = $("review");
+    button.disabled = true;
+    try {
+      p = JSON.parse(await orderseal.preview(JSON.stringify(request())));
+    } catch (e) {
+      message(e.message);
+      return;
+    } finally {
+      button.disabled = false;
+    }
+    $("policy").textContent = "Policy " + (p.policy || "default") + " · total " + money(p.total) + ". No value is shown here: only who would read each field.";
+    const tb = $("preview").querySelector("tbody");
+    tb.replaceChildren();
+    for (const row of p.rows) {
+      const tr = document.createElement("tr");
+      if (!row.Present) tr.className = "absent";
+      const f = document.createElement("td");
+      f.textContent = row.Field;
+      tr.append(f);
+      for (const r of roles) {
+        const td = document.createElement("td");
+        td.className = "mark";
+        td.textContent = (row.Roles || []).includes(r) ? "✓" : "";
+        tr.append(td);
+      }
+      if (!row.Present) {
+        tr.lastChild.classList.add("empty");
+        f.textContent += " (empty)";
+      }
+      tb.append(tr);
+    }
+    const v = $("vault-line");
+    v.hidden = !p.vault;
+    v.textContent = p.vault ? "Vault " + p.vault + ": the ship-to token, shop, carrier and order id — a grant for the carrier to print this one label." : "";
+    $("checkout").hidden = true;
+    $("preview").hidden = false;
+    body.dataset.state = "preview";
+    $("preview").scrollIntoView({ block: "start" });
+  }
+
+  async function place() {
+    message("");
+    $("place").disabled = true;
+    let acc;
+    try {
+      acc = JSON.parse(await orderseal.submit());
+    } catch (e) {
+      message(e.message);
+      $("place").disabled = false;
+      return;
+    }
+    for (const id of ["card-number", "card-cvc"]) $(id).value = "";
+    orderID = acc.order_id;
+    $("preview").hidden = true;
+    $("timeline").hidden = false;
+    $("order-id").textContent = orderID + " · sealed under " + acc.suite + (acc.epoch ? ", epoch " + acc.epoch : "");
+    body.dataset.order = orderID;
+    body.dataset.state = "placed";
+    poll(200);
+  }
+
+  const settled = ["declined", "shipped", "delivered", "failed"];
+
+  async function poll(delay) {
+    let st;
+    try {
+      st = JSON.parse(await orderseal.status(orderID));
+    } catch (e) {
+      message(e.message);
+      setTimeout(() => poll(Math.min(delay * 2, 5000)), delay);
+      return;
+    }
+    message("");
+    const ol = $("events");
+    ol.replaceChildren(...st.timeline.map((e, i) => {
+      const li = document.createElement("li");
+      if (e.state === "declined" || e.state === "failed") li.className = "bad";
+      else if (i === st.timeline.length - 1 && settled.includes(st.state)) li.className = "final";
+      const s = document.createElement("span"); s.className = "state"; s.textContent = e.state;
+      const at = document.createElement("span"); at.className = "at"; at.textContent = new Date(e.at).toLocaleString();
+      li.append(s, at);
+      if (e.detail) { const d = document.createElement("span"); d.className = "detail"; d.textContent = e.detail; li.append(d); }
+      return li;
+    }));
+    body.dataset.orderState = st.state;
+    if (!settled.includes(st.state)) setTimeout(() => poll(Math.min(delay * 3 / 2, 1000)), delay);
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    $("key-file").addEventListener("change", (e) => { if (e.target.files[0]) openKey(e.target.files[0]); });
+    $("checkout").addEventListener("submit", review);
+    $("edit").addEventListener("click", () => { $("preview").hidden = true; $("checkout").hidden = false; });
+    $("place").addEventListener("click", place);
+    $("ship-saved").addEventListener("change", shipMode);
+    $("ship-inline").addEventListener("change", shipMode);
+    $("country").addEventListener("input", countryForm);
+    try {
+      await load();
+      await countries();
+    } catch (e) {
+      engine(e.message, "bad");
+      message(e.message);
+      body.dataset.state = "broken";
+      return;
+    }
+    body.dataset.readyMs = String(Math.round(performance.now()));
+    engine("Ready to seal, in this page (" + body.dataset.readyMs + " ms).", "ready");
+    $("key-file").disabled = false;
+    body.dataset.state = "ready";
+  });
+})();
