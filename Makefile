@@ -13,12 +13,13 @@ build: web
 	@for b in $(BINARIES); do $(GO) build -o $(BIN)/$$b ./cmd/$$b || exit 1; done
 	@echo "built: $(addprefix $(BIN)/,$(BINARIES))"
 
-# The browser checkout's sealing program (web/checkout/wasm) and Go's
+# The browser checkout's sealing program (cmd/checkoutwasm) and Go's
 # loader for it, which must come from the same toolchain: merchant serve
 # -checkout $(BIN)/web serves both. Built, never committed.
 web:
 	@mkdir -p $(BIN)/web
-	GOOS=js GOARCH=wasm $(GO) build -trimpath -o $(BIN)/web/checkout.wasm ./web/checkout/wasm
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -o $(BIN)/web/checkout.wasm ./cmd/checkoutwasm
+	gzip -9 -c $(BIN)/web/checkout.wasm > $(BIN)/web/checkout.wasm.gz
 	@cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" $(BIN)/web/wasm_exec.js
 
 fmt-check:
@@ -31,7 +32,7 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags purego ./keygen/...
 	GOOS=darwin $(GO) vet ./tstest/cluster/
-	GOOS=js GOARCH=wasm $(GO) vet ./keygen ./order ./suite/... ./tools/sealwasm/ ./web/checkout/wasm/
+	GOOS=js GOARCH=wasm $(GO) vet ./keygen ./order ./suite/... ./tools/sealwasm/ ./cmd/checkoutwasm/
 
 # staticcheck at a pinned version, fetched through the module proxy by go run.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2

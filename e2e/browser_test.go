@@ -31,9 +31,9 @@ import (
 	issuerstore "orderseal/issuer/store"
 	"orderseal/merchant"
 	merchantapi "orderseal/merchant/api"
+	"orderseal/merchant/checkout"
 	harness "orderseal/tstest/cluster"
 	"orderseal/tstest/keys"
-	"orderseal/web/checkout"
 )
 
 var screenshots = flag.String("browser.screenshots", "", "write the checkout, preview and timeline screenshots into this directory (docs/ for the README)")
@@ -45,10 +45,13 @@ func buildCheckout(dir string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(gobin, "build", "-trimpath", "-o", filepath.Join(dir, checkout.WASMFile), "../web/checkout/wasm")
+	cmd := exec.Command(gobin, "build", "-trimpath", "-o", filepath.Join(dir, checkout.WASMFile), "../cmd/checkoutwasm")
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build the checkout: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("sh", "-c", `gzip -9 -c "$0" > "$0.gz"`, filepath.Join(dir, checkout.WASMFile)).CombinedOutput(); err != nil {
+		return fmt.Errorf("gzip the checkout: %v\n%s", err, out)
 	}
 	root, err := exec.Command(gobin, "env", "GOROOT").Output()
 	if err != nil {

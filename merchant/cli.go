@@ -15,12 +15,12 @@ import (
 	"orderseal/internal/strictjson"
 	"orderseal/internal/web"
 	"orderseal/keygen"
+	"orderseal/merchant/checkout"
 	"orderseal/merchant/store"
 	"orderseal/order"
 	"orderseal/order/address"
 	"orderseal/order/money"
 	"orderseal/suite/keystore"
-	"orderseal/web/checkout"
 )
 
 func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {

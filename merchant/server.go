@@ -88,7 +88,7 @@ type Config struct {
 	// hands out with its grants ("": not kept).
 	VaultCheckpointFile string
 	// Pages are the browser pages served beside the API (the checkout,
-	// web/checkout): each is mounted under its own prefix, unsigned, with
+	// merchant/checkout): each is mounted under its own prefix, unsigned, with
 	// its own security headers. None: the node serves no HTML.
 	Pages []Page
 }

@@ -1,7 +1,7 @@
 // Package compose holds what a cardholder does with a merchant's signed
 // order form before sealing to it (DESIGN.md §5 Hardening, §6.3): check the
 // parties it names and choose the section policy for the destination. The
-// cardholder CLI and the browser checkout (web/checkout) share it.
+// cardholder CLI and the browser checkout (merchant/checkout) share it.
 package compose
 
 import (

@@ -1,6 +1,6 @@
 // Package checkout is the merchant's browser checkout (DESIGN.md §10): a
 // page, its script and style embedded here, and the sealing program built
-// from web/checkout/wasm with GOOS=js GOARCH=wasm (make build writes it and
+// from cmd/checkoutwasm with GOOS=js GOARCH=wasm (make build writes it and
 // Go's wasm_exec.js to bin/web). The page loads both scripts with
 // subresource integrity and the program by fetch with its SHA-384 checked
 // before instantiation; the program is served gzip-compressed. Every
@@ -13,6 +13,7 @@ import (
 	"crypto/sha512"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -22,7 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"orderseal/web/secure"
+	"orderseal/internal/web/secure"
 )
 
 //go:embed static
@@ -67,9 +68,9 @@ func integrity(b []byte) string {
 	return "sha384-" + base64.StdEncoding.EncodeToString(h[:])
 }
 
-func gz(b []byte) []byte {
+func gz(b []byte, level int) []byte {
 	var buf bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	w, _ := gzip.NewWriterLevel(&buf, level)
 	w.Write(b)
 	w.Close()
 	return buf.Bytes()
@@ -90,14 +91,24 @@ func New(opt Options) (*Site, error) {
 		if err != nil {
 			return nil, fmt.Errorf("checkout: %w (make build writes it to bin/web)", err)
 		}
-		s.assets[name] = &asset{body: b, gz: gz(b), mime: mime, integrity: integrity(b)}
+		// make web compresses the program once (gzip -9); without that file
+		// it is compressed here, faster and larger. A .gz of another build
+		// fails the page's integrity check, visibly.
+		z, err := os.ReadFile(filepath.Join(opt.Dir, name+".gz"))
+		if errors.Is(err, os.ErrNotExist) {
+			z, err = gz(b, gzip.DefaultCompression), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("checkout: %w", err)
+		}
+		s.assets[name] = &asset{body: b, gz: z, mime: mime, integrity: integrity(b)}
 	}
 	for name, mime := range map[string]string{"checkout.js": "text/javascript; charset=utf-8", "checkout.css": "text/css; charset=utf-8"} {
 		b, err := static.ReadFile("static/" + name)
 		if err != nil {
 			return nil, err
 		}
-		s.assets[name] = &asset{body: b, gz: gz(b), mime: mime, integrity: integrity(b)}
+		s.assets[name] = &asset{body: b, gz: gz(b, gzip.BestCompression), mime: mime, integrity: integrity(b)}
 	}
 	tpl, err := template.ParseFS(static, "static/index.html")
 	if err != nil {

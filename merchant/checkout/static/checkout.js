@@ -1,5 +1,5 @@
 // The browser checkout (DESIGN.md §10). This script draws the page and
-// hands every decision to the sealing program (web/checkout/wasm): it
+// hands every decision to the sealing program (cmd/checkoutwasm): it
 // fetches the program, checks its SHA-384 against the integrity the page
 // names, instantiates it, and calls its orderseal.* methods. It logs
 // nothing: no card number, address or key ever reaches the console.

@@ -1,8 +1,8 @@
 //go:build js && wasm
 
-// Command wasm is the browser checkout's sealing program (DESIGN.md §10),
+// Command checkoutwasm is the browser checkout's sealing program (DESIGN.md §10),
 // built with GOOS=js GOARCH=wasm and served by the merchant beside the page
-// (web/checkout). It runs the cardholder's side of `cardholder order` in the
+// (merchant/checkout). It runs the cardholder's side of `cardholder order` in the
 // page: her key file, opened from disk, stays in this program's memory; the
 // order form and status are signed requests; the checks on the form and the
 // policy choice are package compose's, and sealing is order.Seal.
