@@ -157,7 +157,7 @@ func tab(t *testing.T, browser context.Context) (context.Context, *consoleLog) {
 		t.Fatal(err)
 	}
 	console := &consoleLog{}
-	go func() {
+	go func(ctx context.Context) {
 		for m, err := range chromedp.Console(ctx) {
 			if err != nil {
 				return
@@ -166,10 +166,10 @@ func tab(t *testing.T, browser context.Context) (context.Context, *consoleLog) {
 			fmt.Fprintf(&console.b, "%s: %s\n", m.Type, m.Text)
 			console.mu.Unlock()
 		}
-	}()
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	}(ctx)
+	timed, cancelT := context.WithTimeout(ctx, 2*time.Minute)
 	t.Cleanup(cancelT)
-	return ctx, console
+	return timed, console
 }
 
 // void runs a and drops its value.
