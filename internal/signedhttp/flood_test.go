@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,5 +228,71 @@ func TestSlowBodiesOfOneCallerLeaveOthersServed(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no slow request of the flooding caller was refused with 429")
 		}
+	}
+}
+
+// closeCounter counts the answers that close their connection.
+type closeCounter struct {
+	base   http.RoundTripper
+	closed atomic.Int64
+}
+
+func (cc *closeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := cc.base.RoundTrip(r)
+	if err == nil && resp.Close {
+		cc.closed.Add(1)
+	}
+	return resp, err
+}
+
+// TestRefusalsOfOneCallerArePaced is issue 16 item 2's flood at its cost:
+// a caller refused again and again is answered at its refusal budget's
+// pace, and what exceeds the refusals allowed to wait is answered at once
+// with the connection closed (dropping whatever it pipelined), while an
+// admitted caller is served meanwhile. Without pacing every refusal is
+// answered at full speed on a kept connection.
+func TestRefusalsOfOneCallerArePaced(t *testing.T) {
+	const flood = 40
+	for _, tc := range []struct {
+		name       string
+		pace       signedhttp.Option
+		wantClosed func(n int64) bool
+		want       string
+	}{
+		{"paced", signedhttp.WithRefusalPace(5, 1000), func(n int64) bool { return n >= flood-10-8-5 }, "at least 17 closed"},
+		{"not paced", signedhttp.WithRefusalPace(0, 0), func(n int64) bool { return n == 0 }, "none closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kc := keys.Test(t)
+			srv := issuerApp(kc.Keys(t, keys.Bank), signedhttp.WithNonceStore(signedhttp.NewMemoryNonces(1000)), tc.pace)
+			t.Cleanup(srv.Close)
+			cc := &closeCounter{base: srv.Client().Transport}
+			attacker := signedhttp.NewClient(kc.Keys(t, keys.Alice), &http.Client{Transport: cc})
+			var wg sync.WaitGroup
+			errs := make(chan error, flood)
+			for i := range flood {
+				wg.Go(func() {
+					err := attacker.DoJSON(context.Background(), keys.Bank, http.MethodPost, srv.URL+"/authorizations/f"+strconv.Itoa(i), map[string]int{}, nil)
+					var p *rfc9457.Problem
+					if !errors.As(err, &p) || p.Status != http.StatusForbidden || p.Code != signedhttp.CodeForbiddenRole {
+						errs <- fmt.Errorf("flood request %d: %v, want a signed 403 forbidden-role", i, err)
+					}
+				})
+			}
+			shop := signedhttp.NewClient(kc.Keys(t, keys.Shop), srv.Client())
+			if err := shop.DoJSON(context.Background(), keys.Bank, http.MethodPost, srv.URL+"/authorizations/genuine", map[string]int{}, nil); err != nil {
+				t.Errorf("the merchant's request during the flood: %v", err)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			n := cc.closed.Load()
+			t.Logf("%d of %d refusals closed their connection", n, flood)
+			if !tc.wantClosed(n) {
+				t.Errorf("%d of %d refusals closed their connection, want %s", n, flood, tc.want)
+			}
+		})
 	}
 }

@@ -73,6 +73,7 @@ type Verifier struct {
 	perPerson   int
 	perParty    int
 	bodyTimeout time.Duration
+	pace        *pacer // nil: refusals are not paced
 	busyMu      sync.Mutex
 	busy        map[string]int // requests in progress per caller
 }
@@ -113,7 +114,8 @@ func NewVerifier(keys keygen.Keyring, opts ...Option) *Verifier {
 		panic("signedhttp: NewVerifier with nil keys")
 	}
 	v := &Verifier{keys: keys, window: DefaultWindow, now: time.Now, maxBody: DefaultMaxBody,
-		perPerson: DefaultPerPerson, perParty: DefaultPerParty, bodyTimeout: DefaultBodyTimeout, busy: make(map[string]int)}
+		perPerson: DefaultPerPerson, perParty: DefaultPerParty, bodyTimeout: DefaultBodyTimeout, busy: make(map[string]int),
+		pace: newPacer(DefaultCallerRefusals, DefaultAllRefusals)}
 	for _, o := range opts {
 		o(v)
 	}
@@ -173,6 +175,9 @@ func Allow(roles ...keygen.Role) echo.MiddlewareFunc {
 				return errors.New("signedhttp: Allow on a route not behind Verifier.Middleware")
 			}
 			if role := keygen.RoleOf(caller); !allowed[role] {
+				if pd, ok := c.Get(pendingKey).(*pending); ok {
+					pd.v.paceRefusal(c, http.StatusForbidden, caller)
+				}
 				return problem.Write(c, problem.New(http.StatusForbidden, CodeForbiddenRole, "Role not allowed",
 					fmt.Sprintf("The %s role may not call this endpoint.", role)))
 			}
@@ -296,6 +301,7 @@ func refusal(status int, code, title, detail string) *problem.Problem {
 }
 
 func (v *Verifier) refuse(c echo.Context, p *problem.Problem, caller string) error {
+	v.paceRefusal(c, p.Status, caller)
 	v.logger.DebugContext(c.Request().Context(), "signed request refused",
 		"code", p.Code, "caller", printable(caller), "method", printable(c.Request().Method),
 		"path", printable(c.Request().URL.Path))
@@ -303,6 +309,19 @@ func (v *Verifier) refuse(c echo.Context, p *problem.Problem, caller string) err
 		c.Response().Header().Set("WWW-Authenticate", "Orderseal-v1")
 	}
 	return problem.Write(c, p)
+}
+
+// paceRefusal paces a refusal (4xx) of caller, the caller's fault; an
+// answer the party owes (5xx) is never held back. When the refusal
+// cannot wait, it goes out at once and the connection is closed behind
+// it (see pace.go).
+func (v *Verifier) paceRefusal(c echo.Context, status int, caller string) {
+	if status < 400 || status >= 500 {
+		return
+	}
+	if !v.pace.wait(c.Request(), caller) {
+		c.Response().Header().Set("Connection", "close")
+	}
 }
 
 // printable bounds and sanitises attacker-chosen strings before logging.
