@@ -12,9 +12,10 @@ const floodSample = `# flood: cluster up in 7.9 s (k=1024, 9 cardholders)
 BenchmarkFlood/issuer/clients=8 	163	34.00 orders/s	40.00 base-orders/s	8557 flood-req/s	20000 offered-req/s	0 refused-genuine	0 base-refused-genuine	27.5 issuer-peak-MiB	25.0 issuer-base-peak-MiB	0 flood-nonces	107676 flood-403	13 flood-s
 `
 
-// The flood line makes five figures, each with its goal judged from the
+// The flood line makes six figures, each with its goal judged from the
 // measured values; none is assumed.
 func TestFloodFigures(t *testing.T) {
+	yes := true
 	figs := floodFigures(parse(floodSample))
 	byName := map[string]Figure{}
 	for _, f := range figs {
@@ -24,28 +25,34 @@ func TestFloodFigures(t *testing.T) {
 		name        string
 		value, base float64
 		ratio       float64
-		meets       bool
+		meets       *bool // nil: a figure without a goal
 	}{
-		{floodOrders, 34, 40, 1.1765, true},
-		{floodRefused, 0, 0, 0, true},
-		{floodRSS, 27.5, 25, 1.1, true},
-		{floodNonces, 0, 0, 0, true},
-		{floodAnswer, 8557, 20000, 2.3373, false},
+		{floodOrders, 34, 40, 1.1765, &yes},
+		{floodRefused, 0, 0, 0, &yes},
+		{floodRSS, 27.5, 25, 1.1, &yes},
+		{floodNonces, 0, 0, 0, &yes},
+		{floodOffer, 20000, 20000, 1, &yes},
+		{floodAnswer, 8557, 20000, 0.4279, nil},
 	} {
 		f, ok := byName[c.name]
 		if !ok {
 			t.Errorf("no figure %q", c.name)
 			continue
 		}
-		if f.Value != c.value || f.BaselineValue != c.base || f.Ratio != c.ratio || f.Meets == nil || *f.Meets != c.meets || f.Goal == "" {
+		if f.Value != c.value || f.BaselineValue != c.base || f.Ratio != c.ratio || (f.Meets == nil) != (c.meets == nil) ||
+			(c.meets != nil && *f.Meets != *c.meets) || f.Goal == "" {
 			t.Errorf("%s: %+v, want value %v base %v ratio %v meets %v", c.name, f, c.value, c.base, c.ratio, c.meets)
 		}
 	}
 	slow := strings.Replace(floodSample, "34.00 orders/s", "35.00 orders/s", 1)
 	slow = strings.Replace(slow, "0 refused-genuine", "3 refused-genuine", 1)
+	slow = strings.Replace(slow, "20000 offered-req/s", "15000 offered-req/s", 1)
 	for _, f := range floodFigures(parse(slow)) {
 		if f.Name == floodRefused && *f.Meets {
 			t.Error("3 genuine requests refused meets the goal of 0")
+		}
+		if f.Name == floodOffer && *f.Meets {
+			t.Error("a flood offered at 15 000 req/s meets the goal of 20 000")
 		}
 	}
 	if figs := floodFigures(parse("PASS\n")); figs != nil {
@@ -77,7 +84,7 @@ func TestMergeFlood(t *testing.T) {
 	if err := json.Unmarshal(data, &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Figures) != 6 || got.Figures[0].Name != "Blom derivation, k=1024" || len(got.Pending) != 1 || got.Pending[0].Name != os2E2EName {
+	if len(got.Figures) != 7 || got.Figures[0].Name != "Blom derivation, k=1024" || len(got.Pending) != 1 || got.Pending[0].Name != os2E2EName {
 		t.Fatalf("merged results: %+v", got)
 	}
 	for _, f := range got.Figures[1:] {

@@ -49,9 +49,10 @@ type floodOptions struct {
 //	BenchmarkFlood/issuer/clients=8  <orders>  52.1 orders/s  55.0 base-orders/s  19873 flood-req/s  0 refused-genuine …
 //
 // orders/s are the genuine orders settled per second with the flood,
-// base-orders/s without; flood-req/s is the rate the issuer answered (the
-// offered rate, when the machine cannot reach -rate, is lower: it is
-// measured, never assumed); refused-genuine counts the genuine requests
+// base-orders/s without; offered-req/s is the rate the flood offered,
+// measured: requests written, and those it would have written but for the
+// issuer not reading them (backpressure); flood-req/s is the rate the
+// issuer answered, which its refusal pacing holds far below; refused-genuine counts the genuine requests
 // the daemons refused (relay jobs retried or given up, orders not settled
 // as designed); issuer-peak-MiB and issuer-base-peak-MiB are the issuer's
 // peak RSS with and without the flood; flood-nonces is how many nonces of
@@ -151,8 +152,8 @@ func (o *floodOptions) run(ctx context.Context) error {
 		return fmt.Errorf("with the flood: %w", err)
 	}
 	st := gen.stats()
-	logf("flood: %.0f req/s answered of %d offered (%v), %d not sent for backpressure; %.1f orders/s, issuer peak %s",
-		st.answered, o.rate, st.statuses, st.skipped, flooded.rate, cluster.MiB(flooded.peakRSS))
+	logf("flood: %.0f req/s answered of %.0f offered (%v), %d not sent for backpressure; %.1f orders/s, issuer peak %s",
+		st.answered, st.attempted, st.statuses, st.skipped, flooded.rate, cluster.MiB(flooded.peakRSS))
 	after, err := measure(o.duration/2, nil)
 	if err != nil {
 		return fmt.Errorf("baseline after the flood: %w", err)
@@ -164,8 +165,8 @@ func (o *floodOptions) run(ctx context.Context) error {
 	}
 	base := float64(before.orders+after.orders) / (o.duration / 2 * 2).Seconds()
 	refused := flooded.retried + flooded.errors
-	fmt.Printf("BenchmarkFlood/issuer/clients=%d \t%d\t%.2f orders/s\t%.2f base-orders/s\t%.0f flood-req/s\t%d offered-req/s\t%d refused-genuine\t%d base-refused-genuine\t%.1f issuer-peak-MiB\t%.1f issuer-base-peak-MiB\t%d flood-nonces\t%d flood-403\t%.0f flood-s\n",
-		o.clients, flooded.orders, flooded.rate, base, st.answered, o.rate, refused,
+	fmt.Printf("BenchmarkFlood/issuer/clients=%d \t%d\t%.2f orders/s\t%.2f base-orders/s\t%.0f flood-req/s\t%.0f offered-req/s\t%d refused-genuine\t%d base-refused-genuine\t%.1f issuer-peak-MiB\t%.1f issuer-base-peak-MiB\t%d flood-nonces\t%d flood-403\t%.0f flood-s\n",
+		o.clients, flooded.orders, flooded.rate, base, st.answered, st.attempted, refused,
 		before.retried+before.errors+after.retried+after.errors,
 		mib(flooded.peakRSS), mib(max(before.peakRSS, after.peakRSS)), nonces, st.statuses[http.StatusForbidden], st.seconds)
 	return c.StopAll()
@@ -264,7 +265,7 @@ type floodGen struct {
 	began  time.Time
 	ended  time.Time
 
-	answered, skipped atomic.Int64
+	answered, sent, skipped atomic.Int64
 	mu                sync.Mutex
 	statuses          map[int]int64
 }
@@ -312,9 +313,10 @@ func (g *floodGen) stop() {
 }
 
 type floodStats struct {
-	answered float64 // per second
-	seconds  float64
-	skipped  int64
+	answered  float64 // per second
+	attempted float64 // per second: sent, or not sent for backpressure
+	seconds   float64
+	skipped   int64
 	statuses map[int]int64
 }
 
@@ -322,7 +324,8 @@ func (g *floodGen) stats() floodStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	secs := g.ended.Sub(g.began).Seconds()
-	st := floodStats{answered: float64(g.answered.Load()) / secs, seconds: secs, skipped: g.skipped.Load(), statuses: map[int]int64{}}
+	st := floodStats{answered: float64(g.answered.Load()) / secs, attempted: float64(g.sent.Load()+g.skipped.Load()) / secs,
+		seconds: secs, skipped: g.skipped.Load(), statuses: map[int]int64{}}
 	for k, v := range g.statuses {
 		st.statuses[k] = v
 	}
@@ -393,6 +396,7 @@ func (g *floodGen) conn(ctx context.Context, rate float64, seq *atomic.Int64) {
 				return
 			}
 			inflight.Add(1)
+			g.sent.Add(1)
 		}
 		if err := bw.Flush(); err != nil {
 			return
