@@ -266,8 +266,8 @@ type floodGen struct {
 	ended  time.Time
 
 	answered, sent, skipped atomic.Int64
-	mu                sync.Mutex
-	statuses          map[int]int64
+	mu                      sync.Mutex
+	statuses                map[int]int64
 }
 
 // maxPipelined bounds the requests one connection has unanswered.
@@ -317,7 +317,7 @@ type floodStats struct {
 	attempted float64 // per second: sent, or not sent for backpressure
 	seconds   float64
 	skipped   int64
-	statuses map[int]int64
+	statuses  map[int]int64
 }
 
 func (g *floodGen) stats() floodStats {
