@@ -83,9 +83,10 @@ func NewServer(keys keygen.Keyring, st *store.Store, opt Options) *Server {
 func (s *Server) Handler() http.Handler { return web.WithDocument(s.echo, OpenAPI) }
 
 // Routes are the routes the server answers, as "METHOD /path" in OpenAPI
-// form: API's routes, which TestOpenAPI holds against them.
+// form, with the probes web.Daemon answers in front of it: API's routes,
+// which TestOpenAPI holds against them.
 func (s *Server) Routes() []string {
-	return slices.Sorted(slices.Values(append(web.Routes(s.echo), http.MethodGet+" "+apiroute.DocPath)))
+	return slices.Sorted(slices.Values(append(append(web.Routes(s.echo), http.MethodGet+" "+apiroute.DocPath), apiroute.ProbePaths()...)))
 }
 
 func unavailable(err error) *problem.Problem {

@@ -77,7 +77,7 @@ func Build(a apiroute.API) (*openapi3.T, error) {
 	}
 	doc.Components.Schemas["Problem"] = p
 	problem := openapi3.NewSchemaRef("#/components/schemas/Problem", p.Value)
-	for _, r := range a.Routes {
+	for _, r := range a.All() {
 		op := &openapi3.Operation{Summary: r.Summary, OperationID: operationID(r), Responses: openapi3.NewResponses()}
 		op.Responses.Delete("default")
 		if r.Callers != nil {
@@ -116,6 +116,12 @@ func Build(a apiroute.API) (*openapi3.T, error) {
 			op.Responses.Set(strconv.Itoa(resp.Status), &openapi3.ResponseRef{Value: out})
 		}
 		for _, status := range r.Problems {
+			// A status that is also a success answer (a probe's 503 with
+			// its JSON, or a problem) gets both media types.
+			if ex := op.Responses.Value(strconv.Itoa(status)); ex != nil && ex.Value != nil && ex.Value.Content != nil {
+				ex.Value.Content[ProblemType] = openapi3.NewMediaType().WithSchemaRef(problem)
+				continue
+			}
 			op.Responses.Set(strconv.Itoa(status), &openapi3.ResponseRef{Value: openapi3.NewResponse().
 				WithDescription(http.StatusText(status) + " (RFC 9457 problem)").
 				WithContent(openapi3.NewContentWithSchemaRef(problem, []string{ProblemType}))})
@@ -165,7 +171,7 @@ func Check(a apiroute.API, committed []byte, served []string) error {
 		errs = append(errs, fmt.Errorf("%s: the committed openapi.json is not what its route table builds: run 'make openapi'", a.Title))
 	}
 	documented := map[string]bool{}
-	for _, r := range a.Routes {
+	for _, r := range a.All() {
 		documented[r.Method+" "+r.Path] = true
 	}
 	serves := map[string]bool{}
@@ -175,7 +181,7 @@ func Check(a apiroute.API, committed []byte, served []string) error {
 			errs = append(errs, fmt.Errorf("%s: %s is served but not documented", a.Title, s))
 		}
 	}
-	for _, r := range a.Routes {
+	for _, r := range a.All() {
 		if k := r.Method + " " + r.Path; !serves[k] {
 			errs = append(errs, fmt.Errorf("%s: %s is documented but not served", a.Title, k))
 		}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"orderseal/internal/apiroute"
 	"orderseal/internal/cli"
 	"orderseal/internal/dsn"
 	"orderseal/internal/problem"
@@ -112,8 +113,8 @@ const (
 
 // The paths Health answers itself, before any route of the daemon's API.
 const (
-	PathHealthz = "/healthz"
-	PathReadyz  = "/readyz"
+	PathHealthz = apiroute.PathHealthz
+	PathReadyz  = apiroute.PathReadyz
 )
 
 // Watch re-checks files every d until ctx ends; the first damage found
@@ -203,7 +204,7 @@ func (h *Health) Handler(next http.Handler) http.Handler {
 		probe := r.Method == http.MethodGet || r.Method == http.MethodHead
 		if probe && r.URL.Path == PathHealthz {
 			SetRoute(r, PathHealthz)
-			writeStatus(w, r, http.StatusOK, `{"alive":true}`)
+			writeStatus(w, r, http.StatusOK, apiroute.Liveness{Alive: true})
 			return
 		}
 		if de := h.damaged.Load(); de != nil {
@@ -214,14 +215,10 @@ func (h *Health) Handler(next http.Handler) http.Handler {
 		if probe && r.URL.Path == PathReadyz {
 			SetRoute(r, PathReadyz)
 			if failing := h.Failing(r.Context()); len(failing) > 0 {
-				b, _ := json.Marshal(struct {
-					Ready   bool     `json:"ready"`
-					Failing []string `json:"failing"`
-				}{false, failing})
-				writeStatus(w, r, http.StatusServiceUnavailable, string(b))
+				writeStatus(w, r, http.StatusServiceUnavailable, apiroute.Readiness{Ready: false, Failing: failing})
 				return
 			}
-			writeStatus(w, r, http.StatusOK, `{"ready":true}`)
+			writeStatus(w, r, http.StatusOK, apiroute.Readiness{Ready: true})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -229,13 +226,17 @@ func (h *Health) Handler(next http.Handler) http.Handler {
 }
 
 // writeStatus writes a probe's small JSON answer, never cached.
-func writeStatus(w http.ResponseWriter, r *http.Request, code int, body string) {
+func writeStatus(w http.ResponseWriter, r *http.Request, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // a bool and strings
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	if r.Method == http.MethodGet {
-		w.Write([]byte(body + "\n"))
+		w.Write(append(body, '\n'))
 	}
 }
 
