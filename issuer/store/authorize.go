@@ -28,6 +28,9 @@ type AuthRequest struct {
 	Currency   string
 	Session    string // assisted: the session the issuer section names (the caller checked the merchant's against it); online: ""
 	CVC        string // the CVC from the issuer section ("" when it had none)
+	// Hold is how long an approval holds the credit before it expires
+	// (0: DefaultHold).
+	Hold time.Duration
 }
 
 // Authorization is an answered request, as stored.
@@ -47,6 +50,12 @@ type Authorization struct {
 	Decided    time.Time
 	Voided     bool
 	VoidedAt   time.Time
+	// The lifecycle after approval (payment.go).
+	HoldUntil     time.Time // approvals: when the hold's remainder expires
+	Captured      int64     // minor units captured, in total
+	Refunded      int64     // minor units refunded, in total (≤ Captured)
+	Released      time.Time // when the remainder was released (zero: not yet)
+	ReleaseReason string    // ReleaseCompleted or ReleaseExpired
 }
 
 // ChannelOf is the channel of a bundle sealed by sealer: assisted when a
@@ -138,6 +147,11 @@ func Decision(ks *SubKeys, req *AuthRequest, card *Card, now time.Time,
 	}
 	if a.Reason == "" {
 		a.Decision = api.Approved
+		hold := req.Hold
+		if hold <= 0 {
+			hold = DefaultHold
+		}
+		a.HoldUntil = now.Add(hold)
 		var err error
 		if a.AuthCode, err = NewAuthCode(); err != nil {
 			return Authorization{}, err

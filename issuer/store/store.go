@@ -58,8 +58,12 @@ type Store interface {
 	SetStatus(ctx context.Context, id string, st Status) (Card, error)
 	// Authorize decides req, debits an approval and records the answer in one transaction; replayed: a retry's stored answer.
 	Authorize(ctx context.Context, req AuthRequest) (a Authorization, replayed bool, err error)
-	// Void releases the hold of merchant's authorization for orderID once (ErrNotFound when there is none).
+	// Void releases the hold of merchant's authorization for orderID once (ErrNotFound when there is none; ErrVoidAfterCapture once part was captured).
 	Void(ctx context.Context, merchant, orderID string) (Authorization, error)
+	// Operate makes a capture, refund, void or release (RunOp) in one transaction; replayed: a retry under a stored key.
+	Operate(ctx context.Context, op Op) (a Authorization, replayed bool, err error)
+	// ExpireHolds releases the remainder of every authorization whose hold period has passed (Expire) and returns how many.
+	ExpireHolds(ctx context.Context) (int, error)
 	// CVC returns the verification code of a card number and expiry under the store's card key (ErrNoCardKey without one).
 	CVC(number, expiry string) (string, error)
 	// Close releases the store. Operations after Close fail.

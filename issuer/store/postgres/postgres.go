@@ -73,7 +73,31 @@ CREATE TABLE authorizations (
 CREATE INDEX authorizations_card ON authorizations (card_id, decided);
 CREATE INDEX authorizations_decided ON authorizations (decided);
 CREATE INDEX authorizations_session ON authorizations (session, decided) WHERE session <> '';
-`, noncepg.Migration}
+`, noncepg.Migration,
+	// 3: the payment lifecycle after authorization (DESIGN.md §6.8), as in the SQLite backend.
+	`ALTER TABLE authorizations ADD COLUMN hold_until BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE authorizations ADD COLUMN captured BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE authorizations ADD COLUMN refunded BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE authorizations ADD COLUMN released BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE authorizations ADD COLUMN release_reason TEXT NOT NULL DEFAULT '' CHECK (release_reason IN ('', 'completed', 'expired'));
+ALTER TABLE authorizations ADD CONSTRAINT authorizations_captured CHECK (captured >= 0 AND captured <= amount);
+ALTER TABLE authorizations ADD CONSTRAINT authorizations_refunded CHECK (refunded >= 0 AND refunded <= captured);
+UPDATE authorizations SET hold_until = decided + 604800000000000 WHERE decision = 'approved';
+CREATE INDEX authorizations_hold ON authorizations (hold_until) WHERE decision = 'approved' AND NOT voided AND released = 0;
+CREATE TABLE payment_ops (
+	merchant TEXT    NOT NULL,
+	op_key   TEXT    NOT NULL, -- the merchant's idempotency key
+	order_id TEXT    NOT NULL,
+	kind     TEXT    NOT NULL CHECK (kind IN ('capture', 'refund', 'void', 'release')),
+	amount   BIGINT  NOT NULL CHECK (amount >= 0),
+	currency TEXT    NOT NULL,
+	final    BOOLEAN NOT NULL,
+	at       BIGINT  NOT NULL,
+	PRIMARY KEY (merchant, op_key),
+	FOREIGN KEY (merchant, order_id) REFERENCES authorizations (merchant, order_id)
+);
+CREATE INDEX payment_ops_order ON payment_ops (merchant, order_id, at);
+`}
 
 // Store is the issuer's store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
@@ -405,10 +429,10 @@ func (s *Store) Authorize(ctx context.Context, req store.AuthRequest) (a store.A
 			cardID = &a.CardID
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO authorizations
-			(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided, hold_until)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			a.Merchant, a.OrderID, a.HeaderHash[:], a.Sealer, a.Channel, a.Session, cardID,
-			a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided))
+			a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided), nanos0(a.HoldUntil))
 		return err
 	})
 	if err != nil {
@@ -418,14 +442,16 @@ func (s *Store) Authorize(ctx context.Context, req store.AuthRequest) (a store.A
 }
 
 const authColumns = `merchant, order_id, header_hash, sealer, channel, session, COALESCE(card_id, ''),
-	amount, currency, decision, reason, auth_code, decided, voided, voided_at`
+	amount, currency, decision, reason, auth_code, decided, voided, voided_at,
+	hold_until, captured, refunded, released, release_reason`
 
 func scanAuthorization(sc pgx.Row) (store.Authorization, error) {
 	var a store.Authorization
 	var hh []byte
-	var decided, voidedAt int64
+	var decided, voidedAt, holdUntil, released int64
 	if err := sc.Scan(&a.Merchant, &a.OrderID, &hh, &a.Sealer, &a.Channel, &a.Session, &a.CardID,
-		&a.Amount, &a.Currency, &a.Decision, &a.Reason, &a.AuthCode, &decided, &a.Voided, &voidedAt); err != nil {
+		&a.Amount, &a.Currency, &a.Decision, &a.Reason, &a.AuthCode, &decided, &a.Voided, &voidedAt,
+		&holdUntil, &a.Captured, &a.Refunded, &released, &a.ReleaseReason); err != nil {
 		return store.Authorization{}, err
 	}
 	if len(hh) != 32 {
@@ -433,6 +459,7 @@ func scanAuthorization(sc pgx.Row) (store.Authorization, error) {
 	}
 	a.HeaderHash = [32]byte(hh)
 	a.Decided, a.VoidedAt = fromNanos(decided), fromNanos(voidedAt)
+	a.HoldUntil, a.Released = fromNanos(holdUntil), fromNanos(released)
 	return a, nil
 }
 
@@ -465,34 +492,6 @@ func (s *Store) Authorizations(ctx context.Context, f store.AuthFilter) ([]store
 // store.ErrNotFound.
 func (s *Store) Authorization(ctx context.Context, merchant, orderID string) (store.Authorization, error) {
 	return getAuthorization(ctx, s.pool, merchant, orderID, "")
-}
-
-// Void releases the hold of merchant's authorization for orderID once, its
-// row locked: an approved amount goes back to the card's available credit.
-func (s *Store) Void(ctx context.Context, merchant, orderID string) (a store.Authorization, err error) {
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		if a, err = getAuthorization(ctx, tx, merchant, orderID, "FOR UPDATE"); err != nil || a.Voided {
-			return err
-		}
-		now := s.now().UTC()
-		if a.Decision == api.Approved && a.CardID != "" {
-			// LEAST: the CHECK keeps available within the limit whatever happened since.
-			if _, err := tx.Exec(ctx, `UPDATE cards SET available = LEAST(credit_limit, available + $1) WHERE card_id = $2`,
-				a.Amount, a.CardID); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.Exec(ctx, `UPDATE authorizations SET voided = true, voided_at = $1 WHERE merchant = $2 AND order_id = $3`,
-			nanos(now), merchant, orderID); err != nil {
-			return err
-		}
-		a.Voided, a.VoidedAt = true, now
-		return nil
-	})
-	if err != nil {
-		return store.Authorization{}, dbErr(err)
-	}
-	return a, nil
 }
 
 // Ping checks the database answers a query.

@@ -74,10 +74,10 @@ func (s *Store) Authorize(ctx context.Context, req store.AuthRequest) (a store.A
 		cardID = a.CardID
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO authorizations
-		(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided, hold_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.Merchant, a.OrderID, a.HeaderHash[:], a.Sealer, a.Channel, a.Session, cardID,
-		a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided)); err != nil {
+		a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided), nanos0(a.HoldUntil)); err != nil {
 		return store.Authorization{}, false, fmt.Errorf("issuer database: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -87,14 +87,16 @@ func (s *Store) Authorize(ctx context.Context, req store.AuthRequest) (a store.A
 }
 
 const authColumns = `merchant, order_id, header_hash, sealer, channel, session, COALESCE(card_id, ''),
-	amount, currency, decision, reason, auth_code, decided, voided, voided_at`
+	amount, currency, decision, reason, auth_code, decided, voided, voided_at,
+	hold_until, captured, refunded, released, release_reason`
 
 func scanAuthorization(sc interface{ Scan(...any) error }) (store.Authorization, error) {
 	var a store.Authorization
 	var hh []byte
-	var decided, voidedAt int64
+	var decided, voidedAt, holdUntil, released int64
 	if err := sc.Scan(&a.Merchant, &a.OrderID, &hh, &a.Sealer, &a.Channel, &a.Session, &a.CardID,
-		&a.Amount, &a.Currency, &a.Decision, &a.Reason, &a.AuthCode, &decided, &a.Voided, &voidedAt); err != nil {
+		&a.Amount, &a.Currency, &a.Decision, &a.Reason, &a.AuthCode, &decided, &a.Voided, &voidedAt,
+		&holdUntil, &a.Captured, &a.Refunded, &released, &a.ReleaseReason); err != nil {
 		return store.Authorization{}, err
 	}
 	if len(hh) != 32 {
@@ -102,6 +104,7 @@ func scanAuthorization(sc interface{ Scan(...any) error }) (store.Authorization,
 	}
 	a.HeaderHash = [32]byte(hh)
 	a.Decided, a.VoidedAt = fromNanos(decided), fromNanos(voidedAt)
+	a.HoldUntil, a.Released = fromNanos(holdUntil), fromNanos(released)
 	return a, nil
 }
 
@@ -151,40 +154,4 @@ func (s *Store) Authorizations(ctx context.Context, f store.AuthFilter) ([]store
 // store.ErrNotFound.
 func (s *Store) Authorization(ctx context.Context, merchant, orderID string) (store.Authorization, error) {
 	return getAuthorization(ctx, s.db, merchant, orderID)
-}
-
-// Void releases the hold of merchant's authorization for orderID: an
-// approved amount goes back to the card's available credit, once. Voiding
-// again, or voiding a decline (nothing was held), only returns the record.
-// store.ErrNotFound when merchant has no authorization for orderID.
-func (s *Store) Void(ctx context.Context, merchant, orderID string) (store.Authorization, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return store.Authorization{}, fmt.Errorf("issuer database: %w", err)
-	}
-	defer rollback(tx)
-	a, err := getAuthorization(ctx, tx, merchant, orderID)
-	if err != nil {
-		return store.Authorization{}, err
-	}
-	if a.Voided {
-		return a, nil
-	}
-	now := s.now().UTC()
-	if a.Decision == api.Approved && a.CardID != "" {
-		// MIN: the CHECK keeps available within the limit whatever happened since.
-		if _, err := tx.ExecContext(ctx, `UPDATE cards SET available = MIN(credit_limit, available + ?) WHERE card_id = ?`,
-			a.Amount, a.CardID); err != nil {
-			return store.Authorization{}, fmt.Errorf("issuer database: %w", err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE authorizations SET voided = 1, voided_at = ? WHERE merchant = ? AND order_id = ?`,
-		nanos(now), merchant, orderID); err != nil {
-		return store.Authorization{}, fmt.Errorf("issuer database: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return store.Authorization{}, fmt.Errorf("issuer database: %w", err)
-	}
-	a.Voided, a.VoidedAt = true, now
-	return a, nil
 }

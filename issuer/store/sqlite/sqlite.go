@@ -70,6 +70,29 @@ var migrations = []string{
 
 	// 3: the replay memory of signed requests (DESIGN.md §5 "Hardening").
 	noncesql.Migration,
+
+	// 4: the payment lifecycle after authorization (DESIGN.md §6.8). Holds
+	// approved before it get the default period from their decision.
+	`ALTER TABLE authorizations ADD COLUMN hold_until INTEGER NOT NULL DEFAULT 0; -- unix nanoseconds; approvals only
+	ALTER TABLE authorizations ADD COLUMN captured INTEGER NOT NULL DEFAULT 0 CHECK (captured >= 0 AND captured <= amount);
+	ALTER TABLE authorizations ADD COLUMN refunded INTEGER NOT NULL DEFAULT 0 CHECK (refunded >= 0 AND refunded <= captured);
+	ALTER TABLE authorizations ADD COLUMN released INTEGER NOT NULL DEFAULT 0; -- unix nanoseconds; 0: the remainder is held
+	ALTER TABLE authorizations ADD COLUMN release_reason TEXT NOT NULL DEFAULT '' CHECK (release_reason IN ('', 'completed', 'expired'));
+	UPDATE authorizations SET hold_until = decided + 604800000000000 WHERE decision = 'approved';
+	CREATE INDEX authorizations_hold ON authorizations(hold_until) WHERE decision = 'approved' AND voided = 0 AND released = 0;
+	CREATE TABLE payment_ops (
+		merchant TEXT NOT NULL,
+		op_key   TEXT NOT NULL,      -- the merchant's idempotency key
+		order_id TEXT NOT NULL,
+		kind     TEXT NOT NULL CHECK (kind IN ('capture', 'refund', 'void', 'release')),
+		amount   INTEGER NOT NULL CHECK (amount >= 0),
+		currency TEXT NOT NULL,
+		final    INTEGER NOT NULL CHECK (final IN (0, 1)),
+		at       INTEGER NOT NULL,   -- unix nanoseconds
+		PRIMARY KEY (merchant, op_key),
+		FOREIGN KEY (merchant, order_id) REFERENCES authorizations(merchant, order_id)
+	) STRICT;
+	CREATE INDEX payment_ops_order ON payment_ops(merchant, order_id, at);`,
 }
 
 // Store is the issuer's store on SQLite. It is safe for concurrent use.

@@ -40,6 +40,10 @@ func Run(t *testing.T, fresh func(t *testing.T) Open) {
 		{"CreditNeverOverspent", testCreditNeverOverspent},
 		{"OrderIDReused", testOrderIDReused},
 		{"Void", testVoid},
+		{"LifecycleCapture", testLifecycleCapture},
+		{"LifecycleVoid", testLifecycleVoid},
+		{"LifecycleExpiry", testLifecycleExpiry},
+		{"LifecycleConcurrent", testLifecycleConcurrent},
 		{"AuthorizeAssisted", testAuthorizeAssisted},
 		{"AuthorizationsFilter", testAuthorizationsFilter},
 	} {
