@@ -21,14 +21,30 @@ var OpenAPI []byte
 func API() apiroute.API {
 	merchant := []keygen.Role{keygen.RoleMerchant}
 	return apiroute.API{Title: "orderseal issuer", Description: "The card issuer: authorizes the issuer section of a relayed " +
-		"bundle against the card and its limit, and voids a hold (DESIGN.md §3, §5).", Routes: []apiroute.Route{
+		"bundle against the card and its limit, then captures, refunds, voids or releases its hold, each step idempotent by the merchant's key " +
+		"(DESIGN.md §3, §5, §6.8).", Routes: []apiroute.Route{
 		{Method: http.MethodPut, Path: api.PathAuthorizations + "{order_id}", Summary: "Authorize an order: the bundle's header and issuer section, and the amount asked",
 			Callers: merchant, Request: &api.AuthorizeRequest{},
 			Responses: []apiroute.Response{{Status: http.StatusCreated, Body: &api.Authorization{}}, {Status: http.StatusOK, Body: &api.Authorization{}}},
 			Problems:  apiroute.With(http.StatusConflict, http.StatusUnprocessableEntity)},
 		{Method: http.MethodPost, Path: api.PathAuthorizations + "{order_id}" + api.PathVoidSuffix, Summary: "Void an authorization: release the hold",
 			Callers: merchant, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &api.Authorization{}}},
+			Problems: apiroute.With(http.StatusNotFound, http.StatusConflict)},
+		{Method: http.MethodGet, Path: api.PathAuthorizations + "{order_id}", Summary: "The authorization as the issuer records it: state, captured and refunded totals, hold expiry",
+			Callers: merchant, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &api.Authorization{}}},
 			Problems: apiroute.With(http.StatusNotFound)},
+		{Method: http.MethodPost, Path: api.PathAuthorizations + "{order_id}" + api.PathCapturesSuffix, Summary: "Capture part or all of the hold (idempotent by key; final releases the rest)",
+			Callers: merchant, Request: &api.OpRequest{},
+			Responses: []apiroute.Response{{Status: http.StatusCreated, Body: &api.Authorization{}}, {Status: http.StatusOK, Body: &api.Authorization{}}},
+			Problems:  apiroute.With(http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity)},
+		{Method: http.MethodPost, Path: api.PathAuthorizations + "{order_id}" + api.PathRefundsSuffix, Summary: "Refund part or all of what was captured (idempotent by key)",
+			Callers: merchant, Request: &api.OpRequest{},
+			Responses: []apiroute.Response{{Status: http.StatusCreated, Body: &api.Authorization{}}, {Status: http.StatusOK, Body: &api.Authorization{}}},
+			Problems:  apiroute.With(http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity)},
+		{Method: http.MethodPost, Path: api.PathAuthorizations + "{order_id}" + api.PathReleaseSuffix, Summary: "Release what the hold still holds: the order completed (idempotent by key)",
+			Callers: merchant, Request: &api.ReleaseRequest{},
+			Responses: []apiroute.Response{{Status: http.StatusCreated, Body: &api.Authorization{}}, {Status: http.StatusOK, Body: &api.Authorization{}}},
+			Problems:  apiroute.With(http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity)},
 		{Method: http.MethodGet, Path: httpsig.DirectoryPath, Summary: "The issuer's own directory entries (its epoch KEM keys, certified by the key center)",
 			Callers: merchant, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &httpsig.Directory{}}}, Problems: apiroute.SignedProblems},
 		{Method: http.MethodGet, Path: apiroute.DocPath, Summary: "This document",

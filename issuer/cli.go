@@ -75,12 +75,16 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	keyFlags := keystore.AddFlags(fs, "the issuer's")
 	db := fs.String("db", "", "issuer database: a file path or sqlite:PATH (created when absent)")
 	cardKey := fs.String("card-key", "", "card key file (0600), from '"+prog+" init'")
+	hold := fs.Duration("hold", store.DefaultHold, "how long an approval holds the card's credit before its uncaptured rest expires")
 	sf := cli.AddServeFlags(fs, "127.0.0.1:0", "address to listen on (port 0: any free port; see -addr-file)")
 	stopProfile, err := sf.Parse(fs, args, "key", "db", "card-key")
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
+	if *hold < time.Second {
+		return cli.Usagef("a hold period such as 168h or 30s", "-hold must be at least 1s")
+	}
 	key, err := keyFlags.Open(keygen.RoleIssuer, time.Now())
 	if err != nil {
 		return err
@@ -105,7 +109,10 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	defer st.Close()
-	srv := NewServer(key, st, Options{Logger: logger})
+	srv := NewServer(key, st, Options{Logger: logger, Hold: *hold})
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go srv.ExpireHolds(sweepCtx, min(max(*hold/10, time.Second), time.Minute))
 	d := web.Daemon{Logger: logger, Flags: sf, Files: files, Ready: []web.Check{web.StoreCheck(st.Ping)},
 		Metrics: web.KeyCacheMetrics(key.CacheStats)}
 	return d.Serve(ctx, nil, srv.Handler())
@@ -335,6 +342,12 @@ type authorizationJSON struct {
 	Decided  string `json:"decided"`
 	Voided   bool   `json:"voided"`
 	VoidedAt string `json:"voided_at,omitempty"`
+	// The lifecycle after approval: state, captured and refunded totals
+	// (minor units), and when the uncaptured rest of the hold expires.
+	State     string `json:"state"`
+	Captured  int64  `json:"captured"`
+	Refunded  int64  `json:"refunded"`
+	HoldUntil string `json:"hold_until,omitempty"`
 }
 
 func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) error {
@@ -370,17 +383,18 @@ func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) erro
 		for _, a := range auths {
 			out = append(out, authorizationJSON{OrderID: a.OrderID, Merchant: a.Merchant, Sealer: a.Sealer,
 				Channel: a.Channel, Session: a.Session, Amount: a.Amount, Currency: a.Currency, Decision: a.Decision,
-				Reason: a.Reason, AuthCode: a.AuthCode, Decided: stamp(a.Decided), Voided: a.Voided, VoidedAt: stamp(a.VoidedAt)})
+				Reason: a.Reason, AuthCode: a.AuthCode, Decided: stamp(a.Decided), Voided: a.Voided, VoidedAt: stamp(a.VoidedAt),
+				State: a.State(), Captured: a.Captured, Refunded: a.Refunded, HoldUntil: stamp(a.HoldUntil)})
 		}
 		return cli.PrintJSON(stdio.Out, out)
 	}
 	dash := func(s string) string { return cmp.Or(s, "-") }
 	tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tMERCHANT\tSEALER\tCHANNEL\tSESSION\tAMOUNT\tCURRENCY\tDECISION\tREASON\tAUTH\tDECIDED\tVOIDED")
+	fmt.Fprintln(tw, "ORDER\tMERCHANT\tSEALER\tCHANNEL\tSESSION\tAMOUNT\tCURRENCY\tDECISION\tREASON\tAUTH\tDECIDED\tVOIDED\tSTATE\tCAPTURED\tREFUNDED")
 	for _, a := range auths {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.OrderID, a.Merchant, dash(a.Sealer),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.OrderID, a.Merchant, dash(a.Sealer),
 			a.Channel, dash(a.Session), money.Show(a.Amount, a.Currency), a.Currency, a.Decision, dash(a.Reason), dash(a.AuthCode),
-			stamp(a.Decided), dash(stamp(a.VoidedAt)))
+			stamp(a.Decided), dash(stamp(a.VoidedAt)), a.State(), money.Show(a.Captured, a.Currency), money.Show(a.Refunded, a.Currency))
 	}
 	return tw.Flush()
 }

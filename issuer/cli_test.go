@@ -350,13 +350,13 @@ func TestCLIAuthorizations(t *testing.T) {
 	if code != 0 || len(lines) != 4 {
 		t.Fatalf("authorizations: %d %s %s", code, out, stderr)
 	}
-	if got := strings.Join(strings.Fields(lines[0]), " "); got != "ORDER MERCHANT SEALER CHANNEL SESSION AMOUNT CURRENCY DECISION REASON AUTH DECIDED VOIDED" {
+	if got := strings.Join(strings.Fields(lines[0]), " "); got != "ORDER MERCHANT SEALER CHANNEL SESSION AMOUNT CURRENCY DECISION REASON AUTH DECIDED VOIDED STATE CAPTURED REFUNDED" {
 		t.Fatalf("header %q", got)
 	}
 	for i, want := range [][]string{
-		{phone.OrderID, keys.Shop, carolID, api.ChannelAssisted, testSession, "34.48", "EUR", "EUR", api.Approved, "-", approved.AuthCode, "", "-"},
-		{wrong.OrderID, keys.Shop, carolID, api.ChannelAssisted, otherSession, "34.48", "EUR", "EUR", api.Declined, api.ReasonCVCMismatch, "-", "", "-"},
-		{online.OrderID, keys.Shop, keys.Alice, api.ChannelOnline, "-", "34.48", "EUR", "EUR", api.Approved, "-", "", "", ""},
+		{phone.OrderID, keys.Shop, carolID, api.ChannelAssisted, testSession, "34.48", "EUR", "EUR", api.Approved, "-", approved.AuthCode, "", "-", api.StateAuthorized, "0.00", "EUR", "0.00", "EUR"},
+		{wrong.OrderID, keys.Shop, carolID, api.ChannelAssisted, otherSession, "34.48", "EUR", "EUR", api.Declined, api.ReasonCVCMismatch, "-", "", "-", api.StateDeclined, "0.00", "EUR", "0.00", "EUR"},
+		{online.OrderID, keys.Shop, keys.Alice, api.ChannelOnline, "-", "34.48", "EUR", "EUR", api.Approved, "-", "", "", "", api.StateVoided, "0.00", "EUR", "0.00", "EUR"},
 	} {
 		got := strings.Fields(lines[i+1])
 		if len(got) != len(want) {
@@ -386,7 +386,8 @@ func TestCLIAuthorizations(t *testing.T) {
 		a["reason"] != "" || a["auth_code"] != approved.AuthCode || a["decided"] != approved.Decided || a["voided"] != false || a["voided_at"] != nil {
 		t.Fatalf("-json: %v", a)
 	}
-	if a := all[2]; a["channel"] != api.ChannelOnline || a["session"] != "" || a["sealer"] != keys.Alice || a["voided"] != true || a["voided_at"] == nil {
+	if a := all[2]; a["channel"] != api.ChannelOnline || a["session"] != "" || a["sealer"] != keys.Alice || a["voided"] != true || a["voided_at"] == nil ||
+		a["state"] != api.StateVoided || a["captured"] != float64(0) || a["hold_until"] == nil {
 		t.Fatalf("-json online: %v", a)
 	}
 	for key := range all[0] {

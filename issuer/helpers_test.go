@@ -139,6 +139,12 @@ type issuerEnv struct {
 
 func newIssuerEnv(t *testing.T) *issuerEnv {
 	t.Helper()
+	return newIssuerEnvHold(t, 0)
+}
+
+// newIssuerEnvHold is newIssuerEnv with approvals held for hold (0: the default).
+func newIssuerEnvHold(t *testing.T, hold time.Duration) *issuerEnv {
+	t.Helper()
 	dir := t.TempDir()
 	e := &issuerEnv{dir: dir, dbPath: filepath.Join(dir, "issuer.db"), clk: &clock{}, log: &syncBuffer{}, wire: &bodies{}}
 	ck, err := store.CreateCardKey(filepath.Join(dir, "card.key"))
@@ -151,7 +157,7 @@ func newIssuerEnv(t *testing.T) *issuerEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.st.Close() })
-	e.srv = issuer.NewServer(keys.Keys(t, keys.Bank), e.st, issuer.Options{Logger: logger, Now: e.clk.Now,
+	e.srv = issuer.NewServer(keys.Keys(t, keys.Bank), e.st, issuer.Options{Logger: logger, Now: e.clk.Now, Hold: hold,
 		Verifier: []signedhttp.Option{signedhttp.WithClock(e.clk.Now)}})
 	e.ts = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(e.ts.Close)

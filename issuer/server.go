@@ -26,6 +26,7 @@ import (
 type Server struct {
 	keys   keygen.Keyring
 	store  store.Store
+	hold   time.Duration
 	logger *slog.Logger
 	now    func() time.Time
 	echo   *echo.Echo
@@ -36,12 +37,13 @@ type Options struct {
 	Logger   *slog.Logger        // nil: discard
 	Now      func() time.Time    // nil: time.Now; decides bundle windows and card expiry
 	Verifier []signedhttp.Option // extra verifier options (tests: clock, nonce store)
+	Hold     time.Duration       // how long an approval holds the credit; 0: store.DefaultHold
 }
 
 // NewServer wires the routes, every one behind the signed-request verifier
 // and open to merchants only. keys must be an issuer's.
 func NewServer(keys keygen.Keyring, st store.Store, opt Options) *Server {
-	s := &Server{keys: keys, store: st, logger: opt.Logger, now: opt.Now}
+	s := &Server{keys: keys, store: st, logger: opt.Logger, now: opt.Now, hold: opt.Hold}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -55,6 +57,10 @@ func NewServer(keys keygen.Keyring, st store.Store, opt Options) *Server {
 	merchant := signedhttp.Allow(keygen.RoleMerchant)
 	e.PUT(api.PathAuthorizations+":order_id", s.authorize, merchant)
 	e.POST(api.PathAuthorizations+":order_id"+api.PathVoidSuffix, s.void, merchant)
+	e.GET(api.PathAuthorizations+":order_id", s.getAuthorization, merchant)
+	e.POST(api.PathAuthorizations+":order_id"+api.PathCapturesSuffix, s.capture, merchant)
+	e.POST(api.PathAuthorizations+":order_id"+api.PathRefundsSuffix, s.refund, merchant)
+	e.POST(api.PathAuthorizations+":order_id"+api.PathReleaseSuffix, s.release, merchant)
 	s.echo = e
 	return s
 }
@@ -79,9 +85,14 @@ func bundleInvalid(detail string) *problem.Problem {
 }
 
 func answer(a store.Authorization) api.Authorization {
-	return api.Authorization{OrderID: a.OrderID, HeaderHash: wire.B64(a.HeaderHash[:]), Decision: a.Decision,
+	out := api.Authorization{OrderID: a.OrderID, HeaderHash: wire.B64(a.HeaderHash[:]), Decision: a.Decision,
 		Reason: a.Reason, AuthCode: a.AuthCode, Amount: a.Amount, Currency: a.Currency,
-		Decided: a.Decided.UTC().Format(time.RFC3339), Voided: a.Voided, Channel: a.Channel, Session: a.Session}
+		Decided: a.Decided.UTC().Format(time.RFC3339), Voided: a.Voided, Channel: a.Channel, Session: a.Session,
+		State: a.State(), Captured: a.Captured, Refunded: a.Refunded}
+	if !a.HoldUntil.IsZero() {
+		out.HoldUntil = a.HoldUntil.UTC().Format(time.RFC3339)
+	}
+	return out
 }
 
 func sessionMismatch() *problem.Problem {
@@ -175,7 +186,7 @@ func (s *Server) authorize(c echo.Context) error {
 		return sessionMismatch()
 	}
 	ar := store.AuthRequest{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Cardholder: b.Cardholder,
-		Total: sec.Total, Amount: req.Amount, Currency: req.Currency, Session: sec.Session}
+		Total: sec.Total, Amount: req.Amount, Currency: req.Currency, Session: sec.Session, Hold: s.hold}
 	if sec.Card != nil {
 		// The CVC is compared with the card's derived one and dropped with
 		// the section: never stored, never logged.
@@ -210,7 +221,7 @@ func (s *Server) authorize(c echo.Context) error {
 // names a vault, the approval the vault can verify.
 func (s *Server) answerFor(a store.Authorization, b *order.Bundle) api.Authorization {
 	out := answer(a)
-	if a.Decision == api.Approved && !a.Voided && b.Parties[order.RoleVault] != "" {
+	if a.Decision == api.Approved && !a.Voided && a.ReleaseReason != store.ReleaseExpired && b.Parties[order.RoleVault] != "" {
 		tok, err := order.VaultApproval(s.keys, b)
 		if err != nil {
 			s.logger.Error("vault approval", "order_id", a.OrderID, "err", err)
@@ -246,16 +257,14 @@ func clearSection(sec *order.Section) {
 	}
 }
 
-// void answers POST /v1/authorizations/:order_id/void.
+// void answers POST /v1/authorizations/:order_id/void: once per order
+// (its idempotency key is the order's), void-after-capture once part of
+// it was captured, and an expired hold answered as it is.
 func (s *Server) void(c echo.Context) error {
 	merchant := signedhttp.Caller(c)
 	a, err := s.store.Void(c.Request().Context(), merchant, c.Param("order_id"))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return problem.New(http.StatusNotFound, api.CodeUnknownAuth, "Unknown authorization",
-			"This merchant has no authorization for this order id.")
-	case err != nil:
-		return unavailable(err)
+	if err != nil {
+		return opProblem(err)
 	}
 	s.logger.Info("authorization voided", "merchant", merchant, "order_id", a.OrderID, "decision", a.Decision, "card_id", a.CardID)
 	return c.JSON(http.StatusOK, answer(a))

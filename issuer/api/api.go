@@ -19,6 +19,12 @@ import (
 const (
 	PathAuthorizations = "/v1/authorizations/" // PUT + order id: authorize (merchant)
 	PathVoidSuffix     = "/void"               // POST PathAuthorizations + id + "/void": release the hold (merchant)
+	// The lifecycle after approval (DESIGN.md §6.8), each POST idempotent by
+	// the request's idempotency key (unique per merchant at the issuer).
+	PathCapturesSuffix = "/captures" // POST PathAuthorizations + id + "/captures": capture (part of) the hold
+	PathRefundsSuffix  = "/refunds"  // POST PathAuthorizations + id + "/refunds": refund (part of) what was captured
+	PathReleaseSuffix  = "/release"  // POST PathAuthorizations + id + "/release": release the hold's remainder (the order completed)
+	// GET PathAuthorizations + id: the authorization as the issuer records it.
 )
 
 // MaxBody bounds a request: it carries the header and one section.
@@ -85,12 +91,49 @@ type Authorization struct {
 	Currency   string `json:"currency"`
 	Decided    string `json:"decided"` // RFC 3339
 	Voided     bool   `json:"voided,omitempty"`
+	// State is the lifecycle state (State…); Captured and Refunded are
+	// totals in minor units; HoldUntil (RFC 3339) is when an approval's
+	// uncaptured remainder expires.
+	State      string `json:"state,omitempty"`
+	Captured   int64  `json:"captured,omitempty"`
+	Refunded   int64  `json:"refunded,omitempty"`
+	HoldUntil  string `json:"hold_until,omitempty"`
 	Channel    string `json:"channel,omitempty"` // ChannelOnline or ChannelAssisted
 	Session    string `json:"session,omitempty"` // assisted orders: the session that keyed it
 	// VaultApproval is set on an approved, unvoided answer for a bundle that
 	// names a vault: order.VaultApproval, which the merchant relays so the
 	// vault activates the order's grant (DESIGN.md §7).
 	VaultApproval string `json:"vault_approval,omitempty"`
+}
+
+// Authorization states (Authorization.State).
+const (
+	StateDeclined          = "declined"
+	StateAuthorized        = "authorized"
+	StatePartiallyCaptured = "partially-captured"
+	StateCaptured          = "captured"
+	StatePartiallyRefunded = "partially-refunded"
+	StateRefunded          = "refunded"
+	StateVoided            = "voided"
+	StateExpired           = "expired"
+)
+
+// OpRequest is a capture or refund: an amount in the authorization's
+// currency, under a key the merchant chose. The same key again is a retry
+// (the issuer answers with the record as it is and changes nothing);
+// another request under a used key is CodeIdempotencyKeyReused.
+type OpRequest struct {
+	IdempotencyKey string `json:"idempotency_key" validate:"required,max=128"`
+	Amount         int64  `json:"amount" validate:"gt=0"`
+	Currency       string `json:"currency" validate:"required"`
+	// Final (captures): release the remainder of the hold with it, the
+	// order's last shipment.
+	Final bool `json:"final,omitempty"`
+}
+
+// ReleaseRequest releases what an authorization still holds.
+type ReleaseRequest struct {
+	IdempotencyKey string `json:"idempotency_key" validate:"required,max=128"`
 }
 
 // Client is the merchant's side of the issuer API.
@@ -127,6 +170,31 @@ func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, c
 // fulfilled). Voiding twice is not an error.
 func (c *Client) Void(ctx context.Context, orderID string) (*Authorization, error) {
 	return httpsig.Call[Authorization](ctx, c.peer, http.MethodPost, PathAuthorizations+url.PathEscape(orderID)+PathVoidSuffix, nil)
+}
+
+// Capture captures amount of the order's authorization under key; final
+// releases the rest of the hold with it.
+func (c *Client) Capture(ctx context.Context, orderID, key string, amount int64, currency string, final bool) (*Authorization, error) {
+	return httpsig.Call[Authorization](ctx, c.peer, http.MethodPost, PathAuthorizations+url.PathEscape(orderID)+PathCapturesSuffix,
+		OpRequest{IdempotencyKey: key, Amount: amount, Currency: currency, Final: final})
+}
+
+// Refund refunds amount of what was captured of the order, under key.
+func (c *Client) Refund(ctx context.Context, orderID, key string, amount int64, currency string) (*Authorization, error) {
+	return httpsig.Call[Authorization](ctx, c.peer, http.MethodPost, PathAuthorizations+url.PathEscape(orderID)+PathRefundsSuffix,
+		OpRequest{IdempotencyKey: key, Amount: amount, Currency: currency})
+}
+
+// Release releases what the order's authorization still holds, under key.
+func (c *Client) Release(ctx context.Context, orderID, key string) (*Authorization, error) {
+	return httpsig.Call[Authorization](ctx, c.peer, http.MethodPost, PathAuthorizations+url.PathEscape(orderID)+PathReleaseSuffix,
+		ReleaseRequest{IdempotencyKey: key})
+}
+
+// Get reads the order's authorization as the issuer records it (an
+// expired hold shows as StateExpired).
+func (c *Client) Get(ctx context.Context, orderID string) (*Authorization, error) {
+	return httpsig.Call[Authorization](ctx, c.peer, http.MethodGet, PathAuthorizations+url.PathEscape(orderID), nil)
 }
 
 // Directory is the party's own directory entries (OS2): the key center's
