@@ -94,12 +94,12 @@ type Authorization struct {
 	// State is the lifecycle state (State…); Captured and Refunded are
 	// totals in minor units; HoldUntil (RFC 3339) is when an approval's
 	// uncaptured remainder expires.
-	State      string `json:"state,omitempty"`
-	Captured   int64  `json:"captured,omitempty"`
-	Refunded   int64  `json:"refunded,omitempty"`
-	HoldUntil  string `json:"hold_until,omitempty"`
-	Channel    string `json:"channel,omitempty"` // ChannelOnline or ChannelAssisted
-	Session    string `json:"session,omitempty"` // assisted orders: the session that keyed it
+	State     string `json:"state,omitempty"`
+	Captured  int64  `json:"captured,omitempty"`
+	Refunded  int64  `json:"refunded,omitempty"`
+	HoldUntil string `json:"hold_until,omitempty"`
+	Channel   string `json:"channel,omitempty"` // ChannelOnline or ChannelAssisted
+	Session   string `json:"session,omitempty"` // assisted orders: the session that keyed it
 	// VaultApproval is set on an approved, unvoided answer for a bundle that
 	// names a vault: order.VaultApproval, which the merchant relays so the
 	// vault activates the order's grant (DESIGN.md §7).
