@@ -131,6 +131,8 @@ type Reader interface {
 	Sessions(ctx context.Context, consultant string) ([]*Session, error)
 	// SessionOrders lists the orders keyed in a session, oldest first.
 	SessionOrders(ctx context.Context, session string) ([]*Order, error)
+	// Payment returns the issuer's last word on an order's payment; ok is false when there is none yet.
+	Payment(ctx context.Context, id string) (p Payment, ok bool, err error)
 	// Outbox is the queue of relay jobs, written with the orders' state changes.
 	Outbox() outbox.Store
 	// Close releases the store.
@@ -152,6 +154,10 @@ type Store interface {
 	Apply(ctx context.Context, id string, t Transition) (applied bool, err error)
 	// Note appends a timeline entry without changing the order's state, and enqueues jobs keyed by the order id.
 	Note(ctx context.Context, id, state, detail string, jobs ...string) error
+	// RecordPayment stores the issuer's word on an order's payment and appends detail to its timeline, in one transaction (ErrNotFound for no order).
+	RecordPayment(ctx context.Context, p Payment, detail string) error
+	// Enqueue enqueues j for order id and, when j is new, appends detail to its timeline; queued is false when a job of j's kind and key exists (ErrNotFound for no order).
+	Enqueue(ctx context.Context, id string, j Job, detail string) (queued bool, err error)
 	// CarrierEvent records a tracking event once per sequence number (recorded=false for a retry); delivered moves a shipped order to delivered.
 	CarrierEvent(ctx context.Context, id string, seq int64, status, detail string, at time.Time) (recorded bool, err error)
 	// StartSession stores a new login, ending any session still open on its consultant's device; ErrLoginReplayed for a nonce seen before.

@@ -67,7 +67,9 @@ CREATE INDEX timeline_order ON timeline (order_id, id);
 	// Retention (DESIGN.md §8): once the issuer has answered, the bundle
 	// loses its issuer section; this is the SHA-256 of its ciphertext.
 	`ALTER TABLE orders ADD COLUMN issuer_section_sha256 BLOB;`,
-	deviceKeyMigration, noncesql.Migration}
+	deviceKeyMigration, noncesql.Migration,
+	// The issuer's word on each order's payment after authorization (DESIGN.md §6.8).
+	paymentsMigration}
 
 // Store is the merchant database. Safe for concurrent use.
 type Store struct {

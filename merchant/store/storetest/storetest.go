@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"briefs", testBriefs},
 		{"first reached", testFirstReached},
 		{"tally", testTally},
+		{"payments", testPayments},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })
