@@ -271,6 +271,8 @@ type orderOpts struct {
 	merchant       string // "": keys.Shop
 	seal           order.SealOptions
 	key            *keygen.PartyKey // "": alice's
+	installments   int              // 0: the test order's plan
+	scale          int64            // 0: as it is; n: every quantity and the total times n
 }
 
 // seal seals the test order (inline address: no vault) as alice, or as o.key.
@@ -298,6 +300,15 @@ func seal(t testing.TB, o orderOpts) *order.Bundle {
 	}
 	if o.currency != "" {
 		ord.Currency = o.currency
+	}
+	if o.installments != 0 {
+		ord.Plan.Installments = o.installments
+	}
+	if o.scale > 1 {
+		for i := range ord.Items {
+			ord.Items[i].Qty *= o.scale
+		}
+		ord.Total *= o.scale
 	}
 	p := order.Parties{Merchant: keys.Shop, Issuer: keys.Bank, Carrier: keys.Parcel}
 	if o.issuer != "" {

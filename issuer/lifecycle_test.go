@@ -155,3 +155,70 @@ func TestLifecycleExpiry(t *testing.T) {
 		t.Fatalf("voiding an expired hold: %v", err)
 	}
 }
+
+// TestInstallmentPlans: the issuer checks the section's plan against the
+// card product's rules (products.json): an allowed plan is approved and
+// answered with its schedule, recorded with the authorization; a count the
+// card does not allow, or a total below the product's minimum, is declined
+// installments-not-allowed and holds nothing.
+func TestInstallmentPlans(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newIssuerEnv(t)
+	cards := map[string]string{
+		visa:   e.addCard(t, visa, keys.Alice, "2031-12", "EUR", 5000_00).ID,
+		master: e.addCard(t, master, keys.Alice, "2031-12", "EUR", 5000_00).ID,
+	}
+	shop := e.client(t, keys.Shop)
+	for _, tc := range []struct {
+		name         string
+		number       string
+		installments int
+		scale        int64
+		reason       string
+	}{
+		{"visa in 3", visa, 3, 1, ""},
+		{"visa in 6, three times the total", visa, 6, 3, ""},
+		{"visa in 5: not a product count", visa, 5, 3, api.ReasonInstallments},
+		{"mastercard in 3 below its minimum", master, 3, 1, api.ReasonInstallments},
+		{"mastercard in 24 above it", master, 24, 3, ""},
+		{"a single payment", visa, 1, 1, ""},
+	} {
+		card := struct{ ID string }{cards[tc.number]}
+		before := e.available(t, card.ID)
+		b := seal(t, orderOpts{number: tc.number, installments: tc.installments, scale: tc.scale})
+		a, err := shop.Authorize(ctx, b, orderTotal*tc.scale, "EUR", "")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		switch {
+		case tc.reason != "":
+			if a.Decision != api.Declined || a.Reason != tc.reason || a.Plan != nil || e.available(t, card.ID) != before {
+				t.Fatalf("%s: %+v, available %d → %d", tc.name, a, before, e.available(t, card.ID))
+			}
+		case tc.installments > 1:
+			if a.Decision != api.Approved || a.Plan == nil || a.Plan.Installments != tc.installments || len(a.Plan.Schedule) != tc.installments {
+				t.Fatalf("%s: %+v %+v", tc.name, a, a.Plan)
+			}
+			var sum int64
+			for _, in := range a.Plan.Schedule {
+				if _, err := time.Parse(time.DateOnly, in.Due); err != nil {
+					t.Fatalf("%s: due %q", tc.name, in.Due)
+				}
+				sum += in.Amount
+			}
+			if sum != orderTotal*tc.scale {
+				t.Fatalf("%s: schedule sums to %d", tc.name, sum)
+			}
+			// Recorded: a retry and a GET answer with the same schedule.
+			again, err := shop.Get(ctx, b.OrderID)
+			if err != nil || again.Plan == nil || len(again.Plan.Schedule) != tc.installments || again.Plan.Schedule[0] != a.Plan.Schedule[0] {
+				t.Fatalf("%s: recorded plan %+v %v", tc.name, again, err)
+			}
+		default:
+			if a.Decision != api.Approved || a.Plan != nil {
+				t.Fatalf("%s: %+v", tc.name, a)
+			}
+		}
+	}
+}

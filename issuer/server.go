@@ -92,6 +92,12 @@ func answer(a store.Authorization) api.Authorization {
 	if !a.HoldUntil.IsZero() {
 		out.HoldUntil = a.HoldUntil.UTC().Format(time.RFC3339)
 	}
+	if sched := a.Schedule(); sched != nil {
+		out.Plan = &api.Plan{Installments: a.Installments}
+		for _, in := range sched {
+			out.Plan.Schedule = append(out.Plan.Schedule, api.Installment{N: in.N, Due: in.Due.Format(time.DateOnly), Amount: in.Amount})
+		}
+	}
 	return out
 }
 
@@ -187,6 +193,9 @@ func (s *Server) authorize(c echo.Context) error {
 	}
 	ar := store.AuthRequest{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Cardholder: b.Cardholder,
 		Total: sec.Total, Amount: req.Amount, Currency: req.Currency, Session: sec.Session, Hold: s.hold}
+	if sec.Plan != nil {
+		ar.Installments = sec.Plan.Installments
+	}
 	if sec.Card != nil {
 		// The CVC is compared with the card's derived one and dropped with
 		// the section: never stored, never logged.

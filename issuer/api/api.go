@@ -44,9 +44,10 @@ const (
 	ReasonInsufficientCredit = "insufficient-credit" // amount above available credit
 	ReasonAmountMismatch     = "amount-mismatch"     // requested amount or currency differs from the issuer section
 	ReasonCurrency           = "currency-not-supported"
-	ReasonCVCRequired        = "cvc-required"          // assisted order without the card's security code
-	ReasonCVCMismatch        = "cvc-mismatch"          // the security code in the issuer section is not the card's (any channel)
-	ReasonCVCLocked          = "cvc-attempts-exceeded" // too many wrong security codes for the card lately: assisted orders refused
+	ReasonCVCRequired        = "cvc-required"             // assisted order without the card's security code
+	ReasonCVCMismatch        = "cvc-mismatch"             // the security code in the issuer section is not the card's (any channel)
+	ReasonCVCLocked          = "cvc-attempts-exceeded"    // too many wrong security codes for the card lately: assisted orders refused
+	ReasonInstallments       = "installments-not-allowed" // the card's product offers no such plan (count, or a total below its minimum)
 )
 
 // Channels an authorization came through.
@@ -100,6 +101,8 @@ type Authorization struct {
 	HoldUntil string `json:"hold_until,omitempty"`
 	Channel   string `json:"channel,omitempty"` // ChannelOnline or ChannelAssisted
 	Session   string `json:"session,omitempty"` // assisted orders: the session that keyed it
+	// Plan is an approval's installment schedule, when it has more than one.
+	Plan *Plan `json:"plan,omitempty"`
 	// VaultApproval is set on an approved, unvoided answer for a bundle that
 	// names a vault: order.VaultApproval, which the merchant relays so the
 	// vault activates the order's grant (DESIGN.md §7).
@@ -117,6 +120,19 @@ const (
 	StateVoided            = "voided"
 	StateExpired           = "expired"
 )
+
+// Plan is the installment schedule the issuer recorded with an approval.
+type Plan struct {
+	Installments int           `json:"installments"`
+	Schedule     []Installment `json:"schedule"`
+}
+
+// Installment is one payment of a Plan.
+type Installment struct {
+	N      int    `json:"n"`
+	Due    string `json:"due"`    // YYYY-MM-DD
+	Amount int64  `json:"amount"` // minor units
+}
 
 // OpRequest is a capture or refund: an amount in the authorization's
 // currency, under a key the merchant chose. The same key again is a retry

@@ -31,6 +31,9 @@ type AuthRequest struct {
 	// Hold is how long an approval holds the credit before it expires
 	// (0: DefaultHold).
 	Hold time.Duration
+	// Installments is the plan from the issuer section (0 or 1: a single
+	// payment), checked against the card's product (PlanAllowed).
+	Installments int
 }
 
 // Authorization is an answered request, as stored.
@@ -56,6 +59,7 @@ type Authorization struct {
 	Refunded      int64     // minor units refunded, in total (≤ Captured)
 	Released      time.Time // when the remainder was released (zero: not yet)
 	ReleaseReason string    // ReleaseCompleted or ReleaseExpired
+	Installments  int       // approvals: the plan's count (1: a single payment); Schedule derives its payments
 }
 
 // ChannelOf is the channel of a bundle sealed by sealer: assisted when a
@@ -125,7 +129,7 @@ func Decision(ks *SubKeys, req *AuthRequest, card *Card, now time.Time,
 	now = now.UTC()
 	a := Authorization{Merchant: req.Merchant, OrderID: req.OrderID, HeaderHash: req.HeaderHash,
 		Sealer: req.Cardholder, Channel: ChannelOf(req.Cardholder), Session: req.Session,
-		Amount: req.Amount, Currency: req.Currency, Decided: now, Decision: api.Declined}
+		Amount: req.Amount, Currency: req.Currency, Decided: now, Decision: api.Declined, Installments: 1}
 	cardCVC := ""
 	if card != nil {
 		a.CardID = card.ID
@@ -152,6 +156,7 @@ func Decision(ks *SubKeys, req *AuthRequest, card *Card, now time.Time,
 			hold = DefaultHold
 		}
 		a.HoldUntil = now.Add(hold)
+		a.Installments = max(req.Installments, 1)
 		var err error
 		if a.AuthCode, err = NewAuthCode(); err != nil {
 			return Authorization{}, err
@@ -178,6 +183,7 @@ func Decision(ks *SubKeys, req *AuthRequest, card *Card, now time.Time,
 // the card's derived one, compared in constant time; then status, expiry,
 // amount binding, currency, credit as online. A missing or wrong code is
 // refused before the card's status, expiry or credit show in the answer.
+// A declined record keeps Installments 1: only an approval has a plan.
 func Decide(c *Card, req *AuthRequest, cardCVC string, now time.Time) string {
 	assisted := ChannelOf(req.Cardholder) == api.ChannelAssisted
 	switch {
@@ -195,6 +201,8 @@ func Decide(c *Card, req *AuthRequest, cardCVC string, now time.Time) string {
 		return api.ReasonAmountMismatch
 	case req.Currency != c.Currency:
 		return api.ReasonCurrency
+	case !PlanAllowed(req.Number, req.Installments, req.Amount, req.Currency):
+		return api.ReasonInstallments
 	case req.Amount > c.Available:
 		return api.ReasonInsufficientCredit
 	}

@@ -79,7 +79,7 @@ type Op struct {
 	Final    bool   // capture: release the remainder with it (the last shipment)
 }
 
-var opKeyRe = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,128}$`)
+var opKeyRe = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,128}$`)
 
 // ValidOpKey reports whether k may be an idempotency key.
 func ValidOpKey(k string) bool { return opKeyRe.MatchString(k) }
@@ -92,7 +92,7 @@ func (op *Op) Check() error {
 	case op.OrderID == "" || len(op.OrderID) > 64:
 		return fmt.Errorf("%w: order id", ErrInvalid)
 	case !ValidOpKey(op.Key):
-		return fmt.Errorf("%w: idempotency key must be 1 to 128 characters of [A-Za-z0-9._:/-]", ErrInvalid)
+		return fmt.Errorf("%w: idempotency key must be 1 to 128 characters of [A-Za-z0-9_.:/-]", ErrInvalid)
 	}
 	switch op.Kind {
 	case OpCapture, OpRefund:

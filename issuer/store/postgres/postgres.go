@@ -80,6 +80,7 @@ ALTER TABLE authorizations ADD COLUMN captured BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE authorizations ADD COLUMN refunded BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE authorizations ADD COLUMN released BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE authorizations ADD COLUMN release_reason TEXT NOT NULL DEFAULT '' CHECK (release_reason IN ('', 'completed', 'expired'));
+ALTER TABLE authorizations ADD COLUMN installments INTEGER NOT NULL DEFAULT 1 CHECK (installments BETWEEN 1 AND 60);
 ALTER TABLE authorizations ADD CONSTRAINT authorizations_captured CHECK (captured >= 0 AND captured <= amount);
 ALTER TABLE authorizations ADD CONSTRAINT authorizations_refunded CHECK (refunded >= 0 AND refunded <= captured);
 UPDATE authorizations SET hold_until = decided + 604800000000000 WHERE decision = 'approved';
@@ -429,10 +430,10 @@ func (s *Store) Authorize(ctx context.Context, req store.AuthRequest) (a store.A
 			cardID = &a.CardID
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO authorizations
-			(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided, hold_until)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided, hold_until, installments)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			a.Merchant, a.OrderID, a.HeaderHash[:], a.Sealer, a.Channel, a.Session, cardID,
-			a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided), nanos0(a.HoldUntil))
+			a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided), nanos0(a.HoldUntil), a.Installments)
 		return err
 	})
 	if err != nil {
@@ -443,7 +444,7 @@ func (s *Store) Authorize(ctx context.Context, req store.AuthRequest) (a store.A
 
 const authColumns = `merchant, order_id, header_hash, sealer, channel, session, COALESCE(card_id, ''),
 	amount, currency, decision, reason, auth_code, decided, voided, voided_at,
-	hold_until, captured, refunded, released, release_reason`
+	hold_until, captured, refunded, released, release_reason, installments`
 
 func scanAuthorization(sc pgx.Row) (store.Authorization, error) {
 	var a store.Authorization
@@ -451,7 +452,7 @@ func scanAuthorization(sc pgx.Row) (store.Authorization, error) {
 	var decided, voidedAt, holdUntil, released int64
 	if err := sc.Scan(&a.Merchant, &a.OrderID, &hh, &a.Sealer, &a.Channel, &a.Session, &a.CardID,
 		&a.Amount, &a.Currency, &a.Decision, &a.Reason, &a.AuthCode, &decided, &a.Voided, &voidedAt,
-		&holdUntil, &a.Captured, &a.Refunded, &released, &a.ReleaseReason); err != nil {
+		&holdUntil, &a.Captured, &a.Refunded, &released, &a.ReleaseReason, &a.Installments); err != nil {
 		return store.Authorization{}, err
 	}
 	if len(hh) != 32 {

@@ -74,10 +74,10 @@ func (s *Store) Authorize(ctx context.Context, req store.AuthRequest) (a store.A
 		cardID = a.CardID
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO authorizations
-		(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided, hold_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided, hold_until, installments)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.Merchant, a.OrderID, a.HeaderHash[:], a.Sealer, a.Channel, a.Session, cardID,
-		a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided), nanos0(a.HoldUntil)); err != nil {
+		a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided), nanos0(a.HoldUntil), a.Installments); err != nil {
 		return store.Authorization{}, false, fmt.Errorf("issuer database: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -88,7 +88,7 @@ func (s *Store) Authorize(ctx context.Context, req store.AuthRequest) (a store.A
 
 const authColumns = `merchant, order_id, header_hash, sealer, channel, session, COALESCE(card_id, ''),
 	amount, currency, decision, reason, auth_code, decided, voided, voided_at,
-	hold_until, captured, refunded, released, release_reason`
+	hold_until, captured, refunded, released, release_reason, installments`
 
 func scanAuthorization(sc interface{ Scan(...any) error }) (store.Authorization, error) {
 	var a store.Authorization
@@ -96,7 +96,7 @@ func scanAuthorization(sc interface{ Scan(...any) error }) (store.Authorization,
 	var decided, voidedAt, holdUntil, released int64
 	if err := sc.Scan(&a.Merchant, &a.OrderID, &hh, &a.Sealer, &a.Channel, &a.Session, &a.CardID,
 		&a.Amount, &a.Currency, &a.Decision, &a.Reason, &a.AuthCode, &decided, &a.Voided, &voidedAt,
-		&holdUntil, &a.Captured, &a.Refunded, &released, &a.ReleaseReason); err != nil {
+		&holdUntil, &a.Captured, &a.Refunded, &released, &a.ReleaseReason, &a.Installments); err != nil {
 		return store.Authorization{}, err
 	}
 	if len(hh) != 32 {

@@ -78,6 +78,7 @@ var migrations = []string{
 	ALTER TABLE authorizations ADD COLUMN refunded INTEGER NOT NULL DEFAULT 0 CHECK (refunded >= 0 AND refunded <= captured);
 	ALTER TABLE authorizations ADD COLUMN released INTEGER NOT NULL DEFAULT 0; -- unix nanoseconds; 0: the remainder is held
 	ALTER TABLE authorizations ADD COLUMN release_reason TEXT NOT NULL DEFAULT '' CHECK (release_reason IN ('', 'completed', 'expired'));
+	ALTER TABLE authorizations ADD COLUMN installments INTEGER NOT NULL DEFAULT 1 CHECK (installments BETWEEN 1 AND 60); -- the plan recorded with an approval
 	UPDATE authorizations SET hold_until = decided + 604800000000000 WHERE decision = 'approved';
 	CREATE INDEX authorizations_hold ON authorizations(hold_until) WHERE decision = 'approved' AND voided = 0 AND released = 0;
 	CREATE TABLE payment_ops (

@@ -252,3 +252,29 @@ func testLifecycleConcurrent(t *testing.T, e *env) {
 		t.Fatalf("available %d, want 9900", av)
 	}
 }
+
+// testInstallments: an allowed plan is stored with the approval (and its
+// schedule derived from it after a reopen); a plan the card's product does
+// not allow is declined installments-not-allowed and holds nothing.
+func testInstallments(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := e.add(t, visa, alice, "2031-12", 1000_00)
+	r := request("ord-3x", 1, 300_00)
+	r.Installments = 3
+	a, _, err := e.st.Authorize(ctx, r)
+	if err != nil || a.Decision != api.Approved || a.Installments != 3 || len(a.Schedule()) != 3 {
+		t.Fatalf("plan of 3: %+v %v", a, err)
+	}
+	r = request("ord-5x", 2, 300_00)
+	r.Installments = 5
+	if d, _, err := e.st.Authorize(ctx, r); err != nil || d.Decision != api.Declined || d.Reason != api.ReasonInstallments || d.Installments != 1 {
+		t.Fatalf("plan of 5: %+v %v", d, err)
+	}
+	if av := e.card(t, c.ID).Available; av != 700_00 {
+		t.Fatalf("available %d", av)
+	}
+	got, err := e.reopen(t, e.key).Authorization(ctx, shop, "ord-3x")
+	if err != nil || got.Installments != 3 || len(got.Schedule()) != 3 || got.Schedule()[0] != a.Schedule()[0] {
+		t.Fatalf("stored plan: %+v %v", got, err)
+	}
+}

@@ -44,6 +44,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Open) {
 		{"LifecycleVoid", testLifecycleVoid},
 		{"LifecycleExpiry", testLifecycleExpiry},
 		{"LifecycleConcurrent", testLifecycleConcurrent},
+		{"Installments", testInstallments},
 		{"AuthorizeAssisted", testAuthorizeAssisted},
 		{"AuthorizationsFilter", testAuthorizationsFilter},
 	} {
