@@ -23,7 +23,7 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 	return cli.Dispatch(prog, stdio, args, []cli.Command{
 		{Name: "seal", Summary: "seal an order for merchant, issuer and carrier (bundle on stdout)", Run: func(a []string) error { return cmdSeal(a, stdio) }},
 		{Name: "preview", Summary: "show which party will see which field of an order", Run: func(a []string) error { return cmdPreview(a, stdio) }},
-		{Name: "order", Summary: "order from a merchant: compose, seal, submit and follow to a final status", Run: func(a []string) error { return cmdOrder(ctx, a, stdio) }},
+		{Name: "order", Summary: "order from a merchant: compose, seal, submit and follow to a final status; order cancel ORDER before shipment", Run: func(a []string) error { return cmdOrder(ctx, a, stdio) }},
 		{Name: "status", Summary: "show an order's status and timeline", Run: func(a []string) error { return cmdStatus(ctx, a, stdio) }},
 		{Name: "assisted", Summary: "login|logout|status: a phone consultant's session with a merchant", Run: func(a []string) error { return cmdAssisted(ctx, a, stdio) }},
 		{Name: "address", Summary: "register, list and show your entries in the vault", Run: func(a []string) error { return cmdAddress(ctx, a, stdio) }},

@@ -145,6 +145,9 @@ func lines(form *merchantapi.OrderForm, items []string) ([]order.Item, int64, er
 }
 
 func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
+	if len(args) > 0 && args[0] == "cancel" {
+		return cmdOrderCancel(ctx, args[1:], stdio)
+	}
 	fs := cli.FlagSet(prog, "order", "-merchant URL -key FILE -card FILE -buyer FILE -item SKU=QTY… -ship-to LABEL|TOKEN [-vault-url URL] | -resume ORDER", stdio,
 		"cardholder order -merchant http://127.0.0.1:8080 -key alice.key -card card.json -buyer me.json -item MUG-01=2 -ship-to home -vault-url http://127.0.0.1:8443",
 		"cardholder order -merchant https://shop.example -key alice.key -list",
@@ -651,6 +654,8 @@ func settle(st *merchantapi.Status, asJSON bool, stdio cli.Stdio) error {
 		return fmt.Errorf("order %s declined by the issuer: %s", st.OrderID, st.Reason)
 	case merchantapi.StateFailed:
 		return fmt.Errorf("order %s failed: %s", st.OrderID, st.Reason)
+	case merchantapi.StateCancelled:
+		return fmt.Errorf("order %s was cancelled", st.OrderID)
 	}
 	return nil
 }
@@ -733,6 +738,9 @@ func printStatus(w io.Writer, st *merchantapi.Status) {
 	}
 	if st.Tracking != "" {
 		fmt.Fprintf(w, "tracking  %s (%s)\n", st.Tracking, st.Carrier)
+	}
+	if p := st.Payment; p != nil {
+		fmt.Fprintf(w, "payment   %s, captured %s, refunded %s\n", p.State, money.Show(p.Captured, st.Currency), money.Show(p.Refunded, st.Currency))
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nAT\tSTATE\tDETAIL")

@@ -22,7 +22,7 @@ var OpenAPI []byte
 func API() apiroute.API {
 	buyers := []keygen.Role{keygen.RoleCardholder, keygen.RoleConsultant}
 	return apiroute.API{Title: "orderseal merchant", Description: "The merchant node: order form, intake of sealed bundles, " +
-		"order status, assisted (phone) orders, and the carrier's tracking events (DESIGN.md §3, §6).", Routes: []apiroute.Route{
+		"order status and cancel, assisted (phone) orders, and the carrier's tracking events (DESIGN.md §3, §6).", Routes: []apiroute.Route{
 		{Method: http.MethodGet, Path: api.PathOrderForm, Summary: "The order form: catalog, prices, parties, directory entries and section policies",
 			Callers: buyers, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &api.OrderForm{}}}, Problems: apiroute.SignedProblems},
 		{Method: http.MethodPost, Path: api.PathOrders, Summary: "Submit a sealed bundle; stored durably before the answer",
@@ -50,6 +50,9 @@ func API() apiroute.API {
 			Callers: []keygen.Role{keygen.RoleCarrier}, Request: &carrierapi.TrackingEvent{},
 			Responses: []apiroute.Response{{Status: http.StatusOK, Body: &eventRecorded{}}},
 			Problems:  apiroute.With(http.StatusNotFound, http.StatusUnprocessableEntity)},
+		{Method: http.MethodPost, Path: api.PathOrder + "{id}" + api.CancelSuffix, Summary: "Cancel an order before shipment: its hold is voided and its address grant revoked",
+			Callers: []keygen.Role{keygen.RoleCardholder}, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &api.Status{}}},
+			Problems: apiroute.With(http.StatusNotFound, http.StatusConflict)},
 		{Method: http.MethodGet, Path: apiroute.DocPath, Summary: "This document",
 			Responses: []apiroute.Response{{Status: http.StatusOK, Body: &map[string]any{}}}},
 	}}

@@ -381,15 +381,29 @@ func cmdOrders(ctx context.Context, args []string, stdio cli.Stdio) error {
 			if err != nil {
 				return err
 			}
-			out = append(out, statusOf(o, tl))
+			p, ok, err := st.Payment(ctx, o.ID)
+			if err != nil {
+				return err
+			}
+			s := statusOf(o, tl)
+			withPayment(&s, p, ok)
+			out = append(out, s)
 		}
 		return json.NewEncoder(stdio.Out).Encode(out)
 	}
 	tw := tabwriter.NewWriter(stdio.Out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tSTATE\tREASON\tTOTAL\tSHIP-TO TOKEN\tTRACKING\tCREATED")
+	fmt.Fprintln(tw, "ORDER\tSTATE\tREASON\tTOTAL\tSHIP-TO TOKEN\tTRACKING\tCREATED\tPAYMENT\tCAPTURED\tREFUNDED")
 	for _, o := range orders {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.State, dash(o.Reason), money.Show(o.Total, o.Currency),
-			dash(o.ShipToken), dash(o.Tracking), o.Created.Format(time.RFC3339))
+		p, ok, err := st.Payment(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		pay, captured, refunded := "-", "-", "-"
+		if ok {
+			pay, captured, refunded = p.State, money.Show(p.Captured, o.Currency), money.Show(p.Refunded, o.Currency)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.State, dash(o.Reason), money.Show(o.Total, o.Currency),
+			dash(o.ShipToken), dash(o.Tracking), o.Created.Format(time.RFC3339), pay, captured, refunded)
 	}
 	return tw.Flush()
 }

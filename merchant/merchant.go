@@ -34,6 +34,12 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio, extra ...cli.Comm
 		{Name: "outbox", Summary: "list relay jobs (pending, failed for good, done) with attempts, next attempt and last error; retry re-drives dead letters", Run: func(a []string) error {
 			return cmdOutbox(ctx, a, stdio)
 		}},
+		{Name: "capture", Summary: "capture ORDER AMOUNT: capture part of an order's authorization (a split shipment), through the outbox", Run: func(a []string) error {
+			return cmdCapture(ctx, a, stdio)
+		}},
+		{Name: "refund", Summary: "refund ORDER AMOUNT: refund part or all of what was captured, through the outbox", Run: func(a []string) error {
+			return cmdRefund(ctx, a, stdio)
+		}},
 		{Name: "audit", Summary: "audit order ID | audit consultant ID: who keyed an order, in which session, on which device", Run: func(a []string) error {
 			return cmdAudit(ctx, a, stdio)
 		}},

@@ -130,9 +130,9 @@ func cmdOutboxRetry(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return err
 	}
 	switch *kind {
-	case "", jobAuthorize, jobGrant, jobBook, jobVoid:
+	case "", jobAuthorize, jobGrant, jobBook, jobVoid, jobCapture, jobRefund, jobRelease:
 	default:
-		return cli.Usagef("use -kind authorize, grant, book or void", "-kind %.32q is not a relay job", *kind)
+		return cli.Usagef("use -kind authorize, grant, book, void, capture, refund or release", "-kind %.32q is not a relay job", *kind)
 	}
 	for _, f := range web.SQLiteFiles(*db) {
 		if _, err := os.Stat(f); err != nil {

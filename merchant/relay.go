@@ -207,10 +207,15 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 			}
 			next = jobGrant
 		}
-		_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateAuthorized,
+		applied, err := s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateAuthorized,
 			AuthCode: auth.AuthCode, Invoice: invoice, Detail: "approved by " + o.Issuer + ", code " + auth.AuthCode, Jobs: []string{next},
 			Retain: kept})
-		if err == nil {
+		if err == nil && !applied {
+			// Cancelled while the issuer decided: the cancel's void may
+			// have found nothing to void yet; this one releases the hold.
+			_, err = s.cfg.Store.Enqueue(ctx, o.ID, store.Job{Kind: jobVoid, Key: o.ID + "/late"}, "approved after the order moved on: the hold is voided")
+		}
+		if err == nil && applied {
 			s.log.Info("order authorized", "order", o.ID)
 		}
 		return err
@@ -352,13 +357,17 @@ func truncateRunes(s string, n int) string {
 }
 
 func (s *Server) void(ctx context.Context, job outbox.Job) error {
-	o, err := s.cfg.Store.Get(ctx, job.Key)
+	o, err := s.cfg.Store.Get(ctx, orderOfKey(job.Key))
 	if err != nil {
 		return err
 	}
 	// The order cannot ship: the vault revokes its grants and the
 	// carrier's deposits for it first (DESIGN.md §7).
-	rv, err := s.vault.Revoke(ctx, o.ID, "failed")
+	why := "failed"
+	if o.State == api.StateCancelled {
+		why = "cancelled"
+	}
+	rv, err := s.vault.Revoke(ctx, o.ID, why)
 	if err != nil {
 		return classify(err)
 	}
@@ -367,13 +376,19 @@ func (s *Server) void(ctx context.Context, job outbox.Job) error {
 	if client == nil {
 		return outbox.Permanent(fmt.Errorf("issuer %s no longer configured", o.Issuer))
 	}
-	if _, err := client.Void(ctx, o.ID); err != nil {
+	a, err := client.Void(ctx, o.ID)
+	if err != nil {
 		var p *rfc9457.Problem
 		if errors.As(err, &p) && p.Status == http.StatusNotFound && p.Code == issuerapi.CodeUnknownAuth {
 			// The authorization never reached the issuer: nothing is held.
 			return s.cfg.Store.Note(ctx, o.ID, o.State, "no authorization to void at "+o.Issuer)
 		}
 		return classify(err)
+	}
+	if a.State != "" { // an issuer that reports the lifecycle: its word on the payment is recorded
+		if err := s.answered(ctx, o, a, ""); err != nil {
+			return err
+		}
 	}
 	return s.cfg.Store.Note(ctx, o.ID, o.State, "authorization voided at "+o.Issuer)
 }
@@ -400,7 +415,7 @@ const voidPatience = 7 * 24 * time.Hour
 // it after that, and the grant the cardholder sealed ends with it — and a
 // void for as long as a hold may last.
 func (s *Server) deadline(ctx context.Context, job outbox.Job) time.Time {
-	o, err := s.cfg.Store.Get(ctx, job.Key)
+	o, err := s.cfg.Store.Get(ctx, orderOfKey(job.Key)) // an order id has no '/'
 	if err != nil {
 		return time.Time{} // MaxAttempts then bounds it
 	}
@@ -410,8 +425,8 @@ func (s *Server) deadline(ctx context.Context, job outbox.Job) time.Time {
 // retryUntil is the deadline of o's job of kind; zero when o's bundle
 // cannot be read.
 func retryUntil(o *store.Order, kind string) time.Time {
-	if kind == jobVoid {
-		return o.Created.Add(voidPatience)
+	if kind == jobVoid || isPaymentJob(kind) {
+		return paymentDeadline(o)
 	}
 	b, err := order.ParseBundle(o.Bundle)
 	if err != nil {
@@ -423,6 +438,9 @@ func retryUntil(o *store.Order, kind string) time.Time {
 // giveUp records a relay that failed for good. An order the issuer approved,
 // or may have approved, has its hold released.
 func (s *Server) giveUp(ctx context.Context, job outbox.Job, err error) {
+	if s.paymentGiveUp(ctx, job, err) {
+		return
+	}
 	reason := reasonOf(err)
 	var jobs []string
 	from := []string{api.StateReceived}

@@ -185,6 +185,9 @@ func NewServer(cfg Config) (*Server, error) {
 			jobGrant:     s.grant,
 			jobBook:      s.book,
 			jobVoid:      s.void,
+			jobCapture:   s.capture,
+			jobRefund:    s.refund,
+			jobRelease:   s.release,
 		},
 		GiveUp:   s.giveUp,
 		Deadline: s.deadline,
@@ -207,6 +210,7 @@ func NewServer(cfg Config) (*Server, error) {
 	e.POST(api.PathSession+":id"+api.LogoutSuffix, s.logout, verify, signedhttp.Allow(keygen.RoleConsultant))
 	e.POST(api.PathAssistedOrders, s.assistedIntake, verify, signedhttp.Allow(keygen.RoleConsultant))
 	e.POST(api.PathOrder+":id"+api.EventsSuffix, s.carrierEvent, verify, signedhttp.Allow(keygen.RoleCarrier))
+	e.POST(api.PathOrder+":id"+api.CancelSuffix, s.cancel, verify, signedhttp.Allow(keygen.RoleCardholder))
 	for _, p := range cfg.Pages {
 		h := echo.WrapHandler(p.Handler)
 		e.GET(p.Prefix+"*", h)
@@ -477,8 +481,14 @@ func (s *Server) status(c echo.Context) error {
 	if err != nil {
 		return unavailable(err)
 	}
+	p, ok, err := s.cfg.Store.Payment(ctx, o.ID)
+	if err != nil {
+		return unavailable(err)
+	}
+	st := statusOf(o, tl)
+	withPayment(&st, p, ok)
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, statusOf(o, tl))
+	return c.JSON(http.StatusOK, st)
 }
 
 func statusOf(o *store.Order, tl []store.Event) api.Status {
@@ -526,6 +536,11 @@ func (s *Server) carrierEvent(c echo.Context) error {
 	}
 	if recorded {
 		s.log.Info("tracking event", "order", id, "status", ev.Status, "seq", ev.Seq)
+	}
+	if o.State == api.StateShipped || o.State == api.StateDelivered {
+		if err := s.onTracking(ctx, o, ev.Status); err != nil {
+			return unavailable(err) // the carrier retries the event, and the job is enqueued then
+		}
 	}
 	return c.JSON(http.StatusOK, eventRecorded{Recorded: recorded})
 }

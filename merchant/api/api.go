@@ -42,13 +42,14 @@ const (
 	StateShipped    = "shipped"
 	StateDelivered  = "delivered"
 	StateFailed     = "failed"
+	StateCancelled  = "cancelled" // by its cardholder before shipment (DESIGN.md §6.8)
 )
 
 // Settled reports whether a state is one the checkout ends in: the cardholder
 // stops following the order there.
 func Settled(state string) bool {
 	switch state {
-	case StateDeclined, StateShipped, StateDelivered, StateFailed:
+	case StateDeclined, StateShipped, StateDelivered, StateFailed, StateCancelled:
 		return true
 	}
 	return false
@@ -141,6 +142,17 @@ type Status struct {
 	Carrier  string  `json:"carrier,omitempty"`
 	Tracking string  `json:"tracking,omitempty"`
 	Timeline []Event `json:"timeline"`
+	// Payment is the issuer's last word on the payment after authorization
+	// (DESIGN.md §6.8); absent until the merchant has one.
+	Payment *Payment `json:"payment,omitempty"`
+}
+
+// Payment is an order's payment as its issuer last answered about it.
+type Payment struct {
+	State     string `json:"state"`    // the issuer's: authorized, partially-captured, captured, partially-refunded, refunded, voided, expired
+	Captured  int64  `json:"captured"` // minor units
+	Refunded  int64  `json:"refunded"` // minor units
+	HoldUntil string `json:"hold_until,omitempty"`
 }
 
 // Client is the cardholder's side of the merchant API.

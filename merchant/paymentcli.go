@@ -1,0 +1,173 @@
+package merchant
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"orderseal/internal/cli"
+	"orderseal/internal/web"
+	issuerapi "orderseal/issuer/api"
+	"orderseal/merchant/api"
+	"orderseal/merchant/store"
+	"orderseal/order/money"
+)
+
+// Codes the payment commands refuse with, the issuer's own: the command
+// checks against the issuer's last answer (store.Payment) before it asks,
+// and the issuer checks again against its own record when the job runs.
+const (
+	codeRefundExceeds  = issuerapi.CodeRefundExceedsCaptured
+	codeCaptureExceeds = issuerapi.CodeCaptureExceeds
+	codeCaptureVoided  = issuerapi.CodeCaptureAfterVoid
+	codeNotCapturable  = "order-not-capturable"
+	codeBadKey         = "idempotency-key-invalid"
+)
+
+// payErr is a refusal of a payment command: its message ends with the code.
+func payErr(code, hint, format string, a ...any) error {
+	return &cli.Error{Err: fmt.Errorf(format+" [%s]", append(a, code)...), Hint: hint, Code: cli.ExitFailure}
+}
+
+// openForPayment opens the merchant database of a running node (it must exist).
+func openForPayment(ctx context.Context, db string) (store.Store, error) {
+	for _, f := range web.SQLiteFiles(db) {
+		if _, err := os.Stat(f); err != nil {
+			return nil, cli.WithHint(fmt.Errorf("%s: no such database", f), "'"+prog+" serve' creates it")
+		}
+	}
+	return OpenStore(ctx, db, nil)
+}
+
+// opKey is the job's key: the order id, the kind and the operator's key
+// (a fresh random one when none is given), which is also the issuer's
+// idempotency key. Running the command again with the same -key asks nothing twice.
+func opKey(id, kind, key string) (string, error) {
+	if key == "" {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		key = fmt.Sprintf("%x", b)
+	}
+	if len(key) > 40 || strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
+		return "", payErr(codeBadKey, "a key is 1 to 40 letters, digits, '_', '.' or '-'", "-key is not a valid key")
+	}
+	return id + "/" + kind + "/" + key, nil
+}
+
+// paymentArgs reads ORDER AMOUNT and the order.
+func paymentArgs(ctx context.Context, st store.Store, id, amount string) (*store.Order, int64, store.Payment, bool, error) {
+	o, err := st.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, store.Payment{}, false, payErr(api.CodeUnknownOrder, "'"+prog+" orders' lists them", "no order %.64q", id)
+	}
+	if err != nil {
+		return nil, 0, store.Payment{}, false, err
+	}
+	minor, err := money.ParseInput(amount, o.Currency)
+	if err != nil {
+		return nil, 0, store.Payment{}, false, amountErr("AMOUNT", err, o.Currency)
+	}
+	if minor <= 0 {
+		return nil, 0, store.Payment{}, false, cli.Usagef("a positive amount such as 12.50", "AMOUNT must be positive")
+	}
+	p, ok, err := st.Payment(ctx, o.ID)
+	if err != nil {
+		return nil, 0, store.Payment{}, false, err
+	}
+	return o, minor, p, ok, nil
+}
+
+// cmdCapture asks the issuer, through the outbox, to capture part of an
+// order's authorization: a split shipment. The carrier's report that the
+// parcel shipped captures whatever is left.
+func cmdCapture(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "capture", "-db FILE [-final] [-key K] ORDER AMOUNT", stdio,
+		prog+" capture -db merchant.db ord_… 12.50",
+		prog+" capture -db merchant.db -final ord_… 20.00")
+	db := fs.String("db", "", "the merchant database of the running node")
+	final := fs.Bool("final", false, "the order's last shipment: release the rest of the hold with it")
+	key := fs.String("key", "", "idempotency key (default: a fresh one); the same key again asks nothing twice")
+	if err := parseArgs(fs, args, 2, "ORDER AMOUNT", "db"); err != nil {
+		return err
+	}
+	st, err := openForPayment(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	o, amount, p, ok, err := paymentArgs(ctx, st, fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	switch {
+	case ok && p.State == issuerapi.StateVoided, o.State == api.StateCancelled:
+		return payErr(codeCaptureVoided, "a voided authorization captures nothing", "order %s was voided", o.ID)
+	case o.State != api.StateAuthorized && o.State != api.StateShipped && o.State != api.StateDelivered:
+		return payErr(codeNotCapturable, "only an authorized order is captured", "order %s is %s", o.ID, o.State)
+	case amount > o.Total-p.Captured:
+		return payErr(codeCaptureExceeds, "the authorization holds "+money.Format(o.Total-p.Captured, o.Currency),
+			"%s is more than the authorization still holds", money.Format(amount, o.Currency))
+	}
+	k, err := opKey(o.ID, jobCapture, *key)
+	if err != nil {
+		return err
+	}
+	payload, _ := json.Marshal(paymentJob{Order: o.ID, Amount: amount, Final: *final})
+	queued, err := st.Enqueue(ctx, o.ID, store.Job{Kind: jobCapture, Key: k, Payload: payload},
+		"capture of "+money.Format(amount, o.Currency)+" asked by the operator")
+	if err != nil {
+		return err
+	}
+	return printQueued(stdio, k, queued)
+}
+
+// cmdRefund asks the issuer, through the outbox, to refund part or all of
+// what was captured of an order.
+func cmdRefund(ctx context.Context, args []string, stdio cli.Stdio) error {
+	fs := cli.FlagSet(prog, "refund", "-db FILE [-key K] ORDER AMOUNT", stdio,
+		prog+" refund -db merchant.db ord_… 12.50",
+		prog+" refund -db merchant.db -key return-7 ord_… 5")
+	db := fs.String("db", "", "the merchant database of the running node")
+	key := fs.String("key", "", "idempotency key (default: a fresh one); the same key again refunds nothing twice")
+	if err := parseArgs(fs, args, 2, "ORDER AMOUNT", "db"); err != nil {
+		return err
+	}
+	st, err := openForPayment(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	o, amount, p, _, err := paymentArgs(ctx, st, fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	if left := p.Captured - p.Refunded; amount > left {
+		return payErr(codeRefundExceeds, money.Format(left, o.Currency)+" is captured and not yet refunded",
+			"%s is more than was captured", money.Format(amount, o.Currency))
+	}
+	k, err := opKey(o.ID, jobRefund, *key)
+	if err != nil {
+		return err
+	}
+	payload, _ := json.Marshal(paymentJob{Order: o.ID, Amount: amount})
+	queued, err := st.Enqueue(ctx, o.ID, store.Job{Kind: jobRefund, Key: k, Payload: payload},
+		"refund of "+money.Format(amount, o.Currency)+" asked by the operator")
+	if err != nil {
+		return err
+	}
+	return printQueued(stdio, k, queued)
+}
+
+func printQueued(stdio cli.Stdio, key string, queued bool) error {
+	if !queued {
+		fmt.Fprintf(stdio.Err, "%s: %s was asked already; nothing more is asked\n", prog, key)
+	}
+	fmt.Fprintln(stdio.Out, key)
+	return nil
+}
