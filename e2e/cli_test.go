@@ -16,6 +16,7 @@ import (
 	"orderseal/issuer"
 	"orderseal/keygen/center"
 	"orderseal/merchant"
+	"orderseal/tstest/pgtest"
 )
 
 func TestMain(m *testing.M) {
@@ -31,8 +32,15 @@ func TestMain(m *testing.M) {
 	for name, fn := range mains {
 		cmds[name] = func() { os.Exit(fn(context.Background(), os.Args[1:], cli.OS())) }
 	}
-	testscript.Main(m, cmds)
+	// The PostgreSQL tests share one throwaway server (tstest/pgtest),
+	// stopped when the tests end.
+	testscript.Main(pgMain{m}, cmds)
 }
+
+// pgMain runs the tests through pgtest.Around, which stops the server.
+type pgMain struct{ m *testing.M }
+
+func (p pgMain) Run() int { return pgtest.Around(p.m.Run) }
 
 func TestScripts(t *testing.T) {
 	files, _ := filepath.Glob("testdata/script/*.txtar")

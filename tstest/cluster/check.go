@@ -361,8 +361,13 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	}
 
 	// 4. The vault's audit chain.
-	if out, err := c.Run(ctx, "", "merchant", "vault", "audit", "verify", "-index", c.Path("vault", "index.db"),
-		"-data-key", c.Path("vault", "data.key"), "-backup", c.Path("vault", "backup.db")); err != nil {
+	verify := []string{"vault", "audit", "verify", "-index", c.DSN(Vault), "-data-key", c.Path("vault", "data.key")}
+	if b := c.vaultBackup(); b != "" {
+		verify = append(verify, "-backup", b)
+	} else {
+		verify = append(verify, "-data", c.vaultData())
+	}
+	if out, err := c.Run(ctx, "", "merchant", verify...); err != nil {
 		r.problem("vault audit: %v", err)
 	} else {
 		c.Logf("cluster: vault %s", strings.TrimSpace(out))
@@ -371,8 +376,10 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	// points to must be in both data stores, alike, after any crash. A
 	// record no index entry points to (a registration killed between its
 	// data writes and its index entry) is an orphan: reported, not failed.
-	out, err := c.Run(ctx, "", "merchant", "vault", "check", "-index", c.Path("vault", "index.db"),
-		"-data", c.Path("vault", "data.db"), "-backup", c.Path("vault", "backup.db"), "-data-key", c.Path("vault", "data.key"))
+	if c.vaultBackup() == "" {
+		return r, nil // one data store: nothing to compare it with
+	}
+	out, err := c.Run(ctx, "", "merchant", append([]string{"vault", "check", "-data-key", c.Path("vault", "data.key")}, c.vaultStoreFlags()...)...)
 	if err == nil {
 		c.Logf("cluster: vault primary and backup data stores agree")
 		return r, nil

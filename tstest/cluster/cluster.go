@@ -113,6 +113,13 @@ type Config struct {
 	// ClockFile, when set, is the merchant's controlled clock: a file
 	// holding the duration its clock runs ahead (merchant.ClockEnv).
 	ClockFile string
+	// Postgres, when set, puts every party's store on PostgreSQL: the
+	// databases it names exist, each reached as its owner (postgres.go).
+	Postgres *Postgres
+	// Merchants is how many merchant nodes serve, sharing the merchant's
+	// database behind a Balancer that parties and drivers reach them
+	// through; 0: 1. More than one needs Postgres.
+	Merchants int
 	Logf      func(format string, args ...any)
 }
 
@@ -122,6 +129,7 @@ func (cfg *Config) defaults() {
 	cfg.Limit = cmp.Or(cfg.Limit, 1_000_000_000)
 	cfg.RelayPoll = cmp.Or(cfg.RelayPoll, 100*time.Millisecond)
 	cfg.Start = cmp.Or(cfg.Start, 30*time.Second)
+	cfg.Merchants = max(cfg.Merchants, 1)
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
@@ -145,7 +153,9 @@ type Cluster struct {
 	dir, bin    string
 	env         []string
 	daemons     map[string]*daemon
+	names       []string // the daemons in start order, every merchant node last
 	proxies     map[string]*LossyProxy
+	balancer    *Balancer // in front of the merchant nodes when there are several
 	cardholders []*Cardholder
 	fresh       []*Cardholder // the new-cardholder pool, each handed out once
 	nextFresh   atomic.Int64
@@ -176,6 +186,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("cluster: Config.Dir is required")
 	}
+	if cfg.Merchants > 1 && (cfg.Postgres == nil || cfg.LoseAnswers > 0) {
+		return nil, errors.New("cluster: several merchant nodes share a PostgreSQL database (Config.Postgres), without lossy proxies")
+	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -189,7 +202,8 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			c = nil
 		}
 	}(c)
-	for _, d := range []string{"keys", "vault", "issuer", "carrier", "merchant"} {
+	c.names = append(slices.Clone(Daemons), MerchantNodes(cfg.Merchants)[1:]...)
+	for _, d := range append([]string{"keys", "vault", "issuer", "carrier"}, MerchantNodes(cfg.Merchants)...) {
 		if err := os.MkdirAll(c.Path(d), 0o700); err != nil {
 			return nil, err
 		}
@@ -384,7 +398,7 @@ func (c *Cluster) enroll(ctx context.Context) error {
 		return err
 	}
 	add := func(ch *Cardholder) error {
-		_, err := c.Run(ctx, ch.Card+"\n", "issuer", "card", "add", "-db", c.Path("issuer", "issuer.db"),
+		_, err := c.Run(ctx, ch.Card+"\n", "issuer", "card", "add", "-db", c.DSN(Issuer),
 			"-card-key", c.Path("issuer", "card.key"), "-cardholder", ch.ID, "-expiry", ch.Expiry,
 			"-limit", fmt.Sprint(c.cfg.Limit), "-currency", "EUR", "-number-file", "-")
 		return err
@@ -453,15 +467,30 @@ func parallel[T any](ctx context.Context, n int, items []T, f func(T) error) err
 }
 
 func (c *Cluster) startDaemons(ctx context.Context) error {
-	ports, err := PickPorts(len(Daemons))
+	ports, err := PickPorts(len(c.names))
 	if err != nil {
 		return err
 	}
 	addr := map[string]string{}
-	for i, name := range Daemons {
+	for i, name := range c.names {
 		addr[name] = fmt.Sprintf("127.0.0.1:%d", ports[i])
 	}
 	url := func(name string) string { return "http://" + addr[name] }
+	if nodes := MerchantNodes(c.cfg.Merchants); len(nodes) > 1 {
+		var urls []string
+		for _, n := range nodes {
+			urls = append(urls, url(n))
+		}
+		if c.balancer, err = NewBalancer("127.0.0.1:0", urls); err != nil {
+			return err
+		}
+		url = func(name string) string {
+			if name == Merchant {
+				return c.balancer.URL()
+			}
+			return "http://" + addr[name]
+		}
+	}
 	if c.cfg.LoseAnswers > 0 {
 		c.proxies = map[string]*LossyProxy{}
 		for i, name := range Daemons {
@@ -487,8 +516,7 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 		return err
 	}
 	args := map[string][]string{
-		Vault: {"vault", "serve", "-key", c.PartyKey(VaultID), "-index", c.DSN(Vault),
-			"-data", c.Path("vault", "data.db"), "-backup", c.Path("vault", "backup.db"), "-data-key", c.Path("vault", "data.key")},
+		Vault:  append([]string{"vault", "serve", "-key", c.PartyKey(VaultID), "-data-key", c.Path("vault", "data.key")}, c.vaultStoreFlags()...),
 		Issuer: {"serve", "-key", c.PartyKey(IssuerID), "-db", c.DSN(Issuer), "-card-key", c.Path("issuer", "card.key")},
 		Carrier: {"serve", "-key", c.PartyKey(CarrierID), "-db", c.DSN(Carrier),
 			"-vault-url", url(Vault), "-vault", VaultID, "-merchant", MerchantID + "=" + url(Merchant)},
@@ -498,8 +526,12 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 			"-relay-poll", c.cfg.RelayPoll.String()},
 	}
 	bins := map[string]string{Vault: "merchant", Issuer: "issuer", Carrier: "carrier", Merchant: "merchant"}
-	for _, name := range Daemons {
-		d := &daemon{name: name, bin: filepath.Join(c.bin, bins[name]), addr: addr[name], args: append(args[name], c.cfg.DaemonArgs[name]...),
+	for _, name := range c.names {
+		kind := name
+		if IsMerchantNode(name) {
+			kind = Merchant
+		}
+		d := &daemon{name: name, bin: filepath.Join(c.bin, bins[kind]), addr: addr[name], args: append(slices.Clone(args[kind]), c.cfg.DaemonArgs[kind]...),
 			logPath: c.Path(name, name+".log"), addrFile: c.Path(name, "addr")}
 		c.daemons[name] = d
 		if err := c.launch(ctx, d); err != nil {
@@ -534,7 +566,7 @@ func (c *Cluster) launch(ctx context.Context, d *daemon) error {
 	cmd := exec.Command(d.bin, append(append([]string{}, d.args...), "-listen", d.addr, "-addr-file", d.addrFile)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = c.env
-	if d.name == Merchant && c.cfg.ClockFile != "" {
+	if IsMerchantNode(d.name) && c.cfg.ClockFile != "" {
 		cmd.Env = append(slices.Clone(c.env), merchant.ClockEnv+"="+c.cfg.ClockFile)
 	}
 	cmd.Dir = filepath.Dir(d.logPath)
@@ -674,9 +706,9 @@ func (c *Cluster) raceCheck(name string) error {
 // failure to stop gracefully.
 func (c *Cluster) StopAll() error {
 	var errs []error
-	for i := len(Daemons) - 1; i >= 0; i-- {
-		if c.Up(Daemons[i]) {
-			errs = append(errs, c.Stop(Daemons[i]))
+	for i := len(c.names) - 1; i >= 0; i-- {
+		if c.Up(c.names[i]) {
+			errs = append(errs, c.Stop(c.names[i]))
 		}
 	}
 	return errors.Join(errs...)
@@ -687,6 +719,9 @@ func (c *Cluster) Close() {
 	defer func() {
 		for _, p := range c.proxies {
 			p.Close()
+		}
+		if c.balancer != nil {
+			c.balancer.Close()
 		}
 	}()
 	for _, d := range c.daemons {
@@ -715,7 +750,7 @@ func (c *Cluster) Up(name string) bool {
 
 // EnsureUp restarts every daemon that is down.
 func (c *Cluster) EnsureUp(ctx context.Context) error {
-	for _, name := range Daemons {
+	for _, name := range c.names {
 		if !c.Up(name) {
 			if err := c.Restart(ctx, name); err != nil {
 				return err
@@ -765,8 +800,18 @@ func (c *Cluster) PeerURL(name string) string {
 	if p := c.proxies[name]; p != nil {
 		return p.URL()
 	}
+	if name == Merchant && c.balancer != nil {
+		return c.balancer.URL()
+	}
 	return c.URL(name)
 }
+
+// Names lists the cluster's daemons in start order: Daemons, then the
+// merchant nodes after the first.
+func (c *Cluster) Names() []string { return slices.Clone(c.names) }
+
+// Balancer is the load balancer in front of the merchant nodes, nil with one.
+func (c *Cluster) Balancer() *Balancer { return c.balancer }
 
 // Proxies returns the lossy proxies in Daemons order (none without LoseAnswers).
 func (c *Cluster) Proxies() []*LossyProxy {

@@ -19,6 +19,18 @@ import (
 // "carrier", or "vault" (its index). The harness reads it only through the
 // store's read interface, opened read-only; only Seed writes it directly.
 func (c *Cluster) DSN(name string) string {
+	if pg := c.cfg.Postgres; pg != nil {
+		switch name {
+		case Merchant:
+			return pg.Merchant
+		case Issuer:
+			return pg.Issuer
+		case Carrier:
+			return pg.Carrier
+		case Vault:
+			return pg.VaultIndex
+		}
+	}
 	switch name {
 	case Merchant:
 		return c.Path("merchant", "merchant.db")

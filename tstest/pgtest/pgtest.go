@@ -127,6 +127,29 @@ func (d *DB) Outage(t testing.TB) (restore func()) {
 	return restore
 }
 
+// ServerDown stops the whole server as a crash would (pg_ctl stop -m
+// immediate): every connection breaks and none is accepted, for every
+// database of the test binary, so a test that calls it must not run in
+// parallel with other tests of the binary that use pgtest. up starts the
+// server again on the same port, with everything committed before the
+// crash (also at the end of the test).
+func (d *DB) ServerDown(t testing.TB) (up func()) {
+	t.Helper()
+	if err := d.s.crash(); err != nil {
+		t.Fatalf("pgtest: server down: %v", err)
+	}
+	var once sync.Once
+	up = func() {
+		once.Do(func() {
+			if err := d.s.listenOn(d.s.port); err != nil {
+				t.Errorf("pgtest: server up again: %v", err)
+			}
+		})
+	}
+	t.Cleanup(up)
+	return up
+}
+
 // NewRole creates a login role with a random password and no rights beyond
 // PUBLIC's; it is dropped when the test ends.
 func (d *DB) NewRole(t testing.TB) Role {
@@ -332,26 +355,50 @@ func (s *server) run(prog string, args ...string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
-// listen starts the server on a free loopback port, tuned for tests:
-// durability off (a test cluster is thrown away), no Unix socket.
+// listen starts the server on a free loopback port, tuned for tests: no
+// fsync (a test cluster is thrown away), no Unix socket. Commits do write
+// their WAL before they return (synchronous_commit stays on; without fsync
+// that is a write into the page cache), so a server stopped as a crash
+// would (ServerDown) keeps every commit it acknowledged.
 func (s *server) listen() error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	s.port = l.Addr().(*net.TCPAddr).Port
+	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
+	return s.listenOn(port)
+}
+
+// listenOn starts the server on port.
+func (s *server) listenOn(port int) error {
+	s.port = port
 	opts := strings.Join([]string{
 		"-p " + strconv.Itoa(s.port),
 		"-c listen_addresses=127.0.0.1",
 		"-c unix_socket_directories=''",
-		"-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+		"-c fsync=off", "-c full_page_writes=off",
 		"-c max_connections=200", "-c shared_buffers=32MB",
 	}, " ")
 	out, err := s.run("pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-o", opts)
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
 		return fmt.Errorf("pg_ctl start: %v: %s %s", err, lastLines(out), lastLines(log))
+	}
+	return nil
+}
+
+// crash stops the server without a shutdown checkpoint, as a power cut
+// would; listenOn starts it again, recovering from its WAL.
+func (s *server) crash() error {
+	s.mu.Lock()
+	for db, c := range s.conns {
+		c.Close(context.Background())
+		delete(s.conns, db)
+	}
+	s.mu.Unlock()
+	if out, err := s.run("pg_ctl", "stop", "-m", "immediate", "-w", "-D", s.data()); err != nil {
+		return fmt.Errorf("pg_ctl stop: %v: %s", err, lastLines(out))
 	}
 	return nil
 }

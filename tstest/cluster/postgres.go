@@ -1,0 +1,64 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Postgres names the PostgreSQL databases of a cluster whose stores run on
+// PostgreSQL (DESIGN.md §9), each a DSN that reaches it as its owner. The
+// vault's index and data stores are separate databases under separate
+// roles; its pending table stays a SQLite file on the vault host.
+// VaultBackup may be empty (no backup data store).
+type Postgres struct {
+	Merchant, Issuer, Carrier          string
+	VaultIndex, VaultData, VaultBackup string
+}
+
+// MerchantNodes names n merchant nodes: "merchant", then "merchant-2", ….
+func MerchantNodes(n int) []string {
+	nodes := []string{Merchant}
+	for i := 2; i <= n; i++ {
+		nodes = append(nodes, fmt.Sprintf("%s-%d", Merchant, i))
+	}
+	return nodes
+}
+
+// IsMerchantNode reports whether name is one of MerchantNodes.
+func IsMerchantNode(name string) bool {
+	return name == Merchant || strings.HasPrefix(name, Merchant+"-")
+}
+
+// MerchantNodes lists the cluster's merchant nodes.
+func (c *Cluster) MerchantNodes() []string { return MerchantNodes(c.cfg.Merchants) }
+
+// OnPostgres reports whether the cluster's stores run on PostgreSQL.
+func (c *Cluster) OnPostgres() bool { return c.cfg.Postgres != nil }
+
+// vaultData and vaultBackup are the DSNs of the vault's data stores.
+func (c *Cluster) vaultData() string {
+	if pg := c.cfg.Postgres; pg != nil {
+		return pg.VaultData
+	}
+	return c.Path("vault", "data.db")
+}
+
+func (c *Cluster) vaultBackup() string {
+	if pg := c.cfg.Postgres; pg != nil {
+		return pg.VaultBackup
+	}
+	return c.Path("vault", "backup.db")
+}
+
+// vaultStoreFlags are the store flags of the vault's commands: index,
+// data, backup, and on PostgreSQL the pending table's file.
+func (c *Cluster) vaultStoreFlags() []string {
+	f := []string{"-index", c.DSN(Vault), "-data", c.vaultData()}
+	if b := c.vaultBackup(); b != "" {
+		f = append(f, "-backup", b)
+	}
+	if c.OnPostgres() {
+		f = append(f, "-pending", c.Path("vault", "pending.db"))
+	}
+	return f
+}
