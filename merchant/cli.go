@@ -12,6 +12,7 @@ import (
 
 	"orderseal/internal/cli"
 	"orderseal/internal/outbox"
+	outboxpg "orderseal/internal/outbox/postgres"
 	"orderseal/internal/strictjson"
 	"orderseal/internal/web"
 	"orderseal/keygen"
@@ -36,6 +37,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	sf := cli.AddServeFlags(fs, "127.0.0.1:8080", cli.ListenUsage)
 	public := fs.String("public-url", "", "URL the carrier reaches this node at (default: http://<bound address>)")
 	poll := fs.Duration("relay-poll", time.Second, "how often the relay outbox looks for due work")
+	lease := fs.Duration("outbox-lease", outboxpg.DefaultLease, "on PostgreSQL: how long this node's claim on a relay job keeps the other nodes off it, renewed at every poll while the node lives (a killed node's jobs resume after it)")
 	var companies cli.Strings
 	fs.Var(&companies, "company", "a call-center company whose consultants may log in for phone orders, company:NAME (repeatable)")
 	maxShift := fs.Duration("max-shift", 12*time.Hour, "longest assisted session a login gets")
@@ -123,7 +125,10 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
 		return err
 	}
-	st, err := OpenStore(ctx, *dbPath, nil)
+	if *lease < 5*time.Second || *lease <= 2**poll {
+		return cli.Usagef("use -outbox-lease 2m", "-outbox-lease must be at least 5s and more than twice -relay-poll")
+	}
+	st, err := OpenNodeStore(ctx, *dbPath, nil, *lease)
 	if err != nil {
 		return err
 	}

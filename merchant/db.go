@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"orderseal/internal/dsn"
+	outboxpg "orderseal/internal/outbox/postgres"
 	"orderseal/merchant/store"
 	"orderseal/merchant/store/postgres"
 	"orderseal/merchant/store/sqlite"
@@ -18,6 +19,18 @@ func OpenStore(ctx context.Context, dsnString string, now func() time.Time) (sto
 	return openStore(ctx, dsnString, false, now)
 }
 
+// OpenNodeStore is OpenStore for a serving node: on PostgreSQL the node
+// claims relay jobs under leases of lease (0: outboxpg.DefaultLease), the
+// longest a killed node's jobs wait before another node takes them over.
+// SQLite has one node and no leases.
+func OpenNodeStore(ctx context.Context, dsnString string, now func() time.Time, lease time.Duration) (store.Store, error) {
+	var opts []outboxpg.Option
+	if lease > 0 {
+		opts = append(opts, outboxpg.Lease(lease))
+	}
+	return openStore(ctx, dsnString, false, now, opts...)
+}
+
 // OpenReader opens an existing merchant store for reading only, for the
 // CLIs that must never create or change one.
 func OpenReader(ctx context.Context, dsnString string) (store.Reader, error) {
@@ -25,7 +38,7 @@ func OpenReader(ctx context.Context, dsnString string) (store.Reader, error) {
 }
 
 // openStore is the one place a backend is picked by the DSN's scheme.
-func openStore(ctx context.Context, dsnString string, readOnly bool, now func() time.Time) (store.Store, error) {
+func openStore(ctx context.Context, dsnString string, readOnly bool, now func() time.Time, opts ...outboxpg.Option) (store.Store, error) {
 	d, err := dsn.Parse(dsnString)
 	if err != nil {
 		return nil, err
@@ -42,7 +55,7 @@ func openStore(ctx context.Context, dsnString string, readOnly bool, now func() 
 		}
 		return st, nil
 	case dsn.Postgres:
-		open := func() (*postgres.Store, error) { return postgres.Open(ctx, dsnString, now) }
+		open := func() (*postgres.Store, error) { return postgres.Open(ctx, dsnString, now, opts...) }
 		if readOnly {
 			open = func() (*postgres.Store, error) { return postgres.OpenReadOnly(ctx, dsnString) }
 		}

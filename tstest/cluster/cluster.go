@@ -120,7 +120,10 @@ type Config struct {
 	// database behind a Balancer that parties and drivers reach them
 	// through; 0: 1. More than one needs Postgres.
 	Merchants int
-	Logf      func(format string, args ...any)
+	// OutboxLease is the merchant nodes' -outbox-lease when there are
+	// several; 0: 10 s.
+	OutboxLease time.Duration
+	Logf        func(format string, args ...any)
 }
 
 func (cfg *Config) defaults() {
@@ -130,6 +133,7 @@ func (cfg *Config) defaults() {
 	cfg.RelayPoll = cmp.Or(cfg.RelayPoll, 100*time.Millisecond)
 	cfg.Start = cmp.Or(cfg.Start, 30*time.Second)
 	cfg.Merchants = max(cfg.Merchants, 1)
+	cfg.OutboxLease = cmp.Or(cfg.OutboxLease, 10*time.Second)
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
@@ -524,6 +528,11 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 			"-catalog", c.Path("merchant", "catalog.json"), "-issuer", IssuerID + "=" + url(Issuer),
 			"-carrier", CarrierID + "=" + url(Carrier), "-vault", VaultID + "=" + url(Vault),
 			"-relay-poll", c.cfg.RelayPoll.String()},
+	}
+	if c.balancer != nil {
+		// The carrier posts tracking events to whichever node is up, and a
+		// killed node's relay jobs resume on another within the lease.
+		args[Merchant] = append(args[Merchant], "-public-url", c.balancer.URL(), "-outbox-lease", c.cfg.OutboxLease.String())
 	}
 	bins := map[string]string{Vault: "merchant", Issuer: "issuer", Carrier: "carrier", Merchant: "merchant"}
 	for _, name := range c.names {
