@@ -179,21 +179,29 @@ func New(t testing.TB) *DB {
 		t.Fatalf("pgtest: %v", srvErr)
 	}
 	d := &DB{Name: fmt.Sprintf("t%d", counter.Add(1)), Owner: newRole(), s: srv}
-	for _, q := range []string{
-		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", d.Owner.Name, d.Owner.Password),
-		fmt.Sprintf("CREATE DATABASE %s OWNER %s", d.Name, d.Owner.Name),
-		// Only roles a test grants CONNECT reach the database.
-		fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", d.Name),
-	} {
-		if err := srv.exec("postgres", q); err != nil {
-			t.Fatalf("pgtest: %s: %v", strings.SplitN(q, " PASSWORD", 2)[0], err)
-		}
+	if err := srv.createDB(d.Name, d.Owner); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		srv.dropDB(d.Name)
 		srv.exec("postgres", "DROP ROLE IF EXISTS "+d.Owner.Name)
 	})
 	return d
+}
+
+// createDB creates the login role owner and the database name it owns.
+func (s *server) createDB(name string, owner Role) error {
+	for _, q := range []string{
+		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", owner.Name, owner.Password),
+		fmt.Sprintf("CREATE DATABASE %s OWNER %s", name, owner.Name),
+		// Only roles granted CONNECT reach the database.
+		fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", name),
+	} {
+		if err := s.exec("postgres", q); err != nil {
+			return fmt.Errorf("pgtest: %s: %w", strings.SplitN(q, " PASSWORD", 2)[0], err)
+		}
+	}
+	return nil
 }
 
 func newRole() Role {
@@ -452,3 +460,39 @@ func lastLines(b []byte) string {
 	}
 	return strings.Join(lines, " | ")
 }
+
+// Server is a throwaway server for programs that are not tests, such as
+// tools/stress and tools/bench: started as New starts one (initdb in a
+// temporary directory, a free loopback port), and stopped and removed by
+// Stop.
+type Server struct{ s *server }
+
+// Start starts a throwaway server.
+func Start() (*Server, error) {
+	s, err := start()
+	if err != nil {
+		return nil, err
+	}
+	return &Server{s: s}, nil
+}
+
+// Database is a fresh database of a Server, owned by a fresh login role.
+type Database struct {
+	Name  string
+	Owner Role
+	URL   string // reaches the database as its owner
+}
+
+// NewDatabase creates a fresh database owned by a fresh role, with no
+// rights for any other role; it lasts until Stop.
+func (S *Server) NewDatabase() (Database, error) {
+	d := Database{Name: fmt.Sprintf("d%d", counter.Add(1)), Owner: newRole()}
+	if err := S.s.createDB(d.Name, d.Owner); err != nil {
+		return Database{}, err
+	}
+	d.URL = S.s.url(d.Owner, d.Name)
+	return d, nil
+}
+
+// Stop stops the server and removes its directory.
+func (S *Server) Stop() error { return S.s.stop() }

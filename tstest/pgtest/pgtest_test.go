@@ -86,3 +86,72 @@ func TestGrant(t *testing.T) {
 		}
 	}
 }
+
+// TestServerDown: while the server is down nothing connects; once it is up
+// again on the same address, every committed row is there.
+func TestServerDown(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	c, err := pgx.Connect(ctx, db.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `CREATE TABLE t (x int); INSERT INTO t VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	up := db.ServerDown(t)
+	if _, err := c.Exec(ctx, `SELECT 1`); err == nil {
+		t.Fatal("a connection opened before the crash still answers")
+	}
+	if c2, err := pgx.Connect(ctx, db.URL()); err == nil {
+		c2.Close(ctx)
+		t.Fatal("connected to a server that is down")
+	}
+	up()
+	c3, err := pgx.Connect(ctx, db.URL())
+	if err != nil {
+		t.Fatalf("after up: %v", err)
+	}
+	defer c3.Close(ctx)
+	var x int
+	if err := c3.QueryRow(ctx, `SELECT x FROM t`).Scan(&x); err != nil || x != 42 {
+		t.Fatalf("after the crash: x = %d, %v; want the committed 42", x, err)
+	}
+}
+
+// TestServer: a program's own server makes databases that only their owner
+// reaches, and Stop ends it.
+func TestServer(t *testing.T) {
+	ctx := context.Background()
+	s, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pgx.Connect(ctx, a.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close(ctx)
+	other := strings.Replace(a.URL, a.Owner.Name+":"+a.Owner.Password, b.Owner.Name+":"+b.Owner.Password, 1)
+	if c, err := pgx.Connect(ctx, other); err == nil || !strings.Contains(err.Error(), "permission denied for database") {
+		if err == nil {
+			c.Close(ctx)
+		}
+		t.Fatalf("another database's owner: %v, want permission denied", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := pgx.Connect(ctx, a.URL); err == nil {
+		c.Close(ctx)
+		t.Fatal("connected after Stop")
+	}
+}
