@@ -35,6 +35,7 @@ type loadPlan struct {
 	scaleMeasure  time.Duration
 	profileDir    string        // the first round's CPU profiles, sealed and null; mix-<round>/ the mixed rounds'
 	floodWindow   time.Duration // stress flood: the flood's window, and the baseline's
+	pgRounds      int           // PostgreSQL: 3-node runs (1-node runs between them)
 	buildDir      string
 	bin           string // binary directory
 }
@@ -42,9 +43,9 @@ type loadPlan struct {
 func newLoadPlan(quick bool, work string) *loadPlan {
 	p := &loadPlan{levels: "1,8,32", warm: 2 * time.Second, measure: 6 * time.Second, rounds: 2, mixRounds: 3,
 		stored: []int{1_000, 1_000_000}, scaleClients: 8, scaleWarm: 2 * time.Second, scaleMeasure: 6 * time.Second,
-		profileDir: filepath.Join(work, "profiles"), floodWindow: time.Minute, buildDir: work}
+		profileDir: filepath.Join(work, "profiles"), floodWindow: time.Minute, pgRounds: 2, buildDir: work}
 	if quick {
-		p.warm, p.measure, p.rounds, p.mixRounds, p.floodWindow = time.Second, 3*time.Second, 1, 1, 10*time.Second
+		p.warm, p.measure, p.rounds, p.mixRounds, p.floodWindow, p.pgRounds = time.Second, 3*time.Second, 1, 1, 10*time.Second, 1
 		p.stored, p.scaleMeasure = []int{1_000, 100_000}, 4*time.Second
 	}
 	p.bin = filepath.Join(work, "bin")
@@ -99,7 +100,7 @@ func (p *loadPlan) steps() []step {
 	s = append(s, step{label: fmt.Sprintf("scale: %d then %d stored orders", p.stored[0], p.stored[1]),
 		args: []string{"-clients", strconv.Itoa(p.scaleClients), "-stored", fmt.Sprintf("%d,%d", p.stored[0], p.stored[1]),
 			"-warm", dur(p.scaleWarm), "-measure", dur(p.scaleMeasure)}})
-	return append(s, p.floodStep())
+	return append(append(s, p.floodStep()), p.pgSteps()...)
 }
 
 // build builds the five programs and stress.

@@ -211,7 +211,7 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer iterations: the same figures in under 2 minutes")
 	out := flag.String("out", "bench", "directory for results.json, report.md and ratios.png")
 	from := flag.String("from", "", "read `go test -bench` output from this file instead of running it")
-	only := flag.String("only", "", "run only this part and merge its figures into the results.json and report.md of -out: flood")
+	only := flag.String("only", "", "run only this part and merge its figures into the results.json and report.md of -out: flood or postgres")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -221,8 +221,10 @@ func main() {
 		err = run(ctx, *quick, *out, *from)
 	case "flood":
 		err = runFloodOnly(ctx, *quick, *out)
+	case "postgres":
+		err = runPostgresOnly(ctx, *quick, *out)
 	default:
-		err = fmt.Errorf("-only %q: want flood", *only)
+		err = fmt.Errorf("-only %q: want flood or postgres", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: error:", err)
@@ -263,7 +265,7 @@ func run(ctx context.Context, quick bool, outDir, from string) error {
 			return fmt.Errorf("the OS2 end-to-end breakdown: %w", err)
 		}
 	}
-	figs := append(append(figures(results), e2eFigures(results)...), floodFigures(results)...)
+	figs := append(append(append(figures(results), e2eFigures(results)...), floodFigures(results)...), pgFigures(results)...)
 	for i := range figs {
 		if figs[i].Name == os2E2EName {
 			figs[i].Breakdown = bd
@@ -435,6 +437,9 @@ func report(figs []Figure, pending []Pending, mode, raw, profile string) string 
 	}
 	if slices.ContainsFunc(figs, func(f Figure) bool { return strings.HasPrefix(f.Name, floodPrefix) }) {
 		b.WriteString(floodReport(figs, raw))
+	}
+	if slices.ContainsFunc(figs, func(f Figure) bool { return strings.HasPrefix(f.Name, pgPrefix) }) {
+		b.WriteString(pgReport(figs, pgResults(raw), raw))
 	}
 	if st := setupTimes(raw); st != "" {
 		b.WriteString("\n## Cluster setup\n\n")

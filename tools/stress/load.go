@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -23,20 +24,22 @@ import (
 
 // loadOptions are the flags of "stress load".
 type loadOptions struct {
-	levels  []int
-	stored  []int
-	warm    time.Duration
-	measure time.Duration
-	profile string
-	seed    uint64
-	k       int
-	bin     string
-	dir     string
-	keep    bool
-	null    bool
-	suite   string  // "os1" or "os2"
-	newRate float64 // share of orders from new cardholders
-	newPool int     // new cardholders made up front; 0: enough for the levels
+	levels    []int
+	stored    []int
+	warm      time.Duration
+	measure   time.Duration
+	profile   string
+	seed      uint64
+	k         int
+	bin       string
+	dir       string
+	keep      bool
+	null      bool
+	suite     string  // "os1" or "os2"
+	newRate   float64 // share of orders from new cardholders
+	newPool   int     // new cardholders made up front; 0: enough for the levels
+	db        string  // "sqlite" or "postgres"; set: lines named BenchmarkStore/<db>/nodes=N/clients=C
+	merchants int     // merchant nodes (postgres)
 }
 
 // suites are the names -suite takes: the key center's suite and the mode
@@ -99,6 +102,8 @@ func load(ctx context.Context, args []string) int {
 	fs.StringVar(&o.suite, "suite", "os1", "the key center's suite: os1 (lines named sealed) or os2")
 	fs.Float64Var(&o.newRate, "new", 0, "share of orders placed by new cardholders, whose pairwise keys no daemon has cached (0 to 1)")
 	fs.IntVar(&o.newPool, "new-pool", 0, "new cardholders to make up front (0: enough for the levels at 120 orders/s)")
+	fs.StringVar(&o.db, "db", "", "the stores' backend: sqlite, or postgres on a throwaway server (tstest/pgtest); lines then named BenchmarkStore/<db>/nodes=N/clients=C")
+	fs.IntVar(&o.merchants, "merchants", 1, "merchant nodes on one database behind a round-robin balancer (-db postgres)")
 	fs.Parse(args)
 	suiteSet := false
 	fs.Visit(func(f *flag.Flag) { suiteSet = suiteSet || f.Name == "suite" })
@@ -116,6 +121,12 @@ func load(ctx context.Context, args []string) int {
 		err = errors.New("-new is a share from 0 to 1, -new-pool a count")
 	case o.newRate > 0 && len(o.stored) > 0:
 		err = errors.New("-new does not go with -stored")
+	case o.db != "" && o.db != "sqlite" && o.db != "postgres":
+		err = fmt.Errorf("-db %q: want sqlite or postgres", o.db)
+	case o.merchants < 1 || (o.merchants > 1 && o.db != "postgres"):
+		err = errors.New("-merchants N > 1 needs -db postgres (the nodes share one database)")
+	case o.db != "" && (len(o.stored) > 0 || o.newRate > 0):
+		err = errors.New("-db does not go with -stored or -new")
 	}
 	if err != nil || len(o.levels) == 0 || fs.NArg() > 0 || o.measure <= 0 || !slices.IsSorted(o.stored) {
 		fmt.Fprintf(os.Stderr, "stress load: error: bad flags (%v); see stress load -h\n", err)
@@ -151,6 +162,14 @@ func (o *loadOptions) run(ctx context.Context) error {
 		fmt.Fprintf(os.Stderr, "load %s: %s\n", mode, fmt.Sprintf(format, a...))
 	}
 	cfg := cluster.Config{Dir: dir, BinDir: o.bin, K: o.k, Suite: suiteName, Cardholders: slices.Max(o.levels), Logf: logf}
+	if o.db == "postgres" {
+		pg, stop, err := throwawayPostgres()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cfg.Postgres, cfg.Merchants = pg, o.merchants
+	}
 	prefix, suffix := mode, ""
 	if o.newRate > 0 {
 		pct := int(math.Round(100 * o.newRate))
@@ -184,8 +203,8 @@ func (o *loadOptions) run(ctx context.Context) error {
 	}
 	defer c.Close()
 	// On stdout, where tools/bench keeps it in the report's raw output.
-	fmt.Printf("# %s: cluster up in %.1f s (k=%d, %d cardholders, %d new)\n", mode, time.Since(t0).Seconds(), o.k,
-		cfg.Cardholders, c.NewCardholders())
+	fmt.Printf("# %s: cluster up in %.1f s (k=%d, %d cardholders, %d new%s)\n", mode, time.Since(t0).Seconds(), o.k,
+		cfg.Cardholders, c.NewCardholders(), o.storeNote())
 	if profile != nil {
 		// After the setup, whose key loading and address registration
 		// are no part of an order's cost.
@@ -196,7 +215,11 @@ func (o *loadOptions) run(ctx context.Context) error {
 	}
 	if len(o.stored) == 0 {
 		for _, n := range o.levels {
-			if err := o.level(ctx, c, fmt.Sprintf("BenchmarkE2E/%s/clients=%d%s", mode, n, suffix), n); err != nil {
+			name := fmt.Sprintf("BenchmarkE2E/%s/clients=%d%s", mode, n, suffix)
+			if o.db != "" {
+				name = fmt.Sprintf("BenchmarkStore/%s/nodes=%d/clients=%d", o.db, o.merchants, n)
+			}
+			if err := o.level(ctx, c, name, n); err != nil {
 				return err
 			}
 		}
@@ -245,6 +268,7 @@ type levelResult struct {
 	rss       map[string]int64
 	run       int     // orders settled over the whole level, warm-up and drain included
 	newShare  float64 // of the orders placed, the share from new cardholders
+	cpuBusy   float64 // share of the machine's CPU time busy in the window (every process, not only ours); 0: unknown
 }
 
 // level measures one concurrency level and prints its line.
@@ -259,6 +283,9 @@ func (o *loadOptions) level(ctx context.Context, c *cluster.Cluster, name string
 		line += fmt.Sprintf("\t%.1f %s-MiB", float64(r.rss[d])/(1<<20), d)
 	}
 	line += fmt.Sprintf("\t%d run-orders", r.run)
+	if r.cpuBusy > 0 {
+		line += fmt.Sprintf("\t%.3f cpu-busy\t%d cores", r.cpuBusy, runtime.NumCPU())
+	}
 	if o.newRate > 0 {
 		line += fmt.Sprintf("\t%.3f new-share", r.newShare)
 	}
@@ -288,9 +315,18 @@ func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clie
 	t0 := time.Now().Add(warm)
 	t1 := t0.Add(window)
 	select {
+	case <-time.After(time.Until(t0)):
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
+	busy0, total0, cpuErr := cpuTimes()
+	select {
 	case <-time.After(time.Until(t1)):
 	case <-ctx.Done():
 		return r, ctx.Err()
+	}
+	if busy1, total1, err := cpuTimes(); err == nil && cpuErr == nil && total1 > total0 {
+		r.cpuBusy = float64(busy1-busy0) / float64(total1-total0)
 	}
 	r.rss = rssAll(c)
 	stop()
