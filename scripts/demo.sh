@@ -4,6 +4,9 @@
 # free ports; Alice's card is enrolled and her address registered; she orders;
 # the status timeline, the label and a "who saw what" table drawn from every
 # party's own database and logs follow. DEMO_DIR keeps the files.
+# DEMO_DB=postgres (make demo-postgres) runs every store on a throwaway
+# PostgreSQL cluster (scripts/demo-postgres.sh) and the merchant as three
+# nodes sharing one database; the default is SQLite files, one node each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -39,6 +42,9 @@ K=${DEMO_K:-1024}
 CARD=4111111111111111
 STREET=Musterstra
 
+DEMO_DB=${DEMO_DB:-sqlite}
+case $DEMO_DB in sqlite|postgres) ;; *) echo "demo: DEMO_DB=$DEMO_DB: want sqlite or postgres" >&2; exit 2 ;; esac
+
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "demo: FAIL: $*" >&2; exit 1; }
 key() { echo "$DEMO_DIR/keys/$(echo "$1" | sed 's/:/./').key"; }
@@ -52,6 +58,22 @@ stop_all() {
   PIDS=()
 }
 trap stop_all EXIT
+
+# Where each party's store is: SQLite files in its directory, or PostgreSQL
+# databases (pg_start sets the DSNs) with the merchant on three nodes.
+MERCHANT_DB=$DEMO_DIR/merchant/merchant.db ISSUER_DB=$DEMO_DIR/issuer/issuer.db CARRIER_DB=$DEMO_DIR/carrier/carrier.db
+VAULT_INDEX=$DEMO_DIR/vault/index.db VAULT_DATA=$DEMO_DIR/vault/data/data.db VAULT_BACKUP=$DEMO_DIR/vault/backup/data.db
+VAULT_PENDING=()
+NODES=(merchant)
+if [ "$DEMO_DB" = postgres ]; then
+  # shellcheck source=scripts/demo-postgres.sh
+  . "$SCRIPTS/demo-postgres.sh"
+  trap 'stop_all; pg_stop' EXIT
+  step "PostgreSQL: a throwaway cluster for every party's store"
+  pg_start
+  VAULT_PENDING=(-pending "$DEMO_DIR/vault/pending.db")
+  NODES=(merchant merchant-2 merchant-3)
+fi
 
 # start NAME CMD…: run a daemon with its log in $DEMO_DIR/NAME/NAME.log and
 # wait for the address it writes to $DEMO_DIR/NAME/addr ($LISTEN, default a
@@ -69,7 +91,7 @@ url() { echo "http://$(cat "$DEMO_DIR/$1/addr")"; }
 step "key center: suite OS2, its master split 2-of-3 among officers ${OFFICERS[*]} (k=$K per epoch matrix)"
 ORDERSEAL_OFFICER_PASSPHRASES=$(officers "${OFFICERS[@]}") \
   "$BIN/keygen" init -dir "$DEMO_DIR/center" -k "$K" -officers "$(IFS=,; echo "${OFFICERS[*]}")" -threshold 2 2>&1 | sed 's/^/  /'
-mkdir -p "$DEMO_DIR/keys" "$DEMO_DIR/keystores" "$DEMO_DIR/vault/data" "$DEMO_DIR/vault/backup" "$DEMO_DIR/issuer" "$DEMO_DIR/carrier" "$DEMO_DIR/merchant" "$DEMO_DIR/alice" \
+mkdir -p "$DEMO_DIR/keys" "$DEMO_DIR/keystores" "$DEMO_DIR/vault/data" "$DEMO_DIR/vault/backup" "$DEMO_DIR/issuer" "$DEMO_DIR/carrier" "${NODES[@]/#/$DEMO_DIR/}" "$DEMO_DIR/alice" \
   "$DEMO_DIR/consultant/work" "$DEMO_DIR/consultant/tmp" "$DEMO_DIR/consultant/home"
 printf '%s\n' "$ALICE" "$MERCHANT" "$ISSUER" "$CARRIER" "$VAULT" "$CAROL" "$CALLCENTER" > "$DEMO_DIR/identities.txt"
 
@@ -96,32 +118,38 @@ printf '  %-34s %s\n' "$ISSUER → $ALICE" "$("$BIN/keygen" fingerprint -key "$(
 
 step "start vault, issuer, carrier and merchant on free loopback ports"
 "$BIN/merchant" vault init -data-key "$DEMO_DIR/vault/data.key" 2>/dev/null
-start vault "$BIN/merchant" vault serve -key "$(store "$VAULT")" -index "$DEMO_DIR/vault/index.db" \
-  -data "$DEMO_DIR/vault/data/data.db" -backup "$DEMO_DIR/vault/backup/data.db" -data-key "$DEMO_DIR/vault/data.key"
+start vault "$BIN/merchant" vault serve -key "$(store "$VAULT")" -index "$VAULT_INDEX" \
+  -data "$VAULT_DATA" -backup "$VAULT_BACKUP" "${VAULT_PENDING[@]}" -data-key "$DEMO_DIR/vault/data.key"
 "$BIN/issuer" init -card-key "$DEMO_DIR/issuer/card.key" 2>/dev/null
-start issuer "$BIN/issuer" serve -key "$(store "$ISSUER")" -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key"
+start issuer "$BIN/issuer" serve -key "$(store "$ISSUER")" -db "$ISSUER_DB" -card-key "$DEMO_DIR/issuer/card.key"
 # The carrier sends tracking events only where its configuration names each
 # merchant (-merchant ID=URL), never where a booking asks; the merchant's
 # port is known once it runs, so the carrier is started on its port again
 # with it.
-carrier_args=(-key "$(store "$CARRIER")" -db "$DEMO_DIR/carrier/carrier.db" -vault-url "$(url vault)" -vault "$VAULT")
+carrier_args=(-key "$(store "$CARRIER")" -db "$CARRIER_DB" -vault-url "$(url vault)" -vault "$VAULT")
 start carrier "$BIN/carrier" serve "${carrier_args[@]}" -merchant "$MERCHANT=http://127.0.0.1:9"
 CARRIER_PID=${PIDS[-1]}
 # The shop's own ship-from and return address: printed on every label, its
 # country the S10 country of the tracking numbers; parcels to KR and JP are
 # imports there (customs declaration CN22).
 printf '{"name":"Shop Example GmbH","line1":"Lagerstra\u00dfe 1","city":"Hamburg","postal_code":"20095","country":"DE"}\n' > "$DEMO_DIR/merchant/ship-from.json"
-start merchant "$BIN/merchant" serve -key "$(store "$MERCHANT")" -db "$DEMO_DIR/merchant/merchant.db" \
-  -catalog "$SCRIPTS/demo-catalog.json" -issuer "$ISSUER=$(url issuer)" -carrier "$CARRIER=$(url carrier)" \
-  -vault "$VAULT=$(url vault)" -relay-poll 200ms -company "$CALLCENTER" \
-  -ship-from "$DEMO_DIR/merchant/ship-from.json" -service Paket -service-abroad "International Priority" -item-weight 400
+# On PostgreSQL the merchant runs as three nodes on one database: any node
+# takes an order, any node relays it (each claims due relay jobs under a
+# lease, FOR UPDATE SKIP LOCKED), and every node answers the same status.
+for node in "${NODES[@]}"; do
+  start "$node" "$BIN/merchant" serve -key "$(store "$MERCHANT")" -db "$MERCHANT_DB" \
+    -catalog "$SCRIPTS/demo-catalog.json" -issuer "$ISSUER=$(url issuer)" -carrier "$CARRIER=$(url carrier)" \
+    -vault "$VAULT=$(url vault)" -relay-poll 200ms -company "$CALLCENTER" \
+    -ship-from "$DEMO_DIR/merchant/ship-from.json" -service Paket -service-abroad "International Priority" -item-weight 400
+done
 CARRIER_ADDR=$(cat "$DEMO_DIR/carrier/addr")
 kill -TERM "$CARRIER_PID"; wait "$CARRIER_PID" 2>/dev/null || true
 rm -f "$DEMO_DIR/carrier/addr"
-LISTEN=$CARRIER_ADDR start carrier "$BIN/carrier" serve "${carrier_args[@]}" -merchant "$MERCHANT=$(url merchant)"
+# The carrier's tracking events go to the last node: not the one orders are placed at.
+LISTEN=$CARRIER_ADDR start carrier "$BIN/carrier" serve "${carrier_args[@]}" -merchant "$MERCHANT=$(url "${NODES[-1]}")"
 
 step "issuer: enroll Alice's card to her identity, limit 500.00 EUR (the number read from stdin, stored encrypted)"
-ENROLLED=$(echo "$CARD" | "$BIN/issuer" card add -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key" \
+ENROLLED=$(echo "$CARD" | "$BIN/issuer" card add -db "$ISSUER_DB" -card-key "$DEMO_DIR/issuer/card.key" \
   -cardholder "$ALICE" -expiry 2031-12 -limit 500.00 -currency EUR -number-file - 2> >(sed 's/^/  /' >&2))
 echo "$ENROLLED" | sed 's/^/  /'
 ALICE_CVC=$(echo "$ENROLLED" | sed -n 's/^cvc //p')
@@ -156,7 +184,7 @@ read -r _ STATE TRACKING < <(tail -1 "$DEMO_DIR/alice/order.out")
 echo "  => $ORDER_ID shipped, tracking $TRACKING"
 
 step "carrier: print the label (the address is revealed through the grant, rendered, and stored nowhere)"
-"$BIN/carrier" label "$TRACKING" -o "$DEMO_DIR/label.png" -db "$DEMO_DIR/carrier/carrier.db" \
+"$BIN/carrier" label "$TRACKING" -o "$DEMO_DIR/label.png" -db "$CARRIER_DB" \
   -key "$(store "$CARRIER")" -vault-url "$(url vault)" -vault "$VAULT" 2>&1 | sed 's/^/  /'
 [ -s "$DEMO_DIR/label.png" ] || fail "no label written"
 echo "  label image: $DEMO_DIR/label.png"
@@ -175,7 +203,7 @@ order_abroad() {
   id=$(head -1 "$DEMO_DIR/alice/$label.out")
   read -r _ st tr < <(tail -1 "$DEMO_DIR/alice/$label.out")
   [ "$st" = shipped ] || fail "order $id to $label is $st, not shipped"
-  "$BIN/carrier" label "$tr" -o "$out" -db "$DEMO_DIR/carrier/carrier.db" \
+  "$BIN/carrier" label "$tr" -o "$out" -db "$CARRIER_DB" \
     -key "$(store "$CARRIER")" -vault-url "$(url vault)" -vault "$VAULT" 2>&1 | sed 's/^/  /'
   [ -s "$out" ] || fail "no label written for $label"
   echo "  => $id shipped, tracking $tr; label image: $out"
@@ -191,13 +219,28 @@ order_abroad tokyo '{"name":"山田太郎","line1":"千代田1-1","line2":"皇�
 
 step "carrier: tracking events reach the merchant"
 for s in picked-up in-transit delivered; do
-  "$BIN/carrier" event "$TRACKING" -status "$s" -db "$DEMO_DIR/carrier/carrier.db" 2>&1 | sed 's/^/  /'
+  "$BIN/carrier" event "$TRACKING" -status "$s" -db "$CARRIER_DB" 2>&1 | sed 's/^/  /'
 done
 for _ in $(seq 100); do
   st=$("$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -json | sed -n 's/.*"state":"\([a-z-]*\)".*/\1/p' | head -1)
   [ "$st" = delivered ] && break; sleep 0.1
 done
 [ "$st" = delivered ] || fail "the delivered event did not reach the merchant"
+
+if [ ${#NODES[@]} -gt 1 ]; then
+  step "merchant nodes: the order was placed at ${NODES[0]}; every node answers its status alike"
+  for node in "${NODES[@]}"; do
+    st=$("$BIN/cardholder" status "$ORDER_ID" -merchant "$(url "$node")" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -json | sed -n 's/.*"state":"\([a-z-]*\)".*/\1/p' | head -1)
+    printf '  %-11s %s %s\n' "$node" "$ORDER_ID" "$st"
+    [ "$st" = delivered ] || fail "$node answers $ORDER_ID $st, not delivered"
+  done
+  echo "  what each node's log says it did for $ORDER_ID (the relay steps ran where a node claimed their job):"
+  for node in "${NODES[@]}"; do
+    did=$({ grep -F "\"order\":\"$ORDER_ID\"" "$DEMO_DIR/$node/$node.log" || true; } | sed -n 's/.*"msg":"\([^"]*\)".*/\1/p' | uniq -c | \
+      awk '{n=$1; $1=""; sub(/^ /,""); printf "%s%s%s", (NR>1?", ":""), $0, (n>1?" x"n:"")}')
+    printf '  %-11s %s\n' "$node" "${did:--}"
+  done
+fi
 
 step "alice: status timeline"
 "$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" | sed 's/^/  /'
@@ -222,16 +265,16 @@ grep -q cvc-mismatch "$DEMO_DIR/alice/wrong-cvc.out" "$DEMO_DIR/alice/wrong-cvc.
 sed 's/^/  /' "$DEMO_DIR/alice/wrong-cvc.err" | tail -2
 
 step "issuer: Alice's card, its limit and what is left of it (amounts in their currency's minor unit, formatted)"
-"$BIN/issuer" card list -db "$DEMO_DIR/issuer/issuer.db" | sed 's/^/  /'
+"$BIN/issuer" card list -db "$ISSUER_DB" | sed 's/^/  /'
 
 step "merchant: its own view (tokens, never card numbers or addresses)"
-"$BIN/merchant" orders -db "$DEMO_DIR/merchant/merchant.db" | sed 's/^/  /'
+"$BIN/merchant" orders -db "$MERCHANT_DB" | sed 's/^/  /'
 
 step "phone order: Carol, a consultant of $CALLCENTER, logs in on desk-7 with her key and the company's"
 # Carol's terminal: its own home (the session file), temp and working directories.
 carol() { (cd "$DEMO_DIR/consultant/work" && HOME="$DEMO_DIR/consultant/home" XDG_CONFIG_HOME="$DEMO_DIR/consultant/home/.config" \
   TMPDIR="$DEMO_DIR/consultant/tmp" "$BIN/cardholder" "$@"); }
-DORA_CVC=$(echo "$DORA_CARD" | "$BIN/issuer" card add -db "$DEMO_DIR/issuer/issuer.db" -card-key "$DEMO_DIR/issuer/card.key" \
+DORA_CVC=$(echo "$DORA_CARD" | "$BIN/issuer" card add -db "$ISSUER_DB" -card-key "$DEMO_DIR/issuer/card.key" \
   -cardholder "$DORA" -expiry 2031-12 -limit 1000.00 -currency EUR -number-file - 2>/dev/null | sed -n 's/^cvc //p')
 [ -n "$DORA_CVC" ] || fail "the issuer printed no cvc for Dora's card"
 umask 077
@@ -257,11 +300,11 @@ fi
 sed 's/^/  /' "$DEMO_DIR/consultant/refused.err"
 
 step "merchant: audit the phone order, and Carol's sessions"
-"$BIN/merchant" audit order -db "$DEMO_DIR/merchant/merchant.db" "$PHONE_ID" | sed 's/^/  /'
-"$BIN/merchant" audit consultant -db "$DEMO_DIR/merchant/merchant.db" "$CAROL" | sed 's/^/  /'
+"$BIN/merchant" audit order -db "$MERCHANT_DB" "$PHONE_ID" | sed 's/^/  /'
+"$BIN/merchant" audit consultant -db "$MERCHANT_DB" "$CAROL" | sed 's/^/  /'
 
 step "issuer: its own authorization record names the session, so a disputed charge traces back too"
-"$BIN/issuer" authorizations -db "$DEMO_DIR/issuer/issuer.db" -session "$SESSION" | sed 's/^/  /'
+"$BIN/issuer" authorizations -db "$ISSUER_DB" -session "$SESSION" | sed 's/^/  /'
 
 step "phone order: after logout the session proves nothing"
 cp "$DEMO_DIR/consultant/home/.config/orderseal/assisted/consultant.carol.session.json" "$DEMO_DIR/consultant/kept.json"
@@ -272,12 +315,22 @@ fi
 sed 's/^/  /' "$DEMO_DIR/consultant/refused.err"
 
 stop_all
-trap - EXIT
+if [ "$DEMO_DB" = postgres ]; then
+  step "PostgreSQL: the vault's index role cannot reach its data database, nor the data role the index"
+  pg_refusal
+  # Each party's databases, dumped as text, stand for its files in the search below.
+  pg_dump_party merchant "$MERCHANT_DB"; pg_dump_party issuer "$ISSUER_DB"; pg_dump_party carrier "$CARRIER_DB"
+  pg_dump_party vault "$VAULT_INDEX" "$VAULT_DATA" "$VAULT_BACKUP"
+else
+  trap - EXIT
+fi
 
 step "who saw what: canaries searched in every party's own database files and logs"
 files() {
   if [ "$1" = consultant ]; then find "$DEMO_DIR/consultant" -type f ! -name 'dora*.json' | sort; return; fi # all but what Carol typed the address from
-  find "$DEMO_DIR/$1" -type f \( -name '*.db' -o -name '*.db-wal' -o -name '*.log' -o -name '*.pending*' \) | sort
+  local d=("$DEMO_DIR/$1")
+  [ "$1" = merchant ] && d=("${NODES[@]/#/$DEMO_DIR/}")
+  find "${d[@]}" -type f \( -name '*.db' -o -name '*.db-wal' -o -name '*.log' -o -name '*.pending*' -o -name '*.sql' \) | sort
 }
 declare -A CANARY=(
   ["card number"]=$CARD
@@ -304,6 +357,11 @@ done
 echo "  card numbers: only encrypted in the issuer's store; addresses: only sealed in the vault's data stores;"
 echo "  order items reach the carrier only in the merchant's customs declaration (CN22) of the parcels abroad (KR, JP);"
 echo "  the consultant's terminal (home, temp and working directories, session file) holds no card data"
-"$BIN/merchant" vault audit verify -index "$DEMO_DIR/vault/index.db" -data-key "$DEMO_DIR/vault/data.key" -backup "$DEMO_DIR/vault/backup/data.db" | sed 's/^/  vault: /'
+"$BIN/merchant" vault audit verify -index "$VAULT_INDEX" -data-key "$DEMO_DIR/vault/data.key" -backup "$VAULT_BACKUP" | sed 's/^/  vault: /'
+if [ "$DEMO_DB" = postgres ]; then
+  pg_stop
+  trap - EXIT
+  echo "  PostgreSQL: stopped, its cluster removed"
+fi
 
 step "done: files kept in $DEMO_DIR; labels at $DEMO_DIR/label.png, label-kr.png, label-jp.png"
