@@ -54,7 +54,6 @@ func NewBalancer(addr string, nodes []string) (*Balancer, error) {
 	b.rp = &httputil.ReverseProxy{
 		Rewrite:   func(r *httputil.ProxyRequest) { r.Out.Host = r.In.Host }, // the signature covers the path, not the host
 		Transport: &nextUpstream{b: b, tr: tr},
-		ErrorLog:  nil,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			w.WriteHeader(http.StatusBadGateway)
 		},
