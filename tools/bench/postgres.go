@@ -129,7 +129,7 @@ func pgFigures(results []result) []Figure {
 func pgReport(figs []Figure, results []result, raw string) string {
 	var b strings.Builder
 	b.WriteString(pgHeading + "\n")
-	b.WriteString("`stress load -db sqlite` and `stress load -db postgres` run the same end-to-end load — closed-loop cardholders, each waiting for its order to ship or be declined, 5 % above the card limit, 5 % to an inline address — on clusters of their own: every store in SQLite files, or every store in PostgreSQL (merchant, issuer, carrier, vault index, vault data and backup, each a database owned by a role of its own, on a throwaway server started by tstest/pgtest on this machine: initdb, no fsync, commits written to the WAL before they return). orders/s counts the orders settled inside the measurement window.\n\n")
+	b.WriteString("`stress load -db sqlite` and `stress load -db postgres` run the same end-to-end load — closed-loop cardholders, each waiting for its order to ship or be declined, 5 % above the card limit, 5 % to an inline address — on clusters of their own: every store in SQLite files, or every store in PostgreSQL (merchant, issuer, carrier, vault index, vault data and backup, each a database owned by a role of its own, on a throwaway server started by tstest/pgtest on this machine with its defaults: fsync on, every commit synced to the WAL before it returns, as SQLite syncs its commits). orders/s counts the orders settled inside the measurement window.\n\n")
 	b.WriteString("| figure | value | baseline | baseline value | ratio | goal | |\n|---|---:|---|---:|---:|---|---|\n")
 	for _, f := range figs {
 		if strings.HasPrefix(f.Name, pgPrefix) {

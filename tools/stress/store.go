@@ -12,10 +12,11 @@ import (
 )
 
 // throwawayPostgres starts a PostgreSQL server for one stress run (initdb
-// in a temporary directory, a free loopback port) with the cluster's
-// databases, each owned by a role of its own; stop ends and removes it.
+// in a temporary directory, a free loopback port, fsync on as SQLite's
+// commits sync) with the cluster's databases, each owned by a role of its
+// own; stop ends and removes it.
 func throwawayPostgres() (pg *cluster.Postgres, stop func(), err error) {
-	srv, err := pgtest.Start()
+	srv, err := pgtest.Start(pgtest.Durable())
 	if err != nil {
 		return nil, nil, fmt.Errorf("PostgreSQL: %w", err)
 	}

@@ -222,6 +222,7 @@ type server struct {
 	asUser   []string
 	mu       sync.Mutex
 	conns    map[string]*pgx.Conn // superuser connections by database
+	durable  bool                 // fsync on (Durable)
 }
 
 func (s *server) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
@@ -293,7 +294,7 @@ func version(binDir string) int {
 // prefix names the temp directories of pgtest clusters.
 const prefix = "orderseal-pgtest-"
 
-func start() (*server, error) {
+func start(opts ...Option) (*server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -304,6 +305,9 @@ func start() (*server, error) {
 		return nil, err
 	}
 	s := &server{dir: dir, bin: bin, password: randomHex(), conns: map[string]*pgx.Conn{}}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.initdb(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -385,9 +389,11 @@ func (s *server) listenOn(port int) error {
 		"-p " + strconv.Itoa(s.port),
 		"-c listen_addresses=127.0.0.1",
 		"-c unix_socket_directories=''",
-		"-c fsync=off", "-c full_page_writes=off",
 		"-c max_connections=200", "-c shared_buffers=32MB",
 	}, " ")
+	if !s.durable {
+		opts += " -c fsync=off -c full_page_writes=off"
+	}
 	out, err := s.run("pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-o", opts)
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
@@ -467,9 +473,17 @@ func lastLines(b []byte) string {
 // Stop.
 type Server struct{ s *server }
 
+// Option tunes a Server.
+type Option func(*server)
+
+// Durable runs the server with fsync on, as a production server runs, so
+// its figures compare with SQLite's (which syncs its commits); tests'
+// servers skip fsync.
+func Durable() Option { return func(s *server) { s.durable = true } }
+
 // Start starts a throwaway server.
-func Start() (*Server, error) {
-	s, err := start()
+func Start(opts ...Option) (*Server, error) {
+	s, err := start(opts...)
 	if err != nil {
 		return nil, err
 	}

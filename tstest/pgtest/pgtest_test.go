@@ -120,10 +120,10 @@ func TestServerDown(t *testing.T) {
 }
 
 // TestServer: a program's own server makes databases that only their owner
-// reaches, and Stop ends it.
+// reaches, syncs its commits when Durable, and Stop ends it.
 func TestServer(t *testing.T) {
 	ctx := context.Background()
-	s, err := pgtest.Start()
+	s, err := pgtest.Start(pgtest.Durable())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +138,10 @@ func TestServer(t *testing.T) {
 	c, err := pgx.Connect(ctx, a.URL)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var fsync string
+	if err := c.QueryRow(ctx, `SHOW fsync`).Scan(&fsync); err != nil || fsync != "on" {
+		t.Errorf("a Durable server: fsync %q, %v; want on", fsync, err)
 	}
 	c.Close(ctx)
 	other := strings.Replace(a.URL, a.Owner.Name+":"+a.Owner.Password, b.Owner.Name+":"+b.Owner.Password, 1)
