@@ -12,8 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // BusyTimeoutMillis is how long a connection waits for a lock before SQLITE_BUSY.
@@ -131,13 +129,15 @@ func Open(path string, opts ...Option) (*sql.DB, error) {
 			return nil, fmt.Errorf("sqlitex: create %s: %w", path, err)
 		}
 	}
-	db, err := sql.Open("sqlite", dsn(path, o))
-	if err != nil {
-		return nil, fmt.Errorf("sqlitex: open %s: %w", path, err)
-	}
+	db := sql.OpenDB(connector{dsn: dsn(path, o), drv: sqliteDriver})
 	if o.maxConns > 0 {
 		db.SetMaxOpenConns(o.maxConns)
 		db.SetMaxIdleConns(o.maxConns)
+	} else {
+		// Keep the connections concurrent callers opened (database/sql
+		// keeps 2): each holds its prepared statements, and opening one
+		// costs more than the queries it serves.
+		db.SetMaxIdleConns(maxIdle)
 	}
 	if err := db.PingContext(context.Background()); err != nil {
 		db.Close()
