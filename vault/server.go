@@ -411,13 +411,20 @@ func (s *Server) revealOwn(c echo.Context) error {
 		}
 		return notYours
 	}
-	return s.sendReveal(c, ctx, "reveal-owner", caller, token, "", false)
+	return s.sendReveal(c, ctx, "reveal-owner", caller, token, "", false, &e)
 }
 
 // sendReveal reads the value, records the outcome in the audit log (no
-// entry, no answer: it fails closed) and seals the value for reader.
-func (s *Server) sendReveal(c echo.Context, ctx context.Context, kind, reader, token, orderID string, displayOnly bool) error {
-	value, err := s.store.Reveal(ctx, token)
+// entry, no answer: it fails closed) and seals the value for reader. e is
+// token's index entry when the caller read it already, else nil.
+func (s *Server) sendReveal(c echo.Context, ctx context.Context, kind, reader, token, orderID string, displayOnly bool, e *store.Entry) error {
+	var value []byte
+	var err error
+	if e != nil {
+		value, err = s.store.RevealEntry(ctx, *e)
+	} else {
+		value, err = s.store.Reveal(ctx, token)
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrExpired) {
 			if aerr := s.audit(c, kind, token, orderID, "refused:token-expired"); aerr != nil {
@@ -618,5 +625,5 @@ func (s *Server) revealGranted(c echo.Context) error {
 		}
 		return problem.New(http.StatusForbidden, code, title, "No live grant lets this caller see this token for this order and invoice.")
 	}
-	return s.sendReveal(c, ctx, "reveal-grant", carrier, req.Token, req.OrderID, true)
+	return s.sendReveal(c, ctx, "reveal-grant", carrier, req.Token, req.OrderID, true, nil)
 }

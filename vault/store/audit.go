@@ -89,8 +89,8 @@ func (s *Store) appendAudited(ctx context.Context, evs []AuditEvent) error {
 }
 
 // commitAudits appends the events of first and of every call already
-// queued in one index transaction, behind the tamper check of update, and
-// answers each call.
+// queued in one index transaction, behind the tamper check of update,
+// answers each call, then writes the checkpoint.
 func (s *Store) commitAudits(first *auditing) {
 	batch := []*auditing{first}
 	evs := slices.Clone(first.evs)
@@ -105,7 +105,7 @@ func (s *Store) commitAudits(first *auditing) {
 		break
 	}
 	ctx := context.Background()
-	err := s.update(ctx, func(tx IndexTx) error { return appendAudit(ctx, tx, evs...) })
+	err := s.updateIndex(ctx, func(tx IndexTx) error { return appendAudit(ctx, tx, evs...) })
 	if err != nil {
 		err = fmt.Errorf("vault audit: %w", err)
 	}
@@ -116,6 +116,11 @@ func (s *Store) commitAudits(first *auditing) {
 	}
 	for _, a := range batch {
 		a.done <- err
+	}
+	// The entries are durable and answered; the checkpoint follows, while
+	// the next batch queues up behind it.
+	if err == nil {
+		s.anchor(ctx)
 	}
 }
 

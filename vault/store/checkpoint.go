@@ -95,13 +95,24 @@ func (s *Store) anchorStore() Data {
 // vault) commits nothing, and from then on every audited change fails, so
 // no reveal is answered, until the index is restored and the vault restarted.
 func (s *Store) update(ctx context.Context, fn func(tx IndexTx) error) error {
+	if err := s.updateIndex(ctx, fn); err != nil {
+		return err
+	}
+	s.anchor(ctx)
+	return nil
+}
+
+// updateIndex is update without the checkpoint, for a caller that answers
+// before it anchors (commitAudits): the checkpoint is no part of an entry's
+// durability, and writing it is a commit of its own in another database.
+func (s *Store) updateIndex(ctx context.Context, fn func(tx IndexTx) error) error {
 	if s.tampered.Load() {
 		return fmt.Errorf("vault audit: %w", errTampered)
 	}
 	s.anchorMu.Lock()
 	anchored := s.anchored
 	s.anchorMu.Unlock()
-	err := s.index.Update(ctx, func(tx IndexTx) error {
+	return s.index.Update(ctx, func(tx IndexTx) error {
 		seq, head, err := tx.AuditHead(ctx)
 		if err != nil {
 			return err
@@ -112,11 +123,6 @@ func (s *Store) update(ctx context.Context, fn func(tx IndexTx) error) error {
 		}
 		return fn(tx)
 	})
-	if err != nil {
-		return err
-	}
-	s.anchor(ctx)
-	return nil
 }
 
 // behind reports whether a log whose head is (seq, head) lost entries a

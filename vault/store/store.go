@@ -268,10 +268,15 @@ func (s *Store) Reveal(ctx context.Context, token string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.RevealEntry(ctx, e)
+}
+
+// RevealEntry is Reveal for a caller holding the token's entry from Lookup.
+func (s *Store) RevealEntry(ctx context.Context, e Entry) ([]byte, error) {
 	if e.expiredAt(s.now()) {
 		return nil, ErrExpired
 	}
-	return s.readValue(ctx, token)
+	return s.readValue(ctx, e.Token)
 }
 
 // readValue returns the value token stands for: its record's reference
