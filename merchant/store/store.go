@@ -1,6 +1,7 @@
 // Package store is the merchant's database seen through an interface
 // (DESIGN.md §6.4, §8, §9): catalog, orders with their status timeline,
-// assisted sessions, and the outbox of relays to the issuer, the vault and
+// assisted sessions, the dashboard's operators and their sessions, and the
+// outbox of relays to the issuer, the vault and
 // the carrier. It holds the sealed bundle, the merchant's own section's
 // fields and tokens — never a card number or an address, which the merchant
 // cannot read in the first place. Backends: store/sqlite, store/postgres
@@ -144,6 +145,7 @@ type Reader interface {
 // Implementations are safe for concurrent use.
 type Store interface {
 	Reader
+	Operators
 	// PutProduct adds a product or replaces its name and price.
 	PutProduct(ctx context.Context, p Product) error
 	// PutProducts adds or replaces products all at once or, on error, not at all; ErrCurrencyMixed if the catalog would mix currencies.

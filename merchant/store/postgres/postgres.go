@@ -91,7 +91,7 @@ CREATE TABLE assisted_sessions (
 );
 CREATE UNIQUE INDEX assisted_open ON assisted_sessions (consultant, device) WHERE ended IS NULL;
 CREATE INDEX assisted_consultant ON assisted_sessions (consultant, created);
-`, outboxpg.Migration, noncepg.Migration, paymentsMigration}
+`, outboxpg.Migration, noncepg.Migration, paymentsMigration, operatorsMigration}
 
 // Store is the merchant database as one node sees it. Safe for concurrent use.
 type Store struct {

@@ -69,7 +69,7 @@ CREATE INDEX timeline_order ON timeline (order_id, id);
 	`ALTER TABLE orders ADD COLUMN issuer_section_sha256 BLOB;`,
 	deviceKeyMigration, noncesql.Migration,
 	// The issuer's word on each order's payment after authorization (DESIGN.md §6.8).
-	paymentsMigration}
+	paymentsMigration, operatorsMigration}
 
 // Store is the merchant database. Safe for concurrent use.
 type Store struct {

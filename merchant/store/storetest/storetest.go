@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"first reached", testFirstReached},
 		{"tally", testTally},
 		{"payments", testPayments},
+		{"operators", testOperators},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })
