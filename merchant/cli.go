@@ -17,6 +17,7 @@ import (
 	"orderseal/internal/web"
 	"orderseal/keygen"
 	"orderseal/merchant/checkout"
+	"orderseal/merchant/dashboard"
 	"orderseal/merchant/store"
 	"orderseal/order"
 	"orderseal/order/address"
@@ -46,6 +47,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	serviceAbroad := fs.String("service-abroad", "International", "the carrier service booked for a parcel abroad")
 	itemWeight := fs.Int("item-weight", 400, "grams declared per item")
 	policiesFile := fs.String("policies", "", "section policies to publish, JSON (default: the built-in set, order/policies_default.json)")
+	dash := fs.Bool("dashboard", true, "serve the operators' dashboard at /dashboard/ (accounts: merchant operator add)")
 	checkoutDir := fs.String("checkout", "", "serve the browser checkout at /checkout/ with the sealing program built in DIR (make build: bin/web)")
 	stopProfile, err := sf.Parse(fs, args, "key", "db", "issuer", "carrier", "vault")
 	if err != nil {
@@ -149,6 +151,18 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		cfg.PublicURL = "http://" + ln.Addr().String()
 	}
 	cfg.Store, cfg.Logger = st, logger
+	if *dash {
+		// Logins expire and locks lift by the wall clock, as the store reads it.
+		d, err := dashboard.New(dashboard.Options{Store: st, Merchant: key.Identity(), Logger: logger,
+			Redrive: func(ctx context.Context, e outbox.Entry) (bool, string, error) {
+				return redriveDead(ctx, st, e, time.Now())
+			}})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		cfg.Pages = append(cfg.Pages, Page{Prefix: dashboard.Prefix, Handler: d})
+	}
 	cfg.Outbox = func(r *outbox.Runner) { r.Poll = *poll }
 	srv, err := NewServer(cfg)
 	if err != nil {

@@ -43,6 +43,9 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio, extra ...cli.Comm
 		{Name: "audit", Summary: "audit order ID | audit consultant ID: who keyed an order, in which session, on which device", Run: func(a []string) error {
 			return cmdAudit(ctx, a, stdio)
 		}},
+		{Name: "operator", Summary: "operator add|list|remove|unlock: the dashboard's accounts (argon2id passwords, roles viewer and admin)", Run: func(a []string) error {
+			return cmdOperator(ctx, a, stdio)
+		}},
 		{Name: "open", Summary: "open the merchant section of a bundle read from stdin", Run: func(a []string) error {
 			return opencli.Open(prog, order.RoleMerchant, a, stdio)
 		}},

@@ -153,20 +153,14 @@ func cmdOutboxRetry(ctx context.Context, args []string, stdio cli.Stdio) error {
 		if (*only != "" && e.Key != *only) || (*kind != "" && e.Kind != *kind) {
 			continue
 		}
-		if want, ok := runsFrom[e.Kind]; ok {
-			o, err := st.Get(ctx, e.Key)
-			if err != nil {
-				return fmt.Errorf("order %s: %w", e.Key, err)
-			}
-			if o.State != want {
-				fmt.Fprintf(stdio.Out, "%s\t%s\tskipped: the order is %s (%s)\n", e.Kind, e.Key, o.State, dash(o.Reason))
-				skipped++
-				continue
-			}
-		}
-		ok, err := st.Outbox().Redrive(ctx, e.ID, time.Now())
+		ok, why, err := redriveDead(ctx, st, e, time.Now())
 		if err != nil {
 			return err
+		}
+		if why != "" {
+			fmt.Fprintf(stdio.Out, "%s\t%s\tskipped: %s\n", e.Kind, e.Key, why)
+			skipped++
+			continue
 		}
 		if ok {
 			fmt.Fprintf(stdio.Out, "%s\t%s\tre-driven (was: %s)\n", e.Kind, e.Key, column(e.LastError))
@@ -178,4 +172,22 @@ func cmdOutboxRetry(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return cli.WithHint(errors.New("no dead letter matches"), prog+" outbox -db "+dsn.Redact(*db)+" -state failed lists them")
 	}
 	return nil
+}
+
+// redriveDead re-drives one dead letter unless its order has moved on from
+// the state the job works from; skipped says why it was left alone. 'merchant
+// outbox retry' and the dashboard's retry both follow this rule. redriven
+// is false, with no reason, for a job another process re-drove first.
+func redriveDead(ctx context.Context, st store.Store, e outbox.Entry, now time.Time) (redriven bool, skipped string, err error) {
+	if want, ok := runsFrom[e.Kind]; ok {
+		o, err := st.Get(ctx, e.Key)
+		if err != nil {
+			return false, "", fmt.Errorf("order %s: %w", e.Key, err)
+		}
+		if o.State != want {
+			return false, fmt.Sprintf("the order is %s (%s)", o.State, dash(o.Reason)), nil
+		}
+	}
+	redriven, err = st.Outbox().Redrive(ctx, e.ID, now)
+	return redriven, "", err
 }

@@ -88,8 +88,9 @@ type Config struct {
 	// hands out with its grants ("": not kept).
 	VaultCheckpointFile string
 	// Pages are the browser pages served beside the API (the checkout,
-	// merchant/checkout): each is mounted under its own prefix, unsigned, with
-	// its own security headers. None: the node serves no HTML.
+	// merchant/checkout; the dashboard, merchant/dashboard): each is mounted
+	// under its own prefix, unsigned, with its own security headers and
+	// authentication. None: the node serves no HTML.
 	Pages []Page
 }
 
@@ -215,6 +216,7 @@ func NewServer(cfg Config) (*Server, error) {
 		h := echo.WrapHandler(p.Handler)
 		e.GET(p.Prefix+"*", h)
 		e.HEAD(p.Prefix+"*", h)
+		e.POST(p.Prefix+"*", h) // a page's own handler refuses what it does not take
 		e.GET(strings.TrimSuffix(p.Prefix, "/"), func(c echo.Context) error { return c.Redirect(http.StatusFound, p.Prefix) })
 	}
 	s.echo = e

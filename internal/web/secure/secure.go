@@ -17,6 +17,11 @@ type Policy struct {
 	WASM bool
 	// Connect lists origins besides 'self' the page's scripts may fetch.
 	Connect []string
+	// NoScript refuses every script ('none'): a server-rendered page.
+	NoScript bool
+	// Forms lets the page's forms submit to this origin; otherwise
+	// form-action is 'none'.
+	Forms bool
 }
 
 // String renders the policy: nothing from anywhere by default; scripts,
@@ -26,12 +31,19 @@ func (p Policy) String() string {
 	if p.WASM {
 		script += " 'wasm-unsafe-eval'"
 	}
+	if p.NoScript {
+		script = "script-src 'none'"
+	}
+	form := "form-action 'none'"
+	if p.Forms {
+		form = "form-action 'self'"
+	}
 	connect := "connect-src 'self'"
 	for _, o := range p.Connect {
 		connect += " " + o
 	}
 	return strings.Join([]string{"default-src 'none'", script, "style-src 'self'", "img-src 'self'", connect,
-		"form-action 'none'", "base-uri 'none'", "frame-ancestors 'none'"}, "; ")
+		form, "base-uri 'none'", "frame-ancestors 'none'"}, "; ")
 }
 
 // HSTSMaxAge is how long a browser keeps to HTTPS once told: two years.

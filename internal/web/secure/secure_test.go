@@ -27,6 +27,9 @@ func TestHeaders(t *testing.T) {
 			want:     map[string]string{"Content-Security-Policy": "frame-ancestors 'none'", "X-Content-Type-Options": "nosniff"},
 			wantNone: []string{"Strict-Transport-Security", "Cache-Control"},
 			cspNot:   []string{"wasm-unsafe-eval", "unsafe-inline"}},
+		{name: "server-rendered page with forms", policy: Policy{NoScript: true, Forms: true}, noStore: true,
+			want:   map[string]string{"Content-Security-Policy": "script-src 'none'", "Cache-Control": "no-store"},
+			cspNot: []string{"script-src 'self'", "form-action 'none'", "unsafe-inline", "wasm-unsafe-eval"}},
 		{name: "another origin to connect to", policy: Policy{Connect: []string{"https://vault.example"}},
 			want: map[string]string{"Content-Security-Policy": "connect-src 'self' https://vault.example"}},
 	} {
