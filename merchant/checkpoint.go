@@ -15,20 +15,43 @@ import (
 // the vault's data key checks. A checkpoint older than the one kept, or one
 // that cannot be written, changes nothing (it is logged; the next grant
 // brings a newer one).
+//
+// Writes are coalesced: a caller that finds a write in progress leaves its
+// checkpoint to that writer, which writes the newest one waiting before it
+// returns, so concurrent grants cost one file replacement (two fsyncs), not
+// one each, and only the writer waits for it.
 func (s *Server) keepCheckpoint(cp *vaultapi.AuditCheckpoint) {
 	if cp == nil || s.cfg.VaultCheckpointFile == "" {
 		return
 	}
 	s.cpMu.Lock()
-	defer s.cpMu.Unlock()
-	if cp.Seq <= s.cpSeq {
+	if cp.Seq <= s.cpSeq || (s.cpNext != nil && cp.Seq <= s.cpNext.Seq) {
+		s.cpMu.Unlock()
 		return
 	}
-	if err := writeCheckpoint(s.cfg.VaultCheckpointFile, cp); err != nil {
-		s.log.Warn("vault audit checkpoint not kept", "seq", cp.Seq, "err", err)
+	s.cpNext = cp
+	if s.cpWriting {
+		s.cpMu.Unlock()
 		return
 	}
-	s.cpSeq = cp.Seq
+	s.cpWriting = true
+	for s.cpNext != nil {
+		next := s.cpNext
+		s.cpNext = nil
+		if next.Seq <= s.cpSeq {
+			continue // came while a newer one was being written
+		}
+		s.cpMu.Unlock()
+		err := writeCheckpoint(s.cfg.VaultCheckpointFile, next)
+		s.cpMu.Lock()
+		if err != nil {
+			s.log.Warn("vault audit checkpoint not kept", "seq", next.Seq, "err", err)
+			continue
+		}
+		s.cpSeq = next.Seq
+	}
+	s.cpWriting = false
+	s.cpMu.Unlock()
 }
 
 func writeCheckpoint(path string, cp *vaultapi.AuditCheckpoint) error {

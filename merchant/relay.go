@@ -82,7 +82,7 @@ func (s *Server) load(ctx context.Context, id string) (*store.Order, *order.Bund
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := order.ParseBundle(o.Bundle)
+	b, err := s.bundles.parse(o.ID, o.Bundle)
 	if err != nil {
 		return nil, nil, outbox.Permanent(relayError{"stored-bundle-invalid", err})
 	}

@@ -109,12 +109,15 @@ type Server struct {
 	echo    *echo.Echo
 	runner  *outbox.Runner
 	issuers map[string]*issuerapi.Client
+	bundles bundleCache // parsed bundles of the orders in flight, for the relay
 	carrier *carrierapi.Client
 	vault   *vaultapi.Client
 	dir     directory
 
-	cpMu  sync.Mutex
-	cpSeq int64 // seq of the vault checkpoint kept
+	cpMu      sync.Mutex
+	cpSeq     int64                     // seq of the vault checkpoint kept
+	cpNext    *vaultapi.AuditCheckpoint // newer than cpSeq, waiting for the writer
+	cpWriting bool                      // a keepCheckpoint call is writing
 }
 
 // policies is the published policy set.
@@ -375,6 +378,7 @@ func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder
 		return unavailable(err)
 	}
 	if created {
+		s.bundles.put(o.ID, body, b)
 		if assisted != nil {
 			s.log.Info("assisted order received", "order", o.ID, "consultant", o.Cardholder, "session", o.Session,
 				"device", assisted.Device, "issuer", o.Issuer, "total", o.Total, "currency", o.Currency)

@@ -1,0 +1,46 @@
+package merchant
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+)
+
+func TestBundleCache(t *testing.T) {
+	data, err := os.ReadFile("../order/testdata/bundle_v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Bundle json.RawMessage `json:"bundle"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil || len(v.Bundle) == 0 {
+		t.Fatalf("bundle_v1.json holds no bundle: %v", err)
+	}
+	raw := []byte(v.Bundle)
+	var c bundleCache
+	b1, err := c.parse("o1", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b2, err := c.parse("o1", append([]byte(nil), raw...)); err != nil || b2 != b1 {
+		t.Fatalf("same bytes again: %p %v, want the cached %p", b2, err, b1)
+	}
+	// Other bytes under the same id (the bundle retained after
+	// authorization) are parsed, not served from the cache.
+	other := append([]byte(" "), raw...)
+	b3, err := c.parse("o1", other)
+	if err != nil || b3 == b1 {
+		t.Fatalf("other bytes: %p %v, want a new parse", b3, err)
+	}
+	if _, err := c.parse("o2", []byte(`{"v":1}`)); err == nil {
+		t.Fatal("a bad bundle parsed")
+	}
+	for i := range bundleCacheSize + 10 {
+		c.put(fmt.Sprint("x", i), raw, b1)
+	}
+	if n := len(c.m); n > bundleCacheSize {
+		t.Fatalf("%d bundles kept, bound %d", n, bundleCacheSize)
+	}
+}
