@@ -116,7 +116,7 @@ chaos: build
 
 # Issue 17's chaos run at full size: three merchant nodes on PostgreSQL,
 # one killed with SIGKILL every few seconds, CHAOS_ORDERS orders (make test
-# runs the same test with 200, under the race detector).
+# runs the same test with 150, under the race detector).
 CHAOS_ORDERS ?= 5000
 chaos-postgres: postgres
 	ORDERSEAL_CHAOS_ORDERS=$(CHAOS_ORDERS) $(GO) test -count=1 -timeout 60m ./e2e -run '^TestPostgresChaos$$' -v
