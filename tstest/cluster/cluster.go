@@ -8,7 +8,9 @@
 // read-only, and checks that no acknowledged order was lost and no card was
 // debited twice. Only Seed (sqliteseed.go) writes a store's files directly;
 // a pool of new cardholders is enrolled through the issuer's store API
-// before the issuer serves, as 'issuer card add' does.
+// before the issuer serves, as 'issuer card add' does. The stores are
+// SQLite files, or PostgreSQL databases (Config.Postgres), where several
+// merchant nodes can share one database behind a Balancer (Config.Merchants).
 //
 // Everything is bounded in time and every process writes its log into the
 // work directory.
