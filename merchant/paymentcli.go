@@ -54,10 +54,18 @@ func opKey(id, kind, key string) (string, error) {
 		}
 		key = fmt.Sprintf("%x", b)
 	}
-	if len(key) > 40 || strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
-		return "", payErr(codeBadKey, "a key is 1 to 40 letters, digits, '_', '.' or '-'", "-key is not a valid key")
+	if err := checkKey(key); err != nil {
+		return "", err
 	}
 	return id + "/" + kind + "/" + key, nil
+}
+
+// checkKey refuses an operator's -key that cannot be part of an idempotency key.
+func checkKey(key string) error {
+	if len(key) > 40 || strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
+		return payErr(codeBadKey, "a key is 1 to 40 letters, digits, '_', '.' or '-'", "-key is not a valid key")
+	}
+	return nil
 }
 
 // paymentArgs reads ORDER AMOUNT and the order.
@@ -95,6 +103,11 @@ func cmdCapture(ctx context.Context, args []string, stdio cli.Stdio) error {
 	key := fs.String("key", "", "idempotency key (default: a fresh one); the same key again asks nothing twice")
 	if err := parseArgs(fs, args, 2, "ORDER AMOUNT", "db"); err != nil {
 		return err
+	}
+	if *key != "" {
+		if err := checkKey(*key); err != nil {
+			return err
+		}
 	}
 	st, err := openForPayment(ctx, *db)
 	if err != nil {
@@ -137,6 +150,11 @@ func cmdRefund(ctx context.Context, args []string, stdio cli.Stdio) error {
 	key := fs.String("key", "", "idempotency key (default: a fresh one); the same key again refunds nothing twice")
 	if err := parseArgs(fs, args, 2, "ORDER AMOUNT", "db"); err != nil {
 		return err
+	}
+	if *key != "" {
+		if err := checkKey(*key); err != nil {
+			return err
+		}
 	}
 	st, err := openForPayment(ctx, *db)
 	if err != nil {

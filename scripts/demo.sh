@@ -2,7 +2,8 @@
 # make demo: the whole orderseal checkout across real processes on loopback.
 # A fresh key center issues keys; vault, issuer, carrier and merchant start on
 # free ports; Alice's card is enrolled and her address registered; she orders;
-# the status timeline, the label and a "who saw what" table drawn from every
+# the status timeline, the label, the capture on shipment and a partial
+# refund with her available credit before and after, and a "who saw what" table drawn from every
 # party's own database and logs follow. DEMO_DIR keeps the files.
 # DEMO_DB=postgres (make demo-postgres) runs every store on a throwaway
 # PostgreSQL cluster (scripts/demo-postgres.sh) and the merchant as three
@@ -217,8 +218,35 @@ step "alice: a book for Taro in Tokyo (policy jp-…); its label in the Japanese
 order_abroad tokyo '{"name":"山田太郎","line1":"千代田1-1","line2":"皇居ビル3階","city":"千代田区","region":"東京都","postal_code":"100-0001","country":"JP"}' \
   "山田太郎" "+81 90-1234-5678" "$DEMO_DIR/label-jp.png"
 
+# available: Alice's available credit at the issuer, in minor units.
+available() {
+  "$BIN/issuer" card list -db "$ISSUER_DB" -json | tr '{' '\n' | grep "\"cardholder\":\"$ALICE\"" | head -1 |
+    sed -n 's/.*"available":\([0-9]*\).*/\1/p'
+}
+# wait_payment STATE: until the merchant records the issuer's word that the order's payment is STATE.
+wait_payment() {
+  local p=""
+  for _ in $(seq 200); do
+    p=$("$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -json |
+      sed -n 's/.*"payment":{"state":"\([a-z-]*\)".*/\1/p')
+    [ "$p" = "$1" ] && return 0; sleep 0.1
+  done
+  fail "the payment of $ORDER_ID is '$p', not $1"
+}
+issuer_line() { "$BIN/issuer" authorizations -db "$ISSUER_DB" | awk -v id="$ORDER_ID" 'NR == 1 || $1 == id' | sed 's/^/  /'; }
+
+step "carrier: the parcel is picked up; the merchant captures the payment on the carrier's report"
+BEFORE=$(available)
+echo "  issuer: Alice's available credit before the capture: $BEFORE (minor units; 34.48 EUR held for $ORDER_ID)"
+"$BIN/carrier" event "$TRACKING" -status picked-up -db "$CARRIER_DB" 2>&1 | sed 's/^/  /'
+wait_payment captured
+AFTER=$(available)
+echo "  issuer: available credit after the capture: $AFTER (a capture turns the hold into a charge: unchanged)"
+[ "$AFTER" = "$BEFORE" ] || fail "the capture moved the available credit from $BEFORE to $AFTER"
+issuer_line
+
 step "carrier: tracking events reach the merchant"
-for s in picked-up in-transit delivered; do
+for s in in-transit delivered; do
   "$BIN/carrier" event "$TRACKING" -status "$s" -db "$CARRIER_DB" 2>&1 | sed 's/^/  /'
 done
 for _ in $(seq 100); do
@@ -241,6 +269,20 @@ if [ ${#NODES[@]} -gt 1 ]; then
     printf '  %-11s %s\n' "$node" "${did:--}"
   done
 fi
+
+step "merchant: Alice returns the mug; a partial refund of 8.50 EUR goes back to her card"
+BEFORE=$(available)
+echo "  issuer: available credit before the refund: $BEFORE"
+"$BIN/merchant" refund -db "$MERCHANT_DB" -key mug-return "$ORDER_ID" 8.50 | sed 's/^/  queued: /'
+wait_payment partially-refunded
+AFTER=$(available)
+echo "  issuer: available credit after the refund:  $AFTER (+$((AFTER - BEFORE)) minor units)"
+[ $((AFTER - BEFORE)) = 850 ] || fail "the refund moved the available credit by $((AFTER - BEFORE)), not 850"
+if "$BIN/merchant" refund -db "$MERCHANT_DB" "$ORDER_ID" 30.00 2> "$DEMO_DIR/merchant/refund-refused.err"; then
+  fail "a refund above what was captured was accepted"
+fi
+sed 's/^/  a refund of 30.00 more: /' "$DEMO_DIR/merchant/refund-refused.err" | head -1
+issuer_line
 
 step "alice: status timeline"
 "$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" | sed 's/^/  /'
