@@ -1,0 +1,302 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	issuerapi "orderseal/issuer/api"
+	issuerstore "orderseal/issuer/store"
+	merchantapi "orderseal/merchant/api"
+	merchantstore "orderseal/merchant/store"
+)
+
+// payment is the merchant's record of an order's payment (the issuer's last word).
+func (c *cluster) payment(id string) (merchantstore.Payment, bool) {
+	c.t.Helper()
+	p, ok, err := c.merchantStore().Payment(context.Background(), id)
+	if err != nil {
+		c.t.Fatalf("merchant payment %s: %v", id, err)
+	}
+	return p, ok
+}
+
+// waitPayment polls the merchant's record until the order's payment is
+// in state with captured and refunded as given.
+func (c *cluster) waitPayment(id, state string, captured, refunded int64) merchantstore.Payment {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, ok := c.payment(id)
+		if ok && p.State == state && p.Captured == captured && p.Refunded == refunded {
+			return p
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("order %s payment %+v (recorded %v), want %s captured %d refunded %d\nmerchant log:\n%s",
+				id, p, ok, state, captured, refunded, c.log("merchant"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// issuerAuth is the issuer's own record of the shop's authorization of id.
+func (c *cluster) issuerAuth(id string) issuerstore.Authorization {
+	c.t.Helper()
+	a, err := c.issuerStore().Authorization(context.Background(), cShop, id)
+	if err != nil {
+		c.t.Fatalf("issuer authorization %s: %v", id, err)
+	}
+	return a
+}
+
+// checkParties holds the order's status at every party: the merchant's
+// order state and payment, the issuer's record, what 'cardholder status'
+// prints, and the rows of 'merchant orders' and 'issuer authorizations'.
+func (c *cluster) checkParties(id, orderState, payState string, captured, refunded int64) {
+	c.t.Helper()
+	if o := c.order(id); o.State != orderState {
+		c.t.Fatalf("merchant: order %s is %s, want %s", id, o.State, orderState)
+	}
+	c.waitPayment(id, payState, captured, refunded)
+	if a := c.issuerAuth(id); a.State() != payState || a.Captured != captured || a.Refunded != refunded {
+		c.t.Fatalf("issuer: %s captured %d refunded %d, want %s %d %d", a.State(), a.Captured, a.Refunded, payState, captured, refunded)
+	}
+	out := c.must("", "cardholder", "status", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice), "-json")
+	var st merchantapi.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		c.t.Fatal(err)
+	}
+	if st.State != orderState || st.Payment == nil || st.Payment.State != payState || st.Payment.Captured != captured || st.Payment.Refunded != refunded {
+		c.t.Fatalf("cardholder status: %s %+v", st.State, st.Payment)
+	}
+	row := func(out string) []string {
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == id {
+				return f
+			}
+		}
+		c.t.Fatalf("no row for %s in:\n%s", id, out)
+		return nil
+	}
+	if f := row(c.must("", "merchant", "orders", "-db", c.path("merchant", "merchant.db"))); !strings.Contains(strings.Join(f, " "), payState) {
+		c.t.Fatalf("merchant orders: %q lacks %s", f, payState)
+	}
+	if f := row(c.must("", "issuer", "authorizations", "-db", c.path("issuer", "issuer.db"))); !strings.Contains(strings.Join(f, " "), payState) {
+		c.t.Fatalf("issuer authorizations: %q lacks %s", f, payState)
+	}
+}
+
+// refused runs a merchant payment command that must fail with code and
+// change nothing at any party.
+func (c *cluster) refused(code string, args ...string) {
+	c.t.Helper()
+	before, credit := c.stored(), c.available(cAlice)
+	out, errs, exit := c.run("", "merchant", args...)
+	if exit == 0 || !strings.Contains(errs, "["+code+"]") || !strings.Contains(errs, "hint:") || out != "" {
+		c.t.Fatalf("merchant %s: exit %d, stdout %q, stderr %q; want a refusal [%s]", strings.Join(args, " "), exit, out, errs, code)
+	}
+	time.Sleep(300 * time.Millisecond) // three relay polls: nothing may have been queued
+	if after := c.stored(); !equalCounts(before, after) || c.available(cAlice) != credit {
+		c.t.Fatalf("refused %s changed %v → %v (credit %d → %d)", code, before, after, credit, c.available(cAlice))
+	}
+}
+
+// TestLifecycle runs every path of the payment after authorization
+// (DESIGN.md §6.8) across the real daemons, holding the issuer's available
+// credit to the minor unit and the order's status at every party.
+func TestLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns every daemon")
+	}
+	c := newCluster(t)
+	top := c // daemons started again from a subtest belong to the whole test, not to that subtest
+	const limit = 500_00
+	c.enroll(cAlice, cardCanary, "2031-12", "50000")
+	alice := c.wallet("alice", cAlice, cardCanary)
+	token := c.registerAddress(cAlice, "home", false)
+	mdb := c.path("merchant", "merchant.db")
+	ship := func(t *testing.T, id string, statuses ...string) {
+		t.Helper()
+		for _, s := range statuses {
+			c.with(t).must("", "carrier", "event", c.order(id).Tracking, "-status", s, "-db", c.path("carrier", "carrier.db"))
+		}
+	}
+	place := func(t *testing.T, qty string) string {
+		t.Helper()
+		id, state, rest, code, errs := c.with(t).orderCLI(alice, "-item", "BOOK-1984.pb="+qty, "-ship-to", "home")
+		if code != 0 || state != merchantapi.StateShipped {
+			t.Fatalf("order %s: exit %d state %s %s\n%s", id, code, state, rest, errs)
+		}
+		return id
+	}
+	var captured string // an order captured whole, refunded below
+
+	t.Run("capture on shipment", func(t *testing.T) {
+		c := c.with(t)
+		before := c.available(cAlice)
+		id := place(t, "1")
+		if got := c.available(cAlice); got != before-1299 {
+			t.Fatalf("available %d after authorization, want %d", got, before-1299)
+		}
+		if a := c.issuerAuth(id); a.State() != issuerstore.StateAuthorized || a.HoldUntil.IsZero() {
+			t.Fatalf("issuer: %+v", a)
+		}
+		ship(t, id, "picked-up")
+		c.checkParties(id, merchantapi.StateShipped, issuerapi.StateCaptured, 1299, 0)
+		if got := c.available(cAlice); got != before-1299 {
+			t.Fatalf("available %d after capture, want %d: a capture turns the hold into a charge", got, before-1299)
+		}
+		// Later events find the capture made: nothing is captured twice.
+		ship(t, id, "in-transit", "delivered")
+		c.waitState(id, merchantapi.StateDelivered)
+		c.checkParties(id, merchantapi.StateDelivered, issuerapi.StateCaptured, 1299, 0)
+		if got := c.available(cAlice); got != before-1299 {
+			t.Fatalf("available %d after delivery, want %d", got, before-1299)
+		}
+		captured = id
+	})
+
+	t.Run("partial capture of split shipments", func(t *testing.T) {
+		c := c.with(t)
+		before := c.available(cAlice)
+		id := place(t, "3") // 38.97
+		c.must("", "merchant", "capture", "-db", mdb, id, "10.00")
+		c.checkParties(id, merchantapi.StateShipped, issuerapi.StatePartiallyCaptured, 1000, 0)
+		c.must("", "merchant", "capture", "-db", mdb, "-final", id, "15.00")
+		c.checkParties(id, merchantapi.StateShipped, issuerapi.StateCaptured, 2500, 0)
+		// The last shipment releases the rest of the hold: 38.97 − 25.00.
+		if got := c.available(cAlice); got != before-2500 {
+			t.Fatalf("available %d, want %d", got, before-2500)
+		}
+		ship(t, id, "picked-up", "in-transit", "delivered")
+		c.waitState(id, merchantapi.StateDelivered)
+		c.checkParties(id, merchantapi.StateDelivered, issuerapi.StateCaptured, 2500, 0)
+		if got := c.available(cAlice); got != before-2500 {
+			t.Fatalf("available %d after delivery, want %d", got, before-2500)
+		}
+	})
+
+	t.Run("partial refund, then refund of the rest", func(t *testing.T) {
+		c := c.with(t)
+		before := c.available(cAlice)
+		c.must("", "merchant", "refund", "-db", mdb, "-key", "return-1", captured, "5.00")
+		c.checkParties(captured, merchantapi.StateDelivered, issuerapi.StatePartiallyRefunded, 1299, 500)
+		if got := c.available(cAlice); got != before+500 {
+			t.Fatalf("available %d after a 5.00 refund, want %d", got, before+500)
+		}
+		// The same key again refunds nothing twice.
+		c.must("", "merchant", "refund", "-db", mdb, "-key", "return-1", captured, "5.00")
+		time.Sleep(300 * time.Millisecond)
+		if got := c.available(cAlice); got != before+500 {
+			t.Fatalf("available %d after the refund was asked again, want %d", got, before+500)
+		}
+		c.must("", "merchant", "refund", "-db", mdb, captured, "7.99")
+		c.checkParties(captured, merchantapi.StateDelivered, issuerapi.StateRefunded, 1299, 1299)
+		if got := c.available(cAlice); got != before+1299 {
+			t.Fatalf("available %d after the whole refund, want %d", got, before+1299)
+		}
+	})
+
+	t.Run("cancel before shipment voids and revokes", func(t *testing.T) {
+		c := c.with(t)
+		before := c.available(cAlice)
+		c.stop("carrier") // the booking waits: the order stays authorized
+		b := c.sealFor(cAlice, cardCanary, token, 1)
+		if _, err := c.merchantClient(cAlice).Submit(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		c.waitState(b.OrderID, merchantapi.StateAuthorized)
+		if got := c.available(cAlice); got != before-1299 {
+			t.Fatalf("available %d while held, want %d", got, before-1299)
+		}
+		cancel := []string{"order", "cancel", b.OrderID, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice)}
+		out := c.must("", "cardholder", cancel...)
+		if !strings.Contains(out, "state     "+merchantapi.StateCancelled) {
+			t.Fatalf("cancel printed:\n%s", out)
+		}
+		c.checkParties(b.OrderID, merchantapi.StateCancelled, issuerapi.StateVoided, 0, 0)
+		if got := c.available(cAlice); got != before {
+			t.Fatalf("available %d after the cancel, want %d", got, before)
+		}
+		grants, err := c.vaultIndex().Grants(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range grants {
+			if g.OrderID == b.OrderID && g.State != "revoked" {
+				t.Fatalf("the cancelled order's grant is %s", g.State)
+			}
+		}
+		// A second cancel is refused and changes nothing.
+		n := c.stored()
+		_, errs, code := c.run("", "cardholder", cancel...)
+		if code == 0 || !strings.Contains(errs, merchantapi.CodeAlreadyCancelled) {
+			t.Fatalf("second cancel: exit %d %s", code, errs)
+		}
+		if !equalCounts(n, c.stored()) {
+			t.Fatal("a second cancel changed something")
+		}
+		c.refused(issuerapi.CodeCaptureAfterVoid, "capture", "-db", mdb, b.OrderID, "12.99")
+		top.launch(c.daemons["carrier"], "carrier")
+		time.Sleep(500 * time.Millisecond)
+		if o := c.order(b.OrderID); o.State != merchantapi.StateCancelled || o.Tracking != "" {
+			t.Fatalf("a cancelled order was booked: %+v", o)
+		}
+	})
+
+	t.Run("bad input changes nothing", func(t *testing.T) {
+		c := c.with(t)
+		c.refused(issuerapi.CodeRefundExceedsCaptured, "refund", "-db", mdb, captured, "0.01")
+		id := place(t, "1")
+		c.refused(issuerapi.CodeRefundExceedsCaptured, "refund", "-db", mdb, id, "1.00") // nothing captured yet
+		c.refused(issuerapi.CodeCaptureExceeds, "capture", "-db", mdb, id, "13.00")
+		c.refused("currency-minor-units", "capture", "-db", mdb, id, "1.005")
+		c.refused("currency-minor-units", "refund", "-db", mdb, captured, "0.001")
+		c.refused(merchantapi.CodeUnknownOrder, "refund", "-db", mdb, "ord_nosuchorder", "1.00")
+		c.refused("idempotency-key-invalid", "refund", "-db", mdb, "-key", "a b", captured, "1.00")
+		// The shipped parcel cannot be cancelled: ask for a refund instead.
+		n := c.stored()
+		_, errs, code := c.run("", "cardholder", "order", "cancel", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice))
+		if code == 0 || !strings.Contains(errs, merchantapi.CodeOrderShipped) || !equalCounts(n, c.stored()) {
+			t.Fatalf("cancel after shipment: exit %d %s", code, errs)
+		}
+	})
+
+	t.Run("a hold expires after the issuer's period", func(t *testing.T) {
+		c := c.with(t)
+		c.stop("issuer")
+		d := c.daemons["issuer"]
+		d.args = append(d.args, "-hold", "2s")
+		top.launch(d, "issuer")
+		before := c.available(cAlice)
+		id := place(t, "1")
+		if a := c.issuerAuth(id); a.HoldUntil.Sub(a.Decided) != 2*time.Second {
+			t.Fatalf("hold %s", a.HoldUntil.Sub(a.Decided))
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for c.issuerAuth(id).State() != issuerstore.StateExpired {
+			if time.Now().After(deadline) {
+				t.Fatalf("not expired: %+v\n%s", c.issuerAuth(id), c.log("issuer"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := c.available(cAlice); got != before {
+			t.Fatalf("available %d after the hold expired, want %d", got, before)
+		}
+		// The merchant sees the expiry on its next step: the capture on shipment.
+		ship(t, id, "picked-up")
+		c.checkParties(id, merchantapi.StateShipped, issuerapi.StateExpired, 0, 0)
+		if got := c.available(cAlice); got != before {
+			t.Fatalf("available %d after a capture of an expired hold, want %d", got, before)
+		}
+		// The card carries 25.00 captured of the split shipments and 12.99
+		// held for the bad-input order; the rest was refunded, voided or expired.
+		if used := limit - c.available(cAlice); used != 2500+1299 {
+			t.Fatalf("the card carries %d, want %d", used, 2500+1299)
+		}
+	})
+
+	t.Run("wire matches the documents", func(t *testing.T) { c.with(t).checkWire(t) })
+}
