@@ -32,11 +32,12 @@ import (
 	"orderseal/merchant"
 	merchantapi "orderseal/merchant/api"
 	"orderseal/merchant/checkout"
+	"orderseal/merchant/dashboard"
 	harness "orderseal/tstest/cluster"
 	"orderseal/tstest/keys"
 )
 
-var screenshots = flag.String("browser.screenshots", "", "write the checkout, preview and timeline screenshots into this directory (docs/ for the README)")
+var screenshots = flag.String("browser.screenshots", "", "write the checkout, preview, timeline and dashboard screenshots into this directory (docs/ for the README)")
 
 // buildCheckout builds the page's sealing program and copies the loader of
 // the same toolchain beside it, as make web does.
@@ -320,6 +321,7 @@ func TestBrowserCheckout(t *testing.T) {
 	})
 
 	var readyMs []string
+	var placed string // the order the page placed
 	t.Run("an order placed in the page ships, sealed", func(t *testing.T) {
 		tc, console := tab(t, browser)
 		var ready, fetched, hashed, orderID, state string
@@ -362,6 +364,7 @@ func TestBrowserCheckout(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v\nmessage: %s\n%s\nmerchant log:\n%s", err, text(tc, "#message"), console, tail(c.Path("merchant", "merchant.log")))
 		}
+		placed = orderID
 		timeline := text(tc, "#events")
 		for _, want := range []string{"received", "authorized", "shipped"} {
 			if !strings.Contains(timeline, want) {
@@ -408,6 +411,65 @@ func TestBrowserCheckout(t *testing.T) {
 			t.Fatalf("carrier shipment %s: order %s token %q recipient %q: %v", o.Tracking, sh.OrderID, sh.ShipToken, sh.RecipientName, err)
 		}
 		scanClear(t, c.Dir(), ch.Card, addressCanary)
+	})
+
+	t.Run("an operator finds the order in the dashboard", func(t *testing.T) {
+		if placed == "" {
+			t.Fatal("no order was placed")
+		}
+		const pw = "an operator's long passphrase"
+		add := exec.Command(filepath.Join(bin, "merchant"), "operator", "add", "-db", c.DSN(harness.Merchant), "-name", "olga", "-role", "viewer")
+		add.Stdin = strings.NewReader(pw + "\n")
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("merchant operator add: %v\n%s", err, out)
+		}
+		tc, console := tab(t, browser)
+		var wrong, list, detail, csp string
+		err := chromedp.Do(tc,
+			chromedp.Navigate(f.srv.URL+dashboard.Prefix),
+			chromedp.WaitVisible(chromedp.CSS("#login")),
+			set("#name", "olga"), set("#password", "not the passphrase"),
+			chromedp.Click(chromedp.CSS("#submit")),
+			chromedp.WaitVisible(chromedp.CSS(`#error[data-code="login-failed"]`)),
+			into(&wrong, chromedp.Text(chromedp.CSS("#error"))),
+			set("#name", "olga"), set("#password", pw),
+			chromedp.Click(chromedp.CSS("#submit")),
+			chromedp.WaitVisible(chromedp.CSS(`#orders tr[data-order="`+placed+`"]`)),
+			into(&list, chromedp.Text(chromedp.CSS("main"))),
+			shot("dashboard.png"),
+			chromedp.Click(chromedp.CSS(`#orders tr[data-order="`+placed+`"] a`)),
+			chromedp.WaitVisible(chromedp.CSS("#timeline")),
+			into(&detail, chromedp.Text(chromedp.CSS("main"))),
+			shot("dashboard-order.png"),
+			into(&csp, chromedp.Evaluate[string](`(() => { window.violations = 0;
+				document.addEventListener("securitypolicyviolation", () => window.violations++);
+				const s = document.createElement("script"); s.textContent = "window.injected = true"; document.body.append(s);
+				return String(window.injected === true) })()`)),
+		)
+		if err != nil {
+			t.Fatalf("%v\n%s\nmerchant log:\n%s", err, console, tail(c.Path("merchant", "merchant.log")))
+		}
+		if !strings.Contains(wrong, "Wrong name or password") {
+			t.Errorf("a wrong password: %q", wrong)
+		}
+		for _, want := range []string{placed, "shipped", "34.48 EUR"} {
+			if !strings.Contains(list, want) && !strings.Contains(detail, want) {
+				t.Errorf("the dashboard does not show %q", want)
+			}
+		}
+		for _, want := range []string{"authorized", "shipped", ch.ID, "BOOK-1984.pb"} {
+			if !strings.Contains(detail, want) {
+				t.Errorf("the order page lacks %q:\n%s", want, detail)
+			}
+		}
+		for _, secret := range []string{ch.Card, addressCanary, "Bob Beispiel", "alice@example.org", "Alice Example", "12345678"} {
+			if strings.Contains(list, secret) || strings.Contains(detail, secret) {
+				t.Errorf("the dashboard shows %q", secret)
+			}
+		}
+		if csp != "false" {
+			t.Error("an injected script ran on the dashboard")
+		}
 	})
 
 	t.Run("the CSP blocks an injected inline script", func(t *testing.T) {

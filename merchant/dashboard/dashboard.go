@@ -236,7 +236,9 @@ func sameOrigin(r *http.Request) bool {
 	default:
 		return false
 	}
-	if o := r.Header.Get("Origin"); o != "" {
+	// A page under Referrer-Policy no-referrer posts with Origin "null":
+	// then Sec-Fetch-Site alone tells.
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)
 		if err != nil || u.Host != r.Host {
 			return false
