@@ -63,7 +63,7 @@ test: fmt-check vet lint fonts postgres chromium
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 demo: build fonts
-	@bash scripts/demo.sh
+	@KEEP=$(KEEP) bash scripts/demo.sh
 
 # The demo on a throwaway PostgreSQL cluster (initdb in the demo's
 # directory, as the postgres user when run as root; stopped and removed

@@ -4,7 +4,9 @@
 # free ports; Alice's card is enrolled and her address registered; she orders;
 # the status timeline, the label, the capture on shipment and a partial
 # refund with her available credit before and after, and a "who saw what" table drawn from every
-# party's own database and logs follow. DEMO_DIR keeps the files.
+# party's own database and logs follow. DEMO_DIR keeps the files. With
+# KEEP=1 (make demo KEEP=1) the daemons stay up afterwards, until Ctrl-C,
+# with the browser checkout and the merchant dashboard to try.
 # DEMO_DB=postgres (make demo-postgres) runs every store on a throwaway
 # PostgreSQL cluster (scripts/demo-postgres.sh) and the merchant as three
 # nodes sharing one database; the default is SQLite files, one node each.
@@ -141,7 +143,8 @@ for node in "${NODES[@]}"; do
   start "$node" "$BIN/merchant" serve -key "$(store "$MERCHANT")" -db "$MERCHANT_DB" \
     -catalog "$SCRIPTS/demo-catalog.json" -issuer "$ISSUER=$(url issuer)" -carrier "$CARRIER=$(url carrier)" \
     -vault "$VAULT=$(url vault)" -relay-poll 200ms -company "$CALLCENTER" \
-    -ship-from "$DEMO_DIR/merchant/ship-from.json" -service Paket -service-abroad "International Priority" -item-weight 400
+    -ship-from "$DEMO_DIR/merchant/ship-from.json" -service Paket -service-abroad "International Priority" -item-weight 400 \
+    -checkout "$BIN/web"
 done
 CARRIER_ADDR=$(cat "$DEMO_DIR/carrier/addr")
 kill -TERM "$CARRIER_PID"; wait "$CARRIER_PID" 2>/dev/null || true
@@ -356,14 +359,19 @@ if printf '%s\n12/31\n%s\n' "$DORA_CARD" "$DORA_CVC" | carol "${PHONE[@]}" -devi
 fi
 sed 's/^/  /' "$DEMO_DIR/consultant/refused.err"
 
-stop_all
+# The dashboard's account for this demo; its password is printed at the end.
+DASH_OPERATOR=demo
+DASH_PASS="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$DASH_PASS" | "$BIN/merchant" operator add -db "$MERCHANT_DB" -name "$DASH_OPERATOR" -role admin 2>&1 | sed 's/^/  /'
+
+[ "${KEEP:-}" = 1 ] || stop_all
 if [ "$DEMO_DB" = postgres ]; then
   step "PostgreSQL: the vault's index role cannot reach its data database, nor the data role the index"
   pg_refusal
   # Each party's databases, dumped as text, stand for its files in the search below.
   pg_dump_party merchant "$MERCHANT_DB"; pg_dump_party issuer "$ISSUER_DB"; pg_dump_party carrier "$CARRIER_DB"
   pg_dump_party vault "$VAULT_INDEX" "$VAULT_DATA" "$VAULT_BACKUP"
-else
+elif [ "${KEEP:-}" != 1 ]; then
   trap - EXIT
 fi
 
@@ -400,10 +408,24 @@ echo "  card numbers: only encrypted in the issuer's store; addresses: only seal
 echo "  order items reach the carrier only in the merchant's customs declaration (CN22) of the parcels abroad (KR, JP);"
 echo "  the consultant's terminal (home, temp and working directories, session file) holds no card data"
 "$BIN/merchant" vault audit verify -index "$VAULT_INDEX" -data-key "$DEMO_DIR/vault/data.key" -backup "$VAULT_BACKUP" | sed 's/^/  vault: /'
-if [ "$DEMO_DB" = postgres ]; then
+if [ "$DEMO_DB" = postgres ] && [ "${KEEP:-}" != 1 ]; then
   pg_stop
   trap - EXIT
   echo "  PostgreSQL: stopped, its cluster removed"
 fi
 
 step "done: files kept in $DEMO_DIR; labels at $DEMO_DIR/label.png, label-kr.png, label-jp.png"
+
+if [ "${KEEP:-}" = 1 ]; then
+  step "the daemons stay up (KEEP=1) until Ctrl-C"
+  echo "  checkout:  $(url merchant)/checkout/   open Alice's key file $(key "$ALICE")"
+  echo "             card $CARD, expiry 2031-12 (Alice's enrolled card); ship to any address the form accepts"
+  echo "  dashboard: $(url merchant)/dashboard/  log in as $DASH_OPERATOR with password $DASH_PASS (role admin)"
+  echo "  more accounts: $BIN/merchant operator add -db $MERCHANT_DB -name NAME -role viewer"
+  if [ "$DEMO_DB" = postgres ]; then
+    trap 'echo; stop_all; pg_stop; exit 0' INT TERM
+  else
+    trap 'echo; stop_all; exit 0' INT TERM
+  fi
+  wait
+fi
