@@ -39,14 +39,15 @@ import (
 
 var screenshots = flag.String("browser.screenshots", "", "write the checkout, preview, timeline and dashboard screenshots into this directory (docs/ for the README)")
 
-// buildCheckout builds the page's sealing program and copies the loader of
-// the same toolchain beside it, as make web does.
+// buildCheckout builds the page's sealing program (without its symbol
+// table, as make web does) and copies the loader of the same toolchain
+// beside it.
 func buildCheckout(dir string) error {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(gobin, "build", "-trimpath", "-o", filepath.Join(dir, checkout.WASMFile), "../cmd/checkoutwasm")
+	cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, checkout.WASMFile), "../cmd/checkoutwasm")
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build the checkout: %v\n%s", err, out)

@@ -16,13 +16,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+
 	"strings"
 	"syscall/js"
 	"time"
 
 	"orderseal/cardholder/compose"
 	"orderseal/internal/problem/rfc9457"
+	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/keygen"
 	merchantapi "orderseal/merchant/api"
 	"orderseal/order"
@@ -54,7 +55,7 @@ type config struct {
 
 var cfg config
 
-var hc = &http.Client{Timeout: 30 * time.Second}
+var hc = &httpsig.HTTPClient{Timeout: 30 * time.Second}
 
 func main() {
 	api := map[string]any{

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -185,7 +184,7 @@ func HostIdentity(base string) (string, error) {
 // merchant of the host the caller chose (DESIGN.md §5 Hardening). Every
 // request, the order form's too, is signed to that identity and every
 // answer must be signed back by it.
-func NewClient(keys keygen.Keyring, base, merchant string, hc *http.Client) (*Client, error) {
+func NewClient(keys keygen.Keyring, base, merchant string, hc *httpsig.HTTPClient) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("merchant URL %q: must be http(s)://host[:port]", base)
@@ -212,7 +211,7 @@ func (c *Client) Merchant() string { return c.merchant }
 // merchant: the parties in it are the merchant's word, not the network's.
 func (c *Client) OrderForm(ctx context.Context) (*OrderForm, error) {
 	var f OrderForm
-	if err := c.http.DoJSON(ctx, c.merchant, http.MethodGet, c.base+PathOrderForm, nil, &f); err != nil {
+	if err := c.http.DoJSON(ctx, c.merchant, httpsig.MethodGet, c.base+PathOrderForm, nil, &f); err != nil {
 		return nil, fmt.Errorf("order form: %w", err)
 	}
 	if f.Merchant != c.merchant {
@@ -237,12 +236,12 @@ func (c *Client) Submit(ctx context.Context, b *order.Bundle) (*Accepted, error)
 	if err != nil {
 		return nil, err
 	}
-	return call[Accepted](ctx, c, http.MethodPost, PathOrders, json.RawMessage(raw))
+	return call[Accepted](ctx, c, httpsig.MethodPost, PathOrders, json.RawMessage(raw))
 }
 
 // Status reads one of the caller's orders.
 func (c *Client) Status(ctx context.Context, orderID string) (*Status, error) {
-	return call[Status](ctx, c, http.MethodGet, PathOrder+url.PathEscape(orderID), nil)
+	return call[Status](ctx, c, httpsig.MethodGet, PathOrder+url.PathEscape(orderID), nil)
 }
 
 // NewInvoice returns a fresh invoice number, "inv_" and 16 base32 characters.

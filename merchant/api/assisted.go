@@ -10,12 +10,12 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"net/url"
 	"regexp"
 	"time"
 
 	"orderseal/assisted"
+	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/internal/wire"
 	"orderseal/keygen"
 	"orderseal/order"
@@ -188,17 +188,17 @@ type AssistedOrder struct {
 
 // Login opens an assisted session; the client must hold the consultant's keys.
 func (c *Client) Login(ctx context.Context, r *LoginRequest) (*Session, error) {
-	return call[Session](ctx, c, http.MethodPost, PathSessions, r)
+	return call[Session](ctx, c, httpsig.MethodPost, PathSessions, r)
 }
 
 // Logout ends a session at once. Logging out of an ended session is not an error.
 func (c *Client) Logout(ctx context.Context, session string) (*Session, error) {
-	return call[Session](ctx, c, http.MethodPost, PathSession+url.PathEscape(session)+LogoutSuffix, nil)
+	return call[Session](ctx, c, httpsig.MethodPost, PathSession+url.PathEscape(session)+LogoutSuffix, nil)
 }
 
 // SessionInfo reads one of the caller's sessions.
 func (c *Client) SessionInfo(ctx context.Context, session string) (*Session, error) {
-	return call[Session](ctx, c, http.MethodGet, PathSession+url.PathEscape(session), nil)
+	return call[Session](ctx, c, httpsig.MethodGet, PathSession+url.PathEscape(session), nil)
 }
 
 // SubmitAssisted sends an order keyed in a session with its proof.
@@ -208,6 +208,6 @@ func (c *Client) SubmitAssisted(ctx context.Context, b *order.Bundle, session, d
 	if err != nil {
 		return nil, err
 	}
-	return call[Accepted](ctx, c, http.MethodPost, PathAssistedOrders,
+	return call[Accepted](ctx, c, httpsig.MethodPost, PathAssistedOrders,
 		AssistedOrder{Bundle: raw, Session: session, Device: device, Proof: proof, DeviceSignature: wire.B64(deviceSig)})
 }

@@ -1,3 +1,5 @@
+//go:build !js
+
 package address
 
 import (
@@ -7,9 +9,6 @@ import (
 	"github.com/nyaruka/phonenumbers"
 )
 
-// MaxPhoneLen bounds the raw text Phone parses.
-const MaxPhoneLen = 64
-
 // Phone validates raw as a phone number and returns it in E.164 ("+" and
 // up to 15 digits). A number without a leading "+" (or 00) is read in
 // region's national plan (ISO 3166-1, e.g. "KR" for 010-1234-5678);
@@ -17,7 +16,7 @@ const MaxPhoneLen = 64
 // in its plan (a known prefix of the right length), not merely digits.
 func Phone(raw, region string) (string, error) {
 	raw = strings.TrimSpace(raw)
-	bad := &Error{Code: CodePhoneInvalid, Field: "phone", Reason: "is not a phone number: give it with its country code, e.g. +82 10-1234-5678"}
+	bad := errPhone()
 	if raw == "" || len(raw) > MaxPhoneLen || !utf8.ValidString(raw) {
 		return "", bad
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"orderseal/internal/signedhttp/httpsig"
 )
@@ -86,7 +85,7 @@ func (c *Client) RegisterBatch(ctx context.Context, entries []BatchEntry) ([]Bat
 			return nil, err
 		}
 	}
-	out, err := httpsig.Call[BatchRegisterResponse](ctx, c.peer, http.MethodPost, PathTokensBatch, req)
+	out, err := httpsig.Call[BatchRegisterResponse](ctx, c.peer, httpsig.MethodPost, PathTokensBatch, req)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +105,7 @@ type Revealed struct {
 // RevealBatch reveals many of the caller's own tokens in one signed
 // request.
 func (c *Client) RevealBatch(ctx context.Context, tokens []string) ([]Revealed, error) {
-	out, err := httpsig.Call[BatchRevealResponse](ctx, c.peer, http.MethodPost, PathRevealBatch, BatchRevealRequest{Tokens: tokens})
+	out, err := httpsig.Call[BatchRevealResponse](ctx, c.peer, httpsig.MethodPost, PathRevealBatch, BatchRevealRequest{Tokens: tokens})
 	if err != nil {
 		return nil, err
 	}

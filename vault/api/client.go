@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 
 	"orderseal/internal/signedhttp/httpsig"
@@ -17,7 +16,7 @@ type Client struct {
 }
 
 // NewClient makes a client for the vault identity at base URL.
-func NewClient(keys keygen.Keyring, base, vault string, hc *http.Client) (*Client, error) {
+func NewClient(keys keygen.Keyring, base, vault string, hc *httpsig.HTTPClient) (*Client, error) {
 	peer, err := httpsig.NewPeerClient(keys, keygen.RoleVault, vault, base, hc)
 	if err != nil {
 		return nil, err
@@ -34,7 +33,7 @@ func (c *Client) Register(ctx context.Context, typ, label string, shareable bool
 	if err := SealRegister(c.keys, c.peer.Identity, req, value); err != nil {
 		return nil, err
 	}
-	return httpsig.Call[RegisterResponse](ctx, c.peer, http.MethodPost, PathTokens, req)
+	return httpsig.Call[RegisterResponse](ctx, c.peer, httpsig.MethodPost, PathTokens, req)
 }
 
 // Deposit seals an inline address for the vault as the carrier's deposit
@@ -45,12 +44,12 @@ func (c *Client) Deposit(ctx context.Context, merchant, orderID, invoice string,
 	if err := SealRegister(c.keys, c.peer.Identity, req, value); err != nil {
 		return nil, err
 	}
-	return httpsig.Call[RegisterResponse](ctx, c.peer, http.MethodPost, PathTokens, req)
+	return httpsig.Call[RegisterResponse](ctx, c.peer, httpsig.MethodPost, PathTokens, req)
 }
 
 // List returns the caller's own tokens.
 func (c *Client) List(ctx context.Context) ([]Entry, error) {
-	out, err := httpsig.Call[ListResponse](ctx, c.peer, http.MethodGet, PathTokens, nil)
+	out, err := httpsig.Call[ListResponse](ctx, c.peer, httpsig.MethodGet, PathTokens, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +58,7 @@ func (c *Client) List(ctx context.Context) ([]Entry, error) {
 
 // RevealOwn returns the value of one of the caller's own tokens.
 func (c *Client) RevealOwn(ctx context.Context, token string) ([]byte, error) {
-	out, err := httpsig.Call[RevealResponse](ctx, c.peer, http.MethodGet, PathToken+url.PathEscape(token), nil)
+	out, err := httpsig.Call[RevealResponse](ctx, c.peer, httpsig.MethodGet, PathToken+url.PathEscape(token), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -78,18 +77,18 @@ func (c *Client) Grant(ctx context.Context, b *order.Bundle, invoice, approval s
 	if err != nil {
 		return nil, err
 	}
-	return httpsig.Call[GrantResponse](ctx, c.peer, http.MethodPost, PathGrants, GrantRequest{Bundle: raw, Invoice: invoice, Approval: approval})
+	return httpsig.Call[GrantResponse](ctx, c.peer, httpsig.MethodPost, PathGrants, GrantRequest{Bundle: raw, Invoice: invoice, Approval: approval})
 }
 
 // Revoke revokes every grant of the merchant's order orderID.
 func (c *Client) Revoke(ctx context.Context, orderID, reason string) (*RevokeResponse, error) {
-	return httpsig.Call[RevokeResponse](ctx, c.peer, http.MethodPost, PathRevoke, RevokeRequest{OrderID: orderID, Reason: reason})
+	return httpsig.Call[RevokeResponse](ctx, c.peer, httpsig.MethodPost, PathRevoke, RevokeRequest{OrderID: orderID, Reason: reason})
 }
 
 // RevealGranted returns the value a live grant lets the caller see, for
 // display only: callers must not store it.
 func (c *Client) RevealGranted(ctx context.Context, token, orderID, invoice string) ([]byte, error) {
-	out, err := httpsig.Call[RevealResponse](ctx, c.peer, http.MethodPost, PathReveal, RevealGrantRequest{Token: token, OrderID: orderID, Invoice: invoice})
+	out, err := httpsig.Call[RevealResponse](ctx, c.peer, httpsig.MethodPost, PathReveal, RevealGrantRequest{Token: token, OrderID: orderID, Invoice: invoice})
 	if err != nil {
 		return nil, err
 	}

@@ -1,14 +1,13 @@
 package httpsig
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net/http"
+	"net/url"
 	"time"
 
 	"orderseal/internal/problem/rfc9457"
@@ -27,14 +26,30 @@ var (
 	ErrResponseTooLarge = errors.New("response body exceeds the limit")
 )
 
+// Methods the parties' APIs use (without importing net/http, which the
+// browser's program does without: client_js.go).
+const (
+	MethodGet  = "GET"
+	MethodPost = "POST"
+)
+
 // Client sends requests signed with K(self, target) and accepts only
 // responses the target signed back over the request nonce. Safe for
 // concurrent use.
 type Client struct {
 	keys        keygen.Keyring
-	http        *http.Client
+	rt          transport
 	now         func() time.Time
 	maxResponse int64
+}
+
+// transport sends one request as given and returns the answer's status,
+// header and body; it never follows a redirect, since a redirect would
+// carry the signed headers to a URL they were not signed for. net/http
+// natively (client_net.go), the browser's fetch in WebAssembly
+// (client_js.go).
+type transport interface {
+	roundTrip(ctx context.Context, method, url string, hdr Header, body []byte) (status int, h Header, rb io.ReadCloser, err error)
 }
 
 // ClientOption configures a Client.
@@ -46,32 +61,10 @@ func WithClock(now func() time.Time) ClientOption { return func(c *Client) { c.n
 // WithMaxResponse bounds response bodies (default DefaultMaxResponse).
 func WithMaxResponse(n int64) ClientOption { return func(c *Client) { c.maxResponse = n } }
 
-// NewClient signs as keys.Identity(). hc supplies the transport and timeout
-// (nil: a client with a 30 s timeout); the Client works on a copy that does
-// not follow redirects, since a redirect would carry the signed headers to a
-// URL they were not signed for.
-func NewClient(keys keygen.Keyring, hc *http.Client, opts ...ClientOption) *Client {
-	if keys == nil {
-		panic("httpsig: NewClient with nil keys")
-	}
-	var h http.Client
-	if hc != nil {
-		h = *hc
-	} else {
-		h.Timeout = 30 * time.Second
-	}
-	h.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c := &Client{keys: keys, http: &h, now: time.Now, maxResponse: DefaultMaxResponse}
-	for _, o := range opts {
-		o(c)
-	}
-	return c
-}
-
 // Response is a verified response.
 type Response struct {
 	Status int
-	Header http.Header
+	Header Header
 	Body   []byte
 }
 
@@ -87,7 +80,7 @@ func (c *Client) Do(ctx context.Context, target, method, url string, body []byte
 // "unexpected-response" problem when the body is not one.
 func (c *Client) DoJSON(ctx context.Context, target, method, url string, in, out any) error {
 	var body []byte
-	hdr := http.Header{"Accept": {"application/json, " + rfc9457.ContentType}}
+	hdr := Header{"Accept": {"application/json, " + rfc9457.ContentType}}
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
@@ -114,9 +107,9 @@ func (c *Client) DoJSON(ctx context.Context, target, method, url string, in, out
 // do sends the request; a signed 401 replayed-nonce (someone replayed the
 // captured request first, or a store lost track) is sent once more, signed
 // anew with a fresh nonce: a replayed nonce is never a permanent failure.
-func (c *Client) do(ctx context.Context, target, method, url string, body []byte, hdr http.Header) (*Response, error) {
+func (c *Client) do(ctx context.Context, target, method, url string, body []byte, hdr Header) (*Response, error) {
 	resp, err := c.send(ctx, target, method, url, body, hdr)
-	if err == nil && resp.Status == http.StatusUnauthorized && isProblem(resp.Header) {
+	if err == nil && resp.Status == 401 && isProblem(resp.Header) {
 		if p, perr := rfc9457.Decode(resp.Body); perr == nil && p.Code == CodeReplayedNonce {
 			return c.send(ctx, target, method, url, body, hdr)
 		}
@@ -124,7 +117,7 @@ func (c *Client) do(ctx context.Context, target, method, url string, body []byte
 	return resp, err
 }
 
-func (c *Client) send(ctx context.Context, target, method, url string, body []byte, hdr http.Header) (*Response, error) {
+func (c *Client) send(ctx context.Context, target, method, rawURL string, body []byte, hdr Header) (*Response, error) {
 	self := c.keys.Identity()
 	if err := keygen.ValidateIdentity(target); err != nil {
 		return nil, err
@@ -136,20 +129,27 @@ func (c *Client) send(ctx context.Context, target, method, url string, body []by
 	keys := DeriveKeys(&pw)
 	defer keys.Destroy()
 
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if method == "" {
+		method = MethodGet
+	}
+	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("httpsig: %q is not an http(s) URL", rawURL)
+	}
+	h := Header{}
 	for k, v := range hdr {
-		req.Header[k] = v
+		h[k] = v
 	}
 	nonce, err := NewNonce()
 	if err != nil {
 		return nil, err
 	}
 	f := RequestFields{
-		Method:        req.Method,
-		RequestTarget: req.URL.RequestURI(), // what net/http writes on the request line
+		Method:        method,
+		RequestTarget: u.RequestURI(), // what net/http writes on the request line
 		Date:          FormatDate(c.now()),
 		Nonce:         nonce,
 		ContentSHA256: Digest(body),
@@ -161,27 +161,27 @@ func (c *Client) send(ctx context.Context, target, method, url string, body []by
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set(HeaderIdentity, f.Caller)
-	req.Header.Set(HeaderTarget, f.Target)
-	req.Header.Set(HeaderDate, f.Date)
-	req.Header.Set(HeaderNonce, f.Nonce)
-	req.Header.Set(HeaderContentSHA256, f.ContentSHA256)
-	req.Header.Set(HeaderKeyID, f.KeyID)
-	req.Header.Set(HeaderSignature, keys.Sign(msg))
+	h.Set(HeaderIdentity, f.Caller)
+	h.Set(HeaderTarget, f.Target)
+	h.Set(HeaderDate, f.Date)
+	h.Set(HeaderNonce, f.Nonce)
+	h.Set(HeaderContentSHA256, f.ContentSHA256)
+	h.Set(HeaderKeyID, f.KeyID)
+	h.Set(HeaderSignature, keys.Sign(msg))
 
-	hr, err := c.http.Do(req)
+	status, rh, hb, err := c.rt.roundTrip(ctx, method, rawURL, h, body)
 	if err != nil {
 		return nil, err
 	}
-	defer hr.Body.Close()
-	rb, err := io.ReadAll(io.LimitReader(hr.Body, c.maxResponse+1))
+	defer hb.Close()
+	rb, err := io.ReadAll(io.LimitReader(hb, c.maxResponse+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading response from %s: %w", target, err)
 	}
 	if int64(len(rb)) > c.maxResponse {
 		return nil, fmt.Errorf("%w: %s answered more than %d bytes", ErrResponseTooLarge, target, c.maxResponse)
 	}
-	resp := &Response{Status: hr.StatusCode, Header: hr.Header, Body: rb}
+	resp := &Response{Status: status, Header: rh, Body: rb}
 	if !verifyResponse(&keys, resp, nonce, target, self) {
 		return nil, forged(target, resp)
 	}
@@ -213,7 +213,7 @@ func forged(target string, resp *Response) error {
 	return fmt.Errorf("%w: %s answered HTTP %d%s", ErrForgedResponse, target, resp.Status, hint)
 }
 
-func isProblem(h http.Header) bool {
+func isProblem(h Header) bool {
 	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
 	return err == nil && mt == rfc9457.ContentType
 }

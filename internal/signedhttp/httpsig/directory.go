@@ -3,7 +3,6 @@ package httpsig
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"orderseal/keygen"
 )
@@ -23,7 +22,7 @@ type Directory struct {
 // name the peer: what the merchant relays the cardholder checks again
 // against the key center's signature.
 func FetchDirectory(ctx context.Context, p PeerClient) ([]*keygen.DirectoryEntry, error) {
-	d, err := Call[Directory](ctx, p, http.MethodGet, DirectoryPath, nil)
+	d, err := Call[Directory](ctx, p, MethodGet, DirectoryPath, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package httpsig
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -39,7 +38,7 @@ type PeerClient struct {
 }
 
 // NewPeerClient checks identity and base as Peer does and binds a client to them.
-func NewPeerClient(keys keygen.Keyring, role keygen.Role, identity, base string, hc *http.Client) (PeerClient, error) {
+func NewPeerClient(keys keygen.Keyring, role keygen.Role, identity, base string, hc *HTTPClient) (PeerClient, error) {
 	base, err := Peer(role, identity, base)
 	if err != nil {
 		return PeerClient{}, err
