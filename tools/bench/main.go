@@ -2,7 +2,10 @@
 // ratio against a baseline measured in the same process, beside its goal:
 // `make bench` (about 13 minutes) and `make bench-quick` (under 3);
 // `make bench-flood` runs the flood figures alone (`-only flood`, about 3
-// minutes) and merges them into the last full run's results.
+// minutes) and merges them into the last full run's results; `-only
+// against` (about 6 minutes) compares this tree's daemons with those of an
+// earlier commit (-against, built from git) at 32 clients: CPU per order
+// from /proc, throughput, p99, and their profiles' top ten.
 //
 // It runs `go test -bench` on ./bench/, shows a progress bar, prints the
 // ratio table, and writes bench/results.json, bench/report.md and
@@ -211,7 +214,8 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer iterations: the same figures in under 2 minutes")
 	out := flag.String("out", "bench", "directory for results.json, report.md and ratios.png")
 	from := flag.String("from", "", "read `go test -bench` output from this file instead of running it")
-	only := flag.String("only", "", "run only this part and merge its figures into the results.json and report.md of -out: flood or postgres")
+	only := flag.String("only", "", "run only this part and merge its figures into the results.json and report.md of -out: flood, postgres, or against (this tree's daemons against -against's)")
+	against := flag.String("against", defaultAgainst, "with -only against: the earlier commit (any git revision) whose daemons are the baseline")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -223,8 +227,10 @@ func main() {
 		err = runFloodOnly(ctx, *quick, *out)
 	case "postgres":
 		err = runPostgresOnly(ctx, *quick, *out)
+	case "against":
+		err = runAgainstOnly(ctx, *quick, *out, *against)
 	default:
-		err = fmt.Errorf("-only %q: want flood or postgres", *only)
+		err = fmt.Errorf("-only %q: want flood, postgres or against", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: error:", err)

@@ -82,9 +82,12 @@ func parseInts(s string) ([]int, error) {
 // filled to each number of stored orders in turn (cluster.Seed) and the
 // lines are named BenchmarkScale/<mode>/stored=N/clients=C.
 //
-// Every line also carries run-orders, the orders settled over the whole
-// level (warm-up and drain included: what a CPU profile covers), and with
-// -new, new-share, the share of them placed by new cardholders.
+// Every line also carries each process's CPU seconds over the window
+// (<daemon>-cpu-s, driver-cpu-s for this load generator, from /proc), their
+// sum per order settled in it (cpu-ms/order) and the machine's utilisation
+// (busy-%, every core); run-orders, the orders settled over the whole level
+// (warm-up and drain included: what a CPU profile covers); and with -new,
+// new-share, the share of them placed by new cardholders.
 func load(ctx context.Context, args []string) int {
 	o := loadOptions{}
 	fs := flag.NewFlagSet("stress load", flag.ExitOnError)
@@ -269,6 +272,7 @@ type levelResult struct {
 	run       int     // orders settled over the whole level, warm-up and drain included
 	newShare  float64 // of the orders placed, the share from new cardholders
 	cpuBusy   float64 // share of the machine's CPU time busy in the window (every process, not only ours); 0: unknown
+	cpu       string  // cpuFields over the window; "" when a daemon was down at either end
 }
 
 // level measures one concurrency level and prints its line.
@@ -282,6 +286,7 @@ func (o *loadOptions) level(ctx context.Context, c *cluster.Cluster, name string
 	for _, d := range cluster.Daemons {
 		line += fmt.Sprintf("\t%.1f %s-MiB", float64(r.rss[d])/(1<<20), d)
 	}
+	line += r.cpu
 	line += fmt.Sprintf("\t%d run-orders", r.run)
 	if r.cpuBusy > 0 {
 		line += fmt.Sprintf("\t%.3f cpu-busy\t%d cores", r.cpuBusy, runtime.NumCPU())
@@ -319,15 +324,17 @@ func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clie
 	case <-ctx.Done():
 		return r, ctx.Err()
 	}
-	busy0, total0, cpuErr := cpuTimes()
+	busy0, total0, busyErr := cpuTimes()
+	cpu0, cpuErr := sampleCPU(c)
 	select {
 	case <-time.After(time.Until(t1)):
 	case <-ctx.Done():
 		return r, ctx.Err()
 	}
-	if busy1, total1, err := cpuTimes(); err == nil && cpuErr == nil && total1 > total0 {
+	if busy1, total1, err := cpuTimes(); err == nil && busyErr == nil && total1 > total0 {
 		r.cpuBusy = float64(busy1-busy0) / float64(total1-total0)
 	}
+	cpu1, err := sampleCPU(c)
 	r.rss = rssAll(c)
 	stop()
 	<-done
@@ -359,6 +366,9 @@ func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clie
 		r.newShare = float64(s.New) / float64(s.Orders)
 	}
 	r.rate = float64(r.orders) / window.Seconds()
+	if cpuErr == nil && err == nil {
+		r.cpu = cpuFields(cpu0, cpu1, r.orders)
+	}
 	r.p50, r.p99 = cluster.Percentile(lat, 50), cluster.Percentile(lat, 99)
 	r.acceptP99 = cluster.Percentile(acc, 99)
 	return r, nil
