@@ -274,4 +274,3 @@ func profileTopOf(ctx context.Context, dir, prefix string, n int) (string, error
 	}
 	return string(out), nil
 }
-
