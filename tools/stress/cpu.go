@@ -53,10 +53,12 @@ func processCPU(path string) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The command name, field 2, is in parentheses and may hold spaces.
+	// "PID (COMMAND) STATE …": the command name may hold spaces and
+	// parentheses.
+	pid, _, _ := strings.Cut(string(b), " (")
 	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("%s: no command name", path)
+	if _, err := strconv.Atoi(pid); err != nil || i < 0 {
+		return 0, fmt.Errorf("%s: not a stat line", path)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
