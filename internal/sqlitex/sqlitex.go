@@ -7,6 +7,7 @@ package sqlitex
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -243,4 +244,30 @@ func Args[T any](vs []T) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// ExecUnsynced runs one statement in its own transaction at
+// synchronous=NORMAL: the commit does not wait for the WAL to reach the
+// disk. It survives a crash or kill of the process as soon as it returns,
+// and a power cut once the next synchronous=FULL commit on the database
+// syncs the WAL, whose frames reach the disk in order. For bookkeeping
+// whose loss in a power cut is harmless — work that then runs again
+// (an outbox job marked done), never for an acknowledged write.
+func ExecUnsynced(ctx context.Context, db *sql.DB, query string, args ...any) (sql.Result, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); err != nil {
+			// A connection left at NORMAL must never carry another
+			// write: take it out of the pool.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return conn.ExecContext(ctx, query, args...)
 }

@@ -110,3 +110,33 @@ func TestStatementCache(t *testing.T) {
 		t.Fatalf("%d statements cached, bound %d", n, stmtCacheSize)
 	}
 }
+
+// TestExecUnsynced: the statement commits, and the connection goes back
+// to the pool at synchronous=FULL.
+func TestExecUnsynced(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "u.db"), Serialized())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t (v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ExecUnsynced(ctx, db, `INSERT INTO t VALUES (?)`, 7); err != nil {
+		t.Fatal(err)
+	}
+	var v, sync int
+	if err := db.QueryRow(`SELECT v FROM t`).Scan(&v); err != nil || v != 7 {
+		t.Fatalf("row: %d %v", v, err)
+	}
+	if err := db.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("synchronous after ExecUnsynced: %d %v, want 2 (FULL)", sync, err)
+	}
+	if _, err := ExecUnsynced(ctx, db, `INSERT INTO nowhere VALUES (?)`, 1); err == nil {
+		t.Fatal("insert into a missing table succeeded")
+	}
+	if err := db.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("synchronous after a failed ExecUnsynced: %d %v, want 2 (FULL)", sync, err)
+	}
+}
