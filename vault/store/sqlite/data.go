@@ -264,7 +264,10 @@ func (d *Data) Close() error {
 }
 
 // PutCheckpoint keeps cp in the meta table unless a checkpoint of a higher
-// seq is there: one statement, so one commit.
+// seq is there: one statement, so one commit, unsynced
+// (sqlitex.ExecUnsynced): the index holds the entries durably already, and
+// a checkpoint a power cut takes back leaves the one before it, which the
+// log is still ahead of; the next durable commit here syncs it.
 func (d *Data) PutCheckpoint(ctx context.Context, cp store.Checkpoint) error {
 	db, err := d.handle(ctx)
 	if err != nil {
@@ -274,7 +277,7 @@ func (d *Data) PutCheckpoint(ctx context.Context, cp store.Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO meta (k, v) VALUES ('audit_checkpoint', ?)
+	if _, err := sqlitex.ExecUnsynced(ctx, db, `INSERT INTO meta (k, v) VALUES ('audit_checkpoint', ?)
 		ON CONFLICT(k) DO UPDATE SET v = excluded.v WHERE json_extract(excluded.v, '$.seq') >= json_extract(meta.v, '$.seq')`, v); err != nil {
 		return d.fail(db, err)
 	}
