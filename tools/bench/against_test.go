@@ -56,7 +56,7 @@ func TestAgainstFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := mergeSection(dir, againstPrefix, figs, againstHeading, section); err != nil {
+		if err := mergeSection(dir, againstPrefix, againstHeading, figs, section); err != nil {
 			t.Fatal(err)
 		}
 	}
