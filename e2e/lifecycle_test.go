@@ -256,6 +256,12 @@ func TestLifecycle(t *testing.T) {
 		c.refused("currency-minor-units", "refund", "-db", mdb, captured, "0.001")
 		c.refused(merchantapi.CodeUnknownOrder, "refund", "-db", mdb, "ord_nosuchorder", "1.00")
 		c.refused("idempotency-key-invalid", "refund", "-db", mdb, "-key", "a b", captured, "1.00")
+		// An installment count the card's product does not offer (a Visa: 1, 3, 6 or 12) is declined with its own reason, and holds nothing.
+		credit := c.available(cAlice)
+		declined, state, rest, code, _ := c.orderCLI(alice, "-item", "BOOK-1984.pb=3", "-ship-to", "home", "-installments", "5")
+		if code == 0 || state != merchantapi.StateDeclined || rest != issuerapi.ReasonInstallments || c.available(cAlice) != credit {
+			t.Fatalf("order %s in 5 installments: exit %d, %s %s; credit %d → %d", declined, code, state, rest, credit, c.available(cAlice))
+		}
 		// The shipped parcel cannot be cancelled: ask for a refund instead.
 		n := c.stored()
 		_, errs, code := c.run("", "cardholder", "order", "cancel", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice))

@@ -15,6 +15,10 @@ type Payment struct {
 	Updated   time.Time
 }
 
+// PaymentEvent is the timeline state of the entries RecordPayment and
+// Enqueue append: a step of the payment, beside the order's own states.
+const PaymentEvent = "payment"
+
 // Job is an outbox job an order calls for whose key is not the order id:
 // one of several captures or refunds of an order, each under its own
 // idempotency key, with what it does in its payload.

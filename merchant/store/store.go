@@ -156,9 +156,9 @@ type Store interface {
 	Apply(ctx context.Context, id string, t Transition) (applied bool, err error)
 	// Note appends a timeline entry without changing the order's state, and enqueues jobs keyed by the order id.
 	Note(ctx context.Context, id, state, detail string, jobs ...string) error
-	// RecordPayment stores the issuer's word on an order's payment and appends detail to its timeline, in one transaction (ErrNotFound for no order).
+	// RecordPayment stores the issuer's word on an order's payment and appends detail to its timeline as a PaymentEvent, in one transaction (ErrNotFound for no order).
 	RecordPayment(ctx context.Context, p Payment, detail string) error
-	// Enqueue enqueues j for order id and, when j is new, appends detail to its timeline; queued is false when a job of j's kind and key exists (ErrNotFound for no order).
+	// Enqueue enqueues j for order id and, when j is new, appends detail to its timeline as a PaymentEvent; queued is false when a job of j's kind and key exists (ErrNotFound for no order).
 	Enqueue(ctx context.Context, id string, j Job, detail string) (queued bool, err error)
 	// CarrierEvent records a tracking event once per sequence number (recorded=false for a retry); delivered moves a shipped order to delivered.
 	CarrierEvent(ctx context.Context, id string, seq int64, status, detail string, at time.Time) (recorded bool, err error)

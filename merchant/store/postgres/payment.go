@@ -42,7 +42,7 @@ func (s *Store) Payment(ctx context.Context, id string) (store.Payment, bool, er
 	return p, true, nil
 }
 
-// orderState locks the order's row and returns its state.
+// orderState locks the order's row and returns its state (store.ErrNotFound for none).
 func orderState(ctx context.Context, tx pgx.Tx, id string) (string, error) {
 	var state string
 	err := tx.QueryRow(ctx, `SELECT state FROM orders WHERE order_id = $1 FOR UPDATE`, id).Scan(&state)
@@ -55,8 +55,7 @@ func orderState(ctx context.Context, tx pgx.Tx, id string) (string, error) {
 // RecordPayment stores p and appends detail to the order's timeline.
 func (s *Store) RecordPayment(ctx context.Context, p store.Payment, detail string) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		state, err := orderState(ctx, tx, p.OrderID)
-		if err != nil {
+		if _, err := orderState(ctx, tx, p.OrderID); err != nil {
 			return err
 		}
 		now := s.now()
@@ -73,7 +72,7 @@ func (s *Store) RecordPayment(ctx context.Context, p store.Payment, detail strin
 		if detail == "" {
 			return nil
 		}
-		return addEvent(ctx, tx, p.OrderID, now, state, detail, nil)
+		return addEvent(ctx, tx, p.OrderID, now, store.PaymentEvent, detail, nil)
 	})
 }
 
@@ -81,8 +80,7 @@ func (s *Store) RecordPayment(ctx context.Context, p store.Payment, detail strin
 // new; the order's row lock orders two nodes enqueueing the same job.
 func (s *Store) Enqueue(ctx context.Context, id string, j store.Job, detail string) (queued bool, err error) {
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		state, err := orderState(ctx, tx, id)
-		if err != nil {
+		if _, err := orderState(ctx, tx, id); err != nil {
 			return err
 		}
 		var n int
@@ -97,7 +95,7 @@ func (s *Store) Enqueue(ctx context.Context, id string, j store.Job, detail stri
 		if detail == "" {
 			return nil
 		}
-		return addEvent(ctx, tx, id, now, state, detail, nil)
+		return addEvent(ctx, tx, id, now, store.PaymentEvent, detail, nil)
 	})
 	return queued, err
 }

@@ -66,7 +66,7 @@ func (s *Store) RecordPayment(ctx context.Context, p store.Payment, detail strin
 		return err
 	}
 	if detail != "" {
-		if err := addEvent(ctx, tx, p.OrderID, now, state, detail, nil); err != nil {
+		if err := addEvent(ctx, tx, p.OrderID, now, store.PaymentEvent, detail, nil); err != nil {
 			return err
 		}
 	}
@@ -98,7 +98,7 @@ func (s *Store) Enqueue(ctx context.Context, id string, j store.Job, detail stri
 		return false, err
 	}
 	if detail != "" {
-		if err := addEvent(ctx, tx, id, now, state, detail, nil); err != nil {
+		if err := addEvent(ctx, tx, id, now, store.PaymentEvent, detail, nil); err != nil {
 			return false, err
 		}
 	}
