@@ -223,7 +223,7 @@ order_abroad tokyo '{"name":"山田太郎","line1":"千代田1-1","line2":"皇�
 
 # available: Alice's available credit at the issuer, in minor units.
 available() {
-  "$BIN/issuer" card list -db "$ISSUER_DB" -json | tr '{' '\n' | grep "\"cardholder\":\"$ALICE\"" | head -1 |
+  "$BIN/issuer" card list -db "$ISSUER_DB" -json | tr -d ' \n' | tr '{' '\n' | grep "\"cardholder\":\"$ALICE\"" | head -1 |
     sed -n 's/.*"available":\([0-9]*\).*/\1/p'
 }
 # wait_payment STATE: until the merchant records the issuer's word that the order's payment is STATE.
@@ -253,7 +253,7 @@ for s in in-transit delivered; do
   "$BIN/carrier" event "$TRACKING" -status "$s" -db "$CARRIER_DB" 2>&1 | sed 's/^/  /'
 done
 for _ in $(seq 100); do
-  st=$("$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -json | sed -n 's/.*"state":"\([a-z-]*\)".*/\1/p' | head -1)
+  st=$("$BIN/cardholder" status "$ORDER_ID" -merchant "$(url merchant)" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -json | sed -n 's/^{"order_id":"[^"]*","state":"\([a-z-]*\)".*/\1/p' | head -1)
   [ "$st" = delivered ] && break; sleep 0.1
 done
 [ "$st" = delivered ] || fail "the delivered event did not reach the merchant"
