@@ -1,5 +1,6 @@
 # Sourced by scripts/demo.sh when DEMO_DB=postgres (make demo-postgres): a
-# throwaway PostgreSQL cluster for the demo, initialised in $DEMO_DIR/pg by
+# throwaway PostgreSQL cluster for the demo, initialised in $DEMO_DIR/pg (as
+# root, a 0700 directory of its own under $TMPDIR, owned by postgres) by
 # initdb (as the postgres user when run as root: initdb refuses root),
 # listening on a free loopback port only, no Unix socket, and stopped and
 # removed when the demo ends. Each party gets a database of its own owned
@@ -20,6 +21,11 @@ pg_bindir() {
 
 PG_BIN=$(pg_bindir)
 PG_DIR=$DEMO_DIR/pg
+# As root the server runs as postgres, which cannot enter the demo's own
+# 0700 directory: the cluster gets a directory of its own under $TMPDIR.
+if [ "$(id -u)" = 0 ]; then
+  PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/orderseal-demo-pg.XXXXXX")
+fi
 PG_AS=()
 pg_run() { "${PG_AS[@]}" "$PG_BIN/$1" "${@:2}"; }
 

@@ -261,7 +261,7 @@ done
 if [ ${#NODES[@]} -gt 1 ]; then
   step "merchant nodes: the order was placed at ${NODES[0]}; every node answers its status alike"
   for node in "${NODES[@]}"; do
-    st=$("$BIN/cardholder" status "$ORDER_ID" -merchant "$(url "$node")" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -json | sed -n 's/.*"state":"\([a-z-]*\)".*/\1/p' | head -1)
+    st=$("$BIN/cardholder" status "$ORDER_ID" -merchant "$(url "$node")" -merchant-id "$MERCHANT" "${ALICE_ARGS[@]}" -json | sed -n 's/^{"order_id":"[^"]*","state":"\([a-z-]*\)".*/\1/p' | head -1)
     printf '  %-11s %s %s\n' "$node" "$ORDER_ID" "$st"
     [ "$st" = delivered ] || fail "$node answers $ORDER_ID $st, not delivered"
   done
