@@ -39,15 +39,15 @@ import (
 
 var screenshots = flag.String("browser.screenshots", "", "write the checkout, preview, timeline and dashboard screenshots into this directory (docs/ for the README)")
 
-// buildCheckout builds the page's sealing program (without its symbol
-// table, as make web does) and copies the loader of the same toolchain
-// beside it.
+// buildCheckout builds the page's sealing program with make web's flags
+// (checkout.BuildFlags) and copies the loader of the same toolchain beside
+// it.
 func buildCheckout(dir string) error {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, checkout.WASMFile), "../cmd/checkoutwasm")
+	cmd := exec.Command(gobin, append(append([]string{"build"}, checkout.BuildFlags...), "-o", filepath.Join(dir, checkout.WASMFile), "../cmd/checkoutwasm")...)
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build the checkout: %v\n%s", err, out)

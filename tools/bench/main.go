@@ -214,7 +214,7 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer iterations: the same figures in under 2 minutes")
 	out := flag.String("out", "bench", "directory for results.json, report.md and ratios.png")
 	from := flag.String("from", "", "read `go test -bench` output from this file instead of running it")
-	only := flag.String("only", "", "run only this part and merge its figures into the results.json and report.md of -out: flood, postgres, or against (this tree's daemons against -against's)")
+	only := flag.String("only", "", "run only this part and merge its figures into the results.json and report.md of -out: flood, postgres, browser, or against (this tree's daemons against -against's)")
 	against := flag.String("against", defaultAgainst, "with -only against: the earlier commit (any git revision) whose daemons are the baseline")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -227,10 +227,12 @@ func main() {
 		err = runFloodOnly(ctx, *quick, *out)
 	case "postgres":
 		err = runPostgresOnly(ctx, *quick, *out)
+	case "browser":
+		err = runBrowserOnly(ctx, *quick, *out)
 	case "against":
 		err = runAgainstOnly(ctx, *quick, *out, *against)
 	default:
-		err = fmt.Errorf("-only %q: want flood, postgres or against", *only)
+		err = fmt.Errorf("-only %q: want flood, postgres, browser or against", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: error:", err)

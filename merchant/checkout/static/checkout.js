@@ -36,7 +36,8 @@
     const want = body.dataset.wasmIntegrity;
     let bytes;
     try {
-      const resp = await fetch(body.dataset.wasm, { integrity: want, cache: "no-store" });
+      // The page's preload started this download while the scripts loaded.
+      const resp = await fetch(body.dataset.wasm, { integrity: want });
       if (!resp.ok) throw new Error("HTTP " + resp.status);
       bytes = await resp.arrayBuffer();
     } catch (e) {
