@@ -414,6 +414,61 @@ func TestBrowserCheckout(t *testing.T) {
 		scanClear(t, c.Dir(), ch.Card, addressCanary)
 	})
 
+	t.Run("a key kept on this device opens with its passphrase alone", func(t *testing.T) {
+		tc, console := tab(t, browser)
+		const pass = "her own long passphrase"
+		var stored, wrong, who string
+		var formShown bool
+		readKept := `new Promise((ok, bad) => { const r = indexedDB.open("orderseal-checkout", 1); r.onerror = bad;
+			r.onsuccess = () => { const g = r.result.transaction("keys").objectStore("keys").get("key"); g.onerror = bad;
+			g.onsuccess = () => ok(g.result ? g.result.sealed.length + " " + new TextDecoder().decode(g.result.sealed) : "none"); }; })`
+		err := chromedp.Do(tc,
+			chromedp.Navigate(page),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-state="ready"]`)),
+			set("#keep-pass", pass),
+			chromedp.SetUploadFiles(chromedp.CSS("#key-file"), []string{keyFile}),
+			chromedp.WaitVisible(chromedp.CSS("#checkout")),
+			chromedp.WaitVisible(chromedp.CSS("#key-stored")),
+			into(&stored, chromedp.Evaluate[string](readKept, chromedp.EvalAwaitPromise)),
+			chromedp.Navigate(page),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-state="ready"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#key-stored")),
+			set("#stored-pass", "not her passphrase at all"),
+			chromedp.Click(chromedp.CSS("#stored-open")),
+			chromedp.WaitVisible(chromedp.CSS("#message")),
+			into(&wrong, chromedp.Text(chromedp.CSS("#message"))),
+			into(&formShown, chromedp.Evaluate[bool](`!document.getElementById("checkout").hidden`)),
+			set("#stored-pass", pass),
+			chromedp.Click(chromedp.CSS("#stored-open")),
+			chromedp.WaitVisible(chromedp.CSS("#checkout")),
+			into(&who, chromedp.Text(chromedp.CSS("#key-who"))),
+			chromedp.Click(chromedp.CSS("#stored-forget")),
+			chromedp.WaitNotVisible(chromedp.CSS("#key-stored")),
+		)
+		if err != nil {
+			t.Fatalf("%v\nmessage: %s\n%s", err, text(tc, "#message"), console)
+		}
+		key, err := os.ReadFile(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _, _ := strings.Cut(stored, " "); n != fmt.Sprint(len(key)+16) || strings.Contains(stored, ch.ID) || strings.Contains(stored, "identity") {
+			t.Errorf("IndexedDB holds %.60q, want the %d-byte key file sealed (and its 16-byte tag)", stored, len(key))
+		}
+		if !strings.Contains(wrong, "wrong passphrase") || formShown {
+			t.Errorf("a wrong passphrase: message %q, form shown %v", wrong, formShown)
+		}
+		if !strings.Contains(who, ch.ID) {
+			t.Errorf("the kept key opened as %q", who)
+		}
+		if after, _ := chromedp.Run(tc, chromedp.Evaluate[string](readKept, chromedp.EvalAwaitPromise)); after != "none" {
+			t.Errorf("after forgetting, IndexedDB holds %.40q", after)
+		}
+		if strings.Contains(console.String(), pass) {
+			t.Error("the console holds the passphrase")
+		}
+	})
+
 	t.Run("an operator finds the order in the dashboard", func(t *testing.T) {
 		if placed == "" {
 			t.Fatal("no order was placed")

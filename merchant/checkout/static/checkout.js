@@ -65,16 +65,104 @@
     return (minor / 100).toFixed(2) + " " + (form ? form.currency : "");
   }
 
+  // The key kept on this device: the key file sealed with AES-256-GCM under
+  // a key PBKDF2-SHA-256 derives from her passphrase (600,000 rounds), in
+  // this origin's IndexedDB. Neither the file nor the passphrase is stored.
+  const kept = {
+    rounds: 600000,
+    db() {
+      return new Promise((resolve, reject) => {
+        const r = indexedDB.open("orderseal-checkout", 1);
+        r.onupgradeneeded = () => r.result.createObjectStore("keys");
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
+    },
+    async op(mode, f) {
+      const db = await kept.db();
+      try {
+        return await new Promise((resolve, reject) => {
+          const req = f(db.transaction("keys", mode).objectStore("keys"));
+          req.onsuccess = () => resolve(req.result);
+          req.onerror = () => reject(req.error);
+        });
+      } finally {
+        db.close();
+      }
+    },
+    async wrapKey(pass, salt) {
+      const base = await crypto.subtle.importKey("raw", new TextEncoder().encode(pass), "PBKDF2", false, ["deriveKey"]);
+      return crypto.subtle.deriveKey({ name: "PBKDF2", hash: "SHA-256", salt, iterations: kept.rounds }, base,
+        { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+    },
+    async save(pass, bytes) {
+      const salt = crypto.getRandomValues(new Uint8Array(16)), iv = crypto.getRandomValues(new Uint8Array(12));
+      const k = await kept.wrapKey(pass, salt);
+      const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode("orderseal checkout key v1") }, k, bytes);
+      await kept.op("readwrite", (st) => st.put({ v: 1, salt, iv, sealed: new Uint8Array(sealed) }, "key"));
+    },
+    async load(pass) {
+      const rec = await kept.op("readonly", (st) => st.get("key"));
+      if (!rec) throw new Error("no key is kept on this device");
+      const k = await kept.wrapKey(pass, rec.salt);
+      try {
+        return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: rec.iv, additionalData: new TextEncoder().encode("orderseal checkout key v1") }, k, rec.sealed));
+      } catch (e) {
+        throw new Error("wrong passphrase: the kept key does not open with it");
+      }
+    },
+    has() { return kept.op("readonly", (st) => st.count("key")).then((n) => n > 0); },
+    forget() { return kept.op("readwrite", (st) => st.delete("key")); },
+  };
+
+  async function showKept() {
+    try {
+      $("key-stored").hidden = !(await kept.has());
+    } catch (e) {
+      $("key-stored").hidden = true; // no IndexedDB (a private window): the file input alone
+    }
+  }
+
+  async function openKept() {
+    const pass = $("stored-pass").value;
+    $("stored-pass").value = "";
+    message("");
+    let buf;
+    try {
+      buf = await kept.load(pass);
+    } catch (e) {
+      message(e.message);
+      return;
+    }
+    await useKey(buf, "");
+  }
+
   async function openKey(file) {
+    const keep = $("keep-pass").value;
+    $("keep-pass").value = "";
+    if (keep && [...keep].length < 12) {
+      message("a passphrase to keep the key has at least 12 characters; the key was not opened");
+      $("key-file").value = "";
+      return;
+    }
+    await useKey(new Uint8Array(await file.arrayBuffer()), keep);
+  }
+
+  // useKey hands the key file to the program and, when keep is a
+  // passphrase, keeps it sealed on this device once the program took it.
+  async function useKey(buf, keep) {
     message("");
     $("checkout").hidden = true;
     $("preview").hidden = true;
     $("key-who").hidden = true;
     let key;
     try {
-      const buf = new Uint8Array(await file.arrayBuffer());
       try {
         key = JSON.parse(await orderseal.loadKey(buf));
+        if (keep) {
+          await kept.save(keep, buf);
+          await showKept();
+        }
       } finally {
         buf.fill(0);
       }
@@ -280,6 +368,8 @@
 
   document.addEventListener("DOMContentLoaded", async () => {
     $("key-file").addEventListener("change", (e) => { if (e.target.files[0]) openKey(e.target.files[0]); });
+    $("stored-open").addEventListener("click", openKept);
+    $("stored-forget").addEventListener("click", async () => { await kept.forget(); await showKept(); });
     $("checkout").addEventListener("submit", review);
     $("edit").addEventListener("click", () => { $("preview").hidden = true; $("checkout").hidden = false; });
     $("place").addEventListener("click", place);
@@ -298,6 +388,7 @@
     body.dataset.readyMs = String(Math.round(performance.now()));
     engine("Ready to seal, in this page (" + body.dataset.readyMs + " ms).", "ready");
     $("key-file").disabled = false;
+    await showKept();
     body.dataset.state = "ready";
   });
 })();
