@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 
 	"orderseal/internal/signedhttp"
@@ -30,6 +28,7 @@ const (
 	floodOffer   = floodPrefix + ": flood requests offered"
 	floodAnswer  = floodPrefix + ": flood requests answered"
 	floodBase    = "the same orders without the flood, before and after it"
+	floodHeading = "\n## Flood of one cardholder at the issuer (issue 16)\n"
 	// floodRSSMax is the memory goal: the flood may add at most the
 	// bound floodBound states (it is a cost ratio, so ≤ 2× the baseline
 	// peak, which it is well within).
@@ -105,7 +104,7 @@ func floodFigures(results []result) []Figure {
 // floodReport is the report's section on the flood figures.
 func floodReport(figs []Figure, raw string) string {
 	var b strings.Builder
-	b.WriteString("\n## Flood of one cardholder at the issuer (issue 16)\n\n")
+	b.WriteString(floodHeading + "\n")
 	fmt.Fprintf(&b, "`stress flood` starts the real daemons, then places genuine orders with 8 closed-loop cardholders through the merchant (which relays each to the issuer) for half the window, then for the whole window while a ninth cardholder offers the issuer %d signed requests a second (fresh nonce and valid MAC each, over pipelined connections: the issuer admits merchants only), then for half the window again. ", floodRate)
 	fmt.Fprintf(&b, "Genuine requests refused: the merchant's relay jobs retried or given up on, and orders not settled as designed, during the flood. The offered and answered rates are measured at the flood's sockets: offered counts the requests written and those held back because the issuer did not read them (its refusal pacing: each refusal spends a token of its caller's budget, %d a second with a burst of twice that, and of a budget for all callers, %d a second; a refusal without a token waits for one, which stalls the pipelined connection behind it, and past %s or the waiting bound it is answered at once and its connection closed); answered counts the issuer's answers.\n\n", signedhttp.DefaultCallerRefusals, signedhttp.DefaultAllRefusals, signedhttp.MaxPaceDelay)
 	fmt.Fprintf(&b, "Memory bound: %s.\n\n", floodBound())
@@ -135,45 +134,8 @@ func mergeFlood(outDir string, figs []Figure, raw string) error {
 	if len(figs) == 0 {
 		return errors.New("the flood run produced no BenchmarkFlood line")
 	}
-	path := filepath.Join(outDir, "results.json")
-	var res Results
-	data, err := os.ReadFile(path)
-	if err != nil {
+	if _, err := os.Stat(filepath.Join(outDir, "results.json")); err != nil {
 		return fmt.Errorf("-only flood merges into the results of a full run: %w", err)
 	}
-	if err := json.Unmarshal(data, &res); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	res.Figures = slices.DeleteFunc(res.Figures, func(f Figure) bool { return strings.HasPrefix(f.Name, floodPrefix) })
-	res.Figures = append(res.Figures, figs...)
-	res.Pending = slices.DeleteFunc(res.Pending, func(p Pending) bool { return strings.HasPrefix(p.Name, floodPrefix) })
-	out, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
-		return err
-	}
-	rp := filepath.Join(outDir, "report.md")
-	report, err := os.ReadFile(rp)
-	if err != nil {
-		return err
-	}
-	r := string(report)
-	const heading = "\n## Flood of one cardholder at the issuer (issue 16)\n"
-	if i := strings.Index(r, heading); i >= 0 {
-		end := len(r)
-		if j := strings.Index(r[i+len(heading):], "\n## "); j >= 0 {
-			end = i + len(heading) + j
-		}
-		r = r[:i] + r[end:]
-	}
-	// Before the raw output, which stays the full run's.
-	section := floodReport(figs, raw)
-	if i := strings.Index(r, "\n## Raw output"); i >= 0 {
-		r = r[:i] + section + r[i:]
-	} else {
-		r += section
-	}
-	return os.WriteFile(rp, []byte(r), 0o644)
+	return mergeSection(outDir, floodPrefix, floodHeading, figs, floodReport(figs, raw))
 }
