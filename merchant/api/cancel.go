@@ -2,8 +2,9 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"net/url"
+
+	"orderseal/internal/signedhttp/httpsig"
 )
 
 // CancelSuffix: POST PathOrder + id + CancelSuffix, signed by the order's
@@ -22,5 +23,5 @@ const (
 // Cancel cancels one of the caller's orders before shipment and returns
 // its status.
 func (c *Client) Cancel(ctx context.Context, orderID string) (*Status, error) {
-	return call[Status](ctx, c, http.MethodPost, PathOrder+url.PathEscape(orderID)+CancelSuffix, nil)
+	return call[Status](ctx, c, httpsig.MethodPost, PathOrder+url.PathEscape(orderID)+CancelSuffix, nil)
 }

@@ -156,3 +156,36 @@ func importChain(t *testing.T, pkg, dep string) string {
 	}
 	return " (imported by " + strings.Join(by, ", ") + ")"
 }
+
+// checkoutBans keep the browser's checkout program (GOOS=js GOARCH=wasm)
+// within its size budget (issue 20: ≤ 3 MB gzip): in the browser, signed
+// requests go out through fetch (httpsig's client_js.go) and phone numbers
+// are checked without libphonenumber's metadata (order/address phone_js.go).
+var checkoutBans = []ban{
+	{"net/http", true, "the browser sends through fetch (httpsig client_js.go); net/http, TLS and X.509 add about 2 MB"},
+	{"crypto/tls", true, "linked only through net/http"},
+	{"crypto/x509", true, "linked only through net/http"},
+	{"github.com/nyaruka/phonenumbers", true, "its metadata and protobuf runtime add about 2 MB; the page checks shape and calling code (phone_js.go)"},
+	{"google.golang.org/protobuf", true, "linked only through phonenumbers"},
+}
+
+func TestCheckoutProgramDependencies(t *testing.T) {
+	const pkg = "orderseal/cmd/checkoutwasm"
+	cmd := exec.Command("go", "list", "-deps", pkg)
+	cmd.Env = append(cmd.Environ(), "GOOS=js", "GOARCH=wasm")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("GOOS=js GOARCH=wasm go list -deps %s: %v\n%s", pkg, err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < minDeps || deps[len(deps)-1] != pkg {
+		t.Fatalf("go list -deps %s returned %d packages; the check would prove nothing", pkg, len(deps))
+	}
+	for _, d := range deps {
+		for _, b := range checkoutBans {
+			if d == b.pkg || b.prefix && strings.HasPrefix(d, b.pkg+"/") {
+				t.Errorf("the checkout program links %s: %s", d, b.why)
+			}
+		}
+	}
+}
