@@ -127,17 +127,7 @@ func cmdCapture(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return payErr(codeCaptureExceeds, "the authorization holds "+money.Format(o.Total-p.Captured, o.Currency),
 			"%s is more than the authorization still holds", money.Format(amount, o.Currency))
 	}
-	k, err := opKey(o.ID, jobCapture, *key)
-	if err != nil {
-		return err
-	}
-	payload, _ := json.Marshal(paymentJob{Order: o.ID, Amount: amount, Final: *final})
-	queued, err := st.Enqueue(ctx, o.ID, store.Job{Kind: jobCapture, Key: k, Payload: payload},
-		"capture of "+money.Format(amount, o.Currency)+" asked by the operator")
-	if err != nil {
-		return err
-	}
-	return printQueued(stdio, k, queued)
+	return queuePayment(ctx, st, stdio, o, jobCapture, *key, paymentJob{Order: o.ID, Amount: amount, Final: *final}, "capture")
 }
 
 // cmdRefund asks the issuer, through the outbox, to refund part or all of
@@ -169,23 +159,26 @@ func cmdRefund(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return payErr(codeRefundExceeds, money.Format(left, o.Currency)+" is captured and not yet refunded",
 			"%s is more than was captured", money.Format(amount, o.Currency))
 	}
-	k, err := opKey(o.ID, jobRefund, *key)
-	if err != nil {
-		return err
-	}
-	payload, _ := json.Marshal(paymentJob{Order: o.ID, Amount: amount})
-	queued, err := st.Enqueue(ctx, o.ID, store.Job{Kind: jobRefund, Key: k, Payload: payload},
-		"refund of "+money.Format(amount, o.Currency)+" asked by the operator")
-	if err != nil {
-		return err
-	}
-	return printQueued(stdio, k, queued)
+	return queuePayment(ctx, st, stdio, o, jobRefund, *key, paymentJob{Order: o.ID, Amount: amount}, "refund")
 }
 
-func printQueued(stdio cli.Stdio, key string, queued bool) error {
-	if !queued {
-		fmt.Fprintf(stdio.Err, "%s: %s was asked already; nothing more is asked\n", prog, key)
+// queuePayment puts the operator's capture or refund job for o into the
+// outbox under its idempotency key (key, or a fresh one) and prints the
+// key; a key asked already queues nothing.
+func queuePayment(ctx context.Context, st store.Store, stdio cli.Stdio, o *store.Order, kind, key string, job paymentJob, what string) error {
+	k, err := opKey(o.ID, kind, key)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(stdio.Out, key)
+	payload, _ := json.Marshal(job)
+	queued, err := st.Enqueue(ctx, o.ID, store.Job{Kind: kind, Key: k, Payload: payload},
+		what+" of "+money.Format(job.Amount, o.Currency)+" asked by the operator")
+	if err != nil {
+		return err
+	}
+	if !queued {
+		fmt.Fprintf(stdio.Err, "%s: %s was asked already; nothing more is asked\n", prog, k)
+	}
+	fmt.Fprintln(stdio.Out, k)
 	return nil
 }
