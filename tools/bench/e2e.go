@@ -225,18 +225,7 @@ func e2eFigures(results []result) []Figure {
 		}
 	}
 	slices.Sort(levels)
-	med := func(rs []result, metric string) float64 {
-		var v []float64
-		for _, r := range rs {
-			if x, ok := r.metrics[metric]; ok {
-				v = append(v, x)
-			}
-		}
-		if len(v) == 0 {
-			return 0
-		}
-		return median(v)
-	}
+	med := medianOf
 	const nullBase = "null relay: same hops and writes, no sealing"
 	var figs []Figure
 	add := func(name string, value, base float64, unit, baseline string, costRatio float64, goal string, goalMax float64) {
@@ -365,17 +354,7 @@ func thousands(n int) string {
 // profileTop is `go tool pprof -top` over every profile of the sealed run
 // (the four daemons and the driver sealing and submitting), merged.
 func profileTop(ctx context.Context, dir string, n int) (string, error) {
-	profs, err := filepath.Glob(filepath.Join(dir, "sealed-*.prof"))
-	if err != nil || len(profs) == 0 {
-		return "", fmt.Errorf("no CPU profiles in %s", dir)
-	}
-	slices.Sort(profs)
-	args := append([]string{"tool", "pprof", "-top", "-nodecount", strconv.Itoa(n)}, profs...)
-	out, err := exec.CommandContext(ctx, "go", args...).Output()
-	if err != nil {
-		return "", fmt.Errorf("go tool pprof: %w", err)
-	}
-	return string(out), nil
+	return profileTopOf(ctx, dir, "sealed-", n)
 }
 
 // setupLine is stress load's note of its cluster's setup time.
