@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"a retried job is due again at its next time", testRetry},
 		{"a failed job is never claimed again", testFail},
 		{"a done job is never claimed again", testDone},
+		{"a done job stays done whatever a late retry or failure says", testDoneStays},
 		{"a redriven dead letter is due again, its attempts reset", testRedrive},
 		{"list by state, oldest first, never a payload", testList},
 		{"count by kind and state", testCount},
@@ -233,6 +234,33 @@ func testDone(t *testing.T, b Backend) {
 	}
 	if e := es[0]; e.Attempts != 2 || e.LastError != "" || e.State != outbox.StateDone {
 		t.Fatalf("done job %+v: want 2 attempts and the last error cleared", e)
+	}
+}
+
+// testDoneStays: a retry or a failure reported for a job that is done
+// already (a late report of an earlier attempt) changes nothing.
+func testDoneStays(t *testing.T, b Backend) {
+	ctx := context.Background()
+	enqueue(t, b, "send", "k", "body", t0)
+	j := one(t, b, t0, "k")
+	if err := b.Store.Done(ctx, j.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Store.Retry(ctx, j.ID, 2, "late", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Store.Fail(ctx, j.ID, 3, "later"); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(t, b, t0.Add(time.Hour), 100); len(got) != 0 {
+		t.Fatalf("claimed after done: %+v", got)
+	}
+	es, err := b.Store.List(ctx, "")
+	if err != nil || len(es) != 1 {
+		t.Fatalf("list %+v %v", es, err)
+	}
+	if e := es[0]; e.State != outbox.StateDone || e.Attempts != 1 || e.LastError != "" || !e.NextAt.Equal(t0) {
+		t.Fatalf("done job after a late retry and failure: %+v", e)
 	}
 }
 

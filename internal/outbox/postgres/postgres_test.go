@@ -13,7 +13,9 @@ import (
 	"orderseal/internal/outbox"
 	"orderseal/internal/outbox/outboxtest"
 	"orderseal/internal/outbox/postgres"
+	"orderseal/internal/outbox/sqlout"
 	"orderseal/internal/pgdb"
+	"orderseal/internal/sqldb"
 	"orderseal/tstest/pgtest"
 )
 
@@ -30,13 +32,28 @@ func open(t *testing.T) *pgxpool.Pool {
 	return pool
 }
 
+// TestConformance runs the suite with jobs enqueued both ways a daemon
+// does: on its pgx transaction (Enqueue) and in a sqldb transaction
+// (sqlout.Enqueue).
 func TestConformance(t *testing.T) {
-	outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
-		pool := open(t)
-		return outboxtest.Backend{Store: postgres.New(pool),
-			Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
-				return postgres.Enqueue(ctx, pool, kind, key, payload, now)
-			}}
+	t.Run("driver", func(t *testing.T) {
+		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
+			pool := open(t)
+			return outboxtest.Backend{Store: postgres.New(pool),
+				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
+					return postgres.Enqueue(ctx, pool, kind, key, payload, now)
+				}}
+		})
+	})
+	t.Run("sqldb", func(t *testing.T) {
+		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
+			pool := open(t)
+			w := pgdb.Wrap(pool)
+			return outboxtest.Backend{Store: postgres.New(pool),
+				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
+					return w.Tx(ctx, func(tx sqldb.Tx) error { return sqlout.Enqueue(ctx, tx, kind, key, payload, now) })
+				}}
+		})
 	})
 }
 

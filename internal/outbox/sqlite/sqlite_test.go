@@ -9,16 +9,32 @@ import (
 
 	"orderseal/internal/outbox/outboxtest"
 	"orderseal/internal/outbox/sqlite"
+	"orderseal/internal/outbox/sqlout"
+	"orderseal/internal/sqldb"
 	"orderseal/internal/sqlitex"
 )
 
+// TestConformance runs the suite with jobs enqueued both ways a daemon
+// does: on its *sql.Tx (Enqueue) and in a sqldb transaction (sqlout.Enqueue).
 func TestConformance(t *testing.T) {
-	outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
-		db := open(t)
-		return outboxtest.Backend{Store: sqlite.New(db),
-			Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
-				return sqlite.Enqueue(ctx, db, kind, key, payload, now)
-			}}
+	t.Run("driver", func(t *testing.T) {
+		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
+			db := open(t)
+			return outboxtest.Backend{Store: sqlite.New(db),
+				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
+					return sqlite.Enqueue(ctx, db, kind, key, payload, now)
+				}}
+		})
+	})
+	t.Run("sqldb", func(t *testing.T) {
+		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
+			db := open(t)
+			w := sqlitex.Wrap(db, nil)
+			return outboxtest.Backend{Store: sqlite.New(db),
+				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
+					return w.Tx(ctx, func(tx sqldb.Tx) error { return sqlout.Enqueue(ctx, tx, kind, key, payload, now) })
+				}}
+		})
 	})
 }
 
@@ -38,11 +54,14 @@ func open(t *testing.T) *sql.DB {
 }
 
 // TestEnqueueRollsBack: a job enqueued in a transaction that rolls back is
-// not there; one in a committed transaction is.
+// not there; one in a committed transaction is — on a *sql.Tx and in a
+// sqldb transaction alike.
 func TestEnqueueRollsBack(t *testing.T) {
 	ctx := context.Background()
 	db := open(t)
 	st := sqlite.New(db)
+	w := sqlitex.Wrap(db, nil)
+	want := 0
 	for _, commit := range []bool{false, true} {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
@@ -53,14 +72,31 @@ func TestEnqueueRollsBack(t *testing.T) {
 		}
 		if commit {
 			err = tx.Commit()
+			want++
 		} else {
 			err = tx.Rollback()
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
+		errRollBack := sqldb.ErrNoRows // any error rolls the transaction back
+		err = w.Tx(ctx, func(tx sqldb.Tx) error {
+			if err := sqlout.Enqueue(ctx, tx, "send", "k2", nil, time.Now()); err != nil {
+				return err
+			}
+			if !commit {
+				return errRollBack
+			}
+			return nil
+		})
+		if commit {
+			want++
+		}
+		if (err != nil) == commit {
+			t.Fatalf("commit %v: sqldb transaction: %v", commit, err)
+		}
 		s, err := st.Count(ctx, "")
-		if want := map[bool]int{false: 0, true: 1}[commit]; err != nil || s.Pending != want {
+		if err != nil || s.Pending != want {
 			t.Fatalf("commit %v: %+v %v, want %d pending", commit, s, err, want)
 		}
 	}
