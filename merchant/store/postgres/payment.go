@@ -1,16 +1,5 @@
 package postgres
 
-import (
-	"context"
-	"errors"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	outboxpg "orderseal/internal/outbox/postgres"
-	"orderseal/merchant/store"
-)
-
 // paymentsMigration keeps the issuer's last word on each order's payment
 // (DESIGN.md §6.8), as in the SQLite backend.
 const paymentsMigration = `
@@ -22,80 +11,3 @@ CREATE TABLE payments (
 	hold_until BIGINT NOT NULL DEFAULT 0,
 	updated    BIGINT NOT NULL
 );`
-
-// Payment returns the issuer's last word on an order's payment.
-func (s *Store) Payment(ctx context.Context, id string) (store.Payment, bool, error) {
-	p := store.Payment{OrderID: id}
-	var hold, updated int64
-	err := s.pool.QueryRow(ctx, `SELECT state, captured, refunded, hold_until, updated FROM payments WHERE order_id = $1`, id).
-		Scan(&p.State, &p.Captured, &p.Refunded, &hold, &updated)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Payment{}, false, nil
-	}
-	if err != nil {
-		return store.Payment{}, false, err
-	}
-	if hold != 0 {
-		p.HoldUntil = time.UnixMilli(hold).UTC()
-	}
-	p.Updated = time.UnixMilli(updated).UTC()
-	return p, true, nil
-}
-
-// orderState locks the order's row and returns its state (store.ErrNotFound for none).
-func orderState(ctx context.Context, tx pgx.Tx, id string) (string, error) {
-	var state string
-	err := tx.QueryRow(ctx, `SELECT state FROM orders WHERE order_id = $1 FOR UPDATE`, id).Scan(&state)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", store.ErrNotFound
-	}
-	return state, err
-}
-
-// RecordPayment stores p and appends detail to the order's timeline.
-func (s *Store) RecordPayment(ctx context.Context, p store.Payment, detail string) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := orderState(ctx, tx, p.OrderID); err != nil {
-			return err
-		}
-		now := s.now()
-		var hold int64
-		if !p.HoldUntil.IsZero() {
-			hold = p.HoldUntil.UnixMilli()
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO payments (order_id, state, captured, refunded, hold_until, updated) VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, captured = excluded.captured, refunded = excluded.refunded,
-			hold_until = excluded.hold_until, updated = excluded.updated`,
-			p.OrderID, p.State, p.Captured, p.Refunded, hold, now.UnixMilli()); err != nil {
-			return err
-		}
-		if detail == "" {
-			return nil
-		}
-		return addEvent(ctx, tx, p.OrderID, now, store.PaymentEvent, detail, nil)
-	})
-}
-
-// Enqueue enqueues j for order id, noting detail on its timeline when j is
-// new; the order's row lock orders two nodes enqueueing the same job.
-func (s *Store) Enqueue(ctx context.Context, id string, j store.Job, detail string) (queued bool, err error) {
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := orderState(ctx, tx, id); err != nil {
-			return err
-		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE kind = $1 AND key = $2`, j.Kind, j.Key).Scan(&n); err != nil || n > 0 {
-			return err
-		}
-		now := s.now()
-		if err := outboxpg.Enqueue(ctx, tx, j.Kind, j.Key, j.Payload, now); err != nil {
-			return err
-		}
-		queued = true
-		if detail == "" {
-			return nil
-		}
-		return addEvent(ctx, tx, id, now, store.PaymentEvent, detail, nil)
-	})
-	return queued, err
-}

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"carrier event", testCarrierEvent},
 		{"list", testList},
 		{"sessions", testSessions},
+		{"sessions concurrent", testSessionsConcurrent},
 		{"briefs", testBriefs},
 		{"first reached", testFirstReached},
 		{"tally", testTally},
@@ -341,6 +342,16 @@ func testSessions(t *testing.T, st store.Store) {
 		if _, _, err := st.Insert(ctx, o, "authorize"); !errors.Is(err, c.want) {
 			t.Errorf("%s by %s: %v, want %v", c.session, c.consultant, err, c.want)
 		}
+		// A refused order leaves nothing behind: no order, entry or job.
+		if _, err := st.Get(ctx, o.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s by %s: the refused order was stored: %v", c.session, c.consultant, err)
+		}
+		if tl, err := st.Timeline(ctx, o.ID); err != nil || len(tl) != 0 {
+			t.Errorf("%s by %s: timeline of a refused order %+v %v", c.session, c.consultant, tl, err)
+		}
+	}
+	if n := jobs(t, st)["authorize"]; n != 1 {
+		t.Fatalf("%d authorize jobs after one accepted order and refused ones, want 1", n)
 	}
 	expiring := newSession("ses_f", "desk-10", "n5", Now)
 	if _, err := st.StartSession(ctx, expiring); err != nil {
@@ -367,6 +378,53 @@ func testSessions(t *testing.T, st store.Store) {
 	}
 	if _, err := st.EndSession(ctx, "ses_nope", store.EndLogout); !errors.Is(err, store.ErrNoSession) {
 		t.Fatalf("unknown session: %v", err)
+	}
+	// An order stored while its session was open is the same order when
+	// the terminal retries it after the logout: the retry is idempotent.
+	retry := newOrder("ord-1", 1)
+	retry.Cardholder, retry.Session = "consultant:carol", "ses_c"
+	if prev, created, err := st.Insert(ctx, retry, "authorize"); err != nil || created || prev.ID != "ord-1" || prev.Session != "ses_c" {
+		t.Fatalf("retry after logout: %+v %v %v", prev, created, err)
+	}
+	if n := jobs(t, st)["authorize"]; n != 1 {
+		t.Fatalf("%d authorize jobs after a retried order, want 1", n)
+	}
+}
+
+// testSessionsConcurrent: one login request replayed on several devices at
+// once opens one session; every other attempt is store.ErrLoginReplayed.
+func testSessionsConcurrent(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	for round := range 10 {
+		nonce := fmt.Sprintf("n%d", round)
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for d := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := st.StartSession(ctx, newSession(fmt.Sprintf("ses_%d_%d", round, d), fmt.Sprintf("desk-%d", d), nonce, Now.Add(time.Hour)))
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		opened := 0
+		for err := range errs {
+			switch {
+			case err == nil:
+				opened++
+			case !errors.Is(err, store.ErrLoginReplayed):
+				t.Fatalf("round %d: %v, want nil or ErrLoginReplayed", round, err)
+			}
+		}
+		if opened != 1 {
+			t.Fatalf("round %d: %d sessions opened by one login, want 1", round, opened)
+		}
+	}
+	all, err := st.Sessions(ctx, "consultant:carol")
+	if err != nil || len(all) != 10 {
+		t.Fatalf("sessions %d %v, want 10", len(all), err)
 	}
 }
 
@@ -451,6 +509,16 @@ func testFirstReached(t *testing.T, st store.Store) {
 	got, err = st.FirstReached(ctx, []string{"ord_a", "ord_b"}, []string{"received"})
 	if err != nil || len(got) != 2 || !got["ord_a"].Equal(Now) || !got["ord_b"].Equal(Now) {
 		t.Fatalf("first received: %v %v", got, err)
+	}
+	// More ids than one query takes, most of them unknown.
+	many := []string{"ord_a"}
+	for i := range 1200 {
+		many = append(many, fmt.Sprintf("ord_x%d", i))
+	}
+	many = append(many, "ord_b")
+	got, err = st.FirstReached(ctx, many, []string{"received", "delivered"})
+	if err != nil || len(got) != 2 || !got["ord_a"].Equal(Now.Add(-time.Hour)) || !got["ord_b"].Equal(Now) {
+		t.Fatalf("first received or delivered of many: %v %v", got, err)
 	}
 	if got, err := st.FirstReached(ctx, []string{"ord_a"}, nil); err != nil || len(got) != 0 {
 		t.Fatalf("no states: %v %v", got, err)
