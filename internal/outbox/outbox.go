@@ -11,7 +11,8 @@
 // to run again (a crash between a handler's success and the job being marked
 // done replays it), which the daemons get from idempotent PUTs on the far side.
 // The jobs live behind Store; internal/outbox/sqlite is the SQLite backend,
-// internal/outbox/postgres the PostgreSQL one, shared by several nodes.
+// internal/outbox/postgres the PostgreSQL one, shared by several nodes; what
+// they share is written once in internal/outbox/sqlout.
 package outbox
 
 import (

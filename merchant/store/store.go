@@ -5,8 +5,8 @@
 // the carrier. It holds the sealed bundle, the merchant's own section's
 // fields and tokens — never a card number or an address, which the merchant
 // cannot read in the first place. Backends: store/sqlite, store/postgres
-// (shared by several merchant nodes); storetest is the
-// suite every backend passes.
+// (shared by several merchant nodes), both serving the queries of
+// store/sqlstore; storetest is the suite every backend passes.
 package store
 
 import (

@@ -199,11 +199,13 @@ func TestConcurrentNodes(t *testing.T) {
 }
 
 // TestEnqueueRollsBack: a job enqueued in a transaction that rolls back is
-// not there; one in a committed transaction is.
+// not there; one in a committed transaction is — on a pgx.Tx and in a
+// sqldb transaction alike.
 func TestEnqueueRollsBack(t *testing.T) {
 	ctx := context.Background()
 	pool := open(t)
 	st := postgres.New(pool)
+	w := pgdb.Wrap(pool)
 	for _, commit := range []bool{false, true} {
 		tx, err := pool.BeginTx(ctx, pgx.TxOptions{})
 		if err != nil {
@@ -220,8 +222,22 @@ func TestEnqueueRollsBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The same in a sqldb transaction (sqlout.Enqueue).
+		errRollBack := sqldb.ErrNoRows // any error rolls the transaction back
+		err = w.Tx(ctx, func(tx sqldb.Tx) error {
+			if err := sqlout.Enqueue(ctx, tx, "send", "k2", nil, time.Now()); err != nil {
+				return err
+			}
+			if !commit {
+				return errRollBack
+			}
+			return nil
+		})
+		if (err != nil) == commit {
+			t.Fatalf("commit %v: sqldb transaction: %v", commit, err)
+		}
 		s, err := st.Count(ctx, "")
-		if want := map[bool]int{false: 0, true: 1}[commit]; err != nil || s.Pending != want {
+		if want := map[bool]int{false: 0, true: 2}[commit]; err != nil || s.Pending != want {
 			t.Fatalf("commit %v: %+v %v, want %d pending", commit, s, err, want)
 		}
 	}
