@@ -188,7 +188,17 @@ func (r *Runner) Run(ctx context.Context) {
 		}
 		finished = finished[:0]
 		mu.Unlock()
-		jobs, err := r.Store.Claim(ctx, r.Now(), 64)
+		// Claim only what free workers start at once: a lease runs from
+		// its claim, so a job left waiting for a worker could outlive it
+		// and be claimed, and run, by another node too. Only this loop
+		// takes workers, so the free ones can only grow meanwhile; a
+		// worker that finishes kicks the next poll.
+		free := r.Workers - len(sem)
+		if free == 0 {
+			t.Reset(r.Poll)
+			continue
+		}
+		jobs, err := r.Store.Claim(ctx, r.Now(), min(free, 64))
 		if err != nil && ctx.Err() == nil {
 			r.Logger.Error("outbox: reading due jobs", "err", err)
 		}
@@ -200,11 +210,7 @@ func (r *Runner) Run(ctx context.Context) {
 			if busy {
 				continue
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
+			sem <- struct{}{}
 			wg.Add(1)
 			go func(j Job) {
 				defer wg.Done()

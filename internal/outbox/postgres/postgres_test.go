@@ -198,6 +198,64 @@ func TestConcurrentNodes(t *testing.T) {
 	t.Logf("jobs per node: %v", nodes)
 }
 
+// TestBusyNodeLeavesJobsToOthers: a node claims no more jobs than it has
+// free workers, so no job waits out its lease behind the node's other jobs
+// and is taken, and run again, by another node. With two one-worker nodes,
+// a 1 s lease and 300 ms jobs, a node that claimed all eight at once would
+// still hold the last ones queued when their leases ran out.
+func TestBusyNodeLeavesJobsToOthers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := open(t)
+	const jobs = 8
+	for i := range jobs {
+		if err := postgres.Enqueue(ctx, pool, "send", fmt.Sprint(i), nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	runs := map[string][]string{}
+	var wg sync.WaitGroup
+	for _, node := range []string{"a", "b"} {
+		r := &outbox.Runner{Store: postgres.New(pool, postgres.Node(node), postgres.Lease(time.Second)),
+			Workers: 1, Poll: 20 * time.Millisecond,
+			Handlers: map[string]outbox.Handler{"send": func(_ context.Context, j outbox.Job) error {
+				mu.Lock()
+				runs[j.Key] = append(runs[j.Key], node)
+				mu.Unlock()
+				time.Sleep(300 * time.Millisecond)
+				return nil
+			}}}
+		wg.Add(1)
+		go func() { defer wg.Done(); r.Run(ctx) }()
+	}
+	st := postgres.New(pool)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := st.Count(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Done == jobs {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: %+v", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	for k, by := range runs {
+		if len(by) != 1 {
+			t.Errorf("job %s ran %d times, on %v", k, len(by), by)
+		}
+	}
+	if len(runs) != jobs {
+		t.Fatalf("%d jobs ran, want %d", len(runs), jobs)
+	}
+}
+
 // TestEnqueueRollsBack: a job enqueued in a transaction that rolls back is
 // not there; one in a committed transaction is — on a pgx.Tx and in a
 // sqldb transaction alike.
