@@ -1,8 +1,12 @@
 // Package sqlite is the SQLite backend of the issuer's store (DESIGN.md
 // §8): one database (internal/sqlitex: WAL, synchronous=FULL, numbered
 // migrations run at Open, file created 0600) holding the cards, with their
-// numbers as store.SealedNumber only, and the authorizations. Every write
-// is one BEGIN IMMEDIATE transaction on a single connection.
+// numbers as store.SealedNumber only, and the authorizations. The store's
+// logic and queries are issuer/store/sqlstore's; this package has the
+// schema, Open and the replay memory of signed requests. Every write is one
+// BEGIN IMMEDIATE transaction on a single connection, so the writers of a
+// process, and of every process on the file, exclude each other: what
+// sqlstore locks on PostgreSQL needs no lock here.
 package sqlite
 
 import (
@@ -10,15 +14,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"time"
 
 	"orderseal/internal/dsn"
 	"orderseal/internal/signedhttp/nonce"
 	"orderseal/internal/signedhttp/nonce/noncesql"
 	"orderseal/internal/sqlitex"
 	"orderseal/issuer/store"
+	"orderseal/issuer/store/sqlstore"
 )
 
 var migrations = []string{
@@ -98,10 +101,8 @@ var migrations = []string{
 
 // Store is the issuer's store on SQLite. It is safe for concurrent use.
 type Store struct {
-	db   *sql.DB
-	keys *store.SubKeys // nil without a card key
-	now  func() time.Time
-	log  *slog.Logger
+	*sqlstore.Store
+	db *sql.DB
 }
 
 var _ store.Store = (*Store)(nil)
@@ -119,20 +120,10 @@ func Open(ctx context.Context, dsnString string, opt store.Options) (*Store, err
 	if d.Scheme != dsn.SQLite {
 		return nil, fmt.Errorf("issuer database: %w: %s is not a SQLite DSN (want sqlite:PATH)", dsn.ErrDSN, d)
 	}
-	s := &Store{now: opt.Now, log: opt.Logger}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if opt.CardKey != nil {
-		if s.keys, err = store.DeriveSubKeys(opt.CardKey); err != nil {
-			return nil, err
-		}
-	}
 	// One connection, and BEGIN IMMEDIATE: the authorize path reads then
-	// writes, and its transactions queue in Go instead of in SQLite's busy handler.
+	// writes, and its transactions queue in Go instead of in SQLite's busy
+	// handler. sqlstore relies on it: its transactions read rows they then
+	// change, with no lock of their own on SQLite.
 	opts := []sqlitex.Option{sqlitex.Immediate(), sqlitex.Serialized()}
 	switch {
 	case opt.ReadOnly:
@@ -149,9 +140,8 @@ func Open(ctx context.Context, dsnString string, opt store.Options) (*Store, err
 		}
 		return nil, fmt.Errorf("issuer database: %w", err)
 	}
-	s.db = db
 	if opt.ReadOnly {
-		err = s.checkVersion(ctx)
+		err = checkVersion(ctx, db)
 	} else {
 		err = sqlitex.Migrate(ctx, db, migrations)
 	}
@@ -159,13 +149,12 @@ func Open(ctx context.Context, dsnString string, opt store.Options) (*Store, err
 		db.Close()
 		return nil, fmt.Errorf("issuer database: %w", err)
 	}
-	if s.keys != nil {
-		if err := s.checkKey(ctx, opt.ReadOnly); err != nil {
-			db.Close()
-			return nil, err
-		}
+	s, err := sqlstore.New(ctx, sqlitex.Wrap(db, nil), opt)
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
-	return s, nil
+	return &Store{Store: s, db: db}, nil
 }
 
 // OpenReadOnly opens an existing database read-only: it creates nothing,
@@ -177,8 +166,8 @@ func OpenReadOnly(ctx context.Context, dsnString string, opt store.Options) (*St
 }
 
 // checkVersion refuses a database a read-only store cannot read as it is.
-func (s *Store) checkVersion(ctx context.Context) error {
-	v, err := sqlitex.Version(ctx, s.db)
+func checkVersion(ctx context.Context, db *sql.DB) error {
+	v, err := sqlitex.Version(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -188,48 +177,5 @@ func (s *Store) checkVersion(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) checkKey(ctx context.Context, readOnly bool) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("issuer database: %w", err)
-	}
-	defer rollback(tx)
-	var have []byte
-	err = tx.QueryRowContext(ctx, `SELECT check_mac FROM card_key WHERE id = 1`).Scan(&have)
-	switch {
-	case errors.Is(err, sql.ErrNoRows) && readOnly:
-		return nil // nothing sealed under any key yet
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, `INSERT INTO card_key (id, check_mac) VALUES (1, ?)`, s.keys.KeyCheck()); err != nil {
-			return fmt.Errorf("issuer database: %w", err)
-		}
-		return tx.Commit()
-	case err != nil:
-		return fmt.Errorf("issuer database: %w", err)
-	}
-	return s.keys.CheckKey(have)
-}
-
-// Close closes the database. Operations after Close fail.
-func (s *Store) Close() error { return s.db.Close() }
-
 // Nonces is the signed requests' replay memory in this database (store.Store).
 func (s *Store) Nonces(quota nonce.Quota) nonce.Store { return noncesql.New(s.db, quota) }
-
-// CVC returns the verification code of a card (store.CVC under this store's card key).
-func (s *Store) CVC(number, expiry string) (string, error) { return store.CVC(s.keys, number, expiry) }
-
-func nanos(t time.Time) int64 { return t.UnixNano() }
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-// rollback ends tx if it is still open; the error of an ended tx is ignored.
-func rollback(tx *sql.Tx) { _ = tx.Rollback() }
-
-// Ping reads the database once.
-func (s *Store) Ping(ctx context.Context) error { return sqlitex.Ping(ctx, s.db) }

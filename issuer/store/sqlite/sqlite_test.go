@@ -136,7 +136,11 @@ func TestEncryptedAtRest(t *testing.T) {
 	if _, err := st.db.Exec(`UPDATE cards SET lookup = X'00' WHERE card_id = ?`, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.db.Exec(`UPDATE cards SET lookup = ? WHERE card_id = ?`, st.keys.Lookup(visa), c2.ID); err != nil {
+	keys, err := store.DeriveSubKeys(e.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.db.Exec(`UPDATE cards SET lookup = ? WHERE card_id = ?`, keys.Lookup(visa), c2.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := st.Authorize(ctx, request("ord-4", 4, 10_00)); !errors.Is(err, store.ErrCorrupt) {
