@@ -2,7 +2,8 @@
 // (issuer/store, DESIGN.md §9: every backend passes one suite). It drives a
 // backend through the store.Store interface only: enrollment, card states,
 // the card key check, idempotent authorization under concurrency, credit
-// that is never overspent, voids, the assisted channel and its CVC lock.
+// that is never overspent, voids, the assisted channel and its CVC lock,
+// and several stores (nodes) on one database racing.
 package storetest
 
 import (
@@ -47,11 +48,13 @@ func Run(t *testing.T, fresh func(t *testing.T) Open) {
 		{"Installments", testInstallments},
 		{"AuthorizeAssisted", testAuthorizeAssisted},
 		{"AuthorizationsFilter", testAuthorizationsFilter},
+		{"Nodes", testNodes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.run(t, newEnv(t, fresh(t)))
 		})
 	}
+	t.Run("CardKeyRace", func(t *testing.T) { testCardKeyRace(t, fresh(t)) })
 	t.Run("Nonces", func(t *testing.T) {
 		noncetest.Run(t, func(t *testing.T, quota int) nonce.Store {
 			st, err := fresh(t)(store.Options{})
