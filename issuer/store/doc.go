@@ -2,7 +2,9 @@
 // §9): the cards it issued and every authorization it answered, behind the
 // Store interface, with the domain types, errors and rules every backend
 // shares. The backends are store/sqlite and store/postgres (shared by
-// several issuer nodes); storetest is the conformance suite both pass.
+// several issuer nodes), each its schema, Open and replay memory around
+// store/sqlstore, the store's logic and queries written once for both;
+// storetest is the conformance suite both pass.
 //
 // # Card numbers
 //
