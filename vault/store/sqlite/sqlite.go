@@ -1,7 +1,10 @@
 // Package sqlite is the SQLite backend of the vault store (DESIGN.md §7,
 // §8): the index, each data store and the pending table are SQLite files
 // (internal/sqlitex: WAL, synchronous=FULL, numbered migrations run at
-// open), created 0600.
+// open), created 0600. Their statements are vault/store/sqlstore's, shared
+// with PostgreSQL; this package keeps the schema, how the files are opened
+// and reopened, and what only SQLite does (the unsynced checkpoint, the
+// pending table).
 //
 //   - Index: entries, grants and the audit log. No PII at all, not even
 //     sealed.
@@ -21,7 +24,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -29,6 +31,7 @@ import (
 
 	"orderseal/internal/dsn"
 	"orderseal/vault/store"
+	"orderseal/vault/store/sqlstore"
 )
 
 // Config says where the vault's SQLite files are, as DSNs ("sqlite:PATH"
@@ -148,16 +151,10 @@ func sqlitePath(s string) (string, error) {
 
 // ErrStoreUnreachable is a configured data store that could not be created
 // or opened at start (issue 22 item 5).
-var ErrStoreUnreachable = errors.New("cannot be created or opened")
+var ErrStoreUnreachable = sqlstore.ErrStoreUnreachable
 
 // reachable refuses a data store that did not open at start, unless the
 // vault may start degraded.
 func reachable(ctx context.Context, d *Data, allowDegraded bool) error {
-	if allowDegraded {
-		return nil
-	}
-	if err := d.Ping(ctx); err != nil {
-		return fmt.Errorf("vault %s data store %s %w (%v)", d.name, d.path, ErrStoreUnreachable, err)
-	}
-	return nil
+	return sqlstore.Reachable(ctx, d.Data, d.file.path, allowDegraded)
 }
