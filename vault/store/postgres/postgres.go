@@ -6,6 +6,8 @@
 //
 //   - Index: entries, grants, the audit log and the replay memory of signed
 //     requests, shared by every vault node; Update holds an advisory lock.
+//     Its statements are vault/store/sqlstore's, shared with SQLite; this
+//     package keeps the schema and how the databases are reached.
 //   - Data (primary, and the optional backup): token → dedupe hash, nonce,
 //     sealed value, created; plus a key check and the audit checkpoint.
 //   - Pending stays a SQLite file on the vault host's own disk
@@ -15,7 +17,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"orderseal/internal/dsn"
 	"orderseal/vault/store"
 	"orderseal/vault/store/sqlite"
+	"orderseal/vault/store/sqlstore"
 )
 
 // Config says where the vault's stores are. Index, Data and Backup are
@@ -133,13 +135,7 @@ func database(d dsn.DSN) (string, error) {
 }
 
 func reachable(ctx context.Context, d *Data, allowDegraded bool) error {
-	if allowDegraded {
-		return nil
-	}
-	if err := d.Ping(ctx); err != nil {
-		return fmt.Errorf("vault %s data store %s %w (%v)", d.name, d.d, ErrStoreUnreachable, errors.Unwrap(err))
-	}
-	return nil
+	return sqlstore.Reachable(ctx, d.Data, d.conn.d.String(), allowDegraded)
 }
 
 var pgxParse = pgconn.ParseConfig

@@ -173,3 +173,32 @@ func TestOpenConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenUnreachable: a data store whose database refuses connections at
+// start fails Open with ErrStoreUnreachable, naming the store and why (not
+// a bare "<nil>"), unless the vault may start degraded.
+func TestOpenUnreachable(t *testing.T) {
+	ctx := context.Background()
+	index, data := pgtest.New(t), pgtest.New(t)
+	dk, err := store.CreateDataKey(filepath.Join(t.TempDir(), "data.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := postgres.Config{Index: index.URL(), Data: data.URL(), Pending: filepath.Join(t.TempDir(), "pending.db"), DataKey: dk}
+	data.Outage(t)
+	st, err := postgres.Open(ctx, cfg)
+	if err == nil {
+		st.Close()
+		t.Fatal("opened with the data store down")
+	}
+	if msg := err.Error(); !errors.Is(err, postgres.ErrStoreUnreachable) || !strings.Contains(msg, "vault primary data store ") ||
+		strings.Contains(msg, "<nil>") || !strings.Contains(msg, "unavailable: ") {
+		t.Fatalf("Open: %v", err)
+	}
+	cfg.AllowDegraded = true
+	st, err = postgres.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open degraded: %v", err)
+	}
+	st.Close()
+}

@@ -124,6 +124,22 @@ func runIndex(t *testing.T, nv NewVault) {
 		if l, err := idx.List(ctx, "cardholder:alice", t0.Add(time.Hour)); err != nil || !slices.Equal(tokensOf(l), []string{a1.Token}) {
 			t.Fatalf("List after a2's expiry: %+v %v", l, err)
 		}
+		want := []string{a1.Token, a2.Token, bob.Token}
+		// More tokens than one statement's list of values takes on SQLite.
+		many := make([]store.Entry, 600)
+		for i := range many {
+			many[i] = entryAt(t, "cardholder:carol", t0.Add(time.Duration(i)*time.Second))
+		}
+		insert(t, idx, many...)
+		if m, err := idx.Entries(ctx, append(tokensOf(many), missing)); err != nil || len(m) != len(many) || m[many[599].Token] != many[599] || m[many[0].Token] != many[0] {
+			t.Fatalf("Entries of %d tokens: %d found, %v", len(many)+1, len(m), err)
+		}
+		if m, err := idx.Entries(ctx, nil); err != nil || len(m) != 0 {
+			t.Fatalf("Entries(nil): %v %v", m, err)
+		}
+		for _, e := range many {
+			want = append(want, e.Token)
+		}
 		var all []string
 		for tok, err := range idx.Tokens(ctx) {
 			if err != nil {
@@ -132,7 +148,6 @@ func runIndex(t *testing.T, nv NewVault) {
 			all = append(all, tok)
 		}
 		slices.Sort(all)
-		want := []string{a1.Token, a2.Token, bob.Token}
 		slices.Sort(want)
 		if !slices.Equal(all, want) {
 			t.Fatalf("Tokens %v, want %v", all, want)
@@ -313,48 +328,8 @@ func runIndex(t *testing.T, nv NewVault) {
 		// Concurrent appends each read the head and append the next seq:
 		// the write lock keeps them from reading the same head.
 		const n = 20
-		var wg sync.WaitGroup
-		errs := make([]error, n)
-		for i := range n {
-			wg.Go(func() {
-				errs[i] = idx.Update(ctx, func(tx store.IndexTx) error {
-					seq, prev, err := tx.AuditHead(ctx)
-					if err != nil {
-						return err
-					}
-					if seq == 0 {
-						prev = make([]byte, sha256.Size)
-					}
-					kind, outcome := "reveal", "ok"
-					if i%2 == 0 {
-						kind, outcome = "grant", fmt.Sprint("refused:", i)
-					}
-					h := sha256.Sum256(fmt.Append(prev, seq))
-					return tx.AppendAudit(ctx, store.AuditEvent{Seq: seq + 1, Time: t0.Add(time.Duration(seq) * time.Second),
-						Kind: kind, Actor: "carrier:fast", Token: "tok_x", OrderID: fmt.Sprint("o-", i), Outcome: outcome, Prev: prev, Hash: h[:]})
-				})
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			t.Fatal(err)
-		}
-		prev := make([]byte, sha256.Size)
-		seq := int64(0)
-		for ev, err := range idx.Audit(ctx) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			seq++
-			h := sha256.Sum256(fmt.Append(prev, seq-1))
-			if ev.Seq != seq || !bytes.Equal(ev.Prev, prev) || !bytes.Equal(ev.Hash, h[:]) || !ev.Time.Equal(t0.Add(time.Duration(seq-1)*time.Second)) {
-				t.Fatalf("entry %d: %+v", seq, ev)
-			}
-			prev = ev.Hash
-		}
-		if seq != n {
-			t.Fatalf("%d entries, want %d", seq, n)
-		}
+		appendConcurrently(t, func(int) store.Index { return idx }, n)
+		checkChain(t, idx, n)
 		oks, err := idx.AuditFind(ctx, "reveal", "ok")
 		if err != nil || len(oks) != n/2 {
 			t.Fatalf("AuditFind reveal ok: %d %v", len(oks), err)
@@ -366,6 +341,90 @@ func runIndex(t *testing.T, nv NewVault) {
 			t.Fatalf("AuditFind any: %d %v", len(all), err)
 		}
 	})
+	t.Run("audit from two nodes", func(t *testing.T) {
+		// Two vault nodes over one index, each with its own handle (on
+		// PostgreSQL its own pool): Update's lock holds across them, so
+		// the chain never forks and no append fails.
+		key, err := store.CreateDataKey(t.TempDir() + "/data.key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check, err := store.KeyCheck(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := nv(t, false)
+		var nodes []store.Index
+		for range 2 {
+			b, err := v.Open(t, check)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				for _, c := range []interface{ Close() error }{b.Primary, b.Pending, b.Index} {
+					c.Close()
+				}
+			})
+			nodes = append(nodes, b.Index)
+		}
+		const n = 30
+		appendConcurrently(t, func(i int) store.Index { return nodes[i%2] }, n)
+		checkChain(t, nodes[1], n)
+	})
+}
+
+// appendConcurrently runs n Updates at once, the i-th on node(i), each
+// reading the audit head and appending the next entry onto it.
+func appendConcurrently(t *testing.T, node func(i int) store.Index, n int) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = node(i).Update(ctx, func(tx store.IndexTx) error {
+				seq, prev, err := tx.AuditHead(ctx)
+				if err != nil {
+					return err
+				}
+				if seq == 0 {
+					prev = make([]byte, sha256.Size)
+				}
+				kind, outcome := "reveal", "ok"
+				if i%2 == 0 {
+					kind, outcome = "grant", fmt.Sprint("refused:", i)
+				}
+				h := sha256.Sum256(fmt.Append(prev, seq))
+				return tx.AppendAudit(ctx, store.AuditEvent{Seq: seq + 1, Time: t0.Add(time.Duration(seq) * time.Second),
+					Kind: kind, Actor: "carrier:fast", Token: "tok_x", OrderID: fmt.Sprint("o-", i), Outcome: outcome, Prev: prev, Hash: h[:]})
+			})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkChain checks idx's audit log is the n entries appendConcurrently chained.
+func checkChain(t *testing.T, idx store.Index, n int64) {
+	t.Helper()
+	prev := make([]byte, sha256.Size)
+	seq := int64(0)
+	for ev, err := range idx.Audit(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		h := sha256.Sum256(fmt.Append(prev, seq-1))
+		if ev.Seq != seq || !bytes.Equal(ev.Prev, prev) || !bytes.Equal(ev.Hash, h[:]) || !ev.Time.Equal(t0.Add(time.Duration(seq-1)*time.Second)) {
+			t.Fatalf("entry %d: %+v", seq, ev)
+		}
+		prev = ev.Hash
+	}
+	if seq != n {
+		t.Fatalf("%d entries, want %d", seq, n)
+	}
 }
 
 func record(token string, created int64) store.Record {
@@ -492,9 +551,63 @@ func runData(t *testing.T, nv NewVault) {
 		if _, _, err := b.Primary.Get(ctx, "tok-1"); !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("Get during the outage: %v", err)
 		}
+		if _, _, err := b.Primary.Checkpoint(ctx); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Checkpoint during the outage: %v", err)
+		}
+		if err := b.Primary.PutCheckpoint(ctx, store.Checkpoint{Seq: 1}); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("PutCheckpoint during the outage: %v", err)
+		}
+		// Deleting nothing is done whatever the store's state.
+		if err := b.Primary.Delete(ctx); err != nil {
+			t.Fatalf("Delete of nothing during the outage: %v", err)
+		}
 		restore()
 		if !has(t, b.Primary, "tok-1") {
 			t.Fatal("the record is gone after the outage")
+		}
+	})
+	t.Run("checkpoint", func(t *testing.T) {
+		key, err := store.CreateDataKey(t.TempDir() + "/data.key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check, err := store.KeyCheck(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := nv(t, true)
+		b, err := v.Open(t, check)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeAll := func(b store.Backends) {
+			for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
+				c.Close()
+			}
+		}
+		if _, ok, err := b.Backup.Checkpoint(ctx); ok || err != nil {
+			t.Fatalf("checkpoint of a new store: %v %v", ok, err)
+		}
+		cp := func(seq int64) store.Checkpoint {
+			return store.SignCheckpoint(key, seq, bytes.Repeat([]byte{byte(seq)}, sha256.Size), t0.Add(time.Duration(seq)*time.Second))
+		}
+		// A checkpoint of a lower seq never replaces a higher one.
+		for _, seq := range []int64{5, 3, 5, 9, 7} {
+			if err := b.Backup.PutCheckpoint(ctx, cp(seq)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		closeAll(b)
+		if b, err = v.Open(t, check); err != nil {
+			t.Fatal(err)
+		}
+		defer closeAll(b)
+		got, ok, err := b.Backup.Checkpoint(ctx)
+		if err != nil || !ok || got.Seq != 9 || !bytes.Equal(got.Head, cp(9).Head) || !got.At.Equal(cp(9).At) || store.VerifyCheckpoint(key, got) != nil {
+			t.Fatalf("checkpoint after reopening: %+v %v %v, want seq 9", got, ok, err)
+		}
+		if _, ok, err := b.Primary.Checkpoint(ctx); ok || err != nil {
+			t.Fatalf("the other store's checkpoint: %v %v, want none", ok, err)
 		}
 	})
 	t.Run("wrong key", func(t *testing.T) {
