@@ -39,10 +39,7 @@ CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT N
 // store.ErrUnavailable. The schema is made by the first successful open
 // only: afterwards a database whose tables went missing is an outage,
 // never silently recreated.
-type Data struct {
-	*sqlstore.Data
-	conn *dataConn
-}
+type Data = sqlstore.Data
 
 var _ store.Data = (*Data)(nil)
 
@@ -91,7 +88,7 @@ func OpenData(ctx context.Context, url, name string, check []byte, log *slog.Log
 			log.Warn("vault data store unavailable at start; writes go to the pending table", "store", name, "err", err)
 		}
 	}
-	return &Data{Data: sqlstore.NewData(name, c), conn: c}, nil
+	return sqlstore.NewData(name, d.String(), c), nil
 }
 
 // DB migrates the store and checks its key once, then returns the pool.

@@ -82,47 +82,16 @@ func Open(ctx context.Context, cfg Config) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b store.Backends
-	ok := false
-	defer func() {
-		if !ok {
-			for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
-				if c != nil {
-					c.Close()
-				}
-			}
-		}
-	}()
-	idx, err := OpenIndex(ctx, cfg.Index)
-	if err != nil {
-		return nil, err
-	}
-	b.Index = idx
-	pend, err := sqlite.OpenPending(ctx, cfg.Pending, check)
-	if err != nil {
-		return nil, err
-	}
-	b.Pending = pend
-	primary, err := OpenData(ctx, cfg.Data, "primary", check, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	b.Primary = primary
-	if err := reachable(ctx, primary, cfg.AllowDegraded); err != nil {
-		return nil, err
-	}
-	if cfg.Backup != "" {
-		backup, err := OpenData(ctx, cfg.Backup, "backup", check, cfg.Logger)
-		if err != nil {
-			return nil, err
-		}
-		b.Backup = backup
-		if err := reachable(ctx, backup, cfg.AllowDegraded); err != nil {
-			return nil, err
-		}
-	}
-	ok = true
-	return store.New(b, store.Options{DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, Fold: cfg.Fold, Observe: cfg.Observe})
+	return sqlstore.Open(ctx, sqlstore.Openers{
+		Index:   func(ctx context.Context) (store.Index, error) { return OpenIndex(ctx, cfg.Index) },
+		Pending: func(ctx context.Context) (store.Pending, error) { return sqlite.OpenPending(ctx, cfg.Pending, check) },
+		Data: func(ctx context.Context, name, dsn string) (*Data, error) {
+			return OpenData(ctx, dsn, name, check, cfg.Logger)
+		},
+		Primary:       cfg.Data,
+		Backup:        cfg.Backup,
+		AllowDegraded: cfg.AllowDegraded,
+	}, store.Options{DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, Fold: cfg.Fold, Observe: cfg.Observe})
 }
 
 // database names the server and database a DSN reaches, whatever its role.
@@ -132,10 +101,6 @@ func database(d dsn.DSN) (string, error) {
 		return "", fmt.Errorf("%w: %s cannot be parsed", dsn.ErrDSN, d)
 	}
 	return fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database), nil
-}
-
-func reachable(ctx context.Context, d *Data, allowDegraded bool) error {
-	return sqlstore.Reachable(ctx, d.Data, d.conn.d.String(), allowDegraded)
 }
 
 var pgxParse = pgconn.ParseConfig

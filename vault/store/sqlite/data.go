@@ -16,11 +16,8 @@ import (
 )
 
 // Data is a data store file (store.Data, vault/store/sqlstore), opened
-// lazily and reopened after any failure.
-type Data struct {
-	*sqlstore.Data
-	file *dataFile
-}
+// lazily and reopened after any failure (dataFile).
+type Data = sqlstore.Data
 
 var _ store.Data = (*Data)(nil)
 
@@ -68,7 +65,7 @@ func OpenData(ctx context.Context, dsnString, name string, check []byte, log *sl
 			log.Warn("vault data store unavailable at start; writes go to the pending table", "store", name, "err", err)
 		}
 	}
-	return &Data{Data: sqlstore.NewData(name, f), file: f}, nil
+	return sqlstore.NewData(name, path, f), nil
 }
 
 // open opens the file, creating it when create is set, and checks schema and key.

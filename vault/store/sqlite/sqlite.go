@@ -93,47 +93,26 @@ func Open(ctx context.Context, cfg Config) (*store.Store, error) {
 		return nil, err
 	}
 
-	var b store.Backends
-	ok := false
-	defer func() {
-		if !ok {
-			for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
-				if c != nil {
-					c.Close()
-				}
-			}
-		}
-	}()
-	idx, err := OpenIndex(ctx, "sqlite:"+paths["index"])
-	if err != nil {
-		return nil, err
+	return sqlstore.Open(ctx, sqlstore.Openers{
+		Index: func(ctx context.Context) (store.Index, error) { return OpenIndex(ctx, "sqlite:"+paths["index"]) },
+		Pending: func(ctx context.Context) (store.Pending, error) {
+			return OpenPending(ctx, "sqlite:"+paths["pending"], check)
+		},
+		Data: func(ctx context.Context, name, dsn string) (*Data, error) {
+			return OpenData(ctx, dsn, name, check, cfg.Logger)
+		},
+		Primary:       "sqlite:" + paths["data"],
+		Backup:        sqliteDSN(paths["backup"]),
+		AllowDegraded: cfg.AllowDegraded,
+	}, store.Options{DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, Fold: cfg.Fold, Observe: cfg.Observe})
+}
+
+// sqliteDSN is the DSN of the file at path, "" for none.
+func sqliteDSN(path string) string {
+	if path == "" {
+		return ""
 	}
-	b.Index = idx
-	pend, err := OpenPending(ctx, "sqlite:"+paths["pending"], check)
-	if err != nil {
-		return nil, err
-	}
-	b.Pending = pend
-	primary, err := OpenData(ctx, "sqlite:"+paths["data"], "primary", check, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	b.Primary = primary
-	if err := reachable(ctx, primary, cfg.AllowDegraded); err != nil {
-		return nil, err
-	}
-	if p, ok := paths["backup"]; ok {
-		backup, err := OpenData(ctx, "sqlite:"+p, "backup", check, cfg.Logger)
-		if err != nil {
-			return nil, err
-		}
-		b.Backup = backup
-		if err := reachable(ctx, backup, cfg.AllowDegraded); err != nil {
-			return nil, err
-		}
-	}
-	ok = true
-	return store.New(b, store.Options{DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, Fold: cfg.Fold, Observe: cfg.Observe})
+	return "sqlite:" + path
 }
 
 // sqlitePath parses s as a DSN and returns its file path, refusing any
@@ -152,9 +131,3 @@ func sqlitePath(s string) (string, error) {
 // ErrStoreUnreachable is a configured data store that could not be created
 // or opened at start (issue 22 item 5).
 var ErrStoreUnreachable = sqlstore.ErrStoreUnreachable
-
-// reachable refuses a data store that did not open at start, unless the
-// vault may start degraded.
-func reachable(ctx context.Context, d *Data, allowDegraded bool) error {
-	return sqlstore.Reachable(ctx, d.Data, d.file.path, allowDegraded)
-}

@@ -33,6 +33,7 @@ type DataConn interface {
 // Data is a data store (store.Data) over a backend's DataConn.
 type Data struct {
 	name    string // "primary" or "backup", for messages
+	where   string // its path, or its DSN without the password, for messages
 	conn    DataConn
 	records Records
 }
@@ -40,9 +41,9 @@ type Data struct {
 var _ store.Data = (*Data)(nil)
 
 // NewData returns the data store conn reaches; name ("primary", "backup")
-// labels its messages.
-func NewData(name string, conn DataConn) *Data {
-	return &Data{name: name, conn: conn, records: NewRecords("records")}
+// and where (its path, or its DSN without the password) label its messages.
+func NewData(name, where string, conn DataConn) *Data {
+	return &Data{name: name, where: where, conn: conn, records: NewRecords("records")}
 }
 
 // Name is the store's name in messages.
@@ -191,15 +192,72 @@ func (d *Data) Checkpoint(ctx context.Context) (cp store.Checkpoint, ok bool, er
 	return cp, ok, nil
 }
 
-// Reachable refuses a data store that cannot be reached at start, unless
-// the vault may start degraded; where names it (its path, or its DSN
-// without the password).
-func Reachable(ctx context.Context, d *Data, where string, allowDegraded bool) error {
+// Openers open one vault's stores, each in its backend's way.
+type Openers struct {
+	Index   func(context.Context) (store.Index, error)
+	Pending func(context.Context) (store.Pending, error)
+	// Data opens the data store name ("primary", "backup") at dsn.
+	Data            func(ctx context.Context, name, dsn string) (*Data, error)
+	Primary, Backup string // the data stores' DSNs; Backup "": none
+	// AllowDegraded starts the store when a data store cannot be reached,
+	// writes going to the pending table; without it Open fails.
+	AllowDegraded bool
+}
+
+// Open opens a vault's stores in order (index, pending, primary, backup),
+// refuses a data store that cannot be reached unless o.AllowDegraded, and
+// returns the Store over them. When one fails, those opened are closed.
+func Open(ctx context.Context, o Openers, opts store.Options) (*store.Store, error) {
+	var b store.Backends
+	ok := false
+	defer func() {
+		if !ok {
+			for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
+				if c != nil {
+					c.Close()
+				}
+			}
+		}
+	}()
+	// Each is assigned only when opened, so the deferred Close sees no typed nils.
+	idx, err := o.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.Index = idx
+	pend, err := o.Pending(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.Pending = pend
+	for _, s := range []struct {
+		name, dsn string
+		to        *store.Data
+	}{{"primary", o.Primary, &b.Primary}, {"backup", o.Backup, &b.Backup}} {
+		if s.dsn == "" {
+			continue
+		}
+		d, err := o.Data(ctx, s.name, s.dsn)
+		if err != nil {
+			return nil, err
+		}
+		*s.to = d
+		if err := reachable(ctx, d, o.AllowDegraded); err != nil {
+			return nil, err
+		}
+	}
+	ok = true // store.New owns b from here, and closes it when it fails
+	return store.New(b, opts)
+}
+
+// reachable refuses a data store that cannot be reached at start, unless
+// the vault may start degraded.
+func reachable(ctx context.Context, d *Data, allowDegraded bool) error {
 	if allowDegraded {
 		return nil
 	}
 	if err := d.Ping(ctx); err != nil {
-		return fmt.Errorf("vault %s data store %s %w (%v)", d.name, where, ErrStoreUnreachable, err)
+		return fmt.Errorf("vault %s data store %s %w (%v)", d.name, d.where, ErrStoreUnreachable, err)
 	}
 	return nil
 }

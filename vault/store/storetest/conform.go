@@ -19,6 +19,18 @@ import (
 // backends opens fresh backends of a vault with a backup, closed at the end of the test.
 func backends(t *testing.T, nv NewVault) (store.Backends, []byte) {
 	t.Helper()
+	_, check := newKey(t)
+	b, err := nv(t, true).Open(t, check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeBackends(b) })
+	return b, check
+}
+
+// newKey makes a data key and its store.KeyCheck.
+func newKey(t *testing.T) (*store.DataKey, []byte) {
+	t.Helper()
 	key, err := store.CreateDataKey(t.TempDir() + "/data.key")
 	if err != nil {
 		t.Fatal(err)
@@ -27,16 +39,16 @@ func backends(t *testing.T, nv NewVault) (store.Backends, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := nv(t, true).Open(t, check)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
+	return key, check
+}
+
+// closeBackends closes every store of b.
+func closeBackends(b store.Backends) {
+	for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
+		if c != nil {
 			c.Close()
 		}
-	})
-	return b, check
+	}
 }
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -345,14 +357,7 @@ func runIndex(t *testing.T, nv NewVault) {
 		// Two vault nodes over one index, each with its own handle (on
 		// PostgreSQL its own pool): Update's lock holds across them, so
 		// the chain never forks and no append fails.
-		key, err := store.CreateDataKey(t.TempDir() + "/data.key")
-		if err != nil {
-			t.Fatal(err)
-		}
-		check, err := store.KeyCheck(key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, check := newKey(t)
 		v := nv(t, false)
 		var nodes []store.Index
 		for range 2 {
@@ -360,11 +365,7 @@ func runIndex(t *testing.T, nv NewVault) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() {
-				for _, c := range []interface{ Close() error }{b.Primary, b.Pending, b.Index} {
-					c.Close()
-				}
-			})
+			t.Cleanup(func() { closeBackends(b) })
 			nodes = append(nodes, b.Index)
 		}
 		const n = 30
@@ -567,23 +568,11 @@ func runData(t *testing.T, nv NewVault) {
 		}
 	})
 	t.Run("checkpoint", func(t *testing.T) {
-		key, err := store.CreateDataKey(t.TempDir() + "/data.key")
-		if err != nil {
-			t.Fatal(err)
-		}
-		check, err := store.KeyCheck(key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		key, check := newKey(t)
 		v := nv(t, true)
 		b, err := v.Open(t, check)
 		if err != nil {
 			t.Fatal(err)
-		}
-		closeAll := func(b store.Backends) {
-			for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
-				c.Close()
-			}
 		}
 		if _, ok, err := b.Backup.Checkpoint(ctx); ok || err != nil {
 			t.Fatalf("checkpoint of a new store: %v %v", ok, err)
@@ -597,11 +586,11 @@ func runData(t *testing.T, nv NewVault) {
 				t.Fatal(err)
 			}
 		}
-		closeAll(b)
+		closeBackends(b)
 		if b, err = v.Open(t, check); err != nil {
 			t.Fatal(err)
 		}
-		defer closeAll(b)
+		defer closeBackends(b)
 		got, ok, err := b.Backup.Checkpoint(ctx)
 		if err != nil || !ok || got.Seq != 9 || !bytes.Equal(got.Head, cp(9).Head) || !got.At.Equal(cp(9).At) || store.VerifyCheckpoint(key, got) != nil {
 			t.Fatalf("checkpoint after reopening: %+v %v %v, want seq 9", got, ok, err)
