@@ -234,6 +234,10 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
+	if sh.Status == api.StatusCancelled {
+		// Its grant is revoked too; the vault is not asked.
+		return cli.WithHint(fmt.Errorf("shipment %s was cancelled by %s", sh.Tracking, sh.Merchant), "a cancelled booking gets no label")
+	}
 	// A granted token and a deposited address alike are revealed under the
 	// order's grant: its uses, expiry and revocation bind both.
 	value, err := vc.RevealGranted(ctx, sh.ShipToken, sh.OrderID, sh.Invoice)

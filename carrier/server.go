@@ -79,6 +79,7 @@ func NewServer(keys keygen.Keyring, st store.Store, vault Depositor, opt Options
 	vopts := append([]signedhttp.Option{signedhttp.WithNonceStore(st.Nonces(nil))}, opt.Verifier...)
 	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, vopts...)
 	e.PUT(api.PathShipments+":order_id", s.book, signedhttp.Allow("merchant"))
+	e.POST(api.PathShipments+":order_id"+api.CancelSuffix, s.cancel, signedhttp.Allow("merchant"))
 	s.echo = e
 	return s
 }
@@ -277,4 +278,27 @@ func (s *Server) book(c echo.Context) error {
 			"source", string(booked.Source))
 	}
 	return c.JSON(status, shipmentOut(booked))
+}
+
+// cancel is POST /v1/shipments/:order_id/cancel: the calling merchant's
+// booking is cancelled while its parcel has not left. A retry answers the
+// cancelled shipment again; a parcel picked up (or any later event) is
+// refused with parcel-left, and nothing changes.
+func (s *Server) cancel(c echo.Context) error {
+	merchant := signedhttp.Caller(c)
+	sh, changed, err := s.store.Cancel(c.Request().Context(), merchant, c.Param("order_id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return problem.New(http.StatusNotFound, api.CodeUnknownShipment, "Unknown shipment",
+			"This carrier has no booking of the calling merchant for this order.")
+	case errors.Is(err, store.ErrParcelLeft):
+		return problem.New(http.StatusConflict, api.CodeParcelLeft, "Parcel left",
+			"The parcel was picked up; its booking cannot be cancelled. Refund the order instead.")
+	case err != nil:
+		return err
+	}
+	if changed {
+		s.logger.Info("booking cancelled", "tracking", sh.Tracking, "merchant", merchant, "order_id", sh.OrderID)
+	}
+	return c.JSON(http.StatusOK, shipmentOut(sh))
 }

@@ -15,8 +15,14 @@ import (
 )
 
 // Routes of the carrier. PUT is idempotent: the carrier keys a booking on
-// (calling merchant, order id).
-const PathShipments = "/v1/shipments/" // PUT + order id: book (merchant)
+// (calling merchant, order id); so is the cancel.
+const (
+	PathShipments = "/v1/shipments/" // PUT + order id: book (merchant)
+	// CancelSuffix: POST PathShipments + order id + CancelSuffix cancels a
+	// booking whose parcel has not left (merchant). A second cancel answers
+	// the cancelled shipment again and changes nothing.
+	CancelSuffix = "/cancel"
+)
 
 // MaxBody bounds a booking request: the header and one section.
 const MaxBody = 300 << 10
@@ -30,6 +36,9 @@ const (
 	CodeOrderIDMismatch = "order-id-mismatch" // 400: path and bundle name different orders
 	CodeNoDestination   = "no-destination"    // 422: the section names neither a token nor an address
 	CodeVaultDeposit    = "vault-unavailable" // 503: an inline address could not be deposited; retry
+	// Problem codes of a cancel.
+	CodeUnknownShipment = "unknown-shipment" // 404: the calling merchant booked no shipment for this order
+	CodeParcelLeft      = "parcel-left"      // 409: the parcel was picked up (or later): it cannot be cancelled; nothing changes
 )
 
 // Tracking statuses, in the order a parcel normally goes through them.
@@ -41,6 +50,9 @@ const (
 	StatusDelivered      = "delivered"
 	StatusException      = "exception" // delivery failed; a note says why
 	StatusReturned       = "returned"
+	// StatusCancelled: the merchant cancelled the booking before the parcel
+	// left (CancelSuffix); final, and set by the cancel only.
+	StatusCancelled = "cancelled"
 )
 
 // EventStatuses are the statuses an event may carry after booking.
@@ -103,7 +115,7 @@ type TrackingEvent struct {
 	OrderID  string `json:"order_id" validate:"required,max=64"`
 	Tracking string `json:"tracking" validate:"required,max=32"`
 	Seq      int64  `json:"seq" validate:"min=1"`
-	Status   string `json:"status" validate:"required,oneof=booked picked-up in-transit out-for-delivery delivered exception returned"`
+	Status   string `json:"status" validate:"required,oneof=booked picked-up in-transit out-for-delivery delivered exception returned cancelled"`
 	At       string `json:"at" validate:"required,max=40"` // RFC 3339
 	Note     string `json:"note,omitempty" validate:"max=200"`
 }
@@ -141,6 +153,13 @@ func (c *Client) BookParcel(ctx context.Context, b *order.Bundle, invoice string
 	}
 	return httpsig.Call[Shipment](ctx, c.peer, http.MethodPut, PathShipments+url.PathEscape(b.OrderID),
 		BookingRequest{Bundle: raw, Invoice: invoice, Parcel: p})
+}
+
+// Cancel cancels the caller's booking for orderID while its parcel has not
+// left: the answer is the shipment, cancelled. A parcel that left is
+// refused with CodeParcelLeft, an order never booked with CodeUnknownShipment.
+func (c *Client) Cancel(ctx context.Context, orderID string) (*Shipment, error) {
+	return httpsig.Call[Shipment](ctx, c.peer, http.MethodPost, PathShipments+url.PathEscape(orderID)+CancelSuffix, nil)
 }
 
 // Directory is the party's own directory entries (OS2): the key center's

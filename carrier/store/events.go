@@ -26,7 +26,8 @@ type Event struct {
 // next lists the statuses a shipment may move to from each status. A
 // parcel can be scanned in transit at several hubs, fail and be retried,
 // and be sent back at any point until delivered; once delivered it can only
-// come back (returned), and a returned parcel's history is closed.
+// come back (returned), and a returned parcel's history is closed, as is a
+// cancelled booking's.
 var next = map[string][]string{
 	api.StatusBooked:         {api.StatusPickedUp, api.StatusInTransit, api.StatusException, api.StatusReturned},
 	api.StatusPickedUp:       {api.StatusInTransit, api.StatusOutForDelivery, api.StatusException, api.StatusReturned},
@@ -35,6 +36,7 @@ var next = map[string][]string{
 	api.StatusException:      {api.StatusPickedUp, api.StatusInTransit, api.StatusOutForDelivery, api.StatusDelivered, api.StatusException, api.StatusReturned},
 	api.StatusDelivered:      {api.StatusReturned},
 	api.StatusReturned:       nil,
+	api.StatusCancelled:      nil, // set by Cancel only, from booked
 }
 
 // Allowed reports whether a shipment in status from may move to status to.

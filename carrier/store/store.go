@@ -33,7 +33,13 @@ var (
 	ErrTransition    = errors.New("carrier: status change not allowed")
 	ErrInvalid       = errors.New("carrier: invalid shipment")
 	ErrNotMigrated   = errors.New("carrier: database has not been initialized by this version")
+	// ErrParcelLeft refuses to cancel a booking whose parcel has moved on
+	// from booked (picked up, or any later event).
+	ErrParcelLeft = errors.New("carrier: the parcel has left; the booking cannot be cancelled")
 )
+
+// CancelNote is the note of the event a cancel records.
+const CancelNote = "booking cancelled by the merchant"
 
 // Source says where a shipment's token came from.
 type Source string
@@ -166,6 +172,8 @@ type Store interface {
 	Book(ctx context.Context, sh Shipment) (Shipment, bool, error)
 	// AddEvent records a shipment's next event and status and, in the same transaction, the job that posts it to the merchant; ErrTransition for a change Allowed refuses.
 	AddEvent(ctx context.Context, tracking, status, note string) (Event, error)
+	// Cancel cancels merchant's booking for orderID while its status is booked: the status becomes cancelled, with a cancelled event (CancelNote) and the job that posts it to the merchant, in one transaction (changed true). A booking cancelled already is returned as it is (changed false); ErrNotFound for no booking, ErrParcelLeft for a parcel in any other status, and nothing changes.
+	Cancel(ctx context.Context, merchant, orderID string) (sh Shipment, changed bool, err error)
 	// Nonces is the replay memory of signed requests to this party, in
 	// this database: durable, and shared by every process serving from it
 	// (DESIGN.md §5 "Hardening"); each caller holds at most quota(caller)

@@ -289,27 +289,62 @@ func (s *Store) AddEvent(ctx context.Context, tracking, status, note string) (ev
 		if !store.Allowed(sh.Status, status) {
 			return fmt.Errorf("%w: %s is %s; it can go to %v", store.ErrTransition, tracking, sh.Status, store.NextStatuses(sh.Status))
 		}
-		ev = store.Event{Tracking: sh.Tracking, Status: status, At: s.now().UTC().Truncate(time.Second), Note: note}
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE tracking = $1`, sh.Tracking).Scan(&ev.Seq); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO events (tracking, seq, status, at, note) VALUES ($1, $2, $3, $4, $5)`,
-			ev.Tracking, ev.Seq, ev.Status, ev.At.Format(store.TimeLayout), ev.Note); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE shipments SET status = $1 WHERE tracking = $2`, status, sh.Tracking); err != nil {
-			return err
-		}
-		payload, err := store.DeliveryPayload(sh.Merchant, sh.EventsURL, ev.Wire(sh.OrderID))
-		if err != nil {
-			return err
-		}
-		return outboxpg.Enqueue(ctx, tx, store.JobTrackingEvent, fmt.Sprintf("%s/%d", sh.Tracking, ev.Seq), payload, s.now())
+		ev, err = s.addEvent(ctx, tx, sh, status, note)
+		return err
 	})
 	if err != nil {
 		return store.Event{}, err
 	}
 	return ev, nil
+}
+
+// addEvent records sh's next event and status in tx, with the job that
+// posts the event to the merchant; sh's row is locked.
+func (s *Store) addEvent(ctx context.Context, tx pgx.Tx, sh store.Shipment, status, note string) (store.Event, error) {
+	ev := store.Event{Tracking: sh.Tracking, Status: status, At: s.now().UTC().Truncate(time.Second), Note: note}
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE tracking = $1`, sh.Tracking).Scan(&ev.Seq); err != nil {
+		return store.Event{}, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO events (tracking, seq, status, at, note) VALUES ($1, $2, $3, $4, $5)`,
+		ev.Tracking, ev.Seq, ev.Status, ev.At.Format(store.TimeLayout), ev.Note); err != nil {
+		return store.Event{}, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE shipments SET status = $1 WHERE tracking = $2`, status, sh.Tracking); err != nil {
+		return store.Event{}, err
+	}
+	payload, err := store.DeliveryPayload(sh.Merchant, sh.EventsURL, ev.Wire(sh.OrderID))
+	if err != nil {
+		return store.Event{}, err
+	}
+	return ev, outboxpg.Enqueue(ctx, tx, store.JobTrackingEvent, fmt.Sprintf("%s/%d", sh.Tracking, ev.Seq), payload, s.now())
+}
+
+// Cancel cancels merchant's booking for orderID while it is booked, its
+// row locked, with its cancelled event and that event's delivery job.
+func (s *Store) Cancel(ctx context.Context, merchant, orderID string) (sh store.Shipment, changed bool, err error) {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		sh, err = scanShipment(tx.QueryRow(ctx, selectShipment+` WHERE merchant = $1 AND order_id = $2 FOR UPDATE`, merchant, orderID))
+		if err != nil {
+			return err
+		}
+		switch sh.Status {
+		case api.StatusCancelled:
+			return nil
+		case api.StatusBooked:
+		default:
+			return fmt.Errorf("%w (%s is %s)", store.ErrParcelLeft, sh.Tracking, sh.Status)
+		}
+		if _, err := s.addEvent(ctx, tx, sh, api.StatusCancelled, store.CancelNote); err != nil {
+			return err
+		}
+		sh.Status, changed = api.StatusCancelled, true
+		return nil
+	})
+	if err != nil {
+		return store.Shipment{}, false, err
+	}
+	return sh, changed, nil
 }
 
 // Events returns a shipment's events in order, with each one's delivery

@@ -2,11 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"orderseal/carrier/api"
 	"orderseal/carrier/store"
 	outboxsql "orderseal/internal/outbox/sqlite"
 )
@@ -31,6 +33,19 @@ func (s *Store) AddEvent(ctx context.Context, tracking, status, note string) (st
 	if !store.Allowed(sh.Status, status) {
 		return store.Event{}, fmt.Errorf("%w: %s is %s; it can go to %v", store.ErrTransition, tracking, sh.Status, store.NextStatuses(sh.Status))
 	}
+	ev, err := s.addEvent(ctx, tx, sh, status, note)
+	if err != nil {
+		return store.Event{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Event{}, err
+	}
+	return ev, nil
+}
+
+// addEvent records sh's next event and status in tx, with the job that
+// posts the event to the merchant.
+func (s *Store) addEvent(ctx context.Context, tx *sql.Tx, sh store.Shipment, status, note string) (store.Event, error) {
 	ev := store.Event{Tracking: sh.Tracking, Status: status, At: s.now().UTC().Truncate(time.Second), Note: note}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE tracking = ?`, sh.Tracking).Scan(&ev.Seq); err != nil {
 		return store.Event{}, err
@@ -50,10 +65,36 @@ func (s *Store) AddEvent(ctx context.Context, tracking, status, note string) (st
 	if err := outboxsql.Enqueue(ctx, tx, store.JobTrackingEvent, key, payload, s.now()); err != nil {
 		return store.Event{}, err
 	}
-	if err := tx.Commit(); err != nil {
-		return store.Event{}, err
-	}
 	return ev, nil
+}
+
+// Cancel cancels merchant's booking for orderID while it is booked, with
+// its cancelled event and that event's delivery job, in one transaction.
+func (s *Store) Cancel(ctx context.Context, merchant, orderID string) (store.Shipment, bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return store.Shipment{}, false, err
+	}
+	defer tx.Rollback()
+	sh, err := scanShipment(tx.QueryRowContext(ctx, selectShipment+` WHERE merchant = ? AND order_id = ?`, merchant, orderID))
+	if err != nil {
+		return store.Shipment{}, false, err
+	}
+	switch sh.Status {
+	case api.StatusCancelled:
+		return sh, false, nil
+	case api.StatusBooked:
+	default:
+		return store.Shipment{}, false, fmt.Errorf("%w (%s is %s)", store.ErrParcelLeft, sh.Tracking, sh.Status)
+	}
+	if _, err := s.addEvent(ctx, tx, sh, api.StatusCancelled, store.CancelNote); err != nil {
+		return store.Shipment{}, false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Shipment{}, false, err
+	}
+	sh.Status = api.StatusCancelled
+	return sh, true, nil
 }
 
 // Events returns a shipment's events in order, with each one's delivery

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Open) {
 		{"book concurrent", testBookConcurrent},
 		{"tracking collision", testTrackingCollision},
 		{"add event", testAddEvent},
+		{"cancel", testCancel},
 		{"merchant shipments", testMerchantShipments},
 	}
 	for _, tt := range tests {
@@ -193,6 +194,87 @@ func testAddEvent(t *testing.T, open Open) {
 	if err != nil || d.Merchant != sh.Merchant || d.EventsURL != sh.EventsURL || d.Event.Seq != 3 ||
 		d.Event.OrderID != "ord-e" || d.Event.Status != "delivered" || d.Event.Tracking != sh.Tracking {
 		t.Fatalf("delivery %+v %v", d, err)
+	}
+}
+
+// testCancel: a booking whose parcel has not left is cancelled once, with
+// its event and delivery job; a retry answers the same and adds nothing; a
+// cancelled booking takes no event; a parcel that left, an unknown order and
+// another merchant's order are refused and change nothing.
+func testCancel(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t, store.Options{})
+	sh, _, err := s.Book(ctx, sample("ord-x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, _, err := s.Book(ctx, sample("ord-y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddEvent(ctx, left.Tracking, api.StatusPickedUp, ""); err != nil {
+		t.Fatal(err)
+	}
+	jobs := func() int {
+		t.Helper()
+		n, err := s.Outbox().Count(ctx, store.JobTrackingEvent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Pending
+	}
+	got, changed, err := s.Cancel(ctx, sh.Merchant, "ord-x")
+	if err != nil || !changed || got.Tracking != sh.Tracking || got.Status != api.StatusCancelled {
+		t.Fatalf("cancel: %+v changed=%v %v", got, changed, err)
+	}
+	if jobs() != 2 {
+		t.Fatalf("%d delivery jobs, want the pickup's and the cancel's", jobs())
+	}
+	again, changed, err := s.Cancel(ctx, sh.Merchant, "ord-x")
+	if err != nil || changed || again != got {
+		t.Fatalf("second cancel: %+v changed=%v %v, want %+v", again, changed, err, got)
+	}
+	evs, _, err := s.Events(ctx, sh.Tracking)
+	if err != nil || len(evs) != 1 || evs[0].Status != api.StatusCancelled || evs[0].Note != store.CancelNote || evs[0].Seq != 1 || jobs() != 2 {
+		t.Fatalf("events after two cancels: %+v %v, %d jobs", evs, err, jobs())
+	}
+	claimed, err := s.Outbox().Claim(ctx, time.Now().Add(time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, j := range claimed {
+		if j.Key == sh.Tracking+"/1" {
+			d, err := store.ParseDelivery(j.Payload)
+			found = err == nil && d.Event.Status == api.StatusCancelled && d.Event.OrderID == "ord-x" && d.Merchant == sh.Merchant
+		}
+	}
+	if !found {
+		t.Fatalf("no delivery job for the cancel among %+v", claimed)
+	}
+	if _, err := s.AddEvent(ctx, sh.Tracking, api.StatusPickedUp, ""); !errors.Is(err, store.ErrTransition) {
+		t.Fatalf("pickup of a cancelled booking: %v", err)
+	}
+	if l, _ := s.Lookup(ctx, sh.Tracking); l.Status != api.StatusCancelled {
+		t.Fatalf("status %s after a refused event", l.Status)
+	}
+	for _, tt := range []struct {
+		name, merchant, order string
+		want                  error
+	}{
+		{"parcel left", left.Merchant, "ord-y", store.ErrParcelLeft},
+		{"unknown order", sh.Merchant, "ord-none", store.ErrNotFound},
+		{"another merchant's order", "merchant:other.example", "ord-x", store.ErrNotFound},
+	} {
+		if _, changed, err := s.Cancel(ctx, tt.merchant, tt.order); !errors.Is(err, tt.want) || changed {
+			t.Fatalf("%s: changed=%v %v, want %v", tt.name, changed, err, tt.want)
+		}
+	}
+	if l, _ := s.Lookup(ctx, left.Tracking); l.Status != api.StatusPickedUp {
+		t.Fatalf("a refused cancel left the parcel %s", l.Status)
+	}
+	if evs, _, _ := s.Events(ctx, left.Tracking); len(evs) != 1 {
+		t.Fatalf("a refused cancel added events: %+v", evs)
 	}
 }
 
