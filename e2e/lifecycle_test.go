@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	carrierapi "orderseal/carrier/api"
+	carrierstore "orderseal/carrier/store"
 	issuerapi "orderseal/issuer/api"
 	issuerstore "orderseal/issuer/store"
 	merchantapi "orderseal/merchant/api"
@@ -85,6 +87,37 @@ func (c *cluster) checkParties(id, orderState, payState string, captured, refund
 	}
 	if f := row(c.must("", "issuer", "authorizations", "-db", c.path("issuer", "issuer.db"))); !strings.Contains(strings.Join(f, " "), payState) {
 		c.t.Fatalf("issuer authorizations: %q lacks %s", f, payState)
+	}
+}
+
+// booking is the carrier's record of the shop's shipment of id.
+func (c *cluster) booking(id string) carrierstore.Shipment {
+	c.t.Helper()
+	sh, err := c.carrierStore().ByOrder(context.Background(), cShop, id)
+	if err != nil {
+		c.t.Fatalf("carrier shipment of %s: %v", id, err)
+	}
+	return sh
+}
+
+// checkRevoked holds every vault grant of order id revoked.
+func (c *cluster) checkRevoked(id string) {
+	c.t.Helper()
+	grants, err := c.vaultIndex().Grants(context.Background())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n := 0
+	for _, g := range grants {
+		if g.OrderID == id {
+			n++
+			if g.State != "revoked" {
+				c.t.Fatalf("the cancelled order's grant is %s", g.State)
+			}
+		}
+	}
+	if n == 0 {
+		c.t.Fatalf("order %s has no grant at the vault", id)
 	}
 }
 
@@ -220,15 +253,7 @@ func TestLifecycle(t *testing.T) {
 		if got := c.available(cAlice); got != before {
 			t.Fatalf("available %d after the cancel, want %d", got, before)
 		}
-		grants, err := c.vaultIndex().Grants(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range grants {
-			if g.OrderID == b.OrderID && g.State != "revoked" {
-				t.Fatalf("the cancelled order's grant is %s", g.State)
-			}
-		}
+		c.checkRevoked(b.OrderID)
 		// A second cancel is refused and changes nothing.
 		n := c.stored()
 		_, errs, code := c.run("", "cardholder", cancel...)
@@ -244,6 +269,90 @@ func TestLifecycle(t *testing.T) {
 		if o := c.order(b.OrderID); o.State != merchantapi.StateCancelled || o.Tracking != "" {
 			t.Fatalf("a cancelled order was booked: %+v", o)
 		}
+		if sh, err := c.carrierStore().ByOrder(context.Background(), cShop, b.OrderID); err == nil && sh.Status != carrierapi.StatusCancelled {
+			t.Fatalf("the carrier holds a live booking of a cancelled order: %+v", sh)
+		}
+	})
+
+	t.Run("cancel after booking cancels the booking, then voids", func(t *testing.T) {
+		c := c.with(t)
+		before := c.available(cAlice)
+		id := place(t, "1") // booked: the parcel has not left
+		tracking := c.order(id).Tracking
+		if sh := c.booking(id); sh.Status != carrierapi.StatusBooked || sh.Tracking != tracking {
+			t.Fatalf("carrier: %+v", sh)
+		}
+		cancel := []string{"order", "cancel", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice)}
+		out := c.must("", "cardholder", cancel...)
+		if !strings.Contains(out, "state     "+merchantapi.StateCancelled) || !strings.Contains(out, merchantapi.StateCancelling) {
+			t.Fatalf("cancel printed:\n%s", out)
+		}
+		c.checkParties(id, merchantapi.StateCancelled, issuerapi.StateVoided, 0, 0)
+		if got := c.available(cAlice); got != before {
+			t.Fatalf("available %d after the cancel, want %d", got, before)
+		}
+		if sh := c.booking(id); sh.Status != carrierapi.StatusCancelled || sh.Tracking != tracking {
+			t.Fatalf("carrier after the cancel: %+v", sh)
+		}
+		if evs, _, err := c.carrierStore().Events(context.Background(), tracking); err != nil || len(evs) != 1 || evs[0].Status != carrierapi.StatusCancelled {
+			t.Fatalf("carrier events %+v %v: want the booking cancelled once", evs, err)
+		}
+		c.checkRevoked(id)
+		// The carrier's event reaches the merchant's timeline.
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(c.must("", "cardholder", "status", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice)),
+			"tracking "+tracking+": "+carrierstore.CancelNote) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the carrier's cancel never reached the merchant\n%s", c.log("carrier"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// A second cancel is refused and changes nothing; the cancelled
+		// parcel takes no pickup.
+		n := c.stored()
+		if _, errs, code := c.run("", "cardholder", cancel...); code == 0 || !strings.Contains(errs, merchantapi.CodeAlreadyCancelled) {
+			t.Fatalf("second cancel: exit %d %s", code, errs)
+		}
+		if _, _, code := c.run("", "carrier", "event", tracking, "-status", "picked-up", "-db", c.path("carrier", "carrier.db")); code == 0 {
+			t.Fatal("a cancelled booking was picked up")
+		}
+		if !equalCounts(n, c.stored()) {
+			t.Fatal("a second cancel changed something")
+		}
+	})
+
+	t.Run("a cancel the carrier refuses: the parcel had left", func(t *testing.T) {
+		c := c.with(t)
+		before := c.available(cAlice)
+		id := place(t, "1")
+		// The pickup is recorded while the carrier's daemon is down: the
+		// merchant has not heard of it when the cardholder cancels.
+		c.stop("carrier")
+		ship(t, id, "picked-up")
+		cancel := []string{"order", "cancel", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice)}
+		if out := c.must("", "cardholder", append(cancel, "-wait", "0")...); !strings.Contains(out, "state     "+merchantapi.StateCancelling) {
+			t.Fatalf("cancel printed:\n%s", out)
+		}
+		top.launch(c.daemons["carrier"], "carrier")
+		c.waitState(id, merchantapi.StateShipped)
+		// Nothing was voided: the parcel is charged as it left.
+		c.checkParties(id, merchantapi.StateShipped, issuerapi.StateCaptured, 1299, 0)
+		if got := c.available(cAlice); got != before-1299 {
+			t.Fatalf("available %d, want %d", got, before-1299)
+		}
+		if sh := c.booking(id); sh.Status != carrierapi.StatusPickedUp {
+			t.Fatalf("carrier: %+v", sh)
+		}
+		// Asked again, the merchant refuses at once.
+		n := c.stored()
+		if _, errs, code := c.run("", "cardholder", cancel...); code == 0 || !strings.Contains(errs, merchantapi.CodeOrderShipped) {
+			t.Fatalf("cancel after the refusal: exit %d %s", code, errs)
+		}
+		if !equalCounts(n, c.stored()) {
+			t.Fatal("a refused cancel changed something")
+		}
+		ship(t, id, "in-transit", "delivered")
+		c.waitState(id, merchantapi.StateDelivered)
 	})
 
 	t.Run("bad input changes nothing", func(t *testing.T) {
@@ -262,7 +371,9 @@ func TestLifecycle(t *testing.T) {
 		if code == 0 || state != merchantapi.StateDeclined || rest != issuerapi.ReasonInstallments || c.available(cAlice) != credit {
 			t.Fatalf("order %s in 5 installments: exit %d, %s %s; credit %d → %d", declined, code, state, rest, credit, c.available(cAlice))
 		}
-		// The shipped parcel cannot be cancelled: ask for a refund instead.
+		// The parcel that left cannot be cancelled: ask for a refund instead.
+		ship(t, id, "picked-up")
+		c.waitPayment(id, issuerapi.StateCaptured, 1299, 0)
 		n := c.stored()
 		_, errs, code := c.run("", "cardholder", "order", "cancel", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice))
 		if code == 0 || !strings.Contains(errs, merchantapi.CodeOrderShipped) || !equalCounts(n, c.stored()) {
@@ -297,10 +408,11 @@ func TestLifecycle(t *testing.T) {
 		if got := c.available(cAlice); got != before {
 			t.Fatalf("available %d after a capture of an expired hold, want %d", got, before)
 		}
-		// The card carries 25.00 captured of the split shipments and 12.99
-		// held for the bad-input order; the rest was refunded, voided or expired.
-		if used := limit - c.available(cAlice); used != 2500+1299 {
-			t.Fatalf("the card carries %d, want %d", used, 2500+1299)
+		// The card carries 25.00 captured of the split shipments, 12.99 of
+		// the parcel whose cancel came too late and 12.99 of the bad-input
+		// order; the rest was refunded, voided or expired.
+		if used := limit - c.available(cAlice); used != 2500+1299+1299 {
+			t.Fatalf("the card carries %d, want %d", used, 2500+1299+1299)
 		}
 	})
 

@@ -32,6 +32,7 @@ const (
 	jobGrant     = "grant"     // present the vault section for the carrier's grant
 	jobBook      = "book"      // relay header + carrier section
 	jobVoid      = "void"      // release the issuer's hold of an order that cannot ship
+	jobUnbook    = "unbook"    // cancel the carrier's booking of an order being cancelled (cancel.go)
 )
 
 // Failure reasons recorded on an order the relay gave up on.
@@ -270,6 +271,11 @@ func (s *Server) book(ctx context.Context, job outbox.Job) error {
 	if err != nil {
 		return err
 	}
+	if cancelled(o.State) {
+		// Cancelled before this job ran, or while it ran: an earlier
+		// attempt may have booked before the process died.
+		return s.unbookLate(ctx, o)
+	}
 	if o.State != api.StateAuthorized {
 		return nil
 	}
@@ -286,10 +292,34 @@ func (s *Server) book(ctx context.Context, job outbox.Job) error {
 	if sh.OrderID != o.ID || !echoes(b, sh.HeaderHash) || sh.Tracking == "" {
 		return outbox.Permanent(relayError{reasonCarrierAnswer, errors.New("the carrier's answer does not echo this bundle")})
 	}
-	_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateAuthorized}, To: api.StateShipped,
+	applied, err := s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateAuthorized}, To: api.StateShipped,
 		Tracking: sh.Tracking, Detail: "booked with " + o.Carrier + ", tracking " + sh.Tracking})
-	if err == nil {
-		s.log.Info("order shipped", "order", o.ID, "tracking", sh.Tracking)
+	if err != nil {
+		return err
+	}
+	if !applied {
+		// Cancelled while the carrier booked: that booking is cancelled too.
+		if o, err = s.cfg.Store.Get(ctx, o.ID); err != nil {
+			return err
+		}
+		if cancelled(o.State) {
+			return s.unbookLate(ctx, o)
+		}
+		return nil
+	}
+	s.log.Info("order shipped", "order", o.ID, "tracking", sh.Tracking)
+	return nil
+}
+
+// cancelled reports whether an order in state was cancelled, or is being.
+func cancelled(state string) bool { return state == api.StateCancelling || state == api.StateCancelled }
+
+// unbookLate queues the cancel of a booking the carrier may hold for an
+// order cancelled before it was booked (queued once: its key).
+func (s *Server) unbookLate(ctx context.Context, o *store.Order) error {
+	queued, err := s.cfg.Store.Enqueue(ctx, o.ID, store.Job{Kind: jobUnbook, Key: o.ID + "/late"}, "")
+	if queued {
+		s.runner.Kick()
 	}
 	return err
 }
@@ -364,7 +394,7 @@ func (s *Server) void(ctx context.Context, job outbox.Job) error {
 	// The order cannot ship: the vault revokes its grants and the
 	// carrier's deposits for it first (DESIGN.md §7).
 	why := "failed"
-	if o.State == api.StateCancelled {
+	if cancelled(o.State) {
 		why = "cancelled"
 	}
 	rv, err := s.vault.Revoke(ctx, o.ID, why)
@@ -381,7 +411,10 @@ func (s *Server) void(ctx context.Context, job outbox.Job) error {
 		var p *rfc9457.Problem
 		if errors.As(err, &p) && p.Status == http.StatusNotFound && p.Code == issuerapi.CodeUnknownAuth {
 			// The authorization never reached the issuer: nothing is held.
-			return s.cfg.Store.Note(ctx, o.ID, o.State, "no authorization to void at "+o.Issuer)
+			if err := s.cfg.Store.Note(ctx, o.ID, o.State, "no authorization to void at "+o.Issuer); err != nil {
+				return err
+			}
+			return s.cancelDone(ctx, o)
 		}
 		return classify(err)
 	}
@@ -390,7 +423,24 @@ func (s *Server) void(ctx context.Context, job outbox.Job) error {
 			return err
 		}
 	}
-	return s.cfg.Store.Note(ctx, o.ID, o.State, "authorization voided at "+o.Issuer)
+	if err := s.cfg.Store.Note(ctx, o.ID, o.State, "authorization voided at "+o.Issuer); err != nil {
+		return err
+	}
+	return s.cancelDone(ctx, o)
+}
+
+// cancelDone makes an order being cancelled cancelled: its void is the last
+// step (after the carrier's cancel, for a booked one).
+func (s *Server) cancelDone(ctx context.Context, o *store.Order) error {
+	if o.State != api.StateCancelling {
+		return nil
+	}
+	applied, err := s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateCancelling}, To: api.StateCancelled,
+		Reason: "cancelled", Detail: "cancelled by the cardholder"})
+	if err == nil && applied {
+		s.log.Info("order cancelled", "order", o.ID)
+	}
+	return err
 }
 
 // hasCode reports whether err is a peer's signed problem with code.
@@ -425,7 +475,7 @@ func (s *Server) deadline(ctx context.Context, job outbox.Job) time.Time {
 // retryUntil is the deadline of o's job of kind; zero when o's bundle
 // cannot be read.
 func retryUntil(o *store.Order, kind string) time.Time {
-	if kind == jobVoid || isPaymentJob(kind) {
+	if kind == jobVoid || kind == jobUnbook || isPaymentJob(kind) {
 		return paymentDeadline(o)
 	}
 	b, err := order.ParseBundle(o.Bundle)
@@ -456,6 +506,16 @@ func (s *Server) giveUp(ctx context.Context, job outbox.Job, err error) {
 		from, jobs = []string{api.StateAuthorized}, []string{jobVoid}
 	case jobVoid:
 		s.log.Error("void failed for good; release the hold by hand", "order", job.Key, "reason", reason)
+		return
+	case jobUnbook:
+		// The booking stands: the order goes back to its parcel's state.
+		o, gerr := s.cfg.Store.Get(ctx, orderOfKey(job.Key))
+		if gerr == nil {
+			gerr = s.unbookRefused(ctx, o, job.Key, reason)
+		}
+		if gerr != nil {
+			s.log.Error("recording a failed booking cancel", "order", job.Key, "err", gerr)
+		}
 		return
 	}
 	var kept *store.Retained

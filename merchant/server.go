@@ -189,6 +189,7 @@ func NewServer(cfg Config) (*Server, error) {
 			jobGrant:     s.grant,
 			jobBook:      s.book,
 			jobVoid:      s.void,
+			jobUnbook:    s.unbook,
 			jobCapture:   s.capture,
 			jobRefund:    s.refund,
 			jobRelease:   s.release,
@@ -543,7 +544,9 @@ func (s *Server) carrierEvent(c echo.Context) error {
 	if recorded {
 		s.log.Info("tracking event", "order", id, "status", ev.Status, "seq", ev.Seq)
 	}
-	if o.State == api.StateShipped || o.State == api.StateDelivered {
+	// While a cancel is under way too: an event that the parcel left means
+	// the carrier refuses the cancel, and the capture is due.
+	if o.State == api.StateShipped || o.State == api.StateDelivered || o.State == api.StateCancelling {
 		if err := s.onTracking(ctx, o, ev.Status); err != nil {
 			return unavailable(err) // the carrier retries the event, and the job is enqueued then
 		}

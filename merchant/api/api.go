@@ -42,6 +42,10 @@ const (
 	StateDelivered  = "delivered"
 	StateFailed     = "failed"
 	StateCancelled  = "cancelled" // by its cardholder before shipment (DESIGN.md §6.8)
+	// StateCancelling: the cardholder asked to cancel; the carrier's booking
+	// is being cancelled and the hold voided. Cancelled once both are done,
+	// back to shipped when the carrier reports that the parcel had left.
+	StateCancelling = "cancelling"
 )
 
 // Settled reports whether a state is one the checkout ends in: the cardholder

@@ -8,15 +8,18 @@ import (
 )
 
 // CancelSuffix: POST PathOrder + id + CancelSuffix, signed by the order's
-// cardholder, cancels an order before shipment (DESIGN.md §6.8): its hold
-// is voided at the issuer and its address grant revoked at the vault,
-// through the merchant's outbox.
+// cardholder, cancels an order before its parcel leaves (DESIGN.md §6.8):
+// the carrier's booking is cancelled, then its address grant revoked at the
+// vault and its hold voided at the issuer, through the merchant's outbox.
+// The answer is the order in StateCancelling; it is StateCancelled once
+// every step is done, or shipped again if the carrier reports the parcel
+// had left meanwhile.
 const CancelSuffix = "/cancel"
 
 // Problem codes of a cancel.
 const (
-	CodeAlreadyCancelled = "order-already-cancelled" // 409: a second cancel; nothing changes
-	CodeOrderShipped     = "order-shipped"           // 409: the parcel is booked or on its way: ask for a refund instead
+	CodeAlreadyCancelled = "order-already-cancelled" // 409: a second cancel (or one while the first is under way); nothing changes
+	CodeOrderShipped     = "order-shipped"           // 409: the parcel has left: ask for a refund instead
 	CodeNotCancellable   = "order-not-cancellable"   // 409: declined or failed: nothing is held
 )
 
