@@ -740,7 +740,17 @@ func printStatus(w io.Writer, st *merchantapi.Status) {
 		fmt.Fprintf(w, "tracking  %s (%s)\n", st.Tracking, st.Carrier)
 	}
 	if p := st.Payment; p != nil {
-		fmt.Fprintf(w, "payment   %s, captured %s, refunded %s\n", p.State, money.Show(p.Captured, st.Currency), money.Show(p.Refunded, st.Currency))
+		fmt.Fprintf(w, "payment   %s, captured %s, refunded %s", p.State, money.Show(p.Captured, st.Currency), money.Show(p.Refunded, st.Currency))
+		switch {
+		case p.State == "expired":
+			fmt.Fprintf(w, ", the hold expired %s", p.HoldUntil)
+		case p.HoldUntil != "" && (p.State == "authorized" || p.State == "partially-captured"):
+			fmt.Fprintf(w, ", held until %s", p.HoldUntil)
+		}
+		fmt.Fprintln(w)
+	}
+	if st.Installments != "" {
+		fmt.Fprintf(w, "plan      %s\n", st.Installments)
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nAT\tSTATE\tDETAIL")

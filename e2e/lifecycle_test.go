@@ -90,6 +90,18 @@ func (c *cluster) checkParties(id, orderState, payState string, captured, refund
 	}
 }
 
+// rowOf is the line of a table that starts with id.
+func rowOf(t *testing.T, out, id string) string {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == id {
+			return l
+		}
+	}
+	t.Fatalf("no row for %s in:\n%s", id, out)
+	return ""
+}
+
 // booking is the carrier's record of the shop's shipment of id.
 func (c *cluster) booking(id string) carrierstore.Shipment {
 	c.t.Helper()
@@ -381,12 +393,53 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("installments are shown at every party", func(t *testing.T) {
+		c := c.with(t)
+		id, state, rest, code, errs := c.orderCLI(alice, "-item", "BOOK-1984.pb=3", "-ship-to", "home", "-installments", "3")
+		if code != 0 || state != merchantapi.StateShipped {
+			t.Fatalf("order %s in 3 installments: exit %d, %s %s\n%s", id, code, state, rest, errs)
+		}
+		// 38.97 EUR in three, monthly from the month after the decision.
+		sched := c.issuerAuth(id).Schedule()
+		if len(sched) != 3 {
+			t.Fatalf("issuer schedule %+v", sched)
+		}
+		var parts []string
+		for _, in := range sched {
+			if in.Amount != 1299 {
+				t.Fatalf("issuer schedule %+v", sched)
+			}
+			parts = append(parts, "12.99 EUR due "+in.Due.Format(time.DateOnly))
+		}
+		want := "3 installments: " + strings.Join(parts, ", ")
+		status := c.must("", "cardholder", "status", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice))
+		if !strings.Contains(status, "plan      "+want+"\n") {
+			t.Fatalf("cardholder status lacks %q:\n%s", want, status)
+		}
+		if out := c.must("", "merchant", "orders", "-db", mdb); !strings.Contains(rowOf(t, out, id), want) {
+			t.Fatalf("merchant orders: %q lacks %q", rowOf(t, out, id), want)
+		}
+		wantIssuer := "3: 12.99 EUR " + sched[0].Due.Format(time.DateOnly) + ", 12.99 EUR " + sched[1].Due.Format(time.DateOnly)
+		if out := c.must("", "issuer", "authorizations", "-db", c.path("issuer", "issuer.db")); !strings.Contains(rowOf(t, out, id), wantIssuer) {
+			t.Fatalf("issuer authorizations: %q lacks %q", rowOf(t, out, id), wantIssuer)
+		}
+		// A single payment shows none.
+		if out := c.must("", "merchant", "orders", "-db", mdb); !strings.HasSuffix(strings.TrimSpace(rowOf(t, out, captured)), " -") {
+			t.Fatalf("merchant orders: a single payment shows a plan: %q", rowOf(t, out, captured))
+		}
+	})
+
 	t.Run("a hold expires after the issuer's period", func(t *testing.T) {
 		c := c.with(t)
 		c.stop("issuer")
 		d := c.daemons["issuer"]
 		d.args = append(d.args, "-hold", "2s")
 		top.launch(d, "issuer")
+		// The merchant asks about ended holds often enough to see this one.
+		c.stop("merchant")
+		m := c.daemons["merchant"]
+		m.args = append(m.args, "-hold-sweep", "200ms")
+		top.launch(m, "merchant")
 		before := c.available(cAlice)
 		id := place(t, "1")
 		if a := c.issuerAuth(id); a.HoldUntil.Sub(a.Decided) != 2*time.Second {
@@ -402,17 +455,29 @@ func TestLifecycle(t *testing.T) {
 		if got := c.available(cAlice); got != before {
 			t.Fatalf("available %d after the hold expired, want %d", got, before)
 		}
-		// The merchant sees the expiry on its next step: the capture on shipment.
+		// The merchant sees the expiry without a step of its own: its sweep
+		// asks the issuer, and every view shows it.
+		p := c.waitPayment(id, issuerapi.StateExpired, 0, 0)
+		if !p.HoldUntil.Equal(c.issuerAuth(id).HoldUntil.Truncate(time.Second)) {
+			t.Fatalf("merchant records the hold until %s, the issuer %s", p.HoldUntil, c.issuerAuth(id).HoldUntil)
+		}
+		c.checkParties(id, merchantapi.StateShipped, issuerapi.StateExpired, 0, 0)
+		status := c.must("", "cardholder", "status", id, "-merchant", c.url("merchant"), "-merchant-id", cShop, "-key", c.keyFile(cAlice))
+		if !strings.Contains(status, "payment   expired") || !strings.Contains(status, "the hold expired") || !strings.Contains(status, "hold expired at "+cBank) {
+			t.Fatalf("cardholder status does not show the expiry:\n%s", status)
+		}
+		// Its next step finds it too: the capture on shipment captures nothing.
 		ship(t, id, "picked-up")
 		c.checkParties(id, merchantapi.StateShipped, issuerapi.StateExpired, 0, 0)
 		if got := c.available(cAlice); got != before {
 			t.Fatalf("available %d after a capture of an expired hold, want %d", got, before)
 		}
 		// The card carries 25.00 captured of the split shipments, 12.99 of
-		// the parcel whose cancel came too late and 12.99 of the bad-input
-		// order; the rest was refunded, voided or expired.
-		if used := limit - c.available(cAlice); used != 2500+1299+1299 {
-			t.Fatalf("the card carries %d, want %d", used, 2500+1299+1299)
+		// the parcel whose cancel came too late, 12.99 of the bad-input
+		// order and 38.97 held in installments; the rest was refunded,
+		// voided or expired.
+		if used := limit - c.available(cAlice); used != 2500+1299+1299+3897 {
+			t.Fatalf("the card carries %d, want %d", used, 2500+1299+1299+3897)
 		}
 	})
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/internal/secfile"
 	"orderseal/internal/web"
+	"orderseal/issuer/api"
 	"orderseal/issuer/store"
 	"orderseal/keygen"
 	"orderseal/order"
@@ -348,6 +350,25 @@ type authorizationJSON struct {
 	Captured  int64  `json:"captured"`
 	Refunded  int64  `json:"refunded"`
 	HoldUntil string `json:"hold_until,omitempty"`
+	// Plan is the installment schedule of an approval in more than one payment.
+	Plan *api.Plan `json:"plan,omitempty"`
+}
+
+// planOf is a's schedule on the wire (nil for a single payment), and as
+// people read it: "3 × 4.33 EUR: 2027-01-07, 2027-02-07, …" with each
+// amount formatted for its currency ("-" for none).
+func planOf(a store.Authorization) (*api.Plan, string) {
+	sched := a.Schedule()
+	if sched == nil {
+		return nil, "-"
+	}
+	p := &api.Plan{Installments: a.Installments}
+	parts := make([]string, 0, len(sched))
+	for _, in := range sched {
+		p.Schedule = append(p.Schedule, api.Installment{N: in.N, Due: in.Due.Format(time.DateOnly), Amount: in.Amount})
+		parts = append(parts, money.Show(in.Amount, a.Currency)+" "+in.Due.Format(time.DateOnly))
+	}
+	return p, strconv.Itoa(a.Installments) + ": " + strings.Join(parts, ", ")
 }
 
 func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) error {
@@ -381,7 +402,8 @@ func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) erro
 	if *asJSON {
 		out := make([]authorizationJSON, 0, len(auths))
 		for _, a := range auths {
-			out = append(out, authorizationJSON{OrderID: a.OrderID, Merchant: a.Merchant, Sealer: a.Sealer,
+			plan, _ := planOf(a)
+			out = append(out, authorizationJSON{Plan: plan, OrderID: a.OrderID, Merchant: a.Merchant, Sealer: a.Sealer,
 				Channel: a.Channel, Session: a.Session, Amount: a.Amount, Currency: a.Currency, Decision: a.Decision,
 				Reason: a.Reason, AuthCode: a.AuthCode, Decided: stamp(a.Decided), Voided: a.Voided, VoidedAt: stamp(a.VoidedAt),
 				State: a.State(), Captured: a.Captured, Refunded: a.Refunded, HoldUntil: stamp(a.HoldUntil)})
@@ -390,11 +412,12 @@ func cmdAuthorizations(ctx context.Context, args []string, stdio cli.Stdio) erro
 	}
 	dash := func(s string) string { return cmp.Or(s, "-") }
 	tw := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tMERCHANT\tSEALER\tCHANNEL\tSESSION\tAMOUNT\tCURRENCY\tDECISION\tREASON\tAUTH\tDECIDED\tVOIDED\tSTATE\tCAPTURED\tREFUNDED")
+	fmt.Fprintln(tw, "ORDER\tMERCHANT\tSEALER\tCHANNEL\tSESSION\tAMOUNT\tCURRENCY\tDECISION\tREASON\tAUTH\tDECIDED\tVOIDED\tSTATE\tCAPTURED\tREFUNDED\tINSTALLMENTS")
 	for _, a := range auths {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.OrderID, a.Merchant, dash(a.Sealer),
+		_, plan := planOf(a)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.OrderID, a.Merchant, dash(a.Sealer),
 			a.Channel, dash(a.Session), money.Show(a.Amount, a.Currency), a.Currency, a.Decision, dash(a.Reason), dash(a.AuthCode),
-			stamp(a.Decided), dash(stamp(a.VoidedAt)), a.State(), money.Show(a.Captured, a.Currency), money.Show(a.Refunded, a.Currency))
+			stamp(a.Decided), dash(stamp(a.VoidedAt)), a.State(), money.Show(a.Captured, a.Currency), money.Show(a.Refunded, a.Currency), plan)
 	}
 	return tw.Flush()
 }

@@ -350,7 +350,7 @@ func TestCLIAuthorizations(t *testing.T) {
 	if code != 0 || len(lines) != 4 {
 		t.Fatalf("authorizations: %d %s %s", code, out, stderr)
 	}
-	if got := strings.Join(strings.Fields(lines[0]), " "); got != "ORDER MERCHANT SEALER CHANNEL SESSION AMOUNT CURRENCY DECISION REASON AUTH DECIDED VOIDED STATE CAPTURED REFUNDED" {
+	if got := strings.Join(strings.Fields(lines[0]), " "); got != "ORDER MERCHANT SEALER CHANNEL SESSION AMOUNT CURRENCY DECISION REASON AUTH DECIDED VOIDED STATE CAPTURED REFUNDED INSTALLMENTS" {
 		t.Fatalf("header %q", got)
 	}
 	for i, want := range [][]string{
@@ -359,8 +359,11 @@ func TestCLIAuthorizations(t *testing.T) {
 		{online.OrderID, keys.Shop, keys.Alice, api.ChannelOnline, "-", "34.48", "EUR", "EUR", api.Approved, "-", "", "", "", api.StateVoided, "0.00", "EUR", "0.00", "EUR"},
 	} {
 		got := strings.Fields(lines[i+1])
-		if len(got) != len(want) {
+		if len(got) <= len(want) { // then INSTALLMENTS: planOf's, held by TestCLIAuthorizationsPlan
 			t.Fatalf("line %d: %q", i+1, lines[i+1])
+		}
+		if plan := strings.Join(got[len(want):], " "); (plan == "-") != (want[8] != api.Approved) {
+			t.Fatalf("line %d: installments %q (the test order is in 3)", i+1, plan)
 		}
 		for j := range want {
 			if want[j] != "" && got[j] != want[j] {
@@ -423,5 +426,81 @@ func TestCLIAuthorizations(t *testing.T) {
 	}
 	if code, _, stderr := run(t, "", "authorizations", "-h"); code != 0 || !strings.Contains(stderr, "-session") {
 		t.Fatalf("authorizations -h: %d %s", code, stderr)
+	}
+}
+
+// TestCLIAuthorizationsPlan: an approval in installments lists the
+// issuer's schedule, each amount formatted for its currency, as text and
+// as JSON (minor units there); a single payment shows none.
+func TestCLIAuthorizationsPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newCLIEnv(t)
+	if code, out, stderr := e.add(t, visa, keys.Alice); code != 0 {
+		t.Fatalf("add: %d %q %s", code, out, stderr)
+	}
+	key, err := store.LoadCardKey(e.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := issuer.OpenStore(ctx, e.db, store.Options{CardKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(issuer.NewServer(keys.Keys(t, keys.Bank), st, issuer.Options{}).Handler())
+	c, err := api.NewClient(keys.Keys(t, keys.Shop), ts.URL, keys.Bank, ts.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := seal(t, orderOpts{installments: 3})
+	a, err := c.Authorize(ctx, plan, orderTotal, "EUR", "")
+	if err != nil || a.Decision != api.Approved || a.Plan == nil || len(a.Plan.Schedule) != 3 {
+		t.Fatalf("in 3 installments: %+v %v", a, err)
+	}
+	single := seal(t, orderOpts{installments: 1})
+	if a, err := c.Authorize(ctx, single, orderTotal, "EUR", ""); err != nil || a.Decision != api.Approved {
+		t.Fatalf("single: %+v %v", a, err)
+	}
+	ts.Close()
+	st.Close()
+
+	// 34.48 EUR in three: the odd cent goes to the first.
+	due := a.Plan.Schedule
+	want := "3: 11.50 EUR " + due[0].Due + ", 11.49 EUR " + due[1].Due + ", 11.49 EUR " + due[2].Due
+	code, out, stderr := run(t, "", "authorizations", "-db", e.db)
+	if code != 0 {
+		t.Fatalf("authorizations: %d %s", code, stderr)
+	}
+	rows := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			rows[f[0]] = l
+		}
+	}
+	if !strings.HasSuffix(rows[plan.OrderID], want) {
+		t.Fatalf("plan row %q, want it to end %q", rows[plan.OrderID], want)
+	}
+	if !strings.HasSuffix(rows[single.OrderID], " -") {
+		t.Fatalf("single payment row %q", rows[single.OrderID])
+	}
+	code, out, _ = run(t, "", "authorizations", "-db", e.db, "-json")
+	var all []struct {
+		OrderID string    `json:"order_id"`
+		Plan    *api.Plan `json:"plan"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &all) != nil || len(all) != 2 {
+		t.Fatalf("-json: %d %s", code, out)
+	}
+	for _, x := range all {
+		switch x.OrderID {
+		case plan.OrderID:
+			if x.Plan == nil || x.Plan.Installments != 3 || len(x.Plan.Schedule) != 3 || x.Plan.Schedule[0].Amount != 1150 || x.Plan.Schedule[2].Due != due[2].Due {
+				t.Fatalf("-json plan %+v", x.Plan)
+			}
+		case single.OrderID:
+			if x.Plan != nil {
+				t.Fatalf("-json: a single payment with a plan %+v", x.Plan)
+			}
+		}
 	}
 }

@@ -38,6 +38,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	sf := cli.AddServeFlags(fs, "127.0.0.1:8080", cli.ListenUsage)
 	public := fs.String("public-url", "", "URL the carrier reaches this node at (default: http://<bound address>)")
 	poll := fs.Duration("relay-poll", time.Second, "how often the relay outbox looks for due work")
+	holdSweep := fs.Duration("hold-sweep", DefaultHoldSweep, "how often to ask the issuers about authorizations whose hold has ended, so their expiry shows")
 	lease := fs.Duration("outbox-lease", outboxpg.DefaultLease, "on PostgreSQL: how long this node's claim on a relay job keeps the other nodes off it, renewed at every poll while the node lives (a killed node's jobs resume after it)")
 	var companies cli.Strings
 	fs.Var(&companies, "company", "a call-center company whose consultants may log in for phone orders, company:NAME (repeatable)")
@@ -97,6 +98,10 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 			return cli.Usagef("use -company company:NAME", "-company %.80q is not a company identity", c)
 		}
 	}
+	if *holdSweep < 100*time.Millisecond {
+		return cli.Usagef("use -hold-sweep 1m", "-hold-sweep must be at least 100ms")
+	}
+	cfg.HoldSweep = *holdSweep
 	if *maxShift < time.Second {
 		return cli.Usagef("use -max-shift 8h", "-max-shift must be at least 1s")
 	}
@@ -411,18 +416,25 @@ func cmdOrders(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return json.NewEncoder(stdio.Out).Encode(out)
 	}
 	tw := tabwriter.NewWriter(stdio.Out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tSTATE\tREASON\tTOTAL\tSHIP-TO TOKEN\tTRACKING\tCREATED\tPAYMENT\tCAPTURED\tREFUNDED")
+	fmt.Fprintln(tw, "ORDER\tSTATE\tREASON\tTOTAL\tSHIP-TO TOKEN\tTRACKING\tCREATED\tPAYMENT\tCAPTURED\tREFUNDED\tHOLD UNTIL\tINSTALLMENTS")
 	for _, o := range orders {
 		p, ok, err := st.Payment(ctx, o.ID)
 		if err != nil {
 			return err
 		}
-		pay, captured, refunded := "-", "-", "-"
+		tl, err := st.Timeline(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		pay, captured, refunded, hold := "-", "-", "-", "-"
 		if ok {
 			pay, captured, refunded = p.State, money.Show(p.Captured, o.Currency), money.Show(p.Refunded, o.Currency)
+			if !p.HoldUntil.IsZero() {
+				hold = p.HoldUntil.UTC().Format(time.RFC3339)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.State, dash(o.Reason), money.Show(o.Total, o.Currency),
-			dash(o.ShipToken), dash(o.Tracking), o.Created.Format(time.RFC3339), pay, captured, refunded)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.State, dash(o.Reason), money.Show(o.Total, o.Currency),
+			dash(o.ShipToken), dash(o.Tracking), o.Created.Format(time.RFC3339), pay, captured, refunded, hold, dash(statusOf(o, tl).Installments))
 	}
 	return tw.Flush()
 }

@@ -185,6 +185,11 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 		}
 		return err
 	case issuerapi.Approved:
+		// The hold and the plan the issuer answered with, recorded before
+		// the approval: a replay after a crash records them again the same.
+		if err := s.recordApproval(ctx, o, auth); err != nil {
+			return err
+		}
 		if revoked {
 			return s.failApproved(ctx, o, auth.AuthCode, vaultapi.CodeGrantRevoked)
 		}

@@ -2,6 +2,7 @@ package merchant
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,6 +85,9 @@ type Config struct {
 	HTTPClient *http.Client // for relays; nil: 30 s timeout
 	Verifier   []signedhttp.Option
 	Outbox     func(*outbox.Runner) // tunes the relay runner (tests)
+	// HoldSweep is how often Run asks the issuers about holds past their
+	// end (0: DefaultHoldSweep; negative: never).
+	HoldSweep time.Duration
 	// VaultCheckpointFile keeps the newest audit checkpoint the vault
 	// hands out with its grants ("": not kept).
 	VaultCheckpointFile string
@@ -238,8 +242,19 @@ func (s *Server) Routes() []string {
 }
 
 // Run relays stored orders until ctx ends; orders a previous process left
-// half-relayed resume at once.
-func (s *Server) Run(ctx context.Context) { s.runner.Run(ctx) }
+// half-relayed resume at once. Beside the relay, it sweeps for holds that
+// ended (Config.HoldSweep).
+func (s *Server) Run(ctx context.Context) {
+	d := cmp.Or(s.cfg.HoldSweep, DefaultHoldSweep)
+	if d < 0 {
+		s.runner.Run(ctx)
+		return
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); s.sweepHolds(ctx, d) }()
+	s.runner.Run(ctx)
+	<-done
+}
 
 func unavailable(err error) *problem.Problem {
 	return problem.New(http.StatusServiceUnavailable, api.CodeMerchantUnavailable, "Merchant unavailable",
@@ -506,6 +521,9 @@ func statusOf(o *store.Order, tl []store.Event) api.Status {
 	}
 	for _, e := range tl {
 		st.Timeline = append(st.Timeline, api.Event{At: e.At.Format(time.RFC3339), State: e.State, Detail: e.Detail})
+		if e.State == api.PlanEvent {
+			st.Installments = e.Detail
+		}
 	}
 	return st
 }

@@ -148,7 +148,15 @@ type Status struct {
 	// Payment is the issuer's last word on the payment after authorization
 	// (DESIGN.md §6.8); absent until the merchant has one.
 	Payment *Payment `json:"payment,omitempty"`
+	// Installments is the issuer's schedule of an approval in more than one
+	// payment, as it answered, written for people ("3 installments: 4.33
+	// EUR due 2027-01-07, …"); absent for a single payment.
+	Installments string `json:"installments,omitempty"`
 }
+
+// PlanEvent is the timeline state of the entry that records the issuer's
+// installment schedule of an approval.
+const PlanEvent = "installments"
 
 // Payment is an order's payment as its issuer last answered about it.
 type Payment struct {
