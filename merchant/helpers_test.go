@@ -271,6 +271,8 @@ type fakeCarrier struct {
 	requests []carrierRequest
 	errs     []string
 	expire   func() // as fakeIssuer's
+	cancels  []string
+	refuse   string // a cancel is refused (409) with this code; "": cancelled
 }
 
 func newFakeCarrier(t *testing.T, id string) *fakeCarrier {
@@ -278,6 +280,7 @@ func newFakeCarrier(t *testing.T, id string) *fakeCarrier {
 	e := web.New(slog.New(slog.DiscardHandler))
 	verify := signedhttp.NewVerifier(f.keys).Middleware()
 	e.PUT(carrierapi.PathShipments+":id", f.book, verify, signedhttp.Allow("merchant"))
+	e.POST(carrierapi.PathShipments+":id"+carrierapi.CancelSuffix, f.cancel, verify, signedhttp.Allow("merchant"))
 	f.ts = httptest.NewServer(e)
 	t.Cleanup(f.ts.Close)
 	return f
@@ -328,6 +331,26 @@ func (f *fakeCarrier) book(c echo.Context) error {
 	hh := b.HeaderHash()
 	return c.JSON(http.StatusOK, carrierapi.Shipment{OrderID: b.OrderID, HeaderHash: base64.RawURLEncoding.EncodeToString(hh[:]),
 		Tracking: trackingNumber, Status: carrierapi.StatusBooked, Booked: time.Now().UTC().Format(time.RFC3339)})
+}
+
+// cancel answers a booking's cancel as the carrier does: the shipment,
+// cancelled, or the scripted refusal.
+func (f *fakeCarrier) cancel(c echo.Context) error {
+	f.mu.Lock()
+	f.cancels = append(f.cancels, c.Param("id"))
+	refuse := f.refuse
+	f.mu.Unlock()
+	if refuse != "" {
+		return problem.New(http.StatusConflict, refuse, "Scripted refusal", "The fake carrier was told to refuse the cancel.")
+	}
+	return c.JSON(http.StatusOK, carrierapi.Shipment{OrderID: c.Param("id"), Tracking: trackingNumber, Status: carrierapi.StatusCancelled,
+		Booked: time.Now().UTC().Format(time.RFC3339)})
+}
+
+func (f *fakeCarrier) cancelled() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.cancels...)
 }
 
 // --- real vault ----------------------------------------------------------
