@@ -126,6 +126,12 @@ type fakeIssuer struct {
 	errs        []string
 	voidUnknown bool   // answer voids as the issuer does for an order it never saw
 	expire      func() // moves the merchant's clock past every bundle's expiry
+	// hold, when set, is the hold approvals report (state authorized, until
+	// hold); GET then answers each order in state held, and counts gets.
+	hold  time.Time
+	held  string
+	gets  int
+	plans map[string]*issuerapi.Plan // by order id: the schedule an approval answers with
 }
 
 func newFakeIssuer(t *testing.T, id string) *fakeIssuer {
@@ -134,6 +140,7 @@ func newFakeIssuer(t *testing.T, id string) *fakeIssuer {
 	verify := signedhttp.NewVerifier(f.keys).Middleware()
 	e.PUT(issuerapi.PathAuthorizations+":id", f.authorize, verify, signedhttp.Allow("merchant"))
 	e.POST(issuerapi.PathAuthorizations+":id"+issuerapi.PathVoidSuffix, f.void, verify, signedhttp.Allow("merchant"))
+	e.GET(issuerapi.PathAuthorizations+":id", f.get, verify, signedhttp.Allow("merchant"))
 	f.ts = httptest.NewServer(e)
 	t.Cleanup(f.ts.Close)
 	return f
@@ -224,6 +231,12 @@ func (f *fakeIssuer) authorize(c echo.Context) error {
 	auth := issuerapi.Authorization{OrderID: b.OrderID, HeaderHash: base64.RawURLEncoding.EncodeToString(hh[:]),
 		Decision: issuerapi.Approved, AuthCode: "A1B2C3", Amount: req.Amount, Currency: req.Currency,
 		Decided: time.Now().UTC().Format(time.RFC3339)}
+	f.mu.Lock()
+	if !f.hold.IsZero() && step.decline == "" {
+		auth.State, auth.HoldUntil = issuerapi.StateAuthorized, f.hold.UTC().Format(time.RFC3339)
+	}
+	auth.Plan = f.plans[b.OrderID]
+	f.mu.Unlock()
 	if step.decline != "" {
 		auth.Decision, auth.Reason, auth.AuthCode = issuerapi.Declined, step.decline, ""
 	} else if b.Parties[order.RoleVault] != "" {
@@ -233,6 +246,21 @@ func (f *fakeIssuer) authorize(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, auth)
+}
+
+// get answers GET of an authorization: the order as authorized, in the
+// state f.held.
+func (f *fakeIssuer) get(c echo.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets++
+	for _, r := range f.requests {
+		if r.orderID == c.Param("id") {
+			return c.JSON(http.StatusOK, issuerapi.Authorization{OrderID: r.orderID, Decision: issuerapi.Approved, Amount: r.amount,
+				Currency: r.currency, State: f.held, HoldUntil: f.hold.UTC().Format(time.RFC3339)})
+		}
+	}
+	return problem.New(http.StatusNotFound, issuerapi.CodeUnknownAuth, "Unknown authorization", "No authorization for this order id.")
 }
 
 func (f *fakeIssuer) void(c echo.Context) error {
@@ -415,6 +443,8 @@ type env struct {
 	carrier *fakeCarrier
 	vault   *vaultEnv
 	skew    atomic.Int64 // added to the merchant's clock (not the signing window's)
+	// holdSweep is Config.HoldSweep of the Server open makes (0: the default).
+	holdSweep time.Duration
 
 	st     store.Store
 	srv    *merchant.Server
@@ -475,6 +505,7 @@ func (e *env) open() {
 		MaxShift:            8 * time.Hour,
 		Sender:              e.sender,
 		Now:                 func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
+		HoldSweep:           e.holdSweep,
 		Outbox: func(r *outbox.Runner) {
 			r.Poll, r.MinBackoff, r.MaxBackoff, r.Timeout = 20*time.Millisecond, 5*time.Millisecond, 40*time.Millisecond, 10*time.Second
 		},
