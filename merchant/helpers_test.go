@@ -96,12 +96,13 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // issuerStep scripts one answer of the fake issuer.
 type issuerStep struct {
-	status  int    // a refusal with this status and code
-	code    string //
-	decline string // a decline with this reason
-	badHash bool   // echo a header hash that is not the bundle's
-	hang    bool   // hold the request until the caller gives up
-	expire  bool   // answer once the order's bundle has expired (the merchant's clock jumps past it)
+	status  int           // a refusal with this status and code
+	code    string        //
+	decline string        // a decline with this reason
+	badHash bool          // echo a header hash that is not the bundle's
+	hang    bool          // hold the request until the caller gives up
+	gate    chan struct{} // answer once it is closed (announced on arrived first)
+	expire  bool          // answer once the order's bundle has expired (the merchant's clock jumps past it)
 }
 
 type issuerRequest struct {
@@ -221,7 +222,11 @@ func (f *fakeIssuer) authorize(c echo.Context) error {
 		f.arrived <- b.OrderID
 		<-c.Request().Context().Done()
 		return c.Request().Context().Err()
-	case step.status != 0:
+	case step.gate != nil:
+		f.arrived <- b.OrderID
+		<-step.gate
+	}
+	if step.status != 0 {
 		return problem.New(step.status, step.code, "Scripted refusal", "The fake issuer was told to refuse.")
 	}
 	hh := b.HeaderHash()
@@ -484,6 +489,13 @@ func newEnv(t *testing.T) *env {
 
 // open opens the merchant database and a Server on it behind e.ts.
 func (e *env) open() {
+	e.st, e.srv = e.node()
+	e.front.set(e.srv.Handler())
+}
+
+// node opens the merchant database and a Server on it, as one more node
+// of the merchant would: the same peers, its own store handle.
+func (e *env) node() (store.Store, *merchant.Server) {
 	t := e.t
 	t.Helper()
 	st, err := merchant.OpenStore(context.Background(), e.dbPath, nil)
@@ -513,8 +525,7 @@ func (e *env) open() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.st, e.srv = st, srv
-	e.front.set(srv.Handler())
+	return st, srv
 }
 
 // run starts relaying.

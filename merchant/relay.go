@@ -217,9 +217,7 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 			AuthCode: auth.AuthCode, Invoice: invoice, Detail: "approved by " + o.Issuer + ", code " + auth.AuthCode, Jobs: []string{next},
 			Retain: kept})
 		if err == nil && !applied {
-			// Cancelled while the issuer decided: the cancel's void may
-			// have found nothing to void yet; this one releases the hold.
-			_, err = s.cfg.Store.Enqueue(ctx, o.ID, store.Job{Kind: jobVoid, Key: o.ID + "/late"}, "approved after the order moved on: the hold is voided")
+			err = s.lateApproval(ctx, o.ID, auth.AuthCode)
 		}
 		if err == nil && applied {
 			s.log.Info("order authorized", "order", o.ID)
@@ -227,6 +225,26 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 		return err
 	}
 	return outbox.Permanent(relayError{reasonIssuerAnswer, fmt.Errorf("unknown decision %q", auth.Decision)})
+}
+
+// lateApproval handles an approval the order could not take because it
+// had left received. Cancelled while the issuer decided, its cancel's void
+// may have found nothing to void yet: a void releases the hold. Already
+// holding this very approval, it was authorized by another run of this
+// job — a node whose lease ran out while it was slow, and the node that
+// took the job over, both asked the issuer, which answered both with its
+// one approval — and the order ships on it: nothing is voided.
+func (s *Server) lateApproval(ctx context.Context, id, authCode string) error {
+	cur, err := s.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if authCode != "" && cur.AuthCode == authCode {
+		s.log.Info("approval recorded by another run of the job", "order", id, "state", cur.State)
+		return nil
+	}
+	_, err = s.cfg.Store.Enqueue(ctx, id, store.Job{Kind: jobVoid, Key: id + "/late"}, "approved after the order moved on: the hold is voided")
+	return err
 }
 
 // failApproved records an approved order whose grant the vault refused to

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -507,4 +508,55 @@ func TestDeclineRevokeAnswerLost(t *testing.T) {
 		t.Fatalf("order %s %s (revoke answer lost: %v)", o.State, o.Reason, lost.Load())
 	}
 	wantJobs(t, e.jobs(t, b.OrderID), map[string]string{"authorize": "done"})
+}
+
+// TestAuthorizeRunTwiceAtOnce: two merchant nodes run one order's
+// authorize job at the same time (a node whose lease ran out while it was
+// slow, and the node that took the job over). The issuer answers both
+// with its one approval; one run records it and the order ships. The other
+// run finds the order authorized with that very approval: it must not take
+// it for an order cancelled while the issuer decided and void the hold of
+// an order that ships (found by TestPostgresChaos with issuer and carrier
+// nodes killed too: shipped orders whose holds were voided and grants
+// revoked).
+func TestAuthorizeRunTwiceAtOnce(t *testing.T) {
+	e := newEnv(t)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // a failure before the gate opens must not hang the fake issuer's Close
+	e.issuer.script(issuerStep{gate: gate}, issuerStep{gate: gate})
+	b := e.submit(t)
+	// The second node: its own store handle and runner on the same
+	// database, whose SQLite outbox leases nothing, so both claim the job.
+	st2, srv2 := e.node()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv2.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; st2.Close() })
+	e.run()
+	for range 2 {
+		select {
+		case id := <-e.issuer.arrived:
+			if id != b.OrderID {
+				t.Fatalf("issuer got %s", id)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the two nodes did not both reach the issuer:\n%s", e.log.Bytes())
+		}
+	}
+	open()
+	e.waitState(t, b.OrderID, api.StateShipped)
+	waitFor(t, "no job pending", func() bool {
+		st, err := e.st.Outbox().Count(context.Background(), "")
+		return err == nil && st.Pending == 0
+	})
+	if o, err := e.st.Get(context.Background(), b.OrderID); err != nil || o.State != api.StateShipped {
+		t.Fatalf("after both runs: %+v %v, want shipped", o, err)
+	}
+	if voids := e.outboxRows(t, "void"); len(voids) != 0 {
+		t.Fatalf("void jobs %v queued for a shipped order", voids)
+	}
+	if _, voids, _ := e.issuer.snapshot(); len(voids) != 0 {
+		t.Fatalf("the issuer was asked to void %v", voids)
+	}
 }
