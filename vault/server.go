@@ -524,12 +524,20 @@ func (s *Server) grant(c echo.Context) error {
 		return refuse(http.StatusForbidden, "not-owner", "Not the owner", "The token belongs to another cardholder and is not shareable.", g.Token, b.OrderID)
 	}
 	grant, err := s.store.Grant(ctx, g.Token, g.Carrier, b.OrderID)
-	switch {
-	case errors.Is(err, store.ErrNoGrant):
+	if errors.Is(err, store.ErrNoGrant) {
 		// Created pending: nothing is revealed until the issuer's approval.
 		grant = store.Grant{Token: g.Token, Merchant: merchant, Carrier: g.Carrier, OrderID: b.OrderID,
 			Invoice: req.Invoice, Expires: expires, MaxUses: uses, State: store.GrantPending}
-		if err := s.store.AddGrantAudited(ctx, grant, "grant", merchant, "ok:pending"); err != nil {
+		err = s.store.AddGrantAudited(ctx, grant, "grant", merchant, "ok:pending")
+		if errors.Is(err, store.ErrGrantConflict) {
+			// The same section presented at the same time by another
+			// merchant node (two runs of one relay job) made the grant
+			// first: answered as a retry is, with that grant.
+			if won, gerr := s.store.Grant(ctx, g.Token, g.Carrier, b.OrderID); gerr == nil && won.Merchant == merchant {
+				grant, err = won, nil
+			}
+		}
+		if err != nil {
 			switch {
 			case errors.Is(err, store.ErrGrantConflict):
 				return refuse(http.StatusConflict, "grant-conflict", "Grant conflict", "A different grant exists for this token, carrier and order.", g.Token, b.OrderID)
@@ -544,6 +552,8 @@ func (s *Server) grant(c echo.Context) error {
 			}
 			return unavailable(err)
 		}
+	}
+	switch {
 	case err != nil:
 		return unavailable(err)
 	case grant.Merchant != merchant:

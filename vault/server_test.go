@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -474,6 +475,41 @@ func TestGrantUsesConcurrent(t *testing.T) {
 	wg.Wait()
 	if codes["ok"] != 3 || codes["grant-used-up"] != 5 {
 		t.Fatalf("8 concurrent reveals on a 3-use grant: %v", codes)
+	}
+}
+
+// TestGrantPresentedConcurrently: one vault section presented by several
+// merchant nodes at once (two runs of one relay job, each with an invoice
+// of its own) makes one grant, and every presentation is answered with it,
+// as a retry is — not grant-conflict, which failed an order that shipped
+// on the other run (found by TestPostgresChaos).
+func TestGrantPresentedConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newVaultEnv(t)
+	home := register(t, e.client(t, keys.Alice), api.TypeAddress, "home", false, addressJSON(canary+" 1")).Token
+	shop := e.client(t, keys.Shop)
+	for round := range 5 {
+		b := bundleFor(t, keys.Alice, home, order.SealOptions{GrantUses: 3})
+		const nodes = 4
+		var wg sync.WaitGroup
+		grants := make([]*api.GrantResponse, nodes)
+		errs := make([]error, nodes)
+		for i := range nodes {
+			wg.Go(func() { grants[i], errs[i] = shop.Grant(ctx, b, fmt.Sprintf("INV-%d-%d", round, i), "") })
+		}
+		wg.Wait()
+		// The grant as every answer names it (a new pending grant's first
+		// answer carries no id yet, and checkpoints move on).
+		same := func(a, b *api.GrantResponse) bool {
+			return a.Token == b.Token && a.Carrier == b.Carrier && a.OrderID == b.OrderID && a.Invoice == b.Invoice &&
+				a.State == b.State && a.Expires == b.Expires && a.MaxUses == b.MaxUses
+		}
+		for i := range nodes {
+			if errs[i] != nil || !same(grants[i], grants[0]) || grants[i].State != api.GrantPending {
+				t.Fatalf("round %d, presentation %d: %+v %v (first: %+v)", round, i, grants[i], errs[i], grants[0])
+			}
+		}
 	}
 }
 
