@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// Balancer is the load balancer in front of a cluster's merchant nodes
-// (Config.Merchants > 1): each request goes to the next node in turn, and
+// Balancer is the load balancer in front of a party's nodes
+// (Config.Merchants, Issuers or Carriers > 1): each request goes to the next node in turn, and
 // one a node refuses at connect — it is down, killed or restarting — goes
 // on to the next, as a load balancer's "next upstream on connect error"
 // does. A node that dies after it took a request is not retried: the

@@ -32,6 +32,11 @@ type Report struct {
 	GivenUp      int // relay jobs (authorize, grant, book) the merchant gave up on
 	Problems     []string
 	Warnings     []string // oddities that break no invariant
+
+	// What the other parties' stores hold of the merchant's orders: the
+	// issuer's authorizations (approved or declined), the carrier's
+	// shipments and the vault's grants.
+	Authorizations, Shipments, Grants int
 }
 
 // OK reports whether every invariant held.
@@ -201,6 +206,7 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer database: %w", err)
 	}
+	r.Authorizations = len(stored)
 	for _, sa := range stored {
 		if _, dup := auths[sa.OrderID]; dup {
 			dupAuth++
@@ -282,6 +288,7 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("carrier database: %w", err)
 	}
+	r.Shipments = len(shipments)
 	booked := map[string]string{}
 	for _, sh := range shipments {
 		booked[sh.OrderID] = sh.Tracking
@@ -335,6 +342,7 @@ func (c *Cluster) Verify(ctx context.Context, acked []string) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault index: %w", err)
 	}
+	r.Grants = len(grants)
 	granted := map[string]bool{}
 	unaudited := 0
 	for _, g := range grants {

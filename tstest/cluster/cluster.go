@@ -10,7 +10,8 @@
 // a pool of new cardholders is enrolled through the issuer's store API
 // before the issuer serves, as 'issuer card add' does. The stores are
 // SQLite files, or PostgreSQL databases (Config.Postgres), where several
-// merchant nodes can share one database behind a Balancer (Config.Merchants).
+// merchant, issuer and carrier nodes can share their party's database
+// behind a Balancer each (Config.Merchants, Issuers, Carriers).
 //
 // Everything is bounded in time and every process writes its log into the
 // work directory.
@@ -122,6 +123,10 @@ type Config struct {
 	// database behind a Balancer that parties and drivers reach them
 	// through; 0: 1. More than one needs Postgres.
 	Merchants int
+	// Issuers and Carriers are how many issuer and carrier nodes serve,
+	// each party's nodes sharing its database behind a Balancer of their
+	// own, as the merchant nodes do; 0: 1. More than one needs Postgres.
+	Issuers, Carriers int
 	// OutboxLease is the merchant nodes' -outbox-lease when there are
 	// several; 0: 10 s.
 	OutboxLease time.Duration
@@ -135,6 +140,8 @@ func (cfg *Config) defaults() {
 	cfg.RelayPoll = cmp.Or(cfg.RelayPoll, 100*time.Millisecond)
 	cfg.Start = cmp.Or(cfg.Start, 30*time.Second)
 	cfg.Merchants = max(cfg.Merchants, 1)
+	cfg.Issuers = max(cfg.Issuers, 1)
+	cfg.Carriers = max(cfg.Carriers, 1)
 	cfg.OutboxLease = cmp.Or(cfg.OutboxLease, 10*time.Second)
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -159,9 +166,9 @@ type Cluster struct {
 	dir, bin    string
 	env         []string
 	daemons     map[string]*daemon
-	names       []string // the daemons in start order, every merchant node last
+	names       []string // the daemons in start order: vault, issuer, carrier and merchant nodes
 	proxies     map[string]*LossyProxy
-	balancer    *Balancer // in front of the merchant nodes when there are several
+	balancers   map[string]*Balancer // by daemon: in front of its nodes when there are several
 	cardholders []*Cardholder
 	fresh       []*Cardholder // the new-cardholder pool, each handed out once
 	nextFresh   atomic.Int64
@@ -192,14 +199,14 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("cluster: Config.Dir is required")
 	}
-	if cfg.Merchants > 1 && (cfg.Postgres == nil || cfg.LoseAnswers > 0) {
-		return nil, errors.New("cluster: several merchant nodes share a PostgreSQL database (Config.Postgres), without lossy proxies")
+	if max(cfg.Merchants, cfg.Issuers, cfg.Carriers) > 1 && (cfg.Postgres == nil || cfg.LoseAnswers > 0) {
+		return nil, errors.New("cluster: several nodes of a party share its PostgreSQL database (Config.Postgres), without lossy proxies")
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{cfg: cfg, dir: dir, daemons: map[string]*daemon{}}
+	c = &Cluster{cfg: cfg, dir: dir, daemons: map[string]*daemon{}, balancers: map[string]*Balancer{}}
 	// The deferred Close gets this cluster as an argument: a "return nil,
 	// err" has set c to nil by the time it runs.
 	defer func(started *Cluster) {
@@ -208,8 +215,10 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			c = nil
 		}
 	}(c)
-	c.names = append(slices.Clone(Daemons), MerchantNodes(cfg.Merchants)[1:]...)
-	for _, d := range append([]string{"keys", "vault", "issuer", "carrier"}, MerchantNodes(cfg.Merchants)...) {
+	for _, d := range Daemons {
+		c.names = append(c.names, Nodes(d, cfg.nodes(d))...)
+	}
+	for _, d := range append([]string{"keys"}, c.names...) {
 		if err := os.MkdirAll(c.Path(d), 0o700); err != nil {
 			return nil, err
 		}
@@ -481,21 +490,25 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 	for i, name := range c.names {
 		addr[name] = fmt.Sprintf("127.0.0.1:%d", ports[i])
 	}
-	url := func(name string) string { return "http://" + addr[name] }
-	if nodes := MerchantNodes(c.cfg.Merchants); len(nodes) > 1 {
+	// A party of several nodes is reached through its balancer.
+	for _, kind := range Daemons {
+		nodes := c.NodesOf(kind)
+		if len(nodes) < 2 {
+			continue
+		}
 		var urls []string
 		for _, n := range nodes {
-			urls = append(urls, url(n))
+			urls = append(urls, "http://"+addr[n])
 		}
-		if c.balancer, err = NewBalancer("127.0.0.1:0", urls); err != nil {
+		if c.balancers[kind], err = NewBalancer("127.0.0.1:0", urls); err != nil {
 			return err
 		}
-		url = func(name string) string {
-			if name == Merchant {
-				return c.balancer.URL()
-			}
-			return "http://" + addr[name]
+	}
+	url := func(name string) string {
+		if b := c.balancers[name]; b != nil {
+			return b.URL()
 		}
+		return "http://" + addr[name]
 	}
 	if c.cfg.LoseAnswers > 0 {
 		c.proxies = map[string]*LossyProxy{}
@@ -531,17 +544,14 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 			"-carrier", CarrierID + "=" + url(Carrier), "-vault", VaultID + "=" + url(Vault),
 			"-relay-poll", c.cfg.RelayPoll.String()},
 	}
-	if c.balancer != nil {
+	if c.balancers[Merchant] != nil {
 		// The carrier posts tracking events to whichever node is up, and a
 		// killed node's relay jobs resume on another within the lease.
-		args[Merchant] = append(args[Merchant], "-public-url", c.balancer.URL(), "-outbox-lease", c.cfg.OutboxLease.String())
+		args[Merchant] = append(args[Merchant], "-public-url", c.balancers[Merchant].URL(), "-outbox-lease", c.cfg.OutboxLease.String())
 	}
 	bins := map[string]string{Vault: "merchant", Issuer: "issuer", Carrier: "carrier", Merchant: "merchant"}
 	for _, name := range c.names {
-		kind := name
-		if IsMerchantNode(name) {
-			kind = Merchant
-		}
+		kind := KindOf(name)
 		d := &daemon{name: name, bin: filepath.Join(c.bin, bins[kind]), addr: addr[name], args: append(slices.Clone(args[kind]), c.cfg.DaemonArgs[kind]...),
 			logPath: c.Path(name, name+".log"), addrFile: c.Path(name, "addr")}
 		c.daemons[name] = d
@@ -731,8 +741,8 @@ func (c *Cluster) Close() {
 		for _, p := range c.proxies {
 			p.Close()
 		}
-		if c.balancer != nil {
-			c.balancer.Close()
+		for _, b := range c.balancers {
+			b.Close()
 		}
 	}()
 	for _, d := range c.daemons {
@@ -811,18 +821,22 @@ func (c *Cluster) PeerURL(name string) string {
 	if p := c.proxies[name]; p != nil {
 		return p.URL()
 	}
-	if name == Merchant && c.balancer != nil {
-		return c.balancer.URL()
+	if b := c.balancers[name]; b != nil {
+		return b.URL()
 	}
 	return c.URL(name)
 }
 
-// Names lists the cluster's daemons in start order: Daemons, then the
-// merchant nodes after the first.
+// Names lists the cluster's daemons in start order: the vault, then the
+// issuer, carrier and merchant nodes (NodesOf).
 func (c *Cluster) Names() []string { return slices.Clone(c.names) }
 
 // Balancer is the load balancer in front of the merchant nodes, nil with one.
-func (c *Cluster) Balancer() *Balancer { return c.balancer }
+func (c *Cluster) Balancer() *Balancer { return c.balancers[Merchant] }
+
+// BalancerOf is the load balancer in front of a daemon's nodes (Issuer,
+// Carrier or Merchant), nil with one.
+func (c *Cluster) BalancerOf(daemon string) *Balancer { return c.balancers[daemon] }
 
 // Proxies returns the lossy proxies in Daemons order (none without LoseAnswers).
 func (c *Cluster) Proxies() []*LossyProxy {

@@ -15,22 +15,53 @@ type Postgres struct {
 	VaultIndex, VaultData, VaultBackup string
 }
 
-// MerchantNodes names n merchant nodes: "merchant", then "merchant-2", ….
-func MerchantNodes(n int) []string {
-	nodes := []string{Merchant}
+// Nodes names n nodes of a daemon (Issuer, Carrier or Merchant): the
+// daemon's own name, then "<name>-2", ….
+func Nodes(daemon string, n int) []string {
+	nodes := []string{daemon}
 	for i := 2; i <= n; i++ {
-		nodes = append(nodes, fmt.Sprintf("%s-%d", Merchant, i))
+		nodes = append(nodes, fmt.Sprintf("%s-%d", daemon, i))
 	}
 	return nodes
 }
 
-// IsMerchantNode reports whether name is one of MerchantNodes.
-func IsMerchantNode(name string) bool {
-	return name == Merchant || strings.HasPrefix(name, Merchant+"-")
+// KindOf is the daemon a node name belongs to: "issuer-2" is an Issuer
+// node, "merchant" a Merchant one; a name of no daemon is itself.
+func KindOf(name string) string {
+	for _, d := range Daemons {
+		if name == d || strings.HasPrefix(name, d+"-") {
+			return d
+		}
+	}
+	return name
 }
 
+// MerchantNodes names n merchant nodes: "merchant", then "merchant-2", ….
+func MerchantNodes(n int) []string { return Nodes(Merchant, n) }
+
+// IsMerchantNode reports whether name is one of MerchantNodes.
+func IsMerchantNode(name string) bool { return KindOf(name) == Merchant }
+
 // MerchantNodes lists the cluster's merchant nodes.
-func (c *Cluster) MerchantNodes() []string { return MerchantNodes(c.cfg.Merchants) }
+func (c *Cluster) MerchantNodes() []string { return c.NodesOf(Merchant) }
+
+// NodesOf lists the cluster's nodes of a daemon: one, or several sharing
+// its PostgreSQL database behind a Balancer (Config.Issuers, Carriers,
+// Merchants).
+func (c *Cluster) NodesOf(daemon string) []string { return Nodes(daemon, c.cfg.nodes(daemon)) }
+
+// nodes is how many nodes of daemon the configuration runs.
+func (cfg *Config) nodes(daemon string) int {
+	switch daemon {
+	case Merchant:
+		return max(cfg.Merchants, 1)
+	case Issuer:
+		return max(cfg.Issuers, 1)
+	case Carrier:
+		return max(cfg.Carriers, 1)
+	}
+	return 1
+}
 
 // OnPostgres reports whether the cluster's stores run on PostgreSQL.
 func (c *Cluster) OnPostgres() bool { return c.cfg.Postgres != nil }
