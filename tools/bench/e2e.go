@@ -36,6 +36,8 @@ type loadPlan struct {
 	profileDir    string        // the first round's CPU profiles, sealed and null; mix-<round>/ the mixed rounds'
 	floodWindow   time.Duration // stress flood: the flood's window, and the baseline's
 	pgRounds      int           // PostgreSQL: 3-node runs (1-node runs between them)
+	pgBudget      float64       // PostgreSQL: cores per capped merchant node, once chosen (pgBudget)
+	done          []result      // the lines of the steps run so far
 	buildDir      string
 	bin           string // binary directory
 }
@@ -58,6 +60,9 @@ type step struct {
 	cmd   string   // stress's command; "": load
 	args  []string // after "stress CMD -bin DIR"
 	env   []string
+	// argsFrom, when set, adds arguments chosen from the lines of the
+	// steps run before it (loadPlan.done) when the step starts.
+	argsFrom func() ([]string, error)
 }
 
 // The mixed rounds: OS1 (mode "sealed") and OS2, half of the orders from
@@ -128,12 +133,20 @@ func (p *loadPlan) build(ctx context.Context) error {
 // run runs one step and appends its bench lines to raw and results.
 func (p *loadPlan) run(ctx context.Context, s step, raw io.Writer) ([]result, error) {
 	args := append([]string{cmp.Or(s.cmd, "load"), "-bin", p.bin}, s.args...)
+	if s.argsFrom != nil {
+		more, err := s.argsFrom()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.label, err)
+		}
+		args = append(args, more...)
+	}
 	cmd := exec.CommandContext(ctx, filepath.Join(p.bin, "stress"), args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	out, err := runLines(cmd, raw)
 	if err != nil {
 		return nil, fmt.Errorf("stress %s: %w", strings.Join(args, " "), err)
 	}
+	p.done = append(p.done, out...)
 	return out, nil
 }
 

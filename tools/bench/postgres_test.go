@@ -4,13 +4,16 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// The BenchmarkStore lines of testdata/postgres.txt make the nodes figure
-// (medians: 3 nodes 75 orders/s, 1 node 85) and SQLite beside PostgreSQL
-// at each level; only the nodes figure has a goal, judged from the values.
+// The BenchmarkStore lines of testdata/postgres.txt make the capped nodes
+// figure (medians, each node at 0.20 cores: 3 nodes 40 orders/s, 1 node
+// 21), the uncapped one beside it (3 nodes 75, 1 node 85) and SQLite
+// beside PostgreSQL at each level; only the capped nodes figure has a
+// goal, judged from the values.
 func TestPgFigures(t *testing.T) {
 	raw, err := os.ReadFile("testdata/postgres.txt")
 	if err != nil {
@@ -27,7 +30,8 @@ func TestPgFigures(t *testing.T) {
 		goal               bool
 		meets              bool
 	}{
-		{pgNodesFig, 75, 85, 1.1333, true, false},
+		{pgCappedFig, 40, 21, 0.525, true, true},
+		{pgNodesFig, 75, 85, 1.1333, false, false},
 		{"PostgreSQL, end to end, 1 clients: throughput", 5, 6.7, 1.334, false, false},
 		{"PostgreSQL, end to end, 32 clients: throughput", 85, 100, 1.1765, false, false},
 		{"PostgreSQL, end to end, 32 clients: p99 latency", 875, 600, 1.4583, false, false},
@@ -44,18 +48,27 @@ func TestPgFigures(t *testing.T) {
 			t.Errorf("%s: judged against a goal it does not have", c.name)
 		}
 	}
-	fast := strings.ReplaceAll(string(raw), "70.00 orders/s", "160.00 orders/s")
-	fast = strings.ReplaceAll(fast, "80.00 orders/s\t400.0", "170.00 orders/s\t400.0")
-	for _, f := range pgFigures(parse(fast)) {
-		if f.Name == pgNodesFig && (f.Meets == nil || !*f.Meets) {
-			t.Errorf("3 nodes at 165 orders/s against 85 for one: %+v, want the goal met", f)
+	slow := strings.ReplaceAll(string(raw), "42.00 orders/s", "30.00 orders/s")
+	slow = strings.ReplaceAll(slow, "38.00 orders/s", "34.00 orders/s")
+	for _, f := range pgFigures(parse(slow)) {
+		if f.Name == pgCappedFig && (f.Meets == nil || *f.Meets) {
+			t.Errorf("3 capped nodes at 32 orders/s against 21 for one: %+v, want the goal missed", f)
+		}
+	}
+	uncapped := strings.Join(slices.DeleteFunc(strings.Split(string(raw), "\n"), func(l string) bool { return strings.Contains(l, "/cpu=") }), "\n")
+	for _, f := range pgFigures(parse(uncapped)) {
+		if f.Name == pgCappedFig {
+			t.Errorf("a capped figure without capped runs: %+v", f)
 		}
 	}
 	if figs := pgFigures(parse("PASS\n")); figs != nil {
 		t.Errorf("figures without BenchmarkStore lines: %v", figs)
 	}
 	rep := pgReport(figs, parse(string(raw)), string(raw))
-	for _, want := range []string{"98 % busy during the one-node window", "saturated", "BenchmarkStore/postgres/nodes=3/clients=32"} {
+	for _, want := range []string{"98 % busy during the one-node window", "saturated", "BenchmarkStore/postgres/nodes=3/clients=32",
+		"`cpu.cfs_quota_us` 20000: 0.20 cores each", "each order cost the merchant node 11.8 ms and everything else 17.7 ms",
+		"| 1 node at 0.20 cores | 1 | 20.0 | 55 % | 0.20 cores | 4.1 s |", "| ratio, round 1 | | 2.10× |", "| ratio, round 2 | | 1.73× |",
+		"**Where the limit is.** The merchant node's CPU budget"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("the report lacks %q:\n%s", want, rep)
 		}
@@ -88,5 +101,35 @@ func TestMergeSection(t *testing.T) {
 	fresh := t.TempDir()
 	if err := mergeSection(fresh, pgPrefix, pgHeading, []Figure{{Name: pgNodesFig, Value: 7}}, pgHeading+"\nnew\n"); err != nil {
 		t.Fatalf("without a full run's results: %v", err)
+	}
+}
+
+// TestPgBudget: the per-node budget fits three nodes and everything else
+// in pgHeadroom of the machine, from the uncapped one-node runs' CPU
+// times: merchant 6 s, the others 9 s (1.5× the merchant's) on 2 cores
+// give 0.8 × 2 / (3 × 2.5) = 0.213, rounded down to 0.20. Without those
+// lines, or without a process's CPU time, there is no budget.
+func TestPgBudget(t *testing.T) {
+	raw, err := os.ReadFile("testdata/postgres.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pgBudget(parse(string(raw)))
+	if err != nil || b.cores != 0.2 || b.machine != 2 {
+		t.Fatalf("budget %+v %v, want 0.20 cores of 2", b, err)
+	}
+	// 480 and 540 orders in the windows: 12.5 and 11.1 ms of the merchant's per order.
+	if b.merchant < 0.0111 || b.merchant > 0.0125 || b.others/b.merchant < 1.49 || b.others/b.merchant > 1.51 {
+		t.Errorf("per order: merchant %v s, others %v s", b.merchant, b.others)
+	}
+	cheap := strings.ReplaceAll(string(raw), "\t3.00 driver-cpu-s", "\t0.00 driver-cpu-s")
+	if b, err := pgBudget(parse(cheap)); err != nil || b.cores != 0.25 {
+		t.Errorf("others at 1× the merchant: %+v %v, want 0.8 × 2 / 6 = 0.267 → 0.25", b, err)
+	}
+	if _, err := pgBudget(parse(strings.ReplaceAll(string(raw), "postgres-cpu-s", "pg-cpu-s"))); err == nil || !strings.Contains(err.Error(), "postgres-cpu-s") {
+		t.Errorf("without the server's CPU time: %v", err)
+	}
+	if _, err := pgBudget(parse("PASS\n")); err == nil {
+		t.Error("a budget from no lines")
 	}
 }

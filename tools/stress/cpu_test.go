@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +53,58 @@ func TestCPUFields(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("cpuFields = %q, lacks %q", got, want)
 		}
+	}
+}
+
+// TestCPUFieldsNodes: with every merchant node and the PostgreSQL server
+// sampled, the line carries both and the per-order sum counts each node
+// once (the first node is inside merchants-cpu-s) and the server.
+func TestCPUFieldsNodes(t *testing.T) {
+	from := cpuSample{procs: map[string]time.Duration{"merchant": time.Second, "merchants": 2 * time.Second}, busy: time.Second, total: 4 * time.Second}
+	to := cpuSample{procs: map[string]time.Duration{"merchant": 2 * time.Second, "merchants": 5 * time.Second, "postgres": 2 * time.Second,
+		"driver": time.Second}, busy: 4 * time.Second, total: 8 * time.Second}
+	got := cpuFields(from, to, 600)
+	for _, want := range []string{"\t1.00 merchant-cpu-s", "\t3.00 merchants-cpu-s", "\t2.00 postgres-cpu-s", "\t10.000 cpu-ms/order"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("cpuFields = %q, lacks %q", got, want)
+		}
+	}
+}
+
+// TestServerCPU: a server's CPU time holds its own and its children's: a
+// child that spins adds to its parent's count while it lives.
+func TestServerCPU(t *testing.T) {
+	self, err := processCPU("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spin := exec.Command("sh", "-c", "while :; do :; done")
+	if err := spin.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { spin.Process.Kill(); spin.Wait() }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		child, err := processCPU(fmt.Sprintf("/proc/%d/stat", spin.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := serverCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if all < self {
+			t.Fatalf("serverCPU %s below the process's own %s", all, self)
+		}
+		if child >= 100*time.Millisecond {
+			if all < self+child {
+				t.Fatalf("serverCPU %s, want at least the process's %s and its child's %s", all, self, child)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child spun a minute and counted %s", child)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

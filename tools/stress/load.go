@@ -39,7 +39,13 @@ type loadOptions struct {
 	newRate   float64 // share of orders from new cardholders
 	newPool   int     // new cardholders made up front; 0: enough for the levels
 	db        string  // "sqlite" or "postgres"; set: lines named BenchmarkStore/<db>/nodes=N/clients=C
-	merchants int     // merchant nodes (postgres)
+	pgPID     int     // the PostgreSQL server's postmaster (-db postgres): its CPU is counted
+	caps      *cpuCaps
+	merchants int // merchant nodes (postgres)
+	// merchantCPU caps each merchant node at this many cores (a cgroup v1
+	// CFS quota of its own, cgroup.go); 0: uncapped. The lines then end
+	// in /cpu=<cores>.
+	merchantCPU float64
 }
 
 // suites are the names -suite takes: the key center's suite and the mode
@@ -107,6 +113,7 @@ func load(ctx context.Context, args []string) int {
 	fs.IntVar(&o.newPool, "new-pool", 0, "new cardholders to make up front (0: enough for the levels at 120 orders/s)")
 	fs.StringVar(&o.db, "db", "", "the stores' backend: sqlite, or postgres on a throwaway server (tstest/pgtest); lines then named BenchmarkStore/<db>/nodes=N/clients=C")
 	fs.IntVar(&o.merchants, "merchants", 1, "merchant nodes on one database behind a round-robin balancer (-db postgres)")
+	fs.Float64Var(&o.merchantCPU, "merchant-cpu", 0, "cap every merchant node at this many cores, each in a cgroup v1 CPU quota of its own under "+cgroupCPU+" (needs root; -db only), as if each node had a machine of its own")
 	fs.Parse(args)
 	suiteSet := false
 	fs.Visit(func(f *flag.Flag) { suiteSet = suiteSet || f.Name == "suite" })
@@ -130,6 +137,8 @@ func load(ctx context.Context, args []string) int {
 		err = errors.New("-merchants N > 1 needs -db postgres (the nodes share one database)")
 	case o.db != "" && (len(o.stored) > 0 || o.newRate > 0):
 		err = errors.New("-db does not go with -stored or -new")
+	case o.merchantCPU < 0 || o.merchantCPU > float64(runtime.NumCPU()) || (o.merchantCPU > 0 && o.db == ""):
+		err = fmt.Errorf("-merchant-cpu %v: want cores between 0 and %d, with -db", o.merchantCPU, runtime.NumCPU())
 	}
 	if err != nil || len(o.levels) == 0 || fs.NArg() > 0 || o.measure <= 0 || !slices.IsSorted(o.stored) {
 		fmt.Fprintf(os.Stderr, "stress load: error: bad flags (%v); see stress load -h\n", err)
@@ -165,13 +174,20 @@ func (o *loadOptions) run(ctx context.Context) error {
 		fmt.Fprintf(os.Stderr, "load %s: %s\n", mode, fmt.Sprintf(format, a...))
 	}
 	cfg := cluster.Config{Dir: dir, BinDir: o.bin, K: o.k, Suite: suiteName, Cardholders: slices.Max(o.levels), Logf: logf}
+	if o.merchantCPU > 0 {
+		// Before anything is started: a run that cannot cap fails at once.
+		if err := checkWritable(cgroupCPU); err != nil {
+			return err
+		}
+	}
 	if o.db == "postgres" {
-		pg, stop, err := throwawayPostgres()
+		pg, pgPID, stop, err := throwawayPostgres()
 		if err != nil {
 			return err
 		}
 		defer stop()
 		cfg.Postgres, cfg.Merchants = pg, o.merchants
+		o.pgPID = pgPID
 	}
 	prefix, suffix := mode, ""
 	if o.newRate > 0 {
@@ -216,11 +232,34 @@ func (o *loadOptions) run(ctx context.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if o.merchantCPU > 0 {
+		pids := map[string]int{}
+		for _, node := range c.MerchantNodes() {
+			pids[node] = c.PID(node)
+		}
+		caps, err := capNodes(cgroupCPU, pids, c.MerchantNodes(), o.merchantCPU)
+		if err != nil {
+			return err
+		}
+		o.caps = caps
+		// Removed whichever way the run ends; a daemon still running then
+		// is moved back to the root group first.
+		defer func() {
+			if err := caps.remove(); err != nil {
+				logf("%v", err)
+			}
+		}()
+		fmt.Printf("# merchant nodes capped at %.2f cores each (cgroup v1 CFS quota %d µs per %d µs)\n", o.merchantCPU,
+			int64(math.Round(o.merchantCPU*float64(cfsPeriod/time.Microsecond))), cfsPeriod/time.Microsecond)
+	}
 	if len(o.stored) == 0 {
 		for _, n := range o.levels {
 			name := fmt.Sprintf("BenchmarkE2E/%s/clients=%d%s", mode, n, suffix)
 			if o.db != "" {
 				name = fmt.Sprintf("BenchmarkStore/%s/nodes=%d/clients=%d", o.db, o.merchants, n)
+				if o.merchantCPU > 0 {
+					name += fmt.Sprintf("/cpu=%.2f", o.merchantCPU)
+				}
 			}
 			if err := o.level(ctx, c, name, n); err != nil {
 				return err
@@ -273,6 +312,7 @@ type levelResult struct {
 	newShare  float64 // of the orders placed, the share from new cardholders
 	cpuBusy   float64 // share of the machine's CPU time busy in the window (every process, not only ours); 0: unknown
 	cpu       string  // cpuFields over the window; "" when a daemon was down at either end
+	throttled string  // with -merchant-cpu: the time the quota held the merchant nodes back in the window
 }
 
 // level measures one concurrency level and prints its line.
@@ -286,7 +326,7 @@ func (o *loadOptions) level(ctx context.Context, c *cluster.Cluster, name string
 	for _, d := range cluster.Daemons {
 		line += fmt.Sprintf("\t%.1f %s-MiB", float64(r.rss[d])/(1<<20), d)
 	}
-	line += r.cpu
+	line += r.cpu + r.throttled
 	line += fmt.Sprintf("\t%d run-orders", r.run)
 	if r.cpuBusy > 0 {
 		line += fmt.Sprintf("\t%.3f cpu-busy\t%d cores", r.cpuBusy, runtime.NumCPU())
@@ -325,7 +365,8 @@ func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clie
 		return r, ctx.Err()
 	}
 	busy0, total0, busyErr := cpuTimes()
-	cpu0, cpuErr := sampleCPU(c)
+	cpu0, cpuErr := sampleCPU(c, o.pgPID)
+	thr0, thrErr := o.caps.throttledOrZero()
 	select {
 	case <-time.After(time.Until(t1)):
 	case <-ctx.Done():
@@ -334,7 +375,10 @@ func (o *loadOptions) measureLevel(ctx context.Context, c *cluster.Cluster, clie
 	if busy1, total1, err := cpuTimes(); err == nil && busyErr == nil && total1 > total0 {
 		r.cpuBusy = float64(busy1-busy0) / float64(total1-total0)
 	}
-	cpu1, err := sampleCPU(c)
+	cpu1, err := sampleCPU(c, o.pgPID)
+	if thr1, err := o.caps.throttledOrZero(); err == nil && thrErr == nil && o.caps != nil {
+		r.throttled = fmt.Sprintf("\t%.2f merchant-throttled-s", (thr1 - thr0).Seconds())
+	}
 	r.rss = rssAll(c)
 	stop()
 	<-done

@@ -14,23 +14,27 @@ import (
 // throwawayPostgres starts a PostgreSQL server for one stress run (initdb
 // in a temporary directory, a free loopback port, fsync on as SQLite's
 // commits sync) with the cluster's databases, each owned by a role of its
-// own; stop ends and removes it.
-func throwawayPostgres() (pg *cluster.Postgres, stop func(), err error) {
+// own; stop ends and removes it. pid is the server's postmaster.
+func throwawayPostgres() (pg *cluster.Postgres, pid int, stop func(), err error) {
 	srv, err := pgtest.Start(pgtest.Durable())
 	if err != nil {
-		return nil, nil, fmt.Errorf("PostgreSQL: %w", err)
+		return nil, 0, nil, fmt.Errorf("PostgreSQL: %w", err)
+	}
+	if pid, err = srv.PID(); err != nil {
+		srv.Stop()
+		return nil, 0, nil, err
 	}
 	var urls [6]string
 	for i := range urls {
 		d, err := srv.NewDatabase()
 		if err != nil {
 			srv.Stop()
-			return nil, nil, err
+			return nil, 0, nil, err
 		}
 		urls[i] = d.URL
 	}
 	pg = &cluster.Postgres{Merchant: urls[0], Issuer: urls[1], Carrier: urls[2], VaultIndex: urls[3], VaultData: urls[4], VaultBackup: urls[5]}
-	return pg, func() {
+	return pg, pid, func() {
 		if err := srv.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stress load: PostgreSQL:", err)
 		}

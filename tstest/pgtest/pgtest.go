@@ -510,3 +510,19 @@ func (S *Server) NewDatabase() (Database, error) {
 
 // Stop stops the server and removes its directory.
 func (S *Server) Stop() error { return S.s.stop() }
+
+// PID is the server's postmaster process id, from the first line of its
+// postmaster.pid: every backend serving a connection is its child, which
+// is how tools/stress counts the server's CPU time.
+func (S *Server) PID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(S.s.data(), "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("pgtest: postmaster.pid starts with %q, not a process id", line)
+	}
+	return pid, nil
+}

@@ -2,6 +2,9 @@ package pgtest_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -142,6 +145,22 @@ func TestServer(t *testing.T) {
 	var fsync string
 	if err := c.QueryRow(ctx, `SHOW fsync`).Scan(&fsync); err != nil || fsync != "on" {
 		t.Errorf("a Durable server: fsync %q, %v; want on", fsync, err)
+	}
+	// PID is the postmaster: the connection's backend is its child.
+	var backend int
+	if err := c.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := s.PID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", backend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) < 2 || f[1] != strconv.Itoa(pid) {
+		t.Errorf("PID %d: the backend's stat %q names another parent", pid, stat)
 	}
 	c.Close(ctx)
 	other := strings.Replace(a.URL, a.Owner.Name+":"+a.Owner.Password, b.Owner.Name+":"+b.Owner.Password, 1)
