@@ -260,7 +260,7 @@ func pgReport(figs []Figure, results []result, raw string) string {
 				pgClients, 1000*bud.merchant, 1000*bud.others, bud.others/bud.merchant, 100*pgHeadroom, bud.machine,
 				pgHeadroom*bud.machine/(float64(pgNodes)*(1+bud.others/bud.merchant)), bud.cores, float64(pgNodes)*bud.cores*(1+bud.others/bud.merchant), bud.machine)
 		}
-		b.WriteString("| capped run | round | orders/s | machine busy | merchant nodes' CPU | throttled |\n|---|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| capped run | round | orders/s | machine busy (all work) | this run's processes | merchant nodes' CPU | throttled |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		rounds := max(len(one), len(three))
 		for i := range rounds {
 			for _, x := range []struct {
@@ -271,11 +271,12 @@ func pgReport(figs []Figure, results []result, raw string) string {
 					continue
 				}
 				r := x.rs[i]
-				fmt.Fprintf(&b, "| %s at %s cores | %d | %.1f | %.0f %% | %.2f cores | %.1f s |\n", x.label, cpu, i+1, r.metrics["orders/s"],
-					100*r.metrics["cpu-busy"], r.metrics["merchants-cpu-s"]/math.Max(windowOf(r), 1e-9), r.metrics["merchant-throttled-s"])
+				w := math.Max(windowOf(r), 1e-9)
+				fmt.Fprintf(&b, "| %s at %s cores | %d | %.1f | %.0f %% | %.2f cores | %.2f cores | %.1f s |\n", x.label, cpu, i+1, r.metrics["orders/s"],
+					100*r.metrics["cpu-busy"], ownCPU(r)/w, r.metrics["merchants-cpu-s"]/w, r.metrics["merchant-throttled-s"])
 			}
 			if i < len(one) && i < len(three) && one[i].metrics["orders/s"] > 0 {
-				fmt.Fprintf(&b, "| ratio, round %d | | %.2f× | | | |\n", i+1, three[i].metrics["orders/s"]/one[i].metrics["orders/s"])
+				fmt.Fprintf(&b, "| ratio, round %d | | %.2f× | | | | |\n", i+1, three[i].metrics["orders/s"]/one[i].metrics["orders/s"])
 			}
 		}
 		b.WriteString("\n")
@@ -308,17 +309,30 @@ func pgReport(figs []Figure, results []result, raw string) string {
 // machine (busy), or neither.
 func cappedLimit(one, three []result, cpu float64) string {
 	busy := medianOf(three, "cpu-busy")
-	use1 := 0.0
-	if len(one) > 0 {
-		use1 = medianOf(one, "merchants-cpu-s") / math.Max(windowOf(one[0]), 1e-9)
+	use := func(rs []result) float64 {
+		if len(rs) == 0 {
+			return 0
+		}
+		return medianOf(rs, "merchants-cpu-s") / math.Max(windowOf(rs[0]), 1e-9)
 	}
+	use1, use3, n := use(one), use(three), float64(pgNodes)
 	switch {
+	case use1 >= 0.85*cpu && use3 >= 0.85*n*cpu:
+		return fmt.Sprintf("**Where the limit is.** Each merchant node's CPU budget: one capped node used %.2f of its %.2f cores, three used %.2f of their %.2f, all throttled by their quota, so each node added brings its own budget's worth of orders (the machine was %.0f %% busy with three, other work on the shared machine included).\n", use1, cpu, use3, n*cpu, 100*busy)
 	case busy >= 0.9:
-		return fmt.Sprintf("**Where the limit is.** The machine: it was %.0f %% busy during the capped three-node window (other work on the shared machine included), so the three nodes could not all use their budget.\n", 100*busy)
-	case use1 >= 0.85*cpu:
-		return fmt.Sprintf("**Where the limit is.** The merchant node's CPU budget: one capped node used %.2f of its %.2f cores and was throttled, while the machine had room (%.0f %% busy with three nodes), so each node added turns its own budget into orders.\n", use1, cpu, 100*busy)
+		return fmt.Sprintf("**Where the limit is.** The machine: it was %.0f %% busy during the capped three-node window (other work on the shared machine included), and the three nodes used %.2f of their %.2f cores.\n", 100*busy, use3, n*cpu)
 	}
-	return fmt.Sprintf("**Where the limit is.** Neither the budget nor the machine: one capped node used %.2f of its %.2f cores and the machine was %.0f %% busy with three; the latency of the closed loop bounds the orders.\n", use1, cpu, 100*busy)
+	return fmt.Sprintf("**Where the limit is.** Neither the budget nor the machine: one capped node used %.2f of its %.2f cores, three %.2f of %.2f, and the machine was %.0f %% busy with three; the latency of the closed loop bounds the orders.\n", use1, cpu, use3, n*cpu, 100*busy)
+}
+
+// ownCPU is the CPU seconds of a line's own processes over its window:
+// every merchant node and everything else the run started (pgOthers).
+func ownCPU(r result) float64 {
+	sum := r.metrics["merchants-cpu-s"]
+	for _, p := range pgOthers {
+		sum += r.metrics[p+"-cpu-s"]
+	}
+	return sum
 }
 
 // windowOf is a line's measurement window in seconds: orders settled in

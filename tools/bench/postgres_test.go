@@ -67,8 +67,8 @@ func TestPgFigures(t *testing.T) {
 	rep := pgReport(figs, parse(string(raw)), string(raw))
 	for _, want := range []string{"98 % busy during the one-node window", "saturated", "BenchmarkStore/postgres/nodes=3/clients=32",
 		"`cpu.cfs_quota_us` 20000: 0.20 cores each", "each order cost the merchant node 11.8 ms and everything else 17.7 ms",
-		"| 1 node at 0.20 cores | 1 | 20.0 | 55 % | 0.20 cores | 4.1 s |", "| ratio, round 1 | | 2.10× |", "| ratio, round 2 | | 1.73× |",
-		"**Where the limit is.** The merchant node's CPU budget"} {
+		"| 1 node at 0.20 cores | 1 | 20.0 | 55 % | 0.70 cores | 0.20 cores | 4.1 s |", "| ratio, round 1 | | 2.10× |", "| ratio, round 2 | | 1.73× |",
+		"**Where the limit is.** Each merchant node's CPU budget: one capped node used 0.20 of its 0.20 cores, three used 0.59 of their 0.60"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("the report lacks %q:\n%s", want, rep)
 		}
