@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Dialect names a SQL engine.
@@ -186,4 +187,39 @@ func SQLiteQuery(q string) string {
 	out := string(b)
 	rebinds.Store(q, out)
 	return out
+}
+
+// Times are stored as integers; the zero time is stored as 0 (never, or
+// not yet), so a NOT NULL column needs no NULL for it.
+
+// UnixNano is t in unix nanoseconds, 0 for the zero time.
+func UnixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// FromUnixNano is UnixNano's inverse, in UTC.
+func FromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// UnixMilli is t in unix milliseconds, 0 for the zero time.
+func UnixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// FromUnixMilli is UnixMilli's inverse, in UTC.
+func FromUnixMilli(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
 }

@@ -169,3 +169,27 @@ func TestPlaceholders(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestTimes(t *testing.T) {
+	at := time.Date(2026, 12, 7, 16, 20, 0, 123456789, time.FixedZone("KST", 9*3600))
+	for _, c := range []struct {
+		name       string
+		enc        func(time.Time) int64
+		dec        func(int64) time.Time
+		want       time.Time
+		wantStored int64
+	}{
+		{"nanos", sqldb.UnixNano, sqldb.FromUnixNano, at.UTC(), at.UnixNano()},
+		{"millis", sqldb.UnixMilli, sqldb.FromUnixMilli, at.Truncate(time.Millisecond).UTC(), at.UnixMilli()},
+	} {
+		if got := c.enc(at); got != c.wantStored {
+			t.Errorf("%s: stored %d, want %d", c.name, got, c.wantStored)
+		}
+		if got := c.dec(c.enc(at)); !got.Equal(c.want) || got.Location() != time.UTC {
+			t.Errorf("%s: round trip %v, want %v in UTC", c.name, got, c.want)
+		}
+		if c.enc(time.Time{}) != 0 || !c.dec(0).IsZero() {
+			t.Errorf("%s: the zero time is not stored as 0", c.name)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func (s *Store) Authorize(ctx context.Context, req store.AuthRequest) (a store.A
 			(merchant, order_id, header_hash, sealer, channel, session, card_id, amount, currency, decision, reason, auth_code, decided, hold_until, installments)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			a.Merchant, a.OrderID, a.HeaderHash[:], a.Sealer, a.Channel, a.Session, cardID,
-			a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided), nanos0(a.HoldUntil), a.Installments); err != nil {
+			a.Amount, a.Currency, a.Decision, a.Reason, a.AuthCode, nanos(a.Decided), sqldb.UnixNano(a.HoldUntil), a.Installments); err != nil {
 			return dbErr(err)
 		}
 		return nil
@@ -105,8 +105,8 @@ func scanAuthorization(r sqldb.Row) (store.Authorization, error) {
 		return store.Authorization{}, fmt.Errorf("header hash of %d bytes", len(hh))
 	}
 	a.HeaderHash = [32]byte(hh)
-	a.Decided, a.VoidedAt = fromNanos(decided), fromNanos(voidedAt)
-	a.HoldUntil, a.Released = fromNanos(holdUntil), fromNanos(released)
+	a.Decided, a.VoidedAt = sqldb.FromUnixNano(decided), sqldb.FromUnixNano(voidedAt)
+	a.HoldUntil, a.Released = sqldb.FromUnixNano(holdUntil), sqldb.FromUnixNano(released)
 	return a, nil
 }
 

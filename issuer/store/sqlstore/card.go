@@ -48,7 +48,7 @@ func scanCard(r sqldb.Row, extra ...any) (store.Card, error) {
 	if err := r.Scan(append([]any{&c.ID, &c.Last4, &c.Cardholder, &c.Expiry, &c.Currency, &c.Limit, &c.Available, &status, &created}, extra...)...); err != nil {
 		return store.Card{}, err
 	}
-	c.Status, c.Created = store.Status(status), fromNanos(created)
+	c.Status, c.Created = store.Status(status), sqldb.FromUnixNano(created)
 	return c, nil
 }
 

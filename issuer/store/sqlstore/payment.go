@@ -117,7 +117,7 @@ func (t opTx) StoredOp(merchant, key string) (store.OpRecord, error) {
 	if err != nil {
 		return store.OpRecord{}, dbErr(err)
 	}
-	r.At = fromNanos(at)
+	r.At = sqldb.FromUnixNano(at)
 	return r, nil
 }
 
@@ -135,7 +135,7 @@ func (t opTx) Save(a store.Authorization, credit int64) error {
 	}
 	if _, err := t.tx.Exec(t.ctx, `UPDATE authorizations SET voided = $1, voided_at = $2, captured = $3, refunded = $4,
 		released = $5, release_reason = $6 WHERE merchant = $7 AND order_id = $8`,
-		a.Voided, nanos0(a.VoidedAt), a.Captured, a.Refunded, nanos0(a.Released), a.ReleaseReason, a.Merchant, a.OrderID); err != nil {
+		a.Voided, sqldb.UnixNano(a.VoidedAt), a.Captured, a.Refunded, sqldb.UnixNano(a.Released), a.ReleaseReason, a.Merchant, a.OrderID); err != nil {
 		return dbErr(err)
 	}
 	return nil

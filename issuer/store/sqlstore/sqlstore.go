@@ -118,18 +118,3 @@ func (s *Store) tx(ctx context.Context, fn func(sqldb.Tx) error) error {
 func dbErr(err error) error { return fmt.Errorf("issuer database: %w", err) }
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
-
-// nanos0 is nanos, with the zero time as 0.
-func nanos0(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}

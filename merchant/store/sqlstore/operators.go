@@ -16,22 +16,6 @@ import (
 
 const operatorCols = `name, role, password_hash, failures, locked_until, created, last_login`
 
-// ms is t in unix milliseconds, 0 for the zero time.
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-// fromMS is ms's inverse.
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
 func scanOperator(row sqldb.Row) (*store.Operator, error) {
 	var o store.Operator
 	var locked, created, last int64
@@ -42,7 +26,7 @@ func scanOperator(row sqldb.Row) (*store.Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.LockedUntil, o.Created, o.LastLogin = fromMS(locked), fromMS(created), fromMS(last)
+	o.LockedUntil, o.Created, o.LastLogin = sqldb.FromUnixMilli(locked), sqldb.FromUnixMilli(created), sqldb.FromUnixMilli(last)
 	return &o, nil
 }
 
@@ -129,7 +113,7 @@ func (s *Store) StartLogin(ctx context.Context, l *store.Login) error {
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO operator_logins (token_sha256, operator, created, expires) VALUES ($1, $2, $3, $4)`,
-			l.TokenHash, l.Operator, ms(l.Created), ms(l.Expires))
+			l.TokenHash, l.Operator, sqldb.UnixMilli(l.Created), sqldb.UnixMilli(l.Expires))
 		return err
 	})
 }
@@ -150,8 +134,8 @@ func (s *Store) Login(ctx context.Context, tokenHash []byte) (*store.Login, *sto
 	if err != nil {
 		return nil, nil, err
 	}
-	l.Created, l.Expires = fromMS(created), fromMS(expires)
-	o.LockedUntil, o.Created, o.LastLogin = fromMS(locked), fromMS(opCreated), fromMS(last)
+	l.Created, l.Expires = sqldb.FromUnixMilli(created), sqldb.FromUnixMilli(expires)
+	o.LockedUntil, o.Created, o.LastLogin = sqldb.FromUnixMilli(locked), sqldb.FromUnixMilli(opCreated), sqldb.FromUnixMilli(last)
 	return &l, &o, nil
 }
 

@@ -38,7 +38,7 @@ func scanEntry(r sqldb.Row) (store.Entry, error) {
 	if err := r.Scan(&e.Token, &e.Owner, &typ, &e.Label, &e.Epoch, &created, &expires, &e.Shareable, &e.ReplacedBy); err != nil {
 		return store.Entry{}, err
 	}
-	e.Type, e.Created, e.Expires = store.TokenType(typ), fromNanos(created), fromNanos(expires)
+	e.Type, e.Created, e.Expires = store.TokenType(typ), sqldb.FromUnixNano(created), sqldb.FromUnixNano(expires)
 	return e, nil
 }
 
@@ -118,7 +118,7 @@ func scanGrant(r sqldb.Row) (store.Grant, error) {
 	var exp int64
 	var state string
 	err := r.Scan(&g.ID, &g.Token, &g.Merchant, &g.Carrier, &g.OrderID, &g.Invoice, &exp, &g.MaxUses, &g.Uses, &state)
-	g.Expires, g.State = fromNanos(exp), store.GrantState(state)
+	g.Expires, g.State = sqldb.FromUnixNano(exp), store.GrantState(state)
 	return g, err
 }
 
@@ -292,7 +292,7 @@ func (t indexTx) InsertEntries(ctx context.Context, es ...store.Entry) error {
 	}
 	rows := make([][]any, len(es))
 	for i, e := range es {
-		rows[i] = []any{e.Token, e.Owner, string(e.Type), e.Label, int64(e.Epoch), nanos(e.Created), nanos(e.Expires), e.Shareable, e.ReplacedBy}
+		rows[i] = []any{e.Token, e.Owner, string(e.Type), e.Label, int64(e.Epoch), sqldb.UnixNano(e.Created), sqldb.UnixNano(e.Expires), e.Shareable, e.ReplacedBy}
 	}
 	_, err := insertEntries.exec(ctx, t.tx, rows)
 	return err
@@ -300,7 +300,7 @@ func (t indexTx) InsertEntries(ctx context.Context, es ...store.Entry) error {
 
 func (t indexTx) Replace(ctx context.Context, token, by string, expires time.Time) (bool, error) {
 	n, err := t.tx.Exec(ctx, `UPDATE entries SET replaced_by = $1, expires = $2
-		WHERE token = $3 AND replaced_by = ''`, by, nanos(expires), token)
+		WHERE token = $3 AND replaced_by = ''`, by, sqldb.UnixNano(expires), token)
 	return n == 1 && err == nil, err
 }
 

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"orderseal/internal/sqldb"
 	"orderseal/vault/store"
@@ -30,20 +29,6 @@ import (
 // ErrStoreUnreachable is a configured data store that could not be created,
 // opened or reached at start (issue 22 item 5).
 var ErrStoreUnreachable = errors.New("cannot be created or opened")
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
 
 // maxListSQLite bounds the values of one IN list on SQLite, well under its
 // limit on parameters.
