@@ -92,11 +92,18 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 	rotateAge := fs.Duration("rotate-age", 90*24*time.Hour, "rotation re-issues tokens older than this")
 	grace := fs.Duration("grace", 7*24*time.Hour, "old tokens keep resolving this long after rotation")
 	degraded := fs.Bool("allow-degraded", false, "start even when a data store cannot be created or opened (writes wait in the pending table)")
+	var origins cli.Strings
+	fs.Var(&origins, "cors-origin", "a shop origin whose browser checkout may list and reveal its cardholder's own addresses, e.g. https://shop.example (repeatable; none: no page may)")
 	stopProfile, err := serve.Parse(fs, args, "key", "index", "data", "data-key")
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
+	for _, o := range origins {
+		if err := CheckOrigin(o); err != nil {
+			return cli.Usagef("use -cors-origin https://shop.example", "-cors-origin %v", err)
+		}
+	}
 	key, err := keyFlags.Open(keygen.RoleVault, time.Now())
 	if err != nil {
 		return err
@@ -136,7 +143,7 @@ func cmdServe(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 			})
 		})
 	}
-	srv := NewServer(key, st, Options{Logger: logger})
+	srv := NewServer(key, st, Options{Logger: logger, CORSOrigins: origins})
 	d := web.Daemon{Logger: logger, Flags: serve, Files: files, Ready: []web.Check{web.StoreCheck(st.Ping)},
 		Metrics: append(m.collectors(st), web.KeyCacheMetrics(key.CacheStats)...)}
 	return d.Serve(ctx, nil, srv.Handler())

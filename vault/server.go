@@ -47,6 +47,10 @@ type Options struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Verifier []signedhttp.Option
+	// CORSOrigins are the shop origins whose checkout pages may list and
+	// reveal their cardholder's own entries (cors.go); a request from any
+	// other page is refused.
+	CORSOrigins []string
 }
 
 // NewServer wires the routes: every one behind the signed-request verifier,
@@ -64,6 +68,7 @@ func NewServer(keys keygen.Keyring, st *store.Store, opt Options) *Server {
 	// verifier reads up to a batch's body; every route binds its own, lower limit.
 	vopts := append([]signedhttp.Option{signedhttp.WithNonceStore(st.Nonces(nil))}, opt.Verifier...)
 	e := signedhttp.NewServer(keys, s.logger, api.MaxBatchBody, vopts...)
+	e.Pre(cors(opt.CORSOrigins))
 	// Owners are cardholders, and carriers depositing an inline address
 	// they were given (DESIGN.md §6.6) so that it rests here, not with them.
 	owner := signedhttp.Allow(keygen.RoleCardholder, keygen.RoleCarrier)
