@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -39,8 +40,9 @@ func (e *FieldError) Error() string { return "order: " + e.Field + ": " + e.Reas
 func (e *FieldError) Unwrap() error { return ErrInvalidOrder }
 
 // validate is the one validator instance; it caches struct metadata and is
-// safe for concurrent use once set up here.
-var validate = newValidator()
+// safe for concurrent use once set up here. It is set up on first use, not
+// at package init: the browser checkout's program starts before it needs it.
+var validate = sync.OnceValue(newValidator)
 
 func newValidator() *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
@@ -289,7 +291,7 @@ func (o *Order) Validate(now time.Time) error {
 	if o == nil {
 		return &FieldError{Field: "order", Reason: "is missing"}
 	}
-	if err := validate.Struct(o); err != nil {
+	if err := validate().Struct(o); err != nil {
 		var fes validator.ValidationErrors
 		if !errors.As(err, &fes) || len(fes) == 0 {
 			// InvalidValidationError: a programming error, not bad input.
@@ -449,7 +451,7 @@ func ValidateAddress(a *Address) error {
 	if a == nil {
 		return &FieldError{Field: "address", Reason: "is missing"}
 	}
-	if err := validate.Struct(a); err != nil {
+	if err := validate().Struct(a); err != nil {
 		var fes validator.ValidationErrors
 		if !errors.As(err, &fes) || len(fes) == 0 {
 			panic(fmt.Sprintf("order: validator: %v", err))
