@@ -73,22 +73,21 @@ const (
 	frontRefused // the merchant is unreachable: every connection is cut
 )
 
-// front is the network between the browser and the merchant.
+// front is the network between the browser and a daemon (the merchant,
+// or the vault the page asks for her labels), started before the cluster
+// so its origin can be named in the daemons' flags.
 type front struct {
-	srv  *httptest.Server
-	mode atomic.Int32
-	sent atomic.Int32 // order submissions that reached the merchant
+	srv    *httptest.Server
+	target atomic.Pointer[url.URL]
+	mode   atomic.Int32
+	sent   atomic.Int32 // order submissions that reached the merchant
 }
 
-func newFront(t *testing.T, target string) *front {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
+func newFront(t *testing.T) *front {
 	f := &front{}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(u)
+			r.SetURL(f.target.Load())
 			r.Out.Host = r.In.Host
 			if f.mode.Load() == frontTamper {
 				r.Out.Header.Del("Accept-Encoding") // the raw program, to flip a byte of it
@@ -108,7 +107,7 @@ func newFront(t *testing.T, target string) *front {
 		},
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.mode.Load() == frontRefused {
+		if f.mode.Load() == frontRefused || f.target.Load() == nil {
 			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 				conn.Close()
 			}
@@ -121,6 +120,15 @@ func newFront(t *testing.T, target string) *front {
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// to points the front at the daemon at target.
+func (f *front) to(t *testing.T, target string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.target.Store(u)
 }
 
 // headlessChromium starts Debian's chromium, headless; a machine without it
@@ -223,11 +231,20 @@ func checkoutFields(card, expiry string) map[string]string {
 	}
 }
 
+// fillCheckout fills the page's form once her labels are listed: to the
+// saved address fields["#label"] names, or else to the inline address.
 func fillCheckout(fields map[string]string) chromedp.Action[chromedp.Void] {
-	var ts []chromedp.Action[chromedp.Void]
+	ts := []chromedp.Action[chromedp.Void]{chromedp.WaitVisible(chromedp.CSS("body[data-labels]"))}
+	if label, ok := fields["#label"]; ok {
+		ts = append(ts, chromedp.Click(chromedp.CSS("#ship-saved")), chromedp.SetValue(chromedp.CSS("#label"), label))
+	} else {
+		ts = append(ts, chromedp.Click(chromedp.CSS("#ship-inline")))
+	}
 	for _, sel := range []string{`input[data-sku="BOOK-1984.pb"]`, `input[data-sku="mug_blue-350"]`, "#buyer-name", "#buyer-email", "#buyer-phone",
 		"#country", "#addr-name", "#line1", "#postcode", "#city", "#card-number", "#card-expiry", "#card-cvc"} {
-		ts = append(ts, set(sel, fields[sel]))
+		if v, ok := fields[sel]; ok {
+			ts = append(ts, set(sel, v))
+		}
 	}
 	return chromedp.Steps(ts...)
 }
@@ -269,15 +286,19 @@ func TestBrowserCheckout(t *testing.T) {
 	if err := <-built; err != nil {
 		t.Fatal(err)
 	}
+	// The page's origin is f's; the vault answers it, at vf.
+	f, vf := newFront(t), newFront(t)
 	c, err := harness.Start(ctx, harness.Config{Dir: filepath.Join(dir, "cluster"), BinDir: bin, Cardholders: 2, Logf: t.Logf,
-		DaemonArgs: map[string][]string{harness.Merchant: {"-checkout", web}}})
+		DaemonArgs: map[string][]string{harness.Merchant: {"-checkout", web, "-checkout-vault", vf.srv.URL},
+			harness.Vault: {"-cors-origin", f.srv.URL}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	f.to(t, c.URL(harness.Merchant))
+	vf.to(t, c.URL(harness.Vault))
 	ch := c.Cardholders()[0]
 	keyFile := c.KeyFile(ch.ID)
-	f := newFront(t, c.URL(harness.Merchant))
 	page := f.srv.URL + checkout.Prefix
 	browser := headlessChromium(t)
 
@@ -317,6 +338,10 @@ func TestBrowserCheckout(t *testing.T) {
 		}
 		if csp := pr.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "'wasm-unsafe-eval'") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("page CSP %q", csp)
+		}
+		// The page may fetch from the shop and her vault, nowhere else.
+		if csp := pr.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "; connect-src 'self' "+vf.srv.URL+";") {
+			t.Errorf("page CSP %q: connect-src is not 'self' and the vault's origin %s alone", csp, vf.srv.URL)
 		}
 		t.Logf("checkout program: %d bytes gzip-compressed (goal ≤ 3 MB), %d raw", len(gz), len(raw))
 	})
@@ -414,6 +439,58 @@ func TestBrowserCheckout(t *testing.T) {
 		scanClear(t, c.Dir(), ch.Card, addressCanary)
 	})
 
+	t.Run("an order to her saved address ships, and the carrier reveals that address", func(t *testing.T) {
+		// The page lists her labels at the vault across origins (its CORS
+		// answers f's origin) with requests signed by her key; the order
+		// carries the label's token, as cardholder order -ship-to home does.
+		tc, console := tab(t, browser)
+		fields := checkoutFields(ch.Card, ch.Expiry)
+		for _, k := range []string{"#country", "#addr-name", "#line1", "#postcode", "#city"} {
+			delete(fields, k)
+		}
+		fields["#label"] = "home"
+		var labels, vaultLine, orderID string
+		err := chromedp.Do(tc,
+			chromedp.Navigate(page),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-state="ready"]`)),
+			chromedp.SetUploadFiles(chromedp.CSS("#key-file"), []string{keyFile}),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-labels="1"]`)),
+			into(&labels, chromedp.Text(chromedp.CSS("#label"))),
+			fillCheckout(fields),
+			chromedp.Click(chromedp.CSS("#review")),
+			chromedp.WaitVisible(chromedp.CSS("#preview")),
+			into(&vaultLine, chromedp.Text(chromedp.CSS("#vault-line"))),
+			chromedp.Click(chromedp.CSS("#place")),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-order-state="shipped"]`)),
+			attr(&orderID, "body", "data-order"),
+		)
+		if err != nil {
+			t.Fatalf("%v\nmessage: %s\n%s\nvault log:\n%s", err, text(tc, "#message"), console, tail(c.Path("vault", "vault.log")))
+		}
+		if strings.TrimSpace(labels) != "home" || !strings.Contains(vaultLine, harness.VaultID) {
+			t.Errorf("labels offered %q; preview's vault line %q", labels, vaultLine)
+		}
+		ms, err := merchant.OpenReader(ctx, c.DSN(harness.Merchant))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ms.Close()
+		o, err := ms.Get(ctx, orderID)
+		if err != nil || o.ShipToken != ch.Token || o.State != merchantapi.StateShipped || o.Tracking == "" {
+			t.Fatalf("merchant order %s: token %q (want her home's %s), state %s: %v", orderID, o.ShipToken, ch.Token, o.State, err)
+		}
+		// The carrier prints the label under the order's grant: her home.
+		zpl, err := c.Run(ctx, "", "carrier", "label", o.Tracking, "-o", "-", "-format", "zpl", "-db", c.DSN(harness.Carrier),
+			"-key", c.PartyKey(harness.CarrierID), "-vault-url", c.URL(harness.Vault), "-vault", harness.VaultID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		home, other := harness.Address(ch.Index), harness.Address(c.Cardholders()[1].Index)
+		if !strings.Contains(strings.ToUpper(zpl), strings.ToUpper(home.Line1)) || strings.Contains(strings.ToUpper(zpl), strings.ToUpper(other.Line1)) {
+			t.Fatalf("the carrier's label does not show her home %q:\n%s", home.Line1, zpl)
+		}
+	})
+
 	t.Run("a key kept on this device opens with its passphrase alone", func(t *testing.T) {
 		tc, console := tab(t, browser)
 		const pass = "her own long passphrase"
@@ -480,7 +557,7 @@ func TestBrowserCheckout(t *testing.T) {
 			t.Fatalf("merchant operator add: %v\n%s", err, out)
 		}
 		tc, console := tab(t, browser)
-		var wrong, list, detail, csp string
+		var wrong, list, detail, csp, fits string
 		err := chromedp.Do(tc,
 			chromedp.Navigate(f.srv.URL+dashboard.Prefix),
 			chromedp.WaitVisible(chromedp.CSS("#login")),
@@ -492,6 +569,8 @@ func TestBrowserCheckout(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#submit")),
 			chromedp.WaitVisible(chromedp.CSS(`#orders tr[data-order="`+placed+`"]`)),
 			into(&list, chromedp.Text(chromedp.CSS("main"))),
+			into(&fits, chromedp.Evaluate[string](`(() => { const h = document.querySelector("header").getBoundingClientRect(), t = document.getElementById("orders").getBoundingClientRect();
+				return t.right <= h.right && document.documentElement.scrollWidth <= window.innerWidth ? "" : "table right edge " + t.right + ", header " + h.right + ", page " + document.documentElement.scrollWidth + " wide in a " + window.innerWidth + " window" })()`)),
 			shot("dashboard.png"),
 			chromedp.Click(chromedp.CSS(`#orders tr[data-order="`+placed+`"] a`)),
 			chromedp.WaitVisible(chromedp.CSS("#timeline")),
@@ -504,6 +583,9 @@ func TestBrowserCheckout(t *testing.T) {
 		)
 		if err != nil {
 			t.Fatalf("%v\n%s\nmerchant log:\n%s", err, console, tail(c.Path("merchant", "merchant.log")))
+		}
+		if fits != "" {
+			t.Errorf("the orders table is wider than the header bar: %s", fits)
 		}
 		if !strings.Contains(wrong, "Wrong name or password") {
 			t.Errorf("a wrong password: %q", wrong)
@@ -583,6 +665,7 @@ func TestBrowserCheckout(t *testing.T) {
 		key     string
 		fields  map[string]string // over checkoutFields; nil: the key is refused before the form
 		refused bool              // the merchant is unreachable once the page is loaded
+		vault   bool              // the vault is unreachable: her labels cannot be listed
 		want    string
 	}{
 		{name: "a merchant's key", key: wrongRole, want: "not a cardholder's"},
@@ -592,6 +675,7 @@ func TestBrowserCheckout(t *testing.T) {
 		{name: "a malformed card number", key: keyFile, fields: map[string]string{"#card-number": "4111 1111 1111 1112"}, want: "card number"},
 		{name: "a card number with letters", key: keyFile, fields: map[string]string{"#card-number": "4111abcd11111111"}, want: "card number"},
 		{name: "the merchant unreachable", key: keyFile, refused: true, want: "the merchant cannot be reached"},
+		{name: "the vault unreachable", key: keyFile, vault: true, want: "the vault cannot be reached"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := f.sent.Load()
@@ -600,6 +684,10 @@ func TestBrowserCheckout(t *testing.T) {
 			if tc.refused {
 				run = append(run, chromedp.Func(func(context.Context, *chromedp.Target) error { f.mode.Store(frontRefused); return nil }))
 				defer f.mode.Store(frontPass)
+			}
+			if tc.vault {
+				vf.mode.Store(frontRefused)
+				defer vf.mode.Store(frontPass)
 			}
 			run = append(run, chromedp.SetUploadFiles(chromedp.CSS("#key-file"), []string{tc.key}))
 			if tc.fields != nil {

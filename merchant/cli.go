@@ -50,6 +50,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	policiesFile := fs.String("policies", "", "section policies to publish, JSON (default: the built-in set, order/policies_default.json)")
 	dash := fs.Bool("dashboard", true, "serve the operators' dashboard at /dashboard/ (accounts: merchant operator add)")
 	checkoutDir := fs.String("checkout", "", "serve the browser checkout at /checkout/ with the sealing program built in DIR (make build: bin/web)")
+	checkoutVault := fs.String("checkout-vault", "", "with -checkout: the vault's URL as buyers' browsers reach it, so the page offers their saved addresses by label (the vault's -cors-origin must name this shop's origin; default: inline addresses only)")
 	stopProfile, err := sf.Parse(fs, args, "key", "db", "issuer", "carrier", "vault")
 	if err != nil {
 		return err
@@ -118,10 +119,16 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if cfg.Vault, err = ParsePeer(*vaultPeer, keygen.RoleVault); err != nil {
 		return cli.Usagef("use -vault vault:NAME=http://HOST:PORT", "-vault %v", err)
 	}
+	if *checkoutVault != "" && *checkoutDir == "" {
+		return cli.Usagef("add -checkout DIR, or leave out -checkout-vault", "-checkout-vault is the browser checkout's")
+	}
 	if *checkoutDir != "" {
-		// No VaultURL yet: the vault sends no CORS headers, so the page
-		// offers an inline address only (saved labels are later work).
-		site, err := checkout.New(checkout.Options{Dir: *checkoutDir, MerchantID: key.Identity()})
+		// The page's program lists her labels at the vault itself, with
+		// requests signed by her key; the vault answers this shop's origin.
+		site, err := checkout.New(checkout.Options{Dir: *checkoutDir, MerchantID: key.Identity(), VaultURL: *checkoutVault})
+		if errors.Is(err, checkout.ErrVaultURL) {
+			return cli.Usagef("use -checkout-vault https://vault.example", "-checkout-vault: %v", err)
+		}
 		if err != nil {
 			return err
 		}

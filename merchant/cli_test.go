@@ -229,6 +229,8 @@ func testCLIServe(t *testing.T, backend string) {
 		{"-issuer", "bank=" + iss.ts.URL},
 		{"-carrier", keys.Parcel + "=ftp://x"},
 		{"-vault", keys.Bank + "=" + v.ts.URL},
+		{"-checkout-vault", "http://127.0.0.1:8443"}, // without -checkout
+		{"-checkout-vault", "ftp://vault.example", "-checkout", dir},
 	} {
 		a := append(append([]string(nil), args...), bad...)
 		code, _, errs := runCLI(t, context.Background(), "", a...)

@@ -42,6 +42,10 @@ const (
 // inlined.
 var BuildFlags = []string{"-trimpath", "-ldflags=-s -w", "-gcflags=all=-l", "-gcflags=std=", "-gcflags=github.com/cloudflare/circl/...="}
 
+// ErrVaultURL is New's refusal of an Options.VaultURL that is not an
+// http(s) URL with a host.
+var ErrVaultURL = errors.New("the vault URL must be http(s)://host[:port]")
+
 // Prefix is where the checkout is served.
 const Prefix = "/checkout/"
 
@@ -89,7 +93,7 @@ func New(opt Options) (*Site, error) {
 	if opt.VaultURL != "" {
 		u, err := url.Parse(opt.VaultURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("checkout: vault URL %q: must be http(s)://host[:port]", opt.VaultURL)
+			return nil, fmt.Errorf("checkout: %.80q: %w", opt.VaultURL, ErrVaultURL)
 		}
 		s.policy.Connect = []string{u.Scheme + "://" + u.Host}
 	}
