@@ -42,7 +42,7 @@ var corsExposed = httpsig.HeaderIdentity + ", " + httpsig.HeaderSignature
 func CheckOrigin(origin string) error {
 	u, err := url.Parse(origin)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Contains(origin, "*") ||
-		strings.ToLower(origin) != strings.ToLower(u.Scheme+"://"+u.Host) {
+		!strings.EqualFold(origin, u.Scheme+"://"+u.Host) {
 		return fmt.Errorf("%.80q is not an origin: give scheme://host[:port], such as https://shop.example", origin)
 	}
 	return nil
