@@ -37,6 +37,14 @@ func TestBrowserFigures(t *testing.T) {
 			t.Errorf("ready %+v, want %v ms meets %v ratio %d", ready, tc.readyMS, tc.readyOK, tc.readyRatio)
 		}
 	}
+	r, _ := parseLine("BenchmarkBrowserCheckout 9 1.0 ns/op 2982226 wasm-gzip-bytes 12363235 wasm-raw-bytes 1400 ready-ms 1200 ready-min-ms 2100 ready-max-ms 400 fetched-ms 0.05 native-seal-ms 6.5 page-seal-ms 1.3 native-os2-seal-ms")
+	figs := browserFigures([]result{r})
+	if len(figs) != 3 || figs[2].Name != browserSeal || figs[2].Value != 6.5 || figs[2].BaselineValue != 1.3 || figs[2].Ratio != 5 || figs[2].Meets != nil {
+		t.Fatalf("the seal figure: %+v", figs)
+	}
+	if s := browserSpread([]result{r}); !strings.Contains(s, "median 1400 ms, range 1200–2100 ms") {
+		t.Fatalf("spread %q", s)
+	}
 	if figs := browserFigures(nil); figs != nil {
 		t.Fatalf("no line, figures %+v", figs)
 	}
@@ -50,7 +58,7 @@ func TestMergeBrowserSection(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "report.md"), []byte("# Report\n\n## Browser checkout (issue 20)\n\nold\n\n## Raw output\n\nraw\n"), 0o644)
 	r, _ := parseLine("BenchmarkBrowserCheckout 5 1.0 ns/op 2982226 wasm-gzip-bytes 12363235 wasm-raw-bytes 900 ready-ms 400 fetched-ms 9.0 native-seal-ms")
 	figs := browserFigures([]result{r})
-	if err := mergeSection(dir, browserPrefix, "\n## Browser checkout (issue 20)\n", figs, browserReport(figs, "")); err != nil {
+	if err := mergeSection(dir, browserPrefix, "\n## Browser checkout (issue 20)\n", figs, browserReport(figs, "", "")); err != nil {
 		t.Fatal(err)
 	}
 	res, _ := os.ReadFile(filepath.Join(dir, "results.json"))
