@@ -397,7 +397,6 @@
     $("country").addEventListener("input", countryForm);
     try {
       await load();
-      await countries();
     } catch (e) {
       engine(e.message, "bad");
       message(e.message);
@@ -407,6 +406,9 @@
     body.dataset.readyMs = String(Math.round(performance.now()));
     engine("Ready to seal, in this page (" + body.dataset.readyMs + " ms).", "ready");
     $("key-file").disabled = false;
+    // The country list only suggests codes while she types: drawn once the
+    // program is ready, not before.
+    countries().catch((e) => message(e.message));
     await showKept();
     body.dataset.state = "ready";
   });
