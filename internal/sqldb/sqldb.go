@@ -193,33 +193,27 @@ func SQLiteQuery(q string) string {
 // not yet), so a NOT NULL column needs no NULL for it.
 
 // UnixNano is t in unix nanoseconds, 0 for the zero time.
-func UnixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// FromUnixNano is UnixNano's inverse, in UTC.
-func FromUnixNano(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+func UnixNano(t time.Time) int64 { return stored(t, t.UnixNano) }
 
 // UnixMilli is t in unix milliseconds, 0 for the zero time.
-func UnixMilli(t time.Time) int64 {
+func UnixMilli(t time.Time) int64 { return stored(t, t.UnixMilli) }
+
+// FromUnixNano is UnixNano's inverse, in UTC.
+func FromUnixNano(n int64) time.Time { return loaded(n, time.Unix(0, n)) }
+
+// FromUnixMilli is UnixMilli's inverse, in UTC.
+func FromUnixMilli(n int64) time.Time { return loaded(n, time.UnixMilli(n)) }
+
+func stored(t time.Time, unix func() int64) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	return t.UnixMilli()
+	return unix()
 }
 
-// FromUnixMilli is UnixMilli's inverse, in UTC.
-func FromUnixMilli(n int64) time.Time {
+func loaded(n int64, t time.Time) time.Time {
 	if n == 0 {
 		return time.Time{}
 	}
-	return time.UnixMilli(n).UTC()
+	return t.UTC()
 }
