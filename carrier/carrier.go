@@ -22,25 +22,16 @@ const prog = "carrier"
 
 // Main is the carrier command.
 func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
+	command := cli.Bound(ctx, stdio)
 	return cli.Dispatch(prog, stdio, args, []cli.Command{
 		{Name: "open", Summary: "open the carrier section of a bundle read from stdin", Run: func(a []string) error {
 			return opencli.Open(prog, order.RoleCarrier, a, stdio)
 		}},
 		keystore.Command(prog, keygen.RoleCarrier, stdio),
-		{Name: "serve", Summary: "serve bookings on signed requests and deliver tracking events", Run: func(a []string) error {
-			return cmdServe(ctx, a, stdio)
-		}},
-		{Name: "event", Summary: "record a tracking event; the daemon delivers it to the merchant", Run: func(a []string) error {
-			return cmdEvent(ctx, a, stdio)
-		}},
-		{Name: "label", Summary: "print a shipping label (PNG, PDF or ZPL) with the address revealed by the vault", Run: func(a []string) error {
-			return cmdLabel(ctx, a, stdio)
-		}},
-		{Name: "shipments", Summary: "list shipments (no addresses: the carrier holds none)", Run: func(a []string) error {
-			return cmdShipments(ctx, a, stdio)
-		}},
-		{Name: "track", Summary: "show a shipment's events and whether each reached the merchant", Run: func(a []string) error {
-			return cmdTrack(ctx, a, stdio)
-		}},
+		command("serve", "serve bookings on signed requests and deliver tracking events", cmdServe),
+		command("event", "record a tracking event; the daemon delivers it to the merchant", cmdEvent),
+		command("label", "print a shipping label (PNG, PDF or ZPL) with the address revealed by the vault", cmdLabel),
+		command("shipments", "list shipments (no addresses: the carrier holds none)", cmdShipments),
+		command("track", "show a shipment's events and whether each reached the merchant", cmdTrack),
 	})
 }

@@ -21,31 +21,16 @@ const prog = "merchant"
 // program also offers (cmd/merchant adds "vault", which runs as a process
 // of its own and shares nothing with the web node).
 func Main(ctx context.Context, args []string, stdio cli.Stdio, extra ...cli.Command) int {
+	command := cli.Bound(ctx, stdio)
 	return cli.Dispatch(prog, stdio, args, append([]cli.Command{
-		{Name: "serve", Summary: "run the web node: order form, intake, status, relays", Run: func(a []string) error {
-			return cmdServe(ctx, a, stdio)
-		}},
-		{Name: "catalog", Summary: "catalog add|import|list: the products the order form offers", Run: func(a []string) error {
-			return cmdCatalog(ctx, a, stdio)
-		}},
-		{Name: "orders", Summary: "list orders and their state from the merchant database", Run: func(a []string) error {
-			return cmdOrders(ctx, a, stdio)
-		}},
-		{Name: "outbox", Summary: "list relay jobs (pending, failed for good, done) with attempts, next attempt and last error; retry re-drives dead letters", Run: func(a []string) error {
-			return cmdOutbox(ctx, a, stdio)
-		}},
-		{Name: "capture", Summary: "capture ORDER AMOUNT: capture part of an order's authorization (a split shipment), through the outbox", Run: func(a []string) error {
-			return cmdCapture(ctx, a, stdio)
-		}},
-		{Name: "refund", Summary: "refund ORDER AMOUNT: refund part or all of what was captured, through the outbox", Run: func(a []string) error {
-			return cmdRefund(ctx, a, stdio)
-		}},
-		{Name: "audit", Summary: "audit order ID | audit consultant ID: who keyed an order, in which session, on which device", Run: func(a []string) error {
-			return cmdAudit(ctx, a, stdio)
-		}},
-		{Name: "operator", Summary: "operator add|list|remove|unlock: the dashboard's accounts (argon2id passwords, roles viewer and admin)", Run: func(a []string) error {
-			return cmdOperator(ctx, a, stdio)
-		}},
+		command("serve", "run the web node: order form, intake, status, relays", cmdServe),
+		command("catalog", "catalog add|import|list: the products the order form offers", cmdCatalog),
+		command("orders", "list orders and their state from the merchant database", cmdOrders),
+		command("outbox", "list relay jobs (pending, failed for good, done) with attempts, next attempt and last error; retry re-drives dead letters", cmdOutbox),
+		command("capture", "capture ORDER AMOUNT: capture part of an order's authorization (a split shipment), through the outbox", cmdCapture),
+		command("refund", "refund ORDER AMOUNT: refund part or all of what was captured, through the outbox", cmdRefund),
+		command("audit", "audit order ID | audit consultant ID: who keyed an order, in which session, on which device", cmdAudit),
+		command("operator", "operator add|list|remove|unlock: the dashboard's accounts (argon2id passwords, roles viewer and admin)", cmdOperator),
 		{Name: "open", Summary: "open the merchant section of a bundle read from stdin", Run: func(a []string) error {
 			return opencli.Open(prog, order.RoleMerchant, a, stdio)
 		}},

@@ -146,6 +146,14 @@ type Command struct {
 	Run     func(args []string) error
 }
 
+// Bound returns a maker of Commands whose run takes the program's
+// context and stdio, so a command table names each subcommand in one line.
+func Bound(ctx context.Context, stdio Stdio) func(name, summary string, run func(context.Context, []string, Stdio) error) Command {
+	return func(name, summary string, run func(context.Context, []string, Stdio) error) Command {
+		return Command{Name: name, Summary: summary, Run: func(a []string) error { return run(ctx, a, stdio) }}
+	}
+}
+
 // Dispatch runs the subcommand named by args[0] and returns the exit code.
 func Dispatch(prog string, stdio Stdio, args []string, cmds []Command) int {
 	usage := func() {
