@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 		{"tracking collision", testTrackingCollision},
 		{"add event", testAddEvent},
 		{"cancel", testCancel},
+		{"cancel concurrent", testCancelConcurrent},
 		{"merchant shipments", testMerchantShipments},
 	}
 	for _, tt := range tests {
@@ -301,7 +302,73 @@ func testMerchantShipments(t *testing.T, open Open) {
 	if err != nil || len(got) != 2 || got[0].Tracking != want[0] || got[1].Tracking != want[1] {
 		t.Fatalf("shipments %+v %v, want %v", got, err, want)
 	}
+	all, err := s.List(ctx)
+	if err != nil || len(all) != 3 || all[1].Tracking != want[0] || all[2].Tracking != want[1] || all[0].Merchant != other.Merchant {
+		t.Fatalf("list %+v %v, want %s's then %v", all, err, other.Merchant, want)
+	}
 	if got, err := s.MerchantShipments(ctx, "merchant:none.example"); err != nil || len(got) != 0 {
 		t.Fatalf("unknown merchant: %+v %v", got, err)
+	}
+}
+
+// Cancels of one booking racing each other (on PostgreSQL, from any node)
+// cancel it once: one cancelled event, one delivery job, and every caller
+// gets the cancelled shipment.
+func testCancelConcurrent(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t, store.Options{})
+	booked, _, err := s.Book(ctx, sample("ord-cc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	// A round of concurrent reads first, so a pooled backend has its
+	// connections open and the cancels really overlap.
+	start := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := s.Lookup(ctx, booked.Tracking); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	start = make(chan struct{})
+	got := make([]store.Shipment, n)
+	changed := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			got[i], changed[i], errs[i] = s.Cancel(ctx, booked.Merchant, booked.OrderID)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	changes := 0
+	for i := range n {
+		if errs[i] != nil || got[i].Status != api.StatusCancelled || got[i].Tracking != booked.Tracking {
+			t.Fatalf("cancel %d: %+v %v", i, got[i], errs[i])
+		}
+		if changed[i] {
+			changes++
+		}
+	}
+	if changes != 1 {
+		t.Fatalf("%d cancels changed the booking, want 1", changes)
+	}
+	evs, _, err := s.Events(ctx, booked.Tracking)
+	if err != nil || len(evs) != 1 || evs[0].Seq != 1 || evs[0].Status != api.StatusCancelled {
+		t.Fatalf("events %+v %v, want one cancelled event", evs, err)
+	}
+	if st, err := s.Outbox().Count(ctx, store.JobTrackingEvent); err != nil || st.Pending != 1 {
+		t.Fatalf("outbox %+v %v, want one pending job", st, err)
 	}
 }
