@@ -49,7 +49,12 @@ func TestFullDisk(t *testing.T) {
 	}
 	defer c.Close()
 	d, err := harness.NewDriver(c, harness.DriverConfig{Clients: clients, Seed: 22, DeclineRate: 0.05, InlineRate: 0.1,
-		SubmitFor: 30 * time.Second, MaxInFlight: 64, Think: 50 * time.Millisecond})
+		SubmitFor: 30 * time.Second, MaxInFlight: 64, Think: 50 * time.Millisecond,
+		// A client waits at most this long for its oldest order to settle
+		// before it submits again: while a daemon's disk is full nothing
+		// settles, and a full merchant disk must still be offered orders
+		// to refuse.
+		FollowFor: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
