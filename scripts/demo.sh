@@ -121,8 +121,10 @@ printf '  %-34s %s\n' "$ISSUER → $ALICE" "$("$BIN/keygen" fingerprint -key "$(
 
 step "start vault, issuer, carrier and merchant on free loopback ports"
 "$BIN/merchant" vault init -data-key "$DEMO_DIR/vault/data.key" 2>/dev/null
-start vault "$BIN/merchant" vault serve -key "$(store "$VAULT")" -index "$VAULT_INDEX" \
-  -data "$VAULT_DATA" -backup "$VAULT_BACKUP" "${VAULT_PENDING[@]}" -data-key "$DEMO_DIR/vault/data.key"
+vault_args=(-key "$(store "$VAULT")" -index "$VAULT_INDEX" -data "$VAULT_DATA" -backup "$VAULT_BACKUP" "${VAULT_PENDING[@]}"
+  -data-key "$DEMO_DIR/vault/data.key")
+start vault "$BIN/merchant" vault serve "${vault_args[@]}"
+VAULT_PID=${PIDS[-1]}
 "$BIN/issuer" init -card-key "$DEMO_DIR/issuer/card.key" 2>/dev/null
 start issuer "$BIN/issuer" serve -key "$(store "$ISSUER")" -db "$ISSUER_DB" -card-key "$DEMO_DIR/issuer/card.key"
 # The carrier sends tracking events only where its configuration names each
@@ -144,8 +146,16 @@ for node in "${NODES[@]}"; do
     -catalog "$SCRIPTS/demo-catalog.json" -issuer "$ISSUER=$(url issuer)" -carrier "$CARRIER=$(url carrier)" \
     -vault "$VAULT=$(url vault)" -relay-poll 200ms -company "$CALLCENTER" \
     -ship-from "$DEMO_DIR/merchant/ship-from.json" -service Paket -service-abroad "International Priority" -item-weight 400 \
-    -checkout "$BIN/web"
+    -checkout "$BIN/web" -checkout-vault "$(url vault)"
 done
+# The checkout page lists Alice's saved addresses at the vault, which answers
+# a browser only for the shop origins it is told (-cors-origin): the nodes'
+# ports are known now, so the vault is started on its port again with them.
+VAULT_ADDR=$(cat "$DEMO_DIR/vault/addr")
+kill -TERM "$VAULT_PID"; wait "$VAULT_PID" 2>/dev/null || true
+rm -f "$DEMO_DIR/vault/addr"
+cors=(); for node in "${NODES[@]}"; do cors+=(-cors-origin "$(url "$node")"); done
+LISTEN=$VAULT_ADDR start vault "$BIN/merchant" vault serve "${vault_args[@]}" "${cors[@]}"
 CARRIER_ADDR=$(cat "$DEMO_DIR/carrier/addr")
 kill -TERM "$CARRIER_PID"; wait "$CARRIER_PID" 2>/dev/null || true
 rm -f "$DEMO_DIR/carrier/addr"
