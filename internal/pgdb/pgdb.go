@@ -39,6 +39,17 @@ var (
 // it, so a wrong DSN, an unreachable server or a refused login fails here
 // with a hint. maxConns <= 0 keeps pgxpool's default.
 func Open(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) {
+	return open(ctx, url, maxConns, false)
+}
+
+// OpenReadOnly opens the pool as Open does, every session of it read-only
+// (default_transaction_read_only): for the CLIs and tools that read a
+// database a daemon serves and must never write it.
+func OpenReadOnly(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) {
+	return open(ctx, url, maxConns, true)
+}
+
+func open(ctx context.Context, url string, maxConns int, readOnly bool) (*pgxpool.Pool, error) {
 	d, err := dsn.Parse(url)
 	if err != nil {
 		return nil, cli.WithHint(err, "use postgres://USER:PASSWORD@HOST:PORT/DATABASE")
@@ -56,6 +67,9 @@ func Open(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) 
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	if readOnly {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -195,6 +209,18 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, migratio
 		}
 	}
 	return nil
+}
+
+// SchemaVersion returns component's highest applied migration, 0 for a
+// database without a schema_version table (never migrated).
+func SchemaVersion(ctx context.Context, pool *pgxpool.Pool, component string) (int, error) {
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('schema_version') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var v int
+	err := pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version WHERE component = $1`, component).Scan(&v)
+	return v, err
 }
 
 // Version returns component's highest applied migration (0 for none).

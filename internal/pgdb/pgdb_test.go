@@ -122,3 +122,32 @@ func TestOpenErrors(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+// TestOpenReadOnly: a read-only pool reads and reports the schema version
+// (0 before any migration), and every write through it is refused.
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	ro, err := pgdb.OpenReadOnly(ctx, db.URL(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if v, err := pgdb.SchemaVersion(ctx, ro, "test"); err != nil || v != 0 {
+		t.Fatalf("fresh database: version %d, %v; want 0", v, err)
+	}
+	pool, err := pgdb.OpenMigrated(ctx, db.URL(), 2, "test", migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.Close()
+	if v, err := pgdb.SchemaVersion(ctx, ro, "test"); err != nil || v != len(migrations) {
+		t.Fatalf("migrated: version %d, %v; want %d", v, err, len(migrations))
+	}
+	if _, err := ro.Exec(ctx, `INSERT INTO applied VALUES (9)`); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("a write through the read-only pool: %v", err)
+	}
+	if _, err := pgdb.OpenReadOnly(ctx, "postgres://x@127.0.0.1:1/none?connect_timeout=1", 1); !errors.Is(err, pgdb.ErrUnreachable) {
+		t.Fatalf("unreachable server: %v", err)
+	}
+}

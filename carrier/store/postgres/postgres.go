@@ -89,12 +89,16 @@ func open(ctx context.Context, url string, cfg store.Options, readOnly bool) (*S
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgdb.Open(ctx, url, 0)
+	openPool, conns := pgdb.Open, 0
+	if readOnly {
+		openPool, conns = pgdb.OpenReadOnly, 2
+	}
+	pool, err := openPool(ctx, url, conns)
 	if err != nil {
 		return nil, err
 	}
 	if readOnly || cfg.MustExist {
-		v, err := version(ctx, pool)
+		v, err := pgdb.SchemaVersion(ctx, pool, Component)
 		switch {
 		case err != nil:
 			err = fmt.Errorf("%w: %w", store.ErrNotMigrated, pgdb.Explain(err, d))
@@ -106,33 +110,13 @@ func open(ctx context.Context, url string, cfg store.Options, readOnly bool) (*S
 			return nil, err
 		}
 	}
-	if readOnly {
-		pool.Close()
-		pc, err := pgxpool.ParseConfig(url)
-		if err != nil {
-			return nil, err
-		}
-		pc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
-		pc.MaxConns = 2
-		if pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+	if !readOnly {
+		if err := pgdb.Migrate(ctx, pool, Component, migrations); err != nil {
+			pool.Close()
 			return nil, pgdb.Explain(err, d)
 		}
-	} else if err := pgdb.Migrate(ctx, pool, Component, migrations); err != nil {
-		pool.Close()
-		return nil, pgdb.Explain(err, d)
 	}
 	return &Store{Store: sqlstore.New(pgdb.Wrap(pool), outboxpg.New(pool), cfg), pool: pool}, nil
-}
-
-// version is the carrier's schema version, 0 for a database without one.
-func version(ctx context.Context, pool *pgxpool.Pool) (int, error) {
-	var exists bool
-	if err := pool.QueryRow(ctx, `SELECT to_regclass('schema_version') IS NOT NULL`).Scan(&exists); err != nil || !exists {
-		return 0, err
-	}
-	var v int
-	err := pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version WHERE component = $1`, Component).Scan(&v)
-	return v, err
 }
 
 // Nonces is the signed requests' replay memory in this database (store.Store).

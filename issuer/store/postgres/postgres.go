@@ -117,14 +117,18 @@ func Open(ctx context.Context, url string, opt store.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer database: %w", err)
 	}
-	pool, err := pgdb.Open(ctx, url, 0)
+	openPool, conns := pgdb.Open, 0
+	if opt.ReadOnly {
+		openPool, conns = pgdb.OpenReadOnly, 2 // every session reads only
+	}
+	pool, err := openPool(ctx, url, conns)
 	if err != nil {
 		if (opt.MustExist || opt.ReadOnly) && errors.Is(err, pgdb.ErrNoDatabase) {
 			return nil, fmt.Errorf("%s: %w", d, store.ErrNoDatabase)
 		}
 		return nil, fmt.Errorf("issuer database: %w", err)
 	}
-	if pool, err = prepare(ctx, pool, d, opt); err != nil {
+	if err := prepare(ctx, pool, d, opt); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -136,51 +140,27 @@ func Open(ctx context.Context, url string, opt store.Options) (*Store, error) {
 	return &Store{Store: s, pool: pool}, nil
 }
 
-// prepare checks or migrates the schema and returns the pool to use: pool,
-// or for opt.ReadOnly one whose sessions read only (pool then is closed).
-func prepare(ctx context.Context, pool *pgxpool.Pool, d dsn.DSN, opt store.Options) (*pgxpool.Pool, error) {
+// prepare checks the schema (opt.MustExist, opt.ReadOnly) or migrates it.
+func prepare(ctx context.Context, pool *pgxpool.Pool, d dsn.DSN, opt store.Options) error {
 	if opt.MustExist || opt.ReadOnly {
-		v, err := version(ctx, pool)
+		v, err := pgdb.SchemaVersion(ctx, pool, Component)
 		if err != nil {
-			return pool, fmt.Errorf("issuer database: %w", pgdb.Explain(err, d))
+			return fmt.Errorf("issuer database: %w", pgdb.Explain(err, d))
 		}
 		switch {
 		case v == 0:
-			return pool, fmt.Errorf("%s: %w", d, store.ErrNoDatabase)
+			return fmt.Errorf("%s: %w", d, store.ErrNoDatabase)
 		case opt.ReadOnly && v != len(migrations):
-			return pool, fmt.Errorf("issuer database: schema version %d, this program reads %d: open it once read-write to migrate it", v, len(migrations))
+			return fmt.Errorf("issuer database: schema version %d, this program reads %d: open it once read-write to migrate it", v, len(migrations))
 		}
 	}
-	if !opt.ReadOnly {
-		if err := pgdb.Migrate(ctx, pool, Component, migrations); err != nil {
-			return pool, fmt.Errorf("issuer database: %w", pgdb.Explain(err, d))
-		}
-		return pool, nil
+	if opt.ReadOnly {
+		return nil
 	}
-	// Every later session of the pool reads only.
-	pool.Close()
-	cfg, err := pgxpool.ParseConfig(d.URL)
-	if err != nil {
-		return pool, fmt.Errorf("issuer database: %w", err)
+	if err := pgdb.Migrate(ctx, pool, Component, migrations); err != nil {
+		return fmt.Errorf("issuer database: %w", pgdb.Explain(err, d))
 	}
-	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
-	cfg.MaxConns = 2
-	ro, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return pool, fmt.Errorf("issuer database: %w", pgdb.Explain(err, d))
-	}
-	return ro, nil
-}
-
-// version is the issuer's schema version, 0 for a database without one.
-func version(ctx context.Context, pool *pgxpool.Pool) (int, error) {
-	var exists bool
-	if err := pool.QueryRow(ctx, `SELECT to_regclass('schema_version') IS NOT NULL`).Scan(&exists); err != nil || !exists {
-		return 0, err
-	}
-	var v int
-	err := pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version WHERE component = $1`, Component).Scan(&v)
-	return v, err
+	return nil
 }
 
 // Nonces is the signed requests' replay memory in this database (store.Store).

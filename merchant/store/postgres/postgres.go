@@ -117,17 +117,12 @@ func OpenReadOnly(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgdb.Open(ctx, url, 2)
+	// Every session reads only: the CLIs that read must never write.
+	pool, err := pgdb.OpenReadOnly(ctx, url, 2)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		pool.Close()
-		return nil, pgdb.Explain(err, d)
-	}
-	v, err := pgdb.Version(ctx, conn.Conn(), Component)
-	conn.Release()
+	v, err := pgdb.SchemaVersion(ctx, pool, Component)
 	switch {
 	case err != nil:
 		err = fmt.Errorf("%w: %w", store.ErrNotMigrated, pgdb.Explain(err, d))
@@ -137,17 +132,6 @@ func OpenReadOnly(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		pool.Close()
 		return nil, err
-	}
-	pool.Close()
-	// Reopen with every session read-only: the CLIs that read must never write.
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, err
-	}
-	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
-	cfg.MaxConns = 2
-	if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
-		return nil, pgdb.Explain(err, d)
 	}
 	return newStore(pool, nil), nil
 }

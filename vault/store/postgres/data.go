@@ -147,15 +147,9 @@ func ReadCheckpoint(ctx context.Context, url string) (store.Checkpoint, bool, er
 	if err != nil {
 		return store.Checkpoint{}, false, err
 	}
-	cfg, err := pgxpool.ParseConfig(url)
+	pool, err := pgdb.OpenReadOnly(ctx, url, 1)
 	if err != nil {
-		return store.Checkpoint{}, false, fmt.Errorf("%w: %s cannot be parsed", dsn.ErrDSN, d)
-	}
-	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return store.Checkpoint{}, false, pgdb.Explain(err, d)
+		return store.Checkpoint{}, false, err
 	}
 	defer pool.Close()
 	cp, ok, err := sqlstore.ReadCheckpoint(ctx, pgdb.Wrap(pool))

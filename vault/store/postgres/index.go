@@ -6,7 +6,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"orderseal/internal/dsn"
 	"orderseal/internal/pgdb"
 	"orderseal/internal/signedhttp/nonce"
 	"orderseal/internal/signedhttp/nonce/noncepg"
@@ -88,23 +87,9 @@ func OpenIndex(ctx context.Context, url string) (*Index, error) {
 // OpenIndexReadOnly connects to an existing index for reading only, in
 // read-only sessions (for 'vault audit verify' and the test harness).
 func OpenIndexReadOnly(ctx context.Context, url string) (*Index, error) {
-	d, err := dsn.Parse(url)
+	pool, err := pgdb.OpenReadOnly(ctx, url, 2)
 	if err != nil {
 		return nil, fmt.Errorf("vault index: %w", err)
-	}
-	pool, err := pgdb.Open(ctx, url, 2)
-	if err != nil {
-		return nil, fmt.Errorf("vault index: %w", err)
-	}
-	pool.Close()
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("vault index: %w", err)
-	}
-	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
-	cfg.MaxConns = 2
-	if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("vault index: %w", pgdb.Explain(err, d))
 	}
 	return newIndex(pool), nil
 }
