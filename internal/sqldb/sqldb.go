@@ -13,6 +13,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,6 +138,30 @@ func Placeholders(from, n int) string {
 		b.WriteString(strconv.Itoa(from + i))
 	}
 	return b.String()
+}
+
+// MaxListSQLite bounds the values of one In list on SQLite, well under its
+// limit on bound parameters.
+const MaxListSQLite = 500
+
+// ListChunk is how many values one In list takes on q: MaxListSQLite on
+// SQLite; any number on PostgreSQL, where the list is one array.
+func ListChunk(q Querier) int {
+	if q.Dialect() == Postgres {
+		return math.MaxInt
+	}
+	return MaxListSQLite
+}
+
+// In returns the condition that col is one of vs, bound from placeholder
+// $from, and its arguments: on PostgreSQL "col = ANY ($from)" with vs as
+// one array, so the statement's text (and its prepared statement) is the
+// same whatever len(vs); on SQLite an IN list of placeholders.
+func In[T any](q Querier, col string, from int, vs []T) (string, []any) {
+	if q.Dialect() == Postgres {
+		return col + " = ANY ($" + strconv.Itoa(from) + ")", []any{vs}
+	}
+	return col + " IN (" + Placeholders(from, len(vs)) + ")", Args(vs)
 }
 
 // Args returns vs as query arguments, for an IN list.

@@ -97,6 +97,10 @@ func TestDialects(t *testing.T) {
 				append([]any{0}, sqldb.Args(ids)...)...).Scan(&count); err != nil || count != 2 {
 				t.Fatalf("in list: %d %v", count, err)
 			}
+			cond, args := sqldb.In(db, "id", 2, ids)
+			if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM t WHERE n > $1 AND `+cond, append([]any{0}, args...)...).Scan(&count); err != nil || count != 2 {
+				t.Fatalf("In: %d %v", count, err)
+			}
 		})
 	}
 }

@@ -231,21 +231,6 @@ func step(ctx context.Context, conn *sql.Conn, version int, migration string, kn
 	return nil
 }
 
-// Placeholders returns n comma-separated SQL parameters, for an IN list or
-// a VALUES row.
-func Placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
-
-// Args returns vs as query arguments, for an IN list.
-func Args[T any](vs []T) []any {
-	out := make([]any, len(vs))
-	for i, v := range vs {
-		out[i] = v
-	}
-	return out
-}
-
 // ExecUnsynced runs one statement in its own transaction at
 // synchronous=NORMAL: the commit does not wait for the WAL to reach the
 // disk. It survives a crash or kill of the process as soon as it returns,

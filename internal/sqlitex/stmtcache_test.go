@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+
+	"orderseal/internal/sqldb"
 )
 
 func TestStatementCache(t *testing.T) {
@@ -102,7 +104,7 @@ func TestStatementCache(t *testing.T) {
 
 	// Queries built at run time do not grow the cache without bound.
 	for i := range stmtCacheSize + 20 {
-		if err := db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM t WHERE id IN (%s)`, Placeholders(i+1)), Args(make([]int, i+1))...).Scan(new(int)); err != nil {
+		if err := db.QueryRow(sqldb.SQLiteQuery(fmt.Sprintf(`SELECT count(*) FROM t WHERE id IN (%s)`, sqldb.Placeholders(1, i+1))), sqldb.Args(make([]int, i+1))...).Scan(new(int)); err != nil {
 			t.Fatal(err)
 		}
 	}

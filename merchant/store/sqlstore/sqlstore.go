@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -304,27 +303,6 @@ func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
-// chunk is how many ids one statement's IN list takes: on SQLite at most
-// 500, well under its limit on bound parameters; PostgreSQL takes any
-// number as one array.
-func chunk(q sqldb.Querier) int {
-	if q.Dialect() == sqldb.Postgres {
-		return math.MaxInt
-	}
-	return 500
-}
-
-// in is the condition "col is one of vs", vs bound from placeholder $from,
-// and its arguments: on PostgreSQL "col = ANY ($from)" with vs as one
-// array, so the statement's text (and its prepared statement) is the same
-// whatever len(vs); elsewhere an IN list.
-func in(q sqldb.Querier, col string, from int, vs []string) (string, []any) {
-	if q.Dialect() == sqldb.Postgres {
-		return fmt.Sprintf("%s = ANY ($%d)", col, from), []any{vs}
-	}
-	return col + " IN (" + sqldb.Placeholders(from, len(vs)) + ")", sqldb.Args(vs)
-}
-
 const briefCols = `order_id, state, reason, tracking, ship_token, total`
 
 func scanBrief(r sqldb.Row) (store.OrderBrief, error) {
@@ -336,8 +314,8 @@ func scanBrief(r sqldb.Row) (store.OrderBrief, error) {
 // Briefs returns the orders among ids that exist.
 func (s *Store) Briefs(ctx context.Context, ids []string) ([]store.OrderBrief, error) {
 	var out []store.OrderBrief
-	for c := range slices.Chunk(ids, chunk(s.db)) {
-		cond, args := in(s.db, "order_id", 1, c)
+	for c := range slices.Chunk(ids, sqldb.ListChunk(s.db)) {
+		cond, args := sqldb.In(s.db, "order_id", 1, c)
 		bs, err := sqldb.Collect(ctx, s.db, scanBrief, `SELECT `+briefCols+` FROM orders WHERE `+cond, args...)
 		if err != nil {
 			return nil, err
@@ -366,9 +344,9 @@ func (s *Store) FirstReached(ctx context.Context, ids, states []string) (map[str
 	if len(states) == 0 {
 		return out, nil
 	}
-	for c := range slices.Chunk(ids, chunk(s.db)) {
-		byID, idArgs := in(s.db, "order_id", 1, c)
-		byState, stateArgs := in(s.db, "state", 1+len(idArgs), states)
+	for c := range slices.Chunk(ids, sqldb.ListChunk(s.db)) {
+		byID, idArgs := sqldb.In(s.db, "order_id", 1, c)
+		byState, stateArgs := sqldb.In(s.db, "state", 1+len(idArgs), states)
 		err := sqldb.Each(ctx, s.db, func(r sqldb.Row) error {
 			var id string
 			var ms int64

@@ -59,8 +59,8 @@ func (x *Index) Entry(ctx context.Context, token string) (store.Entry, error) {
 func (x *Index) Entries(ctx context.Context, tokens []string) (map[string]store.Entry, error) {
 	out := map[string]store.Entry{}
 	for len(tokens) > 0 {
-		n := listBatch(x.db, len(tokens))
-		cond, args := anyOf(x.db, "token", 1, tokens[:n])
+		n := min(len(tokens), sqldb.ListChunk(x.db))
+		cond, args := sqldb.In(x.db, "token", 1, tokens[:n])
 		es, err := sqldb.Collect(ctx, x.db, scanEntry, `SELECT `+entryColumns+` FROM entries WHERE `+cond, args...)
 		if err != nil {
 			return nil, err

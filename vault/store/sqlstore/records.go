@@ -67,7 +67,7 @@ func (t Records) Get(ctx context.Context, q sqldb.Querier, token string) (store.
 // keyed by hash, each list oldest first. No hashes still runs the query:
 // it is the cheap probe of the store.
 func (t Records) TokensByHash(ctx context.Context, q sqldb.Querier, hashes [][]byte) (map[string][]string, error) {
-	cond, args := anyOf(q, "dedupe", 1, hashes)
+	cond, args := sqldb.In(q, "dedupe", 1, hashes)
 	toks := map[string][]string{}
 	err := sqldb.Each(ctx, q, func(r sqldb.Row) error {
 		var h []byte
@@ -89,7 +89,7 @@ func (t Records) Delete(ctx context.Context, q sqldb.Querier, tokens []string) e
 	if len(tokens) == 0 {
 		return nil
 	}
-	cond, args := anyOf(q, "token", 1, tokens)
+	cond, args := sqldb.In(q, "token", 1, tokens)
 	_, err := q.Exec(ctx, `DELETE FROM `+t.table+` WHERE `+cond, args...)
 	return err
 }

@@ -30,29 +30,6 @@ import (
 // opened or reached at start (issue 22 item 5).
 var ErrStoreUnreachable = errors.New("cannot be created or opened")
 
-// maxListSQLite bounds the values of one IN list on SQLite, well under its
-// limit on parameters.
-const maxListSQLite = 256
-
-// listBatch is how many values one anyOf list may take on q.
-func listBatch(q sqldb.Querier, n int) int {
-	if q.Dialect() == sqldb.SQLite {
-		return min(n, maxListSQLite)
-	}
-	return n
-}
-
-// anyOf returns the condition that col is one of vs, numbered from $from,
-// and its arguments: on PostgreSQL vs is one array, so the statement is
-// the same (and prepared once) whatever len(vs); SQLite has no arrays and
-// gets a list of placeholders.
-func anyOf[T any](q sqldb.Querier, col string, from int, vs []T) (string, []any) {
-	if q.Dialect() == sqldb.Postgres {
-		return col + " = ANY ($" + strconv.Itoa(from) + ")", []any{vs}
-	}
-	return col + " IN (" + sqldb.Placeholders(from, len(vs)) + ")", sqldb.Args(vs)
-}
-
 // column is one column of an insert, with its PostgreSQL type.
 type column struct{ name, pgType string }
 
