@@ -3,10 +3,15 @@ package merchant
 import (
 	"encoding/json"
 	"os"
+	"time"
 
 	"orderseal/internal/secfile"
 	vaultapi "orderseal/vault/api"
 )
+
+// CheckpointEvery is the least time between two writes of the vault
+// checkpoint file.
+const CheckpointEvery = time.Second
 
 // keepCheckpoint keeps the newest audit checkpoint the vault sent (DESIGN.md
 // §7, issue 22 item 3) in Config.VaultCheckpointFile, replaced atomically and
@@ -16,42 +21,64 @@ import (
 // that cannot be written, changes nothing (it is logged; the next grant
 // brings a newer one).
 //
-// Writes are coalesced: a caller that finds a write in progress leaves its
-// checkpoint to that writer, which writes the newest one waiting before it
-// returns, so concurrent grants cost one file replacement (two fsyncs), not
-// one each, and only the writer waits for it.
+// Writes are paced and never keep a job waiting: the file is replaced at
+// most once every CheckpointEvery, in the background, with the newest
+// checkpoint that arrived meanwhile. A replacement costs two fsyncs; a busy
+// merchant gets a grant every few milliseconds, and each checkpoint covers
+// every entry before it, so the file lags the vault by at most about a
+// second (the vault anchors every entry in its own backup store too).
+// Run writes the last one when it stops.
 func (s *Server) keepCheckpoint(cp *vaultapi.AuditCheckpoint) {
 	if cp == nil || s.cfg.VaultCheckpointFile == "" {
 		return
 	}
 	s.cpMu.Lock()
+	defer s.cpMu.Unlock()
 	if cp.Seq <= s.cpSeq || (s.cpNext != nil && cp.Seq <= s.cpNext.Seq) {
-		s.cpMu.Unlock()
 		return
 	}
 	s.cpNext = cp
-	if s.cpWriting {
-		s.cpMu.Unlock()
+	if s.cpWriting || s.cpTimer != nil {
+		return // the write under way or due takes it
+	}
+	wait := max(0, time.Until(s.cpLast.Add(CheckpointEvery)))
+	s.cpTimer = time.AfterFunc(wait, s.writeCheckpoints)
+}
+
+// writeCheckpoints writes the newest checkpoint waiting, and schedules the
+// next write when one came meanwhile.
+func (s *Server) writeCheckpoints() {
+	s.cpMu.Lock()
+	defer s.cpMu.Unlock()
+	s.cpTimer = nil
+	next := s.cpNext
+	if next == nil || s.cpWriting {
 		return
 	}
-	s.cpWriting = true
-	for s.cpNext != nil {
-		next := s.cpNext
-		s.cpNext = nil
-		if next.Seq <= s.cpSeq {
-			continue // came while a newer one was being written
-		}
-		s.cpMu.Unlock()
-		err := writeCheckpoint(s.cfg.VaultCheckpointFile, next)
-		s.cpMu.Lock()
-		if err != nil {
-			s.log.Warn("vault audit checkpoint not kept", "seq", next.Seq, "err", err)
-			continue
-		}
-		s.cpSeq = next.Seq
-	}
-	s.cpWriting = false
+	s.cpNext, s.cpWriting = nil, true
 	s.cpMu.Unlock()
+	err := writeCheckpoint(s.cfg.VaultCheckpointFile, next)
+	s.cpMu.Lock()
+	s.cpWriting, s.cpLast = false, time.Now()
+	if err != nil {
+		s.log.Warn("vault audit checkpoint not kept", "seq", next.Seq, "err", err)
+	} else {
+		s.cpSeq = max(s.cpSeq, next.Seq)
+		s.cpWrites++
+	}
+	if s.cpNext != nil && s.cpTimer == nil {
+		s.cpTimer = time.AfterFunc(CheckpointEvery, s.writeCheckpoints)
+	}
+}
+
+// flushCheckpoint writes the checkpoint waiting now, if any (at shutdown).
+func (s *Server) flushCheckpoint() {
+	s.cpMu.Lock()
+	if s.cpTimer != nil && s.cpTimer.Stop() {
+		s.cpTimer = nil
+	}
+	s.cpMu.Unlock()
+	s.writeCheckpoints()
 }
 
 func writeCheckpoint(path string, cp *vaultapi.AuditCheckpoint) error {

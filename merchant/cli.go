@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"orderseal/internal/cli"
+	"orderseal/internal/signedhttp"
 	"orderseal/internal/outbox"
 	outboxpg "orderseal/internal/outbox/postgres"
 	"orderseal/internal/strictjson"
@@ -38,6 +39,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	sf := cli.AddServeFlags(fs, "127.0.0.1:8080", cli.ListenUsage)
 	public := fs.String("public-url", "", "URL the carrier reaches this node at (default: http://<bound address>)")
 	poll := fs.Duration("relay-poll", time.Second, "how often the relay outbox looks for due work")
+	workers := fs.Int("relay-workers", DefaultRelayWorkers, "relay jobs this node runs at once (1 to 64: a peer takes 64 requests of one party at once)")
 	holdSweep := fs.Duration("hold-sweep", DefaultHoldSweep, "how often to ask the issuers about authorizations whose hold has ended, so their expiry shows")
 	lease := fs.Duration("outbox-lease", outboxpg.DefaultLease, "on PostgreSQL: how long this node's claim on a relay job keeps the other nodes off it, renewed at every poll while the node lives (a killed node's jobs resume after it)")
 	var companies cli.Strings
@@ -103,6 +105,9 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return cli.Usagef("use -hold-sweep 1m", "-hold-sweep must be at least 100ms")
 	}
 	cfg.HoldSweep = *holdSweep
+	if *workers < 1 || *workers > signedhttp.DefaultPerParty {
+		return cli.Usagef("use -relay-workers 32", "-relay-workers must be 1 to %d", signedhttp.DefaultPerParty)
+	}
 	if *maxShift < time.Second {
 		return cli.Usagef("use -max-shift 8h", "-max-shift must be at least 1s")
 	}
@@ -175,7 +180,7 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 		}
 		cfg.Pages = append(cfg.Pages, Page{Prefix: dashboard.Prefix, Handler: d})
 	}
-	cfg.Outbox = func(r *outbox.Runner) { r.Poll = *poll }
+	cfg.Outbox = func(r *outbox.Runner) { r.Poll, r.Workers = *poll, *workers }
 	srv, err := NewServer(cfg)
 	if err != nil {
 		ln.Close()

@@ -306,11 +306,11 @@ func TestDeadLetters(t *testing.T) {
 			jobs: map[string]string{"authorize": "failed", "void": "done"}},
 		{name: "carrier refuses the booking", carrier: []carrierStep{{status: 422, code: carrierapi.CodeNoDestination}},
 			kind: "book", attempts: 1, reason: carrierapi.CodeNoDestination,
-			jobs: map[string]string{"authorize": "done", "grant": "done", "book": "failed", "void": "done"}},
+			jobs: map[string]string{"authorize": "done", "book": "failed", "void": "done"}},
 		{name: "carrier unavailable until the bundle expires", carrier: append(repeat(carrierStep{status: 503, code: carrierapi.CodeVaultDeposit}, maxAttempts-1),
 			carrierStep{status: 503, code: carrierapi.CodeVaultDeposit, expire: true}),
 			kind: "book", attempts: maxAttempts, reason: carrierapi.CodeVaultDeposit,
-			jobs: map[string]string{"authorize": "done", "grant": "done", "book": "failed", "void": "done"}},
+			jobs: map[string]string{"authorize": "done", "book": "failed", "void": "done"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -179,7 +179,7 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 			s.keepCheckpoint(rv.AuditCheckpoint)
 		}
 		_, err = s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateDeclined,
-			Reason: auth.Reason, Detail: "declined by " + o.Issuer + ": " + auth.Reason, Retain: kept})
+			Reason: auth.Reason, Detail: "declined by " + o.Issuer + ": " + auth.Reason, Retain: kept, Finishes: true})
 		if err == nil {
 			s.log.Info("order declined", "order", o.ID, "reason", auth.Reason)
 		}
@@ -193,7 +193,7 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 		if revoked {
 			return s.failApproved(ctx, o, auth.AuthCode, vaultapi.CodeGrantRevoked)
 		}
-		next := jobBook
+		next, note := jobBook, ""
 		if o.Vault != "" {
 			// The issuer's approval, which only the vault can verify,
 			// activates the pending grant.
@@ -211,11 +211,18 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 			if err := grantMatches(o, g); err != nil {
 				return err
 			}
-			next = jobGrant
+			if active(g, invoice) {
+				// The vault's answer to the activation says the grant
+				// is active: the carrier is booked next, with no
+				// separate confirmation (jobGrant) in between.
+				note = granted(o, g)
+			} else {
+				next = jobGrant
+			}
 		}
 		applied, err := s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateAuthorized,
 			AuthCode: auth.AuthCode, Invoice: invoice, Detail: "approved by " + o.Issuer + ", code " + auth.AuthCode, Jobs: []string{next},
-			Retain: kept})
+			Note: note, Retain: kept, Finishes: true})
 		if err == nil && !applied {
 			err = s.lateApproval(ctx, o.ID, auth.AuthCode)
 		}
@@ -251,7 +258,7 @@ func (s *Server) lateApproval(ctx context.Context, id, authCode string) error {
 // activate: it cannot ship, so its hold is voided (and its grants revoked).
 func (s *Server) failApproved(ctx context.Context, o *store.Order, authCode, reason string) error {
 	_, err := s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateFailed,
-		AuthCode: authCode, Reason: reason, Detail: "grant failed: " + reason, Jobs: []string{jobVoid}})
+		AuthCode: authCode, Reason: reason, Detail: "grant failed: " + reason, Jobs: []string{jobVoid}, Finishes: true})
 	if err == nil {
 		s.log.Warn("order failed", "order", o.ID, "step", jobGrant, "reason", reason)
 	}
@@ -265,8 +272,20 @@ func grantMatches(o *store.Order, g *vaultapi.GrantResponse) error {
 	return nil
 }
 
+// active reports whether the vault's answer g shows the grant active for invoice.
+func active(g *vaultapi.GrantResponse, invoice string) bool {
+	return g.State == vaultapi.GrantActive && g.Invoice == invoice
+}
+
+// granted is the timeline entry of an active grant.
+func granted(o *store.Order, g *vaultapi.GrantResponse) string {
+	return "address release granted to " + o.Carrier + " until " + g.Expires
+}
+
 // grant confirms that the order's grant is active (the authorize step
 // activated it with the issuer's approval) before the carrier is booked.
+// The authorize step queues it only when the vault's answer to the
+// activation did not show the grant active already.
 func (s *Server) grant(ctx context.Context, job outbox.Job) error {
 	o, b, err := s.load(ctx, job.Key)
 	if err != nil {
@@ -283,10 +302,10 @@ func (s *Server) grant(ctx context.Context, job outbox.Job) error {
 	if err := grantMatches(o, g); err != nil {
 		return err
 	}
-	if g.State != vaultapi.GrantActive || g.Invoice != o.Invoice {
+	if !active(g, o.Invoice) {
 		return outbox.Permanent(relayError{vaultapi.CodeGrantPending, errors.New("the vault's grant for this order is not active")})
 	}
-	return s.cfg.Store.Note(ctx, o.ID, api.StateAuthorized, "address release granted to "+o.Carrier+" until "+g.Expires, jobBook)
+	return s.cfg.Store.Note(ctx, o.ID, api.StateAuthorized, granted(o, g), jobBook)
 }
 
 func (s *Server) book(ctx context.Context, job outbox.Job) error {
@@ -316,7 +335,7 @@ func (s *Server) book(ctx context.Context, job outbox.Job) error {
 		return outbox.Permanent(relayError{reasonCarrierAnswer, errors.New("the carrier's answer does not echo this bundle")})
 	}
 	applied, err := s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateAuthorized}, To: api.StateShipped,
-		Tracking: sh.Tracking, Detail: "booked with " + o.Carrier + ", tracking " + sh.Tracking})
+		Tracking: sh.Tracking, Detail: "booked with " + o.Carrier + ", tracking " + sh.Tracking, Finishes: true})
 	if err != nil {
 		return err
 	}

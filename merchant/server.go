@@ -121,7 +121,10 @@ type Server struct {
 	cpMu      sync.Mutex
 	cpSeq     int64                     // seq of the vault checkpoint kept
 	cpNext    *vaultapi.AuditCheckpoint // newer than cpSeq, waiting for the writer
-	cpWriting bool                      // a keepCheckpoint call is writing
+	cpWriting bool                      // writeCheckpoints is writing
+	cpTimer   *time.Timer               // the next write, when one is due
+	cpLast    time.Time                 // when the file was last replaced
+	cpWrites  int                       // replacements made (tests)
 }
 
 // policies is the published policy set.
@@ -187,7 +190,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.VaultCheckpointFile != "" {
 		s.cpSeq = readCheckpointSeq(cfg.VaultCheckpointFile)
 	}
-	s.runner = &outbox.Runner{Store: cfg.Store.Outbox(), Logger: s.log, Now: s.now, Poll: time.Second,
+	s.runner = &outbox.Runner{Store: cfg.Store.Outbox(), Logger: s.log, Now: s.now, Poll: time.Second, Workers: DefaultRelayWorkers,
 		Handlers: map[string]outbox.Handler{
 			jobAuthorize: s.authorize,
 			jobGrant:     s.grant,
@@ -244,7 +247,14 @@ func (s *Server) Routes() []string {
 // Run relays stored orders until ctx ends; orders a previous process left
 // half-relayed resume at once. Beside the relay, it sweeps for holds that
 // ended (Config.HoldSweep).
+// DefaultRelayWorkers is how many relay jobs a node runs at once. A job
+// mostly waits for a peer's answer, so the relay needs many in flight to
+// keep up with its intake; each peer takes up to
+// signedhttp.DefaultPerParty requests of one party at once.
+const DefaultRelayWorkers = 32
+
 func (s *Server) Run(ctx context.Context) {
+	defer s.flushCheckpoint()
 	d := cmp.Or(s.cfg.HoldSweep, DefaultHoldSweep)
 	if d < 0 {
 		s.runner.Run(ctx)

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -229,20 +230,23 @@ func (r *Runner) Run(ctx context.Context) {
 // attempt runs one job and records the outcome.
 func (r *Runner) attempt(ctx context.Context, j Job) {
 	h := r.Handlers[j.Kind]
+	run := &running{id: j.ID, attempts: j.Attempts + 1}
 	var err error
 	if h == nil {
 		err = Permanent(fmt.Errorf("no handler for job kind %q", j.Kind))
 	} else {
-		actx, cancel := context.WithTimeout(ctx, r.Timeout)
+		actx, cancel := context.WithTimeout(context.WithValue(ctx, runningKey{}, run), r.Timeout)
 		err = safeRun(actx, h, j)
 		cancel()
 	}
 	if ctx.Err() != nil {
 		return // shutting down: the attempt does not count; the job stays due
 	}
-	n := j.Attempts + 1
+	n := run.attempts
 	if err == nil {
-		r.mark(ctx, j, r.Store.Done(ctx, j.ID, n))
+		if !run.finished.Load() {
+			r.mark(ctx, j, r.Store.Done(ctx, j.ID, n))
+		}
 		return
 	}
 	next := r.Now().Add(r.Backoff(n))
@@ -280,6 +284,39 @@ func (r *Runner) mark(ctx context.Context, j Job, err error) {
 	if err != nil && ctx.Err() == nil {
 		// The job stays pending and runs again: handlers are idempotent.
 		r.Logger.Error("outbox: recording job outcome", "kind", j.Kind, "key", j.Key, "err", err)
+	}
+}
+
+// running is the attempt a handler's context carries (Running).
+type running struct {
+	id       int64
+	attempts int // this one included
+	finished atomic.Bool
+}
+
+type runningKey struct{}
+
+// Running returns the job a handler's ctx is running and the attempts made
+// with this one, for a store that marks it done in the transaction of the
+// state change that finishes it (Finished): the change and the mark then
+// commit together, one commit instead of two. ok is false outside a
+// handler.
+func Running(ctx context.Context) (id int64, attempts int, ok bool) {
+	r, ok := ctx.Value(runningKey{}).(*running)
+	if !ok {
+		return 0, 0, false
+	}
+	return r.id, r.attempts, true
+}
+
+// Finished tells the Runner that the job ctx runs was marked done inside
+// the handler's own transaction, so it writes no mark of its own when the
+// handler succeeds. A handler that fails after all is retried as usual —
+// a retry changes only a pending job, so a job whose mark committed stays
+// done — which is why a handler marks its job only with its last write.
+func Finished(ctx context.Context) {
+	if r, ok := ctx.Value(runningKey{}).(*running); ok {
+		r.finished.Store(true)
 	}
 }
 

@@ -12,19 +12,35 @@ import (
 	"orderseal/internal/sqldb"
 )
 
-// Wrap gives db to a store's shared code (sqldb). writes, when not nil, is
-// held by every transaction, so a process's writers queue on it rather
-// than in SQLite's sleeping busy handler; a database opened with
-// Immediate() makes every transaction BEGIN IMMEDIATE either way.
-func Wrap(db *sql.DB, writes *sync.Mutex) sqldb.DB { return &wrapped{db: db, writes: writes} }
+// Wrap gives db to a store's shared code (sqldb). Its writes — Tx, and
+// Exec outside one — are group-committed by db's one writer in this
+// process (see group), which every Wrap of db shares. writes, when not
+// nil, is the lock that writer holds while it writes (WriteLock), for a
+// database whose other writers already take one; the first Wrap of db
+// decides. A database opened with Immediate() makes every transaction
+// BEGIN IMMEDIATE. Reads outside a Tx run on the pool's other
+// connections, beside the writes (WAL).
+func Wrap(db *sql.DB, writes *sync.Mutex) sqldb.DB {
+	var l sync.Locker
+	if writes != nil {
+		l = writes
+	}
+	return &wrapped{db: db, g: groupOf(db, l)}
+}
 
 type wrapped struct {
-	db     *sql.DB
-	writes *sync.Mutex
+	db *sql.DB
+	g  *group
 }
 
 func (w *wrapped) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	return exec(w.db.ExecContext(ctx, sqldb.SQLiteQuery(q), args...))
+	var n int64
+	err := w.g.tx(ctx, w.db, func(t sqldb.Tx) error {
+		var err error
+		n, err = t.Exec(ctx, q, args...)
+		return err
+	})
+	return n, err
 }
 
 func (w *wrapped) Query(ctx context.Context, q string, args ...any) (sqldb.Rows, error) {
@@ -41,22 +57,13 @@ func (w *wrapped) IsUnique(err error) bool { return IsUnique(err) }
 
 func (w *wrapped) Ping(ctx context.Context) error { return Ping(ctx, w.db) }
 
-func (w *wrapped) Close() error { return w.db.Close() }
+func (w *wrapped) Close() error {
+	forget(w.db)
+	return w.db.Close()
+}
 
 func (w *wrapped) Tx(ctx context.Context, fn func(sqldb.Tx) error) error {
-	if w.writes != nil {
-		w.writes.Lock()
-		defer w.writes.Unlock()
-	}
-	tx, err := w.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := fn(wrappedTx{tx}); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return w.g.tx(ctx, w.db, fn)
 }
 
 type wrappedTx struct{ tx *sql.Tx }

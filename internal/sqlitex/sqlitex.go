@@ -76,6 +76,7 @@ func dsn(path string, o options) string {
 	pragmas := []string{
 		fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMillis),
 		"foreign_keys(ON)",
+		"mmap_size(268435456)",
 	}
 	switch {
 	case o.readOnly:
@@ -239,6 +240,9 @@ func step(ctx context.Context, conn *sql.Conn, version int, migration string, kn
 // whose loss in a power cut is harmless — work that then runs again
 // (an outbox job marked done), never for an acknowledged write.
 func ExecUnsynced(ctx context.Context, db *sql.DB, query string, args ...any) (sql.Result, error) {
+	l := WriteLock(db) // behind the group commits, not in SQLite's busy handler
+	l.Lock()
+	defer l.Unlock()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err

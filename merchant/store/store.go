@@ -84,6 +84,12 @@ type Transition struct {
 	Invoice  string
 	Tracking string
 	Jobs     []string // outbox kinds to enqueue, keyed by order id
+	// Note, when set, is a second timeline entry (in state To) after Detail.
+	Note string
+	// Finishes marks the outbox job running the change (the caller's
+	// context, outbox.Running) done in the change's own transaction when
+	// the change applies: the handler's last write.
+	Finishes bool
 	// Retain, when set, replaces the stored bundle with one whose issuer
 	// section is dropped, in the same transaction as the issuer's answer.
 	Retain *Retained

@@ -89,16 +89,18 @@ func open(ctx context.Context, dsn string, cfg store.Options, readOnly bool) (*S
 	if err != nil {
 		return nil, err
 	}
-	// One connection, and BEGIN IMMEDIATE: sqlstore's transactions read
-	// rows they then change, with no lock of their own on SQLite.
+	// BEGIN IMMEDIATE, and one writer in the process (sqlitex.Wrap's
+	// group commit): sqlstore's transactions read rows they then change,
+	// with no lock of their own on SQLite. Reads use the pool's other
+	// connections meanwhile.
 	var opts []sqlitex.Option
 	switch {
 	case readOnly:
 		opts = append(opts, sqlitex.ReadOnly())
 	case cfg.MustExist:
-		opts = append(opts, sqlitex.MustExist(), sqlitex.Immediate(), sqlitex.Serialized())
+		opts = append(opts, sqlitex.MustExist(), sqlitex.Immediate())
 	default:
-		opts = append(opts, sqlitex.Immediate(), sqlitex.Serialized())
+		opts = append(opts, sqlitex.Immediate())
 	}
 	db, err := sqlitex.Open(p, opts...)
 	if err != nil {
@@ -124,4 +126,6 @@ func open(ctx context.Context, dsn string, cfg store.Options, readOnly bool) (*S
 }
 
 // Nonces is the signed requests' replay memory in this database (store.Store).
-func (s *Store) Nonces(quota nonce.Quota) nonce.Store { return noncesql.New(s.db, quota) }
+func (s *Store) Nonces(quota nonce.Quota) nonce.Store {
+	return noncesql.New(s.db, quota, noncesql.WriteLock(sqlitex.WriteLock(s.db)))
+}

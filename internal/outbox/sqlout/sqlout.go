@@ -52,6 +52,33 @@ func Enqueue(ctx context.Context, tx sqldb.Tx, kind, key string, payload []byte,
 	return EnqueueError(kind, err)
 }
 
+// FinishIn marks the job the handler's ctx runs (outbox.Running) done
+// inside tx, the transaction of the state change that finishes it, and
+// tells the Runner so (outbox.Finished); outside a handler it does
+// nothing. Call it with a handler's last write only: once its transaction
+// commits the job is done, whatever the handler does next.
+func FinishIn(ctx context.Context, tx sqldb.Tx) error {
+	id, attempts, ok := outbox.Running(ctx)
+	if !ok {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, doneQuery(tx.Dialect() == sqldb.Postgres), attempts, id); err != nil {
+		return fmt.Errorf("outbox: marking job %d done: %w", id, err)
+	}
+	outbox.Finished(ctx)
+	return nil
+}
+
+// doneQuery marks a job done ($1 attempts, $2 id), releasing its lease in
+// a table that has one.
+func doneQuery(leased bool) string {
+	release := ""
+	if leased {
+		release = `, lease_owner = NULL, lease_until = NULL`
+	}
+	return `UPDATE outbox SET state = 'done', attempts = $1, last_error = NULL` + release + ` WHERE id = $2`
+}
+
 // Store is the outbox table of one database, without Claim, which each
 // backend adds. Safe for concurrent use.
 type Store struct {
@@ -94,7 +121,7 @@ func New(db sqldb.DB, node string, opts ...Option) *Store {
 	if s.leased {
 		release = `, lease_owner = NULL, lease_until = NULL`
 	}
-	s.done = `UPDATE outbox SET state = 'done', attempts = $1, last_error = NULL` + release + ` WHERE id = $2`
+	s.done = doneQuery(s.leased)
 	s.retry = `UPDATE outbox SET attempts = $1, last_error = $2, next_at = $3` + release + ` WHERE id = $4 AND state = 'pending'`
 	if s.leased {
 		s.retry += ` AND (lease_owner IS NULL OR lease_owner = $5)`

@@ -120,11 +120,13 @@ func Open(ctx context.Context, dsnString string, opt store.Options) (*Store, err
 	if d.Scheme != dsn.SQLite {
 		return nil, fmt.Errorf("issuer database: %w: %s is not a SQLite DSN (want sqlite:PATH)", dsn.ErrDSN, d)
 	}
-	// One connection, and BEGIN IMMEDIATE: the authorize path reads then
-	// writes, and its transactions queue in Go instead of in SQLite's busy
-	// handler. sqlstore relies on it: its transactions read rows they then
-	// change, with no lock of their own on SQLite.
-	opts := []sqlitex.Option{sqlitex.Immediate(), sqlitex.Serialized()}
+	// BEGIN IMMEDIATE, and one writer in the process (sqlitex.Wrap's
+	// group commit): the authorize path reads then writes, and its
+	// transactions queue in Go instead of in SQLite's busy handler.
+	// sqlstore relies on it: its transactions read rows they then change,
+	// with no lock of their own on SQLite. Reads use the pool's other
+	// connections meanwhile.
+	opts := []sqlitex.Option{sqlitex.Immediate()}
 	switch {
 	case opt.ReadOnly:
 		opts = []sqlitex.Option{sqlitex.ReadOnly(), sqlitex.MustExist(), sqlitex.MaxConns(2)}
@@ -178,4 +180,6 @@ func checkVersion(ctx context.Context, db *sql.DB) error {
 }
 
 // Nonces is the signed requests' replay memory in this database (store.Store).
-func (s *Store) Nonces(quota nonce.Quota) nonce.Store { return noncesql.New(s.db, quota) }
+func (s *Store) Nonces(quota nonce.Quota) nonce.Store {
+	return noncesql.New(s.db, quota, noncesql.WriteLock(sqlitex.WriteLock(s.db)))
+}

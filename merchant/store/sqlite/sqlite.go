@@ -91,7 +91,7 @@ func Open(ctx context.Context, dsn string, now func() time.Time) (*Store, error)
 		return nil, err
 	}
 	// secure_delete: a dropped issuer section is zeroed, not left in free space.
-	db, err := sqlitex.Open(p, sqlitex.Immediate(), sqlitex.Serialized(), sqlitex.SecureDelete())
+	db, err := sqlitex.Open(p, sqlitex.Immediate(), sqlitex.SecureDelete())
 	if err != nil {
 		return nil, err
 	}
@@ -132,9 +132,10 @@ func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) {
 	return newStore(db, nil), nil
 }
 
-// newStore serves db. Its one connection (sqlitex.Serialized) and BEGIN
-// IMMEDIATE (sqlitex.Immediate) make every write transaction exclusive, so
-// the shared code's row and advisory locks, not needed here, do nothing.
+// newStore serves db. Its one writer in the process (sqlitex.Wrap's group
+// commit) and BEGIN IMMEDIATE (sqlitex.Immediate) make every write
+// transaction exclusive, so the shared code's row and advisory locks, not
+// needed here, do nothing; reads use the pool's other connections.
 func newStore(db *sql.DB, now func() time.Time) *Store {
 	return &Store{Store: sqlstore.New(sqlitex.Wrap(db, nil), outboxsql.New(db), now), db: db}
 }
@@ -150,4 +151,6 @@ func (s *Store) Close() error {
 }
 
 // Nonces is the signed requests' replay memory in this database (store.Store).
-func (s *Store) Nonces(quota nonce.Quota) nonce.Store { return noncesql.New(s.db, quota) }
+func (s *Store) Nonces(quota nonce.Quota) nonce.Store {
+	return noncesql.New(s.db, quota, noncesql.WriteLock(sqlitex.WriteLock(s.db)))
+}

@@ -235,8 +235,18 @@ func (s *Store) Apply(ctx context.Context, id string, t store.Transition) (appli
 		if err := addEvent(ctx, tx, id, now, t.To, t.Detail, nil); err != nil {
 			return err
 		}
+		if t.Note != "" {
+			if err := addEvent(ctx, tx, id, now, t.To, t.Note, nil); err != nil {
+				return err
+			}
+		}
 		for _, j := range t.Jobs {
 			if err := sqlout.Enqueue(ctx, tx, j, id, nil, now); err != nil {
+				return err
+			}
+		}
+		if t.Finishes {
+			if err := sqlout.FinishIn(ctx, tx); err != nil {
 				return err
 			}
 		}

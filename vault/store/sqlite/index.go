@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sync"
 
 	"orderseal/internal/signedhttp/nonce"
 	"orderseal/internal/signedhttp/nonce/noncesql"
@@ -70,17 +69,16 @@ var indexMigrations = []string{
 type Index struct {
 	*sqlstore.Index
 	db *sql.DB
-	// writes is held by every write of this process (Update, UseGrant,
-	// the nonce store's batches), so they queue here rather than in
-	// SQLite's sleeping busy handler; readers need no lock (WAL).
-	writes *sync.Mutex
 }
 
 var _ store.Index = (*Index)(nil)
 
+// newIndex serves db. Its writes (Update, UseGrant, the nonce store's
+// batches) hold db's write lock (sqlitex.WriteLock), so they queue in Go,
+// group-committed, rather than in SQLite's sleeping busy handler; readers
+// need no lock (WAL).
 func newIndex(db *sql.DB) *Index {
-	writes := new(sync.Mutex)
-	return &Index{Index: sqlstore.NewIndex(sqlitex.Wrap(db, writes)), db: db, writes: writes}
+	return &Index{Index: sqlstore.NewIndex(sqlitex.Wrap(db, nil)), db: db}
 }
 
 // OpenIndex opens (creating when absent) the index at dsn and runs its migrations.
@@ -117,5 +115,5 @@ func OpenIndexReadOnly(ctx context.Context, dsnString string) (*Index, error) {
 
 // Nonces is the signed requests' replay memory in the index (store.Index).
 func (x *Index) Nonces(quota nonce.Quota) nonce.Store {
-	return noncesql.New(x.db, quota, noncesql.WriteLock(x.writes))
+	return noncesql.New(x.db, quota, noncesql.WriteLock(sqlitex.WriteLock(x.db)))
 }
