@@ -5,10 +5,13 @@ package outboxtest
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"orderseal/internal/outbox"
+	"orderseal/internal/outbox/sqlout"
+	"orderseal/internal/sqldb"
 )
 
 // Backend is one empty outbox under test.
@@ -16,6 +19,9 @@ type Backend struct {
 	Store outbox.Store
 	// Enqueue writes a job the way a daemon's own transaction does.
 	Enqueue func(ctx context.Context, kind, key string, payload []byte, now time.Time) error
+	// DB is the outbox's database as a daemon's stores see it, for a
+	// handler's own transaction (sqlout.FinishIn).
+	DB sqldb.DB
 }
 
 // t0 is a whole millisecond: backends keep job times to the millisecond.
@@ -34,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"a done job is never claimed again", testDone},
 		{"a done job stays done whatever a late retry or failure says", testDoneStays},
 		{"a redriven dead letter is due again, its attempts reset", testRedrive},
+		{"a job its handler finished in its own transaction gets no second mark", testFinishedInTx},
 		{"list by state, oldest first, never a payload", testList},
 		{"count by kind and state", testCount},
 		{"the oldest pending job's enqueue time", testOldestPending},
@@ -379,6 +386,69 @@ func testOldestPending(t *testing.T, b Backend) {
 		at, ok := oldest()
 		if ok != s.wantOK || !at.Equal(s.want) {
 			t.Fatalf("%s: oldest %v %v, want %v %v", s.name, at, ok, s.want, s.wantOK)
+		}
+	}
+}
+
+// countingStore counts the runner's own done-marks.
+type countingStore struct {
+	outbox.Store
+	done atomic.Int32
+}
+
+func (c *countingStore) Done(ctx context.Context, id int64, attempts int) error {
+	c.done.Add(1)
+	return c.Store.Done(ctx, id, attempts)
+}
+
+// testFinishedInTx: a handler that marks its job done in its own
+// transaction (sqlout.FinishIn) leaves the runner nothing to write; a
+// handler that does not gets the runner's mark. One worker, so the second
+// job runs only once the first one's attempt is over.
+func testFinishedInTx(t *testing.T, b Backend) {
+	if b.DB == nil {
+		t.Fatal("the backend gives no DB")
+	}
+	enqueue(t, b, "finish", "a", "", t0)
+	enqueue(t, b, "plain", "b", "", t0.Add(time.Millisecond))
+	cs := &countingStore{Store: b.Store}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &outbox.Runner{Store: cs, Workers: 1, Poll: 5 * time.Millisecond, Now: func() time.Time { return t0.Add(time.Second) },
+		Handlers: map[string]outbox.Handler{
+			"finish": func(ctx context.Context, _ outbox.Job) error {
+				return b.DB.Tx(ctx, func(tx sqldb.Tx) error { return sqlout.FinishIn(ctx, tx) })
+			},
+			"plain": func(context.Context, outbox.Job) error { return nil },
+		}}
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); r.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := b.Store.Count(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Done == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs not done: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-stopped
+	if n := cs.done.Load(); n != 1 {
+		t.Fatalf("the runner wrote %d done-marks, want 1 (the plain job's only)", n)
+	}
+	es, err := b.Store.List(context.Background(), outbox.StateDone)
+	if err != nil || len(es) != 2 {
+		t.Fatalf("done jobs %+v %v", es, err)
+	}
+	for _, e := range es {
+		if e.Attempts != 1 {
+			t.Fatalf("job %s done after %d attempts, want 1", e.Key, e.Attempts)
 		}
 	}
 }

@@ -39,7 +39,7 @@ func TestConformance(t *testing.T) {
 	t.Run("driver", func(t *testing.T) {
 		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
 			pool := open(t)
-			return outboxtest.Backend{Store: postgres.New(pool),
+			return outboxtest.Backend{Store: postgres.New(pool), DB: pgdb.Wrap(pool),
 				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
 					return postgres.Enqueue(ctx, pool, kind, key, payload, now)
 				}}
@@ -49,7 +49,7 @@ func TestConformance(t *testing.T) {
 		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
 			pool := open(t)
 			w := pgdb.Wrap(pool)
-			return outboxtest.Backend{Store: postgres.New(pool),
+			return outboxtest.Backend{Store: postgres.New(pool), DB: w,
 				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
 					return w.Tx(ctx, func(tx sqldb.Tx) error { return sqlout.Enqueue(ctx, tx, kind, key, payload, now) })
 				}}

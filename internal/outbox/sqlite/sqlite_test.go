@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) {
 	t.Run("driver", func(t *testing.T) {
 		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
 			db := open(t)
-			return outboxtest.Backend{Store: sqlite.New(db),
+			return outboxtest.Backend{Store: sqlite.New(db), DB: sqlitex.Wrap(db, nil),
 				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
 					return sqlite.Enqueue(ctx, db, kind, key, payload, now)
 				}}
@@ -30,7 +30,7 @@ func TestConformance(t *testing.T) {
 		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
 			db := open(t)
 			w := sqlitex.Wrap(db, nil)
-			return outboxtest.Backend{Store: sqlite.New(db),
+			return outboxtest.Backend{Store: sqlite.New(db), DB: w,
 				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
 					return w.Tx(ctx, func(tx sqldb.Tx) error { return sqlout.Enqueue(ctx, tx, kind, key, payload, now) })
 				}}
