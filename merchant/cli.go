@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"orderseal/internal/cli"
-	"orderseal/internal/signedhttp"
 	"orderseal/internal/outbox"
 	outboxpg "orderseal/internal/outbox/postgres"
+	"orderseal/internal/signedhttp"
 	"orderseal/internal/strictjson"
 	"orderseal/internal/web"
 	"orderseal/keygen"
