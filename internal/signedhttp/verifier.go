@@ -76,6 +76,7 @@ type Verifier struct {
 	pace        *pacer // nil: refusals are not paced
 	busyMu      sync.Mutex
 	busy        map[string]int // requests in progress per caller
+	subKeys     httpsig.KeyCache
 }
 
 // Option configures a Verifier.
@@ -202,11 +203,7 @@ func Allow(roles ...keygen.Role) echo.MiddlewareFunc {
 func (v *Verifier) callerKeys(caller, keyID string) (httpsig.Keys, error) {
 	ek, ok := v.keys.(keygen.EpochKeyring)
 	if !ok {
-		pw, err := v.keys.Pairwise(caller)
-		if err != nil {
-			return httpsig.Keys{}, err
-		}
-		return httpsig.DeriveKeys(&pw), nil
+		return v.subKeys.Keys(v.keys, "", caller)
 	}
 	var current httpsig.Keys
 	for i, e := range ek.Epochs() {
@@ -214,14 +211,15 @@ func (v *Verifier) callerKeys(caller, keyID string) (httpsig.Keys, error) {
 		if err != nil {
 			continue
 		}
-		pw, err := kr.Pairwise(caller)
+		// An epoch names one keyring for the Verifier's life (scope
+		// "epoch:"+e; "" is the accepted suite without epochs).
+		keys, err := v.subKeys.Keys(kr, "epoch:"+e, caller)
 		if err != nil {
 			if i == 0 {
 				return httpsig.Keys{}, err
 			}
 			continue
 		}
-		keys := httpsig.DeriveKeys(&pw)
 		switch {
 		case keys.CheckKeyID(keyID):
 			if i > 0 {

@@ -140,8 +140,25 @@ func (s *Store) markTampered(head, checkpoint int64) {
 
 // anchor writes a checkpoint of the audit head when it moved on. A store
 // that cannot take the checkpoint now gets the next one: each covers
-// everything before it.
+// everything before it. Concurrent changes share checkpoints: a caller
+// that finds one being written leaves its change to the writer, which
+// writes once more, with the newest head, before it stops; so a busy
+// vault writes one checkpoint per write of the anchor store, not one per
+// change, and no change waits behind another's checkpoint.
 func (s *Store) anchor(ctx context.Context) {
+	s.anchorWanted.Store(true)
+	for s.anchorWanted.Load() {
+		if !s.anchoring.CompareAndSwap(false, true) {
+			return // the writer sees anchorWanted once it is done
+		}
+		s.anchorWanted.Store(false)
+		s.anchorHead(ctx)
+		s.anchoring.Store(false)
+	}
+}
+
+// anchorHead writes a checkpoint of the audit head when it moved on.
+func (s *Store) anchorHead(ctx context.Context) {
 	s.anchorMu.Lock()
 	defer s.anchorMu.Unlock()
 	seq, head, err := s.index.AuditHead(ctx)

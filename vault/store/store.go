@@ -112,6 +112,9 @@ type Store struct {
 	dataKey  *DataKey   // for the audit checkpoints' MAC
 	anchorMu sync.Mutex // orders checkpoints
 	anchored Checkpoint // the newest checkpoint written (or read at start)
+	// anchoring: a goroutine is writing checkpoints; anchorWanted: the
+	// head moved since it began (anchor).
+	anchoring, anchorWanted atomic.Bool
 	tampered atomic.Bool
 }
 

@@ -41,6 +41,7 @@ type Client struct {
 	rt          transport
 	now         func() time.Time
 	maxResponse int64
+	subKeys     KeyCache
 }
 
 // transport sends one request as given and returns the answer's status,
@@ -122,12 +123,11 @@ func (c *Client) send(ctx context.Context, target, method, rawURL string, body [
 	if err := keygen.ValidateIdentity(target); err != nil {
 		return nil, err
 	}
-	pw, err := c.keys.Pairwise(target)
+	keys, err := c.subKeys.Keys(c.keys, "", target)
 	if err != nil {
 		return nil, err
 	}
-	keys := DeriveKeys(&pw)
-	defer keys.Destroy()
+	defer keys.Destroy() // this copy; the cache keeps its own
 
 	if method == "" {
 		method = MethodGet

@@ -106,7 +106,10 @@ func Open(ctx context.Context, dsn string, now func() time.Time) (*Store, error)
 
 // OpenReadOnly opens an existing database for reading only: nothing is
 // created or migrated. A missing file is its os.Stat error (fs.ErrNotExist),
-// a database at another schema version store.ErrNotMigrated.
+// a database at a newer schema version, or none, store.ErrNotMigrated. A
+// database at an older version — written by an earlier build still serving
+// from it, during an upgrade — is read as it is: what its tables do not
+// hold yet fails with the database's own error.
 func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) {
 	p, err := path(dsn)
 	if err != nil {
@@ -120,8 +123,8 @@ func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	v, err := sqlitex.Version(ctx, db)
-	if err == nil && v != len(migrations) {
-		err = fmt.Errorf("%w (schema version %d, want %d)", store.ErrNotMigrated, v, len(migrations))
+	if err == nil && (v < 1 || v > len(migrations)) {
+		err = fmt.Errorf("%w (schema version %d, want 1 to %d)", store.ErrNotMigrated, v, len(migrations))
 	} else if err != nil {
 		err = fmt.Errorf("%w: %w", store.ErrNotMigrated, err)
 	}
