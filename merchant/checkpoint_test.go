@@ -32,8 +32,15 @@ func TestKeepCheckpointConcurrent(t *testing.T) {
 	s.keepCheckpoint(&vaultapi.AuditCheckpoint{Seq: 5})
 	s.flushCheckpoint() // what Run does when it stops
 	deadline := time.Now().Add(5 * time.Second)
-	for readCheckpointSeq(path) != n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // a write that was under way schedules the last one
+	kept := func() int64 {
+		s.cpMu.Lock()
+		defer s.cpMu.Unlock()
+		return s.cpSeq
+	}
+	// A write that was under way schedules the last one; the server
+	// counts a write once the file is replaced.
+	for (readCheckpointSeq(path) != n || kept() != n) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 	var cp vaultapi.AuditCheckpoint
 	data, err := os.ReadFile(path)

@@ -18,21 +18,16 @@ import (
 // end (Config.HoldSweep).
 const DefaultHoldSweep = time.Minute
 
-// recordApproval records what an approval says about the payment: the
-// hold and when it ends (for the hold sweep), and the installment
-// schedule, once, as a PlanEvent on the timeline. An issuer that reports
-// no lifecycle state records nothing.
+// recordApproval records what an approval says about the payment, on its
+// own (the approval's state change, which carries the same in its
+// transaction, did not apply): see approvalRecord.
 func (s *Server) recordApproval(ctx context.Context, o *store.Order, a *issuerapi.Authorization) error {
-	if a.State != "" {
-		p := store.Payment{OrderID: o.ID, State: a.State, Captured: a.Captured, Refunded: a.Refunded}
-		if t, err := time.Parse(time.RFC3339, a.HoldUntil); err == nil {
-			p.HoldUntil = t
-		}
-		if err := s.cfg.Store.RecordPayment(ctx, p, ""); err != nil {
+	p, plan := approvalRecord(o, a)
+	if p != nil {
+		if err := s.cfg.Store.RecordPayment(ctx, *p, ""); err != nil {
 			return err
 		}
 	}
-	plan := planText(a.Plan, o.Currency)
 	if plan == "" {
 		return nil
 	}
@@ -46,6 +41,21 @@ func (s *Server) recordApproval(ctx context.Context, o *store.Order, a *issuerap
 		}
 	}
 	return s.cfg.Store.Note(ctx, o.ID, api.PlanEvent, plan)
+}
+
+// approvalRecord is what an approval says about the payment: the hold and
+// when it ends (for the hold sweep; nil when the issuer reports no
+// lifecycle state), and the installment schedule, written for people, for
+// a PlanEvent on the timeline ("" for none).
+func approvalRecord(o *store.Order, a *issuerapi.Authorization) (*store.Payment, string) {
+	var p *store.Payment
+	if a.State != "" {
+		p = &store.Payment{OrderID: o.ID, State: a.State, Captured: a.Captured, Refunded: a.Refunded}
+		if t, err := time.Parse(time.RFC3339, a.HoldUntil); err == nil {
+			p.HoldUntil = t
+		}
+	}
+	return p, planText(a.Plan, o.Currency)
 }
 
 // planText is the issuer's schedule written for people, "" for none.

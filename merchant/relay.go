@@ -96,20 +96,21 @@ func (s *Server) load(ctx context.Context, id string) (*store.Order, *order.Bund
 // ciphertext. Nothing after authorization needs the section: the vault and
 // the carrier get their own, a void names only the order, and a resubmission
 // is recognised by the header hash, which covers the section's commitment.
-func retain(b *order.Bundle) (*store.Retained, error) {
+// The parsed kept bundle comes with it, for the bundle cache.
+func retain(b *order.Bundle) (*store.Retained, *order.Bundle, error) {
 	sec, ok := b.Sections[order.RoleIssuer]
 	if !ok {
-		return nil, nil // dropped already
+		return nil, nil, nil // dropped already
 	}
 	kept := *b
 	kept.Sections = maps.Clone(b.Sections)
 	delete(kept.Sections, order.RoleIssuer)
 	raw, err := kept.MarshalJSON()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h := sha256.Sum256(sec.CT)
-	return &store.Retained{Bundle: raw, IssuerSectionHash: h[:]}, nil
+	return &store.Retained{Bundle: raw, IssuerSectionHash: h[:]}, &kept, nil
 }
 
 // echoes reports whether a peer's header hash is the bundle's, in constant time.
@@ -165,7 +166,7 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 	if auth.OrderID != o.ID || !echoes(b, auth.HeaderHash) || auth.Amount != o.Total || auth.Currency != o.Currency {
 		return outbox.Permanent(relayError{reasonIssuerAnswer, errors.New("the issuer's answer does not echo this bundle")})
 	}
-	kept, err := retain(b)
+	kept, keptBundle, err := retain(b)
 	if err != nil {
 		return err
 	}
@@ -185,25 +186,23 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 		}
 		return err
 	case issuerapi.Approved:
-		// The hold and the plan the issuer answered with, recorded before
-		// the approval: a replay after a crash records them again the same.
-		if err := s.recordApproval(ctx, o, auth); err != nil {
-			return err
-		}
+		// The hold and the plan the issuer answered with are recorded in
+		// the transaction of the approval (or of the failure) itself.
+		appr := newApproval(o, auth)
 		if revoked {
-			return s.failApproved(ctx, o, auth.AuthCode, vaultapi.CodeGrantRevoked)
+			return s.failApproved(ctx, o, appr, vaultapi.CodeGrantRevoked)
 		}
-		next, note := jobBook, ""
+		next := jobBook
 		if o.Vault != "" {
 			// The issuer's approval, which only the vault can verify,
 			// activates the pending grant.
 			if auth.VaultApproval == "" {
-				return s.failApproved(ctx, o, auth.AuthCode, vaultapi.CodeApprovalInvalid)
+				return s.failApproved(ctx, o, appr, vaultapi.CodeApprovalInvalid)
 			}
 			g, err := s.vault.Grant(ctx, b, invoice, auth.VaultApproval)
 			if err != nil {
 				if refusedBy(err) {
-					return s.failApproved(ctx, o, auth.AuthCode, reasonOf(err))
+					return s.failApproved(ctx, o, appr, reasonOf(err))
 				}
 				return err
 			}
@@ -215,18 +214,24 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 				// The vault's answer to the activation says the grant
 				// is active: the carrier is booked next, with no
 				// separate confirmation (jobGrant) in between.
-				note = granted(o, g)
+				appr.notes = append(appr.notes, store.Event{State: api.StateAuthorized, Detail: granted(o, g)})
 			} else {
 				next = jobGrant
 			}
 		}
 		applied, err := s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateAuthorized,
 			AuthCode: auth.AuthCode, Invoice: invoice, Detail: "approved by " + o.Issuer + ", code " + auth.AuthCode, Jobs: []string{next},
-			Note: note, Retain: kept, Finishes: true})
+			Notes: appr.notes, Payment: appr.payment, Retain: kept, Finishes: true})
 		if err == nil && !applied {
-			err = s.lateApproval(ctx, o.ID, auth.AuthCode)
+			if err = s.recordApproval(ctx, o, auth); err == nil {
+				err = s.lateApproval(ctx, o.ID, auth.AuthCode)
+			}
 		}
 		if err == nil && applied {
+			if kept != nil {
+				// The next job reads the kept bundle: parsed already.
+				s.bundles.put(o.ID, kept.Bundle, keptBundle)
+			}
 			s.log.Info("order authorized", "order", o.ID)
 		}
 		return err
@@ -254,11 +259,29 @@ func (s *Server) lateApproval(ctx context.Context, id, authCode string) error {
 	return err
 }
 
+// approval is what an approval adds to the transaction that records it:
+// the payment row and the timeline entries beside the state's own.
+type approval struct {
+	authCode string
+	payment  *store.Payment
+	notes    []store.Event
+}
+
+func newApproval(o *store.Order, a *issuerapi.Authorization) approval {
+	p, plan := approvalRecord(o, a)
+	ap := approval{authCode: a.AuthCode, payment: p}
+	if plan != "" {
+		ap.notes = append(ap.notes, store.Event{State: api.PlanEvent, Detail: plan})
+	}
+	return ap
+}
+
 // failApproved records an approved order whose grant the vault refused to
 // activate: it cannot ship, so its hold is voided (and its grants revoked).
-func (s *Server) failApproved(ctx context.Context, o *store.Order, authCode, reason string) error {
+func (s *Server) failApproved(ctx context.Context, o *store.Order, appr approval, reason string) error {
 	_, err := s.cfg.Store.Apply(ctx, o.ID, store.Transition{From: []string{api.StateReceived}, To: api.StateFailed,
-		AuthCode: authCode, Reason: reason, Detail: "grant failed: " + reason, Jobs: []string{jobVoid}, Finishes: true})
+		AuthCode: appr.authCode, Reason: reason, Detail: "grant failed: " + reason, Jobs: []string{jobVoid},
+		Notes: appr.notes, Payment: appr.payment, Finishes: true})
 	if err == nil {
 		s.log.Warn("order failed", "order", o.ID, "step", jobGrant, "reason", reason)
 	}
@@ -564,7 +587,7 @@ func (s *Server) giveUp(ctx context.Context, job outbox.Job, err error) {
 	if job.Kind == jobAuthorize {
 		// No authorization will be asked for again: the section goes.
 		if _, b, lerr := s.load(ctx, job.Key); lerr == nil {
-			kept, _ = retain(b)
+			kept, _, _ = retain(b)
 		}
 	}
 	if _, aerr := s.cfg.Store.Apply(ctx, job.Key, store.Transition{From: from, To: api.StateFailed, Reason: reason,

@@ -84,8 +84,11 @@ type Transition struct {
 	Invoice  string
 	Tracking string
 	Jobs     []string // outbox kinds to enqueue, keyed by order id
-	// Note, when set, is a second timeline entry (in state To) after Detail.
-	Note string
+	// Notes are more timeline entries, after Detail's, each in its own state.
+	Notes []Event
+	// Payment, when set, is the issuer's word on the payment, recorded
+	// with the change (RecordPayment's row, without its timeline entry).
+	Payment *Payment
 	// Finishes marks the outbox job running the change (the caller's
 	// context, outbox.Running) done in the change's own transaction when
 	// the change applies: the handler's last write.

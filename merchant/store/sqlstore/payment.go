@@ -37,14 +37,7 @@ func (s *Store) RecordPayment(ctx context.Context, p store.Payment, detail strin
 			return err
 		}
 		now := s.now()
-		var hold int64
-		if !p.HoldUntil.IsZero() {
-			hold = p.HoldUntil.UnixMilli()
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO payments (order_id, state, captured, refunded, hold_until, updated) VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, captured = excluded.captured, refunded = excluded.refunded,
-			hold_until = excluded.hold_until, updated = excluded.updated`,
-			p.OrderID, p.State, p.Captured, p.Refunded, hold, now.UnixMilli()); err != nil {
+		if err := putPayment(ctx, tx, p.OrderID, p, now); err != nil {
 			return err
 		}
 		if detail == "" {
@@ -52,6 +45,19 @@ func (s *Store) RecordPayment(ctx context.Context, p store.Payment, detail strin
 		}
 		return addEvent(ctx, tx, p.OrderID, now, store.PaymentEvent, detail, nil)
 	})
+}
+
+// putPayment stores p as order id's payment row.
+func putPayment(ctx context.Context, tx sqldb.Tx, id string, p store.Payment, now time.Time) error {
+	var hold int64
+	if !p.HoldUntil.IsZero() {
+		hold = p.HoldUntil.UnixMilli()
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO payments (order_id, state, captured, refunded, hold_until, updated) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, captured = excluded.captured, refunded = excluded.refunded,
+		hold_until = excluded.hold_until, updated = excluded.updated`,
+		id, p.State, p.Captured, p.Refunded, hold, now.UnixMilli())
+	return err
 }
 
 // Enqueue enqueues j for order id, noting detail on its timeline when j is

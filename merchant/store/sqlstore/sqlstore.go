@@ -235,8 +235,13 @@ func (s *Store) Apply(ctx context.Context, id string, t store.Transition) (appli
 		if err := addEvent(ctx, tx, id, now, t.To, t.Detail, nil); err != nil {
 			return err
 		}
-		if t.Note != "" {
-			if err := addEvent(ctx, tx, id, now, t.To, t.Note, nil); err != nil {
+		for _, e := range t.Notes {
+			if err := addEvent(ctx, tx, id, now, e.State, e.Detail, nil); err != nil {
+				return err
+			}
+		}
+		if p := t.Payment; p != nil {
+			if err := putPayment(ctx, tx, id, *p, now); err != nil {
 				return err
 			}
 		}
