@@ -16,12 +16,13 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"orderseal/order/cards"
-	"orderseal/order/money"
+	"orderseal/order/money/iso4217"
 )
 
 // CurrencyReason is why an order's currency is refused: the text of
-// money.ErrUnsupported, which the issuer and the merchant refuse it with too.
-var CurrencyReason = money.ErrUnsupported.Error()
+// money.ErrUnsupported (iso4217's), which the issuer and the merchant refuse
+// it with too.
+var CurrencyReason = iso4217.ErrUnsupported.Error()
 
 // ErrInvalidOrder is wrapped by every error ParseOrder and Validate return.
 var ErrInvalidOrder = errors.New("invalid order")
@@ -76,8 +77,9 @@ func newValidator() *validator.Validate {
 		"number":        func(fl validator.FieldLevel) bool { return isNumber(fl.Field()) },
 		"luhn_checksum": func(fl validator.FieldLevel) bool { return hasLuhnChecksum(fl.Field()) },
 		// The validator's own list knows codes no card is charged in
-		// (fund units, the ISO list of its release): money decides.
-		"iso4217": func(fl validator.FieldLevel) bool { return money.Check(fl.Field().String()) == nil },
+		// (fund units, the ISO list of its release): money decides, through
+		// its table without the CLDR data (package iso4217).
+		"iso4217": func(fl validator.FieldLevel) bool { return iso4217.Check(fl.Field().String()) == nil },
 	}
 	for tag, fn := range bakedIn {
 		if err := v.RegisterValidation(tag, fn); err != nil {

@@ -7,7 +7,47 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/bojanz/currency"
+
+	"orderseal/order/money/iso4217"
 )
+
+// TestISO4217Table holds package iso4217's generated table to the library
+// it was generated from: the same codes, each with the same minor unit (go
+// generate ./order/money/iso4217 after an upgrade).
+func TestISO4217Table(t *testing.T) {
+	codes := currency.GetCurrencyCodes()
+	if len(codes) < 150 {
+		t.Fatalf("the library lists %d codes", len(codes))
+	}
+	listed := 0
+	for _, c := range codes {
+		want, _ := currency.GetDigits(c)
+		got, ok := iso4217.Listed(c)
+		if !ok || got != int(want) {
+			t.Errorf("iso4217.Listed(%q) = %d, %v; the library says %d", c, got, ok, want)
+		}
+		listed++
+	}
+	var all int
+	for c := 'A'; c <= 'Z'; c++ {
+		for d := 'A'; d <= 'Z'; d++ {
+			for e := 'A'; e <= 'Z'; e++ {
+				code := string([]rune{c, d, e})
+				if _, ok := iso4217.Listed(code); ok {
+					all++
+					if _, lib := currency.GetDigits(code); !lib {
+						t.Errorf("iso4217 lists %s, the library does not", code)
+					}
+				}
+			}
+		}
+	}
+	if all != listed {
+		t.Errorf("iso4217 lists %d codes, the library %d", all, listed)
+	}
+}
 
 func TestDigits(t *testing.T) {
 	for _, tc := range []struct {
