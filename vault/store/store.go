@@ -115,7 +115,7 @@ type Store struct {
 	// anchoring: a goroutine is writing checkpoints; anchorWanted: the
 	// head moved since it began (anchor).
 	anchoring, anchorWanted atomic.Bool
-	tampered atomic.Bool
+	tampered                atomic.Bool
 }
 
 // Entry is one token in the index. It holds no PII.
