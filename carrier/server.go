@@ -7,14 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"orderseal/carrier/api"
 	"orderseal/carrier/store"
-	"orderseal/internal/apiroute"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
@@ -91,7 +89,7 @@ func (s *Server) Handler() http.Handler { return web.WithDocument(s.echo, OpenAP
 // form, with the probes web.Daemon answers in front of it: API's routes,
 // which TestOpenAPI holds against them.
 func (s *Server) Routes() []string {
-	return slices.Sorted(slices.Values(append(append(web.Routes(s.echo), http.MethodGet+" "+apiroute.DocPath), apiroute.ProbePaths()...)))
+	return web.DaemonRoutes(s.echo)
 }
 
 // shipmentOut is the wire answer for sh.

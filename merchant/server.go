@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +18,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	carrierapi "orderseal/carrier/api"
-	"orderseal/internal/apiroute"
 	"orderseal/internal/outbox"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
@@ -241,7 +239,7 @@ func (s *Server) Handler() http.Handler { return web.WithDocument(s.echo, OpenAP
 // form, with the probes web.Daemon answers in front of it: API's routes,
 // which TestOpenAPI holds against them.
 func (s *Server) Routes() []string {
-	return slices.Sorted(slices.Values(append(append(web.Routes(s.echo), http.MethodGet+" "+apiroute.DocPath), apiroute.ProbePaths()...)))
+	return web.DaemonRoutes(s.echo)
 }
 
 // Run relays stored orders until ctx ends; orders a previous process left

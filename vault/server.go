@@ -13,7 +13,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"orderseal/internal/apiroute"
 	"orderseal/internal/problem"
 	"orderseal/internal/signedhttp"
 	"orderseal/internal/web"
@@ -91,7 +90,7 @@ func (s *Server) Handler() http.Handler { return web.WithDocument(s.echo, OpenAP
 // form, with the probes web.Daemon answers in front of it: API's routes,
 // which TestOpenAPI holds against them.
 func (s *Server) Routes() []string {
-	return slices.Sorted(slices.Values(append(append(web.Routes(s.echo), http.MethodGet+" "+apiroute.DocPath), apiroute.ProbePaths()...)))
+	return web.DaemonRoutes(s.echo)
 }
 
 func unavailable(err error) *problem.Problem {

@@ -33,6 +33,12 @@ func WithDocument(h http.Handler, doc []byte) http.Handler {
 	})
 }
 
+// DaemonRoutes are Routes(e) with what a daemon answers in front of e:
+// the OpenAPI document (WithDocument) and the probes (Daemon), sorted.
+func DaemonRoutes(e *echo.Echo) []string {
+	return slices.Sorted(slices.Values(append(append(Routes(e), http.MethodGet+" "+apiroute.DocPath), apiroute.ProbePaths()...)))
+}
+
 // Routes lists what e serves as "METHOD /path", paths in OpenAPI form
 // (:id → {id}), sorted; echo's own catch-all routes are left out.
 func Routes(e *echo.Echo) []string {
