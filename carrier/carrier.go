@@ -24,9 +24,7 @@ const prog = "carrier"
 func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 	command := cli.Bound(ctx, stdio)
 	return cli.Dispatch(prog, stdio, args, []cli.Command{
-		{Name: "open", Summary: "open the carrier section of a bundle read from stdin", Run: func(a []string) error {
-			return opencli.Open(prog, order.RoleCarrier, a, stdio)
-		}},
+		opencli.Command(prog, order.RoleCarrier, stdio),
 		keystore.Command(prog, keygen.RoleCarrier, stdio),
 		command("serve", "serve bookings on signed requests and deliver tracking events", cmdServe),
 		command("event", "record a tracking event; the daemon delivers it to the merchant", cmdEvent),

@@ -32,9 +32,7 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 		{Name: "serve", Summary: "serve the authorization API on signed requests", Run: func(a []string) error { return cmdServe(ctx, a, stdio) }},
 		{Name: "card", Summary: "add | list | suspend | activate | close cards", Run: func(a []string) error { return cmdCard(ctx, a, stdio) }},
 		{Name: "authorizations", Summary: "list authorizations, newest first (channel, session; no card numbers)", Run: func(a []string) error { return cmdAuthorizations(ctx, a, stdio) }},
-		{Name: "open", Summary: "open the issuer section of a bundle read from stdin", Run: func(a []string) error {
-			return opencli.Open(prog, order.RoleIssuer, a, stdio)
-		}},
+		opencli.Command(prog, order.RoleIssuer, stdio),
 		keystore.Command(prog, keygen.RoleIssuer, stdio),
 	})
 }

@@ -31,9 +31,7 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio, extra ...cli.Comm
 		command("refund", "refund ORDER AMOUNT: refund part or all of what was captured, through the outbox", cmdRefund),
 		command("audit", "audit order ID | audit consultant ID: who keyed an order, in which session, on which device", cmdAudit),
 		command("operator", "operator add|list|remove|unlock: the dashboard's accounts (argon2id passwords, roles viewer and admin)", cmdOperator),
-		{Name: "open", Summary: "open the merchant section of a bundle read from stdin", Run: func(a []string) error {
-			return opencli.Open(prog, order.RoleMerchant, a, stdio)
-		}},
+		opencli.Command(prog, order.RoleMerchant, stdio),
 		keystore.Command(prog, keygen.RoleMerchant, stdio),
 	}, extra...))
 }

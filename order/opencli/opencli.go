@@ -15,6 +15,13 @@ import (
 	"orderseal/suite/keystore"
 )
 
+// Command is the "open" subcommand of prog, for role's command table.
+func Command(prog string, role order.Role, stdio cli.Stdio) cli.Command {
+	return cli.Command{Name: "open", Summary: "open the " + string(role) + " section of a bundle read from stdin", Run: func(a []string) error {
+		return Open(prog, role, a, stdio)
+	}}
+}
+
 // Open runs "<prog> open -key FILE [-in FILE]" for role.
 func Open(prog string, role order.Role, args []string, stdio cli.Stdio) error {
 	fs := cli.FlagSet(prog, "open", "-key FILE [-in BUNDLE.json]", stdio,
