@@ -430,3 +430,12 @@ func (b *Bundle) ForRole(role Role) (*Bundle, error) {
 	c.Sections = map[Role]Sealed{role: {Nonce: slices.Clone(s.Nonce), KEM: slices.Clone(s.KEM), CT: slices.Clone(s.CT)}}
 	return &c, nil
 }
+
+// RelayJSON is ForRole(role) as JSON: what a merchant relays to role.
+func (b *Bundle) RelayJSON(role Role) ([]byte, error) {
+	relay, err := b.ForRole(role)
+	if err != nil {
+		return nil, err
+	}
+	return relay.MarshalJSON()
+}

@@ -143,11 +143,7 @@ func (c *Client) Book(ctx context.Context, b *order.Bundle, invoice string) (*Sh
 // BookParcel is Book declaring the parcel: sender, service, weight,
 // pieces and customs contents, for the label.
 func (c *Client) BookParcel(ctx context.Context, b *order.Bundle, invoice string, p *Parcel) (*Shipment, error) {
-	relay, err := b.ForRole(order.RoleCarrier)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := relay.MarshalJSON()
+	raw, err := b.RelayJSON(order.RoleCarrier)
 	if err != nil {
 		return nil, err
 	}

@@ -170,11 +170,7 @@ func NewClient(keys keygen.Keyring, base, issuer string, hc *http.Client) (*Clie
 // and, for an assisted order, the session the merchant verified.
 // A refusal comes back as a *rfc9457.Problem error.
 func (c *Client) Authorize(ctx context.Context, b *order.Bundle, amount int64, currency, session string) (*Authorization, error) {
-	relay, err := b.ForRole(order.RoleIssuer)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := relay.MarshalJSON()
+	raw, err := b.RelayJSON(order.RoleIssuer)
 	if err != nil {
 		return nil, err
 	}

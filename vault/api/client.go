@@ -69,11 +69,7 @@ func (c *Client) RevealOwn(ctx context.Context, token string) ([]byte, error) {
 // approval the grant is created pending, with the issuer's approval it is
 // activated.
 func (c *Client) Grant(ctx context.Context, b *order.Bundle, invoice, approval string) (*GrantResponse, error) {
-	relay, err := b.ForRole(order.RoleVault)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := relay.MarshalJSON()
+	raw, err := b.RelayJSON(order.RoleVault)
 	if err != nil {
 		return nil, err
 	}
