@@ -76,7 +76,6 @@ func dsn(path string, o options) string {
 	pragmas := []string{
 		fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMillis),
 		"foreign_keys(ON)",
-		"mmap_size(268435456)",
 	}
 	switch {
 	case o.readOnly:
