@@ -25,7 +25,7 @@ func backends(t *testing.T) map[string]sqldb.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lite := sqlitex.Wrap(db, new(sync.Mutex))
+	lite := sqlitex.Wrap(db)
 	pool, err := pgdb.Open(ctx, pgtest.New(t).URL(), 4)
 	if err != nil {
 		t.Fatal(err)

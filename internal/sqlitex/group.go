@@ -54,23 +54,19 @@ type call struct {
 // and they must share its writer.
 var groups sync.Map // *sql.DB → *group
 
-// groupOf returns db's writer, made with lock (nil: a mutex of its own) the
-// first time.
-func groupOf(db *sql.DB, lock sync.Locker) *group {
+// groupOf returns db's writer, made the first time it is asked for.
+func groupOf(db *sql.DB) *group {
 	if g, ok := groups.Load(db); ok {
 		return g.(*group)
 	}
-	if lock == nil {
-		lock = new(sync.Mutex)
-	}
-	g, _ := groups.LoadOrStore(db, &group{lock: lock})
+	g, _ := groups.LoadOrStore(db, &group{lock: new(sync.Mutex)})
 	return g.(*group)
 }
 
 // WriteLock is the lock every write to db in this process holds while it
 // writes: a writer of its own (the nonce store's batches, ExecUnsynced)
 // takes it, so it queues behind the group commits in Go.
-func WriteLock(db *sql.DB) sync.Locker { return groupOf(db, nil).lock }
+func WriteLock(db *sql.DB) sync.Locker { return groupOf(db).lock }
 
 // forget drops db's writer when db is closed.
 func forget(db *sql.DB) { groups.Delete(db) }
@@ -78,7 +74,7 @@ func forget(db *sql.DB) { groups.Delete(db) }
 // GroupStats returns how many commits db's writer made and how many
 // transactions they carried.
 func GroupStats(db *sql.DB) (batches, calls int64) {
-	g := groupOf(db, nil)
+	g := groupOf(db)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.batches, g.calls

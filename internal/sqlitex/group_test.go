@@ -20,7 +20,7 @@ func openGroupDB(t *testing.T) (sqldb.DB, func() (int64, int64), func(string) in
 	if _, err := db.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	w := Wrap(db, nil)
+	w := Wrap(db)
 	t.Cleanup(func() { w.Close() })
 	stats := func() (int64, int64) { return GroupStats(db) }
 	rows := func(q string) int { return count(t, db, q) }

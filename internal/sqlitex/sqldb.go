@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sync"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -14,19 +13,11 @@ import (
 
 // Wrap gives db to a store's shared code (sqldb). Its writes — Tx, and
 // Exec outside one — are group-committed by db's one writer in this
-// process (see group), which every Wrap of db shares. writes, when not
-// nil, is the lock that writer holds while it writes (WriteLock), for a
-// database whose other writers already take one; the first Wrap of db
-// decides. A database opened with Immediate() makes every transaction
-// BEGIN IMMEDIATE. Reads outside a Tx run on the pool's other
-// connections, beside the writes (WAL).
-func Wrap(db *sql.DB, writes *sync.Mutex) sqldb.DB {
-	var l sync.Locker
-	if writes != nil {
-		l = writes
-	}
-	return &wrapped{db: db, g: groupOf(db, l)}
-}
+// process (see group), which every Wrap of db shares; the database's other
+// writers take that writer's lock (WriteLock). A database opened with
+// Immediate() makes every transaction BEGIN IMMEDIATE. Reads outside a Tx
+// run on the pool's other connections, beside the writes (WAL).
+func Wrap(db *sql.DB) sqldb.DB { return &wrapped{db: db, g: groupOf(db)} }
 
 type wrapped struct {
 	db *sql.DB

@@ -122,7 +122,7 @@ func open(ctx context.Context, dsn string, cfg store.Options, readOnly bool) (*S
 		db.Close()
 		return nil, err
 	}
-	return &Store{Store: sqlstore.New(sqlitex.Wrap(db, nil), outboxsql.New(db), cfg), db: db}, nil
+	return &Store{Store: sqlstore.New(sqlitex.Wrap(db), outboxsql.New(db), cfg), db: db}, nil
 }
 
 // Nonces is the signed requests' replay memory in this database (store.Store).

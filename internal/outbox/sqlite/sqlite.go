@@ -62,7 +62,7 @@ var _ outbox.Store = (*Store)(nil)
 // again, which handlers take (they are idempotent), and costs no fsync per
 // job.
 func New(db *sql.DB) *Store {
-	return &Store{sqlout.New(sqlitex.Wrap(db, nil), "", sqlout.MarkDone(func(ctx context.Context, q string, args ...any) error {
+	return &Store{sqlout.New(sqlitex.Wrap(db), "", sqlout.MarkDone(func(ctx context.Context, q string, args ...any) error {
 		_, err := sqlitex.ExecUnsynced(ctx, db, sqldb.SQLiteQuery(q), args...)
 		return err
 	}))}

@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) {
 	t.Run("driver", func(t *testing.T) {
 		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
 			db := open(t)
-			return outboxtest.Backend{Store: sqlite.New(db), DB: sqlitex.Wrap(db, nil),
+			return outboxtest.Backend{Store: sqlite.New(db), DB: sqlitex.Wrap(db),
 				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
 					return sqlite.Enqueue(ctx, db, kind, key, payload, now)
 				}}
@@ -29,7 +29,7 @@ func TestConformance(t *testing.T) {
 	t.Run("sqldb", func(t *testing.T) {
 		outboxtest.Run(t, func(t *testing.T) outboxtest.Backend {
 			db := open(t)
-			w := sqlitex.Wrap(db, nil)
+			w := sqlitex.Wrap(db)
 			return outboxtest.Backend{Store: sqlite.New(db), DB: w,
 				Enqueue: func(ctx context.Context, kind, key string, payload []byte, now time.Time) error {
 					return w.Tx(ctx, func(tx sqldb.Tx) error { return sqlout.Enqueue(ctx, tx, kind, key, payload, now) })
@@ -60,7 +60,7 @@ func TestEnqueueRollsBack(t *testing.T) {
 	ctx := context.Background()
 	db := open(t)
 	st := sqlite.New(db)
-	w := sqlitex.Wrap(db, nil)
+	w := sqlitex.Wrap(db)
 	want := 0
 	for _, commit := range []bool{false, true} {
 		tx, err := db.BeginTx(ctx, nil)

@@ -72,11 +72,15 @@ func FinishIn(ctx context.Context, tx sqldb.Tx) error {
 // doneQuery marks a job done ($1 attempts, $2 id), releasing its lease in
 // a table that has one.
 func doneQuery(leased bool) string {
-	release := ""
+	return `UPDATE outbox SET state = 'done', attempts = $1, last_error = NULL` + releaseClause(leased) + ` WHERE id = $2`
+}
+
+// releaseClause clears a job's lease in a table that has lease columns.
+func releaseClause(leased bool) string {
 	if leased {
-		release = `, lease_owner = NULL, lease_until = NULL`
+		return `, lease_owner = NULL, lease_until = NULL`
 	}
-	return `UPDATE outbox SET state = 'done', attempts = $1, last_error = NULL` + release + ` WHERE id = $2`
+	return ""
 }
 
 // Store is the outbox table of one database, without Claim, which each
@@ -117,10 +121,7 @@ func New(db sqldb.DB, node string, opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
-	release := ""
-	if s.leased {
-		release = `, lease_owner = NULL, lease_until = NULL`
-	}
+	release := releaseClause(s.leased)
 	s.done = doneQuery(s.leased)
 	s.retry = `UPDATE outbox SET attempts = $1, last_error = $2, next_at = $3` + release + ` WHERE id = $4 AND state = 'pending'`
 	if s.leased {

@@ -151,7 +151,7 @@ func Open(ctx context.Context, dsnString string, opt store.Options) (*Store, err
 		db.Close()
 		return nil, fmt.Errorf("issuer database: %w", err)
 	}
-	s, err := sqlstore.New(ctx, sqlitex.Wrap(db, nil), opt)
+	s, err := sqlstore.New(ctx, sqlitex.Wrap(db), opt)
 	if err != nil {
 		db.Close()
 		return nil, err

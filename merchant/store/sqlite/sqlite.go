@@ -140,7 +140,7 @@ func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) {
 // transaction exclusive, so the shared code's row and advisory locks, not
 // needed here, do nothing; reads use the pool's other connections.
 func newStore(db *sql.DB, now func() time.Time) *Store {
-	return &Store{Store: sqlstore.New(sqlitex.Wrap(db, nil), outboxsql.New(db), now), db: db}
+	return &Store{Store: sqlstore.New(sqlitex.Wrap(db), outboxsql.New(db), now), db: db}
 }
 
 // Close closes the database. A writer first checkpoints and truncates the

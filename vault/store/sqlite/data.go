@@ -91,7 +91,7 @@ func (f *dataFile) open(ctx context.Context, create bool) (*fileDB, os.FileInfo,
 		db.Close()
 		return nil, nil, err
 	}
-	fdb := &fileDB{DB: sqlitex.Wrap(db, nil), raw: db}
+	fdb := &fileDB{DB: sqlitex.Wrap(db), raw: db}
 	if err := sqlstore.CheckKey(ctx, fdb, f.check); err != nil {
 		db.Close()
 		return nil, nil, err
@@ -177,5 +177,5 @@ func ReadCheckpoint(ctx context.Context, dsnString string) (store.Checkpoint, bo
 		return store.Checkpoint{}, false, err
 	}
 	defer db.Close()
-	return sqlstore.ReadCheckpoint(ctx, sqlitex.Wrap(db, nil))
+	return sqlstore.ReadCheckpoint(ctx, sqlitex.Wrap(db))
 }

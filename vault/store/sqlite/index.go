@@ -78,7 +78,7 @@ var _ store.Index = (*Index)(nil)
 // group-committed, rather than in SQLite's sleeping busy handler; readers
 // need no lock (WAL).
 func newIndex(db *sql.DB) *Index {
-	return &Index{Index: sqlstore.NewIndex(sqlitex.Wrap(db, nil)), db: db}
+	return &Index{Index: sqlstore.NewIndex(sqlitex.Wrap(db)), db: db}
 }
 
 // OpenIndex opens (creating when absent) the index at dsn and runs its migrations.

@@ -37,7 +37,7 @@ func OpenPending(ctx context.Context, dsnString string, check []byte) (*Pending,
 		raw.Close()
 		return nil, fmt.Errorf("vault pending: %w", err)
 	}
-	db := sqlitex.Wrap(raw, nil)
+	db := sqlitex.Wrap(raw)
 	if err := sqlstore.CheckKey(ctx, db, check); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("vault pending: %w", err)
