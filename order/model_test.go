@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -533,5 +534,35 @@ func TestCVCLengthByBrand(t *testing.T) {
 				t.Fatalf("want a card.cvc refusal, got %v", err)
 			}
 		})
+	}
+}
+
+// TestNoValidateFn: no validate tag of a type the order checks uses the
+// validator's validateFn, which the checkout's sealing program is built
+// without (merchant/checkout.BuildFlags: the tag validator_novalidatefn
+// turns validateFn into a panic so that the linker can drop reflect's
+// MethodByName). It walks every struct type reachable from Order.
+func TestNoValidateFn(t *testing.T) {
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type, string)
+	walk = func(ty reflect.Type, path string) {
+		for ty.Kind() == reflect.Pointer || ty.Kind() == reflect.Slice || ty.Kind() == reflect.Array || ty.Kind() == reflect.Map {
+			ty = ty.Elem()
+		}
+		if ty.Kind() != reflect.Struct || seen[ty] {
+			return
+		}
+		seen[ty] = true
+		for f := range ty.Fields() {
+			if tag := f.Tag.Get("validate"); strings.Contains(tag, "validateFn") {
+				t.Errorf("%s.%s: validate tag %q uses validateFn", path, f.Name, tag)
+			}
+			walk(f.Type, path+"."+f.Name)
+		}
+	}
+	walk(reflect.TypeFor[Order](), "Order")
+	walk(reflect.TypeFor[Address](), "Address")
+	if len(seen) < 5 {
+		t.Fatalf("walked only %d struct types from Order", len(seen))
 	}
 }

@@ -89,13 +89,14 @@ func newValidator() *validator.Validate {
 	return v
 }
 
-// stock is a validator as it comes, for the addresses isEmail leaves to it.
-var stock = validator.New()
+// stock is a validator as it comes, for the addresses isEmail leaves to it;
+// like validate, set up on first use.
+var stock = sync.OnceValue(func() *validator.Validate { return validator.New() })
 
 // isEmail is the validator's email, which asks net/mail's ParseAddress and
 // then a long regexp; it answers the plainest addresses itself.
 func isEmail(s string) bool {
-	return isPlainEmail(s) || stock.Var(s, "email") == nil
+	return isPlainEmail(s) || stock().Var(s, "email") == nil
 }
 
 // isPlainEmail reports whether s is local@domain with dot-separated atoms of
