@@ -95,6 +95,7 @@ var specs = []spec{
 	{"OS2 seal, 4 sections, no key cached", "BenchmarkOS2SealVsAge/uncached", "age: 4 sections to 4 ML-KEM-768+X25519 recipients", "age-pq-ns/op", 0, "", "", 0},
 	{"Vault register (signed HTTP)", "BenchmarkVaultRegister", "raw SQLite insert, same size and durability", "sqlite-insert-ns/op", 1 / 0.8, "≥ 0.8× raw insert throughput", "", 0},
 	{"Vault reveal (signed HTTP, audited), 8 callers", "BenchmarkVaultReveal", "raw SQLite select of the same row, 8 readers", "sqlite-select-ns/op", 5, "≤ 5× a raw select", "", 0},
+	{"Vault signed round trip, no audit (list own tokens), 8 callers: the floor under a reveal", "BenchmarkVaultSignedFloor", "raw SQLite select of the same row, 8 readers", "sqlite-select-ns/op", 0, "", "", 0},
 	{"Vault batch tokenize, 10 000 addresses (signed HTTP, 1 000 a request)", "BenchmarkVaultBatchRegister", "10 000 single register requests, 32 callers",
 		"single-ns/op", 1.0 / 5, "≥ 5× the throughput of single requests", "", 0},
 	{name: "Issue 100 000 identities, k=1024, all cores (projected)", bench: "BenchmarkIssue", baseline: "per-identity Issue",
