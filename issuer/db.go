@@ -18,20 +18,7 @@ func OpenStore(ctx context.Context, dsnString string, opt store.Options) (store.
 	if err != nil {
 		return nil, fmt.Errorf("issuer database: %w", err)
 	}
-	switch d.Scheme {
-	case dsn.SQLite:
-		st, err := sqlite.Open(ctx, dsnString, opt)
-		if err != nil {
-			return nil, err // a nil *sqlite.Store must not become a non-nil store.Store
-		}
-		return st, nil
-	case dsn.Postgres:
-		st, err := postgres.Open(ctx, dsnString, opt)
-		if err != nil {
-			return nil, err
-		}
-		return st, nil
-	default:
-		return nil, fmt.Errorf("issuer database: %w: %s has no issuer backend (use sqlite:PATH, a file path or postgres://…)", dsn.ErrDSN, d)
-	}
+	return dsn.Open(d,
+		func() (store.Store, error) { return sqlite.Open(ctx, dsnString, opt) },
+		func() (store.Store, error) { return postgres.Open(ctx, dsnString, opt) })
 }

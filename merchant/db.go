@@ -2,7 +2,6 @@ package merchant
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"orderseal/internal/dsn"
@@ -43,28 +42,15 @@ func openStore(ctx context.Context, dsnString string, readOnly bool, now func() 
 	if err != nil {
 		return nil, err
 	}
-	switch d.Scheme {
-	case dsn.SQLite:
-		open := func() (*sqlite.Store, error) { return sqlite.Open(ctx, dsnString, now) }
+	return dsn.Open(d, func() (store.Store, error) {
 		if readOnly {
-			open = func() (*sqlite.Store, error) { return sqlite.OpenReadOnly(ctx, dsnString) }
+			return sqlite.OpenReadOnly(ctx, dsnString)
 		}
-		st, err := open()
-		if err != nil {
-			return nil, err // a nil *sqlite.Store must not become a non-nil store.Store
-		}
-		return st, nil
-	case dsn.Postgres:
-		open := func() (*postgres.Store, error) { return postgres.Open(ctx, dsnString, now, opts...) }
+		return sqlite.Open(ctx, dsnString, now)
+	}, func() (store.Store, error) {
 		if readOnly {
-			open = func() (*postgres.Store, error) { return postgres.OpenReadOnly(ctx, dsnString) }
+			return postgres.OpenReadOnly(ctx, dsnString)
 		}
-		st, err := open()
-		if err != nil {
-			return nil, err
-		}
-		return st, nil
-	default:
-		return nil, fmt.Errorf("%w: the merchant has no %s backend in this build (use sqlite:PATH, a bare path or postgres://…)", dsn.ErrDSN, d.Scheme)
-	}
+		return postgres.Open(ctx, dsnString, now, opts...)
+	})
 }

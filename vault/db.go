@@ -44,20 +44,17 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*store.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault index: %w", err)
 	}
-	switch d.Scheme {
-	case dsn.SQLite:
+	return dsn.Open(d, func() (*store.Store, error) {
 		return sqlite.Open(ctx, sqlite.Config{Index: cfg.Index, Data: cfg.Data, Backup: cfg.Backup, Pending: cfg.Pending,
 			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, AllowDegraded: cfg.AllowDegraded, Fold: fold, Observe: cfg.Observe})
-	case dsn.Postgres:
+	}, func() (*store.Store, error) {
 		st, err := postgres.Open(ctx, postgres.Config{Index: cfg.Index, Data: cfg.Data, Backup: cfg.Backup, Pending: cfg.Pending,
 			DataKey: cfg.DataKey, Now: cfg.Now, Logger: cfg.Logger, AllowDegraded: cfg.AllowDegraded, Fold: fold, Observe: cfg.Observe})
 		if errors.Is(err, store.ErrInvalid) && cfg.Pending == "" {
 			return nil, cli.WithHint(err, "pass -pending sqlite:PATH, a file on the vault host's own disk")
 		}
 		return st, err
-	default:
-		return nil, noBackend(d)
-	}
+	})
 }
 
 // fold is the vault's dedupe form of a value (api.Fold).
@@ -70,22 +67,9 @@ func OpenIndexReader(ctx context.Context, indexDSN string) (store.IndexReader, e
 	if err != nil {
 		return nil, fmt.Errorf("vault index: %w", err)
 	}
-	switch d.Scheme {
-	case dsn.SQLite:
-		idx, err := sqlite.OpenIndexReadOnly(ctx, indexDSN)
-		if err != nil {
-			return nil, err // a nil *sqlite.Index must not become a non-nil store.IndexReader
-		}
-		return idx, nil
-	case dsn.Postgres:
-		idx, err := postgres.OpenIndexReadOnly(ctx, indexDSN)
-		if err != nil {
-			return nil, err
-		}
-		return idx, nil
-	default:
-		return nil, noBackend(d)
-	}
+	return dsn.Open(d,
+		func() (store.IndexReader, error) { return sqlite.OpenIndexReadOnly(ctx, indexDSN) },
+		func() (store.IndexReader, error) { return postgres.OpenIndexReadOnly(ctx, indexDSN) })
 }
 
 // VerifyAudit opens the index at indexDSN read-only and verifies its audit

@@ -1,7 +1,7 @@
 // Package dsn parses the data source names every orderseal daemon takes for
 // its stores (DESIGN.md §8, §9): "sqlite:PATH" or a bare PATH for the
 // embedded default, "postgres://…" or "postgresql://…" for PostgreSQL. The
-// daemon switches on the scheme to pick a store backend; nothing above the
+// daemon picks a store backend by the scheme (Open); nothing above the
 // backend sees a path.
 package dsn
 
@@ -60,6 +60,28 @@ func sqlitePath(p string) (DSN, error) {
 		return DSN{}, fmt.Errorf("%w: %q (want sqlite:PATH with a file path)", ErrDSN, "sqlite:"+p)
 	}
 	return DSN{Scheme: SQLite, Path: p}, nil
+}
+
+// Open opens the backend d's scheme names: sqlite for SQLite, postgres for
+// PostgreSQL. Whatever fails, it returns S's zero value, so a backend's nil
+// pointer never becomes a non-nil interface S.
+func Open[S any](d DSN, sqlite, postgres func() (S, error)) (S, error) {
+	var open func() (S, error)
+	switch d.Scheme {
+	case SQLite:
+		open = sqlite
+	case Postgres:
+		open = postgres
+	default: // a DSN Parse did not return
+		var zero S
+		return zero, fmt.Errorf("%w: no %s backend for %s", ErrDSN, d.Scheme, d)
+	}
+	s, err := open()
+	if err != nil {
+		var zero S
+		return zero, err
+	}
+	return s, nil
 }
 
 // Redact is s as given with any password of a URL-form DSN hidden, for

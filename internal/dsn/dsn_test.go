@@ -34,3 +34,48 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestOpen(t *testing.T) {
+	type store interface{ Close() error }
+	failed := errors.New("cannot open")
+	opener := func(name string, err error) func() (store, error) {
+		return func() (store, error) {
+			var s *fakeStore // nil: what a backend's Open returns with its error
+			if err == nil {
+				s = &fakeStore{name}
+			}
+			return s, err
+		}
+	}
+	for _, tc := range []struct {
+		in, want string
+		err      error
+	}{
+		{in: "m.db", want: "sqlite"},
+		{in: "postgres://h/m", want: "postgres"},
+		{in: "m.db", err: failed},
+		{in: "postgres://h/m", err: failed},
+	} {
+		d, err := Parse(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(d, opener("sqlite", tc.err), opener("postgres", tc.err))
+		if tc.err != nil {
+			if s != nil || !errors.Is(err, tc.err) {
+				t.Errorf("Open(%q) failing = %#v, %v; want a nil store and its error", tc.in, s, err)
+			}
+			continue
+		}
+		if err != nil || s.(*fakeStore).name != tc.want {
+			t.Errorf("Open(%q) = %#v, %v; want the %s backend", tc.in, s, err, tc.want)
+		}
+	}
+	if s, err := Open(DSN{}, opener("sqlite", nil), opener("postgres", nil)); s != nil || !errors.Is(err, ErrDSN) {
+		t.Errorf("Open of a DSN Parse did not return = %#v, %v; want ErrDSN", s, err)
+	}
+}
+
+type fakeStore struct{ name string }
+
+func (*fakeStore) Close() error { return nil }
