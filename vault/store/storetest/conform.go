@@ -103,9 +103,7 @@ func runIndex(t *testing.T, nv NewVault) {
 				t.Fatal(err)
 			}
 			got := b.Index.Nonces(nil).Record(ctx, "carrier:parcel.example", "n1", t0.Add(time.Duration(i)*time.Minute), exp)
-			for _, c := range []interface{ Close() error }{b.Primary, b.Pending, b.Index} {
-				c.Close()
-			}
+			closeBackends(b)
 			if !errors.Is(got, want) || (want == nil && got != nil) {
 				t.Fatalf("opening %d: %v, want %v", i+1, got, want)
 			}
@@ -534,11 +532,7 @@ func runData(t *testing.T, nv NewVault) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer func() {
-			for _, c := range []interface{ Close() error }{b.Primary, b.Pending, b.Index} {
-				c.Close()
-			}
-		}()
+		defer closeBackends(b)
 		if err := b.Primary.Put(ctx, record("tok-1", 1)); err != nil {
 			t.Fatal(err)
 		}
@@ -622,15 +616,11 @@ func wrongKey(t *testing.T, nv NewVault, probe func(store.Backends) error) {
 	if err := b.Primary.Put(context.Background(), record("tok-1", 1)); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
-		c.Close()
-	}
+	closeBackends(b)
 	b, err = v.Open(t, checks[1])
 	if err == nil {
 		err = probe(b)
-		for _, c := range []interface{ Close() error }{b.Primary, b.Backup, b.Pending, b.Index} {
-			c.Close()
-		}
+		closeBackends(b)
 	}
 	if !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("stores of another data key: %v, want ErrWrongKey", err)
