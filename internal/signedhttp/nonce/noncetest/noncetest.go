@@ -49,29 +49,9 @@ func Run(t *testing.T, open Open) {
 	})
 	t.Run("concurrent: each nonce once", func(t *testing.T) {
 		s := open(t, 1<<20)
-		now := time.Now()
-		exp := now.Add(time.Minute)
-		var fresh, replays atomic.Int64
-		var wg sync.WaitGroup
-		for g := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range 100 {
-					switch err := s.Record(ctx, "merchant:a", fmt.Sprint(i), now, exp); {
-					case err == nil:
-						fresh.Add(1)
-					case errors.Is(err, nonce.ErrReplayed):
-						replays.Add(1)
-					default:
-						t.Errorf("goroutine %d: %v", g, err)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if fresh.Load() != 100 || replays.Load() != 700 {
-			t.Fatalf("%d fresh, %d replays; want 100 and 700", fresh.Load(), replays.Load())
+		fresh, replays := flood(t, s, "merchant:a", 8, func(_, i int) string { return fmt.Sprint(i) }, time.Now(), nonce.ErrReplayed)()
+		if fresh != 100 || replays != 700 {
+			t.Fatalf("%d fresh, %d replays; want 100 and 700", fresh, replays)
 		}
 	})
 	t.Run("one caller's flood leaves the others their room", func(t *testing.T) {
@@ -79,24 +59,8 @@ func Run(t *testing.T, open Open) {
 		s := open(t, quota)
 		now := time.Now()
 		exp := now.Add(time.Minute)
-		var flooded, quotaRefused atomic.Int64
+		wait := flood(t, s, "cardholder:flood", 4, func(g, i int) string { return fmt.Sprintf("f%d-%d", g, i) }, now, nonce.ErrQuota)
 		var wg sync.WaitGroup
-		for g := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range 100 {
-					switch err := s.Record(ctx, "cardholder:flood", fmt.Sprintf("f%d-%d", g, i), now, exp); {
-					case err == nil:
-						flooded.Add(1)
-					case errors.Is(err, nonce.ErrQuota):
-						quotaRefused.Add(1)
-					default:
-						t.Errorf("flood: %v", err)
-					}
-				}
-			}()
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -107,8 +71,38 @@ func Run(t *testing.T, open Open) {
 			}
 		}()
 		wg.Wait()
-		if flooded.Load() != quota || quotaRefused.Load() != 400-quota {
-			t.Fatalf("flood: %d recorded, %d refused for the quota; want %d and %d", flooded.Load(), quotaRefused.Load(), quota, 400-quota)
+		if flooded, quotaRefused := wait(); flooded != quota || quotaRefused != 400-quota {
+			t.Fatalf("flood: %d recorded, %d refused for the quota; want %d and %d", flooded, quotaRefused, quota, 400-quota)
 		}
 	})
+}
+
+// flood starts goroutines goroutines recording 100 nonces each as caller,
+// the i-th of goroutine g named nonceOf(g, i), at now and live for a
+// minute. Its wait counts those recorded and those refused with refusal;
+// any other error fails t.
+func flood(t *testing.T, s nonce.Store, caller string, goroutines int, nonceOf func(g, i int) string, now time.Time, refusal error) (wait func() (recorded, refused int64)) {
+	exp := now.Add(time.Minute)
+	var ok, no atomic.Int64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				switch err := s.Record(context.Background(), caller, nonceOf(g, i), now, exp); {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, refusal):
+					no.Add(1)
+				default:
+					t.Errorf("%s, goroutine %d: %v", caller, g, err)
+				}
+			}
+		}()
+	}
+	return func() (int64, int64) {
+		wg.Wait()
+		return ok.Load(), no.Load()
+	}
 }
