@@ -115,18 +115,8 @@ func sqliteDSN(path string) string {
 	return "sqlite:" + path
 }
 
-// sqlitePath parses s as a DSN and returns its file path, refusing any
-// scheme but SQLite.
-func sqlitePath(s string) (string, error) {
-	d, err := dsn.Parse(s)
-	if err != nil {
-		return "", err
-	}
-	if d.Scheme != dsn.SQLite {
-		return "", fmt.Errorf("%w: %s is not a SQLite DSN (this backend takes sqlite:PATH or a bare path)", dsn.ErrDSN, d)
-	}
-	return d.Path, nil
-}
+// sqlitePath returns the file a DSN names, refusing any other scheme.
+var sqlitePath = dsn.SQLitePath
 
 // ErrStoreUnreachable is a configured data store that could not be created
 // or opened at start (issue 22 item 5).
