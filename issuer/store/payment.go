@@ -44,16 +44,17 @@ const (
 	OpRelease = "release"
 )
 
-// Authorization states, derived from the record (Authorization.State).
+// Authorization states, derived from the record (Authorization.State):
+// the wire's states (api.State…), which the server answers as they are.
 const (
-	StateDeclined          = "declined"
-	StateAuthorized        = "authorized"
-	StatePartiallyCaptured = "partially-captured"
-	StateCaptured          = "captured"
-	StatePartiallyRefunded = "partially-refunded"
-	StateRefunded          = "refunded"
-	StateVoided            = "voided"
-	StateExpired           = "expired"
+	StateDeclined          = api.StateDeclined
+	StateAuthorized        = api.StateAuthorized
+	StatePartiallyCaptured = api.StatePartiallyCaptured
+	StateCaptured          = api.StateCaptured
+	StatePartiallyRefunded = api.StatePartiallyRefunded
+	StateRefunded          = api.StateRefunded
+	StateVoided            = api.StateVoided
+	StateExpired           = api.StateExpired
 )
 
 // Release reasons recorded with a released remainder.
