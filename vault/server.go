@@ -143,11 +143,23 @@ func (s *Server) register(c echo.Context) error {
 	}
 	token, created, err := s.store.RegisterAudited(c.Request().Context(), owner, store.TokenType(req.Type), req.Label, norm, req.Shareable, 0)
 	if err != nil {
-		if errors.Is(err, store.ErrInvalid) {
-			return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", "The entry was refused.")
-		}
-		return unavailable(err)
+		return registerRefused(err)
 	}
+	return registered(c, token, created)
+}
+
+// registerRefused is the refusal of a failed RegisterAudited: an entry the
+// store does not take, or an outage.
+func registerRefused(err error) error {
+	if errors.Is(err, store.ErrInvalid) {
+		return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", "The entry was refused.")
+	}
+	return unavailable(err)
+}
+
+// registered answers a registration: 201 with a new token, 200 with the
+// token the owner already had for the same value.
+func registered(c echo.Context, token string, created bool) error {
 	status := http.StatusCreated
 	if !created {
 		status = http.StatusOK
@@ -319,10 +331,7 @@ func (s *Server) deposit(c echo.Context, carrier string, d *api.Deposit, norm []
 	}
 	token, created, err := s.store.RegisterAudited(ctx, carrier, store.TypeAddress, d.OrderID, norm, false, 0)
 	if err != nil {
-		if errors.Is(err, store.ErrInvalid) {
-			return problem.New(http.StatusUnprocessableEntity, "invalid-value", "Invalid value", "The entry was refused.")
-		}
-		return unavailable(err)
+		return registerRefused(err)
 	}
 	g := store.Grant{Token: token, Merchant: d.Merchant, Carrier: carrier, OrderID: d.OrderID, Invoice: d.Invoice,
 		Expires: s.now().Add(DefaultGrantTTL), MaxUses: DefaultGrantUses, State: store.GrantActive}
@@ -342,11 +351,7 @@ func (s *Server) deposit(c echo.Context, carrier string, d *api.Deposit, norm []
 		}
 		return unavailable(err)
 	}
-	status := http.StatusCreated
-	if !created {
-		status = http.StatusOK
-	}
-	return c.JSON(status, api.RegisterResponse{Token: token, Created: created})
+	return registered(c, token, created)
 }
 
 // orderGrants returns the grants of merchant's order made to carrier; an
