@@ -10,7 +10,6 @@ import (
 	carrierapi "orderseal/carrier/api"
 	"orderseal/internal/outbox"
 	"orderseal/internal/problem"
-	"orderseal/internal/signedhttp"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 )
@@ -28,16 +27,9 @@ import (
 // nothing.
 func (s *Server) cancel(c echo.Context) error {
 	ctx := c.Request().Context()
-	o, err := s.cfg.Store.Get(ctx, c.Param("id"))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && o.Cardholder != signedhttp.Caller(c)) {
-		return problem.New(http.StatusNotFound, api.CodeUnknownOrder, "Unknown order", "No such order for this cardholder.")
-	}
+	o, tl, err := s.cardholderOrder(c)
 	if err != nil {
-		return unavailable(err)
-	}
-	tl, err := s.cfg.Store.Timeline(ctx, o.ID)
-	if err != nil {
-		return unavailable(err)
+		return err
 	}
 	if p := notCancellable(o.State, tl); p != nil {
 		return p

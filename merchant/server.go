@@ -498,20 +498,31 @@ func (s *Server) checkCatalog(ctx context.Context, sec *order.Section) *problem.
 	return nil
 }
 
-func (s *Server) status(c echo.Context) error {
+// cardholderOrder reads the order the path names, and its timeline, for
+// the calling cardholder: another cardholder's order is as unknown as one
+// that does not exist.
+func (s *Server) cardholderOrder(c echo.Context) (*store.Order, []store.Event, error) {
 	ctx := c.Request().Context()
 	o, err := s.cfg.Store.Get(ctx, c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && o.Cardholder != signedhttp.Caller(c)) {
-		return problem.New(http.StatusNotFound, api.CodeUnknownOrder, "Unknown order", "No such order for this cardholder.")
+		return nil, nil, problem.New(http.StatusNotFound, api.CodeUnknownOrder, "Unknown order", "No such order for this cardholder.")
 	}
 	if err != nil {
-		return unavailable(err)
+		return nil, nil, unavailable(err)
 	}
 	tl, err := s.cfg.Store.Timeline(ctx, o.ID)
 	if err != nil {
-		return unavailable(err)
+		return nil, nil, unavailable(err)
 	}
-	p, ok, err := s.cfg.Store.Payment(ctx, o.ID)
+	return o, tl, nil
+}
+
+func (s *Server) status(c echo.Context) error {
+	o, tl, err := s.cardholderOrder(c)
+	if err != nil {
+		return err
+	}
+	p, ok, err := s.cfg.Store.Payment(c.Request().Context(), o.ID)
 	if err != nil {
 		return unavailable(err)
 	}
