@@ -62,23 +62,14 @@ func NewServer(keys keygen.Keyring, st store.Store, vault Depositor, opt Options
 	if keygen.RoleOf(keys.Identity()) != keygen.RoleCarrier {
 		panic("carrier: NewServer with the key of " + keys.Identity())
 	}
-	s := &Server{keys: keys, store: st, vault: vault, merchants: opt.Merchants, logger: opt.Logger, now: opt.Now, policies: opt.Policies}
+	p := signedhttp.NewPartyServer(keys, st.Nonces(nil), api.MaxBody, opt.Logger, opt.Now, opt.Verifier...)
+	s := &Server{keys: keys, store: st, vault: vault, merchants: opt.Merchants, logger: p.Logger, now: p.Now, echo: p.Echo, policies: opt.Policies}
 	if s.policies == nil {
 		s.policies = order.DefaultPolicies()
 	}
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	// The replay memory is the store's, durable and shared by every
-	// process serving from it; opt.Verifier (tests) may replace it.
-	vopts := append([]signedhttp.Option{signedhttp.WithNonceStore(st.Nonces(nil))}, opt.Verifier...)
-	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, vopts...)
+	e := s.echo
 	e.PUT(api.PathShipments+":order_id", s.book, signedhttp.Allow("merchant"))
 	e.POST(api.PathShipments+":order_id"+api.CancelSuffix, s.cancel, signedhttp.Allow("merchant"))
-	s.echo = e
 	return s
 }
 

@@ -41,17 +41,9 @@ type Options struct {
 // NewServer wires the routes, every one behind the signed-request verifier
 // and open to merchants only. keys must be an issuer's.
 func NewServer(keys keygen.Keyring, st store.Store, opt Options) *Server {
-	s := &Server{keys: keys, store: st, logger: opt.Logger, now: opt.Now, hold: opt.Hold}
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	// The replay memory is the store's, durable and shared by every
-	// process serving from it; opt.Verifier (tests) may replace it.
-	vopts := append([]signedhttp.Option{signedhttp.WithNonceStore(st.Nonces(nil))}, opt.Verifier...)
-	e := signedhttp.NewServer(keys, s.logger, api.MaxBody, vopts...)
+	p := signedhttp.NewPartyServer(keys, st.Nonces(nil), api.MaxBody, opt.Logger, opt.Now, opt.Verifier...)
+	s := &Server{keys: keys, store: st, logger: p.Logger, now: p.Now, echo: p.Echo, hold: opt.Hold}
+	e := s.echo
 	merchant := signedhttp.Allow(keygen.RoleMerchant)
 	e.PUT(api.PathAuthorizations+":order_id", s.authorize, merchant)
 	e.POST(api.PathAuthorizations+":order_id"+api.PathVoidSuffix, s.void, merchant)
@@ -59,7 +51,6 @@ func NewServer(keys keygen.Keyring, st store.Store, opt Options) *Server {
 	e.POST(api.PathAuthorizations+":order_id"+api.PathCapturesSuffix, s.capture, merchant)
 	e.POST(api.PathAuthorizations+":order_id"+api.PathRefundsSuffix, s.refund, merchant)
 	e.POST(api.PathAuthorizations+":order_id"+api.PathReleaseSuffix, s.release, merchant)
-	s.echo = e
 	return s
 }
 

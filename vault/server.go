@@ -55,18 +55,10 @@ type Options struct {
 // NewServer wires the routes: every one behind the signed-request verifier,
 // each limited to the roles that may call it.
 func NewServer(keys keygen.Keyring, st *store.Store, opt Options) *Server {
-	s := &Server{keys: keys, store: st, logger: opt.Logger, now: opt.Now}
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	// The replay memory is the store's, durable and shared by every
-	// process serving from it; opt.Verifier (tests) may replace it. The
-	// verifier reads up to a batch's body; every route binds its own, lower limit.
-	vopts := append([]signedhttp.Option{signedhttp.WithNonceStore(st.Nonces(nil))}, opt.Verifier...)
-	e := signedhttp.NewServer(keys, s.logger, api.MaxBatchBody, vopts...)
+	// The verifier reads up to a batch's body; every route binds its own, lower limit.
+	p := signedhttp.NewPartyServer(keys, st.Nonces(nil), api.MaxBatchBody, opt.Logger, opt.Now, opt.Verifier...)
+	s := &Server{keys: keys, store: st, logger: p.Logger, now: p.Now, echo: p.Echo}
+	e := s.echo
 	e.Pre(cors(opt.CORSOrigins))
 	// Owners are cardholders, and carriers depositing an inline address
 	// they were given (DESIGN.md §6.6) so that it rests here, not with them.
@@ -79,7 +71,6 @@ func NewServer(keys keygen.Keyring, st *store.Store, opt Options) *Server {
 	e.POST(api.PathGrants, s.grant, signedhttp.Allow(keygen.RoleMerchant))
 	e.POST(api.PathRevoke, s.revoke, signedhttp.Allow(keygen.RoleMerchant))
 	e.POST(api.PathReveal, s.revealGranted, signedhttp.Allow(keygen.RoleCarrier))
-	s.echo = e
 	return s
 }
 

@@ -3,6 +3,7 @@ package signedhttp
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -28,4 +29,27 @@ func NewServer(keys keygen.Keyring, logger *slog.Logger, maxBody int64, extra ..
 		return c.JSON(http.StatusOK, d)
 	}, Allow(keygen.RoleMerchant))
 	return e
+}
+
+// PartyServer is what the issuer's, the carrier's and the vault's servers
+// are built on: their routes behind the verifier (NewServer), and the
+// logger and clock of their options with the defaults filled.
+type PartyServer struct {
+	Echo   *echo.Echo
+	Logger *slog.Logger     // the options' logger; nil there: one that discards
+	Now    func() time.Time // the options' clock; nil there: time.Now
+}
+
+// NewPartyServer is NewServer for a party whose store keeps the replay
+// memory: nonces, durable and shared by every process serving from that
+// store, which extra (tests) may replace.
+func NewPartyServer(keys keygen.Keyring, nonces NonceStore, maxBody int64, logger *slog.Logger, now func() time.Time, extra ...Option) PartyServer {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	opts := append([]Option{WithNonceStore(nonces)}, extra...)
+	return PartyServer{Echo: NewServer(keys, logger, maxBody, opts...), Logger: logger, Now: now}
 }
