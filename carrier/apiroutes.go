@@ -6,7 +6,7 @@ import (
 
 	"orderseal/carrier/api"
 	"orderseal/internal/apiroute"
-	"orderseal/internal/signedhttp/httpsig"
+	"orderseal/internal/signedhttp"
 	"orderseal/keygen"
 )
 
@@ -30,9 +30,7 @@ func API() apiroute.API {
 			Summary: "Cancel a booking whose parcel has not left (idempotent; parcel-left once it has, unknown-shipment for no booking)",
 			Callers: merchant, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &api.Shipment{}}},
 			Problems: apiroute.With(http.StatusNotFound, http.StatusConflict)},
-		{Method: http.MethodGet, Path: httpsig.DirectoryPath, Summary: "The carrier's own directory entries (its epoch KEM keys, certified by the key center)",
-			Callers: merchant, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &httpsig.Directory{}}}, Problems: apiroute.SignedProblems},
-		{Method: http.MethodGet, Path: apiroute.DocPath, Summary: "This document",
-			Responses: []apiroute.Response{{Status: http.StatusOK, Body: &map[string]any{}}}},
+		signedhttp.DirectoryRoute(keygen.RoleCarrier),
+		apiroute.DocRoute(),
 	}}
 }

@@ -5,7 +5,7 @@ import (
 	"net/http"
 
 	"orderseal/internal/apiroute"
-	"orderseal/internal/signedhttp/httpsig"
+	"orderseal/internal/signedhttp"
 	"orderseal/issuer/api"
 	"orderseal/keygen"
 )
@@ -45,9 +45,7 @@ func API() apiroute.API {
 			Callers: merchant, Request: &api.ReleaseRequest{},
 			Responses: []apiroute.Response{{Status: http.StatusCreated, Body: &api.Authorization{}}, {Status: http.StatusOK, Body: &api.Authorization{}}},
 			Problems:  apiroute.With(http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity)},
-		{Method: http.MethodGet, Path: httpsig.DirectoryPath, Summary: "The issuer's own directory entries (its epoch KEM keys, certified by the key center)",
-			Callers: merchant, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &httpsig.Directory{}}}, Problems: apiroute.SignedProblems},
-		{Method: http.MethodGet, Path: apiroute.DocPath, Summary: "This document",
-			Responses: []apiroute.Response{{Status: http.StatusOK, Body: &map[string]any{}}}},
+		signedhttp.DirectoryRoute(keygen.RoleIssuer),
+		apiroute.DocRoute(),
 	}}
 }

@@ -53,8 +53,7 @@ func API() apiroute.API {
 		{Method: http.MethodPost, Path: api.PathOrder + "{id}" + api.CancelSuffix, Summary: "Cancel an order before shipment: its hold is voided and its address grant revoked",
 			Callers: []keygen.Role{keygen.RoleCardholder}, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &api.Status{}}},
 			Problems: apiroute.With(http.StatusNotFound, http.StatusConflict)},
-		{Method: http.MethodGet, Path: apiroute.DocPath, Summary: "This document",
-			Responses: []apiroute.Response{{Status: http.StatusOK, Body: &map[string]any{}}}},
+		apiroute.DocRoute(),
 	}}
 }
 

@@ -5,7 +5,7 @@ import (
 	"net/http"
 
 	"orderseal/internal/apiroute"
-	"orderseal/internal/signedhttp/httpsig"
+	"orderseal/internal/signedhttp"
 	"orderseal/keygen"
 	"orderseal/vault/api"
 )
@@ -47,8 +47,7 @@ func API() apiroute.API {
 		{Method: http.MethodPost, Path: api.PathReveal, Summary: "Reveal a granted value to its carrier, for display only",
 			Callers: []keygen.Role{keygen.RoleCarrier}, Request: &api.RevealGrantRequest{}, Responses: ok(&api.RevealResponse{}),
 			Problems: apiroute.With(http.StatusNotFound)},
-		{Method: http.MethodGet, Path: httpsig.DirectoryPath, Summary: "The vault's own directory entries (its epoch KEM keys, certified by the key center)",
-			Callers: merchant, Responses: ok(&httpsig.Directory{}), Problems: apiroute.SignedProblems},
-		{Method: http.MethodGet, Path: apiroute.DocPath, Summary: "This document", Responses: ok(&map[string]any{})},
+		signedhttp.DirectoryRoute(keygen.RoleVault),
+		apiroute.DocRoute(),
 	}}
 }

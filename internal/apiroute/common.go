@@ -17,6 +17,12 @@ func With(statuses ...int) []int {
 // DocPath is where every daemon serves its OpenAPI document, unsigned.
 const DocPath = "/openapi.json"
 
+// DocRoute is DocPath, for every daemon's route table.
+func DocRoute() Route {
+	return Route{Method: http.MethodGet, Path: DocPath, Summary: "This document",
+		Responses: []Response{{Status: http.StatusOK, Body: &map[string]any{}}}}
+}
+
 // The probes every daemon answers, unsigned, before any route of its own
 // (internal/web's Health, through its Daemon).
 const (

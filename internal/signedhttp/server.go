@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"orderseal/internal/apiroute"
 	"orderseal/internal/signedhttp/httpsig"
 	"orderseal/internal/web"
 	"orderseal/keygen"
@@ -29,6 +30,15 @@ func NewServer(keys keygen.Keyring, logger *slog.Logger, maxBody int64, extra ..
 		return c.JSON(http.StatusOK, d)
 	}, Allow(keygen.RoleMerchant))
 	return e
+}
+
+// DirectoryRoute is the directory NewServer serves, for the route table of
+// a party of role.
+func DirectoryRoute(role keygen.Role) apiroute.Route {
+	return apiroute.Route{Method: http.MethodGet, Path: httpsig.DirectoryPath,
+		Summary: "The " + string(role) + "'s own directory entries (its epoch KEM keys, certified by the key center)",
+		Callers: []keygen.Role{keygen.RoleMerchant}, Responses: []apiroute.Response{{Status: http.StatusOK, Body: &httpsig.Directory{}}},
+		Problems: apiroute.SignedProblems}
 }
 
 // PartyServer is what the issuer's, the carrier's and the vault's servers
