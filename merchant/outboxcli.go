@@ -16,7 +16,6 @@ import (
 	"orderseal/internal/cli"
 	"orderseal/internal/dsn"
 	"orderseal/internal/outbox"
-	"orderseal/internal/web"
 	"orderseal/merchant/api"
 	"orderseal/merchant/store"
 )
@@ -134,12 +133,7 @@ func cmdOutboxRetry(ctx context.Context, args []string, stdio cli.Stdio) error {
 	default:
 		return cli.Usagef("use -kind authorize, grant, book, void, capture, refund or release", "-kind %.32q is not a relay job", *kind)
 	}
-	for _, f := range web.SQLiteFiles(*db) {
-		if _, err := os.Stat(f); err != nil {
-			return cli.WithHint(fmt.Errorf("%s: no such database", f), "'"+prog+" serve' creates it")
-		}
-	}
-	st, err := OpenStore(ctx, *db, nil)
+	st, err := openRunning(ctx, *db)
 	if err != nil {
 		return err
 	}

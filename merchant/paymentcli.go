@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -33,8 +34,9 @@ func payErr(code, hint, format string, a ...any) error {
 	return &cli.Error{Err: fmt.Errorf(format+" [%s]", append(a, code)...), Hint: hint, Code: cli.ExitFailure}
 }
 
-// openForPayment opens the merchant database of a running node (it must exist).
-func openForPayment(ctx context.Context, db string) (store.Store, error) {
+// openRunning opens the merchant database of a running node (it must exist)
+// for writing.
+func openRunning(ctx context.Context, db string) (store.Store, error) {
 	for _, f := range web.SQLiteFiles(db) {
 		if _, err := os.Stat(f); err != nil {
 			return nil, cli.WithHint(fmt.Errorf("%s: no such database", f), "'"+prog+" serve' creates it")
@@ -68,27 +70,61 @@ func checkKey(key string) error {
 	return nil
 }
 
+// paymentCmd is what a capture or refund command works on: the node's
+// database, the order, the amount asked and the issuer's last answer.
+type paymentCmd struct {
+	st     store.Store
+	o      *store.Order
+	amount int64
+	p      store.Payment
+	known  bool // p is the issuer's answer; false: none recorded yet
+}
+
+// openPaymentCmd parses a capture or refund command line (-db, -key, ORDER
+// AMOUNT), opens the node's database and reads the order; the caller
+// closes st.
+func openPaymentCmd(ctx context.Context, fs *flag.FlagSet, args []string, db, key *string) (*paymentCmd, error) {
+	if err := parseArgs(fs, args, 2, "ORDER AMOUNT", "db"); err != nil {
+		return nil, err
+	}
+	if *key != "" {
+		if err := checkKey(*key); err != nil {
+			return nil, err
+		}
+	}
+	st, err := openRunning(ctx, *db)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := paymentArgs(ctx, st, fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return pc, nil
+}
+
 // paymentArgs reads ORDER AMOUNT and the order.
-func paymentArgs(ctx context.Context, st store.Store, id, amount string) (*store.Order, int64, store.Payment, bool, error) {
+func paymentArgs(ctx context.Context, st store.Store, id, amount string) (*paymentCmd, error) {
 	o, err := st.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, 0, store.Payment{}, false, payErr(api.CodeUnknownOrder, "'"+prog+" orders' lists them", "no order %.64q", id)
+		return nil, payErr(api.CodeUnknownOrder, "'"+prog+" orders' lists them", "no order %.64q", id)
 	}
 	if err != nil {
-		return nil, 0, store.Payment{}, false, err
+		return nil, err
 	}
 	minor, err := money.ParseInput(amount, o.Currency)
 	if err != nil {
-		return nil, 0, store.Payment{}, false, amountErr("AMOUNT", err, o.Currency)
+		return nil, amountErr("AMOUNT", err, o.Currency)
 	}
 	if minor <= 0 {
-		return nil, 0, store.Payment{}, false, cli.Usagef("a positive amount such as 12.50", "AMOUNT must be positive")
+		return nil, cli.Usagef("a positive amount such as 12.50", "AMOUNT must be positive")
 	}
 	p, ok, err := st.Payment(ctx, o.ID)
 	if err != nil {
-		return nil, 0, store.Payment{}, false, err
+		return nil, err
 	}
-	return o, minor, p, ok, nil
+	return &paymentCmd{st: st, o: o, amount: minor, p: p, known: ok}, nil
 }
 
 // cmdCapture asks the issuer, through the outbox, to capture part of an
@@ -101,23 +137,12 @@ func cmdCapture(ctx context.Context, args []string, stdio cli.Stdio) error {
 	db := fs.String("db", "", "the merchant database of the running node")
 	final := fs.Bool("final", false, "the order's last shipment: release the rest of the hold with it")
 	key := fs.String("key", "", "idempotency key (default: a fresh one); the same key again asks nothing twice")
-	if err := parseArgs(fs, args, 2, "ORDER AMOUNT", "db"); err != nil {
-		return err
-	}
-	if *key != "" {
-		if err := checkKey(*key); err != nil {
-			return err
-		}
-	}
-	st, err := openForPayment(ctx, *db)
+	pc, err := openPaymentCmd(ctx, fs, args, db, key)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	o, amount, p, ok, err := paymentArgs(ctx, st, fs.Arg(0), fs.Arg(1))
-	if err != nil {
-		return err
-	}
+	defer pc.st.Close()
+	o, amount, p, ok := pc.o, pc.amount, pc.p, pc.known
 	switch {
 	case ok && p.State == issuerapi.StateVoided, o.State == api.StateCancelled:
 		return payErr(codeCaptureVoided, "a voided authorization captures nothing", "order %s was voided", o.ID)
@@ -127,7 +152,7 @@ func cmdCapture(ctx context.Context, args []string, stdio cli.Stdio) error {
 		return payErr(codeCaptureExceeds, "the authorization holds "+money.Format(o.Total-p.Captured, o.Currency),
 			"%s is more than the authorization still holds", money.Format(amount, o.Currency))
 	}
-	return queuePayment(ctx, st, stdio, o, jobCapture, *key, paymentJob{Order: o.ID, Amount: amount, Final: *final}, "capture")
+	return queuePayment(ctx, pc.st, stdio, o, jobCapture, *key, paymentJob{Order: o.ID, Amount: amount, Final: *final}, "capture")
 }
 
 // cmdRefund asks the issuer, through the outbox, to refund part or all of
@@ -138,28 +163,17 @@ func cmdRefund(ctx context.Context, args []string, stdio cli.Stdio) error {
 		prog+" refund -db merchant.db -key return-7 ord_… 5")
 	db := fs.String("db", "", "the merchant database of the running node")
 	key := fs.String("key", "", "idempotency key (default: a fresh one); the same key again refunds nothing twice")
-	if err := parseArgs(fs, args, 2, "ORDER AMOUNT", "db"); err != nil {
-		return err
-	}
-	if *key != "" {
-		if err := checkKey(*key); err != nil {
-			return err
-		}
-	}
-	st, err := openForPayment(ctx, *db)
+	pc, err := openPaymentCmd(ctx, fs, args, db, key)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	o, amount, p, _, err := paymentArgs(ctx, st, fs.Arg(0), fs.Arg(1))
-	if err != nil {
-		return err
-	}
+	defer pc.st.Close()
+	o, amount, p := pc.o, pc.amount, pc.p
 	if left := p.Captured - p.Refunded; amount > left {
 		return payErr(codeRefundExceeds, money.Format(left, o.Currency)+" is captured and not yet refunded",
 			"%s is more than was captured", money.Format(amount, o.Currency))
 	}
-	return queuePayment(ctx, st, stdio, o, jobRefund, *key, paymentJob{Order: o.ID, Amount: amount}, "refund")
+	return queuePayment(ctx, pc.st, stdio, o, jobRefund, *key, paymentJob{Order: o.ID, Amount: amount}, "refund")
 }
 
 // queuePayment puts the operator's capture or refund job for o into the
