@@ -117,19 +117,29 @@ func (s *Server) answered(ctx context.Context, o *store.Order, a *issuerapi.Auth
 	return s.cfg.Store.RecordPayment(ctx, p, detail)
 }
 
+// paymentJobOf reads a capture or refund job: its payload, its order and
+// the client of the issuer that authorized the order.
+func (s *Server) paymentJobOf(ctx context.Context, job outbox.Job) (paymentJob, *store.Order, *issuerapi.Client, error) {
+	pj, err := parsePaymentJob(job)
+	if err != nil {
+		return pj, nil, nil, err
+	}
+	o, err := s.cfg.Store.Get(ctx, pj.Order)
+	if err != nil {
+		return pj, nil, nil, err
+	}
+	client, err := s.issuerOf(o)
+	if err != nil {
+		return pj, nil, nil, err
+	}
+	return pj, o, client, nil
+}
+
 // capture captures an order's payment: the amount the job names, or,
 // when the carrier reported the parcel shipped, whatever the issuer's own
 // record says is still held.
 func (s *Server) capture(ctx context.Context, job outbox.Job) error {
-	pj, err := parsePaymentJob(job)
-	if err != nil {
-		return err
-	}
-	o, err := s.cfg.Store.Get(ctx, pj.Order)
-	if err != nil {
-		return err
-	}
-	client, err := s.issuerOf(o)
+	pj, o, client, err := s.paymentJobOf(ctx, job)
 	if err != nil {
 		return err
 	}
@@ -159,15 +169,7 @@ func (s *Server) capture(ctx context.Context, job outbox.Job) error {
 
 // refund refunds part or all of what was captured of an order.
 func (s *Server) refund(ctx context.Context, job outbox.Job) error {
-	pj, err := parsePaymentJob(job)
-	if err != nil {
-		return err
-	}
-	o, err := s.cfg.Store.Get(ctx, pj.Order)
-	if err != nil {
-		return err
-	}
-	client, err := s.issuerOf(o)
+	pj, o, client, err := s.paymentJobOf(ctx, job)
 	if err != nil {
 		return err
 	}
