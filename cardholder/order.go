@@ -44,23 +44,11 @@ type CardFile struct {
 	Issuer string `json:"issuer"`
 }
 
-// normalizePhones writes the buyer's and recipient's phones in E.164,
-// refusing what is no phone number: the buyer's in international form, the
-// recipient's also in the national form of an inline destination's country.
+// normalizePhones writes the buyer's and recipient's phones in E.164
+// (address.OrderPhones), refusing what is no phone number with a hint.
 func normalizePhones(o *order.Order) error {
-	region := ""
-	if o.ShipTo.Address != nil {
-		region = o.ShipTo.Address.Country
-	}
-	for _, p := range []struct {
-		what, region string
-		v            *string
-	}{{"buyer phone", "", &o.Buyer.Phone}, {"recipient phone", region, &o.Recipient.Phone}} {
-		n, err := address.Phone(*p.v, p.region)
-		if err != nil {
-			return cli.WithHint(fmt.Errorf("%s: %w (%s)", p.what, err, address.CodeOf(err)), "give it with its country code, e.g. +82 10-1234-5678")
-		}
-		*p.v = n
+	if whose, err := address.OrderPhones(o); err != nil {
+		return cli.WithHint(fmt.Errorf("%s phone: %w (%s)", whose, err, address.CodeOf(err)), "give it with its country code, e.g. +82 10-1234-5678")
 	}
 	return nil
 }

@@ -381,20 +381,15 @@ func resolveLabel(label string) (token, country string, err error) {
 	return token, a.Country, nil
 }
 
+// normalizePhones writes the buyer's and recipient's phones in E.164
+// (address.OrderPhones), in the page's words when one is no phone number.
 func normalizePhones(o *order.Order) error {
-	region := ""
-	if o.ShipTo.Address != nil {
-		region = o.ShipTo.Address.Country
-	}
-	for _, p := range []struct {
-		what, region string
-		v            *string
-	}{{"your phone", "", &o.Buyer.Phone}, {"the recipient's phone", region, &o.Recipient.Phone}} {
-		n, err := address.Phone(*p.v, p.region)
-		if err != nil {
-			return fmt.Errorf("%s is not a phone number: give it with its country code, e.g. +49 151 12345678", p.what)
+	if whose, err := address.OrderPhones(o); err != nil {
+		what := "your phone"
+		if whose == "recipient" {
+			what = "the recipient's phone"
 		}
-		*p.v = n
+		return fmt.Errorf("%s is not a phone number: give it with its country code, e.g. +49 151 12345678", what)
 	}
 	return nil
 }

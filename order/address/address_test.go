@@ -174,3 +174,22 @@ func TestPhone(t *testing.T) {
 		t.Errorf("PhoneRegion = %q, want KR", r)
 	}
 }
+
+func TestOrderPhones(t *testing.T) {
+	o := &order.Order{}
+	o.Buyer.Phone, o.Recipient.Phone = "+82 10-1234-5678", "010-9876-5432"
+	o.ShipTo.Address = &order.Address{Country: "KR"}
+	if whose, err := OrderPhones(o); err != nil || o.Buyer.Phone != "+821012345678" || o.Recipient.Phone != "+821098765432" {
+		t.Fatalf("OrderPhones = %q, %v; phones %q, %q", whose, err, o.Buyer.Phone, o.Recipient.Phone)
+	}
+	// The buyer's number has no destination to be national in.
+	o.Buyer.Phone, o.Recipient.Phone = "010-1234-5678", "010-9876-5432"
+	if whose, err := OrderPhones(o); whose != "buyer" || CodeOf(err) != CodePhoneInvalid || o.Recipient.Phone != "010-9876-5432" {
+		t.Errorf("national buyer phone: OrderPhones = %q, %v; recipient %q", whose, err, o.Recipient.Phone)
+	}
+	// Nor has the recipient's, when the parcel goes to a token.
+	o.Buyer.Phone, o.ShipTo.Address = "+821012345678", nil
+	if whose, err := OrderPhones(o); whose != "recipient" || CodeOf(err) != CodePhoneInvalid {
+		t.Errorf("national recipient phone to a token: OrderPhones = %q, %v", whose, err)
+	}
+}

@@ -1,12 +1,39 @@
 package address
 
-import "strings"
+import (
+	"strings"
+
+	"orderseal/order"
+)
 
 // MaxPhoneLen bounds the raw text Phone parses.
 const MaxPhoneLen = 64
 
 func errPhone() *Error {
 	return &Error{Code: CodePhoneInvalid, Field: "phone", Reason: "is not a phone number: give it with its country code, e.g. +82 10-1234-5678"}
+}
+
+// OrderPhones writes o's buyer and recipient phones in E.164 (Phone): the
+// buyer's in international form, the recipient's also in the national form
+// of an inline destination's country. It stops at the first that is no
+// phone number and returns whose it is, "buyer" or "recipient", with
+// Phone's error.
+func OrderPhones(o *order.Order) (whose string, err error) {
+	region := ""
+	if o.ShipTo.Address != nil {
+		region = o.ShipTo.Address.Country
+	}
+	for _, p := range []struct {
+		whose, region string
+		v             *string
+	}{{"buyer", "", &o.Buyer.Phone}, {"recipient", region, &o.Recipient.Phone}} {
+		n, err := Phone(*p.v, p.region)
+		if err != nil {
+			return p.whose, err
+		}
+		*p.v = n
+	}
+	return "", nil
 }
 
 // callingCodes are the ITU country calling codes libphonenumber knows
