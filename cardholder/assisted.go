@@ -294,13 +294,9 @@ func cmdLogin(ctx context.Context, p string, args []string, stdio cli.Stdio) err
 		return err
 	}
 	keys := suite.NewKeys(key, 4)
-	mc, err := newMerchantClient(keys, *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
+	mc, form, err := fetchForm(ctx, keys, *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		return err
-	}
-	form, err := mc.OrderForm(ctx)
-	if err != nil {
-		return formErr(mc, err)
 	}
 	req, err := merchantapi.NewLogin(suite.NewKeys(company, 1), dev, form.Merchant, key.Identity(), device, *shift, time.Now())
 	if err != nil {

@@ -214,13 +214,9 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 			}
 			pin = sess.Merchant
 		}
-		mc, err := newMerchantClient(keys, *merchantURL, pin, hc)
+		_, form, err := fetchForm(ctx, keys, *merchantURL, pin, hc)
 		if err != nil {
 			return err
-		}
-		form, err := mc.OrderForm(ctx)
-		if err != nil {
-			return formErr(mc, err)
 		}
 		if err := vouch(form, keys, nil, nil, *trustPath, time.Now()); err != nil {
 			return err
@@ -279,13 +275,9 @@ func cmdOrder(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err != nil {
 		return err
 	}
-	mc, err := newMerchantClient(keys, *merchantURL, pin, hc)
+	mc, form, err := fetchForm(ctx, keys, *merchantURL, pin, hc)
 	if err != nil {
 		return err
-	}
-	form, err := mc.OrderForm(ctx)
-	if err != nil {
-		return formErr(mc, err)
 	}
 	var own []string // parties her own config names: the card file's issuer, or -issuer
 	if card.Issuer != "" {
@@ -550,6 +542,20 @@ func newMerchantClient(keys keygen.Keyring, base, pin string, hc *http.Client) (
 		return nil, cli.WithHint(err, "pin the merchant with -merchant-id merchant:NAME")
 	}
 	return mc, err
+}
+
+// fetchForm fetches the merchant's signed order form at base, pinned to
+// pin (default: the host's merchant), with the client it came by.
+func fetchForm(ctx context.Context, keys keygen.Keyring, base, pin string, hc *http.Client) (*merchantapi.Client, *merchantapi.OrderForm, error) {
+	mc, err := newMerchantClient(keys, base, pin, hc)
+	if err != nil {
+		return nil, nil, err
+	}
+	form, err := mc.OrderForm(ctx)
+	if err != nil {
+		return nil, nil, formErr(mc, err)
+	}
+	return mc, form, nil
 }
 
 // formErr explains an order form that was refused: an answer not signed by
