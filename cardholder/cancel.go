@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
 	"orderseal/internal/cli"
 	merchantapi "orderseal/merchant/api"
-	"orderseal/suite"
 )
 
 // cmdOrderCancel is "cardholder order cancel ORDER": it asks the merchant to
@@ -40,15 +38,11 @@ func cmdOrderCancel(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if id == "" {
 		return cli.Usagef("cardholder order cancel ORDER -merchant URL -key FILE", "name the order")
 	}
-	key, err := suite.LoadKey(*keyPath, "", time.Now())
+	mc, key, err := keyedMerchantClient(*keyPath, *merchantURL, *merchantID)
 	if err != nil {
 		return err
 	}
 	defer key.Destroy()
-	mc, err := newMerchantClient(suite.NewKeys(key, 4), *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
-	if err != nil {
-		return err
-	}
 	st, err := mc.Cancel(ctx, id)
 	if err != nil {
 		return reachErr("merchant", err)

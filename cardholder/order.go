@@ -544,6 +544,22 @@ func newMerchantClient(keys keygen.Keyring, base, pin string, hc *http.Client) (
 	return mc, err
 }
 
+// keyedMerchantClient loads the key at keyPath and makes its client of
+// the merchant at base, pinned to pin; the caller destroys the key once
+// done with the client.
+func keyedMerchantClient(keyPath, base, pin string) (*merchantapi.Client, *keygen.PartyKey, error) {
+	key, err := suite.LoadKey(keyPath, "", time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	mc, err := newMerchantClient(suite.NewKeys(key, 4), base, pin, &http.Client{Timeout: 30 * time.Second})
+	if err != nil {
+		key.Destroy()
+		return nil, nil, err
+	}
+	return mc, key, nil
+}
+
 // fetchForm fetches the merchant's signed order form at base, pinned to
 // pin (default: the host's merchant), with the client it came by.
 func fetchForm(ctx context.Context, keys keygen.Keyring, base, pin string, hc *http.Client) (*merchantapi.Client, *merchantapi.OrderForm, error) {
@@ -691,15 +707,11 @@ func cmdStatus(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if err := cli.Require(fs, "merchant", "key"); err != nil {
 		return err
 	}
-	key, err := suite.LoadKey(*keyPath, "", time.Now())
+	mc, key, err := keyedMerchantClient(*keyPath, *merchantURL, *merchantID)
 	if err != nil {
 		return err
 	}
 	defer key.Destroy()
-	mc, err := newMerchantClient(suite.NewKeys(key, 4), *merchantURL, *merchantID, &http.Client{Timeout: 30 * time.Second})
-	if err != nil {
-		return err
-	}
 	var st *merchantapi.Status
 	if *wait > 0 {
 		if st, err = follow(ctx, mc, id, *wait, stdio); err != nil {
