@@ -40,6 +40,21 @@ func vaultClient(keys keygen.Keyring, base, id string) (*vaultapi.Client, error)
 	return c, nil
 }
 
+// openWithVault opens the carrier's keys and its client of the vault at
+// base, identity id; the caller closes the keys once done with the client.
+func openWithVault(kf *keystore.Flags, base, id string) (*keystore.Keystore, *vaultapi.Client, error) {
+	keys, err := kf.Open(keygen.RoleCarrier, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	vc, err := vaultClient(keys, base, id)
+	if err != nil {
+		keys.Close()
+		return nil, nil, err
+	}
+	return keys, vc, nil
+}
+
 // parseWithTracking parses args holding one tracking number, before or
 // after the flags, and returns it upper-cased and checked.
 func parseWithTracking(fs *flag.FlagSet, args []string) (string, error) {
@@ -108,15 +123,11 @@ func cmdServe(ctx context.Context, args []string, stdio cli.Stdio) error {
 	if *poll < 10*time.Millisecond || *poll > time.Minute {
 		return cli.Usagef("pick -event-poll between 10ms and 1m", "-event-poll %s is out of range", *poll)
 	}
-	keys, err := keyFlags.Open(keygen.RoleCarrier, time.Now())
+	keys, vc, err := openWithVault(keyFlags, *vaultURL, *vaultID)
 	if err != nil {
 		return err
 	}
 	defer keys.Close()
-	vc, err := vaultClient(keys, *vaultURL, *vaultID)
-	if err != nil {
-		return err
-	}
 	logger := web.LoggerAt(stdio.Err, "carrier", sf.LogLevel).With("identity", keys.Identity())
 	files := web.SQLiteFiles(*dbPath)
 	if err := web.CheckStoresAtStart(ctx, files...); err != nil {
@@ -213,15 +224,11 @@ func cmdLabel(ctx context.Context, args []string, stdio cli.Stdio) error {
 			return cli.WithHint(fmt.Errorf("%s exists", *out), "labels are never overwritten; remove it or pick another -o")
 		}
 	}
-	keys, err := keyFlags.Open(keygen.RoleCarrier, time.Now())
+	keys, vc, err := openWithVault(keyFlags, *vaultURL, *vaultID)
 	if err != nil {
 		return err
 	}
 	defer keys.Close()
-	vc, err := vaultClient(keys, *vaultURL, *vaultID)
-	if err != nil {
-		return err
-	}
 	st, err := OpenReader(ctx, *dbPath)
 	if err != nil {
 		return openHint(err, *dbPath)
