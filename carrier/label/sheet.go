@@ -114,13 +114,18 @@ func (s *sheet) text(t string, bold bool, size, min float64, x, y, width int, wh
 	}
 }
 
-// right places t so that it ends at x1.
-func (s *sheet) right(t string, bold bool, size float64, x1, y int, what string) error {
+// width is how wide t is at size in the face its script needs.
+func (s *sheet) width(t string, bold bool, size float64, what string) (int, error) {
 	tf, err := faceFor(t, bold, s.country, what)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	w, err := s.measure(tf, size, t)
+	return s.measure(tf, size, t)
+}
+
+// right places t so that it ends at x1.
+func (s *sheet) right(t string, bold bool, size float64, x1, y int, what string) error {
+	w, err := s.width(t, bold, size, what)
 	if err != nil {
 		return err
 	}
@@ -130,11 +135,7 @@ func (s *sheet) right(t string, bold bool, size float64, x1, y int, what string)
 
 // centred places t centred between x0 and x1.
 func (s *sheet) centred(t string, bold bool, size float64, x0, x1, y int, what string) error {
-	tf, err := faceFor(t, bold, s.country, what)
-	if err != nil {
-		return err
-	}
-	w, err := s.measure(tf, size, t)
+	w, err := s.width(t, bold, size, what)
 	if err != nil {
 		return err
 	}
