@@ -108,6 +108,7 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 	if len(args) == 0 {
 		return c.sqliteConn.ExecContext(ctx, query, args)
 	}
+	query, args = positionalFor(query).bind(query, args)
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -119,6 +120,7 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 }
 
 func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	query, args = positionalFor(query).bind(query, args)
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
