@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -23,7 +22,7 @@ const MaxDepth = 32
 
 // Decode parses data into v. It refuses input longer than max bytes, unknown
 // fields, duplicate keys at any depth, excessive nesting and trailing data.
-// One walk over the tokens checks the keys (duplicates, and the exact
+// One walk over the bytes checks the keys (duplicates, and the exact
 // spelling of v's fields) before the decoder fills v.
 func Decode(data []byte, v any, max int) error {
 	if max > 0 && len(data) > max {
@@ -59,121 +58,35 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// CheckDuplicates walks data token by token and fails on a repeated key
-// within one object or nesting deeper than MaxDepth.
+// CheckDuplicates fails on a repeated key within one object, nesting
+// deeper than MaxDepth, or anything but one well-formed JSON value.
 func CheckDuplicates(data []byte) error { return check(data, nil) }
 
-// frame is one open object or array of check's walk.
-type frame struct {
-	obj    bool
-	expKey bool     // an object's next string token is a key
-	keys   []string // an object's keys so far (objects are small: a scan beats a map)
-	// typ is the Go type the container decodes into, when its keys are
-	// checked: a struct (fields are its exact JSON names) or a map, for an
-	// object; a slice or array, for an array. Nil: nothing below is checked.
-	typ    reflect.Type
-	fields map[string]reflect.Type
-	path   string       // the object's place, "a.b." (arrays add nothing)
-	next   reflect.Type // an object's: the type of the value after its last key
-}
-
-// check walks data token by token. It fails on a repeated key within one
-// object, on nesting deeper than MaxDepth, and, when t is the type the
-// first value decodes into, on an object key that is not the exact JSON
-// name of a field of the struct it fills: encoding/json would accept "V"
-// for "v", and here each value has one spelling on the wire. A type that
-// decodes itself (json.Unmarshaler) is trusted to be as strict as it needs
-// (keygen.DirectoryEntry) and not looked into.
-//
-// A document json.Valid accepts is walked by scan, over its bytes; any
-// other by walkTokens, which finds the same problems and says where the
-// syntax breaks.
+// check fails on anything but one well-formed JSON value (saying where the
+// syntax breaks), a repeated key within one object, nesting deeper than
+// MaxDepth, and, when t is the type the value decodes into, an object key
+// that is not the exact JSON name of a field of the struct it fills:
+// encoding/json would accept "V" for "v", and here each value has one
+// spelling on the wire. A type that decodes itself (json.Unmarshaler) is
+// trusted to be as strict as it needs (keygen.DirectoryEntry) and not
+// looked into.
 func check(data []byte, t reflect.Type) error {
-	if json.Valid(data) {
-		sc := scanner{data: data}
-		return sc.value(checked(t), 0)
+	if !json.Valid(data) {
+		return syntaxError(data)
 	}
-	return walkTokens(data, t)
+	sc := scanner{data: data}
+	return sc.value(checked(t), 0)
 }
 
-// walkTokens is check over encoding/json's tokens.
-func walkTokens(data []byte, t reflect.Type) error {
+// syntaxError says why json.Valid refused data: where its first value
+// breaks, or that more follows it.
+func syntaxError(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var stack []frame
-	root := checked(t)
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %s", ErrMalformed, describe(err))
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = &stack[len(stack)-1]
-		}
-		if top != nil && top.obj && top.expKey {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				continue
-			}
-			k, _ := tok.(string)
-			if slices.Contains(top.keys, k) {
-				return fmt.Errorf("%w: duplicate key %q", ErrMalformed, k)
-			}
-			top.keys = append(top.keys, k)
-			top.expKey = false
-			switch {
-			case top.fields != nil:
-				ft, ok := top.fields[k]
-				if !ok {
-					return fmt.Errorf("%w: unknown field %q", ErrMalformed, top.path+k)
-				}
-				top.next = checked(ft)
-			case top.typ != nil: // a map
-				top.next = checked(top.typ.Elem())
-			}
-			continue
-		}
-		// A value: its type, where it is checked, and its path.
-		var vt reflect.Type
-		path := ""
-		switch {
-		case top == nil:
-			vt, root = root, nil // later values are trailing data, refused by Decode
-		case top.obj:
-			vt, path = top.next, top.path+top.keys[len(top.keys)-1]+"."
-			top.expKey, top.next = true, nil
-		default:
-			if top.typ != nil {
-				vt = checked(top.typ.Elem())
-			}
-			path = top.path
-		}
-		d, ok := tok.(json.Delim)
-		if !ok {
-			continue
-		}
-		if d == ']' {
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		if len(stack) >= MaxDepth {
-			return fmt.Errorf("%w: nested deeper than %d", ErrMalformed, MaxDepth)
-		}
-		f := frame{obj: d == '{', expKey: d == '{', path: path}
-		if vt != nil {
-			switch k := vt.Kind(); {
-			case f.obj && k == reflect.Struct:
-				f.typ, f.fields = vt, fieldTypes(vt)
-			case f.obj && k == reflect.Map, !f.obj && (k == reflect.Slice || k == reflect.Array):
-				f.typ = vt
-			}
-		}
-		stack = append(stack, f)
+	var first json.RawMessage
+	if err := dec.Decode(&first); err != nil {
+		return fmt.Errorf("%w: %s", ErrMalformed, describe(err))
 	}
+	return fmt.Errorf("%w: trailing data after the value", ErrMalformed)
 }
 
 // scanner is check's walk over a document json.Valid accepted: one value,
