@@ -3,6 +3,7 @@ package sqlitex
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 
 	"modernc.org/sqlite"
 )
@@ -135,6 +136,21 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 	s.busy = true
 	return &cachedRows{sqliteRows: r.(sqliteRows), stmt: s}, nil
 }
+
+// RegisterAuthorizer installs fn as the connection's SQLite authorizer
+// (sqlite.AuthorizerRegisterer), which SQLite calls while it compiles a
+// statement, and again when it recompiles one: reached through
+// (*sql.Conn).Raw, it lets a test see how often a cached statement is
+// compiled.
+func (c *cachingConn) RegisterAuthorizer(fn sqlite.AuthorizerFn) error {
+	r, ok := c.sqliteConn.(sqlite.AuthorizerRegisterer)
+	if !ok {
+		return errors.New("sqlitex: the driver's connection has no authorizer")
+	}
+	return r.RegisterAuthorizer(fn)
+}
+
+var _ sqlite.AuthorizerRegisterer = (*cachingConn)(nil)
 
 // Close finalizes the cached statements, then closes the connection.
 func (c *cachingConn) Close() error {

@@ -71,11 +71,17 @@ func New(db *sql.DB) *Store {
 // Claim returns up to limit pending jobs due at now, earliest due first. One
 // process owns a SQLite database, so no lease is needed: the Runner itself
 // keeps a job from running twice at once.
+//
+// The limit is bound as CAST($2 AS INTEGER), not as a bare parameter:
+// SQLite reads a bare LIMIT parameter's value while it plans the statement
+// and recompiles the statement whenever the value bound to it changes, and
+// the Runner asks for as many jobs as it has free workers, a different
+// number from one poll to the next (TestClaimCompilesOnce).
 func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]outbox.Job, error) {
 	return sqldb.Collect(ctx, s.DB(), func(r sqldb.Row) (outbox.Job, error) {
 		var j outbox.Job
 		err := r.Scan(&j.ID, &j.Kind, &j.Key, &j.Payload, &j.Attempts)
 		return j, err
 	}, `SELECT id, kind, key, payload, attempts FROM outbox
-		WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at, id LIMIT $2`, now.UnixMilli(), limit)
+		WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at, id LIMIT CAST($2 AS INTEGER)`, now.UnixMilli(), limit)
 }
