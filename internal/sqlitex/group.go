@@ -37,6 +37,59 @@ type group struct {
 	// batches counts the commits, calls the transactions they carried
 	// (tests, metrics).
 	batches, calls int64
+
+	// riders write inside every batch's transaction (OnCommit); closers
+	// run when the database is closed (OnClose). Guarded by mu.
+	riders  []Rider
+	closers []func()
+}
+
+// Rider is a writer whose rows ride on a database's group commits
+// (OnCommit). Stage writes what it holds pending inside tx, the
+// transaction of a batch about to commit, and returns done, which is told
+// the outcome: nil once the rows committed, the error otherwise, and the
+// rider then keeps them for the next batch. A Stage that fails is undone
+// alone (it runs in a savepoint of its own): the batch's callers are not
+// failed for it. done nil: nothing was pending. Pending reports cheaply
+// whether there is anything to stage (a batch then skips the savepoint).
+type Rider interface {
+	Pending() bool
+	Stage(tx *sql.Tx) (done func(error), err error)
+}
+
+// OnCommit makes r ride on db's group commits in this process: every
+// batch's transaction — each Tx and Exec of a Wrap of db — also carries
+// what r holds pending, before it commits. A write that must reach the disk
+// no later than the caller's next acknowledged write (a signed request's
+// nonce before its handler's change) then costs no commit of its own.
+func OnCommit(db *sql.DB, r Rider) {
+	g := groupOf(db)
+	g.mu.Lock()
+	g.riders = append(g.riders, r)
+	g.mu.Unlock()
+}
+
+// OnClose makes fn run when db is closed through Close or a Wrap's Close,
+// before it closes: a rider's last rows are written then.
+func OnClose(db *sql.DB, fn func()) {
+	g := groupOf(db)
+	g.mu.Lock()
+	g.closers = append(g.closers, fn)
+	g.mu.Unlock()
+}
+
+// Close runs db's OnClose functions, forgets its writer and closes it.
+func Close(db *sql.DB) error {
+	g := groupOf(db)
+	g.mu.Lock()
+	closers := g.closers
+	g.closers = nil
+	g.mu.Unlock()
+	for _, fn := range closers {
+		fn()
+	}
+	forget(db)
+	return db.Close()
 }
 
 // call is one Tx waiting for its batch.
@@ -64,7 +117,7 @@ func groupOf(db *sql.DB) *group {
 }
 
 // WriteLock is the lock every write to db in this process holds while it
-// writes: a writer of its own (the nonce store's batches, ExecUnsynced)
+// writes: a writer of its own (the nonce store's flushes, ExecUnsynced)
 // takes it, so it queues behind the group commits in Go.
 func WriteLock(db *sql.DB) sync.Locker { return groupOf(db).lock }
 
@@ -134,14 +187,18 @@ func (c *call) answer() error {
 func (g *group) commit(db *sql.DB, batch []*call) {
 	g.lock.Lock()
 	defer g.lock.Unlock()
+	g.mu.Lock()
+	riders := g.riders
+	g.mu.Unlock()
 	for len(batch) > 0 {
-		batch = commitOnce(db, batch)
+		batch = commitOnce(db, batch, riders)
 	}
 }
 
-// commitOnce runs what it can of batch in one transaction and returns the
-// calls it could not run (after a failure that ended the transaction).
-func commitOnce(db *sql.DB, batch []*call) (rest []*call) {
+// commitOnce runs what it can of batch in one transaction, with what the
+// riders hold pending, and returns the calls it could not run (after a
+// failure that ended the transaction).
+func commitOnce(db *sql.DB, batch []*call, riders []Rider) (rest []*call) {
 	// The transaction outlives any one caller: a caller's context bounds
 	// its own statements only.
 	tx, err := db.BeginTx(context.Background(), nil)
@@ -158,7 +215,9 @@ func commitOnce(db *sql.DB, batch []*call) (rest []*call) {
 			tx.Rollback()
 			return nil
 		}
+		dones := stage(tx, riders)
 		c.err = tx.Commit()
+		answer(dones, c.err)
 		return nil
 	}
 	var ok []*call // ran and kept: their outcome is the commit's
@@ -180,11 +239,66 @@ func commitOnce(db *sql.DB, batch []*call) (rest []*call) {
 			return failAll(tx, ok, batch[i+1:], err)
 		}
 	}
+	var dones []func(error)
+	if len(ok) > 0 {
+		dones = stage(tx, riders)
+	}
 	err = tx.Commit()
 	for _, c := range ok {
 		c.err = err
 	}
+	answer(dones, err)
 	return nil
+}
+
+// stage has each rider write its pending rows into tx, each in a savepoint
+// so that a rider's failure undoes its rows alone, and returns the riders'
+// done functions for the commit's outcome.
+func stage(tx *sql.Tx, riders []Rider) []func(error) {
+	var dones []func(error)
+	for _, r := range riders {
+		if !r.Pending() {
+			continue
+		}
+		if _, err := tx.Exec(`SAVEPOINT r`); err != nil {
+			break // the commit will fail too; the riders keep their rows
+		}
+		done, err := r.Stage(tx)
+		if err != nil {
+			if _, rerr := tx.Exec(`ROLLBACK TO r`); rerr != nil {
+				err = rerr
+			}
+			if done != nil {
+				done(err)
+			}
+			if rerr := releaseRider(tx); rerr != nil {
+				break
+			}
+			continue
+		}
+		if err := releaseRider(tx); err != nil {
+			if done != nil {
+				done(err)
+			}
+			break
+		}
+		if done != nil {
+			dones = append(dones, done)
+		}
+	}
+	return dones
+}
+
+func releaseRider(tx *sql.Tx) error {
+	_, err := tx.Exec(`RELEASE r`)
+	return err
+}
+
+// answer tells the riders' done functions the commit's outcome.
+func answer(dones []func(error), err error) {
+	for _, d := range dones {
+		d(err)
+	}
 }
 
 // failAll rolls tx back: the calls that ran in it fail with err, those not

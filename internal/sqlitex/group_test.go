@@ -2,6 +2,7 @@ package sqlitex
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -117,5 +118,93 @@ func TestGroupCancelledAndExec(t *testing.T) {
 	}
 	if got := rows(`SELECT COUNT(*) FROM t`); got != 2 {
 		t.Fatalf("%d rows", got)
+	}
+}
+
+// testRider writes its pending keys into table r; fail makes its next
+// Stage write one and then fail.
+type testRider struct {
+	mu       sync.Mutex
+	pending  []string
+	fail     bool
+	outcomes []error
+}
+
+func (r *testRider) Pending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending) > 0
+}
+
+func (r *testRider) Stage(tx *sql.Tx) (func(error), error) {
+	r.mu.Lock()
+	keys, fail := r.pending, r.fail
+	r.pending, r.fail = nil, false
+	r.mu.Unlock()
+	done := func(err error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.outcomes = append(r.outcomes, err)
+		if err != nil {
+			r.pending = append(keys, r.pending...)
+		}
+	}
+	for _, k := range keys {
+		if _, err := tx.Exec(`INSERT INTO r (k) VALUES (?)`, k); err != nil {
+			return done, err
+		}
+		if fail {
+			return done, errors.New("rider refused")
+		}
+	}
+	return done, nil
+}
+
+// TestRider: a rider's rows commit with the batch that carries them; a
+// rider that fails is undone alone — the batch's own writes commit — and
+// keeps its rows for the next batch; Close runs the OnClose functions.
+func TestRider(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "r.db"), Immediate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER NOT NULL); CREATE TABLE r (k TEXT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	r := &testRider{}
+	OnCommit(db, r)
+	closed := false
+	OnClose(db, func() { closed = true })
+	w := Wrap(db)
+	write := func(k string) {
+		t.Helper()
+		if _, err := w.Exec(ctx, `INSERT INTO t (k, n) VALUES ($1, 1)`, k); err != nil {
+			t.Fatalf("write %s: %v", k, err)
+		}
+	}
+	r.pending, r.fail = []string{"a", "b"}, true
+	write("1") // the rider fails: its rows are undone, the write commits
+	if got := count(t, db, `SELECT COUNT(*) FROM r`); got != 0 {
+		t.Fatalf("a failed rider left %d rows", got)
+	}
+	if got := count(t, db, `SELECT COUNT(*) FROM t`); got != 1 {
+		t.Fatalf("the batch's write was failed with its rider: %d rows", got)
+	}
+	write("2") // the rider's rows ride again, and commit
+	if got := count(t, db, `SELECT COUNT(*) FROM r`); got != 2 {
+		t.Fatalf("%d rider rows after the next batch, want 2", got)
+	}
+	if _, err := w.Exec(ctx, `INSERT INTO t (k, n) VALUES ('2', 1)`); err == nil {
+		t.Fatal("a duplicate key committed")
+	}
+	r.mu.Lock()
+	outcomes := r.outcomes
+	r.mu.Unlock()
+	if len(outcomes) != 2 || outcomes[0] == nil || outcomes[1] != nil {
+		t.Fatalf("rider outcomes %v, want a failure then a commit (and nothing staged for a failed batch)", outcomes)
+	}
+	if err := w.Close(); err != nil || !closed {
+		t.Fatalf("Close: %v, OnClose ran: %v", err, closed)
 	}
 }

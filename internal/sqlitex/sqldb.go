@@ -48,10 +48,7 @@ func (w *wrapped) IsUnique(err error) bool { return IsUnique(err) }
 
 func (w *wrapped) Ping(ctx context.Context) error { return Ping(ctx, w.db) }
 
-func (w *wrapped) Close() error {
-	forget(w.db)
-	return w.db.Close()
-}
+func (w *wrapped) Close() error { return Close(w.db) }
 
 func (w *wrapped) Tx(ctx context.Context, fn func(sqldb.Tx) error) error {
 	return w.g.tx(ctx, w.db, fn)

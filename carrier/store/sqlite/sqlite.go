@@ -53,6 +53,7 @@ var migrations = []string{
 	// 4: the merchant's parcel declaration and the bundle's section policy.
 	`ALTER TABLE shipments ADD COLUMN parcel TEXT NOT NULL DEFAULT '';
 	ALTER TABLE shipments ADD COLUMN policy TEXT NOT NULL DEFAULT '';`,
+	noncesql.Migration2, // 5: the replay memory counts in memory
 }
 
 // Store is the carrier's database. It is safe for concurrent use.
@@ -127,5 +128,5 @@ func open(ctx context.Context, dsn string, cfg store.Options, readOnly bool) (*S
 
 // Nonces is the signed requests' replay memory in this database (store.Store).
 func (s *Store) Nonces(quota nonce.Quota) nonce.Store {
-	return noncesql.New(s.db, quota, noncesql.WriteLock(sqlitex.WriteLock(s.db)))
+	return noncesql.New(s.db, quota)
 }

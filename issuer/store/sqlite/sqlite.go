@@ -97,6 +97,9 @@ var migrations = []string{
 		FOREIGN KEY (merchant, order_id) REFERENCES authorizations(merchant, order_id)
 	) STRICT;
 	CREATE INDEX payment_ops_order ON payment_ops(merchant, order_id, at);`,
+
+	// 5: the replay memory counts in memory (noncesql).
+	noncesql.Migration2,
 }
 
 // Store is the issuer's store on SQLite. It is safe for concurrent use.
@@ -181,5 +184,5 @@ func checkVersion(ctx context.Context, db *sql.DB) error {
 
 // Nonces is the signed requests' replay memory in this database (store.Store).
 func (s *Store) Nonces(quota nonce.Quota) nonce.Store {
-	return noncesql.New(s.db, quota, noncesql.WriteLock(sqlitex.WriteLock(s.db)))
+	return noncesql.New(s.db, quota)
 }

@@ -68,7 +68,9 @@ CREATE INDEX timeline_order ON timeline (order_id, id);
 	`ALTER TABLE orders ADD COLUMN issuer_section_sha256 BLOB;`,
 	deviceKeyMigration, noncesql.Migration,
 	// The issuer's word on each order's payment after authorization (DESIGN.md §6.8).
-	paymentsMigration, operatorsMigration}
+	paymentsMigration, operatorsMigration,
+	// The replay memory's counts kept in memory (noncesql).
+	noncesql.Migration2}
 
 // Store is the merchant database. Safe for concurrent use.
 type Store struct {
@@ -150,10 +152,10 @@ func (s *Store) Close() error {
 	if s.writer {
 		s.db.ExecContext(context.Background(), `PRAGMA wal_checkpoint(TRUNCATE)`) // best effort: a reader mid-transaction keeps the WAL
 	}
-	return s.db.Close()
+	return sqlitex.Close(s.db) // the nonce store writes its last rows first
 }
 
 // Nonces is the signed requests' replay memory in this database (store.Store).
 func (s *Store) Nonces(quota nonce.Quota) nonce.Store {
-	return noncesql.New(s.db, quota, noncesql.WriteLock(sqlitex.WriteLock(s.db)))
+	return noncesql.New(s.db, quota)
 }

@@ -61,6 +61,8 @@ var indexMigrations = []string{
 
 	// The replay memory of signed requests (DESIGN.md §5 "Hardening").
 	noncesql.Migration,
+	// Its counts kept in memory (noncesql).
+	noncesql.Migration2,
 }
 
 // Index is the index database (store.Index): entries, grants and the audit
@@ -74,7 +76,7 @@ type Index struct {
 var _ store.Index = (*Index)(nil)
 
 // newIndex serves db. Its writes (Update, UseGrant, the nonce store's
-// batches) hold db's write lock (sqlitex.WriteLock), so they queue in Go,
+// flushes) hold db's write lock (sqlitex.WriteLock), so they queue in Go,
 // group-committed, rather than in SQLite's sleeping busy handler; readers
 // need no lock (WAL).
 func newIndex(db *sql.DB) *Index {
@@ -115,5 +117,5 @@ func OpenIndexReadOnly(ctx context.Context, dsnString string) (*Index, error) {
 
 // Nonces is the signed requests' replay memory in the index (store.Index).
 func (x *Index) Nonces(quota nonce.Quota) nonce.Store {
-	return noncesql.New(x.db, quota, noncesql.WriteLock(sqlitex.WriteLock(x.db)))
+	return noncesql.New(x.db, quota)
 }

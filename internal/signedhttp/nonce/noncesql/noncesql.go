@@ -1,36 +1,47 @@
 // Package noncesql keeps nonce.Store in a daemon's own SQLite database, so
-// replay protection survives restarts and holds across every node of a
-// role sharing that database (DESIGN.md §5 "Hardening"). Each role's
-// SQLite backend appends Migration to its migrations and hands out New(db,
-// quota) as its store's Nonces.
+// replay protection survives restarts (DESIGN.md §5 "Hardening"). Each
+// role's SQLite backend appends Migration and Migration2 to its migrations
+// and hands out New(db, quota) as its store's Nonces. One process owns a
+// SQLite database (as the outbox assumes too); the nodes of a role that
+// share a store run on PostgreSQL (noncepg).
 //
-// Records are group-committed: the requests that arrive while one
-// transaction commits are recorded together in the next. A batch commits
-// with synchronous=NORMAL (the WAL is not synced at its commit): it
-// survives a crash or restart of the process as soon as it commits, and a
-// power cut as soon as the next synchronous=FULL commit on the database —
-// the request's own durable write, before the request is answered — syncs
-// the WAL, whose frames reach the disk in order. So whatever a daemon
-// acknowledges has its nonce on disk too, and the replay check costs no
-// sync of its own. (A request that writes nothing, a read, may be
-// replayed after a power cut; it changes nothing either.)
+// The replay check is decided in memory: the owning process holds every
+// nonce it recorded while it lives, and the expiry of each nonce the
+// database held when the store first read it (for the quota), and looks a
+// nonce up in the database only while a caller still has live nonces from
+// before that. The rows reach the database without a commit of their own:
+//
+//   - They ride on the database's group commits (sqlitex.OnCommit). A
+//     request is recorded before its handler runs, so its nonce is in the
+//     same transaction as the handler's change, or in one before it, and
+//     is on disk when the change is: whatever a daemon acknowledges has its
+//     nonce on disk too.
+//   - What no group commit took within FlushEvery — the nonces of reads —
+//     is written by the store itself, unsynced (synchronous=NORMAL), as
+//     sqlitex.ExecUnsynced would: it survives a kill of the process once
+//     written, and a power cut with the next synchronous commit. A read
+//     replayed after a crash in that window is answered again; it changes
+//     nothing.
+//   - Closing the database (sqlitex.Close) writes what is left.
 package noncesql
 
 import (
+	"container/heap"
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"orderseal/internal/signedhttp/nonce"
+	"orderseal/internal/sqlitex"
 )
 
-// Migration creates the tables: the nonces, and each caller's count of the
-// rows it holds (kept with them, so the quota costs one row read, not a
-// count).
+// Migration creates the tables (the first version: each caller's count of
+// rows was kept in signed_nonce_callers, read and written per record).
 const Migration = `
 CREATE TABLE signed_nonces (
 	caller  TEXT NOT NULL,
@@ -46,121 +57,309 @@ CREATE TABLE signed_nonce_callers (
 ) WITHOUT ROWID;
 `
 
-// PruneEvery is how often a batch also deletes every expired nonce.
+// Migration2 drops what the counts in memory replaced: the per-caller
+// counts and the index that found a caller's expired rows when it reached
+// its quota. A row now costs the table and the expiry index the prune uses.
+const Migration2 = `
+DROP TABLE signed_nonce_callers;
+DROP INDEX signed_nonces_caller_expiry;
+`
+
+// PruneEvery is how often the rows written also delete every expired nonce.
 const PruneEvery = time.Minute
 
-// maxBatch bounds the records of one transaction.
-const maxBatch = 512
+// FlushEvery is how long a recorded nonce waits for a group commit to
+// carry it before the store writes it itself.
+const FlushEvery = 20 * time.Millisecond
 
-// Store is nonce.Store over a database that ran Migration.
+// Store is nonce.Store over a database that ran Migration and Migration2.
 type Store struct {
-	db     *sql.DB
-	quota  nonce.Quota
-	writes sync.Locker // nil: none; see WriteLock
+	db         *sql.DB
+	quota      nonce.Quota
+	flushEvery time.Duration
 
 	mu        sync.Mutex
-	queue     []*record
-	leading   bool // a goroutine is committing the queue
-	lastPrune time.Time
+	loaded    bool
+	callers   map[string]*caller
+	exp       expiryHeap // this process's live nonces, soonest expiry first
+	pending   []row      // recorded, not yet in the database
+	staged    bool       // pending was handed to a commit not yet answered
+	timer     bool       // a flush is scheduled
+	closed    bool       // the database closed: no more flushes
+	newest    int64      // the latest clock reading recorded with (unix ms)
+	lastPrune int64
 }
 
-// record is one Record call waiting for its batch.
-type record struct {
+// caller is one caller's nonces.
+type caller struct {
+	live map[string]int64 // this process's nonces → expiry (unix ms)
+	// before holds the expiries of the caller's rows in the database when
+	// the store first read it, ascending, those past trimmed as time
+	// passes; while any is left, a nonce not in live is looked up.
+	before []int64
+}
+
+type row struct {
 	caller, nonce string
-	now, expires  int64 // unix milliseconds
-	quota         int
-	done          chan error // buffered: the batch never blocks on a caller that left
+	expires       int64
 }
 
 // Option tunes New.
 type Option func(*Store)
 
-// WriteLock makes each batch hold l while it writes: a database whose
-// pool has several connections gives the lock its other writers hold, so
-// the writers of one process queue in Go, in order, instead of in SQLite's
-// busy handler, which sleeps up to 100 ms between retries. (A database
-// with one connection, sqlitex.Serialized, queues them already.)
-func WriteLock(l sync.Locker) Option { return func(s *Store) { s.writes = l } }
+// WithFlushEvery replaces FlushEvery (tests).
+func WithFlushEvery(d time.Duration) Option { return func(s *Store) { s.flushEvery = d } }
 
 // New returns the store over db, each caller holding at most quota(caller)
-// live nonces; quota nil means nonce.DefaultQuota.
+// live nonces; quota nil means nonce.DefaultQuota. Its rows ride on db's
+// group commits (sqlitex.Wrap) and are written when db closes through
+// sqlitex.Close.
 func New(db *sql.DB, quota nonce.Quota, opts ...Option) *Store {
 	if quota == nil {
 		quota = nonce.DefaultQuota
 	}
-	s := &Store{db: db, quota: quota}
+	s := &Store{db: db, quota: quota, flushEvery: FlushEvery, callers: make(map[string]*caller)}
 	for _, o := range opts {
 		o(s)
 	}
+	sqlitex.OnCommit(db, s)
+	sqlitex.OnClose(db, s.close)
 	return s
 }
 
-// Record implements nonce.Store. It joins the next batch and waits for its
-// commit; a failed batch fails every record in it (the requests are then
-// refused, and their callers retry with fresh nonces).
-func (s *Store) Record(ctx context.Context, caller, n string, now, expires time.Time) error {
-	r := &record{caller: caller, nonce: n, now: now.UnixMilli(), expires: expires.UnixMilli(),
-		quota: s.quota(caller), done: make(chan error, 1)}
+// Record implements nonce.Store.
+func (s *Store) Record(ctx context.Context, callerID, n string, now, expires time.Time) error {
+	at, exp := now.UnixMilli(), expires.UnixMilli()
 	s.mu.Lock()
-	s.queue = append(s.queue, r)
-	lead := !s.leading
-	s.leading = true
-	s.mu.Unlock()
-	if lead {
-		s.commitNext(context.WithoutCancel(ctx))
-	}
-	select {
-	case err := <-r.done:
+	if err := s.load(ctx); err != nil {
+		s.mu.Unlock()
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
-}
-
-// commitNext commits one batch from the queue; while more wait, another
-// goroutine commits the next, so no caller keeps committing for others.
-func (s *Store) commitNext(ctx context.Context) {
-	s.mu.Lock()
-	batch := s.queue[:min(len(s.queue), maxBatch)]
-	s.queue = s.queue[len(batch):]
-	prune := false
-	if now := time.UnixMilli(batch[0].now); now.Sub(s.lastPrune) >= PruneEvery {
-		s.lastPrune, prune = now, true
-	}
-	s.mu.Unlock()
-
-	results, err := s.commit(ctx, batch, prune)
-	for i, r := range batch {
-		if err != nil {
-			r.done <- err
-		} else {
-			r.done <- results[i]
+	s.expire(at)
+	c := s.callers[callerID]
+	if c != nil {
+		if e, ok := c.live[n]; ok && e > at {
+			s.mu.Unlock()
+			return nonce.ErrReplayed
+		}
+		c.trim(at)
+		if len(c.before) > 0 {
+			// The database may hold n from before this store read it.
+			s.mu.Unlock()
+			if replayed, err := s.recorded(ctx, callerID, n, at); err != nil || replayed {
+				if err == nil {
+					err = nonce.ErrReplayed
+				}
+				return err
+			}
+			s.mu.Lock()
+			if c = s.callers[callerID]; c != nil {
+				if e, ok := c.live[n]; ok && e > at {
+					s.mu.Unlock()
+					return nonce.ErrReplayed // recorded meanwhile
+				}
+			}
 		}
 	}
-
-	s.mu.Lock()
-	more := len(s.queue) > 0
-	s.leading = more
+	if c == nil {
+		c = &caller{live: make(map[string]int64)}
+		s.callers[callerID] = c
+	}
+	if len(c.live)+len(c.before) >= s.quota(callerID) {
+		s.mu.Unlock()
+		return nonce.ErrQuota
+	}
+	c.live[n] = exp
+	heap.Push(&s.exp, expiry{at: exp, caller: callerID, nonce: n})
+	s.pending = append(s.pending, row{callerID, n, exp})
+	s.newest = max(s.newest, at)
+	if !s.timer {
+		s.timer = true
+		time.AfterFunc(s.flushEvery, s.flushLater)
+	}
 	s.mu.Unlock()
-	if more {
-		go s.commitNext(ctx)
+	return nil
+}
+
+// recorded looks (caller, n) up in the database: a row live at now is a replay.
+func (s *Store) recorded(ctx context.Context, callerID, n string, now int64) (bool, error) {
+	var exp int64
+	err := s.db.QueryRowContext(ctx, `SELECT expires FROM signed_nonces WHERE caller = ? AND nonce = ?`, callerID, n).Scan(&exp)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("nonce store: %w", err)
+	}
+	return exp > now, nil
+}
+
+// load reads the expiries of the rows the database holds, once. s.mu is held.
+func (s *Store) load(ctx context.Context) error {
+	if s.loaded {
+		return nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT caller, expires FROM signed_nonces`)
+	if err != nil {
+		return fmt.Errorf("nonce store: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var exp int64
+		if err := rows.Scan(&id, &exp); err != nil {
+			return fmt.Errorf("nonce store: %w", err)
+		}
+		c := s.callers[id]
+		if c == nil {
+			c = &caller{live: make(map[string]int64)}
+			s.callers[id] = c
+		}
+		c.before = append(c.before, exp)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("nonce store: %w", err)
+	}
+	for _, c := range s.callers {
+		slices.Sort(c.before)
+	}
+	s.loaded = true
+	return nil
+}
+
+// expire forgets this process's nonces expired at now. s.mu is held.
+func (s *Store) expire(now int64) {
+	for len(s.exp) > 0 && s.exp[0].at <= now {
+		e := heap.Pop(&s.exp).(expiry)
+		c := s.callers[e.caller]
+		if c == nil {
+			continue
+		}
+		if c.live[e.nonce] == e.at {
+			delete(c.live, e.nonce)
+		}
+		if len(c.live) == 0 && len(c.before) == 0 {
+			delete(s.callers, e.caller)
+		}
 	}
 }
 
-// commit records batch in one transaction, each record's outcome apart
-// (nil, ErrReplayed, ErrQuota); err is a failure of the whole transaction.
-func (s *Store) commit(ctx context.Context, batch []*record, prune bool) (results []error, err error) {
-	if s.writes != nil {
-		s.writes.Lock()
-		defer s.writes.Unlock()
+// trim drops the expiries from before that passed at now.
+func (c *caller) trim(now int64) {
+	i := 0
+	for i < len(c.before) && c.before[i] <= now {
+		i++
 	}
+	if i > 0 {
+		c.before = slices.Clone(c.before[i:])
+	}
+}
+
+// Pending implements sqlitex.Rider.
+func (s *Store) Pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending) > 0 && !s.staged
+}
+
+// Stage implements sqlitex.Rider: the pending rows go into tx, the
+// transaction of a group commit; done puts them back when it fails.
+func (s *Store) Stage(tx *sql.Tx) (done func(error), err error) {
+	rows, prune, ok := s.take()
+	if !ok {
+		return nil, nil
+	}
+	done = func(err error) { s.answer(rows, prune, err) }
+	return done, write(context.Background(), tx, rows, prune)
+}
+
+// take hands the pending rows to one writer at a time; prune (unix ms,
+// 0: none) is when to delete expired rows as of, every PruneEvery.
+func (s *Store) take() (rows []row, prune int64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 || s.staged {
+		return nil, 0, false
+	}
+	rows, s.pending, s.staged = s.pending, nil, true
+	if s.newest-s.lastPrune >= PruneEvery.Milliseconds() {
+		prune = s.newest
+	}
+	return rows, prune, true
+}
+
+// answer records the outcome of a write of rows: failed, they are pending
+// again, before any recorded since.
+func (s *Store) answer(rows []row, prune int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.staged = false
+	if err != nil {
+		s.pending = append(rows, s.pending...)
+	} else if prune > 0 {
+		s.lastPrune = prune
+	}
+	if len(s.pending) > 0 && !s.timer && !s.closed {
+		s.timer = true
+		time.AfterFunc(s.flushEvery, s.flushLater)
+	}
+}
+
+// write inserts rows (a nonce expired but not yet pruned takes the new
+// expiry) and, when prune is set, deletes the nonces expired at it.
+func write(ctx context.Context, tx *sql.Tx, rows []row, prune int64) error {
+	if prune > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM signed_nonces WHERE expires <= ?`, prune); err != nil {
+			return fmt.Errorf("nonce store: prune: %w", err)
+		}
+	}
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO signed_nonces (caller, nonce, expires) VALUES (?, ?, ?)
+			ON CONFLICT (caller, nonce) DO UPDATE SET expires = excluded.expires`, r.caller, r.nonce, r.expires); err != nil {
+			return fmt.Errorf("nonce store: %w", err)
+		}
+	}
+	return nil
+}
+
+// flushLater is the timer's flush: what no group commit carried is
+// written now.
+func (s *Store) flushLater() {
+	s.mu.Lock()
+	s.timer = false
+	closed := s.closed
+	s.mu.Unlock()
+	if !closed {
+		_ = s.Flush(context.Background()) // failed, the rows stay pending and the next write retries
+	}
+}
+
+// close writes what is pending as the database closes; the timer stops.
+func (s *Store) close() {
+	_ = s.Flush(context.Background())
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+// Flush writes the pending rows now, in a transaction of its own at
+// synchronous=NORMAL, queued behind the group commits (sqlitex.WriteLock).
+func (s *Store) Flush(ctx context.Context) (err error) {
+	l := sqlitex.WriteLock(s.db)
+	l.Lock()
+	defer l.Unlock()
+	rows, prune, ok := s.take()
+	if !ok {
+		return nil
+	}
+	defer func() { s.answer(rows, prune, err) }()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("nonce store: %w", err)
+		return fmt.Errorf("nonce store: %w", err)
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-		return nil, fmt.Errorf("nonce store: %w", err)
+		return fmt.Errorf("nonce store: %w", err)
 	}
 	defer func() {
 		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); rerr != nil {
@@ -171,93 +370,10 @@ func (s *Store) commit(ctx context.Context, batch []*record, prune bool) (result
 	}()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("nonce store: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if prune {
-		if err := pruneTx(ctx, tx, batch[0].now); err != nil {
-			return nil, err
-		}
-	}
-	results = make([]error, len(batch))
-	for i, r := range batch {
-		if results[i], err = recordTx(ctx, tx, r); err != nil {
-			return nil, err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("nonce store: %w", err)
-	}
-	return results, nil
-}
-
-// recordTx decides one record inside the batch's transaction. It changes
-// nothing for a replay or a refusal, so records never need undoing one by
-// one. The outcome is its first result, a database failure its second.
-func recordTx(ctx context.Context, tx *sql.Tx, r *record) (error, error) {
-	var exp int64
-	err := tx.QueryRowContext(ctx, `SELECT expires FROM signed_nonces WHERE caller = ? AND nonce = ?`, r.caller, r.nonce).Scan(&exp)
-	switch {
-	case err == nil && exp > r.now:
-		return nonce.ErrReplayed, nil
-	case err == nil:
-		// Expired but not yet pruned: no longer a replay; the row is
-		// counted already, so the count stays.
-		if _, err := tx.ExecContext(ctx, `UPDATE signed_nonces SET expires = ? WHERE caller = ? AND nonce = ?`,
-			r.expires, r.caller, r.nonce); err != nil {
-			return nil, fmt.Errorf("nonce store: %w", err)
-		}
-		return nil, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("nonce store: %w", err)
-	}
-	var held int
-	if err := tx.QueryRowContext(ctx, `SELECT held FROM signed_nonce_callers WHERE caller = ?`, r.caller).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("nonce store: %w", err)
-	}
-	if held >= r.quota {
-		// At its quota: first give the caller back the room its own
-		// expired nonces hold; the others' are untouched.
-		res, err := tx.ExecContext(ctx, `DELETE FROM signed_nonces WHERE caller = ? AND expires <= ?`, r.caller, r.now)
-		if err != nil {
-			return nil, fmt.Errorf("nonce store: %w", err)
-		}
-		k, _ := res.RowsAffected()
-		if k == 0 {
-			return nonce.ErrQuota, nil
-		}
-		held -= int(k)
-		if held >= r.quota { // the quota was lowered since these were recorded
-			if _, err := tx.ExecContext(ctx, `UPDATE signed_nonce_callers SET held = ? WHERE caller = ?`, held, r.caller); err != nil {
-				return nil, fmt.Errorf("nonce store: %w", err)
-			}
-			return nonce.ErrQuota, nil
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO signed_nonces (caller, nonce, expires) VALUES (?, ?, ?)`,
-		r.caller, r.nonce, r.expires); err != nil {
-		return nil, fmt.Errorf("nonce store: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO signed_nonce_callers (caller, held) VALUES (?, ?)
-		ON CONFLICT (caller) DO UPDATE SET held = excluded.held`, r.caller, held+1); err != nil {
-		return nil, fmt.Errorf("nonce store: %w", err)
-	}
-	return nil, nil
-}
-
-// Prune deletes every nonce expired at now, and the counts they held. A
-// batch prunes by itself every PruneEvery; Prune is for tests and tools.
-func (s *Store) Prune(ctx context.Context, now time.Time) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
 		return fmt.Errorf("nonce store: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	if err := pruneTx(ctx, tx, now.UnixMilli()); err != nil {
+	if err := write(ctx, tx, rows, prune); err != nil {
+		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -266,25 +382,46 @@ func (s *Store) Prune(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-func pruneTx(ctx context.Context, tx *sql.Tx, now int64) error {
-	for _, q := range []string{
-		`UPDATE signed_nonce_callers SET held = held - (SELECT COUNT(*) FROM signed_nonces n
-			WHERE n.caller = signed_nonce_callers.caller AND n.expires <= ?1)
-			WHERE caller IN (SELECT DISTINCT caller FROM signed_nonces WHERE expires <= ?1)`,
-		`DELETE FROM signed_nonces WHERE expires <= ?1`,
-		`DELETE FROM signed_nonce_callers WHERE held <= 0`,
-	} {
-		if _, err := tx.ExecContext(ctx, q, now); err != nil {
-			return fmt.Errorf("nonce store: prune: %w", err)
-		}
+// Prune writes the pending rows, then deletes every nonce expired at now.
+// The writes prune by themselves every PruneEvery; Prune is for tests and
+// tools.
+func (s *Store) Prune(ctx context.Context, now time.Time) error {
+	if err := s.Flush(ctx); err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM signed_nonces WHERE expires <= ?`, now.UnixMilli()); err != nil {
+		return fmt.Errorf("nonce store: prune: %w", err)
 	}
 	return nil
 }
 
-// Held is how many nonces the store holds, expired ones not yet pruned
-// among them (tests, benchmarks).
+// Held is how many nonces the database holds once the pending ones are
+// written, expired ones not yet pruned among them (tests, benchmarks).
 func (s *Store) Held(ctx context.Context) (int, error) {
+	if err := s.Flush(ctx); err != nil {
+		return 0, err
+	}
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM signed_nonces`).Scan(&n)
 	return n, err
+}
+
+type expiry struct {
+	at            int64
+	caller, nonce string
+}
+
+// expiryHeap is a min-heap on expiry time.
+type expiryHeap []expiry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = expiry{}
+	*h = old[:len(old)-1]
+	return e
 }
