@@ -26,6 +26,11 @@ type bundleCache struct {
 type parsedBundle struct {
 	raw []byte
 	b   *order.Bundle
+	// dest is the destination country intake read from the merchant
+	// section (Server.destination), kept for the booking so that it does
+	// not open the section again; known tells an empty one from none kept.
+	dest  string
+	known bool
 }
 
 // parse returns the bundle raw holds, the order id's cached one when it
@@ -58,5 +63,27 @@ func (c *bundleCache) put(id string, raw []byte, b *order.Bundle) {
 			break
 		}
 	}
-	c.m[id] = parsedBundle{raw: bytes.Clone(raw), b: b}
+	e := parsedBundle{raw: bytes.Clone(raw), b: b}
+	if old, ok := c.m[id]; ok {
+		e.dest, e.known = old.dest, old.known // the kept bundle's section is the same
+	}
+	c.m[id] = e
+}
+
+// setDest keeps the destination country of id's cached bundle.
+func (c *bundleCache) setDest(id, dest string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[id]; ok {
+		e.dest, e.known = dest, true
+		c.m[id] = e
+	}
+}
+
+// dest returns the destination country kept for id's bundle, if any.
+func (c *bundleCache) dest(id string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	return e.dest, ok && e.known
 }

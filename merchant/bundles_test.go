@@ -34,6 +34,16 @@ func TestBundleCache(t *testing.T) {
 	if err != nil || b3 == b1 {
 		t.Fatalf("other bytes: %p %v, want a new parse", b3, err)
 	}
+	// The destination intake read stays with the order's entry when the
+	// kept bundle replaces the one received.
+	if _, ok := c.dest("o1"); ok {
+		t.Fatal("a destination known before intake told one")
+	}
+	c.setDest("o1", "KR")
+	c.put("o1", raw, b1)
+	if d, ok := c.dest("o1"); !ok || d != "KR" {
+		t.Fatalf("destination after the kept bundle: %q %v, want KR", d, ok)
+	}
 	if _, err := c.parse("o2", []byte(`{"v":1}`)); err == nil {
 		t.Fatal("a bad bundle parsed")
 	}

@@ -346,7 +346,11 @@ func (s *Server) book(ctx context.Context, job outbox.Job) error {
 	}
 	// The carrier sends tracking events where its configuration names
 	// this merchant (-public-url is what to tell its operator).
-	parcel, err := s.parcel(o, s.destination(b))
+	dest, ok := s.bundles.dest(o.ID)
+	if !ok {
+		dest = s.destination(b)
+	}
+	parcel, err := s.parcel(o, dest)
 	if err != nil {
 		return outbox.Permanent(err)
 	}

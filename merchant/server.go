@@ -403,6 +403,7 @@ func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder
 	}
 	if created {
 		s.bundles.put(o.ID, body, b)
+		s.bundles.setDest(o.ID, sec.ShipCountry)
 		if assisted != nil {
 			s.log.Info("assisted order received", "order", o.ID, "consultant", o.Cardholder, "session", o.Session,
 				"device", assisted.Device, "issuer", o.Issuer, "total", o.Total, "currency", o.Currency)
