@@ -14,8 +14,9 @@ const bundleCacheSize = 4096
 // bundleCache keeps the parsed bundles of the orders in flight, so the
 // relay's jobs of one order (authorize, grant, book) do not parse the
 // stored bundle again each (ParseBundle decodes and checks every section).
-// An entry is used only for the very bytes it was parsed from: the store's
-// bundle changes once the issuer has answered (retain), and the next job
+// An entry is used only for the very bytes it was parsed from (parse), or
+// for the version of the stored bundle it is (current): the store's bundle
+// changes once, when the issuer has answered (retain), and the next job
 // then parses the new one. Bundles handed out are shared and never
 // modified. Safe for concurrent use.
 type bundleCache struct {
@@ -26,6 +27,9 @@ type bundleCache struct {
 type parsedBundle struct {
 	raw []byte
 	b   *order.Bundle
+	// retained: b is the bundle the store keeps once the issuer has
+	// answered (store.Order.IssuerSectionHash set), not the one received.
+	retained bool
 	// dest is the destination country intake read from the merchant
 	// section (Server.destination), kept for the booking so that it does
 	// not open the section again; known tells an empty one from none kept.
@@ -33,9 +37,21 @@ type parsedBundle struct {
 	known bool
 }
 
-// parse returns the bundle raw holds, the order id's cached one when it
-// was parsed from the same bytes.
-func (c *bundleCache) parse(id string, raw []byte) (*order.Bundle, error) {
+// current returns id's cached bundle when it is the version the store
+// holds (retained: its IssuerSectionHash is set).
+func (c *bundleCache) current(id string, retained bool) (*order.Bundle, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || e.retained != retained {
+		return nil, false
+	}
+	return e.b, true
+}
+
+// parse returns the bundle raw holds (retained: the store's kept one), the
+// order id's cached one when it was parsed from the same bytes.
+func (c *bundleCache) parse(id string, raw []byte, retained bool) (*order.Bundle, error) {
 	c.mu.Lock()
 	e, ok := c.m[id]
 	c.mu.Unlock()
@@ -46,12 +62,12 @@ func (c *bundleCache) parse(id string, raw []byte) (*order.Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.put(id, raw, b)
+	c.put(id, raw, b, retained)
 	return b, nil
 }
 
-// put keeps b, parsed from raw, as id's bundle.
-func (c *bundleCache) put(id string, raw []byte, b *order.Bundle) {
+// put keeps b, parsed from raw, as id's bundle (retained: the store's kept one).
+func (c *bundleCache) put(id string, raw []byte, b *order.Bundle, retained bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
@@ -63,7 +79,7 @@ func (c *bundleCache) put(id string, raw []byte, b *order.Bundle) {
 			break
 		}
 	}
-	e := parsedBundle{raw: bytes.Clone(raw), b: b}
+	e := parsedBundle{raw: bytes.Clone(raw), b: b, retained: retained}
 	if old, ok := c.m[id]; ok {
 		e.dest, e.known = old.dest, old.known // the kept bundle's section is the same
 	}

@@ -77,13 +77,20 @@ type relayError struct {
 func (e relayError) Error() string { return e.reason + ": " + e.err.Error() }
 func (e relayError) Unwrap() error { return e.err }
 
-// load returns the order and its parsed bundle.
+// load returns the order and its parsed bundle: the order without its
+// bundle when the bundle cache holds the version stored, else with it.
 func (s *Server) load(ctx context.Context, id string) (*store.Order, *order.Bundle, error) {
-	o, err := s.cfg.Store.Get(ctx, id)
+	o, err := s.cfg.Store.GetWithoutBundle(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := s.bundles.parse(o.ID, o.Bundle)
+	if b, ok := s.bundles.current(o.ID, o.IssuerSectionHash != nil); ok {
+		return o, b, nil
+	}
+	if o, err = s.cfg.Store.Get(ctx, id); err != nil {
+		return nil, nil, err
+	}
+	b, err := s.bundles.parse(o.ID, o.Bundle, o.IssuerSectionHash != nil)
 	if err != nil {
 		return nil, nil, outbox.Permanent(relayError{"stored-bundle-invalid", err})
 	}
@@ -230,7 +237,7 @@ func (s *Server) authorize(ctx context.Context, job outbox.Job) error {
 		if err == nil && applied {
 			if kept != nil {
 				// The next job reads the kept bundle: parsed already.
-				s.bundles.put(o.ID, kept.Bundle, keptBundle)
+				s.bundles.put(o.ID, kept.Bundle, keptBundle, true)
 			}
 			s.log.Info("order authorized", "order", o.ID)
 		}

@@ -402,7 +402,7 @@ func (s *Server) accept(c echo.Context, body []byte, assisted *api.AssistedOrder
 		return unavailable(err)
 	}
 	if created {
-		s.bundles.put(o.ID, body, b)
+		s.bundles.put(o.ID, body, b, false)
 		s.bundles.setDest(o.ID, sec.ShipCountry)
 		if assisted != nil {
 			s.log.Info("assisted order received", "order", o.ID, "consultant", o.Cardholder, "session", o.Session,

@@ -121,6 +121,11 @@ type Reader interface {
 	Catalog(ctx context.Context) ([]Product, error)
 	// Get returns one order, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Order, error)
+	// GetWithoutBundle is Get without the bundle (Bundle nil), for a reader
+	// that holds it parsed already; IssuerSectionHash tells which one is
+	// stored (nil: the bundle as received, else the one retained). A bundle
+	// is several pages of the database: reading it is most of a Get.
+	GetWithoutBundle(ctx context.Context, id string) (*Order, error)
 	// List returns the newest orders first, at most limit.
 	List(ctx context.Context, limit int) ([]*Order, error)
 	// Timeline returns an order's events: the merchant's own in the order they happened, then the carrier's by sequence number.

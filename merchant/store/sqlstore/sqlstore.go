@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"orderseal/internal/outbox"
@@ -169,6 +170,13 @@ func (s *Store) Insert(ctx context.Context, o *store.Order, job string) (stored 
 // Get returns one order.
 func (s *Store) Get(ctx context.Context, id string) (*store.Order, error) {
 	return scanOrder(s.db.QueryRow(ctx, `SELECT `+orderCols+` FROM orders WHERE order_id = $1`, id))
+}
+
+// orderColsWithoutBundle is orderCols with NULL in the bundle's place.
+var orderColsWithoutBundle = strings.Replace(orderCols, "bundle,", "NULL AS bundle,", 1)
+
+func (s *Store) GetWithoutBundle(ctx context.Context, id string) (*store.Order, error) {
+	return scanOrder(s.db.QueryRow(ctx, `SELECT `+orderColsWithoutBundle+` FROM orders WHERE order_id = $1`, id))
 }
 
 // List returns the newest orders first, at most limit.

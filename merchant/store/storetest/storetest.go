@@ -5,9 +5,11 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -134,7 +136,34 @@ func testInsert(t *testing.T, st store.Store) {
 	if _, err := st.Get(ctx, "ord_2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown order: %v", err)
 	}
-
+	if _, err := st.GetWithoutBundle(ctx, "ord_2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown order without its bundle: %v", err)
+	}
+	// Without the bundle the order is Get's, Bundle nil; IssuerSectionHash
+	// tells the retained bundle from the one received.
+	for _, retained := range []bool{false, true} {
+		if retained {
+			kept := &store.Retained{Bundle: []byte(`{"kept":true}`), IssuerSectionHash: bytes.Repeat([]byte{7}, 32)}
+			if ok, err := st.Apply(ctx, "ord_1", store.Transition{From: []string{"received"}, To: "declined", Reason: "r", Detail: "d", Retain: kept}); err != nil || !ok {
+				t.Fatalf("declining with the bundle retained: %v %v", ok, err)
+			}
+		}
+		full, err := st.Get(ctx, "ord_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		light, err := st.GetWithoutBundle(ctx, "ord_1")
+		if err != nil || light.Bundle != nil || (light.IssuerSectionHash != nil) != retained {
+			t.Fatalf("retained %v: without the bundle %+v %v", retained, light, err)
+		}
+		if retained && !bytes.Equal(full.Bundle, []byte(`{"kept":true}`)) {
+			t.Fatalf("retained bundle %q", full.Bundle)
+		}
+		full.Bundle = nil
+		if !reflect.DeepEqual(full, light) {
+			t.Fatalf("retained %v: without the bundle\n got %+v\nwant %+v", retained, light, full)
+		}
+	}
 }
 
 // TestInsertConcurrent: many submissions of one order id, half with another
