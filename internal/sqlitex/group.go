@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"orderseal/internal/sqldb"
 )
 
@@ -42,6 +44,8 @@ type group struct {
 	// run when the database is closed (OnClose). Guarded by mu.
 	riders  []Rider
 	closers []func()
+
+	sizes prometheus.Observer // CommitSizes of this database
 }
 
 // Rider is a writer whose rows ride on a database's group commits
@@ -112,7 +116,7 @@ func groupOf(db *sql.DB) *group {
 	if g, ok := groups.Load(db); ok {
 		return g.(*group)
 	}
-	g, _ := groups.LoadOrStore(db, &group{lock: new(sync.Mutex)})
+	g, _ := groups.LoadOrStore(db, &group{lock: new(sync.Mutex), sizes: CommitSizes.WithLabelValues(nameOf(db))})
 	return g.(*group)
 }
 
@@ -121,8 +125,11 @@ func groupOf(db *sql.DB) *group {
 // takes it, so it queues behind the group commits in Go.
 func WriteLock(db *sql.DB) sync.Locker { return groupOf(db).lock }
 
-// forget drops db's writer when db is closed.
-func forget(db *sql.DB) { groups.Delete(db) }
+// forget drops db's writer and name when db is closed.
+func forget(db *sql.DB) {
+	groups.Delete(db)
+	names.Delete(db)
+}
 
 // GroupStats returns how many commits db's writer made and how many
 // transactions they carried.
@@ -154,6 +161,7 @@ func (g *group) tx(ctx context.Context, db *sql.DB, fn func(sqldb.Tx) error) err
 	g.batches++
 	g.calls += int64(n)
 	g.mu.Unlock()
+	g.sizes.Observe(float64(n))
 
 	g.commit(db, batch)
 

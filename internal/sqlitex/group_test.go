@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"orderseal/internal/sqldb"
 )
 
@@ -206,5 +209,32 @@ func TestRider(t *testing.T) {
 	}
 	if err := w.Close(); err != nil || !closed {
 		t.Fatalf("Close: %v, OnClose ran: %v", err, closed)
+	}
+}
+
+// TestCommitSizes: each group commit counts its transactions in
+// CommitSizes under the database's file name.
+func TestCommitSizes(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "sizes.db"), Immediate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Wrap(db)
+	defer w.Close()
+	if _, err := db.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := w.Exec(ctx, `INSERT INTO t (k) VALUES ($1)`, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var m dto.Metric
+	if err := CommitSizes.WithLabelValues("sizes.db").(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum(); n != 3 || sum != 3 {
+		t.Fatalf("%d commits of %v transactions observed, want 3 of 3", n, sum)
 	}
 }

@@ -144,6 +144,7 @@ func Open(path string, opts ...Option) (*sql.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlitex: open %s: %w", path, err)
 	}
+	remember(db, path)
 	return db, nil
 }
 

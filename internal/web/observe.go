@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"orderseal/internal/sqlitex"
 )
 
 // Every request a daemon serves gets a request id, an access log line and
@@ -86,7 +88,7 @@ func NewMetrics(cs ...prometheus.Collector) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"method", "route", "code"}),
 	}
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.latency)
+		m.requests, m.latency, sqlitex.CommitSizes)
 	m.Registry.MustRegister(cs...)
 	return m
 }
