@@ -112,7 +112,8 @@ func (s *Store) updateIndex(ctx context.Context, fn func(tx IndexTx) error) erro
 	s.anchorMu.Lock()
 	anchored := s.anchored
 	s.anchorMu.Unlock()
-	return s.index.Update(ctx, func(tx IndexTx) error {
+	var ht headTx
+	err := s.index.Update(ctx, func(tx IndexTx) error {
 		seq, head, err := tx.AuditHead(ctx)
 		if err != nil {
 			return err
@@ -121,8 +122,43 @@ func (s *Store) updateIndex(ctx context.Context, fn func(tx IndexTx) error) erro
 			s.markTampered(seq, anchored.Seq)
 			return fmt.Errorf("vault audit: %w", errTampered)
 		}
-		return fn(tx)
+		ht = headTx{IndexTx: tx}
+		return fn(&ht)
 	})
+	if err == nil && ht.seq > 0 {
+		s.headMu.Lock()
+		if ht.seq > s.head.seq {
+			s.head = ht.committed
+		}
+		s.headMu.Unlock()
+	}
+	return err
+}
+
+// committed is an audit entry known committed: the head once no later one is.
+type committed struct {
+	seq  int64
+	hash []byte
+}
+
+// headTx is an update's transaction, noting the last audit entry it
+// appends: once the update commits, that entry is in the log, and the
+// newest such entry is the head the next checkpoint signs (anchorHead),
+// with no query of its own.
+type headTx struct {
+	IndexTx
+	committed
+}
+
+func (t *headTx) AppendAudit(ctx context.Context, evs ...AuditEvent) error {
+	if err := t.IndexTx.AppendAudit(ctx, evs...); err != nil {
+		return err
+	}
+	if len(evs) > 0 {
+		last := evs[len(evs)-1]
+		t.committed = committed{last.Seq, last.Hash}
+	}
+	return nil
 }
 
 // behind reports whether a log whose head is (seq, head) lost entries a
@@ -161,10 +197,17 @@ func (s *Store) anchor(ctx context.Context) {
 func (s *Store) anchorHead(ctx context.Context) {
 	s.anchorMu.Lock()
 	defer s.anchorMu.Unlock()
-	seq, head, err := s.index.AuditHead(ctx)
-	if err != nil {
-		s.log.Error("vault audit: reading the head to checkpoint", "err", err)
-		return
+	s.headMu.Lock()
+	h := s.head
+	s.headMu.Unlock()
+	seq, head := h.seq, h.hash
+	if seq == 0 {
+		// No update of this process appended yet: the log says.
+		var err error
+		if seq, head, err = s.index.AuditHead(ctx); err != nil {
+			s.log.Error("vault audit: reading the head to checkpoint", "err", err)
+			return
+		}
 	}
 	if behind(seq, head, s.anchored) {
 		s.markTampered(seq, s.anchored.Seq)

@@ -109,7 +109,9 @@ type Store struct {
 	regMu   sync.Mutex // a batch's dedupe lookup and inserts happen as one step; rotation holds it too
 	flushMu sync.Mutex
 
-	dataKey  *DataKey   // for the audit checkpoints' MAC
+	dataKey  *DataKey // for the audit checkpoints' MAC
+	headMu   sync.Mutex
+	head     committed  // the newest audit entry this process committed (updateIndex)
 	anchorMu sync.Mutex // orders checkpoints
 	anchored Checkpoint // the newest checkpoint written (or read at start)
 	// anchoring: a goroutine is writing checkpoints; anchorWanted: the

@@ -1334,6 +1334,13 @@ func testAuditGroupCommit(t *testing.T, nv NewVault) {
 			if err != nil || n != want {
 				t.Fatalf("audit verifies %d entries (%v), want %d", n, err, want)
 			}
+			// The checkpoint that follows signs the log's head: the last
+			// entry the commit appended, known without reading the log.
+			synctest.Wait()
+			seq, head, err := e.b.Index.AuditHead(ctx)
+			if cp := e.s.LatestCheckpoint(); err != nil || cp.Seq != seq || !bytes.Equal(cp.Head, head) {
+				t.Fatalf("checkpoint at %d %x, log head %d %x (%v)", cp.Seq, cp.Head, seq, head, err)
+			}
 		})
 	}
 }
