@@ -226,19 +226,19 @@ func (s *Store) Apply(ctx context.Context, id string, t store.Transition) (appli
 			return nil
 		}
 		now := s.now()
-		if _, err := tx.Exec(ctx, `UPDATE orders SET state = $1, updated = $2,
+		set := `UPDATE orders SET state = $1, updated = $2,
 			reason = CASE WHEN $3 <> '' THEN $3 ELSE reason END,
 			auth_code = CASE WHEN $4 <> '' THEN $4 ELSE auth_code END,
 			invoice = CASE WHEN $5 <> '' THEN $5 ELSE invoice END,
-			tracking = CASE WHEN $6 <> '' THEN $6 ELSE tracking END
-			WHERE order_id = $7`, t.To, now.UnixMilli(), t.Reason, t.AuthCode, t.Invoice, t.Tracking, id); err != nil {
-			return err
-		}
+			tracking = CASE WHEN $6 <> '' THEN $6 ELSE tracking END`
+		args := []any{t.To, now.UnixMilli(), t.Reason, t.AuthCode, t.Invoice, t.Tracking, id}
 		if r := t.Retain; r != nil {
-			if _, err := tx.Exec(ctx, `UPDATE orders SET bundle = $1, issuer_section_sha256 = $2 WHERE order_id = $3`,
-				sqldb.NotNull(r.Bundle), r.IssuerSectionHash, id); err != nil {
-				return err
-			}
+			// In the same statement: the row, bundle and all, is written once.
+			set += `, bundle = $8, issuer_section_sha256 = $9`
+			args = append(args, sqldb.NotNull(r.Bundle), r.IssuerSectionHash)
+		}
+		if _, err := tx.Exec(ctx, set+` WHERE order_id = $7`, args...); err != nil {
+			return err
 		}
 		if err := addEvent(ctx, tx, id, now, t.To, t.Detail, nil); err != nil {
 			return err
