@@ -140,45 +140,62 @@ func (s *Server) authorize(c echo.Context) error {
 		return bundleInvalid("Relay the header and the issuer section only.")
 	}
 	hH := b.HeaderHash()
-	prev, err := s.store.Authorization(ctx, merchant, b.OrderID)
-	switch {
-	case err == nil && prev.HeaderHash == hH && prev.Session != req.Session:
-		s.logger.Info("session mismatch", "merchant", merchant, "order_id", b.OrderID, "cardholder", b.Cardholder)
-		return sessionMismatch()
-	case err == nil && prev.HeaderHash == hH:
-		return c.JSON(http.StatusOK, s.answerFor(prev, b))
-	case err == nil:
-		return orderIDReused()
-	case !errors.Is(err, store.ErrNotFound):
-		return unavailable(err)
+	// An earlier answer for this merchant and order id decides before any
+	// check below. A new order has none, and the transaction that decides
+	// it reads the same row anyway (Authorize answers a replay of the same
+	// bundle, and refuses another with ErrOrderIDReused), so it is looked
+	// up here only when a check refuses: one read of it for a new order,
+	// not two.
+	earlier := func(refusal func() error) error {
+		prev, err := s.store.Authorization(ctx, merchant, b.OrderID)
+		switch {
+		case err == nil && prev.HeaderHash == hH && prev.Session != req.Session:
+			s.logger.Info("session mismatch", "merchant", merchant, "order_id", b.OrderID, "cardholder", b.Cardholder)
+			return sessionMismatch()
+		case err == nil && prev.HeaderHash == hH:
+			return c.JSON(http.StatusOK, s.answerFor(prev, b))
+		case err == nil:
+			return orderIDReused()
+		case !errors.Is(err, store.ErrNotFound):
+			return unavailable(err)
+		}
+		return refusal()
 	}
 
 	now := s.now()
 	switch err := b.CheckTime(now); {
 	case errors.Is(err, order.ErrExpired):
-		return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired",
-			"The bundle's validity window has passed.")
+		return earlier(func() error {
+			return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired",
+				"The bundle's validity window has passed.")
+		})
 	case errors.Is(err, order.ErrNotYetValid):
-		return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle not yet valid",
-			"The bundle was created in the future; check the cardholder's clock.")
+		return earlier(func() error {
+			return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle not yet valid",
+				"The bundle was created in the future; check the cardholder's clock.")
+		})
 	case err != nil:
-		return bundleInvalid("The bundle's validity window is malformed.")
+		return earlier(func() error { return bundleInvalid("The bundle's validity window is malformed.") })
 	}
 	sec, err := order.Open(b, s.keys, order.RoleIssuer, order.OpenOptions{Now: now})
 	if err != nil {
-		// The cause names no plaintext, but a client learns nothing useful
-		// from it either: one fixed detail for every failure.
-		s.logger.Info("issuer section refused", "merchant", merchant, "order_id", b.OrderID, "cause", sectionCause(err))
-		if code, ok := order.SuiteCode(err); ok { // the suite's refusals name no plaintext either
-			return problem.New(http.StatusUnprocessableEntity, code, "Section refused", err.Error())
-		}
-		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused",
-			"The issuer section does not open for this issuer under this header.")
+		return earlier(func() error {
+			// The cause names no plaintext, but a client learns nothing
+			// useful from it either: one fixed detail for every failure.
+			s.logger.Info("issuer section refused", "merchant", merchant, "order_id", b.OrderID, "cause", sectionCause(err))
+			if code, ok := order.SuiteCode(err); ok { // the suite's refusals name no plaintext either
+				return problem.New(http.StatusUnprocessableEntity, code, "Section refused", err.Error())
+			}
+			return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused",
+				"The issuer section does not open for this issuer under this header.")
+		})
 	}
 	if sec.Session != req.Session {
 		clearSection(sec)
-		s.logger.Info("session mismatch", "merchant", merchant, "order_id", b.OrderID, "cardholder", b.Cardholder)
-		return sessionMismatch()
+		return earlier(func() error {
+			s.logger.Info("session mismatch", "merchant", merchant, "order_id", b.OrderID, "cardholder", b.Cardholder)
+			return sessionMismatch()
+		})
 	}
 	ar := store.AuthRequest{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Cardholder: b.Cardholder,
 		Total: sec.Total, Amount: req.Amount, Currency: req.Currency, Session: sec.Session, Hold: s.hold}
@@ -197,9 +214,11 @@ func (s *Server) authorize(c echo.Context) error {
 	case errors.Is(err, store.ErrOrderIDReused):
 		return orderIDReused()
 	case errors.Is(err, money.ErrUnsupported):
-		return currencyUnsupported()
+		return earlier(func() error { return currencyUnsupported() })
 	case errors.Is(err, store.ErrInvalid):
-		return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The request is invalid.")
+		return earlier(func() error {
+			return problem.New(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The request is invalid.")
+		})
 	case err != nil:
 		return unavailable(err)
 	}
