@@ -171,38 +171,52 @@ func (s *Server) book(c echo.Context) error {
 	hH := b.HeaderHash()
 
 	// A booked order answers before the bundle's window is judged again: a
-	// retry of an acknowledged booking gets the same answer even late.
-	switch old, err := s.store.ByOrder(ctx, merchant, b.OrderID); {
-	case err == nil:
-		if old.HeaderHash != hH || old.Invoice != req.Invoice {
-			return problem.New(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
-				"This order id is booked with another bundle or invoice.")
+	// retry of an acknowledged booking gets the same answer even late. A
+	// new order has no booking, and the transaction that books it reads
+	// the same row anyway (Book answers a retry and refuses another
+	// bundle), so the booking is looked up here only when a check refuses,
+	// and before an inline address goes to the vault: one read of it for a
+	// new order, not two.
+	answered := func() (bool, error) {
+		switch old, err := s.store.ByOrder(ctx, merchant, b.OrderID); {
+		case err == nil:
+			if old.HeaderHash != hH || old.Invoice != req.Invoice {
+				return true, problem.New(http.StatusConflict, api.CodeOrderIDReused, "Order id reused",
+					"This order id is booked with another bundle or invoice.")
+			}
+			return true, c.JSON(http.StatusOK, shipmentOut(old))
+		case !errors.Is(err, store.ErrNotFound):
+			return true, err
 		}
-		return c.JSON(http.StatusOK, shipmentOut(old))
-	case !errors.Is(err, store.ErrNotFound):
-		return err
+		return false, nil
+	}
+	refuse := func(refusal error) error {
+		if done, err := answered(); done {
+			return err
+		}
+		return refusal
 	}
 
 	switch err := b.CheckTime(s.now()); {
 	case errors.Is(err, order.ErrExpired):
-		return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed.")
+		return refuse(problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed."))
 	case errors.Is(err, order.ErrNotYetValid):
-		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", "The bundle was created in the future; check clocks.")
+		return refuse(problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", "The bundle was created in the future; check clocks."))
 	case err != nil:
-		return problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", err.Error())
+		return refuse(problem.New(http.StatusBadRequest, api.CodeBundleInvalid, "Bundle invalid", err.Error()))
 	}
 	sec, err := order.Open(b, s.keys, order.RoleCarrier, order.OpenOptions{Now: s.now()})
 	if err != nil {
 		if code, ok := order.SuiteCode(err); ok {
-			return problem.New(http.StatusUnprocessableEntity, code, "Section refused", err.Error())
+			return refuse(problem.New(http.StatusUnprocessableEntity, code, "Section refused", err.Error()))
 		}
 		if errors.Is(err, order.ErrExpired) {
-			return problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed.")
+			return refuse(problem.New(http.StatusUnprocessableEntity, api.CodeBundleExpired, "Bundle expired", "The bundle's validity window has passed."))
 		}
-		return problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused", "The carrier section does not open: "+err.Error())
+		return refuse(problem.New(http.StatusUnprocessableEntity, api.CodeSectionRefused, "Section refused", "The carrier section does not open: "+err.Error()))
 	}
 	if p := s.checkPolicy(b, sec); p != nil {
-		return p
+		return refuse(p)
 	}
 	sh := store.Shipment{Merchant: merchant, OrderID: b.OrderID, HeaderHash: hH, Invoice: req.Invoice,
 		GiftNote: sec.GiftNote, EventsURL: events}
@@ -215,8 +229,8 @@ func (s *Server) book(c echo.Context) error {
 	if p := req.Parcel; p != nil {
 		sender, err := address.Normalize(p.Sender)
 		if err != nil {
-			return problem.New(http.StatusUnprocessableEntity, api.CodeParcelInvalid, "Parcel invalid",
-				"The parcel's sender is not a postal address: "+err.Error())
+			return refuse(problem.New(http.StatusUnprocessableEntity, api.CodeParcelInvalid, "Parcel invalid",
+				"The parcel's sender is not a postal address: "+err.Error()))
 		}
 		p.Sender = sender
 		raw, err := json.Marshal(p)
@@ -227,16 +241,21 @@ func (s *Server) book(c echo.Context) error {
 	}
 	switch {
 	case sec.ShipToken != "" && sec.ShipTo != nil:
-		return problem.New(http.StatusUnprocessableEntity, api.CodeNoDestination, "Ambiguous destination",
-			"The carrier section names both a token and an address; it must name exactly one.")
+		return refuse(problem.New(http.StatusUnprocessableEntity, api.CodeNoDestination, "Ambiguous destination",
+			"The carrier section names both a token and an address; it must name exactly one."))
 	case sec.ShipToken != "":
 		sh.ShipToken, sh.Source = sec.ShipToken, store.Granted
 	case sec.ShipTo != nil:
 		norm, err := vaultapi.NormalizeAddress(*sec.ShipTo)
 		if err != nil {
 			// address-invalid, and the rule's own code in the detail's first word.
-			return problem.New(http.StatusUnprocessableEntity, api.CodeAddressInvalid, "Address invalid",
-				vaultapi.ValueCode(err)+": the inline address is not a valid postal address: "+err.Error())
+			return refuse(problem.New(http.StatusUnprocessableEntity, api.CodeAddressInvalid, "Address invalid",
+				vaultapi.ValueCode(err)+": the inline address is not a valid postal address: "+err.Error()))
+		}
+		// A retry of a booking answers without depositing the address again.
+		if done, err := answered(); done {
+			clear(norm)
+			return err
 		}
 		// The address rests in the vault, as this order's deposit, before
 		// anything is stored here; the database keeps the token.
@@ -249,8 +268,8 @@ func (s *Server) book(c echo.Context) error {
 		}
 		sh.ShipToken, sh.Source = res.Token, store.Deposited
 	default:
-		return problem.New(http.StatusUnprocessableEntity, api.CodeNoDestination, "No destination",
-			"The carrier section names neither a ship-to token nor an address.")
+		return refuse(problem.New(http.StatusUnprocessableEntity, api.CodeNoDestination, "No destination",
+			"The carrier section names neither a ship-to token nor an address."))
 	}
 	booked, created, err := s.store.Book(ctx, sh)
 	if errors.Is(err, store.ErrOrderIDReused) {
