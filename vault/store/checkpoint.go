@@ -114,7 +114,8 @@ func (s *Store) updateIndex(ctx context.Context, fn func(tx IndexTx) error) erro
 	s.anchorMu.Unlock()
 	var ht headTx
 	err := s.index.Update(ctx, func(tx IndexTx) error {
-		seq, head, err := tx.AuditHead(ctx)
+		ht = headTx{IndexTx: tx}
+		seq, head, err := ht.AuditHead(ctx)
 		if err != nil {
 			return err
 		}
@@ -122,13 +123,12 @@ func (s *Store) updateIndex(ctx context.Context, fn func(tx IndexTx) error) erro
 			s.markTampered(seq, anchored.Seq)
 			return fmt.Errorf("vault audit: %w", errTampered)
 		}
-		ht = headTx{IndexTx: tx}
 		return fn(&ht)
 	})
-	if err == nil && ht.seq > 0 {
+	if err == nil && ht.appended.seq > 0 {
 		s.headMu.Lock()
-		if ht.seq > s.head.seq {
-			s.head = ht.committed
+		if ht.appended.seq > s.head.seq {
+			s.head = ht.appended
 		}
 		s.headMu.Unlock()
 	}
@@ -141,22 +141,39 @@ type committed struct {
 	hash []byte
 }
 
-// headTx is an update's transaction, noting the last audit entry it
-// appends: once the update commits, that entry is in the log, and the
+// headTx is an update's transaction, keeping the log's head as the
+// transaction sees it: read once (the tamper check), then moved by each
+// append, so appending reads no head of its own; and noting the last entry
+// the update appends, which once the update commits is in the log — the
 // newest such entry is the head the next checkpoint signs (anchorHead),
 // with no query of its own.
 type headTx struct {
 	IndexTx
-	committed
+	head     committed // the head in this transaction; known: read or appended
+	known    bool
+	appended committed // the last entry this update appended
+}
+
+func (t *headTx) AuditHead(ctx context.Context) (int64, []byte, error) {
+	if t.known {
+		return t.head.seq, t.head.hash, nil
+	}
+	seq, hash, err := t.IndexTx.AuditHead(ctx)
+	if err == nil {
+		t.head, t.known = committed{seq, hash}, true
+	}
+	return seq, hash, err
 }
 
 func (t *headTx) AppendAudit(ctx context.Context, evs ...AuditEvent) error {
 	if err := t.IndexTx.AppendAudit(ctx, evs...); err != nil {
+		t.known = false // whatever the backend left, read it again
 		return err
 	}
 	if len(evs) > 0 {
 		last := evs[len(evs)-1]
-		t.committed = committed{last.Seq, last.Hash}
+		t.appended = committed{last.Seq, last.Hash}
+		t.head, t.known = t.appended, true
 	}
 	return nil
 }
