@@ -507,10 +507,28 @@ func (s *Server) grant(c echo.Context) error {
 	if expires.After(now.Add(ttl)) {
 		expires = now.Add(ttl)
 	}
+	answer := func(grant store.Grant) error {
+		return c.JSON(http.StatusOK, api.GrantResponse{GrantID: grant.ID, Token: g.Token, Carrier: g.Carrier, OrderID: b.OrderID,
+			Invoice: grant.Invoice, State: string(grant.State), Expires: grant.Expires.UTC().Format(time.RFC3339), MaxUses: grant.MaxUses,
+			AuditCheckpoint: s.checkpoint()})
+	}
 	if req.Approval != "" {
 		if err := order.VerifyVaultApproval(s.keys, b, merchant, req.Approval); err != nil {
 			return refuse(http.StatusForbidden, api.CodeApprovalInvalid, "Approval invalid",
 				"The issuer's approval does not verify for this bundle.", g.Token, b.OrderID)
+		}
+		// The usual second call: the activation of the grant this
+		// merchant's first call made pending, after the token and its
+		// owner were checked. Its transaction reads the grant itself;
+		// only when this merchant has none does the full path below run.
+		activated, _, err := s.store.ActivateGrant(ctx, merchant, g.Token, g.Carrier, b.OrderID)
+		switch {
+		case err == nil:
+			return answer(activated)
+		case errors.Is(err, store.ErrGrantRevoked):
+			return refuse(http.StatusConflict, api.CodeGrantRevoked, "Grant revoked", "The order's grants were revoked.", g.Token, b.OrderID)
+		case !errors.Is(err, store.ErrNoGrant):
+			return unavailable(err)
 		}
 	}
 	entry, err := s.store.Lookup(ctx, g.Token)
@@ -573,9 +591,7 @@ func (s *Server) grant(c echo.Context) error {
 		}
 		grant = activated
 	}
-	return c.JSON(http.StatusOK, api.GrantResponse{GrantID: grant.ID, Token: g.Token, Carrier: g.Carrier, OrderID: b.OrderID,
-		Invoice: grant.Invoice, State: string(grant.State), Expires: grant.Expires.UTC().Format(time.RFC3339), MaxUses: grant.MaxUses,
-		AuditCheckpoint: s.checkpoint()})
+	return answer(grant)
 }
 
 // checkpoint is the newest audit checkpoint, handed to the merchant with
