@@ -531,45 +531,37 @@ func (s *Server) grant(c echo.Context) error {
 			return unavailable(err)
 		}
 	}
-	entry, err := s.store.Lookup(ctx, g.Token)
+	// Created pending, in the transaction that checks the token and its
+	// owner and finds any grant made before: nothing is revealed until the
+	// issuer's approval.
+	grant, _, err := s.store.PendingGrant(ctx, store.Grant{Token: g.Token, Merchant: merchant, Carrier: g.Carrier, OrderID: b.OrderID,
+		Invoice: req.Invoice, Expires: expires, MaxUses: uses}, b.Cardholder, "grant", merchant, "ok:pending")
+	if errors.Is(err, store.ErrGrantConflict) {
+		// The same section presented at the same time by another
+		// merchant node (two runs of one relay job) made the grant
+		// first: answered as a retry is, with that grant.
+		if won, gerr := s.store.Grant(ctx, g.Token, g.Carrier, b.OrderID); gerr == nil && won.Merchant == merchant {
+			grant, err = won, nil
+		}
+	}
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrBadToken) {
+		switch {
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrBadToken):
 			return refuse(http.StatusNotFound, "unknown-token", "Unknown token", "The vault holds no such token.", g.Token, b.OrderID)
+		case errors.Is(err, store.ErrNotOwner):
+			return refuse(http.StatusForbidden, "not-owner", "Not the owner", "The token belongs to another cardholder and is not shareable.", g.Token, b.OrderID)
+		case errors.Is(err, store.ErrGrantConflict):
+			return refuse(http.StatusConflict, "grant-conflict", "Grant conflict", "A different grant exists for this token, carrier and order.", g.Token, b.OrderID)
+		case errors.Is(err, store.ErrGrantRevoked):
+			return refuse(http.StatusConflict, api.CodeGrantRevoked, "Grant revoked", "The order's grants were revoked.", g.Token, b.OrderID)
+		case errors.Is(err, store.ErrExpired):
+			return refuse(http.StatusGone, "token-expired", "Token expired", "The token was rotated and its grace period is over.", g.Token, b.OrderID)
+		case errors.Is(err, store.ErrGrantExpired):
+			return refuse(http.StatusForbidden, "grant-expired", "Grant expired", "The cardholder's authorization has expired.", g.Token, b.OrderID)
+		case errors.Is(err, store.ErrInvalid):
+			return refuse(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The invoice must be printable text.", g.Token, b.OrderID)
 		}
 		return unavailable(err)
-	}
-	if entry.Owner != b.Cardholder && !entry.Shareable {
-		return refuse(http.StatusForbidden, "not-owner", "Not the owner", "The token belongs to another cardholder and is not shareable.", g.Token, b.OrderID)
-	}
-	grant, err := s.store.Grant(ctx, g.Token, g.Carrier, b.OrderID)
-	if errors.Is(err, store.ErrNoGrant) {
-		// Created pending: nothing is revealed until the issuer's approval.
-		grant = store.Grant{Token: g.Token, Merchant: merchant, Carrier: g.Carrier, OrderID: b.OrderID,
-			Invoice: req.Invoice, Expires: expires, MaxUses: uses, State: store.GrantPending}
-		err = s.store.AddGrantAudited(ctx, grant, "grant", merchant, "ok:pending")
-		if errors.Is(err, store.ErrGrantConflict) {
-			// The same section presented at the same time by another
-			// merchant node (two runs of one relay job) made the grant
-			// first: answered as a retry is, with that grant.
-			if won, gerr := s.store.Grant(ctx, g.Token, g.Carrier, b.OrderID); gerr == nil && won.Merchant == merchant {
-				grant, err = won, nil
-			}
-		}
-		if err != nil {
-			switch {
-			case errors.Is(err, store.ErrGrantConflict):
-				return refuse(http.StatusConflict, "grant-conflict", "Grant conflict", "A different grant exists for this token, carrier and order.", g.Token, b.OrderID)
-			case errors.Is(err, store.ErrGrantRevoked):
-				return refuse(http.StatusConflict, api.CodeGrantRevoked, "Grant revoked", "The order's grants were revoked.", g.Token, b.OrderID)
-			case errors.Is(err, store.ErrExpired):
-				return refuse(http.StatusGone, "token-expired", "Token expired", "The token was rotated and its grace period is over.", g.Token, b.OrderID)
-			case errors.Is(err, store.ErrGrantExpired):
-				return refuse(http.StatusForbidden, "grant-expired", "Grant expired", "The cardholder's authorization has expired.", g.Token, b.OrderID)
-			case errors.Is(err, store.ErrInvalid):
-				return refuse(http.StatusUnprocessableEntity, "invalid-request", "Invalid request", "The invoice must be printable text.", g.Token, b.OrderID)
-			}
-			return unavailable(err)
-		}
 	}
 	switch {
 	case err != nil:

@@ -60,10 +60,70 @@ func (s *Store) AddGrantAudited(ctx context.Context, g Grant, kind, actor, outco
 	return nil
 }
 
-func (s *Store) addGrant(ctx context.Context, g Grant, ev *AuditEvent) error {
-	if g.State == "" {
-		g.State = GrantPending
+// PendingGrant is a merchant's first step of a grant (DESIGN.md §7), in one
+// transaction: the token must be known (ErrNotFound) and owner's, or
+// shareable (ErrNotOwner); the grant held for (token, carrier, order id)
+// is returned as it is when there is one, in any state and of any merchant
+// — a retry is answered with what was bound first, and the caller judges
+// the rest; otherwise g is added pending with its audit entry (kind, actor,
+// outcome), once the token is found unexpired (ErrExpired). created
+// reports the addition. g is checked as AddGrant checks it.
+func (s *Store) PendingGrant(ctx context.Context, g Grant, owner, kind, actor, outcome string) (out Grant, created bool, err error) {
+	for _, f := range []string{kind, actor, outcome} {
+		if f == "" || !validText(f, 1024) {
+			return Grant{}, false, fmt.Errorf("%w: audit field", ErrInvalid)
+		}
 	}
+	g.State = GrantPending
+	if err := checkGrant(&g, s.now()); err != nil {
+		return Grant{}, false, err
+	}
+	var refused error
+	err = s.update(ctx, func(tx IndexTx) error {
+		now := s.now()
+		e, err := tx.Entry(ctx, g.Token)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			refused = ErrNotFound
+			return refused
+		case err != nil:
+			return err
+		case e.Owner != owner && !e.Shareable:
+			refused = ErrNotOwner
+			return refused
+		}
+		old, err := tx.Grant(ctx, g.Token, g.Carrier, g.OrderID)
+		switch {
+		case err == nil:
+			out = old
+			return nil
+		case !errors.Is(err, ErrNoGrant):
+			return err
+		case e.expiredAt(now):
+			refused = ErrExpired
+			return refused
+		}
+		if err := tx.InsertGrant(ctx, g, now); err != nil {
+			return err
+		}
+		out, created = g, true
+		return appendAudit(ctx, tx, AuditEvent{Time: now, Kind: kind, Actor: actor, Token: g.Token, OrderID: g.OrderID, Outcome: outcome})
+	})
+	switch {
+	case refused != nil:
+		return Grant{}, false, refused
+	case err != nil:
+		return Grant{}, false, fmt.Errorf("vault index: %w", err)
+	}
+	if created {
+		s.obs.audited(kind, outcome)
+	}
+	return out, created, nil
+}
+
+// checkGrant refuses a grant AddGrant would not add, whatever the index
+// holds, and gives one without an ID a random one.
+func checkGrant(g *Grant, now time.Time) error {
 	switch {
 	case g.State != GrantPending && g.State != GrantActive:
 		return fmt.Errorf("%w: a grant is added pending or active", ErrInvalid)
@@ -82,18 +142,27 @@ func (s *Store) addGrant(ctx context.Context, g Grant, ev *AuditEvent) error {
 	if _, err := ParseTokenType(g.Token); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	now := s.now()
 	if !now.Before(g.Expires) {
 		return ErrGrantExpired
 	}
-
-	idGiven := g.ID != ""
-	if !idGiven {
+	if g.ID == "" {
 		id, err := newGrantID()
 		if err != nil {
 			return err
 		}
 		g.ID = id
+	}
+	return nil
+}
+
+func (s *Store) addGrant(ctx context.Context, g Grant, ev *AuditEvent) error {
+	if g.State == "" {
+		g.State = GrantPending
+	}
+	now := s.now()
+	idGiven := g.ID != ""
+	if err := checkGrant(&g, now); err != nil {
+		return err
 	}
 	var refused error // the answer, as opposed to a failure of the index
 	err := s.update(ctx, func(tx IndexTx) error {

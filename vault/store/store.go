@@ -25,6 +25,7 @@ var (
 	ErrGrantConflict   = errors.New("vault: a different grant exists for this token, carrier and order")
 	ErrGrantPending    = errors.New("vault: grant pending the issuer's approval")
 	ErrGrantRevoked    = errors.New("vault: grant revoked")
+	ErrNotOwner        = errors.New("vault: the token belongs to another owner and is not shareable")
 	ErrAuditBroken     = errors.New("vault: audit chain broken")
 
 	ErrBadToken    = errors.New("vault: malformed token")

@@ -37,6 +37,7 @@ func runStore(t *testing.T, nv NewVault) {
 		{"Grants", testGrants},
 		{"UseGrantConcurrent", testUseGrantConcurrent},
 		{"GrantStates", testGrantStates},
+		{"PendingGrant", testPendingGrant},
 		{"AuditChain", testAuditChain},
 		{"AuditGroupCommit", testAuditGroupCommit},
 		{"PendingDuringOutage", testPendingDuringOutage},
@@ -709,6 +710,71 @@ func testRotationDuringOutage(t *testing.T, nv NewVault) {
 	oe, _ := e.s.Lookup(ctx, old)
 	if v, err := e.s.Reveal(ctx, oe.ReplacedBy); err != nil || string(v) != "+44 20 7946 0000" {
 		t.Fatalf("%q %v", v, err)
+	}
+}
+
+// testPendingGrant: a merchant's first grant step checks the token and its
+// owner, answers any grant made before as it is (in any state, of any
+// merchant), and otherwise adds the grant pending with its audit entry.
+func testPendingGrant(t *testing.T, nv NewVault) {
+	ctx := context.Background()
+	e := newEnv(t, nv, false)
+	tok, _, err := e.s.Register(ctx, "cardholder:alice", store.TypeAddress, "", []byte("1 Pending Way"), false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, _, err := e.s.Register(ctx, "cardholder:alice", store.TypeAddress, "", []byte("2 Shared Way"), true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown, _ := store.NewToken(store.TypeAddress)
+	exp := e.clk.Now().Add(time.Hour)
+	grant := func(token, merchant, order, invoice string) store.Grant {
+		return store.Grant{Token: token, Merchant: merchant, Carrier: "carrier:fast", OrderID: order, Invoice: invoice, Expires: exp, MaxUses: 3}
+	}
+	pending := func(g store.Grant, owner string) (store.Grant, bool, error) {
+		return e.s.PendingGrant(ctx, g, owner, "grant", g.Merchant, "ok:pending")
+	}
+	for _, tc := range []struct {
+		name  string
+		g     store.Grant
+		owner string
+		want  error
+	}{
+		{"unknown token", grant(unknown, "merchant:shop", "o-1", "inv"), "cardholder:alice", store.ErrNotFound},
+		{"malformed token", grant("tok_nonsense", "merchant:shop", "o-1", "inv"), "cardholder:alice", store.ErrNotFound},
+		{"another owner", grant(tok, "merchant:shop", "o-1", "inv"), "cardholder:bob", store.ErrNotOwner},
+		{"no invoice", grant(tok, "merchant:shop", "o-1", ""), "cardholder:alice", store.ErrInvalid},
+	} {
+		if _, _, err := pending(tc.g, tc.owner); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	first, created, err := pending(grant(tok, "merchant:shop", "o-1", "inv-1"), "cardholder:alice")
+	if err != nil || !created || first.State != store.GrantPending || first.ID == "" || first.Invoice != "inv-1" {
+		t.Fatalf("first: %+v %v %v", first, created, err)
+	}
+	// A retry with another invoice, and another merchant's request, get
+	// the grant made first, as it is.
+	for _, g := range []store.Grant{grant(tok, "merchant:shop", "o-1", "inv-2"), grant(tok, "merchant:other", "o-1", "inv-3")} {
+		again, created, err := pending(g, "cardholder:alice")
+		if err != nil || created || again.ID != first.ID || again.Invoice != "inv-1" || again.Merchant != "merchant:shop" {
+			t.Fatalf("again as %s: %+v %v %v, want the first grant", g.Merchant, again, created, err)
+		}
+	}
+	// A shareable token may be granted by anyone's order.
+	if _, created, err := pending(grant(shared, "merchant:shop", "o-2", "inv"), "cardholder:bob"); err != nil || !created {
+		t.Fatalf("shareable token: %v %v", created, err)
+	}
+	if n, err := e.s.RevokeGrants(ctx, "merchant:shop", "o-1", "declined"); err != nil || n != 1 {
+		t.Fatalf("revoke: %d %v", n, err)
+	}
+	if revoked, created, err := pending(grant(tok, "merchant:shop", "o-1", "inv-1"), "cardholder:alice"); err != nil || created || revoked.State != store.GrantRevoked {
+		t.Fatalf("after the revocation: %+v %v %v, want the revoked grant", revoked, created, err)
+	}
+	evs, err := e.b.Index.AuditFind(ctx, "grant", "ok:pending")
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("%d pending-grant entries (%v), want one per grant made", len(evs), err)
 	}
 }
 
