@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -464,7 +465,12 @@ func (s *Server) checkCatalog(ctx context.Context, sec *order.Section) *problem.
 	if err := money.Check(sec.Total.Currency); err != nil {
 		return problem.New(http.StatusUnprocessableEntity, money.CodeUnsupported, "Currency not supported", "currency: "+err.Error())
 	}
-	products, err := s.cfg.Store.Catalog(ctx)
+	skus := make([]string, 0, len(sec.Items))
+	for _, it := range sec.Items {
+		skus = append(skus, it.SKU)
+	}
+	slices.Sort(skus)
+	products, err := s.cfg.Store.Products(ctx, slices.Compact(skus))
 	if err != nil {
 		return unavailable(err)
 	}

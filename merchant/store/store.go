@@ -119,6 +119,10 @@ type Reader interface {
 	Ping(ctx context.Context) error
 	// Catalog lists the products by SKU.
 	Catalog(ctx context.Context) ([]Product, error)
+	// Products returns the catalog's products among skus, in no order:
+	// what an order's lines are checked against, without reading the
+	// whole catalog.
+	Products(ctx context.Context, skus []string) ([]Product, error)
 	// Get returns one order, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Order, error)
 	// GetWithoutBundle is Get without the bundle (Bundle nil), for a reader

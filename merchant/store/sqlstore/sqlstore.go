@@ -90,11 +90,26 @@ func (s *Store) PutProducts(ctx context.Context, ps []store.Product) error {
 
 // Catalog lists the products by SKU.
 func (s *Store) Catalog(ctx context.Context) ([]store.Product, error) {
-	return sqldb.Collect(ctx, s.db, func(r sqldb.Row) (store.Product, error) {
-		var p store.Product
-		err := r.Scan(&p.SKU, &p.Name, &p.UnitPrice, &p.Currency)
-		return p, err
-	}, `SELECT sku, name, unit_price, currency FROM catalog ORDER BY sku`)
+	return sqldb.Collect(ctx, s.db, scanProduct, `SELECT sku, name, unit_price, currency FROM catalog ORDER BY sku`)
+}
+
+func (s *Store) Products(ctx context.Context, skus []string) ([]store.Product, error) {
+	var out []store.Product
+	for chunk := range slices.Chunk(skus, sqldb.ListChunk(s.db)) {
+		cond, args := sqldb.In(s.db, "sku", 1, chunk)
+		ps, err := sqldb.Collect(ctx, s.db, scanProduct, `SELECT sku, name, unit_price, currency FROM catalog WHERE `+cond, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
+func scanProduct(r sqldb.Row) (store.Product, error) {
+	var p store.Product
+	err := r.Scan(&p.SKU, &p.Name, &p.UnitPrice, &p.Currency)
+	return p, err
 }
 
 const orderCols = `order_id, cardholder, header_hash, bundle, issuer, carrier, vault, ship_token, buyer_name, buyer_email,

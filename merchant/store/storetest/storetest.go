@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -86,6 +87,29 @@ func testCatalog(t *testing.T, st store.Store) {
 	ps, err := st.Catalog(ctx)
 	if err != nil || len(ps) != 2 || ps[0].SKU != "BOOK" || ps[1] != mug {
 		t.Fatalf("catalog %+v %v", ps, err)
+	}
+	// Products finds the SKUs asked for, and only those it has.
+	for _, tc := range []struct {
+		skus []string
+		want []string
+	}{
+		{nil, nil},
+		{[]string{"MUG"}, []string{"MUG"}},
+		{[]string{"MUG", "NOPE", "BOOK"}, []string{"BOOK", "MUG"}},
+		{[]string{"NOPE"}, nil},
+	} {
+		got, err := st.Products(ctx, tc.skus)
+		var skus []string
+		for _, p := range got {
+			skus = append(skus, p.SKU)
+			if p.SKU == "MUG" && p != mug {
+				t.Fatalf("Products %v: %+v, want %+v", tc.skus, p, mug)
+			}
+		}
+		slices.Sort(skus)
+		if err != nil || !slices.Equal(skus, tc.want) {
+			t.Fatalf("Products %v: %v %v, want %v", tc.skus, skus, err, tc.want)
+		}
 	}
 
 	// Another currency next to EUR is refused, and the refused batch
