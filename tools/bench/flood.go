@@ -39,7 +39,7 @@ const (
 // identity, from the limits that make it.
 func floodBound() string {
 	return fmt.Sprintf("a caller the route does not admit records no nonce (the role is checked first); "+
-		"an admitted one holds at most %d live nonces as a person, %d as another party, in the issuer's database, not its memory; "+
+		"an admitted one holds at most %d live nonces as a person, %d as another party, in the issuer's database and, on SQLite, its memory (about 100 bytes each); "+
 		"at most %d requests of one person are read at once, each body at most %d KiB: %.1f MiB of request memory per flooding identity",
 		nonce.PersonQuota, nonce.DaemonQuota, signedhttp.DefaultPerPerson, issuerapi.MaxBody>>10,
 		float64(signedhttp.DefaultPerPerson*issuerapi.MaxBody)/(1<<20))
