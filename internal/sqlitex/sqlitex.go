@@ -239,17 +239,46 @@ func step(ctx context.Context, conn *sql.Conn, version int, migration string, kn
 // syncs the WAL, whose frames reach the disk in order. For bookkeeping
 // whose loss in a power cut is harmless — work that then runs again
 // (an outbox job marked done), never for an acknowledged write.
-func ExecUnsynced(ctx context.Context, db *sql.DB, query string, args ...any) (sql.Result, error) {
-	l := WriteLock(db) // behind the group commits, not in SQLite's busy handler
+func ExecUnsynced(ctx context.Context, db *sql.DB, query string, args ...any) (res sql.Result, err error) {
+	err = unsynced(ctx, db, func(conn *sql.Conn) error {
+		res, err = conn.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// TxUnsynced runs fn in a transaction of its own committed at
+// synchronous=NORMAL, with ExecUnsynced's durability: for rows whose loss in
+// a power cut the next synchronous commit would have covered (the nonce
+// store's flushes).
+func TxUnsynced(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	return unsynced(ctx, db, func(conn *sql.Conn) error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// unsynced runs fn on a connection of db switched to synchronous=NORMAL,
+// holding db's write lock (behind the group commits, not in SQLite's busy
+// handler), and gives the connection back at FULL.
+func unsynced(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error) error {
+	l := WriteLock(db)
 	l.Lock()
 	defer l.Unlock()
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-		return nil, err
+		return err
 	}
 	defer func() {
 		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); err != nil {
@@ -258,5 +287,5 @@ func ExecUnsynced(ctx context.Context, db *sql.DB, query string, args ...any) (s
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	return conn.ExecContext(ctx, query, args...)
+	return fn(conn)
 }

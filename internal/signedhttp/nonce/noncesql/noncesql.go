@@ -29,7 +29,6 @@ import (
 	"container/heap"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -173,10 +172,7 @@ func (s *Store) Record(ctx context.Context, callerID, n string, now, expires tim
 	heap.Push(&s.exp, expiry{at: exp, caller: callerID, nonce: n})
 	s.pending = append(s.pending, row{callerID, n, exp})
 	s.newest = max(s.newest, at)
-	if !s.timer {
-		s.timer = true
-		time.AfterFunc(s.flushEvery, s.flushLater)
-	}
+	s.later()
 	s.mu.Unlock()
 	return nil
 }
@@ -299,6 +295,11 @@ func (s *Store) answer(rows []row, prune int64, err error) {
 	} else if prune > 0 {
 		s.lastPrune = prune
 	}
+	s.later()
+}
+
+// later schedules a flush of what is pending, unless one is. s.mu is held.
+func (s *Store) later() {
 	if len(s.pending) > 0 && !s.timer && !s.closed {
 		s.timer = true
 		time.AfterFunc(s.flushEvery, s.flushLater)
@@ -343,43 +344,32 @@ func (s *Store) close() {
 }
 
 // Flush writes the pending rows now, in a transaction of its own at
-// synchronous=NORMAL, queued behind the group commits (sqlitex.WriteLock).
-func (s *Store) Flush(ctx context.Context) (err error) {
-	l := sqlitex.WriteLock(s.db)
-	l.Lock()
-	defer l.Unlock()
-	rows, prune, ok := s.take()
-	if !ok {
+// synchronous=NORMAL (sqlitex.TxUnsynced, queued behind the group commits).
+func (s *Store) Flush(ctx context.Context) error {
+	if !s.Pending() {
 		return nil
 	}
-	defer func() { s.answer(rows, prune, err) }()
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("nonce store: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-		return fmt.Errorf("nonce store: %w", err)
-	}
-	defer func() {
-		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); rerr != nil {
-			// A connection left at NORMAL must never carry another
-			// write: take it out of the pool.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	var (
+		rows  []row
+		prune int64
+		taken bool
+	)
+	err := sqlitex.TxUnsynced(ctx, s.db, func(tx *sql.Tx) error {
+		// Taken under the write lock: no group commit stages them meanwhile.
+		if rows, prune, taken = s.take(); !taken {
+			return nil
 		}
-	}()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("nonce store: %w", err)
+		return write(ctx, tx, rows, prune)
+	})
+	switch {
+	case taken:
+		s.answer(rows, prune, err) // after the commit: a failed one keeps them pending, and tries again
+	case err != nil:
+		s.mu.Lock()
+		s.later()
+		s.mu.Unlock()
 	}
-	if err := write(ctx, tx, rows, prune); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("nonce store: %w", err)
-	}
-	return nil
+	return err
 }
 
 // Prune writes the pending rows, then deletes every nonce expired at now.
